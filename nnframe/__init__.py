@@ -1,0 +1,43 @@
+"""nnframe: a numpy training framework with explicit forward and backward nodes.
+
+The public names are imported lazily so that ``nnframe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "Node": "nnframe.node",
+    "hookimpl": "nnframe.hookspecs",
+    "hookspec": "nnframe.hookspecs",
+    "Component": "nnframe.components",
+    "Params": "nnframe.components",
+    "NodeContext": "nnframe.components",
+    "DatasetContext": "nnframe.components",
+    "NNFrameError": "nnframe.errors",
+    "UserError": "nnframe.errors",
+    "get_plugin_manager": "nnframe.plugins",
+    "RunContext": "nnframe.run",
+    "StepMetrics": "nnframe.run",
+    "EvalMetrics": "nnframe.run",
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+if TYPE_CHECKING:
+    from nnframe.components import Component, DatasetContext, NodeContext, Params
+    from nnframe.errors import NNFrameError, UserError
+    from nnframe.hookspecs import hookimpl, hookspec
+    from nnframe.node import Node
+    from nnframe.plugins import get_plugin_manager
+    from nnframe.run import EvalMetrics, RunContext, StepMetrics
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'nnframe' has no attribute {name!r}")

@@ -1,0 +1,34 @@
+"""The one place that knows how arrays are created and which dtypes are allowed.
+
+Nodes and optimizers create arrays through these functions so that a later
+backend (CuPy on a GPU) changes one module, not every node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+xp = np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def as_dtype(name: str | np.dtype | type) -> np.dtype:
+    """The numpy dtype for a config name such as ``"float32"``."""
+    if isinstance(name, str):
+        if name not in DTYPES:
+            raise ValueError(f"unsupported dtype {name!r}; use one of {', '.join(DTYPES)}")
+        return np.dtype(DTYPES[name])
+    return np.dtype(name)
+
+
+def zeros(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
+    return xp.zeros(shape, dtype=as_dtype(dtype))
+
+
+def zeros_like(array: np.ndarray) -> np.ndarray:
+    return xp.zeros_like(array)
+
+
+def is_floating(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.floating)

@@ -1,0 +1,96 @@
+"""How a plugin declares a component: a name, its parameters, and how to build it.
+
+A component declares its parameters once, as a :class:`Params` model. That one
+declaration validates config sections, feeds ``nnframe schema`` and the
+``nnframe plugins`` listing, and is what ``build`` receives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Kind = Literal["node", "loss", "optimizer", "dataset"]
+KINDS: tuple[Kind, ...] = ("node", "loss", "optimizer", "dataset")
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model; unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class NodeContext:
+    """What a node's ``build`` knows about where it sits in the model.
+
+    ``input_shapes`` are the shapes of a sample batch reaching the node (batch
+    axis first), so ``input_shapes[0][-1]`` is the input width that decides
+    ``W``'s rows. ``rng`` is the model's initialisation stream.
+    """
+
+    name: str
+    input_shapes: list[tuple[int, ...]]
+    dtype: np.dtype
+    rng: np.random.Generator
+
+    @property
+    def in_features(self) -> int:
+        return self.input_shapes[0][-1]
+
+
+@dataclass
+class DatasetContext:
+    """What a dataset's ``build`` receives besides its params.
+
+    ``base_dir`` is the directory of the config file, against which relative
+    data paths resolve; ``rng`` is the data stream derived from the seed.
+    """
+
+    base_dir: Path
+    rng: np.random.Generator
+    dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component of one ``kind``.
+
+    ``build`` takes the validated params and, for nodes, a :class:`NodeContext`;
+    for datasets, a :class:`DatasetContext`; losses and optimizers take the
+    params alone.
+    """
+
+    name: str
+    kind: Kind
+    params: type[Params]
+    build: Callable[..., Any]
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        text = self.description or (self.build.__doc__ or "")
+        return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def node(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:
+    return Component(name, "node", params, build, description)
+
+
+def loss(name: str, params: type[Params], build: Callable[..., Any], description: str = "",
+         classification: bool = True) -> Component:
+    """A loss; ``classification`` says whether accuracy (argmax vs target) is meaningful."""
+    return Component(name, "loss", params, build, description, {"classification": classification})
+
+
+def optimizer(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:
+    return Component(name, "optimizer", params, build, description)
+
+
+def dataset(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:
+    return Component(name, "dataset", params, build, description)

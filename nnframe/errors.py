@@ -1,0 +1,80 @@
+"""The error types nnframe raises.
+
+Every error a user can cause derives from :class:`UserError`; the CLI prints its
+message without a traceback and exits with code 2. Anything else is a bug
+(exit code 1).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class NNFrameError(Exception):
+    """Base of every error nnframe raises on purpose."""
+
+
+class UserError(NNFrameError):
+    """Bad input from the user: config, data, arguments or files. Exit code 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config value is wrong; names the file and the field path."""
+
+    def __init__(self, message: str, *, file: str | None = None, path: str | None = None):
+        self.file = file
+        self.path = path
+        where = ", ".join(part for part in (file, f"field {path}" if path else None) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class DataError(UserError):
+    """A dataset is malformed: NaN, mismatched lengths, bad labels, too small."""
+
+
+class GraphError(UserError):
+    """A model graph is malformed: a cycle, an unknown input, an unreachable node."""
+
+
+class PluginError(UserError):
+    """A plugin could not be loaded, or two plugins claim one name."""
+
+
+class UnknownComponentError(UserError):
+    """A config names a component that no loaded plugin registers."""
+
+    def __init__(self, kind: str, name: str, available: Iterable[str]):
+        self.kind = kind
+        self.name = name
+        self.available = sorted(available)
+        super().__init__(unknown_name_message(f"{kind} type", name, self.available)
+                         + "; a plugin may be missing (see `nnframe plugins`)")
+
+
+class CheckpointError(UserError):
+    """A checkpoint is missing, truncated, corrupted or from another model."""
+
+
+class NonFiniteError(NNFrameError):
+    """Training produced a NaN or infinity. Exit code 3."""
+
+    exit_code = 3
+
+
+def close_match(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name``, if any is close enough to suggest."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_name_message(what: str, name: str, available: Iterable[str]) -> str:
+    """"unknown node type 'afine'; available: affine, matmul (did you mean 'affine'?)"."""
+    names = sorted(available)
+    message = f"unknown {what} {name!r}; available: {', '.join(names) if names else '(none)'}"
+    suggestion = close_match(name, names)
+    if suggestion:
+        message += f" (did you mean {suggestion!r}?)"
+    return message

@@ -1,0 +1,110 @@
+"""The plugin contract: every hook nnframe calls, and when.
+
+A plugin is a module (or, for per-run state, an object) with functions named
+after these hooks and marked with :data:`nnframe.hookimpl`. nnframe's own
+components are registered through exactly these hooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from nnframe.components import Component
+    from nnframe.run import EvalMetrics, RunContext, StepMetrics
+
+hookspec = pluggy.HookspecMarker("nnframe")
+hookimpl = pluggy.HookimplMarker("nnframe")
+
+# --------------------------------------------------------------------------
+# Registration: called once when a plugin manager builds its registries.
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def nnframe_register_nodes() -> list[Component]:
+    """Return the graph-node components this plugin provides.
+
+    Called once per plugin manager, when its registries are built. Each item is
+    a :class:`nnframe.Component` of kind ``"node"`` (made with
+    :func:`nnframe.components.node`); its ``build(params, ctx)`` returns a
+    :class:`nnframe.Node`. A name registered by two plugins is an error.
+    """
+
+
+@hookspec
+def nnframe_register_losses() -> list[Component]:
+    """Return the loss components this plugin provides.
+
+    Called once per plugin manager. ``build(params)`` returns an object with
+    ``forward(x, t) -> float`` (the batch mean) and ``backward(dout=1.0) -> dx``.
+    """
+
+
+@hookspec
+def nnframe_register_optimizers() -> list[Component]:
+    """Return the optimizer components this plugin provides.
+
+    Called once per plugin manager. ``build(params)`` returns an
+    :class:`nnframe.optimizers.Optimizer` that updates parameters in place.
+    """
+
+
+@hookspec
+def nnframe_register_datasets() -> list[Component]:
+    """Return the dataset components this plugin provides.
+
+    Called once per plugin manager. ``build(params, ctx)`` returns an
+    :class:`nnframe.data.Dataset`; the validation split is applied by nnframe
+    from the common ``val_fraction`` field unless the dataset brings its own.
+    """
+
+
+# --------------------------------------------------------------------------
+# Training events: called by the training loop, in this order.
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def nnframe_configure_run(run: RunContext) -> None:
+    """Set up per-run state before anything else happens in a run.
+
+    Called once per run, before :func:`nnframe_run_start`. A logger that keeps
+    state (an open file, a writer) registers an object holding it here with
+    ``run.register(obj)``; that object's hook implementations then receive the
+    run's events and it is unregistered after :func:`nnframe_run_end`.
+    """
+
+
+@hookspec
+def nnframe_run_start(run: RunContext) -> None:
+    """Called once when training starts or resumes, before the first step.
+
+    ``run.step`` is the optimizer step training continues from (0 for a new run).
+    """
+
+
+@hookspec
+def nnframe_step_end(run: RunContext, metrics: StepMetrics) -> None:
+    """Called after every optimizer step.
+
+    ``metrics.logged`` is true on the steps that fall on ``log.every``; only on
+    those are ``accuracy`` and ``grad_norms`` filled in, because computing them
+    on every step would slow training down.
+    """
+
+
+@hookspec
+def nnframe_evaluation_end(run: RunContext, metrics: EvalMetrics) -> None:
+    """Called after each evaluation on the validation set, with its loss and accuracy."""
+
+
+@hookspec
+def nnframe_run_end(run: RunContext, status: str, summary: dict[str, Any]) -> None:
+    """Called once when training stops, whatever the reason.
+
+    ``status`` is ``"completed"``, ``"interrupted"``, ``"diverged"`` or
+    ``"failed"``; ``summary`` holds the final metrics written to ``summary.json``.
+    """

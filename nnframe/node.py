@@ -1,0 +1,45 @@
+"""The node protocol every layer follows, as in the book's ``common/layers.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Node:
+    """A graph node: ``forward(*inputs)`` returns the output, ``backward(dout)`` the input gradients.
+
+    ``params`` and ``grads`` are lists of arrays with equal shapes and dtypes,
+    allocated once. ``backward`` writes parameter gradients *in place*
+    (``self.grads[0][...] = dW``) so an optimizer or logger holding a reference
+    sees the new values. With several inputs, ``backward`` returns a tuple with
+    one gradient per input.
+
+    ``training`` is the train/eval switch (a model flips it on every node at
+    once). ``need_dx`` is cleared by the model when no gradient is needed for the
+    input (the first layer), so nodes may skip computing it and return ``None``.
+    """
+
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.params: list[np.ndarray] = []
+        self.grads: list[np.ndarray] = []
+        self.training = True
+        self.need_dx = True
+
+    def forward(self, *inputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, param, grad)`` for each parameter; names come from ``param_names``."""
+        names = self.param_names or tuple(f"p{i}" for i in range(len(self.params)))
+        return list(zip(names, self.params, self.grads))
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name}{tuple(p.shape)}" for name, p, _ in self.named_params())
+        return f"{type(self).__name__}({shapes})"

@@ -1,0 +1,236 @@
+"""The plugin manager: loads ``nnframe`` entry points one at a time and builds the registries.
+
+Built-in components arrive through nnframe's own entry points, by the same code
+path as any third-party plugin. A plugin that fails to import, raises inside a
+registration hook or implements a hook that does not exist is recorded as
+*broken* with its distribution, version and error, and everything else keeps
+working; in strict mode (``NNFRAME_STRICT_PLUGINS=1`` or ``--strict-plugins``)
+it is an error instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+
+import pluggy
+
+from nnframe import hookspecs
+from nnframe.components import KINDS, Component, Kind
+from nnframe.errors import PluginError, UnknownComponentError, close_match
+
+GROUP = "nnframe"
+AUTOLOAD_OFF_ENV = "NNFRAME_DISABLE_PLUGIN_AUTOLOAD"
+STRICT_ENV = "NNFRAME_STRICT_PLUGINS"
+REGISTER_HOOKS: dict[Kind, str] = {
+    "node": "nnframe_register_nodes",
+    "loss": "nnframe_register_losses",
+    "optimizer": "nnframe_register_optimizers",
+    "dataset": "nnframe_register_datasets",
+}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a registered plugin comes from."""
+
+    name: str
+    dist: str
+    version: str
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that could not be used, and why."""
+
+    name: str
+    dist: str
+    version: str
+    error: str
+
+    def describe(self) -> str:
+        return f"plugin {self.name!r} from {self.dist} {self.version}: {self.error}"
+
+
+@dataclass(frozen=True)
+class Registered:
+    component: Component
+    plugin: PluginInfo
+
+
+@dataclass
+class Registry:
+    """Components of one kind by name, each with the plugin that registered it."""
+
+    kind: Kind
+    entries: dict[str, Registered] = field(default_factory=dict)
+
+    def get(self, name: str) -> Component:
+        try:
+            return self.entries[name].component
+        except KeyError:
+            raise UnknownComponentError(self.kind, name, self.entries) from None
+
+    def plugin_of(self, name: str) -> PluginInfo:
+        return self.entries[name].plugin
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[Component]:
+        return (self.entries[name].component for name in self.names())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, component: Component, plugin: PluginInfo) -> None:
+        if component.name in self.entries:
+            first = self.entries[component.name].plugin
+            raise PluginError(
+                f"two plugins register the {self.kind} {component.name!r}: "
+                f"{first.dist} {first.version} (plugin {first.name!r}) and "
+                f"{plugin.dist} {plugin.version} (plugin {plugin.name!r}); uninstall one of them"
+            )
+        self.entries[component.name] = Registered(component, plugin)
+
+
+class Plugins:
+    """A pluggy plugin manager with nnframe's registries built from it.
+
+    Make one with :func:`get_plugin_manager`; tests get a fresh one each.
+    """
+
+    def __init__(self, strict: bool = False) -> None:
+        self.pm = pluggy.PluginManager("nnframe")
+        self.pm.add_hookspecs(hookspecs)
+        self.strict = strict
+        self.infos: dict[str, PluginInfo] = {}
+        self.broken: list[BrokenPlugin] = []
+        self._registries: dict[Kind, Registry] | None = None
+
+    @property
+    def hook(self) -> pluggy.HookRelay:
+        return self.pm.hook
+
+    def register(self, plugin: object, name: str, dist: str = "(local)", version: str = "") -> bool:
+        """Register one plugin module or object; returns False (and records why) if it is broken."""
+        info = PluginInfo(name, dist, version)
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy rejects malformed hook implementations
+            self._record_broken(info, f"{type(exc).__name__}: {exc}")
+            return False
+        unknown = [caller.name for caller in self.pm.get_hookcallers(plugin) or [] if not caller.has_spec()]
+        if unknown:
+            self.pm.unregister(plugin)
+            self._record_broken(info, "; ".join(_unknown_hook_message(hook) for hook in unknown))
+            return False
+        self.infos[name] = info
+        self._registries = None
+        return True
+
+    def load_entry_points(self, group: str = GROUP) -> None:
+        """Import and register every entry point of ``group``, one at a time."""
+        seen: set[tuple[str, str]] = set()
+        for ep in metadata.entry_points(group=group):
+            if (ep.name, ep.value) in seen:
+                continue
+            seen.add((ep.name, ep.value))
+            dist = ep.dist.name if ep.dist else "(unknown)"
+            version = ep.dist.version if ep.dist else ""
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._record_broken(PluginInfo(ep.name, dist, version), f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            if self.pm.is_registered(plugin):
+                continue
+            self.register(plugin, name=ep.name if ep.name not in self.infos else f"{dist}:{ep.name}",
+                          dist=dist, version=version)
+
+    def registry(self, kind: Kind) -> Registry:
+        if self._registries is None:
+            self._registries = self._build_registries()
+        return self._registries[kind]
+
+    @property
+    def nodes(self) -> Registry:
+        return self.registry("node")
+
+    @property
+    def losses(self) -> Registry:
+        return self.registry("loss")
+
+    @property
+    def optimizers(self) -> Registry:
+        return self.registry("optimizer")
+
+    @property
+    def datasets(self) -> Registry:
+        return self.registry("dataset")
+
+    def versions(self) -> dict[str, str]:
+        """Distribution versions of every loaded plugin, for run summaries."""
+        return {info.dist: info.version for info in self.infos.values()}
+
+    def _build_registries(self) -> dict[Kind, Registry]:
+        registries = {kind: Registry(kind) for kind in KINDS}
+        for kind, hook_name in REGISTER_HOOKS.items():
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "(local)", ""))
+                for component in self._call_register_hook(impl, hook_name, info):
+                    if not isinstance(component, Component) or component.kind != kind:
+                        self._record_broken(info, f"{hook_name} returned {component!r}, not a {kind} Component")
+                        continue
+                    registries[kind].add(component, info)
+        return registries
+
+    def _call_register_hook(self, impl: pluggy.HookImpl, hook_name: str, info: PluginInfo) -> Iterable:
+        try:
+            return list(impl.function() or [])
+        except Exception as exc:
+            self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+            return []
+
+    def _record_broken(self, info: PluginInfo, error: str) -> None:
+        broken = BrokenPlugin(info.name, info.dist, info.version, error)
+        if self.strict:
+            raise PluginError(f"{broken.describe()} (strict plugin mode is on)")
+        self.broken.append(broken)
+
+
+def _unknown_hook_message(hook: str) -> str:
+    known = [name for name in dir(hookspecs) if name.startswith("nnframe_")]
+    suggestion = close_match(hook, known)
+    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+    return f"implements unknown hook {hook!r}{hint}"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
+                       plugins: Iterable[tuple[str, ModuleType | object]] = ()) -> Plugins:
+    """A fresh plugin manager.
+
+    ``autoload`` (default: on unless ``NNFRAME_DISABLE_PLUGIN_AUTOLOAD`` is set)
+    loads every ``nnframe`` entry point, the built-ins included; with it off, no
+    components are registered except ``plugins``, given as ``(name, plugin)``.
+    """
+    if autoload is None:
+        autoload = not _env_flag(AUTOLOAD_OFF_ENV)
+    if strict is None:
+        strict = _env_flag(STRICT_ENV)
+    manager = Plugins(strict=strict)
+    if autoload:
+        manager.load_entry_points()
+    for name, plugin in plugins:
+        manager.register(plugin, name=name)
+    return manager

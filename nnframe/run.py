@@ -1,0 +1,75 @@
+"""What the training-event hooks receive: the run, and the metrics of a step or evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+
+@dataclass
+class StepMetrics:
+    """The state after one optimizer step.
+
+    ``accuracy`` and ``grad_norms`` are filled in only when ``logged`` is true.
+    ``grad_norms`` maps ``"global"`` and each ``"<node>/<param>"`` to the L2 norm
+    of the gradient before clipping and before the update.
+    """
+
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    logged: bool = False
+    accuracy: float | None = None
+    grad_norms: dict[str, float] | None = None
+
+
+@dataclass
+class EvalMetrics:
+    """Loss and accuracy on the validation set at optimizer step ``step``."""
+
+    step: int
+    epoch: int
+    loss: float
+    accuracy: float | None
+
+
+@dataclass
+class RunContext:
+    """One training run as plugins see it.
+
+    ``config`` is the fully resolved experiment config as a plain dict;
+    ``run_dir`` is ``None`` when the run writes nothing (a dry or in-memory run).
+    ``model`` and ``optimizer`` are the live objects, so a logger can read
+    parameters and gradients. ``summary`` collects what goes into ``summary.json``.
+    """
+
+    name: str
+    config: dict[str, Any]
+    run_dir: Path | None
+    plugin_manager: pluggy.PluginManager
+    model: Any = None
+    optimizer: Any = None
+    step: int = 0
+    epoch: int = 0
+    resumed: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+    _registered: list[object] = field(default_factory=list)
+
+    def register(self, plugin: object) -> None:
+        """Register a per-run plugin object; it is unregistered when the run ends."""
+        self.plugin_manager.register(plugin)
+        self._registered.append(plugin)
+
+    def unregister_all(self) -> None:
+        for plugin in reversed(self._registered):
+            if self.plugin_manager.is_registered(plugin):
+                self.plugin_manager.unregister(plugin)
+        self._registered.clear()
+
+    @property
+    def hook(self) -> Any:
+        return self.plugin_manager.hook

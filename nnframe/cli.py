@@ -1,0 +1,175 @@
+"""The ``nnframe`` command line: parses arguments and delegates; the work lives in the library.
+
+Exit codes: 0 success; 1 internal error; 2 bad input (config, data, arguments),
+one message and no traceback; 3 training diverged; 130/143 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(
+    name="nnframe",
+    help="Train numpy neural networks from YAML experiments, with plugins and TensorBoard.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Overrides such as optimizer.lr=0.1 model.0.out=20 (values are YAML).", show_default=False),
+]
+StrictOption = Annotated[
+    bool, typer.Option("--strict-plugins", help="Treat a broken plugin as an error (also NNFRAME_STRICT_PLUGINS=1).")
+]
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def reports_errors(command: F) -> F:
+    """Turn nnframe's errors into a message and an exit code; anything else is a bug (exit 1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from nnframe.errors import NNFrameError
+
+        try:
+            return command(*args, **kwargs)
+        except NNFrameError as exc:
+            fail(str(exc), getattr(exc, "exit_code", 1))
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def plugin_manager(strict: bool = False) -> Any:
+    from nnframe.plugins import get_plugin_manager
+
+    plugins = get_plugin_manager(strict=strict or None)
+    for broken in plugins.broken:
+        typer.echo(f"warning: {broken.describe()}", err=True)
+    return plugins
+
+
+@app.command()
+@reports_errors
+def train(
+    config: ConfigArg,
+    overrides: OverridesArg = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run directories go.")] = Path("runs"),
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this directory.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    strict_plugins: StrictOption = False,
+) -> None:
+    """Train an experiment and log it to a new run directory."""
+    from nnframe.launch import train as run_training
+
+    result = run_training(config, list(overrides or []), plugin_manager(strict_plugins), runs_dir=runs_dir,
+                          resume=resume, quiet=quiet)
+    typer.echo(f"run: {result.run_dir}")
+    for name, value in result.summary.get("metrics", {}).items():
+        if value is not None:
+            typer.echo(f"{name}: {value:.4f}")
+
+
+@app.command()
+@reports_errors
+def validate(config: ConfigArg, overrides: OverridesArg = None, strict_plugins: StrictOption = False) -> None:
+    """Check a config (and its data) and print it fully resolved."""
+    from nnframe.launch import prepare
+
+    experiment = prepare(config, list(overrides or []), plugin_manager(strict_plugins))
+    typer.echo(experiment.config.to_yaml(), nl=False)
+
+
+@app.command()
+@reports_errors
+def schema(strict_plugins: StrictOption = False) -> None:
+    """Print the JSON Schema of experiment configs, plugin components included."""
+    from nnframe.config import ConfigModels
+
+    typer.echo(json.dumps(ConfigModels(plugin_manager(strict_plugins)).json_schema(), indent=2))
+
+
+@app.command()
+@reports_errors
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    strict_plugins: StrictOption = False,
+) -> None:
+    """List every registered component by kind, and broken plugins with their errors."""
+    from nnframe.listing import plugins_json, plugins_table
+
+    manager = plugin_manager(strict_plugins)
+    if as_json:
+        typer.echo(json.dumps(plugins_json(manager), indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(plugins_table(manager))
+
+
+@app.command()
+@reports_errors
+def gradcheck(
+    config: ConfigArg,
+    overrides: OverridesArg = None,
+    batch: Annotated[int, typer.Option(help="Examples in the checked batch.")] = 4,
+    tolerance: Annotated[float, typer.Option(help="Largest relative error accepted.")] = 1e-5,
+    strict_plugins: StrictOption = False,
+) -> None:
+    """Check the configured model's gradients numerically in float64."""
+    from nnframe.gradcheck import check_experiment
+
+    report = check_experiment(config, list(overrides or []), plugin_manager(strict_plugins), batch, tolerance)
+    for name, error in report.errors.items():
+        typer.echo(f"{name:<30} {error:.3e}")
+    typer.echo(f"worst: {report.worst_name} {report.worst_error:.3e} (tolerance {tolerance:g})")
+    if not report.ok:
+        fail(f"gradient check failed: {report.worst_name} has relative error {report.worst_error:.3e}", 1)
+
+
+@app.command()
+@reports_errors
+def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Path("runs")) -> None:
+    """List runs, newest first, with their status and final metrics."""
+    from nnframe.tracking import format_runs_table, list_runs
+
+    from rich.console import Console
+
+    Console().print(format_runs_table(list_runs(runs_dir)))
+
+
+@app.command()
+@reports_errors
+def board(
+    runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Path("runs"),
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 6006,
+) -> None:
+    """Start TensorBoard on the runs directory."""
+    from nnframe.board import launch_board
+
+    raise typer.Exit(launch_board(runs_dir, host=host, port=port))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

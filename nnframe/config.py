@@ -1,0 +1,152 @@
+"""The experiment config: pydantic models, built from the registries of a plugin manager.
+
+Component sections (``data``, each model node, ``loss``, ``optimizer``) are
+discriminated unions on ``type`` whose arms are made from the parameter model
+each registered component declares, so one declaration serves validation, the
+JSON Schema and the listings, and plugins extend the schema by registering.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, model_validator
+
+from nnframe.components import Component
+from nnframe.plugins import Plugins, Registry
+from nnframe.schedules import ConstantSchedule, ScheduleConfig
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+RESERVED_NODE_FIELDS = ("type", "name", "inputs")
+
+
+class Section(BaseModel):
+    """Base of every config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainConfig(Section):
+    """How long and how to train."""
+
+    epochs: int | None = Field(None, gt=0, description="Passes over the training set.")
+    max_steps: int | None = Field(None, gt=0, description="Optimizer steps; training stops at whichever of epochs/max_steps comes first.")
+    batch_size: int = Field(32, gt=0, description="Examples per mini-batch.")
+    drop_last: bool = Field(False, description="Drop the last partial batch of each epoch.")
+    shuffle: bool = Field(True, description="Reshuffle the training set every epoch.")
+    dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point type of parameters and activations.")
+    clip_grad_norm: float | None = Field(None, gt=0, description="Scale gradients down to this global L2 norm.")
+    on_nonfinite: Literal["stop", "skip_step"] = Field("stop", description="What to do when the loss or a gradient is NaN or infinite.")
+    eval_every: int | None = Field(None, gt=0, description="Evaluate every N optimizer steps; by default at the end of each epoch.")
+
+    @model_validator(mode="after")
+    def _has_length(self) -> TrainConfig:
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("set train.epochs or train.max_steps")
+        return self
+
+
+class LogConfig(Section):
+    """What the run logs, and how often."""
+
+    every: int = Field(10, gt=0, description="Log training metrics every N optimizer steps.")
+    grad_norms: bool = Field(True, description="Log the global and per-parameter gradient norms.")
+    histograms_every: int = Field(0, ge=0, description="Log weight and gradient histograms every N steps (0: never).")
+    tensorboard: bool = Field(True, description="Write TensorBoard event files.")
+
+
+class CheckpointConfig(Section):
+    """When checkpoints are written and how many are kept."""
+
+    every: int = Field(0, ge=0, description="Save every N optimizer steps (0: only at the end and on interruption).")
+    keep: int = Field(3, ge=1, description="Keep the newest K checkpoints.")
+    best_metric: str | None = Field("val/accuracy", description="Also keep the best checkpoint by this validation metric (val/loss or val/accuracy); null to disable.")
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> CheckpointConfig:
+        if self.best_metric not in (None, "val/loss", "val/accuracy"):
+            raise ValueError(f"best_metric must be 'val/loss', 'val/accuracy' or null, found {self.best_metric!r}")
+        return self
+
+
+def _arm(component: Component, suffix: str, extra_fields: dict[str, Any]) -> type[BaseModel]:
+    clash = set(extra_fields) & set(component.params.model_fields)
+    fields = {key: value for key, value in extra_fields.items() if key not in clash}
+    title = "".join(part.capitalize() for part in component.name.split("_")) + suffix
+    return create_model(title, __base__=component.params, __doc__=component.summary() or None,
+                        type=(Literal[component.name], Field(description=component.summary())), **fields)
+
+
+def _union(arms: list[type[BaseModel]]) -> Any:
+    if not arms:
+        return Annotated[dict, Field(description="no components of this kind are registered")]
+    if len(arms) == 1:
+        return arms[0]
+    return Annotated[Union[tuple(arms)], Field(discriminator="type")]
+
+
+class ConfigModels:
+    """The config models for one plugin manager's registries."""
+
+    def __init__(self, plugins: Plugins) -> None:
+        self.plugins = plugins
+
+    def _arms(self, registry: Registry, suffix: str, extra: dict[str, Any]) -> list[type[BaseModel]]:
+        return [_arm(component, suffix, extra) for component in registry]
+
+    @cached_property
+    def node(self) -> Any:
+        extra = {
+            "name": (str | None, Field(None, pattern=NAME_PATTERN, description="Node name; by default type and position (affine1).")),
+            "inputs": (list[str] | None, Field(None, description="Names of the values this node consumes (graph form).")),
+        }
+        return _union(self._arms(self.plugins.nodes, "Node", extra))
+
+    @cached_property
+    def loss(self) -> Any:
+        return _union(self._arms(self.plugins.losses, "Loss", {}))
+
+    @cached_property
+    def optimizer(self) -> Any:
+        extra = {"schedule": (ScheduleConfig, Field(default_factory=ConstantSchedule,
+                                                     description="Learning-rate schedule."))}
+        return _union(self._arms(self.plugins.optimizers, "Optimizer", extra))
+
+    @cached_property
+    def data(self) -> Any:
+        return _union(self._arms(self.plugins.datasets, "Data", {}))
+
+    @cached_property
+    def graph(self) -> type[BaseModel]:
+        return create_model(
+            "GraphModel", __base__=Section,
+            inputs=(list[str], Field(default_factory=lambda: ["x"], description="Names of the model inputs.")),
+            nodes=(list[self.node], Field(min_length=1, description="The nodes; each names its inputs.")),
+            output=(str, Field(description="The node whose value is the model output.")),
+        )
+
+    @cached_property
+    def experiment(self) -> type[BaseModel]:
+        model_field = Annotated[
+            Union[Annotated[list[self.node], Tag("sequential"), Field(min_length=1)],
+                  Annotated[self.graph, Tag("graph")]],
+            Discriminator(lambda value: "sequential" if isinstance(value, list) else "graph"),
+        ]
+        return create_model(
+            "Experiment", __base__=Section,
+            name=(str, Field(pattern=NAME_PATTERN, description="Experiment name; runs go to <runs-dir>/<name>/.")),
+            seed=(int, Field(0, ge=0, description="The one seed every random stream derives from.")),
+            data=(self.data, Field(description="The dataset.")),
+            model=(model_field, Field(description="A list of nodes (sequential) or a graph with named inputs.")),
+            loss=(self.loss, Field(description="The loss node.")),
+            optimizer=(self.optimizer, Field(description="The update rule.")),
+            train=(TrainConfig, Field(description="Training length and batching.")),
+            log=(LogConfig, Field(default_factory=LogConfig, description="Logging.")),
+            checkpoint=(CheckpointConfig, Field(default_factory=CheckpointConfig, description="Checkpoints.")),
+        )
+
+    def json_schema(self) -> dict[str, Any]:
+        schema = self.experiment.model_json_schema()
+        schema["title"] = "nnframe experiment"
+        return schema

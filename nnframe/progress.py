@@ -1,0 +1,98 @@
+"""Progress displays: a rich progress bar on a terminal, plain periodic lines otherwise.
+
+Each is a per-run plugin object receiving the training events, registered by
+the CLI, so the training loop knows nothing about terminals.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from nnframe.hookspecs import hookimpl
+from nnframe.run import EvalMetrics, RunContext, StepMetrics
+
+PLAIN_LINES = 20
+
+
+class PlainProgress:
+    """About ``PLAIN_LINES`` lines per run, for logs and pipes: step, epoch, loss, steps/s."""
+
+    def __init__(self, total_steps: int, stream: TextIO | None = None) -> None:
+        self.total_steps = total_steps
+        self.stream = stream or sys.stdout
+        self.every = max(1, total_steps // PLAIN_LINES)
+        self._started = time.perf_counter()
+        self._first_step = 0
+
+    @hookimpl
+    def nnframe_run_start(self, run: RunContext) -> None:
+        self._started = time.perf_counter()
+        self._first_step = run.step
+        verb = "resuming" if run.resumed else "training"
+        self.stream.write(f"{verb} {run.name}: {self.total_steps} steps\n")
+
+    @hookimpl
+    def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
+        if metrics.step % self.every == 0 or metrics.step == self.total_steps:
+            rate = (metrics.step - self._first_step) / max(time.perf_counter() - self._started, 1e-9)
+            self.stream.write(f"step {metrics.step}/{self.total_steps}  epoch {metrics.epoch}  "
+                              f"loss {metrics.loss:.4f}  {rate:.0f} steps/s\n")
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
+        if metrics.step % self.every == 0 or metrics.step == self.total_steps:
+            acc = f"  val/accuracy {metrics.accuracy:.4f}" if metrics.accuracy is not None else ""
+            self.stream.write(f"step {metrics.step}  val/loss {metrics.loss:.4f}{acc}\n")
+
+
+class RichProgress:
+    """A live bar for terminals: epoch, step, loss, steps/s and time remaining."""
+
+    def __init__(self, total_steps: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.total_steps = total_steps
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  {task.fields[rate]} steps/s"),
+            TimeRemainingColumn(), transient=False,
+        )
+        self.task: Any = None
+        self._started = time.perf_counter()
+        self._first_step = 0
+        self._last_refresh = 0.0
+
+    @hookimpl
+    def nnframe_run_start(self, run: RunContext) -> None:
+        self._started = time.perf_counter()
+        self._first_step = run.step
+        self.progress.start()
+        self.task = self.progress.add_task(run.name, total=self.total_steps, completed=run.step,
+                                           epoch=run.epoch, loss="-", rate="-")
+
+    @hookimpl
+    def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
+        now = time.perf_counter()
+        if now - self._last_refresh < 0.1 and metrics.step != self.total_steps:
+            return
+        self._last_refresh = now
+        rate = (metrics.step - self._first_step) / max(now - self._started, 1e-9)
+        self.progress.update(self.task, completed=metrics.step, epoch=metrics.epoch,
+                             loss=f"{metrics.loss:.4f}", rate=f"{rate:.0f}")
+
+    @hookimpl
+    def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:
+        self.progress.update(self.task, completed=run.step)
+        self.progress.stop()
+
+
+def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None) -> object | None:
+    """The display for this terminal: rich on a TTY, plain lines otherwise, nothing when quiet."""
+    if quiet:
+        return None
+    stream = stream or sys.stdout
+    if stream.isatty():
+        return RichProgress(total_steps)
+    return PlainProgress(total_steps, stream)

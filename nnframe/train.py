@@ -1,0 +1,259 @@
+"""The training loop: mini-batches, forward, backward, update; evaluation; events for plugins.
+
+One :class:`Trainer` runs one experiment. It owns no I/O of its own: loggers,
+progress displays and checkpointing are reached through the run's hooks and an
+optional checkpointer, so the loop stays short and the same for every run.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnframe.batches import BatchIterator
+from nnframe.errors import NNFrameError, NonFiniteError
+from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms
+from nnframe.run import EvalMetrics, RunContext, StepMetrics
+
+if TYPE_CHECKING:
+    from nnframe.build import Experiment
+
+EVAL_CHUNK = 4096
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(NNFrameError):
+    """Training stopped on SIGINT or SIGTERM after saving its state."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = EXIT_CODES.get(signum, 130)
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+class Trainer:
+    """Trains ``experiment.model`` on its dataset with its loss and optimizer.
+
+    ``step`` counts optimizer steps (the first step is 1). A checkpointer, if
+    given, is asked after every step and every evaluation whether to save, and
+    may restore a trainer's state before :meth:`fit` for a resume.
+    """
+
+    def __init__(self, experiment: Experiment, run: RunContext, checkpointer: Any = None) -> None:
+        self.experiment = experiment
+        self.settings = experiment.settings
+        self.run = run
+        self.model = experiment.model
+        self.loss = experiment.loss
+        self.optimizer = experiment.optimizer
+        self.dataset = experiment.dataset
+        self.checkpointer = checkpointer
+        train = self.settings.train
+        self.batches = BatchIterator(self.dataset.n_train, train.batch_size, experiment.streams.shuffle,
+                                     drop_last=train.drop_last, shuffle=train.shuffle)
+        self.total_steps = self._total_steps()
+        self.step = 0
+        self.skipped_steps = 0
+        self.base_lr = float(self.settings.optimizer.lr)
+        self.schedule = self.settings.optimizer.schedule
+        self.schedule.check(self.total_steps)
+        self.last_eval: EvalMetrics | None = None
+        self.last_step: StepMetrics | None = None
+        self._stop_signal: int | None = None
+        self.optimizer.bind(self.model.param_names, self.model.params)
+        run.model, run.optimizer = self.model, self.optimizer
+
+    def _total_steps(self) -> int:
+        train = self.settings.train
+        limits = [train.max_steps] if train.max_steps else []
+        if train.epochs:
+            limits.append(train.epochs * self.batches.batches_per_epoch)
+        return min(limits)
+
+    @property
+    def epoch(self) -> int:
+        return self.batches.epoch
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self) -> dict[str, Any]:
+        """Train until the configured length; returns the summary. Raises on divergence or interruption."""
+        hook = self.run.hook
+        self.run.step = self.step
+        hook.nnframe_configure_run(run=self.run)
+        hook.nnframe_run_start(run=self.run)
+        status = "failed"
+        started = time.perf_counter()
+        try:
+            with self._signals():
+                self._loop()
+            status = "completed"
+        except Interrupted:
+            status = "interrupted"
+            self._save_checkpoint(final=True)
+            raise
+        except NonFiniteError:
+            status = "diverged"
+            raise
+        finally:
+            self.run.summary.update(self._summary(status, time.perf_counter() - started))
+            hook.nnframe_run_end(run=self.run, status=status, summary=self.run.summary)
+            self.run.unregister_all()
+        return self.run.summary
+
+    def _loop(self) -> None:
+        train = self.settings.train
+        eval_every = train.eval_every
+        while self.step < self.total_steps:
+            epoch_before = self.batches.epoch
+            self.train_step()
+            if self._stop_signal is not None:
+                raise Interrupted(self._stop_signal)
+            epoch_done = self.batches.epoch != epoch_before
+            if (eval_every and self.step % eval_every == 0) or (not eval_every and epoch_done):
+                self.evaluate()
+            if self.checkpointer is not None:
+                self.checkpointer.after_step(self)
+        if self.last_eval is None or self.last_eval.step != self.step:
+            self.evaluate()
+        self._save_checkpoint(final=True)
+
+    def train_step(self) -> StepMetrics:
+        """One optimizer step on the next mini-batch."""
+        model, log = self.model, self.settings.log
+        index = self.batches.next_batch()
+        x, t = self.dataset.x[index], self.dataset.y[index]
+        out = model.forward(x)
+        loss = self.loss.forward(out, t)
+        model.backward(self.loss.backward(1.0))
+        step = self.step + 1
+        logged = step % log.every == 0
+        grads = model.grads
+        clip = self.settings.train.clip_grad_norm
+        total_norm = global_norm(grads)
+        metrics = StepMetrics(step, self.batches.epoch, float(loss), 0.0, logged)
+        if logged:
+            metrics.accuracy = accuracy(out, t) if self.experiment.classification else None
+            if log.grad_norms:
+                metrics.grad_norms = norms(model.param_names, grads)
+        if not (math.isfinite(loss) and math.isfinite(total_norm)):
+            self._nonfinite(step, loss)
+        else:
+            if clip:
+                clip_grad_norm(grads, clip, total_norm)
+            metrics.lr = self.optimizer.lr = self.schedule.lr_at(step - 1, self.base_lr, self.total_steps)
+            self.optimizer.update(model.params, grads)
+        self.step = self.run.step = step
+        self.last_step = metrics
+        self.run.hook.nnframe_step_end(run=self.run, metrics=metrics)
+        return metrics
+
+    def _nonfinite(self, step: int, loss: float) -> None:
+        where = first_nonfinite(self.model.param_names, self.model.grads)
+        what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient of {where} is not finite"
+        if not math.isfinite(loss) and where:
+            what += f" and the first non-finite gradient is {where}"
+        if self.settings.train.on_nonfinite == "skip_step":
+            self.skipped_steps += 1
+            return
+        raise NonFiniteError(f"training diverged at step {step}: {what}; "
+                             "lower optimizer.lr, set train.clip_grad_norm, or use train.on_nonfinite: skip_step")
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self) -> EvalMetrics | None:
+        """Loss and accuracy on the validation set, in eval mode; ``None`` without one."""
+        if self.dataset.x_val is None:
+            return None
+        loss, acc = self.measure(self.dataset.x_val, self.dataset.y_val)
+        self.last_eval = EvalMetrics(self.step, self.batches.epoch, loss, acc)
+        self.run.hook.nnframe_evaluation_end(run=self.run, metrics=self.last_eval)
+        if self.checkpointer is not None:
+            self.checkpointer.after_evaluation(self, self.last_eval)
+        return self.last_eval
+
+    def measure(self, x: np.ndarray, t: np.ndarray) -> tuple[float, float | None]:
+        """Mean loss and accuracy over a whole array set, in chunks, in eval mode."""
+        self.model.eval()
+        try:
+            total_loss, correct = 0.0, 0
+            for start in range(0, len(x), EVAL_CHUNK):
+                xs, ts = x[start:start + EVAL_CHUNK], t[start:start + EVAL_CHUNK]
+                out = self.model.forward(xs)
+                total_loss += float(self.loss.forward(out, ts)) * len(xs)
+                if self.experiment.classification:
+                    correct += int(np.sum(predicted(out) == labels(ts)))
+        finally:
+            self.model.train()
+        acc = correct / len(x) if self.experiment.classification else None
+        return total_loss / len(x), acc
+
+    # -------------------------------------------------------------- signals
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM finish the current step, then stop; a second SIGINT exits at once."""
+        def request_stop(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        try:
+            previous = {sig: signal.signal(sig, request_stop) for sig in EXIT_CODES}
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _save_checkpoint(self, final: bool) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.save(self, final=final)
+
+    # --------------------------------------------------------------- summary
+
+    def _summary(self, status: str, seconds: float) -> dict[str, Any]:
+        metrics: dict[str, float | None] = {}
+        if self.last_step is not None:
+            metrics["train/loss"] = self.last_step.loss
+        if status == "completed":
+            loss, acc = self.measure(self.dataset.x, self.dataset.y)
+            metrics["train/loss"], metrics["train/accuracy"] = loss, acc
+        if self.last_eval is not None:
+            metrics["val/loss"], metrics["val/accuracy"] = self.last_eval.loss, self.last_eval.accuracy
+        return {
+            "status": status,
+            "steps": self.step,
+            "epochs": self.batches.epoch,
+            "skipped_steps": self.skipped_steps,
+            "wall_time_s": round(seconds, 3) + self.run.summary.get("wall_time_s", 0.0),
+            "metrics": metrics,
+        }
+
+
+def labels(t: np.ndarray) -> np.ndarray:
+    """Class indices from index or one-hot targets."""
+    if t.ndim > 1 and t.shape[-1] > 1:
+        return t.argmax(axis=-1)
+    return t.reshape(len(t))
+
+
+def predicted(out: np.ndarray) -> np.ndarray:
+    """The predicted class of each row: argmax over classes, or a threshold at 0 for one logit."""
+    if out.ndim > 1 and out.shape[-1] > 1:
+        return out.argmax(axis=-1)
+    return (out.reshape(len(out)) > 0).astype(np.int64)
+
+
+def accuracy(out: np.ndarray, t: np.ndarray) -> float:
+    """Fraction of rows whose predicted class is the target class."""
+    return float(np.mean(predicted(out) == labels(t)))

@@ -1,0 +1,1 @@
+"""nnframe's own components, each module a plugin registered through nnframe's entry points."""

@@ -1,0 +1,71 @@
+"""Gradient norms, clipping and the non-finite check, over a model's gradient list.
+
+These run on every step, mostly on small arrays, so they favour one BLAS dot
+product per array over building temporaries.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnframe.errors import ConfigError
+
+CLIP_EPS = 1e-6
+
+
+def squared_norm(grad: np.ndarray) -> float:
+    """``sum(grad ** 2)`` as a python float; recomputed in float64 if float32 overflows."""
+    value = float(np.vdot(grad, grad))
+    if math.isinf(value) and grad.dtype != np.float64:
+        value = float(np.vdot(grad.astype(np.float64), grad.astype(np.float64)))
+    return value
+
+
+def global_norm(grads: list[np.ndarray]) -> float:
+    """The L2 norm of all gradients taken together, as if concatenated into one vector."""
+    return math.sqrt(sum(squared_norm(g) for g in grads))
+
+
+def norms(names: list[str], grads: list[np.ndarray]) -> dict[str, float]:
+    """The L2 norm of each gradient by name, plus ``"global"``, the norm over all of them."""
+    squares = [squared_norm(g) for g in grads]
+    result = {name: math.sqrt(square) for name, square in zip(names, squares, strict=True)}
+    result["global"] = math.sqrt(sum(squares))
+    return result
+
+
+def clip_grad_norm(grads: list[np.ndarray], max_norm: float, total_norm: float | None = None) -> float:
+    """Scale all gradients in place so that their global norm is at most ``max_norm``; return the norm before.
+
+    As in the book's ``clip_grads``: with ``rate = max_norm / (total_norm + 1e-6)``,
+    every gradient is multiplied by ``rate`` when ``rate < 1``. ``total_norm``
+    skips recomputing a norm already known. A non-finite norm is returned
+    untouched and nothing is scaled (the non-finite policy decides what to do).
+    """
+    if not max_norm > 0:
+        raise ConfigError(f"clip_grad_norm: max_norm must be greater than 0, found {max_norm!r}")
+    if total_norm is None:
+        total_norm = global_norm(grads)
+    if not math.isfinite(total_norm):
+        return total_norm
+    rate = max_norm / (total_norm + CLIP_EPS)
+    if rate < 1.0:
+        for g in grads:
+            g *= rate
+    return total_norm
+
+
+def first_nonfinite(names: list[str], grads: list[np.ndarray]) -> str | None:
+    """The name of the first parameter whose gradient holds a NaN or an infinity, else ``None``.
+
+    A finite sum proves every element finite (NaN and infinity propagate through
+    a sum), so the element-wise check runs only when the sum is not finite,
+    which also tells a merely overflowing sum from a real NaN.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        for name, g in zip(names, grads, strict=True):
+            if not math.isfinite(float(np.sum(g))) and not np.isfinite(g).all():
+                return name
+    return None

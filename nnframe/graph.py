@@ -1,0 +1,362 @@
+"""The model: a directed acyclic graph of named nodes.
+
+Forward runs the nodes in topological order; backward walks the same order in
+reverse (the seed's chain rule). A value consumed by several nodes receives the
+sum of their upstream gradients (the seed's branch node), so no explicit copy
+node is needed.
+
+This module sits below config and plugins: it receives nodes already built.
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnframe.errors import GraphError, NNFrameError, unknown_name_message
+from nnframe.node import Node
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One node of a graph: its unique ``name``, the built ``node``, and the names it reads.
+
+    ``inputs`` name graph inputs or other nodes; their order is the order of the
+    node's ``forward`` arguments.
+    """
+
+    name: str
+    node: Node
+    inputs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        inputs = (self.inputs,) if isinstance(self.inputs, str) else tuple(self.inputs)
+        object.__setattr__(self, "inputs", inputs)
+
+
+class Graph(Node):
+    """A model as a DAG of named nodes; itself a :class:`Node`, so it can be checked or nested.
+
+    ``forward(*xs)`` takes one array per graph input and returns the output;
+    ``backward(dout)`` returns the gradient of each graph input (a tuple if
+    there are several; ``None`` where it was not computed) and leaves every
+    parameter gradient written in place in the nodes' own ``grads`` arrays.
+
+    ``params``, ``grads`` and ``param_names`` (``"affine1/W"``) are flat lists of
+    the nodes' own arrays in topological order, built once.
+
+    ``need_input_grad`` (default ``False``) decides whether gradients flow back
+    to the graph inputs. When it is ``False``, a node whose inputs carry no
+    gradient (the first layer, or anything fed only by parameter-free nodes on
+    the inputs) gets ``need_dx = False`` and may skip ``dx``; parameter-free
+    nodes among them are not run backward at all. Gradient checks set it to
+    ``True``, so that every node computes ``dx``.
+
+    ``output`` defaults to the last node listed.
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[GraphNode],
+        inputs: Sequence[str] = ("x",),
+        output: str | None = None,
+    ) -> None:
+        self.inputs: list[str] = [inputs] if isinstance(inputs, str) else list(inputs)
+        if not nodes:
+            raise GraphError("a model graph needs at least one node; found none")
+        self.output: str = nodes[-1].name if output is None else output
+        _validate(nodes, self.inputs, self.output)
+        order = _topological_order(nodes)
+        _check_reaches_output(order, self.inputs, self.output)
+        self._graph_nodes = order
+        self.nodes: dict[str, Node] = {gn.name: gn.node for gn in order}
+        slots = {name: i for i, name in enumerate([*self.inputs, *self.nodes])}
+        self._arg_slots = [tuple(slots[name] for name in gn.inputs) for gn in order]
+        self._output_slot = slots[self.output]
+        self._forward_plan = [(gn.node, args) for gn, args in zip(order, self._arg_slots)]
+        self._collect_params()
+        self._training = True
+        self.training = True
+        self.need_input_grad = False
+
+    @classmethod
+    def sequential(cls, named_nodes: Sequence[tuple[str, Node]], input_name: str = "x") -> Graph:
+        """A chain: each node reads the one before it; the first reads ``input_name``."""
+        graph_nodes = []
+        previous = input_name
+        for name, node in named_nodes:
+            graph_nodes.append(GraphNode(name, node, (previous,)))
+            previous = name
+        return cls(graph_nodes, inputs=[input_name], output=previous)
+
+    def _collect_params(self) -> None:
+        self.param_names: list[str] = []
+        self.params: list[np.ndarray] = []
+        self.grads: list[np.ndarray] = []
+        for name, node in self.nodes.items():
+            for param_name, param, grad in node.named_params():
+                self.param_names.append(f"{name}/{param_name}")
+                self.params.append(param)
+                self.grads.append(grad)
+        self._named_params = list(zip(self.param_names, self.params, self.grads))
+
+    def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """``(name, param, grad)`` for every parameter, e.g. ``("affine1/W", W, dW)``."""
+        return self._named_params
+
+    @property
+    def training(self) -> bool:
+        return self._training
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        self._training = bool(mode)
+        for node in self.nodes.values():
+            node.training = self._training
+
+    def train(self, mode: bool = True) -> Graph:
+        """Switch every node to training (``mode=True``) or evaluation mode."""
+        self.training = mode
+        return self
+
+    def eval(self) -> Graph:
+        """Switch every node to evaluation mode (e.g. Dropout passes values through)."""
+        return self.train(False)
+
+    @property
+    def need_input_grad(self) -> bool:
+        return self._need_input_grad
+
+    @need_input_grad.setter
+    def need_input_grad(self, value: bool) -> None:
+        self._need_input_grad = bool(value)
+        self._plan_backward()
+
+    @property
+    def need_dx(self) -> bool:
+        """The Node-protocol name of ``need_input_grad``, set by an enclosing graph."""
+        return self._need_input_grad
+
+    @need_dx.setter
+    def need_dx(self, value: bool) -> None:
+        self.need_input_grad = value
+
+    def _plan_backward(self) -> None:
+        """Decide which values carry a gradient, set ``need_dx`` and list the backward steps."""
+        carries = [self._need_input_grad] * len(self.inputs)
+        for gn, args in zip(self._graph_nodes, self._arg_slots):
+            gn.node.need_dx = any(carries[i] for i in args)
+            carries.append(gn.node.need_dx or bool(gn.node.params))
+        plan = []
+        for k, (gn, args) in enumerate(zip(self._graph_nodes, self._arg_slots)):
+            slot = len(self.inputs) + k
+            if carries[slot]:
+                wanted = tuple(carries[i] for i in args)
+                plan.append((gn.node, args, slot, wanted, gn.name))
+        self._backward_plan = plan[::-1]
+
+    def forward(self, *xs: np.ndarray) -> np.ndarray:
+        if len(xs) != len(self.inputs):
+            raise GraphError(f"the graph takes {len(self.inputs)} input(s) "
+                             f"({', '.join(self.inputs)}); got {len(xs)}")
+        values = list(xs)
+        for node, args in self._forward_plan:
+            if len(args) == 1:
+                values.append(node.forward(values[args[0]]))
+            else:
+                values.append(node.forward(*[values[i] for i in args]))
+        return values[self._output_slot]
+
+    def backward(self, dout: Any) -> Any:
+        n_slots = len(self.inputs) + len(self.nodes)
+        grads: list[Any] = [None] * n_slots
+        owned = [False] * n_slots
+        grads[self._output_slot] = dout
+        for node, args, slot, wanted, name in self._backward_plan:
+            upstream = grads[slot]
+            if upstream is None:
+                raise NNFrameError(f"node {name!r} received no gradient: a node reading it "
+                                   "returned None for that input although need_dx was set")
+            grads[slot] = None
+            result = node.backward(upstream)
+            if len(args) == 1:
+                result = (result,)
+            elif not isinstance(result, (tuple, list)) or len(result) != len(args):
+                raise NNFrameError(f"node {name!r} reads {len(args)} inputs, so its backward "
+                                   f"must return a tuple of {len(args)} gradients; "
+                                   f"got {type(result).__name__}")
+            for i, dx, want in zip(args, result, wanted):
+                if want and dx is not None:
+                    _accumulate(grads, owned, i, dx)
+        if len(self.inputs) == 1:
+            return grads[0]
+        return tuple(grads[: len(self.inputs)])
+
+    def __getitem__(self, name: str) -> Node:
+        if name not in self.nodes:
+            raise KeyError(unknown_name_message("node", name, self.nodes))
+        return self.nodes[name]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __repr__(self) -> str:
+        lines = [f"  {gn.name}: {gn.node!r} <- {', '.join(gn.inputs)}" for gn in self._graph_nodes]
+        head = f"Graph(inputs=[{', '.join(self.inputs)}], output={self.output}"
+        return head + ",\n" + "\n".join(lines) + "\n)"
+
+
+def _accumulate(grads: list[Any], owned: list[bool], i: int, dx: np.ndarray) -> None:
+    """Branch rule: sum every gradient reaching value ``i``.
+
+    The first gradient is stored as is; the second makes a new array (the first
+    may belong to a node); later ones add in place into that new array.
+    """
+    if grads[i] is None:
+        grads[i] = dx
+    elif owned[i]:
+        grads[i] += dx
+    else:
+        grads[i] = grads[i] + dx
+        owned[i] = True
+
+
+def _validate(nodes: Sequence[GraphNode], inputs: list[str], output: str) -> None:
+    _check_unique(nodes, inputs)
+    names = [gn.name for gn in nodes]
+    available = [*inputs, *names]
+    if output in inputs:
+        raise GraphError(f"graph output {output!r} is a graph input; the output must be "
+                         f"one of the nodes: {', '.join(names)}")
+    if output not in names:
+        raise GraphError(unknown_name_message("graph output", output, names))
+    for gn in nodes:
+        if not gn.inputs:
+            raise GraphError(f"node {gn.name!r} has no inputs; list at least one of: "
+                             f"{', '.join(available)}")
+        for name in gn.inputs:
+            if name not in available:
+                others = [n for n in available if n != gn.name]
+                raise GraphError(f"node {gn.name!r}: "
+                                 + unknown_name_message("input", name, others))
+        _check_arity(gn)
+
+
+def _check_unique(nodes: Sequence[GraphNode], inputs: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for name in inputs:
+        if name in seen:
+            raise GraphError(f"graph input {name!r} is listed twice")
+        seen[name] = "a graph input"
+    objects: dict[int, str] = {}
+    for gn in nodes:
+        if gn.name in seen:
+            raise GraphError(f"duplicate name {gn.name!r}: already used by {seen[gn.name]}; "
+                             "every node needs its own name")
+        seen[gn.name] = "another node"
+        if id(gn.node) in objects:
+            raise GraphError(f"nodes {objects[id(gn.node)]!r} and {gn.name!r} are the same "
+                             "node object; build a separate node for each (a node caches "
+                             "its forward values for backward)")
+        objects[id(gn.node)] = gn.name
+
+
+def _check_arity(gn: GraphNode) -> None:
+    try:
+        signature = inspect.signature(gn.node.forward)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*gn.inputs)
+    except TypeError:
+        raise GraphError(f"node {gn.name!r} ({type(gn.node).__name__}) cannot take "
+                         f"{len(gn.inputs)} input(s) {list(gn.inputs)}: its forward is "
+                         f"forward{signature}") from None
+
+
+def _topological_order(nodes: Sequence[GraphNode]) -> list[GraphNode]:
+    """Kahn's algorithm; among ready nodes the one listed first goes first, so an
+    already ordered list keeps its order."""
+    index = {gn.name: k for k, gn in enumerate(nodes)}
+    waiting = [len({n for n in gn.inputs if n in index}) for gn in nodes]
+    readers: dict[str, list[int]] = {gn.name: [] for gn in nodes}
+    for k, gn in enumerate(nodes):
+        for name in set(gn.inputs) & readers.keys():
+            readers[name].append(k)
+    ready = [k for k, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        k = heapq.heappop(ready)
+        order.append(nodes[k])
+        for reader in readers[nodes[k].name]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, reader)
+    if len(order) < len(nodes):
+        stuck = {gn.name for gn in nodes} - {gn.name for gn in order}
+        raise GraphError(f"the model graph has a cycle: {' -> '.join(_find_cycle(nodes, stuck))}; "
+                         "a node cannot depend on its own output")
+    return order
+
+
+def _find_cycle(nodes: Sequence[GraphNode], stuck: set[str]) -> list[str]:
+    """One cycle among the nodes Kahn's algorithm could not order, in data-flow order."""
+    by_name = {gn.name: gn for gn in nodes}
+    name = next(gn.name for gn in nodes if gn.name in stuck)
+    path: list[str] = []
+    while name not in path:
+        path.append(name)
+        name = next(n for n in by_name[name].inputs if n in stuck)
+    cycle = path[path.index(name):][::-1]
+    listed = [gn.name for gn in nodes]
+    start = min(range(len(cycle)), key=lambda k: listed.index(cycle[k]))
+    cycle = cycle[start:] + cycle[:start]
+    return [*cycle, cycle[0]]
+
+
+def _check_reaches_output(order: list[GraphNode], inputs: list[str], output: str) -> None:
+    reached = {output}
+    for gn in reversed(order):
+        if gn.name in reached:
+            reached.update(gn.inputs)
+    dead = [gn.name for gn in order if gn.name not in reached]
+    if dead:
+        raise GraphError(f"node(s) {', '.join(map(repr, dead))} do not lead to the output "
+                         f"{output!r}; feed them into a node on the way to {output!r} "
+                         "or remove them")
+    unused = [name for name in inputs if name not in reached]
+    if unused:
+        raise GraphError(f"graph input(s) {', '.join(map(repr, unused))} are not read by any "
+                         f"node on the way to the output {output!r}")
+
+
+def sequential_names(
+    types: Sequence[str], explicit: Iterable[str | None] | None = None
+) -> list[str]:
+    """Names by type and position: ``[affine, sigmoid, affine]`` -> ``affine1 sigmoid1 affine2``.
+
+    ``explicit`` gives a user's name per position (``None`` where unnamed); those
+    are kept, count towards their type's position, and an automatic name that
+    would collide with one of them takes the next free number.
+    """
+    given = list(explicit) if explicit is not None else [None] * len(types)
+    if len(given) != len(types):
+        raise ValueError(f"explicit names ({len(given)}) do not match types ({len(types)})")
+    taken = {name for name in given if name is not None}
+    counts: dict[str, int] = {}
+    names = []
+    for kind, name in zip(types, given):
+        counts[kind] = counts.get(kind, 0) + 1
+        if name is None:
+            while f"{kind}{counts[kind]}" in taken:
+                counts[kind] += 1
+            name = f"{kind}{counts[kind]}"
+            taken.add(name)
+        names.append(name)
+    return names

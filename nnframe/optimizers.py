@@ -1,0 +1,338 @@
+"""Update rules, as in the book's ``common/optimizer.py``, keyed by parameter name.
+
+An optimizer is bound once to the model's parameters (``bind(names, params)``),
+which allocates its state (momentum, squared-gradient averages) and one shared
+scratch buffer. ``update(params, grads)`` then changes the parameters in place
+with ``out=`` arithmetic, so a training step allocates no parameter-sized array.
+
+Weight decay is the coupled L2 form: the rule sees ``g + weight_decay * p``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, ValidationError
+
+from nnframe import arrays
+from nnframe.components import Params
+from nnframe.errors import CheckpointError, ConfigError, NNFrameError
+
+EPS = 1e-7
+STEP_KEY = "t"
+
+
+class OptimizerParams(Params):
+    """Fields every optimizer has; each optimizer's subclass sets ``lr``'s default."""
+
+    lr: float = Field(gt=0, description="Base learning rate (a schedule may change it every step).")
+    weight_decay: float = Field(0.0, ge=0, description="Coupled L2 penalty: the rule sees g + weight_decay * p.")
+
+
+class SGDParams(OptimizerParams):
+    """Parameters of :class:`SGD`."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate: p -= lr * g.")
+
+
+class MomentumParams(OptimizerParams):
+    """Parameters of :class:`Momentum`."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Velocity decay: v = momentum * v - lr * g.")
+
+
+class NesterovParams(OptimizerParams):
+    """Parameters of :class:`Nesterov`."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Velocity decay of the look-ahead momentum.")
+
+
+class AdaGradParams(OptimizerParams):
+    """Parameters of :class:`AdaGrad` (epsilon 1e-7)."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate, divided by the root of the summed squared gradients.")
+
+
+class RMSpropParams(OptimizerParams):
+    """Parameters of :class:`RMSprop` (epsilon 1e-7)."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate.")
+    decay_rate: float = Field(0.99, ge=0, lt=1, description="Decay of the squared-gradient average.")
+
+
+class AdamParams(OptimizerParams):
+    """Parameters of :class:`Adam` (epsilon 1e-7)."""
+
+    lr: float = Field(0.001, gt=0, description="Learning rate before bias correction.")
+    beta1: float = Field(0.9, ge=0, lt=1, description="Decay of the gradient average m.")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Decay of the squared-gradient average v.")
+
+
+class Optimizer:
+    """Base of the update rules: binding, weight decay, step counting and state (de)serialisation.
+
+    Construct with keyword arguments (validated by the class's ``params_model``)
+    or from a validated model with :meth:`from_params`. ``lr`` is the learning
+    rate of the next step; a schedule sets it before every ``update``. ``step``
+    counts the updates taken. State arrays live in ``state[name][slot]``.
+    A subclass names its state ``slots`` and implements :meth:`_update_one`.
+    """
+
+    params_model: ClassVar[type[OptimizerParams]] = OptimizerParams
+    slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.config = _validate(self.params_model, kwargs, type(self).__name__)
+        self.lr: float = self.config.lr
+        self.weight_decay: float = self.config.weight_decay
+        self.step = 0
+        self.names: list[str] | None = None
+        self.state: dict[str, dict[str, np.ndarray]] = {}
+        self._per_param: list[tuple[np.ndarray, ...]] = []
+        self._decayed: list[np.ndarray] = []
+
+    @classmethod
+    def from_params(cls, params: OptimizerParams) -> Optimizer:
+        return cls(**params.model_dump())
+
+    # ---------------------------------------------------------------- binding
+
+    def bind(self, names: list[str], params: list[np.ndarray]) -> None:
+        """Allocate state and scratch for ``params``, keyed by ``names`` (same order as ``update``)."""
+        names = list(names)
+        if len(names) != len(params):
+            raise NNFrameError(f"{self.name}.bind: {len(names)} names for {len(params)} parameters")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise NNFrameError(f"{self.name}.bind: duplicate parameter names {duplicates}")
+        self.names = names
+        self.state = {name: {slot: arrays.zeros_like(p) for slot in self.slots} for name, p in zip(names, params)}
+        scratch = _scratch_views(params, count=1 + (self.weight_decay > 0))
+        self._per_param = [(views[0], *self.state[name].values()) for name, views in zip(names, scratch)]
+        self._decayed = [views[1] for views in scratch] if self.weight_decay > 0 else []
+
+    @property
+    def bound(self) -> bool:
+        return self.names is not None
+
+    # ----------------------------------------------------------------- update
+
+    def update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """One step: change each parameter in place from its gradient.
+
+        Binds on first use with positional names ``"0"``, ``"1"``, ... when
+        :meth:`bind` was not called (the book's usage).
+        """
+        if self.names is None:
+            self.bind([str(i) for i in range(len(params))], params)
+        if len(params) != len(self._per_param) or len(grads) != len(params):
+            raise NNFrameError(f"{self.name}.update: bound to {len(self._per_param)} parameters, "
+                               f"got {len(params)} parameters and {len(grads)} gradients")
+        self.step += 1
+        self._begin_step()
+        if self.weight_decay:
+            grads = [_decayed_grad(out, p, g, self.weight_decay) for out, p, g in zip(self._decayed, params, grads)]
+        update_one = self._update_one
+        for p, g, buffers in zip(params, grads, self._per_param):
+            update_one(p, g, *buffers)
+
+    def _begin_step(self) -> None:
+        """Per-step scalars shared by every parameter (Adam's bias correction)."""
+
+    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A flat copy of the state, e.g. ``{"affine1/W.m": ..., "t": array(3)}``, for ``np.savez``."""
+        flat = {f"{name}.{slot}": array.copy() for name, slots in self.state.items() for slot, array in slots.items()}
+        flat[STEP_KEY] = np.array(self.step, dtype=np.int64)
+        return flat
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy ``state`` (from :meth:`state_dict`) into the bound state arrays, in place."""
+        if self.names is None:
+            raise NNFrameError(f"{self.name}.load_state_dict: bind the optimizer to the parameters first")
+        expected = {f"{name}.{slot}": self.state[name][slot] for name in self.names for slot in self.slots}
+        self._check_keys(set(state), set(expected) | {STEP_KEY})
+        for key, array in expected.items():
+            found = np.shape(state[key])
+            if found != array.shape:
+                raise CheckpointError(f"optimizer state {key!r} has shape {found}; "
+                                      f"the parameter it belongs to has shape {array.shape}")
+        for key, array in expected.items():
+            array[...] = state[key]
+        self.step = int(state[STEP_KEY])
+
+    def _check_keys(self, found: set[str], expected: set[str]) -> None:
+        missing = sorted(expected - found)
+        if missing:
+            raise CheckpointError(f"{self.name} state is missing {_listing(missing)}; "
+                                  f"it was saved by another optimizer or model")
+        unexpected = sorted(found - expected)
+        if unexpected:
+            raise CheckpointError(f"{self.name} state has unexpected {_listing(unexpected)}; "
+                                  f"it was saved by another optimizer or model")
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{key}={value!r}" for key, value in self.config.model_dump().items() if key != "lr")
+        bound = f", params={len(self.names)}" if self.names is not None else ""
+        return f"{self.name}(lr={self.lr!r}, {fields}, step={self.step}{bound})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``p -= lr * g``."""
+
+    params_model = SGDParams
+
+    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
+        np.multiply(g, self.lr, out=tmp)
+        p -= tmp
+
+
+class Momentum(Optimizer):
+    """Momentum SGD: ``v = momentum * v - lr * g; p += v``."""
+
+    params_model = MomentumParams
+    slots = ("v",)
+
+    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
+        (v,) = state
+        v *= self.config.momentum
+        np.multiply(g, self.lr, out=tmp)
+        v -= tmp
+        p += v
+
+
+class Nesterov(Optimizer):
+    """Nesterov's accelerated gradient in the book's form (arXiv:1212.0901).
+
+    ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``.
+    """
+
+    params_model = NesterovParams
+    slots = ("v",)
+
+    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
+        (v,) = state
+        momentum = self.config.momentum
+        v *= momentum
+        np.multiply(g, self.lr, out=tmp)
+        v -= tmp
+        np.multiply(v, momentum * momentum, out=tmp)
+        p += tmp
+        np.multiply(g, (1 + momentum) * self.lr, out=tmp)
+        p -= tmp
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h += g * g; p -= lr * g / (sqrt(h) + 1e-7)``."""
+
+    params_model = AdaGradParams
+    slots = ("h",)
+
+    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
+        (h,) = state
+        np.multiply(g, g, out=tmp)
+        h += tmp
+        _scaled_step(p, g, h, tmp, self.lr)
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * g * g; p -= lr * g / (sqrt(h) + 1e-7)``."""
+
+    params_model = RMSpropParams
+    slots = ("h",)
+
+    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
+        (h,) = state
+        decay_rate = self.config.decay_rate
+        h *= decay_rate
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - decay_rate
+        h += tmp
+        _scaled_step(p, g, h, tmp, self.lr)
+
+
+class Adam(Optimizer):
+    """Adam (arXiv:1412.6980) with the book's bias correction folded into the rate.
+
+    At step ``t``: ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``;
+    ``m += (1 - beta1) * (g - m)``; ``v += (1 - beta2) * (g**2 - v)``;
+    ``p -= lr_t * m / (sqrt(v) + 1e-7)``.
+    """
+
+    params_model = AdamParams
+    slots = ("m", "v")
+
+    def _begin_step(self) -> None:
+        beta1, beta2, t = self.config.beta1, self.config.beta2, self.step
+        self._lr_t = self.lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+
+    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
+        m, v = state
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - self.config.beta1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - self.config.beta2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += EPS
+        np.divide(m, tmp, out=tmp)
+        tmp *= self._lr_t
+        p -= tmp
+
+
+def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray, lr: float) -> None:
+    """``p -= lr * g / (sqrt(h) + 1e-7)`` through ``tmp``."""
+    np.sqrt(h, out=tmp)
+    tmp += EPS
+    np.divide(g, tmp, out=tmp)
+    tmp *= lr
+    p -= tmp
+
+
+def _decayed_grad(out: np.ndarray, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
+    """``g + weight_decay * p`` written into ``out``; the gradient itself is left as it was."""
+    np.multiply(p, weight_decay, out=out)
+    out += g
+    return out
+
+
+def _scratch_views(params: list[np.ndarray], count: int) -> list[list[np.ndarray]]:
+    """``count`` scratch arrays per parameter, shaped like it, all views of one buffer per dtype.
+
+    Parameters are updated one after another, so they can share the buffers:
+    the scratch memory is ``count`` times the largest parameter, not the model.
+    """
+    sizes: dict[np.dtype, int] = {}
+    for p in params:
+        sizes[p.dtype] = max(sizes.get(p.dtype, 0), p.size)
+    buffers = {dtype: arrays.zeros((count, size), dtype) for dtype, size in sizes.items()}
+    return [[buffers[p.dtype][k, : p.size].reshape(p.shape) for k in range(count)] for p in params]
+
+
+def _validate(model: type[OptimizerParams], kwargs: dict[str, Any], owner: str) -> OptimizerParams:
+    try:
+        return model(**kwargs)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or owner}: {e['msg']} (found {e.get('input')!r})"
+                             for e in exc.errors())
+        raise ConfigError(f"{owner}: {problems}") from None
+
+
+def _listing(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(key) for key in keys[:limit])
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"key{'s' if len(keys) > 1 else ''} {shown}{more}"

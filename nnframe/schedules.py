@@ -1,0 +1,122 @@
+"""Learning-rate schedules: the rate of each optimizer step from the base rate.
+
+A schedule is a config model chosen by its ``type`` (``constant``, ``step``,
+``cosine``). Every schedule takes ``warmup_steps``: the rate climbs linearly to
+the base rate over those first steps, and the schedule proper then runs on the
+steps after the warm-up, as if they started at step 0.
+
+``lr_at(step, base_lr, total_steps)`` gives the rate for ``step``, the 0-based
+index of the optimizer step about to be taken (the first update is step 0, and
+a resumed run continues counting).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from nnframe.errors import ConfigError
+
+
+class Schedule(BaseModel):
+    """Base of the schedules: the shared warm-up, and :meth:`lr_at`.
+
+    Warm-up: at step ``s < warmup_steps`` the rate is ``base_lr * (s + 1) / warmup_steps``,
+    so the first step is not wasted at rate 0 and step ``warmup_steps - 1`` runs at ``base_lr``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    warmup_steps: int = Field(0, ge=0, description="Steps of linear warm-up from base_lr / warmup_steps to base_lr.")
+
+    def lr_at(self, step: int, base_lr: float, total_steps: int | None = None) -> float:
+        """The learning rate of the 0-based optimizer step ``step``.
+
+        ``total_steps`` is the run's number of optimizer steps, when known; only
+        a cosine schedule without its own ``total_steps`` needs it.
+
+        Raises :class:`ConfigError` when the schedule cannot run (see :meth:`check`).
+        """
+        self.check(total_steps)
+        if step < self.warmup_steps:
+            return float(base_lr * (step + 1) / self.warmup_steps)
+        return float(self._after_warmup(step - self.warmup_steps, base_lr, total_steps))
+
+    def check(self, total_steps: int | None) -> None:
+        """Raise :class:`ConfigError` if the schedule cannot run for ``total_steps`` steps."""
+
+    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+        """The rate at ``step`` counted from the end of the warm-up; ``total_steps`` is the run's."""
+        raise NotImplementedError
+
+
+class ConstantSchedule(Schedule):
+    """The base rate at every step (after any warm-up)."""
+
+    type: Literal["constant"] = "constant"
+
+    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+        return base_lr
+
+
+class StepSchedule(Schedule):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps: ``base_lr * gamma ** (s // step_size)``.
+
+    ``s`` counts the steps after the warm-up.
+    """
+
+    type: Literal["step"] = "step"
+    step_size: int = Field(gt=0, description="Steps between two decays.")
+    gamma: float = Field(0.1, gt=0, le=1, description="Factor applied to the rate at each decay.")
+
+    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+        return base_lr * self.gamma ** (step // self.step_size)
+
+
+class CosineSchedule(Schedule):
+    """Half a cosine from the base rate down to ``min_lr`` over the steps after the warm-up.
+
+    With ``T = total_steps - warmup_steps`` and ``s`` the step after the warm-up:
+    ``min_lr + (base_lr - min_lr) * (1 + cos(pi * min(s, T) / T)) / 2``; the rate
+    reaches ``min_lr`` at ``s = T`` (one past the run's last step) and stays there.
+    """
+
+    type: Literal["cosine"] = "cosine"
+    total_steps: int | None = Field(None, gt=0, description="Length of the schedule in steps, warm-up included; "
+                                                            "null means the run's total number of steps.")
+    min_lr: float = Field(0.0, ge=0, description="The rate the cosine ends at.")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> CosineSchedule:
+        problem = self._problem(self.total_steps) if self.total_steps is not None else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def check(self, total_steps: int | None) -> None:
+        problem = self._problem(total_steps)
+        if problem:
+            raise ConfigError(problem)
+
+    def _problem(self, run_total: int | None) -> str | None:
+        total = self.total_steps if self.total_steps is not None else run_total
+        if total is None:
+            return ("cosine schedule: total_steps is not set and the run's total number of steps is unknown; "
+                    "set the schedule's total_steps, or train.epochs / train.max_steps")
+        if total <= self.warmup_steps:
+            return f"cosine schedule: warmup_steps ({self.warmup_steps}) must be less than total_steps ({total})"
+        return None
+
+    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+        span = (self.total_steps if self.total_steps is not None else total_steps) - self.warmup_steps
+        progress = min(step, span) / span
+        return self.min_lr + (base_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0
+
+
+ScheduleConfig = Annotated[ConstantSchedule | StepSchedule | CosineSchedule, Field(discriminator="type")]
+"""The ``schedule`` field of a config: one of the schedules, chosen by ``type``.
+
+Use with a default, e.g. ``schedule: ScheduleConfig = Field(default_factory=ConstantSchedule)``.
+"""

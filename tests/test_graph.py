@@ -1,0 +1,491 @@
+"""Tests for nnframe.graph: order, the branch rule, validation, params and switches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnframe.errors import GraphError, NNFrameError
+from nnframe.graph import Graph, GraphNode, sequential_names
+from nnframe.node import Node
+from nnframe.nodes import Add, Affine, Dropout, Mul, Sigmoid, Tanh
+from nnframe.testing import check_gradients
+
+
+class AliasingAdd(Node):
+    """z = x + y whose backward hands the very same dout object to both inputs (allowed)."""
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return x + y
+
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return dout, dout
+
+
+class Scale(Node):
+    """y = k x; backward returns a buffer the node owns, to catch a graph that writes into it."""
+
+    def __init__(self, k: float) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.dx = np.empty_like(x)
+        return self.k * x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.dx[...] = self.k * dout
+        return self.dx
+
+
+class Recorder(Node):
+    """Identity that logs its name on forward and backward into a shared list."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__()
+        self.name, self.log = name, log
+
+    def forward(self, *xs: np.ndarray) -> np.ndarray:
+        self.log.append(f"forward {self.name}")
+        self.n_inputs = len(xs)
+        return sum(xs)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]:
+        self.log.append(f"backward {self.name}")
+        return dout if self.n_inputs == 1 else (dout,) * self.n_inputs
+
+
+def count_backward(node: Node) -> Node:
+    """Wrap node.backward so that node.backward_calls counts the calls."""
+    backward = node.backward
+    node.backward_calls = 0
+
+    def counted(dout):
+        node.backward_calls += 1
+        return backward(dout)
+
+    node.backward = counted
+    return node
+
+
+def numerical_gradient(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar f() with respect to array, changed in place."""
+    grad = np.zeros_like(array)
+    for index in np.ndindex(array.shape):
+        saved = array[index]
+        array[index] = saved + eps
+        plus = f()
+        array[index] = saved - eps
+        minus = f()
+        array[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def check_graph_gradients(graph: Graph, *xs: np.ndarray) -> None:
+    """Analytic gradients of sum(graph(*xs) * dout) against central differences, float64."""
+    rng = np.random.default_rng(0)
+    out = graph.forward(*xs)
+    dout = rng.standard_normal(out.shape)
+    graph.need_input_grad = True
+    dxs = graph.backward(dout)
+    dxs = dxs if isinstance(dxs, tuple) else (dxs,)
+    grads = [g.copy() for g in graph.grads]
+
+    def loss() -> float:
+        return float(np.sum(graph.forward(*xs) * dout))
+
+    for x, dx in zip(xs, dxs):
+        np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
+    for name, param, grad in zip(graph.param_names, graph.params, grads):
+        np.testing.assert_allclose(grad, numerical_gradient(loss, param), rtol=1e-6, atol=1e-8,
+                                   err_msg=name)
+
+
+def f64(values) -> np.ndarray:
+    return np.array(values, dtype=np.float64)
+
+
+def affine(W) -> Affine:
+    W = f64(W)
+    return Affine(W, np.zeros(W.shape[1], dtype=W.dtype))
+
+
+def random_affine(rng: np.random.Generator, d: int, h: int) -> Affine:
+    return count_backward(Affine(rng.standard_normal((d, h)), rng.standard_normal(h)))
+
+
+# --- forward and the chain rule ------------------------------------------------------------
+
+
+def test_sequential_forward_matches_hand_computation():
+    # x = [1, 2]; W1 = [[1, 0, 1], [0, 1, 1]], b1 = [0, 0, -3] -> h = [1, 2, 0]
+    # tanh(h) = [0.7616, 0.9640, 0]; W2 = [[1], [1], [5]], b2 = [1] -> y = 0.7616 + 0.9640 + 1
+    graph = Graph.sequential([
+        ("affine1", Affine(f64([[1, 0, 1], [0, 1, 1]]), f64([0, 0, -3]))),
+        ("tanh1", Tanh()),
+        ("affine2", Affine(f64([[1], [1], [5]]), f64([1]))),
+    ])
+    y = graph.forward(f64([[1, 2]]))
+    np.testing.assert_allclose(y, [[np.tanh(1) + np.tanh(2) + 1]])
+    assert list(graph.nodes) == ["affine1", "tanh1", "affine2"]
+    assert graph.inputs == ["x"] and graph.output == "affine2"
+
+
+def test_nodes_listed_out_of_order_run_in_topological_order():
+    log: list[str] = []
+    nodes = [
+        GraphNode("c", Recorder("c", log), ("a", "b")),
+        GraphNode("b", Recorder("b", log), ("a",)),
+        GraphNode("a", Recorder("a", log), ("x",)),
+    ]
+    graph = Graph(nodes, output="c")
+    graph.need_input_grad = True
+    # c = a + b = x + x
+    assert graph.forward(f64([3.0])) == pytest.approx([6.0])
+    graph.backward(f64([1.0]))
+    assert log == ["forward a", "forward b", "forward c", "backward c", "backward b", "backward a"]
+    assert list(graph.nodes) == ["a", "b", "c"]
+
+
+def test_already_ordered_list_keeps_its_order():
+    log: list[str] = []
+    nodes = [GraphNode(name, Recorder(name, log), ("x",)) for name in ("p", "q", "r")]
+    nodes.append(GraphNode("s", Recorder("s", log), ("r", "q", "p")))
+    Graph(nodes, output="s").forward(f64([1.0]))
+    assert log == ["forward p", "forward q", "forward r", "forward s"]
+
+
+# --- the branch rule --------------------------------------------------------------------
+
+
+def branch_graph(a: Node, b: Node, add: Node | None = None) -> Graph:
+    """y = a(x) + b(x)."""
+    return Graph([
+        GraphNode("a", a, ("x",)),
+        GraphNode("b", b, ("x",)),
+        GraphNode("y", add or Add(), ("a", "b")),
+    ], output="y")
+
+
+def test_branch_gradient_is_the_sum_of_both_paths_by_hand():
+    # y = x Wa + x Wb with Wa = [[1], [2]], Wb = [[3], [4]], x = [1, 2]
+    # y = (1 + 4) + (3 + 8) = 16; dx = dout (Wa + Wb)^T = [1 + 3, 2 + 4] = [4, 6]
+    graph = branch_graph(affine([[1], [2]]), affine([[3], [4]]))
+    graph.need_input_grad = True
+    x = f64([[1, 2]])
+    np.testing.assert_allclose(graph.forward(x), [[16.0]])
+    np.testing.assert_allclose(graph.backward(f64([[1.0]])), [[4.0, 6.0]])
+    # dWa = dWb = x^T dout = [[1], [2]]
+    np.testing.assert_allclose(graph.grads[0], [[1.0], [2.0]])
+    np.testing.assert_allclose(graph.grads[2], [[1.0], [2.0]])
+
+
+def test_branch_gradient_matches_numerical_gradient():
+    rng = np.random.default_rng(1)
+    graph = Graph([
+        GraphNode("h", random_affine(rng, 3, 4), ("x",)),
+        GraphNode("a", Sigmoid(), ("h",)),
+        GraphNode("b", random_affine(rng, 4, 4), ("h",)),
+        GraphNode("c", Tanh(), ("h",)),
+        GraphNode("ab", Mul(), ("a", "b")),
+        GraphNode("y", Add(), ("ab", "c")),
+    ], output="y")
+    check_graph_gradients(graph, rng.standard_normal((5, 3)))
+
+
+def test_whole_model_passes_the_library_gradient_check():
+    rng = np.random.default_rng(10)
+    graph = Graph([
+        GraphNode("h", random_affine(rng, 3, 4), ("x",)),
+        GraphNode("drop", Dropout(0.3, np.random.default_rng(11)), ("h",)),
+        GraphNode("a", Sigmoid(), ("drop",)),
+        GraphNode("b", Tanh(), ("h",)),
+        GraphNode("y", Add(), ("a", "b")),
+    ], output="y")
+    graph.need_input_grad = True
+    result = check_gradients(graph, rng.standard_normal((5, 3)))
+    assert set(result.errors) == {"input0", "h/W", "h/b"}
+    assert result.worst_error < 1e-7
+
+
+def test_value_used_three_times_gets_three_gradients():
+    # h = x; y = 2h + 3h + 5h = 10x, so dx = 10 dout
+    sum3 = Recorder("sum3", [])
+    sum3.backward = lambda dout: (dout, dout, dout)
+    graph = Graph([
+        GraphNode("h", Scale(1.0), ("x",)),
+        GraphNode("s2", Scale(2.0), ("h",)),
+        GraphNode("s3", Scale(3.0), ("h",)),
+        GraphNode("s5", Scale(5.0), ("h",)),
+        GraphNode("y", sum3, ("s2", "s3", "s5")),
+    ], output="y")
+    graph.need_input_grad = True
+    x = f64([[1.0, -2.0]])
+    np.testing.assert_allclose(graph.forward(x), [[10.0, -20.0]])
+    dout = f64([[1.0, 0.5]])
+    dx = graph.backward(dout)
+    np.testing.assert_allclose(dx, [[10.0, 5.0]])
+    # the sum went into a new array: each node's own dx buffer holds its own share only
+    for name, k in (("s2", 2.0), ("s3", 3.0), ("s5", 5.0)):
+        np.testing.assert_allclose(graph[name].dx, k * dout)
+    np.testing.assert_allclose(dout, [[1.0, 0.5]])
+
+
+def test_branch_sum_does_not_write_into_the_callers_dout():
+    # the add hands dout itself to both branches; their sum must go into a new array
+    graph = branch_graph(Scale(1.0), Scale(1.0), AliasingAdd())
+    graph.need_input_grad = True
+    graph.forward(f64([[1.0, 2.0]]))
+    dout = f64([[1.0, 1.0]])
+    np.testing.assert_allclose(graph.backward(dout), [[2.0, 2.0]])
+    np.testing.assert_allclose(dout, [[1.0, 1.0]])
+
+
+def test_branch_keeps_float32():
+    rng = np.random.default_rng(2)
+    a = Affine(rng.standard_normal((3, 2)).astype(np.float32), np.zeros(2, np.float32))
+    b = Affine(rng.standard_normal((3, 2)).astype(np.float32), np.zeros(2, np.float32))
+    graph = branch_graph(a, b)
+    graph.need_input_grad = True
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    y = graph.forward(x)
+    dx = graph.backward(np.ones_like(y))
+    assert y.dtype == dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in graph.grads)
+
+
+def test_multi_input_graph_returns_one_gradient_per_input():
+    # z = x * (y W) with W = [[2], [1]]: x = [3], y = [1, 4] -> yW = 6, z = 18
+    # dz/dx = yW = 6; dz/dy = x W^T = [6, 3]
+    graph = Graph([
+        GraphNode("h", affine([[2], [1]]), ("y",)),
+        GraphNode("z", Mul(), ("x", "h")),
+    ], inputs=["x", "y"], output="z")
+    x, y = f64([[3.0]]), f64([[1.0, 4.0]])
+    np.testing.assert_allclose(graph.forward(x, y), [[18.0]])
+    assert graph.backward(f64([[1.0]])) == (None, None)
+    graph.need_input_grad = True
+    dx, dy = graph.backward(f64([[1.0]]))
+    np.testing.assert_allclose(dx, [[6.0]])
+    np.testing.assert_allclose(dy, [[6.0, 3.0]])
+    check_graph_gradients(graph, x, y)
+
+
+def test_graph_nested_as_a_node():
+    rng = np.random.default_rng(3)
+    inner = branch_graph(random_affine(rng, 3, 3), Tanh())
+    outer = Graph([
+        GraphNode("first", random_affine(rng, 2, 3), ("x",)),
+        GraphNode("block", inner, ("first",)),
+        GraphNode("last", random_affine(rng, 3, 1), ("block",)),
+    ], output="last")
+    assert inner.need_dx is True
+    assert outer.param_names[2:4] == ["block/a/W", "block/a/b"]
+    check_graph_gradients(outer, rng.standard_normal((4, 2)))
+
+
+def test_forward_with_wrong_number_of_inputs():
+    graph = Graph.sequential([("t", Tanh())])
+    with pytest.raises(GraphError, match=r"takes 1 input\(s\) \(x\); got 2"):
+        graph.forward(f64([1.0]), f64([2.0]))
+
+
+def test_multi_input_node_must_return_a_tuple():
+    bad = Mul()
+    bad.backward = lambda dout: dout
+    graph = Graph([GraphNode("m", bad, ("x", "x"))], output="m")
+    graph.need_input_grad = True
+    graph.forward(f64([2.0]))
+    with pytest.raises(NNFrameError, match="node 'm' reads 2 inputs.*tuple of 2"):
+        graph.backward(f64([1.0]))
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def chain(*specs: tuple[str, tuple[str, ...]]) -> list[GraphNode]:
+    return [GraphNode(name, Recorder(name, []), inputs) for name, inputs in specs]
+
+
+@pytest.mark.parametrize("nodes, inputs, output, message", [
+    (chain(("a", ("x", "c")), ("b", ("a",)), ("c", ("b",))), ["x"], "c",
+     r"cycle: a -> b -> c -> a"),
+    (chain(("a", ("x",)), ("b", ("b",))), ["x"], "b", r"cycle: b -> b"),
+    (chain(("hidden", ("x",)), ("y", ("hiden",))), ["x"], "y",
+     r"node 'y': unknown input 'hiden'; available: hidden, x \(did you mean 'hidden'\?\)"),
+    (chain(("a", ("x",)), ("spare", ("x",)), ("y", ("a",))), ["x"], "y",
+     r"'spare' do not lead to the output 'y'"),
+    (chain(("a", ("x",)), ("a", ("a",))), ["x"], "a",
+     r"duplicate name 'a': already used by another node"),
+    (chain(("x", ("x",))), ["x"], "x", r"duplicate name 'x': already used by a graph input"),
+    (chain(("a", ("x",))), ["x", "x"], "a", r"graph input 'x' is listed twice"),
+    (chain(("h", ("x",)), ("out", ("h",))), ["x"], "ouf",
+     r"unknown graph output 'ouf'; available: h, out \(did you mean 'out'\?\)"),
+    (chain(("h", ("x",))), ["x"], "x", r"graph output 'x' is a graph input"),
+    (chain(("h", ("x",))), ["x", "t"], "h", r"graph input\(s\) 't' are not read by any node"),
+    (chain(("h", ()),), ["x"], "h", r"node 'h' has no inputs"),
+    ([], ["x"], "y", r"at least one node"),
+], ids=["cycle", "self-loop", "unknown-input", "unreachable", "duplicate-node",
+        "node-named-like-input", "duplicate-input", "missing-output", "output-is-input",
+        "unused-input", "no-inputs", "empty"])
+def test_malformed_graph_is_a_graph_error(nodes, inputs, output, message):
+    with pytest.raises(GraphError, match=message):
+        Graph(nodes, inputs=inputs, output=output)
+
+
+def test_wrong_number_of_inputs_for_a_node():
+    with pytest.raises(GraphError, match=r"node 'sum' \(Add\) cannot take 1 input\(s\) \['x'\]"):
+        Graph([GraphNode("sum", Add(), ("x",))], output="sum")
+
+
+def test_one_node_object_used_twice():
+    shared = Tanh()
+    with pytest.raises(GraphError, match="'a' and 'b' are the same node object"):
+        Graph.sequential([("a", shared), ("b", shared)])
+
+
+def test_graph_error_is_a_user_error():
+    with pytest.raises(GraphError) as info:
+        Graph.sequential([])
+    assert info.value.exit_code == 2
+
+
+def test_graph_node_accepts_a_single_name_or_a_list():
+    assert GraphNode("a", Tanh(), "x").inputs == ("x",)
+    assert GraphNode("a", Add(), ["x", "y"]).inputs == ("x", "y")
+
+
+# --- params and grads --------------------------------------------------------------------
+
+
+def two_layer(rng: np.random.Generator) -> Graph:
+    return Graph.sequential([
+        ("affine1", random_affine(rng, 2, 3)),
+        ("tanh1", Tanh()),
+        ("affine2", random_affine(rng, 3, 2)),
+    ])
+
+
+def test_params_and_grads_are_the_nodes_own_arrays_across_steps():
+    rng = np.random.default_rng(4)
+    graph = two_layer(rng)
+    own_params = [p for node in graph.nodes.values() for p in node.params]
+    own_grads = [g for node in graph.nodes.values() for g in node.grads]
+    params_list, grads_list = graph.params, graph.grads
+    for _ in range(3):
+        x = rng.standard_normal((5, 2))
+        y = graph.forward(x)
+        graph.backward(np.ones_like(y))
+        for param, grad in zip(graph.params, graph.grads):
+            param -= 0.1 * grad
+        assert graph.params is params_list and graph.grads is grads_list
+        assert all(a is b for a, b in zip(graph.params, own_params))
+        assert all(a is b for a, b in zip(graph.grads, own_grads))
+        assert len(graph.params) == len(own_params) == 4
+    # the last step's db2 = sum over the batch of ones = 5, read through the graph's list
+    np.testing.assert_allclose(graph.grads[3], [5.0, 5.0])
+
+
+def test_param_names_and_named_params():
+    graph = two_layer(np.random.default_rng(5))
+    assert graph.param_names == ["affine1/W", "affine1/b", "affine2/W", "affine2/b"]
+    named = graph.named_params()
+    assert [name for name, _, _ in named] == graph.param_names
+    assert all(p is q and g is h for (_, p, g), q, h in zip(named, graph.params, graph.grads))
+    assert graph.named_params() is named
+
+
+def test_params_follow_topological_order_not_listing_order():
+    rng = np.random.default_rng(6)
+    nodes = [
+        GraphNode("second", random_affine(rng, 2, 2), ("first",)),
+        GraphNode("first", random_affine(rng, 2, 2), ("x",)),
+    ]
+    graph = Graph(nodes, output="second")
+    assert graph.param_names == ["first/W", "first/b", "second/W", "second/b"]
+    assert graph.params[0] is nodes[1].node.params[0]
+
+
+# --- switches ---------------------------------------------------------------------------
+
+
+def test_train_eval_switch_reaches_every_node():
+    graph = Graph.sequential([
+        ("affine1", affine(np.eye(2))),
+        ("dropout1", Dropout(0.5, np.random.default_rng(7))),
+        ("sigmoid1", Sigmoid()),
+    ])
+    x = np.ones((4, 2))
+    assert graph.training and all(node.training for node in graph.nodes.values())
+    assert graph.eval() is graph
+    assert graph.training is False
+    assert not any(node.training for node in graph.nodes.values())
+    # dropout is the identity in evaluation: sigmoid(1) everywhere
+    np.testing.assert_allclose(graph.forward(x), np.full((4, 2), 1 / (1 + np.exp(-1))))
+    graph.train()
+    assert all(node.training for node in graph.nodes.values())
+    graph.train(False)
+    assert not any(node.training for node in graph.nodes.values())
+
+
+def test_need_input_grad_false_lets_the_first_layer_skip_dx():
+    graph = two_layer(np.random.default_rng(8))
+    assert graph.need_input_grad is False
+    assert [node.need_dx for node in graph.nodes.values()] == [False, True, True]
+    y = graph.forward(np.ones((2, 2)))
+    assert graph.backward(np.ones_like(y)) is None
+    assert graph["affine1"].backward_calls == 1
+
+    graph.need_input_grad = True
+    assert all(node.need_dx for node in graph.nodes.values())
+    assert graph.backward(np.ones_like(y)).shape == (2, 2)
+
+
+def test_parameter_free_nodes_on_the_input_are_not_run_backward():
+    # x -> tanh -> affine: no gradient is needed below affine, so tanh is skipped
+    rng = np.random.default_rng(9)
+    tanh, affine1 = count_backward(Tanh()), random_affine(rng, 2, 2)
+    graph = Graph.sequential([("tanh1", tanh), ("affine1", affine1)])
+    assert (tanh.need_dx, affine1.need_dx) == (False, False)
+    y = graph.forward(np.ones((3, 2)))
+    graph.backward(np.ones_like(y))
+    assert (tanh.backward_calls, affine1.backward_calls) == (0, 1)
+    graph.need_input_grad = True
+    assert (tanh.need_dx, affine1.need_dx) == (True, True)
+    graph.backward(np.ones_like(y))
+    assert (tanh.backward_calls, affine1.backward_calls) == (1, 2)
+
+
+# --- names and repr ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("types, explicit, expected", [
+    (["affine", "sigmoid", "affine"], None, ["affine1", "sigmoid1", "affine2"]),
+    ([], None, []),
+    (["affine", "affine"], ["h", None], ["h", "affine2"]),
+    (["affine", "affine"], [None, "affine1"], ["affine2", "affine1"]),
+    (["relu", "affine", "affine"], ["affine2", None, None], ["affine2", "affine1", "affine3"]),
+    (["a1", "a"] + ["a"] * 10, None, ["a11", "a1"] + [f"a{k}" for k in range(2, 11)] + ["a12"]),
+], ids=["by-type", "empty", "explicit-counts", "collision", "skip-taken", "digit-type"])
+def test_sequential_names(types, explicit, expected):
+    names = sequential_names(types, explicit)
+    assert names == expected
+    assert len(set(names)) == len(names)
+
+
+def test_sequential_names_length_mismatch():
+    with pytest.raises(ValueError, match=r"explicit names \(1\) do not match types \(2\)"):
+        sequential_names(["a", "b"], ["x"])
+
+
+def test_repr_len_and_lookup():
+    graph = branch_graph(affine(np.zeros((2, 3))), Tanh())
+    text = repr(graph)
+    assert text.startswith("Graph(inputs=[x], output=y,")
+    assert "a: Affine(W(2, 3), b(3,)) <- x" in text
+    assert "y: Add() <- a, b" in text
+    assert len(graph) == 3
+    assert graph["b"] is graph.nodes["b"]
+    with pytest.raises(KeyError, match="did you mean 'a'"):
+        graph["aa"]

@@ -1,0 +1,376 @@
+"""Tests of nnframe.optimizers and the built-in optimizer plugin."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from nnframe.errors import CheckpointError, ConfigError, NNFrameError
+from nnframe.optimizers import (
+    SGD,
+    AdaGrad,
+    AdaGradParams,
+    Adam,
+    AdamParams,
+    Momentum,
+    MomentumParams,
+    Nesterov,
+    NesterovParams,
+    Optimizer,
+    RMSprop,
+    RMSpropParams,
+    SGDParams,
+)
+from nnframe.plugins import get_plugin_manager
+
+ALL = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam]
+P0 = [1.0, -2.0]
+G = [0.5, 0.25]
+
+
+def run_steps(optimizer: Optimizer, grads: list[list[float]], p0: list[float] = P0) -> np.ndarray:
+    p = np.array(p0)
+    for g in grads:
+        optimizer.update([p], [np.array(g)])
+    return p
+
+
+# One step from p = [1, -2] with g = [0.5, 0.25], lr = 0.1.
+ONE_STEP = [
+    # p - lr*g = [1 - 0.05, -2 - 0.025]
+    (SGD(lr=0.1), [0.95, -2.025]),
+    # v = -lr*g = [-0.05, -0.025]; p += v
+    (Momentum(lr=0.1, momentum=0.9), [0.95, -2.025]),
+    # v = [-0.05, -0.025]; p += 0.81*v - 1.9*0.1*g = [-0.0405 - 0.095, -0.02025 - 0.0475]
+    (Nesterov(lr=0.1, momentum=0.9), [0.8645, -2.06775]),
+    # h = g*g; g/sqrt(h) = [1, 1]; p -= 0.1
+    (AdaGrad(lr=0.1), [0.9, -2.1]),
+    # h = 0.01*g*g; sqrt(h) = 0.1*|g|; g/sqrt(h) = [10, 10]; p -= 0.1*10
+    (RMSprop(lr=0.1, decay_rate=0.99), [0.0, -3.0]),
+    # lr_1 = 0.1*sqrt(0.001)/0.1; m = 0.1*g; v = 0.001*g^2; lr_1*m/sqrt(v) = 0.1*sign(g)
+    (Adam(lr=0.1, beta1=0.9, beta2=0.999), [0.9, -2.1]),
+]
+
+# Three steps from p = [1, -2], lr = 0.1; the gradient is g = [0.5, 0.25] each step unless stated.
+THREE_STEPS = [
+    # p - 3*0.1*g
+    (SGD(lr=0.1), [G] * 3, [0.85, -2.075]),
+    # v1 = [-0.05, -0.025]; v2 = 0.9*v1 - 0.1*g = [-0.095, -0.0475]; v3 = 0.9*v2 - 0.1*g = [-0.1355, -0.06775]
+    # p = p0 + v1 + v2 + v3 = [1 - 0.2805, -2 - 0.14025]
+    (Momentum(lr=0.1, momentum=0.9), [G] * 3, [0.7195, -2.14025]),
+    # each step p += 0.81*v_t - 0.19*g with v_t as for Momentum:
+    # [-0.1355, -0.06775] + [-0.17195, -0.085975] + [-0.204755, -0.1023775]
+    (Nesterov(lr=0.1, momentum=0.9), [G] * 3, [0.487795, -2.2561025]),
+    # h_t = t*g^2, so step t moves by 0.1/sqrt(t): 0.1 + 0.0707106781 + 0.0577350269 = 0.228445705
+    (AdaGrad(lr=0.1), [G] * 3, [0.771554295, -2.228445705]),
+    # h_t = c_t*g^2 with c = 0.01, 0.0199, 0.029701; moves 0.1/sqrt(c_t) = 1 + 0.708881205 + 0.580249085
+    (RMSprop(lr=0.1, decay_rate=0.99), [G] * 3, [-1.28913029, -4.28913029]),
+    # second coordinate: constant g, so each step moves by lr = 0.1: -2.3.
+    # first coordinate, g = 0.5, -0.5, 0.5; g^2 is constant so v_t = (1 - 0.999^t)*0.25 and
+    # the step is lr*m_t/(0.5*(1 - 0.9^t)):
+    #   m1 = 0.05                           step 0.1*0.05/(0.5*0.1)    = 0.1        -> 0.9
+    #   m2 = 0.05 + 0.1*(-0.5 - 0.05) = -0.005  step 0.1*-0.005/(0.5*0.19) = -0.00526316 -> 0.90526316
+    #   m3 = -0.005 + 0.1*(0.5 + 0.005) = 0.0455 step 0.1*0.0455/(0.5*0.271) = 0.03357934 -> 0.87168382
+    (Adam(lr=0.1, beta1=0.9, beta2=0.999), [G, [-0.5, 0.25], G], [0.87168382, -2.3]),
+]
+
+
+def _ids(cases: list) -> list[str]:
+    return [type(case[0]).__name__ for case in cases]
+
+
+@pytest.mark.parametrize(("optimizer", "expected"), ONE_STEP, ids=_ids(ONE_STEP))
+def test_one_step_matches_hand_values(optimizer: Optimizer, expected: list[float]) -> None:
+    # the 1e-7 epsilon of the adaptive rules moves the result by less than 1e-5
+    np.testing.assert_allclose(run_steps(optimizer, [G]), expected, rtol=0, atol=1e-5)
+    assert optimizer.step == 1
+
+
+@pytest.mark.parametrize(("optimizer", "grads", "expected"), THREE_STEPS, ids=_ids(THREE_STEPS))
+def test_three_steps_match_hand_values(optimizer: Optimizer, grads: list, expected: list[float]) -> None:
+    np.testing.assert_allclose(run_steps(optimizer, grads), expected, rtol=0, atol=1e-5)
+    assert optimizer.step == 3
+
+
+class BookOptimizers:
+    """The book's common/optimizer.py update rules, dict-keyed and float64, as the reference."""
+
+    @staticmethod
+    def update(kind: str, state: dict, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        state.setdefault("a", np.zeros_like(p))
+        state.setdefault("b", np.zeros_like(p))
+        state["t"] = state.get("t", 0) + 1
+        a, b = state["a"], state["b"]
+        if kind == "SGD":
+            p -= lr * g
+        elif kind == "Momentum":
+            a[...] = 0.9 * a - lr * g
+            p += a
+        elif kind == "Nesterov":
+            a *= 0.9
+            a -= lr * g
+            p += 0.9 * 0.9 * a
+            p -= (1 + 0.9) * lr * g
+        elif kind == "AdaGrad":
+            a += g * g
+            p -= lr * g / (np.sqrt(a) + 1e-7)
+        elif kind == "RMSprop":
+            a *= 0.99
+            a += (1 - 0.99) * g * g
+            p -= lr * g / (np.sqrt(a) + 1e-7)
+        elif kind == "Adam":
+            lr_t = lr * np.sqrt(1.0 - 0.999 ** state["t"]) / (1.0 - 0.9 ** state["t"])
+            a += (1 - 0.9) * (g - a)
+            b += (1 - 0.999) * (g**2 - b)
+            p -= lr_t * a / (np.sqrt(b) + 1e-7)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_matches_the_books_rules_over_random_steps(cls: type[Optimizer]) -> None:
+    rng = np.random.default_rng(0)
+    ours = cls(lr=0.05)
+    shapes = [(3, 4), (4,)]
+    params = [rng.standard_normal(s) for s in shapes]
+    reference = [p.copy() for p in params]
+    states: list[dict] = [{} for _ in shapes]
+    for _ in range(5):
+        grads = [rng.standard_normal(s) for s in shapes]
+        ours.update(params, grads)
+        for p, g, state in zip(reference, grads, states):
+            BookOptimizers.update(cls.__name__, state, p, g, 0.05)
+    for p, ref in zip(params, reference):
+        np.testing.assert_allclose(p, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_sgd_weight_decay_is_coupled_l2_and_leaves_grads_alone() -> None:
+    # g + 0.1*p = [0.5 + 0.1, 0.25 - 0.2] = [0.6, 0.05]; p -= 0.1 * [0.6, 0.05]
+    p, g = np.array(P0), np.array(G)
+    SGD(lr=0.1, weight_decay=0.1).update([p], [g])
+    np.testing.assert_allclose(p, [0.94, -2.005], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(g, G)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_weight_decay_equals_the_rule_fed_g_plus_wd_p(cls: type[Optimizer]) -> None:
+    rng = np.random.default_rng(1)
+    p_decay = rng.standard_normal((2, 3))
+    p_plain = p_decay.copy()
+    decayed, plain = cls(lr=0.1, weight_decay=0.01), cls(lr=0.1)
+    for _ in range(3):
+        g = rng.standard_normal((2, 3))
+        plain.update([p_plain], [g + 0.01 * p_plain])
+        decayed.update([p_decay], [g])
+    np.testing.assert_array_equal(p_decay, p_plain)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_updates_in_place_without_rebinding(cls: type[Optimizer]) -> None:
+    params = [np.array(P0), np.array([[0.5]])]
+    before = [id(p) for p in params]
+    aliases = [p for p in params]
+    view = params[0][:1]
+    cls(lr=0.1).update(params, [np.array(G), np.array([[1.0]])])
+    assert [id(p) for p in params] == before
+    assert all(a is p for a, p in zip(aliases, params))
+    assert view[0] < 1.0 and aliases[1][0, 0] < 0.5
+
+
+@pytest.mark.parametrize(("cls", "slots"), [
+    (SGD, []), (Momentum, ["v"]), (Nesterov, ["v"]), (AdaGrad, ["h"]), (RMSprop, ["h"]), (Adam, ["m", "v"]),
+], ids=lambda x: x.__name__ if isinstance(x, type) else "")
+def test_state_is_keyed_by_parameter_name(cls: type[Optimizer], slots: list[str]) -> None:
+    optimizer = cls()
+    W, b = np.ones((2, 3)), np.ones(3)
+    optimizer.bind(["affine1/W", "affine1/b"], [W, b])
+    optimizer.update([W, b], [np.ones((2, 3)), np.ones(3)])
+    assert list(optimizer.state) == ["affine1/W", "affine1/b"]
+    expected_keys = {f"{name}.{slot}" for name in ("affine1/W", "affine1/b") for slot in slots} | {"t"}
+    state = optimizer.state_dict()
+    assert set(state) == expected_keys
+    assert int(state["t"]) == 1
+    for slot in slots:
+        assert state[f"affine1/W.{slot}"].shape == (2, 3)
+
+
+def _grad_stream(seed: int, shapes: list[tuple[int, ...]], steps: int) -> list[list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(steps)]
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_state_dict_round_trip_continues_bit_identically(cls: type[Optimizer]) -> None:
+    names, shapes = ["affine1/W", "affine1/b"], [(3, 2), (2,)]
+    stream = _grad_stream(2, shapes, 5)
+    start = [np.full(s, 0.5, dtype=np.float32) for s in shapes]
+
+    straight = [p.copy() for p in start]
+    optimizer = cls(lr=0.01, weight_decay=0.001)
+    optimizer.bind(names, straight)
+    for grads in stream:
+        optimizer.update(straight, grads)
+
+    first = [p.copy() for p in start]
+    before = cls(lr=0.01, weight_decay=0.001)
+    before.bind(names, first)
+    for grads in stream[:2]:
+        before.update(first, grads)
+    buffer = io.BytesIO()
+    np.savez(buffer, **before.state_dict())
+    buffer.seek(0)
+    saved = dict(np.load(buffer))
+
+    resumed_params = [p.copy() for p in first]
+    resumed = cls(lr=0.01, weight_decay=0.001)
+    resumed.bind(names, resumed_params)
+    resumed.load_state_dict(saved)
+    assert resumed.step == 2
+    for grads in stream[2:]:
+        resumed.update(resumed_params, grads)
+    for p, q in zip(straight, resumed_params):
+        np.testing.assert_array_equal(p, q)
+    assert resumed.step == optimizer.step == 5
+
+
+def test_state_dict_is_a_copy() -> None:
+    optimizer = Momentum()
+    p = np.ones(2)
+    optimizer.bind(["w"], [p])
+    optimizer.update([p], [np.ones(2)])
+    saved = optimizer.state_dict()
+    optimizer.update([p], [np.ones(2)])
+    # v after one step is -0.01*g; the later step must not change the saved copy
+    np.testing.assert_allclose(saved["w.v"], [-0.01, -0.01])
+
+
+def test_load_state_dict_keeps_state_arrays_in_place() -> None:
+    optimizer = Adam()
+    p = np.ones(2)
+    optimizer.bind(["w"], [p])
+    m = optimizer.state["w"]["m"]
+    optimizer.load_state_dict({"w.m": np.array([1.0, 2.0]), "w.v": np.array([3.0, 4.0]), "t": np.array(7)})
+    assert optimizer.state["w"]["m"] is m
+    np.testing.assert_array_equal(m, [1.0, 2.0])
+    assert optimizer.step == 7
+
+
+@pytest.mark.parametrize(("state", "pattern"), [
+    ({"w.m": np.zeros(2), "t": np.array(1)}, r"missing key 'w\.v'"),
+    ({"w.m": np.zeros(2), "w.v": np.zeros(2)}, r"missing key 't'"),
+    ({"w.m": np.zeros(2), "w.v": np.zeros(2), "t": np.array(1), "x.m": np.zeros(2)}, r"unexpected key 'x\.m'"),
+    ({"w.m": np.zeros(2), "w.v": np.zeros((3, 2)), "t": np.array(1)}, r"'w\.v' has shape \(3, 2\).*shape \(2,\)"),
+])
+def test_load_state_dict_errors_name_the_key(state: dict, pattern: str) -> None:
+    optimizer = Adam()
+    optimizer.bind(["w"], [np.ones(2)])
+    with pytest.raises(CheckpointError, match=pattern):
+        optimizer.load_state_dict(state)
+
+
+def test_load_state_dict_before_bind_is_an_error() -> None:
+    with pytest.raises(NNFrameError, match="bind"):
+        Adam().load_state_dict({"t": np.array(1)})
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_float32_stays_float32_and_arrays_stay_put(cls: type[Optimizer]) -> None:
+    params = [np.ones((4, 3), dtype=np.float32), np.ones(3, dtype=np.float32)]
+    optimizer = cls(lr=0.1, weight_decay=0.01)
+    optimizer.bind(["W", "b"], params)
+    state_ids = {name: {slot: id(a) for slot, a in slots.items()} for name, slots in optimizer.state.items()}
+    for grads in _grad_stream(3, [(4, 3), (3,)], 3):
+        optimizer.update(params, grads)
+    assert all(p.dtype == np.float32 for p in params)
+    assert all(a.dtype == np.float32 for slots in optimizer.state.values() for a in slots.values())
+    assert {name: {slot: id(a) for slot, a in slots.items()} for name, slots in optimizer.state.items()} == state_ids
+    assert all(np.isfinite(p).all() for p in params)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_a_step_allocates_no_parameter_sized_array(cls: type[Optimizer], weight_decay: float) -> None:
+    params = [np.ones(50_000, dtype=np.float32), np.ones((100, 10), dtype=np.float32)]
+    grads = [np.full_like(p, 0.5) for p in params]
+    optimizer = cls(lr=0.01, weight_decay=weight_decay)
+    optimizer.update(params, grads)
+    tracemalloc.start()
+    try:
+        optimizer.update(params, grads)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # the smallest parameter is 1000 float32 = 4000 bytes; a temporary of it would show
+    assert peak < params[1].nbytes
+
+
+def test_update_binds_positional_names_when_not_bound() -> None:
+    optimizer = Momentum()
+    optimizer.update([np.ones(2), np.ones(1)], [np.ones(2), np.ones(1)])
+    assert list(optimizer.state) == ["0", "1"]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda o: o.bind(["a"], [np.ones(1), np.ones(1)]), "1 names for 2 parameters"),
+    (lambda o: o.bind(["a", "a"], [np.ones(1), np.ones(1)]), "duplicate parameter names"),
+    (lambda o: (o.bind(["a"], [np.ones(1)]), o.update([np.ones(1)] * 2, [np.ones(1)] * 2)), "bound to 1 parameters"),
+])
+def test_bind_and_update_misuse_is_reported(call, message: str) -> None:
+    with pytest.raises(NNFrameError, match=message):
+        call(SGD())
+
+
+def test_lr_set_from_outside_is_used_on_the_next_step() -> None:
+    optimizer = SGD(lr=0.1)
+    p = np.array([1.0])
+    optimizer.lr = 0.5
+    optimizer.update([p], [np.array([1.0])])
+    # 1 - 0.5*1
+    assert p[0] == 0.5
+
+
+@pytest.mark.parametrize(("params_cls", "defaults"), [
+    (SGDParams, {"lr": 0.01, "weight_decay": 0.0}),
+    (MomentumParams, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
+    (NesterovParams, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
+    (AdaGradParams, {"lr": 0.01, "weight_decay": 0.0}),
+    (RMSpropParams, {"lr": 0.01, "decay_rate": 0.99, "weight_decay": 0.0}),
+    (AdamParams, {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0}),
+], ids=lambda x: x.__name__ if isinstance(x, type) else "")
+def test_params_have_the_books_defaults(params_cls, defaults: dict) -> None:
+    assert params_cls().model_dump() == defaults
+
+
+@pytest.mark.parametrize("bad", [{"lr": 0}, {"lr": -1.0}, {"weight_decay": -0.1}, {"beta1": 1.0}, {"bogus": 1}])
+def test_params_reject_bad_values(bad: dict) -> None:
+    with pytest.raises(ValidationError):
+        AdamParams(**bad)
+
+
+def test_direct_construction_reports_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"Momentum: momentum: .*found 1\.5"):
+        Momentum(momentum=1.5)
+
+
+def test_repr_shows_settings_and_step() -> None:
+    optimizer = Adam(lr=0.01)
+    optimizer.bind(["w"], [np.ones(1)])
+    assert repr(optimizer) == "Adam(lr=0.01, weight_decay=0.0, beta1=0.9, beta2=0.999, step=0, params=1)"
+
+
+@pytest.mark.parametrize(("name", "cls", "params_cls"), [
+    ("sgd", SGD, SGDParams), ("momentum", Momentum, MomentumParams), ("nesterov", Nesterov, NesterovParams),
+    ("adagrad", AdaGrad, AdaGradParams), ("rmsprop", RMSprop, RMSpropParams), ("adam", Adam, AdamParams),
+])
+def test_builtin_plugin_registers_every_optimizer(name: str, cls: type[Optimizer], params_cls) -> None:
+    plugins = get_plugin_manager()
+    component = plugins.optimizers.get(name)
+    assert component.kind == "optimizer"
+    assert component.params is params_cls
+    assert plugins.optimizers.plugin_of(name).dist == "nnframe"
+    optimizer = component.build(params_cls(lr=0.5))
+    assert type(optimizer) is cls
+    assert optimizer.lr == 0.5
+    assert component.summary()

@@ -1,0 +1,120 @@
+"""Tests of nnframe.schedules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from nnframe.errors import ConfigError
+from nnframe.schedules import ConstantSchedule, CosineSchedule, ScheduleConfig, StepSchedule
+
+SCHEDULE = TypeAdapter(ScheduleConfig)
+
+
+def parse(data: dict):
+    return SCHEDULE.validate_python(data)
+
+
+# (schedule, run total steps, {step: lr}) with base lr 1.0
+CASES = [
+    ({"type": "constant"}, None, {0: 1.0, 1: 1.0, 1000: 1.0}),
+    # 1 * 0.5 ** (step // 2)
+    ({"type": "step", "step_size": 2, "gamma": 0.5}, None, {0: 1.0, 1: 1.0, 2: 0.5, 3: 0.5, 4: 0.25, 7: 0.125}),
+    # (1 + cos(pi * step / 10)) / 2: step 5 -> (1 + 0) / 2; step 10 and after -> 0
+    ({"type": "cosine", "total_steps": 10}, None, {0: 1.0, 5: 0.5, 10: 0.0, 12: 0.0}),
+    # 0.1 + 0.9 * (1 + cos(pi * step / 10)) / 2: step 5 -> 0.1 + 0.45; the end is min_lr
+    ({"type": "cosine", "total_steps": 10, "min_lr": 0.1}, None, {0: 1.0, 5: 0.55, 10: 0.1, 20: 0.1}),
+    # total_steps from the run: step 2 -> (1 + cos(pi/2)) / 2
+    ({"type": "cosine"}, 4, {0: 1.0, 2: 0.5, 4: 0.0}),
+    # the last step of a 4-step run: (1 + cos(3*pi/4)) / 2 = (1 - 0.70710678) / 2
+    ({"type": "cosine"}, 4, {3: 0.14644661}),
+    # warm-up: (step + 1) / 4 for steps 0..3, then the base rate
+    ({"type": "constant", "warmup_steps": 4}, None, {0: 0.25, 1: 0.5, 2: 0.75, 3: 1.0, 4: 1.0}),
+    # warm-up 2 (0.5, 1.0), then 0.5 ** ((step - 2) // 2)
+    ({"type": "step", "step_size": 2, "gamma": 0.5, "warmup_steps": 2}, None,
+     {0: 0.5, 1: 1.0, 2: 1.0, 3: 1.0, 4: 0.5, 6: 0.25}),
+    # warm-up 2, then a cosine over the remaining 8 steps: step 6 -> (1 + cos(pi * 4 / 8)) / 2
+    ({"type": "cosine", "total_steps": 10, "warmup_steps": 2}, None, {0: 0.5, 1: 1.0, 2: 1.0, 6: 0.5, 10: 0.0}),
+]
+
+
+@pytest.mark.parametrize(("data", "total", "expected"), CASES)
+def test_lr_at_matches_hand_values(data: dict, total: int | None, expected: dict[int, float]) -> None:
+    schedule = parse(data)
+    for step, lr in expected.items():
+        assert schedule.lr_at(step, 1.0, total) == pytest.approx(lr, abs=1e-8), f"step {step}"
+
+
+def test_lr_scales_with_the_base_rate() -> None:
+    # 0.2 * 0.1 ** (5 // 2)
+    assert StepSchedule(step_size=2).lr_at(5, 0.2, None) == pytest.approx(0.002)
+
+
+def test_lr_at_returns_a_python_float() -> None:
+    assert type(CosineSchedule(total_steps=3).lr_at(1, 1, None)) is float
+
+
+def test_cosine_is_monotone_down_to_min_lr() -> None:
+    schedule = CosineSchedule(min_lr=0.01)
+    rates = [schedule.lr_at(step, 0.5, 50) for step in range(51)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[-1] == pytest.approx(0.01)
+    assert rates[0] == 0.5
+
+
+def test_cosine_without_any_total_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="total_steps is not set and the run's total number of steps is unknown"):
+        CosineSchedule().lr_at(0, 1.0, None)
+    with pytest.raises(ConfigError, match="total_steps"):
+        CosineSchedule().check(None)
+
+
+def test_cosine_warmup_longer_than_the_run_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"warmup_steps \(5\) must be less than total_steps \(5\)"):
+        CosineSchedule(warmup_steps=5).lr_at(0, 1.0, 5)
+    with pytest.raises(ValidationError, match=r"warmup_steps \(5\) must be less than total_steps \(3\)"):
+        parse({"type": "cosine", "total_steps": 3, "warmup_steps": 5})
+
+
+def test_schedules_without_totals_need_none() -> None:
+    ConstantSchedule().check(None)
+    StepSchedule(step_size=1).check(None)
+    CosineSchedule(total_steps=10).check(None)
+
+
+@pytest.mark.parametrize("data", [
+    {"type": "linear"},
+    {"type": "constant", "bogus": 1},
+    {"type": "step"},
+    {"type": "step", "step_size": 0},
+    {"type": "step", "step_size": 2, "gamma": 0.0},
+    {"type": "step", "step_size": 2, "gamma": 1.5},
+    {"type": "cosine", "min_lr": -0.1},
+    {"type": "cosine", "total_steps": 0},
+    {"type": "constant", "warmup_steps": -1},
+])
+def test_bad_schedules_are_rejected(data: dict) -> None:
+    with pytest.raises(ValidationError):
+        parse(data)
+
+
+def test_the_union_picks_the_model_by_type() -> None:
+    assert type(parse({"type": "constant"})) is ConstantSchedule
+    assert type(parse({"type": "step", "step_size": 3})) is StepSchedule
+    assert type(parse({"type": "cosine", "min_lr": 0.001})) is CosineSchedule
+
+
+def test_a_config_field_defaults_to_constant() -> None:
+    class Section(BaseModel):
+        schedule: ScheduleConfig = Field(default_factory=ConstantSchedule)
+
+    assert Section().schedule == ConstantSchedule()
+    assert Section.model_validate({"schedule": {"type": "step", "step_size": 2}}).schedule.step_size == 2
+    assert "discriminator" in str(Section.model_json_schema())
+
+
+def test_gamma_one_keeps_the_rate() -> None:
+    assert StepSchedule(step_size=1, gamma=1.0).lr_at(100, 0.3, None) == 0.3
+    assert math.isclose(StepSchedule(step_size=1).lr_at(1, 0.3, None), 0.03)

@@ -1,0 +1,134 @@
+"""The node classes, written in the book's style: ``params``, ``grads``, ``forward``, ``backward``.
+
+Each node keeps the dtype of its input (float32 in, float32 out) and writes
+parameter gradients in place, as the :class:`nnframe.Node` protocol requires.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnframe import Node
+
+GELU_C = math.sqrt(2.0 / math.pi)
+GELU_A = 0.044715
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-z))`` written as ``(1 + tanh(z / 2)) / 2``: no overflow, dtype kept."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class LayerNorm(Node):
+    """Layer normalisation over the last axis: ``y = gamma * (x - mu) / sqrt(var + eps) + beta``.
+
+    ``mu`` and ``var`` are the mean and (biased) variance of each row over its
+    last axis, so every sample is normalised on its own, whatever the batch.
+
+    Shapes: ``x: (..., D) -> (..., D)``; ``gamma, beta: (D,)``.
+    Backward, with ``xhat = (x - mu) / std`` and ``g = dout * gamma``::
+
+        dgamma = sum(dout * xhat)  dbeta = sum(dout)   (over every axis but the last)
+        dx = (g - mean(g) - xhat * mean(g * xhat)) / std   (means over the last axis)
+    """
+
+    param_names = ("gamma", "beta")
+
+    def __init__(self, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5) -> None:
+        super().__init__()
+        if gamma.ndim != 1 or gamma.shape != beta.shape:
+            raise ValueError(f"LayerNorm needs gamma and beta of one shape (D,); "
+                             f"found gamma{gamma.shape} and beta{beta.shape}")
+        if not eps > 0:
+            raise ValueError(f"LayerNorm eps must be > 0; found {eps!r}")
+        self.params = [gamma, beta]
+        self.grads = [np.zeros_like(gamma), np.zeros_like(beta)]
+        self.eps = float(eps)
+        self.xhat: np.ndarray | None = None
+        self.inv_std: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        gamma, beta = self.params
+        if x.shape[-1] != gamma.shape[0]:
+            raise ValueError(f"LayerNorm over {gamma.shape[0]} features got an input of shape {x.shape}")
+        mu = x.mean(axis=-1, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        self.inv_std = 1.0 / np.sqrt(var + self.eps)
+        self.xhat = xc * self.inv_std
+        return gamma * self.xhat + beta
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        gamma, _ = self.params
+        xhat, inv_std = self.xhat, self.inv_std
+        width = gamma.shape[0]
+        self.grads[0][...] = (dout * xhat).reshape(-1, width).sum(axis=0)
+        self.grads[1][...] = dout.reshape(-1, width).sum(axis=0)
+        if not self.need_dx:
+            return None
+        g = dout * gamma
+        g_mean = g.mean(axis=-1, keepdims=True)
+        gx_mean = (g * xhat).mean(axis=-1, keepdims=True)
+        return (g - g_mean - xhat * gx_mean) * inv_std
+
+    def __repr__(self) -> str:
+        return f"LayerNorm(gamma{self.params[0].shape}, beta{self.params[1].shape}, eps={self.eps!r})"
+
+
+class GELU(Node):
+    """Gaussian error linear unit, tanh approximation (Hendrycks & Gimpel, 2016).
+
+    ``y = x / 2 * (1 + tanh(u))`` with ``u = c * (x + a x^3)``, ``c = sqrt(2/pi)``,
+    ``a = 0.044715``. Elementwise: ``x: (...) -> (...)``.
+    Backward: ``dx = dout * ((1 + t) / 2 + x / 2 * (1 - t^2) * c * (1 + 3 a x^2))``, ``t = tanh(u)``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x: np.ndarray | None = None
+        self.t: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        self.t = np.tanh(GELU_C * (x + GELU_A * x * x * x))
+        return 0.5 * x * (1.0 + self.t)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if not self.need_dx:
+            return None
+        x, t = self.x, self.t
+        du_dx = GELU_C * (1.0 + 3.0 * GELU_A * x * x)
+        return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+
+    def __repr__(self) -> str:
+        return "GELU()"
+
+
+class Swish(Node):
+    """Swish (SiLU when ``beta = 1``): ``y = x * sigmoid(beta * x)``, ``beta`` fixed, not trained.
+
+    Elementwise: ``x: (...) -> (...)``.
+    Backward, with ``s = sigmoid(beta * x)``: ``dx = dout * (s + beta * y * (1 - s))``.
+    """
+
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__()
+        self.beta = float(beta)
+        self.s: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.s = sigmoid(self.beta * x)
+        self.y = x * self.s
+        return self.y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if not self.need_dx:
+            return None
+        s = self.s
+        return dout * (s + self.beta * self.y * (1.0 - s))
+
+    def __repr__(self) -> str:
+        return f"Swish(beta={self.beta!r})"

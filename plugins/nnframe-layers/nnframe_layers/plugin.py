@@ -1,0 +1,58 @@
+"""The plugin module nnframe loads through the ``nnframe`` entry point.
+
+It is written exactly like nnframe's built-in node plugin: a hook
+implementation returning components, each a name, a :class:`nnframe.Params`
+model and a ``build(params, ctx)`` function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from nnframe import NodeContext, Params, hookimpl
+from nnframe.components import Component, node
+from nnframe_layers.layers import GELU, LayerNorm, Swish
+
+
+class LayerNormParams(Params):
+    """``layer_norm``: ``eps`` is added to the variance before the square root."""
+
+    eps: float = Field(1e-5, gt=0)
+
+
+class GELUParams(Params):
+    """``gelu`` takes no parameters."""
+
+
+class SwishParams(Params):
+    """``swish``: ``beta`` is the fixed slope inside the sigmoid (1.0 gives SiLU)."""
+
+    beta: float = 1.0
+
+
+def build_layer_norm(params: LayerNormParams, ctx: NodeContext) -> LayerNorm:
+    """Layer normalisation over the last axis, with learned scale and shift."""
+    width = ctx.in_features
+    gamma = np.ones((width,), dtype=ctx.dtype)
+    beta = np.zeros((width,), dtype=ctx.dtype)
+    return LayerNorm(gamma, beta, eps=params.eps)
+
+
+def build_gelu(params: GELUParams, ctx: NodeContext) -> GELU:
+    """GELU activation, tanh approximation."""
+    return GELU()
+
+
+def build_swish(params: SwishParams, ctx: NodeContext) -> Swish:
+    """Swish activation x * sigmoid(beta * x), beta fixed."""
+    return Swish(beta=params.beta)
+
+
+@hookimpl
+def nnframe_register_nodes() -> list[Component]:
+    return [
+        node("layer_norm", LayerNormParams, build_layer_norm),
+        node("gelu", GELUParams, build_gelu),
+        node("swish", SwishParams, build_swish),
+    ]

@@ -1,0 +1,138 @@
+"""Tests of the nnframe-layers nodes, built through the components nnframe registers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from nnframe import NodeContext
+from nnframe_layers import GELU, LayerNorm, Swish
+
+NODE_PARAMS = {"layer_norm": {"eps": 1e-5}, "gelu": {}, "swish": {"beta": 1.5}}
+NAMES = sorted(NODE_PARAMS)
+SHAPES = [(1, 4), (5, 3), (2, 3, 6)]
+
+
+def build(plugins, name: str, shape: tuple[int, ...], dtype: str = "float64", seed: int = 0):
+    """The node ``name`` for inputs of ``shape``, its parameters set to random values."""
+    component = plugins.nodes.get(name)
+    rng = np.random.default_rng(seed)
+    ctx = NodeContext(name=f"{name}1", input_shapes=[shape], dtype=np.dtype(dtype), rng=rng)
+    node = component.build(component.params.model_validate(NODE_PARAMS[name]), ctx)
+    for param in node.params:
+        param[...] = rng.normal(size=param.shape)
+    return node
+
+
+def test_the_nodes_are_registered_by_the_installed_distribution(nnframe_plugins):
+    assert set(NAMES) <= set(nnframe_plugins.nodes.names())
+    for name in NAMES:
+        assert nnframe_plugins.nodes.plugin_of(name).dist == "nnframe-layers"
+    assert [b for b in nnframe_plugins.broken if b.dist == "nnframe-layers"] == []
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_match_finite_differences(nnframe_plugins, gradcheck, name, shape):
+    node = build(nnframe_plugins, name, shape)
+    x = np.random.default_rng(1).normal(size=shape)
+    gradcheck(node, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_stays_float32(nnframe_plugins, name):
+    node = build(nnframe_plugins, name, (4, 5), dtype="float32")
+    x = np.random.default_rng(2).normal(size=(4, 5)).astype(np.float32)
+    y = node.forward(x)
+    dx = node.backward(np.ones_like(y))
+    assert (y.dtype, dx.dtype) == (np.float32, np.float32)
+    assert [p.dtype for p in node.params] == [np.float32] * len(node.params)
+    assert [g.dtype for g in node.grads] == [np.float32] * len(node.params)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_extreme_inputs_give_finite_values_without_overflow(nnframe_plugins, name):
+    node = build(nnframe_plugins, name, (2, 3), dtype="float32")
+    x = np.array([[-1000.0, 0.0, 1000.0], [5.0, 5.0, 5.0]], dtype=np.float32)
+    with np.errstate(all="raise"):
+        y = node.forward(x)
+        dx = node.backward(np.ones_like(y))
+    assert np.isfinite(y).all() and np.isfinite(dx).all()
+
+
+def test_parameter_gradients_are_written_in_place(nnframe_plugins):
+    node = build(nnframe_plugins, "layer_norm", (2, 3))
+    grads = list(node.grads)
+    x = np.random.default_rng(3).normal(size=(2, 3))
+    for dout in (np.ones((2, 3)), np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])):
+        node.forward(x)
+        node.backward(dout)
+        assert all(now is before for now, before in zip(node.grads, grads))
+    assert grads[1].tolist() == [5.0, 7.0, 9.0]  # dbeta = dout summed over the batch: 1+4, 2+5, 3+6
+
+
+def test_layer_norm_by_hand():
+    # row [1, 2, 3]: mean 2, variance 2/3, 1 / sqrt(2/3 + 1e-5) = 1.2247357 -> xhat = [-1.2247357, 0, 1.2247357]
+    node = LayerNorm(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.0]))
+    y = node.forward(np.array([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(y, [[-1.2247357, 1.0, 3.6742071]], rtol=1e-6)  # gamma * xhat + beta
+    node.backward(np.array([[1.0, 1.0, 1.0]]))
+    np.testing.assert_allclose(node.grads[0], [-1.2247357, 0.0, 1.2247357], rtol=1e-6)  # dgamma = dout * xhat
+
+
+@pytest.mark.parametrize("node, x, y, dx", [
+    # u = sqrt(2/pi) * (1 + 0.044715) = 0.8335620, tanh(u) = 0.6823840, y = 0.5 * (1 + 0.6823840) = 0.8411920
+    (GELU(), 1.0, 0.8411920, None),
+    (GELU(), -1.0, -0.1588080, None),          # gelu(x) - gelu(-x) = x
+    (GELU(), 0.0, 0.0, 0.5),                   # dx = (1 + tanh 0) / 2
+    (Swish(), 1.0, 0.7310586, None),           # 1 * sigmoid(1)
+    (Swish(), -1.0, -0.2689414, None),         # -1 * sigmoid(-1)
+    (Swish(beta=2.0), 1.0, 0.8807971, None),   # 1 * sigmoid(2)
+    (Swish(beta=2.0), 0.0, 0.0, 0.5),          # dx = s + beta * y * (1 - s) = 0.5 + 0
+])
+def test_activations_by_hand(node, x, y, dx):
+    out = node.forward(np.array([[x]]))
+    np.testing.assert_allclose(out, [[y]], rtol=1e-6, atol=1e-12)
+    grad = node.backward(np.ones((1, 1)))
+    if dx is not None:
+        np.testing.assert_allclose(grad, [[dx]])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_need_dx_off_skips_dx_but_not_parameter_gradients(nnframe_plugins, name):
+    node = build(nnframe_plugins, name, (2, 4))
+    node.need_dx = False
+    node.forward(np.random.default_rng(4).normal(size=(2, 4)))
+    assert node.backward(np.ones((2, 4))) is None
+    for grad in node.grads:
+        assert np.any(grad != 0)
+
+
+def test_layer_norm_builds_its_width_from_the_input(nnframe_plugins):
+    node = build(nnframe_plugins, "layer_norm", (8, 7), dtype="float32")
+    assert [p.shape for p in node.params] == [(7,), (7,)]
+    assert node.param_names == ("gamma", "beta")
+    assert repr(node) == "LayerNorm(gamma(7,), beta(7,), eps=1e-05)"
+
+
+def test_layer_norm_rejects_an_input_of_another_width():
+    node = LayerNorm(np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="over 3 features got an input of shape \\(2, 4\\)"):
+        node.forward(np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("name, params", [
+    ("layer_norm", {"eps": 0.0}),
+    ("layer_norm", {"epsilon": 1e-5}),
+    ("gelu", {"approximate": "tanh"}),
+    ("swish", {"beta": "steep"}),
+])
+def test_params_reject_bad_values(nnframe_plugins, name, params):
+    with pytest.raises(ValidationError):
+        nnframe_plugins.nodes.get(name).params.model_validate(params)
+
+
+def test_reprs():
+    assert repr(GELU()) == "GELU()"
+    assert repr(Swish(beta=2.0)) == "Swish(beta=2.0)"

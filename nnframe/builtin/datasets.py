@@ -1,0 +1,232 @@
+"""The built-in datasets, registered through the same hook a third-party plugin uses.
+
+``spiral`` generates the book's three-armed spiral; ``npz`` and ``csv`` read
+arrays from files, with relative paths resolved against the config's directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from nnframe.components import Component, DatasetContext, dataset
+from nnframe.data import Dataset, DatasetParams
+from nnframe.errors import DataError, close_match
+from nnframe.hookspecs import hookimpl
+
+Task = Literal["classification", "regression"]
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+class SpiralParams(DatasetParams):
+    """The book's spiral: ``classes`` arms of ``points_per_class`` 2-D points each."""
+
+    points_per_class: int = Field(100, ge=1, description="points on each arm")
+    classes: int = Field(3, ge=2, description="number of arms, one class each")
+    noise: float = Field(0.2, ge=0.0, description="standard deviation of the angle noise, in radians")
+
+
+def build_spiral(params: SpiralParams, ctx: DatasetContext) -> Dataset:
+    """Spiral arms: for class j and rate = i/N, radius = rate, theta = 4j + 4 rate + noise * randn.
+
+    ``x = [radius sin(theta), radius cos(theta)]``, ``y = j``; shapes ``(C N, 2)`` and
+    ``(C N,)``. The same points as dataset/spiral.py of Deep Learning from
+    Scratch 2, drawing the noise from ``ctx.rng`` in the same class-then-point order.
+    """
+    n, classes = params.points_per_class, params.classes
+    rate = np.arange(n) / n
+    noise = ctx.rng.standard_normal((classes, n)) * params.noise
+    theta = 4.0 * np.arange(classes)[:, None] + 4.0 * rate + noise
+    x = np.stack([rate * np.sin(theta), rate * np.cos(theta)], axis=-1).reshape(classes * n, 2)
+    y = np.repeat(np.arange(classes, dtype=np.int64), n)
+    return Dataset(x, y, num_classes=classes, source="spiral")
+
+
+class FileParams(DatasetParams):
+    """The fields of a dataset read from one file."""
+
+    path: str = Field(description="file path, relative to the config file's directory")
+    task: Task = Field("classification", description="classification: labels are class indices or one-hot "
+                                                     "rows; regression: float targets")
+
+
+class NpzParams(FileParams):
+    """An .npz archive with arrays ``x``, ``y`` and optionally ``x_val``, ``y_val``."""
+
+
+def build_npz(params: NpzParams, ctx: DatasetContext) -> Dataset:
+    """Arrays x, y (and optional x_val, y_val) from a numpy .npz archive; pickled arrays are refused."""
+    path = _resolve(params.path, ctx, "npz")
+    _check_zip(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: _read_array(archive, name, path) for name in archive.files
+                      if name in ("x", "y", "x_val", "y_val")}
+            present = archive.files
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise DataError(f"npz file {path} is corrupt or truncated: {exc}") from None
+    for name in ("x", "y"):
+        if name not in arrays:
+            raise DataError(_missing_message(f"npz file {path} has no array {name!r}", name, present, "arrays"))
+    if "x_val" in arrays and "y_val" in arrays and params.val_fraction > 0:
+        raise DataError(f"npz file {path} has its own validation set (x_val), and val_fraction is "
+                        f"{params.val_fraction}; set val_fraction to 0 to use x_val, or save the file without it")
+    return Dataset(arrays["x"], arrays["y"], arrays.get("x_val"), arrays.get("y_val"),
+                   source=str(path), classification=params.task == "classification")
+
+
+class CsvParams(FileParams):
+    """A CSV file with a header row: one label column, every other column a numeric feature."""
+
+    label: str = Field("label", description="name of the label (target) column")
+    delimiter: str = Field(",", description="the one character between cells")
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError(f"delimiter must be one character; found {value!r}")
+        return value
+
+
+def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
+    """Features and a label column from a CSV file with a header row."""
+    path = _resolve(params.path, ctx, "csv")
+    header, rows, lines = _read_csv(path, params.delimiter)
+    if params.label not in header:
+        missing = f"csv file {path} has no label column {params.label!r}"
+        hint = _delimiter_hint(header, params.delimiter)
+        raise DataError(f"{missing}; the header is {header[0]!r}{hint}" if hint else
+                        _missing_message(missing, params.label, header, "columns"))
+    if len(header) < 2:
+        raise DataError(f"csv file {path} has only the label column {params.label!r}; it needs feature columns")
+    values = _to_numbers(rows, lines, header, path)
+    label = header.index(params.label)
+    x = np.delete(values, label, axis=1)
+    return Dataset(x, values[:, label], source=str(path), classification=params.task == "classification")
+
+
+@hookimpl
+def nnframe_register_datasets() -> list[Component]:
+    return [
+        dataset("spiral", SpiralParams, build_spiral, "the book's spiral: 2-D points on C arms"),
+        dataset("npz", NpzParams, build_npz, "arrays x, y (, x_val, y_val) from a .npz file"),
+        dataset("csv", CsvParams, build_csv, "a CSV file with a header row and a label column"),
+    ]
+
+
+def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
+    given = Path(path).expanduser()
+    resolved = given if given.is_absolute() else Path(ctx.base_dir) / given
+    if resolved.is_file():
+        return resolved
+    where = "" if given.is_absolute() else f" (path {path!r} relative to {ctx.base_dir})"
+    problem = "is a directory, not a file" if resolved.is_dir() else "not found"
+    message = f"{kind} file {resolved}{where} {problem}"
+    siblings = [p.name for p in resolved.parent.iterdir()] if resolved.parent.is_dir() else []
+    suggestion = close_match(resolved.name, siblings)
+    raise DataError(message + (f" (did you mean {suggestion!r}?)" if suggestion else ""))
+
+
+def _check_zip(path: Path) -> None:
+    with path.open("rb") as file:
+        magic = file.read(6)
+    if magic.startswith(_NPY_MAGIC):
+        raise DataError(f"npz file {path} holds a single .npy array, not an .npz archive; "
+                        "save it with np.savez(path, x=x, y=y)")
+    if not magic.startswith(_ZIP_MAGIC):
+        raise DataError(f"npz file {path} is not an .npz archive (it does not start with the zip signature); "
+                        "save it with np.savez(path, x=x, y=y)")
+
+
+def _read_array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
+    try:
+        value = archive[name]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise DataError(f"npz file {path}: array {name!r} holds Python objects, which would need unpickling; "
+                        "nnframe does not unpickle data files. Save numbers, e.g. "
+                        f"np.savez(path, {name}=np.asarray({name}, dtype=float))") from None
+    if not isinstance(value, np.ndarray):
+        raise DataError(f"npz file {path} is corrupt: its member {name!r} is not a .npy array; "
+                        "write the file with np.savez(path, x=x, y=y)")
+    return value
+
+
+def _missing_message(message: str, name: str, present: list[str], what: str) -> str:
+    message += f"; {what} present: {', '.join(present) if present else '(none)'}"
+    suggestion = close_match(name, present)
+    return message + (f" (did you mean {suggestion!r}?)" if suggestion else "")
+
+
+def _delimiter_hint(header: list[str], delimiter: str) -> str:
+    if len(header) != 1:
+        return ""
+    for other in ",;\t| ":
+        if other != delimiter and other in header[0]:
+            return f", one column: is the delimiter {other!r}? (set delimiter: {other!r})"
+    return ""
+
+
+def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, non-blank rows and each row's line number; row lengths are checked against the header."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            header = [name.strip() for name in next(reader, [])]
+            if not header:
+                raise DataError(f"csv file {path} is empty; it needs a header row naming the columns")
+            _check_header(header, path)
+            rows, lines = [], []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"csv file {path}, line {reader.line_num}: {len(row)} cells, "
+                                    f"but the header has {len(header)} columns")
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"csv file {path} is not UTF-8 text: {exc}") from None
+    except csv.Error as exc:
+        raise DataError(f"csv file {path}: {exc}") from None
+    return header, rows, lines
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    seen: set[str] = set()
+    for column, name in enumerate(header, start=1):
+        if not name:
+            raise DataError(f"csv file {path}: header column {column} has no name")
+        if name in seen:
+            raise DataError(f"csv file {path}: the header names column {name!r} twice")
+        seen.add(name)
+
+
+def _to_numbers(rows: list[list[str]], lines: list[int], header: list[str], path: Path) -> np.ndarray:
+    """All cells as float64; a cell that is not a number is reported with its line and column."""
+    if not rows:
+        raise DataError(f"csv file {path} has a header but no data rows")
+    try:
+        return np.array(rows, dtype=np.str_).astype(np.float64)
+    except ValueError:
+        return np.array([_row_numbers(row, line, header, path) for row, line in zip(rows, lines)])
+
+
+def _row_numbers(row: list[str], line: int, header: list[str], path: Path) -> list[float]:
+    values = []
+    for cell, column in zip(row, header):
+        try:
+            values.append(float(cell))
+        except ValueError:
+            found = repr(cell) if cell.strip() else "an empty cell"
+            raise DataError(f"csv file {path}, line {line}, column {column!r}: {found} is not a number; "
+                            "every cell must be numeric (labels as class indices 0..C-1)") from None
+    return values

@@ -1,0 +1,281 @@
+"""Datasets: what a dataset component returns, its checks, the validation split and the dtype cast.
+
+A dataset component's ``build(params, ctx)`` returns a :class:`Dataset`;
+:func:`load_dataset` turns it into what training uses: checked by
+:func:`validate_dataset`, split by ``val_fraction`` and cast to the training
+dtype. Every problem with the data is a :class:`~nnframe.errors.DataError`
+naming the dataset's source and what is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from nnframe.arrays import as_dtype
+from nnframe.components import Component, DatasetContext, Params
+from nnframe.errors import DataError, PluginError
+
+_NUMERIC_KINDS = "biuf"
+
+
+@dataclass(eq=False, repr=False)
+class Dataset:
+    """Training data, and optionally a validation set, as numpy arrays.
+
+    ``x``: ``(N, D...)`` numbers. ``y``: ``(N,)`` integer class indices or
+    ``(N, C)`` one-hot rows when ``classification``; ``(N, K)`` float targets
+    otherwise (a ``(N,)`` target is reshaped to ``(N, 1)`` by
+    :func:`validate_dataset`). ``num_classes`` is ``None`` for regression, and
+    for classification means "infer from the labels". ``source`` names where the
+    data came from (a file path, ``"spiral"``) for error messages.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    num_classes: int | None = None
+    source: str = "(dataset)"
+    classification: bool = True
+
+    @property
+    def n_train(self) -> int:
+        return len(self.x)
+
+    @property
+    def n_val(self) -> int:
+        return 0 if self.x_val is None else len(self.x_val)
+
+    def __repr__(self) -> str:
+        task = f"classes={self.num_classes}" if self.classification else "regression"
+        return (f"Dataset(source={self.source!r}, x={_describe(self.x)}, y={_describe(self.y)}, "
+                f"n_val={self.n_val}, {task})")
+
+
+class DatasetParams(Params):
+    """The fields every dataset accepts; a dataset plugin's params subclass this.
+
+    ``val_fraction`` of the examples are held out, at random from the data
+    stream, as the validation set. A dataset that returns its own validation set
+    (``x_val``, ``y_val``) is left as it is: its ``build`` either made that set
+    from ``val_fraction`` or must refuse a non-zero one.
+    """
+
+    val_fraction: float = Field(0.0, ge=0.0, lt=1.0,
+                                description="fraction of the examples held out for validation")
+
+
+def load_dataset(component: Component, params: Params, ctx: DatasetContext, where: str = "data") -> Dataset:
+    """Build a dataset component, validate it, split off ``params.val_fraction`` and cast to ``ctx.dtype``.
+
+    A dataset that brings its own validation set (``x_val``) is not split again:
+    its ``build`` has used ``val_fraction`` itself or refused it.
+    """
+    try:
+        ds = component.build(params, ctx)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    if not isinstance(ds, Dataset):
+        raise PluginError(f"{where}: dataset {component.name!r} built {type(ds).__name__}, "
+                          "not an nnframe.data.Dataset; its build() must return Dataset(x, y, ...)")
+    ds = validate_dataset(ds, where)
+    if ds.x_val is None:
+        ds = split_validation(ds, getattr(params, "val_fraction", 0.0), ctx.rng, where)
+    return cast(ds, ctx.dtype)
+
+
+def validate_dataset(ds: Dataset, where: str) -> Dataset:
+    """Check ``ds`` and return it normalised: labels as int64, 1-D regression targets as ``(N, 1)``.
+
+    Raises DataError for: empty data, non-numeric or non-finite ``x``, ``x``/``y``
+    of different lengths, labels that are not non-negative integers, rows that
+    are not one-hot, labels beyond ``num_classes``, and a validation set that does
+    not match the training set.
+    """
+    prefix = _prefix(ds, where)
+    x = _check_features(ds.x, "x", prefix)
+    y = _check_targets(ds.y, "y", x, ds.classification, prefix)
+    x_val = y_val = None
+    if (ds.x_val is None) != (ds.y_val is None):
+        present, missing = ("x_val", "y_val") if ds.y_val is None else ("y_val", "x_val")
+        raise DataError(f"{prefix}: has {present} but no {missing}; give both or neither")
+    if ds.x_val is not None:
+        x_val = _check_features(ds.x_val, "x_val", prefix)
+        if x_val.shape[1:] != x.shape[1:]:
+            raise DataError(f"{prefix}: x_val examples have shape {x_val.shape[1:]}, "
+                            f"but x examples have shape {x.shape[1:]}")
+        y_val = _check_targets(ds.y_val, "y_val", x_val, ds.classification, prefix)
+        if y_val.shape[1:] != y.shape[1:]:
+            raise DataError(f"{prefix}: y_val has shape {y_val.shape}, which does not match y's {y.shape} "
+                            "(one has class indices and the other one-hot rows, or the widths differ)")
+    num_classes = _num_classes(ds, y, y_val, prefix) if ds.classification else None
+    return replace(ds, x=x, y=y, x_val=x_val, y_val=y_val, num_classes=num_classes)
+
+
+def check_labels(y: np.ndarray, num_outputs: int, where: str, name: str = "y") -> None:
+    """Check targets against the model's output width ``num_outputs``.
+
+    Class indices must lie in ``0..num_outputs-1``; a model with one output is a
+    binary classifier and takes labels 0 and 1. One-hot or float targets must be
+    ``num_outputs`` wide. Call it for ``y`` and for ``y_val``.
+    """
+    if y.ndim == 1 and y.dtype.kind in "biu":
+        limit = 2 if num_outputs == 1 else num_outputs
+        if y.size and int(y.max()) >= limit:
+            row = int(np.argmax(y >= limit))
+            expected = ("a model with 1 output is a binary classifier and takes labels 0 and 1"
+                        if num_outputs == 1 else
+                        f"the model outputs {num_outputs} values, so class indices run 0..{num_outputs - 1}")
+            raise DataError(f"{where}: {name}[{row}] is class {int(y[row])}, but {expected}; "
+                            f"set the last node's out to at least {int(y.max()) + 1} or fix the labels")
+        return
+    width = y.shape[1] if y.ndim == 2 else 1
+    if width != num_outputs:
+        raise DataError(f"{where}: {name} has {width} value(s) per example (shape {y.shape}), "
+                        f"but the model outputs {num_outputs}; make the last node's out {width}")
+
+
+def split_validation(ds: Dataset, fraction: float, rng: np.random.Generator, where: str = "data") -> Dataset:
+    """Hold out ``round(fraction * N)`` random examples as the validation set.
+
+    Deterministic given ``rng``; both parts keep the source order. ``fraction``
+    0 returns ``ds`` unchanged. A dataset with its own validation set cannot be
+    split again, and a split that leaves either part empty is an error.
+    """
+    if fraction == 0:
+        return ds
+    prefix = _prefix(ds, where)
+    if not 0 < fraction < 1:
+        raise DataError(f"{prefix}: val_fraction must be at least 0 and below 1; found {fraction}")
+    if ds.x_val is not None:
+        raise DataError(f"{prefix}: the dataset already has a validation set ({ds.n_val} examples "
+                        f"in x_val/y_val); set val_fraction to 0 (found {fraction})")
+    n = ds.n_train
+    n_val = round(fraction * n)
+    if n_val == 0 or n_val == n:
+        part = "validation" if n_val == 0 else "training"
+        raise DataError(f"{prefix}: val_fraction {fraction} of {n} examples leaves no {part} example")
+    order = rng.permutation(n)
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return replace(ds, x=ds.x[train], y=ds.y[train], x_val=ds.x[val], y_val=ds.y[val])
+
+
+def cast(ds: Dataset, dtype: np.dtype | str) -> Dataset:
+    """``x`` (and float targets) in the training ``dtype``; integer labels as int64. Copies only if needed."""
+    dtype = as_dtype(dtype)
+
+    def targets(y: np.ndarray | None) -> np.ndarray | None:
+        if y is None:
+            return None
+        return y.astype(np.int64 if y.dtype.kind in "biu" else dtype, copy=False)
+
+    def features(x: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None else x.astype(dtype, copy=False)
+
+    return replace(ds, x=features(ds.x), y=targets(ds.y), x_val=features(ds.x_val), y_val=targets(ds.y_val))
+
+
+def _prefix(ds: Dataset, where: str) -> str:
+    return f"{where}: dataset {ds.source}" if where else f"dataset {ds.source}"
+
+
+def _describe(array: Any) -> str:
+    if isinstance(array, np.ndarray):
+        return f"{array.shape} {array.dtype}"
+    return type(array).__name__
+
+
+def _as_array(value: Any, name: str, prefix: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{prefix}: {name} cannot be made into an array: {exc}") from None
+
+
+def _check_features(value: Any, name: str, prefix: str) -> np.ndarray:
+    x = _as_array(value, name, prefix)
+    if x.dtype.kind not in _NUMERIC_KINDS:
+        raise DataError(f"{prefix}: {name} has dtype {x.dtype}; expected numbers (float or int)")
+    if x.ndim < 2:
+        raise DataError(f"{prefix}: {name} has shape {x.shape}; expected (N, D...) with one row per example "
+                        f"(a single feature is {name}[:, None])")
+    if len(x) == 0:
+        raise DataError(f"{prefix}: {name} has no examples (shape {x.shape})")
+    _check_finite(x, name, prefix)
+    return x
+
+
+def _check_finite(x: np.ndarray, name: str, prefix: str) -> None:
+    if x.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(x)
+    count = int(np.count_nonzero(bad))
+    if count:
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{prefix}: {name} has {count} NaN or infinite value(s); the first is "
+                        f"{name}[{', '.join(map(str, first))}] = {x[first]} (example {first[0]})")
+
+
+def _check_targets(value: Any, name: str, x: np.ndarray, classification: bool, prefix: str) -> np.ndarray:
+    y = _as_array(value, name, prefix)
+    x_name = "x_val" if name == "y_val" else "x"
+    if y.ndim == 0 or len(y) != len(x):
+        found = "a scalar" if y.ndim == 0 else f"{len(y)}"
+        raise DataError(f"{prefix}: {x_name} has {len(x)} examples but {name} has {found}; "
+                        "they must have one target per example")
+    if y.dtype.kind not in _NUMERIC_KINDS:
+        first = y.reshape(-1)[0]
+        first = first.item() if isinstance(first, np.generic) else first
+        expected = "integer class indices 0..C-1" if classification else "numbers"
+        raise DataError(f"{prefix}: {name} has dtype {y.dtype} (first value {first!r}); expected {expected}")
+    if not classification:
+        _check_finite(y, name, prefix)
+        return y.reshape(-1, 1) if y.ndim == 1 else y
+    if y.ndim == 1:
+        return _check_class_indices(y, name, prefix)
+    if y.ndim == 2:
+        return _check_one_hot(y, name, prefix)
+    raise DataError(f"{prefix}: {name} has shape {y.shape}; expected (N,) class indices or (N, C) one-hot rows")
+
+
+def _check_class_indices(y: np.ndarray, name: str, prefix: str) -> np.ndarray:
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is not a class index; "
+                            "labels must be integers 0..C-1")
+    if y.size and y.min() < 0:
+        row = int(np.argmax(y < 0))
+        raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is negative; labels must be class indices 0..C-1")
+    return y.astype(np.int64, copy=False)
+
+
+def _check_one_hot(y: np.ndarray, name: str, prefix: str) -> np.ndarray:
+    bad = ~((y == 0) | (y == 1)).all(axis=1) | (y.sum(axis=1) != 1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{prefix}: {name}[{row}] = {y[row].tolist()} is not one-hot "
+                        "(exactly one 1, the rest 0); for soft or real-valued targets use a regression dataset")
+    return y.astype(np.int64, copy=False) if y.dtype.kind in "biu" else y
+
+
+def _num_classes(ds: Dataset, y: np.ndarray, y_val: np.ndarray | None, prefix: str) -> int:
+    labels = [t for t in (y, y_val) if t is not None]
+    if y.ndim == 2:
+        found = y.shape[1]
+    else:
+        found = max(int(t.max()) for t in labels) + 1
+    if ds.num_classes is None:
+        return found
+    if y.ndim == 2 and found != ds.num_classes:
+        raise DataError(f"{prefix}: one-hot rows are {found} wide, but the dataset declares "
+                        f"{ds.num_classes} classes")
+    if found > ds.num_classes:
+        raise DataError(f"{prefix}: a label is {found - 1}, but the dataset declares {ds.num_classes} "
+                        f"classes (0..{ds.num_classes - 1})")
+    return ds.num_classes

@@ -1,0 +1,231 @@
+"""Tests for the built-in datasets: spiral, npz and csv, through the registry and load_dataset."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydantic
+import pytest
+
+from nnframe.builtin import datasets as builtin_datasets
+from nnframe.components import DatasetContext
+from nnframe.data import Dataset, load_dataset
+from nnframe.errors import DataError
+from nnframe.plugins import get_plugin_manager
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return get_plugin_manager(autoload=True).datasets
+
+
+def _ctx(base_dir: Path = Path("."), seed: int = 1984, dtype=np.float32) -> DatasetContext:
+    return DatasetContext(base_dir, np.random.default_rng(seed), np.dtype(dtype))
+
+
+def _load(registry, name: str, ctx: DatasetContext, **params) -> Dataset:
+    component = registry.get(name)
+    return load_dataset(component, component.params(**params), ctx)
+
+
+def test_builtin_datasets_are_registered_through_the_entry_point(registry):
+    assert {"spiral", "npz", "csv"} <= set(registry.names())
+    for name in ("spiral", "npz", "csv"):
+        assert registry.plugin_of(name).dist == "nnframe"
+        assert registry.get(name).kind == "dataset"
+
+
+def test_the_module_registers_through_the_hook_alone():
+    plugins = get_plugin_manager(autoload=False, plugins=[("datasets", builtin_datasets)])
+    assert plugins.datasets.names() == ["csv", "npz", "spiral"]
+    assert plugins.broken == []
+
+
+# ---------------------------------------------------------------- spiral
+
+
+def _book_spiral(rng: np.random.Generator, n: int = 100, classes: int = 3, noise: float = 0.2):
+    """dataset/spiral.py of the book, loop for loop, with its global RNG replaced by ``rng``."""
+    x = np.zeros((n * classes, 2))
+    t = np.zeros(n * classes, dtype=np.int64)
+    for j in range(classes):
+        for i in range(n):
+            rate = i / n
+            radius = 1.0 * rate
+            theta = j * 4.0 + 4.0 * rate + rng.standard_normal() * noise
+            x[n * j + i] = [radius * np.sin(theta), radius * np.cos(theta)]
+            t[n * j + i] = j
+    return x, t
+
+
+def test_spiral_matches_the_books_generator(registry):
+    ds = _load(registry, "spiral", _ctx(seed=3, dtype=np.float64))
+    x, t = _book_spiral(np.random.default_rng(3))
+    np.testing.assert_allclose(ds.x, x, rtol=0, atol=1e-12)
+    assert np.array_equal(ds.y, t)
+
+
+def test_spiral_shape_classes_and_balance(registry):
+    ds = _load(registry, "spiral", _ctx(), points_per_class=40, classes=4)
+    assert (ds.x.shape, ds.y.shape, ds.x.dtype, ds.y.dtype) == ((160, 2), (160,), np.float32, np.int64)
+    assert ds.num_classes == 4 and ds.source == "spiral"
+    assert np.bincount(ds.y).tolist() == [40, 40, 40, 40]
+    assert np.all(np.linalg.norm(ds.x, axis=1) <= 0.975 + 1e-6)  # radius = i / N <= 39 / 40
+
+
+def test_spiral_points_without_noise():
+    ds = builtin_datasets.build_spiral(builtin_datasets.SpiralParams(noise=0.0), _ctx(dtype=np.float64))
+    np.testing.assert_allclose(ds.x[0], [0.0, 0.0])  # class 0, i = 0: radius 0
+    # class 1, i = 50: rate = 0.5, theta = 4*1 + 4*0.5 = 6; (0.5 sin 6, 0.5 cos 6) = (-0.139708, 0.480085)
+    np.testing.assert_allclose(ds.x[150], [-0.1397077, 0.4800851], atol=1e-6)
+    assert ds.y[150] == 1
+
+
+def test_spiral_is_deterministic_in_the_seed(registry):
+    first = _load(registry, "spiral", _ctx(seed=1))
+    again = _load(registry, "spiral", _ctx(seed=1))
+    other = _load(registry, "spiral", _ctx(seed=2))
+    assert np.array_equal(first.x, again.x)
+    assert not np.array_equal(first.x, other.x)
+    assert np.array_equal(first.y, other.y)
+
+
+def test_spiral_val_fraction(registry):
+    ds = _load(registry, "spiral", _ctx(), val_fraction=0.1)
+    assert (ds.n_train, ds.n_val) == (270, 30)  # 0.1 * 300 = 30 held out
+    again = _load(registry, "spiral", _ctx(), val_fraction=0.1)
+    assert np.array_equal(ds.x_val, again.x_val)
+
+
+@pytest.mark.parametrize("params", [{"classes": 1}, {"points_per_class": 0}, {"noise": -0.1}, {"nosie": 0.1}])
+def test_spiral_params_are_validated(registry, params):
+    with pytest.raises(pydantic.ValidationError):
+        registry.get("spiral").params(**params)
+
+
+# ---------------------------------------------------------------- npz
+
+
+def test_npz_with_and_without_validation_arrays(registry, tmp_path):
+    x = np.arange(12, dtype=np.float64).reshape(6, 2)
+    np.savez(tmp_path / "train.npz", x=x, y=np.array([0, 1, 2, 0, 1, 2]))
+    np.savez(tmp_path / "both.npz", x=x, y=np.eye(3)[[0, 1, 2, 0, 1, 2]], x_val=x[:2], y_val=np.eye(3)[[1, 2]])
+
+    ds = _load(registry, "npz", _ctx(tmp_path), path="train.npz")
+    assert (ds.x.dtype, ds.y.tolist(), ds.num_classes, ds.n_val) == (np.float32, [0, 1, 2, 0, 1, 2], 3, 0)
+    assert ds.source == str(tmp_path / "train.npz")
+    both = _load(registry, "npz", _ctx(), path=str(tmp_path / "both.npz"))
+    assert (both.n_train, both.n_val, both.y.shape, both.y_val.dtype) == (6, 2, (6, 3), np.float32)
+
+
+def test_npz_regression_targets(registry, tmp_path):
+    np.savez(tmp_path / "r.npz", x=np.ones((4, 3)), y=np.array([0.5, 1.5, 2.5, 3.5]))
+    ds = _load(registry, "npz", _ctx(tmp_path), path="r.npz", task="regression")
+    assert (ds.y.shape, ds.y.dtype, ds.num_classes) == ((4, 1), np.float32, None)
+
+
+def _write_npz_cases(tmp_path: Path) -> None:
+    x, y = np.ones((4, 2)), np.array([0, 1, 0, 1])
+    np.savez(tmp_path / "no_y.npz", x=x, labels=y)
+    np.savez(tmp_path / "pickled.npz", x=x, y=np.array([0, "a", None, 1], dtype=object))
+    np.savez(tmp_path / "nan.npz", x=np.array([[0.0, 1.0], [np.nan, 1.0]]), y=np.array([0, 1]))
+    np.savez(tmp_path / "half_val.npz", x=x, y=y, x_val=x)
+    np.savez(tmp_path / "good.npz", x=x, y=y)
+    np.savez(tmp_path / "with_val.npz", x=x, y=y, x_val=x, y_val=y)
+    np.save(tmp_path / "single.npy", x)
+    (tmp_path / "noise.npz").write_bytes(b"this is not an archive at all")
+    whole = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "folder.npz").mkdir()
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("gods.npz", "npz file {dir}/gods.npz (path 'gods.npz' relative to {dir}) not found (did you mean 'good.npz'?)"),
+    ("folder.npz", "folder.npz (path 'folder.npz' relative to {dir}) is a directory, not a file"),
+    ("no_y.npz", "npz file {dir}/no_y.npz has no array 'y'; arrays present: x, labels"),
+    ("pickled.npz", "array 'y' holds Python objects, which would need unpickling; nnframe does not unpickle"),
+    ("nan.npz", "dataset {dir}/nan.npz: x has 1 NaN or infinite value(s); the first is x[1, 0] = nan"),
+    ("half_val.npz", "has x_val but no y_val"),
+    ("with_val.npz", "has its own validation set (x_val), and val_fraction is 0.5; set val_fraction to 0"),
+    ("single.npy", "holds a single .npy array, not an .npz archive"),
+    ("noise.npz", "is not an .npz archive (it does not start with the zip signature)"),
+    ("truncated.npz", "npz file {dir}/truncated.npz is corrupt or truncated"),
+])
+def test_npz_errors(registry, tmp_path, path, expected):
+    _write_npz_cases(tmp_path)
+    with pytest.raises(DataError) as info:
+        _load(registry, "npz", _ctx(tmp_path), path=path, val_fraction=0.5)
+    assert str(info.value).startswith("data: ")
+    assert expected.format(dir=tmp_path) in str(info.value)
+
+
+def test_npz_corrupt_member(registry, tmp_path):
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as archive:
+        archive.writestr("x.npy", b"garbage that is no npy header")
+        archive.writestr("y.npy", b"")
+    with pytest.raises(DataError, match="bad.npz is corrupt: its member 'x' is not a .npy array"):
+        _load(registry, "npz", _ctx(tmp_path), path="bad.npz")
+
+
+# ---------------------------------------------------------------- csv
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return name
+
+
+def test_csv_reads_features_and_label(registry, tmp_path):
+    path = _write(tmp_path, "d.csv", "a, label ,b\n1.5,0,2\n\n-3, 2 ,4e1\n0,1,0\n")  # blank line, spaces
+    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path=path)
+    assert ds.x.tolist() == [[1.5, 2.0], [-3.0, 40.0], [0.0, 0.0]]
+    assert (ds.y.tolist(), ds.y.dtype, ds.num_classes) == ([0, 2, 1], np.int64, 3)
+
+
+def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
+    rows = "\n".join(f"{i};{i * 0.5}" for i in range(10))
+    path = _write(tmp_path, "r.csv", "x;target\n" + rows + "\n")
+    ds = _load(registry, "csv", _ctx(tmp_path), path=path, delimiter=";", label="target",
+               task="regression", val_fraction=0.2)
+    assert (ds.n_train, ds.n_val, ds.y.shape, ds.y.dtype) == (8, 2, (8, 1), np.float32)
+    np.testing.assert_allclose(ds.y[:, 0], ds.x[:, 0] * 0.5)  # target = x / 2 in every kept row
+
+
+@pytest.mark.parametrize("text, params, expected", [
+    ("a,label\n1,0\n2,x\n", {}, "csv file {dir}/c.csv, line 3, column 'label': 'x' is not a number"),
+    ("a,b,label\n1,2,0\n3,,1\n", {}, "line 3, column 'b': an empty cell is not a number"),
+    ("a,b,lable\n1,2,0\n", {}, "has no label column 'label'; columns present: a, b, lable (did you mean 'lable'?)"),
+    ("a;b;label\n1;2;0\n", {}, "no label column 'label'; the header is 'a;b;label', one column: is the delimiter ';'? "
+                           "(set delimiter: ';')"),
+    ("a,b,label\n1,2,0\n1,2\n", {}, "line 3: 2 cells, but the header has 3 columns"),
+    ("", {}, "is empty; it needs a header row"),
+    ("a,label\n", {}, "has a header but no data rows"),
+    ("a,a,label\n1,2,0\n", {}, "the header names column 'a' twice"),
+    ("a,,label\n1,2,0\n", {}, "header column 2 has no name"),
+    ("label\n0\n1\n", {}, "has only the label column 'label'"),
+    ("a,label\n1,0\n2,1.5\n", {}, "dataset {dir}/c.csv: y[1] = 1.5 is not a class index"),
+    ("a,label\n1,0\n2,-1\n", {}, "y[1] = -1.0 is negative"),
+    ("a,label\nnan,0\n2,1\n", {}, "x has 1 NaN or infinite value(s); the first is x[0, 0] = nan"),
+])
+def test_csv_errors(registry, tmp_path, text, params, expected):
+    path = _write(tmp_path, "c.csv", text)
+    with pytest.raises(DataError) as info:
+        _load(registry, "csv", _ctx(tmp_path), path=path, **params)
+    assert str(info.value).startswith("data: ")
+    assert expected.format(dir=tmp_path) in str(info.value)
+
+
+def test_csv_not_utf8_and_missing(registry, tmp_path):
+    (tmp_path / "latin.csv").write_bytes("a,label\n\xe9,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match="latin.csv is not UTF-8 text"):
+        _load(registry, "csv", _ctx(tmp_path), path="latin.csv")
+    with pytest.raises(DataError, match=r"csv file .*missing.csv \(path 'missing.csv' relative to .*\) not found"):
+        _load(registry, "csv", _ctx(tmp_path), path="missing.csv")
+
+
+def test_csv_delimiter_must_be_one_character(registry):
+    with pytest.raises(pydantic.ValidationError, match="delimiter must be one character"):
+        registry.get("csv").params(path="a.csv", delimiter=";;")
+

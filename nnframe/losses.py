@@ -1,0 +1,156 @@
+"""Loss nodes: the last node of a model, turning scores and targets into one number.
+
+Every loss returns the *mean over the batch* (eq. 1.3 of the seed), so its
+scale does not depend on the batch size, and ``backward`` divides by the same
+``N``. Targets are validated here because a mismatch between the model's output
+and the labels is the most common configuration mistake.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnframe.errors import DataError
+from nnframe.nodes.activations import sigmoid
+from nnframe.nodes.softmax import log_softmax
+
+
+class Loss:
+    """Base of every loss: ``forward(x, t) -> float`` (batch mean), ``backward(dout=1.0) -> dx``.
+
+    ``dx`` has ``x``'s shape and dtype. Losses have no parameters, but carry
+    empty ``params`` and ``grads`` lists so they fit the node protocol.
+    """
+
+    def __init__(self) -> None:
+        self.params: list[np.ndarray] = []
+        self.grads: list[np.ndarray] = []
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _batch_mean(values: np.ndarray) -> float:
+    return float(np.mean(values, dtype=np.float64))
+
+
+def _class_indices(t: np.ndarray, classes: int, loss: str) -> np.ndarray:
+    if not np.issubdtype(t.dtype, np.integer):
+        if not np.issubdtype(t.dtype, np.number) or not np.all(t == np.round(t)):
+            raise DataError(f"{loss}: class-index targets must be whole numbers, found dtype {t.dtype}")
+        t = t.astype(np.intp)
+    if t.size and (t.min() < 0 or t.max() >= classes):
+        raise DataError(f"{loss}: class indices must be in [0, {classes - 1}] for {classes} output classes, "
+                        f"found labels from {t.min()} to {t.max()}; does the last layer's width match "
+                        f"the number of classes?")
+    return t
+
+
+class SoftmaxWithLoss(Loss):
+    """Softmax followed by cross-entropy (eqs. 1.1-1.3): ``L = -(1/N) Σ_n Σ_k t_nk log y_nk``.
+
+    Shapes: scores ``x: (N, C)`` (or ``(..., C)``, every leading position
+    counting as one sample); targets either class indices ``t: (N,)`` of
+    integers in ``[0, C)`` or one-hot (or any probability) rows ``t: (N, C)``.
+    ``log y`` comes from log-sum-exp, so logits of ±1000 give a finite loss.
+    Backward: ``dx = dout * (y - t) / N`` with ``t`` one-hot.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.y: np.ndarray | None = None
+        self.t: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        if x.ndim < 2:
+            raise DataError(f"SoftmaxWithLoss: scores must be (N, C), found shape {x.shape}")
+        t = np.asarray(t)
+        log_y, self.y = log_softmax(x)
+        if t.shape == x.shape:
+            self.t = t
+            return _batch_mean(-(t * log_y).sum(axis=-1))
+        if t.shape != x.shape[:-1]:
+            raise DataError(f"SoftmaxWithLoss: targets must be class indices of shape {x.shape[:-1]} or "
+                            f"one-hot of shape {x.shape}, found shape {t.shape}")
+        self.t = _class_indices(t, x.shape[-1], "SoftmaxWithLoss")
+        picked = np.take_along_axis(log_y, self.t[..., None], axis=-1)
+        return _batch_mean(-picked)
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        dx = self.y.copy()
+        if self.t.shape == dx.shape:
+            dx -= self.t
+        else:
+            rows = dx.reshape(-1, dx.shape[-1])
+            rows[np.arange(len(rows)), self.t.ravel()] -= 1
+        dx *= dout / (dx.size // dx.shape[-1])
+        return dx
+
+
+class SigmoidWithLoss(Loss):
+    """Sigmoid followed by binary cross-entropy: ``L = (1/N) Σ softplus(x) - t x``.
+
+    ``softplus(x) - t x = -[t log σ(x) + (1 - t) log(1 - σ(x))]``, computed with
+    ``logaddexp(0, x)`` so large scores of either sign stay finite. Shapes:
+    scores ``x: (N, ...)``; targets ``t`` in ``{0, 1}`` of ``x``'s shape, or
+    ``(N,)`` when ``x`` is ``(N, 1)``. ``N`` is the batch axis; the loss sums
+    over the other axes. Backward: ``dx = dout * (σ(x) - t) / N``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.y: np.ndarray | None = None
+        self.t: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        self.t = _same_shape_target(x, np.asarray(t), "SigmoidWithLoss")
+        self.y = sigmoid(x)
+        with np.errstate(under="ignore"):
+            per_element = np.logaddexp(0, x)
+        per_element -= self.t * x
+        return _batch_mean(per_element.reshape(len(x), -1).sum(axis=1))
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        dx = self.y.copy()
+        dx -= self.t
+        dx *= dout / len(dx)
+        return dx
+
+
+class MeanSquaredError(Loss):
+    """Half squared error, averaged over the batch: ``L = (1/2N) Σ_n Σ_k (x_nk - t_nk)²``.
+
+    The ``1/2`` makes the gradient plain ``(x - t)``; dividing by the batch size
+    ``N`` (not by every element) matches the other losses, so a wider output
+    adds to the loss. Shapes: ``x: (N, ...)``, ``t`` of ``x``'s shape (or
+    ``(N,)`` when ``x`` is ``(N, 1)``). Backward: ``dx = dout * (x - t) / N``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diff: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        t = _same_shape_target(x, np.asarray(t), "MeanSquaredError")
+        self.diff = np.subtract(x, t, dtype=x.dtype)
+        squares = np.square(self.diff).reshape(len(x), -1).sum(axis=1)
+        return 0.5 * _batch_mean(squares)
+
+    def backward(self, dout: float = 1.0) -> np.ndarray:
+        return self.diff * (dout / len(self.diff))
+
+
+def _same_shape_target(x: np.ndarray, t: np.ndarray, loss: str) -> np.ndarray:
+    if t.shape == x.shape:
+        return t
+    if x.ndim == 2 and x.shape[1] == 1 and t.shape == (x.shape[0],):
+        return t.reshape(x.shape)
+    raise DataError(f"{loss}: targets must have the scores' shape {x.shape}"
+                    f"{' or ' + str((x.shape[0],)) if x.ndim == 2 and x.shape[1] == 1 else ''}, "
+                    f"found shape {t.shape}")

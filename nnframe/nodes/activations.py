@@ -1,0 +1,93 @@
+"""Elementwise activations: Sigmoid, ReLU, Tanh."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnframe.node import Node
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` in ``x``'s dtype, in one buffer.
+
+    ``exp(-x)`` overflows to ``inf`` for very negative ``x``; ``1 / inf`` is the
+    correct limit 0, so the overflow is expected and silenced.
+    """
+    out = np.negative(x)
+    with np.errstate(over="ignore", under="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
+
+
+class Sigmoid(Node):
+    """Logistic sigmoid: ``y = 1 / (1 + exp(-x))``.
+
+    Shapes: any ``x`` -> ``y`` of the same shape. Backward:
+    ``dx = dy * y * (1 - y)``, from the cached output.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx = 1 - self.out
+        dx *= self.out
+        dx *= dout
+        return dx
+
+    def __repr__(self) -> str:
+        return "Sigmoid()"
+
+
+class ReLU(Node):
+    """Rectified linear unit: ``y = max(x, 0)``.
+
+    Shapes: any ``x`` -> ``y`` of the same shape. Backward: ``dx = dy * [x > 0]``.
+    The boolean mask buffer is reused across calls while the shape stays the same.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.mask is None or self.mask.shape != x.shape:
+            self.mask = np.empty(x.shape, dtype=bool)
+        np.greater(x, 0, out=self.mask)
+        return np.maximum(x, 0)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * self.mask
+
+    def __repr__(self) -> str:
+        return "ReLU()"
+
+
+class Tanh(Node):
+    """Hyperbolic tangent: ``y = tanh(x)``.
+
+    Shapes: any ``x`` -> ``y`` of the same shape. Backward: ``dx = dy * (1 - y²)``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx = np.square(self.out)
+        np.subtract(1, dx, out=dx)
+        dx *= dout
+        return dx
+
+    def __repr__(self) -> str:
+        return "Tanh()"

@@ -1,0 +1,44 @@
+"""The Affine (fully connected) node ``y = xW + b``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnframe.arrays import zeros_like
+from nnframe.node import Node
+from nnframe.nodes.matmul import as_rows
+
+
+class Affine(Node):
+    """Fully connected layer: ``y = x W + b``.
+
+    Shapes: ``x: (N, D)`` (or any ``(..., D)``), ``W: (D, H)``, ``b: (H,)`` ->
+    ``y: (N, H)``. Backward: ``dx = dy Wᵀ``, ``dW = xᵀ dy``, ``db = Σ_n dy``
+    (the bias is repeated over the batch, so its gradient is the sum — the
+    Repeat node of the seed). With ``need_dx`` off, ``backward`` returns ``None``.
+    """
+
+    param_names = ("W", "b")
+
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        super().__init__()
+        self.params = [W, b]
+        self.grads = [zeros_like(W), zeros_like(b)]
+        self.x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        W, b = self.params
+        self.x = x
+        out = x @ W
+        out += b
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        W, _ = self.params
+        D, H = W.shape
+        rows = as_rows(dout, H)
+        np.matmul(as_rows(self.x, D).T, rows, out=self.grads[0])
+        np.sum(rows, axis=0, out=self.grads[1])
+        if not self.need_dx:
+            return None
+        return dout @ W.T

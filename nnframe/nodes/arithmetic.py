@@ -1,0 +1,69 @@
+"""Elementwise nodes of two inputs, ``Add`` and ``Mul``, with numpy broadcasting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnframe.node import Node
+
+
+def reduce_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting stretched, giving an array of ``shape``.
+
+    A broadcast input is read once per copy, so — like the seed's Repeat node —
+    its gradient is the sum over the copies.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    stretched = tuple(lead + i for i, size in enumerate(shape) if size == 1 and grad.shape[lead + i] != 1)
+    summed = grad.sum(axis=tuple(range(lead)) + stretched, keepdims=True)
+    return summed.reshape(shape)
+
+
+class Add(Node):
+    """Sum of two inputs: ``z = x + y``, with broadcasting.
+
+    Shapes: ``x``, ``y`` broadcastable -> ``z`` of the broadcast shape.
+    Backward: ``(dz, dz)``, each summed back to its input's shape. When both
+    inputs have ``z``'s shape, ``y`` gets a copy of ``dz`` so the two returned
+    gradients never alias each other.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        self.shapes = (x.shape, y.shape)
+        return x + y
+
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x_shape, y_shape = self.shapes
+        dx = reduce_to_shape(dout, x_shape)
+        dy = reduce_to_shape(dout, y_shape)
+        if dy is dx:
+            dy = dout.copy()
+        return dx, dy
+
+
+class Mul(Node):
+    """Elementwise product of two inputs: ``z = x * y``, with broadcasting.
+
+    Shapes: ``x``, ``y`` broadcastable -> ``z``. Backward: ``dx = dz * y`` and
+    ``dy = dz * x`` (the inputs swapped), each summed back to its input's shape.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.x: np.ndarray | None = None
+        self.y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dx = reduce_to_shape(dout * self.y, self.x.shape)
+        dy = reduce_to_shape(dout * self.x, self.y.shape)
+        return dx, dy

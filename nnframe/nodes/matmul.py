@@ -1,0 +1,44 @@
+"""The MatMul node ``y = xW`` (fig. 1.5 of the seed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnframe.arrays import zeros_like
+from nnframe.node import Node
+
+
+def as_rows(array: np.ndarray, width: int) -> np.ndarray:
+    """``array`` with its leading axes folded into one: ``(..., width) -> (M, width)``."""
+    return array.reshape(-1, width)
+
+
+class MatMul(Node):
+    """Matrix product with a weight: ``y = x W``.
+
+    Shapes: ``x: (N, D)`` (or any ``(..., D)``), ``W: (D, H)`` -> ``y: (N, H)``
+    (``(..., H)``). Backward: ``dx = dy Wᵀ`` and ``dW = xᵀ dy``, with batched
+    ``x`` folded to 2-D rows so ``dW`` sums over every leading axis. With
+    ``need_dx`` off, ``dx`` is not computed and ``backward`` returns ``None``.
+    """
+
+    param_names = ("W",)
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        self.params = [W]
+        self.grads = [zeros_like(W)]
+        self.x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        (W,) = self.params
+        self.x = x
+        return x @ W
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        (W,) = self.params
+        D, H = W.shape
+        np.matmul(as_rows(self.x, D).T, as_rows(dout, H), out=self.grads[0])
+        if not self.need_dx:
+            return None
+        return dout @ W.T

@@ -1,0 +1,61 @@
+"""The seed's inverse pair: Repeat copies along an axis, Sum adds along it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnframe.node import Node
+
+
+class Repeat(Node):
+    """Copy the input ``n`` times along ``axis``: ``y = np.repeat(x, n, axis)``.
+
+    Shapes: ``x: (1, D) -> y: (n, D)`` for the default ``axis=0``; in general
+    size ``k`` along ``axis`` becomes ``k * n`` (each slice repeated ``n`` times
+    in place). Backward: each copy's gradient flows to the one slice it came
+    from, so ``dx`` is ``dy`` summed over the ``n`` copies (``keepdims``) — the
+    forward pass of :class:`Sum`.
+    """
+
+    def __init__(self, n: int, axis: int = 0) -> None:
+        super().__init__()
+        self.n = n
+        self.axis = axis
+        self.x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x_shape = x.shape
+        return np.repeat(x, self.n, axis=self.axis)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        axis = self.axis % dout.ndim
+        size = self.x_shape[axis]
+        split = dout.shape[:axis] + (size, self.n) + dout.shape[axis + 1:]
+        return dout.reshape(split).sum(axis=axis + 1)
+
+    def __repr__(self) -> str:
+        return f"Repeat(n={self.n}, axis={self.axis})"
+
+
+class Sum(Node):
+    """Sum along ``axis``, keeping it: ``y = x.sum(axis, keepdims=True)``.
+
+    Shapes: ``x: (N, D) -> y: (1, D)`` for the default ``axis=0``. Backward:
+    every input element contributed once, so ``dx`` is ``dy`` repeated ``N``
+    times along ``axis`` — the forward pass of :class:`Repeat`.
+    """
+
+    def __init__(self, axis: int = 0) -> None:
+        super().__init__()
+        self.axis = axis
+        self.size: int | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.size = x.shape[self.axis]
+        return x.sum(axis=self.axis, keepdims=True)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return np.repeat(dout, self.size, axis=self.axis)
+
+    def __repr__(self) -> str:
+        return f"Sum(axis={self.axis})"

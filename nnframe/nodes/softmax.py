@@ -1,0 +1,64 @@
+"""Softmax (eq. 1.1 of the seed), stable against overflow, and its node."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnframe.node import Node
+
+
+def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(s, e, z)``: ``s = x - max(x)``, ``e = exp(s)``, ``z = Σ e`` along ``axis`` (kept).
+
+    Shifting by the maximum leaves softmax unchanged and keeps every ``exp``
+    at most 1, so logits of ±1000 cannot overflow; terms that underflow to 0
+    are the correct limit, so underflow is silenced.
+    """
+    shifted = x - x.max(axis=axis, keepdims=True)
+    with np.errstate(under="ignore"):
+        e = np.exp(shifted)
+    return shifted, e, e.sum(axis=axis, keepdims=True)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``y_k = exp(x_k) / Σ_i exp(x_i)`` along ``axis``, computed as ``exp(x - max x) / Σ ...``."""
+    _, e, total = shifted_exp(x, axis)
+    e /= total
+    return e
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """``(log y, y)`` with ``log y = s - log Σ exp(s)``, ``s = x - max x`` (log-sum-exp).
+
+    ``log y`` stays finite where ``y`` underflows to 0, which is why the loss
+    uses it rather than ``log(softmax(x))``.
+    """
+    shifted, e, total = shifted_exp(x, axis)
+    e /= total
+    shifted -= np.log(total)
+    return shifted, e
+
+
+class Softmax(Node):
+    """Softmax along ``axis`` (default the last): ``y = exp(x) / Σ exp(x)``.
+
+    Shapes: any ``x`` -> ``y`` of the same shape, each slice along ``axis``
+    summing to 1. Backward: ``dx = y * (dy - Σ_axis y * dy)``.
+    """
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = axis
+        self.out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = softmax(x, self.axis)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx = self.out * dout
+        dx -= self.out * dx.sum(axis=self.axis, keepdims=True)
+        return dx
+
+    def __repr__(self) -> str:
+        return f"Softmax(axis={self.axis})"

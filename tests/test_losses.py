@@ -1,0 +1,196 @@
+"""The built-in losses: gradients, batch-mean scale, target forms, stability and dtype."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from nnframe.errors import DataError
+from nnframe.losses import Loss, MeanSquaredError, SigmoidWithLoss, SoftmaxWithLoss
+from nnframe.plugins import get_plugin_manager
+from nnframe.testing import check_gradients
+
+BUILTIN_LOSSES = {"softmax_cross_entropy", "sigmoid_cross_entropy", "mse"}
+
+
+def index_targets(rng, n, c):
+    return rng.integers(0, c, size=n)
+
+
+def one_hot_targets(rng, n, c):
+    return np.eye(c)[rng.integers(0, c, size=n)]
+
+
+def binary_targets(rng, n, c):
+    return rng.integers(0, 2, size=(n, c)).astype(np.float64)
+
+
+def real_targets(rng, n, c):
+    return rng.standard_normal((n, c))
+
+
+# registry name -> target makers; every row is checked at N = 1 and N = 5
+TARGETS = {
+    "softmax_cross_entropy": [index_targets, one_hot_targets],
+    "sigmoid_cross_entropy": [binary_targets],
+    "mse": [real_targets],
+}
+TABLE = [(name, make, n, c) for name, makers in TARGETS.items() for make in makers for n in (1, 5) for c in (1, 3)
+         if not (name == "softmax_cross_entropy" and c == 1)]
+IDS = [f"{name}-{make.__name__}-N{n}-C{c}" for name, make, n, c in TABLE]
+
+
+@pytest.fixture
+def plugins():
+    return get_plugin_manager()
+
+
+def build(plugins, name: str) -> Loss:
+    component = plugins.losses.get(name)
+    return component.build(component.params())
+
+
+def test_every_builtin_loss_is_registered_and_in_the_table(plugins):
+    builtin = {name for name in plugins.losses.names() if plugins.losses.plugin_of(name).dist == "nnframe"}
+    assert builtin == BUILTIN_LOSSES == set(TARGETS)
+
+
+def test_only_mse_is_not_a_classification_loss(plugins):
+    flags = {name: plugins.losses.get(name).extra["classification"] for name in BUILTIN_LOSSES}
+    assert flags == {"softmax_cross_entropy": True, "sigmoid_cross_entropy": True, "mse": False}
+
+
+@pytest.mark.parametrize(("name", "make", "n", "c"), TABLE, ids=IDS)
+def test_gradients(plugins, name, make, n, c):
+    rng = np.random.default_rng(0)
+    loss = build(plugins, name)
+    assert loss.params == [] and loss.grads == []
+    check_gradients(loss, rng.standard_normal((n, c)), target=make(rng, n, c))
+
+
+@pytest.mark.parametrize(("name", "make", "n", "c"), TABLE, ids=IDS)
+def test_loss_is_a_batch_mean(plugins, name, make, n, c):
+    rng = np.random.default_rng(1)
+    x, t = rng.standard_normal((n, c)), make(rng, n, c)
+    loss = build(plugins, name)
+    value, dx = loss.forward(x, t), loss.backward()
+    doubled, ddx = loss.forward(np.concatenate([x, x]), np.concatenate([t, t])), loss.backward()
+    assert isinstance(value, float)
+    assert doubled == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(ddx, np.concatenate([dx, dx]) / 2)
+
+
+@pytest.mark.parametrize(("name", "make", "n", "c"), TABLE, ids=IDS)
+def test_float32_scores_give_float32_gradient(plugins, name, make, n, c):
+    rng = np.random.default_rng(2)
+    x64 = rng.standard_normal((n, c))
+    t = make(rng, n, c)
+    loss = build(plugins, name)
+    value32 = loss.forward(x64.astype(np.float32), t)
+    dx = loss.backward()
+    assert dx.dtype == np.float32 and dx.shape == (n, c)
+    assert value32 == pytest.approx(loss.forward(x64, t), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_LOSSES))
+def test_backward_scales_with_dout(plugins, name):
+    x = np.array([[0.5, -1.0], [2.0, 0.0]])
+    t = np.array([[1.0, 0.0], [0.0, 1.0]])
+    loss = build(plugins, name)
+    loss.forward(x, t)
+    np.testing.assert_allclose(loss.backward(2.5), 2.5 * loss.backward(1.0))
+
+
+def test_one_hot_and_index_targets_agree():
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((6, 4)), rng.integers(0, 4, size=6)
+    loss = SoftmaxWithLoss()
+    by_index, dx_index = loss.forward(x, t), loss.backward()
+    by_one_hot, dx_one_hot = loss.forward(x, np.eye(4)[t]), loss.backward()
+    assert by_index == pytest.approx(by_one_hot, rel=1e-12)
+    np.testing.assert_allclose(dx_index, dx_one_hot)
+
+
+def test_softmax_cross_entropy_hand_worked():
+    loss = SoftmaxWithLoss()
+    # y = softmax(0, ln 3) = (1/4, 3/4); L = -ln(3/4) for class 1, -ln(1/4) for class 0; mean of both
+    x = np.array([[0.0, np.log(3.0)], [0.0, np.log(3.0)]])
+    assert loss.forward(x, np.array([1, 0])) == pytest.approx((-np.log(0.75) - np.log(0.25)) / 2)
+    # dx = (y - t) / N = ((1/4, -1/4), (-3/4, 3/4)) / 2
+    np.testing.assert_allclose(loss.backward(), [[0.125, -0.125], [-0.375, 0.375]])
+
+
+def test_softmax_cross_entropy_is_finite_at_logits_of_1000():
+    loss = SoftmaxWithLoss()
+    x = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 0.0]])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        # row 0: log y_0 = 0; row 1: log y_0 = -1000 - 1000 = -2000; mean (0 + 2000) / 2
+        value = loss.forward(x, np.array([0, 0]))
+        dx = loss.backward()
+    assert value == pytest.approx(1000.0)
+    # y = (1, 0, 0) and (0, 1, 0) up to exp(-1000); dx = (y - t) / 2
+    np.testing.assert_allclose(dx, [[0.0, 0.0, 0.0], [-0.5, 0.5, 0.0]], atol=1e-300)
+
+
+def test_sigmoid_cross_entropy_hand_worked_and_stable():
+    loss = SigmoidWithLoss()
+    # sigmoid(0) = 1/2: L = -ln(1/2) = ln 2; dx = (1/2 - 1) / 1
+    assert loss.forward(np.array([[0.0]]), np.array([1.0])) == pytest.approx(np.log(2.0))
+    np.testing.assert_allclose(loss.backward(), [[-0.5]])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        # x = 1000, t = 1: L = 0; x = -1000, t = 1: L = 1000; mean 500
+        value = loss.forward(np.array([[1000.0], [-1000.0]]), np.array([[1.0], [1.0]]))
+        dx = loss.backward()
+    assert value == pytest.approx(500.0)
+    np.testing.assert_allclose(dx, [[0.0], [-0.5]])
+
+
+def test_mse_hand_worked():
+    loss = MeanSquaredError()
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    # (1 + 4 + 9 + 16) / (2 * 2)
+    assert loss.forward(x, np.zeros((2, 2))) == pytest.approx(7.5)
+    np.testing.assert_allclose(loss.backward(), x / 2)
+
+
+@pytest.mark.parametrize("loss", [SigmoidWithLoss(), MeanSquaredError()], ids=repr)
+def test_column_scores_accept_flat_targets(loss):
+    x, t = np.array([[0.3], [-1.2], [2.0]]), np.array([1.0, 0.0, 1.0])
+    flat, dx_flat = loss.forward(x, t), loss.backward()
+    column, dx_column = loss.forward(x, t[:, None]), loss.backward()
+    assert flat == column
+    np.testing.assert_array_equal(dx_flat, dx_column)
+
+
+def test_softmax_cross_entropy_over_sequences_matches_flattened():
+    rng = np.random.default_rng(4)
+    x, t = rng.standard_normal((2, 3, 4)), rng.integers(0, 4, size=(2, 3))
+    loss = SoftmaxWithLoss()
+    value, dx = loss.forward(x, t), loss.backward()
+    flat, dx_flat = loss.forward(x.reshape(6, 4), t.reshape(6)), loss.backward()
+    assert value == pytest.approx(flat)
+    np.testing.assert_allclose(dx, dx_flat.reshape(2, 3, 4))
+
+
+@pytest.mark.parametrize(("loss", "x", "t", "match"), [
+    (SoftmaxWithLoss(), np.zeros((2, 3)), np.array([0, 3]), r"\[0, 2\].*from 0 to 3"),
+    (SoftmaxWithLoss(), np.zeros((2, 3)), np.array([-1, 0]), r"\[0, 2\]"),
+    (SoftmaxWithLoss(), np.zeros((2, 3)), np.array([0.5, 1.0]), "whole numbers"),
+    (SoftmaxWithLoss(), np.zeros((2, 3)), np.zeros((3,), dtype=int), r"shape \(3,\)"),
+    (SoftmaxWithLoss(), np.zeros(3), np.zeros(3), r"\(N, C\)"),
+    (SigmoidWithLoss(), np.zeros((2, 3)), np.zeros((2,)), r"\(2, 3\).*found shape \(2,\)"),
+    (MeanSquaredError(), np.zeros((2, 1)), np.zeros((3,)), r"found shape \(3,\)"),
+], ids=lambda v: repr(v) if isinstance(v, Loss) else "")
+def test_bad_targets_are_data_errors(loss, x, t, match):
+    with pytest.raises(DataError, match=match):
+        loss.forward(x, t)
+
+
+def test_whole_number_float_indices_are_accepted():
+    loss = SoftmaxWithLoss()
+    x = np.array([[1.0, 2.0, 0.5]])
+    assert loss.forward(x, np.array([2.0])) == loss.forward(x, np.array([2]))

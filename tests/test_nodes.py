@@ -1,0 +1,299 @@
+"""Every built-in node, table-driven through the registry, plus the seed's worked relations."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from nnframe.components import NodeContext
+from nnframe.errors import ConfigError, GraphError
+from nnframe.nodes import Add, Affine, Dropout, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
+from nnframe.plugins import get_plugin_manager
+from nnframe.testing import check_gradients
+
+BUILTIN_NODES = {"matmul", "affine", "add", "mul", "repeat", "sum",
+                 "sigmoid", "relu", "tanh", "softmax", "dropout"}
+ELEMENTWISE = [({}, [(1, 4)], (1, 4)), ({}, [(5, 3)], (5, 3)), ({}, [(2, 3, 4)], (2, 3, 4))]
+TWO_INPUTS = [
+    ({}, [(1, 3), (1, 3)], (1, 3)),
+    ({}, [(4, 3), (4, 3)], (4, 3)),
+    ({}, [(4, 3), (1, 3)], (4, 3)),
+    ({}, [(4, 3), (3,)], (4, 3)),
+    ({}, [(4, 1), (1, 3)], (4, 3)),
+]
+# name -> [(params, input shapes, expected output shape)]; batch size 1 in every row.
+CASES: dict[str, list[tuple[dict, list[tuple[int, ...]], tuple[int, ...]]]] = {
+    "matmul": [({"out": 3}, [(1, 4)], (1, 3)), ({"out": 2, "init": "he"}, [(5, 4)], (5, 2)),
+               ({"out": 2, "init": "xavier"}, [(2, 3, 4)], (2, 3, 2))],
+    "affine": [({"out": 3}, [(1, 4)], (1, 3)), ({"out": 2, "init": "xavier"}, [(5, 4)], (5, 2)),
+               ({"out": 2, "scale": 0.5}, [(2, 3, 4)], (2, 3, 2)), ({"out": 2, "bias": False}, [(3, 4)], (3, 2))],
+    "add": TWO_INPUTS,
+    "mul": TWO_INPUTS,
+    "repeat": [({"n": 3}, [(1, 4)], (3, 4)), ({"n": 2, "axis": 1}, [(3, 1)], (3, 2)),
+               ({"n": 2}, [(2, 3)], (4, 3)), ({"n": 2, "axis": -1}, [(2, 2, 3)], (2, 2, 6))],
+    "sum": [({}, [(1, 4)], (1, 4)), ({}, [(5, 4)], (1, 4)), ({"axis": 1}, [(3, 4)], (3, 1)),
+            ({"axis": -1}, [(2, 3, 4)], (2, 3, 1))],
+    "sigmoid": ELEMENTWISE,
+    "relu": ELEMENTWISE,
+    "tanh": ELEMENTWISE,
+    "softmax": [({}, [(1, 4)], (1, 4)), ({}, [(5, 3)], (5, 3)), ({"axis": 0}, [(5, 3)], (5, 3))],
+    "dropout": [({"ratio": 0.5}, [(1, 4)], (1, 4)), ({"ratio": 0.3}, [(6, 5)], (6, 5)),
+                ({"ratio": 0.0}, [(3, 2)], (3, 2))],
+}
+TABLE = [(name, *case) for name, cases in CASES.items() for case in cases]
+TABLE_IDS = [f"{name}-{i}" for name, cases in CASES.items() for i in range(len(cases))]
+
+
+@pytest.fixture
+def plugins():
+    return get_plugin_manager()
+
+
+def build(plugins, name: str, params: dict, shapes: list, dtype=np.float64, seed: int = 0):
+    component = plugins.nodes.get(name)
+    ctx = NodeContext(f"{name}1", [tuple(s) for s in shapes], np.dtype(dtype), np.random.default_rng(seed))
+    return component.build(component.params(**params), ctx)
+
+
+def make_inputs(shapes: list, dtype=np.float64, seed: int = 1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+
+
+def as_tuple(grads) -> tuple:
+    return grads if isinstance(grads, tuple) else (grads,)
+
+
+def test_every_builtin_node_is_registered_and_in_the_table(plugins):
+    builtin = {name for name in plugins.nodes.names() if plugins.nodes.plugin_of(name).dist == "nnframe"}
+    assert builtin == BUILTIN_NODES == set(CASES)
+
+
+@pytest.mark.parametrize(("name", "params", "shapes", "out_shape"), TABLE, ids=TABLE_IDS)
+def test_shape_and_float64_gradients(plugins, name, params, shapes, out_shape):
+    node = build(plugins, name, params, shapes)
+    inputs = make_inputs(shapes)
+    assert node.forward(*inputs).shape == out_shape
+    result = check_gradients(node, *inputs)
+    assert set(result.errors) >= {f"input{i}" for i in range(len(shapes))} | set(node.param_names)
+
+
+@pytest.mark.parametrize(("name", "params", "shapes", "out_shape"), TABLE, ids=TABLE_IDS)
+def test_float32_in_float32_out_and_grads(plugins, name, params, shapes, out_shape):
+    node = build(plugins, name, params, shapes, dtype=np.float32)
+    inputs = make_inputs(shapes, np.float32)
+    out = node.forward(*inputs)
+    dxs = as_tuple(node.backward(np.ones_like(out)))
+    assert out.dtype == np.float32
+    assert [dx.dtype for dx in dxs] == [np.float32] * len(inputs)
+    assert [dx.shape for dx in dxs] == [x.shape for x in inputs]
+    assert all(p.dtype == g.dtype == np.float32 for p, g in zip(node.params, node.grads))
+
+
+@pytest.mark.parametrize(("name", "params", "shapes", "out_shape"), TABLE, ids=TABLE_IDS)
+def test_params_and_grads_pair_up(plugins, name, params, shapes, out_shape):
+    node = build(plugins, name, params, shapes)
+    assert len(node.params) == len(node.grads) == len(node.param_names)
+    assert [p.shape for p in node.params] == [g.shape for g in node.grads]
+    assert [n for n, _, _ in node.named_params()] == list(node.param_names)
+    assert repr(node).startswith(type(node).__name__) and " object at " not in repr(node)
+
+
+@pytest.mark.parametrize(("name", "params", "shapes", "out_shape"),
+                         [row for row in TABLE if row[0] in {"matmul", "affine"}],
+                         ids=[i for i, row in zip(TABLE_IDS, TABLE) if row[0] in {"matmul", "affine"}])
+def test_grads_are_written_in_place(plugins, name, params, shapes, out_shape):
+    node = build(plugins, name, params, shapes)
+    held = list(node.grads)
+    ids = [id(g) for g in node.grads]
+    out = node.forward(*make_inputs(shapes))
+    node.backward(np.ones_like(out))
+    first = [g.copy() for g in held]
+    node.backward(3 * np.ones_like(out))
+    assert [id(g) for g in node.grads] == ids
+    for g, before in zip(held, first):
+        np.testing.assert_allclose(g, 3 * before)
+
+
+@pytest.mark.parametrize(("params", "shape"), [({"out": 3}, (2, 4)), ({"out": 3, "bias": False}, (2, 4))])
+def test_affine_and_matmul_skip_dx_when_not_needed(plugins, params, shape):
+    node = build(plugins, "affine", params, [shape])
+    node.need_dx = False
+    x = make_inputs([shape])[0]
+    dout = np.ones((shape[0], params["out"]))
+    node.forward(x)
+    assert node.backward(dout) is None
+    np.testing.assert_allclose(node.grads[0], x.T @ dout)
+
+
+def test_affine_without_bias_is_matmul(plugins):
+    assert type(build(plugins, "affine", {"out": 2, "bias": False}, [(1, 3)])) is MatMul
+    assert type(build(plugins, "affine", {"out": 2}, [(1, 3)])) is Affine
+
+
+def test_matmul_hand_worked():
+    W = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    node = MatMul(W)
+    # y = [1, 2] W = [1+8, 2+10, 3+12]
+    np.testing.assert_array_equal(node.forward(np.array([[1.0, 2.0]])), [[9.0, 12.0, 15.0]])
+    # dx = dy Wᵀ = [1*1 - 1*3, 1*4 - 1*6]; dW = xᵀ dy = [[1, 0, -1], [2, 0, -2]]
+    dx = node.backward(np.array([[1.0, 0.0, -1.0]]))
+    np.testing.assert_array_equal(dx, [[-2.0, -2.0]])
+    np.testing.assert_array_equal(node.grads[0], [[1.0, 0.0, -1.0], [2.0, 0.0, -2.0]])
+
+
+def test_affine_bias_gradient_sums_over_the_batch():
+    node = Affine(np.zeros((2, 1)), np.array([0.5]))
+    # y = 0 + 0.5 for both rows; db = 1 + 2
+    np.testing.assert_array_equal(node.forward(np.ones((2, 2))), [[0.5], [0.5]])
+    node.backward(np.array([[1.0], [2.0]]))
+    np.testing.assert_array_equal(node.grads[1], [3.0])
+
+
+def test_matmul_batched_input_folds_leading_axes():
+    rng = np.random.default_rng(0)
+    x, W, dy = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal((2, 3, 5))
+    node = MatMul(W)
+    np.testing.assert_allclose(node.forward(x), np.einsum("btd,dh->bth", x, W))
+    dx = node.backward(dy)
+    np.testing.assert_allclose(dx, np.einsum("bth,dh->btd", dy, W))
+    np.testing.assert_allclose(node.grads[0], np.einsum("btd,bth->dh", x, dy))
+
+
+def test_repeat_forward_is_sum_backward_and_back():
+    x = np.array([[1.0, 2.0, 3.0]])
+    repeat, total = Repeat(2, axis=0), Sum(axis=0)
+    copies = repeat.forward(x)
+    np.testing.assert_array_equal(copies, [[1, 2, 3], [1, 2, 3]])
+    total.forward(copies)
+    np.testing.assert_array_equal(total.backward(x), copies)
+
+    y = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    # Sum: [1+4, 2+5, 3+6]; Repeat's backward sums the two copies' gradients the same way
+    np.testing.assert_array_equal(total.forward(y), [[5.0, 7.0, 9.0]])
+    np.testing.assert_array_equal(repeat.backward(y), total.forward(y))
+
+
+def test_repeat_general_sizes_send_each_copy_back_to_its_slice():
+    node = Repeat(2, axis=1)
+    np.testing.assert_array_equal(node.forward(np.array([[1.0, 2.0]])), [[1, 1, 2, 2]])
+    # copies of x0 get 1 and 2, copies of x1 get 3 and 4
+    np.testing.assert_array_equal(node.backward(np.array([[1.0, 2.0, 3.0, 4.0]])), [[3.0, 7.0]])
+
+
+def test_add_returns_two_gradients_that_do_not_alias():
+    node = Add()
+    out = node.forward(np.ones((2, 3)), np.ones((2, 3)))
+    dx, dy = node.backward(np.ones_like(out))
+    assert dx is not dy
+    # y of shape (3,) broadcast over 2 rows: each column's gradient is 1 + 1
+    node.forward(np.ones((2, 3)), np.ones(3))
+    np.testing.assert_array_equal(node.backward(np.ones((2, 3)))[1], [2.0, 2.0, 2.0])
+
+
+def test_mul_swaps_inputs_in_backward():
+    node = Mul()
+    node.forward(np.array([[2.0, 3.0]]), np.array([[5.0, 7.0]]))
+    dx, dy = node.backward(np.array([[1.0, 10.0]]))
+    np.testing.assert_array_equal(dx, [[5.0, 70.0]])
+    np.testing.assert_array_equal(dy, [[2.0, 30.0]])
+
+
+@pytest.mark.parametrize("node", [Sigmoid(), Tanh(), Softmax(), ReLU()], ids=repr)
+def test_activations_are_finite_at_extreme_inputs(node):
+    x = np.array([[1000.0, -1000.0, 0.0]])
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        out = node.forward(x)
+        dx = node.backward(np.ones_like(x))
+    assert np.all(np.isfinite(out)) and np.all(np.isfinite(dx))
+
+
+def test_hand_worked_activation_values():
+    # sigmoid(0) = 1/2; sigmoid'(0) = 1/2 * 1/2
+    sig = Sigmoid()
+    np.testing.assert_allclose(sig.forward(np.array([0.0, 1000.0, -1000.0])), [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(sig.backward(np.ones(3)), [0.25, 0.0, 0.0])
+    # softmax of equal scores is uniform; of (0, ln 3) is (1/4, 3/4)
+    np.testing.assert_allclose(Softmax().forward(np.array([[0.0, np.log(3.0)]])), [[0.25, 0.75]])
+    relu = ReLU()
+    np.testing.assert_array_equal(relu.forward(np.array([-1.0, 0.0, 2.0])), [0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(relu.backward(np.array([5.0, 5.0, 5.0])), [0.0, 0.0, 5.0])
+
+
+def test_relu_handles_a_changing_batch_size():
+    node = ReLU()
+    node.forward(np.ones((3, 2)))
+    node.forward(-np.ones((1, 2)))
+    np.testing.assert_array_equal(node.backward(np.ones((1, 2))), [[0.0, 0.0]])
+
+
+def test_dropout_training_drops_and_scales_eval_is_identity():
+    x = np.ones((200, 500))
+    node = Dropout(0.3, rng=np.random.default_rng(0))
+    out = node.forward(x)
+    assert set(np.unique(out)) == {0.0, 1 / 0.7}
+    assert abs((out == 0).mean() - 0.3) < 0.01
+    assert abs(out.mean() - 1.0) < 0.01
+    dx = node.backward(np.full_like(x, 2.0))
+    np.testing.assert_array_equal(dx, 2 * out)
+
+    node.training = False
+    assert node.forward(x) is x
+    dout = np.full_like(x, 2.0)
+    assert node.backward(dout) is dout
+
+
+def test_dropout_masks_come_from_its_generator():
+    x = np.ones((4, 5))
+    np.testing.assert_array_equal(Dropout(0.5).forward(x), Dropout(0.5).forward(x))
+    assert isinstance(Dropout(0.5).rng, np.random.Generator)
+    node = Dropout(0.5, rng=np.random.default_rng(3))
+    assert not np.array_equal(node.forward(np.ones((10, 10))), node.forward(np.ones((10, 10))))
+
+
+def test_dropout_built_from_context_draws_its_own_stream(plugins):
+    masks = [build(plugins, "dropout", {}, [(8, 8)], seed=seed).forward(np.ones((8, 8))) for seed in (0, 0, 1)]
+    np.testing.assert_array_equal(masks[0], masks[1])
+    assert not np.array_equal(masks[0], masks[2])
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0])
+def test_dropout_rejects_bad_ratio(ratio):
+    with pytest.raises(ConfigError, match="ratio"):
+        Dropout(ratio)
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("affine", {"out": 0}), ("affine", {"out": 2, "init": "uniform"}), ("affine", {"out": 2, "scale": 0}),
+    ("affine", {"out": 2, "outs": 3}), ("matmul", {}), ("repeat", {"n": 0}), ("dropout", {"ratio": 1.0}),
+    ("dropout", {"ratio": -0.5}), ("sigmoid", {"axis": 1}),
+])
+def test_params_reject_bad_values(plugins, name, params):
+    with pytest.raises(ValidationError):
+        plugins.nodes.get(name).params(**params)
+
+
+@pytest.mark.parametrize(("name", "params", "shapes", "error"), [
+    ("add", {}, [(2, 3)], GraphError),
+    ("mul", {}, [(2, 3), (2, 3), (2, 3)], GraphError),
+    ("affine", {"out": 2}, [(2, 3), (2, 3)], GraphError),
+    ("repeat", {"n": 2, "axis": 2}, [(2, 3)], ConfigError),
+    ("sum", {"axis": -3}, [(2, 3)], ConfigError),
+    ("softmax", {"axis": 5}, [(2, 3)], ConfigError),
+])
+def test_build_rejects_wrong_inputs_naming_the_node(plugins, name, params, shapes, error):
+    with pytest.raises(error, match=f"'{name}1'"):
+        build(plugins, name, params, shapes)
+
+
+def test_every_builtin_component_documents_its_fields(plugins):
+    for component in plugins.nodes:
+        if plugins.nodes.plugin_of(component.name).dist != "nnframe":
+            continue
+        assert component.summary(), component.name
+        for field_name, info in component.params.model_fields.items():
+            assert info.description, f"{component.name}.{field_name}"

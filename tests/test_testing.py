@@ -1,0 +1,224 @@
+"""The gradient checker must pass correct nodes and fail broken ones loudly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnframe.losses import SoftmaxWithLoss
+from nnframe.node import Node
+from nnframe.nodes import Affine, Dropout, MatMul, ReLU, Sigmoid
+from nnframe.testing import (
+    GradCheckResult,
+    GradientCheckError,
+    check_gradients,
+    numerical_gradient,
+    relative_error,
+)
+
+pytest_plugins = ["pytester"]
+
+
+class ForgetfulSigmoid(Sigmoid):
+    """Broken on purpose: backward drops the ``(1 - y)`` factor."""
+
+    def backward(self, dout):
+        return dout * self.out
+
+
+class DoubleBiasAffine(Affine):
+    """Broken on purpose: the bias gradient is twice what it should be."""
+
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads[1] *= 2
+        return dx
+
+
+class TransposedGrad(Sigmoid):
+    """Broken on purpose: returns a gradient of the wrong shape."""
+
+    def backward(self, dout):
+        return super().backward(dout).T
+
+
+class Gather(Node):
+    """``y = x[idx]``: the integer input is an index, not differentiated."""
+
+    def forward(self, x, idx):
+        self.x_shape, self.idx = x.shape, idx
+        return x[idx]
+
+    def backward(self, dout):
+        dx = np.zeros(self.x_shape)
+        np.add.at(dx, self.idx, dout)
+        return dx, None
+
+
+class TinyModel:
+    """A stand-in for the graph model: affine -> dropout -> relu -> affine, params named per node."""
+
+    def __init__(self, rng):
+        self.nodes = {
+            "affine1": Affine(rng.standard_normal((3, 4)), rng.standard_normal(4)),
+            "dropout1": Dropout(0.5, rng=np.random.default_rng(7)),
+            "relu1": ReLU(),
+            "affine2": Affine(rng.standard_normal((4, 2)), rng.standard_normal(2)),
+        }
+        self.params = [p for node in self.nodes.values() for p in node.params]
+        self.grads = [g for node in self.nodes.values() for g in node.grads]
+        self.param_names = [f"{name}.{p}" for name, node in self.nodes.items() for p in node.param_names]
+
+    def forward(self, x):
+        for node in self.nodes.values():
+            x = node.forward(x)
+        return x
+
+    def backward(self, dout):
+        for node in reversed(self.nodes.values()):
+            dout = node.backward(dout)
+        return dout
+
+
+def test_numerical_gradient_of_known_functions():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    original = x.copy()
+    # d/dx Σ x² = 2x
+    np.testing.assert_allclose(numerical_gradient(lambda v: np.sum(v**2), x), 2 * x, rtol=1e-8)
+    # d/dx Σ sin x = cos x
+    np.testing.assert_allclose(numerical_gradient(lambda v: np.sum(np.sin(v)), x), np.cos(x), rtol=1e-8)
+    # d/dx (x00 * x11) = x11 at (0, 0), x00 at (1, 1), 0 elsewhere; f reads x through the closure
+    np.testing.assert_allclose(numerical_gradient(lambda _: x[0, 0] * x[1, 1], x), [[3.0, 0.0], [0.0, 1.0]],
+                               atol=1e-8)
+    np.testing.assert_array_equal(x, original)
+
+
+@pytest.mark.parametrize("x", [np.ones(3, dtype=np.float32), [1.0, 2.0], np.arange(3)])
+def test_numerical_gradient_needs_float64_arrays(x):
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(lambda v: 0.0, x)
+
+
+def test_relative_error_definition():
+    a = np.array([3.0, 4.0])
+    assert relative_error(a, a) == 0.0
+    assert relative_error(a, -a) == 1.0
+    assert relative_error(np.zeros(2), np.zeros(2)) == 0.0
+    # ‖(3, 4) - (3, 3)‖ / (5 + √18)
+    assert relative_error(a, np.array([3.0, 3.0])) == pytest.approx(1 / (5 + np.sqrt(18)))
+
+
+@pytest.mark.parametrize("node", [
+    Sigmoid(), ReLU(), Dropout(0.5),
+    MatMul(np.random.default_rng(0).standard_normal((3, 2))),
+    Affine(np.random.default_rng(0).standard_normal((3, 2)), np.ones(2)),
+], ids=repr)
+def test_passes_correct_nodes(node):
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    result = check_gradients(node, x)
+    assert isinstance(result, GradCheckResult) and result.ok
+    assert set(result.errors) == {"input0", *node.param_names}
+    assert result.worst_error < 1e-7
+
+
+def test_fails_loudly_on_a_node_that_forgets_a_factor():
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    with pytest.raises(GradientCheckError, match=r"'input0' with relative error") as info:
+        check_gradients(ForgetfulSigmoid(), x)
+    assert isinstance(info.value, AssertionError)
+    result = check_gradients(ForgetfulSigmoid(), x, raise_on_failure=False)
+    assert not result.ok and result.worst_name == "input0" and result.worst_error > 1e-2
+
+
+def test_names_the_broken_parameter():
+    rng = np.random.default_rng(2)
+    node = DoubleBiasAffine(rng.standard_normal((3, 2)), rng.standard_normal(2))
+    with pytest.raises(GradientCheckError, match=r"worst is 'b'"):
+        check_gradients(node, rng.standard_normal((4, 3)))
+    result = check_gradients(node, rng.standard_normal((4, 3)), raise_on_failure=False)
+    assert result.errors["W"] < 1e-7 < 1e-2 < result.errors["b"]
+
+
+def test_wrong_gradient_shape_fails():
+    with pytest.raises(GradientCheckError, match=r"shape \(3, 4\), expected \(4, 3\)"):
+        check_gradients(TransposedGrad(), np.random.default_rng(0).standard_normal((4, 3)))
+
+
+def test_missing_input_gradient_fails_unless_need_dx_is_off():
+    rng = np.random.default_rng(3)
+    node = MatMul(rng.standard_normal((3, 2)))
+    node.backward = lambda dout: (MatMul.backward(node, dout), None)[1]
+    with pytest.raises(GradientCheckError, match="no gradient for input0"):
+        check_gradients(node, rng.standard_normal((4, 3)))
+    node.need_dx = False
+    assert set(check_gradients(node, rng.standard_normal((4, 3))).errors) == {"W"}
+
+
+def test_rtol_decides():
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    error = check_gradients(ForgetfulSigmoid(), x, raise_on_failure=False).worst_error
+    assert check_gradients(ForgetfulSigmoid(), x, rtol=2 * error).ok
+
+
+def test_integer_inputs_are_not_differentiated():
+    x = np.random.default_rng(4).standard_normal((5, 2))
+    result = check_gradients(Gather(), x, np.array([0, 3, 3]))
+    assert set(result.errors) == {"input0"}
+
+
+@pytest.mark.parametrize("dtype_of", ["input", "param"])
+def test_rejects_float32(dtype_of):
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((3, 2)).astype(np.float32 if dtype_of == "param" else np.float64)
+    x = rng.standard_normal((4, 3)).astype(np.float32 if dtype_of == "input" else np.float64)
+    with pytest.raises(TypeError, match="float64"):
+        check_gradients(MatMul(W), x)
+
+
+def test_checks_a_model_by_its_param_names_with_dropout_fixed():
+    rng = np.random.default_rng(6)
+    model = TinyModel(rng)
+    dropout_rng = model.nodes["dropout1"].rng
+    state = dropout_rng.bit_generator.state
+    result = check_gradients(model, rng.standard_normal((5, 3)))
+    assert set(result.errors) == {"input0", "affine1.W", "affine1.b", "affine2.W", "affine2.b"}
+    assert result.worst_error < 1e-7
+    assert dropout_rng.bit_generator.state == state
+
+
+def test_checks_a_loss_against_its_input_only():
+    rng = np.random.default_rng(7)
+    result = check_gradients(SoftmaxWithLoss(), rng.standard_normal((4, 3)), target=np.array([0, 2, 1, 1]))
+    assert set(result.errors) == {"input0"} and result.ok
+
+
+def test_fails_a_loss_that_forgets_the_batch_mean():
+    class SumNotMean(SoftmaxWithLoss):
+        def backward(self, dout=1.0):
+            return super().backward(dout) * len(self.y)
+
+    with pytest.raises(GradientCheckError):
+        check_gradients(SumNotMean(), np.zeros((4, 3)) + 0.1, target=np.array([0, 2, 1, 1]))
+
+
+def test_fixtures_directly(gradcheck, nnframe_plugins):
+    assert gradcheck is check_gradients
+    assert "affine" in nnframe_plugins.nodes
+
+
+def test_fixtures_through_pytester(pytester):
+    pytester.makepyfile("""
+        import numpy as np
+        from nnframe.nodes import Sigmoid
+
+        def test_gradcheck(gradcheck):
+            assert gradcheck(Sigmoid(), np.linspace(-2.0, 2.0, 6).reshape(2, 3)).ok
+
+        def test_plugins_are_fresh(nnframe_plugins):
+            assert "softmax_cross_entropy" in nnframe_plugins.losses
+            nnframe_plugins.pm.unregister(name="nodes")
+
+        def test_plugins_are_fresh_again(nnframe_plugins):
+            assert "nodes" in nnframe_plugins.infos
+    """)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)

@@ -1,0 +1,72 @@
+"""``nnframe board``: TensorBoard on a runs directory.
+
+TensorBoard is an optional extra (``pip install 'nnframe[board]'``); training
+writes event files with tensorboardX alone, so nnframe does not need it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from nnframe.errors import UserError
+
+INSTALL_HINT = "pip install 'nnframe[board]'"
+
+
+def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int:
+    """Run TensorBoard on ``logdir`` until it is stopped; returns its exit code (0 after Ctrl+C).
+
+    Each run appears in TensorBoard as ``<experiment name>/<timestamp>``.
+    """
+    logdir = Path(logdir)
+    _require_tensorboard()
+    if not logdir.is_dir():
+        raise UserError(f"runs directory {str(logdir)!r} does not exist; "
+                        "train a run first (`nnframe train CONFIG`) or name the directory to show")
+    _require_free_port(host, port)
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+               "--host", host, "--port", str(port)]
+    process = subprocess.Popen(command)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return _stop(process)
+
+
+def _require_tensorboard() -> None:
+    try:
+        found = importlib.util.find_spec("tensorboard") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UserError(f"`nnframe board` needs TensorBoard, which is not installed; "
+                        f"install it with: {INSTALL_HINT}")
+
+
+def _require_free_port(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot use host {host!r} for TensorBoard: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"cannot start TensorBoard on {host}:{port}: {exc.strerror}; "
+                            "choose another port with --port") from exc
+
+
+def _stop(process: subprocess.Popen) -> int:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    return 0

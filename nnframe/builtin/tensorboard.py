@@ -1,0 +1,179 @@
+"""The built-in TensorBoard logger: a plugin that writes a run's events with tensorboardX.
+
+Written exactly as a third-party logger would be: ``nnframe_configure_run``
+registers a :class:`TensorBoardLogger` object for the run, and that object's
+hook implementations receive the run's events. ``log.tensorboard: false``
+turns it off; a run without a directory writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnframe.hookspecs import hookimpl
+from nnframe.tracking import config_yaml
+
+if TYPE_CHECKING:
+    from tensorboardX import SummaryWriter
+
+    from nnframe.run import EvalMetrics, RunContext, StepMetrics
+
+FLUSH_SECS = 10
+HPARAM_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
+
+
+def import_tensorboardx() -> Any:
+    """tensorboardX, imported without PyTorch.
+
+    tensorboardX imports torch when it is installed, only to accept torch
+    tensors; that costs about a second at every run start. nnframe logs plain
+    floats and numpy arrays, so unless the user's process already imported
+    torch, the import is blocked for the duration and tensorboardX falls back
+    to numpy.
+    """
+    import sys
+
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        import tensorboardX
+        return tensorboardX
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        import tensorboardX
+        import tensorboardX.summary
+    finally:
+        del sys.modules["torch"]
+    return tensorboardX
+
+
+@hookimpl
+def nnframe_configure_run(run: RunContext) -> None:
+    if run.run_dir is not None and run.config.get("log", {}).get("tensorboard", True):
+        run.register(TensorBoardLogger(run))
+
+
+class TensorBoardLogger:
+    """Writes one run's scalars, histograms, config and hparams as TensorBoard events in its run directory.
+
+    Scalars (step = optimizer step): ``train/loss``, ``train/accuracy``,
+    ``train/lr``, ``grad_norm/global`` and ``grad_norm/<node>/<param>`` on the
+    steps that fall on ``log.every``; ``val/loss`` and ``val/accuracy`` after
+    each evaluation. Histograms ``weights/<name>`` and ``grads/<name>`` every
+    ``log.histograms_every`` steps (0 turns them off). The resolved config is
+    the text ``config``; the flattened config and the final metrics go to the
+    HParams tab when the run ends.
+
+    On a resume the writer starts with ``purge_step = run.step + 1``, so points
+    a crashed run logged after its last checkpoint are hidden, and every writer
+    gets its own event file (tensorboardX names files by the second, and a
+    second writer in the same second would otherwise truncate the first file).
+    """
+
+    def __init__(self, run: RunContext) -> None:
+        self.logdir = run.run_dir
+        self.histograms_every = int(run.config.get("log", {}).get("histograms_every", 0) or 0)
+        self.writer: SummaryWriter | None = None
+        self.last: dict[str, float] = {}
+
+    @hookimpl
+    def nnframe_run_start(self, run: RunContext) -> None:
+        SummaryWriter = import_tensorboardx().SummaryWriter
+        self.writer = SummaryWriter(
+            logdir=str(self.logdir),
+            purge_step=run.step + 1 if run.resumed else None,
+            flush_secs=FLUSH_SECS,
+            filename_suffix=f".{_count_event_files(self.logdir)}",
+        )
+        if not run.resumed:
+            self.writer.add_text("config", f"```yaml\n{config_yaml(run.config)}```", global_step=0)
+        self.writer.flush()
+
+    @hookimpl
+    def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
+        if self.writer is None:
+            return
+        if metrics.logged:
+            self._scalar("train/loss", metrics.loss, metrics.step)
+            self._scalar("train/accuracy", metrics.accuracy, metrics.step)
+            self._scalar("train/lr", metrics.lr, metrics.step)
+            for key, norm in (metrics.grad_norms or {}).items():
+                self._scalar(f"grad_norm/{key}", norm, metrics.step)
+        if self.histograms_every > 0 and metrics.step % self.histograms_every == 0 and run.model is not None:
+            self._histograms(run.model, metrics.step)
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
+        if self.writer is None:
+            return
+        self._scalar("val/loss", metrics.loss, metrics.step)
+        self._scalar("val/accuracy", metrics.accuracy, metrics.step)
+        self.writer.flush()
+
+    @hookimpl
+    def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        try:
+            self._hparams(run.config)
+        finally:
+            self.writer.close()
+            self.writer = None
+
+    def _scalar(self, tag: str, value: float | None, step: int) -> None:
+        if value is None:
+            return
+        self.last[tag] = float(value)
+        self.writer.add_scalar(tag, float(value), global_step=step)
+
+    def _histograms(self, model: Any, step: int) -> None:
+        for name, param, grad in model.named_params():
+            for prefix, values in (("weights", param), ("grads", grad)):
+                finite = np.asarray(values)[np.isfinite(values)]
+                if finite.size:
+                    self.writer.add_histogram(f"{prefix}/{name}", finite, global_step=step)
+
+    def _hparams(self, config: Mapping[str, Any]) -> None:
+        """Write the HParams summaries into this run's own event file (``add_hparams`` would make a sub-run)."""
+        hparams = import_tensorboardx().summary.hparams
+
+        metrics = {tag: self.last[tag] for tag in HPARAM_METRICS if tag in self.last}
+        for summary in hparams(flatten_config(config), metrics):
+            self.writer.file_writer.add_summary(summary)
+
+    def __repr__(self) -> str:
+        state = "open" if self.writer is not None else "closed"
+        return f"TensorBoardLogger({str(self.logdir)!r}, {state})"
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:
+    """The config as ``{"optimizer.lr": 1.0, ...}``: scalars kept, lists and None turned into strings."""
+    flat: dict[str, str | bool | int | float] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_config(value, f"{dotted}."))
+        else:
+            flat[dotted] = _hparam_value(value)
+    return flat
+
+
+def _hparam_value(value: Any) -> str | bool | int | float:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _count_event_files(logdir: Any) -> int:
+    if not os.path.isdir(logdir):
+        return 0
+    return sum(1 for name in os.listdir(logdir) if ".tfevents." in name)

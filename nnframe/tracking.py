@@ -1,0 +1,413 @@
+"""Run directories: where a run's config, events, checkpoints and summary live, and how runs are listed.
+
+A run directory is ``<runs-dir>/<experiment name>/<timestamp>/`` holding
+``config.yaml`` (the resolved config, written once), ``overrides.yaml`` (the
+command-line overrides of the start and of every resume), the TensorBoard event
+files, ``checkpoints/`` and ``summary.json``.
+
+``summary.json`` is read by :func:`list_runs`; the keys it relies on are
+``status``, ``steps``, ``started`` (ISO time) and ``metrics``, a mapping from
+TensorBoard tag (``train/loss``, ``train/accuracy``, ``val/loss``,
+``val/accuracy``) to the final value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from nnframe.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
+CONFIG_FILE = "config.yaml"
+OVERRIDES_FILE = "overrides.yaml"
+SUMMARY_FILE = "summary.json"
+CHECKPOINTS_DIR = "checkpoints"
+FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
+_RUN_DIR_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
+_MAX_SAME_SECOND = 10_000
+
+
+# --------------------------------------------------------------------------
+# Atomic files
+# --------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part.
+
+    The bytes go to a temporary file in the same directory, are flushed and
+    fsynced, and the temporary file is renamed over ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------
+# Plain data for YAML and JSON
+# --------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """``value`` with paths, numpy scalars and tuples turned into plain YAML/JSON types."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return str(value)
+
+
+def config_yaml(config: Mapping[str, Any]) -> str:
+    """The config as YAML, keys in their given order."""
+    return yaml.safe_dump(plain(config), sort_keys=False, allow_unicode=True)
+
+
+# --------------------------------------------------------------------------
+# The run directory
+# --------------------------------------------------------------------------
+
+
+class RunDirectory:
+    """One run's directory: ``<runs-dir>/<name>/<timestamp>/``.
+
+    Make a new one with :meth:`create`, reopen one for a resume with :meth:`open`.
+    TensorBoard event files go into the directory itself (:attr:`events_dir`),
+    so ``tensorboard --logdir <runs-dir>`` shows each run as ``<name>/<timestamp>``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str, now: datetime | None = None) -> RunDirectory:
+        """Make a fresh run directory; two runs started in the same second get ``-1``, ``-2``... suffixes."""
+        _check_run_name(name)
+        parent = Path(runs_dir) / name
+        stamp = (now or datetime.now()).strftime(TIMESTAMP_FORMAT)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            path = _make_unique_dir(parent, stamp)
+            (path / CHECKPOINTS_DIR).mkdir()
+        except OSError as exc:
+            raise UserError(
+                f"cannot create a run directory under {str(runs_dir)!r}: {_reason(exc)}; "
+                "choose a writable directory with --runs-dir"
+            ) from exc
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: Path) -> RunDirectory:
+        """Reopen an existing run directory, to resume it."""
+        path = Path(path)
+        if not path.is_dir():
+            raise UserError(f"run directory {str(path)!r} does not exist; expected one made by "
+                            "`nnframe train`, like runs/spiral/20261126-103000")
+        if not (path / CONFIG_FILE).is_file():
+            raise UserError(f"{str(path)!r} is not a run directory: it has no {CONFIG_FILE}; expected one "
+                            "made by `nnframe train`, like runs/spiral/20261126-103000")
+        (path / CHECKPOINTS_DIR).mkdir(exist_ok=True)
+        return cls(path)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def name(self) -> str:
+        """The experiment name (the parent directory's name)."""
+        return self._path.parent.name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self._path / CHECKPOINTS_DIR
+
+    @property
+    def events_dir(self) -> Path:
+        return self._path
+
+    @property
+    def config_path(self) -> Path:
+        return self._path / CONFIG_FILE
+
+    @property
+    def overrides_path(self) -> Path:
+        return self._path / OVERRIDES_FILE
+
+    @property
+    def summary_path(self) -> Path:
+        return self._path / SUMMARY_FILE
+
+    def write_config(self, config: str | Mapping[str, Any]) -> bool:
+        """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""
+        text = config if isinstance(config, str) else config_yaml(config)
+        try:
+            with open(self.config_path, "x", encoding="utf-8") as file:
+                file.write(text)
+        except FileExistsError:
+            return False
+        return True
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            loaded = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise UserError(f"cannot read {str(self.config_path)!r}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise UserError(f"{str(self.config_path)!r}: expected a mapping, found {type(loaded).__name__}")
+        return loaded
+
+    def write_overrides(self, overrides: Sequence[str], now: datetime | None = None) -> None:
+        """Append this start's (or resume's) overrides to ``overrides.yaml`` as a new entry."""
+        entries = self.read_overrides()
+        entries.append({
+            "started": (now or datetime.now()).isoformat(timespec="seconds"),
+            "resumed": bool(entries),
+            "overrides": [str(item) for item in overrides],
+        })
+        atomic_write_text(self.overrides_path, yaml.safe_dump(entries, sort_keys=False, allow_unicode=True))
+
+    def read_overrides(self) -> list[dict[str, Any]]:
+        """The entries of ``overrides.yaml``, oldest first; empty when there is none."""
+        if not self.overrides_path.exists():
+            return []
+        loaded = yaml.safe_load(self.overrides_path.read_text(encoding="utf-8"))
+        return list(loaded or [])
+
+    def write_summary(self, summary: Mapping[str, Any]) -> None:
+        """Replace ``summary.json`` atomically."""
+        atomic_write_text(self.summary_path, json.dumps(plain(summary), indent=2) + "\n")
+
+    def read_summary(self) -> dict[str, Any] | None:
+        """The contents of ``summary.json``; None when the run has none yet."""
+        try:
+            text = self.summary_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{str(self.summary_path)!r} is not valid JSON: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise UserError(f"{str(self.summary_path)!r}: expected an object, found {type(loaded).__name__}")
+        return loaded
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self._path)!r})"
+
+
+def _check_run_name(name: str) -> None:
+    if not name or name in {".", ".."} or "/" in name or "\\" in name or "\0" in name:
+        raise UserError(f"experiment name {name!r} cannot name a directory; "
+                        "expected a plain name without slashes, like 'spiral'")
+
+
+def _make_unique_dir(parent: Path, stamp: str) -> Path:
+    for attempt in range(_MAX_SAME_SECOND):
+        path = parent / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{_MAX_SAME_SECOND} runs already started at {stamp}")
+
+
+def _reason(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+# --------------------------------------------------------------------------
+# Versions for summaries
+# --------------------------------------------------------------------------
+
+
+def environment_versions(plugin_versions: Mapping[str, str]) -> dict[str, Any]:
+    """Versions of Python, numpy, nnframe and each plugin distribution, for ``summary.json``."""
+    import numpy
+
+    from nnframe import __version__
+
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "nnframe": __version__,
+        "plugins": dict(sorted(plugin_versions.items())),
+    }
+
+
+# --------------------------------------------------------------------------
+# Listing runs
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as ``nnframe runs`` lists it, read from its directory and ``summary.json``.
+
+    ``status`` is the summary's status, ``"running?"`` for a run without a
+    summary (still running, or killed before it could write one) and
+    ``"unknown"`` for an unreadable summary.
+    """
+
+    name: str
+    path: Path
+    started: datetime | None
+    status: str
+    steps: int | None = None
+    train_loss: float | None = None
+    train_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+
+    @property
+    def run(self) -> str:
+        """The run's name in TensorBoard: ``<name>/<timestamp>``."""
+        return f"{self.name}/{self.path.name}"
+
+    @classmethod
+    def from_dir(cls, path: Path) -> RunRecord:
+        run_dir = RunDirectory(path)
+        try:
+            summary = run_dir.read_summary()
+        except (UserError, OSError):
+            return cls(run_dir.name, path, _started_from_dir_name(path.name), "unknown")
+        if summary is None:
+            return cls(run_dir.name, path, _started_from_dir_name(path.name), "running?")
+        metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
+        return cls(run_dir.name, path, _started(summary, path), str(summary.get("status", "unknown")),
+                   _int_or_none(summary.get("steps")), *metrics)
+
+    def sort_key(self) -> tuple[datetime, int, str]:
+        match = _RUN_DIR_NAME.match(self.path.name)
+        suffix = int(match.group(2)) if match and match.group(2) else 0
+        return (self.started or datetime.min, suffix, self.run)
+
+
+def list_runs(runs_dir: Path) -> list[RunRecord]:
+    """Every run under ``runs_dir`` (``<name>/<timestamp>/`` with a config or summary), newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise UserError(f"runs directory {str(runs_dir)!r} does not exist; "
+                        "train a run first (`nnframe train CONFIG`) or name the directory to list")
+    records = [RunRecord.from_dir(path) for path in _run_dirs(runs_dir)]
+    return sorted(records, key=RunRecord.sort_key, reverse=True)
+
+
+def _run_dirs(runs_dir: Path) -> list[Path]:
+    found = []
+    for name_dir in runs_dir.iterdir():
+        if not name_dir.is_dir():
+            continue
+        for path in name_dir.iterdir():
+            if path.is_dir() and ((path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()):
+                found.append(path)
+    return found
+
+
+def _final_metric(summary: Mapping[str, Any], tag: str) -> float | None:
+    """``summary["metrics"][tag]``; also accepts ``final`` for ``metrics`` and ``train_loss`` for ``train/loss``."""
+    for container in (summary.get("metrics"), summary.get("final"), summary):
+        if not isinstance(container, Mapping):
+            continue
+        for key in (tag, tag.replace("/", "_")):
+            if isinstance(container.get(key), (int, float)) and not isinstance(container.get(key), bool):
+                return float(container[key])
+    return None
+
+
+def _started(summary: Mapping[str, Any], path: Path) -> datetime | None:
+    value = summary.get("started")
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=None)
+        except ValueError:
+            pass
+    return _started_from_dir_name(path.name)
+
+
+def _started_from_dir_name(dir_name: str) -> datetime | None:
+    match = _RUN_DIR_NAME.match(dir_name)
+    return datetime.strptime(match.group(1), TIMESTAMP_FORMAT) if match else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def format_runs_table(records: Sequence[RunRecord]) -> Table:
+    """A rich table of runs, newest first: run (``<name>/<timestamp>``), status, steps, final losses and accuracies."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  caption=None if records else "no runs found")
+    table.add_column("run", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for header in ("steps", "train\nloss", "train\nacc", "val\nloss", "val\nacc"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for record in records:
+        table.add_row(
+            record.run,
+            record.status,
+            "-" if record.steps is None else str(record.steps),
+            _format_loss(record.train_loss),
+            _format_accuracy(record.train_accuracy),
+            _format_loss(record.val_loss),
+            _format_accuracy(record.val_accuracy),
+        )
+    return table
+
+
+def _format_loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _format_accuracy(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"

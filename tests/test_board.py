@@ -1,0 +1,154 @@
+"""``nnframe board``: a real TensorBoard server over a run's events, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nnframe.board import INSTALL_HINT, launch_board
+from nnframe.errors import UserError
+from nnframe.plugins import get_plugin_manager
+from nnframe.run import EvalMetrics, RunContext, StepMetrics
+from nnframe.tracking import RunDirectory
+
+STARTUP_TIMEOUT_S = 90
+LAUNCH = "import sys; from pathlib import Path; from nnframe.board import launch_board; " \
+         "sys.exit(launch_board(Path(sys.argv[1]), host='127.0.0.1', port=int(sys.argv[2])))"
+
+
+SESSION_GROUPS_QUERY = {
+    "experimentName": "",
+    "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+    "colParams": [{"metric": {"tag": "train/loss"}}],
+    "startIndex": 0,
+    "sliceSize": 10,
+}
+
+
+def write_run(runs_dir: Path, steps: int, every: int) -> str:
+    """A run logged through the built-in logger; returns its TensorBoard run name."""
+    run_dir = RunDirectory.create(runs_dir, "tiny")
+    config = {"name": "tiny", "log": {"every": every, "grad_norms": False, "histograms_every": 0}}
+    run_dir.write_config(config)
+    plugins = get_plugin_manager()
+    run = RunContext(name="tiny", config=config, run_dir=run_dir.path, plugin_manager=plugins.pm)
+    run.hook.nnframe_configure_run(run=run)
+    run.hook.nnframe_run_start(run=run)
+    for step in range(1, steps + 1):
+        logged = step % every == 0
+        metrics = StepMetrics(step=step, epoch=0, loss=1.0 / step, lr=0.1, logged=logged,
+                              accuracy=0.5 if logged else None)
+        run.hook.nnframe_step_end(run=run, metrics=metrics)
+    run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(steps, 0, 0.5, 0.5))
+    run.hook.nnframe_run_end(run=run, status="completed", summary={})
+    run.unregister_all()
+    return f"tiny/{run_dir.path.name}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(port: int, path: str, body: dict | None = None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def wait_for(port: int, path: str, ready, server: subprocess.Popen, log: Path, body: dict | None = None):
+    """Poll ``path`` until ``ready(answer)``; fail with the server's output if it dies or takes too long."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"TensorBoard exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            answer = get_json(port, path, body)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            answer = None
+        if answer is not None and ready(answer):
+            return answer
+        time.sleep(0.5)
+    pytest.fail(f"TensorBoard did not answer {path} within {STARTUP_TIMEOUT_S}s:\n{log.read_text()}")
+
+
+def stop(server: subprocess.Popen) -> None:
+    """End the server's process group (launch_board and the TensorBoard it started)."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    try:
+        os.killpg(server.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_real_tensorboard_serves_the_logged_scalars(tmp_path):
+    runs_dir = tmp_path / "runs"
+    run_name = write_run(runs_dir, steps=50, every=5)
+    port = free_port()
+    log = tmp_path / "tensorboard.log"
+
+    with open(log, "wb") as output:
+        server = subprocess.Popen([sys.executable, "-c", LAUNCH, str(runs_dir), str(port)],
+                                  stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        runs = wait_for(port, "/data/runs", lambda answer: run_name in answer, server, log)
+        query = urllib.parse.urlencode({"run": run_name, "tag": "train/loss"})
+        scalars = wait_for(port, f"/data/plugin/scalars/scalars?{query}", lambda answer: len(answer) == 10,
+                           server, log)
+        groups = get_json(port, "/data/plugin/hparams/session_groups", SESSION_GROUPS_QUERY)["sessionGroups"]
+    finally:
+        stop(server)
+
+    assert runs == [run_name]
+    assert [step for _, step, _ in scalars] == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]  # one per log.every
+    assert scalars[0][2] == pytest.approx(1 / 5)
+    [group] = groups  # the hparams live in the run itself: no second, empty session
+    assert group["name"] == run_name
+    assert group["hparams"]["log.every"] == 5
+    metrics = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
+    assert metrics["train/loss"] == pytest.approx(1 / 50)  # the last logged point
+
+
+def test_missing_tensorboard_names_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+
+    with pytest.raises(UserError) as info:
+        launch_board(tmp_path)
+
+    assert "pip install 'nnframe[board]'" in str(info.value)
+    assert INSTALL_HINT == "pip install 'nnframe[board]'"
+
+
+def test_missing_logdir_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        launch_board(tmp_path / "runs")
+
+
+def test_port_in_use_is_a_user_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        with pytest.raises(UserError, match=f"127.0.0.1:{port}.*--port"):
+            launch_board(tmp_path, port=port)

@@ -1,0 +1,425 @@
+"""The built-in TensorBoard logger, driven through a fresh plugin manager as the trainer drives it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import (
+    HISTOGRAMS,
+    SCALARS,
+    TENSORS,
+    EventAccumulator,
+)
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from nnframe.builtin.tensorboard import TensorBoardLogger, flatten_config
+from nnframe.hookspecs import hookimpl
+from nnframe.plugins import get_plugin_manager
+from nnframe.run import EvalMetrics, RunContext, StepMetrics
+from nnframe.tracking import RunDirectory
+
+GRAD_KEYS = ("global", "affine1/W", "affine1/b")
+
+
+def make_config(every: int = 10, histograms_every: int = 0, tensorboard: bool = True) -> dict:
+    return {
+        "name": "tiny",
+        "seed": 1984,
+        "data": {"type": "spiral", "points_per_class": 100, "classes": 3, "noise": None},
+        "model": [{"type": "affine", "out": 3}],
+        "optimizer": {"type": "sgd", "lr": 0.1},
+        "train": {"epochs": 5, "batch_size": 30, "dtype": "float32"},
+        "log": {"every": every, "grad_norms": True, "histograms_every": histograms_every,
+                "tensorboard": tensorboard},
+    }
+
+
+class TinyModel:
+    """Stands in for the graph model: two parameters whose values change with the step."""
+
+    def __init__(self) -> None:
+        self.W = np.zeros((2, 3), dtype=np.float32)
+        self.dW = np.zeros((2, 3), dtype=np.float32)
+        self.b = np.zeros(3, dtype=np.float32)
+        self.db = np.zeros(3, dtype=np.float32)
+
+    def set_step(self, step: int) -> None:
+        self.W[...] = np.arange(6, dtype=np.float32).reshape(2, 3) + step  # min step, max step + 5
+        self.dW[...] = -step
+        self.b[...] = step
+        self.db[...] = np.array([1.0, np.nan, 3.0], dtype=np.float32)  # a NaN must not break histograms
+
+    def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        return [("affine1/W", self.W, self.dW), ("affine1/b", self.b, self.db)]
+
+
+def loss_at(step: int, offset: float = 0.0) -> float:
+    return 1.0 / step + offset
+
+
+def step_metrics(step: int, every: int, offset: float = 0.0) -> StepMetrics:
+    logged = step % every == 0
+    return StepMetrics(
+        step=step, epoch=step // 10, loss=loss_at(step, offset), lr=0.1 / step, logged=logged,
+        accuracy=step / 100 if logged else None,
+        grad_norms={key: (i + 1) * step for i, key in enumerate(GRAD_KEYS)} if logged else None,
+    )
+
+
+@dataclass
+class Drive:
+    """How one call of :func:`drive` runs: steps ``start+1 .. stop``, evaluating every ``eval_every``."""
+
+    start: int = 0
+    stop: int = 30
+    eval_every: int = 10
+    offset: float = 0.0
+    status: str = "completed"
+    fail_after: int | None = None
+    config: dict = field(default_factory=make_config)
+
+
+def drive(plugins, run_dir: Path | None, plan: Drive) -> RunContext:
+    """Call the hooks in the trainer's order; ``fail_after`` raises mid-run and still ends the run as failed."""
+    model = TinyModel()
+    run = RunContext(name="tiny", config=plan.config, run_dir=run_dir, plugin_manager=plugins.pm,
+                     model=model, step=plan.start, resumed=plan.start > 0)
+    every = plan.config["log"]["every"]
+    hook = run.hook
+    hook.nnframe_configure_run(run=run)
+    status = plan.status
+    try:
+        hook.nnframe_run_start(run=run)
+        for step in range(plan.start + 1, plan.stop + 1):
+            if plan.fail_after is not None and step > plan.fail_after:
+                raise RuntimeError("boom")
+            run.step = step
+            model.set_step(step)
+            hook.nnframe_step_end(run=run, metrics=step_metrics(step, every, plan.offset))
+            if step % plan.eval_every == 0:
+                hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, step // 10, 2.0 / step, step / 200))
+    except RuntimeError:
+        status = "failed"
+    finally:
+        hook.nnframe_run_end(run=run, status=status, summary={"status": status})
+        run.unregister_all()
+    return run
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0, HISTOGRAMS: 0, TENSORS: 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def points(accumulator: EventAccumulator, tag: str) -> list[tuple[int, float]]:
+    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+
+
+def assert_points(accumulator: EventAccumulator, tag: str, expected: list[tuple[int, float]]) -> None:
+    """Steps exactly, values to float32 precision (TensorBoard stores scalars as float32)."""
+    found = points(accumulator, tag)
+    assert [step for step, _ in found] == [step for step, _ in expected], tag
+    assert [value for _, value in found] == pytest.approx([value for _, value in expected], rel=1e-6), tag
+
+
+@pytest.fixture
+def plugins():
+    return get_plugin_manager()
+
+
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    directory = RunDirectory.create(tmp_path / "runs", "tiny")
+    directory.write_config(make_config())
+    return directory.path
+
+
+# --------------------------------------------------------------------------
+# Scalars
+# --------------------------------------------------------------------------
+
+
+def test_loading_the_plugin_imports_neither_tensorboardx_nor_rich():
+    code = ("import sys, nnframe.builtin.tensorboard, nnframe.tracking; "
+            "print(sorted(m for m in sys.modules if m.startswith(('tensorboardX', 'tensorboard', 'rich'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "[]"
+
+
+def test_builtin_logger_is_loaded_through_its_entry_point(plugins):
+    assert "tensorboard" in plugins.infos
+    assert not [broken for broken in plugins.broken if broken.name == "tensorboard"]
+
+
+def test_every_scalar_tag_has_one_point_per_log_every_with_the_values_passed(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=30))
+
+    events = read_events(run_dir)
+    logged = [10, 20, 30]
+    expected_tags = {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy"}
+    expected_tags |= {f"grad_norm/{key}" for key in GRAD_KEYS}
+    assert set(events.Tags()["scalars"]) == expected_tags
+    assert_points(events, "train/loss", [(s, 1.0 / s) for s in logged])
+    assert_points(events, "train/accuracy", [(s, s / 100) for s in logged])
+    assert_points(events, "train/lr", [(s, 0.1 / s) for s in logged])
+    assert_points(events, "grad_norm/global", [(s, 1.0 * s) for s in logged])
+    assert_points(events, "grad_norm/affine1/W", [(s, 2.0 * s) for s in logged])
+    assert_points(events, "grad_norm/affine1/b", [(s, 3.0 * s) for s in logged])
+    assert_points(events, "val/loss", [(s, 2.0 / s) for s in logged])
+    assert_points(events, "val/accuracy", [(s, s / 200) for s in logged])
+
+
+@pytest.mark.parametrize("every, stop, expected_steps", [
+    (1, 3, [1, 2, 3]),
+    (5, 12, [5, 10]),
+    (7, 6, []),
+])
+def test_points_fall_on_log_every(plugins, run_dir, every, stop, expected_steps):
+    drive(plugins, run_dir, Drive(stop=stop, config=make_config(every=every)))
+
+    events = read_events(run_dir)
+    steps = [step for step, _ in points(events, "train/loss")] if expected_steps else []
+    assert steps == expected_steps
+    assert ("train/loss" in events.Tags()["scalars"]) == bool(expected_steps)
+
+
+def test_short_run_events_are_on_disk_and_nothing_else_is_created(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=2, config=make_config(every=1)))
+
+    assert [path.name for path in run_dir.iterdir() if path.is_dir()] == ["checkpoints"]
+    event_files = list(run_dir.glob("*tfevents*"))
+    assert len(event_files) == 1 and event_files[0].stat().st_size > 0
+    assert [step for step, _ in points(read_events(run_dir), "train/loss")] == [1, 2]
+
+
+def test_crash_keeps_the_events_written_before_it(plugins, run_dir):
+    run = drive(plugins, run_dir, Drive(stop=50, fail_after=25))
+
+    events = read_events(run_dir)
+    assert [step for step, _ in points(events, "train/loss")] == [10, 20]
+    assert [step for step, _ in points(events, "val/loss")] == [10, 20]
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+    assert run._registered == []
+
+
+def test_resume_continues_the_steps_without_duplicates(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=30, fail_after=30, status="failed"))
+    # the last checkpoint was at step 20: the resumed run repeats 21..30 with other values
+    drive(get_plugin_manager(), run_dir, Drive(start=20, stop=40, offset=100.0))
+
+    events = read_events(run_dir)
+    assert_points(events, "train/loss", [(10, 1 / 10), (20, 1 / 20), (30, 100 + 1 / 30), (40, 100 + 1 / 40)])
+    assert [step for step, _ in points(events, "val/loss")] == [10, 20, 30, 40]
+    assert len(events.Tensors("config/text_summary")) == 1
+    assert len(list(run_dir.glob("*tfevents*"))) == 2
+
+
+# --------------------------------------------------------------------------
+# Histograms, config text, hparams
+# --------------------------------------------------------------------------
+
+
+def test_histograms_of_weights_and_grads_when_enabled(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=10, config=make_config(histograms_every=5)))
+
+    events = read_events(run_dir)
+    assert set(events.Tags()["histograms"]) == {"weights/affine1/W", "grads/affine1/W",
+                                                "weights/affine1/b", "grads/affine1/b"}
+    weights = events.Histograms("weights/affine1/W")
+    assert [event.step for event in weights] == [5, 10]
+    last = weights[-1].histogram_value
+    assert (last.min, last.max, last.num) == (10.0, 15.0, 6.0)  # W = [0..5] + 10
+    grads_b = events.Histograms("grads/affine1/b")[-1].histogram_value
+    assert (grads_b.min, grads_b.max, grads_b.num) == (1.0, 3.0, 2.0)  # the NaN is left out
+
+
+def test_no_histograms_when_off(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=10, config=make_config(histograms_every=0)))
+
+    assert read_events(run_dir).Tags()["histograms"] == []
+
+
+def test_config_is_written_as_yaml_text(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=10))
+
+    [event] = read_events(run_dir).Tensors("config/text_summary")
+    text = event.tensor_proto.string_val[0].decode()
+    assert text.startswith("```yaml\n") and text.endswith("```")
+    assert yaml.safe_load(text.removeprefix("```yaml\n").removesuffix("```")) == make_config()
+
+
+def test_hparams_hold_the_flat_config_and_the_metric_tags(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=20))
+
+    content = read_events(run_dir).PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    metric_tags = [info.name.tag for info in experiment.metric_infos]
+    assert metric_tags == ["train/loss", "train/accuracy", "val/loss", "val/accuracy"]
+    hparams = start.session_start_info.hparams
+    assert hparams["optimizer.lr"].number_value == pytest.approx(0.1)
+    assert hparams["log.grad_norms"].bool_value is True
+    assert hparams["data.noise"].string_value == "None"
+    assert hparams["model"].string_value == '[{"type": "affine", "out": 3}]'
+    assert [path.name for path in run_dir.iterdir() if path.is_dir()] == ["checkpoints"]
+
+
+@pytest.mark.parametrize("config, expected", [
+    ({"a": 1, "b": {"c": 2.5, "d": {"e": True}}}, {"a": 1, "b.c": 2.5, "b.d.e": True}),
+    ({"x": None, "y": [1, 2], "z": "s"}, {"x": "None", "y": "[1, 2]", "z": "s"}),
+    ({"n": np.float32(0.5), "p": Path("a/b")}, {"n": 0.5, "p": "a/b"}),
+])
+def test_flatten_config(config, expected):
+    assert flatten_config(config) == expected
+
+
+# --------------------------------------------------------------------------
+# When nothing is written
+# --------------------------------------------------------------------------
+
+
+def test_tensorboard_false_writes_no_events(plugins, run_dir):
+    run = drive(plugins, run_dir, Drive(stop=10, config=make_config(tensorboard=False)))
+
+    assert list(run_dir.glob("*tfevents*")) == []
+    assert run._registered == []
+
+
+def test_run_without_directory_registers_no_logger(plugins):
+    seen = []
+
+    class Spy:
+        @hookimpl
+        def nnframe_run_start(self, run):
+            seen.extend(plugins.pm.get_plugins())
+
+    plugins.register(Spy(), name="spy")
+    drive(plugins, None, Drive(stop=10))
+
+    assert not any(isinstance(plugin, TensorBoardLogger) for plugin in seen)
+
+
+# --------------------------------------------------------------------------
+# A third-party logger sees the same events
+# --------------------------------------------------------------------------
+
+
+class CountingLogger:
+    """A stateful third-party logger, registered per run exactly like the built-in one."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.logged_steps: list[int] = []
+
+    @hookimpl
+    def nnframe_run_start(self, run):
+        self.calls["run_start"] += 1
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        self.calls["step_end"] += 1
+        if metrics.logged:
+            self.logged_steps.append(metrics.step)
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run, metrics):
+        self.calls["evaluation_end"] += 1
+
+    @hookimpl
+    def nnframe_run_end(self, run, status, summary):
+        self.calls["run_end"] += 1
+
+
+def test_third_party_logger_object_receives_the_same_events(plugins, run_dir):
+    counter = CountingLogger()
+
+    class ThirdPartyPlugin:
+        @hookimpl
+        def nnframe_configure_run(self, run):
+            run.register(counter)
+
+    plugins.register(ThirdPartyPlugin(), name="counting")
+    run = drive(plugins, run_dir, Drive(stop=25, eval_every=5))
+
+    events = read_events(run_dir)
+    assert counter.calls == {"run_start": 1, "step_end": 25, "evaluation_end": 5, "run_end": 1}
+    assert counter.logged_steps == [step for step, _ in points(events, "train/loss")] == [10, 20]
+    assert counter.calls["evaluation_end"] == len(points(events, "val/loss"))
+    assert not plugins.pm.is_registered(counter)
+    assert run._registered == []
+
+
+# --------------------------------------------------------------------------
+# End to end through the real trainer
+# --------------------------------------------------------------------------
+
+TINY_EXPERIMENT = """\
+name: tiny
+seed: 3
+data: {type: spiral, points_per_class: 20, classes: 3, val_fraction: 0.25}
+model:
+  - {type: affine, out: 5}
+  - {type: sigmoid}
+  - {type: affine, out: 3}
+loss: {type: softmax_cross_entropy}
+optimizer: {type: sgd, lr: 1.0}
+train: {max_steps: 20, batch_size: 9}
+log: {every: 5, grad_norms: true, histograms_every: 10}
+"""
+
+
+class Recorder:
+    """Keeps every logged step and evaluation the trainer emits, to compare with the event files."""
+
+    def __init__(self) -> None:
+        self.steps: list[StepMetrics] = []
+        self.evals: list[EvalMetrics] = []
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        if metrics.logged:
+            self.steps.append(metrics)
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run, metrics):
+        self.evals.append(metrics)
+
+
+def test_training_a_tiny_config_writes_what_the_trainer_emitted(plugins, tmp_path):
+    from nnframe.launch import prepare
+    from nnframe.train import Trainer
+
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(TINY_EXPERIMENT)
+    experiment = prepare(config_path, [], plugins)
+    run_dir = RunDirectory.create(tmp_path / "runs", "tiny")
+    run_dir.write_config(experiment.config.to_yaml())
+    recorder = Recorder()
+    run = RunContext(name="tiny", config=experiment.config.resolved, run_dir=run_dir.path,
+                     plugin_manager=plugins.pm)
+    run.register(recorder)
+    summary = Trainer(experiment, run).fit()
+
+    events = read_events(run_dir.path)
+    assert [metrics.step for metrics in recorder.steps] == [5, 10, 15, 20]  # 20 steps, log.every 5
+    assert_points(events, "train/loss", [(m.step, m.loss) for m in recorder.steps])
+    assert_points(events, "train/accuracy", [(m.step, m.accuracy) for m in recorder.steps])
+    assert_points(events, "train/lr", [(m.step, 1.0) for m in recorder.steps])
+    for key in ("global", "affine1/W", "affine1/b", "affine2/W", "affine2/b"):
+        assert_points(events, f"grad_norm/{key}", [(m.step, m.grad_norms[key]) for m in recorder.steps])
+    assert recorder.evals
+    assert_points(events, "val/loss", [(m.step, m.loss) for m in recorder.evals])
+    assert_points(events, "val/accuracy", [(m.step, m.accuracy) for m in recorder.evals])
+    assert points(events, "val/loss")[-1][1] == pytest.approx(summary["metrics"]["val/loss"], rel=1e-6)
+    assert [event.step for event in events.Histograms("weights/affine2/W")] == [10, 20]
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+    assert [path.name for path in run_dir.path.iterdir() if path.is_dir()] == ["checkpoints"]

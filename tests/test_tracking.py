@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from rich.console import Console
+
+from nnframe.errors import UserError
+from nnframe.tracking import (
+    RunDirectory,
+    atomic_write_bytes,
+    config_yaml,
+    environment_versions,
+    format_runs_table,
+    list_runs,
+)
+
+NOW = datetime(2026, 11, 26, 10, 30, 0)
+
+
+def make_run(runs_dir: Path, name: str, now: datetime, summary: dict | None = None) -> RunDirectory:
+    run = RunDirectory.create(runs_dir, name, now=now)
+    run.write_config({"name": name})
+    if summary is not None:
+        run.write_summary(summary)
+    return run
+
+
+def render(table) -> str:
+    out = io.StringIO()
+    Console(file=out, width=250, color_system=None).print(table)
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------
+# Creating and opening
+# --------------------------------------------------------------------------
+
+
+def test_create_makes_name_timestamp_and_checkpoints(tmp_path):
+    run = RunDirectory.create(tmp_path / "runs", "spiral", now=NOW)
+
+    assert run.path == tmp_path / "runs" / "spiral" / "20261126-103000"
+    assert run.checkpoints.is_dir() and run.checkpoints.parent == run.path
+    assert run.events_dir == run.path
+    assert run.name == "spiral"
+
+
+def test_runs_started_in_the_same_second_get_distinct_directories(tmp_path):
+    paths = [RunDirectory.create(tmp_path, "spiral", now=NOW).path.name for _ in range(3)]
+
+    assert paths == ["20261126-103000", "20261126-103000-1", "20261126-103000-2"]
+
+
+def test_concurrent_runs_in_the_same_second_never_share_a_directory(tmp_path):
+    made: list[Path] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        made.append(RunDirectory.create(tmp_path, "spiral", now=NOW).path)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(set(made)) == 8
+    assert all((path / "checkpoints").is_dir() for path in made)
+
+
+def test_unwritable_runs_dir_is_a_user_error_naming_it(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    runs_dir = blocker / "runs"
+
+    with pytest.raises(UserError) as info:
+        RunDirectory.create(runs_dir, "spiral")
+
+    message = str(info.value)
+    assert str(runs_dir) in message
+    assert "Not a directory" in message
+    assert "--runs-dir" in message
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", ".", "a\\b"])
+def test_names_that_cannot_be_a_directory_are_refused(tmp_path, name):
+    with pytest.raises(UserError, match="experiment name"):
+        RunDirectory.create(tmp_path, name)
+
+
+def test_open_needs_a_config(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+
+    with pytest.raises(UserError, match="no config.yaml"):
+        RunDirectory.open(run.path)
+    with pytest.raises(UserError, match="does not exist"):
+        RunDirectory.open(tmp_path / "nowhere")
+
+    run.write_config({"name": "spiral"})
+    assert RunDirectory.open(run.path).path == run.path
+
+
+# --------------------------------------------------------------------------
+# Files inside a run
+# --------------------------------------------------------------------------
+
+
+def test_config_is_written_once_and_never_overwritten(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+
+    assert run.write_config({"name": "spiral", "optimizer": {"type": "sgd", "lr": 1.0}}) is True
+    assert run.write_config({"name": "other"}) is False
+    assert run.write_config("name: text\n") is False
+
+    text = run.config_path.read_text()
+    assert text == "name: spiral\noptimizer:\n  type: sgd\n  lr: 1.0\n"  # key order kept
+    assert RunDirectory.open(run.path).read_config() == {"name": "spiral", "optimizer": {"type": "sgd", "lr": 1.0}}
+
+
+def test_resume_appends_its_overrides(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+    run.write_overrides(["optimizer.lr=0.5"], now=NOW)
+    run.write_overrides(["train.epochs=400", "log.every=5"], now=datetime(2026, 11, 26, 11, 0, 0))
+
+    entries = yaml.safe_load(run.overrides_path.read_text())
+    assert entries == [
+        {"started": "2026-11-26T10:30:00", "resumed": False, "overrides": ["optimizer.lr=0.5"]},
+        {"started": "2026-11-26T11:00:00", "resumed": True, "overrides": ["train.epochs=400", "log.every=5"]},
+    ]
+
+
+def test_summary_round_trips_and_leaves_no_temporary_files(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+    assert run.read_summary() is None
+
+    run.write_summary({"status": "running", "steps": 0})
+    run.write_summary({"status": "completed", "steps": 3000, "metrics": {"train/loss": np.float32(0.5)}})
+
+    assert run.read_summary() == {"status": "completed", "steps": 3000, "metrics": {"train/loss": 0.5}}
+    assert sorted(os.listdir(run.path)) == ["checkpoints", "summary.json"]
+
+
+def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "summary.json"
+    atomic_write_bytes(target, b"old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        atomic_write_bytes(target, b"new")
+
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["summary.json"]
+
+
+def test_unreadable_summary_is_a_user_error(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+    run.summary_path.write_text('{"status": "compl')
+
+    with pytest.raises(UserError, match="not valid JSON"):
+        run.read_summary()
+
+
+def test_config_yaml_turns_paths_and_numpy_scalars_into_plain_values():
+    text = config_yaml({"data": {"path": Path("data/x.npz"), "noise": np.float32(0.25)}, "shape": (2, 3)})
+
+    assert yaml.safe_load(text) == {"data": {"path": "data/x.npz", "noise": 0.25}, "shape": [2, 3]}
+
+
+def test_environment_versions_name_python_numpy_nnframe_and_plugins():
+    import nnframe
+
+    versions = environment_versions({"nnframe-swish": "0.2.0", "nnframe": "0.1.0"})
+
+    assert versions["numpy"] == np.__version__
+    assert versions["nnframe"] == nnframe.__version__
+    assert versions["python"].count(".") == 2
+    assert versions["plugins"] == {"nnframe": "0.1.0", "nnframe-swish": "0.2.0"}
+    json.dumps(versions)
+
+
+# --------------------------------------------------------------------------
+# Listing runs
+# --------------------------------------------------------------------------
+
+
+def completed(steps: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float) -> dict:
+    return {"status": "completed", "steps": steps,
+            "metrics": {"train/loss": train_loss, "train/accuracy": train_acc,
+                        "val/loss": val_loss, "val/accuracy": val_acc}}
+
+
+def test_list_runs_newest_first_with_final_metrics(tmp_path):
+    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(3000, 0.1, 0.9733, 0.12, 0.95))
+    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0))
+    make_run(tmp_path, "xor", datetime(2026, 11, 26, 10, 0, 0), {"status": "diverged", "steps": 12})
+    broken = make_run(tmp_path, "moons", datetime(2026, 11, 25, 23, 59, 59))
+    broken.summary_path.write_text("{")
+    (tmp_path / "spiral" / "not-a-run").mkdir()
+    (tmp_path / "notes.txt").write_text("ignored")
+
+    records = list_runs(tmp_path)
+
+    assert [record.run for record in records] == [
+        "xor/20261126-100000",  # same second as the next one: ties broken by run name, newest first
+        "spiral/20261126-100000",
+        "spiral/20261126-090000",
+        "moons/20261125-235959",
+    ]
+    assert [record.status for record in records] == ["diverged", "running?", "completed", "unknown"]
+    oldest_spiral = records[2]
+    assert (oldest_spiral.steps, oldest_spiral.train_loss, oldest_spiral.train_accuracy) == (3000, 0.1, 0.9733)
+    assert (oldest_spiral.val_loss, oldest_spiral.val_accuracy) == (0.12, 0.95)
+    assert oldest_spiral.started == datetime(2026, 11, 26, 9, 0, 0)
+    assert records[1].steps is None and records[1].train_loss is None
+
+
+def test_same_second_suffixes_sort_by_number_not_text(tmp_path):
+    for _ in range(12):
+        make_run(tmp_path, "spiral", NOW)
+
+    names = [record.path.name for record in list_runs(tmp_path)]
+
+    assert names[:3] == ["20261126-103000-11", "20261126-103000-10", "20261126-103000-9"]
+    assert names[-1] == "20261126-103000"
+
+
+def test_list_runs_of_a_missing_directory_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        list_runs(tmp_path / "runs")
+
+
+def test_runs_table_shows_each_run_and_its_numbers(tmp_path):
+    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(3000, 0.1, 0.9733, 0.12, 0.95))
+    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0))
+
+    text = render(format_runs_table(list_runs(tmp_path)))
+    rows = [line for line in text.splitlines() if "spiral/" in line]
+
+    assert len(rows) == 2
+    assert "spiral/20261126-100000" in rows[0] and "running?" in rows[0]
+    assert rows[1].split() == ["spiral/20261126-090000", "completed", "3000",
+                               "0.1000", "97.33%", "0.1200", "95.00%"]  # 0.9733 -> 97.33%
+
+
+def test_empty_runs_table_says_so():
+    assert "no runs found" in render(format_runs_table([]))

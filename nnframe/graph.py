@@ -79,6 +79,7 @@ class Graph(Node):
         self._arg_slots = [tuple(slots[name] for name in gn.inputs) for gn in order]
         self._output_slot = slots[self.output]
         self._forward_plan = [(gn.node, args) for gn, args in zip(order, self._arg_slots)]
+        self._chain = len(self.inputs) == 1 and _is_chain(self._arg_slots, self._output_slot)
         self._collect_params()
         self._training = True
         self.training = True
@@ -159,11 +160,17 @@ class Graph(Node):
                 wanted = tuple(carries[i] for i in args)
                 plan.append((gn.node, args, slot, wanted, gn.name))
         self._backward_plan = plan[::-1]
+        self._chain_backward = [step[0] for step in self._backward_plan] if self._chain else None
 
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         if len(xs) != len(self.inputs):
             raise GraphError(f"the graph takes {len(self.inputs)} input(s) "
                              f"({', '.join(self.inputs)}); got {len(xs)}")
+        if self._chain:
+            x = xs[0]
+            for node, _ in self._forward_plan:
+                x = node.forward(x)
+            return x
         values = list(xs)
         for node, args in self._forward_plan:
             if len(args) == 1:
@@ -173,6 +180,8 @@ class Graph(Node):
         return values[self._output_slot]
 
     def backward(self, dout: Any) -> Any:
+        if self._chain_backward is not None:
+            return self._backward_chain(dout)
         n_slots = len(self.inputs) + len(self.nodes)
         grads: list[Any] = [None] * n_slots
         owned = [False] * n_slots
@@ -197,6 +206,12 @@ class Graph(Node):
             return grads[0]
         return tuple(grads[: len(self.inputs)])
 
+    def _backward_chain(self, dout: Any) -> Any:
+        """The same walk for a chain of one-input nodes, without the slot bookkeeping."""
+        for node in self._chain_backward:
+            dout = node.backward(dout)
+        return dout if self._need_input_grad else None
+
     def __getitem__(self, name: str) -> Node:
         if name not in self.nodes:
             raise KeyError(unknown_name_message("node", name, self.nodes))
@@ -209,6 +224,12 @@ class Graph(Node):
         lines = [f"  {gn.name}: {gn.node!r} <- {', '.join(gn.inputs)}" for gn in self._graph_nodes]
         head = f"Graph(inputs=[{', '.join(self.inputs)}], output={self.output}"
         return head + ",\n" + "\n".join(lines) + "\n)"
+
+
+def _is_chain(arg_slots: list[tuple[int, ...]], output_slot: int) -> bool:
+    """True when every node reads just the value before it and the last node is the output."""
+    return (all(args == (k,) for k, args in enumerate(arg_slots))
+            and output_slot == len(arg_slots))
 
 
 def _accumulate(grads: list[Any], owned: list[bool], i: int, dx: np.ndarray) -> None:

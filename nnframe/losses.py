@@ -41,11 +41,11 @@ def _batch_mean(values: np.ndarray) -> float:
 
 
 def _class_indices(t: np.ndarray, classes: int, loss: str) -> np.ndarray:
-    if not np.issubdtype(t.dtype, np.integer):
-        if not np.issubdtype(t.dtype, np.number) or not np.all(t == np.round(t)):
+    if t.dtype.kind not in "iu":
+        if t.dtype.kind not in "fb" or not np.all(t == np.round(t)):
             raise DataError(f"{loss}: class-index targets must be whole numbers, found dtype {t.dtype}")
         t = t.astype(np.intp)
-    if t.size and (t.min() < 0 or t.max() >= classes):
+    if t.size and not 0 <= t.min() <= t.max() < classes:
         raise DataError(f"{loss}: class indices must be in [0, {classes - 1}] for {classes} output classes, "
                         f"found labels from {t.min()} to {t.max()}; does the last layer's width match "
                         f"the number of classes?")
@@ -66,6 +66,7 @@ class SoftmaxWithLoss(Loss):
         super().__init__()
         self.y: np.ndarray | None = None
         self.t: np.ndarray | None = None
+        self._arange = np.arange(0)
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
         if x.ndim < 2:
@@ -79,8 +80,15 @@ class SoftmaxWithLoss(Loss):
             raise DataError(f"SoftmaxWithLoss: targets must be class indices of shape {x.shape[:-1]} or "
                             f"one-hot of shape {x.shape}, found shape {t.shape}")
         self.t = _class_indices(t, x.shape[-1], "SoftmaxWithLoss")
-        picked = np.take_along_axis(log_y, self.t[..., None], axis=-1)
-        return _batch_mean(-picked)
+        rows = log_y.reshape(-1, x.shape[-1])
+        picked = rows[self._rows(len(rows)), self.t.ravel()]
+        return -float(picked.sum(dtype=np.float64)) / len(picked)
+
+    def _rows(self, n: int) -> np.ndarray:
+        """``arange(n)``, kept between calls: the row index of every target, for fancy indexing."""
+        if len(self._arange) != n:
+            self._arange = np.arange(n)
+        return self._arange
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         dx = self.y.copy()
@@ -88,7 +96,7 @@ class SoftmaxWithLoss(Loss):
             dx -= self.t
         else:
             rows = dx.reshape(-1, dx.shape[-1])
-            rows[np.arange(len(rows)), self.t.ravel()] -= 1
+            rows[self._rows(len(rows)), self.t.ravel()] -= 1
         dx *= dout / (dx.size // dx.shape[-1])
         return dx
 

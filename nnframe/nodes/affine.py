@@ -34,11 +34,13 @@ class Affine(Node):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        W, _ = self.params
-        D, H = W.shape
-        rows = as_rows(dout, H)
-        np.matmul(as_rows(self.x, D).T, rows, out=self.grads[0])
-        np.sum(rows, axis=0, out=self.grads[1])
+        W = self.params[0]
+        x, rows = self.x, dout
+        if x.ndim != 2:
+            D, H = W.shape
+            x, rows = as_rows(x, D), as_rows(dout, H)
+        np.matmul(x.T, rows, out=self.grads[0])
+        np.add.reduce(rows, axis=0, out=self.grads[1])
         if not self.need_dx:
             return None
         return dout @ W.T

@@ -37,8 +37,11 @@ class MatMul(Node):
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         (W,) = self.params
-        D, H = W.shape
-        np.matmul(as_rows(self.x, D).T, as_rows(dout, H), out=self.grads[0])
+        x, rows = self.x, dout
+        if x.ndim != 2:
+            D, H = W.shape
+            x, rows = as_rows(x, D), as_rows(dout, H)
+        np.matmul(x.T, rows, out=self.grads[0])
         if not self.need_dx:
             return None
         return dout @ W.T

@@ -12,7 +12,7 @@ import numpy as np
 
 from nnframe.errors import DataError
 from nnframe.nodes.activations import sigmoid
-from nnframe.nodes.softmax import log_softmax
+from nnframe.nodes.softmax import log_softmax, shifted_exp
 
 
 class Loss:
@@ -72,17 +72,25 @@ class SoftmaxWithLoss(Loss):
         if x.ndim < 2:
             raise DataError(f"SoftmaxWithLoss: scores must be (N, C), found shape {x.shape}")
         t = np.asarray(t)
-        log_y, self.y = log_softmax(x)
         if t.shape == x.shape:
+            log_y, self.y = log_softmax(x)
             self.t = t
             return _batch_mean(-(t * log_y).sum(axis=-1))
         if t.shape != x.shape[:-1]:
             raise DataError(f"SoftmaxWithLoss: targets must be class indices of shape {x.shape[:-1]} or "
                             f"one-hot of shape {x.shape}, found shape {t.shape}")
-        self.t = _class_indices(t, x.shape[-1], "SoftmaxWithLoss")
-        rows = log_y.reshape(-1, x.shape[-1])
-        picked = rows[self._rows(len(rows)), self.t.ravel()]
-        return -float(picked.sum(dtype=np.float64)) / len(picked)
+        return self._forward_indices(x, t)
+
+    def _forward_indices(self, x: np.ndarray, t: np.ndarray) -> float:
+        """``L = mean_n (log Σ_k exp s_nk - s_n,t_n)`` with ``s = x - max x``: only the picked logits are needed."""
+        classes = x.shape[-1]
+        self.t = t = _class_indices(t, classes, "SoftmaxWithLoss")
+        shifted, e, total = shifted_exp(x)
+        e /= total
+        self.y = e
+        shifted = shifted.reshape(-1, classes)
+        picked = shifted[self._rows(len(shifted)), t.ravel()]
+        return float(np.log(total).sum(dtype=np.float64) - picked.sum(dtype=np.float64)) / len(picked)
 
     def _rows(self, n: int) -> np.ndarray:
         """``arange(n)``, kept between calls: the row index of every target, for fancy indexing."""

@@ -50,14 +50,14 @@ class PlainProgress:
 class RichProgress:
     """A live bar for terminals: epoch, step, loss, steps/s and time remaining."""
 
-    def __init__(self, total_steps: int) -> None:
+    def __init__(self, total_steps: int, console: Any = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.total_steps = total_steps
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  {task.fields[rate]} steps/s"),
-            TimeRemainingColumn(), transient=False,
+            TimeRemainingColumn(), transient=False, console=console,
         )
         self.task: Any = None
         self._started = time.perf_counter()

@@ -91,7 +91,7 @@ class Trainer:
         status = "failed"
         started = time.perf_counter()
         try:
-            with self._signals():
+            with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._loop()
             status = "completed"
         except Interrupted:
@@ -101,6 +101,9 @@ class Trainer:
         except NonFiniteError:
             status = "diverged"
             raise
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
         finally:
             self.run.summary.update(self._summary(status, time.perf_counter() - started))
             hook.nnframe_run_end(run=self.run, status=status, summary=self.run.summary)
@@ -108,18 +111,20 @@ class Trainer:
         return self.run.summary
 
     def _loop(self) -> None:
+        """Steps until done. numpy's overflow warnings are silenced: a non-finite loss or
+        gradient is reported once, by :meth:`_nonfinite`, naming the step and the parameter."""
         train = self.settings.train
         eval_every = train.eval_every
         while self.step < self.total_steps:
             epoch_before = self.batches.epoch
             self.train_step()
-            if self._stop_signal is not None:
-                raise Interrupted(self._stop_signal)
             epoch_done = self.batches.epoch != epoch_before
             if (eval_every and self.step % eval_every == 0) or (not eval_every and epoch_done):
                 self.evaluate()
             if self.checkpointer is not None:
                 self.checkpointer.after_step(self)
+            if self._stop_signal is not None:
+                raise Interrupted(self._stop_signal)
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate()
         self._save_checkpoint(final=True)
@@ -136,12 +141,14 @@ class Trainer:
         logged = step % log.every == 0
         grads = model.grads
         clip = self.settings.train.clip_grad_norm
-        total_norm = global_norm(grads)
         metrics = StepMetrics(step, self.batches.epoch, float(loss), 0.0, logged)
-        if logged:
-            metrics.accuracy = accuracy(out, t) if self.experiment.classification else None
-            if log.grad_norms:
-                metrics.grad_norms = norms(model.param_names, grads)
+        if logged and log.grad_norms:
+            metrics.grad_norms = norms(model.param_names, grads)
+            total_norm = metrics.grad_norms["global"]
+        else:
+            total_norm = global_norm(grads)
+        if logged and self.experiment.classification:
+            metrics.accuracy = accuracy(out, t)
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
             self._nonfinite(step, loss)
         else:
@@ -182,17 +189,22 @@ class Trainer:
         """Mean loss and accuracy over a whole array set, in chunks, in eval mode."""
         self.model.eval()
         try:
-            total_loss, correct = 0.0, 0
-            for start in range(0, len(x), EVAL_CHUNK):
-                xs, ts = x[start:start + EVAL_CHUNK], t[start:start + EVAL_CHUNK]
-                out = self.model.forward(xs)
-                total_loss += float(self.loss.forward(out, ts)) * len(xs)
-                if self.experiment.classification:
-                    correct += int(np.sum(predicted(out) == labels(ts)))
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                total_loss, correct = self._measure_chunks(x, t)
         finally:
             self.model.train()
         acc = correct / len(x) if self.experiment.classification else None
         return total_loss / len(x), acc
+
+    def _measure_chunks(self, x: np.ndarray, t: np.ndarray) -> tuple[float, int]:
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(x), EVAL_CHUNK):
+            xs, ts = x[start:start + EVAL_CHUNK], t[start:start + EVAL_CHUNK]
+            out = self.model.forward(xs)
+            total_loss += float(self.loss.forward(out, ts)) * len(xs)
+            if self.experiment.classification:
+                correct += int(np.sum(predicted(out) == labels(ts)))
+        return total_loss, correct
 
     # -------------------------------------------------------------- signals
 

@@ -1,0 +1,57 @@
+"""Progress displays: rich on a terminal, plain lines in a pipe, nothing when quiet."""
+
+from __future__ import annotations
+
+import io
+
+from nnframe.plugins import get_plugin_manager
+from nnframe.progress import PlainProgress, RichProgress, make_progress
+from nnframe.run import EvalMetrics, RunContext, StepMetrics
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def drive(display: object, steps: int) -> None:
+    plugins = get_plugin_manager(autoload=False)
+    run = RunContext(name="demo", config={}, run_dir=None, plugin_manager=plugins.pm)
+    run.register(display)
+    run.hook.nnframe_run_start(run=run)
+    for step in range(1, steps + 1):
+        run.step = step
+        run.hook.nnframe_step_end(run=run, metrics=StepMetrics(step, step // 10, 1.0 / step, 0.1))
+        if step % 10 == 0:
+            run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, step // 10, 0.5, 0.75))
+    run.hook.nnframe_run_end(run=run, status="completed", summary={})
+    run.unregister_all()
+
+
+def test_display_follows_the_stream():
+    assert isinstance(make_progress(100, quiet=False, stream=FakeTerminal()), RichProgress)
+    assert isinstance(make_progress(100, quiet=False, stream=io.StringIO()), PlainProgress)
+    assert make_progress(100, quiet=True, stream=FakeTerminal()) is None
+
+
+def test_plain_progress_prints_about_twenty_lines_with_step_loss_and_rate():
+    stream = io.StringIO()
+    drive(PlainProgress(200, stream), 200)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "training demo: 200 steps"
+    step_lines = [line for line in lines if line.startswith("step ") and "loss" in line and "val/" not in line]
+    # one line every 200 // 20 = 10 steps
+    assert len(step_lines) == 20
+    assert step_lines[-1].startswith("step 200/200  epoch 20  loss 0.0050")
+    assert all("steps/s" in line for line in step_lines)
+    assert "val/accuracy 0.7500" in stream.getvalue()
+
+
+def test_rich_progress_draws_a_bar_with_epoch_loss_and_rate():
+    from rich.console import Console
+
+    display = RichProgress(50, console=Console(file=FakeTerminal(), force_terminal=True, width=120))
+    drive(display, 50)
+    output = display.progress.console.file.getvalue()
+    assert "demo" in output and "50/50" in output
+    assert "loss 0.0200" in output and "steps/s" in output

@@ -1,0 +1,207 @@
+"""The training loop: results, determinism, evaluation cadence, dropout modes, clipping, schedules, divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnframe.build import build_experiment
+from nnframe.config_loader import load_experiment
+from nnframe.errors import NonFiniteError
+from nnframe.hookspecs import hookimpl
+from nnframe.plugins import get_plugin_manager
+from nnframe.run import RunContext
+from nnframe.train import Trainer, accuracy, labels, predicted
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "data": {"type": "spiral", "points_per_class": 20, "classes": 3, "val_fraction": 0.25},
+    "model": [{"type": "affine", "out": 8}, {"type": "tanh"}, {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "sgd", "lr": 0.5},
+    "train": {"max_steps": 40, "batch_size": 9, "dtype": "float64"},
+    "log": {"every": 5, "tensorboard": False},
+}
+
+
+class Recorder:
+    """A per-run plugin object that keeps every event it receives."""
+
+    def __init__(self) -> None:
+        self.steps: list = []
+        self.evals: list = []
+        self.ends: list = []
+        self.starts = 0
+
+    @hookimpl
+    def nnframe_run_start(self, run):
+        self.starts += 1
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        self.steps.append(metrics)
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run, metrics):
+        self.evals.append(metrics)
+
+    @hookimpl
+    def nnframe_run_end(self, run, status, summary):
+        self.ends.append(status)
+
+
+def write_config(tmp_path: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def make_trainer(path: Path, overrides: list[str] = ()) -> tuple[Trainer, Recorder]:
+    plugins = get_plugin_manager()
+    experiment = build_experiment(load_experiment(path, list(overrides), plugins), plugins)
+    run = RunContext(name="t", config=experiment.config.resolved, run_dir=None, plugin_manager=plugins.pm)
+    recorder = Recorder()
+    run.register(recorder)
+    return Trainer(experiment, run), recorder
+
+
+def test_spiral_reproduces_the_books_result():
+    trainer, _ = make_trainer(EXPERIMENTS / "spiral.yaml")
+    summary = trainer.fit()
+    assert summary["status"] == "completed"
+    assert summary["steps"] == 3000  # 300 epochs of 300 points in batches of 30
+    assert summary["metrics"]["train/accuracy"] >= 0.95
+    assert summary["metrics"]["train/loss"] < 0.2
+
+
+def test_same_config_twice_is_bit_identical(tmp_path):
+    path = write_config(tmp_path, {**TINY, "model": [*TINY["model"][:2], {"type": "dropout", "ratio": 0.2},
+                                                     TINY["model"][2]]})
+    runs = [make_trainer(path) for _ in range(2)]
+    for trainer, _ in runs:
+        trainer.fit()
+    (first, rec1), (second, rec2) = runs
+    assert [m.loss for m in rec1.steps] == [m.loss for m in rec2.steps]
+    for a, b in zip(first.model.params, second.model.params):
+        assert np.array_equal(a, b)
+
+
+def test_a_different_seed_changes_the_run(tmp_path):
+    path = write_config(tmp_path, TINY)
+    first, rec1 = make_trainer(path)
+    second, rec2 = make_trainer(path, ["seed=4"])
+    first.fit()
+    second.fit()
+    assert [m.loss for m in rec1.steps] != [m.loss for m in rec2.steps]
+
+
+def test_events_arrive_in_order_and_logged_steps_fall_on_log_every(tmp_path):
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY))
+    trainer.fit()
+    assert recorder.starts == 1 and recorder.ends == ["completed"]
+    assert [m.step for m in recorder.steps] == list(range(1, 41))
+    logged = [m for m in recorder.steps if m.logged]
+    assert [m.step for m in logged] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert all(m.accuracy is not None and m.grad_norms for m in logged)
+    assert all(m.accuracy is None and m.grad_norms is None for m in recorder.steps if not m.logged)
+    assert set(logged[0].grad_norms) == {"global", "affine1/W", "affine1/b", "affine2/W", "affine2/b"}
+
+
+def test_evaluates_at_each_epoch_end_by_default_and_every_n_steps_when_set(tmp_path):
+    # 60 points, 15 held out: 45 training points in batches of 9 -> 5 steps per epoch
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY))
+    trainer.fit()
+    assert [m.step for m in recorder.evals] == [5, 10, 15, 20, 25, 30, 35, 40]
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), ["train.eval_every=15"])
+    trainer.fit()
+    assert [m.step for m in recorder.evals] == [15, 30, 40]
+
+
+def test_epochs_and_max_steps_stop_at_whichever_comes_first(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["train.epochs=2"])
+    assert trainer.total_steps == 10
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["train.epochs=100", "train.max_steps=7"])
+    assert trainer.total_steps == 7
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["train.max_steps=null", "train.epochs=1",
+                                                             "train.drop_last=true", "train.batch_size=10"])
+    assert trainer.total_steps == 4  # 45 // 10
+
+
+def test_evaluation_runs_dropout_in_eval_mode_and_training_resumes_in_train_mode(tmp_path):
+    config = {**TINY, "model": [{"type": "affine", "out": 8}, {"type": "dropout", "ratio": 0.5},
+                                {"type": "affine", "out": 3}]}
+    trainer, _ = make_trainer(write_config(tmp_path, config))
+    dataset = trainer.dataset
+    first = trainer.measure(dataset.x_val, dataset.y_val)
+    assert trainer.measure(dataset.x_val, dataset.y_val) == first  # no random mask in eval mode
+    assert trainer.model.training
+    assert trainer.model.nodes["dropout1"].training
+
+
+def test_learning_rate_follows_the_schedule(tmp_path):
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY),
+                                     ["optimizer.schedule={type: step, step_size: 10, gamma: 0.5}"])
+    trainer.fit()
+    lrs = [m.lr for m in recorder.steps]
+    # steps 1-10 at 0.5, 11-20 at 0.25, 21-30 at 0.125, 31-40 at 0.0625
+    assert lrs == [0.5] * 10 + [0.25] * 10 + [0.125] * 10 + [0.0625] * 10
+
+
+def test_clipping_limits_the_update_and_grad_norms_are_reported_before_clipping(tmp_path):
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), ["train.clip_grad_norm=1e-3",
+                                                                    "log.every=1", "train.max_steps=1"])
+    before = [p.copy() for p in trainer.model.params]
+    trainer.train_step()
+    reported = recorder.steps[0].grad_norms["global"]
+    assert reported > 1e-3
+    moved = np.sqrt(sum(np.sum((p - b) ** 2) for p, b in zip(trainer.model.params, before)))
+    # SGD moves by lr * clipped gradient: 0.5 * 1e-3
+    assert moved == pytest.approx(0.5 * 1e-3, rel=1e-3)
+
+
+def test_a_nonfinite_loss_stops_training_naming_the_step(tmp_path):
+    # ReLU does not saturate like tanh, so an lr of 1e300 overflows by the second step
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu"])
+    with pytest.raises(NonFiniteError, match=r"training diverged at step \d+") as info:
+        trainer.fit()
+    assert "affine" in str(info.value)
+    assert recorder.ends == ["diverged"]
+
+
+def test_skip_step_drops_nonfinite_updates_and_counts_them(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
+                                                             "train.on_nonfinite=skip_step"])
+    summary = trainer.fit()
+    assert summary["status"] == "completed"
+    assert summary["skipped_steps"] > 0
+    assert all(np.all(np.isfinite(p)) for p in trainer.model.params)
+
+
+def test_float32_training_keeps_float32_parameters(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["train.dtype=float32"])
+    trainer.fit()
+    assert {p.dtype for p in trainer.model.params} == {np.dtype(np.float32)}
+    assert {g.dtype for g in trainer.model.grads} == {np.dtype(np.float32)}
+
+
+def test_parameter_and_gradient_arrays_are_never_replaced(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY))
+    ids = [id(a) for a in trainer.model.params + trainer.model.grads]
+    trainer.fit()
+    assert [id(a) for a in trainer.model.params + trainer.model.grads] == ids
+
+
+@pytest.mark.parametrize(("out", "t", "expected"), [
+    (np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([1, 1]), 0.5),
+    (np.array([[0.1, 0.9], [0.8, 0.2]]), np.array([[0, 1], [1, 0]]), 1.0),
+    (np.array([[2.0], [-1.0], [0.5]]), np.array([1, 0, 0]), 2 / 3),  # one logit: class 1 when > 0
+])
+def test_accuracy_from_index_one_hot_and_single_logit_targets(out, t, expected):
+    assert accuracy(out, t) == pytest.approx(expected)
+    assert predicted(out).shape == labels(t).shape

@@ -28,6 +28,7 @@ def component_rows(plugins: Plugins) -> list[dict[str, Any]]:
 
 
 def plugins_json(plugins: Plugins) -> dict[str, Any]:
+    """``nnframe plugins --json``: every component row, and every broken plugin with its error."""
     components = component_rows(plugins)
     return {
         "components": components,
@@ -39,19 +40,35 @@ def plugins_json(plugins: Plugins) -> dict[str, Any]:
 def plugins_table(plugins: Plugins) -> Any:
     """A rich renderable: the components table, then the broken plugins if any."""
     from rich.console import Group
+
+    table = _components_table(component_rows(plugins))
+    if not plugins.broken:
+        return table
+    return Group(table, _broken_table(plugins))
+
+
+def _components_table(rows: list[dict[str, Any]]) -> Any:
+    """One row per component, a section per kind; names fold rather than being cut off."""
     from rich.table import Table
 
     table = Table(title="nnframe components")
-    for column in ("kind", "name", "parameters", "distribution", "summary"):
-        table.add_column(column)
-    for row in component_rows(plugins):
-        table.add_row(row["kind"], row["name"], ", ".join(row["params"]),
+    for column in ("kind", "name", "parameters", "plugin", "distribution"):
+        table.add_column(column, overflow="fold")
+    table.add_column("summary")
+    for position, row in enumerate(rows):
+        if position and row["kind"] != rows[position - 1]["kind"]:
+            table.add_section()
+        table.add_row(row["kind"], row["name"], ", ".join(row["params"]), row["plugin"],
                       f"{row['distribution']} {row['version']}".strip(), row["summary"])
-    if not plugins.broken:
-        return table
-    broken = Table(title="broken plugins", style="red")
+    return table
+
+
+def _broken_table(plugins: Plugins) -> Any:
+    from rich.table import Table
+
+    table = Table(title="broken plugins", style="red")
     for column in ("plugin", "distribution", "error"):
-        broken.add_column(column)
+        table.add_column(column, overflow="fold")
     for item in plugins.broken:
-        broken.add_row(item.name, f"{item.dist} {item.version}".strip(), item.error)
-    return Group(table, broken)
+        table.add_row(item.name, f"{item.dist} {item.version}".strip(), item.error)
+    return table

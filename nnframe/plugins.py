@@ -57,6 +57,8 @@ class BrokenPlugin:
 
 @dataclass(frozen=True)
 class Registered:
+    """A component in a registry, with the plugin that registered it."""
+
     component: Component
     plugin: PluginInfo
 
@@ -114,6 +116,9 @@ class Plugins:
         self.broken: list[BrokenPlugin] = []
         self._registries: dict[Kind, Registry] | None = None
 
+    def __repr__(self) -> str:
+        return f"Plugins({len(self.infos)} plugins, {len(self.broken)} broken, strict={self.strict})"
+
     @property
     def hook(self) -> pluggy.HookRelay:
         return self.pm.hook
@@ -146,7 +151,7 @@ class Plugins:
             version = ep.dist.version if ep.dist else ""
             try:
                 plugin = ep.load()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 self._record_broken(PluginInfo(ep.name, dist, version), f"import failed: {type(exc).__name__}: {exc}")
                 continue
             if self.pm.is_registered(plugin):
@@ -155,9 +160,13 @@ class Plugins:
                           dist=dist, version=version)
 
     def registry(self, kind: Kind) -> Registry:
+        return self.build_registries()[kind]
+
+    def build_registries(self) -> dict[Kind, Registry]:
+        """Call the registration hooks (once) so their errors are reported, or raised in strict mode, now."""
         if self._registries is None:
             self._registries = self._build_registries()
-        return self._registries[kind]
+        return self._registries
 
     @property
     def nodes(self) -> Registry:
@@ -202,7 +211,8 @@ class Plugins:
         broken = BrokenPlugin(info.name, info.dist, info.version, error)
         if self.strict:
             raise PluginError(f"{broken.describe()} (strict plugin mode is on)")
-        self.broken.append(broken)
+        if broken not in self.broken:
+            self.broken.append(broken)
 
 
 def _unknown_hook_message(hook: str) -> str:
@@ -223,6 +233,8 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
     ``autoload`` (default: on unless ``NNFRAME_DISABLE_PLUGIN_AUTOLOAD`` is set)
     loads every ``nnframe`` entry point, the built-ins included; with it off, no
     components are registered except ``plugins``, given as ``(name, plugin)``.
+    The registries are built before it returns, so :attr:`Plugins.broken` already
+    lists plugins whose registration hooks fail (and ``strict`` raises for them).
     """
     if autoload is None:
         autoload = not _env_flag(AUTOLOAD_OFF_ENV)
@@ -233,4 +245,5 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
         manager.load_entry_points()
     for name, plugin in plugins:
         manager.register(plugin, name=name)
+    manager.build_registries()
     return manager

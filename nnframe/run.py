@@ -8,6 +8,8 @@ from typing import Any
 
 import pluggy
 
+from nnframe.errors import PluginError
+
 
 @dataclass
 class StepMetrics:
@@ -60,8 +62,18 @@ class RunContext:
     _registered: list[object] = field(default_factory=list)
 
     def register(self, plugin: object) -> None:
-        """Register a per-run plugin object; it is unregistered when the run ends."""
+        """Register a per-run plugin object; it is unregistered when the run ends.
+
+        A hook implementation whose name is not a hook (``nnframe_step_ned``)
+        would never be called, so it is refused here.
+        """
         self.plugin_manager.register(plugin)
+        unknown = [caller.name for caller in self.plugin_manager.get_hookcallers(plugin) or []
+                   if not caller.has_spec()]
+        if unknown:
+            self.plugin_manager.unregister(plugin)
+            raise PluginError(f"{type(plugin).__name__} implements unknown hook(s) {', '.join(unknown)}; "
+                              "see nnframe/hookspecs.py for the hook names")
         self._registered.append(plugin)
 
     def unregister_all(self) -> None:

@@ -55,3 +55,4 @@ def test_rich_progress_draws_a_bar_with_epoch_loss_and_rate():
     output = display.progress.console.file.getvalue()
     assert "demo" in output and "50/50" in output
     assert "loss 0.0200" in output and "steps/s" in output
+

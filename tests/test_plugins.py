@@ -1,0 +1,417 @@
+"""The plugin manager: entry-point loading, broken plugins, strict mode, collisions, unknown names.
+
+Every third-party plugin here is a real distribution (a ``.dist-info`` folder on
+``sys.path`` or ``PYTHONPATH``, see ``fixtures/distributions.py``), so these tests
+go through ``importlib.metadata`` and the manager's own loading path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import nnframe
+from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from fixtures.sources import MISSPELLED_HOOK, RAISING_HOOK, node_plugin
+from nnframe.cli import app
+from nnframe.components import KINDS, Params
+from nnframe.config import ConfigModels
+from nnframe.config_loader import load_experiment
+from nnframe.errors import ConfigError, PluginError, UnknownComponentError
+from nnframe.plugins import get_plugin_manager
+
+BUILTIN_NAMES = {
+    "node": "matmul affine add mul repeat sum sigmoid relu tanh softmax dropout".split(),
+    "loss": "softmax_cross_entropy sigmoid_cross_entropy mse".split(),
+    "optimizer": "sgd momentum nesterov adagrad rmsprop adam".split(),
+    "dataset": "spiral npz csv".split(),
+}
+BUILTIN_ENTRY_POINTS = {
+    "nodes": "nnframe.builtin.nodes",
+    "losses": "nnframe.builtin.losses",
+    "optimizers": "nnframe.builtin.optimizers",
+    "datasets": "nnframe.builtin.datasets",
+    "tensorboard": "nnframe.builtin.tensorboard",
+}
+TINY_CONFIG = {
+    "name": "tiny",
+    "seed": 3,
+    "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+    "model": [{"type": "affine", "out": 4}, {"type": "sigmoid"}, {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "sgd", "lr": 1.0},
+    "train": {"max_steps": 20, "batch_size": 10},
+}
+FAULTY = ("nnframe-faulty", "0.3.1")
+
+
+def write_config(directory: Path, **sections: object) -> Path:
+    path = directory / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY_CONFIG, **sections}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def nnframe_cli(site: Site, *args: str, env: dict[str, str] | None = None,
+                cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real installed console script, seeing ``site``'s distributions."""
+    return subprocess.run(["nnframe", *args], env={**site.env(), **(env or {})}, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def broken_of(plugins, dist: str) -> list:
+    return [item for item in plugins.broken if item.dist == dist]
+
+
+def assert_builtins_present(plugins) -> None:
+    for kind, names in BUILTIN_NAMES.items():
+        assert set(names) <= set(plugins.registry(kind).names()), kind
+
+
+# ------------------------------------------------------------------ autoload
+
+
+@pytest.mark.parametrize("env_value", [None, "1", "true"])
+def test_autoload_off_registers_no_components(site: Site, monkeypatch: pytest.MonkeyPatch,
+                                              env_value: str | None) -> None:
+    site.add("nnframe-scale", {"nnframe_scale": node_plugin("scale")})
+    if env_value is None:
+        plugins = get_plugin_manager(autoload=False)
+    else:
+        monkeypatch.setenv("NNFRAME_DISABLE_PLUGIN_AUTOLOAD", env_value)
+        plugins = get_plugin_manager()
+    assert plugins.pm.get_plugins() == set()
+    assert {kind: len(plugins.registry(kind)) for kind in KINDS} == dict.fromkeys(KINDS, 0)
+
+
+def test_autoload_off_still_takes_explicit_plugins(site: Site) -> None:
+    site.add("nnframe-scale", {"nnframe_scale": node_plugin("scale")})
+    module = importlib.import_module("nnframe_scale")
+    plugins = get_plugin_manager(autoload=False, plugins=[("scale", module)])
+    assert plugins.nodes.names() == ["scale"]
+    assert plugins.nodes.plugin_of("scale").dist == "(local)"
+
+
+@pytest.mark.parametrize("kind,name", [(kind, name) for kind, names in BUILTIN_NAMES.items() for name in names])
+def test_builtin_component_comes_from_nnframes_entry_points(kind: str, name: str) -> None:
+    plugins = get_plugin_manager()
+    origin = plugins.registry(kind).plugin_of(name)
+    assert (origin.dist, origin.version) == ("nnframe", nnframe.__version__)
+    assert origin.name in BUILTIN_ENTRY_POINTS
+
+
+def test_builtins_are_registered_as_their_entry_point_modules() -> None:
+    declared = {ep.name: ep.value for ep in metadata.distribution("nnframe").entry_points.select(group="nnframe")}
+    assert declared == BUILTIN_ENTRY_POINTS
+    plugins = get_plugin_manager()
+    for name, module in BUILTIN_ENTRY_POINTS.items():
+        assert plugins.pm.get_plugin(name) is importlib.import_module(module)
+
+
+def test_third_party_component_is_attributed_to_its_distribution(site: Site) -> None:
+    site.add("nnframe-scale", {"nnframe_scale": node_plugin("scale")}, entry_points={"scale": "nnframe_scale"},
+             version="0.2.0")
+    plugins = get_plugin_manager()
+    origin = plugins.nodes.plugin_of("scale")
+    assert (origin.name, origin.dist, origin.version) == ("scale", "nnframe-scale", "0.2.0")
+    assert plugins.versions()["nnframe-scale"] == "0.2.0"
+    assert_builtins_present(plugins)
+
+
+# ----------------------------------------------------------- broken plugins
+
+BROKEN_CASES = {
+    "import error": (
+        {"nnframe_faulty": "import nnframe_missing_dependency_xyz\n"}, "nnframe_faulty",
+        ["import failed", "ModuleNotFoundError", "nnframe_missing_dependency_xyz"]),
+    "syntax error": (
+        {"nnframe_faulty": "def broken(:\n    pass\n"}, "nnframe_faulty",
+        ["import failed", "SyntaxError"]),
+    "exit at import": (
+        {"nnframe_faulty": "raise SystemExit(3)\n"}, "nnframe_faulty",
+        ["import failed", "SystemExit"]),
+    "missing attribute": (
+        {"nnframe_faulty": "PLUGIN = None\n"}, "nnframe_faulty:plugin_object",
+        ["import failed", "AttributeError", "plugin_object"]),
+    "registration hook raises": (
+        {"nnframe_faulty": RAISING_HOOK}, "nnframe_faulty",
+        ["nnframe_register_nodes raised RuntimeError", "layer table is corrupt"]),
+    "registration hook returns a non-component": (
+        {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n"
+                           "    return ['cross_entropy']\n"}, "nnframe_faulty",
+        ["nnframe_register_losses returned 'cross_entropy', not a loss Component"]),
+    "component of the wrong kind": (
+        {"nnframe_faulty": node_plugin("scale").replace("nnframe_register_nodes", "nnframe_register_datasets")},
+        "nnframe_faulty",
+        ["nnframe_register_datasets returned Component(name='scale', kind='node'", "not a dataset Component"]),
+    "misspelled hook": (
+        {"nnframe_faulty": MISSPELLED_HOOK}, "nnframe_faulty",
+        ["unknown hook 'nnframe_regster_nodes'", "did you mean 'nnframe_register_nodes'?"]),
+    "hook argument not in the spec": (
+        {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_step_end(run, metric):\n"
+                           "    pass\n"}, "nnframe_faulty",
+        ["PluginValidationError", "metric"]),
+}
+
+
+def add_faulty(site: Site, case: str) -> None:
+    modules, target, _ = BROKEN_CASES[case]
+    site.add(FAULTY[0], modules, entry_points={"faulty": target}, version=FAULTY[1])
+
+
+@pytest.mark.parametrize("case", BROKEN_CASES)
+def test_broken_plugin_is_reported_and_everything_else_works(site: Site, case: str) -> None:
+    add_faulty(site, case)
+    plugins = get_plugin_manager()
+    [broken] = broken_of(plugins, "nnframe-faulty")
+    assert (broken.name, broken.version) == ("faulty", "0.3.1")
+    for fragment in BROKEN_CASES[case][2]:
+        assert fragment in broken.error
+    assert broken.describe().startswith("plugin 'faulty' from nnframe-faulty 0.3.1: ")
+    assert_builtins_present(plugins)
+
+
+@pytest.mark.parametrize("case", BROKEN_CASES)
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_strict_mode_makes_a_broken_plugin_fatal(site: Site, monkeypatch: pytest.MonkeyPatch,
+                                                 case: str, how: str) -> None:
+    add_faulty(site, case)
+    if how == "environment":
+        monkeypatch.setenv("NNFRAME_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(strict=True if how == "argument" else None)
+    message = str(caught.value)
+    assert "plugin 'faulty' from nnframe-faulty 0.3.1" in message
+    assert "strict" in message
+    assert BROKEN_CASES[case][2][0] in message
+    assert caught.value.exit_code == 2
+
+
+def test_a_broken_registration_hook_is_reported_once_however_often_registries_rebuild(site: Site) -> None:
+    add_faulty(site, "registration hook raises")
+    plugins = get_plugin_manager()
+    assert len(broken_of(plugins, "nnframe-faulty")) == 1
+    assert plugins.register(object(), name="late") is True
+    assert_builtins_present(plugins)
+    assert len(broken_of(plugins, "nnframe-faulty")) == 1
+
+
+def test_misspelled_hook_in_a_local_plugin_is_reported() -> None:
+    class Logger:
+        @nnframe.hookimpl
+        def nnframe_stepend(self, run, metrics):
+            pass
+
+    plugins = get_plugin_manager(autoload=False)
+    assert plugins.register(Logger(), name="logger") is False
+    [broken] = plugins.broken
+    assert (broken.name, broken.dist) == ("logger", "(local)")
+    assert "unknown hook 'nnframe_stepend' (did you mean 'nnframe_step_end'?)" in broken.error
+    assert "logger" not in plugins.infos
+
+
+@pytest.mark.parametrize("case", ["import error", "registration hook raises", "misspelled hook"])
+def test_cli_lists_broken_plugin_and_strict_flag_exits_2(site: Site, case: str) -> None:
+    add_faulty(site, case)
+    runner = CliRunner()
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+    listed = runner.invoke(app, ["plugins", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert "warning: plugin 'faulty' from nnframe-faulty 0.3.1" in listed.stderr
+    report = json.loads(listed.stdout)
+    assert [(b["plugin"], b["distribution"], b["version"]) for b in report["broken"]
+            if b["distribution"] == "nnframe-faulty"] == [("faulty", "nnframe-faulty", "0.3.1")]
+    strict = runner.invoke(app, ["plugins", "--strict-plugins"])
+    assert strict.exit_code == 2
+    assert "error: plugin 'faulty' from nnframe-faulty 0.3.1" in strict.stderr
+    assert "Traceback" not in strict.output
+
+
+@pytest.mark.parametrize("case", ["import error", "registration hook raises"])
+def test_console_script_survives_a_broken_plugin(site: Site, tmp_path: Path, case: str) -> None:
+    add_faulty(site, case)
+    warning = "warning: plugin 'faulty' from nnframe-faulty 0.3.1"
+    helped = nnframe_cli(site, "--help")
+    assert helped.returncode == 0 and "plugins" in helped.stdout
+    listed = nnframe_cli(site, "plugins")
+    assert listed.returncode == 0, listed.stderr
+    assert warning in listed.stderr
+    assert "nnframe-faulty" in listed.stdout and "affine" in listed.stdout
+    config = write_config(tmp_path)
+    trained = nnframe_cli(site, "train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert trained.returncode == 0, trained.stderr
+    assert warning in trained.stderr
+    [summary] = (tmp_path / "runs" / "tiny").glob("*/summary.json")
+    assert json.loads(summary.read_text())["steps"] == 20
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_console_script_strict_mode_exits_2_naming_the_plugin(site: Site, tmp_path: Path, how: str) -> None:
+    add_faulty(site, "import error")
+    flags, env = (["--strict-plugins"], None) if how == "flag" else ([], {"NNFRAME_STRICT_PLUGINS": "1"})
+    config = write_config(tmp_path)
+    for args in (["plugins", *flags], ["train", str(config), "--runs-dir", str(tmp_path / "runs"), *flags]):
+        result = nnframe_cli(site, *args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "error: plugin 'faulty' from nnframe-faulty 0.3.1: import failed" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------- collisions
+
+
+def test_two_distributions_registering_one_name_is_an_error_naming_both(site: Site) -> None:
+    site.add("nnframe-alpha", {"nnframe_alpha": node_plugin("scale")}, version="1.0")
+    site.add("nnframe-beta", {"nnframe_beta": node_plugin("scale", factor=3.0)}, version="2.0")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    message = str(caught.value)
+    assert "two plugins register the node 'scale'" in message
+    assert "nnframe-alpha 1.0" in message and "nnframe-beta 2.0" in message
+
+
+def test_a_plugin_reusing_a_builtin_name_is_an_error_naming_nnframe(site: Site) -> None:
+    site.add("nnframe-gamma", {"nnframe_gamma": node_plugin("affine")}, version="0.5")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    message = str(caught.value)
+    assert "'affine'" in message
+    assert f"nnframe {nnframe.__version__}" in message and "nnframe-gamma 0.5" in message
+
+
+def test_one_name_in_two_kinds_is_not_a_collision(site: Site) -> None:
+    source = node_plugin("sgd")
+    site.add("nnframe-delta", {"nnframe_delta": source})
+    plugins = get_plugin_manager()
+    assert plugins.nodes.plugin_of("sgd").dist == "nnframe-delta"
+    assert plugins.optimizers.plugin_of("sgd").dist == "nnframe"
+
+
+def test_collision_is_a_clean_cli_error(site: Site) -> None:
+    site.add("nnframe-alpha", {"nnframe_alpha": node_plugin("scale")}, version="1.0")
+    site.add("nnframe-beta", {"nnframe_beta": node_plugin("scale")}, version="2.0")
+    result = CliRunner().invoke(app, ["plugins"])
+    assert result.exit_code == 2
+    assert "nnframe-alpha 1.0" in result.stderr and "nnframe-beta 2.0" in result.stderr
+    script = nnframe_cli(site, "plugins", "--json")
+    assert script.returncode == 2
+    assert "two plugins register the node 'scale'" in script.stderr
+    assert "Traceback" not in script.stderr
+
+
+# ------------------------------------------------------------ unknown names
+
+UNKNOWN_CASES = [
+    ("node", "afine", "affine"),
+    ("loss", "softmax_crossentropy", "softmax_cross_entropy"),
+    ("optimizer", "adma", "adam"),
+    ("dataset", "spirals", "spiral"),
+]
+
+
+@pytest.mark.parametrize("kind,wrong,meant", UNKNOWN_CASES)
+def test_unknown_name_lists_available_names_and_the_close_match(kind: str, wrong: str, meant: str) -> None:
+    registry = get_plugin_manager().registry(kind)
+    with pytest.raises(UnknownComponentError) as caught:
+        registry.get(wrong)
+    message = str(caught.value)
+    assert message.startswith(f"unknown {kind} type {wrong!r}; available: {', '.join(registry.names())} ")
+    assert f"(did you mean {meant!r}?)" in message
+    assert "a plugin may be missing (see `nnframe plugins`)" in message
+    assert caught.value.exit_code == 2
+
+
+CONFIG_UNKNOWN_CASES = [
+    ("node", "model[1].type", {"model": [{"type": "affine", "out": 4}, {"type": "sigmod"}]}, "sigmoid"),
+    ("loss", "loss.type", {"loss": {"type": "softmax_crossentropy"}}, "softmax_cross_entropy"),
+    ("optimizer", "optimizer.type", {"optimizer": {"type": "adma", "lr": 0.1}}, "adam"),
+    ("dataset", "data.type", {"data": {"type": "spirals"}}, "spiral"),
+]
+
+
+@pytest.mark.parametrize("kind,field,sections,meant", CONFIG_UNKNOWN_CASES)
+def test_unknown_name_in_a_config_names_field_available_names_and_plugins_hint(
+        tmp_path: Path, kind: str, field: str, sections: dict, meant: str) -> None:
+    plugins = get_plugin_manager()
+    path = write_config(tmp_path, **sections)
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, [], plugins)
+    message = str(caught.value)
+    assert f"field {field}" in message and str(path) in message
+    assert f"available: {', '.join(plugins.registry(kind).names())}" in message
+    assert f"(did you mean {meant!r}?)" in message
+    assert "a plugin may be missing (see `nnframe plugins`)" in message
+
+
+def test_a_config_using_a_plugin_component_needs_its_distribution(site: Site, tmp_path: Path) -> None:
+    path = write_config(tmp_path, model=[{"type": "scale", "factor": 0.5}, {"type": "affine", "out": 3}])
+    missing = CliRunner().invoke(app, ["validate", str(path)])
+    assert missing.exit_code == 2
+    assert "unknown type 'scale'" in missing.stderr and "see `nnframe plugins`" in missing.stderr
+    site.add("nnframe-scale", {"nnframe_scale": node_plugin("scale")})
+    found = CliRunner().invoke(app, ["validate", str(path)])
+    assert found.exit_code == 0, found.output
+    assert yaml.safe_load(found.stdout)["model"][0] == {"type": "scale", "name": None, "inputs": None, "factor": 0.5}
+
+
+# ------------------------------------------------- every registered component
+
+ALL_COMPONENTS = [(kind, name) for kind in KINDS for name in get_plugin_manager().registry(kind).names()]
+
+
+@pytest.fixture(scope="module")
+def schema_types() -> dict[str, list[str]]:
+    """The ``type`` constants of each component section in the JSON Schema, by arm title suffix."""
+    schema = ConfigModels(get_plugin_manager()).json_schema()
+    return type_constants(schema)
+
+
+def type_constants(schema: dict) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for title, definition in schema.get("$defs", {}).items():
+        const = definition.get("properties", {}).get("type", {}).get("const")
+        if const is not None:
+            suffix = next((s for s in ("Node", "Loss", "Optimizer", "Data") if title.endswith(s)), title)
+            found.setdefault(suffix, []).append(const)
+    return found
+
+
+SCHEMA_SECTION = {"node": "Node", "loss": "Loss", "optimizer": "Optimizer", "dataset": "Data"}
+
+
+@pytest.mark.parametrize("kind,name", ALL_COMPONENTS)
+def test_every_registered_component_declares_params_summary_and_schema(
+        kind: str, name: str, schema_types: dict[str, list[str]]) -> None:
+    component = get_plugin_manager().registry(kind).get(name)
+    assert (component.name, component.kind) == (name, kind)
+    assert issubclass(component.params, Params)
+    assert component.params.model_config.get("extra") == "forbid"
+    assert component.summary().strip()
+    assert schema_types[SCHEMA_SECTION[kind]].count(name) == 1
+
+
+def test_builtin_components_are_in_the_table_driven_check() -> None:
+    for kind, names in BUILTIN_NAMES.items():
+        assert {(kind, name) for name in names} <= set(ALL_COMPONENTS)
+
+
+def test_a_plugin_extends_the_schema(site: Site) -> None:
+    before = CliRunner().invoke(app, ["schema"])
+    assert before.exit_code == 0
+    assert "scale" not in type_constants(json.loads(before.stdout)).get("Node", [])
+    site.add("nnframe-scale", {"nnframe_scale": node_plugin("scale")})
+    after = CliRunner().invoke(app, ["schema"])
+    assert after.exit_code == 0, after.output
+    schema = json.loads(after.stdout)
+    assert type_constants(schema)["Node"].count("scale") == 1
+    assert schema["$defs"]["ScaleNode"]["properties"]["factor"]["default"] == 2.0
+    script = nnframe_cli(site, "schema")
+    assert script.returncode == 0, script.stderr
+    assert json.loads(script.stdout) == schema

@@ -1,0 +1,520 @@
+"""Checkpoints: save a run's whole training state, verify it, and resume from it exactly.
+
+A checkpoint is two files in the run's ``checkpoints/`` directory:
+
+* ``step-00000120.npz``: every array: the parameters by name in their own
+  (full) precision (``params/affine1/W``), the optimizer state
+  (``optimizer/affine1/W.v``, ``optimizer/t``) and the epoch's shuffle order
+  (``batches/order``);
+* ``step-00000120.json``: everything else, as plain JSON: the step, epoch and
+  batch position, the state of every random generator (the experiment's
+  ``init`` and ``data`` streams, the shuffle stream inside the batch position,
+  and the ``rng`` of every model node that has one, e.g. Dropout), the skipped
+  steps, the model fingerprint and its hash, and the name and sha256 of the
+  ``.npz`` file.
+
+Each file is written atomically (temporary file, fsync, rename, fsync of the
+directory), the arrays first and the JSON last, so a checkpoint counts only
+once its JSON exists and the arrays match the recorded hash: a crash at any
+moment leaves the previous checkpoint intact. Arrays load with
+``allow_pickle=False`` and metadata is JSON, so reading a checkpoint never runs
+code.
+
+``best.json`` (with ``best-<step>.npz``) is the checkpoint with the best
+``checkpoint.best_metric`` so far. A resume loads the newest valid checkpoint,
+``best`` included; a broken newest one is skipped with a warning.
+
+The model fingerprint is what a checkpoint must agree with to be loaded: the
+resolved ``model`` section of the config, ``train.dtype``, and the parameter
+names and shapes. Anything else (epochs, max_steps, the learning rate, logging)
+may change between a run and its resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+import sys
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from nnframe.errors import CheckpointError
+from nnframe.tracking import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from nnframe.config import CheckpointConfig
+    from nnframe.config_loader import LoadedConfig
+    from nnframe.run import EvalMetrics
+    from nnframe.train import Trainer
+
+FORMAT = "nnframe-checkpoint"
+VERSION = 1
+PARAMS = "params/"
+OPTIMIZER = "optimizer/"
+ORDER = "batches/order"
+BEST = "best"
+_STEP_FILE = re.compile(r"^step-(\d{8,})\.(json|npz)$")
+_BEST_ARRAYS = re.compile(r"^best-\d{8,}\.npz$")
+_KINDS = {str: "a string", int: "an integer", dict: "an object"}
+_META_FIELDS = {
+    "format": str, "version": int, "arrays": str, "sha256": str, "step": int, "epoch": int,
+    "skipped_steps": int, "config_hash": str, "fingerprint": dict, "batches": dict, "rngs": dict,
+}
+
+
+def step_name(step: int) -> str:
+    """The file stem of the checkpoint at ``step``: ``step-00000120``."""
+    return f"step-{step:08d}"
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint read back and verified: ``meta`` from its JSON, ``arrays`` from its ``.npz``."""
+
+    path: Path
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters by name, e.g. ``{"affine1/W": ...}``."""
+        return {key[len(PARAMS):]: value for key, value in self.arrays.items() if key.startswith(PARAMS)}
+
+    @property
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return {key[len(OPTIMIZER):]: value for key, value in self.arrays.items() if key.startswith(OPTIMIZER)}
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.path)!r}, step={self.step}, arrays={len(self.arrays)})"
+
+
+# --------------------------------------------------------------------------
+# The model fingerprint
+# --------------------------------------------------------------------------
+
+
+def fingerprint(config: LoadedConfig, model: Any) -> dict[str, Any]:
+    """What defines the model: the resolved ``model`` section, ``train.dtype``, parameter names and shapes."""
+    resolved = config.resolved
+    return {
+        "model": resolved["model"],
+        "dtype": resolved["train"]["dtype"],
+        "params": [[name, list(p.shape)] for name, p in zip(model.param_names, model.params)],
+    }
+
+
+def fingerprint_hash(described: dict[str, Any]) -> str:
+    """sha256 of the fingerprint as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(described, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
+
+
+def read_checkpoint(json_path: Path) -> Checkpoint:
+    """Read and verify one checkpoint; any damage (truncation, wrong hash, pickled data) is a CheckpointError."""
+    json_path = Path(json_path)
+    meta = read_meta(json_path)
+    arrays_path = json_path.parent / meta["arrays"]
+    try:
+        data = arrays_path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{_name(json_path)}: cannot read its arrays file {arrays_path.name}: "
+                              f"{exc.strerror or exc}") from None
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise CheckpointError(f"{_name(json_path)}: {arrays_path.name} does not match the sha256 recorded "
+                              "in the checkpoint (truncated or corrupted)")
+    arrays = _load_npz(data, json_path)
+    _check_arrays(meta, arrays, json_path)
+    return Checkpoint(json_path, meta, arrays)
+
+
+def read_meta(json_path: Path) -> dict[str, Any]:
+    """The checkpoint's JSON metadata, checked for the fields a resume needs."""
+    try:
+        meta = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{_name(json_path)}: cannot read the checkpoint metadata: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{_name(json_path)}: not an nnframe checkpoint (no \"format\": \"{FORMAT}\")")
+    if meta.get("version") != VERSION:
+        raise CheckpointError(f"{_name(json_path)}: checkpoint format version {meta.get('version')!r}; "
+                              f"this nnframe reads version {VERSION}")
+    for key, kind in _META_FIELDS.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise CheckpointError(f"{_name(json_path)}: field {key!r} is missing or not {_KINDS[kind]} "
+                                  f"(found {meta.get(key)!r})")
+    params = meta["fingerprint"].get("params")
+    if not isinstance(params, list) or not all(_is_param_entry(entry) for entry in params):
+        raise CheckpointError(f"{_name(json_path)}: field 'fingerprint.params' is not a list of [name, shape] pairs")
+    arrays = meta["arrays"]
+    if Path(arrays).name != arrays or arrays.startswith(".") or not arrays.endswith(".npz"):
+        raise CheckpointError(f"{_name(json_path)}: arrays file {arrays!r} is not a .npz file "
+                              "beside the metadata")
+    return meta
+
+
+def _is_param_entry(entry: Any) -> bool:
+    return (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+            and isinstance(entry[1], list) and all(isinstance(n, int) for n in entry[1]))
+
+
+def _load_npz(data: bytes, json_path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise CheckpointError(f"{_name(json_path)}: the arrays hold pickled Python objects, which "
+                                  "nnframe never loads (they could run code)") from None
+        raise CheckpointError(f"{_name(json_path)}: the arrays file is not a valid .npz: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(f"{_name(json_path)}: the arrays file is not a valid .npz: {exc}") from None
+
+
+def _check_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray], json_path: Path) -> None:
+    for name, shape in meta["fingerprint"]["params"]:
+        saved = arrays.get(PARAMS + name)
+        if saved is None or list(saved.shape) != list(shape):
+            found = "missing" if saved is None else f"of shape {saved.shape}"
+            raise CheckpointError(f"{_name(json_path)}: parameter {name!r} is {found} in "
+                                  f"{meta['arrays']}; the metadata says shape {tuple(shape)}")
+    if ORDER not in arrays:
+        raise CheckpointError(f"{_name(json_path)}: {meta['arrays']} has no {ORDER!r} array")
+
+
+def candidates(directory: Path, warn: Any = None) -> list[Path]:
+    """The checkpoints' JSON files, newest step first (``best.json`` after a step file of the same step)."""
+    found: list[tuple[int, int, Path]] = []
+    for path in Path(directory).iterdir():
+        match = _STEP_FILE.match(path.name)
+        if match and match.group(2) == "json":
+            found.append((int(match.group(1)), 0, path))
+    best = Path(directory) / f"{BEST}.json"
+    if best.exists():
+        try:
+            found.append((read_meta(best)["step"], 1, best))
+        except CheckpointError as exc:
+            if warn is not None:
+                warn(f"skipping {exc}")
+    return [path for _, _, path in sorted(found, key=lambda item: (-item[0], item[1]))]
+
+
+def latest_checkpoint(directory: Path, warn: Any = None) -> Checkpoint:
+    """The newest checkpoint that is complete and valid; a broken newer one is skipped through ``warn``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{str(directory)!r} does not exist; expected the checkpoints/ directory of a run")
+    problems = []
+    for path in candidates(directory, warn):
+        try:
+            checkpoint = read_checkpoint(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        for problem in problems if warn is not None else ():
+            warn(f"skipping {problem}; using the older {path.name} (step {checkpoint.step})")
+        return checkpoint
+    if not problems:
+        raise CheckpointError(f"no checkpoint in {str(directory)!r}: the run stopped before its first checkpoint; "
+                              "start it again without --resume, or save more often with checkpoint.every")
+    raise CheckpointError(f"no valid checkpoint in {str(directory)!r}: " + "; ".join(problems))
+
+
+def _name(path: Path) -> str:
+    return f"checkpoint {str(path)!r}"
+
+
+# --------------------------------------------------------------------------
+# The checkpointer the trainer calls
+# --------------------------------------------------------------------------
+
+
+class Checkpointer:
+    """Saves a trainer's state to ``checkpoints_dir`` on the configured schedule, and restores it.
+
+    ``after_step`` saves every ``settings.every`` optimizer steps (0: never);
+    ``save`` is called at the end and on interruption; ``after_evaluation``
+    keeps ``best`` by ``settings.best_metric``. After each save only the newest
+    ``settings.keep`` step checkpoints remain. A state with a non-finite
+    parameter or optimizer value is never saved, so the last good checkpoint
+    survives a divergence. Warnings go to ``stream`` (standard error by default).
+    """
+
+    def __init__(self, checkpoints_dir: Path, settings: CheckpointConfig, config: LoadedConfig,
+                 stream: TextIO | None = None) -> None:
+        self.directory = Path(checkpoints_dir)
+        self.settings = settings
+        self.config = config
+        self.stream = stream
+        self.best_value: float | None = None
+        self._saved_step: int | None = None
+
+    # ---------------------------------------------------------------- saving
+
+    def after_step(self, trainer: Trainer) -> None:
+        """Save when the step falls on ``checkpoint.every``."""
+        every = self.settings.every
+        if every and trainer.step % every == 0:
+            self.save(trainer)
+
+    def save(self, trainer: Trainer, final: bool = False) -> Path | None:
+        """Write ``step-<step>``, then drop all but the newest ``keep``; returns the JSON path, None if skipped."""
+        if trainer.step == self._saved_step:
+            return None
+        stem = step_name(trainer.step)
+        path = self._write(stem, f"{stem}.npz", trainer, final=final)
+        if path is not None:
+            self._saved_step = trainer.step
+            self._prune(trainer.step)
+        return path
+
+    def after_evaluation(self, trainer: Trainer, metrics: EvalMetrics) -> None:
+        """Save ``best`` when ``metrics`` beat the best value so far."""
+        metric = self.settings.best_metric
+        if metric is None:
+            return
+        value = metrics.loss if metric == "val/loss" else metrics.accuracy
+        if value is None or not math.isfinite(value) or not self._better(value):
+            return
+        arrays = f"{BEST}-{trainer.step:08d}.npz"
+        if self._write(BEST, arrays, trainer, metric={"name": metric, "value": float(value)}) is not None:
+            self.best_value = float(value)
+            for path in self.directory.iterdir():
+                if _BEST_ARRAYS.match(path.name) and path.name != arrays:
+                    path.unlink(missing_ok=True)
+
+    def _better(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        if self.settings.best_metric == "val/loss":
+            return value < self.best_value
+        return value > self.best_value
+
+    def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
+        arrays, meta = self.capture(trainer)
+        bad = _first_nonfinite(arrays)
+        if bad is not None:
+            self._warn(f"not saving checkpoint {stem} at step {trainer.step}: {bad} is not finite; "
+                       "the last good checkpoint is kept")
+            return None
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        data = buffer.getvalue()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.directory / arrays_name, data)
+        meta.update(arrays=arrays_name, sha256=hashlib.sha256(data).hexdigest(), **extra)
+        path = self.directory / f"{stem}.json"
+        atomic_write_text(path, json.dumps(meta, indent=1) + "\n")
+        return path
+
+    def capture(self, trainer: Trainer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The trainer's state as ``(arrays, metadata)``; the metadata lacks only the arrays file and hash."""
+        model = trainer.model
+        arrays = {PARAMS + name: p for name, p in zip(model.param_names, model.params)}
+        arrays.update({OPTIMIZER + key: value for key, value in trainer.optimizer.state_dict().items()})
+        batches = trainer.batches.state_dict()
+        arrays[ORDER] = batches.pop("order")
+        identity = fingerprint(self.config, model)
+        meta = {
+            "format": FORMAT, "version": VERSION, "arrays": "", "sha256": "",
+            "step": trainer.step, "epoch": trainer.batches.epoch, "skipped_steps": trainer.skipped_steps,
+            "saved": datetime.now().isoformat(timespec="seconds"),
+            "config_hash": fingerprint_hash(identity), "fingerprint": identity,
+            "batches": batches,
+            "rngs": {key: _jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
+        }
+        return arrays, meta
+
+    def _prune(self, current: int) -> None:
+        """Keep the newest ``keep`` step checkpoints up to ``current``; later ones are from an abandoned run."""
+        steps = {}
+        for path in self.directory.iterdir():
+            match = _STEP_FILE.match(path.name)
+            if match:
+                steps.setdefault(int(match.group(1)), []).append(path)
+        complete = sorted((s for s, paths in steps.items() if s <= current
+                           and any(p.suffix == ".json" for p in paths)), reverse=True)
+        keep = set(complete[:self.settings.keep])
+        for step, paths in steps.items():
+            if step not in keep:
+                for path in sorted(paths, key=lambda p: p.suffix != ".json"):
+                    path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------- restoring
+
+    def restore(self, trainer: Trainer) -> Checkpoint:
+        """Load the newest valid checkpoint into ``trainer`` (parameters in place), for a resume."""
+        self._remove_temporary_files()
+        checkpoint = latest_checkpoint(self.directory, self._warn)
+        self.check_model(checkpoint, trainer.model)
+        _apply(checkpoint, trainer)
+        if checkpoint.path.name != f"{BEST}.json":
+            self._saved_step = checkpoint.step
+        self.best_value = self._saved_best()
+        return checkpoint
+
+    def check_model(self, checkpoint: Checkpoint, model: Any) -> None:
+        """Refuse a checkpoint of another model: names and shapes first, then dtype, then the whole fingerprint."""
+        saved = checkpoint.meta["fingerprint"]
+        current = fingerprint(self.config, model)
+        where = _name(checkpoint.path)
+        _check_params(dict((n, tuple(s)) for n, s in saved["params"]),
+                      dict((n, tuple(s)) for n, s in current["params"]), where)
+        if saved.get("dtype") != current["dtype"]:
+            raise CheckpointError(f"{where} was saved with train.dtype {saved.get('dtype')}, but this run "
+                                  f"uses {current['dtype']}; resume with train.dtype={saved.get('dtype')}")
+        if checkpoint.meta["config_hash"] != fingerprint_hash(current):
+            found = _differences(saved.get("model"), current["model"], "model")
+            detail = "; ".join(found[:3]) if found else "the model fingerprint differs"
+            raise CheckpointError(f"{where} is from a different model: {detail}; "
+                                  "resume with the model config the run was started with")
+
+    def _saved_best(self) -> float | None:
+        path = self.directory / f"{BEST}.json"
+        if not path.exists():
+            return None
+        try:
+            metric = read_checkpoint(path).meta.get("metric") or {}
+        except CheckpointError:
+            return None
+        if metric.get("name") != self.settings.best_metric or not isinstance(metric.get("value"), (int, float)):
+            return None
+        return float(metric["value"])
+
+    def _remove_temporary_files(self) -> None:
+        """Temporary files left by a writer that was killed mid-write."""
+        if self.directory.is_dir():
+            for path in self.directory.iterdir():
+                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)
+
+    def _warn(self, message: str) -> None:
+        stream = self.stream or sys.stderr
+        stream.write(f"warning: {message}\n")
+        stream.flush()
+
+    def __repr__(self) -> str:
+        return (f"Checkpointer({str(self.directory)!r}, every={self.settings.every}, keep={self.settings.keep}, "
+                f"best_metric={self.settings.best_metric!r})")
+
+
+# --------------------------------------------------------------------------
+# Random generators
+# --------------------------------------------------------------------------
+
+
+def generators(trainer: Trainer) -> dict[str, np.random.Generator]:
+    """Every random generator a resume must restore, by key, except the shuffle stream the batch state holds."""
+    streams = trainer.experiment.streams
+    found = {"streams/init": streams.init, "streams/data": streams.data}
+    found.update(node_generators(trainer.model))
+    return found
+
+
+def node_generators(model: Any, prefix: str = "nodes/") -> dict[str, np.random.Generator]:
+    """The ``rng`` of every node that has a numpy Generator there, nested graphs included."""
+    found = {}
+    for name, node in (getattr(model, "nodes", None) or {}).items():
+        rng = getattr(node, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            found[f"{prefix}{name}"] = rng
+        if isinstance(getattr(node, "nodes", None), dict):
+            found.update(node_generators(node, f"{prefix}{name}/"))
+    return found
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --------------------------------------------------------------------------
+# Applying a checkpoint
+# --------------------------------------------------------------------------
+
+
+def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
+    model, meta = trainer.model, checkpoint.meta
+    saved = checkpoint.params
+    for name, param in zip(model.param_names, model.params):
+        param[...] = saved[name]
+    trainer.optimizer.load_state_dict(checkpoint.optimizer_state)
+    try:
+        trainer.batches.load_state_dict({**meta["batches"], "order": checkpoint.arrays[ORDER]})
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{_name(checkpoint.path)}: the saved batch position is incomplete or "
+                              f"malformed ({type(exc).__name__}: {exc})") from None
+    _restore_generators(meta["rngs"], generators(trainer), _name(checkpoint.path))
+    trainer.step = trainer.run.step = checkpoint.step
+    trainer.run.epoch = trainer.batches.epoch
+    trainer.skipped_steps = int(meta["skipped_steps"])
+
+
+def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:
+    missing = sorted(set(live) - set(states))
+    if missing:
+        raise CheckpointError(f"{where} has no random state for {', '.join(missing)}; "
+                              "it was saved by a different model")
+    for key, rng in live.items():
+        try:
+            rng.bit_generator.state = states[key]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{where}: the random state {key!r} does not fit this run's "
+                                  f"{type(rng.bit_generator).__name__} generator: {exc}") from None
+
+
+def _check_params(saved: dict[str, tuple[int, ...]], current: dict[str, tuple[int, ...]], where: str) -> None:
+    for name, shape in current.items():
+        if name not in saved:
+            raise CheckpointError(f"{where} is from a different model: it has no parameter {name!r} "
+                                  f"(shape {shape} here); it holds {', '.join(saved) or 'none'}")
+        if saved[name] != shape:
+            raise CheckpointError(f"{where} is from a different model: parameter {name!r} has shape "
+                                  f"{saved[name]} in the checkpoint but {shape} in this model")
+    extra = [name for name in saved if name not in current]
+    if extra:
+        raise CheckpointError(f"{where} is from a different model: it has parameter(s) {', '.join(extra)} "
+                              "that this model lacks")
+
+
+def _differences(saved: Any, current: Any, path: str) -> list[str]:
+    """Where two plain config values differ, as ``"model.1.type: 'tanh' in the checkpoint, 'sigmoid' now"``."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        found = []
+        for key in [*saved, *(k for k in current if k not in saved)]:
+            found += _differences(saved.get(key), current.get(key), f"{path}.{key}")
+        return found
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        return [d for k, (a, b) in enumerate(zip(saved, current)) for d in _differences(a, b, f"{path}.{k}")]
+    if saved != current:
+        return [f"{path}: {saved!r} in the checkpoint, {current!r} now"]
+    return []
+
+
+def _first_nonfinite(arrays: dict[str, np.ndarray]) -> str | None:
+    with np.errstate(over="ignore", invalid="ignore"):
+        for key, array in arrays.items():
+            if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+                return key.removeprefix(PARAMS)
+    return None

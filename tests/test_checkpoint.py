@@ -1,0 +1,404 @@
+"""Checkpoints in process: layout, round trip, keep/best, crash recovery, refusal of foreign or unsafe files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnframe.checkpoint import (
+    Checkpointer,
+    fingerprint,
+    fingerprint_hash,
+    latest_checkpoint,
+    read_checkpoint,
+    step_name,
+)
+from nnframe.errors import CheckpointError, NonFiniteError
+from nnframe.launch import prepare
+from nnframe.launch import train as launch_train
+from nnframe.plugins import get_plugin_manager
+from nnframe.run import EvalMetrics, RunContext
+from nnframe.train import Trainer
+
+CONFIG = {
+    "name": "tiny",
+    "seed": 7,
+    "data": {"type": "spiral", "points_per_class": 30, "classes": 3, "val_fraction": 0.2},
+    "model": [{"type": "affine", "out": 8}, {"type": "tanh"}, {"type": "dropout", "ratio": 0.2},
+              {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "momentum", "lr": 0.3},
+    "train": {"max_steps": 40, "batch_size": 10},
+    "log": {"every": 1, "tensorboard": False},
+    "checkpoint": {"every": 0, "keep": 3, "best_metric": None},
+}
+
+
+def write_config(tmp_path: Path, **sections: dict) -> Path:
+    config = json.loads(json.dumps(CONFIG))
+    for key, value in sections.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def make_trainer(config_path: Path, directory: Path, overrides: tuple[str, ...] = (),
+                 stream: io.StringIO | None = None) -> Trainer:
+    plugins = get_plugin_manager()
+    experiment = prepare(config_path, list(overrides), plugins)
+    run = RunContext(name="tiny", config=experiment.config.resolved, run_dir=None, plugin_manager=plugins.pm)
+    checkpointer = Checkpointer(directory, experiment.settings.checkpoint, experiment.config, stream=stream)
+    return Trainer(experiment, run, checkpointer=checkpointer)
+
+
+def steps(trainer: Trainer, count: int) -> None:
+    for _ in range(count):
+        trainer.train_step()
+        trainer.checkpointer.after_step(trainer)
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def ckpt_dir(tmp_path: Path) -> Path:
+    return tmp_path / "checkpoints"
+
+
+def saved_steps(directory: Path, suffix: str = ".json") -> list[int]:
+    return sorted(int(p.stem[5:]) for p in directory.glob(f"step-*{suffix}"))
+
+
+# ------------------------------------------------------------------ layout and round trip
+
+
+def test_save_writes_arrays_then_metadata_naming_them(config_path: Path, ckpt_dir: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 4)
+    json_path = trainer.checkpointer.save(trainer, final=True)
+    assert json_path == ckpt_dir / "step-00000004.json"
+    meta = json.loads(json_path.read_text())
+    arrays = ckpt_dir / meta["arrays"]
+    assert arrays.name == "step-00000004.npz"
+    assert meta["sha256"] == hashlib.sha256(arrays.read_bytes()).hexdigest()
+    assert (meta["step"], meta["final"], meta["skipped_steps"]) == (4, True, 0)
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["step-00000004.json", "step-00000004.npz"]
+    with np.load(arrays, allow_pickle=False) as npz:
+        assert npz["params/affine1/W"].dtype == np.float32
+        np.testing.assert_array_equal(npz["params/affine1/W"], trainer.model.params[0])
+        assert int(npz["optimizer/t"]) == 4
+
+
+def test_restore_continues_exactly(config_path: Path, ckpt_dir: Path) -> None:
+    straight = make_trainer(config_path, ckpt_dir)
+    losses = [straight.train_step().loss for _ in range(13)]
+    first = make_trainer(config_path, ckpt_dir)
+    steps(first, 6)  # 6 steps of 10 over 72 examples: mid-epoch (8 batches per epoch)
+    first.checkpointer.save(first)
+    resumed = make_trainer(config_path, ckpt_dir)
+    resumed.checkpointer.restore(resumed)
+    assert (resumed.step, resumed.run.step, resumed.batches.position) == (6, 6, 6)
+    resumed_losses = [resumed.train_step().loss for _ in range(7)]
+    assert resumed_losses == losses[6:]
+    for a, b in zip(straight.model.params, resumed.model.params):
+        assert np.array_equal(a, b)
+    assert straight.optimizer.step == resumed.optimizer.step == 13
+
+
+def test_restore_sets_dropout_and_stream_states(config_path: Path, ckpt_dir: Path) -> None:
+    first = make_trainer(config_path, ckpt_dir)
+    steps(first, 3)
+    first.checkpointer.save(first)
+    resumed = make_trainer(config_path, ckpt_dir)
+    resumed.checkpointer.restore(resumed)
+    for a, b in [(first.model["dropout1"].rng, resumed.model["dropout1"].rng),
+                 (first.experiment.streams.init, resumed.experiment.streams.init),
+                 (first.experiment.streams.data, resumed.experiment.streams.data),
+                 (first.batches.rng, resumed.batches.rng)]:
+        assert a.bit_generator.state == b.bit_generator.state
+
+
+def test_restore_copies_parameters_in_place(config_path: Path, ckpt_dir: Path) -> None:
+    first = make_trainer(config_path, ckpt_dir)
+    steps(first, 2)
+    first.checkpointer.save(first)
+    resumed = make_trainer(config_path, ckpt_dir)
+    before = list(resumed.model.params)
+    resumed.checkpointer.restore(resumed)
+    assert all(a is b for a, b in zip(before, resumed.model.params))
+    assert np.array_equal(resumed.model.params[0], first.model.params[0])
+
+
+# -------------------------------------------------------------------------- keep and best
+
+
+def test_every_and_keep(tmp_path: Path, ckpt_dir: Path) -> None:
+    trainer = make_trainer(write_config(tmp_path, checkpoint={"every": 2, "keep": 2}), ckpt_dir)
+    steps(trainer, 7)  # saves at 2, 4, 6; keep the newest two
+    assert saved_steps(ckpt_dir) == saved_steps(ckpt_dir, ".npz") == [4, 6]
+    trainer.checkpointer.save(trainer, final=True)
+    assert saved_steps(ckpt_dir) == [6, 7]
+
+
+def test_save_twice_at_one_step_writes_once(config_path: Path, ckpt_dir: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    assert trainer.checkpointer.save(trainer) is not None
+    assert trainer.checkpointer.save(trainer, final=True) is None
+
+
+@pytest.mark.parametrize(("metric", "values", "best_step", "best_value"), [
+    ("val/accuracy", [0.5, 0.7, 0.6, 0.7], 2, 0.7),  # highest; a tie keeps the earlier one
+    ("val/loss", [0.9, 0.4, 0.6, 0.5], 2, 0.4),      # lowest
+])
+def test_best_checkpoint(tmp_path: Path, ckpt_dir: Path, metric: str, values: list[float],
+                         best_step: int, best_value: float) -> None:
+    trainer = make_trainer(write_config(tmp_path, checkpoint={"best_metric": metric}), ckpt_dir)
+    for value in values:
+        steps(trainer, 1)
+        metrics = EvalMetrics(trainer.step, 0, loss=value, accuracy=value)
+        trainer.checkpointer.after_evaluation(trainer, metrics)
+    best = read_checkpoint(ckpt_dir / "best.json")
+    assert (best.step, best.meta["metric"]) == (best_step, {"name": metric, "value": best_value})
+    assert sorted(p.name for p in ckpt_dir.glob("best*")) == ["best-00000002.npz", "best.json"]
+
+
+def test_no_best_without_metric(config_path: Path, ckpt_dir: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    trainer.checkpointer.after_evaluation(trainer, EvalMetrics(1, 0, 0.5, 0.5))
+    assert not ckpt_dir.exists()
+
+
+def test_restore_remembers_best_value(tmp_path: Path, ckpt_dir: Path) -> None:
+    path = write_config(tmp_path, checkpoint={"best_metric": "val/accuracy"})
+    first = make_trainer(path, ckpt_dir)
+    steps(first, 2)
+    first.checkpointer.after_evaluation(first, EvalMetrics(2, 0, 1.0, 0.8))
+    first.checkpointer.save(first)
+    resumed = make_trainer(path, ckpt_dir)
+    resumed.checkpointer.restore(resumed)
+    steps(resumed, 1)
+    resumed.checkpointer.after_evaluation(resumed, EvalMetrics(3, 0, 1.0, 0.6))  # worse: best stays at step 2
+    assert read_checkpoint(ckpt_dir / "best.json").step == 2
+
+
+def test_best_counts_as_newest_when_it_is(tmp_path: Path, ckpt_dir: Path) -> None:
+    path = write_config(tmp_path, checkpoint={"best_metric": "val/loss"})
+    first = make_trainer(path, ckpt_dir)
+    steps(first, 2)
+    first.checkpointer.save(first)
+    steps(first, 1)
+    first.checkpointer.after_evaluation(first, EvalMetrics(3, 0, 0.3, None))
+    assert latest_checkpoint(ckpt_dir).path.name == "best.json"
+
+
+# ------------------------------------------------------------------------ crash recovery
+
+
+def _truncate_npz(directory: Path, step: int) -> None:
+    path = directory / f"{step_name(step)}.npz"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _swap_npz(directory: Path, step: int) -> None:
+    shutil.copy(directory / f"{step_name(step - 1)}.npz", directory / f"{step_name(step)}.npz")
+
+
+def _truncate_json(directory: Path, step: int) -> None:
+    path = directory / f"{step_name(step)}.json"
+    path.write_text(path.read_text()[:50])
+
+
+def _remove_npz(directory: Path, step: int) -> None:
+    (directory / f"{step_name(step)}.npz").unlink()
+
+
+def _killed_before_json(directory: Path, step: int) -> None:
+    (directory / f"{step_name(step)}.json").unlink()
+    (directory / f".{step_name(step)}.npz.123.abcd1234.tmp").write_bytes(b"PK\x03\x04 half")
+
+
+@pytest.mark.parametrize("damage", [_truncate_npz, _swap_npz, _truncate_json, _remove_npz, _killed_before_json])
+def test_restore_falls_back_past_a_broken_newest(tmp_path: Path, ckpt_dir: Path, damage) -> None:
+    path = write_config(tmp_path, checkpoint={"every": 1, "keep": 5})
+    first = make_trainer(path, ckpt_dir)
+    steps(first, 3)
+    damage(ckpt_dir, 3)
+    warnings = io.StringIO()
+    resumed = make_trainer(path, ckpt_dir, stream=warnings)
+    checkpoint = resumed.checkpointer.restore(resumed)
+    assert (checkpoint.step, resumed.step) == (2, 2)
+    if damage is not _killed_before_json:  # an npz without its JSON was never a checkpoint: nothing to warn about
+        assert "warning: skipping checkpoint" in warnings.getvalue()
+        assert "step-00000003.json" in warnings.getvalue()
+    assert not list(ckpt_dir.glob(".*.tmp"))
+
+
+def test_restore_refuses_when_every_checkpoint_is_broken(tmp_path: Path, ckpt_dir: Path) -> None:
+    path = write_config(tmp_path, checkpoint={"every": 1, "keep": 5})
+    steps(make_trainer(path, ckpt_dir), 2)
+    _truncate_npz(ckpt_dir, 1)
+    _truncate_json(ckpt_dir, 2)
+    resumed = make_trainer(path, ckpt_dir, stream=io.StringIO())
+    with pytest.raises(CheckpointError, match=r"no valid checkpoint in .*checkpoints.*sha256") as info:
+        resumed.checkpointer.restore(resumed)
+    assert info.value.exit_code == 2
+
+
+def test_restore_without_checkpoints(config_path: Path, ckpt_dir: Path) -> None:
+    ckpt_dir.mkdir()
+    trainer = make_trainer(config_path, ckpt_dir)
+    with pytest.raises(CheckpointError, match=r"no checkpoint in .*checkpoints.*without --resume"):
+        trainer.checkpointer.restore(trainer)
+
+
+class _Trap:
+    """Unpickling this would create ``path``: proof that loading ran code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_pickled_arrays_are_refused_unexecuted(config_path: Path, ckpt_dir: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    json_path = trainer.checkpointer.save(trainer)
+    meta = json.loads(json_path.read_text())
+    trap = tmp_path / "code-ran"
+    buffer = io.BytesIO()
+    np.savez(buffer, evil=np.array([_Trap(trap)], dtype=object))
+    (ckpt_dir / meta["arrays"]).write_bytes(buffer.getvalue())
+    meta["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    json_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        read_checkpoint(json_path)
+    assert not trap.exists()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format": "other"}, "not an nnframe checkpoint"),
+    ({"version": 99}, "checkpoint format version 99; this nnframe reads version 1"),
+    ({"step": "3"}, "field 'step' is missing or not an integer"),
+    ({"rngs": None}, "field 'rngs' is missing or not an object"),
+    ({"fingerprint": {"params": [["affine1/W"]]}}, "'fingerprint.params' is not a list of"),
+])
+def test_malformed_metadata_is_a_checkpoint_error(config_path: Path, ckpt_dir: Path, change: dict,
+                                                  message: str) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    json_path = trainer.checkpointer.save(trainer)
+    json_path.write_text(json.dumps({**json.loads(json_path.read_text()), **change}))
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(json_path)
+
+
+def test_incomplete_batch_position_is_a_checkpoint_error(config_path: Path, ckpt_dir: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    json_path = trainer.checkpointer.save(trainer)
+    meta = json.loads(json_path.read_text())
+    del meta["batches"]["position"]
+    json_path.write_text(json.dumps(meta))
+    resumed = make_trainer(config_path, ckpt_dir)
+    with pytest.raises(CheckpointError, match="batch position is incomplete or malformed"):
+        resumed.checkpointer.restore(resumed)
+
+
+@pytest.mark.parametrize("arrays", ["../elsewhere.npz", "/tmp/x.npz", "step-00000001.pkl"])
+def test_metadata_cannot_point_outside_the_directory(config_path: Path, ckpt_dir: Path, arrays: str) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    json_path = trainer.checkpointer.save(trainer)
+    meta = json.loads(json_path.read_text())
+    json_path.write_text(json.dumps({**meta, "arrays": arrays}))
+    with pytest.raises(CheckpointError, match="is not a .npz file beside the metadata"):
+        read_checkpoint(json_path)
+
+
+# -------------------------------------------------------------------- a different model
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.0.out=9", r"parameter 'affine1/W' has shape \(2, 8\) in the checkpoint but \(2, 9\) in this model"),
+    ("model.1.type=sigmoid", r"model\.1\.type: 'tanh' in the checkpoint, 'sigmoid' now"),
+    ("model.2.ratio=0.5", r"model\.2\.ratio: 0\.2 in the checkpoint, 0\.5 now"),
+    ("train.dtype=float64", r"saved with train\.dtype float32, but this run uses float64"),
+])
+def test_restore_refuses_another_model(config_path: Path, ckpt_dir: Path, override: str, message: str) -> None:
+    first = make_trainer(config_path, ckpt_dir)
+    steps(first, 1)
+    first.checkpointer.save(first)
+    other = make_trainer(config_path, ckpt_dir, overrides=(override,))
+    with pytest.raises(CheckpointError, match=message):
+        other.checkpointer.restore(other)
+
+
+@pytest.mark.parametrize(("override", "same"), [
+    ("train.max_steps=500", True),
+    ("train.epochs=3", True),
+    ("optimizer.lr=0.01", True),
+    ("log.every=5", True),
+    ("model.0.out=9", False),
+    ("model.0.init=xavier", False),
+    ("train.dtype=float64", False),
+])
+def test_fingerprint_covers_the_model_only(config_path: Path, ckpt_dir: Path, override: str, same: bool) -> None:
+    def digest(overrides: tuple[str, ...]) -> str:
+        trainer = make_trainer(config_path, ckpt_dir, overrides)
+        return fingerprint_hash(fingerprint(trainer.experiment.config, trainer.model))
+
+    assert (digest(()) == digest((override,))) is same
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def test_nonfinite_state_is_never_saved(config_path: Path, ckpt_dir: Path) -> None:
+    warnings = io.StringIO()
+    trainer = make_trainer(config_path, ckpt_dir, stream=warnings)
+    steps(trainer, 1)
+    trainer.checkpointer.save(trainer)
+    steps(trainer, 1)
+    trainer.model.params[2][0, 0] = np.inf
+    assert trainer.checkpointer.save(trainer, final=True) is None
+    assert "not saving checkpoint step-00000002 at step 2: affine2/W is not finite" in warnings.getvalue()
+    assert latest_checkpoint(ckpt_dir).step == 1
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    # lr 1e38 makes W about 1e38 after a step; logits overflow float32's 3.4e38 and the loss is NaN at step 3.
+    path = write_config(tmp_path, seed=3, optimizer={"type": "sgd", "lr": 1e38}, model=CONFIG["model"][:2]
+                        + CONFIG["model"][3:], checkpoint={"every": 1})
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError, match=r"diverged at step 3: .*affine1/W") as info:
+        launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    assert info.value.exit_code == 3
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    assert checkpoint.step == 2
+    assert all(np.isfinite(p).all() for p in checkpoint.params.values())
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_skip_step_counts_skips_and_saves_them(tmp_path: Path) -> None:
+    path = write_config(tmp_path, seed=3, optimizer={"type": "sgd", "lr": 1e38}, model=CONFIG["model"][:2]
+                        + CONFIG["model"][3:], train={"max_steps": 10, "on_nonfinite": "skip_step"})
+    with np.errstate(all="ignore"):
+        result = launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"], summary["skipped_steps"]) == ("completed", 10, 8)
+    checkpoint = latest_checkpoint(result.run_dir / "checkpoints")
+    assert (checkpoint.step, checkpoint.meta["skipped_steps"]) == (10, 8)

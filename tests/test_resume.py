@@ -1,0 +1,233 @@
+"""Resuming a run: bit-identical to an uninterrupted run, in process, through the CLI, and after SIGKILL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnframe.checkpoint import latest_checkpoint, step_name
+from nnframe.hookspecs import hookimpl
+from nnframe.launch import train as launch_train
+from nnframe.plugins import get_plugin_manager
+
+CONFIG = {
+    "name": "tiny",
+    "seed": 11,
+    "data": {"type": "spiral", "points_per_class": 30, "classes": 3, "val_fraction": 0.2},
+    "model": [{"type": "affine", "out": 8}, {"type": "tanh"}, {"type": "dropout", "ratio": 0.1},
+              {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "adam", "lr": 0.02},
+    "train": {"max_steps": 60, "batch_size": 10},
+    "log": {"every": 1, "tensorboard": False},
+    "checkpoint": {"every": 7, "keep": 2},
+}
+
+
+def write_config(tmp_path: Path, **sections: dict) -> Path:
+    config = json.loads(json.dumps(CONFIG))
+    for key, value in sections.items():
+        config[key] = {**config[key], **value}
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class LossRecorder:
+    """A per-test logger plugin: every step's exact loss and learning rate."""
+
+    def __init__(self) -> None:
+        self.series: list[tuple[int, float, float]] = []
+        self.resumed: list[bool] = []
+
+    @hookimpl
+    def nnframe_run_start(self, run) -> None:
+        self.resumed.append(run.resumed)
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        self.series.append((metrics.step, metrics.loss, metrics.lr))
+
+
+def run_in_process(config: Path, runs_dir: Path, overrides: list[str], recorder: LossRecorder,
+                   resume: Path | None = None) -> Path:
+    plugins = get_plugin_manager()
+    plugins.pm.register(recorder)
+    return launch_train(config, overrides, plugins, runs_dir=runs_dir, resume=resume, quiet=True).run_dir
+
+
+def final_arrays(run_dir: Path) -> dict[str, np.ndarray]:
+    return latest_checkpoint(run_dir / "checkpoints").arrays
+
+
+def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def nnframe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["nnframe", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+# ------------------------------------------------------------------------- in process
+
+
+@pytest.mark.parametrize("first_steps", [23, 24])  # 23: mid-epoch; 24: the end of epoch 3 (8 batches each)
+def test_resume_in_process_is_bit_identical(tmp_path: Path, first_steps: int) -> None:
+    config = write_config(tmp_path)
+    straight = LossRecorder()
+    straight_dir = run_in_process(config, tmp_path / "a", [], straight)
+    parts = LossRecorder()
+    run_dir = run_in_process(config, tmp_path / "b", [f"train.max_steps={first_steps}"], parts)
+    assert run_in_process(config, tmp_path / "b", [], parts, resume=run_dir) == run_dir
+    assert parts.resumed == [False, True]
+    assert [s for s, _, _ in parts.series] == list(range(1, 61))
+    assert parts.series == straight.series
+    assert_same_arrays(final_arrays(run_dir), final_arrays(straight_dir))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("completed", 60)
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    before = final_arrays(run_dir)
+    recorder = LossRecorder()
+    run_in_process(config, tmp_path / "runs", [], recorder, resume=run_dir)
+    assert recorder.series == []
+    assert_same_arrays(final_arrays(run_dir), before)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
+def test_resume_through_the_cli_continues_the_same_run_and_log(tmp_path: Path) -> None:
+    config = write_config(tmp_path, log={"tensorboard": True})
+    straight = nnframe("train", str(config), "--runs-dir", "a", "-q", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    first = nnframe("train", str(config), "--runs-dir", "b", "-q", "train.max_steps=30", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "b" / "tiny").iterdir()
+    resumed = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert list((tmp_path / "b" / "tiny").iterdir()) == [run_dir]
+    (straight_dir,) = (tmp_path / "a" / "tiny").iterdir()
+    assert_same_arrays(final_arrays(run_dir), final_arrays(straight_dir))
+    losses = scalars(run_dir, "train/loss")
+    assert [step for step, _ in losses] == list(range(1, 61))
+    assert losses == scalars(straight_dir, "train/loss")
+    overrides = yaml.safe_load((run_dir / "overrides.yaml").read_text())
+    assert [entry["resumed"] for entry in overrides] == [False, True]
+
+
+def _wait_for_checkpoint_after(directory: Path, step: int, process: subprocess.Popen) -> bool:
+    """Wait until a checkpoint newer than ``step`` is complete; False if the process ended first."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(int(p.stem[5:]) > step for p in directory.glob("step-*.json")):
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_sigkill_at_random_moments_then_resume_reaches_the_same_parameters(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 1000}, log={"every": 100},
+                          checkpoint={"every": 10, "keep": 3})
+    straight_dir = run_in_process(config, tmp_path / "a", [], LossRecorder())
+    delays = random.Random(1234).sample(range(100), 3)  # ms after a new checkpoint appears: ~0-60 steps
+    run_dir = None
+    resumed_from = 0
+    for delay in delays:
+        args = ["train", str(config), "-q"] + (["--resume", str(run_dir)] if run_dir else ["--runs-dir", "runs"])
+        process = subprocess.Popen(["nnframe", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        if run_dir is None:
+            while not list((tmp_path / "runs").glob("tiny/*/checkpoints")):
+                time.sleep(0.005)
+            (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+        started = _wait_for_checkpoint_after(run_dir / "checkpoints", resumed_from, process)
+        assert started, process.communicate()[1]
+        time.sleep(delay / 1000)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        process.stderr.close()
+        resumed_from = latest_checkpoint(run_dir / "checkpoints").step
+        assert 0 < resumed_from < 1000
+    final = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
+    assert final.returncode == 0, final.stderr
+    assert_same_arrays(final_arrays(run_dir), final_arrays(straight_dir))
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 1000
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step-*.json"))[-1] == f"{step_name(1000)}.json"
+
+
+# ------------------------------------------------------------------ refusals through the CLI
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("model.0.out=9", r"parameter 'affine1/W' has shape \(2, 8\) in the checkpoint but \(2, 9\) in this model"),
+    ("truncate", r"no valid checkpoint in .*checkpoints.*sha256"),
+    ("pickle", r"no valid checkpoint in .*pickled Python objects"),
+])
+def test_cli_refuses_a_bad_resume_with_exit_2(tmp_path: Path, damage: str, message: str) -> None:
+    config = write_config(tmp_path, train={"max_steps": 5}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    npz = run_dir / "checkpoints" / f"{step_name(5)}.npz"
+    overrides = []
+    if damage == "truncate":
+        npz.write_bytes(npz.read_bytes()[:-40])
+    elif damage == "pickle":
+        np.savez(npz, x=np.array([{"a": 1}], dtype=object))
+        _rehash(run_dir / "checkpoints" / f"{step_name(5)}.json", npz)
+    else:
+        overrides = [damage]
+    result = nnframe("train", str(config), *overrides, "--resume", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+
+
+def _rehash(json_path: Path, npz: Path) -> None:
+    meta = json.loads(json_path.read_text())
+    meta["sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
+    json_path.write_text(json.dumps(meta))
+
+
+def test_cli_divergence_exits_3_naming_step_and_parameter(tmp_path: Path) -> None:
+    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": 1e38}, checkpoint={"every": 1})
+    text = yaml.safe_load(config.read_text())
+    text["seed"], text["model"] = 3, [m for m in text["model"] if m["type"] != "dropout"]
+    config.write_text(yaml.safe_dump(text))
+    result = nnframe("train", str(config), "--runs-dir", "runs", "-q", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "error: training diverged at step 3" in result.stderr
+    assert "affine1/W" in result.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert latest_checkpoint(run_dir / "checkpoints").step == 2
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_cli_resume_of_a_missing_directory_exits_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = nnframe("train", str(config), "--resume", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nowhere" in result.stderr

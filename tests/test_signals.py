@@ -1,0 +1,150 @@
+"""SIGINT and SIGTERM: finish the step, save, exit 130 / 143 with an "interrupted" summary, and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnframe.checkpoint import latest_checkpoint
+from nnframe.hookspecs import hookimpl
+from nnframe.launch import train as launch_train
+from nnframe.plugins import get_plugin_manager
+from nnframe.train import Interrupted
+
+CONFIG = {
+    "name": "tiny",
+    "seed": 5,
+    "data": {"type": "spiral", "points_per_class": 30, "classes": 3, "val_fraction": 0.2},
+    "model": [{"type": "affine", "out": 8}, {"type": "tanh"}, {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "momentum", "lr": 0.1},
+    "train": {"max_steps": 40, "batch_size": 10},
+    "log": {"every": 1, "tensorboard": False},
+    "checkpoint": {"every": 2, "keep": 2},
+}
+SIGNALS = pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                                  ids=["SIGINT", "SIGTERM"])
+
+
+def write_config(tmp_path: Path, **sections: dict) -> Path:
+    config = json.loads(json.dumps(CONFIG))
+    for key, value in sections.items():
+        config[key] = {**config[key], **value}
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class SignalAt:
+    """Sends this process ``signum`` ``times`` times at the end of optimizer step ``step``; records losses."""
+
+    def __init__(self, step: int | None = None, signum: int = signal.SIGINT, times: int = 1) -> None:
+        self.step, self.signum, self.times = step, signum, times
+        self.losses: list[tuple[int, float]] = []
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        self.losses.append((metrics.step, metrics.loss))
+        if metrics.step == self.step:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+def run_in_process(config: Path, runs_dir: Path, plugin: SignalAt, resume: Path | None = None,
+                   overrides: tuple[str, ...] = ()) -> Path:
+    plugins = get_plugin_manager()
+    plugins.pm.register(plugin)
+    return launch_train(config, list(overrides), plugins, runs_dir=runs_dir, resume=resume, quiet=True).run_dir
+
+
+def only_run(runs_dir: Path) -> Path:
+    (run_dir,) = (runs_dir / "tiny").iterdir()
+    return run_dir
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+# ------------------------------------------------------------------------- in process
+
+
+@SIGNALS
+def test_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path: Path, signum: int, code: int) -> None:
+    config = write_config(tmp_path)
+    straight = SignalAt()
+    straight_dir = run_in_process(config, tmp_path / "a", straight)
+    stopper = SignalAt(step=13, signum=signum)
+    handler = signal.getsignal(signum)
+    with pytest.raises(Interrupted) as info:
+        run_in_process(config, tmp_path / "b", stopper)
+    assert info.value.exit_code == code
+    run_dir = only_run(tmp_path / "b")
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
+    assert latest_checkpoint(run_dir / "checkpoints").step == 13  # off the every-2 grid: saved on interruption
+    assert signal.getsignal(signum) is handler
+    resumed = SignalAt()
+    run_in_process(config, tmp_path / "b", resumed, resume=run_dir)
+    assert stopper.losses + resumed.losses == straight.losses
+    assert summary(run_dir)["status"] == "completed"
+    assert_same_arrays(latest_checkpoint(run_dir / "checkpoints").arrays,
+                       latest_checkpoint(straight_dir / "checkpoints").arrays)
+
+
+def test_second_sigint_stops_at_once_without_saving(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_in_process(config, tmp_path / "runs", SignalAt(step=5, times=2))
+    run_dir = only_run(tmp_path / "runs")
+    assert summary(run_dir)["status"] == "interrupted"
+    assert latest_checkpoint(run_dir / "checkpoints").step == 4  # step 5 stopped mid-way: not saved
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _wait_for_checkpoint(directory: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if list(directory.glob("tiny/*/checkpoints/step-*.json")):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"no checkpoint appeared; the process said: {process.communicate()[1]}")
+
+
+@SIGNALS
+def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int, code: int) -> None:
+    config = write_config(tmp_path, train={"max_steps": 100_000})
+    process = subprocess.Popen(["nnframe", "train", str(config), "--runs-dir", "runs", "-q"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(tmp_path / "runs", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert f"error: interrupted by {signal.Signals(signum).name}" in stderr
+    run_dir = only_run(tmp_path / "runs")
+    stopped = summary(run_dir)
+    assert stopped["status"] == "interrupted"
+    assert latest_checkpoint(run_dir / "checkpoints").step == stopped["steps"] < 100_000
+    total = f"train.max_steps={stopped['steps'] + 30}"
+    resumed = subprocess.run(["nnframe", "train", str(config), total, "--resume", str(run_dir), "-q"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("completed", stopped["steps"] + 30)
+    straight_dir = run_in_process(config, tmp_path / "straight", SignalAt(), overrides=(total,))
+    assert_same_arrays(latest_checkpoint(run_dir / "checkpoints").arrays,
+                       latest_checkpoint(straight_dir / "checkpoints").arrays)

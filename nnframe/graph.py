@@ -206,6 +206,15 @@ class Graph(Node):
             return grads[0]
         return tuple(grads[: len(self.inputs)])
 
+    def trace(self, *xs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every node's output for ``xs``, in topological order: for diagnosing where values go bad."""
+        values = list(xs)
+        outputs = {}
+        for (node, args), name in zip(self._forward_plan, self.nodes):
+            values.append(node.forward(*[values[i] for i in args]))
+            outputs[name] = values[-1]
+        return outputs
+
     def _backward_chain(self, dout: Any) -> Any:
         """The same walk for a chain of one-input nodes, without the slot bookkeeping."""
         for node in self._chain_backward:

@@ -150,7 +150,7 @@ class Trainer:
         if logged and self.experiment.classification:
             metrics.accuracy = accuracy(out, t)
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
-            self._nonfinite(step, loss)
+            self._nonfinite(step, loss, x)
         else:
             if clip:
                 clip_grad_norm(grads, clip, total_norm)
@@ -161,16 +161,28 @@ class Trainer:
         self.run.hook.nnframe_step_end(run=self.run, metrics=metrics)
         return metrics
 
-    def _nonfinite(self, step: int, loss: float) -> None:
-        where = first_nonfinite(self.model.param_names, self.model.grads)
-        what = f"the loss is {loss}" if not math.isfinite(loss) else f"the gradient of {where} is not finite"
-        if not math.isfinite(loss) and where:
-            what += f" and the first non-finite gradient is {where}"
+    def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:
         if self.settings.train.on_nonfinite == "skip_step":
             self.skipped_steps += 1
             return
-        raise NonFiniteError(f"training diverged at step {step}: {what}; "
-                             "lower optimizer.lr, set train.clip_grad_norm, or use train.on_nonfinite: skip_step")
+        raise NonFiniteError(f"training diverged at step {step}: {self._diagnose(loss, x)}; lower "
+                             "optimizer.lr, set train.clip_grad_norm, or use train.on_nonfinite: skip_step")
+
+    def _diagnose(self, loss: float, x: np.ndarray) -> str:
+        """Where the first non-finite value is: a parameter, a node's output on this batch, or a gradient."""
+        model = self.model
+        facts = [f"the loss is {loss}"] if not math.isfinite(loss) else []
+        bad_param = first_nonfinite(model.param_names, model.params)
+        if bad_param:
+            facts.append(f"parameter {bad_param} is not finite")
+        elif not math.isfinite(loss):
+            bad_node = next((name for name, value in model.trace(x).items() if not np.isfinite(value).all()), None)
+            if bad_node:
+                facts.append(f"the first non-finite value is the output of node {bad_node!r}")
+        bad_grad = first_nonfinite(model.param_names, model.grads)
+        if bad_grad:
+            facts.append(f"the first non-finite gradient is {bad_grad}")
+        return ", ".join(facts) or "a gradient is not finite"
 
     # ------------------------------------------------------------ evaluation
 

@@ -489,3 +489,15 @@ def test_repr_len_and_lookup():
     assert graph["b"] is graph.nodes["b"]
     with pytest.raises(KeyError, match="did you mean 'a'"):
         graph["aa"]
+
+
+def test_trace_returns_every_node_output_in_order():
+    from nnframe.nodes import Affine, Sigmoid
+
+    W, b = np.array([[1.0, -1.0]]), np.zeros(2)
+    graph = Graph.sequential([("affine1", Affine(W, b)), ("sigmoid1", Sigmoid())])
+    outputs = graph.trace(np.array([[2.0]]))
+    assert list(outputs) == ["affine1", "sigmoid1"]
+    # affine1: 2 * (1, -1) = (2, -2); sigmoid1: 1 / (1 + e^-2), 1 / (1 + e^2)
+    np.testing.assert_allclose(outputs["affine1"], [[2.0, -2.0]])
+    np.testing.assert_allclose(outputs["sigmoid1"], [[1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))]])

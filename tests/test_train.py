@@ -205,3 +205,14 @@ def test_parameter_and_gradient_arrays_are_never_replaced(tmp_path):
 def test_accuracy_from_index_one_hot_and_single_logit_targets(out, t, expected):
     assert accuracy(out, t) == pytest.approx(expected)
     assert predicted(out).shape == labels(t).shape
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+def test_divergence_message_always_names_where_values_went_bad(tmp_path, seed):
+    # with seed 7 the loss overflows while every gradient is still finite
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
+                                                             f"seed={seed}"])
+    with pytest.raises(NonFiniteError) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert "parameter affine" in message or "output of node 'affine" in message or "gradient is affine" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ from pydantic import BaseModel
 
 from nnframe.arrays import as_dtype
 from nnframe.components import Component, DatasetContext, NodeContext, Params
+from nnframe.config import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.config_loader import LoadedConfig
 from nnframe.data import Dataset, check_labels, load_dataset
-from nnframe.errors import ConfigError, NNFrameError
-from nnframe.graph import Graph, GraphNode, sequential_names
+from nnframe.errors import ConfigError, GraphError, PluginError, UserError
+from nnframe.graph import Graph, GraphNode
 from nnframe.node import Node
 from nnframe.plugins import Plugins
 
@@ -51,52 +53,51 @@ class Experiment:
         return self.config.experiment
 
 
-@dataclass
-class NodeSpec:
-    """One model node as the config describes it, with its name and inputs filled in."""
-
-    name: str
-    entry: BaseModel
-    inputs: tuple[str, ...]
-
-
-def node_specs(model_config: Any) -> tuple[list[NodeSpec], list[str], str]:
-    """The nodes, model inputs and output of either model form, with default names and inputs."""
-    if isinstance(model_config, list):
-        entries, graph_inputs, output = model_config, ["x"], None
-    else:
-        entries, graph_inputs, output = model_config.nodes, list(model_config.inputs), model_config.output
-    names = _node_names(entries)
-    specs = []
-    previous = graph_inputs[0]
-    for name, entry in zip(names, entries):
-        inputs = tuple(entry.inputs) if entry.inputs else (previous,)
-        specs.append(NodeSpec(name, entry, inputs))
-        previous = name
-    return specs, graph_inputs, output or names[-1]
-
-
-def _node_names(entries: list[BaseModel]) -> list[str]:
-    return sequential_names([entry.type for entry in entries], explicit=[entry.name for entry in entries])
-
-
 def component_params(component: Component, entry: BaseModel) -> Params:
     """The component's own params from a config entry, without the config's extra fields (type, name, ...)."""
     return component.params.model_validate({key: getattr(entry, key) for key in component.params.model_fields})
 
 
-def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray, rng: np.random.Generator) -> Graph:
-    """Build every node in dependency order, sizing each from a sample batch that flows through the graph."""
-    specs, graph_inputs, output = node_specs(model_config)
-    skeleton = Graph([GraphNode(s.name, Node(), s.inputs) for s in specs], inputs=graph_inputs, output=output)
-    by_name = {spec.name: spec for spec in specs}
-    values = {name: sample for name in graph_inputs}
+def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mapping[str, np.ndarray],
+                rng: np.random.Generator) -> Graph:
+    """Build every node in dependency order, sizing each from a sample batch that flows through the graph.
+
+    ``sample`` is one array for a single-input model, or an array per input name.
+    Errors name the node's field path (``model[2]``, ``model.nodes[1]``).
+    """
+    layout = model_layout(model_config)
+    _check_layout(layout)
+    values = _samples(layout, sample)
+    skeleton = Graph([GraphNode(s.name, Node(), s.inputs) for s in layout.nodes], inputs=layout.inputs,
+                     output=layout.output)
+    by_name = {spec.name: spec for spec in layout.nodes}
     built: dict[str, Node] = {}
     for name in skeleton.nodes:
         spec = by_name[name]
         built[name] = _build_node(spec, plugins, [values[i] for i in spec.inputs], rng)
         values[name] = _sample_forward(built[name], spec, [values[i] for i in spec.inputs])
-    return Graph([GraphNode(s.name, built[s.name], s.inputs) for s in specs], inputs=graph_inputs, output=output)
+    return Graph([GraphNode(s.name, built[s.name], s.inputs) for s in layout.nodes], inputs=layout.inputs,
+                 output=layout.output)
+
+
+def _check_layout(layout: ModelLayout) -> None:
+    problems = layout_problems(layout)
+    if problems:
+        path, message = problems[0]
+        raise GraphError(f"field {path}: {message}")
+
+
+def _samples(layout: ModelLayout, sample: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    if not isinstance(sample, Mapping):
+        if len(layout.inputs) != 1:
+            raise ConfigError(f"the graph takes {len(layout.inputs)} inputs ({', '.join(layout.inputs)}); "
+                              "give a sample array for each", path=layout.inputs_path)
+        return {layout.inputs[0]: sample}
+    missing = [name for name in layout.inputs if name not in sample]
+    if missing:
+        raise ConfigError(f"no sample array for graph input(s) {', '.join(map(repr, missing))}",
+                          path=layout.inputs_path)
+    return {name: sample[name] for name in layout.inputs}
 
 
 def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng: np.random.Generator) -> Node:
@@ -104,12 +105,36 @@ def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng:
     context = NodeContext(spec.name, [tuple(x.shape) for x in inputs], inputs[0].dtype, rng)
     try:
         node = component.build(component_params(component, spec.entry), context)
-    except NNFrameError:
-        raise
+    except UserError as exc:
+        raise _located(exc, _node_where(spec, exc)) from None
     except (ValueError, TypeError, IndexError) as exc:
-        raise ConfigError(f"model node {spec.name!r} ({spec.entry.type}) cannot be built for inputs of shape "
-                          f"{', '.join(str(s) for s in context.input_shapes)}: {exc}") from None
+        raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) cannot be built for inputs of shape "
+                          f"{', '.join(str(s) for s in context.input_shapes)}: {exc}", path=spec.path) from None
+    if not isinstance(node, Node):
+        info = plugins.nodes.plugin_of(spec.entry.type)
+        raise PluginError(f"field {spec.path}: node type {spec.entry.type!r} (plugin {info.name!r} from {info.dist}) "
+                          f"built {type(node).__name__}, not an nnframe Node")
     return node
+
+
+def _node_where(spec: NodeSpec, exc: Exception) -> str:
+    named = repr(spec.name) in str(exc)
+    return f"field {spec.path}" + ("" if named else f" (node {spec.name!r}, type {spec.entry.type!r})")
+
+
+def _located(exc: UserError, where: str) -> UserError:
+    """``exc`` with ``where`` (a file, a field path) in front of its message; its type is kept."""
+    exc.args = (f"{where}: {exc}",)
+    return exc
+
+
+def _in_file(exc: UserError, file: str) -> UserError:
+    if getattr(exc, "file", None):
+        return exc
+    located = _located(exc, file)
+    if isinstance(located, ConfigError):
+        located.file = file
+    return located
 
 
 def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray]) -> np.ndarray:
@@ -117,31 +142,95 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray]) -> np.
     try:
         with np.errstate(all="ignore"):
             return node.forward(*inputs)
+    except UserError as exc:
+        raise _located(exc, _node_where(spec, exc)) from None
     except (ValueError, TypeError, IndexError) as exc:
         shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
-        raise ConfigError(f"model node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
-                          f"{shapes}: {exc}") from None
+        raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
+                          f"{shapes}: {exc}", path=spec.path) from None
     finally:
         node.training = True
 
 
 def build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
-    """Data first (its shape sizes the model), then model, loss and optimizer."""
+    """Data first (its shape sizes the model), then model, loss and optimizer.
+
+    Every user error is raised with the config file in front of its message.
+    """
+    try:
+        return _build_experiment(config, plugins)
+    except UserError as exc:
+        raise _in_file(exc, str(config.path)) from None
+
+
+def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     settings = config.experiment
     dtype = as_dtype(settings.train.dtype)
     streams = Streams.from_seed(settings.seed)
     base_dir = Path(config.path).resolve().parent
+    _check_single_input(model_layout(settings.model))
     data_component = plugins.datasets.get(settings.data.type)
-    dataset = load_dataset(data_component, component_params(data_component, settings.data), DatasetContext(base_dir, streams.data, dtype))
-    model = build_model(settings.model, plugins, dataset.x[:2].astype(dtype, copy=False), streams.init)
+    dataset = load_dataset(data_component, component_params(data_component, settings.data),
+                           DatasetContext(base_dir, streams.data, dtype))
+    _check_batch_size(settings.train, dataset)
+    _check_schedule(settings, planned_steps(settings.train, dataset.n_train))
+    model = build_model(settings.model, plugins, dataset.x[:2], streams.init)
     loss_component = plugins.losses.get(settings.loss.type)
     classification = bool(loss_component.extra.get("classification", True))
     if classification:
-        width = int(model.forward(dataset.x[:1].astype(dtype, copy=False)).shape[-1])
-        check_labels(dataset.y, width, dataset.source)
-        if dataset.y_val is not None:
-            check_labels(dataset.y_val, width, dataset.source + " (validation)")
-    optimizer_component = plugins.optimizers.get(settings.optimizer.type)
-    optimizer = optimizer_component.build(component_params(optimizer_component, settings.optimizer))
-    loss = loss_component.build(component_params(loss_component, settings.loss))
+        _check_targets(model, dataset)
+    optimizer = _build_component(plugins.optimizers.get(settings.optimizer.type), settings.optimizer, "optimizer")
+    loss = _build_component(loss_component, settings.loss, "loss")
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype)
+
+
+def _build_component(component: Component, entry: BaseModel, path: str) -> Any:
+    """A loss or optimizer from its section; a build that rejects its params is a config error at ``path``."""
+    try:
+        return component.build(component_params(component, entry))
+    except UserError as exc:
+        raise _located(exc, f"field {path}") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{component.kind} {component.name!r} cannot be built: {exc}", path=path) from None
+
+
+def _check_single_input(layout: ModelLayout) -> None:
+    """A dataset gives one array ``x`` per example, so a trainable graph reads exactly one input."""
+    if len(layout.inputs) != 1:
+        names = ", ".join(layout.inputs)
+        raise ConfigError(f"the graph takes {len(layout.inputs)} inputs ({names}), but a dataset gives one "
+                          "array x per example; a model trained from a dataset has exactly one input",
+                          path=layout.inputs_path)
+
+
+def _check_batch_size(train: BaseModel, dataset: Dataset) -> None:
+    if dataset.n_train < train.batch_size:
+        raise ConfigError(f"{train.batch_size} is more than the {dataset.n_train} training examples of dataset "
+                          f"{dataset.source}; lower batch_size to at most {dataset.n_train} or use more data",
+                          path="train.batch_size")
+
+
+def planned_steps(train: BaseModel, n_train: int) -> int:
+    """Optimizer steps a run takes: the lesser of ``max_steps`` and ``epochs`` times the batches per epoch."""
+    per_epoch = n_train // train.batch_size if train.drop_last else -(-n_train // train.batch_size)
+    limits = [train.max_steps] if train.max_steps else []
+    if train.epochs:
+        limits.append(train.epochs * per_epoch)
+    return min(limits)
+
+
+def _check_schedule(settings: BaseModel, total_steps: int) -> None:
+    try:
+        settings.optimizer.schedule.check(total_steps)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path="optimizer.schedule") from None
+
+
+def _check_targets(model: Graph, dataset: Dataset) -> None:
+    model.eval()
+    width = int(model.forward(dataset.x[:1]).shape[-1])
+    model.train()
+    where = f"data: dataset {dataset.source}"
+    check_labels(dataset.y, width, where)
+    if dataset.y_val is not None:
+        check_labels(dataset.y_val, width, where, name="y_val")

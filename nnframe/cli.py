@@ -1,7 +1,8 @@
 """The ``nnframe`` command line: parses arguments and delegates; the work lives in the library.
 
-Exit codes: 0 success; 1 internal error; 2 bad input (config, data, arguments),
-one message and no traceback; 3 training diverged; 130/143 interrupted.
+Exit codes: 0 success; 1 internal error, or a failed ``gradcheck``; 2 bad input
+(config, data, arguments), one message and no traceback; 3 training diverged;
+130/143 interrupted.
 """
 
 from __future__ import annotations
@@ -128,19 +129,24 @@ def plugins(
 def gradcheck(
     config: ConfigArg,
     overrides: OverridesArg = None,
-    batch: Annotated[int, typer.Option(help="Examples in the checked batch.")] = 4,
-    tolerance: Annotated[float, typer.Option(help="Largest relative error accepted.")] = 1e-5,
+    batch: Annotated[int, typer.Option(min=1, help="Examples in the checked batch.")] = 4,
+    tolerance: Annotated[float, typer.Option(help="Largest relative error accepted (above 0).")] = 1e-5,
     strict_plugins: StrictOption = False,
 ) -> None:
-    """Check the configured model's gradients numerically in float64."""
+    """Check the configured model's and loss's gradients numerically in float64 (exit 1 if any fails)."""
     from nnframe.gradcheck import check_experiment
 
     report = check_experiment(config, list(overrides or []), plugin_manager(strict_plugins), batch, tolerance)
     for name, error in report.errors.items():
-        typer.echo(f"{name:<30} {error:.3e}")
+        verdict = "" if error <= tolerance else "  FAIL"
+        typer.echo(f"{name:<30} {error:.3e}{verdict}")
+    for problem in report.problems:
+        typer.echo(f"problem: {problem}")
     typer.echo(f"worst: {report.worst_name} {report.worst_error:.3e} (tolerance {tolerance:g})")
     if not report.ok:
-        fail(f"gradient check failed: {report.worst_name} has relative error {report.worst_error:.3e}", 1)
+        reason = (f"{report.worst_name} has relative error {report.worst_error:.3e} (tolerance {tolerance:g})"
+                  if report.worst_error > tolerance else report.problems[0])
+        fail(f"gradient check failed: {reason}", 1)
 
 
 @app.command()

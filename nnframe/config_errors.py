@@ -1,41 +1,78 @@
-"""Turn pydantic validation errors into one clear line each: file, field path, expected, found."""
+"""Turn pydantic validation errors into one clear line each: field path, what was expected, what was found."""
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from nnframe.config import NAME_PATTERN
 from nnframe.errors import close_match
 
 _MISSING = object()
+_KEY_KINDS = ("missing", "extra_forbidden")
+_MAPPING_KINDS = ("dict_type", "model_type", "model_attributes_type")
 
 
-def field_path(data: Any, loc: Sequence[Any]) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: where (``model[2].out``), what, and the pydantic error kind.
+
+    ``suggestion`` is the close match offered for an unknown key or type name.
+    """
+
+    path: str
+    message: str
+    kind: str = "value_error"
+    suggestion: str | None = None
+
+    @property
+    def parts(self) -> list[str]:
+        """The path as keys and indices, all strings: ``model[2].out`` -> ``["model", "2", "out"]``."""
+        return [part for part in self.path.replace("[", ".").replace("]", "").split(".") if part]
+
+    def __str__(self) -> str:
+        return f"field {self.path}: {self.message}"
+
+
+def field_path(data: Any, loc: Sequence[Any], kind: str = "") -> tuple[str, list[Any]]:
     """The user-facing path of ``loc`` (``model[2].out``) and the loc without union tags.
 
-    pydantic puts the tag of a discriminated union into ``loc`` (``model.sequential.2.affine.out``);
-    a loc element that does not index into the user's data is such a tag and is dropped.
+    pydantic puts the tags of discriminated unions into ``loc``
+    (``model.sequential form.2.affine.out``). A tag is a loc element that does not
+    index into the user's data, or that repeats the ``type`` of the mapping it
+    follows; it is dropped. The last element of a ``missing`` or
+    ``extra_forbidden`` error is a key that is (or should be) absent, and is kept.
     """
     kept: list[Any] = []
     current = data
+    tag_possible = True
     for position, element in enumerate(loc):
         last = position == len(loc) - 1
-        if isinstance(current, dict) and element in current:
-            current = current[element]
-        elif isinstance(current, list) and isinstance(element, int) and 0 <= element < len(current):
-            current = current[element]
-        elif not last:
+        if tag_possible and isinstance(current, dict) and current.get("type") == element != "type":
+            tag_possible = False
             continue
-        else:
+        if _indexable(current, element):
+            current = current[element]
+            tag_possible = True
+        elif last and kind in _KEY_KINDS:
             current = _MISSING
+        else:
+            continue
         kept.append(element)
+    return format_path(kept), kept
+
+
+def format_path(parts: Sequence[Any]) -> str:
+    """``["model", 2, "out"]`` -> ``model[2].out``; an empty path is the top level."""
     text = ""
-    for element in kept:
+    for element in parts:
         text += f"[{element}]" if isinstance(element, int) else (f".{element}" if text else str(element))
-    return text or "(top level)", kept
+    return text or "(top level)"
 
 
 def _unwrap(annotation: Any) -> list[Any]:
@@ -43,7 +80,7 @@ def _unwrap(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _unwrap(typing.get_args(annotation)[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, types.UnionType):
         return [arm for arg in typing.get_args(annotation) for arm in _unwrap(arg)]
     return [annotation]
 
@@ -67,7 +104,10 @@ def _model_for(root: type[BaseModel], data: Any, loc: Sequence[Any]) -> type[Bas
 
 def _indexable(value: Any, key: Any) -> bool:
     if isinstance(value, dict):
-        return key in value
+        try:
+            return key in value
+        except TypeError:
+            return False
     return isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value)
 
 
@@ -83,41 +123,68 @@ def _pick_arm(arms: list[Any], value: Any) -> type[BaseModel] | None:
     return None
 
 
-def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> tuple[str, str]:
-    """``(field path, message)`` for one pydantic error."""
-    path, kept = field_path(data, error["loc"])
+def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> Problem:
+    """One pydantic error as a :class:`Problem` with the user's field path."""
     kind = error["type"]
-    found = error.get("input", _MISSING)
+    path, kept = field_path(data, error["loc"], kind)
     if kind == "extra_forbidden":
-        key = kept[-1] if kept else "?"
-        model = _model_for(root, data, kept[:-1])
-        allowed = sorted(model.model_fields) if model else []
-        message = f"unknown key {key!r}"
-        if allowed:
-            message += f"; expected one of: {', '.join(allowed)}"
-            suggestion = close_match(str(key), allowed)
-            if suggestion:
-                message += f" (did you mean {suggestion!r}?)"
-        return path, message
+        return _unknown_key(path, kept, data, root)
     if kind == "union_tag_invalid":
-        tags = [tag.strip().strip("'") for tag in error["ctx"]["expected_tags"].split(",")]
-        name = error["ctx"]["tag"]
-        message = f"unknown type {name!r}; available: {', '.join(sorted(tags))}"
-        suggestion = close_match(str(name), tags)
-        if suggestion:
-            message += f" (did you mean {suggestion!r}?)"
-        return f"{path}.type", message + "; a plugin may be missing (see `nnframe plugins`)"
+        return _unknown_type(path, error)
+    if kind == "literal_error" and kept and kept[-1] == "type":
+        return _unknown_type(format_path(kept[:-1]) if kept[:-1] else "(top level)",
+                             {"ctx": {"expected_tags": error["ctx"]["expected"], "tag": error.get("input")}})
     if kind == "union_tag_not_found":
-        return f"{path}.type", "missing required key 'type'"
+        return Problem(f"{path}.type" if kept else "type", "missing required key 'type' (which component this is)",
+                       kind)
     if kind == "missing":
-        return path, "missing required field"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    message = message[0].lower() + message[1:]
-    if found is not _MISSING and kind not in ("value_error",):
+        return Problem(path, "missing required field", kind)
+    if kind == "invalid_key":
+        return Problem(format_path(kept[:-1]), f"key {error.get('input')!r} is not a name; keys must be strings", kind)
+    found = error.get("input", _MISSING)
+    if kind in _MAPPING_KINDS:
+        message = "expected a mapping of keys to values"
+    elif kind == "list_type":
+        message = "expected a list"
+    elif kind == "too_short":
+        message = f"expected at least {error['ctx']['min_length']} entry"
+    elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:
+        message = "expected a name of letters, digits, '_', '.' and '-' that starts with a letter or digit"
+    else:
+        message = _lower_first(error["msg"].removeprefix("Value error, "))
+    if found is not _MISSING and kind != "value_error":
         message += f"; found {_short(found)}"
-    return path, message
+    return Problem(path, message, kind)
+
+
+def _unknown_key(path: str, kept: list[Any], data: Any, root: type[BaseModel]) -> Problem:
+    key = kept[-1] if kept else "?"
+    model = _model_for(root, data, kept[:-1])
+    allowed = sorted(model.model_fields) if model else []
+    message = f"unknown key {key!r}"
+    suggestion = close_match(str(key), allowed) if allowed else None
+    if allowed:
+        message += f"; expected one of: {', '.join(allowed)}"
+    if suggestion:
+        message += f" (did you mean {suggestion!r}?)"
+    return Problem(path, message, "extra_forbidden", suggestion)
+
+
+def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
+    tags = [tag.strip().strip("'") for tag in error["ctx"]["expected_tags"].replace(" or ", ",").split(",")]
+    tags = [tag for tag in tags if tag]
+    name = error["ctx"]["tag"]
+    message = f"unknown type {name!r}; available: {', '.join(sorted(tags))}"
+    suggestion = close_match(str(name), tags)
+    if suggestion:
+        message += f" (did you mean {suggestion!r}?)"
+    where = f"{path}.type" if path != "(top level)" else "type"
+    return Problem(where, message + "; a plugin may be missing (see `nnframe plugins`)", "union_tag_invalid",
+                   suggestion)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _short(value: Any) -> str:
@@ -125,9 +192,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def format_validation_error(exc: ValidationError, data: Any, root: type[BaseModel]) -> list[tuple[str, str]]:
-    """Every error of ``exc`` as ``(field path, message)``, duplicates removed, in order."""
-    seen: dict[tuple[str, str], None] = {}
-    for error in exc.errors():
-        seen[describe_error(error, data, root)] = None
-    return list(seen)
+def format_validation_error(exc: ValidationError, data: Any, root: type[BaseModel]) -> list[Problem]:
+    """Every error of ``exc`` as a :class:`Problem`, in order, duplicates removed.
+
+    A missing field whose misspelling is present (``optimiser`` for
+    ``optimizer``) is reported once, as the unknown key with its suggestion.
+    """
+    problems = list(dict.fromkeys(describe_error(error, data, root) for error in exc.errors()))
+    misspelt = {(tuple(p.parts[:-1]), p.suggestion) for p in problems if p.kind == "extra_forbidden" and p.suggestion}
+    return [p for p in problems
+            if not (p.kind == "missing" and (tuple(p.parts[:-1]), p.parts[-1]) in misspelt)]

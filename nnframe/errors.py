@@ -27,8 +27,8 @@ class ConfigError(UserError):
     def __init__(self, message: str, *, file: str | None = None, path: str | None = None):
         self.file = file
         self.path = path
-        where = ", ".join(part for part in (file, f"field {path}" if path else None) if part)
-        super().__init__(f"{where}: {message}" if where else message)
+        where = [part for part in (file, f"field {path}" if path else None) if part]
+        super().__init__(": ".join([*where, message]))
 
 
 class DataError(UserError):

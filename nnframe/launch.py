@@ -6,21 +6,16 @@ directory is created, so a bad config or data file leaves nothing behind.
 
 from __future__ import annotations
 
-import platform
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
-import nnframe
 from nnframe.build import Experiment, build_experiment
 from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
 from nnframe.run import RunContext
-from nnframe.tracking import RunDirectory
+from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Trainer
 
 
@@ -38,15 +33,6 @@ def prepare(config_path: Path, overrides: list[str], plugins: Plugins) -> Experi
     return build_experiment(loaded, plugins)
 
 
-def versions(plugins: Plugins) -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "nnframe": nnframe.__version__,
-        "plugins": plugins.versions(),
-    }
-
-
 def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: Path = Path("runs"),
           resume: Path | None = None, quiet: bool = False, stream: TextIO | None = None) -> RunResult:
     """Run an experiment end to end; ``resume`` continues the run in that directory."""
@@ -54,26 +40,25 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
 
     experiment = prepare(config_path, overrides, plugins)
     settings = experiment.settings
-    if resume is not None:
-        run_dir = RunDirectory.open(resume)
-    else:
-        run_dir = RunDirectory.create(runs_dir, settings.name)
-        run_dir.write_config(experiment.config.to_yaml())
-        run_dir.write_overrides(overrides)
-    run = RunContext(name=settings.name, config=experiment.config.resolved, run_dir=run_dir.path,
+    run = RunContext(name=settings.name, config=experiment.config.resolved, run_dir=None,
                      plugin_manager=plugins.pm)
-    checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
-    trainer = Trainer(experiment, run, checkpointer=checkpointer)
+    trainer = Trainer(experiment, run)
+    run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
+    run.run_dir = run_dir.path
+    trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
     if resume is not None:
         previous = run_dir.read_summary() or {}
         run.summary["wall_time_s"] = float(previous.get("wall_time_s", 0.0))
-        checkpointer.restore(trainer)
+        trainer.checkpointer.restore(trainer)
         run.resumed = True
-        run_dir.write_overrides(overrides)
+    else:
+        run_dir.write_config(experiment.config.to_yaml())
+    run_dir.write_overrides(overrides)
     progress = make_progress(trainer.total_steps, quiet, stream)
     if progress is not None:
         run.register(progress)
-    run.summary.update({"name": settings.name, "run_dir": str(run_dir.path), "versions": versions(plugins)})
+    run.summary.update({"name": settings.name, "run_dir": str(run_dir.path),
+                        "versions": environment_versions(plugins.versions())})
     try:
         trainer.fit()
     finally:

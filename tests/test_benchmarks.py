@@ -1,0 +1,166 @@
+"""Tests of benchmarks/: the runner works end to end on its tiny size, and the correctness cross-check holds.
+
+Timings are never asserted: only that every workload, implementation and field
+is there and sane (positive, finite, accuracies in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPIRAL = ROOT / "benchmarks" / "configs" / "spiral.yaml"
+STEP_WORKLOADS = ("spiral", "mlp_large")
+NNFRAME_VARIANTS = ("nnframe", "nnframe_log_off", "nnframe_log_every_step")
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """Import ``benchmarks.<name>`` from the repository root (benchmarks/ is not an installed package)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    return lambda name: importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--size", "tiny", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text()), done.stdout
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def expected_implementations(results: dict, workload: str) -> set[str]:
+    torch = {"torch"} if results["implementations"]["torch"] else set()
+    if workload == "digits":
+        return {"nnframe", "numpy", "sklearn"} | torch
+    return {*NNFRAME_VARIANTS, "numpy"} | torch
+
+
+def test_tiny_run_has_every_workload(tiny):
+    results, _ = tiny
+    assert set(results["workloads"]) == {"spiral", "mlp_large", "digits", "processes"}
+    assert {"gemm", "cross_check", "targets", "machine", "command", "size"} <= set(results)
+
+
+@pytest.mark.parametrize("workload", [*STEP_WORKLOADS, "digits"])
+def test_every_implementation_has_a_positive_median(tiny, workload):
+    results, _ = tiny
+    entries = results["workloads"][workload]["results"]
+    assert set(entries) == expected_implementations(results, workload)
+    for name, entry in entries.items():
+        assert positive(entry["median"]), name
+        assert entry["min"] <= entry["median"] <= entry["max"], name
+        assert len(entry["samples"]) == entry["n"] >= 1, name
+
+
+@pytest.mark.parametrize("workload", STEP_WORKLOADS)
+def test_step_ratios_are_computed_in_the_run(tiny, workload):
+    results, _ = tiny
+    ratios = results["workloads"][workload]["ratios"]
+    for key in ("nnframe/numpy", "log_every_step/log_off", "log_every_10/log_off"):
+        assert positive(ratios[key]), key
+
+
+def test_digits_accuracies_are_fractions(tiny):
+    results, _ = tiny
+    for name, entry in results["workloads"]["digits"]["results"].items():
+        assert 0.0 <= entry["accuracy"] <= 1.0, name
+
+
+def test_mlp_large_reports_share_of_gemm_peak_and_memory(tiny):
+    results, _ = tiny
+    gemm = results["gemm"]
+    assert len(gemm["products"]) == 9  # three products (x W, xT dy, dy WT) for each of three layers
+    assert positive(gemm["peak_gflops"]) and positive(gemm["all_products_ms"])
+    workload = results["workloads"]["mlp_large"]
+    assert all(positive(entry["percent_of_peak"]) for entry in workload["results"].values())
+    for impl in ("nnframe", "numpy"):
+        memory = workload["memory"][impl]
+        assert "error" not in memory, memory
+        assert memory["step_peak_mb"] >= memory["resident_mb"] > 0
+        assert math.isfinite(memory["growth_mb"])
+        assert positive(memory["max_rss_mb"])
+
+
+def test_whole_process_commands_all_ran(tiny):
+    results, _ = tiny
+    commands = results["workloads"]["processes"]["results"]
+    assert {"nnframe_train_spiral", "nnframe_help", "numpy_spiral_script"} <= set(commands)
+    for name, entry in commands.items():
+        assert "error" not in entry, entry.get("error")
+        assert positive(entry["median"]), name
+
+
+def test_targets_and_table_are_reported(tiny):
+    results, stdout = tiny
+    assert len(results["targets"]) >= 10
+    for target in results["targets"]:
+        assert target["met"] in (True, False, None), target
+    assert results["cross_check"]["allclose"] is True
+    assert "| target |" in stdout and "mlp_large" in stdout
+
+
+def test_machine_names_blas_and_the_openblas_variables(tiny):
+    machine = tiny[0]["machine"]
+    assert machine["cores"] >= 1 and machine["threads"] >= 1
+    assert set(machine["environment"]) >= {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+
+
+def test_nnframe_and_the_handwritten_reference_give_the_same_spiral_loss_curve(bench):
+    ours, theirs = bench("crosscheck").loss_curves(SPIRAL, steps=300)
+    assert ours.shape == theirs.shape == (300,)
+    # weights 0.01 * randn make every logit about 0, so the first loss is about log 3 = 1.0986
+    assert ours[0] == pytest.approx(math.log(3), abs=0.01)
+    assert ours[-1] < 0.9 * ours[0]
+    assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_the_cross_check_notices_a_different_learning_rate(bench, monkeypatch):
+    crosscheck = bench("crosscheck")
+    make = crosscheck.reference_trainer
+    monkeypatch.setattr(crosscheck, "reference_trainer",
+                        lambda params, dataset, lr, batch_size: make(params, dataset, lr * (1 + 1e-9), batch_size))
+    ours, theirs = crosscheck.loss_curves(SPIRAL, steps=50)
+    assert not np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_interleaving_takes_the_contenders_in_turn(bench):
+    calls = []
+    contenders = {name: (lambda name=name: calls.append(name) or 1.0) for name in "ABC"}
+    samples = bench("timing").interleaved(contenders, repeats=2, warmup=1)
+    assert calls == list("ABC" * 3)
+    assert samples == {"A": [1.0, 1.0], "B": [1.0, 1.0], "C": [1.0, 1.0]}
+
+
+@pytest.mark.parametrize("samples, median, q1, q3", [
+    ([3.0, 1.0, 2.0], 2.0, 1.5, 2.5),  # sorted 1 2 3; inclusive quartiles halfway between neighbours
+    ([5.0], 5.0, 5.0, 5.0),
+])
+def test_summaries(bench, samples, median, q1, q3):
+    summary = bench("timing").summarize(samples)
+    assert (summary["median"], summary["min"], summary["max"]) == (median, min(samples), max(samples))
+    assert (summary["q1"], summary["q3"]) == pytest.approx((q1, q3))
+
+
+def test_step_flops_of_mlp_large(bench):
+    # 6 * 256 * (784*1000 + 1000*1000 + 1000*10) = 6 * 256 * 1_794_000
+    assert bench("gemm").step_flops(256, (784, 1000, 1000, 10)) == 2_755_584_000
+
+
+def test_a_target_with_a_missing_value_is_not_judged(bench):
+    report = bench("report")
+    checked = report.check_targets({"workloads": {}})
+    assert {t["met"] for t in checked} == {None}

@@ -1,0 +1,211 @@
+"""From a validated config to live objects: data, model (either form), loss, optimizer; errors located."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from nnframe.build import Streams, build_experiment, build_model, component_params, planned_steps
+from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.components import Params, node
+from nnframe.config import TrainConfig
+from nnframe.config_loader import load_experiment
+from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
+from nnframe.hookspecs import hookimpl
+from nnframe.plugins import get_plugin_manager
+
+SPIRAL: dict[str, Any] = {
+    "name": "spiral",
+    "seed": 7,
+    "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+    "model": [{"type": "affine", "out": 10}, {"type": "sigmoid"}, {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "sgd", "lr": 1.0},
+    "train": {"epochs": 1, "batch_size": 10},
+}
+BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)]
+BRANCHES = {
+    "inputs": ["x"],
+    "nodes": [
+        {"name": "h", "type": "affine", "out": 4, "inputs": ["x"]},
+        {"name": "a", "type": "sigmoid", "inputs": ["h"]},
+        {"name": "b", "type": "tanh", "inputs": ["h"]},
+        {"name": "s", "type": "add", "inputs": ["a", "b"]},
+        {"name": "r", "type": "repeat", "n": 3, "axis": 1, "inputs": ["s"]},
+        {"name": "q", "type": "sum", "axis": 1, "inputs": ["r"]},
+        {"name": "y", "type": "affine", "out": 3, "inputs": ["q"]},
+    ],
+    "output": "y",
+}
+
+
+class NotANode:
+    """A plugin whose build returns something that is not a Node."""
+
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("bogus", Params, lambda params, ctx: "not a node")]
+
+
+@pytest.fixture(scope="module")
+def plugins() -> Any:
+    return get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("bogus-plugin", NotANode())])
+
+
+def experiment(tmp_path: Path, plugins: Any, **sections: Any) -> Any:
+    config = {**copy.deepcopy(SPIRAL), **sections}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return build_experiment(load_experiment(path, [], plugins), plugins)
+
+
+def test_spiral_builds_with_shapes_from_the_data(tmp_path: Path, plugins: Any) -> None:
+    built = experiment(tmp_path, plugins)
+    assert built.model.param_names == ["affine1/W", "affine1/b", "affine2/W", "affine2/b"]
+    # the input width 2 decides W's rows: (2, 10) then (10, 3)
+    assert [p.shape for p in built.model.params] == [(2, 10), (10,), (10, 3), (3,)]
+    assert all(p.dtype == np.float32 for p in built.model.params)
+    assert built.dataset.x.dtype == np.float32 and built.dataset.n_train == 30
+    assert built.classification is True
+    assert built.model.forward(built.dataset.x[:5]).shape == (5, 3)
+
+
+def test_float64_is_honoured_everywhere(tmp_path: Path, plugins: Any) -> None:
+    built = experiment(tmp_path, plugins, train={"epochs": 1, "batch_size": 10, "dtype": "float64"})
+    assert built.dtype == np.float64
+    assert {p.dtype for p in built.model.params} == {np.dtype(np.float64)}
+    assert built.dataset.x.dtype == np.float64
+
+
+def test_the_same_seed_builds_the_same_weights_and_data(tmp_path: Path, plugins: Any) -> None:
+    first, second = experiment(tmp_path, plugins), experiment(tmp_path, plugins)
+    for a, b in zip(first.model.params, second.model.params):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(first.dataset.x, second.dataset.x)
+    other = experiment(tmp_path, plugins, seed=8)
+    assert not np.array_equal(first.model.params[0], other.model.params[0])
+
+
+def test_streams_are_independent_and_reproducible() -> None:
+    a, b = Streams.from_seed(3), Streams.from_seed(3)
+    assert a.init.integers(1 << 30) == b.init.integers(1 << 30)
+    draws = {Streams.from_seed(3).init.integers(1 << 30), Streams.from_seed(3).data.integers(1 << 30),
+             Streams.from_seed(3).shuffle.integers(1 << 30)}
+    assert len(draws) == 3
+
+
+def test_graph_form_with_branches_repeat_and_sum_builds_and_trains_a_step(tmp_path: Path, plugins: Any) -> None:
+    built = experiment(tmp_path, plugins, model=BRANCHES)
+    model = built.model
+    assert list(model.nodes) == ["h", "a", "b", "s", "r", "q", "y"]
+    x = built.dataset.x[:6]
+    out = model.forward(x)
+    # h: (6, 4); repeat n=3 on axis 1: (6, 12); sum on axis 1 keeps it: (6, 1); y: (6, 3)
+    assert out.shape == (6, 3)
+    assert model.params[2].shape == (1, 3)
+    loss = built.loss.forward(out, built.dataset.y[:6])
+    model.backward(built.loss.backward())
+    assert np.isfinite(loss) and np.abs(model.grads[0]).sum() > 0
+
+
+def test_a_multi_input_graph_builds_from_a_sample_per_input(plugins: Any) -> None:
+    config = {"inputs": ["u", "v"], "nodes": [
+        {"name": "hu", "type": "affine", "out": 3, "inputs": ["u"]},
+        {"name": "hv", "type": "affine", "out": 3, "inputs": ["v"]},
+        {"name": "y", "type": "mul", "inputs": ["hu", "hv"]},
+    ], "output": "y"}
+    from nnframe.config import ConfigModels
+
+    model_config = ConfigModels(plugins).experiment.model_validate({**SPIRAL, "model": config}).model
+    samples = {"u": np.ones((2, 4), np.float32), "v": np.ones((2, 5), np.float32)}
+    model = build_model(model_config, plugins, samples, np.random.default_rng(0))
+    assert [p.shape for p in model.params] == [(4, 3), (3,), (5, 3), (3,)]
+    assert model.forward(samples["u"], samples["v"]).shape == (2, 3)
+    with pytest.raises(ConfigError, match="field model.inputs: the graph takes 2 inputs"):
+        build_model(model_config, plugins, samples["u"], np.random.default_rng(0))
+
+
+def test_training_a_multi_input_graph_from_a_dataset_is_refused(tmp_path: Path, plugins: Any) -> None:
+    model = {"inputs": ["x", "x2"], "nodes": [
+        {"name": "h", "type": "affine", "out": 2, "inputs": ["x"]},
+        {"name": "s", "type": "add", "inputs": ["h", "x2"]},
+        {"name": "y", "type": "affine", "out": 3, "inputs": ["s"]},
+    ], "output": "y"}
+    with pytest.raises(ConfigError) as caught:
+        experiment(tmp_path, plugins, model=model)
+    assert caught.value.path == "model.inputs"
+    assert str(caught.value).startswith(f"{tmp_path / 'exp.yaml'}: field model.inputs: the graph takes 2 inputs "
+                                        "(x, x2), but a dataset gives one array x per example")
+
+
+@pytest.mark.parametrize("model, error, words", [
+    ({"nodes": [{"name": "h", "type": "add", "inputs": ["x"]}], "output": "h"}, GraphError,
+     ["field model.nodes[0]: node 'h' (add) takes 2 inputs, found 1"]),
+    ({"nodes": [{"name": "h", "type": "affine", "out": 4, "inputs": ["x"]},
+                {"name": "y", "type": "add", "inputs": ["h", "x"]}], "output": "y"}, ConfigError,
+     ["model.nodes[1]", "node 'y' (add) does not accept inputs of shape (2, 4), (2, 2)"]),
+    ([{"type": "affine", "out": 3}, {"type": "softmax", "axis": 4}], ConfigError,
+     ["field model[1]: node 'softmax1' (softmax): axis 4 is out of range"]),
+    ([{"type": "bogus"}], PluginError,
+     ["field model[0]: node type 'bogus' (plugin 'bogus-plugin'", "not an nnframe Node"]),
+])
+def test_node_build_errors_name_the_file_field_and_node(tmp_path: Path, plugins: Any, model: Any, error: type,
+                                                        words: list[str]) -> None:
+    with pytest.raises(error) as caught:
+        experiment(tmp_path, plugins, model=model)
+    message = str(caught.value)
+    assert str(tmp_path / "exp.yaml") in message
+    for word in words:
+        assert word in message
+    assert isinstance(caught.value, UserError)
+
+
+def test_labels_beyond_the_output_width_are_a_data_error_naming_the_file(tmp_path: Path, plugins: Any) -> None:
+    model = [{"type": "affine", "out": 10}, {"type": "sigmoid"}, {"type": "affine", "out": 2}]
+    with pytest.raises(DataError) as caught:
+        experiment(tmp_path, plugins, model=model)
+    # spiral with 10 points per class: the first label 2 is example 20
+    assert str(caught.value).startswith(f"{tmp_path / 'exp.yaml'}: data: dataset spiral: y[20] is class 2, "
+                                        "but the model outputs 2 values")
+
+
+def test_a_dataset_smaller_than_one_batch_is_refused_before_training(tmp_path: Path, plugins: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        experiment(tmp_path, plugins, train={"epochs": 1, "batch_size": 31})
+    assert caught.value.path == "train.batch_size"
+    assert "31 is more than the 30 training examples" in str(caught.value)
+
+
+def test_component_params_keep_only_the_components_own_fields(plugins: Any) -> None:
+    from nnframe.config import ConfigModels
+
+    entry = ConfigModels(plugins).experiment.model_validate(
+        {**SPIRAL, "model": [{"type": "affine", "out": 5, "name": "first", "inputs": ["x"]}]}).model[0]
+    params = component_params(plugins.nodes.get("affine"), entry)
+    assert type(params) is nodes.AffineParams
+    assert params.model_dump() == {"out": 5, "init": "normal", "scale": 0.01, "bias": True}
+
+
+
+@pytest.mark.parametrize("train, n_train, steps", [
+    ({"epochs": 3, "batch_size": 10}, 30, 9),  # 30 / 10 = 3 batches per epoch, 3 epochs
+    ({"epochs": 3, "batch_size": 8}, 30, 12),  # ceil(30 / 8) = 4 batches, the last one partial
+    ({"epochs": 3, "batch_size": 8, "drop_last": True}, 30, 9),  # floor(30 / 8) = 3 batches
+    ({"epochs": 3, "max_steps": 5, "batch_size": 10}, 30, 5),  # whichever comes first
+    ({"max_steps": 7, "batch_size": 10}, 30, 7),
+])
+def test_planned_steps(train: dict[str, Any], n_train: int, steps: int) -> None:
+    assert planned_steps(TrainConfig(**train), n_train) == steps
+
+
+def test_a_schedule_that_cannot_fit_the_run_is_refused_before_training(tmp_path: Path, plugins: Any) -> None:
+    optimizer = {"type": "sgd", "lr": 0.1, "schedule": {"type": "cosine", "warmup_steps": 3}}
+    with pytest.raises(ConfigError) as caught:
+        experiment(tmp_path, plugins, optimizer=optimizer)  # 30 examples, batch 10, 1 epoch: 3 steps
+    assert caught.value.path == "optimizer.schedule"
+    assert "warmup_steps (3) must be less than total_steps (3)" in str(caught.value)

@@ -1,0 +1,226 @@
+"""The command line, through typer's CliRunner and through the installed ``nnframe`` console script.
+
+A config mistake is exit code 2 with one message naming the file (or override)
+and the field path, and no traceback; success prints the run directory and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from fixtures.sources import node_plugin
+from nnframe.cli import app, reports_errors
+from nnframe.errors import NNFrameError, NonFiniteError, UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+SPIRAL = ROOT / "experiments" / "spiral.yaml"
+NNFRAME = shutil.which("nnframe") or "nnframe"
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def console(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([NNFRAME, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+
+
+def spiral_with(tmp_path: Path, change: Any) -> Path:
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    change(config)
+    path = tmp_path / "mistake.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def check_run_dir(output: str, runs: Path) -> Path:
+    lines = output.splitlines()
+    run_lines = [line for line in lines if line.startswith("run: ")]
+    assert len(run_lines) == 1, output
+    run_dir = Path(run_lines[0].removeprefix("run: "))
+    assert run_dir.parent == runs / "spiral"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "summary.json").is_file()
+    metrics = dict(line.split(": ") for line in lines if line.startswith("train/"))
+    assert set(metrics) == {"train/loss", "train/accuracy"}
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert float(metrics["train/loss"]) == pytest.approx(summary["metrics"]["train/loss"], abs=1e-4)
+    return run_dir
+
+
+def test_train_through_clirunner(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    result = invoke("train", SPIRAL, "train.epochs=3", "--runs-dir", runs, "--quiet")
+    assert result.exit_code == 0, result.output
+    run_dir = check_run_dir(result.output, runs)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert config["train"]["epochs"] == 3
+
+
+def test_train_through_the_console_script(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    done = console("train", SPIRAL, "train.epochs=3", "--runs-dir", runs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = check_run_dir(done.stdout, runs)
+    # the run's config.yaml is the resolved config: validating it prints it back unchanged
+    again = invoke("validate", run_dir / "config.yaml")
+    assert again.exit_code == 0, again.output
+    assert yaml.safe_load(again.output) == yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+
+
+def test_validate_prints_the_resolved_config_which_round_trips(tmp_path: Path) -> None:
+    first = invoke("validate", SPIRAL, "optimizer.lr=0.1", "model.0.out=20")
+    assert first.exit_code == 0, first.output
+    resolved = yaml.safe_load(first.output)
+    assert resolved["optimizer"] == {"type": "sgd", "lr": 0.1, "weight_decay": 0.0,
+                                     "schedule": {"type": "constant", "warmup_steps": 0}}
+    assert resolved["model"][0]["out"] == 20
+    assert resolved["checkpoint"]["keep"] == 3
+    printed = tmp_path / "resolved.yaml"
+    printed.write_text(first.output, encoding="utf-8")
+    second = invoke("validate", printed)
+    assert second.exit_code == 0, second.output
+    assert second.output == first.output
+
+
+def test_schema_is_json_schema_of_the_builtins() -> None:
+    result = invoke("schema")
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    assert schema["title"] == "nnframe experiment"
+    assert set(schema["required"]) >= {"name", "data", "model", "loss", "optimizer", "train"}
+    assert {"AffineNode", "SpiralData", "SgdOptimizer", "MseLoss"} <= set(schema["$defs"])
+
+
+def test_schema_of_the_console_script_includes_an_installed_plugins_component(site: Site) -> None:
+    site.add("nnframe-scaler", {"nnframe_scaler": node_plugin("scale_by", 3.0)})
+    done = console("schema", env=site.env())
+    assert done.returncode == 0, done.stderr
+    scale = json.loads(done.stdout)["$defs"]["ScaleByNode"]
+    assert scale["properties"]["type"]["const"] == "scale_by"
+    assert scale["properties"]["factor"]["default"] == 3.0
+
+
+def set_in(path: list[Any], value: Any) -> Any:
+    def change(config: dict[str, Any]) -> None:
+        target = config
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return change
+
+
+def delete(path: list[Any]) -> Any:
+    def change(config: dict[str, Any]) -> None:
+        target = config
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+    return change
+
+
+def rename(old: str, new: str) -> Any:
+    return lambda config: config.__setitem__(new, config.pop(old))
+
+
+MISTAKES = {
+    "misspelled top-level key": (rename("optimizer", "optimiser"), [], "field optimiser",
+                                 "did you mean 'optimizer'?"),
+    "misspelled node type": (set_in(["model", 0, "type"], "afine"), [], "field model[0].type",
+                             "did you mean 'affine'?"),
+    "negative out": (set_in(["model", 2, "out"], -3), [], "field model[2].out", "found -3"),
+    "string lr": (set_in(["optimizer", "lr"], "fast"), [], "field optimizer.lr", "found 'fast'"),
+    "unknown optimizer key": (set_in(["optimizer"], {"type": "momentum", "lr": 0.1, "momentun": 0.9}), [],
+                              "field optimizer.momentun", "did you mean 'momentum'?"),
+    "no epochs or max_steps": (delete(["train", "epochs"]), [], "field train", "train.epochs or train.max_steps"),
+    "wrong dtype": (set_in(["train", "dtype"], "float16"), [], "field train.dtype", "found 'float16'"),
+    "missing name": (delete(["name"]), [], "field name", "missing required field"),
+    "extra key in a node": (set_in(["model", 1, "out"], 3), [], "field model[1].out", "unknown key 'out'"),
+    "unknown override path": (None, ["optimizer.lrr=0.1"], "override 'optimizer.lrr=0.1': field optimizer.lrr",
+                              "did you mean 'lr'?"),
+    "override index out of range": (None, ["model.5.out=3"], "override 'model.5.out=3'",
+                                     "model is a list of 3 entries"),
+    "bad value type in an override": (None, ["train.epochs=many"], "override 'train.epochs=many': field train.epochs",
+                                      "found 'many'"),
+    "override of an unknown section": (None, ["foo.bar=1"], "override 'foo.bar=1': field foo", "unknown key 'foo'"),
+    "node without type": (set_in(["model", 1], {"name": "s"}), [], "field model[1].type",
+                          "missing required key 'type'"),
+    "batch_size zero": (set_in(["train", "batch_size"], 0), [], "field train.batch_size", "greater than 0"),
+    "graph with a cycle": (set_in(["model"], {"inputs": ["x"], "output": "y", "nodes": [
+        {"name": "h", "type": "affine", "out": 4, "inputs": ["y"]},
+        {"name": "y", "type": "affine", "out": 3, "inputs": ["h"]}]}), [], "field model.nodes[0].inputs",
+        "node 'h' is in a cycle: h -> y -> h"),
+    "graph with an unknown input": (set_in(["model"], {"output": "y", "nodes": [
+        {"name": "h", "type": "affine", "out": 4, "inputs": ["xx"]},
+        {"name": "y", "type": "affine", "out": 3, "inputs": ["h"]}]}), [], "field model.nodes[0].inputs",
+        "did you mean 'x'?"),
+    "graph with an unreachable node": (set_in(["model"], {"output": "y", "nodes": [
+        {"name": "h", "type": "affine", "out": 4, "inputs": ["x"]},
+        {"name": "dead", "type": "tanh", "inputs": ["h"]},
+        {"name": "y", "type": "affine", "out": 3, "inputs": ["h"]}]}), [], "field model.nodes[1]",
+        "node 'dead' does not lead to the output 'y'"),
+    "graph with two inputs": (set_in(["model"], {"inputs": ["x", "z"], "output": "y", "nodes": [
+        {"name": "h", "type": "affine", "out": 2, "inputs": ["x"]},
+        {"name": "s", "type": "add", "inputs": ["h", "z"]},
+        {"name": "y", "type": "affine", "out": 3, "inputs": ["s"]}]}), [], "field model.inputs",
+        "a dataset gives one array x per example"),
+}
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_config_mistakes_exit_2_with_the_field_path(tmp_path: Path, name: str) -> None:
+    change, overrides, where, words = MISTAKES[name]
+    config = spiral_with(tmp_path, change) if change else SPIRAL
+    runs = tmp_path / "runs"
+    result = invoke("train", config, *overrides, "--runs-dir", runs, "--quiet")
+    assert result.exit_code == 2, result.output
+    message = result.output.strip()
+    assert message.startswith("error: ")
+    assert where in message and words in message
+    if change:
+        assert f"{config}: {where}" in message
+    assert "Traceback" not in result.output
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("name", ["misspelled node type", "unknown override path"])
+def test_config_mistakes_through_the_console_script(tmp_path: Path, name: str) -> None:
+    change, overrides, where, words = MISTAKES[name]
+    config = spiral_with(tmp_path, change) if change else SPIRAL
+    done = console("validate", config, *overrides)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert where in done.stderr and words in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_no_arguments_shows_help() -> None:
+    result = invoke()
+    assert "train" in result.output and "validate" in result.output and "gradcheck" in result.output
+
+
+@pytest.mark.parametrize("error, code", [
+    (UserError("bad input"), 2),
+    (NonFiniteError("loss is nan"), 3),
+    (NNFrameError("something internal"), 1),
+    (KeyboardInterrupt(), 130),
+])
+def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: int,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    @reports_errors
+    def command() -> None:
+        raise error
+
+    with pytest.raises(typer.Exit) as caught:
+        command()
+    assert caught.value.exit_code == code
+    assert capsys.readouterr().err.startswith("error: ")

@@ -1,0 +1,263 @@
+"""Reading YAML safely, applying Hydra-style overrides, validating, and printing the resolved config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.config_loader import (MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED_NODES, apply_override, load_experiment,
+                                   parse_override, read_yaml)
+from nnframe.errors import ConfigError
+from nnframe.plugins import get_plugin_manager
+
+SPIRAL_YAML = """\
+name: spiral
+seed: 1984
+data: {type: spiral, points_per_class: 10, classes: 3}
+model:
+  - {type: affine, out: 10}
+  - {type: sigmoid}
+  - {type: affine, out: 3}
+loss: {type: softmax_cross_entropy}
+optimizer: {type: sgd, lr: 1.0}
+train: {epochs: 3, batch_size: 30}
+"""
+BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+
+
+@pytest.fixture(scope="module")
+def plugins() -> Any:
+    return get_plugin_manager(autoload=False, plugins=[
+        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)])
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_read_yaml_returns_the_mapping(tmp_path: Path) -> None:
+    data = read_yaml(write(tmp_path, SPIRAL_YAML))
+    assert data["model"][0] == {"type": "affine", "out": 10}
+
+
+def test_merge_keys_are_plain_yaml_and_allowed(tmp_path: Path) -> None:
+    text = "base: &b {type: affine, out: 4}\nother:\n  <<: *b\n  out: 5\n"
+    assert read_yaml(write(tmp_path, text))["other"] == {"type": "affine", "out": 5}
+
+
+@pytest.mark.parametrize("text, words", [
+    ("!!python/object/apply:os.system ['echo hacked']\n", ["tag", "python/object/apply:os.system", "not allowed"]),
+    ("name: !!python/name:os.system\n", ["python/name:os.system", "not allowed"]),
+    (BILLION_LAUGHS, [f"more than {MAX_EXPANDED_NODES} values", "alias bomb"]),
+    ("a: &a [*a]\n", ["refers to itself"]),
+    ("a: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n", [f"more than {MAX_DEPTH} levels"]),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", [f"more than {MAX_DEPTH} levels"]),
+    ("name: a\nseed: 1\nname: b\n", ["duplicate key 'name' at line 3", "first at line 1"]),
+    ("- 1\n- 2\n", ["top level must be a mapping", "found a list"]),
+    ("42\n", ["top level must be a mapping", "found a number (42)"]),
+    ("just words\n", ["found a string ('just words')"]),
+    ("", ["the file is empty"]),
+    ("# only a comment\n", ["the file is empty"]),
+    ("a: b: c\n", ["not valid YAML", "line 1, column 5"]),
+    ("a: [1, 2\n", ["not valid YAML"]),
+    ("a: 1\n---\nb: 2\n", ["not valid YAML", "single document"]),
+    (b"\x00\x01binary\xff", ["binary data"]),
+    (b"name: caf\xe9\n", ["not UTF-8", "byte 9"]),
+])
+def test_hostile_or_broken_yaml_is_one_config_error_naming_the_file(tmp_path: Path, text: str | bytes,
+                                                                    words: list[str]) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    for word in words:
+        assert word in message
+
+
+def test_a_python_tag_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = write(tmp_path, f"a: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError):
+        read_yaml(path)
+    assert not marker.exists()
+
+
+def test_an_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = write(tmp_path, "a: " + "x" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError, match=f"larger than {MAX_CONFIG_BYTES} bytes"):
+        read_yaml(path)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda tmp: tmp / "missing.yaml", ["no such file"]),
+    (lambda tmp: tmp, ["is a directory"]),
+    (lambda tmp: (os.mkfifo(tmp / "fifo"), tmp / "fifo")[1], ["not a regular file"]),
+    (lambda tmp: Path(os.devnull), ["not a regular file"]),
+])
+def test_paths_that_are_not_readable_config_files(tmp_path: Path, make: Any, words: list[str]) -> None:
+    path = make(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(path)
+    assert str(path) in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_permission_denied_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tests run as root, for whom chmod 000 does not stop a read; make open() fail as it would for a user
+    path = write(tmp_path, SPIRAL_YAML)
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(ConfigError, match="cannot be read \\(permission denied\\)"):
+        read_yaml(path)
+
+
+@pytest.mark.parametrize("text, path, value", [
+    ("optimizer.lr=0.1", ["optimizer", "lr"], 0.1),
+    ("model.0.out=20", ["model", 0, "out"], 20),
+    ("train.epochs=3", ["train", "epochs"], 3),
+    ("train.max_steps=null", ["train", "max_steps"], None),
+    ("log.grad_norms=false", ["log", "grad_norms"], False),
+    ("name=run 2", ["name"], "run 2"),
+    ("model.1={type: relu}", ["model", 1], {"type": "relu"}),
+    ("data.path=a=b.npz", ["data", "path"], "a=b.npz"),
+    ("train.dtype=", ["train", "dtype"], ""),
+])
+def test_parse_override_reads_the_value_as_yaml(text: str, path: list[Any], value: Any) -> None:
+    assert parse_override(text) == (path, value)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("optimizer.lr", ["must look like path=value"]),
+    ("=3", ["empty path"]),
+    ("optimizer..lr=3", ["empty part"]),
+    ("train.epochs=[1", ["not valid YAML"]),
+    ("train.epochs=!!python/object/apply:os.system [ls]", ["not allowed"]),
+])
+def test_malformed_overrides_are_named(text: str, words: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_override(text)
+    assert f"override {text!r}" in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def spiral_data() -> dict[str, Any]:
+    return yaml.safe_load(SPIRAL_YAML)
+
+
+def test_apply_override_sets_values_and_creates_missing_sections() -> None:
+    data = spiral_data()
+    apply_override(data, "model.0.out=20")
+    apply_override(data, "checkpoint.every=5")
+    assert data["model"][0]["out"] == 20
+    assert data["checkpoint"] == {"every": 5}
+
+
+@pytest.mark.parametrize("text, words", [
+    ("model.5.out=3", ["model is a list of 3 entries (indices 0..2)", "5 is not an index"]),
+    ("model.3=3", ["3 is not an index"]),
+    ("model.x.out=3", ["'x' is not an index"]),
+    ("name.first=3", ["name is a value ('spiral'), not a section"]),
+    ("model.0.out.x=1", ["model.0.out is a value (10)"]),
+])
+def test_override_paths_that_cannot_exist_are_named(text: str, words: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        apply_override(spiral_data(), text)
+    assert f"override {text!r}" in str(caught.value)
+    for word in words:
+        assert word in str(caught.value)
+
+
+@pytest.mark.parametrize("overrides, origin, path", [
+    (["optimizer.lrr=0.1"], "override 'optimizer.lrr=0.1'", "optimizer.lrr"),
+    (["foo.bar=1"], "override 'foo.bar=1'", "foo"),
+    (["model.0.out=abc"], "override 'model.0.out=abc'", "model[0].out"),
+    (["train.epochs=3", "train.epochs=-1"], "override 'train.epochs=-1'", "train.epochs"),
+    (["model.1.type=afine"], "override 'model.1.type=afine'", "model[1].type"),
+    (["optimizer.lr=0.5", "data.classes=1"], "override 'data.classes=1'", "data.classes"),
+])
+def test_a_bad_override_is_named_in_the_error(tmp_path: Path, plugins: Any, overrides: list[str], origin: str,
+                                              path: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, SPIRAL_YAML), overrides, plugins)
+    assert str(caught.value).startswith(f"{origin}: field {path}: ")
+    assert caught.value.path == path
+
+
+def test_an_error_in_the_file_names_the_file_even_with_overrides(tmp_path: Path, plugins: Any) -> None:
+    path = write(tmp_path, SPIRAL_YAML.replace("lr: 1.0", "lr: fast"))
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, ["train.epochs=5"], plugins)
+    assert str(caught.value).startswith(f"{path}: field optimizer.lr: ")
+    assert (caught.value.file, caught.value.path) == (str(path), "optimizer.lr")
+
+
+def test_graph_problems_are_config_errors_with_the_field_path(tmp_path: Path, plugins: Any) -> None:
+    text = SPIRAL_YAML.replace("""model:
+  - {type: affine, out: 10}
+  - {type: sigmoid}
+  - {type: affine, out: 3}""", """model:
+  inputs: [x]
+  nodes:
+    - {name: h, type: affine, out: 10, inputs: [x]}
+    - {name: y, type: affine, out: 3, inputs: [hh]}
+  output: y""")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, [], plugins)
+    assert str(caught.value) == (f"{path}: field model.nodes[1].inputs: node 'y': unknown input 'hh'; "
+                                 "available: h, x (did you mean 'h'?)")
+    fixed = ["model.nodes.1.inputs=[h]"]
+    assert load_experiment(path, fixed, plugins).experiment.model.nodes[1].inputs == ["h"]
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, ["model.nodes.1.inputs=[y]"], plugins)
+    assert str(caught.value) == ("override 'model.nodes.1.inputs=[y]': field model.nodes[1].inputs: node 'y' reads "
+                                 "its own output; a node cannot depend on its own output")
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, [*fixed, "model.nodes.0.name=y"], plugins)
+    assert str(caught.value).startswith(f"{path} (with overrides 'model.nodes.1.inputs=[h]', 'model.nodes.0.name=y'): "
+                                        "field model.nodes[1].name: duplicate node name 'y'")
+
+
+def test_overrides_are_validated_like_the_file(tmp_path: Path, plugins: Any) -> None:
+    loaded = load_experiment(write(tmp_path, SPIRAL_YAML), ["optimizer.lr=0.1", "model.0.out=20",
+                                                            "optimizer.type=momentum"], plugins)
+    assert loaded.experiment.optimizer.lr == 0.1
+    assert loaded.experiment.optimizer.momentum == 0.9
+    assert loaded.experiment.model[0].out == 20
+    assert loaded.overrides == ["optimizer.lr=0.1", "model.0.out=20", "optimizer.type=momentum"]
+
+
+@pytest.mark.parametrize("model", [
+    "model:\n  - {type: affine, out: 10}\n  - {type: sigmoid}\n  - {type: affine, out: 3}\n",
+    "model:\n  inputs: [x]\n  nodes:\n    - {name: h, type: affine, out: 10, inputs: [x]}\n"
+    "    - {name: r, type: repeat, n: 2, axis: 1, inputs: [h]}\n    - {name: s, type: sum, axis: 1, inputs: [r]}\n"
+    "    - {name: y, type: affine, out: 3, inputs: [s]}\n  output: y\n",
+])
+def test_the_resolved_config_round_trips(tmp_path: Path, plugins: Any, model: str) -> None:
+    text = SPIRAL_YAML.split("model:")[0] + model + SPIRAL_YAML.split("  - {type: affine, out: 3}\n")[1]
+    loaded = load_experiment(write(tmp_path, text), ["optimizer.lr=0.25"], plugins)
+    printed = loaded.to_yaml()
+    again = load_experiment(write(tmp_path, printed, "resolved.yaml"), [], plugins)
+    assert again.resolved == loaded.resolved
+    assert again.to_yaml() == printed
+    resolved = yaml.safe_load(printed)
+    assert resolved["optimizer"]["lr"] == 0.25
+    assert resolved["train"]["dtype"] == "float32"
+    assert list(resolved["data"])[0] == "type"

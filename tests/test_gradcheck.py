@@ -1,0 +1,164 @@
+"""``nnframe gradcheck``: the configured model and loss, checked numerically in float64."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.cli import app
+from nnframe.config_loader import load_experiment
+from nnframe.errors import ConfigError
+from nnframe.gradcheck import check_experiment, in_float64
+from nnframe.plugins import get_plugin_manager
+
+ROOT = Path(__file__).resolve().parents[1]
+SPIRAL = ROOT / "experiments" / "spiral.yaml"
+BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)]
+BROKEN_PLUGIN = '''
+import numpy as np
+from pydantic import Field
+
+from nnframe import Node, Params, hookimpl
+from nnframe.components import node
+
+
+class BrokenParams(Params):
+    """Output width."""
+
+    out: int = Field(gt=0)
+
+
+class BrokenMatMul(Node):
+    """y = xW, x: (N, D) -> (N, H); its backward doubles dW by mistake."""
+
+    param_names = ("W",)
+
+    def __init__(self, W):
+        super().__init__()
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params[0]
+
+    def backward(self, dout):
+        self.grads[0][...] = 2 * self.x.T @ dout
+        return dout @ self.params[0].T
+
+
+def build(params, ctx):
+    """A matmul with a wrong weight gradient."""
+    W = ctx.rng.standard_normal((ctx.in_features, params.out)).astype(ctx.dtype)
+    return BrokenMatMul(W)
+
+
+@hookimpl
+def nnframe_register_nodes():
+    return [node("broken_matmul", BrokenParams, build)]
+'''
+
+
+def tiny_config(tmp_path: Path, model: Any) -> Path:
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["data"]["points_per_class"] = 10
+    config["model"] = model
+    path = tmp_path / "check.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def builtins() -> Any:
+    return get_plugin_manager(autoload=False, plugins=BUILTINS)
+
+
+def test_the_spiral_experiment_passes(builtins: Any) -> None:
+    report = check_experiment(SPIRAL, [], builtins)
+    assert report.ok
+    assert list(report.errors) == ["input/x", "affine1/W", "affine1/b", "affine2/W", "affine2/b", "loss/input"]
+    # correct float64 backward passes agree with central differences to about 1e-8 or better
+    assert report.worst_error < 1e-6
+
+
+@pytest.mark.parametrize("model", [
+    [{"type": "affine", "out": 6}, {"type": "dropout", "ratio": 0.5}, {"type": "tanh"}, {"type": "affine", "out": 3}],
+    {"inputs": ["x"], "output": "y", "nodes": [
+        {"name": "h", "type": "affine", "out": 4, "inputs": ["x"]},
+        {"name": "a", "type": "sigmoid", "inputs": ["h"]},
+        {"name": "b", "type": "relu", "inputs": ["h"]},
+        {"name": "m", "type": "mul", "inputs": ["a", "b"]},
+        {"name": "r", "type": "repeat", "n": 2, "axis": 1, "inputs": ["m"]},
+        {"name": "s", "type": "sum", "axis": 1, "inputs": ["r"]},
+        {"name": "y", "type": "affine", "out": 3, "inputs": ["s", ]},
+    ]},
+])
+def test_dropout_branches_repeat_and_sum_pass(tmp_path: Path, builtins: Any, model: Any) -> None:
+    report = check_experiment(tiny_config(tmp_path, model), [], builtins, batch=5)
+    assert report.ok, report.describe()
+
+
+def test_in_float64_changes_only_the_dtype(builtins: Any) -> None:
+    loaded = load_experiment(SPIRAL, ["train.dtype=float32"], builtins)
+    converted = in_float64(loaded)
+    assert converted.experiment.train.dtype == "float64"
+    assert loaded.experiment.train.dtype == "float32"
+    before, after = loaded.resolved, converted.resolved
+    before["train"].pop("dtype"), after["train"].pop("dtype")
+    assert before == after
+
+
+@pytest.mark.parametrize("batch, tolerance, words", [(0, 1e-5, "at least 1 example"), (4, 0.0, "above 0")])
+def test_a_bad_batch_or_tolerance_is_a_user_error(builtins: Any, batch: int, tolerance: float, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        check_experiment(SPIRAL, [], builtins, batch=batch, tolerance=tolerance)
+
+
+BROKEN_MODEL = [{"type": "affine", "out": 5}, {"type": "tanh"}, {"type": "broken_matmul", "out": 3}]
+
+
+def test_a_broken_plugin_node_fails_by_name(site: Site, tmp_path: Path) -> None:
+    site.add("nnframe-broken", {"nnframe_broken": BROKEN_PLUGIN})
+    report = check_experiment(tiny_config(tmp_path, BROKEN_MODEL), [], get_plugin_manager())
+    assert not report.ok
+    assert report.worst_name == "broken_matmul1/W"
+    # dW is doubled: |2n - n| / (|2n| + |n|) = 1/3
+    assert report.worst_error == pytest.approx(1 / 3, rel=1e-4)
+    assert report.errors["affine1/W"] < 1e-6
+
+
+def test_cli_gradcheck_passes_on_spiral() -> None:
+    result = CliRunner().invoke(app, ["gradcheck", str(SPIRAL), "--batch", "3"])
+    assert result.exit_code == 0, result.output
+    assert "affine1/W" in result.output and "worst: " in result.output
+    assert "FAIL" not in result.output
+
+
+def test_cli_gradcheck_rejects_a_zero_batch() -> None:
+    result = CliRunner().invoke(app, ["gradcheck", str(SPIRAL), "--batch", "0"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_console_script_gradcheck_fails_for_a_broken_plugin_node(site: Site, tmp_path: Path) -> None:
+    site.add("nnframe-broken", {"nnframe_broken": BROKEN_PLUGIN})
+    config = tiny_config(tmp_path, BROKEN_MODEL)
+    done = subprocess.run([shutil.which("nnframe") or "nnframe", "gradcheck", str(config)], capture_output=True,
+                          text=True, env=site.env(), timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    assert lines["broken_matmul1/W"].endswith("FAIL")
+    assert not lines["affine1/W"].endswith("FAIL")
+    assert "error: gradient check failed: broken_matmul1/W has relative error 3.33" in done.stderr
+    assert "Traceback" not in output
+    assert np.isfinite(float(lines["loss/input"].split()[1]))

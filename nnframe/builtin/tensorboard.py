@@ -15,39 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnframe.event_file import EventFile
 from nnframe.hookspecs import hookimpl
 from nnframe.tracking import config_yaml
 
 if TYPE_CHECKING:
-    from tensorboardX import SummaryWriter
-
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
-FLUSH_SECS = 10
 HPARAM_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
-
-
-def import_tensorboardx() -> Any:
-    """tensorboardX, imported without PyTorch.
-
-    tensorboardX imports torch when it is installed, only to accept torch
-    tensors; that costs about a second at every run start. nnframe logs plain
-    floats and numpy arrays, so unless the user's process already imported
-    torch, the import is blocked for the duration and tensorboardX falls back
-    to numpy.
-    """
-    import sys
-
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
-        import tensorboardX
-        return tensorboardX
-    sys.modules["torch"] = None  # type: ignore[assignment]
-    try:
-        import tensorboardX
-        import tensorboardX.summary
-    finally:
-        del sys.modules["torch"]
-    return tensorboardX
 
 
 @hookimpl
@@ -76,32 +51,26 @@ class TensorBoardLogger:
     def __init__(self, run: RunContext) -> None:
         self.logdir = run.run_dir
         self.histograms_every = int(run.config.get("log", {}).get("histograms_every", 0) or 0)
-        self.writer: SummaryWriter | None = None
+        self.writer: EventFile | None = None
         self.last: dict[str, float] = {}
 
     @hookimpl
     def nnframe_run_start(self, run: RunContext) -> None:
-        SummaryWriter = import_tensorboardx().SummaryWriter
-        self.writer = SummaryWriter(
-            logdir=str(self.logdir),
-            purge_step=run.step + 1 if run.resumed else None,
-            flush_secs=FLUSH_SECS,
-            filename_suffix=f".{_count_event_files(self.logdir)}",
-        )
+        self.writer = EventFile(self.logdir, purge_step=run.step + 1 if run.resumed else None,
+                                suffix=f".{_count_event_files(self.logdir)}")
         if not run.resumed:
-            self.writer.add_text("config", f"```yaml\n{config_yaml(run.config)}```", global_step=0)
-        self.writer.flush()
+            self.writer.text("config", f"```yaml\n{config_yaml(run.config)}```", step=0)
+            self.writer.flush()
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
         if self.writer is None:
             return
         if metrics.logged:
-            self._scalar("train/loss", metrics.loss, metrics.step)
-            self._scalar("train/accuracy", metrics.accuracy, metrics.step)
-            self._scalar("train/lr", metrics.lr, metrics.step)
+            scalars = {"train/loss": metrics.loss, "train/accuracy": metrics.accuracy, "train/lr": metrics.lr}
             for key, norm in (metrics.grad_norms or {}).items():
-                self._scalar(f"grad_norm/{key}", norm, metrics.step)
+                scalars[f"grad_norm/{key}"] = norm
+            self._scalars(scalars, metrics.step)
         if self.histograms_every > 0 and metrics.step % self.histograms_every == 0 and run.model is not None:
             self._histograms(run.model, metrics.step)
 
@@ -109,8 +78,7 @@ class TensorBoardLogger:
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
         if self.writer is None:
             return
-        self._scalar("val/loss", metrics.loss, metrics.step)
-        self._scalar("val/accuracy", metrics.accuracy, metrics.step)
+        self._scalars({"val/loss": metrics.loss, "val/accuracy": metrics.accuracy}, metrics.step)
         self.writer.flush()
 
     @hookimpl
@@ -123,26 +91,22 @@ class TensorBoardLogger:
             self.writer.close()
             self.writer = None
 
-    def _scalar(self, tag: str, value: float | None, step: int) -> None:
-        if value is None:
-            return
-        self.last[tag] = float(value)
-        self.writer.add_scalar(tag, float(value), global_step=step)
+    def _scalars(self, values: Mapping[str, float | None], step: int) -> None:
+        present = {tag: float(value) for tag, value in values.items() if value is not None}
+        self.last.update(present)
+        self.writer.scalars(present, step)
 
     def _histograms(self, model: Any, step: int) -> None:
         for name, param, grad in model.named_params():
             for prefix, values in (("weights", param), ("grads", grad)):
                 finite = np.asarray(values)[np.isfinite(values)]
                 if finite.size:
-                    self.writer.add_histogram(f"{prefix}/{name}", finite, global_step=step)
+                    self.writer.histogram(f"{prefix}/{name}", finite, step)
 
     def _hparams(self, config: Mapping[str, Any]) -> None:
         """Write the HParams summaries into this run's own event file (``add_hparams`` would make a sub-run)."""
-        hparams = import_tensorboardx().summary.hparams
-
         metrics = {tag: self.last[tag] for tag in HPARAM_METRICS if tag in self.last}
-        for summary in hparams(flatten_config(config), metrics):
-            self.writer.file_writer.add_summary(summary)
+        self.writer.hparams(flatten_config(config), metrics)
 
     def __repr__(self) -> str:
         state = "open" if self.writer is not None else "closed"

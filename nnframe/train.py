@@ -66,6 +66,10 @@ class Trainer:
         self.last_eval: EvalMetrics | None = None
         self.last_step: StepMetrics | None = None
         self._stop_signal: int | None = None
+        self._log_every = self.settings.log.every
+        self._log_grad_norms = self.settings.log.grad_norms
+        self._clip = train.clip_grad_norm
+        self._step_end = run.plugin_manager.hook.nnframe_step_end
         self.optimizer.bind(self.model.param_names, self.model.params)
         run.model, run.optimizer = self.model, self.optimizer
 
@@ -131,18 +135,17 @@ class Trainer:
 
     def train_step(self) -> StepMetrics:
         """One optimizer step on the next mini-batch."""
-        model, log = self.model, self.settings.log
+        model, loss_node = self.model, self.loss
         index = self.batches.next_batch()
         x, t = self.dataset.x[index], self.dataset.y[index]
         out = model.forward(x)
-        loss = self.loss.forward(out, t)
-        model.backward(self.loss.backward(1.0))
+        loss = float(loss_node.forward(out, t))
+        model.backward(loss_node.backward(1.0))
         step = self.step + 1
-        logged = step % log.every == 0
+        logged = step % self._log_every == 0
         grads = model.grads
-        clip = self.settings.train.clip_grad_norm
-        metrics = StepMetrics(step, self.batches.epoch, float(loss), 0.0, logged)
-        if logged and log.grad_norms:
+        metrics = StepMetrics(step, self.batches.epoch, loss, 0.0, logged)
+        if logged and self._log_grad_norms:
             metrics.grad_norms = norms(model.param_names, grads)
             total_norm = metrics.grad_norms["global"]
         else:
@@ -152,13 +155,13 @@ class Trainer:
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
             self._nonfinite(step, loss, x)
         else:
-            if clip:
-                clip_grad_norm(grads, clip, total_norm)
+            if self._clip:
+                clip_grad_norm(grads, self._clip, total_norm)
             metrics.lr = self.optimizer.lr = self.schedule.lr_at(step - 1, self.base_lr, self.total_steps)
             self.optimizer.update(model.params, grads)
         self.step = self.run.step = step
         self.last_step = metrics
-        self.run.hook.nnframe_step_end(run=self.run, metrics=metrics)
+        self._step_end(run=self.run, metrics=metrics)
         return metrics
 
     def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:

@@ -374,3 +374,29 @@ def test_builtin_plugin_registers_every_optimizer(name: str, cls: type[Optimizer
     assert type(optimizer) is cls
     assert optimizer.lr == 0.5
     assert component.summary()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "rmsprop"])
+def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypatch, name, workers):
+    import nnframe.optimizers as optimizers
+
+    rng = np.random.default_rng(0)
+    shape = (3 * optimizers.BLOCK + 17,)  # above the blocking threshold, with a ragged last block
+    start = rng.standard_normal(shape).astype(np.float32)
+    grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
+
+    def run(block: int) -> np.ndarray:
+        monkeypatch.setattr(optimizers, "BLOCK", block)
+        monkeypatch.setattr(optimizers, "MAX_WORKERS", workers)
+        cls = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "rmsprop": RMSprop}[name]
+        optimizer = cls(lr=0.01, weight_decay=0.1)
+        param = start.copy()
+        for grad in grads:
+            optimizer.update([param], [grad])
+        return param
+
+    blocked = run(optimizers.BLOCK)
+    whole = run(10 * shape[0])
+    assert np.array_equal(blocked, whole)
+    assert not np.array_equal(blocked, start)

@@ -137,12 +137,38 @@ def test_the_cross_check_notices_a_different_learning_rate(bench, monkeypatch):
     assert not np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_interleaving_takes_the_contenders_in_turn(bench):
+def test_interleaving_takes_the_contenders_in_turn(bench, monkeypatch):
+    timing = bench("timing")
+    monkeypatch.setattr(timing, "others_share", lambda before, after: 0.0)
     calls = []
     contenders = {name: (lambda name=name: calls.append(name) or 1.0) for name in "ABC"}
-    samples = bench("timing").interleaved(contenders, repeats=2, warmup=1)
+    samples = timing.interleaved(contenders, repeats=2, warmup=1)
     assert calls == list("ABC" * 3)
     assert samples == {"A": [1.0, 1.0], "B": [1.0, 1.0], "C": [1.0, 1.0]}
+
+
+@pytest.mark.parametrize("shares, samples, redone, kept_disturbed", [
+    ([0.0, 0.0], [1, 2], 0, 0),            # quiet: the first two rounds are kept
+    ([0.5, 0.0, 0.0], [2, 3], 1, 0),       # round 1 disturbed (0.5 > 0.10): redone
+    ([0.5, 0.5, 0.5, 0.5], [3, 4], 2, 2),  # two retries (= repeats) spent, then disturbed rounds are kept
+])
+def test_a_round_disturbed_by_other_processes_is_measured_again(bench, monkeypatch, shares, samples, redone,
+                                                                 kept_disturbed):
+    timing = bench("timing")
+    pending = iter(shares)
+    monkeypatch.setattr(timing, "others_share", lambda before, after: next(pending))
+    counter = iter(range(1, 10))
+    log = timing.RoundLog()
+    result = timing.interleaved({"A": lambda: float(next(counter))}, repeats=2, warmup=0, log=log)
+    assert result == {"A": samples}
+    assert (log.redone, log.disturbed_kept) == (redone, kept_disturbed)
+
+
+def test_others_share_of_the_machine(bench, monkeypatch):
+    timing = bench("timing")
+    monkeypatch.setattr(timing.os, "cpu_count", lambda: 2)
+    # 1 s of wall time on 2 cores; the machine was busy 1.5 s, this process 0.5 s: others took 1.0 of 2.0
+    assert timing.others_share((0.0, 10.0, 3.0), (1.0, 11.5, 3.5)) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("samples, median, q1, q3", [

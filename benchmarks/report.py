@@ -1,0 +1,162 @@
+"""The targets of the performance issue, checked against one run's results, and the printed tables."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {"<=": operator.le, ">=": operator.ge, "<": operator.lt,
+                                                     "==": operator.eq}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One goal: a value read from the results, compared with ``op`` to ``bound``."""
+
+    name: str
+    read: Callable[[dict], Any]
+    op: str
+    bound: Callable[[dict], Any] | float | bool
+
+    def check(self, results: dict) -> dict[str, Any]:
+        value = _safe(self.read, results)
+        bound = _safe(self.bound, results) if callable(self.bound) else self.bound
+        met = None if value is None or bound is None else bool(OPERATORS[self.op](value, bound))
+        return {"name": self.name, "value": value, "op": self.op, "target": bound, "met": met}
+
+
+def _safe(read: Callable[[dict], Any], results: dict) -> Any:
+    try:
+        return read(results)
+    except (KeyError, TypeError):
+        return None
+
+
+def _w(name: str) -> Callable[[dict], dict]:
+    return lambda r: r["workloads"][name]
+
+
+TARGETS = [
+    Target("spiral: nnframe step / hand-written numpy step", lambda r: _w("spiral")(r)["ratios"]["nnframe/numpy"],
+           "<=", 1.25),
+    Target("spiral: PyTorch step / nnframe step", lambda r: _w("spiral")(r)["ratios"]["torch/nnframe"], ">=", 4.0),
+    Target("spiral: grad norms logged every step / logging off",
+           lambda r: _w("spiral")(r)["ratios"]["log_every_step/log_off"], "<=", 1.05),
+    Target("mlp_large: nnframe step / PyTorch step", lambda r: _w("mlp_large")(r)["ratios"]["nnframe/torch"],
+           "<=", 1.0),
+    Target("mlp_large: nnframe % of measured GEMM peak",
+           lambda r: _w("mlp_large")(r)["results"]["nnframe"]["percent_of_peak"], ">=", 80.0),
+    Target("mlp_large: grad norms logged every step / logging off",
+           lambda r: _w("mlp_large")(r)["ratios"]["log_every_step/log_off"], "<=", 1.05),
+    Target("mlp_large: peak memory nnframe / numpy (tracemalloc step peak)",
+           lambda r: _w("mlp_large")(r)["ratios"]["memory nnframe/numpy (step peak)"], "<=", 1.2),
+    Target("mlp_large: nnframe memory growth over the steps (MiB)",
+           lambda r: _w("mlp_large")(r)["memory"]["nnframe"]["growth_mb"], "<=", 0.1),
+    Target("digits: nnframe whole training / scikit-learn", lambda r: _w("digits")(r)["ratios"]["nnframe/sklearn"],
+           "<", 1.0),
+    Target("digits: nnframe test accuracy >= 0.97", lambda r: _w("digits")(r)["results"]["nnframe"]["accuracy"],
+           ">=", 0.97),
+    Target("digits: nnframe test accuracy >= scikit-learn's",
+           lambda r: _w("digits")(r)["results"]["nnframe"]["accuracy"], ">=",
+           lambda r: _w("digits")(r)["results"]["sklearn"]["accuracy"]),
+    Target("process: nnframe train experiments/spiral.yaml (s)",
+           lambda r: _w("processes")(r)["results"]["nnframe_train_spiral"]["median"], "<=", 1.0),
+    Target("process: nnframe --help (s)", lambda r: _w("processes")(r)["results"]["nnframe_help"]["median"],
+           "<=", 0.5),
+    Target("cross-check: spiral loss curves equal to 1e-12", lambda r: r["cross_check"]["allclose"], "==", True),
+]
+
+
+def check_targets(results: dict) -> list[dict[str, Any]]:
+    return [target.check(results) for target in TARGETS]
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_number(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _timing_rows(workload: dict, extra: list[str]) -> list[list[Any]]:
+    rows = []
+    for name, entry in workload["results"].items():
+        if "median" not in entry:
+            rows.append([name, entry.get("error", "failed"), None, None, *[None for _ in extra]])
+            continue
+        rows.append([name, entry["median"], entry["q1"], entry["q3"], *[entry.get(key) for key in extra]])
+    return rows
+
+
+def _rounds(entry: dict) -> list[str]:
+    rounds = entry.get("rounds")
+    if not rounds:
+        return []
+    return ["", f"rounds redone because other processes were busy: {rounds['rounds_redone']}, kept although "
+                f"disturbed: {rounds['disturbed_rounds_kept']} (others' share of the machine at most "
+                f"{rounds['others_share_max']:.2f} in kept rounds)"]
+
+
+def tables(results: dict) -> str:
+    """The results as markdown: one table per workload, memory, GEMM, targets."""
+    out: list[str] = []
+    work = results["workloads"]
+    if "spiral" in work:
+        out += ["", f"spiral, {work['spiral']['unit']} (median of {results['size']['spiral_repeats']} blocks "
+                    f"of {work['spiral']['block_steps']} steps)", ""]
+        out += _table(["implementation", "median", "q1", "q3", "CPU share"],
+                      _timing_rows(work["spiral"], ["cpu_share"]))
+        out += _rounds(work["spiral"])
+    if "mlp_large" in work:
+        w = work["mlp_large"]
+        out += ["", f"mlp_large, {w['unit']} ({w['step_gflop']:.3g} GFLOP per step)", ""]
+        out += _table(["implementation", "median", "q1", "q3", "GFLOP/s", "% of peak", "CPU share"],
+                      _timing_rows(w, ["gflops", "percent_of_peak", "cpu_share"]))
+        out += _rounds(w)
+        out += ["", "mlp_large memory (MiB; tracemalloc for numpy code, VmHWM for the process)", ""]
+        rows = [[impl, m.get("build_peak_mb"), m.get("resident_mb"), m.get("step_peak_mb"), m.get("growth_mb"),
+                 m.get("rss_after_imports_mb"), m.get("max_rss_mb")] for impl, m in w["memory"].items()]
+        out += _table(["implementation", "build peak", "resident", "step peak", "growth", "RSS after imports",
+                       "max RSS"], rows)
+    if "digits" in work:
+        w = work["digits"]
+        out += ["", f"digits, {w['unit']} ({w['epochs']} epochs), test accuracy on {w['test_examples']} held out",
+                ""]
+        out += _table(["implementation", "median", "q1", "q3", "accuracy"], _timing_rows(w, ["accuracy"]))
+        out += _rounds(w)
+    if "processes" in work:
+        w = work["processes"]
+        out += ["", f"whole process, {w['unit']} (spiral {w['epochs']} epochs)", ""]
+        rows = [[entry["command"], *[entry.get(k, entry.get("error") if k == "median" else None)
+                                     for k in ("median", "q1", "q3")]] for entry in w["results"].values()]
+        out += _table(["command", "median", "q1", "q3"], rows)
+        out += _rounds(w)
+    if "gemm" in results:
+        g = results["gemm"]
+        out += ["", f"GEMM ({g['dtype']}, the products of one mlp_large step): all products "
+                    f"{g['all_products_ms']:.3g} ms ({g['all_products_gflops']:.3g} GFLOP/s), "
+                    f"peak {g['peak_gflops']:.3g} GFLOP/s"]
+    if "cross_check" in results:
+        c = results["cross_check"]
+        out += ["", f"cross-check: {c['steps']} spiral steps, max |loss difference| {c['max_abs_diff']:.3g} "
+                    f"(allclose {c['tolerance']:g}: {_number(c['allclose'])})"]
+    out += ["", "targets", ""]
+    out += _table(["target", "value", "", "bound", "met"],
+                  [[t["name"], t["value"], t["op"], t["target"], t["met"]] for t in results["targets"]])
+    return "\n".join(out)

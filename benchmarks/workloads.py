@@ -1,0 +1,292 @@
+"""The three workloads, each run through every implementation with interleaved repetitions.
+
+* ``spiral``: per-step time of the book's 2-10-3 sigmoid net (float64, SGD 1.0,
+  batch 30): nnframe's Trainer as configured (log every 10 steps with gradient
+  norms, TensorBoard writing to a temporary run directory), with logging off,
+  and with gradient norms logged on every step; the hand-written reference;
+  PyTorch.
+* ``digits``: a whole training (67 epochs, Adam, batch 32) and its test
+  accuracy: nnframe's ``Trainer.fit``, the reference, PyTorch, scikit-learn's
+  MLPClassifier; all on the same split (nnframe's digits dataset).
+* ``mlp_large``: per-step time of 784-1000-1000-10 ReLU (float32, Adam, batch
+  256), as a share of the measured GEMM peak, and peak memory per
+  implementation in separate processes.
+
+nnframe sessions that are timed step by step get ``train.epochs`` raised far
+past what the repetitions use, so every timed step lies inside the configured
+run (the learning-rate schedule, the step count).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import gemm, mlp_large
+from benchmarks.handwritten.net import MultiLayerNet, TwoLayerNet
+from benchmarks.handwritten.optimizer import SGD, Adam
+from benchmarks.handwritten.trainer import Trainer as ReferenceTrainer
+from benchmarks.nnframe_session import Session
+from benchmarks.timing import Block, RoundLog, interleaved, per_step, ratio, summarize
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+ROOT = CONFIGS.parents[1]
+LONG_RUN = ["train.epochs=1000000"]
+LOGGING = {
+    "nnframe": [],
+    "nnframe_log_off": ["log.every=1000000000", "log.grad_norms=false", "log.tensorboard=false"],
+    "nnframe_log_every_step": ["log.every=1", "log.grad_norms=true"],
+}
+
+
+@dataclass(frozen=True)
+class Size:
+    """How many repetitions and how long each is; ``tiny`` only proves the command works.
+
+    ``pause`` is the sleep before each sample (a sixth of it for spiral's short
+    blocks): long enough for OpenBLAS's and OpenMP's spinning worker threads
+    and tensorboardX's writer threads of the previous contender to go idle.
+    Without it PyTorch's mlp_large step measured 29 ms after a numpy
+    contender instead of 13 ms.
+    """
+
+    name: str
+    warmup: int
+    pause: float
+    spiral_repeats: int
+    spiral_block: int
+    mlp_repeats: int
+    mlp_block: int
+    mlp_examples: int
+    memory_steps: int
+    digits_repeats: int
+    digits_epochs: int
+    process_repeats: int
+    process_epochs: int | None
+    cross_check_steps: int
+    gemm_repeats: int
+
+
+SIZES = {
+    "tiny": Size("tiny", warmup=0, pause=0.0, spiral_repeats=2, spiral_block=10, mlp_repeats=2, mlp_block=1,
+                 mlp_examples=512, memory_steps=3, digits_repeats=1, digits_epochs=1, process_repeats=1,
+                 process_epochs=2, cross_check_steps=100, gemm_repeats=2),
+    "full": Size("full", warmup=1, pause=0.3, spiral_repeats=15, spiral_block=300, mlp_repeats=9, mlp_block=5,
+                 mlp_examples=2048, memory_steps=20, digits_repeats=5, digits_epochs=67, process_repeats=5,
+                 process_epochs=None, cross_check_steps=3000, gemm_repeats=15),
+}
+
+
+def _results(samples: dict[str, list[float]], scale: float, blocks: dict[str, Block] | None = None) -> dict[str, dict]:
+    results = {name: summarize(values, scale) for name, values in samples.items()}
+    for name, block in (blocks or {}).items():
+        shares = block.cpu_share[-len(samples[name]):]
+        results[name]["cpu_share"] = float(np.median(shares)) if shares else None
+    return results
+
+
+def _median(results: dict[str, dict], name: str) -> float | None:
+    entry = results.get(name)
+    return None if entry is None or "median" not in entry else entry["median"]
+
+
+def _step_ratios(results: dict[str, dict]) -> dict[str, float | None]:
+    m = lambda name: _median(results, name)  # noqa: E731
+    return {
+        "nnframe/numpy": ratio(m("nnframe"), m("numpy")),
+        "torch/nnframe": ratio(m("torch"), m("nnframe")),
+        "nnframe/torch": ratio(m("nnframe"), m("torch")),
+        "log_every_step/log_off": ratio(m("nnframe_log_every_step"), m("nnframe_log_off")),
+        "log_every_10/log_off": ratio(m("nnframe"), m("nnframe_log_off")),
+    }
+
+
+def _sessions(config: Path, extra: list[str]) -> dict[str, Session]:
+    return {name: Session(config, [*LONG_RUN, *overrides, *extra]).start() for name, overrides in LOGGING.items()}
+
+
+def _torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------- spiral
+
+
+def spiral(size: Size, with_torch: bool) -> dict[str, Any]:
+    """Microseconds per optimizer step of every implementation."""
+    config = CONFIGS / "spiral.yaml"
+    sessions = _sessions(config, [])
+    data = sessions["nnframe"].experiment.dataset
+    rng = np.random.default_rng(1984)
+    reference = ReferenceTrainer(TwoLayerNet(2, 10, 3, rng=rng), SGD(lr=1.0), data.x, data.y, 30, rng)
+    contenders = {name: per_step(s.trainer.train_step, size.spiral_block) for name, s in sessions.items()}
+    contenders["numpy"] = per_step(reference.train_step, size.spiral_block)
+    if with_torch:
+        from benchmarks.pytorch.models import trainer
+
+        torch_run = trainer([2, 10, 3], "sigmoid", "float64", "sgd", 1.0, data.x, data.y, 30, seed=1984)
+        contenders["torch"] = per_step(torch_run.train_step, size.spiral_block)
+    rounds = RoundLog()
+    try:
+        samples = interleaved(contenders, size.spiral_repeats, size.warmup, size.pause / 6, rounds)
+        events = sessions["nnframe"].event_files()
+    finally:
+        for session in sessions.values():
+            session.close()
+    results = _results(samples, 1e6, contenders)
+    return {"unit": "us/step", "block_steps": size.spiral_block, "results": results,
+            "ratios": _step_ratios(results), "rounds": rounds.as_dict(), "nnframe_event_files": len(events)}
+
+
+# ----------------------------------------------------------------------------- mlp-large
+
+
+def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[str, Any]:
+    """Milliseconds per step, the share of GEMM peak, and peak memory of each implementation."""
+    config = CONFIGS / "mlp_large.yaml"
+    with tempfile.TemporaryDirectory(prefix="nnframe-bench-data-") as tmp:
+        data = mlp_large.write_data(Path(tmp) / "mlp_large.npz", size.mlp_examples)
+        rounds = RoundLog()
+        samples, blocks = _mlp_steps(config, data, size, with_torch, size.pause, rounds)
+        memory = {impl: _memory(impl, config, data, size.memory_steps, threads)
+                  for impl in ("nnframe", "numpy", *(["torch"] if with_torch else []))}
+    results = _results(samples, 1e3, blocks)
+    flops = gemm.step_flops(mlp_large.BATCH, mlp_large.SIZES)
+    peak = gemm_result["peak_gflops"]
+    for entry in results.values():
+        entry["gflops"] = flops / (entry["median"] / 1e3) / 1e9
+        entry["percent_of_peak"] = 100 * entry["gflops"] / peak
+        entry["vs_all_products"] = entry["median"] / gemm_result["all_products_ms"]
+    ratios = _step_ratios(results)
+    ratios["memory nnframe/numpy (step peak)"] = ratio(memory["nnframe"].get("step_peak_mb"),
+                                                       memory["numpy"].get("step_peak_mb"))
+    return {"unit": "ms/step", "block_steps": size.mlp_block, "examples": size.mlp_examples,
+            "step_gflop": flops / 1e9, "results": results, "ratios": ratios, "rounds": rounds.as_dict(),
+            "memory": memory}
+
+
+def _mlp_steps(config: Path, data: Path, size: Size, with_torch: bool, pause: float,
+               rounds: RoundLog) -> tuple[dict[str, list[float]], dict]:
+    sessions = _sessions(config, [f"data.path={data}"])
+    contenders = {name: per_step(s.trainer.train_step, size.mlp_block) for name, s in sessions.items()}
+    contenders["numpy"] = per_step(mlp_large.handwritten_trainer(data).train_step, size.mlp_block)
+    if with_torch:
+        contenders["torch"] = per_step(mlp_large.torch_trainer(data).train_step, size.mlp_block)
+    try:
+        return interleaved(contenders, size.mlp_repeats, size.warmup, pause, rounds), contenders
+    finally:
+        for session in sessions.values():
+            session.close()
+
+
+def _memory(impl: str, config: Path, data: Path, steps: int, threads: int) -> dict[str, Any]:
+    """Run ``benchmarks.memory`` for ``impl`` in a fresh process."""
+    argv = [sys.executable, "-m", "benchmarks.memory", impl, "--config", str(config), "--data", str(data),
+            "--steps", str(steps), "--threads", str(threads)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"impl": impl, "error": f"exit {done.returncode}: {done.stderr.strip()[-600:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+def digits(size: Size, with_torch: bool, with_sklearn: bool) -> dict[str, Any]:
+    """Seconds of a whole training and the test accuracy of each implementation, same split for all."""
+    config = CONFIGS / "digits.yaml"
+    overrides = [f"train.epochs={size.digits_epochs}"]
+    probe = Session(config, overrides, run_dir=False)
+    data = probe.experiment.dataset
+    probe.close()
+    accuracy: dict[str, list[float]] = {}
+    contenders = {"nnframe": _nnframe_fit(config, overrides, accuracy),
+                  "numpy": _numpy_fit(data, size.digits_epochs, accuracy)}
+    if with_torch:
+        contenders["torch"] = _torch_fit(data, size.digits_epochs, accuracy)
+    if with_sklearn:
+        contenders["sklearn"] = _sklearn_fit(data, size.digits_epochs, accuracy)
+    rounds = RoundLog()
+    samples = interleaved(contenders, size.digits_repeats, warmup=0, pause=size.pause, log=rounds)
+    results = _results(samples, 1e3)
+    for name, entry in results.items():
+        entry["accuracy"] = float(np.median(accuracy[name]))
+    m = lambda name: _median(results, name)  # noqa: E731
+    return {
+        "unit": "ms/training", "epochs": size.digits_epochs, "train_examples": data.n_train,
+        "test_examples": data.n_val, "results": results, "rounds": rounds.as_dict(),
+        "ratios": {"nnframe/numpy": ratio(m("nnframe"), m("numpy")),
+                   "nnframe/sklearn": ratio(m("nnframe"), m("sklearn")),
+                   "torch/nnframe": ratio(m("torch"), m("nnframe"))},
+    }
+
+
+def _timed(record: list[float], fit) -> float:
+    started = time.perf_counter()
+    accuracy = fit()
+    seconds = time.perf_counter() - started
+    record.append(accuracy)
+    return seconds
+
+
+def _nnframe_fit(config: Path, overrides: list[str], accuracy: dict[str, list[float]]):
+    record = accuracy.setdefault("nnframe", [])
+
+    def measure() -> float:
+        with Session(config, overrides) as session:
+            return _timed(record, lambda: session.fit()["metrics"]["val/accuracy"])
+    return measure
+
+
+def _numpy_fit(data, epochs: int, accuracy: dict[str, list[float]]):
+    record = accuracy.setdefault("numpy", [])
+    width = data.x.shape[1]
+
+    def measure() -> float:
+        rng = np.random.default_rng(0)
+        model = MultiLayerNet([width, 100, 10], "relu", [math.sqrt(2 / width), math.sqrt(1 / 100)], rng, np.float32)
+        trainer = ReferenceTrainer(model, Adam(lr=0.001), data.x, data.y, 32, rng)
+
+        def fit() -> float:
+            trainer.fit(epochs)
+            return model.accuracy(data.x_val, data.y_val)
+        return _timed(record, fit)
+    return measure
+
+
+def _torch_fit(data, epochs: int, accuracy: dict[str, list[float]]):
+    from benchmarks.pytorch.models import trainer
+
+    record = accuracy.setdefault("torch", [])
+
+    def measure() -> float:
+        run = trainer([data.x.shape[1], 100, 10], "relu", "float32", "adam", 0.001, data.x, data.y, 32, seed=0)
+
+        def fit() -> float:
+            run.fit(epochs)
+            return run.accuracy(data.x_val, data.y_val)
+        return _timed(record, fit)
+    return measure
+
+
+def _sklearn_fit(data, epochs: int, accuracy: dict[str, list[float]]):
+    from benchmarks.sklearn_digits import fit_mlp
+
+    record = accuracy.setdefault("sklearn", [])
+
+    def measure() -> float:
+        result = fit_mlp(data.x, data.y, data.x_val, data.y_val, epochs)
+        record.append(result["accuracy"])
+        return result["seconds"]
+    return measure

@@ -181,6 +181,8 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         _check_targets(model, dataset)
     optimizer = _build_component(plugins.optimizers.get(settings.optimizer.type), settings.optimizer, "optimizer")
     loss = _build_component(loss_component, settings.loss, "loss")
+    if classification and hasattr(loss, "validate_targets"):
+        loss.validate_targets = False  # every label was just checked against the model's output width
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype)
 
 

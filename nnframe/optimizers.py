@@ -11,8 +11,6 @@ Weight decay is the coupled L2 form: the rule sees ``g + weight_decay * p``.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,12 +22,11 @@ from nnframe.errors import CheckpointError, ConfigError, NNFrameError
 
 EPS = 1e-7
 STEP_KEY = "t"
-MAX_WORKERS = 2
 BLOCK = 1 << 17
 """Elements per block when a large parameter is updated in pieces (512 KiB of float32).
 
-Measured on mlp-large's Adam step (1.8 M float32 parameters, 2 cores): 5.4 ms
-whole, 3.3 ms in blocks, 2.1 ms in blocks on two threads."""
+Measured on mlp-large's Adam step (1.8 M float32 parameters): 5.4 ms whole,
+3.3 ms in blocks."""
 
 
 class OptimizerParams(Params):
@@ -102,7 +99,6 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._per_param: list[tuple[np.ndarray, ...]] = []
         self._decayed: list[np.ndarray] = []
-        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
@@ -153,38 +149,16 @@ class Optimizer:
                 update_one(p, g, *buffers)
 
     def _update_blocks(self, p: np.ndarray, g: np.ndarray, buffers: tuple[np.ndarray, ...]) -> None:
-        """Update a large parameter block by block, the blocks shared among threads.
+        """Update a large parameter one cache-sized block at a time.
 
-        Each rule is a dozen passes over its arrays; done on cache-sized blocks
-        the arrays are read from memory once instead of a dozen times, and the
-        blocks are independent (each uses its own part of the scratch), so the
-        cores share them: numpy releases the GIL inside each pass.
+        A rule is a dozen passes over its arrays; block by block the arrays
+        are read from memory once instead of a dozen times. (Splitting the
+        blocks between two threads halved the update timed alone, but inside
+        a training step it competes with OpenBLAS's threads and gained nothing.)
         """
         flat = [a.reshape(-1) for a in (p, g, *buffers)]
-        starts = range(0, p.size, BLOCK)
-        workers = self._workers()
-        per_worker = -(-len(starts) // workers)
-        groups = [starts[k * per_worker:(k + 1) * per_worker] for k in range(workers)]
-
-        def run(group: range) -> None:
-            for start in group:
-                self._update_one(*(a[start:start + BLOCK] for a in flat))
-
-        if workers == 1:
-            run(starts)
-            return
-        pending = [self._pool().submit(run, group) for group in groups[1:]]
-        run(groups[0])
-        for future in pending:
-            future.result()
-
-    def _workers(self) -> int:
-        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
-
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._workers() - 1, thread_name_prefix="nnframe-optimizer")
-        return self._executor
+        for start in range(0, p.size, BLOCK):
+            self._update_one(*(a[start:start + BLOCK] for a in flat))
 
     def _begin_step(self) -> None:
         """Per-step scalars shared by every parameter (Adam's bias correction)."""

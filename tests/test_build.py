@@ -73,6 +73,8 @@ def test_spiral_builds_with_shapes_from_the_data(tmp_path: Path, plugins: Any) -
     assert built.dataset.x.dtype == np.float32 and built.dataset.n_train == 30
     assert built.classification is True
     assert built.model.forward(built.dataset.x[:5]).shape == (5, 3)
+    # labels were checked once against the output width, so the loss need not recheck every batch
+    assert built.loss.validate_targets is False
 
 
 def test_float64_is_honoured_everywhere(tmp_path: Path, plugins: Any) -> None:

@@ -198,3 +198,15 @@ def test_whole_number_float_indices_are_accepted():
     loss = SoftmaxWithLoss()
     x = np.array([[1.0, 2.0, 0.5]])
     assert loss.forward(x, np.array([2.0])) == loss.forward(x, np.array([2]))
+
+
+def test_target_range_check_can_be_left_to_the_caller():
+    loss = SoftmaxWithLoss()
+    x, t = np.zeros((2, 3)), np.array([0, 2])
+    with pytest.raises(DataError, match="class indices"):
+        loss.forward(x, np.array([0, 3]))
+    loss.validate_targets = False
+    # uniform scores: L = log 3 whatever the (valid) targets
+    assert loss.forward(x, t) == pytest.approx(np.log(3))
+    with pytest.raises(DataError, match="whole numbers"):
+        loss.forward(x, np.array([0.5, 1.0]))  # the dtype is still checked

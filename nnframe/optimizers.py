@@ -99,6 +99,7 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._per_param: list[tuple[np.ndarray, ...]] = []
         self._decayed: list[np.ndarray] = []
+        self._in_blocks: list[bool] = []
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
@@ -119,6 +120,8 @@ class Optimizer:
         scratch = _scratch_views(params, count=1 + (self.weight_decay > 0))
         self._per_param = [(views[0], *self.state[name].values()) for name, views in zip(names, scratch)]
         self._decayed = [views[1] for views in scratch] if self.weight_decay > 0 else []
+        self._in_blocks = [p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
+                           for p, buffers in zip(params, self._per_param)]
 
     @property
     def bound(self) -> bool:
@@ -142,8 +145,8 @@ class Optimizer:
         if self.weight_decay:
             grads = [_decayed_grad(out, p, g, self.weight_decay) for out, p, g in zip(self._decayed, params, grads)]
         update_one = self._update_one
-        for p, g, buffers in zip(params, grads, self._per_param):
-            if p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, g, *buffers)):
+        for p, g, buffers, in_blocks in zip(params, grads, self._per_param, self._in_blocks):
+            if in_blocks and g.flags.c_contiguous:
                 self._update_blocks(p, g, buffers)
             else:
                 update_one(p, g, *buffers)

@@ -94,3 +94,11 @@ def test_clip_rejects_a_non_positive_max_norm(max_norm: float) -> None:
 ])
 def test_first_nonfinite_names_the_parameter(grads: list[np.ndarray], expected: str | None) -> None:
     assert first_nonfinite(["a", "b", "c"], grads) == expected
+
+
+def test_global_norm_survives_float32_overflow_and_still_reports_infinity() -> None:
+    # (1e30)^2 + (1e30)^2 = 2e60 overflows float32 but not float64: sqrt(2) * 1e30
+    grads = [np.array([1e30], dtype=np.float32), np.array([[1e30]], dtype=np.float32)]
+    assert global_norm(grads) == pytest.approx(np.sqrt(2) * 1e30, rel=1e-6)
+    assert global_norm([np.array([np.inf], dtype=np.float32), np.ones(2, np.float32)]) == np.inf
+    assert np.isnan(global_norm([np.array([np.nan, 1.0])]))

@@ -20,20 +20,27 @@ from typing import Any
 FLUSH_SECS = 10.0
 
 
-def import_tensorboardx() -> Any:
-    """tensorboardX, imported without PyTorch.
+BLOCKED_IMPORTS = ("torch", "boto3")
 
-    tensorboardX imports torch when it is installed, only to accept torch
-    tensors; that costs about a second at every run start. nnframe logs plain
-    floats and numpy arrays, so unless the process already imported torch, the
-    import is blocked for the duration and tensorboardX falls back to numpy.
+
+def import_tensorboardx() -> Any:
+    """tensorboardX, imported without PyTorch and boto3.
+
+    tensorboardX imports torch, when it is installed, only to accept torch
+    tensors (about a second), and boto3 only to write to S3 (70 ms). nnframe
+    logs floats and numpy arrays to local files, so each of them that the
+    process has not already imported is blocked while tensorboardX loads,
+    and tensorboardX falls back to numpy and local files.
     """
-    if "tensorboardX" not in sys.modules and "torch" not in sys.modules:
-        sys.modules["torch"] = None  # type: ignore[assignment]
+    if "tensorboardX" not in sys.modules:
+        blocked = [name for name in BLOCKED_IMPORTS if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]
         try:
             import tensorboardX
         finally:
-            del sys.modules["torch"]
+            for name in blocked:
+                del sys.modules[name]
     import tensorboardX
     import tensorboardX.event_file_writer
     import tensorboardX.proto.event_pb2

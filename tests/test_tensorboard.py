@@ -423,3 +423,20 @@ def test_training_a_tiny_config_writes_what_the_trainer_emitted(plugins, tmp_pat
     assert [event.step for event in events.Histograms("weights/affine2/W")] == [10, 20]
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
     assert [path.name for path in run_dir.path.iterdir() if path.is_dir()] == ["checkpoints"]
+
+
+
+def test_tensorboardx_loads_without_importing_torch_or_boto3(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # stand-ins that leave a mark when imported, so the test does not depend on what is installed
+    for name in ("torch", "boto3"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'a').write('{name} ')\n")
+    code = "from nnframe.event_file import import_tensorboardx; import_tensorboardx()"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    assert not (tmp_path / "imported").exists()
+    subprocess.run([sys.executable, "-c", "import torch, boto3"], env=env, check=True)
+    assert (tmp_path / "imported").read_text() == "torch boto3 "

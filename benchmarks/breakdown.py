@@ -75,7 +75,7 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
 
 
 def logged_hook(session: Session) -> Callable[[], object]:
-    """The step-end hook of a logged step with every scalar the trainer sends (TensorBoard writing)."""
+    """The log-metrics hook of a logged step with every scalar the trainer sends (TensorBoard writing)."""
     from nnframe.run import StepMetrics
 
     trainer = session.trainer
@@ -84,7 +84,7 @@ def logged_hook(session: Session) -> Callable[[], object]:
 
     def call() -> None:
         metrics = StepMetrics(next(step), 0, 1.0, 0.1, True, accuracy=0.5, grad_norms={**names, "global": 1.0})
-        session.run.hook.nnframe_step_end(run=session.run, metrics=metrics)
+        session.run.hook.nnframe_log_metrics(run=session.run, metrics=metrics)
     return call
 
 
@@ -132,7 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         configured, log_off, logger, reference = build(args.workload, Path(tmp))
         phases = nnframe_phases(log_off)
-        phases["logged step only: hook nnframe_step_end (TensorBoard)"] = logged_hook(logger)
+        phases["logged step only: hook nnframe_log_metrics (TensorBoard)"] = logged_hook(logger)
         phases.update(reference_phases(reference))
         phases["WHOLE nnframe train_step (logging off)"] = log_off.trainer.train_step
         phases["WHOLE nnframe train_step (as configured)"] = configured.trainer.train_step

@@ -88,11 +88,24 @@ def nnframe_run_start(run: RunContext) -> None:
 
 @hookspec
 def nnframe_step_end(run: RunContext, metrics: StepMetrics) -> None:
-    """Called after every optimizer step.
+    """Called after every optimizer step, with its loss and learning rate.
 
-    ``metrics.logged`` is true on the steps that fall on ``log.every``; only on
-    those are ``accuracy`` and ``grad_norms`` filled in, because computing them
-    on every step would slow training down.
+    For per-step work such as a progress display or early stopping. Every
+    implementation runs on every step, so a logger implements
+    :func:`nnframe_log_metrics` instead. ``metrics.logged`` is true on the
+    steps that fall on ``log.every``; only on those are ``accuracy`` and
+    ``grad_norms`` filled in.
+    """
+
+
+@hookspec
+def nnframe_log_metrics(run: RunContext, metrics: StepMetrics) -> None:
+    """Called on the steps that fall on ``log.every``, right after :func:`nnframe_step_end`.
+
+    ``metrics`` is the same object, with ``accuracy`` (for classification) and,
+    when ``log.grad_norms`` is on, ``grad_norms`` filled in: the global norm and
+    one per ``"<node>/<param>"``, taken before clipping and before the update.
+    This is the hook loggers implement: it costs nothing on the other steps.
     """
 
 

@@ -70,6 +70,7 @@ class Trainer:
         self._log_grad_norms = self.settings.log.grad_norms
         self._clip = train.clip_grad_norm
         self._step_end = run.plugin_manager.hook.nnframe_step_end
+        self._log_metrics = run.plugin_manager.hook.nnframe_log_metrics
         self.optimizer.bind(self.model.param_names, self.model.params)
         run.model, run.optimizer = self.model, self.optimizer
 
@@ -161,7 +162,10 @@ class Trainer:
             self.optimizer.update(model.params, grads)
         self.step = self.run.step = step
         self.last_step = metrics
-        self._step_end(run=self.run, metrics=metrics)
+        if self._step_end.get_hookimpls():
+            self._step_end(run=self.run, metrics=metrics)
+        if logged:
+            self._log_metrics(run=self.run, metrics=metrics)
         return metrics
 
     def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:

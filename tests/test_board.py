@@ -50,6 +50,8 @@ def write_run(runs_dir: Path, steps: int, every: int) -> str:
         metrics = StepMetrics(step=step, epoch=0, loss=1.0 / step, lr=0.1, logged=logged,
                               accuracy=0.5 if logged else None)
         run.hook.nnframe_step_end(run=run, metrics=metrics)
+        if logged:
+            run.hook.nnframe_log_metrics(run=run, metrics=metrics)
     run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(steps, 0, 0.5, 0.5))
     run.hook.nnframe_run_end(run=run, status="completed", summary={})
     run.unregister_all()

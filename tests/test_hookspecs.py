@@ -51,6 +51,10 @@ class Recorder:
         self.events.append(("step_end", metrics.step, metrics.logged, metrics.accuracy is not None))
 
     @hookimpl
+    def nnframe_log_metrics(self, run, metrics):
+        self.events.append(("log_metrics", metrics.step, sorted(metrics.grad_norms)))
+
+    @hookimpl
     def nnframe_evaluation_end(self, run, metrics):
         self.events.append(("evaluation_end", metrics.step, metrics.accuracy is not None))
 
@@ -133,9 +137,12 @@ def test_per_run_logger_receives_every_event_and_is_unregistered(site: Site, tmp
     steps = [("step_end", step, step % 4 == 0, step % 4 == 0) for step in range(1, 13)]
     evaluations = {5: ("evaluation_end", 5, True), 10: ("evaluation_end", 10, True),
                    12: ("evaluation_end", 12, True)}
+    norms = ["affine1/W", "affine1/b", "affine2/W", "affine2/b", "global"]
     expected = [("configure_run", "events", 0), ("run_start", 0)]
     for event in steps:
         expected.append(event)
+        if event[2]:
+            expected.append(("log_metrics", event[1], norms))
         if event[1] in evaluations:
             expected.append(evaluations[event[1]])
     expected.append(("run_end", "completed", 12))
@@ -153,7 +160,7 @@ def test_each_run_gets_its_own_logger_and_the_last_one_hears_nothing_more(site: 
     first, second = importlib.import_module("nnframe_recorder").RECORDERS
     assert first.events[-1] == ("run_end", "completed", 12)
     assert [event[0] for event in second.events] == [
-        "configure_run", "run_start", "step_end", "step_end", "step_end", "evaluation_end", "run_end"]
+        "configure_run", "run_start", "step_end", "step_end", "step_end", "evaluation_end", "run_end"]  # log.every 4
     assert plugins.pm.get_plugins() == {plugins.pm.get_plugin(name) for name in plugins.infos}
 
 
@@ -179,6 +186,7 @@ HOOK_TESTS = {
     "nnframe_configure_run": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_run_start": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_step_end": test_per_run_logger_receives_every_event_and_is_unregistered,
+    "nnframe_log_metrics": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_evaluation_end": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_run_end": test_per_run_logger_receives_every_event_and_is_unregistered,
 }

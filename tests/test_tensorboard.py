@@ -102,7 +102,10 @@ def drive(plugins, run_dir: Path | None, plan: Drive) -> RunContext:
                 raise RuntimeError("boom")
             run.step = step
             model.set_step(step)
-            hook.nnframe_step_end(run=run, metrics=step_metrics(step, every, plan.offset))
+            metrics = step_metrics(step, every, plan.offset)
+            hook.nnframe_step_end(run=run, metrics=metrics)
+            if metrics.logged:
+                hook.nnframe_log_metrics(run=run, metrics=metrics)
             if step % plan.eval_every == 0:
                 hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, step // 10, 2.0 / step, step / 200))
     except RuntimeError:

@@ -28,7 +28,10 @@ HPARAM_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 @hookimpl
 def nnframe_configure_run(run: RunContext) -> None:
     if run.run_dir is not None and run.config.get("log", {}).get("tensorboard", True):
-        run.register(TensorBoardLogger(run))
+        logger = TensorBoardLogger(run)
+        run.register(logger)
+        if logger.histograms_every > 0:
+            run.register(HistogramLogger(logger))
 
 
 class TensorBoardLogger:
@@ -63,16 +66,13 @@ class TensorBoardLogger:
             self.writer.flush()
 
     @hookimpl
-    def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
+    def nnframe_log_metrics(self, run: RunContext, metrics: StepMetrics) -> None:
         if self.writer is None:
             return
-        if metrics.logged:
-            scalars = {"train/loss": metrics.loss, "train/accuracy": metrics.accuracy, "train/lr": metrics.lr}
-            for key, norm in (metrics.grad_norms or {}).items():
-                scalars[f"grad_norm/{key}"] = norm
-            self._scalars(scalars, metrics.step)
-        if self.histograms_every > 0 and metrics.step % self.histograms_every == 0 and run.model is not None:
-            self._histograms(run.model, metrics.step)
+        scalars = {"train/loss": metrics.loss, "train/accuracy": metrics.accuracy, "train/lr": metrics.lr}
+        for key, norm in (metrics.grad_norms or {}).items():
+            scalars[f"grad_norm/{key}"] = norm
+        self._scalars(scalars, metrics.step)
 
     @hookimpl
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
@@ -96,7 +96,10 @@ class TensorBoardLogger:
         self.last.update(present)
         self.writer.scalars(present, step)
 
-    def _histograms(self, model: Any, step: int) -> None:
+    def histograms(self, model: Any, step: int) -> None:
+        """Weight and gradient histograms of every parameter (finite values only)."""
+        if self.writer is None:
+            return
         for name, param, grad in model.named_params():
             for prefix, values in (("weights", param), ("grads", grad)):
                 finite = np.asarray(values)[np.isfinite(values)]
@@ -111,6 +114,26 @@ class TensorBoardLogger:
     def __repr__(self) -> str:
         state = "open" if self.writer is not None else "closed"
         return f"TensorBoardLogger({str(self.logdir)!r}, {state})"
+
+
+class HistogramLogger:
+    """Weight and gradient histograms every ``log.histograms_every`` steps, through a run's logger.
+
+    A separate per-run object, registered only when histograms are on,
+    because it needs :func:`nnframe_step_end`, which runs on every step.
+    """
+
+    def __init__(self, logger: TensorBoardLogger) -> None:
+        self.logger = logger
+        self.every = logger.histograms_every
+
+    @hookimpl
+    def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
+        if metrics.step % self.every == 0 and run.model is not None:
+            self.logger.histograms(run.model, metrics.step)
+
+    def __repr__(self) -> str:
+        return f"HistogramLogger(every={self.every})"
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
 import subprocess
 from collections.abc import Callable
@@ -35,9 +34,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from fixtures.console import NNFRAME
 from nnframe.cli import app
 
-NNFRAME = shutil.which("nnframe") or "nnframe"
 GOOD: dict[str, Any] = {
     "name": "hostile",
     "seed": 1,

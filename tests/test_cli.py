@@ -7,7 +7,6 @@ and the field path, and no traceback; success prints the run directory and metri
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,14 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from fixtures.console import NNFRAME
+from fixtures.distributions import Site
 from fixtures.sources import node_plugin
 from nnframe.cli import app, reports_errors
 from nnframe.errors import NNFrameError, NonFiniteError, UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 SPIRAL = ROOT / "experiments" / "spiral.yaml"
-NNFRAME = shutil.which("nnframe") or "nnframe"
 
 
 def invoke(*args: str) -> Any:

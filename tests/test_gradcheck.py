@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from fixtures.console import NNFRAME
+from fixtures.distributions import Site
 from nnframe.builtin import datasets, losses, nodes, optimizers
 from nnframe.cli import app
 from nnframe.config_loader import load_experiment
@@ -152,7 +152,7 @@ def test_cli_gradcheck_rejects_a_zero_batch() -> None:
 def test_console_script_gradcheck_fails_for_a_broken_plugin_node(site: Site, tmp_path: Path) -> None:
     site.add("nnframe-broken", {"nnframe_broken": BROKEN_PLUGIN})
     config = tiny_config(tmp_path, BROKEN_MODEL)
-    done = subprocess.run([shutil.which("nnframe") or "nnframe", "gradcheck", str(config)], capture_output=True,
+    done = subprocess.run([NNFRAME, "gradcheck", str(config)], capture_output=True,
                           text=True, env=site.env(), timeout=120)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output

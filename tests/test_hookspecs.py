@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from fixtures.distributions import Site
 from fixtures.sources import component_plugin
 from nnframe import hookspecs
 from nnframe.errors import NonFiniteError

@@ -11,7 +11,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import nnframe
-from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from fixtures.console import NNFRAME
+from fixtures.distributions import Site
 from fixtures.sources import RAISING_HOOK, node_plugin
 from nnframe.cli import app
 from nnframe.components import KINDS
@@ -119,11 +120,11 @@ def test_cli_table_lists_every_component(third_party: Site) -> None:
 
 
 def test_console_script_lists_plugins_as_table_and_json(third_party: Site) -> None:
-    table = subprocess.run(["nnframe", "plugins"], env=third_party.env(), capture_output=True, text=True,
+    table = subprocess.run([NNFRAME, "plugins"], env=third_party.env(), capture_output=True, text=True,
                            timeout=120)
     assert table.returncode == 0, table.stderr
     assert "nnframe-scale 0.2.0" in table.stdout and "layer table is corrupt" in table.stdout
-    as_json = subprocess.run(["nnframe", "plugins", "--json"], env=third_party.env(), capture_output=True,
+    as_json = subprocess.run([NNFRAME, "plugins", "--json"], env=third_party.env(), capture_output=True,
                              text=True, timeout=120)
     assert as_json.returncode == 0, as_json.stderr
     report = json.loads(as_json.stdout)
@@ -135,6 +136,6 @@ def test_console_script_lists_plugins_as_table_and_json(third_party: Site) -> No
 
 def test_console_script_with_autoload_off_lists_nothing(third_party: Site) -> None:
     env = {**third_party.env(), "NNFRAME_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    result = subprocess.run(["nnframe", "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([NNFRAME, "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"components": [], "broken": []}

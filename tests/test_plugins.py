@@ -18,7 +18,8 @@ import yaml
 from typer.testing import CliRunner
 
 import nnframe
-from fixtures.distributions import Site, site  # noqa: F401  (site is a fixture)
+from fixtures.console import NNFRAME
+from fixtures.distributions import Site
 from fixtures.sources import MISSPELLED_HOOK, RAISING_HOOK, node_plugin
 from nnframe.cli import app
 from nnframe.components import KINDS, Params
@@ -61,7 +62,7 @@ def write_config(directory: Path, **sections: object) -> Path:
 def nnframe_cli(site: Site, *args: str, env: dict[str, str] | None = None,
                 cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real installed console script, seeing ``site``'s distributions."""
-    return subprocess.run(["nnframe", *args], env={**site.env(), **(env or {})}, cwd=cwd,
+    return subprocess.run([NNFRAME, *args], env={**site.env(), **(env or {})}, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from fixtures.console import NNFRAME
 from nnframe.checkpoint import latest_checkpoint, step_name
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import train as launch_train
@@ -77,7 +78,7 @@ def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> No
 
 
 def nnframe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["nnframe", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run([NNFRAME, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 # ------------------------------------------------------------------------- in process
@@ -149,21 +150,29 @@ def _wait_for_checkpoint_after(directory: Path, step: int, process: subprocess.P
     return False
 
 
+def _wait_for_run_dir(runs_dir: Path, process: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        found = list(runs_dir.glob("tiny/*/checkpoints"))
+        if found:
+            return found[0].parent
+        time.sleep(0.005)
+    raise AssertionError(f"no run directory appeared; the process said: {process.communicate()[1]}")
+
+
 def test_sigkill_at_random_moments_then_resume_reaches_the_same_parameters(tmp_path: Path) -> None:
-    config = write_config(tmp_path, train={"max_steps": 1000}, log={"every": 100},
+    # the killed runs are set to train far longer than they get to, so a kill never comes too late
+    config = write_config(tmp_path, train={"max_steps": 100_000}, log={"every": 100},
                           checkpoint={"every": 10, "keep": 3})
-    straight_dir = run_in_process(config, tmp_path / "a", [], LossRecorder())
-    delays = random.Random(1234).sample(range(100), 3)  # ms after a new checkpoint appears: ~0-60 steps
+    delays = random.Random(1234).sample(range(100), 3)  # ms after a new checkpoint appears
     run_dir = None
     resumed_from = 0
     for delay in delays:
         args = ["train", str(config), "-q"] + (["--resume", str(run_dir)] if run_dir else ["--runs-dir", "runs"])
-        process = subprocess.Popen(["nnframe", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        process = subprocess.Popen([NNFRAME, *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
         if run_dir is None:
-            while not list((tmp_path / "runs").glob("tiny/*/checkpoints")):
-                time.sleep(0.005)
-            (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+            run_dir = _wait_for_run_dir(tmp_path / "runs", process)
         started = _wait_for_checkpoint_after(run_dir / "checkpoints", resumed_from, process)
         assert started, process.communicate()[1]
         time.sleep(delay / 1000)
@@ -171,12 +180,15 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_same_parameters(tmp_p
         assert process.wait(timeout=30) == -signal.SIGKILL
         process.stderr.close()
         resumed_from = latest_checkpoint(run_dir / "checkpoints").step
-        assert 0 < resumed_from < 1000
-    final = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
+        assert 0 < resumed_from < 100_000
+    total = f"train.max_steps={resumed_from + 200}"
+    final = nnframe("train", str(config), total, "--resume", str(run_dir), "-q", cwd=tmp_path)
     assert final.returncode == 0, final.stderr
+    straight_dir = run_in_process(config, tmp_path / "a", [total], LossRecorder())
     assert_same_arrays(final_arrays(run_dir), final_arrays(straight_dir))
-    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 1000
-    assert sorted(p.name for p in (run_dir / "checkpoints").glob("step-*.json"))[-1] == f"{step_name(1000)}.json"
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == resumed_from + 200
+    newest = sorted(p.name for p in (run_dir / "checkpoints").glob("step-*.json"))[-1]
+    assert newest == f"{step_name(resumed_from + 200)}.json"
 
 
 # ------------------------------------------------------------------ refusals through the CLI

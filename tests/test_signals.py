@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from fixtures.console import NNFRAME
 from nnframe.checkpoint import latest_checkpoint
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import train as launch_train
@@ -129,7 +130,7 @@ def _wait_for_checkpoint(directory: Path, process: subprocess.Popen) -> None:
 @SIGNALS
 def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int, code: int) -> None:
     config = write_config(tmp_path, train={"max_steps": 100_000})
-    process = subprocess.Popen(["nnframe", "train", str(config), "--runs-dir", "runs", "-q"], cwd=tmp_path,
+    process = subprocess.Popen([NNFRAME, "train", str(config), "--runs-dir", "runs", "-q"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_checkpoint(tmp_path / "runs", process)
     process.send_signal(signum)
@@ -141,7 +142,7 @@ def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int
     assert stopped["status"] == "interrupted"
     assert latest_checkpoint(run_dir / "checkpoints").step == stopped["steps"] < 100_000
     total = f"train.max_steps={stopped['steps'] + 30}"
-    resumed = subprocess.run(["nnframe", "train", str(config), total, "--resume", str(run_dir), "-q"],
+    resumed = subprocess.run([NNFRAME, "train", str(config), total, "--resume", str(run_dir), "-q"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("completed", stopped["steps"] + 30)

@@ -11,14 +11,16 @@ import numpy as np
 from pydantic import BaseModel
 
 from nnframe.arrays import as_dtype
+from nnframe.batches import batches_per_epoch
 from nnframe.components import Component, DatasetContext, NodeContext, Params
 from nnframe.config import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.config_loader import LoadedConfig
 from nnframe.data import Dataset, check_labels, load_dataset
-from nnframe.errors import ConfigError, GraphError, PluginError, UserError
+from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.graph import Graph, GraphNode
 from nnframe.node import Node
 from nnframe.plugins import Plugins
+from nnframe.train import planned_steps
 
 
 @dataclass
@@ -173,16 +175,17 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     dataset = load_dataset(data_component, component_params(data_component, settings.data),
                            DatasetContext(base_dir, streams.data, dtype))
     _check_batch_size(settings.train, dataset)
-    _check_schedule(settings, planned_steps(settings.train, dataset.n_train))
+    train = settings.train
+    _check_schedule(settings, planned_steps(train, batches_per_epoch(dataset.n_train, train.batch_size, train.drop_last)))
     model = build_model(settings.model, plugins, dataset.x[:2], streams.init)
     loss_component = plugins.losses.get(settings.loss.type)
     classification = bool(loss_component.extra.get("classification", True))
+    output_shape = _output_shape(model, dataset)
     if classification:
-        _check_targets(model, dataset)
+        check_labels_fit(output_shape, dataset)
     optimizer = _build_component(plugins.optimizers.get(settings.optimizer.type), settings.optimizer, "optimizer")
     loss = _build_component(loss_component, settings.loss, "loss")
-    if classification and hasattr(loss, "validate_targets"):
-        loss.validate_targets = False  # every label was just checked against the model's output width
+    _check_loss_accepts_targets(loss, settings.loss.type, output_shape, dataset)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype)
 
 
@@ -212,15 +215,6 @@ def _check_batch_size(train: BaseModel, dataset: Dataset) -> None:
                           path="train.batch_size")
 
 
-def planned_steps(train: BaseModel, n_train: int) -> int:
-    """Optimizer steps a run takes: the lesser of ``max_steps`` and ``epochs`` times the batches per epoch."""
-    per_epoch = n_train // train.batch_size if train.drop_last else -(-n_train // train.batch_size)
-    limits = [train.max_steps] if train.max_steps else []
-    if train.epochs:
-        limits.append(train.epochs * per_epoch)
-    return min(limits)
-
-
 def _check_schedule(settings: BaseModel, total_steps: int) -> None:
     try:
         settings.optimizer.schedule.check(total_steps)
@@ -228,11 +222,38 @@ def _check_schedule(settings: BaseModel, total_steps: int) -> None:
         raise ConfigError(str(exc), path="optimizer.schedule") from None
 
 
-def _check_targets(model: Graph, dataset: Dataset) -> None:
+def _output_shape(model: Graph, dataset: Dataset) -> tuple[int, ...]:
+    """The shape of the model's output for one example (batch axis included), in eval mode."""
     model.eval()
-    width = int(model.forward(dataset.x[:1]).shape[-1])
-    model.train()
+    try:
+        return tuple(model.forward(dataset.x[:1]).shape)
+    finally:
+        model.train()
+
+
+def check_labels_fit(output_shape: tuple[int, ...], dataset: Dataset) -> None:
+    """Class labels against the model's output width, with the row of the first misfit."""
     where = f"data: dataset {dataset.source}"
-    check_labels(dataset.y, width, where)
+    check_labels(dataset.y, output_shape[-1], where)
     if dataset.y_val is not None:
-        check_labels(dataset.y_val, width, where, name="y_val")
+        check_labels(dataset.y_val, output_shape[-1], where, name="y_val")
+
+
+def _check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[int, ...], dataset: Dataset) -> None:
+    """Every target through the loss once, against scores of the model's output shape, before any run starts.
+
+    This catches a loss that cannot use the data (mse on class labels, softmax
+    cross-entropy on a one-output model) at the config, not mid-run. After it,
+    the loss need not recheck targets on every batch.
+    """
+    for name, targets in (("y", dataset.y), ("y_val", dataset.y_val)):
+        if targets is None:
+            continue
+        scores = np.zeros((len(targets), *output_shape[1:]), dtype=dataset.x.dtype)
+        try:
+            loss.forward(scores, targets)
+        except DataError as exc:
+            raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
+                              f"with a model output of shape {output_shape}: {exc}", path="loss") from None
+    if hasattr(loss, "validate_targets"):
+        loss.validate_targets = False

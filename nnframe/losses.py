@@ -22,9 +22,9 @@ class Loss:
     empty ``params`` and ``grads`` lists so they fit the node protocol.
 
     ``validate_targets`` checks the range of class-index targets on every
-    call; the trainer turns it off once it has checked the whole dataset's
-    labels against the model's output width, since the check costs as much
-    as a tenth of a small model's step.
+    call; building an experiment turns it off once every target of the
+    dataset has been through the loss against the model's output shape,
+    since the check costs as much as a tenth of a small model's step.
     """
 
     def __init__(self) -> None:

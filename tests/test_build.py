@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from nnframe.build import Streams, build_experiment, build_model, component_params, planned_steps
+from nnframe.batches import batches_per_epoch
+from nnframe.build import Streams, build_experiment, build_model, component_params
 from nnframe.builtin import datasets, losses, nodes, optimizers
 from nnframe.components import Params, node
 from nnframe.config import TrainConfig
@@ -18,6 +19,7 @@ from nnframe.config_loader import load_experiment
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.hookspecs import hookimpl
 from nnframe.plugins import get_plugin_manager
+from nnframe.train import planned_steps
 
 SPIRAL: dict[str, Any] = {
     "name": "spiral",
@@ -202,7 +204,8 @@ def test_component_params_keep_only_the_components_own_fields(plugins: Any) -> N
     ({"max_steps": 7, "batch_size": 10}, 30, 7),
 ])
 def test_planned_steps(train: dict[str, Any], n_train: int, steps: int) -> None:
-    assert planned_steps(TrainConfig(**train), n_train) == steps
+    settings = TrainConfig(**train)
+    assert planned_steps(settings, batches_per_epoch(n_train, settings.batch_size, settings.drop_last)) == steps
 
 
 def test_a_schedule_that_cannot_fit_the_run_is_refused_before_training(tmp_path: Path, plugins: Any) -> None:
@@ -211,3 +214,20 @@ def test_a_schedule_that_cannot_fit_the_run_is_refused_before_training(tmp_path:
         experiment(tmp_path, plugins, optimizer=optimizer)  # 30 examples, batch 10, 1 epoch: 3 steps
     assert caught.value.path == "optimizer.schedule"
     assert "warmup_steps (3) must be less than total_steps (3)" in str(caught.value)
+
+
+@pytest.mark.parametrize(("loss", "out", "classes", "message"), [
+    # two classes through one output: check_labels lets 0/1 pass (a binary classifier), softmax does not
+    ("softmax_cross_entropy", 1, 2, r"class indices must be in \[0, 0\]"),
+    # binary cross-entropy and mse want one score per target, not 3
+    ("sigmoid_cross_entropy", 3, 3, r"targets must have the scores' shape \(30, 3\), found shape \(30,\)"),
+    ("mse", 3, 3, r"targets must have the scores' shape \(30, 3\), found shape \(30,\)"),
+])
+def test_a_loss_that_cannot_use_the_targets_is_refused_at_the_loss_field(tmp_path: Path, plugins: Any, loss: str,
+                                                                         out: int, classes: int,
+                                                                         message: str) -> None:
+    model = [{"type": "affine", "out": 10}, {"type": "sigmoid"}, {"type": "affine", "out": out}]
+    data = {"type": "spiral", "points_per_class": 10, "classes": classes}
+    with pytest.raises(ConfigError, match=message) as info:
+        experiment(tmp_path, plugins, model=model, loss={"type": loss}, data=data)
+    assert str(info.value).startswith(f"{tmp_path / 'exp.yaml'}: field loss: loss '{loss}' cannot use the targets y")

@@ -28,7 +28,6 @@ from nnframe.plugins import Plugins, Registry
 from nnframe.schedules import ConstantSchedule, ScheduleConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-RESERVED_NODE_FIELDS = ("type", "name", "inputs")
 SEQUENTIAL_TAG = "sequential form"
 GRAPH_TAG = "graph form"
 MAX_COUNT = 2**31 - 1
@@ -93,11 +92,9 @@ class CheckpointConfig(Section):
 
 
 def _arm(component: Component, suffix: str, extra_fields: dict[str, Any]) -> type[BaseModel]:
-    clash = set(extra_fields) & set(component.params.model_fields)
-    fields = {key: value for key, value in extra_fields.items() if key not in clash}
     title = "".join(part.capitalize() for part in component.name.split("_")) + suffix
     arm = create_model(title, __base__=component.params, __doc__=component.summary() or None,
-                       type=(Literal[component.name], Field(description=component.summary())), **fields)
+                       type=(Literal[component.name], Field(description=component.summary())), **extra_fields)
     if arm.model_config.get("extra") != "forbid":
         arm.model_config["extra"] = "forbid"
         arm.model_rebuild(force=True)

@@ -119,10 +119,6 @@ class Plugins:
     def __repr__(self) -> str:
         return f"Plugins({len(self.infos)} plugins, {len(self.broken)} broken, strict={self.strict})"
 
-    @property
-    def hook(self) -> pluggy.HookRelay:
-        return self.pm.hook
-
     def register(self, plugin: object, name: str, dist: str = "(local)", version: str = "") -> bool:
         """Register one plugin module or object; returns False (and records why) if it is broken."""
         info = PluginInfo(name, dist, version)
@@ -194,8 +190,9 @@ class Plugins:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "(local)", ""))
                 for component in self._call_register_hook(impl, hook_name, info):
-                    if not isinstance(component, Component) or component.kind != kind:
-                        self._record_broken(info, f"{hook_name} returned {component!r}, not a {kind} Component")
+                    problem = _component_problem(component, kind, hook_name)
+                    if problem:
+                        self._record_broken(info, problem)
                         continue
                     registries[kind].add(component, info)
         return registries
@@ -213,6 +210,25 @@ class Plugins:
             raise PluginError(f"{broken.describe()} (strict plugin mode is on)")
         if broken not in self.broken:
             self.broken.append(broken)
+
+
+RESERVED_FIELDS: dict[Kind, tuple[str, ...]] = {
+    "node": ("type", "name", "inputs"),
+    "loss": ("type",),
+    "optimizer": ("type", "schedule"),
+    "dataset": ("type",),
+}
+"""Config keys nnframe itself reads in each kind's section; a component's params may not take them."""
+
+
+def _component_problem(component: object, kind: Kind, hook_name: str) -> str | None:
+    if not isinstance(component, Component) or component.kind != kind:
+        return f"{hook_name} returned {component!r}, not a {kind} Component"
+    taken = [field for field in RESERVED_FIELDS[kind] if field in component.params.model_fields]
+    if taken:
+        return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
+                f"nnframe reserves in a {kind} section; rename them")
+    return None
 
 
 def _unknown_hook_message(hook: str) -> str:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import nnframe
 from fixtures.console import NNFRAME
 from fixtures.distributions import Site
-from fixtures.sources import MISSPELLED_HOOK, RAISING_HOOK, node_plugin
+from fixtures.sources import component_plugin, MISSPELLED_HOOK, RAISING_HOOK, node_plugin
 from nnframe.cli import app
 from nnframe.components import KINDS, Params
 from nnframe.config import ConfigModels
@@ -154,6 +154,10 @@ BROKEN_CASES = {
     "misspelled hook": (
         {"nnframe_faulty": MISSPELLED_HOOK}, "nnframe_faulty",
         ["unknown hook 'nnframe_regster_nodes'", "did you mean 'nnframe_register_nodes'?"]),
+    "parameter named like a field nnframe reads": (
+        {"nnframe_faulty": component_plugin("node", "router").replace(
+            '"""No parameters."""', '"""Which inputs to route."""\n    inputs: int = 2')}, "nnframe_faulty",
+        ["node 'router' declares the parameter(s) 'inputs', which nnframe reserves in a node section"]),
     "hook argument not in the spec": (
         {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_step_end(run, metric):\n"
                            "    pass\n"}, "nnframe_faulty",

@@ -1,7 +1,8 @@
 """The one place that knows how arrays are created and which dtypes are allowed.
 
-Nodes and optimizers create arrays through these functions so that a later
-backend (CuPy on a GPU) changes one module, not every node.
+Optimizers and the core nodes' parameter gradients are allocated through
+these functions, so that a later backend (CuPy on a GPU) starts from one
+module; the nodes' forward and backward still call numpy directly.
 """
 
 from __future__ import annotations
@@ -28,7 +29,3 @@ def zeros(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:
 
 def zeros_like(array: np.ndarray) -> np.ndarray:
     return xp.zeros_like(array)
-
-
-def is_floating(array: np.ndarray) -> bool:
-    return np.issubdtype(array.dtype, np.floating)

@@ -11,6 +11,11 @@ import numpy as np
 from nnframe.errors import CheckpointError, DataError, UserError
 
 
+def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
+    """Mini-batches in one pass over ``n`` examples; a last partial batch counts unless dropped."""
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
 class BatchIterator:
     """Index arrays of mini-batches over ``n`` examples, a new permutation every epoch.
 
@@ -39,7 +44,7 @@ class BatchIterator:
         self.rng = rng
         self.drop_last = drop_last
         self.shuffle = shuffle
-        self.batches_per_epoch = n // batch_size if drop_last else -(-n // batch_size)
+        self.batches_per_epoch = batches_per_epoch(n, batch_size, drop_last)
         self.epoch = 0
         self.position = 0
         self._order = self._draw_order()

@@ -37,7 +37,7 @@ class LoadedConfig:
         return _type_first(self.experiment.model_dump(mode="json"))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.resolved, sort_keys=False)
+        return yaml.safe_dump(self.resolved, sort_keys=False, allow_unicode=True)
 
 
 def _type_first(value: Any) -> Any:

@@ -7,6 +7,7 @@ directory is created, so a bad config or data file leaves nothing behind.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,9 +47,11 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
     run.run_dir = run_dir.path
     trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
     if resume is not None:
         previous = run_dir.read_summary() or {}
         run.summary["wall_time_s"] = float(previous.get("wall_time_s", 0.0))
+        started = previous.get("started", started)
         trainer.checkpointer.restore(trainer)
         run.resumed = True
     else:
@@ -57,7 +60,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     progress = make_progress(trainer.total_steps, quiet, stream)
     if progress is not None:
         run.register(progress)
-    run.summary.update({"name": settings.name, "run_dir": str(run_dir.path),
+    run.summary.update({"name": settings.name, "run_dir": str(run_dir.path), "started": started,
                         "versions": environment_versions(plugins.versions())})
     try:
         trainer.fit()

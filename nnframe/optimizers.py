@@ -123,10 +123,6 @@ class Optimizer:
         self._in_blocks = [p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
                            for p, buffers in zip(params, self._per_param)]
 
-    @property
-    def bound(self) -> bool:
-        return self.names is not None
-
     # ----------------------------------------------------------------- update
 
     def update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:

@@ -57,10 +57,10 @@ class Trainer:
         train = self.settings.train
         self.batches = BatchIterator(self.dataset.n_train, train.batch_size, experiment.streams.shuffle,
                                      drop_last=train.drop_last, shuffle=train.shuffle)
-        self.total_steps = self._total_steps()
+        self.total_steps = planned_steps(train, self.batches.batches_per_epoch)
         self.step = 0
         self.skipped_steps = 0
-        self.base_lr = float(self.settings.optimizer.lr)
+        self.base_lr = float(self.optimizer.lr)
         self.schedule = self.settings.optimizer.schedule
         self.schedule.check(self.total_steps)
         self.last_eval: EvalMetrics | None = None
@@ -73,17 +73,6 @@ class Trainer:
         self._log_metrics = run.plugin_manager.hook.nnframe_log_metrics
         self.optimizer.bind(self.model.param_names, self.model.params)
         run.model, run.optimizer = self.model, self.optimizer
-
-    def _total_steps(self) -> int:
-        train = self.settings.train
-        limits = [train.max_steps] if train.max_steps else []
-        if train.epochs:
-            limits.append(train.epochs * self.batches.batches_per_epoch)
-        return min(limits)
-
-    @property
-    def epoch(self) -> int:
-        return self.batches.epoch
 
     # ------------------------------------------------------------------ loop
 
@@ -161,6 +150,7 @@ class Trainer:
             metrics.lr = self.optimizer.lr = self.schedule.lr_at(step - 1, self.base_lr, self.total_steps)
             self.optimizer.update(model.params, grads)
         self.step = self.run.step = step
+        self.run.epoch = self.batches.epoch
         self.last_step = metrics
         if self._step_end.get_hookimpls():
             self._step_end(run=self.run, metrics=metrics)
@@ -269,6 +259,14 @@ class Trainer:
             "wall_time_s": round(seconds, 3) + self.run.summary.get("wall_time_s", 0.0),
             "metrics": metrics,
         }
+
+
+def planned_steps(train: Any, batches_per_epoch: int) -> int:
+    """Optimizer steps a run takes: the lesser of ``max_steps`` and ``epochs`` times the batches per epoch."""
+    limits = [train.max_steps] if train.max_steps else []
+    if train.epochs:
+        limits.append(train.epochs * batches_per_epoch)
+    return min(limits)
 
 
 def labels(t: np.ndarray) -> np.ndarray:

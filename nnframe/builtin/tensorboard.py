@@ -86,7 +86,7 @@ class TensorBoardLogger:
         if self.writer is None:
             return
         try:
-            self._hparams(run.config)
+            self._hparams(run.config, summary.get("metrics") or {})
         finally:
             self.writer.close()
             self.writer = None
@@ -106,9 +106,10 @@ class TensorBoardLogger:
                 if finite.size:
                     self.writer.histogram(f"{prefix}/{name}", finite, step)
 
-    def _hparams(self, config: Mapping[str, Any]) -> None:
-        """Write the HParams summaries into this run's own event file (``add_hparams`` would make a sub-run)."""
+    def _hparams(self, config: Mapping[str, Any], final: Mapping[str, float | None]) -> None:
+        """The flattened config against the run's final metrics (the last logged values where a final one is missing)."""
         metrics = {tag: self.last[tag] for tag in HPARAM_METRICS if tag in self.last}
+        metrics.update({tag: float(value) for tag, value in final.items() if tag in HPARAM_METRICS and value is not None})
         self.writer.hparams(flatten_config(config), metrics)
 
     def __repr__(self) -> str:

@@ -180,9 +180,9 @@ def snapshot(root: Path) -> dict[str, Any]:
     return found
 
 
-def run(args: list[str], console: bool) -> tuple[int, str]:
+def run(args: list[str], console: bool, cwd: Path) -> tuple[int, str]:
     if console:
-        done = subprocess.run([NNFRAME, "train", *args], capture_output=True, text=True, timeout=60)
+        done = subprocess.run([NNFRAME, "train", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
         return done.returncode, done.stdout + done.stderr
     result = CliRunner().invoke(app, ["train", *args])
     return result.exit_code, result.output
@@ -194,7 +194,8 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_a_bad_input_is_exit_2_with_one_message_and_no_files(tmp_path: Path, name: str) -> None:
+def test_a_bad_input_is_exit_2_with_one_message_and_no_files(tmp_path: Path, name: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     case = CASES[name]
     work = tmp_path / "work"
     work.mkdir()
@@ -202,9 +203,10 @@ def test_a_bad_input_is_exit_2_with_one_message_and_no_files(tmp_path: Path, nam
     if "--runs-dir" not in args:
         args = [*args, "--runs-dir", str(work / "runs")]
     before = snapshot(tmp_path)
-    code, output = run([*args, "--quiet"], case.console)
+    monkeypatch.chdir(work)  # a stray relative write would land inside the snapshot
+    code, output = run([*args, "--quiet"], case.console, work)
     assert code == 2, output
-    assert output.startswith("error: "), output
+    assert output.startswith("error: ") and output.count("error: ") == 1, output
     for word in case.names:
         assert word in output, output
     assert "Traceback" not in output

@@ -15,16 +15,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from nnframe.board import INSTALL_HINT, launch_board
+from fixtures.console import NNFRAME
+from nnframe.cli import app
+from nnframe.board import launch_board
 from nnframe.errors import UserError
 from nnframe.plugins import get_plugin_manager
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 from nnframe.tracking import RunDirectory
 
 STARTUP_TIMEOUT_S = 90
-LAUNCH = "import sys; from pathlib import Path; from nnframe.board import launch_board; " \
-         "sys.exit(launch_board(Path(sys.argv[1]), host='127.0.0.1', port=int(sys.argv[2])))"
 
 
 SESSION_GROUPS_QUERY = {
@@ -110,7 +111,7 @@ def test_real_tensorboard_serves_the_logged_scalars(tmp_path):
     log = tmp_path / "tensorboard.log"
 
     with open(log, "wb") as output:
-        server = subprocess.Popen([sys.executable, "-c", LAUNCH, str(runs_dir), str(port)],
+        server = subprocess.Popen([NNFRAME, "board", str(runs_dir), "--host", "127.0.0.1", "--port", str(port)],
                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         runs = wait_for(port, "/data/runs", lambda answer: run_name in answer, server, log)
@@ -138,7 +139,6 @@ def test_missing_tensorboard_names_the_install_command(tmp_path, monkeypatch):
         launch_board(tmp_path)
 
     assert "pip install 'nnframe[board]'" in str(info.value)
-    assert INSTALL_HINT == "pip install 'nnframe[board]'"
 
 
 def test_missing_logdir_is_a_user_error(tmp_path):
@@ -154,3 +154,10 @@ def test_port_in_use_is_a_user_error(tmp_path):
 
         with pytest.raises(UserError, match=f"127.0.0.1:{port}.*--port"):
             launch_board(tmp_path, port=port)
+
+
+def test_board_command_on_a_missing_directory_exits_2_with_one_message(tmp_path):
+    result = CliRunner().invoke(app, ["board", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert result.output.count("error: ") == 1 and "nowhere" in result.output
+    assert "Traceback" not in result.output

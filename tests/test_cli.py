@@ -204,7 +204,52 @@ def test_config_mistakes_through_the_console_script(tmp_path: Path, name: str) -
 
 def test_no_arguments_shows_help() -> None:
     result = invoke()
-    assert "train" in result.output and "validate" in result.output and "gradcheck" in result.output
+    assert result.exit_code == 2  # click's convention: a missing command is a usage error
+    for command in ("train", "validate", "schema", "plugins", "gradcheck", "runs", "board"):
+        assert command in result.output
+
+
+def test_runs_lists_a_trained_run_with_its_status_and_metrics(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert invoke("train", SPIRAL, "train.epochs=2", "--runs-dir", runs, "--quiet").exit_code == 0
+    (run_dir,) = (runs / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    result = invoke("runs", runs)
+    assert result.exit_code == 0, result.output
+    assert "spiral" in result.output and "completed" in result.output
+    assert f"{summary['metrics']['train/loss']:.4f}" in result.output
+
+
+def test_runs_on_a_missing_directory_exits_2_with_one_message(tmp_path: Path) -> None:
+    done = console("runs", tmp_path / "nowhere")
+    assert done.returncode == 2
+    assert done.stderr.count("error: ") == 1 and "nowhere" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_summary_records_versions_wall_time_and_start(tmp_path: Path) -> None:
+    import nnframe
+
+    runs = tmp_path / "runs"
+    assert invoke("train", SPIRAL, "train.epochs=2", "--runs-dir", runs, "--quiet").exit_code == 0
+    (run_dir,) = (runs / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["versions"]["nnframe"] == nnframe.__version__
+    assert summary["versions"]["plugins"]["nnframe"] == nnframe.__version__
+    assert summary["wall_time_s"] > 0 and summary["status"] == "completed" and summary["steps"] == 20
+    assert summary["started"][:10] == run_dir.name[:4] + "-" + run_dir.name[4:6] + "-" + run_dir.name[6:8]
+
+
+def test_a_bug_in_a_plugin_is_an_internal_error_exit_1_with_its_traceback(site: Site, tmp_path: Path) -> None:
+    buggy = node_plugin("scale").replace("return x * self.factor", "raise ZeroDivisionError('a bug in the plugin')")
+    site.add("nnframe-buggy", {"nnframe_buggy": buggy}, entry_points={"buggy": "nnframe_buggy"})
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["model"].insert(1, {"type": "scale"})
+    path = tmp_path / "buggy.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = console("train", path, "--runs-dir", tmp_path / "runs", env=site.env())
+    assert done.returncode == 1
+    assert "ZeroDivisionError: a bug in the plugin" in done.stderr and "Traceback" in done.stderr
 
 
 @pytest.mark.parametrize("error, code", [

@@ -86,6 +86,10 @@ class Drive:
     config: dict = field(default_factory=make_config)
 
 
+class PlannedCrash(Exception):
+    """The crash a plan asks for; any other exception, from the logger under test, propagates."""
+
+
 def drive(plugins, run_dir: Path | None, plan: Drive) -> RunContext:
     """Call the hooks in the trainer's order; ``fail_after`` raises mid-run and still ends the run as failed."""
     model = TinyModel()
@@ -99,7 +103,7 @@ def drive(plugins, run_dir: Path | None, plan: Drive) -> RunContext:
         hook.nnframe_run_start(run=run)
         for step in range(plan.start + 1, plan.stop + 1):
             if plan.fail_after is not None and step > plan.fail_after:
-                raise RuntimeError("boom")
+                raise PlannedCrash("boom")
             run.step = step
             model.set_step(step)
             metrics = step_metrics(step, every, plan.offset)
@@ -108,7 +112,7 @@ def drive(plugins, run_dir: Path | None, plan: Drive) -> RunContext:
                 hook.nnframe_log_metrics(run=run, metrics=metrics)
             if step % plan.eval_every == 0:
                 hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, step // 10, 2.0 / step, step / 200))
-    except RuntimeError:
+    except PlannedCrash:
         status = "failed"
     finally:
         hook.nnframe_run_end(run=run, status=status, summary={"status": status})

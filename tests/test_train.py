@@ -77,7 +77,7 @@ def test_spiral_reproduces_the_books_result():
     assert summary["status"] == "completed"
     assert summary["steps"] == 3000  # 300 epochs of 300 points in batches of 30
     assert summary["metrics"]["train/accuracy"] >= 0.95
-    assert summary["metrics"]["train/loss"] < 0.2
+    assert summary["metrics"]["train/loss"] < 0.15  # the book ends near 0.10; the issue asks below 0.2
 
 
 def test_same_config_twice_is_bit_identical(tmp_path):
@@ -216,3 +216,22 @@ def test_divergence_message_always_names_where_values_went_bad(tmp_path, seed):
         trainer.fit()
     message = str(info.value)
     assert "parameter affine" in message or "output of node 'affine" in message or "gradient is affine" in message
+
+
+def test_grad_norms_off_logs_no_norms_and_writes_no_norm_tags(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from nnframe.launch import train
+
+    config = write_config(tmp_path, {**TINY, "log": {"every": 5, "grad_norms": False}})
+    plugins = get_plugin_manager()
+    recorder = Recorder()
+    plugins.pm.register(recorder)
+    result = train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    logged = [m for m in recorder.steps if m.logged]
+    assert len(logged) == 8 and all(m.grad_norms is None and m.accuracy is not None for m in logged)
+    events = EventAccumulator(str(result.run_dir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy"} <= tags
+    assert not any(tag.startswith("grad_norm/") for tag in tags)

@@ -7,11 +7,12 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
+from fixtures.experiments import write_experiment
 from nnframe.checkpoint import (
     Checkpointer,
     fingerprint,
@@ -41,13 +42,8 @@ CONFIG = {
 }
 
 
-def write_config(tmp_path: Path, **sections: dict) -> Path:
-    config = json.loads(json.dumps(CONFIG))
-    for key, value in sections.items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_config(tmp_path: Path, **sections: Any) -> Path:
+    return write_experiment(tmp_path, CONFIG, **sections)
 
 
 def make_trainer(config_path: Path, directory: Path, overrides: tuple[str, ...] = (),

@@ -10,11 +10,13 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
 
+from fixtures.experiments import assert_same_arrays, write_experiment
 from fixtures.console import NNFRAME
 from nnframe.checkpoint import latest_checkpoint, step_name
 from nnframe.hookspecs import hookimpl
@@ -35,13 +37,8 @@ CONFIG = {
 }
 
 
-def write_config(tmp_path: Path, **sections: dict) -> Path:
-    config = json.loads(json.dumps(CONFIG))
-    for key, value in sections.items():
-        config[key] = {**config[key], **value}
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_config(tmp_path: Path, **sections: Any) -> Path:
+    return write_experiment(tmp_path, CONFIG, **sections)
 
 
 class LossRecorder:
@@ -69,12 +66,6 @@ def run_in_process(config: Path, runs_dir: Path, overrides: list[str], recorder:
 
 def final_arrays(run_dir: Path) -> dict[str, np.ndarray]:
     return latest_checkpoint(run_dir / "checkpoints").arrays
-
-
-def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert sorted(a) == sorted(b)
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
 
 
 def nnframe(*args: str, cwd: Path) -> subprocess.CompletedProcess:

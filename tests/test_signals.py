@@ -8,11 +8,11 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
-import yaml
 
+from fixtures.experiments import assert_same_arrays, write_experiment
 from fixtures.console import NNFRAME
 from nnframe.checkpoint import latest_checkpoint
 from nnframe.hookspecs import hookimpl
@@ -35,13 +35,8 @@ SIGNALS = pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (si
                                   ids=["SIGINT", "SIGTERM"])
 
 
-def write_config(tmp_path: Path, **sections: dict) -> Path:
-    config = json.loads(json.dumps(CONFIG))
-    for key, value in sections.items():
-        config[key] = {**config[key], **value}
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+def write_config(tmp_path: Path, **sections: Any) -> Path:
+    return write_experiment(tmp_path, CONFIG, **sections)
 
 
 class SignalAt:
@@ -73,12 +68,6 @@ def only_run(runs_dir: Path) -> Path:
 
 def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
-
-
-def assert_same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert sorted(a) == sorted(b)
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
 
 
 # ------------------------------------------------------------------------- in process

@@ -1,28 +1,8 @@
-"""Checkpoints: save a run's whole training state, verify it, and resume from it exactly.
+"""Checkpoints: save a run's whole training state on schedule, and resume from it exactly.
 
-A checkpoint is two files in the run's ``checkpoints/`` directory:
-
-* ``step-00000120.npz``: every array: the parameters by name in their own
-  (full) precision (``params/affine1/W``), the optimizer state
-  (``optimizer/affine1/W.v``, ``optimizer/t``) and the epoch's shuffle order
-  (``batches/order``);
-* ``step-00000120.json``: everything else, as plain JSON: the step, epoch and
-  batch position, the state of every random generator (the experiment's
-  ``init`` and ``data`` streams, the shuffle stream inside the batch position,
-  and the ``rng`` of every model node that has one, e.g. Dropout), the skipped
-  steps, the model fingerprint and its hash, and the name and sha256 of the
-  ``.npz`` file.
-
-Each file is written atomically (temporary file, fsync, rename, fsync of the
-directory), the arrays first and the JSON last, so a checkpoint counts only
-once its JSON exists and the arrays match the recorded hash: a crash at any
-moment leaves the previous checkpoint intact. Arrays load with
-``allow_pickle=False`` and metadata is JSON, so reading a checkpoint never runs
-code.
-
-``best.json`` (with ``best-<step>.npz``) is the checkpoint with the best
-``checkpoint.best_metric`` so far. A resume loads the newest valid checkpoint,
-``best`` included; a broken newest one is skipped with a warning.
+The :class:`Checkpointer` is what the trainer calls; the files it writes, and
+how they are read back and verified, are described in
+:mod:`nnframe.checkpoint_files`.
 
 The model fingerprint is what a checkpoint must agree with to be loaded: the
 resolved ``model`` section of the config, ``train.dtype``, and the parameter
@@ -36,16 +16,29 @@ import hashlib
 import io
 import json
 import math
-import re
 import sys
-import zipfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from nnframe.checkpoint_files import (
+    BEST,
+    BEST_ARRAYS,
+    FORMAT,
+    OPTIMIZER,
+    ORDER,
+    PARAMS,
+    STEP_FILE,
+    VERSION,
+    Checkpoint,
+    checkpoint_label,
+    fingerprint_hash,
+    latest_checkpoint,
+    read_checkpoint,
+    step_name,
+)
 from nnframe.errors import CheckpointError
 from nnframe.tracking import atomic_write_bytes, atomic_write_text
 
@@ -54,50 +47,6 @@ if TYPE_CHECKING:
     from nnframe.config_loader import LoadedConfig
     from nnframe.run import EvalMetrics
     from nnframe.train import Trainer
-
-FORMAT = "nnframe-checkpoint"
-VERSION = 1
-PARAMS = "params/"
-OPTIMIZER = "optimizer/"
-ORDER = "batches/order"
-BEST = "best"
-_STEP_FILE = re.compile(r"^step-(\d{8,})\.(json|npz)$")
-_BEST_ARRAYS = re.compile(r"^best-\d{8,}\.npz$")
-_KINDS = {str: "a string", int: "an integer", dict: "an object"}
-_META_FIELDS = {
-    "format": str, "version": int, "arrays": str, "sha256": str, "step": int, "epoch": int,
-    "skipped_steps": int, "config_hash": str, "fingerprint": dict, "batches": dict, "rngs": dict,
-}
-
-
-def step_name(step: int) -> str:
-    """The file stem of the checkpoint at ``step``: ``step-00000120``."""
-    return f"step-{step:08d}"
-
-
-@dataclass
-class Checkpoint:
-    """One checkpoint read back and verified: ``meta`` from its JSON, ``arrays`` from its ``.npz``."""
-
-    path: Path
-    meta: dict[str, Any]
-    arrays: dict[str, np.ndarray]
-
-    @property
-    def step(self) -> int:
-        return int(self.meta["step"])
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """The parameters by name, e.g. ``{"affine1/W": ...}``."""
-        return {key[len(PARAMS):]: value for key, value in self.arrays.items() if key.startswith(PARAMS)}
-
-    @property
-    def optimizer_state(self) -> dict[str, np.ndarray]:
-        return {key[len(OPTIMIZER):]: value for key, value in self.arrays.items() if key.startswith(OPTIMIZER)}
-
-    def __repr__(self) -> str:
-        return f"Checkpoint({str(self.path)!r}, step={self.step}, arrays={len(self.arrays)})"
 
 
 # --------------------------------------------------------------------------
@@ -113,131 +62,6 @@ def fingerprint(config: LoadedConfig, model: Any) -> dict[str, Any]:
         "dtype": resolved["train"]["dtype"],
         "params": [[name, list(p.shape)] for name, p in zip(model.param_names, model.params)],
     }
-
-
-def fingerprint_hash(described: dict[str, Any]) -> str:
-    """sha256 of the fingerprint as canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(described, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# --------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------
-
-
-def read_checkpoint(json_path: Path) -> Checkpoint:
-    """Read and verify one checkpoint; any damage (truncation, wrong hash, pickled data) is a CheckpointError."""
-    json_path = Path(json_path)
-    meta = read_meta(json_path)
-    arrays_path = json_path.parent / meta["arrays"]
-    try:
-        data = arrays_path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"{_name(json_path)}: cannot read its arrays file {arrays_path.name}: "
-                              f"{exc.strerror or exc}") from None
-    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        raise CheckpointError(f"{_name(json_path)}: {arrays_path.name} does not match the sha256 recorded "
-                              "in the checkpoint (truncated or corrupted)")
-    arrays = _load_npz(data, json_path)
-    _check_arrays(meta, arrays, json_path)
-    return Checkpoint(json_path, meta, arrays)
-
-
-def read_meta(json_path: Path) -> dict[str, Any]:
-    """The checkpoint's JSON metadata, checked for the fields a resume needs."""
-    try:
-        meta = json.loads(Path(json_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{_name(json_path)}: cannot read the checkpoint metadata: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{_name(json_path)}: not an nnframe checkpoint (no \"format\": \"{FORMAT}\")")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"{_name(json_path)}: checkpoint format version {meta.get('version')!r}; "
-                              f"this nnframe reads version {VERSION}")
-    for key, kind in _META_FIELDS.items():
-        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-            raise CheckpointError(f"{_name(json_path)}: field {key!r} is missing or not {_KINDS[kind]} "
-                                  f"(found {meta.get(key)!r})")
-    params = meta["fingerprint"].get("params")
-    if not isinstance(params, list) or not all(_is_param_entry(entry) for entry in params):
-        raise CheckpointError(f"{_name(json_path)}: field 'fingerprint.params' is not a list of [name, shape] pairs")
-    arrays = meta["arrays"]
-    if Path(arrays).name != arrays or arrays.startswith(".") or not arrays.endswith(".npz"):
-        raise CheckpointError(f"{_name(json_path)}: arrays file {arrays!r} is not a .npz file "
-                              "beside the metadata")
-    return meta
-
-
-def _is_param_entry(entry: Any) -> bool:
-    return (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-            and isinstance(entry[1], list) and all(isinstance(n, int) for n in entry[1]))
-
-
-def _load_npz(data: bytes, json_path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise CheckpointError(f"{_name(json_path)}: the arrays hold pickled Python objects, which "
-                                  "nnframe never loads (they could run code)") from None
-        raise CheckpointError(f"{_name(json_path)}: the arrays file is not a valid .npz: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CheckpointError(f"{_name(json_path)}: the arrays file is not a valid .npz: {exc}") from None
-
-
-def _check_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray], json_path: Path) -> None:
-    for name, shape in meta["fingerprint"]["params"]:
-        saved = arrays.get(PARAMS + name)
-        if saved is None or list(saved.shape) != list(shape):
-            found = "missing" if saved is None else f"of shape {saved.shape}"
-            raise CheckpointError(f"{_name(json_path)}: parameter {name!r} is {found} in "
-                                  f"{meta['arrays']}; the metadata says shape {tuple(shape)}")
-    if ORDER not in arrays:
-        raise CheckpointError(f"{_name(json_path)}: {meta['arrays']} has no {ORDER!r} array")
-
-
-def candidates(directory: Path, warn: Any = None) -> list[Path]:
-    """The checkpoints' JSON files, newest step first (``best.json`` after a step file of the same step)."""
-    found: list[tuple[int, int, Path]] = []
-    for path in Path(directory).iterdir():
-        match = _STEP_FILE.match(path.name)
-        if match and match.group(2) == "json":
-            found.append((int(match.group(1)), 0, path))
-    best = Path(directory) / f"{BEST}.json"
-    if best.exists():
-        try:
-            found.append((read_meta(best)["step"], 1, best))
-        except CheckpointError as exc:
-            if warn is not None:
-                warn(f"skipping {exc}")
-    return [path for _, _, path in sorted(found, key=lambda item: (-item[0], item[1]))]
-
-
-def latest_checkpoint(directory: Path, warn: Any = None) -> Checkpoint:
-    """The newest checkpoint that is complete and valid; a broken newer one is skipped through ``warn``."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"{str(directory)!r} does not exist; expected the checkpoints/ directory of a run")
-    problems = []
-    for path in candidates(directory, warn):
-        try:
-            checkpoint = read_checkpoint(path)
-        except CheckpointError as exc:
-            problems.append(str(exc))
-            continue
-        for problem in problems if warn is not None else ():
-            warn(f"skipping {problem}; using the older {path.name} (step {checkpoint.step})")
-        return checkpoint
-    if not problems:
-        raise CheckpointError(f"no checkpoint in {str(directory)!r}: the run stopped before its first checkpoint; "
-                              "start it again without --resume, or save more often with checkpoint.every")
-    raise CheckpointError(f"no valid checkpoint in {str(directory)!r}: " + "; ".join(problems))
-
-
-def _name(path: Path) -> str:
-    return f"checkpoint {str(path)!r}"
 
 
 # --------------------------------------------------------------------------
@@ -296,7 +120,7 @@ class Checkpointer:
         if self._write(BEST, arrays, trainer, metric={"name": metric, "value": float(value)}) is not None:
             self.best_value = float(value)
             for path in self.directory.iterdir():
-                if _BEST_ARRAYS.match(path.name) and path.name != arrays:
+                if BEST_ARRAYS.match(path.name) and path.name != arrays:
                     path.unlink(missing_ok=True)
 
     def _better(self, value: float) -> bool:
@@ -345,7 +169,7 @@ class Checkpointer:
         """Keep the newest ``keep`` step checkpoints up to ``current``; later ones are from an abandoned run."""
         steps = {}
         for path in self.directory.iterdir():
-            match = _STEP_FILE.match(path.name)
+            match = STEP_FILE.match(path.name)
             if match:
                 steps.setdefault(int(match.group(1)), []).append(path)
         complete = sorted((s for s, paths in steps.items() if s <= current
@@ -373,7 +197,7 @@ class Checkpointer:
         """Refuse a checkpoint of another model: names and shapes first, then dtype, then the whole fingerprint."""
         saved = checkpoint.meta["fingerprint"]
         current = fingerprint(self.config, model)
-        where = _name(checkpoint.path)
+        where = checkpoint_label(checkpoint.path)
         _check_params(dict((n, tuple(s)) for n, s in saved["params"]),
                       dict((n, tuple(s)) for n, s in current["params"]), where)
         if saved.get("dtype") != current["dtype"]:
@@ -463,9 +287,9 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     try:
         trainer.batches.load_state_dict({**meta["batches"], "order": checkpoint.arrays[ORDER]})
     except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{_name(checkpoint.path)}: the saved batch position is incomplete or "
+        raise CheckpointError(f"{checkpoint_label(checkpoint.path)}: the saved batch position is incomplete or "
                               f"malformed ({type(exc).__name__}: {exc})") from None
-    _restore_generators(meta["rngs"], generators(trainer), _name(checkpoint.path))
+    _restore_generators(meta["rngs"], generators(trainer), checkpoint_label(checkpoint.path))
     trainer.step = trainer.run.step = checkpoint.step
     trainer.run.epoch = trainer.batches.epoch
     trainer.skipped_steps = int(meta["skipped_steps"])

@@ -153,7 +153,7 @@ def gradcheck(
 @reports_errors
 def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Path("runs")) -> None:
     """List runs, newest first, with their status and final metrics."""
-    from nnframe.tracking import format_runs_table, list_runs
+    from nnframe.run_listing import format_runs_table, list_runs
 
     from rich.console import Console
 

@@ -1,14 +1,14 @@
-"""Run directories: where a run's config, events, checkpoints and summary live, and how runs are listed.
+"""Run directories: where a run's config, events, checkpoints and summary live.
 
 A run directory is ``<runs-dir>/<experiment name>/<timestamp>/`` holding
 ``config.yaml`` (the resolved config, written once), ``overrides.yaml`` (the
 command-line overrides of the start and of every resume), the TensorBoard event
 files, ``checkpoints/`` and ``summary.json``.
 
-``summary.json`` is read by :func:`list_runs`; the keys it relies on are
-``status``, ``steps``, ``started`` (ISO time) and ``metrics``, a mapping from
-TensorBoard tag (``train/loss``, ``train/accuracy``, ``val/loss``,
-``val/accuracy``) to the final value.
+``summary.json`` holds ``status``, ``steps``, ``started`` (ISO time),
+``wall_time_s``, ``versions`` and ``metrics``, a mapping from TensorBoard tag
+(``train/loss``, ``train/accuracy``, ``val/loss``, ``val/accuracy``) to the
+final value; :mod:`nnframe.run_listing` reads it.
 """
 
 from __future__ import annotations
@@ -19,17 +19,13 @@ import platform
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from nnframe.errors import UserError
-
-if TYPE_CHECKING:
-    from rich.table import Table
 
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 CONFIG_FILE = "config.yaml"
@@ -37,7 +33,7 @@ OVERRIDES_FILE = "overrides.yaml"
 SUMMARY_FILE = "summary.json"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
-_RUN_DIR_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
+RUN_DIR_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
 _MAX_SAME_SECOND = 10_000
 
 
@@ -280,134 +276,3 @@ def environment_versions(plugin_versions: Mapping[str, str]) -> dict[str, Any]:
         "nnframe": __version__,
         "plugins": dict(sorted(plugin_versions.items())),
     }
-
-
-# --------------------------------------------------------------------------
-# Listing runs
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run as ``nnframe runs`` lists it, read from its directory and ``summary.json``.
-
-    ``status`` is the summary's status, ``"running?"`` for a run without a
-    summary (still running, or killed before it could write one) and
-    ``"unknown"`` for an unreadable summary.
-    """
-
-    name: str
-    path: Path
-    started: datetime | None
-    status: str
-    steps: int | None = None
-    train_loss: float | None = None
-    train_accuracy: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-
-    @property
-    def run(self) -> str:
-        """The run's name in TensorBoard: ``<name>/<timestamp>``."""
-        return f"{self.name}/{self.path.name}"
-
-    @classmethod
-    def from_dir(cls, path: Path) -> RunRecord:
-        run_dir = RunDirectory(path)
-        try:
-            summary = run_dir.read_summary()
-        except (UserError, OSError):
-            return cls(run_dir.name, path, _started_from_dir_name(path.name), "unknown")
-        if summary is None:
-            return cls(run_dir.name, path, _started_from_dir_name(path.name), "running?")
-        metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
-        return cls(run_dir.name, path, _started(summary, path), str(summary.get("status", "unknown")),
-                   _int_or_none(summary.get("steps")), *metrics)
-
-    def sort_key(self) -> tuple[datetime, int, str]:
-        match = _RUN_DIR_NAME.match(self.path.name)
-        suffix = int(match.group(2)) if match and match.group(2) else 0
-        return (self.started or datetime.min, suffix, self.run)
-
-
-def list_runs(runs_dir: Path) -> list[RunRecord]:
-    """Every run under ``runs_dir`` (``<name>/<timestamp>/`` with a config or summary), newest first."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise UserError(f"runs directory {str(runs_dir)!r} does not exist; "
-                        "train a run first (`nnframe train CONFIG`) or name the directory to list")
-    records = [RunRecord.from_dir(path) for path in _run_dirs(runs_dir)]
-    return sorted(records, key=RunRecord.sort_key, reverse=True)
-
-
-def _run_dirs(runs_dir: Path) -> list[Path]:
-    found = []
-    for name_dir in runs_dir.iterdir():
-        if not name_dir.is_dir():
-            continue
-        for path in name_dir.iterdir():
-            if path.is_dir() and ((path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()):
-                found.append(path)
-    return found
-
-
-def _final_metric(summary: Mapping[str, Any], tag: str) -> float | None:
-    """``summary["metrics"][tag]``; also accepts ``final`` for ``metrics`` and ``train_loss`` for ``train/loss``."""
-    for container in (summary.get("metrics"), summary.get("final"), summary):
-        if not isinstance(container, Mapping):
-            continue
-        for key in (tag, tag.replace("/", "_")):
-            if isinstance(container.get(key), (int, float)) and not isinstance(container.get(key), bool):
-                return float(container[key])
-    return None
-
-
-def _started(summary: Mapping[str, Any], path: Path) -> datetime | None:
-    value = summary.get("started")
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).replace(tzinfo=None)
-        except ValueError:
-            pass
-    return _started_from_dir_name(path.name)
-
-
-def _started_from_dir_name(dir_name: str) -> datetime | None:
-    match = _RUN_DIR_NAME.match(dir_name)
-    return datetime.strptime(match.group(1), TIMESTAMP_FORMAT) if match else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def format_runs_table(records: Sequence[RunRecord]) -> Table:
-    """A rich table of runs, newest first: run (``<name>/<timestamp>``), status, steps, final losses and accuracies."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
-                  caption=None if records else "no runs found")
-    table.add_column("run", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    for header in ("steps", "train\nloss", "train\nacc", "val\nloss", "val\nacc"):
-        table.add_column(header, justify="right", no_wrap=True)
-    for record in records:
-        table.add_row(
-            record.run,
-            record.status,
-            "-" if record.steps is None else str(record.steps),
-            _format_loss(record.train_loss),
-            _format_accuracy(record.train_accuracy),
-            _format_loss(record.val_loss),
-            _format_accuracy(record.val_accuracy),
-        )
-    return table
-
-
-def _format_loss(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _format_accuracy(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}%"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
@@ -10,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from rich.console import Console
 
 from nnframe.errors import UserError
 from nnframe.tracking import (
@@ -18,25 +16,9 @@ from nnframe.tracking import (
     atomic_write_bytes,
     config_yaml,
     environment_versions,
-    format_runs_table,
-    list_runs,
 )
 
 NOW = datetime(2026, 11, 26, 10, 30, 0)
-
-
-def make_run(runs_dir: Path, name: str, now: datetime, summary: dict | None = None) -> RunDirectory:
-    run = RunDirectory.create(runs_dir, name, now=now)
-    run.write_config({"name": name})
-    if summary is not None:
-        run.write_summary(summary)
-    return run
-
-
-def render(table) -> str:
-    out = io.StringIO()
-    Console(file=out, width=250, color_system=None).print(table)
-    return out.getvalue()
 
 
 # --------------------------------------------------------------------------
@@ -188,71 +170,3 @@ def test_environment_versions_name_python_numpy_nnframe_and_plugins():
     assert versions["python"].count(".") == 2
     assert versions["plugins"] == {"nnframe": "0.1.0", "nnframe-swish": "0.2.0"}
     json.dumps(versions)
-
-
-# --------------------------------------------------------------------------
-# Listing runs
-# --------------------------------------------------------------------------
-
-
-def completed(steps: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float) -> dict:
-    return {"status": "completed", "steps": steps,
-            "metrics": {"train/loss": train_loss, "train/accuracy": train_acc,
-                        "val/loss": val_loss, "val/accuracy": val_acc}}
-
-
-def test_list_runs_newest_first_with_final_metrics(tmp_path):
-    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(3000, 0.1, 0.9733, 0.12, 0.95))
-    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0))
-    make_run(tmp_path, "xor", datetime(2026, 11, 26, 10, 0, 0), {"status": "diverged", "steps": 12})
-    broken = make_run(tmp_path, "moons", datetime(2026, 11, 25, 23, 59, 59))
-    broken.summary_path.write_text("{")
-    (tmp_path / "spiral" / "not-a-run").mkdir()
-    (tmp_path / "notes.txt").write_text("ignored")
-
-    records = list_runs(tmp_path)
-
-    assert [record.run for record in records] == [
-        "xor/20261126-100000",  # same second as the next one: ties broken by run name, newest first
-        "spiral/20261126-100000",
-        "spiral/20261126-090000",
-        "moons/20261125-235959",
-    ]
-    assert [record.status for record in records] == ["diverged", "running?", "completed", "unknown"]
-    oldest_spiral = records[2]
-    assert (oldest_spiral.steps, oldest_spiral.train_loss, oldest_spiral.train_accuracy) == (3000, 0.1, 0.9733)
-    assert (oldest_spiral.val_loss, oldest_spiral.val_accuracy) == (0.12, 0.95)
-    assert oldest_spiral.started == datetime(2026, 11, 26, 9, 0, 0)
-    assert records[1].steps is None and records[1].train_loss is None
-
-
-def test_same_second_suffixes_sort_by_number_not_text(tmp_path):
-    for _ in range(12):
-        make_run(tmp_path, "spiral", NOW)
-
-    names = [record.path.name for record in list_runs(tmp_path)]
-
-    assert names[:3] == ["20261126-103000-11", "20261126-103000-10", "20261126-103000-9"]
-    assert names[-1] == "20261126-103000"
-
-
-def test_list_runs_of_a_missing_directory_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        list_runs(tmp_path / "runs")
-
-
-def test_runs_table_shows_each_run_and_its_numbers(tmp_path):
-    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(3000, 0.1, 0.9733, 0.12, 0.95))
-    make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0))
-
-    text = render(format_runs_table(list_runs(tmp_path)))
-    rows = [line for line in text.splitlines() if "spiral/" in line]
-
-    assert len(rows) == 2
-    assert "spiral/20261126-100000" in rows[0] and "running?" in rows[0]
-    assert rows[1].split() == ["spiral/20261126-090000", "completed", "3000",
-                               "0.1000", "97.33%", "0.1200", "95.00%"]  # 0.9733 -> 97.33%
-
-
-def test_empty_runs_table_says_so():
-    assert "no runs found" in render(format_runs_table([]))

@@ -17,12 +17,11 @@ import numpy as np
 
 from nnframe.event_file import EventFile
 from nnframe.hookspecs import hookimpl
-from nnframe.tracking import config_yaml
+from nnframe.tracking import FINAL_METRICS, config_yaml
 
 if TYPE_CHECKING:
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
-HPARAM_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 
 
 @hookimpl
@@ -108,8 +107,8 @@ class TensorBoardLogger:
 
     def _hparams(self, config: Mapping[str, Any], final: Mapping[str, float | None]) -> None:
         """The flattened config against the run's final metrics (the last logged values where a final one is missing)."""
-        metrics = {tag: self.last[tag] for tag in HPARAM_METRICS if tag in self.last}
-        metrics.update({tag: float(value) for tag, value in final.items() if tag in HPARAM_METRICS and value is not None})
+        metrics = {tag: self.last[tag] for tag in FINAL_METRICS if tag in self.last}
+        metrics.update({tag: float(value) for tag, value in final.items() if tag in FINAL_METRICS and value is not None})
         self.writer.hparams(flatten_config(config), metrics)
 
     def __repr__(self) -> str:

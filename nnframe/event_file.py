@@ -6,8 +6,6 @@ writes it; on two cores those threads take the GIL from the training loop
 (spiral: 86 us per step instead of 48). nnframe logs a few scalars every few
 steps, so it writes each event in the calling thread: serialise, checksum,
 append to a buffered file, and flush on evaluations, on a timer and at the end.
-Scalars wait in memory until a flush (or ``MAX_PENDING`` of them) and are
-written in one burst rather than one event between every few training steps.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 FLUSH_SECS = 10.0
-MAX_PENDING = 100
 
 
 BLOCKED_IMPORTS = ("torch", "boto3")
@@ -68,7 +65,6 @@ class EventFile:
         self._summaries = tbx.summary
         os.makedirs(logdir, exist_ok=True)
         self._writer = tbx.event_file_writer.EventsWriter(os.path.join(str(logdir), "events"), suffix)
-        self._pending: list[tuple[int, float, Mapping[str, float]]] = []
         self._flushed_at = time.monotonic()
         if purge_step is not None:
             log = tbx.proto.event_pb2.SessionLog(status=tbx.proto.event_pb2.SessionLog.START)
@@ -79,11 +75,12 @@ class EventFile:
     def path(self) -> Path:
         return Path(self._writer._file_name)
 
-    def scalars(self, values: Mapping[str, float], step: int) -> None:
-        """All of a step's scalars as one event, written at the next flush (at most ``MAX_PENDING`` wait)."""
-        self._pending.append((step, time.time(), values))
-        if len(self._pending) >= MAX_PENDING or time.monotonic() - self._flushed_at > FLUSH_SECS:
-            self.flush()
+    def scalars(self, values: Mapping[str, float], step: int, wall_time: float | None = None) -> None:
+        """All of a step's scalars in one event."""
+        summary = self._Summary()
+        for tag, value in values.items():
+            summary.value.add(tag=tag, simple_value=float(value))
+        self.summary(summary, step, wall_time)
 
     def text(self, tag: str, text: str, step: int) -> None:
         self.summary(self._summaries.text(tag, text), step)
@@ -99,29 +96,18 @@ class EventFile:
         for summary in summaries:
             self.summary(summary, step)
 
-    def summary(self, summary: Any, step: int | None) -> None:
-        event = self._Event(summary=summary, wall_time=time.time())
+    def summary(self, summary: Any, step: int | None, wall_time: float | None = None) -> None:
+        event = self._Event(summary=summary, wall_time=time.time() if wall_time is None else wall_time)
         if step is not None:
             event.step = int(step)
         self._write(event)
 
     def _write(self, event: Any) -> None:
-        self._write_pending()
         self._writer.write_event(event)
         if time.monotonic() - self._flushed_at > FLUSH_SECS:
             self.flush()
 
-    def _write_pending(self) -> None:
-        for step, wall_time, values in self._pending:
-            summary = self._Summary()
-            for tag, value in values.items():
-                summary.value.add(tag=tag, simple_value=float(value))
-            self._writer.write_event(self._Event(summary=summary, wall_time=wall_time, step=step))
-        self._pending.clear()
-
     def flush(self) -> None:
-        """Write the waiting scalars and push everything to the file."""
-        self._write_pending()
         self._writer.flush()
         self._flushed_at = time.monotonic()
 

@@ -447,3 +447,19 @@ def test_tensorboardx_loads_without_importing_torch_or_boto3(tmp_path):
     assert not (tmp_path / "imported").exists()
     subprocess.run([sys.executable, "-c", "import torch, boto3"], env=env, check=True)
     assert (tmp_path / "imported").read_text() == "torch boto3 "
+
+
+def test_logged_steps_reach_the_file_at_each_evaluation_before_the_run_ends(plugins, run_dir):
+    config = make_config(every=1)
+    run = RunContext(name="tiny", config=config, run_dir=run_dir, plugin_manager=plugins.pm, model=TinyModel())
+    run.hook.nnframe_configure_run(run=run)
+    run.hook.nnframe_run_start(run=run)
+    for step in range(1, 8):
+        run.hook.nnframe_log_metrics(run=run, metrics=step_metrics(step, every=1))
+    assert "train/loss" not in read_events(run_dir).Tags()["scalars"]  # kept back for a burst
+    run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(7, 0, 0.5, 0.5))
+    events = read_events(run_dir)
+    assert [step for step, _ in points(events, "train/loss")] == list(range(1, 8))
+    assert [step for step, _ in points(events, "val/loss")] == [7]
+    run.hook.nnframe_run_end(run=run, status="completed", summary={})
+    run.unregister_all()

@@ -10,8 +10,6 @@ This module sits below config and plugins: it receives nodes already built.
 
 from __future__ import annotations
 
-import heapq
-import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
+from nnframe.graph_checks import check_reaches_output, topological_order, validate_graph
 from nnframe.node import Node
 
 
@@ -70,9 +69,9 @@ class Graph(Node):
         if not nodes:
             raise GraphError("a model graph needs at least one node; found none")
         self.output: str = nodes[-1].name if output is None else output
-        _validate(nodes, self.inputs, self.output)
-        order = _topological_order(nodes)
-        _check_reaches_output(order, self.inputs, self.output)
+        validate_graph(nodes, self.inputs, self.output)
+        order = topological_order(nodes)
+        check_reaches_output(order, self.inputs, self.output)
         self._graph_nodes = order
         self.nodes: dict[str, Node] = {gn.name: gn.node for gn in order}
         slots = {name: i for i, name in enumerate([*self.inputs, *self.nodes])}
@@ -254,116 +253,6 @@ def _accumulate(grads: list[Any], owned: list[bool], i: int, dx: np.ndarray) -> 
     else:
         grads[i] = grads[i] + dx
         owned[i] = True
-
-
-def _validate(nodes: Sequence[GraphNode], inputs: list[str], output: str) -> None:
-    _check_unique(nodes, inputs)
-    names = [gn.name for gn in nodes]
-    available = [*inputs, *names]
-    if output in inputs:
-        raise GraphError(f"graph output {output!r} is a graph input; the output must be "
-                         f"one of the nodes: {', '.join(names)}")
-    if output not in names:
-        raise GraphError(unknown_name_message("graph output", output, names))
-    for gn in nodes:
-        if not gn.inputs:
-            raise GraphError(f"node {gn.name!r} has no inputs; list at least one of: "
-                             f"{', '.join(available)}")
-        for name in gn.inputs:
-            if name not in available:
-                others = [n for n in available if n != gn.name]
-                raise GraphError(f"node {gn.name!r}: "
-                                 + unknown_name_message("input", name, others))
-        _check_arity(gn)
-
-
-def _check_unique(nodes: Sequence[GraphNode], inputs: list[str]) -> None:
-    seen: dict[str, str] = {}
-    for name in inputs:
-        if name in seen:
-            raise GraphError(f"graph input {name!r} is listed twice")
-        seen[name] = "a graph input"
-    objects: dict[int, str] = {}
-    for gn in nodes:
-        if gn.name in seen:
-            raise GraphError(f"duplicate name {gn.name!r}: already used by {seen[gn.name]}; "
-                             "every node needs its own name")
-        seen[gn.name] = "another node"
-        if id(gn.node) in objects:
-            raise GraphError(f"nodes {objects[id(gn.node)]!r} and {gn.name!r} are the same "
-                             "node object; build a separate node for each (a node caches "
-                             "its forward values for backward)")
-        objects[id(gn.node)] = gn.name
-
-
-def _check_arity(gn: GraphNode) -> None:
-    try:
-        signature = inspect.signature(gn.node.forward)
-    except (TypeError, ValueError):
-        return
-    try:
-        signature.bind(*gn.inputs)
-    except TypeError:
-        raise GraphError(f"node {gn.name!r} ({type(gn.node).__name__}) cannot take "
-                         f"{len(gn.inputs)} input(s) {list(gn.inputs)}: its forward is "
-                         f"forward{signature}") from None
-
-
-def _topological_order(nodes: Sequence[GraphNode]) -> list[GraphNode]:
-    """Kahn's algorithm; among ready nodes the one listed first goes first, so an
-    already ordered list keeps its order."""
-    index = {gn.name: k for k, gn in enumerate(nodes)}
-    waiting = [len({n for n in gn.inputs if n in index}) for gn in nodes]
-    readers: dict[str, list[int]] = {gn.name: [] for gn in nodes}
-    for k, gn in enumerate(nodes):
-        for name in set(gn.inputs) & readers.keys():
-            readers[name].append(k)
-    ready = [k for k, count in enumerate(waiting) if count == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        k = heapq.heappop(ready)
-        order.append(nodes[k])
-        for reader in readers[nodes[k].name]:
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                heapq.heappush(ready, reader)
-    if len(order) < len(nodes):
-        stuck = {gn.name for gn in nodes} - {gn.name for gn in order}
-        raise GraphError(f"the model graph has a cycle: {' -> '.join(_find_cycle(nodes, stuck))}; "
-                         "a node cannot depend on its own output")
-    return order
-
-
-def _find_cycle(nodes: Sequence[GraphNode], stuck: set[str]) -> list[str]:
-    """One cycle among the nodes Kahn's algorithm could not order, in data-flow order."""
-    by_name = {gn.name: gn for gn in nodes}
-    name = next(gn.name for gn in nodes if gn.name in stuck)
-    path: list[str] = []
-    while name not in path:
-        path.append(name)
-        name = next(n for n in by_name[name].inputs if n in stuck)
-    cycle = path[path.index(name):][::-1]
-    listed = [gn.name for gn in nodes]
-    start = min(range(len(cycle)), key=lambda k: listed.index(cycle[k]))
-    cycle = cycle[start:] + cycle[:start]
-    return [*cycle, cycle[0]]
-
-
-def _check_reaches_output(order: list[GraphNode], inputs: list[str], output: str) -> None:
-    reached = {output}
-    for gn in reversed(order):
-        if gn.name in reached:
-            reached.update(gn.inputs)
-    dead = [gn.name for gn in order if gn.name not in reached]
-    if dead:
-        raise GraphError(f"node(s) {', '.join(map(repr, dead))} do not lead to the output "
-                         f"{output!r}; feed them into a node on the way to {output!r} "
-                         "or remove them")
-    unused = [name for name in inputs if name not in reached]
-    if unused:
-        raise GraphError(f"graph input(s) {', '.join(map(repr, unused))} are not read by any "
-                         f"node on the way to the output {output!r}")
 
 
 def sequential_names(

@@ -40,6 +40,7 @@ from nnframe.checkpoint_files import (
     step_name,
 )
 from nnframe.errors import CheckpointError
+from nnframe.gradients import first_nonfinite
 from nnframe.tracking import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class Checkpointer:
 
     def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
         arrays, meta = self.capture(trainer)
-        bad = _first_nonfinite(arrays)
+        bad = first_nonfinite([key.removeprefix(PARAMS) for key in arrays], list(arrays.values()))
         if bad is not None:
             self._warn(f"not saving checkpoint {stem} at step {trainer.step}: {bad} is not finite; "
                        "the last good checkpoint is kept")
@@ -334,11 +335,3 @@ def _differences(saved: Any, current: Any, path: str) -> list[str]:
     if saved != current:
         return [f"{path}: {saved!r} in the checkpoint, {current!r} now"]
     return []
-
-
-def _first_nonfinite(arrays: dict[str, np.ndarray]) -> str | None:
-    with np.errstate(over="ignore", invalid="ignore"):
-        for key, array in arrays.items():
-            if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
-                return key.removeprefix(PARAMS)
-    return None

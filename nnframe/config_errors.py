@@ -153,7 +153,7 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
     else:
         message = _lower_first(error["msg"].removeprefix("Value error, "))
     if found is not _MISSING and kind != "value_error":
-        message += f"; found {_short(found)}"
+        message += f"; found {short_repr(found)}"
     return Problem(path, message, kind)
 
 
@@ -187,9 +187,10 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis, for quoting found values in messages."""
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def format_validation_error(exc: ValidationError, data: Any, root: type[BaseModel]) -> list[Problem]:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from nnframe.config import ConfigModels, layout_problems, model_layout
-from nnframe.config_errors import Problem, format_validation_error
+from nnframe.config_errors import Problem, format_validation_error, short_repr
 from nnframe.errors import ConfigError
 from nnframe.plugins import Plugins
 
@@ -97,12 +97,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def _kind_of(value: Any) -> str:
     names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-    return f"{names.get(type(value), type(value).__name__)} ({_short(value)})"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return f"{names.get(type(value), type(value).__name__)} ({short_repr(value, 40)})"
 
 
 def _read_text(path: Path) -> str:
@@ -250,7 +245,7 @@ def _set(target: Any, key: str | int, value: Any, text: str, parent: list[str | 
     elif isinstance(target, dict):
         target[_dict_key(target, key)] = value
     else:
-        raise ConfigError(f"override {text!r}: {_dotted(parent)} is a value ({_short(target)}), not a section")
+        raise ConfigError(f"override {text!r}: {_dotted(parent)} is a value ({short_repr(target, 40)}), not a section")
 
 
 def _step_into(target: Any, key: str | int, text: str, parent: list[str | int]) -> Any:
@@ -261,7 +256,7 @@ def _step_into(target: Any, key: str | int, text: str, parent: list[str | int]) 
         if target.get(key) is None:
             target[key] = {}
         return target[key]
-    raise ConfigError(f"override {text!r}: {_dotted(parent)} is a value ({_short(target)}), not a section")
+    raise ConfigError(f"override {text!r}: {_dotted(parent)} is a value ({short_repr(target, 40)}), not a section")
 
 
 def _index(target: list[Any], key: str | int, text: str, parent: list[str | int]) -> int:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nnframe.errors import ConfigError
-from nnframe.initializers import METHODS, fan_in, initialize
+from nnframe.initializers import METHODS, fan_in, fan_out, initialize
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -21,6 +21,7 @@ def test_shape_and_dtype(method, dtype):
     ("normal", 0.5, 0.5),
     ("xavier", 0.01, np.sqrt(1 / 400)),  # fan_in = 400 rows
     ("he", 0.01, np.sqrt(2 / 400)),
+    ("glorot", 0.01, np.sqrt(2 / 700)),  # fan_in 400 + fan_out 300
     ("xavier", 7.0, np.sqrt(1 / 400)),  # scale belongs to 'normal' only
 ])
 def test_standard_deviation(method, scale, expected_std):
@@ -49,10 +50,15 @@ def test_the_stream_advances_and_seeds_repeat():
 
 
 def test_unknown_method_lists_the_available_ones():
-    with pytest.raises(ConfigError, match=r"'xavir'; available: he, normal, xavier \(did you mean 'xavier'\?\)"):
+    with pytest.raises(ConfigError, match=r"'xavir'; available: glorot, he, normal, xavier \(did you mean 'xavier'\?\)"):
         initialize((2, 2), "xavir", 0.01, np.random.default_rng(0), np.float64)
 
 
 @pytest.mark.parametrize(("shape", "expected"), [((5, 3), 5), ((7,), 7), ((2, 3, 4), 6)])
 def test_fan_in(shape, expected):
     assert fan_in(shape) == expected
+
+
+@pytest.mark.parametrize(("shape", "expected"), [((5, 3), 3), ((7,), 7), ((2, 3, 4), 4)])
+def test_fan_out(shape, expected):
+    assert fan_out(shape) == expected

@@ -24,9 +24,10 @@ class MatMulParams(Params):
     """``y = xW`` with no bias."""
 
     out: int = Field(gt=0, description="Output width H: W has shape (input width, H).")
-    init: Literal["normal", "xavier", "he"] = Field(
+    init: Literal["normal", "xavier", "he", "glorot"] = Field(
         "normal", description="Weight initialiser: 'normal' (scale * randn, as in the book), "
-                              "'xavier' (randn * sqrt(1/fan_in)) or 'he' (randn * sqrt(2/fan_in)).")
+                              "'xavier' (randn * sqrt(1/fan_in)), 'he' (randn * sqrt(2/fan_in)) "
+                              "or 'glorot' (randn * sqrt(2/(fan_in + fan_out))).")
     scale: float = Field(0.01, gt=0, description="Standard deviation of the 'normal' initialiser.")
 
 

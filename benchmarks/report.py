@@ -136,7 +136,8 @@ def tables(results: dict) -> str:
                        "max RSS"], rows)
     if "digits" in work:
         w = work["digits"]
-        out += ["", f"digits, {w['unit']} ({w['epochs']} epochs), test accuracy on {w['test_examples']} held out",
+        out += ["", f"digits, {w['unit']} ({w['epochs']} epochs), test accuracy on {w['test_examples']} held out "
+                f"(mean over seeds 0-{w['seeds'] - 1}, the same split per seed for every implementation)",
                 ""]
         out += _table(["implementation", "median", "q1", "q3", "accuracy"], _timing_rows(w, ["accuracy"]))
         out += _rounds(w)

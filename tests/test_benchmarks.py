@@ -75,10 +75,14 @@ def test_step_ratios_are_computed_in_the_run(tiny, workload):
         assert positive(ratios[key]), key
 
 
-def test_digits_accuracies_are_fractions(tiny):
+def test_digits_accuracies_are_fractions_averaged_over_the_same_seeds(tiny):
     results, _ = tiny
-    for name, entry in results["workloads"]["digits"]["results"].items():
+    digits = results["workloads"]["digits"]
+    for name, entry in digits["results"].items():
         assert 0.0 <= entry["accuracy"] <= 1.0, name
+        by_seed = entry["accuracy_by_seed"]
+        assert list(by_seed) == [str(seed) for seed in range(digits["seeds"])], name
+        assert entry["accuracy"] == pytest.approx(sum(by_seed.values()) / len(by_seed)), name
 
 
 def test_mlp_large_reports_share_of_gemm_peak_and_memory(tiny):

@@ -1,4 +1,4 @@
-"""A TensorBoard event file written synchronously, with tensorboardX's record writer and protos.
+"""A TensorBoard event file written synchronously: tensorboardX's protos, TFRecord framing done here.
 
 tensorboardX's ``SummaryWriter`` hands every event to a ``multiprocessing``
 queue whose feeder thread pickles it and whose writer thread unpickles and
@@ -6,19 +6,26 @@ writes it; on two cores those threads take the GIL from the training loop
 (spiral: 86 us per step instead of 48). nnframe logs a few scalars every few
 steps, so it writes each event in the calling thread: serialise, checksum,
 append to a buffered file, and flush on evaluations, on a timer and at the end.
+
+A TFRecord is the data's length (8 bytes, little-endian), its masked CRC-32C,
+the data, and the data's masked CRC-32C; TensorBoard's reader checks both.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-FLUSH_SECS = 10.0
+from crc32c import crc32c
 
+FLUSH_SECS = 10.0
+FILE_VERSION = "brain.Event:2"
 
 BLOCKED_IMPORTS = ("torch", "boto3")
 
@@ -42,7 +49,6 @@ def import_tensorboardx() -> Any:
             for name in blocked:
                 del sys.modules[name]
     import tensorboardX
-    import tensorboardX.event_file_writer
     import tensorboardX.proto.event_pb2
     import tensorboardX.proto.summary_pb2
     import tensorboardX.summary
@@ -51,11 +57,11 @@ def import_tensorboardx() -> Any:
 
 
 class EventFile:
-    """One ``events.out.tfevents.*`` file in ``logdir``.
+    """One ``events.out.tfevents.<seconds>.<host><suffix>`` file in ``logdir``, never an existing one.
 
     ``purge_step`` marks a resume: TensorBoard then hides the points at and
     after that step written by the interrupted run, so none are duplicated.
-    ``suffix`` keeps two writers started in the same second from sharing a name.
+    ``suffix`` keeps two writers started in the same second apart.
     """
 
     def __init__(self, logdir: Path, purge_step: int | None = None, suffix: str = "") -> None:
@@ -63,24 +69,35 @@ class EventFile:
         self._Event = tbx.proto.event_pb2.Event
         self._Summary = tbx.proto.summary_pb2.Summary
         self._summaries = tbx.summary
+        self._scalar_events: dict[tuple[str, ...], tuple[Any, list[Any]]] = {}
         os.makedirs(logdir, exist_ok=True)
-        self._writer = tbx.event_file_writer.EventsWriter(os.path.join(str(logdir), "events"), suffix)
+        self.path = Path(logdir) / f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}{suffix}"
+        self._file = open(self.path, "xb")
         self._flushed_at = time.monotonic()
+        self._write(self._Event(wall_time=time.time(), file_version=FILE_VERSION))
         if purge_step is not None:
             log = tbx.proto.event_pb2.SessionLog(status=tbx.proto.event_pb2.SessionLog.START)
             self._write(self._Event(step=purge_step, session_log=log))
         self.flush()
 
-    @property
-    def path(self) -> Path:
-        return Path(self._writer._file_name)
-
     def scalars(self, values: Mapping[str, float], step: int, wall_time: float | None = None) -> None:
-        """All of a step's scalars in one event."""
-        summary = self._Summary()
-        for tag, value in values.items():
-            summary.value.add(tag=tag, simple_value=float(value))
-        self.summary(summary, step, wall_time)
+        """All of a step's scalars in one event.
+
+        The event for a set of tags is built once and its values replaced on
+        every later call: building the protobuf took 5 of the 8 microseconds
+        that writing a logged spiral step's scalars cost.
+        """
+        tags = tuple(values)
+        cached = self._scalar_events.get(tags)
+        if cached is None:
+            event = self._Event(summary=self._Summary(value=[self._Summary.Value(tag=tag) for tag in tags]))
+            cached = self._scalar_events[tags] = (event, list(event.summary.value))
+        event, entries = cached
+        for entry, value in zip(entries, values.values()):
+            entry.simple_value = float(value)
+        event.step = int(step)
+        event.wall_time = time.time() if wall_time is None else wall_time
+        self._write(event)
 
     def text(self, tag: str, text: str, step: int) -> None:
         self.summary(self._summaries.text(tag, text), step)
@@ -103,17 +120,25 @@ class EventFile:
         self._write(event)
 
     def _write(self, event: Any) -> None:
-        self._writer.write_event(event)
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self._file.write(b"".join((header, masked_crc32c(header), data, masked_crc32c(data))))
         if time.monotonic() - self._flushed_at > FLUSH_SECS:
             self.flush()
 
     def flush(self) -> None:
-        self._writer.flush()
+        self._file.flush()
         self._flushed_at = time.monotonic()
 
     def close(self) -> None:
-        self.flush()
-        self._writer.close()
+        if not self._file.closed:
+            self._file.close()
 
     def __repr__(self) -> str:
         return f"EventFile({str(self.path)!r})"
+
+
+def masked_crc32c(data: bytes) -> bytes:
+    """TFRecord's checksum: CRC-32C rotated right by 15 bits plus a constant, 4 bytes little-endian."""
+    crc = crc32c(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)

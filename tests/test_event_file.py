@@ -1,0 +1,73 @@
+"""The event file itself: TFRecord framing checked by TensorBoard's own code, reused scalar events, no overwrites."""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tensorboard_masked_crc32c
+
+from nnframe import event_file
+from nnframe.event_file import FILE_VERSION, EventFile
+
+
+def records(path: Path) -> list[bytes]:
+    """The data of every record, after checking both checksums with TensorBoard's pure-Python CRC-32C."""
+    raw, found = path.read_bytes(), []
+    while raw:
+        header, header_crc = raw[:8], struct.unpack("<I", raw[8:12])[0]
+        assert header_crc == tensorboard_masked_crc32c(header)
+        length = struct.unpack("<Q", header)[0]
+        data, data_crc = raw[12:12 + length], struct.unpack("<I", raw[12 + length:16 + length])[0]
+        assert data_crc == tensorboard_masked_crc32c(data)
+        found.append(data)
+        raw = raw[16 + length:]
+    return found
+
+
+def scalar_points(path: Path) -> list[tuple[int, float, dict[str, float]]]:
+    return [(event.step, event.wall_time, {v.tag: v.simple_value for v in event.summary.value})
+            for event in LegacyEventFileLoader(str(path)).Load() if event.summary.value]
+
+
+def test_scalars_reuse_one_event_per_tag_set_and_read_back_exactly(tmp_path):
+    writer = EventFile(tmp_path)
+    writer.scalars({"train/loss": 0.5, "train/lr": 1.0}, step=1, wall_time=100.0)
+    writer.scalars({"val/loss": 0.75}, step=1, wall_time=101.0)
+    writer.scalars({"train/loss": 0.25, "train/lr": np.float64(0.1)}, step=2, wall_time=102.0)
+    writer.close()
+
+    assert scalar_points(writer.path) == [
+        (1, 100.0, {"train/loss": 0.5, "train/lr": 1.0}),
+        (1, 101.0, {"val/loss": 0.75}),
+        (2, 102.0, {"train/loss": 0.25, "train/lr": pytest.approx(0.1, rel=1e-7)}),
+    ]
+
+
+def test_the_file_starts_with_its_version_and_every_record_checks_out(tmp_path):
+    writer = EventFile(tmp_path, purge_step=7)
+    writer.text("config", "a: 1", step=0)
+    writer.histogram("weights/W", np.arange(10.0), step=3)
+    writer.close()
+
+    events = list(LegacyEventFileLoader(str(writer.path)).Load())
+    assert events[0].file_version == FILE_VERSION
+    assert events[1].step == 7 and events[1].session_log.status == events[1].session_log.START
+    assert len(records(writer.path)) == len(events) == 4
+    assert writer.path.name.startswith("events.out.tfevents.")
+
+
+def test_an_existing_file_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(event_file, "time", SimpleNamespace(time=lambda: 1_000_000.0, monotonic=time.monotonic))
+    first = EventFile(tmp_path, suffix=".0")
+    first.scalars({"train/loss": 0.5}, step=1)
+    first.close()
+
+    with pytest.raises(FileExistsError):
+        EventFile(tmp_path, suffix=".0")
+    assert scalar_points(first.path) == [(1, 1_000_000.0, {"train/loss": 0.5})]

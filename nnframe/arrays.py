@@ -7,6 +7,8 @@ module; the nodes' forward and backward still call numpy directly.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 xp = np
@@ -21,6 +23,20 @@ def as_dtype(name: str | np.dtype | type) -> np.dtype:
             raise ValueError(f"unsupported dtype {name!r}; use one of {', '.join(DTYPES)}")
         return np.dtype(DTYPES[name])
     return np.dtype(name)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars, also inside dicts, turned into lists and Python numbers.
+
+    A ``Generator``'s ``bit_generator.state`` needs this before ``json.dumps``.
+    """
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def zeros(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from nnframe.arrays import jsonable
 from nnframe.errors import CheckpointError, DataError, UserError
 
 
@@ -78,7 +79,7 @@ class BatchIterator:
             "epoch": self.epoch,
             "position": self.position,
             "order": self._order.copy(),
-            "rng": json.dumps(self.rng.bit_generator.state, default=_json_array),
+            "rng": json.dumps(jsonable(self.rng.bit_generator.state)),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -112,10 +113,3 @@ class BatchIterator:
             return self.rng.permutation(self.n)
         return np.arange(self.n, dtype=np.int64)
 
-
-def _json_array(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot save {type(value).__name__} in a random state")

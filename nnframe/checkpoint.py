@@ -39,6 +39,7 @@ from nnframe.checkpoint_files import (
     read_checkpoint,
     step_name,
 )
+from nnframe.arrays import jsonable
 from nnframe.errors import CheckpointError
 from nnframe.gradients import first_nonfinite
 from nnframe.tracking import atomic_write_bytes, atomic_write_text
@@ -162,7 +163,7 @@ class Checkpointer:
             "saved": datetime.now().isoformat(timespec="seconds"),
             "config_hash": fingerprint_hash(identity), "fingerprint": identity,
             "batches": batches,
-            "rngs": {key: _jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
+            "rngs": {key: jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
         }
         return arrays, meta
 
@@ -262,16 +263,6 @@ def node_generators(model: Any, prefix: str = "nodes/") -> dict[str, np.random.G
         if isinstance(getattr(node, "nodes", None), dict):
             found.update(node_generators(node, f"{prefix}{name}/"))
     return found
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nnframe.config import NAME_PATTERN
-from nnframe.errors import close_match
+from nnframe.errors import close_match, did_you_mean, unknown_name_message
 
 _MISSING = object()
 _KEY_KINDS = ("missing", "extra_forbidden")
@@ -165,19 +165,15 @@ def _unknown_key(path: str, kept: list[Any], data: Any, root: type[BaseModel]) -
     suggestion = close_match(str(key), allowed) if allowed else None
     if allowed:
         message += f"; expected one of: {', '.join(allowed)}"
-    if suggestion:
-        message += f" (did you mean {suggestion!r}?)"
-    return Problem(path, message, "extra_forbidden", suggestion)
+    return Problem(path, message + did_you_mean(suggestion), "extra_forbidden", suggestion)
 
 
 def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     tags = [tag.strip().strip("'") for tag in error["ctx"]["expected_tags"].replace(" or ", ",").split(",")]
     tags = [tag for tag in tags if tag]
     name = error["ctx"]["tag"]
-    message = f"unknown type {name!r}; available: {', '.join(sorted(tags))}"
     suggestion = close_match(str(name), tags)
-    if suggestion:
-        message += f" (did you mean {suggestion!r}?)"
+    message = unknown_name_message("type", str(name), tags)
     where = f"{path}.type" if path != "(top level)" else "type"
     return Problem(where, message + "; a plugin may be missing (see `nnframe plugins`)", "union_tag_invalid",
                    suggestion)

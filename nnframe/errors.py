@@ -70,11 +70,13 @@ def close_match(name: str, candidates: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def did_you_mean(suggestion: str | None) -> str:
+    """`` (did you mean 'affine'?)`` for a suggestion from :func:`close_match`, or nothing."""
+    return f" (did you mean {suggestion!r}?)" if suggestion else ""
+
+
 def unknown_name_message(what: str, name: str, available: Iterable[str]) -> str:
     """"unknown node type 'afine'; available: affine, matmul (did you mean 'affine'?)"."""
     names = sorted(available)
     message = f"unknown {what} {name!r}; available: {', '.join(names) if names else '(none)'}"
-    suggestion = close_match(name, names)
-    if suggestion:
-        message += f" (did you mean {suggestion!r}?)"
-    return message
+    return message + did_you_mean(close_match(name, names))

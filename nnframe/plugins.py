@@ -20,7 +20,7 @@ import pluggy
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
-from nnframe.errors import PluginError, UnknownComponentError, close_match
+from nnframe.errors import PluginError, UnknownComponentError, close_match, did_you_mean
 
 GROUP = "nnframe"
 AUTOLOAD_OFF_ENV = "NNFRAME_DISABLE_PLUGIN_AUTOLOAD"
@@ -233,9 +233,7 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
 
 def _unknown_hook_message(hook: str) -> str:
     known = [name for name in dir(hookspecs) if name.startswith("nnframe_")]
-    suggestion = close_match(hook, known)
-    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-    return f"implements unknown hook {hook!r}{hint}"
+    return f"implements unknown hook {hook!r}{did_you_mean(close_match(hook, known))}"
 
 
 def _env_flag(name: str) -> bool:

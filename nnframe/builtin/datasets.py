@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from nnframe.components import Component, DatasetContext, dataset
 from nnframe.data import Dataset, DatasetParams
-from nnframe.errors import DataError, close_match
+from nnframe.errors import DataError, close_match, did_you_mean
 from nnframe.hookspecs import hookimpl
 
 Task = Literal["classification", "regression"]
@@ -130,8 +130,7 @@ def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
     problem = "is a directory, not a file" if resolved.is_dir() else "not found"
     message = f"{kind} file {resolved}{where} {problem}"
     siblings = [p.name for p in resolved.parent.iterdir()] if resolved.parent.is_dir() else []
-    suggestion = close_match(resolved.name, siblings)
-    raise DataError(message + (f" (did you mean {suggestion!r}?)" if suggestion else ""))
+    raise DataError(message + did_you_mean(close_match(resolved.name, siblings)))
 
 
 def _check_zip(path: Path) -> None:
@@ -162,8 +161,7 @@ def _read_array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndar
 
 def _missing_message(message: str, name: str, present: list[str], what: str) -> str:
     message += f"; {what} present: {', '.join(present) if present else '(none)'}"
-    suggestion = close_match(name, present)
-    return message + (f" (did you mean {suggestion!r}?)" if suggestion else "")
+    return message + did_you_mean(close_match(name, present))
 
 
 def _delimiter_hint(header: list[str], delimiter: str) -> str:

@@ -94,7 +94,7 @@ class EventFile:
             cached = self._scalar_events[tags] = (event, list(event.summary.value))
         event, entries = cached
         for entry, value in zip(entries, values.values()):
-            entry.simple_value = float(value)
+            entry.simple_value = value
         event.step = int(step)
         event.wall_time = time.time() if wall_time is None else wall_time
         self._write(event)

@@ -107,13 +107,21 @@ class TensorBoardLogger:
         first, so the file stays in step order and nothing is lost on an
         exception.
         """
-        for metrics, wall_time in self.pending:
-            scalars = {"train/loss": metrics.loss, "train/accuracy": metrics.accuracy, "train/lr": metrics.lr}
-            for key, norm in (metrics.grad_norms or {}).items():
-                scalars[f"grad_norm/{key}"] = norm
-            self._scalars(scalars, metrics.step, wall_time)
-        self.pending.clear()
+        if self.pending:
+            write = self.writer.scalars
+            for metrics, wall_time in self.pending:
+                write(self._train_scalars(metrics), metrics.step, wall_time)
+            self.last.update(self._train_scalars(self.pending[-1][0]))
+            self.pending.clear()
         self.written_at = time.monotonic()
+
+    def _train_scalars(self, metrics: StepMetrics) -> dict[str, float]:
+        scalars = {"train/loss": metrics.loss, "train/lr": metrics.lr}
+        if metrics.accuracy is not None:
+            scalars["train/accuracy"] = metrics.accuracy
+        for key, norm in (metrics.grad_norms or {}).items():
+            scalars[f"grad_norm/{key}"] = norm
+        return scalars
 
     def _scalars(self, values: Mapping[str, float | None], step: int, wall_time: float | None = None) -> None:
         present = {tag: float(value) for tag, value in values.items() if value is not None}

@@ -10,21 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from nnframe.errors import CheckpointError, ConfigError, NNFrameError
-from nnframe.optimizers import (
-    SGD,
-    AdaGrad,
-    AdaGradParams,
-    Adam,
-    AdamParams,
-    Momentum,
-    MomentumParams,
-    Nesterov,
-    NesterovParams,
-    Optimizer,
-    RMSprop,
-    RMSpropParams,
-    SGDParams,
-)
+from nnframe.optimizer_params import AdaGradParams, AdamParams, MomentumParams, NesterovParams, RMSpropParams, SGDParams
+from nnframe.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop
 from nnframe.plugins import get_plugin_manager
 
 ALL = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam]

@@ -1,0 +1,60 @@
+"""What a user configures for each optimizer: the pydantic parameter models of the update rules.
+
+Each rule in :mod:`nnframe.optimizers` names its model as ``params_model``;
+the registry builds the ``optimizer`` config section (and ``nnframe schema``)
+from them.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from nnframe.components import Params
+
+
+class OptimizerParams(Params):
+    """Fields every optimizer has; each optimizer's subclass sets ``lr``'s default."""
+
+    lr: float = Field(gt=0, description="Base learning rate (a schedule may change it every step).")
+    weight_decay: float = Field(0.0, ge=0, description="Coupled L2 penalty: the rule sees g + weight_decay * p.")
+
+
+class SGDParams(OptimizerParams):
+    """Parameters of :class:`SGD`."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate: p -= lr * g.")
+
+
+class MomentumParams(OptimizerParams):
+    """Parameters of :class:`Momentum`."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Velocity decay: v = momentum * v - lr * g.")
+
+
+class NesterovParams(OptimizerParams):
+    """Parameters of :class:`Nesterov`."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Velocity decay of the look-ahead momentum.")
+
+
+class AdaGradParams(OptimizerParams):
+    """Parameters of :class:`AdaGrad` (epsilon 1e-7)."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate, divided by the root of the summed squared gradients.")
+
+
+class RMSpropParams(OptimizerParams):
+    """Parameters of :class:`RMSprop` (epsilon 1e-7)."""
+
+    lr: float = Field(0.01, gt=0, description="Learning rate.")
+    decay_rate: float = Field(0.99, ge=0, lt=1, description="Decay of the squared-gradient average.")
+
+
+class AdamParams(OptimizerParams):
+    """Parameters of :class:`Adam` (epsilon 1e-7)."""
+
+    lr: float = Field(0.001, gt=0, description="Learning rate before bias correction.")
+    beta1: float = Field(0.9, ge=0, lt=1, description="Decay of the gradient average m.")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Decay of the squared-gradient average v.")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from nnframe.arrays import jsonable
 from nnframe.checkpoint_files import (
     BEST,
     BEST_ARRAYS,
@@ -39,7 +40,6 @@ from nnframe.checkpoint_files import (
     read_checkpoint,
     step_name,
 )
-from nnframe.arrays import jsonable
 from nnframe.errors import CheckpointError
 from nnframe.gradients import first_nonfinite
 from nnframe.tracking import atomic_write_bytes, atomic_write_text

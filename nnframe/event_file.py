@@ -1,4 +1,4 @@
-"""A TensorBoard event file written synchronously: tensorboardX's protos, TFRecord framing done here.
+"""A TensorBoard event file written synchronously, with tensorboardX's record writer and protos.
 
 tensorboardX's ``SummaryWriter`` hands every event to a ``multiprocessing``
 queue whose feeder thread pickles it and whose writer thread unpickles and
@@ -6,26 +6,19 @@ writes it; on two cores those threads take the GIL from the training loop
 (spiral: 86 us per step instead of 48). nnframe logs a few scalars every few
 steps, so it writes each event in the calling thread: serialise, checksum,
 append to a buffered file, and flush on evaluations, on a timer and at the end.
-
-A TFRecord is the data's length (8 bytes, little-endian), its masked CRC-32C,
-the data, and the data's masked CRC-32C; TensorBoard's reader checks both.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import struct
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from crc32c import crc32c
-
 FLUSH_SECS = 10.0
-FILE_VERSION = "brain.Event:2"
+
 
 BLOCKED_IMPORTS = ("torch", "boto3")
 
@@ -49,6 +42,7 @@ def import_tensorboardx() -> Any:
             for name in blocked:
                 del sys.modules[name]
     import tensorboardX
+    import tensorboardX.event_file_writer
     import tensorboardX.proto.event_pb2
     import tensorboardX.proto.summary_pb2
     import tensorboardX.summary
@@ -57,11 +51,11 @@ def import_tensorboardx() -> Any:
 
 
 class EventFile:
-    """One ``events.out.tfevents.<seconds>.<host><suffix>`` file in ``logdir``, never an existing one.
+    """One ``events.out.tfevents.*`` file in ``logdir``.
 
     ``purge_step`` marks a resume: TensorBoard then hides the points at and
     after that step written by the interrupted run, so none are duplicated.
-    ``suffix`` keeps two writers started in the same second apart.
+    ``suffix`` keeps two writers started in the same second from sharing a name.
     """
 
     def __init__(self, logdir: Path, purge_step: int | None = None, suffix: str = "") -> None:
@@ -71,14 +65,16 @@ class EventFile:
         self._summaries = tbx.summary
         self._scalar_events: dict[tuple[str, ...], tuple[Any, list[Any]]] = {}
         os.makedirs(logdir, exist_ok=True)
-        self.path = Path(logdir) / f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}{suffix}"
-        self._file = open(self.path, "xb")
+        self._writer = tbx.event_file_writer.EventsWriter(os.path.join(str(logdir), "events"), suffix)
         self._flushed_at = time.monotonic()
-        self._write(self._Event(wall_time=time.time(), file_version=FILE_VERSION))
         if purge_step is not None:
             log = tbx.proto.event_pb2.SessionLog(status=tbx.proto.event_pb2.SessionLog.START)
             self._write(self._Event(step=purge_step, session_log=log))
         self.flush()
+
+    @property
+    def path(self) -> Path:
+        return Path(self._writer._file_name)
 
     def scalars(self, values: Mapping[str, float], step: int, wall_time: float | None = None) -> None:
         """All of a step's scalars in one event.
@@ -120,25 +116,17 @@ class EventFile:
         self._write(event)
 
     def _write(self, event: Any) -> None:
-        data = event.SerializeToString()
-        header = struct.pack("<Q", len(data))
-        self._file.write(b"".join((header, masked_crc32c(header), data, masked_crc32c(data))))
+        self._writer.write_event(event)
         if time.monotonic() - self._flushed_at > FLUSH_SECS:
             self.flush()
 
     def flush(self) -> None:
-        self._file.flush()
+        self._writer.flush()
         self._flushed_at = time.monotonic()
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        self.flush()
+        self._writer.close()
 
     def __repr__(self) -> str:
         return f"EventFile({str(self.path)!r})"
-
-
-def masked_crc32c(data: bytes) -> bytes:
-    """TFRecord's checksum: CRC-32C rotated right by 15 bits plus a constant, 4 bytes little-endian."""
-    crc = crc32c(data)
-    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)

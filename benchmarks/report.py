@@ -111,6 +111,14 @@ def _logging_ratios(entry: dict) -> list[str]:
                 f"{_number(ratios['log_every_step/log_off'])}"]
 
 
+def _per_round_ratios(entry: dict) -> list[str]:
+    spreads = entry.get("per_round_ratios") or {}
+    if not spreads:
+        return []
+    shown = [f"{key} {_number(s['median'])} ({_number(s['q1'])}-{_number(s['q3'])})" for key, s in spreads.items()]
+    return ["", "ratios round by round, median (q1-q3): " + "; ".join(shown)]
+
+
 def _rounds(entry: dict) -> list[str]:
     rounds = entry.get("rounds")
     if not rounds:
@@ -130,6 +138,7 @@ def tables(results: dict) -> str:
         out += _table(["implementation", "median", "q1", "q3", "CPU share"],
                       _timing_rows(work["spiral"], ["cpu_share"]))
         out += _logging_ratios(work["spiral"])
+        out += _per_round_ratios(work["spiral"])
         out += _rounds(work["spiral"])
     if "mlp_large" in work:
         w = work["mlp_large"]
@@ -137,6 +146,7 @@ def tables(results: dict) -> str:
         out += _table(["implementation", "median", "q1", "q3", "GFLOP/s", "% of peak", "CPU share"],
                       _timing_rows(w, ["gflops", "percent_of_peak", "cpu_share"]))
         out += _logging_ratios(w)
+        out += _per_round_ratios(w)
         out += _rounds(w)
         out += ["", "mlp_large memory (MiB; tracemalloc for numpy code, VmHWM for the process)", ""]
         rows = [[impl, m.get("build_peak_mb"), m.get("resident_mb"), m.get("step_peak_mb"), m.get("growth_mb"),

@@ -1,8 +1,12 @@
 """Interleaved repetitions, a check that nothing else ran meanwhile, and summaries.
 
-Contenders are measured in turn, ``A B C A B C ...``, so that a slow spell of
-the machine (another process, a frequency change) hits every contender alike
-instead of one whole series; the medians are then compared within one run.
+Contenders are measured in turn, one block each per round, so that a slow
+spell of the machine (another process, a frequency change) hits every
+contender alike instead of one whole series; the medians are then compared
+within one run. Each round starts one contender later than the one before
+(``A B C``, ``B C A``, ``C A B``, ...), so none always runs right after the
+same neighbour: on spiral, whichever nnframe session ran first after
+PyTorch's block measured up to 3 % slower than the same session placed later.
 
 A round during which other processes kept the machine busy is measured again:
 ``/proc/stat`` gives the CPU time of the whole machine (steal included),
@@ -14,6 +18,7 @@ the round is repeated, at most ``repeats`` times in all.
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -72,12 +77,13 @@ def interleaved(contenders: dict[str, Measure], repeats: int, warmup: int = 1, p
     """
     log = log if log is not None else RoundLog()
     samples: dict[str, list[float]] = {name: [] for name in contenders}
+    rounds = itertools.count()
     for _ in range(warmup):
-        _round(contenders, pause)
+        _round(_rotated(contenders, next(rounds)), pause)
     retries, kept = repeats, 0
     while kept < repeats:
         before = machine_snapshot()
-        taken = _round(contenders, pause)
+        taken = _round(_rotated(contenders, next(rounds)), pause)
         share = others_share(before, machine_snapshot())
         if share > QUIET_LIMIT and retries > 0:
             retries -= 1
@@ -91,6 +97,12 @@ def interleaved(contenders: dict[str, Measure], repeats: int, warmup: int = 1, p
         for name, sample in taken.items():
             samples[name].append(sample)
     return samples
+
+
+def _rotated(contenders: dict[str, Measure], shift: int) -> dict[str, Measure]:
+    names = list(contenders)
+    shift %= len(names) or 1
+    return {name: contenders[name] for name in names[shift:] + names[:shift]}
 
 
 def _round(contenders: dict[str, Measure], pause: float) -> dict[str, float]:

@@ -101,15 +101,29 @@ def _median(results: dict[str, dict], name: str) -> float | None:
     return None if entry is None or "median" not in entry else entry["median"]
 
 
+STEP_RATIOS = {
+    "nnframe/numpy": ("nnframe", "numpy"),
+    "torch/nnframe": ("torch", "nnframe"),
+    "nnframe/torch": ("nnframe", "torch"),
+    "log_every_step/log_off": ("nnframe_log_every_step", "nnframe_log_off"),
+    "log_every_10/log_off": ("nnframe", "nnframe_log_off"),
+}
+
+
 def _step_ratios(results: dict[str, dict]) -> dict[str, float | None]:
-    m = lambda name: _median(results, name)  # noqa: E731
-    return {
-        "nnframe/numpy": ratio(m("nnframe"), m("numpy")),
-        "torch/nnframe": ratio(m("torch"), m("nnframe")),
-        "nnframe/torch": ratio(m("nnframe"), m("torch")),
-        "log_every_step/log_off": ratio(m("nnframe_log_every_step"), m("nnframe_log_off")),
-        "log_every_10/log_off": ratio(m("nnframe"), m("nnframe_log_off")),
-    }
+    """Each ratio of two medians (what the targets read)."""
+    return {key: ratio(_median(results, a), _median(results, b)) for key, (a, b) in STEP_RATIOS.items()}
+
+
+def _per_round_ratios(results: dict[str, dict]) -> dict[str, dict]:
+    """Each ratio taken round by round (the two blocks of one round ran a few milliseconds apart),
+    summarised: its spread shows how far one run's ratio of medians can be trusted."""
+    spreads = {}
+    for key, (a, b) in STEP_RATIOS.items():
+        if "samples" in results.get(a, {}) and "samples" in results.get(b, {}):
+            pairs = zip(results[a]["samples"], results[b]["samples"], strict=True)
+            spreads[key] = summarize([x / y for x, y in pairs if y > 0])
+    return spreads
 
 
 def _sessions(config: Path, extra: list[str]) -> dict[str, Session]:
@@ -148,7 +162,8 @@ def spiral(size: Size, with_torch: bool) -> dict[str, Any]:
             session.close()
     results = _results(samples, 1e6, contenders)
     return {"unit": "us/step", "block_steps": size.spiral_block, "results": results,
-            "ratios": _step_ratios(results), "rounds": rounds.as_dict(), "nnframe_event_files": len(events)}
+            "ratios": _step_ratios(results), "per_round_ratios": _per_round_ratios(results),
+            "rounds": rounds.as_dict(), "nnframe_event_files": len(events)}
 
 
 # ----------------------------------------------------------------------------- mlp-large
@@ -174,8 +189,8 @@ def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[s
     ratios["memory nnframe/numpy (step peak)"] = ratio(memory["nnframe"].get("step_peak_mb"),
                                                        memory["numpy"].get("step_peak_mb"))
     return {"unit": "ms/step", "block_steps": size.mlp_block, "examples": size.mlp_examples,
-            "step_gflop": flops / 1e9, "results": results, "ratios": ratios, "rounds": rounds.as_dict(),
-            "memory": memory}
+            "step_gflop": flops / 1e9, "results": results, "ratios": ratios,
+            "per_round_ratios": _per_round_ratios(results), "rounds": rounds.as_dict(), "memory": memory}
 
 
 def _mlp_steps(config: Path, data: Path, size: Size, with_torch: bool, pause: float,

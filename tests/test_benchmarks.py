@@ -75,6 +75,18 @@ def test_step_ratios_are_computed_in_the_run(tiny, workload):
         assert positive(ratios[key]), key
 
 
+@pytest.mark.parametrize("workload", STEP_WORKLOADS)
+def test_per_round_ratios_pair_the_samples_of_each_round(tiny, workload):
+    results, _ = tiny
+    work = results["workloads"][workload]
+    entries, spreads = work["results"], work["per_round_ratios"]
+    ours, reference = entries["nnframe"]["samples"], entries["numpy"]["samples"]
+    paired = sorted(a / b for a, b in zip(ours, reference))
+    assert spreads["nnframe/numpy"]["n"] == len(ours)
+    assert spreads["nnframe/numpy"]["median"] == pytest.approx(float(np.median(paired)), rel=1e-5)
+    assert spreads["nnframe/numpy"]["q1"] <= spreads["nnframe/numpy"]["median"] <= spreads["nnframe/numpy"]["q3"]
+
+
 def test_digits_accuracies_are_fractions_averaged_over_the_same_seeds(tiny):
     results, _ = tiny
     digits = results["workloads"]["digits"]
@@ -146,14 +158,16 @@ def test_the_cross_check_notices_a_different_learning_rate(bench, monkeypatch):
     assert not np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_interleaving_takes_the_contenders_in_turn(bench, monkeypatch):
+def test_interleaving_takes_the_contenders_in_turn_starting_one_later_each_round(bench, monkeypatch):
     timing = bench("timing")
     monkeypatch.setattr(timing, "others_share", lambda before, after: 0.0)
     calls = []
-    contenders = {name: (lambda name=name: calls.append(name) or 1.0) for name in "ABC"}
-    samples = timing.interleaved(contenders, repeats=2, warmup=1)
-    assert calls == list("ABC" * 3)
-    assert samples == {"A": [1.0, 1.0], "B": [1.0, 1.0], "C": [1.0, 1.0]}
+    values = {"A": 1.0, "B": 2.0, "C": 3.0}
+    contenders = {name: (lambda name=name: calls.append(name) or values[name]) for name in "ABC"}
+    samples = timing.interleaved(contenders, repeats=3, warmup=1)
+    assert "".join(calls) == "ABC" + "BCA" + "CAB" + "ABC"
+    assert samples == {"A": [1.0] * 3, "B": [2.0] * 3, "C": [3.0] * 3}
+    assert list(samples) == ["A", "B", "C"]
 
 
 @pytest.mark.parametrize("shares, samples, redone, kept_disturbed", [

@@ -5,8 +5,8 @@ spell of the machine (another process, a frequency change) hits every
 contender alike instead of one whole series; the medians are then compared
 within one run. Each round starts one contender later than the one before
 (``A B C``, ``B C A``, ``C A B``, ...), so none always runs right after the
-same neighbour: on spiral, whichever nnframe session ran first after
-PyTorch's block measured up to 3 % slower than the same session placed later.
+same neighbour: with a fixed order, swapping two nnframe spiral sessions
+moved their ratio by 0 to 2.5 % from one run to the next.
 
 A round during which other processes kept the machine busy is measured again:
 ``/proc/stat`` gives the CPU time of the whole machine (steal included),

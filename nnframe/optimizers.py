@@ -119,12 +119,11 @@ class Optimizer:
         threads halved the update timed alone, but inside a training step it
         competes with OpenBLAS's threads and gained nothing.)
         """
-        tmp = buffers[0].reshape(-1)[:BLOCK]
-        flat = [a.reshape(-1) for a in (p, g, *buffers[1:])]
+        tmp = buffers[0].reshape(-1)
+        p, g, *state = (a.reshape(-1) for a in (p, g, *buffers[1:]))
         for start in range(0, p.size, BLOCK):
-            blocks = [a[start:start + BLOCK] for a in flat]
-            blocks.insert(2, tmp[:len(blocks[0])])
-            self._update_one(*blocks)
+            stop = min(start + BLOCK, p.size)
+            self._update_one(p[start:stop], g[start:stop], tmp[:stop - start], *(s[start:stop] for s in state))
 
     def _begin_step(self) -> None:
         """Per-step scalars shared by every parameter (Adam's bias correction)."""

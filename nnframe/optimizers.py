@@ -113,11 +113,11 @@ class Optimizer:
         A rule is a dozen passes over its arrays; block by block the arrays
         are read from memory once instead of a dozen times, and every block
         reuses the first block of the scratch, which so stays in the cache
-        (mlp-large's Adam timed alone: 3.6 ms with the scratch streamed, 3.25 ms
-        reused).
-        What is left is memory traffic. (Splitting the blocks between two
-        threads halved the update timed alone, but inside a training step it
-        competes with OpenBLAS's threads and gained nothing.)
+        (mlp-large's Adam timed alone: 3.6 ms with the scratch streamed,
+        3.25 ms reused). What is left is memory traffic. (Splitting the
+        blocks between two threads took the update from 3.3 to 2.5 ms timed
+        alone, but inside a training step it competes with OpenBLAS's
+        threads and gained nothing.)
         """
         tmp = buffers[0].reshape(-1)
         p, g, *state = (a.reshape(-1) for a in (p, g, *buffers[1:]))

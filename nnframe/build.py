@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from nnframe.arrays import as_dtype
 from nnframe.batches import batches_per_epoch
 from nnframe.components import Component, DatasetContext, NodeContext, Params
-from nnframe.config import ModelLayout, NodeSpec, layout_problems, model_layout
+from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.config_loader import LoadedConfig
 from nnframe.data import Dataset, check_labels, load_dataset
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError

@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from nnframe.config import ConfigModels, layout_problems, model_layout
+from nnframe.config import ConfigModels
+from nnframe.model_layout import layout_problems, model_layout
 from nnframe.config_errors import Problem, format_validation_error, short_repr
 from nnframe.errors import ConfigError
 from nnframe.plugins import Plugins

@@ -1,12 +1,11 @@
 """Read an experiment from a YAML file plus command-line overrides, and validate it.
 
-YAML is loaded with the safe loader, bounded in size and alias expansion, so a
-hostile file gives a clear error rather than running code or eating memory.
+The file and every override's value are read by :mod:`nnframe.bounded_yaml`
+(plain YAML data, bounded in size, depth and alias expansion).
 """
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.config import ConfigModels
-from nnframe.model_layout import layout_problems, model_layout
 from nnframe.config_errors import Problem, format_validation_error, short_repr
 from nnframe.errors import ConfigError
+from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
-
-MAX_CONFIG_BYTES = 1_000_000
-MAX_EXPANDED_NODES = 100_000
-MAX_DEPTH = 32
 
 
 @dataclass
@@ -52,152 +48,6 @@ def _type_first(value: Any) -> Any:
     return value
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """The mapping at the root of a YAML file; every failure is a :class:`ConfigError` naming the file.
-
-    Only plain YAML data is accepted (the safe loader: no Python object tags);
-    nesting deeper than ``MAX_DEPTH``, more than ``MAX_EXPANDED_NODES`` values
-    once aliases are expanded, recursive aliases and duplicate keys are refused.
-    """
-    text = _read_text(path)
-    loader = _BoundedLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ConfigError("the file is empty; expected a mapping with name, data, model, loss, optimizer "
-                              "and train", file=str(path))
-        _check_structure(node, path)
-        data = loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {_yaml_problem(exc)}", file=str(path)) from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise ConfigError(f"the top level must be a mapping of sections (name, data, model, ...), "
-                          f"found {_kind_of(data)}", file=str(path))
-    return data
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """The safe loader with a nesting limit, so deep nesting is a clear error rather than a RecursionError."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self._depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"the data is nested more than {MAX_DEPTH} levels deep",
-                                              self.peek_event().start_mark)
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _kind_of(value: Any) -> str:
-    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-    return f"{names.get(type(value), type(value).__name__)} ({short_repr(value, 40)})"
-
-
-def _read_text(path: Path) -> str:
-    try:
-        mode = path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigError("is a directory, not a config file", file=str(path))
-        if not stat.S_ISREG(mode):
-            raise ConfigError("is not a regular file (a FIFO, socket or device); expected a YAML text file",
-                              file=str(path))
-        with path.open("rb") as file:
-            raw = file.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError("no such file", file=str(path)) from None
-    except PermissionError:
-        raise ConfigError("cannot be read (permission denied)", file=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot be read: {exc.strerror or exc}", file=str(path)) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"is larger than {MAX_CONFIG_BYTES} bytes; not a config file", file=str(path))
-    if b"\x00" in raw:
-        raise ConfigError("contains binary data (NUL bytes); expected a YAML text file", file=str(path))
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"is not UTF-8 text (byte {exc.start}); expected a YAML text file", file=str(path)) from None
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    if "could not determine a constructor" in str(exc):
-        return f"tag {problem.split('tag ')[-1]} is not allowed (only plain YAML data){where}"
-    return f"{context}, {problem}{where}" if context else f"{problem}{where}"
-
-
-def _check_structure(root: yaml.Node, path: Path) -> None:
-    """Refuse duplicate keys, recursive aliases, and more than MAX_EXPANDED_NODES values or MAX_DEPTH levels
-    once aliases are expanded (an alias bomb). One pass, without recursion, each node measured once."""
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        children = _children(node)
-        if done:
-            on_path.discard(key)
-            size[key] = min(1 + sum(size[id(c)] for c in children), MAX_EXPANDED_NODES + 1)
-            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
-            if size[key] > MAX_EXPANDED_NODES or depth[key] > MAX_DEPTH:
-                raise ConfigError(_expansion_message(size[key] > MAX_EXPANDED_NODES, node), file=str(path))
-            continue
-        if key in size:
-            continue
-        if key in on_path:
-            raise ConfigError(f"the value {_where(node)} refers to itself through an alias (a recursive structure); "
-                              "config data must be a tree", file=str(path))
-        if isinstance(node, yaml.MappingNode):
-            _check_duplicate_keys(node, path)
-        on_path.add(key)
-        stack.append((node, True))
-        stack.extend((child, False) for child in children if id(child) not in size)
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
-
-
-def _check_duplicate_keys(node: yaml.MappingNode, path: Path) -> None:
-    first: dict[tuple[str, str], yaml.Node] = {}
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        seen = first.setdefault((key_node.tag, key_node.value), key_node)
-        if seen is not key_node:
-            raise ConfigError(f"duplicate key {key_node.value!r} {_where(key_node)} (first {_where(seen)}); "
-                              "a key may appear once in each mapping", file=str(path))
-
-
-def _where(node: yaml.Node) -> str:
-    return f"at line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
-
-
-def _expansion_message(too_many: bool, node: yaml.Node) -> str:
-    if too_many:
-        return (f"the YAML expands to more than {MAX_EXPANDED_NODES} values once aliases are expanded "
-                f"(an alias bomb?); refusing to load it")
-    return (f"the YAML is nested more than {MAX_DEPTH} levels deep once aliases are expanded "
-            f"({_where(node)}); refusing to load it")
-
-
 def parse_override(text: str) -> tuple[list[str | int], Any]:
     """``"model.0.out=20"`` -> ``(["model", 0, "out"], 20)``; the value is parsed as YAML, like the file."""
     if "=" not in text:
@@ -213,17 +63,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
 def _override_value(text: str, value_text: str) -> Any:
     if not value_text.strip():
         return ""
-    loader = _BoundedLoader(value_text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_structure(node, Path(f"override {text!r}"))
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML: {_yaml_problem(exc)}") from None
-    finally:
-        loader.dispose()
+    return read_yaml_value(value_text, f"override {text!r}")
 
 
 def apply_override(data: dict[str, Any], text: str) -> list[str | int]:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from nnframe.bounded_yaml import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED_NODES, read_yaml
 from nnframe.builtin import datasets, losses, nodes, optimizers
-from nnframe.config_loader import (MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED_NODES, apply_override, load_experiment,
-                                   parse_override, read_yaml)
+from nnframe.config_loader import apply_override, load_experiment, parse_override
 from nnframe.errors import ConfigError
 from nnframe.plugins import get_plugin_manager
 

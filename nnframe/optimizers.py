@@ -98,10 +98,11 @@ class Optimizer:
                                f"got {len(params)} parameters and {len(grads)} gradients")
         self.step += 1
         self._begin_step()
-        if self.weight_decay:
-            grads = [_decayed_grad(out, p, g, self.weight_decay) for out, p, g in zip(self._decayed, params, grads)]
         update_one = self._update_one
-        for p, g, buffers, in_blocks in zip(params, grads, self._per_param, self._in_blocks):
+        decayed = self._decayed or [None] * len(params)
+        for p, g, out, buffers, in_blocks in zip(params, grads, decayed, self._per_param, self._in_blocks):
+            if out is not None:
+                g = _decayed_grad(out, p, g, self.weight_decay)
             if in_blocks and g.flags.c_contiguous:
                 self._update_blocks(p, g, buffers)
             else:
@@ -292,7 +293,11 @@ def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray, l
 
 
 def _decayed_grad(out: np.ndarray, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
-    """``g + weight_decay * p`` written into ``out``; the gradient itself is left as it was."""
+    """``g + weight_decay * p`` written into ``out``; the gradient itself is left as it was.
+
+    ``out`` is shared by every parameter of a dtype, so it is filled just
+    before that parameter's update, never for several parameters at once.
+    """
     np.multiply(p, weight_decay, out=out)
     out += g
     return out

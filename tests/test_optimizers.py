@@ -143,15 +143,18 @@ def test_sgd_weight_decay_is_coupled_l2_and_leaves_grads_alone() -> None:
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
 def test_weight_decay_equals_the_rule_fed_g_plus_wd_p(cls: type[Optimizer]) -> None:
+    # several parameters of one dtype, largest last: they share the optimizer's scratch buffers
     rng = np.random.default_rng(1)
-    p_decay = rng.standard_normal((2, 3))
-    p_plain = p_decay.copy()
+    shapes = [(2, 3), (4,), (3, 5)]
+    p_decay = [rng.standard_normal(shape) for shape in shapes]
+    p_plain = [p.copy() for p in p_decay]
     decayed, plain = cls(lr=0.1, weight_decay=0.01), cls(lr=0.1)
     for _ in range(3):
-        g = rng.standard_normal((2, 3))
-        plain.update([p_plain], [g + 0.01 * p_plain])
-        decayed.update([p_decay], [g])
-    np.testing.assert_array_equal(p_decay, p_plain)
+        grads = [rng.standard_normal(shape) for shape in shapes]
+        plain.update(p_plain, [g + 0.01 * p for g, p in zip(grads, p_plain)])
+        decayed.update(p_decay, grads)
+    for got, expected in zip(p_decay, p_plain):
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)

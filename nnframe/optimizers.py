@@ -242,9 +242,9 @@ class RMSprop(Optimizer):
     def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
         (h,) = state
         decay_rate = self.config.decay_rate
-        np.square(g, out=tmp)
-        h -= tmp
         h *= decay_rate
+        np.square(g, out=tmp)
+        tmp *= 1 - decay_rate
         h += tmp
         _scaled_step(p, g, h, tmp, self.lr)
 
@@ -265,16 +265,20 @@ class Adam(Optimizer):
         self._lr_t = self.lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
 
     def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
-        """The averages as ``m = beta1 * (m - g) + g``, in place: each pass then touches two arrays
-        instead of three, and ``np.square`` runs twice as fast as ``g * g``; together they took
-        mlp-large's update from 4.1 to 3.8 ms."""
+        """The averages in their textbook form, each term computed on its own.
+
+        ``v = beta2 * (v - g**2) + g**2`` would save a little time but loses
+        about ten bits of a float32 ``v`` while ``g**2`` dwarfs it (the first
+        steps), so it is not used. ``np.square`` is twice as fast as ``g * g``.
+        """
         m, v = state
-        m -= g
-        m *= self.config.beta1
-        m += g
+        beta1, beta2 = self.config.beta1, self.config.beta2
+        m *= beta1
+        np.multiply(g, 1 - beta1, out=tmp)
+        m += tmp
+        v *= beta2
         np.square(g, out=tmp)
-        v -= tmp
-        v *= self.config.beta2
+        tmp *= 1 - beta2
         v += tmp
         np.sqrt(v, out=tmp)
         tmp += EPS

@@ -279,6 +279,24 @@ def test_float32_stays_float32_and_arrays_stay_put(cls: type[Optimizer]) -> None
     assert all(np.isfinite(p).all() for p in params)
 
 
+@pytest.mark.parametrize("cls", [AdaGrad, RMSprop, Adam], ids=lambda cls: cls.__name__)
+def test_float32_averages_keep_float32_precision(cls: type[Optimizer]) -> None:
+    # the first steps, where g**2 dwarfs the running average: a form like
+    # beta2 * (v - g**2) + g**2 would lose about ten bits here. Each element's
+    # gradient keeps its sign, so the averages are sums of like terms and any
+    # error beyond a few float32 roundings is the formula's.
+    rng = np.random.default_rng(3)
+    sign = rng.choice([-1.0, 1.0], 1000)
+    grads = [sign * rng.uniform(0.1, 1.0, 1000) * 10.0 ** rng.integers(-3, 3, 1000) for _ in range(3)]
+    single, double = cls(lr=0.01), cls(lr=0.01)
+    p32, p64 = np.zeros(1000, np.float32), np.zeros(1000)
+    for g in grads:
+        single.update([p32], [g.astype(np.float32)])
+        double.update([p64], [g.astype(np.float32).astype(np.float64)])
+    for slot, average in single.state["0"].items():
+        np.testing.assert_allclose(average, double.state["0"][slot], rtol=4e-7, err_msg=slot)
+
+
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_a_step_allocates_no_parameter_sized_array(cls: type[Optimizer], weight_decay: float) -> None:

@@ -125,13 +125,15 @@ def _step_ratios(results: dict[str, dict]) -> dict[str, float | None]:
 
 
 def _per_round_ratios(results: dict[str, dict]) -> dict[str, dict]:
-    """Each ratio taken round by round (the two blocks of one round ran a few milliseconds apart),
+    """Each ratio taken within every round (sample k of every contender comes from round k),
     summarised: its spread shows how far one run's ratio of medians can be trusted."""
     spreads = {}
     for key, (a, b) in STEP_RATIOS.items():
         if "samples" in results.get(a, {}) and "samples" in results.get(b, {}):
             pairs = zip(results[a]["samples"], results[b]["samples"], strict=True)
-            spreads[key] = summarize([x / y for x, y in pairs if y > 0])
+            ratios = [x / y for x, y in pairs if y > 0]
+            if ratios:
+                spreads[key] = summarize(ratios)
     return spreads
 
 

@@ -13,11 +13,11 @@ from pydantic import BaseModel
 from nnframe.arrays import as_dtype
 from nnframe.batches import batches_per_epoch
 from nnframe.components import Component, DatasetContext, NodeContext, Params
-from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.config_loader import LoadedConfig
 from nnframe.data import Dataset, check_labels, load_dataset
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.graph import Graph, GraphNode
+from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
 from nnframe.plugins import Plugins
 from nnframe.train import planned_steps

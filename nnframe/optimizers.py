@@ -33,8 +33,9 @@ STEP_KEY = "t"
 BLOCK = 1 << 17
 """Elements per block when a large parameter is updated in pieces (512 KiB of float32).
 
-Measured on mlp-large's Adam step (1.8 M float32 parameters): 5.5 ms whole,
-3.25 ms in blocks of 2**17, 3.3 ms of 2**16, 3.8 ms of 2**18."""
+mlp-large's Adam step (1.8 M float32 parameters), timed alone after warm-up:
+5.5 ms on whole arrays, 3.25 ms in blocks of 2**17, 3.3 ms of 2**16 and
+3.8 ms of 2**18."""
 
 
 class Optimizer:
@@ -117,8 +118,8 @@ class Optimizer:
         (mlp-large's Adam timed alone: 3.6 ms with the scratch streamed,
         3.25 ms reused). What is left is memory traffic. (Splitting the
         blocks between two threads took the update from 3.3 to 2.5 ms timed
-        alone, but inside a training step it competes with OpenBLAS's
-        threads and gained nothing.)
+        alone, before the scratch was reused, but inside a training step it
+        competes with OpenBLAS's threads and gained nothing.)
         """
         tmp = buffers[0].reshape(-1)
         p, g, *state = (a.reshape(-1) for a in (p, g, *buffers[1:]))

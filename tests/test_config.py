@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field, ValidationError
 from nnframe.builtin import datasets, losses, nodes, optimizers
 from nnframe.components import Params, node
 from nnframe.config import ConfigModels, TrainConfig
-from nnframe.model_layout import layout_problems, model_layout
 from nnframe.hookspecs import hookimpl
+from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import get_plugin_manager
 
 SPIRAL: dict[str, Any] = {

@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from nnframe.config_errors import short_repr
-from nnframe.errors import ConfigError
+from nnframe.errors import ConfigError, short_repr
 
 MAX_CONFIG_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 100_000

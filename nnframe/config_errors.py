@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nnframe.config import NAME_PATTERN
-from nnframe.errors import close_match, did_you_mean, unknown_name_message
+from nnframe.errors import close_match, did_you_mean, short_repr, unknown_name_message
 
 _MISSING = object()
 _KEY_KINDS = ("missing", "extra_forbidden")
@@ -181,12 +181,6 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
 
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
-
-
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters with an ellipsis, for quoting found values in messages."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def format_validation_error(exc: ValidationError, data: Any, root: type[BaseModel]) -> list[Problem]:

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.config import ConfigModels
-from nnframe.config_errors import Problem, format_validation_error, short_repr
-from nnframe.errors import ConfigError
+from nnframe.config_errors import Problem, format_validation_error
+from nnframe.errors import ConfigError, short_repr
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class NNFrameError(Exception):
@@ -80,3 +81,9 @@ def unknown_name_message(what: str, name: str, available: Iterable[str]) -> str:
     names = sorted(available)
     message = f"unknown {what} {name!r}; available: {', '.join(names) if names else '(none)'}"
     return message + did_you_mean(close_match(name, names))
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis, for quoting found values in messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

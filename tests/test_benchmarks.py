@@ -207,6 +207,7 @@ def test_others_share_of_the_machine(bench, monkeypatch):
 ])
 def test_summaries(bench, samples, median, q1, q3):
     summary = bench("timing").summarize(samples)
+    assert summary["samples"] == samples  # in the order taken: the per-round ratios pair them by position
     assert (summary["median"], summary["min"], summary["max"]) == (median, min(samples), max(samples))
     assert (summary["q1"], summary["q3"]) == pytest.approx((q1, q3))
 

@@ -54,7 +54,6 @@ class Optimizer:
     def __init__(self, **kwargs: Any) -> None:
         self.config = _validate(self.params_model, kwargs, type(self).__name__)
         self.lr: float = self.config.lr
-        self.weight_decay: float = self.config.weight_decay
         self.step = 0
         self.names: list[str] | None = None
         self.state: dict[str, dict[str, np.ndarray]] = {}
@@ -65,6 +64,11 @@ class Optimizer:
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
         return cls(**params.model_dump())
+
+    @property
+    def weight_decay(self) -> float:
+        """Read-only: the scratch for the decayed gradients is allocated by :meth:`bind` only when it is on."""
+        return self.config.weight_decay
 
     # ---------------------------------------------------------------- binding
 

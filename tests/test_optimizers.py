@@ -410,3 +410,10 @@ def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypat
     whole = run(10 * shape[0])
     assert np.array_equal(blocked, whole)
     assert not np.array_equal(blocked, start)
+
+
+def test_weight_decay_cannot_be_switched_on_after_construction() -> None:
+    optimizer = SGD(lr=0.1)
+    with pytest.raises(AttributeError):
+        optimizer.weight_decay = 0.1  # type: ignore[misc]
+    assert optimizer.weight_decay == 0.0

@@ -37,7 +37,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         if node is None:
             raise ConfigError("the file is empty; expected a mapping with name, data, model, loss, optimizer "
                               "and train", file=str(path))
-        _check_structure(node, path)
+        _check_structure(node, str(path))
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {_yaml_problem(exc)}", file=str(path)) from None
@@ -57,7 +57,7 @@ def read_yaml_value(text: str, source: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_structure(node, Path(source))
+        _check_structure(node, source)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: the value is not valid YAML: {_yaml_problem(exc)}") from None
@@ -124,7 +124,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{context}, {problem}{where}" if context else f"{problem}{where}"
 
 
-def _check_structure(root: yaml.Node, path: Path) -> None:
+def _check_structure(root: yaml.Node, source: str) -> None:
     """Refuse duplicate keys, recursive aliases, and more than MAX_EXPANDED_NODES values or MAX_DEPTH levels
     once aliases are expanded (an alias bomb). One pass, without recursion, each node measured once."""
     size: dict[int, int] = {}
@@ -140,15 +140,15 @@ def _check_structure(root: yaml.Node, path: Path) -> None:
             size[key] = min(1 + sum(size[id(c)] for c in children), MAX_EXPANDED_NODES + 1)
             depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
             if size[key] > MAX_EXPANDED_NODES or depth[key] > MAX_DEPTH:
-                raise ConfigError(_expansion_message(size[key] > MAX_EXPANDED_NODES, node), file=str(path))
+                raise ConfigError(_expansion_message(size[key] > MAX_EXPANDED_NODES, node), file=source)
             continue
         if key in size:
             continue
         if key in on_path:
             raise ConfigError(f"the value {_where(node)} refers to itself through an alias (a recursive structure); "
-                              "config data must be a tree", file=str(path))
+                              "config data must be a tree", file=source)
         if isinstance(node, yaml.MappingNode):
-            _check_duplicate_keys(node, path)
+            _check_duplicate_keys(node, source)
         on_path.add(key)
         stack.append((node, True))
         stack.extend((child, False) for child in children if id(child) not in size)
@@ -162,7 +162,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_duplicate_keys(node: yaml.MappingNode, path: Path) -> None:
+def _check_duplicate_keys(node: yaml.MappingNode, source: str) -> None:
     first: dict[tuple[str, str], yaml.Node] = {}
     for key_node, _ in node.value:
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
@@ -170,7 +170,7 @@ def _check_duplicate_keys(node: yaml.MappingNode, path: Path) -> None:
         seen = first.setdefault((key_node.tag, key_node.value), key_node)
         if seen is not key_node:
             raise ConfigError(f"duplicate key {key_node.value!r} {_where(key_node)} (first {_where(seen)}); "
-                              "a key may appear once in each mapping", file=str(path))
+                              "a key may appear once in each mapping", file=source)
 
 
 def _where(node: yaml.Node) -> str:

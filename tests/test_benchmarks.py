@@ -12,6 +12,7 @@ import math
 import operator
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,25 @@ def test_a_target_with_a_missing_value_is_not_judged(bench):
     report = bench("report")
     checked = report.check_targets({"workloads": {}})
     assert {t["met"] for t in checked} == {None}
+
+
+def test_logging_cost_files_each_step_by_its_position_in_the_logging_period(bench):
+    logging_cost = bench("logging_cost")
+    session = types.SimpleNamespace(trainer=types.SimpleNamespace(train_step=lambda: None))
+    measure = logging_cost.StepTimes(session)
+    period = logging_cost.PERIOD
+    measure.blocks = [np.tile(np.arange(period) * 1e-6, logging_cost.BLOCK // period)] * 2
+    measure.blocks[1] = measure.blocks[1] + 1e-6
+    assert measure.by_position() == pytest.approx(np.arange(period) + 0.5)
+    assert measure.by_position(np.median) == pytest.approx(np.arange(period) + 0.5)
+    assert measure() > 0 and len(measure.blocks) == 3
+    measure.forget_last()
+    assert len(measure.blocks) == 2
+
+
+def test_the_logging_cost_command_runs():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.logging_cost", "--rounds", "1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for variant in ("logging off", "as configured", "no TensorBoard", "no grad norms", "neither"):
+        assert result.stdout.count(variant) == 2, variant  # one row in the means, one in the medians

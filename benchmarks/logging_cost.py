@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from benchmarks.workloads import CONFIGS, LOGGING, LONG_RUN
 
 BLOCK = 1000
 PERIOD = 10
+WARMUP = 1
 VARIANTS = {
     "logging off": LOGGING["nnframe_log_off"],
     "as configured": [],
@@ -53,7 +55,7 @@ class StepTimes:
     def forget_last(self) -> None:
         self.blocks.pop()
 
-    def by_position(self, statistic=np.mean) -> np.ndarray:
+    def by_position(self, statistic: Callable[..., np.ndarray] = np.mean) -> np.ndarray:
         """Microseconds at each position of the logging period over every kept block (mean or median)."""
         steps = np.array(self.blocks) * 1e6
         return statistic(steps.reshape(-1, PERIOD), axis=0)
@@ -67,7 +69,9 @@ def main() -> None:
                 for name, overrides in VARIANTS.items()}
     try:
         measures = {name: StepTimes(session) for name, session in sessions.items()}
-        interleaved(measures, args.rounds, warmup=1, pause=0.02)
+        interleaved(measures, args.rounds, warmup=WARMUP, pause=0.02)
+        for measure in measures.values():
+            del measure.blocks[:WARMUP]
     finally:
         for session in sessions.values():
             session.close()
@@ -75,7 +79,7 @@ def main() -> None:
         print_table(measures, statistic, args.rounds)
 
 
-def print_table(measures: dict[str, StepTimes], statistic, rounds: int) -> None:
+def print_table(measures: dict[str, StepTimes], statistic: Callable[..., np.ndarray], rounds: int) -> None:
     """One row per variant: each position's time, and the extra per period against logging off.
 
     The means include the TensorBoard bursts (one step in a thousand) and

@@ -246,11 +246,7 @@ class RMSprop(Optimizer):
 
     def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
         (h,) = state
-        decay_rate = self.config.decay_rate
-        h *= decay_rate
-        np.square(g, out=tmp)
-        tmp *= 1 - decay_rate
-        h += tmp
+        _average_squares(h, g, tmp, self.config.decay_rate)
         _scaled_step(p, g, h, tmp, self.lr)
 
 
@@ -281,15 +277,20 @@ class Adam(Optimizer):
         m *= beta1
         np.multiply(g, 1 - beta1, out=tmp)
         m += tmp
-        v *= beta2
-        np.square(g, out=tmp)
-        tmp *= 1 - beta2
-        v += tmp
+        _average_squares(v, g, tmp, beta2)
         np.sqrt(v, out=tmp)
         tmp += EPS
         np.divide(m, tmp, out=tmp)
         tmp *= self._lr_t
         p -= tmp
+
+
+def _average_squares(average: np.ndarray, g: np.ndarray, tmp: np.ndarray, decay: float) -> None:
+    """``average = decay * average + (1 - decay) * g**2`` in place, through ``tmp`` (RMSprop's h, Adam's v)."""
+    average *= decay
+    np.square(g, out=tmp)
+    tmp *= 1 - decay
+    average += tmp
 
 
 def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray, lr: float) -> None:

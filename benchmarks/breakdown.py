@@ -13,6 +13,8 @@ Medians of interleaved repetitions, microseconds per call.
 
 from __future__ import annotations
 
+import nnframe  # noqa: F401  (first: its OpenBLAS setting must precede numpy, as in the nnframe command)
+
 import argparse
 import tempfile
 from collections.abc import Callable

@@ -13,6 +13,8 @@ TensorBoard bursts, once as medians, which leave them out.
 
 from __future__ import annotations
 
+import nnframe  # noqa: F401  (first: its OpenBLAS setting must precede numpy, as in the nnframe command)
+
 import argparse
 import time
 from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""What the numbers were measured on: CPU, cores, versions, BLAS and its threads, the OpenBLAS variables."""
+"""What the numbers were measured on: CPU, cores, versions, BLAS and its threads, the thread variables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
-OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+from nnframe.threads import thread_count
+
+THREAD_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                      "OPENBLAS_THREAD_TIMEOUT", "NNFRAME_NUM_THREADS")
 
 
 def cpu_model() -> str:
@@ -76,7 +79,8 @@ def describe(threads: int) -> dict[str, Any]:
         "scikit-learn": version("scikit-learn"),
         "tensorboardX": version("tensorboardX"),
         "threads": threads,
+        "nnframe_threads": thread_count(),
         "numpy_blas": numpy_blas(),
         "blas": blas(),
-        "environment": {name: os.environ.get(name) for name in OPENBLAS_VARIABLES},
+        "environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
     }

@@ -8,6 +8,8 @@ cumulative time. Per-call figures are in microseconds per training step.
 
 from __future__ import annotations
 
+import nnframe  # noqa: F401  (first: its OpenBLAS setting must precede numpy, as in the nnframe command)
+
 import argparse
 import cProfile
 import pstats

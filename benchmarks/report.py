@@ -146,6 +146,9 @@ def tables(results: dict) -> str:
         out += _table(["implementation", "median", "q1", "q3", "GFLOP/s", "% of peak", "CPU share"],
                       _timing_rows(w, ["gflops", "percent_of_peak", "cpu_share"]))
         out += _logging_ratios(w)
+        out += ["", f"optimizer update split between {results.get('machine', {}).get('nnframe_threads', '?')} threads "
+                    f"/ in one part: "
+                    f"{_number(w['ratios'].get('nnframe/one_thread'))}"]
         out += _per_round_ratios(w)
         out += _rounds(w)
         out += ["", "mlp_large memory (MiB; tracemalloc for numpy code, VmHWM for the process)", ""]

@@ -10,6 +10,8 @@ and to JSON. See benchmarks/README.md.
 
 from __future__ import annotations
 
+import nnframe  # noqa: F401  (first: its OpenBLAS setting must precede numpy, as in the nnframe command)
+
 import argparse
 import contextlib
 import importlib.util
@@ -49,11 +51,12 @@ def available(module: str) -> bool:
 
 @contextlib.contextmanager
 def thread_limit(threads: int | None) -> Iterator[None]:
-    """Limit BLAS/OpenMP threads here (threadpoolctl) and in the subprocesses (environment) when asked."""
+    """Limit BLAS/OpenMP threads and nnframe's here (threadpoolctl, environment) and in the subprocesses when asked."""
     if not threads:
         yield
         return
-    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(threads)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NNFRAME_NUM_THREADS"):
+        os.environ[name] = str(threads)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads):

@@ -11,7 +11,9 @@
   split (nnframe's digits dataset for that seed).
 * ``mlp_large``: per-step time of 784-1000-1000-10 ReLU (float32, Adam, batch
   256), as a share of the measured GEMM peak, and peak memory per
-  implementation in separate processes.
+  implementation in separate processes; nnframe also with its optimizer
+  update in one part (``NNFRAME_NUM_THREADS=1``), to show what the threads
+  bring.
 
 nnframe sessions that are timed step by step get ``train.epochs`` raised far
 past what the repetitions use, so every timed step lies inside the configured
@@ -23,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,6 +42,7 @@ from benchmarks.handwritten.optimizer import SGD, Adam
 from benchmarks.handwritten.trainer import Trainer as ReferenceTrainer
 from benchmarks.nnframe_session import Session
 from benchmarks.timing import Block, RoundLog, interleaved, per_step, ratio, summarize
+from nnframe.threads import THREADS_ENV
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 ROOT = CONFIGS.parents[1]
@@ -116,6 +120,7 @@ STEP_RATIOS = {
     "nnframe/torch": ("nnframe", "torch"),
     "log_every_step/log_off": ("nnframe_log_every_step", "nnframe_log_off"),
     "log_every_10/log_off": ("nnframe", "nnframe_log_off"),
+    "nnframe/one_thread": ("nnframe", "nnframe_one_thread"),
 }
 
 
@@ -139,6 +144,19 @@ def _per_round_ratios(results: dict[str, dict]) -> dict[str, dict]:
 
 def _sessions(config: Path, extra: list[str]) -> dict[str, Session]:
     return {name: Session(config, [*LONG_RUN, *overrides, *extra]).start() for name, overrides in LOGGING.items()}
+
+
+def _one_thread_session(config: Path, extra: list[str]) -> Session:
+    """nnframe as configured, but built with ``NNFRAME_NUM_THREADS=1``: its optimizer updates in one part."""
+    before = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = "1"
+    try:
+        return Session(config, [*LONG_RUN, *extra]).start()
+    finally:
+        if before is None:
+            del os.environ[THREADS_ENV]
+        else:
+            os.environ[THREADS_ENV] = before
 
 
 def _torch_threads(threads: int) -> None:
@@ -207,6 +225,7 @@ def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[s
 def _mlp_steps(config: Path, data: Path, size: Size, with_torch: bool, pause: float,
                rounds: RoundLog) -> tuple[dict[str, list[float]], dict]:
     sessions = _sessions(config, [f"data.path={data}"])
+    sessions["nnframe_one_thread"] = _one_thread_session(config, [f"data.path={data}"])
     contenders = {name: per_step(s.trainer.train_step, size.mlp_block) for name, s in sessions.items()}
     contenders["numpy"] = per_step(mlp_large.handwritten_trainer(data).train_step, size.mlp_block)
     if with_torch:

@@ -1,12 +1,18 @@
 """nnframe: a numpy training framework with explicit forward and backward nodes.
 
 The public names are imported lazily so that ``nnframe --help`` stays fast.
+Importing nnframe before numpy lets OpenBLAS's idle threads sleep sooner
+(see :mod:`nnframe.threads`).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from nnframe.threads import quiet_idle_blas_threads
+
+quiet_idle_blas_threads()
 
 __version__ = "0.1.0"
 

@@ -48,7 +48,8 @@ def expected_implementations(results: dict, workload: str) -> set[str]:
     torch = {"torch"} if results["implementations"]["torch"] else set()
     if workload == "digits":
         return {"nnframe", "numpy", "sklearn"} | torch
-    return {*NNFRAME_VARIANTS, "numpy"} | torch
+    one_thread = {"nnframe_one_thread"} if workload == "mlp_large" else set()
+    return {*NNFRAME_VARIANTS, "numpy"} | torch | one_thread
 
 
 def test_tiny_run_has_every_workload(tiny):
@@ -74,6 +75,13 @@ def test_step_ratios_are_computed_in_the_run(tiny, workload):
     ratios = results["workloads"][workload]["ratios"]
     for key in ("nnframe/numpy", "log_every_step/log_off", "log_every_10/log_off"):
         assert positive(ratios[key]), key
+
+
+def test_mlp_large_compares_the_threaded_update_with_one_part(tiny):
+    results, table = tiny
+    assert positive(results["workloads"]["mlp_large"]["ratios"]["nnframe/one_thread"])
+    assert results["machine"]["nnframe_threads"] >= 1
+    assert f"optimizer update split between {results['machine']['nnframe_threads']} threads / in one part:" in table
 
 
 def test_per_round_ratios_divide_samples_of_the_same_round(bench):

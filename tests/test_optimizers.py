@@ -388,18 +388,20 @@ def test_builtin_plugin_registers_every_optimizer(name: str, cls: type[Optimizer
     assert component.summary()
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "adam", "rmsprop"])
-def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypatch, name):
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("cls", ALL)
+def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypatch, cls, threads):
+    """Blocks split between 1, 2 or 3 threads give the very values of the whole-array rule."""
     import nnframe.optimizers as optimizers
 
     rng = np.random.default_rng(0)
     shape = (3 * optimizers.BLOCK + 17,)  # above the blocking threshold, with a ragged last block
     start = rng.standard_normal(shape).astype(np.float32)
     grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", threads)
 
     def run(block: int) -> np.ndarray:
         monkeypatch.setattr(optimizers, "BLOCK", block)
-        cls = {"sgd": SGD, "momentum": Momentum, "adam": Adam, "rmsprop": RMSprop}[name]
         optimizer = cls(lr=0.01, weight_decay=0.1)
         param = start.copy()
         for grad in grads:
@@ -410,6 +412,41 @@ def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypat
     whole = run(10 * shape[0])
     assert np.array_equal(blocked, whole)
     assert not np.array_equal(blocked, start)
+
+
+def test_a_large_update_runs_in_one_part_per_thread(monkeypatch) -> None:
+    import nnframe.optimizers as optimizers
+    import nnframe.threads
+
+    counts: list[int] = []
+    run_parts = nnframe.threads.run_parts
+    monkeypatch.setattr(nnframe.threads, "run_parts", lambda parts: (counts.append(len(parts)), run_parts(parts)))
+    monkeypatch.setattr(optimizers, "BLOCK", 4)
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", "4")
+    params = [np.ones(9), np.ones(30), np.ones(3)]  # 2, 7 and 0 whole blocks; the last is not blocked
+    Adam().update(params, [np.ones(9), np.ones(30), np.ones(3)])
+    assert counts == [2, 4]
+
+
+def test_a_rule_that_does_not_declare_parallel_blocks_updates_in_one_part(monkeypatch) -> None:
+    """A plugin's rule written before the threads may keep per-call values on ``self``."""
+    import nnframe.optimizers as optimizers
+    import nnframe.threads
+
+    class KeepsScratchOnSelf(Optimizer):
+        def _update_one(self, p, g, tmp, *state):
+            self.scaled = g * self.lr
+            p -= self.scaled
+
+    counts: list[int] = []
+    run_parts = nnframe.threads.run_parts
+    monkeypatch.setattr(nnframe.threads, "run_parts", lambda parts: (counts.append(len(parts)), run_parts(parts)))
+    monkeypatch.setattr(optimizers, "BLOCK", 4)
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", "4")
+    param = np.ones(30)
+    KeepsScratchOnSelf(lr=0.5).update([param], [np.ones(30)])
+    assert counts == [1]
+    assert np.array_equal(param, np.full(30, 0.5))
 
 
 def test_weight_decay_cannot_be_switched_on_after_construction() -> None:

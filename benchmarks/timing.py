@@ -117,15 +117,19 @@ def _round(contenders: dict[str, Measure], pause: float) -> dict[str, float]:
 class Block:
     """A measure: the mean wall seconds per call of ``step`` over a block of ``steps`` calls.
 
+    ``settle`` calls run first, untimed: after the pause before a sample the
+    first steps run slow while the machine wakes up (see ``Size`` in
+    :mod:`benchmarks.workloads`), and training runs its steps back to back.
     It also keeps, per block, the share of the wall time that the calling
     thread spent on a CPU (``cpu_share``): about 1 for single-threaded Python
     and numpy work on an idle machine, lower when another process took the
     core (or the step waited on other threads), so a disturbed sample shows.
     """
 
-    def __init__(self, step: Callable[[], object], steps: int) -> None:
+    def __init__(self, step: Callable[[], object], steps: int, settle: int = 0) -> None:
         self.step = step
         self.steps = steps
+        self.settle = settle
         self.cpu_share: list[float] = []
 
     def forget_last(self) -> None:
@@ -135,6 +139,8 @@ class Block:
 
     def __call__(self) -> float:
         step = self.step
+        for _ in range(self.settle):
+            step()
         cpu = time.thread_time()
         started = time.perf_counter()
         for _ in range(self.steps):
@@ -144,12 +150,12 @@ class Block:
         return wall / self.steps
 
     def __repr__(self) -> str:
-        return f"Block({self.step!r}, steps={self.steps})"
+        return f"Block({self.step!r}, steps={self.steps}, settle={self.settle})"
 
 
-def per_step(step: Callable[[], object], steps: int) -> Block:
+def per_step(step: Callable[[], object], steps: int, settle: int = 0) -> Block:
     """A :class:`Block` measure of ``step``."""
-    return Block(step, steps)
+    return Block(step, steps, settle)
 
 
 def summarize(samples: list[float], scale: float = 1.0) -> dict[str, float | int | list[float]]:

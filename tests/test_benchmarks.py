@@ -84,6 +84,23 @@ def test_mlp_large_compares_the_threaded_update_with_one_part(tiny):
     assert f"optimizer update split between {results['machine']['nnframe_threads']} threads / in one part:" in table
 
 
+def test_a_block_times_only_the_steps_after_its_settling_steps(bench, monkeypatch):
+    timing = bench("timing")
+    clock = {"now": 0.0}
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"],
+                                                              thread_time=lambda: clock["now"]))
+    costs = iter([5.0, 3.0, 1.0, 1.0, 2.0])  # two slow settling steps, then the block
+
+    def step() -> None:
+        clock["now"] += next(costs)
+
+    block = timing.per_step(step, steps=3, settle=2)
+    assert block() == pytest.approx(4.0 / 3)
+    assert block.cpu_share == [1.0]
+    with pytest.raises(StopIteration):
+        step()  # every step was called, none twice
+
+
 def test_per_round_ratios_divide_samples_of_the_same_round(bench):
     workloads = bench("workloads")
     results = {"nnframe": {"samples": [2.0, 3.0, 8.0]}, "numpy": {"samples": [1.0, 3.0, 2.0]},

@@ -1,4 +1,4 @@
-"""What the numbers were measured on: CPU, cores, versions, BLAS and its threads, the thread variables."""
+"""What the numbers were measured on: CPU, cores, versions, BLAS and its threads, the OpenBLAS and thread variables."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from nnframe.threads import thread_count
 
-THREAD_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                      "OPENBLAS_THREAD_TIMEOUT", "NNFRAME_NUM_THREADS")
+ENVIRONMENT_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                         "OPENBLAS_THREAD_TIMEOUT", "NNFRAME_NUM_THREADS")
 
 
 def cpu_model() -> str:
@@ -82,5 +82,5 @@ def describe(threads: int) -> dict[str, Any]:
         "nnframe_threads": thread_count(),
         "numpy_blas": numpy_blas(),
         "blas": blas(),
-        "environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        "environment": {name: os.environ.get(name) for name in ENVIRONMENT_VARIABLES},
     }

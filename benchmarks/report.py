@@ -111,6 +111,11 @@ def _logging_ratios(entry: dict) -> list[str]:
                 f"{_number(ratios['log_every_step/log_off'])}"]
 
 
+def _thread_split_ratio(entry: dict, threads: int | str) -> list[str]:
+    return ["", f"optimizer update split between {threads} threads / in one part: "
+                f"{_number(entry['ratios'].get('nnframe/one_thread'))}"]
+
+
 def _per_round_ratios(entry: dict) -> list[str]:
     spreads = entry.get("per_round_ratios") or {}
     if not spreads:
@@ -146,9 +151,7 @@ def tables(results: dict) -> str:
         out += _table(["implementation", "median", "q1", "q3", "GFLOP/s", "% of peak", "CPU share"],
                       _timing_rows(w, ["gflops", "percent_of_peak", "cpu_share"]))
         out += _logging_ratios(w)
-        out += ["", f"optimizer update split between {results.get('machine', {}).get('nnframe_threads', '?')} threads "
-                    f"/ in one part: "
-                    f"{_number(w['ratios'].get('nnframe/one_thread'))}"]
+        out += _thread_split_ratio(w, results.get("machine", {}).get("nnframe_threads", "?"))
         out += _per_round_ratios(w)
         out += _rounds(w)
         out += ["", "mlp_large memory (MiB; tracemalloc for numpy code, VmHWM for the process)", ""]

@@ -101,11 +101,11 @@ class Size:
 
 SIZES = {
     "tiny": Size("tiny", warmup=0, pause=0.0, spiral_repeats=2, spiral_block=10, mlp_repeats=2, mlp_block=1,
-                 mlp_settle=0, mlp_examples=512, memory_steps=3, digits_repeats=1, digits_epochs=1, process_repeats=1,
-                 process_epochs=2, cross_check_steps=100, gemm_repeats=2),
+                 mlp_settle=0, mlp_examples=512, memory_steps=3, digits_repeats=1, digits_epochs=1,
+                 process_repeats=1, process_epochs=2, cross_check_steps=100, gemm_repeats=2),
     "full": Size("full", warmup=1, pause=0.3, spiral_repeats=15, spiral_block=1000, mlp_repeats=15, mlp_block=10,
-                 mlp_settle=5, mlp_examples=2048, memory_steps=20, digits_repeats=5, digits_epochs=67, process_repeats=5,
-                 process_epochs=None, cross_check_steps=3000, gemm_repeats=15),
+                 mlp_settle=5, mlp_examples=2048, memory_steps=20, digits_repeats=5, digits_epochs=67,
+                 process_repeats=5, process_epochs=None, cross_check_steps=3000, gemm_repeats=15),
 }
 
 

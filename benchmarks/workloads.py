@@ -154,7 +154,7 @@ def _sessions(config: Path, extra: list[str]) -> dict[str, Session]:
     return {name: Session(config, [*LONG_RUN, *overrides, *extra]).start() for name, overrides in LOGGING.items()}
 
 
-def _one_thread_session(config: Path, extra: list[str]) -> Session:
+def one_thread_session(config: Path, extra: list[str]) -> Session:
     """nnframe as configured, but built with ``NNFRAME_NUM_THREADS=1``: its optimizer updates in one part."""
     before = os.environ.get(THREADS_ENV)
     os.environ[THREADS_ENV] = "1"
@@ -233,7 +233,7 @@ def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[s
 def _mlp_steps(config: Path, data: Path, size: Size, with_torch: bool, pause: float,
                rounds: RoundLog) -> tuple[dict[str, list[float]], dict]:
     sessions = _sessions(config, [f"data.path={data}"])
-    sessions["nnframe_one_thread"] = _one_thread_session(config, [f"data.path={data}"])
+    sessions["nnframe_one_thread"] = one_thread_session(config, [f"data.path={data}"])
     block, settle = size.mlp_block, size.mlp_settle
     contenders = {name: per_step(s.trainer.train_step, block, settle) for name, s in sessions.items()}
     contenders["numpy"] = per_step(mlp_large.handwritten_trainer(data).train_step, block, settle)

@@ -10,6 +10,7 @@ import importlib
 import json
 import math
 import operator
+import os
 import subprocess
 import sys
 import types
@@ -269,3 +270,28 @@ def test_the_logging_cost_command_runs():
     assert result.returncode == 0, result.stderr
     for variant in ("logging off", "as configured", "no TensorBoard", "no grad norms", "neither"):
         assert result.stdout.count(variant) == 2, variant  # one row in the means, one in the medians
+
+
+def test_the_blas_timeout_sweep_runs_each_value_in_its_own_process():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.blas_timeout", "--size", "tiny", "--rounds", "1",
+                             "--processes", "1", "--values", "16", "20"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["OPENBLAS_THREAD_TIMEOUT=", "OPENBLAS_THREAD_TIMEOUT="]
+    assert [line.split()[1] for line in lines] == ["16", "20"]
+    assert all("ratio" in line for line in lines)
+
+
+def test_the_blas_timeout_child_falls_back_to_one_part_without_pytorch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from benchmarks.blas_timeout import main\n"
+            "main(['--child', '--size', 'tiny', '--rounds', '1'])")
+    env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": "17"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["yardstick"] == "nnframe in one part"
+    assert found["timeout"] == "17"
+    assert positive(found["ratio"]) and positive(found["nnframe_ms"]) and positive(found["yardstick_ms"])

@@ -57,11 +57,12 @@ def thread_count() -> int:
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
         return _usable_cores()
-    if not raw.isdigit() or int(raw) < 1:
+    count = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if count < 1:
         from nnframe.errors import UserError
 
         raise UserError(f"{THREADS_ENV} must be a whole number of threads, at least 1; found {raw!r}")
-    return int(raw)
+    return count
 
 
 def run_parts(parts: Sequence[Callable[[], None]]) -> None:

@@ -70,7 +70,7 @@ def test_thread_count_is_the_usable_cores_unless_set(monkeypatch) -> None:
     assert threads.thread_count() == 3
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "²"])
 def test_a_bad_thread_count_is_a_user_error_naming_the_variable(monkeypatch, value: str) -> None:
     monkeypatch.setenv(threads.THREADS_ENV, value)
     with pytest.raises(UserError, match=rf"NNFRAME_NUM_THREADS must be a whole number .* found {value!r}"):

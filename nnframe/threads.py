@@ -69,6 +69,8 @@ def run_parts(parts: Sequence[Callable[[], None]]) -> None:
     """Run every part at once, the first on this thread and the rest on the pool; return when all are done.
 
     An exception from any part is raised here, after every part has finished.
+    A part must not call ``run_parts`` itself: it could wait for a pool
+    thread that is waiting for it.
     """
     if len(parts) <= 1:
         for part in parts:

@@ -414,7 +414,9 @@ def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypat
     assert not np.array_equal(blocked, start)
 
 
-def test_a_large_update_runs_in_one_part_per_thread(monkeypatch) -> None:
+@pytest.fixture
+def part_counts(monkeypatch) -> list[int]:
+    """How many parts each ``run_parts`` call got, with blocks of 4 elements and 4 threads."""
     import nnframe.optimizers as optimizers
     import nnframe.threads
 
@@ -423,29 +425,26 @@ def test_a_large_update_runs_in_one_part_per_thread(monkeypatch) -> None:
     monkeypatch.setattr(nnframe.threads, "run_parts", lambda parts: (counts.append(len(parts)), run_parts(parts)))
     monkeypatch.setattr(optimizers, "BLOCK", 4)
     monkeypatch.setenv("NNFRAME_NUM_THREADS", "4")
+    return counts
+
+
+def test_a_large_update_runs_in_one_part_per_thread(part_counts) -> None:
     params = [np.ones(9), np.ones(30), np.ones(3)]  # 2, 7 and 0 whole blocks; the last is not blocked
     Adam().update(params, [np.ones(9), np.ones(30), np.ones(3)])
-    assert counts == [2, 4]
+    assert part_counts == [2, 4]
 
 
-def test_a_rule_that_does_not_declare_parallel_blocks_updates_in_one_part(monkeypatch) -> None:
+def test_a_rule_that_does_not_declare_parallel_blocks_updates_in_one_part(part_counts) -> None:
     """A plugin's rule written before the threads may keep per-call values on ``self``."""
-    import nnframe.optimizers as optimizers
-    import nnframe.threads
 
     class KeepsScratchOnSelf(Optimizer):
         def _update_one(self, p, g, tmp, *state):
             self.scaled = g * self.lr
             p -= self.scaled
 
-    counts: list[int] = []
-    run_parts = nnframe.threads.run_parts
-    monkeypatch.setattr(nnframe.threads, "run_parts", lambda parts: (counts.append(len(parts)), run_parts(parts)))
-    monkeypatch.setattr(optimizers, "BLOCK", 4)
-    monkeypatch.setenv("NNFRAME_NUM_THREADS", "4")
     param = np.ones(30)
     KeepsScratchOnSelf(lr=0.5).update([param], [np.ones(30)])
-    assert counts == [1]
+    assert part_counts == [1]
     assert np.array_equal(param, np.full(30, 0.5))
 
 

@@ -88,7 +88,11 @@ class SoftmaxWithLoss(Loss):
         return self._forward_indices(x, t)
 
     def _forward_indices(self, x: np.ndarray, t: np.ndarray) -> float:
-        """``L = mean_n (log Σ_k exp s_nk - s_n,t_n)`` with ``s = x - max x``: only the picked logits are needed."""
+        """``L = mean_n (log Σ_k exp s_nk - s_n,t_n)`` with ``s = x - max x``: only the picked logits are needed.
+
+        Each sample's term is at least 0 (``s_n,t_n <= 0 <= log Σ_k exp s_nk``),
+        so the terms are summed, not the two sums subtracted.
+        """
         classes = x.shape[-1]
         if self.validate_targets or t.dtype.kind not in "iu":
             t = _class_indices(t, classes, "SoftmaxWithLoss")
@@ -97,8 +101,9 @@ class SoftmaxWithLoss(Loss):
         e /= total
         self.y = e
         shifted = shifted.reshape(-1, classes)
-        picked = shifted[self._rows(len(shifted)), t.ravel()]
-        return float(np.log(total).sum(dtype=np.float64) - picked.sum(dtype=np.float64)) / len(picked)
+        losses = np.log(total).reshape(-1)
+        losses -= shifted[self._rows(len(shifted)), t.ravel()]
+        return float(losses.sum(dtype=np.float64)) / len(losses)
 
     def _rows(self, n: int) -> np.ndarray:
         """``arange(n)``, kept between calls: the row index of every target, for fancy indexing."""

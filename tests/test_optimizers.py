@@ -428,10 +428,19 @@ def part_counts(monkeypatch) -> list[int]:
     return counts
 
 
-def test_a_large_update_runs_in_one_part_per_thread(part_counts) -> None:
+@pytest.mark.parametrize("cls", [Momentum, Nesterov, AdaGrad, RMSprop, Adam])
+def test_a_large_update_runs_in_one_part_per_thread(part_counts, cls) -> None:
     params = [np.ones(9), np.ones(30), np.ones(3)]  # 2, 7 and 0 whole blocks; the last is not blocked
-    Adam().update(params, [np.ones(9), np.ones(30), np.ones(3)])
+    cls().update(params, [np.ones(9), np.ones(30), np.ones(3)])
     assert part_counts == [2, 4]
+
+
+def test_sgd_updates_a_large_parameter_in_one_part(part_counts) -> None:
+    """Two passes are too short to gain from a second thread (see ``SGD``)."""
+    param = np.ones(30)
+    SGD(lr=0.5).update([param], [np.ones(30)])
+    assert part_counts == [1]
+    assert np.array_equal(param, np.full(30, 0.5))
 
 
 def test_a_rule_that_does_not_declare_parallel_blocks_updates_in_one_part(part_counts) -> None:

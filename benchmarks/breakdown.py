@@ -45,7 +45,8 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
     dout = loss.backward(1.0)
     model.backward(dout)
     quiet = StepMetrics(1, 0, 1.0, 0.0, False)
-    spare = [p.copy() for p in model.params]
+    whole_grads = [model.flat_grads] if model.flat_grads is not None else model.grads
+    params = model.params  # updated in place while timed, as the trainer's one-buffer path needs the real ones
 
     def in_sequence() -> None:
         batch = trainer.batches.next_batch()
@@ -53,8 +54,8 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
         scores = model.forward(xs)
         loss.forward(scores, ts)
         model.backward(loss.backward(1.0))
-        global_norm(model.grads)
-        optimizer.update(spare, model.grads)
+        global_norm(whole_grads)
+        optimizer.update(params, model.grads)
         session.run.hook.nnframe_step_end(run=session.run, metrics=StepMetrics(1, 0, 1.0, 0.0, False))
 
     return {
@@ -64,8 +65,8 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
         "loss.forward(out, t)": lambda: loss.forward(out, t),
         "loss.backward(1.0)": lambda: loss.backward(1.0),
         "model.backward(dout)": lambda: model.backward(dout),
-        "global_norm(grads)": lambda: global_norm(model.grads),
-        "optimizer.update(params, grads)": lambda: optimizer.update(spare, model.grads),
+        "global_norm(grads)": lambda: global_norm(whole_grads),
+        "optimizer.update(params, grads)": lambda: optimizer.update(params, model.grads),
         "schedule.lr_at(step)": lambda: trainer.schedule.lr_at(1, trainer.base_lr, trainer.total_steps),
         "StepMetrics(...)": lambda: StepMetrics(1, 0, 1.0, 0.0, False),
         "hook nnframe_step_end (step not logged)": lambda: session.run.hook.nnframe_step_end(run=session.run,

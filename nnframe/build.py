@@ -78,8 +78,10 @@ def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mappin
         spec = by_name[name]
         built[name] = _build_node(spec, plugins, [values[i] for i in spec.inputs], rng)
         values[name] = _sample_forward(built[name], spec, [values[i] for i in spec.inputs])
-    return Graph([GraphNode(s.name, built[s.name], s.inputs) for s in layout.nodes], inputs=layout.inputs,
-                 output=layout.output)
+    model = Graph([GraphNode(s.name, built[s.name], s.inputs) for s in layout.nodes], inputs=layout.inputs,
+                  output=layout.output)
+    model.flatten_params()
+    return model
 
 
 def _check_layout(layout: ModelLayout) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
+from nnframe.flat_params import flatten
 from nnframe.graph_checks import check_reaches_output, topological_order, validate_graph
 from nnframe.node import Node
 
@@ -79,6 +80,8 @@ class Graph(Node):
         self._output_slot = slots[self.output]
         self._forward_plan = [(gn.node, args) for gn, args in zip(order, self._arg_slots)]
         self._chain = len(self.inputs) == 1 and _is_chain(self._arg_slots, self._output_slot)
+        self.flat_params: np.ndarray | None = None
+        self.flat_grads: np.ndarray | None = None
         self._collect_params()
         self._training = True
         self.training = True
@@ -104,6 +107,19 @@ class Graph(Node):
                 self.params.append(param)
                 self.grads.append(grad)
         self._named_params = list(zip(self.param_names, self.params, self.grads))
+
+    def flatten_params(self) -> bool:
+        """Move the parameters into one buffer, ``flat_params``, and the gradients into ``flat_grads``.
+
+        The nodes' arrays become views of them (see :mod:`nnframe.flat_params`);
+        returns ``False``, and moves nothing, where some array cannot move.
+        """
+        buffers = flatten(list(self.nodes.values()))
+        if buffers is None:
+            return False
+        self.flat_params, self.flat_grads = buffers
+        self._collect_params()
+        return True
 
     def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` for every parameter, e.g. ``("affine1/W", W, dW)``."""

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from nnframe import arrays, threads
+from nnframe.flat_params import OneBufferUpdate, buffer_of, view_like
 from nnframe.errors import CheckpointError, ConfigError, NNFrameError
 from nnframe.optimizer_params import (
     AdaGradParams,
@@ -68,6 +69,8 @@ class Optimizer:
         self._decayed: list[np.ndarray] = []
         self._in_blocks: list[bool] = []
         self._threads = 1
+        self._bound: tuple[np.ndarray, ...] = ()
+        self._flat: OneBufferUpdate | None = None
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
@@ -89,14 +92,27 @@ class Optimizer:
         if duplicates:
             raise NNFrameError(f"{self.name}.bind: duplicate parameter names {duplicates}")
         self.names = names
-        self.state = {name: {slot: arrays.zeros_like(p) for slot in self.slots} for name, p in zip(names, params)}
+        count = threads.thread_count()  # read by every rule, so a bad setting is reported whatever the rule
+        self._threads = count if self.parallel_blocks else 1
+        flat = buffer_of(params)
+        self.state, slot_buffers = self._allocate_state(names, params, flat)
         scratch = _scratch_views(params, count=1 + (self.weight_decay > 0))
         self._per_param = [(views[0], *self.state[name].values()) for name, views in zip(names, scratch)]
         self._decayed = [views[1] for views in scratch] if self.weight_decay > 0 else []
         self._in_blocks = [p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
                            for p, buffers in zip(params, self._per_param)]
-        count = threads.thread_count()  # read by every rule, so a bad setting is reported whatever the rule
-        self._threads = count if self.parallel_blocks else 1
+        self._bound = tuple(params)
+        self._flat = self._one_buffer_update(flat, slot_buffers) if flat is not None else None
+
+    def _allocate_state(self, names: list[str], params: list[np.ndarray],
+                        flat: np.ndarray | None) -> tuple[dict[str, dict[str, np.ndarray]], tuple[np.ndarray, ...]]:
+        """Zeroed state per parameter and slot; where the parameters tile one buffer, views of one buffer per slot."""
+        if flat is None:
+            return {name: {slot: arrays.zeros_like(p) for slot in self.slots} for name, p in zip(names, params)}, ()
+        buffers = {slot: arrays.zeros((flat.size,), flat.dtype) for slot in self.slots}
+        state = {name: {slot: view_like(buffers[slot], flat, p) for slot in self.slots}
+                 for name, p in zip(names, params)}
+        return state, tuple(buffers.values())
 
     # ----------------------------------------------------------------- update
 
@@ -113,15 +129,29 @@ class Optimizer:
                                f"got {len(params)} parameters and {len(grads)} gradients")
         self.step += 1
         self._begin_step()
-        update_one = self._update_one
+        flat = self._flat
+        if flat is not None and flat.covers(self._bound, params, grads):
+            self._update_param(flat.params, flat.grads, flat.decayed, flat.buffers, flat.in_blocks)
+            return
         decayed = self._decayed or [None] * len(params)
         for p, g, out, buffers, in_blocks in zip(params, grads, decayed, self._per_param, self._in_blocks):
-            if out is not None:
-                g = _decayed_grad(out, p, g, self.weight_decay)
-            if in_blocks and g.flags.c_contiguous:
-                self._update_blocks(p, g, buffers)
-            else:
-                update_one(p, g, *buffers)
+            self._update_param(p, g, out, buffers, in_blocks)
+
+    def _one_buffer_update(self, params: np.ndarray, state: tuple[np.ndarray, ...]) -> OneBufferUpdate:
+        """Scratch for the whole buffer, or for one block per part when it is updated in blocks."""
+        in_blocks = params.size > 2 * BLOCK
+        size = min(params.size, self._threads * BLOCK) if in_blocks else params.size
+        decayed = arrays.zeros(params.shape, params.dtype) if self.weight_decay > 0 else None
+        return OneBufferUpdate(params, (arrays.zeros((size,), params.dtype), *state), decayed, in_blocks)
+
+    def _update_param(self, p: np.ndarray, g: np.ndarray, out: np.ndarray | None,
+                      buffers: tuple[np.ndarray, ...], in_blocks: bool) -> None:
+        if out is not None:
+            g = _decayed_grad(out, p, g, self.weight_decay)
+        if in_blocks and g.flags.c_contiguous:
+            self._update_blocks(p, g, buffers)
+        else:
+            self._update_one(p, g, *buffers)
 
     def _update_blocks(self, p: np.ndarray, g: np.ndarray, buffers: tuple[np.ndarray, ...]) -> None:
         """Update a large parameter one cache-sized block at a time, its blocks split between threads.

@@ -72,6 +72,8 @@ class Trainer:
         self._step_end = run.plugin_manager.hook.nnframe_step_end
         self._log_metrics = run.plugin_manager.hook.nnframe_log_metrics
         self.optimizer.bind(self.model.param_names, self.model.params)
+        flat_grads = self.model.flat_grads
+        self._whole_grads = [flat_grads] if flat_grads is not None else self.model.grads
         run.model, run.optimizer = self.model, self.optimizer
 
     # ------------------------------------------------------------------ loop
@@ -139,14 +141,14 @@ class Trainer:
             metrics.grad_norms = norms(model.param_names, grads)
             total_norm = metrics.grad_norms["global"]
         else:
-            total_norm = global_norm(grads)
+            total_norm = global_norm(self._whole_grads)
         if logged and self.experiment.classification:
             metrics.accuracy = accuracy(out, t)
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
             self._nonfinite(step, loss, x)
         else:
             if self._clip:
-                clip_grad_norm(grads, self._clip, total_norm)
+                clip_grad_norm(self._whole_grads, self._clip, total_norm)
             metrics.lr = self.optimizer.lr = self.schedule.lr_at(step - 1, self.base_lr, self.total_steps)
             self.optimizer.update(model.params, grads)
         self.step = self.run.step = step

@@ -1,0 +1,139 @@
+"""A model's parameters in one contiguous buffer, and its gradients in another.
+
+Nodes keep reading ``self.params[i]`` and writing ``self.grads[i]`` in place;
+after :func:`flatten` those arrays are views of two buffers, in the order of
+``model.params``. Work over the whole model (the gradient norm checked on
+every step, the optimizers' element-wise rules) then takes one numpy call
+on one array instead of one per parameter: on spiral's four small arrays
+that was 39.2 against 33.5 µs a step.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+SCAN_DEPTH = 3
+
+
+def flatten(nodes: Sequence[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Move every node's parameters and gradients into two new buffers; return them, or ``None``.
+
+    The values are copied and each node's ``params`` and ``grads`` lists get
+    the views. Nothing is moved unless every array can be: one dtype, C order,
+    no array shared between two places, and no node that keeps its arrays
+    anywhere but in those two lists (a nested graph, or a plugin's
+    ``self.W``), since such a reference would go on seeing the old array.
+    """
+    pairs = [(node, i) for node in nodes for i in range(len(node.params))]
+    arrays = [node.params[i] for node, i in pairs] + [node.grads[i] for node, i in pairs]
+    if not pairs or not _movable(nodes, arrays):
+        return None
+    size = sum(node.params[i].size for node, i in pairs)
+    params = np.empty(size, dtype=arrays[0].dtype)
+    grads = np.empty(size, dtype=arrays[0].dtype)
+    start = 0
+    for node, i in pairs:
+        shape, stop = node.params[i].shape, start + node.params[i].size
+        params[start:stop].reshape(shape)[...] = node.params[i]
+        grads[start:stop].reshape(shape)[...] = node.grads[i]
+        node.params[i] = params[start:stop].reshape(shape)
+        node.grads[i] = grads[start:stop].reshape(shape)
+        start = stop
+    return params, grads
+
+
+def buffer_of(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The 1-D array that ``arrays`` tile exactly, one after another, or ``None``.
+
+    This is how an optimizer recognises the buffers of :func:`flatten`
+    without being told: the arrays are C-order views of one base, each
+    starting where the one before it ends, and together they cover it.
+    """
+    if not arrays:
+        return None
+    base = arrays[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address = base.__array_interface__["data"][0]
+    for array in arrays:
+        if (array.base is not base or not array.flags.c_contiguous
+                or array.__array_interface__["data"][0] != address):
+            return None
+        address += array.nbytes
+    if address != base.__array_interface__["data"][0] + base.nbytes:
+        return None
+    return base
+
+
+class OneBufferUpdate:
+    """What an optimizer keeps to update, in one go, parameters that tile one buffer.
+
+    Its state is allocated in buffers of the same layout, so the rule runs
+    once over all parameters as if they were one; the rules are element-wise,
+    so the values are those of the update parameter by parameter.
+    ``buffers`` is the scratch followed by the state buffers, one per slot.
+    """
+
+    def __init__(self, params: np.ndarray, buffers: tuple[np.ndarray, ...], decayed: np.ndarray | None,
+                 in_blocks: bool) -> None:
+        self.params = params
+        self.buffers = buffers
+        self.decayed = decayed
+        self.in_blocks = in_blocks
+        self.grads: np.ndarray | None = None
+        self._grads_seen: tuple[np.ndarray, ...] = ()
+
+    def covers(self, bound: tuple[np.ndarray, ...], params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> bool:
+        """Whether ``params`` are the ``bound`` ones and ``grads``, shaped like them, tile one buffer."""
+        if len(params) != len(bound) or not all(map(operator.is_, params, bound)):
+            return False
+        if len(grads) != len(self._grads_seen) or not all(map(operator.is_, grads, self._grads_seen)):
+            same_shapes = all(g.shape == p.shape for g, p in zip(grads, bound))
+            self.grads = buffer_of(grads) if same_shapes else None
+            self._grads_seen = tuple(grads)
+        return self.grads is not None and self.grads.dtype == self.params.dtype
+
+
+def view_like(buffer: np.ndarray, base: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The part of ``buffer`` that lies where ``p`` lies in ``base``, shaped like ``p``."""
+    start = (p.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // p.itemsize
+    return buffer[start:start + p.size].reshape(p.shape)
+
+
+def _movable(nodes: Sequence[Any], arrays: list[np.ndarray]) -> bool:
+    dtype = arrays[0].dtype
+    half = len(arrays) // 2
+    if any(type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous for a in arrays):
+        return False
+    if any(p.shape != g.shape for p, g in zip(arrays[:half], arrays[half:])):
+        return False
+    if _any_overlap(arrays):
+        return False
+    ids = {id(a) for a in arrays}
+    return not any(_holds(value, ids, SCAN_DEPTH)
+                   for node in nodes for key, value in vars(node).items() if key not in ("params", "grads"))
+
+
+def _any_overlap(arrays: list[np.ndarray]) -> bool:
+    spans = sorted((a.__array_interface__["data"][0], a.nbytes) for a in arrays if a.nbytes)
+    return any(start + size > next_start for (start, size), (next_start, _) in zip(spans, spans[1:]))
+
+
+def _holds(value: Any, ids: set[int], depth: int) -> bool:
+    """Whether ``value`` is one of ``ids`` or a view of one, or holds one within ``depth`` levels
+    of lists, tuples, dicts and objects."""
+    if id(value) in ids or (isinstance(value, np.ndarray) and id(value.base) in ids):
+        return True
+    if depth == 0:
+        return False
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        value = list(vars(value).values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds(item, ids, depth - 1) for item in value)
+    return False

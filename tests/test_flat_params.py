@@ -1,0 +1,154 @@
+"""Tests for nnframe.flat_params: a model's parameters and gradients in one buffer each, and who may move."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnframe.flat_params import buffer_of, flatten
+from nnframe.graph import Graph
+from nnframe.node import Node
+from nnframe.nodes import Affine, Sigmoid
+from nnframe.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+
+RULES = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam]
+
+
+def affines(dtype: type = np.float64, seed: int = 0) -> list[Affine]:
+    rng = np.random.default_rng(seed)
+    return [Affine(rng.standard_normal((2, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)),
+            Affine(rng.standard_normal((5, 3)).astype(dtype), rng.standard_normal(3).astype(dtype))]
+
+
+def model(nodes: list[Node] | None = None) -> Graph:
+    first, second = nodes or affines()
+    return Graph.sequential([("affine1", first), ("sigmoid1", Sigmoid()), ("affine2", second)])
+
+
+def test_flatten_keeps_the_values_and_makes_every_array_a_view_of_one_buffer() -> None:
+    nodes = affines()
+    before = [p.copy() for node in nodes for p in node.params]
+    graph = model(nodes)
+    assert graph.flatten_params()
+    assert graph.flat_params.shape == (2 * 5 + 5 + 5 * 3 + 3,)
+    assert [p.base is graph.flat_params for p in graph.params] == [True] * 4
+    assert [g.base is graph.flat_grads for g in graph.grads] == [True] * 4
+    assert all(np.array_equal(a, b) for a, b in zip(graph.params, before))
+    assert graph.params[0] is nodes[0].params[0]
+    assert buffer_of(graph.params) is graph.flat_params
+    assert buffer_of(graph.grads) is graph.flat_grads
+
+
+def test_gradients_written_by_the_nodes_land_in_the_buffer() -> None:
+    graph = model()
+    graph.flatten_params()
+    x = np.random.default_rng(1).standard_normal((4, 2))
+    graph.backward(np.ones_like(graph.forward(x)))
+    assert np.array_equal(graph.flat_grads, np.concatenate([g.ravel() for g in graph.grads]))
+    assert np.any(graph.flat_grads != 0)
+
+
+def test_a_built_model_is_flattened() -> None:
+    from tests.test_train import EXPERIMENTS, make_trainer
+
+    trainer, _ = make_trainer(EXPERIMENTS / "spiral.yaml")
+    assert trainer.model.flat_params is not None
+    assert buffer_of(trainer.model.params) is trainer.model.flat_params
+
+
+class KeepsW(Node):
+    """A plugin-style node that also keeps its weight as ``self.W``."""
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        self.W = W
+        self.params, self.grads = [W], [np.zeros_like(W)]
+
+
+class KeepsTranspose(KeepsW):
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__(W)
+        del self.W
+        self.cache = {"WT": W.T}
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: [KeepsW(np.ones((2, 2))), *affines()], id="a node keeps its weight as self.W"),
+    pytest.param(lambda: [KeepsTranspose(np.ones((2, 2))), *affines()], id="a node keeps a view in a dict"),
+    pytest.param(lambda: [*affines(np.float32), *affines(np.float64)], id="two dtypes"),
+    pytest.param(lambda: [Affine(np.ones((2, 2), order="F"), np.ones(2))], id="a parameter in Fortran order"),
+    pytest.param(lambda: (lambda shared: [Affine(shared, np.ones(2)), Affine(shared, np.ones(2))])(np.ones((2, 2))),
+                 id="one array in two nodes"),
+    pytest.param(lambda: [model()], id="a nested graph"),
+    pytest.param(lambda: [Sigmoid()], id="no parameters"),
+])
+def test_nothing_moves_when_some_array_cannot(make) -> None:
+    nodes = make()
+    arrays = [a for node in nodes for a in (*node.params, *node.grads)]
+    assert flatten(nodes) is None
+    assert all(a is b for a, b in zip([a for node in nodes for a in (*node.params, *node.grads)], arrays))
+
+
+def test_buffer_of_accepts_only_arrays_that_tile_one_buffer_in_order() -> None:
+    buffer = np.arange(10.0)
+    a, b, c = buffer[:4].reshape(2, 2), buffer[4:7], buffer[7:]
+    assert buffer_of([a, b, c]) is buffer
+    assert buffer_of([a, c, b]) is None  # out of order
+    assert buffer_of([a, b]) is None  # leaves the end uncovered
+    assert buffer_of([b, c]) is None  # leaves the start uncovered
+    assert buffer_of([a, buffer[5:7], c]) is None  # a gap
+    assert buffer_of([a, b, np.zeros(3)]) is None  # another base
+    assert buffer_of([buffer[::2]]) is None  # not contiguous
+    assert buffer_of([]) is None
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("cls", RULES)
+def test_the_one_buffer_update_gives_the_values_of_the_update_parameter_by_parameter(cls, weight_decay) -> None:
+    flat, separate = model(), model()
+    assert flat.flatten_params()
+    flat_rule, separate_rule = cls(lr=0.01, weight_decay=weight_decay), cls(lr=0.01, weight_decay=weight_decay)
+    flat_rule.bind(flat.param_names, flat.params)
+    separate_rule.bind(separate.param_names, separate.params)
+    assert flat_rule._flat is not None and separate_rule._flat is None
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x = rng.standard_normal((4, 2))
+        for graph, rule in ((flat, flat_rule), (separate, separate_rule)):
+            graph.backward(np.ones((4, 3)) * graph.forward(x))
+            rule.update(graph.params, graph.grads)
+    assert all(np.array_equal(a, b) for a, b in zip(flat.params, separate.params))
+    for name in flat.param_names:
+        for slot in cls.slots:
+            assert np.array_equal(flat_rule.state[name][slot], separate_rule.state[name][slot])
+            assert flat_rule.state[name][slot].base is not None
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_a_large_one_buffer_update_in_blocks_and_threads_matches(monkeypatch, threads) -> None:
+    import nnframe.optimizers as optimizers
+
+    monkeypatch.setattr(optimizers, "BLOCK", 4)
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", threads)
+    flat, separate = model(), model()
+    flat.flatten_params()
+    grads = [np.random.default_rng(3).standard_normal(g.shape) for g in flat.grads]
+    rules = []
+    for graph in (flat, separate):
+        for mine, grad in zip(graph.grads, grads):
+            mine[...] = grad
+        rules.append(Adam(lr=0.1))
+        for _ in range(2):
+            rules[-1].update(graph.params, graph.grads)
+    assert rules[0]._flat is not None and rules[0]._flat.in_blocks
+    assert all(np.array_equal(a, b) for a, b in zip(flat.params, separate.params))
+
+
+def test_other_gradient_arrays_take_the_path_parameter_by_parameter() -> None:
+    """The one-buffer path is taken only for gradients that tile a buffer; copies still update correctly."""
+    flat, separate = model(), model()
+    flat.flatten_params()
+    grads = [np.full(p.shape, 0.5) for p in flat.params]
+    for graph in (flat, separate):
+        SGD(lr=0.1).update(graph.params, grads)
+    assert all(np.array_equal(a, b) for a, b in zip(flat.params, separate.params))

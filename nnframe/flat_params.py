@@ -124,8 +124,10 @@ def _any_overlap(arrays: list[np.ndarray]) -> bool:
 
 
 def _holds(value: Any, ids: set[int], depth: int) -> bool:
-    """Whether ``value`` is one of ``ids`` or a view of one, or holds one within ``depth`` levels
-    of lists, tuples, dicts and objects."""
+    """Whether ``value`` is one of the arrays ``ids``, or a view of one, or holds one.
+
+    Lists, tuples, dicts and objects' attributes are searched ``depth`` levels down.
+    """
     if id(value) in ids or (isinstance(value, np.ndarray) and id(value.base) in ids):
         return True
     if depth == 0:

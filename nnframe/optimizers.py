@@ -6,6 +6,9 @@ scratch buffer. ``update(params, grads)`` then changes the parameters in place
 with ``out=`` arithmetic, so a training step allocates no parameter-sized array.
 
 Weight decay is the coupled L2 form: the rule sees ``g + weight_decay * p``.
+
+Parameters that tile one buffer (a built model's, see :mod:`nnframe.flat_params`)
+get their state in buffers of the same layout and are updated in one go.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from nnframe import arrays, threads
-from nnframe.flat_params import OneBufferUpdate, buffer_of, view_like
 from nnframe.errors import CheckpointError, ConfigError, NNFrameError
+from nnframe.flat_params import OneBufferUpdate, buffer_of, view_like
 from nnframe.optimizer_params import (
     AdaGradParams,
     AdamParams,

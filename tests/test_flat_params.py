@@ -152,3 +152,20 @@ def test_other_gradient_arrays_take_the_path_parameter_by_parameter() -> None:
     for graph in (flat, separate):
         SGD(lr=0.1).update(graph.params, grads)
     assert all(np.array_equal(a, b) for a, b in zip(flat.params, separate.params))
+
+
+@pytest.mark.parametrize("optimizer", [{"type": "sgd", "lr": 0.5},
+                                       {"type": "adam", "lr": 0.01, "weight_decay": 0.01}])
+def test_training_on_one_buffer_matches_training_array_by_array(tmp_path, monkeypatch, optimizer) -> None:
+    """The same run twice, once with the model left unflattened: the losses and parameters agree exactly."""
+    from tests.test_train import TINY, make_trainer, write_config
+
+    path = write_config(tmp_path, {**TINY, "optimizer": optimizer})
+    flat, flat_events = make_trainer(path)
+    monkeypatch.setattr(Graph, "flatten_params", lambda self: False)
+    separate, separate_events = make_trainer(path)
+    assert flat.model.flat_params is not None and separate.model.flat_params is None
+    flat.fit()
+    separate.fit()
+    assert [m.loss for m in flat_events.steps] == [m.loss for m in separate_events.steps]
+    assert all(np.array_equal(a, b) for a, b in zip(flat.model.params, separate.model.params))

@@ -29,19 +29,18 @@ def flatten(nodes: Sequence[Any]) -> tuple[np.ndarray, np.ndarray] | None:
     ``self.W``), since such a reference would go on seeing the old array.
     """
     pairs = [(node, i) for node in nodes for i in range(len(node.params))]
-    arrays = [node.params[i] for node, i in pairs] + [node.grads[i] for node, i in pairs]
-    if not pairs or not _movable(nodes, arrays):
+    old_params = [node.params[i] for node, i in pairs]
+    old_grads = [node.grads[i] for node, i in pairs]
+    if not pairs or not _movable(nodes, old_params, old_grads):
         return None
-    size = sum(node.params[i].size for node, i in pairs)
-    params = np.empty(size, dtype=arrays[0].dtype)
-    grads = np.empty(size, dtype=arrays[0].dtype)
+    params = np.empty(sum(p.size for p in old_params), dtype=old_params[0].dtype)
+    grads = np.empty_like(params)
     start = 0
-    for node, i in pairs:
-        shape, stop = node.params[i].shape, start + node.params[i].size
-        params[start:stop].reshape(shape)[...] = node.params[i]
-        grads[start:stop].reshape(shape)[...] = node.grads[i]
-        node.params[i] = params[start:stop].reshape(shape)
-        node.grads[i] = grads[start:stop].reshape(shape)
+    for (node, i), p, g in zip(pairs, old_params, old_grads):
+        stop = start + p.size
+        node.params[i] = params[start:stop].reshape(p.shape)
+        node.grads[i] = grads[start:stop].reshape(p.shape)
+        node.params[i][...], node.grads[i][...] = p, g
         start = stop
     return params, grads
 
@@ -75,11 +74,13 @@ class OneBufferUpdate:
     Its state is allocated in buffers of the same layout, so the rule runs
     once over all parameters as if they were one; the rules are element-wise,
     so the values are those of the update parameter by parameter.
+    ``bound`` are the parameter arrays it was made for, views of ``params``;
     ``buffers`` is the scratch followed by the state buffers, one per slot.
     """
 
-    def __init__(self, params: np.ndarray, buffers: tuple[np.ndarray, ...], decayed: np.ndarray | None,
-                 in_blocks: bool) -> None:
+    def __init__(self, bound: tuple[np.ndarray, ...], params: np.ndarray, buffers: tuple[np.ndarray, ...],
+                 decayed: np.ndarray | None, in_blocks: bool) -> None:
+        self.bound = bound
         self.params = params
         self.buffers = buffers
         self.decayed = decayed
@@ -87,8 +88,9 @@ class OneBufferUpdate:
         self.grads: np.ndarray | None = None
         self._grads_seen: tuple[np.ndarray, ...] = ()
 
-    def covers(self, bound: tuple[np.ndarray, ...], params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> bool:
-        """Whether ``params`` are the ``bound`` ones and ``grads``, shaped like them, tile one buffer."""
+    def covers(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> bool:
+        """Whether ``params`` are the arrays it was made for, and ``grads``, shaped like them, tile one buffer."""
+        bound = self.bound
         if len(params) != len(bound) or not all(map(operator.is_, params, bound)):
             return False
         if len(grads) != len(self._grads_seen) or not all(map(operator.is_, grads, self._grads_seen)):
@@ -104,12 +106,11 @@ def view_like(buffer: np.ndarray, base: np.ndarray, p: np.ndarray) -> np.ndarray
     return buffer[start:start + p.size].reshape(p.shape)
 
 
-def _movable(nodes: Sequence[Any], arrays: list[np.ndarray]) -> bool:
-    dtype = arrays[0].dtype
-    half = len(arrays) // 2
-    if any(type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous for a in arrays):
+def _movable(nodes: Sequence[Any], params: list[np.ndarray], grads: list[np.ndarray]) -> bool:
+    arrays = params + grads
+    if any(type(a) is not np.ndarray or a.dtype != params[0].dtype or not a.flags.c_contiguous for a in arrays):
         return False
-    if any(p.shape != g.shape for p, g in zip(arrays[:half], arrays[half:])):
+    if any(p.shape != g.shape for p, g in zip(params, grads)):
         return False
     if _any_overlap(arrays):
         return False

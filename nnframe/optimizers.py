@@ -72,7 +72,6 @@ class Optimizer:
         self._decayed: list[np.ndarray] = []
         self._in_blocks: list[bool] = []
         self._threads = 1
-        self._bound: tuple[np.ndarray, ...] = ()
         self._flat: OneBufferUpdate | None = None
 
     @classmethod
@@ -99,13 +98,14 @@ class Optimizer:
         self._threads = count if self.parallel_blocks else 1
         flat = buffer_of(params)
         self.state, slot_buffers = self._allocate_state(names, params, flat)
-        scratch = _scratch_views(params, count=1 + (self.weight_decay > 0))
+        rows = 1 + (self.weight_decay > 0)
+        flat_rows = (self._flat_scratch_size(flat) if rows == 1 else flat.size) if flat is not None else 0
+        buffers, scratch = _scratch_views(params, rows, at_least=flat_rows)
         self._per_param = [(views[0], *self.state[name].values()) for name, views in zip(names, scratch)]
         self._decayed = [views[1] for views in scratch] if self.weight_decay > 0 else []
         self._in_blocks = [p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
                            for p, buffers in zip(params, self._per_param)]
-        self._bound = tuple(params)
-        self._flat = self._one_buffer_update(flat, slot_buffers) if flat is not None else None
+        self._flat = self._one_buffer_update(params, flat, slot_buffers, buffers) if flat is not None else None
 
     def _allocate_state(self, names: list[str], params: list[np.ndarray],
                         flat: np.ndarray | None) -> tuple[dict[str, dict[str, np.ndarray]], tuple[np.ndarray, ...]]:
@@ -133,19 +133,24 @@ class Optimizer:
         self.step += 1
         self._begin_step()
         flat = self._flat
-        if flat is not None and flat.covers(self._bound, params, grads):
+        if flat is not None and flat.covers(params, grads):
             self._update_param(flat.params, flat.grads, flat.decayed, flat.buffers, flat.in_blocks)
             return
         decayed = self._decayed or [None] * len(params)
         for p, g, out, buffers, in_blocks in zip(params, grads, decayed, self._per_param, self._in_blocks):
             self._update_param(p, g, out, buffers, in_blocks)
 
-    def _one_buffer_update(self, params: np.ndarray, state: tuple[np.ndarray, ...]) -> OneBufferUpdate:
-        """Scratch for the whole buffer, or for one block per part when it is updated in blocks."""
-        in_blocks = params.size > 2 * BLOCK
-        size = min(params.size, self._threads * BLOCK) if in_blocks else params.size
-        decayed = arrays.zeros(params.shape, params.dtype) if self.weight_decay > 0 else None
-        return OneBufferUpdate(params, (arrays.zeros((size,), params.dtype), *state), decayed, in_blocks)
+    def _one_buffer_update(self, params: list[np.ndarray], flat: np.ndarray, state: tuple[np.ndarray, ...],
+                           scratch: dict[np.dtype, np.ndarray]) -> OneBufferUpdate:
+        """The update of the whole buffer, on the first elements of the per-parameter scratch rows."""
+        rows = scratch[flat.dtype]
+        decayed = rows[1, :flat.size] if self.weight_decay > 0 else None
+        tmp = rows[0, :self._flat_scratch_size(flat)]
+        return OneBufferUpdate(tuple(params), flat, (tmp, *state), decayed, in_blocks=flat.size > 2 * BLOCK)
+
+    def _flat_scratch_size(self, flat: np.ndarray) -> int:
+        """The whole buffer, or one block per part when it is updated in blocks."""
+        return min(flat.size, self._threads * BLOCK) if flat.size > 2 * BLOCK else flat.size
 
     def _update_param(self, p: np.ndarray, g: np.ndarray, out: np.ndarray | None,
                       buffers: tuple[np.ndarray, ...], in_blocks: bool) -> None:
@@ -372,17 +377,19 @@ def _decayed_grad(out: np.ndarray, p: np.ndarray, g: np.ndarray, weight_decay: f
     return out
 
 
-def _scratch_views(params: list[np.ndarray], count: int) -> list[list[np.ndarray]]:
-    """``count`` scratch arrays per parameter, shaped like it, all views of one buffer per dtype.
+def _scratch_views(params: list[np.ndarray], count: int,
+                   at_least: int = 0) -> tuple[dict[np.dtype, np.ndarray], list[list[np.ndarray]]]:
+    """One buffer of ``count`` rows per dtype, and ``count`` views of it per parameter, shaped like it.
 
     Parameters are updated one after another, so they can share the buffers:
-    the scratch memory is ``count`` times the largest parameter, not the model.
+    the scratch memory is ``count`` times the largest parameter (or
+    ``at_least``, what the update of a whole buffer needs), not the model.
     """
     sizes: dict[np.dtype, int] = {}
     for p in params:
-        sizes[p.dtype] = max(sizes.get(p.dtype, 0), p.size)
+        sizes[p.dtype] = max(sizes.get(p.dtype, at_least), p.size)
     buffers = {dtype: arrays.zeros((count, size), dtype) for dtype, size in sizes.items()}
-    return [[buffers[p.dtype][k, : p.size].reshape(p.shape) for k in range(count)] for p in params]
+    return buffers, [[buffers[p.dtype][k, : p.size].reshape(p.shape) for k in range(count)] for p in params]
 
 
 def _validate(model: type[OptimizerParams], kwargs: dict[str, Any], owner: str) -> OptimizerParams:

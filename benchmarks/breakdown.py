@@ -45,7 +45,7 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
     dout = loss.backward(1.0)
     model.backward(dout)
     quiet = StepMetrics(1, 0, 1.0, 0.0, False)
-    whole_grads = [model.flat_grads] if model.flat_grads is not None else model.grads
+    whole_grads = model.stored_grads
     params = model.params  # updated in place while timed, as the trainer's one-buffer path needs the real ones
 
     def in_sequence() -> None:

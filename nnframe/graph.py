@@ -121,6 +121,14 @@ class Graph(Node):
         self._collect_params()
         return True
 
+    @property
+    def stored_grads(self) -> list[np.ndarray]:
+        """The gradients as they are stored: ``[flat_grads]`` after :meth:`flatten_params`, else ``grads``.
+
+        For work over all of them at once (a norm, clipping), which then takes one call.
+        """
+        return [self.flat_grads] if self.flat_grads is not None else self.grads
+
     def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` for every parameter, e.g. ``("affine1/W", W, dW)``."""
         return self._named_params

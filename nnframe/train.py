@@ -72,8 +72,7 @@ class Trainer:
         self._step_end = run.plugin_manager.hook.nnframe_step_end
         self._log_metrics = run.plugin_manager.hook.nnframe_log_metrics
         self.optimizer.bind(self.model.param_names, self.model.params)
-        flat_grads = self.model.flat_grads
-        self._whole_grads = [flat_grads] if flat_grads is not None else self.model.grads
+        self._whole_grads = self.model.stored_grads
         run.model, run.optimizer = self.model, self.optimizer
 
     # ------------------------------------------------------------------ loop

@@ -169,3 +169,10 @@ def test_training_on_one_buffer_matches_training_array_by_array(tmp_path, monkey
     separate.fit()
     assert [m.loss for m in flat_events.steps] == [m.loss for m in separate_events.steps]
     assert all(np.array_equal(a, b) for a, b in zip(flat.model.params, separate.model.params))
+
+
+def test_stored_grads_are_the_one_buffer_once_flattened_and_the_arrays_before() -> None:
+    graph = model()
+    assert graph.stored_grads is graph.grads
+    graph.flatten_params()
+    assert len(graph.stored_grads) == 1 and graph.stored_grads[0] is graph.flat_grads

@@ -7,12 +7,22 @@ product per array over building temporaries.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from nnframe.errors import ConfigError
+from nnframe.flat_params import buffer_of
 
 CLIP_EPS = 1e-6
+SEGMENT_SUM_LIMIT = 4096
+"""Most elements for which :class:`BufferNorms` beats a dot per array.
+
+On spiral's 63 float64 elements it takes 1.5 us against 2.5; at about 8192
+elements the two are even, and beyond that the square, a pass of its own,
+makes it slower.
+"""
 
 
 def squared_norm(grad: np.ndarray) -> float:
@@ -57,6 +67,42 @@ def norms(names: list[str], grads: list[np.ndarray]) -> dict[str, float]:
     result = dict(zip(names, map(math.sqrt, squares)))
     result["global"] = math.sqrt(total)
     return result
+
+
+class BufferNorms:
+    """:func:`norms` for gradients that tile one small buffer: one square and one segment sum.
+
+    The logged step of a small model is the one that runs cold, once in many
+    steps, so it pays for every numpy call: this makes two, whatever the
+    number of parameters. The squares are float64, so a float32 gradient
+    cannot overflow them.
+    """
+
+    def __init__(self, names: list[str], grads: list[np.ndarray], buffer: np.ndarray) -> None:
+        self.names, self.buffer = list(names), buffer
+        self.starts = np.cumsum([0] + [g.size for g in grads[:-1]])
+        self.squares = np.empty(buffer.size, dtype=np.float64)
+
+    def __call__(self) -> dict[str, float]:
+        np.multiply(self.buffer, self.buffer, out=self.squares, dtype=np.float64)
+        squares = np.add.reduceat(self.squares, self.starts).tolist()
+        result = dict(zip(self.names, map(math.sqrt, squares)))
+        result["global"] = math.sqrt(sum(squares))
+        return result
+
+
+def norms_of(names: list[str], grads: list[np.ndarray]) -> Callable[[], dict[str, float]]:
+    """A function that returns :func:`norms` of these gradients as they stand when it is called.
+
+    Gradients that tile one buffer of at most :data:`SEGMENT_SUM_LIMIT`
+    elements, none of them empty, get a :class:`BufferNorms`.
+    """
+    if len(names) != len(grads):
+        raise ValueError(f"norms: {len(names)} names for {len(grads)} gradients")
+    buffer = buffer_of(grads)
+    if buffer is not None and buffer.size <= SEGMENT_SUM_LIMIT and all(g.size for g in grads):
+        return BufferNorms(names, grads, buffer)
+    return partial(norms, names, grads)
 
 
 def clip_grad_norm(grads: list[np.ndarray], max_norm: float, total_norm: float | None = None) -> float:

@@ -18,7 +18,7 @@ import numpy as np
 
 from nnframe.batches import BatchIterator
 from nnframe.errors import NNFrameError, NonFiniteError
-from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms
+from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class Trainer:
         self._log_metrics = run.plugin_manager.hook.nnframe_log_metrics
         self.optimizer.bind(self.model.param_names, self.model.params)
         self._whole_grads = self.model.stored_grads
+        self._grad_norms = norms_of(self.model.param_names, self.model.grads)
         run.model, run.optimizer = self.model, self.optimizer
 
     # ------------------------------------------------------------------ loop
@@ -137,7 +138,7 @@ class Trainer:
         grads = model.grads
         metrics = StepMetrics(step, self.batches.epoch, loss, 0.0, logged)
         if logged and self._log_grad_norms:
-            metrics.grad_norms = norms(model.param_names, grads)
+            metrics.grad_norms = self._grad_norms()
             total_norm = metrics.grad_norms["global"]
         else:
             total_norm = global_norm(self._whole_grads)

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from nnframe.errors import ConfigError
-from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms, squared_norm
+from nnframe.gradients import (
+    SEGMENT_SUM_LIMIT,
+    BufferNorms,
+    clip_grad_norm,
+    first_nonfinite,
+    global_norm,
+    norms,
+    norms_of,
+    squared_norm,
+)
 
 
 def grads345() -> list[np.ndarray]:
@@ -102,3 +111,74 @@ def test_global_norm_survives_float32_overflow_and_still_reports_infinity() -> N
     assert global_norm(grads) == pytest.approx(np.sqrt(2) * 1e30, rel=1e-6)
     assert global_norm([np.array([np.inf], dtype=np.float32), np.ones(2, np.float32)]) == np.inf
     assert np.isnan(global_norm([np.array([np.nan, 1.0])]))
+
+
+# --------------------------------------------------------------------------
+# norms_of: the per-parameter norms of a model's gradients, one buffer or not
+# --------------------------------------------------------------------------
+
+NAMES = ["affine1/W", "affine1/b", "affine2/W", "affine2/b"]
+SHAPES = [(2, 10), (10,), (10, 3), (3,)]
+
+
+def tiled(buffer: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Views of ``buffer`` one after another, as nnframe.flat_params lays out a model's gradients."""
+    views, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(buffer[start:start + size].reshape(shape))
+        start += size
+    return views
+
+
+@pytest.mark.parametrize("dtype, rel", [(np.float64, 1e-13), (np.float32, 1e-6)])
+def test_norms_of_one_small_buffer_match_norms_array_by_array(dtype, rel) -> None:
+    buffer = np.random.default_rng(0).normal(size=63).astype(dtype)
+    grads = tiled(buffer, SHAPES)
+    compute = norms_of(NAMES, grads)
+
+    assert isinstance(compute, BufferNorms)
+    found, expected = compute(), norms(NAMES, grads)
+    assert list(found) == list(expected) == [*NAMES, "global"]
+    assert found == pytest.approx(expected, rel=rel)
+    assert all(type(value) is float for value in found.values())
+
+
+def test_buffer_norms_read_the_gradients_as_they_stand_at_each_call() -> None:
+    buffer = np.zeros(63)
+    compute = norms_of(NAMES, tiled(buffer, SHAPES))
+    assert compute()["global"] == 0.0
+    buffer[20:30] = 2.0  # affine1/b: sqrt(10 * 4)
+    assert compute() == pytest.approx({"affine1/W": 0.0, "affine1/b": 40 ** 0.5, "affine2/W": 0.0,
+                                       "affine2/b": 0.0, "global": 40 ** 0.5})
+
+
+def test_buffer_norms_square_float32_in_float64_so_nothing_overflows() -> None:
+    buffer = np.zeros(63, dtype=np.float32)
+    buffer[0] = 1e30  # (1e30)^2 overflows float32
+    result = norms_of(NAMES, tiled(buffer, SHAPES))()
+    assert result["affine1/W"] == pytest.approx(1e30, rel=1e-6)
+    assert result["global"] == pytest.approx(1e30, rel=1e-6)
+
+
+@pytest.mark.parametrize("case", ["separate arrays", "over the limit", "an empty parameter"])
+def test_norms_of_falls_back_to_a_dot_per_array(case) -> None:
+    shapes = SHAPES
+    if case == "separate arrays":
+        grads = [np.ones(shape) for shape in shapes]
+    else:
+        if case == "over the limit":
+            shapes = [(SEGMENT_SUM_LIMIT,), (1,)]
+        else:
+            shapes = [(2, 10), (0,), (10, 3), (3,)]
+        grads = tiled(np.ones(sum(int(np.prod(shape)) for shape in shapes)), shapes)
+    names = NAMES[:len(shapes)]
+    compute = norms_of(names, grads)
+
+    assert not isinstance(compute, BufferNorms)
+    assert compute() == norms(names, grads)
+
+
+def test_norms_of_rejects_a_name_count_that_does_not_match() -> None:
+    with pytest.raises(ValueError, match="3 names for 4 gradients"):
+        norms_of(NAMES[:3], tiled(np.zeros(63), SHAPES))

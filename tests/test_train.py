@@ -207,6 +207,15 @@ def test_accuracy_from_index_one_hot_and_single_logit_targets(out, t, expected):
     assert predicted(out).shape == labels(t).shape
 
 
+@pytest.mark.parametrize("target_shape", [(40,), (40, 1)])
+def test_accuracy_of_scores_against_class_indices_is_the_argmax_match_rate(target_shape):
+    rng = np.random.default_rng(5)
+    out, t = rng.normal(size=(40, 4)), rng.integers(0, 4, size=40)
+    expected = np.mean(out.argmax(axis=1) == t)
+    assert 0 < expected < 1
+    assert accuracy(out, t.reshape(target_shape)) == expected
+
+
 @pytest.mark.parametrize("seed", [3, 7])
 def test_divergence_message_always_names_where_values_went_bad(tmp_path, seed):
     # with seed 7 the loss overflows while every gradient is still finite

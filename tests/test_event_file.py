@@ -46,6 +46,27 @@ def test_scalars_reuse_one_event_per_tag_set_and_read_back_exactly(tmp_path):
     ]
 
 
+def test_a_scalar_series_writes_an_event_per_row_in_order(tmp_path):
+    writer = EventFile(tmp_path)
+    tags = ("train/loss", "train/lr")
+    writer.scalar_series(tags, [(10, 100.0, [0.5, 1.0]), (20, 101.0, (0.25, 0.5))])
+    writer.scalar_series(tags, iter([(30, 102.0, [0.125, 0.25])]))
+    writer.close()
+
+    assert scalar_points(writer.path) == [
+        (10, 100.0, {"train/loss": 0.5, "train/lr": 1.0}),
+        (20, 101.0, {"train/loss": 0.25, "train/lr": 0.5}),
+        (30, 102.0, {"train/loss": 0.125, "train/lr": 0.25}),
+    ]
+
+
+def test_a_row_with_more_or_fewer_values_than_tags_is_refused(tmp_path):
+    writer = EventFile(tmp_path)
+    with pytest.raises(ValueError):
+        writer.scalar_series(("train/loss", "train/lr"), [(1, 100.0, [0.5])])
+    writer.close()
+
+
 def test_the_file_starts_with_its_version_and_every_record_checks_out(tmp_path):
     writer = EventFile(tmp_path, purge_step=7)
     writer.text("config", "a: 1", step=0)

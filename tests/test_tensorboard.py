@@ -449,6 +449,26 @@ def test_tensorboardx_loads_without_importing_torch_or_boto3(tmp_path):
     assert (tmp_path / "imported").read_text() == "torch boto3 "
 
 
+def test_a_burst_keeps_step_order_when_the_logged_scalars_change(plugins, run_dir):
+    run = RunContext(name="tiny", config=make_config(every=1), run_dir=run_dir, plugin_manager=plugins.pm,
+                     model=TinyModel())
+    run.hook.nnframe_configure_run(run=run)
+    run.hook.nnframe_run_start(run=run)
+    for step in range(1, 7):
+        metrics = step_metrics(step, every=1)
+        if step in (3, 4):
+            metrics.accuracy, metrics.grad_norms = None, None
+        run.hook.nnframe_log_metrics(run=run, metrics=metrics)
+    run.hook.nnframe_run_end(run=run, status="completed", summary={})
+    run.unregister_all()
+
+    events = read_events(run_dir)
+    assert_points(events, "train/loss", [(s, 1.0 / s) for s in range(1, 7)])
+    assert_points(events, "train/lr", [(s, 0.1 / s) for s in range(1, 7)])
+    assert_points(events, "train/accuracy", [(s, s / 100) for s in (1, 2, 5, 6)])
+    assert_points(events, "grad_norm/affine1/b", [(s, 3.0 * s) for s in (1, 2, 5, 6)])
+
+
 def test_logged_steps_reach_the_file_at_each_evaluation_before_the_run_ends(plugins, run_dir):
     config = make_config(every=1)
     run = RunContext(name="tiny", config=config, run_dir=run_dir, plugin_manager=plugins.pm, model=TinyModel())

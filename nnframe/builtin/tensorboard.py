@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,6 +61,7 @@ class TensorBoardLogger:
         self.writer: EventFile | None = None
         self.last: dict[str, float] = {}
         self.pending: list[tuple[StepMetrics, float]] = []
+        self._tag_sets: dict[tuple[bool, tuple[str, ...]], tuple[str, ...]] = {}
         self.written_at = time.monotonic()
 
     @hookimpl
@@ -108,20 +110,23 @@ class TensorBoardLogger:
         exception.
         """
         if self.pending:
-            write = self.writer.scalars
-            for metrics, wall_time in self.pending:
-                write(self._train_scalars(metrics), metrics.step, wall_time)
-            self.last.update(self._train_scalars(self.pending[-1][0]))
+            for tags, group in groupby(self.pending, key=lambda item: self._train_tags(item[0])):
+                self.writer.scalar_series(tags, ((metrics.step, wall_time, _train_values(metrics))
+                                                 for metrics, wall_time in group))
+            last = self.pending[-1][0]
+            self.last.update(zip(self._train_tags(last), _train_values(last)))
             self.pending.clear()
         self.written_at = time.monotonic()
 
-    def _train_scalars(self, metrics: StepMetrics) -> dict[str, float]:
-        scalars = {"train/loss": metrics.loss, "train/lr": metrics.lr}
-        if metrics.accuracy is not None:
-            scalars["train/accuracy"] = metrics.accuracy
-        for key, norm in (metrics.grad_norms or {}).items():
-            scalars[f"grad_norm/{key}"] = norm
-        return scalars
+    def _train_tags(self, metrics: StepMetrics) -> tuple[str, ...]:
+        """The tags of a logged step's scalars, in the order of :func:`_train_values`; made once per set."""
+        key = (metrics.accuracy is not None, tuple(metrics.grad_norms or ()))
+        tags = self._tag_sets.get(key)
+        if tags is None:
+            with_accuracy, norm_names = key
+            tags = self._tag_sets[key] = ("train/loss", "train/lr", *(["train/accuracy"] if with_accuracy else []),
+                                          *(f"grad_norm/{name}" for name in norm_names))
+        return tags
 
     def _scalars(self, values: Mapping[str, float | None], step: int, wall_time: float | None = None) -> None:
         present = {tag: float(value) for tag, value in values.items() if value is not None}
@@ -168,6 +173,16 @@ class HistogramLogger:
 
     def __repr__(self) -> str:
         return f"HistogramLogger(every={self.every})"
+
+
+def _train_values(metrics: StepMetrics) -> list[float]:
+    """A logged step's scalars: loss, lr, then the accuracy and the gradient norms where present."""
+    values = [metrics.loss, metrics.lr]
+    if metrics.accuracy is not None:
+        values.append(metrics.accuracy)
+    if metrics.grad_norms:
+        values.extend(metrics.grad_norms.values())
+    return values
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:

@@ -178,7 +178,8 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
                            DatasetContext(base_dir, streams.data, dtype))
     _check_batch_size(settings.train, dataset)
     train = settings.train
-    _check_schedule(settings, planned_steps(train, batches_per_epoch(dataset.n_train, train.batch_size, train.drop_last)))
+    per_epoch = batches_per_epoch(dataset.n_train, train.batch_size, train.drop_last)
+    _check_schedule(settings, planned_steps(train, per_epoch))
     model = build_model(settings.model, plugins, dataset.x[:2], streams.init)
     loss_component = plugins.losses.get(settings.loss.type)
     classification = bool(loss_component.extra.get("classification", True))

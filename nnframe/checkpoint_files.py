@@ -136,7 +136,8 @@ def read_meta(json_path: Path) -> dict[str, Any]:
                                   f"(found {meta.get(key)!r})")
     params = meta["fingerprint"].get("params")
     if not isinstance(params, list) or not all(_is_param_entry(entry) for entry in params):
-        raise CheckpointError(f"{checkpoint_label(json_path)}: field 'fingerprint.params' is not a list of [name, shape] pairs")
+        raise CheckpointError(f"{checkpoint_label(json_path)}: field 'fingerprint.params' "
+                              "is not a list of [name, shape] pairs")
     arrays = meta["arrays"]
     if Path(arrays).name != arrays or arrays.startswith(".") or not arrays.endswith(".npz"):
         raise CheckpointError(f"{checkpoint_label(json_path)}: arrays file {arrays!r} is not a .npz file "

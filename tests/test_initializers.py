@@ -50,7 +50,8 @@ def test_the_stream_advances_and_seeds_repeat():
 
 
 def test_unknown_method_lists_the_available_ones():
-    with pytest.raises(ConfigError, match=r"'xavir'; available: glorot, he, normal, xavier \(did you mean 'xavier'\?\)"):
+    expected = r"'xavir'; available: glorot, he, normal, xavier \(did you mean 'xavier'\?\)"
+    with pytest.raises(ConfigError, match=expected):
         initialize((2, 2), "xavir", 0.01, np.random.default_rng(0), np.float64)
 
 

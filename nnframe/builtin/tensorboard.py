@@ -145,9 +145,10 @@ class TensorBoardLogger:
                     self.writer.histogram(f"{prefix}/{name}", finite, step)
 
     def _hparams(self, config: Mapping[str, Any], final: Mapping[str, float | None]) -> None:
-        """The flattened config against the run's final metrics (the last logged values where a final one is missing)."""
+        """The flattened config against the run's final metrics (the last logged value where a final one is missing)."""
         metrics = {tag: self.last[tag] for tag in FINAL_METRICS if tag in self.last}
-        metrics.update({tag: float(value) for tag, value in final.items() if tag in FINAL_METRICS and value is not None})
+        metrics.update({tag: float(value) for tag, value in final.items()
+                        if tag in FINAL_METRICS and value is not None})
         self.writer.hparams(flatten_config(config), metrics)
 
     def __repr__(self) -> str:

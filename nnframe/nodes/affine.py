@@ -6,7 +6,7 @@ import numpy as np
 
 from nnframe.arrays import zeros_like
 from nnframe.node import Node
-from nnframe.nodes.matmul import as_rows
+from nnframe.nodes.products import as_rows, column_sums, product, product_into
 
 
 class Affine(Node):
@@ -29,7 +29,7 @@ class Affine(Node):
     def forward(self, x: np.ndarray) -> np.ndarray:
         W, b = self.params
         self.x = x
-        out = x @ W
+        out = product(x, W)
         out += b
         return out
 
@@ -39,8 +39,8 @@ class Affine(Node):
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)
-        np.matmul(x.T, rows, out=self.grads[0])
-        np.add.reduce(rows, axis=0, out=self.grads[1])
+        product_into(x.T, rows, self.grads[0])
+        column_sums(rows, self.grads[1])
         if not self.need_dx:
             return None
-        return dout @ W.T
+        return product(dout, W.T)

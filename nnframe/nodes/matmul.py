@@ -6,11 +6,7 @@ import numpy as np
 
 from nnframe.arrays import zeros_like
 from nnframe.node import Node
-
-
-def as_rows(array: np.ndarray, width: int) -> np.ndarray:
-    """``array`` with its leading axes folded into one: ``(..., width) -> (M, width)``."""
-    return array.reshape(-1, width)
+from nnframe.nodes.products import as_rows, product, product_into
 
 
 class MatMul(Node):
@@ -33,7 +29,7 @@ class MatMul(Node):
     def forward(self, x: np.ndarray) -> np.ndarray:
         (W,) = self.params
         self.x = x
-        return x @ W
+        return product(x, W)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         (W,) = self.params
@@ -41,7 +37,7 @@ class MatMul(Node):
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)
-        np.matmul(x.T, rows, out=self.grads[0])
+        product_into(x.T, rows, self.grads[0])
         if not self.need_dx:
             return None
-        return dout @ W.T
+        return product(dout, W.T)

@@ -7,12 +7,19 @@ each ``2 B D H`` flops. The step's flop count is therefore ``6 B Σ D H`` (the
 input gradient of the first layer included, as every framework counts it even
 where it skips it). The *peak* is the best rate numpy reaches on any of these
 shapes in this run; the *floor* is the time of all the products together.
+
+:func:`compare_libraries` times the products a training step actually runs
+(the first layer's input gradient skipped, as nnframe and PyTorch do) with
+numpy and with PyTorch on the same operands, so a run shows how much of the
+step-time gap between the two frameworks is their BLAS (OpenBLAS against MKL).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -27,6 +34,7 @@ class Product:
     a: np.ndarray
     b: np.ndarray
     out: np.ndarray
+    skipped_in_training: bool = False
 
     @property
     def flops(self) -> int:
@@ -54,7 +62,8 @@ def step_products(batch: int, sizes: Sequence[int], dtype: type, seed: int = 0) 
         products += [
             Product(f"layer{i} x W ({batch}x{D} @ {D}x{H})", x, W, np.empty((batch, H), dtype)),
             Product(f"layer{i} xT dy ({D}x{batch} @ {batch}x{H})", x.T, dy, np.empty((D, H), dtype)),
-            Product(f"layer{i} dy WT ({batch}x{H} @ {H}x{D})", dy, W.T, np.empty((batch, D), dtype)),
+            Product(f"layer{i} dy WT ({batch}x{H} @ {H}x{D})", dy, W.T, np.empty((batch, D), dtype),
+                    skipped_in_training=i == 1),
         ]
     return products
 
@@ -81,3 +90,70 @@ def measure(batch: int, sizes: Sequence[int], dtype: type, repeats: int, calls: 
         "peak_gflops": max(row["gflops"] for row in rows),
         "rounds": rounds.as_dict(),
     }
+
+
+class ProductSequence:
+    """A measure: the products of one training step in turn, ``steps`` times after ``settle`` untimed times.
+
+    Each product is timed on its own as well; ``by_product`` keeps, per
+    sample (the warm-up's included), its mean seconds per step.
+    """
+
+    def __init__(self, names: list[str], calls: list[Callable[[], object]], steps: int, settle: int) -> None:
+        self.names, self.calls = names, calls
+        self.steps, self.settle = steps, settle
+        self.by_product: dict[str, list[float]] = {name: [] for name in names}
+
+    def forget_last(self) -> None:
+        """Drop the per-product times of the last sample (its round was measured again)."""
+        for times in self.by_product.values():
+            times.pop()
+
+    def __call__(self) -> float:
+        for _ in range(self.settle):
+            for call in self.calls:
+                call()
+        spent = [0.0] * len(self.calls)
+        clock = time.perf_counter
+        for _ in range(self.steps):
+            for k, call in enumerate(self.calls):
+                started = clock()
+                call()
+                spent[k] += clock() - started
+        for name, seconds in zip(self.names, spent):
+            self.by_product[name].append(seconds / self.steps)
+        return sum(spent) / self.steps
+
+
+def torch_call(product: Product) -> Callable[[], object]:
+    """``torch.mm`` on the product's own arrays (shared memory, the same strides), into its output."""
+    import torch
+
+    a, b, out = (torch.from_numpy(array) for array in (product.a, product.b, product.out))
+    return partial(torch.mm, a, b, out=out)
+
+
+def compare_libraries(batch: int, sizes: Sequence[int], dtype: type, repeats: int, pause: float,
+                      with_torch: bool, steps: int = 5, settle: int = 1) -> dict:
+    """The products a training step runs, with numpy and (when ``with_torch``) PyTorch, interleaved.
+
+    Both libraries get the same operands in the same layouts, the ones
+    nnframe's Affine uses, so the difference is the BLAS alone.
+    """
+    products = [p for p in step_products(batch, sizes, dtype) if not p.skipped_in_training]
+    names = [p.name for p in products]
+    contenders = {"numpy": ProductSequence(names, list(products), steps, settle)}
+    if with_torch:
+        contenders["torch"] = ProductSequence(names, [torch_call(p) for p in products], steps, settle)
+    rounds = RoundLog()
+    samples = interleaved(contenders, repeats, pause=pause, log=rounds)
+    libraries = {}
+    for library, measure in contenders.items():
+        kept = len(samples[library])  # the warm-up round is timed too, first
+        libraries[library] = {**summarize(samples[library], 1e3),
+                              "by_product_ms": {name: summarize(times[-kept:], 1e3)["median"]
+                                                for name, times in measure.by_product.items()}}
+    result = {"products": names, "libraries": libraries, "rounds": rounds.as_dict()}
+    if with_torch:
+        result["numpy/torch"] = libraries["numpy"]["median"] / libraries["torch"]["median"]
+    return result

@@ -11,6 +11,9 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {"<=": operator.le, ">=": ope
                                                      "==": operator.eq}
 
 
+LIBRARY_NAMES = {"numpy": "numpy", "torch": "PyTorch", "nnframe": "nnframe"}
+
+
 @dataclass(frozen=True)
 class Target:
     """One goal: a value read from the results, compared with ``op`` to ``bound``."""
@@ -116,6 +119,28 @@ def _thread_split_ratio(entry: dict, threads: int | str) -> list[str]:
                 f"{_number(entry['ratios'].get('nnframe/one_thread'))}"]
 
 
+def _products_and_rest(training: dict | None, beyond: dict | None) -> list[str]:
+    """One line: a step's products alone, per library, and what the step costs besides them."""
+    if not training:
+        return []
+    libraries = training["libraries"]
+    alone = ", ".join(f"{LIBRARY_NAMES[lib]} {_number(entry['median'])} ms" for lib, entry in libraries.items())
+    versus = f" (numpy / PyTorch {_number(training['numpy/torch'])})" if "numpy/torch" in training else ""
+    rest = ", ".join(f"{LIBRARY_NAMES.get(impl, impl)} {_number(ms)} ms" for impl, ms in (beyond or {}).items())
+    return ["", f"the {len(training['products'])} products of a training step alone: {alone}{versus}; "
+                f"the rest of the step: {rest or '-'}"]
+
+
+def _product_table(training: dict | None) -> list[str]:
+    if not training:
+        return []
+    libraries = training["libraries"]
+    rows = [[name, *[entry["by_product_ms"][name] for entry in libraries.values()]] for name in training["products"]]
+    rows.append(["all", *[entry["median"] for entry in libraries.values()]])
+    return ["", "a training step's products (ms, median; the first layer's input gradient is skipped)", "",
+            *_table(["product", *[LIBRARY_NAMES[lib] for lib in libraries]], rows)]
+
+
 def _per_round_ratios(entry: dict) -> list[str]:
     spreads = entry.get("per_round_ratios") or {}
     if not spreads:
@@ -152,6 +177,7 @@ def tables(results: dict) -> str:
                       _timing_rows(w, ["gflops", "percent_of_peak", "cpu_share"]))
         out += _logging_ratios(w)
         out += _thread_split_ratio(w, results.get("machine", {}).get("nnframe_threads", "?"))
+        out += _products_and_rest(results.get("gemm", {}).get("training_products"), w.get("beyond_products_ms"))
         out += _per_round_ratios(w)
         out += _rounds(w)
         out += ["", "mlp_large memory (MiB; tracemalloc for numpy code, VmHWM for the process)", ""]
@@ -178,6 +204,7 @@ def tables(results: dict) -> str:
         out += ["", f"GEMM ({g['dtype']}, the products of one mlp_large step): all products "
                     f"{g['all_products_ms']:.3g} ms ({g['all_products_gflops']:.3g} GFLOP/s), "
                     f"peak {g['peak_gflops']:.3g} GFLOP/s"]
+        out += _product_table(g.get("training_products"))
     if "cross_check" in results:
         c = results["cross_check"]
         out += ["", f"cross-check: {c['steps']} spiral steps, max |loss difference| {c['max_abs_diff']:.3g} "

@@ -91,8 +91,10 @@ def measure(args: argparse.Namespace, threads: int) -> dict[str, Any]:
                                "implementations": {"torch": with_torch, "sklearn": with_sklearn}, "workloads": {}}
     started = time.perf_counter()
     if "mlp_large" in args.only:
-        log("GEMM peak")
+        log(f"GEMM peak, and a training step's products in numpy{' and PyTorch' if with_torch else ''}")
         results["gemm"] = gemm.measure(mlp_large.BATCH, mlp_large.SIZES, np.float32, size.gemm_repeats)
+        results["gemm"]["training_products"] = gemm.compare_libraries(
+            mlp_large.BATCH, mlp_large.SIZES, np.float32, size.gemm_repeats, size.pause, with_torch)
     if "spiral" in args.only:
         log("spiral")
         results["workloads"]["spiral"] = workloads.spiral(size, with_torch)

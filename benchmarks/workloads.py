@@ -227,7 +227,16 @@ def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[s
                                                        memory["numpy"].get("step_peak_mb"))
     return {"unit": "ms/step", "block_steps": size.mlp_block, "examples": size.mlp_examples,
             "step_gflop": flops / 1e9, "results": results, "ratios": ratios,
+            "beyond_products_ms": _beyond_products(results, gemm_result.get("training_products", {})),
             "per_round_ratios": _per_round_ratios(results), "rounds": rounds.as_dict(), "memory": memory}
+
+
+def _beyond_products(results: dict[str, dict], training_products: dict) -> dict[str, float]:
+    """What a step costs besides its matrix products: nnframe's step less numpy's products, PyTorch's less its own."""
+    libraries = training_products.get("libraries", {})
+    return {impl: results[impl]["median"] - libraries[library]["median"]
+            for impl, library in (("nnframe", "numpy"), ("torch", "torch"))
+            if "median" in results.get(impl, {}) and library in libraries}
 
 
 def _mlp_steps(config: Path, data: Path, size: Size, with_torch: bool, pause: float,

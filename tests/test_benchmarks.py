@@ -41,6 +41,10 @@ def tiny(tmp_path_factory):
     return json.loads(out.read_text()), done.stdout
 
 
+def report_number(value: float) -> str:
+    return f"{value:.3g}"
+
+
 def positive(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
@@ -144,6 +148,47 @@ def test_mlp_large_reports_share_of_gemm_peak_and_memory(tiny):
         assert memory["step_peak_mb"] >= memory["resident_mb"] > 0
         assert math.isfinite(memory["growth_mb"])
         assert positive(memory["max_rss_mb"])
+
+
+def test_mlp_large_compares_a_training_steps_products_in_numpy_and_pytorch(tiny):
+    results, table = tiny
+    training = results["gemm"]["training_products"]
+    assert len(training["products"]) == 8  # the first layer's input gradient is never computed
+    assert not any(name.startswith("layer1 dy WT") for name in training["products"])
+    with_torch = results["implementations"]["torch"]
+    assert set(training["libraries"]) == ({"numpy", "torch"} if with_torch else {"numpy"})
+    for library, entry in training["libraries"].items():
+        assert len(entry["samples"]) == results["size"]["gemm_repeats"], library
+        assert set(entry["by_product_ms"]) == set(training["products"]), library
+        assert all(positive(ms) for ms in entry["by_product_ms"].values()), library
+    beyond = results["workloads"]["mlp_large"]["beyond_products_ms"]
+    step = results["workloads"]["mlp_large"]["results"]
+    assert beyond["nnframe"] == pytest.approx(step["nnframe"]["median"] - training["libraries"]["numpy"]["median"])
+    assert ("torch" in beyond) == with_torch
+    assert f"the 8 products of a training step alone: numpy {report_number(training['libraries']['numpy']['median'])} ms" in table
+
+
+def test_a_product_sequence_times_each_product_after_its_settling_round(bench, monkeypatch):
+    gemm = bench("gemm")
+    clock = {"now": 0.0}
+    monkeypatch.setattr(gemm.time, "perf_counter", lambda: clock["now"])
+    costs = {"a": iter([9.0, 1.0, 3.0]), "b": iter([9.0, 2.0, 2.0])}  # one settling call each, then two timed
+
+    def product(name: str) -> None:
+        clock["now"] += next(costs[name])
+
+    sequence = gemm.ProductSequence(["a", "b"], [lambda: product("a"), lambda: product("b")], steps=2, settle=1)
+    assert sequence() == pytest.approx(4.0)  # (1 + 2) and (3 + 2) per step, settling calls not counted
+    assert sequence.by_product == {"a": [2.0], "b": [2.0]}
+    sequence.forget_last()
+    assert sequence.by_product == {"a": [], "b": []}
+
+
+def test_the_products_of_a_training_step_are_those_nnframe_runs(bench):
+    gemm = bench("gemm")
+    products = gemm.step_products(4, (3, 5, 2), np.float32)
+    skipped = [p.name for p in products if p.skipped_in_training]
+    assert skipped == ["layer1 dy WT (4x5 @ 5x3)"]
 
 
 def test_whole_process_commands_all_ran(tiny):

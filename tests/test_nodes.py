@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from nnframe.components import NodeContext
 from nnframe.errors import ConfigError, GraphError
 from nnframe.nodes import Add, Affine, Dropout, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
+from nnframe.nodes import affine as affine_module
+from nnframe.nodes.affine import column_sums
 from nnframe.plugins import get_plugin_manager
 from nnframe.testing import check_gradients
 
@@ -301,3 +303,36 @@ def test_every_builtin_component_documents_its_fields(plugins):
         assert component.summary(), component.name
         for field_name, info in component.params.model_fields.items():
             assert info.description, f"{component.name}.{field_name}"
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [(np.float64, 1e-13), (np.float32, 1e-5)])
+@pytest.mark.parametrize("rows", [0, 1, 30, 256])
+def test_affine_bias_gradient_is_the_sum_down_the_columns(dtype, rtol, rows):
+    values = np.random.default_rng(rows).standard_normal((rows, 10)).astype(dtype)
+    out = np.empty(10, dtype)
+    assert column_sums(values, out) is out
+    np.testing.assert_allclose(out, values.sum(axis=0, dtype=np.float64), rtol=rtol, atol=rtol)
+
+
+def test_affine_bias_gradient_keeps_infinities_and_nans():
+    out = np.empty(3)
+    column_sums(np.array([[1.0, np.inf, np.nan], [2.0, 1.0, 0.0]]), out)
+    np.testing.assert_array_equal(out, [3.0, np.inf, np.nan])
+
+
+def test_the_ones_shared_by_every_bias_gradient_are_read_only():
+    values = np.ones((7, 3))
+    column_sums(values, np.empty(3))
+    with pytest.raises(ValueError, match="read-only"):
+        affine_module._ones(7, values.dtype)[0] = 2.0
+
+
+def test_an_affine_of_float32_parameters_trains_on_float64_data():
+    rng = np.random.default_rng(0)
+    node = Affine(rng.standard_normal((4, 3)).astype(np.float32), np.zeros(3, np.float32))
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    assert node.forward(x).dtype == np.float64
+    assert node.backward(dout).dtype == np.float64
+    assert node.grads[0].dtype == node.grads[1].dtype == np.float32
+    np.testing.assert_allclose(node.grads[0], x.T @ dout, rtol=1e-5)
+    np.testing.assert_allclose(node.grads[1], dout.sum(axis=0), rtol=1e-5)

@@ -6,7 +6,11 @@ import numpy as np
 
 from nnframe.arrays import zeros_like
 from nnframe.node import Node
-from nnframe.nodes.products import as_rows, product, product_into
+
+
+def as_rows(array: np.ndarray, width: int) -> np.ndarray:
+    """``array`` with its leading axes folded into one: ``(..., width) -> (M, width)``."""
+    return array.reshape(-1, width)
 
 
 class MatMul(Node):
@@ -29,7 +33,7 @@ class MatMul(Node):
     def forward(self, x: np.ndarray) -> np.ndarray:
         (W,) = self.params
         self.x = x
-        return product(x, W)
+        return x @ W
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         (W,) = self.params
@@ -37,7 +41,7 @@ class MatMul(Node):
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)
-        product_into(x.T, rows, self.grads[0])
+        np.matmul(x.T, rows, out=self.grads[0])
         if not self.need_dx:
             return None
-        return product(dout, W.T)
+        return dout @ W.T

@@ -11,7 +11,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {"<=": operator.le, ">=": ope
                                                      "==": operator.eq}
 
 
-LIBRARY_NAMES = {"numpy": "numpy", "torch": "PyTorch", "nnframe": "nnframe"}
+LIBRARY_NAMES = {"numpy": "numpy", "torch": "PyTorch"}
 
 
 @dataclass(frozen=True)

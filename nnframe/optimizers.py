@@ -1,237 +1,30 @@
 """Update rules, as in the book's ``common/optimizer.py``, keyed by parameter name.
 
-An optimizer is bound once to the model's parameters (``bind(names, params)``),
-which allocates its state (momentum, squared-gradient averages) and one shared
-scratch buffer. ``update(params, grads)`` then changes the parameters in place
-with ``out=`` arithmetic, so a training step allocates no parameter-sized array.
-
-Weight decay is the coupled L2 form: the rule sees ``g + weight_decay * p``.
-
-Parameters that tile one buffer (a built model's, see :mod:`nnframe.flat_params`)
-get their state in buffers of the same layout and are updated in one go.
+Each rule is a subclass of :class:`~nnframe.optimizer_base.Optimizer` that
+writes one step for one array in ``_update_one``, with ``out=`` arithmetic
+through a scratch array; binding, state, weight decay, blocks and threads
+are the base class's.
 """
 
 from __future__ import annotations
 
 import math
-from functools import partial
-from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import ValidationError
 
-from nnframe import arrays, threads
-from nnframe.errors import CheckpointError, ConfigError, NNFrameError
-from nnframe.flat_params import OneBufferUpdate, buffer_of, view_like
+from nnframe.optimizer_base import Optimizer
 from nnframe.optimizer_params import (
     AdaGradParams,
     AdamParams,
     MomentumParams,
     NesterovParams,
-    OptimizerParams,
     RMSpropParams,
     SGDParams,
 )
 
+__all__ = ["EPS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop"]
+
 EPS = 1e-7
-STEP_KEY = "t"
-BLOCK = 1 << 17
-"""Elements per block when a large parameter is updated in pieces (512 KiB of float32).
-A parameter is updated in blocks when it holds more than two.
-
-mlp-large's Adam step (1.8 M float32 parameters), timed alone after warm-up:
-5.5 ms on whole arrays, 3.25 ms in blocks of 2**17, 3.3 ms of 2**16 and
-3.8 ms of 2**18."""
-
-
-class Optimizer:
-    """Base of the update rules: binding, weight decay, step counting and state (de)serialisation.
-
-    Construct with keyword arguments (validated by the class's ``params_model``)
-    or from a validated model with :meth:`from_params`. ``lr`` is the learning
-    rate of the next step; a schedule sets it before every ``update``. ``step``
-    counts the updates taken. State arrays live in ``state[name][slot]``.
-    A subclass names its state ``slots`` and implements :meth:`_update_one`.
-    It sets ``parallel_blocks`` when its ``_update_one`` may run on several
-    threads at once, on disjoint blocks of one parameter (it keeps nothing
-    of a call on ``self``), and is long enough to gain from it; every
-    built-in rule but SGD does.
-    """
-
-    params_model: ClassVar[type[OptimizerParams]] = OptimizerParams
-    slots: ClassVar[tuple[str, ...]] = ()
-    parallel_blocks: ClassVar[bool] = False
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.config = _validate(self.params_model, kwargs, type(self).__name__)
-        self.lr: float = self.config.lr
-        self.step = 0
-        self.names: list[str] | None = None
-        self.state: dict[str, dict[str, np.ndarray]] = {}
-        self._per_param: list[tuple[np.ndarray, ...]] = []
-        self._decayed: list[np.ndarray] = []
-        self._in_blocks: list[bool] = []
-        self._threads = 1
-        self._flat: OneBufferUpdate | None = None
-
-    @classmethod
-    def from_params(cls, params: OptimizerParams) -> Optimizer:
-        return cls(**params.model_dump())
-
-    @property
-    def weight_decay(self) -> float:
-        """Read-only: the scratch for the decayed gradients is allocated by :meth:`bind` only when it is on."""
-        return self.config.weight_decay
-
-    # ---------------------------------------------------------------- binding
-
-    def bind(self, names: list[str], params: list[np.ndarray]) -> None:
-        """Allocate state and scratch for ``params``, keyed by ``names`` (same order as ``update``)."""
-        names = list(names)
-        if len(names) != len(params):
-            raise NNFrameError(f"{self.name}.bind: {len(names)} names for {len(params)} parameters")
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise NNFrameError(f"{self.name}.bind: duplicate parameter names {duplicates}")
-        self.names = names
-        count = threads.thread_count()  # read by every rule, so a bad setting is reported whatever the rule
-        self._threads = count if self.parallel_blocks else 1
-        flat = buffer_of(params)
-        self.state, slot_buffers = self._allocate_state(names, params, flat)
-        rows = 1 + (self.weight_decay > 0)
-        flat_rows = (self._flat_scratch_size(flat) if rows == 1 else flat.size) if flat is not None else 0
-        buffers, scratch = _scratch_views(params, rows, at_least=flat_rows)
-        self._per_param = [(views[0], *self.state[name].values()) for name, views in zip(names, scratch)]
-        self._decayed = [views[1] for views in scratch] if self.weight_decay > 0 else []
-        self._in_blocks = [p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
-                           for p, buffers in zip(params, self._per_param)]
-        self._flat = self._one_buffer_update(params, flat, slot_buffers, buffers) if flat is not None else None
-
-    def _allocate_state(self, names: list[str], params: list[np.ndarray],
-                        flat: np.ndarray | None) -> tuple[dict[str, dict[str, np.ndarray]], tuple[np.ndarray, ...]]:
-        """Zeroed state per parameter and slot; where the parameters tile one buffer, views of one buffer per slot."""
-        if flat is None:
-            return {name: {slot: arrays.zeros_like(p) for slot in self.slots} for name, p in zip(names, params)}, ()
-        buffers = {slot: arrays.zeros((flat.size,), flat.dtype) for slot in self.slots}
-        state = {name: {slot: view_like(buffers[slot], flat, p) for slot in self.slots}
-                 for name, p in zip(names, params)}
-        return state, tuple(buffers.values())
-
-    # ----------------------------------------------------------------- update
-
-    def update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """One step: change each parameter in place from its gradient.
-
-        Binds on first use with positional names ``"0"``, ``"1"``, ... when
-        :meth:`bind` was not called (the book's usage).
-        """
-        if self.names is None:
-            self.bind([str(i) for i in range(len(params))], params)
-        if len(params) != len(self._per_param) or len(grads) != len(params):
-            raise NNFrameError(f"{self.name}.update: bound to {len(self._per_param)} parameters, "
-                               f"got {len(params)} parameters and {len(grads)} gradients")
-        self.step += 1
-        self._begin_step()
-        flat = self._flat
-        if flat is not None and flat.covers(params, grads):
-            self._update_param(flat.params, flat.grads, flat.decayed, flat.buffers, flat.in_blocks)
-            return
-        decayed = self._decayed or [None] * len(params)
-        for p, g, out, buffers, in_blocks in zip(params, grads, decayed, self._per_param, self._in_blocks):
-            self._update_param(p, g, out, buffers, in_blocks)
-
-    def _one_buffer_update(self, params: list[np.ndarray], flat: np.ndarray, state: tuple[np.ndarray, ...],
-                           scratch: dict[np.dtype, np.ndarray]) -> OneBufferUpdate:
-        """The update of the whole buffer, on the first elements of the per-parameter scratch rows."""
-        rows = scratch[flat.dtype]
-        decayed = rows[1, :flat.size] if self.weight_decay > 0 else None
-        tmp = rows[0, :self._flat_scratch_size(flat)]
-        return OneBufferUpdate(tuple(params), flat, (tmp, *state), decayed, in_blocks=flat.size > 2 * BLOCK)
-
-    def _flat_scratch_size(self, flat: np.ndarray) -> int:
-        """The whole buffer, or one block per part when it is updated in blocks."""
-        return min(flat.size, self._threads * BLOCK) if flat.size > 2 * BLOCK else flat.size
-
-    def _update_param(self, p: np.ndarray, g: np.ndarray, out: np.ndarray | None,
-                      buffers: tuple[np.ndarray, ...], in_blocks: bool) -> None:
-        if out is not None:
-            g = _decayed_grad(out, p, g, self.weight_decay)
-        if in_blocks and g.flags.c_contiguous:
-            self._update_blocks(p, g, buffers)
-        else:
-            self._update_one(p, g, *buffers)
-
-    def _update_blocks(self, p: np.ndarray, g: np.ndarray, buffers: tuple[np.ndarray, ...]) -> None:
-        """Update a large parameter one cache-sized block at a time, its blocks split between threads.
-
-        A rule is a dozen passes over its arrays; block by block the arrays
-        are read from memory once instead of a dozen times, and each part
-        reuses one block of the scratch, which so stays in its core's cache
-        (mlp-large's Adam timed alone: 3.6 ms with the scratch streamed,
-        3.25 ms reused). What is left is memory traffic, which a second core
-        shares (see :mod:`nnframe.threads`). The blocks are independent, so
-        the result does not depend on the number of parts.
-        """
-        tmp = buffers[0].reshape(-1)
-        p, g, *state = (a.reshape(-1) for a in (p, g, *buffers[1:]))
-        starts = range(0, p.size, BLOCK)
-        count = min(self._threads, p.size // BLOCK)
-
-        def part(k: int) -> None:
-            scratch = tmp[k * BLOCK:(k + 1) * BLOCK]
-            for start in starts[k * len(starts) // count:(k + 1) * len(starts) // count]:
-                stop = min(start + BLOCK, p.size)
-                self._update_one(p[start:stop], g[start:stop], scratch[:stop - start], *(s[start:stop] for s in state))
-
-        threads.run_parts([partial(part, k) for k in range(count)])
-
-    def _begin_step(self) -> None:
-        """Per-step scalars shared by every parameter (Adam's bias correction)."""
-
-    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------ state
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """A flat copy of the state, e.g. ``{"affine1/W.m": ..., "t": array(3)}``, for ``np.savez``."""
-        flat = {f"{name}.{slot}": array.copy() for name, slots in self.state.items() for slot, array in slots.items()}
-        flat[STEP_KEY] = np.array(self.step, dtype=np.int64)
-        return flat
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy ``state`` (from :meth:`state_dict`) into the bound state arrays, in place."""
-        if self.names is None:
-            raise NNFrameError(f"{self.name}.load_state_dict: bind the optimizer to the parameters first")
-        expected = {f"{name}.{slot}": self.state[name][slot] for name in self.names for slot in self.slots}
-        self._check_keys(set(state), set(expected) | {STEP_KEY})
-        for key, array in expected.items():
-            found = np.shape(state[key])
-            if found != array.shape:
-                raise CheckpointError(f"optimizer state {key!r} has shape {found}; "
-                                      f"the parameter it belongs to has shape {array.shape}")
-        for key, array in expected.items():
-            array[...] = state[key]
-        self.step = int(state[STEP_KEY])
-
-    def _check_keys(self, found: set[str], expected: set[str]) -> None:
-        missing = sorted(expected - found)
-        if missing:
-            raise CheckpointError(f"{self.name} state is missing {_listing(missing)}; "
-                                  f"it was saved by another optimizer or model")
-        unexpected = sorted(found - expected)
-        if unexpected:
-            raise CheckpointError(f"{self.name} state has unexpected {_listing(unexpected)}; "
-                                  f"it was saved by another optimizer or model")
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{key}={value!r}" for key, value in self.config.model_dump().items() if key != "lr")
-        bound = f", params={len(self.names)}" if self.names is not None else ""
-        return f"{self.name}(lr={self.lr!r}, {fields}, step={self.step}{bound})"
 
 
 class SGD(Optimizer):
@@ -364,44 +157,3 @@ def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray, l
     np.divide(g, tmp, out=tmp)
     tmp *= lr
     p -= tmp
-
-
-def _decayed_grad(out: np.ndarray, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:
-    """``g + weight_decay * p`` written into ``out``; the gradient itself is left as it was.
-
-    ``out`` is shared by every parameter of a dtype, so it is filled just
-    before that parameter's update, never for several parameters at once.
-    """
-    np.multiply(p, weight_decay, out=out)
-    out += g
-    return out
-
-
-def _scratch_views(params: list[np.ndarray], count: int,
-                   at_least: int = 0) -> tuple[dict[np.dtype, np.ndarray], list[list[np.ndarray]]]:
-    """One buffer of ``count`` rows per dtype, and ``count`` views of it per parameter, shaped like it.
-
-    Parameters are updated one after another, so they can share the buffers:
-    the scratch memory is ``count`` times the largest parameter (or
-    ``at_least``, what the update of a whole buffer needs), not the model.
-    """
-    sizes: dict[np.dtype, int] = {}
-    for p in params:
-        sizes[p.dtype] = max(sizes.get(p.dtype, at_least), p.size)
-    buffers = {dtype: arrays.zeros((count, size), dtype) for dtype, size in sizes.items()}
-    return buffers, [[buffers[p.dtype][k, : p.size].reshape(p.shape) for k in range(count)] for p in params]
-
-
-def _validate(model: type[OptimizerParams], kwargs: dict[str, Any], owner: str) -> OptimizerParams:
-    try:
-        return model(**kwargs)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or owner}: {e['msg']} (found {e.get('input')!r})"
-                             for e in exc.errors())
-        raise ConfigError(f"{owner}: {problems}") from None
-
-
-def _listing(keys: list[str], limit: int = 5) -> str:
-    shown = ", ".join(repr(key) for key in keys[:limit])
-    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-    return f"key{'s' if len(keys) > 1 else ''} {shown}{more}"

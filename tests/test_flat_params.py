@@ -126,9 +126,9 @@ def test_the_one_buffer_update_gives_the_values_of_the_update_parameter_by_param
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 def test_a_large_one_buffer_update_in_blocks_and_threads_matches(monkeypatch, threads) -> None:
-    import nnframe.optimizers as optimizers
+    import nnframe.optimizer_base as optimizer_base
 
-    monkeypatch.setattr(optimizers, "BLOCK", 4)
+    monkeypatch.setattr(optimizer_base, "BLOCK", 4)
     monkeypatch.setenv("NNFRAME_NUM_THREADS", threads)
     flat, separate = model(), model()
     flat.flatten_params()

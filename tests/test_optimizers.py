@@ -1,4 +1,4 @@
-"""Tests of nnframe.optimizers and the built-in optimizer plugin."""
+"""Tests of nnframe.optimizers (the rules), nnframe.optimizer_base (binding, state, blocks) and the built-in plugin."""
 
 from __future__ import annotations
 
@@ -145,9 +145,9 @@ def test_sgd_weight_decay_is_coupled_l2_and_leaves_grads_alone() -> None:
 def test_weight_decay_equals_the_rule_fed_g_plus_wd_p(monkeypatch, cls: type[Optimizer]) -> None:
     # several parameters of one dtype, largest last: they share the optimizer's scratch buffers;
     # with BLOCK = 4 the 15-element one is updated in blocks
-    import nnframe.optimizers as optimizers
+    import nnframe.optimizer_base as optimizer_base
 
-    monkeypatch.setattr(optimizers, "BLOCK", 4)
+    monkeypatch.setattr(optimizer_base, "BLOCK", 4)
     rng = np.random.default_rng(1)
     shapes = [(2, 3), (4,), (3, 5)]
     p_decay = [rng.standard_normal(shape) for shape in shapes]
@@ -392,23 +392,23 @@ def test_builtin_plugin_registers_every_optimizer(name: str, cls: type[Optimizer
 @pytest.mark.parametrize("cls", ALL)
 def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypatch, cls, threads):
     """Blocks split between 1, 2 or 3 threads give the very values of the whole-array rule."""
-    import nnframe.optimizers as optimizers
+    import nnframe.optimizer_base as optimizer_base
 
     rng = np.random.default_rng(0)
-    shape = (3 * optimizers.BLOCK + 17,)  # above the blocking threshold, with a ragged last block
+    shape = (3 * optimizer_base.BLOCK + 17,)  # above the blocking threshold, with a ragged last block
     start = rng.standard_normal(shape).astype(np.float32)
     grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
     monkeypatch.setenv("NNFRAME_NUM_THREADS", threads)
 
     def run(block: int) -> np.ndarray:
-        monkeypatch.setattr(optimizers, "BLOCK", block)
+        monkeypatch.setattr(optimizer_base, "BLOCK", block)
         optimizer = cls(lr=0.01, weight_decay=0.1)
         param = start.copy()
         for grad in grads:
             optimizer.update([param], [grad])
         return param
 
-    blocked = run(optimizers.BLOCK)
+    blocked = run(optimizer_base.BLOCK)
     whole = run(10 * shape[0])
     assert np.array_equal(blocked, whole)
     assert not np.array_equal(blocked, start)
@@ -417,13 +417,13 @@ def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypat
 @pytest.fixture
 def part_counts(monkeypatch) -> list[int]:
     """How many parts each ``run_parts`` call got, with blocks of 4 elements and 4 threads."""
-    import nnframe.optimizers as optimizers
+    import nnframe.optimizer_base as optimizer_base
     import nnframe.threads
 
     counts: list[int] = []
     run_parts = nnframe.threads.run_parts
     monkeypatch.setattr(nnframe.threads, "run_parts", lambda parts: (counts.append(len(parts)), run_parts(parts)))
-    monkeypatch.setattr(optimizers, "BLOCK", 4)
+    monkeypatch.setattr(optimizer_base, "BLOCK", 4)
     monkeypatch.setenv("NNFRAME_NUM_THREADS", "4")
     return counts
 

@@ -81,6 +81,8 @@ def train(
 
     result = run_training(config, list(overrides or []), plugin_manager(strict_plugins), runs_dir=runs_dir,
                           resume=resume, quiet=quiet)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(f"run: {result.run_dir}")
     for name, value in result.summary.get("metrics", {}).items():
         if value is not None:

@@ -6,7 +6,7 @@ directory is created, so a bad config or data file leaves nothing behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -15,17 +15,20 @@ from nnframe.build import Experiment, build_experiment
 from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
+from nnframe.errors import NonFiniteError
+from nnframe.resume_config import Change, dotted, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
-from nnframe.train import Trainer
+from nnframe.train import Interrupted, Trainer
 
 
 @dataclass
 class RunResult:
-    """Where a run went and how it ended."""
+    """Where a run went, how it ended, and notes for the user (a resume's changes, skipped steps)."""
 
     run_dir: Path
     summary: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
 
 def prepare(config_path: Path, overrides: list[str], plugins: Plugins) -> Experiment:
@@ -48,15 +51,26 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     run.run_dir = run_dir.path
     trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
     started = datetime.now().astimezone().isoformat(timespec="seconds")
+    notes: list[str] = []
+    changes: list[Change] = []
     if resume is not None:
+        recorded = [text for entry in run_dir.read_overrides() for text in entry.get("overrides", [])]
+        changes = resume_changes(run_dir.read_config(), experiment.config.resolved, overrides, recorded,
+                                 config_path, run_dir.path)
         previous = run_dir.read_summary() or {}
         run.summary["wall_time_s"] = float(previous.get("wall_time_s", 0.0))
         started = previous.get("started", started)
         trainer.checkpointer.restore(trainer)
         run.resumed = True
+        notes += [f"resumed with {change.describe()}" for change in changes]
+        if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
+            notes.append(f"the run had already trained all {trainer.total_steps} steps; raise train.epochs "
+                         "or train.max_steps to train it longer")
     else:
         run_dir.write_config(experiment.config.to_yaml())
-    run_dir.write_overrides(overrides)
+    if changes:
+        run_dir.replace_config(experiment.config.to_yaml())
+    run_dir.write_overrides(overrides, changed={dotted(c.path): [c.saved, c.now] for c in changes})
     progress = make_progress(trainer.total_steps, quiet, stream)
     if progress is not None:
         run.register(progress)
@@ -64,6 +78,19 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                         "versions": environment_versions(plugins.versions())})
     try:
         trainer.fit()
+    except (Interrupted, NonFiniteError) as exc:
+        exc.args = (f"{exc}; the run is in {run_dir.path}" + _resume_hint(exc, config_path, run_dir.path),)
+        raise
     finally:
         run_dir.write_summary(run.summary)
-    return RunResult(run_dir.path, run.summary)
+    skipped = run.summary.get("skipped_steps", 0)
+    if skipped:
+        notes.append(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
+                     "(train.on_nonfinite: skip_step)")
+    return RunResult(run_dir.path, run.summary, notes)
+
+
+def _resume_hint(exc: Exception, config_path: Path, run_dir: Path) -> str:
+    if isinstance(exc, Interrupted):
+        return f"; continue it with: nnframe train {config_path} --resume {run_dir}"
+    return " (its last good checkpoint is kept)"

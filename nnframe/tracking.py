@@ -1,8 +1,9 @@
 """Run directories: where a run's config, events, checkpoints and summary live.
 
 A run directory is ``<runs-dir>/<experiment name>/<timestamp>/`` holding
-``config.yaml`` (the resolved config, written once), ``overrides.yaml`` (the
-command-line overrides of the start and of every resume), the TensorBoard event
+``config.yaml`` (the resolved config; a resume that changes it replaces it),
+``overrides.yaml`` (the command-line overrides of the start and of every resume,
+and the fields each resume changed), the TensorBoard event
 files, ``checkpoints/`` and ``summary.json``.
 
 ``summary.json`` holds ``status``, ``steps``, ``started`` (ISO time),
@@ -189,6 +190,10 @@ class RunDirectory:
             return False
         return True
 
+    def replace_config(self, config: str | Mapping[str, Any]) -> None:
+        """Replace ``config.yaml`` atomically: a resume that changed the config continues under the new one."""
+        atomic_write_text(self.config_path, config if isinstance(config, str) else config_yaml(config))
+
     def read_config(self) -> dict[str, Any]:
         try:
             loaded = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
@@ -198,14 +203,22 @@ class RunDirectory:
             raise UserError(f"{str(self.config_path)!r}: expected a mapping, found {type(loaded).__name__}")
         return loaded
 
-    def write_overrides(self, overrides: Sequence[str], now: datetime | None = None) -> None:
-        """Append this start's (or resume's) overrides to ``overrides.yaml`` as a new entry."""
+    def write_overrides(self, overrides: Sequence[str], now: datetime | None = None,
+                        changed: Mapping[str, Sequence[Any]] | None = None) -> None:
+        """Append this start's (or resume's) overrides to ``overrides.yaml`` as a new entry.
+
+        ``changed`` maps each config field a resume changed to its ``[old, new]``
+        values, so the history survives ``config.yaml`` being replaced.
+        """
         entries = self.read_overrides()
-        entries.append({
+        entry = {
             "started": (now or datetime.now()).isoformat(timespec="seconds"),
             "resumed": bool(entries),
             "overrides": [str(item) for item in overrides],
-        })
+        }
+        if changed:
+            entry["changed"] = {field: plain(list(values)) for field, values in changed.items()}
+        entries.append(entry)
         atomic_write_text(self.overrides_path, yaml.safe_dump(entries, sort_keys=False, allow_unicode=True))
 
     def read_overrides(self) -> list[dict[str, Any]]:

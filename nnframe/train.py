@@ -162,8 +162,13 @@ class Trainer:
 
     def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:
         if self.settings.train.on_nonfinite == "skip_step":
-            self.skipped_steps += 1
-            return
+            bad_param = first_nonfinite(self.model.param_names, self.model.params)
+            if bad_param is None:
+                self.skipped_steps += 1
+                return
+            raise NonFiniteError(f"training diverged at step {step}: parameter {bad_param} is not finite, "
+                                 "so skipping steps cannot recover (an earlier update overflowed it); "
+                                 "lower optimizer.lr or set train.clip_grad_norm")
         raise NonFiniteError(f"training diverged at step {step}: {self._diagnose(loss, x)}; lower "
                              "optimizer.lr, set train.clip_grad_norm, or use train.on_nonfinite: skip_step")
 

@@ -396,5 +396,6 @@ def test_skip_step_counts_skips_and_saves_them(tmp_path: Path) -> None:
         result = launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert (summary["status"], summary["steps"], summary["skipped_steps"]) == ("completed", 10, 8)
+    assert result.notes == ["skipped 8 of 10 steps with a non-finite loss or gradient (train.on_nonfinite: skip_step)"]
     checkpoint = latest_checkpoint(result.run_dir / "checkpoints")
     assert (checkpoint.step, checkpoint.meta["skipped_steps"]) == (10, 8)

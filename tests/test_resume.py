@@ -234,3 +234,61 @@ def test_cli_resume_of_a_missing_directory_exits_2(tmp_path: Path) -> None:
     result = nnframe("train", str(config), "--resume", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert result.returncode == 2
     assert "nowhere" in result.stderr
+
+
+# ------------------------------------------------------------- the config a run resumes with
+
+
+def test_resume_refuses_a_config_that_lost_the_runs_overrides_and_names_them(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 5}, checkpoint={"every": 0, "best_metric": None})
+    first = nnframe("train", str(config), "--runs-dir", "runs", "-q", "optimizer.lr=0.005", "model.0.out=6",
+                    cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    before = {name: (run_dir / name).read_bytes() for name in ("config.yaml", "overrides.yaml", "summary.json")}
+    result = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=9", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {config}: cannot resume run {run_dir} with this config: ")
+    assert "model[0].out: 6 in the run, 8 now; optimizer.lr: 0.005 in the run, 0.02 now" in result.stderr
+    assert "give the overrides it ran with again: optimizer.lr=0.005 model.0.out=6" in result.stderr
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+
+
+def test_resume_takes_a_deliberate_override_and_records_the_change(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 5}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    recorder = LossRecorder()
+    run_in_process(config, tmp_path / "runs", ["optimizer.lr=0.001", "train.max_steps=8"], recorder, resume=run_dir)
+    assert [(step, lr) for step, _, lr in recorder.series] == [(6, 0.001), (7, 0.001), (8, 0.001)]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (saved["optimizer"]["lr"], saved["train"]["max_steps"]) == (0.001, 8)
+    entries = yaml.safe_load((run_dir / "overrides.yaml").read_text())
+    assert entries[-1]["changed"] == {"optimizer.lr": [0.02, 0.001], "train.max_steps": [5, 8]}
+    assert "changed" not in entries[0]
+
+
+def test_resume_accepts_a_longer_run_from_the_file_and_says_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 5}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    longer = write_config(tmp_path, train={"max_steps": 7}, checkpoint={"every": 0, "best_metric": None})
+    result = nnframe("train", str(longer), "--resume", str(run_dir), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: resumed with train.max_steps: 5 in the run, 7 now" in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 7
+
+
+def test_resume_never_renames_a_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    result = nnframe("train", str(config), "--resume", str(run_dir), "name=other", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "name: 'tiny' in the run, 'other' now. a run keeps its name" in result.stderr
+
+
+def test_resume_of_a_finished_run_says_there_is_nothing_to_train(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    result = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: the run had already trained all 3 steps; raise train.epochs or train.max_steps" in result.stderr

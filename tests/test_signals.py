@@ -127,6 +127,8 @@ def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int
     assert process.returncode == code, stderr
     assert f"error: interrupted by {signal.Signals(signum).name}" in stderr
     run_dir = only_run(tmp_path / "runs")
+    shown = run_dir.relative_to(tmp_path)
+    assert f"the run is in {shown}; continue it with: nnframe train {config} --resume {shown}" in stderr
     stopped = summary(run_dir)
     assert stopped["status"] == "interrupted"
     assert latest_checkpoint(run_dir / "checkpoints").step == stopped["steps"] < 100_000

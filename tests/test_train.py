@@ -183,6 +183,16 @@ def test_skip_step_drops_nonfinite_updates_and_counts_them(tmp_path):
     assert all(np.all(np.isfinite(p)) for p in trainer.model.params)
 
 
+def test_skip_step_stops_once_an_update_has_made_a_parameter_nonfinite(tmp_path):
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e308", "train.dtype=float32",
+                                                                    "train.on_nonfinite=skip_step"])
+    with pytest.raises(NonFiniteError, match=r"at step 2: parameter affine1/W is not finite, so skipping steps "
+                                             r"cannot recover"):
+        trainer.fit()
+    assert trainer.skipped_steps == 0
+    assert recorder.ends == ["diverged"]
+
+
 def test_float32_training_keeps_float32_parameters(tmp_path):
     trainer, _ = make_trainer(write_config(tmp_path, TINY), ["train.dtype=float32"])
     trainer.fit()

@@ -1,0 +1,101 @@
+"""What may differ between a run's saved ``config.yaml`` and the config it is resumed with.
+
+A resume names a config file again (``nnframe train CONFIG --resume RUN``).
+When that file plus this command's overrides resolve to another config than
+the run's own, the usual cause is an override of the first start that was
+not repeated, or a file edited since. So:
+
+* the training length (``train.epochs``, ``train.max_steps``), logging
+  (``log``) and checkpointing (``checkpoint``) may change, wherever the new
+  value comes from;
+* anything else may change only through an override given with this resume,
+  a deliberate change (the checkpoint still refuses another model);
+* the experiment ``name`` never changes: it names the run's directory.
+
+Every other difference is refused, naming each field and both values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nnframe.config_loader import parse_override
+from nnframe.errors import ConfigError, short_repr
+
+FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",))
+NEVER_CHANGES = (("name",),)
+SHOWN = 5
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field whose value differs: where, the run's value and the value now (``None`` where absent)."""
+
+    path: FieldPath
+    saved: Any
+    now: Any
+
+    def describe(self) -> str:
+        return f"{dotted(self.path)}: {short_repr(self.saved, 40)} in the run, {short_repr(self.now, 40)} now"
+
+
+def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequence[str],
+                   recorded: Sequence[str], config_file: Path, run_dir: Path) -> list[Change]:
+    """The differences a resume accepts; raises :class:`ConfigError` listing those it refuses.
+
+    ``overrides`` are this resume's; ``recorded`` are those the run was started
+    and resumed with, oldest first, which the message offers to repeat.
+    """
+    changes = differences(saved, now)
+    given = [_path(text) for text in overrides]
+    refused = [c for c in changes if _under(c.path, NEVER_CHANGES)
+               or not (_under(c.path, FREE_TO_CHANGE) or _under(c.path, given))]
+    if refused:
+        listed = "; ".join(change.describe() for change in refused[:SHOWN])
+        more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
+        advice = ("a run keeps its name, which names its directory" if any(_under(c.path, NEVER_CHANGES)
+                                                                           for c in refused)
+                  else f"{_how_to_continue(recorded, run_dir)}; to change a value on purpose, give it as an "
+                       "override with --resume")
+        raise ConfigError(f"cannot resume run {run_dir} with this config: {listed}{more}. {advice}",
+                          file=str(config_file))
+    return changes
+
+
+def _how_to_continue(recorded: Sequence[str], run_dir: Path) -> str:
+    latest = {_path(text): text for text in recorded}
+    if not latest:
+        return (f"The run was started without overrides, so the file has changed since; its config then "
+                f"is {run_dir / 'config.yaml'}")
+    return f"To continue the run as it was, give the overrides it ran with again: {' '.join(latest.values())}"
+
+
+def _path(override: str) -> FieldPath:
+    return tuple(parse_override(override)[0])
+
+
+def differences(saved: Any, now: Any, path: FieldPath = ()) -> list[Change]:
+    """Every leaf where two plain configs differ, in the saved config's order, new keys last."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        keys = [*saved, *(key for key in now if key not in saved)]
+        return [c for key in keys for c in differences(saved.get(key), now.get(key), (*path, key))]
+    if isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
+        return [c for k, (a, b) in enumerate(zip(saved, now)) for c in differences(a, b, (*path, k))]
+    return [] if saved == now else [Change(path, saved, now)]
+
+
+def dotted(path: FieldPath) -> str:
+    """``("model", 0, "out")`` -> ``model[0].out``, the field paths of config errors."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _under(path: FieldPath, prefixes: Sequence[FieldPath]) -> bool:
+    return any(path[:len(prefix)] == prefix for prefix in prefixes)

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from nnframe.arrays import as_dtype
 from nnframe.batches import batches_per_epoch
 from nnframe.components import Component, DatasetContext, NodeContext, Params
-from nnframe.config_loader import LoadedConfig
+from nnframe.config_errors import path_parts
+from nnframe.config_loader import LoadedConfig, parse_override
 from nnframe.data import Dataset, check_labels, load_dataset
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.graph import Graph, GraphNode
@@ -110,7 +111,10 @@ def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng:
     try:
         node = component.build(component_params(component, spec.entry), context)
     except UserError as exc:
-        raise _located(exc, _node_where(spec, exc)) from None
+        raise _located(exc, _node_where(spec, exc), spec.path) from None
+    except MemoryError as exc:
+        raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not fit in memory: {exc}",
+                          path=spec.path) from None
     except (ValueError, TypeError, IndexError) as exc:
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) cannot be built for inputs of shape "
                           f"{', '.join(str(s) for s in context.input_shapes)}: {exc}", path=spec.path) from None
@@ -126,19 +130,41 @@ def _node_where(spec: NodeSpec, exc: Exception) -> str:
     return f"field {spec.path}" + ("" if named else f" (node {spec.name!r}, type {spec.entry.type!r})")
 
 
-def _located(exc: UserError, where: str) -> UserError:
-    """``exc`` with ``where`` (a file, a field path) in front of its message; its type is kept."""
+def _located(exc: UserError, where: str, path: str | None = None) -> UserError:
+    """``exc`` with ``where`` (a file, a field path) in front of its message; its type is kept.
+
+    ``path``, the field path, is kept on the error where it has none, so that
+    :func:`_with_origin` can tell whether an override set that field.
+    """
     exc.args = (f"{where}: {exc}",)
+    if path and not getattr(exc, "path", None):
+        exc.path = path  # type: ignore[attr-defined]
     return exc
 
 
-def _in_file(exc: UserError, file: str) -> UserError:
+def _with_origin(exc: UserError, config: LoadedConfig) -> UserError:
+    """``exc`` with where its value came from in front: the override that set the field, else the file."""
     if getattr(exc, "file", None):
         return exc
-    located = _located(exc, file)
+    file = str(config.path)
+    located = _located(exc, _override_behind(exc, config.overrides) or file)
     if isinstance(located, ConfigError):
         located.file = file
     return located
+
+
+def _override_behind(exc: UserError, overrides: list[str]) -> str | None:
+    """The last override that set the failing field, a field inside it, or the section holding it."""
+    where = getattr(exc, "path", None) or ("data" if isinstance(exc, DataError) else None)
+    if not where:
+        return None
+    failing = path_parts(where)
+    for text in reversed(overrides):
+        set_path = [str(part) for part in parse_override(text)[0]]
+        common = min(len(failing), len(set_path))
+        if failing[:common] == set_path[:common]:
+            return f"override {text!r}"
+    return None
 
 
 def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray]) -> np.ndarray:
@@ -147,7 +173,10 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray]) -> np.
         with np.errstate(all="ignore"):
             return node.forward(*inputs)
     except UserError as exc:
-        raise _located(exc, _node_where(spec, exc)) from None
+        raise _located(exc, _node_where(spec, exc), spec.path) from None
+    except MemoryError as exc:
+        raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not fit in memory: {exc}",
+                          path=spec.path) from None
     except (ValueError, TypeError, IndexError) as exc:
         shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
@@ -164,7 +193,7 @@ def build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     try:
         return _build_experiment(config, plugins)
     except UserError as exc:
-        raise _in_file(exc, str(config.path)) from None
+        raise _with_origin(exc, config) from None
 
 
 def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
@@ -197,7 +226,7 @@ def _build_component(component: Component, entry: BaseModel, path: str) -> Any:
     try:
         return component.build(component_params(component, entry))
     except UserError as exc:
-        raise _located(exc, f"field {path}") from None
+        raise _located(exc, f"field {path}", path) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{component.kind} {component.name!r} cannot be built: {exc}", path=path) from None
 

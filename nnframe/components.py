@@ -20,9 +20,9 @@ KINDS: tuple[Kind, ...] = ("node", "loss", "optimizer", "dataset")
 
 
 class Params(BaseModel):
-    """Base of every component's parameter model; unknown keys are rejected."""
+    """Base of every component's parameter model; unknown keys, NaN and infinity are rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass

@@ -22,6 +22,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SEQUENTIAL_TAG = "sequential form"
 GRAPH_TAG = "graph form"
 MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**63 - 1
+"""Seeds go to numpy's SeedSequence, which takes any size; TensorBoard's HParams store int64."""
 MODEL_FORM_ERROR = "model_form"
 
 
@@ -72,22 +74,17 @@ class CheckpointConfig(Section):
     every: int = Field(0, ge=0, le=MAX_COUNT,
                        description="Save every N optimizer steps (0: only at the end and on interruption).")
     keep: int = Field(3, ge=1, le=MAX_COUNT, description="Keep the newest K checkpoints.")
-    best_metric: str | None = Field("val/accuracy", description="Also keep the best checkpoint by this validation "
-                                                                "metric (val/loss or val/accuracy); null to disable.")
-
-    @model_validator(mode="after")
-    def _known_metric(self) -> CheckpointConfig:
-        if self.best_metric not in (None, "val/loss", "val/accuracy"):
-            raise ValueError(f"best_metric must be 'val/loss', 'val/accuracy' or null, found {self.best_metric!r}")
-        return self
+    best_metric: Literal["val/accuracy", "val/loss"] | None = Field(
+        "val/accuracy", description="Also keep the best checkpoint by this validation metric; null to disable.")
 
 
 def _arm(component: Component, suffix: str, extra_fields: dict[str, Any]) -> type[BaseModel]:
     title = "".join(part.capitalize() for part in component.name.split("_")) + suffix
     arm = create_model(title, __base__=component.params, __doc__=component.summary() or None,
                        type=(Literal[component.name], Field(description=component.summary())), **extra_fields)
-    if arm.model_config.get("extra") != "forbid":
+    if arm.model_config.get("extra") != "forbid" or arm.model_config.get("allow_inf_nan") is not False:
         arm.model_config["extra"] = "forbid"
+        arm.model_config["allow_inf_nan"] = False
         arm.model_rebuild(force=True)
     return arm
 
@@ -172,7 +169,7 @@ class ConfigModels:
         return create_model(
             "Experiment", __base__=Section,
             name=(str, Field(pattern=NAME_PATTERN, description="Experiment name; runs go to <runs-dir>/<name>/.")),
-            seed=(int, Field(0, ge=0, description="The one seed every random stream derives from.")),
+            seed=(int, Field(0, ge=0, le=MAX_SEED, description="The one seed every random stream derives from.")),
             data=(self.data, Field(description="The dataset.")),
             model=(model_field, Field(description="A list of nodes (sequential) or a graph with named inputs.")),
             loss=(self.loss, Field(description="The loss node.")),

@@ -33,10 +33,15 @@ class Problem:
     @property
     def parts(self) -> list[str]:
         """The path as keys and indices, all strings: ``model[2].out`` -> ``["model", "2", "out"]``."""
-        return [part for part in self.path.replace("[", ".").replace("]", "").split(".") if part]
+        return path_parts(self.path)
 
     def __str__(self) -> str:
         return f"field {self.path}: {self.message}"
+
+
+def path_parts(path: str) -> list[str]:
+    """A field path as keys and indices, all strings: ``model[2].out`` -> ``["model", "2", "out"]``."""
+    return [part for part in path.replace("[", ".").replace("]", "").split(".") if part]
 
 
 def field_path(data: Any, loc: Sequence[Any], kind: str = "") -> tuple[str, list[Any]]:
@@ -154,7 +159,10 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
         message = _lower_first(error["msg"].removeprefix("Value error, "))
     if found is not _MISSING and kind != "value_error":
         message += f"; found {short_repr(found)}"
-    return Problem(path, message, kind)
+    suggestion = None
+    if kind == "literal_error" and isinstance(found, str):
+        suggestion = close_match(found, _expected_names(error["ctx"]["expected"]))
+    return Problem(path, message + did_you_mean(suggestion), kind, suggestion)
 
 
 def _unknown_key(path: str, kept: list[Any], data: Any, root: type[BaseModel]) -> Problem:
@@ -168,9 +176,14 @@ def _unknown_key(path: str, kept: list[Any], data: Any, root: type[BaseModel]) -
     return Problem(path, message + did_you_mean(suggestion), "extra_forbidden", suggestion)
 
 
+def _expected_names(expected: str) -> list[str]:
+    """pydantic's ``"'float32' or 'float64'"`` (or ``"'a', 'b' or 'c'"``) as a list of names."""
+    names = [name.strip().strip("'") for name in expected.replace(" or ", ",").split(",")]
+    return [name for name in names if name]
+
+
 def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
-    tags = [tag.strip().strip("'") for tag in error["ctx"]["expected_tags"].replace(" or ", ",").split(",")]
-    tags = [tag for tag in tags if tag]
+    tags = _expected_names(error["ctx"]["expected_tags"])
     name = error["ctx"]["tag"]
     suggestion = close_match(str(name), tags)
     message = unknown_name_message("type", str(name), tags)

@@ -79,6 +79,8 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
         ds = component.build(params, ctx)
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
+    except MemoryError as exc:
+        raise DataError(f"{where}: dataset {component.name!r} does not fit in memory: {exc}") from None
     if not isinstance(ds, Dataset):
         raise PluginError(f"{where}: dataset {component.name!r} built {type(ds).__name__}, "
                           "not an nnframe.data.Dataset; its build() must return Dataset(x, y, ...)")

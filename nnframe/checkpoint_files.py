@@ -60,6 +60,9 @@ _META_FIELDS = {
 }
 
 
+_COUNTS = ("step", "epoch", "skipped_steps")
+
+
 def step_name(step: int) -> str:
     """The file stem of the checkpoint at ``step``: ``step-00000120``."""
     return f"step-{step:08d}"
@@ -134,6 +137,10 @@ def read_meta(json_path: Path) -> dict[str, Any]:
         if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
             raise CheckpointError(f"{checkpoint_label(json_path)}: field {key!r} is missing or not {_KINDS[kind]} "
                                   f"(found {meta.get(key)!r})")
+    for key in _COUNTS:
+        if meta[key] < 0:
+            raise CheckpointError(f"{checkpoint_label(json_path)}: field {key!r} is {meta[key]}; "
+                                  "a count cannot be negative")
     params = meta["fingerprint"].get("params")
     if not isinstance(params, list) or not all(_is_param_entry(entry) for entry in params):
         raise CheckpointError(f"{checkpoint_label(json_path)}: field 'fingerprint.params' "

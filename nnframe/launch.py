@@ -6,6 +6,7 @@ directory is created, so a bad config or data file leaves nothing behind.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any, TextIO
 
 from nnframe.build import Experiment, build_experiment
 from nnframe.config_loader import LoadedConfig, load_experiment
+from nnframe.errors import NonFiniteError
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
-from nnframe.errors import NonFiniteError
 from nnframe.resume_config import Change, dotted, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
@@ -58,8 +59,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         changes = resume_changes(run_dir.read_config(), experiment.config.resolved, overrides, recorded,
                                  config_path, run_dir.path)
         previous = run_dir.read_summary() or {}
-        run.summary["wall_time_s"] = float(previous.get("wall_time_s", 0.0))
-        started = previous.get("started", started)
+        run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
+        started = previous.get("started") if isinstance(previous.get("started"), str) else started
         trainer.checkpointer.restore(trainer)
         run.resumed = True
         notes += [f"resumed with {change.describe()}" for change in changes]
@@ -88,6 +89,12 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         notes.append(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
                      "(train.on_nonfinite: skip_step)")
     return RunResult(run_dir.path, run.summary, notes)
+
+
+def _seconds(value: Any) -> float:
+    """A summary's ``wall_time_s``; 0 where a damaged summary holds something else, the checkpoint being the state."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if is_number and math.isfinite(value) and value >= 0 else 0.0
 
 
 def _resume_hint(exc: Exception, config_path: Path, run_dir: Path) -> str:

@@ -62,21 +62,24 @@ def list_runs(runs_dir: Path) -> list[RunRecord]:
     """Every run under ``runs_dir`` (``<name>/<timestamp>/`` with a config or summary), newest first."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        raise UserError(f"runs directory {str(runs_dir)!r} does not exist; "
+        problem = "is not a directory" if runs_dir.exists() else "does not exist"
+        raise UserError(f"runs directory {str(runs_dir)!r} {problem}; "
                         "train a run first (`nnframe train CONFIG`) or name the directory to list")
     records = [RunRecord.from_dir(path) for path in _run_dirs(runs_dir)]
     return sorted(records, key=RunRecord.sort_key, reverse=True)
 
 
 def _run_dirs(runs_dir: Path) -> list[Path]:
-    found = []
-    for name_dir in runs_dir.iterdir():
-        if not name_dir.is_dir():
-            continue
-        for path in name_dir.iterdir():
-            if path.is_dir() and ((path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()):
-                found.append(path)
-    return found
+    """Every ``<name>/<timestamp>/`` holding a config or summary; directories that cannot be read are passed over."""
+    return [path for name_dir in _subdirectories(runs_dir) for path in _subdirectories(name_dir)
+            if (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()]
+
+
+def _subdirectories(directory: Path) -> list[Path]:
+    try:
+        return [path for path in directory.iterdir() if path.is_dir()]
+    except OSError:
+        return []
 
 
 def _final_metric(summary: Mapping[str, Any], tag: str) -> float | None:

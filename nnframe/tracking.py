@@ -143,7 +143,8 @@ class RunDirectory:
         """Reopen an existing run directory, to resume it."""
         path = Path(path)
         if not path.is_dir():
-            raise UserError(f"run directory {str(path)!r} does not exist; expected one made by "
+            problem = "is not a directory" if path.exists() else "does not exist"
+            raise UserError(f"run directory {str(path)!r} {problem}; expected one made by "
                             "`nnframe train`, like runs/spiral/20261126-103000")
         if not (path / CONFIG_FILE).is_file():
             raise UserError(f"{str(path)!r} is not a run directory: it has no {CONFIG_FILE}; expected one "
@@ -238,6 +239,8 @@ class RunDirectory:
             text = self.summary_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read {str(self.summary_path)!r}: {exc}") from exc
         try:
             loaded = json.loads(text)
         except json.JSONDecodeError as exc:

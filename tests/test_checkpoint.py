@@ -290,6 +290,7 @@ def test_pickled_arrays_are_refused_unexecuted(config_path: Path, ckpt_dir: Path
     ({"version": 99}, "checkpoint format version 99; this nnframe reads version 1"),
     ({"step": "3"}, "field 'step' is missing or not an integer"),
     ({"rngs": None}, "field 'rngs' is missing or not an object"),
+    ({"step": -5}, "field 'step' is -5; a count cannot be negative"),
     ({"fingerprint": {"params": [["affine1/W"]]}}, "'fingerprint.params' is not a list of"),
 ])
 def test_malformed_metadata_is_a_checkpoint_error(config_path: Path, ckpt_dir: Path, change: dict,

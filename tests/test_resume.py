@@ -292,3 +292,14 @@ def test_resume_of_a_finished_run_says_there_is_nothing_to_train(tmp_path: Path)
     result = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "note: the run had already trained all 3 steps; raise train.epochs or train.max_steps" in result.stderr
+
+
+@pytest.mark.parametrize("damage", [b'{"wall_time_s": null, "started": 5}', b'{"wall_time_s": "abc"}'])
+def test_resume_survives_a_damaged_summary(tmp_path: Path, damage: bytes) -> None:
+    config = write_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    (run_dir / "summary.json").write_bytes(damage)
+    run_in_process(config, tmp_path / "runs", ["train.max_steps=5"], LossRecorder(), resume=run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("completed", 5)
+    assert isinstance(summary["started"], str) and summary["wall_time_s"] >= 0

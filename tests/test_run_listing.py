@@ -42,6 +42,7 @@ def test_list_runs_newest_first_with_final_metrics(tmp_path):
     make_run(tmp_path, "xor", datetime(2026, 11, 26, 10, 0, 0), {"status": "diverged", "steps": 12})
     broken = make_run(tmp_path, "moons", datetime(2026, 11, 25, 23, 59, 59))
     broken.summary_path.write_text("{")
+    make_run(tmp_path, "latin", datetime(2026, 11, 25, 23, 0, 0)).summary_path.write_bytes(b'{"s": "\xff"}')
     (tmp_path / "spiral" / "not-a-run").mkdir()
     (tmp_path / "notes.txt").write_text("ignored")
 
@@ -52,8 +53,9 @@ def test_list_runs_newest_first_with_final_metrics(tmp_path):
         "spiral/20261126-100000",
         "spiral/20261126-090000",
         "moons/20261125-235959",
+        "latin/20261125-230000",
     ]
-    assert [record.status for record in records] == ["diverged", "running?", "completed", "unknown"]
+    assert [record.status for record in records] == ["diverged", "running?", "completed", "unknown", "unknown"]
     oldest_spiral = records[2]
     assert (oldest_spiral.steps, oldest_spiral.train_loss, oldest_spiral.train_accuracy) == (3000, 0.1, 0.9733)
     assert (oldest_spiral.val_loss, oldest_spiral.val_accuracy) == (0.12, 0.95)
@@ -73,6 +75,9 @@ def test_same_second_suffixes_sort_by_number_not_text(tmp_path):
 
 def test_list_runs_of_a_missing_directory_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
+        list_runs(tmp_path / "runs")
+    (tmp_path / "runs").write_text("x")
+    with pytest.raises(UserError, match="is not a directory"):
         list_runs(tmp_path / "runs")
 
 

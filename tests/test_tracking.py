@@ -86,6 +86,9 @@ def test_open_needs_a_config(tmp_path):
         RunDirectory.open(run.path)
     with pytest.raises(UserError, match="does not exist"):
         RunDirectory.open(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UserError, match="'.*a-file' is not a directory"):
+        RunDirectory.open(tmp_path / "a-file")
 
     run.write_config({"name": "spiral"})
     assert RunDirectory.open(run.path).path == run.path
@@ -94,6 +97,14 @@ def test_open_needs_a_config(tmp_path):
 # --------------------------------------------------------------------------
 # Files inside a run
 # --------------------------------------------------------------------------
+
+
+def test_config_is_replaced_atomically_when_a_resume_changes_it(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+    run.write_config({"name": "spiral", "train": {"epochs": 300}})
+    run.replace_config({"name": "spiral", "train": {"epochs": 400}})
+    assert run.read_config() == {"name": "spiral", "train": {"epochs": 400}}
+    assert sorted(os.listdir(run.path)) == ["checkpoints", "config.yaml"]
 
 
 def test_config_is_written_once_and_never_overwritten(tmp_path):
@@ -113,10 +124,14 @@ def test_resume_appends_its_overrides(tmp_path):
     run.write_overrides(["optimizer.lr=0.5"], now=NOW)
     run.write_overrides(["train.epochs=400", "log.every=5"], now=datetime(2026, 11, 26, 11, 0, 0))
 
+    run.write_overrides([], now=datetime(2026, 11, 26, 12, 0, 0), changed={"train.epochs": (400, 500)})
+
     entries = yaml.safe_load(run.overrides_path.read_text())
     assert entries == [
         {"started": "2026-11-26T10:30:00", "resumed": False, "overrides": ["optimizer.lr=0.5"]},
         {"started": "2026-11-26T11:00:00", "resumed": True, "overrides": ["train.epochs=400", "log.every=5"]},
+        {"started": "2026-11-26T12:00:00", "resumed": True, "overrides": [],
+         "changed": {"train.epochs": [400, 500]}},
     ]
 
 
@@ -151,6 +166,13 @@ def test_unreadable_summary_is_a_user_error(tmp_path):
     run.summary_path.write_text('{"status": "compl')
 
     with pytest.raises(UserError, match="not valid JSON"):
+        run.read_summary()
+    run.summary_path.write_bytes(b'{"status": "\xff"}')
+    with pytest.raises(UserError, match="cannot read .*summary.json.*utf-8"):
+        run.read_summary()
+    run.summary_path.unlink()
+    run.summary_path.mkdir()
+    with pytest.raises(UserError, match="cannot read .*summary.json.*Is a directory"):
         run.read_summary()
 
 

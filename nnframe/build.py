@@ -212,6 +212,10 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     model = build_model(settings.model, plugins, dataset.x[:2], streams.init)
     loss_component = plugins.losses.get(settings.loss.type)
     classification = bool(loss_component.extra.get("classification", True))
+    if classification and not dataset.classification:
+        raise ConfigError(f"loss {settings.loss.type!r} needs class labels, but dataset {dataset.source} holds "
+                          "regression targets; use a regression loss such as mse, or give the data as classes",
+                          path="loss.type")
     output_shape = _output_shape(model, dataset)
     if classification:
         check_labels_fit(output_shape, dataset)

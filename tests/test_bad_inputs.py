@@ -175,6 +175,9 @@ CASES: dict[str, Case] = {
     "npz that is not a zip": Case(lambda t: ((t / "data.npz").write_bytes(b"garbage" * 10),
                                              config(t, data={"type": "npz", "path": "data.npz"}))[1],
                                   ["data.npz", "not an .npz archive"]),
+    "class loss on regression targets": Case(lambda t: (np.savez(t / "data.npz", x=X, y=X.sum(axis=1)), config(
+        t, data={"type": "npz", "path": "data.npz", "task": "regression"}, model=[{"type": "affine", "out": 1}]))[1],
+        ["config.yaml", "field loss.type", "needs class labels", "regression targets"]),
     "npz path missing": Case(lambda t: config(t, data={"type": "npz", "path": "missing.npz"}),
                              ["missing.npz", "not found"]),
     "csv with nan": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,nan,1\n4,5,2\n"), ["data.csv", "NaN"]),

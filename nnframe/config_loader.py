@@ -15,10 +15,11 @@ from pydantic import BaseModel, ValidationError
 
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.config import ConfigModels
-from nnframe.config_errors import Problem, format_validation_error
+from nnframe.config_errors import Problem, format_path, format_validation_error
 from nnframe.errors import ConfigError, short_repr
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
+from nnframe.strict_numbers import booleans_for_numbers
 
 
 @dataclass
@@ -130,6 +131,10 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
         experiment = root.model_validate(data)
     except ValidationError as exc:
         raise _problems_error(format_validation_error(exc, data, root), source, overrides or {}) from None
+    booleans = [Problem(format_path(path), message, "bool_for_number")
+                for path, message in booleans_for_numbers(experiment, data)]
+    if booleans:
+        raise _problems_error(booleans, source, overrides or {})
     layout = [Problem(path, message, "graph") for path, message in layout_problems(model_layout(experiment.model))]
     if layout:
         raise _problems_error(layout, source, overrides or {})

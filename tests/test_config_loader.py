@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,20 @@ def test_graph_problems_are_config_errors_with_the_field_path(tmp_path: Path, pl
         load_experiment(path, [*fixed, "model.nodes.0.name=y"], plugins)
     assert str(caught.value).startswith(f"{path} (with overrides 'model.nodes.1.inputs=[h]', 'model.nodes.0.name=y'): "
                                         "field model.nodes[1].name: duplicate node name 'y'")
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model.0.out=true"], "override 'model.0.out=true': field model[0].out: expected an integer, found a boolean (true)"),
+    (["model={inputs: [x], nodes: [{name: h, type: affine, out: true, inputs: [x]}], output: h}"],
+     "field model.nodes[0].out: expected an integer, found a boolean (true)"),
+    (["optimizer.schedule={type: step, step_size: true}"],
+     "field optimizer.schedule.step_size: expected an integer, found a boolean (true)"),
+    (["optimizer.weight_decay=true"], "field optimizer.weight_decay: expected a number, found a boolean (true)"),
+])
+def test_a_boolean_is_not_a_number_anywhere(tmp_path: Path, plugins: Any, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_experiment(write(tmp_path, SPIRAL_YAML), overrides, plugins)
+    assert load_experiment(write(tmp_path, SPIRAL_YAML), ["log.grad_norms=false"], plugins)
 
 
 def test_overrides_are_validated_like_the_file(tmp_path: Path, plugins: Any) -> None:

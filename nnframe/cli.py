@@ -146,8 +146,8 @@ def gradcheck(
         typer.echo(f"problem: {problem}")
     typer.echo(f"worst: {report.worst_name} {report.worst_error:.3e} (tolerance {tolerance:g})")
     if not report.ok:
-        reason = (f"{report.worst_name} has relative error {report.worst_error:.3e} (tolerance {tolerance:g})"
-                  if report.worst_error > tolerance else report.problems[0])
+        reason = report.problems[0] if report.problems else (
+            f"{report.worst_name} has relative error {report.worst_error:.3e} (tolerance {tolerance:g})")
         fail(f"gradient check failed: {reason}", 1)
 
 

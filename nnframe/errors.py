@@ -44,6 +44,10 @@ class PluginError(UserError):
     """A plugin could not be loaded, or two plugins claim one name."""
 
 
+class NodeProtocolError(PluginError):
+    """A node breaks the node protocol: unmatched params, grads and names, replaced arrays, misshapen gradients."""
+
+
 class UnknownComponentError(UserError):
     """A config names a component that no loaded plugin registers."""
 

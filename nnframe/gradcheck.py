@@ -5,6 +5,11 @@ in float64; a batch of the training data flows through it and every parameter
 (and the input) is compared with central differences, then the loss on the
 model's output is checked the same way. A node whose backward is wrong shows up
 as its parameter names (``affine1/W``) with a large relative error.
+
+A wrong input gradient spoils the parameter gradients of every node before
+it, so each node's input gradients are also checked on their own, on the
+values that reach the node (``scale1/dx[affine1]``), and the node nearest the
+output whose input gradient is wrong is named as the first problem.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import numpy as np
 from nnframe.build import Experiment, build_experiment
 from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.errors import ConfigError
+from nnframe.graph import Graph
+from nnframe.graph_checks import described
 from nnframe.plugins import Plugins
 from nnframe.testing import DEFAULT_RTOL, GradCheckResult, check_gradients
 
@@ -26,7 +33,8 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     (the first ones that are not all zeros).
 
     Errors are keyed ``input/<name>`` for the model input, ``<node>/<param>``
-    for parameters and ``loss/input`` for the loss's gradient by its input.
+    for parameters, ``<node>/dx[<input>]`` for each node's input gradient
+    checked alone, and ``loss/input`` for the loss's gradient by its input.
     """
     if batch < 1:
         raise ConfigError(f"the gradient-check batch must hold at least 1 example, found {batch}")
@@ -39,10 +47,31 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     model.need_input_grad = True
     result = check_gradients(model, x, rtol=tolerance, raise_on_failure=False)
     errors = {_input_name(name, model.inputs): error for name, error in result.errors.items()}
+    node_errors, node_problems = _node_input_gradients(model, x, tolerance)
+    errors.update(node_errors)
     model.eval()
     loss_result = _check_loss(experiment, model.forward(x), rows, tolerance)
     errors.update({f"loss/{name.replace('input0', 'input')}": e for name, e in loss_result.errors.items()})
-    return GradCheckResult(errors, tolerance, [*result.problems, *(f"loss: {p}" for p in loss_result.problems)])
+    return GradCheckResult(errors, tolerance, [*node_problems, *result.problems,
+                                               *(f"loss: {p}" for p in loss_result.problems)])
+
+
+def _node_input_gradients(model: Graph, x: np.ndarray, tolerance: float) -> tuple[dict[str, float], list[str]]:
+    """Every node's input gradients, checked alone on the values that reach it; the wrong one nearest the output."""
+    values = {model.inputs[0]: x, **model.trace(x)}
+    errors: dict[str, float] = {}
+    wrong: list[str] = []
+    for name, node in model.nodes.items():
+        sources = model.inputs_of(name)
+        result = check_gradients(node, *[values[source] for source in sources], rtol=tolerance,
+                                 raise_on_failure=False, params=False)
+        for key, error in result.errors.items():
+            source = sources[int(key.removeprefix("input"))]
+            errors[f"{name}/dx[{source}]"] = error
+            if not error <= tolerance:
+                wrong.append(f"{described(name, node)} returns a wrong gradient for its input {source!r} "
+                             f"(relative error {error:.3e}); the errors of the nodes before it may follow from it")
+    return errors, wrong[-1:]
 
 
 def in_float64(loaded: LoadedConfig) -> LoadedConfig:

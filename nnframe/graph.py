@@ -18,7 +18,8 @@ import numpy as np
 
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import flatten
-from nnframe.graph_checks import check_reaches_output, topological_order, validate_graph
+from nnframe.graph_checks import (check_arrays_kept, check_input_gradient, check_node_arrays, check_reaches_output,
+                                  topological_order, validate_graph)
 from nnframe.node import Node
 
 
@@ -75,13 +76,16 @@ class Graph(Node):
         check_reaches_output(order, self.inputs, self.output)
         self._graph_nodes = order
         self.nodes: dict[str, Node] = {gn.name: gn.node for gn in order}
-        slots = {name: i for i, name in enumerate([*self.inputs, *self.nodes])}
+        self._slot_names = [*self.inputs, *self.nodes]
+        slots = {name: i for i, name in enumerate(self._slot_names)}
         self._arg_slots = [tuple(slots[name] for name in gn.inputs) for gn in order]
         self._output_slot = slots[self.output]
         self._forward_plan = [(gn.node, args) for gn, args in zip(order, self._arg_slots)]
         self._chain = len(self.inputs) == 1 and _is_chain(self._arg_slots, self._output_slot)
         self.flat_params: np.ndarray | None = None
         self.flat_grads: np.ndarray | None = None
+        self._protocol_checked = False
+        self._input_shapes: list[tuple[tuple[int, ...], ...]] | None = None
         self._collect_params()
         self._training = True
         self.training = True
@@ -101,6 +105,9 @@ class Graph(Node):
         self.param_names: list[str] = []
         self.params: list[np.ndarray] = []
         self.grads: list[np.ndarray] = []
+        for name, node in self.nodes.items():
+            check_node_arrays(name, node)
+        self._kept = [(name, node, tuple(node.params), tuple(node.grads)) for name, node in self.nodes.items()]
         for name, node in self.nodes.items():
             for param_name, param, grad in node.named_params():
                 self.param_names.append(f"{name}/{param_name}")
@@ -189,6 +196,8 @@ class Graph(Node):
         if len(xs) != len(self.inputs):
             raise GraphError(f"the graph takes {len(self.inputs)} input(s) "
                              f"({', '.join(self.inputs)}); got {len(xs)}")
+        if not self._protocol_checked:
+            return self._forward_recording(xs)
         if self._chain:
             x = xs[0]
             for node, _ in self._forward_plan:
@@ -203,8 +212,14 @@ class Graph(Node):
         return values[self._output_slot]
 
     def backward(self, dout: Any) -> Any:
+        if not self._protocol_checked:
+            return self._first_backward(dout)
         if self._chain_backward is not None:
             return self._backward_chain(dout)
+        return self._backward_slots(dout)
+
+    def _backward_slots(self, dout: Any, shapes: list[tuple[tuple[int, ...], ...]] | None = None) -> Any:
+        """The general walk; with ``shapes`` (each node's input shapes) every returned gradient is checked."""
         n_slots = len(self.inputs) + len(self.nodes)
         grads: list[Any] = [None] * n_slots
         owned = [False] * n_slots
@@ -222,12 +237,40 @@ class Graph(Node):
                 raise NNFrameError(f"node {name!r} reads {len(args)} inputs, so its backward "
                                    f"must return a tuple of {len(args)} gradients; "
                                    f"got {type(result).__name__}")
-            for i, dx, want in zip(args, result, wanted):
+            for k, (i, dx, want) in enumerate(zip(args, result, wanted)):
                 if want and dx is not None:
+                    if shapes is not None:
+                        check_input_gradient(name, node, self._slot_names[i], dx, shapes[slot - len(self.inputs)][k])
                     _accumulate(grads, owned, i, dx)
         if len(self.inputs) == 1:
             return grads[0]
         return tuple(grads[: len(self.inputs)])
+
+    def inputs_of(self, name: str) -> tuple[str, ...]:
+        """The names node ``name`` reads (graph inputs or other nodes), in the order of its forward's arguments."""
+        for gn in self._graph_nodes:
+            if gn.name == name:
+                return gn.inputs
+        raise KeyError(unknown_name_message("node", name, self.nodes))
+
+    def _forward_recording(self, xs: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Forward that keeps each node's input shapes, until the first backward has checked the nodes."""
+        values = list(xs)
+        for node, args in self._forward_plan:
+            values.append(node.forward(*[values[i] for i in args]))
+        self._input_shapes = [tuple(np.shape(values[i]) for i in args) for args in self._arg_slots]
+        return values[self._output_slot]
+
+    def _first_backward(self, dout: Any) -> Any:
+        """Backward with the node-protocol checks: each input gradient's shape, then every array kept in place.
+
+        Runs once, on the first backward after a forward; later ones take the fast walk.
+        """
+        result = self._backward_slots(dout, self._input_shapes)
+        for name, node, params, grads in self._kept:
+            check_arrays_kept(name, node, params, grads)
+        self._protocol_checked = self._input_shapes is not None
+        return result
 
     def trace(self, *xs: np.ndarray) -> dict[str, np.ndarray]:
         """Every node's output for ``xs``, in topological order: for diagnosing where values go bad."""

@@ -1,8 +1,12 @@
-"""The checks a model graph passes before it runs: unique names, known inputs, no cycle, every node used.
+"""The checks a model graph passes: unique names, known inputs, no cycle, every node used; nodes that keep the protocol.
 
-Kept apart from :mod:`nnframe.graph`, which runs the graph; the checks run
-once, when a :class:`~nnframe.graph.Graph` is made. Nodes are ordered here
-too (Kahn's algorithm), since a cycle is what stops the ordering.
+Kept apart from :mod:`nnframe.graph`, which runs the graph. The structural
+checks run once, when a :class:`~nnframe.graph.Graph` is made; nodes are
+ordered here too (Kahn's algorithm), since a cycle is what stops the
+ordering. The node-protocol checks run when the graph is made (params, grads
+and names agree) and after its first backward (arrays kept, gradients shaped
+like their inputs), since a plugin that breaks them would otherwise train
+silently wrong: a replaced gradient array is one the optimizer never reads.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from nnframe.errors import GraphError, unknown_name_message
+import numpy as np
+
+from nnframe.errors import GraphError, NodeProtocolError, unknown_name_message
 
 if TYPE_CHECKING:
     from nnframe.graph import GraphNode
@@ -126,3 +132,49 @@ def check_reaches_output(order: list[GraphNode], inputs: list[str], output: str)
     if unused:
         raise GraphError(f"graph input(s) {', '.join(map(repr, unused))} are not read by any "
                          f"node on the way to the output {output!r}")
+
+
+# --------------------------------------------------------------------------
+# The node protocol
+# --------------------------------------------------------------------------
+
+
+def described(name: str, node: object) -> str:
+    """``node 'scale1' (my_plugin.Scale)``: the node and the class, whose module names the plugin."""
+    cls = type(node)
+    return f"node {name!r} ({cls.__module__}.{cls.__qualname__})"
+
+
+def check_node_arrays(name: str, node: object) -> None:
+    """``params``, ``grads`` and ``param_names`` agree: as many of each, every gradient shaped like its parameter."""
+    params, grads, names = node.params, node.grads, node.param_names
+    if len(grads) != len(params):
+        raise NodeProtocolError(f"{described(name, node)} has {len(params)} params but {len(grads)} grads; "
+                                "allocate one gradient array per parameter, e.g. self.grads = [zeros_like(W)]")
+    if names and len(names) != len(params):
+        raise NodeProtocolError(f"{described(name, node)} has {len(params)} params but param_names {tuple(names)}; "
+                                "name every parameter, in the order of params")
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        if np.shape(param) != np.shape(grad):
+            raise NodeProtocolError(f"{described(name, node)}: grads[{i}] has shape {np.shape(grad)} but params[{i}] "
+                                    f"has {np.shape(param)}; a gradient is shaped like its parameter")
+
+
+def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> None:
+    """The node still holds the very arrays ``params`` and ``grads`` it had when the graph was made."""
+    for kind, now, then in (("params", node.params, params), ("grads", node.grads, grads)):
+        replaced = [i for i, (a, b) in enumerate(zip(now, then)) if a is not b]
+        if len(now) != len(then) or replaced:
+            i = replaced[0] if replaced else min(len(now), len(then))
+            raise NodeProtocolError(
+                f"{described(name, node)} replaced {kind}[{i}] with a new array (or changed the list) instead of "
+                f"writing into it: the optimizer, the norms and the checkpoints would not see it. Write in place, "
+                f"e.g. self.{kind}[{i}][...] = value")
+
+
+def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:
+    """A gradient returned by ``backward`` has the shape of the input it belongs to."""
+    if np.shape(dx) != shape:
+        raise NodeProtocolError(f"{described(name, node)} returned a gradient of shape {np.shape(dx)} for its input "
+                                f"{input_name!r} of shape {shape}; backward returns each input's gradient in that "
+                                "input's shape")

@@ -98,7 +98,7 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 
 
 def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: float = DEFAULT_RTOL,
-                    seed: int = 0, raise_on_failure: bool = True) -> GradCheckResult:
+                    seed: int = 0, raise_on_failure: bool = True, params: bool = True) -> GradCheckResult:
     """Check ``obj``'s backward against central differences, in float64.
 
     ``obj`` is a node (``forward(*inputs)`` / ``backward(dout)``, ``params``,
@@ -111,6 +111,7 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     is restored before each forward pass, so random masks stay fixed. Raises
     :class:`GradientCheckError` naming the worst array when an error exceeds
     ``rtol`` (unless ``raise_on_failure`` is false) and returns the errors.
+    ``params=False`` checks the input gradients only.
     """
     _require_float64(obj, inputs)
     rng = np.random.default_rng(seed)
@@ -121,14 +122,16 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
         for generator, state in zip(generators, states):
             generator.bit_generator.state = state
 
+    kept = (tuple(getattr(obj, "params", [])), tuple(getattr(obj, "grads", [])))
     if target is not None:
         scalar, analytic_inputs = _loss_pass(obj, inputs, target, rng, restore)
     else:
         scalar, analytic_inputs = _node_pass(obj, inputs, rng, restore)
-    result = GradCheckResult({}, rtol)
+    result = GradCheckResult({}, rtol, _protocol_problems(obj, *kept))
     analytic_params = [np.array(g, dtype=np.float64) for g in getattr(obj, "grads", [])]
     _compare_inputs(obj, inputs, analytic_inputs, scalar, result)
-    for name, param, analytic in zip(_param_names(obj), getattr(obj, "params", []), analytic_params):
+    for name, param, analytic in zip(_param_names(obj), getattr(obj, "params", []) if params else [],
+                                     analytic_params):
         _compare(name, analytic, numerical_gradient(lambda _: scalar(), param), result)
     restore()
     if raise_on_failure and not result.ok:
@@ -162,6 +165,23 @@ def _node_pass(obj: Any, inputs: tuple, rng: np.random.Generator,
 
     grads = obj.backward(projection.copy())
     return scalar, grads if isinstance(grads, (tuple, list)) else (grads,)
+
+
+def _protocol_problems(obj: Any, params: tuple, grads: tuple) -> list[str]:
+    """What breaks the node protocol: unmatched params, grads and names, or arrays replaced by the passes."""
+    problems = []
+    names = getattr(obj, "param_names", None) or ()
+    if len(grads) != len(params):
+        problems.append(f"it has {len(params)} params but {len(grads)} grads; allocate one gradient per parameter")
+    if names and len(names) != len(params):
+        problems.append(f"it has {len(params)} params but param_names {tuple(names)}; name every parameter")
+    for kind, then in (("params", params), ("grads", grads)):
+        now = getattr(obj, kind, [])
+        replaced = [i for i, (a, b) in enumerate(zip(now, then)) if a is not b]
+        if replaced or len(now) != len(then):
+            problems.append(f"forward or backward replaced {kind}[{replaced[0] if replaced else len(then)}] "
+                            f"instead of writing into it in place (self.{kind}[i][...] = value)")
+    return problems
 
 
 def _compare_inputs(obj: Any, inputs: tuple, analytic: tuple, scalar: Callable[[], float],

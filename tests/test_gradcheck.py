@@ -56,6 +56,20 @@ class BrokenMatMul(Node):
         return dout @ self.params[0].T
 
 
+class ForgetfulTriple(Node):
+    """y = 3x; its backward forgets the factor 3."""
+
+    def forward(self, x):
+        return 3 * x
+
+    def backward(self, dout):
+        return dout
+
+
+class NoParams(Params):
+    """No parameters."""
+
+
 def build(params, ctx):
     """A matmul with a wrong weight gradient."""
     W = ctx.rng.standard_normal((ctx.in_features, params.out)).astype(ctx.dtype)
@@ -64,7 +78,8 @@ def build(params, ctx):
 
 @hookimpl
 def nnframe_register_nodes():
-    return [node("broken_matmul", BrokenParams, build)]
+    return [node("broken_matmul", BrokenParams, build),
+            node("forgetful_triple", NoParams, lambda params, ctx: ForgetfulTriple())]
 '''
 
 
@@ -85,7 +100,8 @@ def builtins() -> Any:
 def test_the_spiral_experiment_passes(builtins: Any) -> None:
     report = check_experiment(SPIRAL, [], builtins)
     assert report.ok
-    assert list(report.errors) == ["input/x", "affine1/W", "affine1/b", "affine2/W", "affine2/b", "loss/input"]
+    assert list(report.errors) == ["input/x", "affine1/W", "affine1/b", "affine2/W", "affine2/b", "affine1/dx[x]",
+                                   "sigmoid1/dx[affine1]", "affine2/dx[sigmoid1]", "loss/input"]
     # correct float64 backward passes agree with central differences to about 1e-8 or better
     assert report.worst_error < 1e-6
 
@@ -134,6 +150,23 @@ def test_a_broken_plugin_node_fails_by_name(site: Site, tmp_path: Path) -> None:
     # dW is doubled: |2n - n| / (|2n| + |n|) = 1/3
     assert report.worst_error == pytest.approx(1 / 3, rel=1e-4)
     assert report.errors["affine1/W"] < 1e-6
+
+
+def test_a_wrong_input_gradient_is_blamed_on_its_node_not_on_the_parameters_before_it(site: Site,
+                                                                                      tmp_path: Path) -> None:
+    site.add("nnframe-broken", {"nnframe_broken": BROKEN_PLUGIN})
+    model = [{"type": "affine", "out": 5}, {"type": "tanh"}, {"type": "forgetful_triple"}, {"type": "affine", "out": 3}]
+    report = check_experiment(tiny_config(tmp_path, model), [], get_plugin_manager())
+    assert report.errors["affine1/W"] > 1e-2 and report.errors["affine2/W"] < 1e-6
+    assert report.errors["forgetful_triple1/dx[tanh1]"] > 1e-2
+    assert report.errors["tanh1/dx[affine1]"] < 1e-6
+    assert report.problems == ["node 'forgetful_triple1' (nnframe_broken.ForgetfulTriple) returns a wrong gradient "
+                               "for its input 'tanh1' (relative error 5.000e-01); the errors of the nodes before it "
+                               "may follow from it"]
+    result = subprocess.run([NNFRAME, "gradcheck", str(tiny_config(tmp_path, model))], capture_output=True,
+                            text=True, timeout=120, env=site.env())
+    assert result.returncode == 1
+    assert "error: gradient check failed: node 'forgetful_triple1' (nnframe_broken.ForgetfulTriple)" in result.stderr
 
 
 def test_cli_gradcheck_passes_on_spiral() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnframe.errors import GraphError, NNFrameError
+from nnframe.errors import GraphError, NNFrameError, NodeProtocolError
 from nnframe.graph import Graph, GraphNode, sequential_names
 from nnframe.node import Node
 from nnframe.nodes import Add, Affine, Dropout, Mul, Sigmoid, Tanh
@@ -501,3 +501,88 @@ def test_trace_returns_every_node_output_in_order():
     # affine1: 2 * (1, -1) = (2, -2); sigmoid1: 1 / (1 + e^-2), 1 / (1 + e^2)
     np.testing.assert_allclose(outputs["affine1"], [[2.0, -2.0]])
     np.testing.assert_allclose(outputs["sigmoid1"], [[1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))]])
+
+
+# --------------------------------------------------------------------------
+# The node protocol, checked for nodes a plugin writes
+# --------------------------------------------------------------------------
+
+
+class Gain(Node):
+    """y = x * s, with a gradient written in place, or broken in one of the ways a plugin author might."""
+
+    param_names = ("s",)
+
+    def __init__(self, width: int, mistake: str = "") -> None:
+        super().__init__()
+        self.mistake = mistake
+        self.params = [np.full(width, 0.5)]
+        self.grads = [np.zeros(width)]
+        if mistake == "unnamed second parameter":
+            self.params.append(np.zeros(width))
+            self.grads.append(np.zeros(width))
+        elif mistake == "no gradient array":
+            self.grads = []
+        elif mistake == "gradient of another shape":
+            self.grads = [np.zeros(width + 1)]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        if self.mistake == "replaces its parameter":
+            self.params[0] = self.params[0].copy()
+        return x * self.params[0]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        ds = (dout * self.x).sum(axis=0)
+        if self.mistake in ("replaces its gradient", "replaces its gradient list"):
+            if self.mistake == "replaces its gradient":
+                self.grads[0] = ds
+            else:
+                self.grads = [ds]
+        else:
+            self.grads[0][...] = ds
+        dx = dout * self.params[0]
+        return dx.sum(axis=1) if self.mistake == "misshapen input gradient" else dx
+
+
+def gain_model(mistake: str = "") -> Graph:
+    rng = np.random.default_rng(0)
+    return Graph.sequential([("affine1", Affine(rng.standard_normal((2, 3)), np.zeros(3))),
+                             ("gain1", Gain(3, mistake))])
+
+
+@pytest.mark.parametrize(("mistake", "message"), [
+    ("unnamed second parameter", r"node 'gain1' \(test_graph.Gain\) has 2 params but param_names \('s',\)"),
+    ("no gradient array", r"node 'gain1' \(test_graph.Gain\) has 1 params but 0 grads"),
+    ("gradient of another shape", r"grads\[0\] has shape \(4,\) but params\[0\] has \(3,\)"),
+])
+def test_a_node_whose_arrays_disagree_is_refused_when_the_graph_is_made(mistake: str, message: str) -> None:
+    with pytest.raises(NodeProtocolError, match=message):
+        gain_model(mistake)
+
+
+@pytest.mark.parametrize(("mistake", "message"), [
+    ("replaces its gradient", r"node 'gain1' \(test_graph.Gain\) replaced grads\[0\] with a new array"),
+    ("replaces its gradient list", r"replaced grads\[0\] with a new array \(or changed the list\)"),
+    ("replaces its parameter", r"replaced params\[0\] with a new array"),
+    ("misshapen input gradient", r"node 'gain1' \(test_graph.Gain\) returned a gradient of shape \(4,\) for its "
+                                 r"input 'affine1' of shape \(4, 3\)"),
+])
+def test_the_first_backward_catches_a_node_that_breaks_the_protocol(mistake: str, message: str) -> None:
+    model = gain_model(mistake)
+    model.flatten_params()
+    model.forward(np.ones((4, 2)))
+    with pytest.raises(NodeProtocolError, match=message):
+        model.backward(np.ones((4, 3)))
+
+
+def test_a_node_that_keeps_the_protocol_passes_and_later_steps_take_the_fast_walk() -> None:
+    model = gain_model()
+    assert model.flatten_params()
+    x = np.random.default_rng(1).standard_normal((4, 2))
+    for _ in range(3):
+        model.forward(x)
+        model.backward(np.ones((4, 3)))
+    assert model._protocol_checked and model._input_shapes is not None
+    assert np.shares_memory(model.grads[-1], model.flat_grads)
+    check_gradients(model, x)

@@ -154,6 +154,40 @@ def test_missing_input_gradient_fails_unless_need_dx_is_off():
     assert set(check_gradients(node, rng.standard_normal((4, 3))).errors) == {"W"}
 
 
+class ReplacingAffine(Affine):
+    """Broken on purpose: backward puts new arrays into ``grads`` instead of writing into the old ones.
+
+    Its gradients are right, so only the protocol check can fail it: in a
+    model, the optimizer would keep reading the old, never-written arrays.
+    """
+
+    def backward(self, dout):
+        W, _ = self.params
+        self.grads = [self.x.T @ dout, dout.sum(axis=0)]
+        return dout @ W.T
+
+
+class UnnamedBias(Affine):
+    """Broken on purpose: names only one of its two parameters."""
+
+    param_names = ("W",)
+
+
+def test_a_node_that_replaces_its_gradient_arrays_fails():
+    rng = np.random.default_rng(4)
+    node = ReplacingAffine(rng.standard_normal((3, 2)), rng.standard_normal(2))
+    with pytest.raises(GradientCheckError, match=r"replaced grads\[0\] instead of writing into it in place"):
+        check_gradients(node, rng.standard_normal((4, 3)))
+
+
+def test_a_node_with_an_unnamed_parameter_fails():
+    rng = np.random.default_rng(5)
+    node = UnnamedBias(rng.standard_normal((3, 2)), rng.standard_normal(2))
+    result = check_gradients(node, rng.standard_normal((4, 3)), raise_on_failure=False)
+    assert not result.ok and result.worst_error < 1e-7
+    assert result.problems == ["it has 2 params but param_names ('W',); name every parameter"]
+
+
 def test_rtol_decides():
     x = np.random.default_rng(1).standard_normal((4, 3))
     error = check_gradients(ForgetfulSigmoid(), x, raise_on_failure=False).worst_error

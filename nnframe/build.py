@@ -78,7 +78,8 @@ def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mappin
     for name in skeleton.nodes:
         spec = by_name[name]
         built[name] = _build_node(spec, plugins, [values[i] for i in spec.inputs], rng)
-        values[name] = _sample_forward(built[name], spec, [values[i] for i in spec.inputs])
+        values[name] = _sample_forward(built[name], spec, [values[i] for i in spec.inputs],
+                                       _from_plugin(plugins.nodes, spec.entry.type))
     model = Graph([GraphNode(s.name, built[s.name], s.inputs) for s in layout.nodes], inputs=layout.inputs,
                   output=layout.output)
     model.flatten_params()
@@ -118,11 +119,20 @@ def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng:
     except (ValueError, TypeError, IndexError) as exc:
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) cannot be built for inputs of shape "
                           f"{', '.join(str(s) for s in context.input_shapes)}: {exc}", path=spec.path) from None
+    except Exception as exc:
+        exc.add_note(f"(raised by the build of node {spec.name!r}, {_from_plugin(plugins.nodes, spec.entry.type)})")
+        raise
     if not isinstance(node, Node):
         info = plugins.nodes.plugin_of(spec.entry.type)
         raise PluginError(f"field {spec.path}: node type {spec.entry.type!r} (plugin {info.name!r} from {info.dist}) "
                           f"built {type(node).__name__}, not an nnframe Node")
     return node
+
+
+def _from_plugin(registry: Any, name: str) -> str:
+    """``type 'scale' from plugin 'scale' (my-package 0.1)``: who to tell about a bug in a component."""
+    info = registry.plugin_of(name)
+    return f"type {name!r} from plugin {info.name!r} ({info.dist} {info.version})".rstrip()
 
 
 def _node_where(spec: NodeSpec, exc: Exception) -> str:
@@ -167,7 +177,7 @@ def _override_behind(exc: UserError, overrides: list[str]) -> str | None:
     return None
 
 
-def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray]) -> np.ndarray:
+def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray], origin: str) -> np.ndarray:
     node.training = False
     try:
         with np.errstate(all="ignore"):
@@ -181,6 +191,9 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray]) -> np.
         shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
                           f"{shapes}: {exc}", path=spec.path) from None
+    except Exception as exc:
+        exc.add_note(f"(raised in the forward of node {spec.name!r}, {origin})")
+        raise
     finally:
         node.training = True
 
@@ -203,8 +216,14 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     base_dir = Path(config.path).resolve().parent
     _check_single_input(model_layout(settings.model))
     data_component = plugins.datasets.get(settings.data.type)
-    dataset = load_dataset(data_component, component_params(data_component, settings.data),
-                           DatasetContext(base_dir, streams.data, dtype))
+    try:
+        dataset = load_dataset(data_component, component_params(data_component, settings.data),
+                               DatasetContext(base_dir, streams.data, dtype))
+    except UserError:
+        raise
+    except Exception as exc:
+        exc.add_note(f"(raised by the build of dataset {_from_plugin(plugins.datasets, settings.data.type)})")
+        raise
     _check_batch_size(settings.train, dataset)
     train = settings.train
     per_epoch = batches_per_epoch(dataset.n_train, train.batch_size, train.drop_last)
@@ -219,20 +238,24 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     output_shape = _output_shape(model, dataset)
     if classification:
         check_labels_fit(output_shape, dataset)
-    optimizer = _build_component(plugins.optimizers.get(settings.optimizer.type), settings.optimizer, "optimizer")
-    loss = _build_component(loss_component, settings.loss, "loss")
+    optimizer = _build_component(plugins.optimizers, settings.optimizer, "optimizer")
+    loss = _build_component(plugins.losses, settings.loss, "loss")
     _check_loss_accepts_targets(loss, settings.loss.type, output_shape, dataset)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype)
 
 
-def _build_component(component: Component, entry: BaseModel, path: str) -> Any:
+def _build_component(registry: Any, entry: BaseModel, path: str) -> Any:
     """A loss or optimizer from its section; a build that rejects its params is a config error at ``path``."""
+    component = registry.get(entry.type)
     try:
         return component.build(component_params(component, entry))
     except UserError as exc:
         raise _located(exc, f"field {path}", path) from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{component.kind} {component.name!r} cannot be built: {exc}", path=path) from None
+    except Exception as exc:
+        exc.add_note(f"(raised by the build of {component.kind} {_from_plugin(registry, entry.type)})")
+        raise
 
 
 def _check_single_input(layout: ModelLayout) -> None:
@@ -263,6 +286,11 @@ def _output_shape(model: Graph, dataset: Dataset) -> tuple[int, ...]:
     model.eval()
     try:
         return tuple(model.forward(dataset.x[:1]).shape)
+    except (ValueError, TypeError, IndexError) as exc:
+        node = model.failing_node(exc)
+        where = f" in node {node!r} ({type(model.nodes[node]).__qualname__})" if node else ""
+        raise ConfigError(f"the model fails on one example of shape {dataset.x[:1].shape}{where}: {exc}",
+                          path="model") from None
     finally:
         model.train()
 

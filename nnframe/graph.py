@@ -19,7 +19,7 @@ import numpy as np
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import flatten
 from nnframe.graph_checks import (check_arrays_kept, check_input_gradient, check_node_arrays, check_reaches_output,
-                                  topological_order, validate_graph)
+                                  described, topological_order, validate_graph)
 from nnframe.node import Node
 
 
@@ -76,6 +76,7 @@ class Graph(Node):
         check_reaches_output(order, self.inputs, self.output)
         self._graph_nodes = order
         self.nodes: dict[str, Node] = {gn.name: gn.node for gn in order}
+        self._node_names = {id(gn.node): gn.name for gn in order}
         self._slot_names = [*self.inputs, *self.nodes]
         slots = {name: i for i, name in enumerate(self._slot_names)}
         self._arg_slots = [tuple(slots[name] for name in gn.inputs) for gn in order]
@@ -196,13 +197,49 @@ class Graph(Node):
         if len(xs) != len(self.inputs):
             raise GraphError(f"the graph takes {len(self.inputs)} input(s) "
                              f"({', '.join(self.inputs)}); got {len(xs)}")
-        if not self._protocol_checked:
-            return self._forward_recording(xs)
-        if self._chain:
-            x = xs[0]
-            for node, _ in self._forward_plan:
-                x = node.forward(x)
-            return x
+        try:
+            if not self._protocol_checked:
+                return self._forward_recording(xs)
+            if self._chain:
+                x = xs[0]
+                for node, _ in self._forward_plan:
+                    x = node.forward(x)
+                return x
+            return self._forward_slots(xs)
+        except Exception as exc:
+            self._note_failing_node(exc, "forward")
+            raise
+
+    def backward(self, dout: Any) -> Any:
+        try:
+            if not self._protocol_checked:
+                return self._first_backward(dout)
+            if self._chain_backward is not None:
+                return self._backward_chain(dout)
+            return self._backward_slots(dout)
+        except Exception as exc:
+            self._note_failing_node(exc, "backward")
+            raise
+
+    def failing_node(self, exc: BaseException) -> str | None:
+        """The name of the node of this graph deepest in ``exc``'s traceback: where a forward or backward failed."""
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            owner = tb.tb_frame.f_locals.get("self")
+            if owner is not self and id(owner) in self._node_names:
+                found = self._node_names[id(owner)]
+            tb = tb.tb_next
+        return found
+
+    def _note_failing_node(self, exc: Exception, phase: str) -> None:
+        """Name the failing node on an exception's traceback (a note; the message is left alone)."""
+        name = self.failing_node(exc)
+        if name is not None and not getattr(exc, "_nnframe_noted", False):
+            exc.add_note(f"(raised in the {phase} of {described(name, self.nodes[name])})")
+            exc._nnframe_noted = True  # type: ignore[attr-defined]
+
+    def _forward_slots(self, xs: tuple[np.ndarray, ...]) -> np.ndarray:
         values = list(xs)
         for node, args in self._forward_plan:
             if len(args) == 1:
@@ -210,13 +247,6 @@ class Graph(Node):
             else:
                 values.append(node.forward(*[values[i] for i in args]))
         return values[self._output_slot]
-
-    def backward(self, dout: Any) -> Any:
-        if not self._protocol_checked:
-            return self._first_backward(dout)
-        if self._chain_backward is not None:
-            return self._backward_chain(dout)
-        return self._backward_slots(dout)
 
     def _backward_slots(self, dout: Any, shapes: list[tuple[tuple[int, ...], ...]] | None = None) -> Any:
         """The general walk; with ``shapes`` (each node's input shapes) every returned gradient is checked."""

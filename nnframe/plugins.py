@@ -10,6 +10,7 @@ it is an error instead.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ import pluggy
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
-from nnframe.errors import PluginError, UnknownComponentError, close_match, did_you_mean
+from nnframe.errors import PluginError, UnknownComponentError
+from nnframe.hook_checks import hook_problems
 
 GROUP = "nnframe"
 AUTOLOAD_OFF_ENV = "NNFRAME_DISABLE_PLUGIN_AUTOLOAD"
@@ -125,12 +127,14 @@ class Plugins:
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects malformed hook implementations
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
             self._record_broken(info, f"{type(exc).__name__}: {exc}")
             return False
-        unknown = [caller.name for caller in self.pm.get_hookcallers(plugin) or [] if not caller.has_spec()]
-        if unknown:
+        problems = hook_problems(self.pm, plugin)
+        if problems:
             self.pm.unregister(plugin)
-            self._record_broken(info, "; ".join(_unknown_hook_message(hook) for hook in unknown))
+            self._record_broken(info, "; ".join(problems))
             return False
         self.infos[name] = info
         self._registries = None
@@ -221,6 +225,12 @@ RESERVED_FIELDS: dict[Kind, tuple[str, ...]] = {
 """Config keys nnframe itself reads in each kind's section; a component's params may not take them."""
 
 
+BUILD_ARGUMENTS: dict[Kind, tuple[str, ...]] = {
+    "node": ("params", "ctx"), "loss": ("params",), "optimizer": ("params",), "dataset": ("params", "ctx"),
+}
+"""What nnframe passes each kind's ``build``, positionally."""
+
+
 def _component_problem(component: object, kind: Kind, hook_name: str) -> str | None:
     if not isinstance(component, Component) or component.kind != kind:
         return f"{hook_name} returned {component!r}, not a {kind} Component"
@@ -228,12 +238,22 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
                 f"nnframe reserves in a {kind} section; rename them")
+    return _build_problem(component)
+
+
+def _build_problem(component: Component) -> str | None:
+    """A ``build`` that cannot take what nnframe passes it would fail at every use, looking like a config error."""
+    arguments = BUILD_ARGUMENTS[component.kind]
+    try:
+        signature = inspect.signature(component.build)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        return (f"{component.kind} {component.name!r}: its build{signature} cannot be called as "
+                f"build({', '.join(arguments)})")
     return None
-
-
-def _unknown_hook_message(hook: str) -> str:
-    known = [name for name in dir(hookspecs) if name.startswith("nnframe_")]
-    return f"implements unknown hook {hook!r}{did_you_mean(close_match(hook, known))}"
 
 
 def _env_flag(name: str) -> bool:

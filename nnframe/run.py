@@ -9,6 +9,7 @@ from typing import Any
 import pluggy
 
 from nnframe.errors import PluginError
+from nnframe.hook_checks import hook_problems
 
 
 @dataclass
@@ -67,13 +68,18 @@ class RunContext:
         A hook implementation whose name is not a hook (``nnframe_step_ned``)
         would never be called, so it is refused here.
         """
-        self.plugin_manager.register(plugin)
-        unknown = [caller.name for caller in self.plugin_manager.get_hookcallers(plugin) or []
-                   if not caller.has_spec()]
-        if unknown:
+        who = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+        try:
+            self.plugin_manager.register(plugin, name=f"{who}@{id(plugin):x}")
+        except pluggy.PluginValidationError as exc:
+            if self.plugin_manager.is_registered(plugin):
+                self.plugin_manager.unregister(plugin)
+            raise PluginError(f"run plugin {who}: {exc}; see nnframe/hookspecs.py for each hook's "
+                              "arguments") from None
+        problems = hook_problems(self.plugin_manager, plugin)
+        if problems:
             self.plugin_manager.unregister(plugin)
-            raise PluginError(f"{type(plugin).__name__} implements unknown hook(s) {', '.join(unknown)}; "
-                              "see nnframe/hookspecs.py for the hook names")
+            raise PluginError(f"run plugin {who} {'; '.join(problems)}; see nnframe/hookspecs.py for the hook names")
         self._registered.append(plugin)
 
     def unregister_all(self) -> None:

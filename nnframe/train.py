@@ -82,11 +82,11 @@ class Trainer:
         """Train until the configured length; returns the summary. Raises on divergence or interruption."""
         hook = self.run.hook
         self.run.step = self.step
-        hook.nnframe_configure_run(run=self.run)
-        hook.nnframe_run_start(run=self.run)
         status = "failed"
         started = time.perf_counter()
         try:
+            hook.nnframe_configure_run(run=self.run)
+            hook.nnframe_run_start(run=self.run)
             with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._loop()
             status = "completed"

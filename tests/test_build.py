@@ -18,6 +18,7 @@ from nnframe.config import TrainConfig
 from nnframe.config_loader import load_experiment
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.hookspecs import hookimpl
+from nnframe.node import Node
 from nnframe.plugins import get_plugin_manager
 from nnframe.train import planned_steps
 
@@ -54,9 +55,26 @@ class NotANode:
         return [node("bogus", Params, lambda params, ctx: "not a node")]
 
 
+class RowSum(Node):
+    """Broken on purpose: sums each row to a scalar, dropping the feature axis the next layer needs."""
+
+    def forward(self, x):
+        return x.sum(axis=1)
+
+    def backward(self, dout):
+        return np.repeat(dout[:, None], 2, axis=1)
+
+
+class RowSumPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("row_sum", Params, lambda params, ctx: RowSum())]
+
+
 @pytest.fixture(scope="module")
 def plugins() -> Any:
-    return get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("bogus-plugin", NotANode())])
+    return get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("bogus-plugin", NotANode()),
+                                                       ("row-sum-plugin", RowSumPlugin())])
 
 
 def experiment(tmp_path: Path, plugins: Any, **sections: Any) -> Any:
@@ -231,3 +249,10 @@ def test_a_loss_that_cannot_use_the_targets_is_refused_at_the_loss_field(tmp_pat
     with pytest.raises(ConfigError, match=message) as info:
         experiment(tmp_path, plugins, model=model, loss={"type": loss}, data=data)
     assert str(info.value).startswith(f"{tmp_path / 'exp.yaml'}: field loss: loss '{loss}' cannot use the targets y")
+
+
+def test_a_model_that_fails_on_one_example_is_a_config_error_naming_the_node(tmp_path: Path, plugins: Any) -> None:
+    model = [{"type": "affine", "out": 2}, {"type": "row_sum"}, {"type": "affine", "out": 3}]
+    with pytest.raises(ConfigError, match=r"field model: the model fails on one example of shape \(1, 2\) in node "
+                                          r"'affine2' \(Affine\): matmul"):
+        experiment(tmp_path, plugins, model=model)

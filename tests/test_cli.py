@@ -250,6 +250,21 @@ def test_a_bug_in_a_plugin_is_an_internal_error_exit_1_with_its_traceback(site: 
     done = console("train", path, "--runs-dir", tmp_path / "runs", env=site.env())
     assert done.returncode == 1
     assert "ZeroDivisionError: a bug in the plugin" in done.stderr and "Traceback" in done.stderr
+    assert "(raised in the forward of node 'scale1', type 'scale' from plugin 'buggy' (nnframe-buggy" in done.stderr
+
+
+def test_a_bug_in_a_plugins_build_names_the_plugin_under_its_traceback(site: Site, tmp_path: Path) -> None:
+    buggy = node_plugin("scale").replace("return Scale(params.factor)", "return Scale(params.factr)")
+    site.add("nnframe-buggy", {"nnframe_buggy": buggy}, entry_points={"buggy": "nnframe_buggy"}, version="0.2")
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["model"].insert(1, {"type": "scale"})
+    path = tmp_path / "buggy.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = console("validate", path, env=site.env())
+    assert done.returncode == 1
+    assert "AttributeError: 'ScaleParams' object has no attribute 'factr'" in done.stderr
+    assert ("(raised by the build of node 'scale1', type 'scale' from plugin 'buggy' (nnframe-buggy 0.2))"
+            in done.stderr)
 
 
 @pytest.mark.parametrize("error, code", [

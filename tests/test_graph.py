@@ -586,3 +586,24 @@ def test_a_node_that_keeps_the_protocol_passes_and_later_steps_take_the_fast_wal
     assert model._protocol_checked and model._input_shapes is not None
     assert np.shares_memory(model.grads[-1], model.flat_grads)
     check_gradients(model, x)
+
+
+class FailsBackward(Node):
+    """Broken on purpose: a bug in backward."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        raise ZeroDivisionError("a bug")
+
+
+def test_an_exception_in_a_node_is_noted_with_the_nodes_name_and_class() -> None:
+    rng = np.random.default_rng(0)
+    model = Graph.sequential([("affine1", Affine(rng.standard_normal((2, 3)), np.zeros(3))),
+                              ("fails1", FailsBackward())])
+    model.forward(np.ones((4, 2)))
+    with pytest.raises(ZeroDivisionError, match="a bug") as caught:
+        model.backward(np.ones((4, 3)))
+    assert caught.value.__notes__ == ["(raised in the backward of node 'fails1' (test_graph.FailsBackward))"]
+    assert model.failing_node(caught.value) == "fails1"

@@ -158,6 +158,12 @@ BROKEN_CASES = {
         {"nnframe_faulty": component_plugin("node", "router").replace(
             '"""No parameters."""', '"""Which inputs to route."""\n    inputs: int = 2')}, "nnframe_faulty",
         ["node 'router' declares the parameter(s) 'inputs', which nnframe reserves in a node section"]),
+    "build that cannot take the context": (
+        {"nnframe_faulty": node_plugin("scale").replace("def build_scale(params, ctx):", "def build_scale(params):")},
+        "nnframe_faulty", ["node 'scale': its build(params) cannot be called as build(params, ctx)"]),
+    "hook without its mark": (
+        {"nnframe_faulty": "def nnframe_register_nodes():\n    return []\n"}, "nnframe_faulty",
+        ["defines nnframe_register_nodes without @nnframe.hookimpl, so nnframe never calls it"]),
     "hook argument not in the spec": (
         {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_step_end(run, metric):\n"
                            "    pass\n"}, "nnframe_faulty",

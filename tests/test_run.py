@@ -40,8 +40,27 @@ def test_registered_objects_receive_events_until_unregistered():
     assert not run.plugin_manager.get_plugins()
 
 
-def test_a_per_run_plugin_with_a_misspelled_hook_is_refused():
+class WrongArgument:
+    @hookimpl
+    def nnframe_log_metrics(self, run, metric):
+        pass
+
+
+class Unmarked:
+    def nnframe_step_end(self, run, metrics):
+        pass
+
+
+@pytest.mark.parametrize(("plugin", "message"), [
+    (Misspelled(), "run plugin test_run.Misspelled implements unknown hook 'nnframe_step_ned' "
+                   "(did you mean 'nnframe_step_end'?)"),
+    (WrongArgument(), "run plugin test_run.WrongArgument: Plugin 'test_run.WrongArgument@"),
+    (Unmarked(), "run plugin test_run.Unmarked defines nnframe_step_end without @nnframe.hookimpl, "
+                 "so nnframe never calls it"),
+])
+def test_a_per_run_plugin_with_a_broken_hook_is_refused_by_name(plugin: object, message: str):
     run = make_run()
-    with pytest.raises(PluginError, match="nnframe_step_ned"):
-        run.register(Misspelled())
+    with pytest.raises(PluginError) as caught:
+        run.register(plugin)
+    assert str(caught.value).startswith(message)
     assert not run.plugin_manager.get_plugins()

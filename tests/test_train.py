@@ -10,7 +10,7 @@ import yaml
 
 from nnframe.build import build_experiment
 from nnframe.config_loader import load_experiment
-from nnframe.errors import NonFiniteError
+from nnframe.errors import NonFiniteError, PluginError
 from nnframe.hookspecs import hookimpl
 from nnframe.plugins import get_plugin_manager
 from nnframe.run import RunContext
@@ -254,3 +254,24 @@ def test_grad_norms_off_logs_no_norms_and_writes_no_norm_tags(tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"train/loss", "train/accuracy", "train/lr", "val/loss", "val/accuracy"} <= tags
     assert not any(tag.startswith("grad_norm/") for tag in tags)
+
+
+class RegistersABrokenLogger:
+    """A plugin whose per-run logger takes a hook argument that does not exist."""
+
+    class Logger:
+        @hookimpl
+        def nnframe_log_metrics(self, run, metric):
+            pass
+
+    @hookimpl
+    def nnframe_configure_run(self, run):
+        run.register(self.Logger())
+
+
+def test_a_run_whose_plugins_fail_to_configure_ends_as_failed(tmp_path):
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY))
+    trainer.run.plugin_manager.register(RegistersABrokenLogger())
+    with pytest.raises(PluginError, match=r"run plugin test_train.RegistersABrokenLogger.Logger: "):
+        trainer.fit()
+    assert (trainer.run.summary["status"], recorder.ends) == ("failed", ["failed"])

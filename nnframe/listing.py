@@ -1,4 +1,8 @@
-"""What ``nnframe plugins`` shows: every component by kind with its origin, and broken plugins."""
+"""What ``nnframe plugins`` shows: every component by kind with its origin, every plugin with its hooks, broken plugins.
+
+A plugin that registers no component (a logger, say) shows only in the
+plugins table, with the hooks it implements.
+"""
 
 from __future__ import annotations
 
@@ -27,24 +31,35 @@ def component_rows(plugins: Plugins) -> list[dict[str, Any]]:
     return rows
 
 
+def plugin_rows(plugins: Plugins) -> list[dict[str, Any]]:
+    """One row per loaded plugin, by name: its distribution, version and the hooks it implements."""
+    rows = []
+    for name, info in sorted(plugins.infos.items()):
+        plugin = plugins.pm.get_plugin(name)
+        hooks = sorted(caller.name for caller in plugins.pm.get_hookcallers(plugin) or [])
+        rows.append({"plugin": name, "distribution": info.dist, "version": info.version, "hooks": hooks})
+    return rows
+
+
 def plugins_json(plugins: Plugins) -> dict[str, Any]:
-    """``nnframe plugins --json``: every component row, and every broken plugin with its error."""
+    """``nnframe plugins --json``: every component row, every plugin row, and every broken plugin with its error."""
     components = component_rows(plugins)
     return {
         "components": components,
+        "plugins": plugin_rows(plugins),
         "broken": [{"plugin": b.name, "distribution": b.dist, "version": b.version, "error": b.error}
                    for b in plugins.broken],
     }
 
 
 def plugins_table(plugins: Plugins) -> Any:
-    """A rich renderable: the components table, then the broken plugins if any."""
+    """A rich renderable: the components table, the plugins table, then the broken plugins if any."""
     from rich.console import Group
 
-    table = _components_table(component_rows(plugins))
-    if not plugins.broken:
-        return table
-    return Group(table, _broken_table(plugins))
+    tables = [_components_table(component_rows(plugins)), _plugins_table(plugin_rows(plugins))]
+    if plugins.broken:
+        tables.append(_broken_table(plugins))
+    return Group(*tables)
 
 
 def _components_table(rows: list[dict[str, Any]]) -> Any:
@@ -60,6 +75,18 @@ def _components_table(rows: list[dict[str, Any]]) -> Any:
             table.add_section()
         table.add_row(row["kind"], row["name"], ", ".join(row["params"]), row["plugin"],
                       f"{row['distribution']} {row['version']}".strip(), row["summary"])
+    return table
+
+
+def _plugins_table(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="nnframe plugins")
+    for column in ("plugin", "distribution", "hooks"):
+        table.add_column(column, overflow="fold", min_width=len(column))
+    for row in rows:
+        hooks = ", ".join(hook.removeprefix("nnframe_") for hook in row["hooks"])
+        table.add_row(row["plugin"], f"{row['distribution']} {row['version']}".strip(), hooks)
     return table
 
 

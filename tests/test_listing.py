@@ -16,7 +16,7 @@ from fixtures.distributions import Site
 from fixtures.sources import RAISING_HOOK, node_plugin
 from nnframe.cli import app
 from nnframe.components import KINDS
-from nnframe.listing import component_rows, plugins_json, plugins_table
+from nnframe.listing import component_rows, plugin_rows, plugins_json, plugins_table
 from nnframe.plugins import get_plugin_manager
 
 ROW_KEYS = {"kind", "name", "params", "summary", "plugin", "distribution", "version"}
@@ -73,8 +73,10 @@ def test_builtin_rows_name_their_entry_point_and_nnframe() -> None:
 
 def test_plugin_rows_and_broken_plugins_in_json(third_party: Site) -> None:
     report = plugins_json(get_plugin_manager())
-    assert set(report) == {"components", "broken"}
+    assert set(report) == {"components", "plugins", "broken"}
     assert SCALE_ROW in report["components"]
+    assert {"plugin": "scaling", "distribution": "nnframe-scale", "version": "0.2.0",
+            "hooks": ["nnframe_register_nodes"]} in report["plugins"]
     assert [item for item in report["broken"] if item["distribution"] == "nnframe-faulty"] == [FAULTY_ROW]
 
 
@@ -138,4 +140,26 @@ def test_console_script_with_autoload_off_lists_nothing(third_party: Site) -> No
     env = {**third_party.env(), "NNFRAME_DISABLE_PLUGIN_AUTOLOAD": "1"}
     result = subprocess.run([NNFRAME, "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"components": [], "broken": []}
+    assert json.loads(result.stdout) == {"components": [], "plugins": [], "broken": []}
+
+
+LOGGER_PLUGIN = """
+from nnframe import hookimpl
+
+
+@hookimpl
+def nnframe_run_end(run, status, summary):
+    pass
+"""
+
+
+def test_a_plugin_without_components_is_listed_with_its_hooks(site: Site) -> None:
+    site.add("nnframe-notify", {"nnframe_notify": LOGGER_PLUGIN}, entry_points={"notify": "nnframe_notify"},
+             version="1.0")
+    plugins = get_plugin_manager()
+    rows = {row["plugin"]: row for row in plugin_rows(plugins)}
+    assert rows["notify"] == {"plugin": "notify", "distribution": "nnframe-notify", "version": "1.0",
+                              "hooks": ["nnframe_run_end"]}
+    assert rows["tensorboard"]["hooks"] == ["nnframe_configure_run"]
+    line = next(line for line in render(plugins_table(plugins)).splitlines() if "│ notify " in line)
+    assert "nnframe-notify 1.0" in line and "run_end" in line

@@ -7,18 +7,23 @@ writes event files with tensorboardX alone, so nnframe does not need it.
 from __future__ import annotations
 
 import importlib.util
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from nnframe.errors import UserError
 
 INSTALL_HINT = "pip install 'nnframe[board]'"
+TERMINATED_EXIT = 143
 
 
 def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int:
-    """Run TensorBoard on ``logdir`` until it is stopped; returns its exit code (0 after Ctrl+C).
+    """Run TensorBoard on ``logdir`` until it is stopped; returns its exit code (0 after Ctrl+C, 143 after SIGTERM).
 
     Each run appears in TensorBoard as ``<experiment name>/<timestamp>``.
     """
@@ -31,10 +36,34 @@ def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
                "--host", host, "--port", str(port)]
     process = subprocess.Popen(command)
+    with _sigterm_raises():
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            return _stop(process)
+        except Terminated:
+            _stop(process)
+            return TERMINATED_EXIT
+
+
+class Terminated(Exception):
+    """SIGTERM arrived while TensorBoard ran; it is stopped too instead of being left behind."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated
+
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        return _stop(process)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _require_tensorboard() -> None:

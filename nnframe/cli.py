@@ -84,9 +84,11 @@ def train(
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"run: {result.run_dir}")
+    from nnframe.run_listing import format_metric
+
     for name, value in result.summary.get("metrics", {}).items():
         if value is not None:
-            typer.echo(f"{name}: {value:.4f}")
+            typer.echo(f"{name}: {format_metric(value)}")
 
 
 @app.command()
@@ -167,7 +169,7 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Pat
 def board(
     runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Path("runs"),
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 6006,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 6006,
 ) -> None:
     """Start TensorBoard on the runs directory."""
     from nnframe.board import launch_board

@@ -136,8 +136,13 @@ def format_runs_table(records: Sequence[RunRecord]) -> Table:
     return table
 
 
+def format_metric(value: float) -> str:
+    """A loss as four decimals, or in scientific notation when that would be a page of digits (a 1e300 loss)."""
+    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4e}"
+
+
 def _format_loss(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None else format_metric(value)
 
 
 def _format_accuracy(value: float | None) -> str:

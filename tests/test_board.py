@@ -104,6 +104,18 @@ def stop(server: subprocess.Popen) -> None:
         pass
 
 
+def group_ends(group: int, timeout: float = 15) -> bool:
+    """Whether every process of the group has exited within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_real_tensorboard_serves_the_logged_scalars(tmp_path):
     runs_dir = tmp_path / "runs"
     run_name = write_run(runs_dir, steps=50, every=5)
@@ -119,6 +131,9 @@ def test_real_tensorboard_serves_the_logged_scalars(tmp_path):
         scalars = wait_for(port, f"/data/plugin/scalars/scalars?{query}", lambda answer: len(answer) == 10,
                            server, log)
         groups = get_json(port, "/data/plugin/hparams/session_groups", SESSION_GROUPS_QUERY)["sessionGroups"]
+        server.send_signal(signal.SIGTERM)  # to nnframe alone: it must stop TensorBoard too
+        assert server.wait(timeout=30) == 143
+        assert group_ends(server.pid), "TensorBoard outlived nnframe board"
     finally:
         stop(server)
 
@@ -161,3 +176,10 @@ def test_board_command_on_a_missing_directory_exits_2_with_one_message(tmp_path)
     assert result.exit_code == 2
     assert result.output.count("error: ") == 1 and "nowhere" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_port_out_of_range_exits_2(tmp_path):
+    done = subprocess.run([NNFRAME, "board", str(tmp_path), "--port", "99999"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert "--port" in done.stderr and "65535" in done.stderr and "Traceback" not in done.stderr

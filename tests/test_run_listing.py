@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from nnframe.errors import UserError
-from nnframe.run_listing import format_runs_table, list_runs
+from nnframe.run_listing import format_metric, format_runs_table, list_runs
 from nnframe.tracking import RunDirectory
 
 NOW = datetime(2026, 11, 26, 10, 30, 0)
@@ -96,3 +96,9 @@ def test_runs_table_shows_each_run_and_its_numbers(tmp_path):
 
 def test_empty_runs_table_says_so():
     assert "no runs found" in render(format_runs_table([]))
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.10849, "0.1085"), (12.5, "12.5000"), (-3.0, "-3.0000"),
+                                              (1e300, "1.0000e+300"), (float("nan"), "nan"), (float("inf"), "inf")])
+def test_metrics_stay_short_however_large(value: float, shown: str) -> None:
+    assert format_metric(value) == shown

@@ -17,7 +17,7 @@ from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.errors import NonFiniteError
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
-from nnframe.resume_config import Change, dotted, resume_changes
+from nnframe.resume_config import dotted, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer
@@ -40,7 +40,7 @@ def prepare(config_path: Path, overrides: list[str], plugins: Plugins) -> Experi
 
 def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: Path = Path("runs"),
           resume: Path | None = None, quiet: bool = False, stream: TextIO | None = None) -> RunResult:
-    """Run an experiment end to end; ``resume`` continues the run in that directory."""
+    """Run an experiment end to end; ``resume`` continues the run in that directory, which this process holds."""
     from nnframe.checkpoint import Checkpointer
 
     experiment = prepare(config_path, overrides, plugins)
@@ -49,46 +49,60 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                      plugin_manager=plugins.pm)
     trainer = Trainer(experiment, run)
     run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
-    run.run_dir = run_dir.path
-    trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
-    started = datetime.now().astimezone().isoformat(timespec="seconds")
-    notes: list[str] = []
-    changes: list[Change] = []
-    if resume is not None:
-        recorded = [text for entry in run_dir.read_overrides() for text in entry.get("overrides", [])]
-        changes = resume_changes(run_dir.read_config(), experiment.config.resolved, overrides, recorded,
-                                 config_path, run_dir.path)
-        previous = run_dir.read_summary() or {}
-        run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
-        started = previous.get("started") if isinstance(previous.get("started"), str) else started
-        trainer.checkpointer.restore(trainer)
-        run.resumed = True
-        notes += [f"resumed with {change.describe()}" for change in changes]
-        if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
-            notes.append(f"the run had already trained all {trainer.total_steps} steps; raise train.epochs "
-                         "or train.max_steps to train it longer")
-    else:
-        run_dir.write_config(experiment.config.to_yaml())
-    if changes:
-        run_dir.replace_config(experiment.config.to_yaml())
-    run_dir.write_overrides(overrides, changed={dotted(c.path): [c.saved, c.now] for c in changes})
-    progress = make_progress(trainer.total_steps, quiet, stream)
-    if progress is not None:
-        run.register(progress)
-    run.summary.update({"name": settings.name, "run_dir": str(run_dir.path), "started": started,
-                        "versions": environment_versions(plugins.versions())})
-    try:
-        trainer.fit()
-    except (Interrupted, NonFiniteError) as exc:
-        exc.args = (f"{exc}; the run is in {run_dir.path}" + _resume_hint(exc, config_path, run_dir.path),)
-        raise
-    finally:
-        run_dir.write_summary(run.summary)
+    with run_dir.lock():
+        run.run_dir = run_dir.path
+        trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
+        if resume is not None:
+            notes = _resume(trainer, run_dir, config_path, overrides)
+        else:
+            notes = _start(trainer, run_dir, overrides)
+        progress = make_progress(trainer.total_steps, quiet, stream)
+        if progress is not None:
+            run.register(progress)
+        run.summary.update({"name": settings.name, "run_dir": str(run_dir.path),
+                            "versions": environment_versions(plugins.versions())})
+        try:
+            trainer.fit()
+        except (Interrupted, NonFiniteError) as exc:
+            exc.args = (f"{exc}; the run is in {run_dir.path}" + _resume_hint(exc, config_path, run_dir.path),)
+            raise
+        finally:
+            run_dir.write_summary(run.summary)
     skipped = run.summary.get("skipped_steps", 0)
     if skipped:
         notes.append(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
                      "(train.on_nonfinite: skip_step)")
     return RunResult(run_dir.path, run.summary, notes)
+
+
+def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> list[str]:
+    """A new run: its config and first overrides entry; returns the notes for the user (none)."""
+    run_dir.write_config(trainer.experiment.config.to_yaml())
+    run_dir.write_overrides(overrides)
+    trainer.run.summary["started"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    return []
+
+
+def _resume(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrides: list[str]) -> list[str]:
+    """Check the config against the run's, restore the newest checkpoint, record the resume; returns notes."""
+    config, run = trainer.experiment.config, trainer.run
+    recorded = [text for entry in run_dir.read_overrides() for text in entry.get("overrides", [])]
+    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, recorded, config_path, run_dir.path)
+    previous = run_dir.read_summary() or {}
+    run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
+    started = previous.get("started")
+    run.summary["started"] = started if isinstance(started, str) else datetime.now().astimezone().isoformat(
+        timespec="seconds")
+    trainer.checkpointer.restore(trainer)
+    run.resumed = True
+    if changes:
+        run_dir.replace_config(config.to_yaml())
+    run_dir.write_overrides(overrides, changed={dotted(c.path): [c.saved, c.now] for c in changes})
+    notes = [f"resumed with {change.describe()}" for change in changes]
+    if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
+        notes.append(f"the run had already trained all {trainer.total_steps} steps; raise train.epochs "
+                     "or train.max_steps to train it longer")
+    return notes
 
 
 def _seconds(value: Any) -> float:

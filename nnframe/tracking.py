@@ -19,7 +19,8 @@ import os
 import platform
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 CONFIG_FILE = "config.yaml"
 OVERRIDES_FILE = "overrides.yaml"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 RUN_DIR_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
@@ -180,6 +182,34 @@ class RunDirectory:
     @property
     def summary_path(self) -> Path:
         return self._path / SUMMARY_FILE
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process: a second ``train`` or ``--resume`` of it is refused meanwhile.
+
+        An advisory ``flock`` on ``.lock`` in the run directory, which the
+        system drops when the process ends, however it ends (a SIGKILL
+        included), so no stale lock is ever left behind. Where ``fcntl`` is
+        missing (Windows) runs are not locked.
+        """
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        with open(self._path / LOCK_FILE, "a+", encoding="utf-8") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                file.seek(0)
+                holder = file.read().strip() or "another process"
+                raise UserError(f"run {str(self._path)!r} is being trained by {holder}; wait for it to end, "
+                                "or stop it, before resuming this run") from None
+            file.seek(0)
+            file.truncate()
+            file.write(f"process {os.getpid()}\n")
+            file.flush()
+            yield
 
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""

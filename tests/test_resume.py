@@ -303,3 +303,24 @@ def test_resume_survives_a_damaged_summary(tmp_path: Path, damage: bytes) -> Non
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["status"], summary["steps"]) == ("completed", 5)
     assert isinstance(summary["started"], str) and summary["wall_time_s"] >= 0
+
+
+def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 100_000}, checkpoint={"every": 50, "best_metric": None})
+    first = subprocess.Popen([NNFRAME, "train", str(config), "--runs-dir", "runs", "-q"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        run_dir = _wait_for_run_dir(tmp_path / "runs", first)
+        assert _wait_for_checkpoint_after(run_dir / "checkpoints", 0, first)
+        second = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
+        assert second.returncode == 2
+        assert second.stderr == (f"error: run '{run_dir}' is being trained by process {first.pid}; wait for it "
+                                 "to end, or stop it, before resuming this run\n")
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    assert first.returncode == 130
+    stopped = json.loads((run_dir / "summary.json").read_text())["steps"]
+    resumed = nnframe("train", str(config), "--resume", str(run_dir), "-q", f"train.max_steps={stopped + 3}",
+                      cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr  # the lock went with the process that held it

@@ -8,9 +8,13 @@ not repeated, or a file edited since. So:
 * the training length (``train.epochs``, ``train.max_steps``), logging
   (``log``) and checkpointing (``checkpoint``) may change, wherever the new
   value comes from;
+* the experiment ``name``, the ``model``, ``train.dtype`` and
+  ``optimizer.type`` never change: the name names the run's directory, and
+  the checkpoints hold the model's arrays in that dtype and that optimizer's
+  state;
 * anything else may change only through an override given with this resume,
-  a deliberate change (the checkpoint still refuses another model);
-* the experiment ``name`` never changes: it names the run's directory.
+  a deliberate change; an override of a component's ``type`` covers the
+  whole component, whose fields change with it.
 
 Every other difference is refused, naming each field and both values.
 """
@@ -26,7 +30,7 @@ from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, short_repr
 
 FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",))
-NEVER_CHANGES = (("name",),)
+NEVER_CHANGES = (("name",), ("model",), ("train", "dtype"), ("optimizer", "type"))
 SHOWN = 5
 
 FieldPath = tuple[str | int, ...]
@@ -53,15 +57,20 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     """
     changes = differences(saved, now)
     given = [_path(text) for text in overrides]
+    given += [path[:-1] for path in given if path[-1:] == ("type",)]
     refused = [c for c in changes if _under(c.path, NEVER_CHANGES)
                or not (_under(c.path, FREE_TO_CHANGE) or _under(c.path, given))]
     if refused:
         listed = "; ".join(change.describe() for change in refused[:SHOWN])
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
-        advice = ("a run keeps its name, which names its directory" if any(_under(c.path, NEVER_CHANGES)
-                                                                           for c in refused)
-                  else f"{_how_to_continue(recorded, run_dir)}; to change a value on purpose, give it as an "
-                       "override with --resume")
+        if any(_under(c.path, NEVER_CHANGES) for c in refused):
+            advice = ("A run keeps its name, model, train.dtype and optimizer.type (its directory and checkpoints "
+                      "are made for them); start a new run to change them")
+            if not all(_under(c.path, given) for c in refused):
+                advice += f". {_how_to_continue(recorded, run_dir)}"
+        else:
+            advice = (f"{_how_to_continue(recorded, run_dir)}; to change a value on purpose, give it as an "
+                      "override with --resume")
         raise ConfigError(f"cannot resume run {run_dir} with this config: {listed}{more}. {advice}",
                           file=str(config_file))
     return changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,32 @@ def test_length_logging_and_checkpointing_may_change_from_anywhere() -> None:
 
 
 def test_other_fields_change_only_through_this_resumes_overrides() -> None:
-    now = changed(optimizer={"type": "adam", "lr": 0.01})
-    with pytest.raises(ConfigError, match=r"optimizer.type: 'sgd' in the run, 'adam' now; optimizer.lr: 1.0 in "
-                                          r"the run, 0.01 now\. The run was started without overrides"):
+    now = changed(optimizer={"lr": 0.01}, train={"batch_size": 10})
+    with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now; train.batch_size: 30 in the "
+                                          r"run, 10 now\. The run was started without overrides"):
         check(now)
-    assert len(check(now, overrides=["optimizer={type: adam, lr: 0.01}"])) == 2
-    with pytest.raises(ConfigError, match=r"optimizer.type"):
+    assert len(check(now, overrides=["optimizer={type: sgd, lr: 0.01}", "train.batch_size=10"])) == 2
+    with pytest.raises(ConfigError, match=r"train.batch_size"):
         check(now, overrides=["optimizer.lr=0.01"])
+
+
+def test_an_override_of_a_components_type_covers_its_fields() -> None:
+    saved = {**SAVED, "data": {"type": "spiral", "points_per_class": 100}}
+    now = {**SAVED, "data": {"type": "npz", "path": "d.npz"}}
+    changes = resume_changes(saved, now, ["data.type=npz", "data.path=d.npz"], [], Path("exp.yaml"), Path("r"))
+    assert [dotted(c.path) for c in changes] == ["data.type", "data.points_per_class", "data.path"]
+
+
+@pytest.mark.parametrize(("section", "value", "field"), [
+    ("model", [{"type": "affine", "out": 20}, {"type": "sigmoid"}], "model[0].out"),
+    ("train", {"dtype": "float64"}, "train.dtype"),
+    ("optimizer", {"type": "adam"}, "optimizer.type"),
+])
+def test_the_model_dtype_and_optimizer_type_never_change(section: str, value, field: str) -> None:
+    override = f"{field.replace('[0]', '.0')}=x"
+    with pytest.raises(ConfigError, match=rf"{re.escape(field)}: .* now\. A run keeps its name, model, train.dtype "
+                                          r"and optimizer.type .*; start a new run to change them$"):
+        check(changed(**{section: value}), overrides=[override])
 
 
 def test_a_refusal_offers_the_latest_value_of_each_recorded_override() -> None:
@@ -71,5 +91,5 @@ def test_a_refusal_offers_the_latest_value_of_each_recorded_override() -> None:
 
 
 def test_the_name_never_changes() -> None:
-    with pytest.raises(ConfigError, match=r"name: 'spiral' in the run, 'other' now\. a run keeps its name"):
+    with pytest.raises(ConfigError, match=r"name: 'spiral' in the run, 'other' now\. A run keeps its name"):
         check(changed(name="other"), overrides=["name=other"])

@@ -244,9 +244,13 @@ def _check_targets(value: Any, name: str, x: np.ndarray, classification: bool, p
     raise DataError(f"{prefix}: {name} has shape {y.shape}; expected (N,) class indices or (N, C) one-hot rows")
 
 
+MAX_CLASS_INDEX = 2**31 - 1
+"""Larger float labels are no class of any model here, and would not survive the cast to int64 intact."""
+
+
 def _check_class_indices(y: np.ndarray, name: str, prefix: str) -> np.ndarray:
     if y.dtype.kind == "f":
-        bad = ~np.isfinite(y) | (y != np.round(y))
+        bad = ~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) > MAX_CLASS_INDEX)
         if bad.any():
             row = int(np.argmax(bad))
             raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is not a class index; "

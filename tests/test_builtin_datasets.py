@@ -144,6 +144,8 @@ def _write_npz_cases(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path, expected", [
     ("gods.npz", "npz file {dir}/gods.npz (path 'gods.npz' relative to {dir}) not found (did you mean 'good.npz'?)"),
     ("folder.npz", "folder.npz (path 'folder.npz' relative to {dir}) is a directory, not a file"),
+    ("folder.npzz", "folder.npzz (path 'folder.npzz' relative to {dir}) not found (did you mean 'good.npz'?)"),
+    ("/dev/null", "npz file /dev/null is not a regular file"),
     ("no_y.npz", "npz file {dir}/no_y.npz has no array 'y'; arrays present: x, labels"),
     ("pickled.npz", "array 'y' holds Python objects, which would need unpickling; nnframe does not unpickle"),
     ("nan.npz", "dataset {dir}/nan.npz: x has 1 NaN or infinite value(s); the first is x[1, 0] = nan"),
@@ -159,6 +161,8 @@ def test_npz_errors(registry, tmp_path, path, expected):
         _load(registry, "npz", _ctx(tmp_path), path=path, val_fraction=0.5)
     assert str(info.value).startswith("data: ")
     assert expected.format(dir=tmp_path) in str(info.value)
+    if "did you mean" not in expected:
+        assert "did you mean" not in str(info.value)
 
 
 def test_npz_corrupt_member(registry, tmp_path):
@@ -215,6 +219,8 @@ def test_csv_errors(registry, tmp_path, text, params, expected):
         _load(registry, "csv", _ctx(tmp_path), path=path, **params)
     assert str(info.value).startswith("data: ")
     assert expected.format(dir=tmp_path) in str(info.value)
+    if "did you mean" not in expected:
+        assert "did you mean" not in str(info.value)
 
 
 def test_csv_not_utf8_and_missing(registry, tmp_path):

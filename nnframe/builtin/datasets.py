@@ -127,9 +127,13 @@ def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
     if resolved.is_file():
         return resolved
     where = "" if given.is_absolute() else f" (path {path!r} relative to {ctx.base_dir})"
-    problem = "is a directory, not a file" if resolved.is_dir() else "not found"
+    if resolved.is_dir():
+        problem = "is a directory, not a file"
+    else:
+        problem = "is not a regular file" if resolved.exists() else "not found"
     message = f"{kind} file {resolved}{where} {problem}"
-    siblings = [p.name for p in resolved.parent.iterdir()] if resolved.parent.is_dir() else []
+    siblings = ([p.name for p in resolved.parent.iterdir() if p.is_file()]
+                if resolved.parent.is_dir() and not resolved.exists() else [])
     raise DataError(message + did_you_mean(close_match(resolved.name, siblings)))
 
 

@@ -1,0 +1,81 @@
+"""The plugin README.md walks through, built from the README's own code blocks: installed, listed, checked, trained.
+
+If the walkthrough stops working as written, this fails: the node and the
+component (steps 1 and 2) become the module the ``pyproject.toml`` of step 3
+names, installed as a distribution with that entry point, and step 4's tests
+run against it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import textwrap
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from fixtures.console import NNFRAME
+from fixtures.distributions import Site
+from nnframe.plugins import get_plugin_manager
+from nnframe.testing import check_gradients
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTION = "## Write a layer plugin"
+SPIRAL = README.parent / "experiments" / "spiral.yaml"
+
+
+def code_blocks(language: str) -> list[str]:
+    """The fenced ``language`` blocks of the plugin section, dedented, in order."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(SECTION):]
+    section = section[:section.index("\n## ", 1)]
+    return [textwrap.dedent(block) for block in
+            re.findall(rf"^ *```{language}\n(.*?)^ *```$", section, flags=re.MULTILINE | re.DOTALL)]
+
+
+def install_the_readme_plugin(site: Site) -> dict:
+    """Steps 1-3 as a distribution in ``site``; returns its ``pyproject.toml``."""
+    node_code, component_code, _ = code_blocks("python")
+    (pyproject_text,) = code_blocks("toml")
+    pyproject = tomllib.loads(pyproject_text)
+    (target,) = pyproject["project"]["entry-points"]["nnframe"].values()
+    package, module = target.split(".")
+    (site.root / package).mkdir()
+    (site.root / package / "__init__.py").write_text("", encoding="utf-8")
+    (site.root / package / f"{module}.py").write_text(node_code + "\n" + component_code, encoding="utf-8")
+    site.modules += [package, target]
+    site.add(pyproject["project"]["name"], {}, entry_points=pyproject["project"]["entry-points"]["nnframe"],
+             version=pyproject["project"]["version"])
+    return pyproject
+
+
+def test_the_readme_plugin_installs_and_passes_its_own_tests(site: Site) -> None:
+    pyproject = install_the_readme_plugin(site)
+    plugins = get_plugin_manager()
+    assert not plugins.broken
+    assert plugins.nodes.plugin_of("scale").dist == pyproject["project"]["name"]
+    (tests,) = [block for block in code_blocks("python") if "def test_" in block]
+    namespace: dict = {"np": np}
+    exec(compile("from my_package.plugin import Scale\n" + tests, "README.md", "exec"), namespace)
+    namespace["test_scale_gradients"](check_gradients)
+    namespace["test_registered"](plugins)
+
+
+def test_a_config_trains_with_the_readme_plugin(site: Site, tmp_path: Path) -> None:
+    install_the_readme_plugin(site)
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["model"].insert(1, {"type": "scale", "init": 0.5})
+    config["train"]["epochs"] = 20
+    path = tmp_path / "scaled.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = subprocess.run([NNFRAME, "train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"],
+                          capture_output=True, text=True, timeout=120, env=site.env())
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 200
+    assert "my-package" in summary["versions"]["plugins"]

@@ -23,6 +23,8 @@ _PUBLIC = {
     "Component": "nnframe.components",
     "Params": "nnframe.components",
     "NodeContext": "nnframe.components",
+    "Optimizer": "nnframe.optimizer_base",
+    "OptimizerParams": "nnframe.optimizer_params",
     "DatasetContext": "nnframe.components",
     "NNFrameError": "nnframe.errors",
     "UserError": "nnframe.errors",
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from nnframe.errors import NNFrameError, UserError
     from nnframe.hookspecs import hookimpl, hookspec
     from nnframe.node import Node
+    from nnframe.optimizer_base import Optimizer
+    from nnframe.optimizer_params import OptimizerParams
     from nnframe.plugins import get_plugin_manager
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
 

@@ -39,7 +39,7 @@ def code_blocks(language: str) -> list[str]:
 
 def install_the_readme_plugin(site: Site) -> dict:
     """Steps 1-3 as a distribution in ``site``; returns its ``pyproject.toml``."""
-    node_code, component_code, _ = code_blocks("python")
+    node_code, component_code = code_blocks("python")[:2]
     (pyproject_text,) = code_blocks("toml")
     pyproject = tomllib.loads(pyproject_text)
     (target,) = pyproject["project"]["entry-points"]["nnframe"].values()
@@ -79,3 +79,21 @@ def test_a_config_trains_with_the_readme_plugin(site: Site, tmp_path: Path) -> N
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["steps"] == 200
     assert "my-package" in summary["versions"]["plugins"]
+
+
+def test_the_readme_optimizer_registers_and_trains(site: Site, tmp_path: Path) -> None:
+    (code,) = [block for block in code_blocks("python") if "nnframe_register_optimizers" in block]
+    site.add("my-optimizer", {"my_optimizer": code}, entry_points={"sign_sgd": "my_optimizer"}, version="0.1")
+    assert get_plugin_manager().optimizers.plugin_of("sign_sgd").dist == "my-optimizer"
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["optimizer"] = {"type": "sign_sgd", "lr": 0.05}
+    config["train"]["epochs"] = 30
+    path = tmp_path / "signed.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = subprocess.run([NNFRAME, "train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"],
+                          capture_output=True, text=True, timeout=120, env=site.env())
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["metrics"]["train/loss"] < 1.0  # from log(3) = 1.0986 at the start

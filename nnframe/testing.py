@@ -113,6 +113,7 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     ``rtol`` (unless ``raise_on_failure`` is false) and returns the errors.
     ``params=False`` checks the input gradients only.
     """
+    __tracebackhide__ = True  # pytest shows a failed check at the test's call, not inside this function
     _require_float64(obj, inputs)
     rng = np.random.default_rng(seed)
     generators = _find_generators(obj)

@@ -256,3 +256,22 @@ def test_fixtures_through_pytester(pytester):
             assert "nodes" in nnframe_plugins.infos
     """)
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+
+def test_a_failed_check_is_shown_at_the_tests_call_not_inside_nnframe(pytester):
+    pytester.makepyfile("""
+        import numpy as np
+        from nnframe.nodes import Sigmoid
+
+        class Forgetful(Sigmoid):
+            def backward(self, dout):
+                return dout * self.out
+
+        def test_forgetful(gradcheck):
+            gradcheck(Forgetful(), np.linspace(-2.0, 2.0, 6).reshape(2, 3))
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "GradientCheckError: gradient check of Sigmoid() failed" in output
+    assert "_require_float64(obj, inputs)" not in output  # no source lines of check_gradients itself

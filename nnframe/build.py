@@ -132,7 +132,7 @@ def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng:
 def _from_plugin(registry: Any, name: str) -> str:
     """``type 'scale' from plugin 'scale' (my-package 0.1)``: who to tell about a bug in a component."""
     info = registry.plugin_of(name)
-    return f"type {name!r} from plugin {info.name!r} ({info.dist} {info.version})".rstrip()
+    return f"type {name!r} from plugin {info.name!r} ({' '.join(filter(None, (info.dist, info.version)))})"
 
 
 def _node_where(spec: NodeSpec, exc: Exception) -> str:
@@ -164,15 +164,21 @@ def _with_origin(exc: UserError, config: LoadedConfig) -> UserError:
 
 
 def _override_behind(exc: UserError, overrides: list[str]) -> str | None:
-    """The last override that set the failing field, a field inside it, or the section holding it."""
+    """The last override that set the failing field or a section holding it, or, for a failing field below
+    the top level (``train.batch_size``, ``model[2]``), a field inside it.
+
+    An error about a whole section (``data``, ``model``) says nothing of which
+    of its fields is wrong, so an override of one of them is not blamed.
+    """
     where = getattr(exc, "path", None) or ("data" if isinstance(exc, DataError) else None)
     if not where:
         return None
     failing = path_parts(where)
     for text in reversed(overrides):
         set_path = [str(part) for part in parse_override(text)[0]]
-        common = min(len(failing), len(set_path))
-        if failing[:common] == set_path[:common]:
+        holds = failing[:len(set_path)] == set_path
+        inside = len(failing) > 1 and set_path[:len(failing)] == failing
+        if holds or inside:
             return f"override {text!r}"
     return None
 

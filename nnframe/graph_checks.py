@@ -146,12 +146,16 @@ def described(name: str, node: object) -> str:
 
 
 def check_node_arrays(name: str, node: object) -> None:
-    """``params``, ``grads`` and ``param_names`` agree: as many of each, every gradient shaped like its parameter."""
+    """``params``, ``grads`` and ``param_names`` agree: a gradient and a name for every parameter, shaped alike.
+
+    More names than parameters is allowed: a class may name an optional
+    parameter (``("W", "b")`` for a layer built without its bias).
+    """
     params, grads, names = node.params, node.grads, node.param_names
     if len(grads) != len(params):
         raise NodeProtocolError(f"{described(name, node)} has {len(params)} params but {len(grads)} grads; "
                                 "allocate one gradient array per parameter, e.g. self.grads = [zeros_like(W)]")
-    if names and len(names) != len(params):
+    if names and len(names) < len(params):
         raise NodeProtocolError(f"{described(name, node)} has {len(params)} params but param_names {tuple(names)}; "
                                 "name every parameter, in the order of params")
     for i, (param, grad) in enumerate(zip(params, grads)):

@@ -84,6 +84,8 @@ class RichProgress:
 
     @hookimpl
     def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:
+        if self.task is None:  # the run failed before it started
+            return
         self.progress.update(self.task, completed=run.step)
         self.progress.stop()
 

@@ -174,7 +174,7 @@ def _protocol_problems(obj: Any, params: tuple, grads: tuple) -> list[str]:
     names = getattr(obj, "param_names", None) or ()
     if len(grads) != len(params):
         problems.append(f"it has {len(params)} params but {len(grads)} grads; allocate one gradient per parameter")
-    if names and len(names) != len(params):
+    if names and len(names) < len(params):
         problems.append(f"it has {len(params)} params but param_names {tuple(names)}; name every parameter")
     for kind, then in (("params", params), ("grads", grads)):
         now = getattr(obj, kind, [])

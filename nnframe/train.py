@@ -102,8 +102,10 @@ class Trainer:
             raise
         finally:
             self.run.summary.update(self._summary(status, time.perf_counter() - started))
-            hook.nnframe_run_end(run=self.run, status=status, summary=self.run.summary)
-            self.run.unregister_all()
+            try:
+                hook.nnframe_run_end(run=self.run, status=status, summary=self.run.summary)
+            finally:
+                self.run.unregister_all()
         return self.run.summary
 
     def _loop(self) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnframe.errors import GraphError, NNFrameError, NodeProtocolError
+import nnframe.graph as graph_module
 from nnframe.graph import Graph, GraphNode, sequential_names
 from nnframe.node import Node
 from nnframe.nodes import Add, Affine, Dropout, Mul, Sigmoid, Tanh
@@ -576,16 +577,29 @@ def test_the_first_backward_catches_a_node_that_breaks_the_protocol(mistake: str
         model.backward(np.ones((4, 3)))
 
 
-def test_a_node_that_keeps_the_protocol_passes_and_later_steps_take_the_fast_walk() -> None:
+def test_a_node_that_keeps_the_protocol_passes_and_only_the_first_backward_is_checked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    real_check = graph_module.check_input_gradient
+    monkeypatch.setattr(graph_module, "check_input_gradient",
+                        lambda name, *args: (checked.append(name), real_check(name, *args)))
     model = gain_model()
     assert model.flatten_params()
     x = np.random.default_rng(1).standard_normal((4, 2))
     for _ in range(3):
         model.forward(x)
         model.backward(np.ones((4, 3)))
-    assert model._protocol_checked and model._input_shapes is not None
+    assert checked == ["gain1"]  # affine1 needs no input gradient; later steps take the fast walk
     assert np.shares_memory(model.grads[-1], model.flat_grads)
     check_gradients(model, x)
+
+
+def test_a_node_may_name_a_parameter_it_does_not_have() -> None:
+    rng = np.random.default_rng(0)
+    no_bias = Affine(rng.standard_normal((2, 3)), np.zeros(3))
+    no_bias.params, no_bias.grads = no_bias.params[:1], no_bias.grads[:1]
+    model = Graph.sequential([("affine1", no_bias)])
+    assert model.param_names == ["affine1/W"]
 
 
 class FailsBackward(Node):

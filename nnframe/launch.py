@@ -7,6 +7,7 @@ directory is created, so a bad config or data file leaves nothing behind.
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.errors import NonFiniteError
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
-from nnframe.resume_config import dotted, resume_changes
+from nnframe.resume_config import Change, dotted, latest_overrides, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer
@@ -40,7 +41,11 @@ def prepare(config_path: Path, overrides: list[str], plugins: Plugins) -> Experi
 
 def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: Path = Path("runs"),
           resume: Path | None = None, quiet: bool = False, stream: TextIO | None = None) -> RunResult:
-    """Run an experiment end to end; ``resume`` continues the run in that directory, which this process holds."""
+    """Run an experiment end to end; ``resume`` continues the run in that directory, which this process holds.
+
+    Resuming a completed run that has nothing left to train changes nothing
+    and says so.
+    """
     from nnframe.checkpoint import Checkpointer
 
     experiment = prepare(config_path, overrides, plugins)
@@ -52,10 +57,15 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     with run_dir.lock():
         run.run_dir = run_dir.path
         trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
-        if resume is not None:
-            notes = _resume(trainer, run_dir, config_path, overrides)
-        else:
+        if resume is None:
             notes = _start(trainer, run_dir, overrides)
+        else:
+            changes, previous = _restore(trainer, run_dir, config_path, overrides)
+            if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
+                return RunResult(run_dir.path, previous, [f"the run had already trained all {trainer.step} steps; "
+                                                          "nothing changed. Raise train.epochs or train.max_steps "
+                                                          "to train it longer"])
+            notes = _record_resume(trainer, run_dir, overrides, changes)
         progress = make_progress(trainer.total_steps, quiet, stream)
         if progress is not None:
             run.register(progress)
@@ -64,7 +74,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         try:
             trainer.fit()
         except (Interrupted, NonFiniteError) as exc:
-            exc.args = (f"{exc}; the run is in {run_dir.path}" + _resume_hint(exc, config_path, run_dir.path),)
+            exc.args = (f"{exc}; the run is in {run_dir.path}" + _resume_hint(exc, config_path, run_dir),)
             raise
         finally:
             run_dir.write_summary(run.summary)
@@ -83,11 +93,15 @@ def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> lis
     return []
 
 
-def _resume(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrides: list[str]) -> list[str]:
-    """Check the config against the run's, restore the newest checkpoint, record the resume; returns notes."""
+def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path,
+             overrides: list[str]) -> tuple[list[Change], dict[str, Any]]:
+    """Check the config against the run's and restore the newest checkpoint, writing nothing yet.
+
+    Returns the accepted config changes and the run's summary so far.
+    """
     config, run = trainer.experiment.config, trainer.run
-    recorded = [text for entry in run_dir.read_overrides() for text in entry.get("overrides", [])]
-    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, recorded, config_path, run_dir.path)
+    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, _recorded(run_dir), config_path,
+                             run_dir.path)
     previous = run_dir.read_summary() or {}
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     started = previous.get("started")
@@ -95,14 +109,24 @@ def _resume(trainer: Trainer, run_dir: RunDirectory, config_path: Path, override
         timespec="seconds")
     trainer.checkpointer.restore(trainer)
     run.resumed = True
+    return changes, previous
+
+
+def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change]) -> list[str]:
+    """The resume in the run directory: the config it continues under, its overrides entry; returns notes."""
     if changes:
-        run_dir.replace_config(config.to_yaml())
+        run_dir.replace_config(trainer.experiment.config.to_yaml())
     run_dir.write_overrides(overrides, changed={dotted(c.path): [c.saved, c.now] for c in changes})
     notes = [f"resumed with {change.describe()}" for change in changes]
-    if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
-        notes.append(f"the run had already trained all {trainer.total_steps} steps; raise train.epochs "
-                     "or train.max_steps to train it longer")
+    if trainer.step > trainer.total_steps:
+        notes.append(f"the run has already trained {trainer.step} steps, more than the {trainer.total_steps} this "
+                     "config plans; it is only evaluated. Raise train.epochs or train.max_steps to train it longer")
     return notes
+
+
+def _recorded(run_dir: RunDirectory) -> list[str]:
+    """Every override the run was started and resumed with, oldest first."""
+    return [text for entry in run_dir.read_overrides() for text in entry.get("overrides", [])]
 
 
 def _seconds(value: Any) -> float:
@@ -111,7 +135,10 @@ def _seconds(value: Any) -> float:
     return float(value) if is_number and math.isfinite(value) and value >= 0 else 0.0
 
 
-def _resume_hint(exc: Exception, config_path: Path, run_dir: Path) -> str:
+def _resume_hint(exc: Exception, config_path: Path, run_dir: RunDirectory) -> str:
+    """How to go on: the resume command, with the overrides the run is under, or where the good state is."""
     if isinstance(exc, Interrupted):
-        return f"; continue it with: nnframe train {config_path} --resume {run_dir}"
+        command = ["nnframe", "train", str(config_path), "--resume", str(run_dir.path),
+                   *latest_overrides(_recorded(run_dir))]
+        return f"; continue it with: {shlex.join(command)}"
     return " (its last good checkpoint is kept)"

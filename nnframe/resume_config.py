@@ -21,6 +21,7 @@ Every other difference is refused, naming each field and both values.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +77,17 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     return changes
 
 
+def latest_overrides(recorded: Sequence[str]) -> list[str]:
+    """The overrides that still hold, from all those a run was given: the last one given for each field."""
+    return list({_path(text): text for text in recorded}.values())
+
+
 def _how_to_continue(recorded: Sequence[str], run_dir: Path) -> str:
-    latest = {_path(text): text for text in recorded}
+    latest = latest_overrides(recorded)
     if not latest:
         return (f"The run was started without overrides, so the file has changed since; its config then "
                 f"is {run_dir / 'config.yaml'}")
-    return f"To continue the run as it was, give the overrides it ran with again: {' '.join(latest.values())}"
+    return f"To continue the run as it was, give the overrides it ran with again: {shlex.join(latest)}"
 
 
 def _path(override: str) -> FieldPath:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -290,9 +291,32 @@ def test_resume_never_renames_a_run(tmp_path: Path) -> None:
 def test_resume_of_a_finished_run_says_there_is_nothing_to_train(tmp_path: Path) -> None:
     config = write_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 0, "best_metric": None})
     run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and path.name != ".lock"}
     result = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "note: the run had already trained all 3 steps; raise train.epochs or train.max_steps" in result.stderr
+    assert ("note: the run had already trained all 3 steps; nothing changed. Raise train.epochs or "
+            "train.max_steps") in result.stderr
+    assert f"run: {run_dir}" in result.stdout and "train/loss: " in result.stdout
+    after = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and path.name != ".lock"}
+    assert after == before
+
+
+def test_the_resume_command_printed_on_an_interrupt_carries_the_runs_overrides(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 100_000}, checkpoint={"every": 50, "best_metric": None})
+    process = subprocess.Popen([NNFRAME, "train", str(config), "--runs-dir", "runs", "-q", "optimizer.lr=0.005",
+                                "train.max_steps=90000"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    run_dir = _wait_for_run_dir(tmp_path / "runs", process)
+    assert _wait_for_checkpoint_after(run_dir / "checkpoints", 0, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    command = stderr.split("continue it with: ")[1].strip()
+    assert command.endswith(" optimizer.lr=0.005 train.max_steps=90000")
+    stopped = json.loads((run_dir / "summary.json").read_text())["steps"]
+    args = shlex.split(command)[1:] + [f"train.max_steps={stopped + 3}", "-q"]
+    resumed = subprocess.run([NNFRAME, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == stopped + 3
 
 
 @pytest.mark.parametrize("damage", [b'{"wall_time_s": null, "started": 5}', b'{"wall_time_s": "abc"}'])

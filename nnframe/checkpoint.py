@@ -104,6 +104,7 @@ class Checkpointer:
         if trainer.step == self._saved_step:
             return None
         stem = step_name(trainer.step)
+        trainer.run.hook.nnframe_checkpoint(run=trainer.run)
         path = self._write(stem, f"{stem}.npz", trainer, final=final)
         if path is not None:
             self._saved_step = trainer.step

@@ -43,7 +43,9 @@ def import_tensorboardx() -> Any:
                 del sys.modules[name]
     import tensorboardX
     import tensorboardX.event_file_writer
+    import tensorboardX.proto.api_pb2
     import tensorboardX.proto.event_pb2
+    import tensorboardX.proto.plugin_hparams_pb2
     import tensorboardX.proto.summary_pb2
     import tensorboardX.summary
 
@@ -112,9 +114,27 @@ class EventFile:
     def histogram(self, tag: str, values: Any, step: int) -> None:
         self.summary(self._summaries.histogram(tag, values, "auto"), step)
 
-    def hparams(self, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-        """The HParams plugin's three summaries, in this file (``add_hparams`` would make a sub-run)."""
-        self.summaries(self._summaries.hparams(dict(hparams), dict(metrics)))
+    def session_start(self, hparams: Mapping[str, Any]) -> None:
+        """The HParams plugin's session start: this run's hyperparameters, in this file (``add_hparams`` would
+        make a sub-run).
+
+        No experiment summary is written: TensorBoard takes the table's columns
+        from the first one it finds, so runs of another config lost theirs.
+        Without one it gathers every run's hyperparameters and scalar tags.
+        """
+        _, start, _ = self._summaries.hparams(dict(hparams), {})
+        self.summary(start, 0)
+
+    def session_end(self) -> None:
+        """The HParams plugin's session end, status success: TensorBoard keeps the first it finds in a run."""
+        tbx = import_tensorboardx()
+        hparams_pb2, status = tbx.proto.plugin_hparams_pb2, tbx.proto.api_pb2.Status
+        content = hparams_pb2.HParamsPluginData(
+            session_end_info=hparams_pb2.SessionEndInfo(status=status.Value("STATUS_SUCCESS")), version=0)
+        metadata = tbx.proto.summary_pb2.SummaryMetadata(plugin_data=tbx.proto.summary_pb2.SummaryMetadata.PluginData(
+            plugin_name="hparams", content=content.SerializeToString()))
+        self.summary(self._Summary(value=[self._Summary.Value(tag="_hparams_/session_end_info", metadata=metadata)]),
+                     None)
 
     def summaries(self, summaries: Iterable[Any], step: int | None = None) -> None:
         for summary in summaries:

@@ -93,14 +93,14 @@ def nnframe_step_end(run: RunContext, metrics: StepMetrics) -> None:
     For per-step work such as a progress display or early stopping. Every
     implementation runs on every step, so a logger implements
     :func:`nnframe_log_metrics` instead. ``metrics.logged`` is true on the
-    steps that fall on ``log.every``; only on those are ``accuracy`` and
-    ``grad_norms`` filled in.
+    steps that fall on ``log.every`` and on the run's last step; only on
+    those are ``accuracy`` and ``grad_norms`` filled in.
     """
 
 
 @hookspec
 def nnframe_log_metrics(run: RunContext, metrics: StepMetrics) -> None:
-    """Called on the steps that fall on ``log.every``, right after :func:`nnframe_step_end`.
+    """Called on the steps that fall on ``log.every`` and on the last step, right after :func:`nnframe_step_end`.
 
     ``metrics`` is the same object, with ``accuracy`` (for classification) and,
     when ``log.grad_norms`` is on, ``grad_norms`` filled in: the global norm and
@@ -112,6 +112,17 @@ def nnframe_log_metrics(run: RunContext, metrics: StepMetrics) -> None:
 @hookspec
 def nnframe_evaluation_end(run: RunContext, metrics: EvalMetrics) -> None:
     """Called after each evaluation on the validation set, with its loss and accuracy."""
+
+
+@hookspec
+def nnframe_checkpoint(run: RunContext) -> None:
+    """Called before a checkpoint of step ``run.step`` is written.
+
+    A logger that holds logged values back (the TensorBoard logger writes them
+    in bursts) writes them out and flushes here, so that all it logged up to
+    the checkpoint is on disk: after a kill, training resumes from that
+    checkpoint and its log continues without a gap.
+    """
 
 
 @hookspec

@@ -136,9 +136,10 @@ class Trainer:
         loss = float(loss_node.forward(out, t))
         model.backward(loss_node.backward(1.0))
         step = self.step + 1
-        logged = step % self._log_every == 0
+        logged = step % self._log_every == 0 or step == self.total_steps
         grads = model.grads
-        metrics = StepMetrics(step, self.batches.epoch, loss, 0.0, logged)
+        lr = self.schedule.lr_at(step - 1, self.base_lr, self.total_steps)
+        metrics = StepMetrics(step, self.batches.epoch, loss, lr, logged)
         if logged and self._log_grad_norms:
             metrics.grad_norms = self._grad_norms()
             total_norm = metrics.grad_norms["global"]
@@ -151,7 +152,7 @@ class Trainer:
         else:
             if self._clip:
                 clip_grad_norm(self._whole_grads, self._clip, total_norm)
-            metrics.lr = self.optimizer.lr = self.schedule.lr_at(step - 1, self.base_lr, self.total_steps)
+            self.optimizer.lr = lr
             self.optimizer.update(model.params, grads)
         self.step = self.run.step = step
         self.run.epoch = self.batches.epoch

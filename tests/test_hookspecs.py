@@ -20,6 +20,7 @@ import yaml
 from fixtures.distributions import Site
 from fixtures.sources import component_plugin
 from nnframe import hookspecs
+from nnframe.checkpoint import Checkpointer, step_name
 from nnframe.errors import NonFiniteError
 from nnframe.launch import prepare
 from nnframe.plugins import REGISTER_HOOKS, get_plugin_manager
@@ -57,6 +58,10 @@ class Recorder:
     @hookimpl
     def nnframe_evaluation_end(self, run, metrics):
         self.events.append(("evaluation_end", metrics.step, metrics.accuracy is not None))
+
+    @hookimpl
+    def nnframe_checkpoint(self, run):
+        self.events.append(("checkpoint", run.step))
 
     @hookimpl
     def nnframe_run_end(self, run, status, summary):
@@ -159,8 +164,8 @@ def test_each_run_gets_its_own_logger_and_the_last_one_hears_nothing_more(site: 
     trainer_for(tmp_path, plugins, train={"max_steps": 3, "batch_size": 8}).fit()
     first, second = importlib.import_module("nnframe_recorder").RECORDERS
     assert first.events[-1] == ("run_end", "completed", 12)
-    assert [event[0] for event in second.events] == [
-        "configure_run", "run_start", "step_end", "step_end", "step_end", "evaluation_end", "run_end"]  # log.every 4
+    assert [event[0] for event in second.events] == [  # log.every 4, but the last step is always logged
+        "configure_run", "run_start", "step_end", "step_end", "step_end", "log_metrics", "evaluation_end", "run_end"]
     assert plugins.pm.get_plugins() == {plugins.pm.get_plugin(name) for name in plugins.infos}
 
 
@@ -176,6 +181,20 @@ def test_run_end_reports_divergence_and_still_unregisters(site: Site, tmp_path: 
     assert not plugins.pm.is_registered(recorder)
 
 
+def test_checkpoint_hook_is_called_for_every_checkpoint(site: Site, tmp_path: Path) -> None:
+    site.add("nnframe-recorder", {"nnframe_recorder": RECORDER}, entry_points={"recorder": "nnframe_recorder"})
+    plugins = get_plugin_manager()
+    trainer = trainer_for(tmp_path, plugins, checkpoint={"every": 5, "keep": 5, "best_metric": None})
+    directory = tmp_path / "checkpoints"
+    directory.mkdir()
+    trainer.checkpointer = Checkpointer(directory, trainer.settings.checkpoint, trainer.experiment.config)
+    trainer.fit()
+    [recorder] = importlib.import_module("nnframe_recorder").RECORDERS
+    saved = [event[1] for event in recorder.events if event[0] == "checkpoint"]
+    assert saved == [5, 10, 12]
+    assert sorted(path.name for path in directory.glob("step-*.json")) == [f"{step_name(step)}.json" for step in saved]
+
+
 # --------------------------------------------------------------- meta-tests
 
 HOOK_TESTS = {
@@ -189,6 +208,7 @@ HOOK_TESTS = {
     "nnframe_log_metrics": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_evaluation_end": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_run_end": test_per_run_logger_receives_every_event_and_is_unregistered,
+    "nnframe_checkpoint": test_checkpoint_hook_is_called_for_every_checkpoint,
 }
 
 

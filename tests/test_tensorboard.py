@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import (
     TENSORS,
     EventAccumulator,
 )
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from nnframe.builtin.tensorboard import TensorBoardLogger, flatten_config
 from nnframe.hookspecs import hookimpl
@@ -218,6 +218,35 @@ def test_crash_keeps_the_events_written_before_it(plugins, run_dir):
     assert run._registered == []
 
 
+@pytest.mark.parametrize("status", ["interrupted", "diverged", "failed"])
+def test_a_run_that_did_not_complete_has_hparams_but_no_session_end(plugins, run_dir, status):
+    drive(plugins, run_dir, Drive(stop=20, status=status))
+    assert set(hparams_content(run_dir)) == {"_hparams_/session_start_info"}
+
+
+def test_a_resumed_run_keeps_one_session_start_and_ends_once(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=30, status="interrupted"))
+    drive(get_plugin_manager(), run_dir, Drive(start=30, stop=40))
+    files = sorted(run_dir.glob("*tfevents*"))
+    tags = [sorted(EventAccumulator(str(path)).Reload().PluginTagToContent("hparams")) for path in files]
+    assert tags == [["_hparams_/session_start_info"], ["_hparams_/session_end_info"]]
+
+
+def test_a_checkpoint_puts_every_logged_point_on_disk_first(plugins, run_dir):
+    run = RunContext(name="tiny", config=make_config(every=1), run_dir=run_dir, plugin_manager=plugins.pm,
+                     model=TinyModel())
+    run.hook.nnframe_configure_run(run=run)
+    run.hook.nnframe_run_start(run=run)
+    for step in range(1, 8):
+        run.step = step
+        run.hook.nnframe_log_metrics(run=run, metrics=step_metrics(step, 1, 0.0))
+    assert "train/loss" not in read_events(run_dir).Tags()["scalars"]  # held back for a burst
+    run.hook.nnframe_checkpoint(run=run)
+    assert [step for step, _ in points(read_events(run_dir), "train/loss")] == list(range(1, 8))
+    run.hook.nnframe_run_end(run=run, status="interrupted", summary={})
+    run.unregister_all()
+
+
 def test_resume_continues_the_steps_without_duplicates(plugins, run_dir):
     drive(plugins, run_dir, Drive(stop=30, fail_after=30, status="failed"))
     # the last checkpoint was at step 20: the resumed run repeats 21..30 with other values
@@ -226,7 +255,8 @@ def test_resume_continues_the_steps_without_duplicates(plugins, run_dir):
     events = read_events(run_dir)
     assert_points(events, "train/loss", [(10, 1 / 10), (20, 1 / 20), (30, 100 + 1 / 30), (40, 100 + 1 / 40)])
     assert [step for step, _ in points(events, "val/loss")] == [10, 20, 30, 40]
-    assert len(events.Tensors("config/text_summary")) == 1
+    # the config the run continues under, at the step it resumed from
+    assert [event.step for event in events.Tensors("config/text_summary")] == [0, 20]
     assert len(list(run_dir.glob("*tfevents*"))) == 2
 
 
@@ -264,15 +294,20 @@ def test_config_is_written_as_yaml_text(plugins, run_dir):
     assert yaml.safe_load(text.removeprefix("```yaml\n").removesuffix("```")) == make_config()
 
 
-def test_hparams_hold_the_flat_config_and_the_metric_tags(plugins, run_dir):
+def hparams_content(run_dir: Path) -> dict:
+    return {tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+            for tag, content in read_events(run_dir).PluginTagToContent("hparams").items()}
+
+
+def test_hparams_hold_the_flat_config_and_no_experiment_summary(plugins, run_dir):
     drive(plugins, run_dir, Drive(stop=20))
 
-    content = read_events(run_dir).PluginTagToContent("hparams")
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    metric_tags = [info.name.tag for info in experiment.metric_infos]
-    assert metric_tags == ["train/loss", "train/accuracy", "val/loss", "val/accuracy"]
-    hparams = start.session_start_info.hparams
+    content = hparams_content(run_dir)
+    # without an experiment summary TensorBoard takes the columns from every run: the config's
+    # hyperparameters and the scalar tags as metrics
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert content["_hparams_/session_end_info"].session_end_info.status == api_pb2.STATUS_SUCCESS
+    hparams = content["_hparams_/session_start_info"].session_start_info.hparams
     assert hparams["optimizer.lr"].number_value == pytest.approx(0.1)
     assert hparams["log.grad_norms"].bool_value is True
     assert hparams["data.noise"].string_value == "None"
@@ -428,7 +463,7 @@ def test_training_a_tiny_config_writes_what_the_trainer_emitted(plugins, tmp_pat
     assert_points(events, "val/accuracy", [(m.step, m.accuracy) for m in recorder.evals])
     assert points(events, "val/loss")[-1][1] == pytest.approx(summary["metrics"]["val/loss"], rel=1e-6)
     assert [event.step for event in events.Histograms("weights/affine2/W")] == [10, 20]
-    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
     assert [path.name for path in run_dir.path.iterdir() if path.is_dir()] == ["checkpoints"]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from nnframe.event_file import FLUSH_SECS, EventFile
 from nnframe.hookspecs import hookimpl
-from nnframe.tracking import FINAL_METRICS, config_yaml
+from nnframe.tracking import config_yaml
 
 if TYPE_CHECKING:
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
@@ -43,11 +43,13 @@ class TensorBoardLogger:
 
     Scalars (step = optimizer step): ``train/loss``, ``train/accuracy``,
     ``train/lr``, ``grad_norm/global`` and ``grad_norm/<node>/<param>`` on the
-    steps that fall on ``log.every``; ``val/loss`` and ``val/accuracy`` after
-    each evaluation. Histograms ``weights/<name>`` and ``grads/<name>`` every
-    ``log.histograms_every`` steps (0 turns them off). The resolved config is
-    the text ``config``; the flattened config and the final metrics go to the
-    HParams tab when the run ends.
+    steps that fall on ``log.every`` and on the last step; ``val/loss`` and
+    ``val/accuracy`` after each evaluation. Histograms ``weights/<name>`` and
+    ``grads/<name>`` every ``log.histograms_every`` steps (0 turns them off).
+    The resolved config is the text ``config``, at step 0 and again at each
+    resume. The HParams tab gets the flattened config when a run starts and a
+    session end when it completes; TensorBoard takes its metric columns from
+    the scalar tags, each run's value being its last logged point.
 
     On a resume the writer starts with ``purge_step = run.step + 1``, so points
     a crashed run logged after its last checkpoint are hidden, and every writer
@@ -59,7 +61,6 @@ class TensorBoardLogger:
         self.logdir = run.run_dir
         self.histograms_every = int(run.config.get("log", {}).get("histograms_every", 0) or 0)
         self.writer: EventFile | None = None
-        self.last: dict[str, float] = {}
         self.pending: list[tuple[StepMetrics, float]] = []
         self._tag_sets: dict[tuple[bool, tuple[str, ...]], tuple[str, ...]] = {}
         self.written_at = time.monotonic()
@@ -68,9 +69,10 @@ class TensorBoardLogger:
     def nnframe_run_start(self, run: RunContext) -> None:
         self.writer = EventFile(self.logdir, purge_step=run.step + 1 if run.resumed else None,
                                 suffix=f".{_count_event_files(self.logdir)}")
+        self.writer.text("config", f"```yaml\n{config_yaml(run.config)}```", step=run.step)
         if not run.resumed:
-            self.writer.text("config", f"```yaml\n{config_yaml(run.config)}```", step=0)
-            self.writer.flush()
+            self.writer.session_start(flatten_config(run.config))
+        self.writer.flush()
 
     @hookimpl
     def nnframe_log_metrics(self, run: RunContext, metrics: StepMetrics) -> None:
@@ -90,12 +92,26 @@ class TensorBoardLogger:
         self.writer.flush()
 
     @hookimpl
+    def nnframe_checkpoint(self, run: RunContext) -> None:
+        """Write out the kept metrics and flush, so the log reaches the checkpoint a resume starts from."""
+        if self.writer is None:
+            return
+        self._write_pending()
+        self.writer.flush()
+
+    @hookimpl
     def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:
+        """Write out the kept metrics and close; a completed run also gets its HParams session end.
+
+        TensorBoard keeps the first session end it finds in a run, so an
+        interrupted, diverged or failed run, which may be resumed, gets none.
+        """
         if self.writer is None:
             return
         try:
             self._write_pending()
-            self._hparams(run.config, summary.get("metrics") or {})
+            if status == "completed":
+                self.writer.session_end()
         finally:
             self.writer.close()
             self.writer = None
@@ -113,8 +129,6 @@ class TensorBoardLogger:
             for tags, group in groupby(self.pending, key=lambda item: self._train_tags(item[0])):
                 self.writer.scalar_series(tags, ((metrics.step, wall_time, _train_values(metrics))
                                                  for metrics, wall_time in group))
-            last = self.pending[-1][0]
-            self.last.update(zip(self._train_tags(last), _train_values(last)))
             self.pending.clear()
         self.written_at = time.monotonic()
 
@@ -130,7 +144,6 @@ class TensorBoardLogger:
 
     def _scalars(self, values: Mapping[str, float | None], step: int, wall_time: float | None = None) -> None:
         present = {tag: float(value) for tag, value in values.items() if value is not None}
-        self.last.update(present)
         self.writer.scalars(present, step, wall_time)
 
     def histograms(self, model: Any, step: int) -> None:
@@ -143,13 +156,6 @@ class TensorBoardLogger:
                 finite = np.asarray(values)[np.isfinite(values)]
                 if finite.size:
                     self.writer.histogram(f"{prefix}/{name}", finite, step)
-
-    def _hparams(self, config: Mapping[str, Any], final: Mapping[str, float | None]) -> None:
-        """The flattened config against the run's final metrics (the last logged value where a final one is missing)."""
-        metrics = {tag: self.last[tag] for tag in FINAL_METRICS if tag in self.last}
-        metrics.update({tag: float(value) for tag, value in final.items()
-                        if tag in FINAL_METRICS and value is not None})
-        self.writer.hparams(flatten_config(config), metrics)
 
     def __repr__(self) -> str:
         state = "open" if self.writer is not None else "closed"

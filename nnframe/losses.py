@@ -65,7 +65,9 @@ class SoftmaxWithLoss(Loss):
     counting as one sample); targets either class indices ``t: (N,)`` of
     integers in ``[0, C)`` or one-hot (or any probability) rows ``t: (N, C)``.
     ``log y`` comes from log-sum-exp, so logits of ±1000 give a finite loss.
-    Backward: ``dx = dout * (y - t) / N`` with ``t`` one-hot.
+    Backward: ``dx = dout * (y - t) / N`` with ``t`` one-hot. Rows of ``t``
+    that do not sum to 1 (two labels at once, a row of zeros) take the
+    general ``dx = dout * (y Σ_k t_k - t) / N``.
     """
 
     def __init__(self) -> None:
@@ -114,6 +116,7 @@ class SoftmaxWithLoss(Loss):
     def backward(self, dout: float = 1.0) -> np.ndarray:
         dx = self.y.copy()
         if self.t.shape == dx.shape:
+            dx *= self.t.sum(axis=-1, keepdims=True)
             dx -= self.t
         else:
             rows = dx.reshape(-1, dx.shape[-1])

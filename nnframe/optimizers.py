@@ -58,9 +58,12 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Optimizer):
-    """Nesterov's accelerated gradient in the book's form (arXiv:1212.0901).
+    """Nesterov's accelerated gradient in the book's form, whose code cites arXiv:1212.0901.
 
-    ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``.
+    ``v = momentum * v - lr * g; p += momentum**2 * v - (1 + momentum) * lr * g``,
+    with the updated ``v``: the first step moves ``p`` by
+    ``(1 + momentum + momentum**2) lr g``, further than the paper's form and
+    PyTorch's ``nesterov=True`` (``(1 + momentum) lr g``), which use the old ``v``.
     """
 
     params_model = NesterovParams

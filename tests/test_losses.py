@@ -210,3 +210,18 @@ def test_target_range_check_can_be_left_to_the_caller():
     assert loss.forward(x, t) == pytest.approx(np.log(3))
     with pytest.raises(DataError, match="whole numbers"):
         loss.forward(x, np.array([0.5, 1.0]))  # the dtype is still checked
+
+
+@pytest.mark.parametrize("t", [
+    np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),   # two labels in a row, a row of no label
+    np.array([[0.5, 0.2, 0.1], [2.0, 0.0, 1.0]]),   # weights that do not sum to 1
+])
+def test_softmax_gradient_is_right_for_rows_that_are_not_probabilities(t):
+    x = np.random.default_rng(3).standard_normal((2, 3))
+    assert check_gradients(SoftmaxWithLoss(), x, target=t).ok
+
+
+def test_softmax_of_one_class_with_a_column_of_zeros_has_no_gradient():
+    loss = SoftmaxWithLoss()
+    assert loss.forward(np.array([[0.3], [-1.2], [2.0]]), np.zeros((3, 1), dtype=int)) == 0.0
+    assert np.array_equal(loss.backward(), np.zeros((3, 1)))

@@ -10,9 +10,14 @@ from nnframe.node import Node
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-x))`` in ``x``'s dtype, in one buffer, computed as ``(1 + tanh(x / 2)) / 2``.
 
-    The two are equal, but ``tanh`` cannot overflow, so no ``np.errstate`` is
-    needed around it (that alone cost a third of the function) and extreme
-    inputs give exactly 0 and 1.
+    The two are equal in exact arithmetic, and ``tanh`` cannot overflow, so
+    no ``np.errstate`` is needed around it (that alone cost a third of the
+    function). In floating point, ``1 + tanh`` cancels for very negative
+    ``x``: the value keeps its absolute accuracy (errors below 1e-16 in
+    float64, 2e-8 in float32) but not its relative one far in the tail
+    (1e-8 at x = -20 and exactly 0 from about -37 in float64; from about -17
+    in float32). A form exact there, ``exp(-logaddexp(0, -x))``, took twice
+    as long on spiral's batch and seven times as long on a 256x1000 one.
     """
     out = np.multiply(x, 0.5)
     np.tanh(out, out=out)

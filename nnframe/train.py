@@ -142,8 +142,9 @@ class Trainer:
         metrics = StepMetrics(step, self.batches.epoch, loss, lr, logged)
         if logged and self._log_grad_norms:
             metrics.grad_norms = self._grad_norms()
+        if logged and self._log_grad_norms and not self._clip:
             total_norm = metrics.grad_norms["global"]
-        else:
+        else:  # clipping scales by this norm: it must not depend on which steps are logged
             total_norm = global_norm(self._whole_grads)
         if logged and self.experiment.classification:
             metrics.accuracy = accuracy(out, t)

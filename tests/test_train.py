@@ -275,3 +275,14 @@ def test_a_run_whose_plugins_fail_to_configure_ends_as_failed(tmp_path):
     with pytest.raises(PluginError, match=r"run plugin test_train.RegistersABrokenLogger.Logger: "):
         trainer.fit()
     assert (trainer.run.summary["status"], recorder.ends) == ("failed", ["failed"])
+
+
+def test_logging_cadence_does_not_change_the_weights_when_gradients_are_clipped(tmp_path):
+    path = write_config(tmp_path, TINY)
+    trained = []
+    for every in (1, 7):
+        trainer, _ = make_trainer(path, ["train.dtype=float32", "train.clip_grad_norm=0.05", f"log.every={every}"])
+        trainer.fit()
+        trained.append([p.copy() for p in trainer.model.params])
+    for a, b in zip(*trained):
+        assert np.array_equal(a, b)

@@ -8,10 +8,11 @@ not repeated, or a file edited since. So:
 * the training length (``train.epochs``, ``train.max_steps``), logging
   (``log``) and checkpointing (``checkpoint``) may change, wherever the new
   value comes from;
-* the experiment ``name``, the ``model``, ``train.dtype`` and
-  ``optimizer.type`` never change: the name names the run's directory, and
-  the checkpoints hold the model's arrays in that dtype and that optimizer's
-  state;
+* the experiment ``name``, the ``seed``, the ``model``, ``train.dtype`` and
+  ``optimizer.type`` never change: the name names the run's directory, the
+  checkpoints hold the model's arrays in that dtype, that optimizer's state
+  and every random stream (a new seed would only draw another validation
+  split);
 * anything else may change only through an override given with this resume,
   a deliberate change; an override of a component's ``type`` covers the
   whole component, whose fields change with it.
@@ -31,7 +32,7 @@ from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, short_repr
 
 FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",))
-NEVER_CHANGES = (("name",), ("model",), ("train", "dtype"), ("optimizer", "type"))
+NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("optimizer", "type"))
 SHOWN = 5
 
 FieldPath = tuple[str | int, ...]
@@ -65,8 +66,8 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
         listed = "; ".join(change.describe() for change in refused[:SHOWN])
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
         if any(_under(c.path, NEVER_CHANGES) for c in refused):
-            advice = ("A run keeps its name, model, train.dtype and optimizer.type (its directory and checkpoints "
-                      "are made for them); start a new run to change them")
+            advice = ("A run keeps its name, seed, model, train.dtype and optimizer.type (its directory and "
+                      "checkpoints are made for them); start a new run to change them")
             if not all(_under(c.path, given) for c in refused):
                 advice += f". {_how_to_continue(recorded, run_dir)}"
         else:

@@ -187,7 +187,7 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_same_parameters(tmp_p
 
 
 @pytest.mark.parametrize(("damage", "message"), [
-    ("model.0.out=9", r"model\[0\].out: 8 in the run, 9 now\. A run keeps its name, model, train.dtype and "
+    ("model.0.out=9", r"model\[0\].out: 8 in the run, 9 now\. A run keeps its name, seed, model, train.dtype and "
                       r"optimizer.type"),
     ("truncate", r"no valid checkpoint in .*checkpoints.*sha256"),
     ("pickle", r"no valid checkpoint in .*pickled Python objects"),

@@ -13,6 +13,7 @@ from nnframe.resume_config import Change, differences, dotted, resume_changes
 
 SAVED = {
     "name": "spiral",
+    "seed": 7,
     "model": [{"type": "affine", "out": 10}, {"type": "sigmoid"}],
     "optimizer": {"type": "sgd", "lr": 1.0},
     "train": {"epochs": 300, "batch_size": 30},
@@ -74,11 +75,12 @@ def test_an_override_of_a_components_type_covers_its_fields() -> None:
     ("model", [{"type": "affine", "out": 20}, {"type": "sigmoid"}], "model[0].out"),
     ("train", {"dtype": "float64"}, "train.dtype"),
     ("optimizer", {"type": "adam"}, "optimizer.type"),
+    ("seed", 8, "seed"),
 ])
-def test_the_model_dtype_and_optimizer_type_never_change(section: str, value, field: str) -> None:
+def test_the_seed_model_dtype_and_optimizer_type_never_change(section: str, value, field: str) -> None:
     override = f"{field.replace('[0]', '.0')}=x"
-    with pytest.raises(ConfigError, match=rf"{re.escape(field)}: .* now\. A run keeps its name, model, train.dtype "
-                                          r"and optimizer.type .*; start a new run to change them$"):
+    with pytest.raises(ConfigError, match=rf"{re.escape(field)}: .* now\. A run keeps its name, seed, model, "
+                                          r"train.dtype and optimizer.type .*; start a new run to change them$"):
         check(changed(**{section: value}), overrides=[override])
 
 

@@ -91,7 +91,8 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
 
 
 def validate_dataset(ds: Dataset, where: str) -> Dataset:
-    """Check ``ds`` and return it normalised: labels as int64, 1-D regression targets as ``(N, 1)``.
+    """Check ``ds`` and return it normalised: labels as int64 (a ``(N, 1)`` column of them as ``(N,)``),
+    1-D regression targets as ``(N, 1)``.
 
     Raises DataError for: empty data, non-numeric or non-finite ``x``, ``x``/``y``
     of different lengths, labels that are not non-negative integers, rows that
@@ -237,8 +238,8 @@ def _check_targets(value: Any, name: str, x: np.ndarray, classification: bool, p
     if not classification:
         _check_finite(y, name, prefix)
         return y.reshape(-1, 1) if y.ndim == 1 else y
-    if y.ndim == 1:
-        return _check_class_indices(y, name, prefix)
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):  # a column of labels is the labels
+        return _check_class_indices(y.reshape(-1), name, prefix)
     if y.ndim == 2:
         return _check_one_hot(y, name, prefix)
     raise DataError(f"{prefix}: {name} has shape {y.shape}; expected (N,) class indices or (N, C) one-hot rows")

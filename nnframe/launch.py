@@ -141,4 +141,6 @@ def _resume_hint(exc: Exception, config_path: Path, run_dir: RunDirectory) -> st
         command = ["nnframe", "train", str(config_path), "--resume", str(run_dir.path),
                    *latest_overrides(_recorded(run_dir))]
         return f"; continue it with: {shlex.join(command)}"
-    return " (its last good checkpoint is kept)"
+    if any(run_dir.checkpoints.glob("step-*.json")):
+        return " (its last good checkpoint is kept)"
+    return " (it diverged before its first checkpoint, so none is kept)"

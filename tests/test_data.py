@@ -76,6 +76,13 @@ def test_validate_normalises_labels_and_infers_classes():
     assert validate_dataset(_ds(num_classes=7), "data").num_classes == 7
 
 
+def test_validate_reads_a_column_of_labels_as_labels():
+    ds = validate_dataset(Dataset(np.zeros((4, 2)), np.array([[0], [1], [1], [0]], dtype=np.float32)), "data")
+    assert ds.y.shape == (4,) and ds.y.dtype == np.int64 and ds.num_classes == 2
+    with pytest.raises(DataError, match=r"y\[1\] = 0.5 is not a class index"):
+        validate_dataset(Dataset(np.zeros((2, 2)), np.array([[0.0], [0.5]])), "data")
+
+
 def test_validate_regression_targets_become_columns():
     ds = validate_dataset(_ds(y=np.array([0.5, -1.25, 3.0, 0.0]), classification=False, num_classes=3), "data")
     assert ds.y.shape == (4, 1) and ds.y[:, 0].tolist() == [0.5, -1.25, 3.0, 0.0]

@@ -227,8 +227,19 @@ def test_cli_divergence_exits_3_naming_step_and_parameter(tmp_path: Path) -> Non
     assert "error: training diverged at step 3" in result.stderr
     assert "affine1/W" in result.stderr
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert f"the run is in runs/tiny/{run_dir.name} (its last good checkpoint is kept)" in result.stderr
     assert latest_checkpoint(run_dir / "checkpoints").step == 2
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_a_run_that_diverges_before_any_checkpoint_says_none_is_kept(tmp_path: Path) -> None:
+    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": 1e38}, checkpoint={"every": 0})
+    text = yaml.safe_load(config.read_text())
+    text["seed"], text["model"] = 3, [m for m in text["model"] if m["type"] != "dropout"]
+    config.write_text(yaml.safe_dump(text))
+    result = nnframe("train", str(config), "--runs-dir", "runs", "-q", cwd=tmp_path)
+    assert result.returncode == 3
+    assert result.stderr.rstrip().endswith("(it diverged before its first checkpoint, so none is kept)")
 
 
 def test_cli_resume_of_a_missing_directory_exits_2(tmp_path: Path) -> None:

@@ -76,16 +76,20 @@ class Checkpointer:
 
     ``after_step`` saves every ``settings.every`` optimizer steps (0: never);
     ``save`` is called at the end and on interruption; ``after_evaluation``
-    keeps ``best`` by ``settings.best_metric``. After each save only the newest
+    keeps ``best`` by ``settings.best_metric`` (``val/loss`` in its place for
+    a regression run, which has no accuracy). After each save only the newest
     ``settings.keep`` step checkpoints remain. A state with a non-finite
     parameter or optimizer value is never saved, so the last good checkpoint
     survives a divergence. Warnings go to ``stream`` (standard error by default).
     """
 
     def __init__(self, checkpoints_dir: Path, settings: CheckpointConfig, config: LoadedConfig,
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, classification: bool = True) -> None:
         self.directory = Path(checkpoints_dir)
         self.settings = settings
+        self.best_metric = settings.best_metric
+        if self.best_metric == "val/accuracy" and not classification:
+            self.best_metric = "val/loss"
         self.config = config
         self.stream = stream
         self.best_value: float | None = None
@@ -113,7 +117,7 @@ class Checkpointer:
 
     def after_evaluation(self, trainer: Trainer, metrics: EvalMetrics) -> None:
         """Save ``best`` when ``metrics`` beat the best value so far."""
-        metric = self.settings.best_metric
+        metric = self.best_metric
         if metric is None:
             return
         value = metrics.loss if metric == "val/loss" else metrics.accuracy
@@ -129,7 +133,7 @@ class Checkpointer:
     def _better(self, value: float) -> bool:
         if self.best_value is None:
             return True
-        if self.settings.best_metric == "val/loss":
+        if self.best_metric == "val/loss":
             return value < self.best_value
         return value > self.best_value
 
@@ -220,7 +224,7 @@ class Checkpointer:
             metric = read_checkpoint(path).meta.get("metric") or {}
         except CheckpointError:
             return None
-        if metric.get("name") != self.settings.best_metric or not isinstance(metric.get("value"), (int, float)):
+        if metric.get("name") != self.best_metric or not isinstance(metric.get("value"), (int, float)):
             return None
         return float(metric["value"])
 
@@ -238,7 +242,7 @@ class Checkpointer:
 
     def __repr__(self) -> str:
         return (f"Checkpointer({str(self.directory)!r}, every={self.settings.every}, keep={self.settings.keep}, "
-                f"best_metric={self.settings.best_metric!r})")
+                f"best_metric={self.best_metric!r})")
 
 
 # --------------------------------------------------------------------------

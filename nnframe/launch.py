@@ -56,7 +56,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
     with run_dir.lock():
         run.run_dir = run_dir.path
-        trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config)
+        trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
+                                            classification=experiment.classification)
         if resume is None:
             notes = _start(trainer, run_dir, overrides)
         else:
@@ -78,6 +79,10 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
             raise
         finally:
             run_dir.write_summary(run.summary)
+    checkpoint = settings.checkpoint
+    if checkpoint.best_metric and "best_metric" in checkpoint.model_fields_set and experiment.dataset.x_val is None:
+        notes.append(f"checkpoint.best_metric is {checkpoint.best_metric}, but the run has no validation set, so "
+                     "no best checkpoint was kept; set data.val_fraction or give x_val and y_val")
     skipped = run.summary.get("skipped_steps", 0)
     if skipped:
         notes.append(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "

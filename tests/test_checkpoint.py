@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from fixtures.experiments import write_experiment
 from nnframe.checkpoint import (
@@ -400,3 +401,30 @@ def test_skip_step_counts_skips_and_saves_them(tmp_path: Path) -> None:
     assert result.notes == ["skipped 8 of 10 steps with a non-finite loss or gradient (train.on_nonfinite: skip_step)"]
     checkpoint = latest_checkpoint(result.run_dir / "checkpoints")
     assert (checkpoint.step, checkpoint.meta["skipped_steps"]) == (10, 8)
+
+
+def test_a_regression_run_keeps_its_best_checkpoint_by_val_loss(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((60, 2))
+    np.savez(tmp_path / "reg.npz", x=x, y=x.sum(axis=1))
+    config = {**CONFIG, "data": {"type": "npz", "path": "reg.npz", "task": "regression", "val_fraction": 0.2},
+              "model": [{"type": "affine", "out": 1}], "loss": {"type": "mse"}, "optimizer": {"type": "sgd", "lr": 0.1},
+              "train": {"max_steps": 20, "batch_size": 12, "eval_every": 4},
+              "checkpoint": {"every": 0}}  # best_metric defaults to val/accuracy, which regression has not
+    path = tmp_path / "reg.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    best = read_checkpoint(result.run_dir / "checkpoints" / "best.json")
+    assert best.meta["metric"]["name"] == "val/loss"
+    assert best.meta["metric"]["value"] <= result.summary["metrics"]["val/loss"]  # the final one, at step 20
+
+
+def test_a_best_metric_without_a_validation_set_is_named_in_a_note(tmp_path: Path) -> None:
+    path = write_config(tmp_path, data={**CONFIG["data"], "val_fraction": 0.0},
+                        checkpoint={"best_metric": "val/loss"})
+    result = launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    assert result.notes == ["checkpoint.best_metric is val/loss, but the run has no validation set, so no best "
+                            "checkpoint was kept; set data.val_fraction or give x_val and y_val"]
+    assert not (result.run_dir / "checkpoints" / "best.json").exists()
+    quiet = launch_train(write_config(tmp_path, data={**CONFIG["data"], "val_fraction": 0.0}, checkpoint={}), [],
+                         get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    assert quiet.notes == []  # the default, not asked for

@@ -65,18 +65,27 @@ def test_the_readme_plugin_installs_and_passes_its_own_tests(site: Site) -> None
     namespace["test_registered"](plugins)
 
 
-def test_a_config_trains_with_the_readme_plugin(site: Site, tmp_path: Path) -> None:
-    install_the_readme_plugin(site)
+def train_spiral_with(site: Site, tmp_path: Path, change) -> dict:
+    """``nnframe train`` on the spiral experiment changed by ``change(config)``, in ``site``; its summary."""
     config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
-    config["model"].insert(1, {"type": "scale", "init": 0.5})
-    config["train"]["epochs"] = 20
-    path = tmp_path / "scaled.yaml"
+    change(config)
+    path = tmp_path / "changed.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     done = subprocess.run([NNFRAME, "train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"],
                           capture_output=True, text=True, timeout=120, env=site.env())
     assert done.returncode == 0, done.stderr
     (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_a_config_trains_with_the_readme_plugin(site: Site, tmp_path: Path) -> None:
+    install_the_readme_plugin(site)
+
+    def add_scale(config: dict) -> None:
+        config["model"].insert(1, {"type": "scale", "init": 0.5})
+        config["train"]["epochs"] = 20
+
+    summary = train_spiral_with(site, tmp_path, add_scale)
     assert summary["status"] == "completed" and summary["steps"] == 200
     assert "my-package" in summary["versions"]["plugins"]
 
@@ -85,15 +94,11 @@ def test_the_readme_optimizer_registers_and_trains(site: Site, tmp_path: Path) -
     (code,) = [block for block in code_blocks("python") if "nnframe_register_optimizers" in block]
     site.add("my-optimizer", {"my_optimizer": code}, entry_points={"sign_sgd": "my_optimizer"}, version="0.1")
     assert get_plugin_manager().optimizers.plugin_of("sign_sgd").dist == "my-optimizer"
-    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
-    config["optimizer"] = {"type": "sign_sgd", "lr": 0.05}
-    config["train"]["epochs"] = 30
-    path = tmp_path / "signed.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    done = subprocess.run([NNFRAME, "train", str(path), "--runs-dir", str(tmp_path / "runs"), "-q"],
-                          capture_output=True, text=True, timeout=120, env=site.env())
-    assert done.returncode == 0, done.stderr
-    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
+
+    def use_sign_sgd(config: dict) -> None:
+        config["optimizer"] = {"type": "sign_sgd", "lr": 0.05}
+        config["train"]["epochs"] = 30
+
+    summary = train_spiral_with(site, tmp_path, use_sign_sgd)
     assert summary["status"] == "completed"
     assert summary["metrics"]["train/loss"] < 1.0  # from log(3) = 1.0986 at the start

@@ -217,11 +217,17 @@ def _rehash(json_path: Path, npz: Path) -> None:
     json_path.write_text(json.dumps(meta))
 
 
-def test_cli_divergence_exits_3_naming_step_and_parameter(tmp_path: Path) -> None:
-    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": 1e38}, checkpoint={"every": 1})
+def diverging_config(tmp_path: Path, checkpoint_every: int) -> Path:
+    """A run whose loss is NaN at step 3 (lr 1e38, no dropout, seed 3)."""
+    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": 1e38}, checkpoint={"every": checkpoint_every})
     text = yaml.safe_load(config.read_text())
     text["seed"], text["model"] = 3, [m for m in text["model"] if m["type"] != "dropout"]
     config.write_text(yaml.safe_dump(text))
+    return config
+
+
+def test_cli_divergence_exits_3_naming_step_and_parameter(tmp_path: Path) -> None:
+    config = diverging_config(tmp_path, checkpoint_every=1)
     result = nnframe("train", str(config), "--runs-dir", "runs", "-q", cwd=tmp_path)
     assert result.returncode == 3
     assert "error: training diverged at step 3" in result.stderr
@@ -233,10 +239,7 @@ def test_cli_divergence_exits_3_naming_step_and_parameter(tmp_path: Path) -> Non
 
 
 def test_a_run_that_diverges_before_any_checkpoint_says_none_is_kept(tmp_path: Path) -> None:
-    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": 1e38}, checkpoint={"every": 0})
-    text = yaml.safe_load(config.read_text())
-    text["seed"], text["model"] = 3, [m for m in text["model"] if m["type"] != "dropout"]
-    config.write_text(yaml.safe_dump(text))
+    config = diverging_config(tmp_path, checkpoint_every=0)
     result = nnframe("train", str(config), "--runs-dir", "runs", "-q", cwd=tmp_path)
     assert result.returncode == 3
     assert result.stderr.rstrip().endswith("(it diverged before its first checkpoint, so none is kept)")

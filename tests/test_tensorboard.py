@@ -232,11 +232,17 @@ def test_a_resumed_run_keeps_one_session_start_and_ends_once(plugins, run_dir):
     assert tags == [["_hparams_/session_start_info"], ["_hparams_/session_end_info"]]
 
 
-def test_a_checkpoint_puts_every_logged_point_on_disk_first(plugins, run_dir):
+def started_run(plugins, run_dir: Path) -> RunContext:
+    """A run logging every step, through configure_run and run_start, for tests that drive the hooks by hand."""
     run = RunContext(name="tiny", config=make_config(every=1), run_dir=run_dir, plugin_manager=plugins.pm,
                      model=TinyModel())
     run.hook.nnframe_configure_run(run=run)
     run.hook.nnframe_run_start(run=run)
+    return run
+
+
+def test_a_checkpoint_puts_every_logged_point_on_disk_first(plugins, run_dir):
+    run = started_run(plugins, run_dir)
     for step in range(1, 8):
         run.step = step
         run.hook.nnframe_log_metrics(run=run, metrics=step_metrics(step, 1, 0.0))
@@ -485,10 +491,7 @@ def test_tensorboardx_loads_without_importing_torch_or_boto3(tmp_path):
 
 
 def test_a_burst_keeps_step_order_when_the_logged_scalars_change(plugins, run_dir):
-    run = RunContext(name="tiny", config=make_config(every=1), run_dir=run_dir, plugin_manager=plugins.pm,
-                     model=TinyModel())
-    run.hook.nnframe_configure_run(run=run)
-    run.hook.nnframe_run_start(run=run)
+    run = started_run(plugins, run_dir)
     for step in range(1, 7):
         metrics = step_metrics(step, every=1)
         if step in (3, 4):

@@ -151,7 +151,8 @@ def check_node_arrays(name: str, node: object) -> None:
     More names than parameters is allowed: a class may name an optional
     parameter (``("W", "b")`` for a layer built without its bias).
     """
-    params, grads, names = node.params, node.grads, node.param_names
+    params, grads = getattr(node, "params", []), getattr(node, "grads", [])
+    names = getattr(node, "param_names", ())
     if len(grads) != len(params):
         raise NodeProtocolError(f"{described(name, node)} has {len(params)} params but {len(grads)} grads; "
                                 "allocate one gradient array per parameter, e.g. self.grads = [zeros_like(W)]")
@@ -165,8 +166,10 @@ def check_node_arrays(name: str, node: object) -> None:
 
 
 def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> None:
-    """The node still holds the very arrays ``params`` and ``grads`` it had when the graph was made."""
-    for kind, now, then in (("params", node.params, params), ("grads", node.grads, grads)):
+    """The node still holds the very arrays ``params`` and ``grads`` it had before (when its graph was made,
+    or before a gradient check's passes)."""
+    for kind, then in (("params", params), ("grads", grads)):
+        now = getattr(node, kind, [])
         replaced = [i for i, (a, b) in enumerate(zip(now, then)) if a is not b]
         if len(now) != len(then) or replaced:
             i = replaced[0] if replaced else min(len(now), len(then))

@@ -22,6 +22,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -169,19 +170,17 @@ def _node_pass(obj: Any, inputs: tuple, rng: np.random.Generator,
 
 
 def _protocol_problems(obj: Any, params: tuple, grads: tuple) -> list[str]:
-    """What breaks the node protocol: unmatched params, grads and names, or arrays replaced by the passes."""
+    """The node-protocol checks a graph makes (:mod:`nnframe.graph_checks`), as problems of this check."""
+    from nnframe.errors import NodeProtocolError
+    from nnframe.graph_checks import check_arrays_kept, check_node_arrays
+
     problems = []
-    names = getattr(obj, "param_names", None) or ()
-    if len(grads) != len(params):
-        problems.append(f"it has {len(params)} params but {len(grads)} grads; allocate one gradient per parameter")
-    if names and len(names) < len(params):
-        problems.append(f"it has {len(params)} params but param_names {tuple(names)}; name every parameter")
-    for kind, then in (("params", params), ("grads", grads)):
-        now = getattr(obj, kind, [])
-        replaced = [i for i, (a, b) in enumerate(zip(now, then)) if a is not b]
-        if replaced or len(now) != len(then):
-            problems.append(f"forward or backward replaced {kind}[{replaced[0] if replaced else len(then)}] "
-                            f"instead of writing into it in place (self.{kind}[i][...] = value)")
+    name = type(obj).__name__
+    for check in (partial(check_node_arrays, name, obj), partial(check_arrays_kept, name, obj, params, grads)):
+        try:
+            check()
+        except NodeProtocolError as exc:
+            problems.append(str(exc))
     return problems
 
 

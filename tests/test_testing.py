@@ -176,7 +176,8 @@ class UnnamedBias(Affine):
 def test_a_node_that_replaces_its_gradient_arrays_fails():
     rng = np.random.default_rng(4)
     node = ReplacingAffine(rng.standard_normal((3, 2)), rng.standard_normal(2))
-    with pytest.raises(GradientCheckError, match=r"replaced grads\[0\] instead of writing into it in place"):
+    with pytest.raises(GradientCheckError, match=r"node 'ReplacingAffine' \(test_testing.ReplacingAffine\) "
+                                                 r"replaced grads\[0\] with a new array"):
         check_gradients(node, rng.standard_normal((4, 3)))
 
 
@@ -185,7 +186,8 @@ def test_a_node_with_an_unnamed_parameter_fails():
     node = UnnamedBias(rng.standard_normal((3, 2)), rng.standard_normal(2))
     result = check_gradients(node, rng.standard_normal((4, 3)), raise_on_failure=False)
     assert not result.ok and result.worst_error < 1e-7
-    assert result.problems == ["it has 2 params but param_names ('W',); name every parameter"]
+    assert result.problems == ["node 'UnnamedBias' (test_testing.UnnamedBias) has 2 params but param_names "
+                               "('W',); name every parameter, in the order of params"]
 
 
 def test_rtol_decides():

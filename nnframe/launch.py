@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from nnframe.build import Experiment, build_experiment
+from nnframe.config_errors import format_path
 from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.errors import NonFiniteError
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
-from nnframe.resume_config import Change, dotted, latest_overrides, resume_changes
+from nnframe.resume_config import Change, latest_overrides, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer
@@ -121,7 +122,7 @@ def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]
     """The resume in the run directory: the config it continues under, its overrides entry; returns notes."""
     if changes:
         run_dir.replace_config(trainer.experiment.config.to_yaml())
-    run_dir.write_overrides(overrides, changed={dotted(c.path): [c.saved, c.now] for c in changes})
+    run_dir.write_overrides(overrides, changed={format_path(c.path): [c.saved, c.now] for c in changes})
     notes = [f"resumed with {change.describe()}" for change in changes]
     if trainer.step > trainer.total_steps:
         notes.append(f"the run has already trained {trainer.step} steps, more than the {trainer.total_steps} this "

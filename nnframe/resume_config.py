@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nnframe.config_errors import format_path
 from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, short_repr
 
@@ -47,7 +48,7 @@ class Change:
     now: Any
 
     def describe(self) -> str:
-        return f"{dotted(self.path)}: {short_repr(self.saved, 40)} in the run, {short_repr(self.now, 40)} now"
+        return f"{format_path(self.path)}: {short_repr(self.saved, 40)} in the run, {short_repr(self.now, 40)} now"
 
 
 def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequence[str],
@@ -103,14 +104,6 @@ def differences(saved: Any, now: Any, path: FieldPath = ()) -> list[Change]:
     if isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
         return [c for k, (a, b) in enumerate(zip(saved, now)) for c in differences(a, b, (*path, k))]
     return [] if saved == now else [Change(path, saved, now)]
-
-
-def dotted(path: FieldPath) -> str:
-    """``("model", 0, "out")`` -> ``model[0].out``, the field paths of config errors."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _under(path: FieldPath, prefixes: Sequence[FieldPath]) -> bool:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nnframe.errors import ConfigError
-from nnframe.resume_config import Change, differences, dotted, resume_changes
+from nnframe.config_errors import format_path
+from nnframe.resume_config import Change, differences, resume_changes
 
 SAVED = {
     "name": "spiral",
@@ -43,15 +44,9 @@ def test_differences_are_leaves_in_order_with_new_keys_last() -> None:
     assert differences(SAVED, changed()) == []
 
 
-def test_dotted_paths_read_like_config_errors() -> None:
-    assert dotted(("model", 0, "out")) == "model[0].out"
-    assert dotted(("optimizer", "lr")) == "optimizer.lr"
-    assert dotted(("name",)) == "name"
-
-
 def test_length_logging_and_checkpointing_may_change_from_anywhere() -> None:
     now = changed(train={"epochs": 400}, log={"every": 5})
-    assert [dotted(c.path) for c in check(now)] == ["train.epochs", "log.every"]
+    assert [format_path(c.path) for c in check(now)] == ["train.epochs", "log.every"]
 
 
 def test_other_fields_change_only_through_this_resumes_overrides() -> None:
@@ -68,7 +63,7 @@ def test_an_override_of_a_components_type_covers_its_fields() -> None:
     saved = {**SAVED, "data": {"type": "spiral", "points_per_class": 100}}
     now = {**SAVED, "data": {"type": "npz", "path": "d.npz"}}
     changes = resume_changes(saved, now, ["data.type=npz", "data.path=d.npz"], [], Path("exp.yaml"), Path("r"))
-    assert [dotted(c.path) for c in changes] == ["data.type", "data.points_per_class", "data.path"]
+    assert [format_path(c.path) for c in changes] == ["data.type", "data.points_per_class", "data.path"]
 
 
 @pytest.mark.parametrize(("section", "value", "field"), [

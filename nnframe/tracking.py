@@ -4,7 +4,8 @@ A run directory is ``<runs-dir>/<experiment name>/<timestamp>/`` holding
 ``config.yaml`` (the resolved config; a resume that changes it replaces it),
 ``overrides.yaml`` (the command-line overrides of the start and of every resume,
 and the fields each resume changed), the TensorBoard event
-files, ``checkpoints/`` and ``summary.json``.
+files, ``checkpoints/``, ``summary.json`` and ``.lock``, which the process
+training the run holds (:meth:`RunDirectory.lock`).
 
 ``summary.json`` holds ``status``, ``steps``, ``started`` (ISO time),
 ``wall_time_s``, ``versions`` and ``metrics``, a mapping from TensorBoard tag

@@ -16,10 +16,11 @@ from typing import Any, TextIO
 from nnframe.build import Experiment, build_experiment
 from nnframe.config_errors import format_path
 from nnframe.config_loader import LoadedConfig, load_experiment
-from nnframe.errors import NonFiniteError
+from nnframe.checkpoint_files import candidates
+from nnframe.errors import NonFiniteError, UserError
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
-from nnframe.resume_config import Change, latest_overrides, resume_changes
+from nnframe.resume_config import Change, overrides_to, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer
@@ -76,7 +77,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         try:
             trainer.fit()
         except (Interrupted, NonFiniteError) as exc:
-            exc.args = (f"{exc}; the run is in {run_dir.path}" + _resume_hint(exc, config_path, run_dir),)
+            exc.args = (f"{exc}; the run is in {run_dir.path}"
+                        + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             raise
         finally:
             run_dir.write_summary(run.summary)
@@ -106,8 +108,7 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path,
     Returns the accepted config changes and the run's summary so far.
     """
     config, run = trainer.experiment.config, trainer.run
-    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, _recorded(run_dir), config_path,
-                             run_dir.path)
+    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, config_path, run_dir.path)
     previous = run_dir.read_summary() or {}
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     started = previous.get("started")
@@ -130,23 +131,31 @@ def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]
     return notes
 
 
-def _recorded(run_dir: RunDirectory) -> list[str]:
-    """Every override the run was started and resumed with, oldest first."""
-    return [text for entry in run_dir.read_overrides() for text in entry.get("overrides", [])]
-
-
 def _seconds(value: Any) -> float:
     """A summary's ``wall_time_s``; 0 where a damaged summary holds something else, the checkpoint being the state."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     return float(value) if is_number and math.isfinite(value) and value >= 0 else 0.0
 
 
-def _resume_hint(exc: Exception, config_path: Path, run_dir: RunDirectory) -> str:
-    """How to go on: the resume command, with the overrides the run is under, or where the good state is."""
+def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], plugins: Plugins,
+                 run_dir: RunDirectory) -> str:
+    """How to go on: the command that continues the run, or where its good state is."""
     if isinstance(exc, Interrupted):
+        config_path = experiment.config.path
         command = ["nnframe", "train", str(config_path), "--resume", str(run_dir.path),
-                   *latest_overrides(_recorded(run_dir))]
+                   *_overrides_from_file(config_path, experiment.config.resolved, overrides, plugins)]
         return f"; continue it with: {shlex.join(command)}"
-    if any(run_dir.checkpoints.glob("step-*.json")):
+    if candidates(run_dir.checkpoints):
         return " (its last good checkpoint is kept)"
     return " (it diverged before its first checkpoint, so none is kept)"
+
+
+def _overrides_from_file(config_path: Path, config: dict[str, Any], overrides: list[str],
+                         plugins: Plugins) -> list[str]:
+    """The overrides that make the config file say what the run is under now (which earlier starts and the
+    file's later edits may both have shaped); this command's own where the file alone does not validate."""
+    try:
+        from_file = load_experiment(config_path, [], plugins).resolved
+    except UserError:
+        return list(overrides)
+    return overrides_to(from_file, config)

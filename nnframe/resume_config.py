@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from nnframe.config_errors import format_path
 from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, short_repr
@@ -52,11 +54,11 @@ class Change:
 
 
 def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequence[str],
-                   recorded: Sequence[str], config_file: Path, run_dir: Path) -> list[Change]:
+                   config_file: Path, run_dir: Path) -> list[Change]:
     """The differences a resume accepts; raises :class:`ConfigError` listing those it refuses.
 
-    ``overrides`` are this resume's; ``recorded`` are those the run was started
-    and resumed with, oldest first, which the message offers to repeat.
+    ``overrides`` are this resume's. A refusal gives the overrides that would
+    bring the refused fields back to the run's values.
     """
     changes = differences(saved, now)
     given = [_path(text) for text in overrides]
@@ -66,30 +68,46 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     if refused:
         listed = "; ".join(change.describe() for change in refused[:SHOWN])
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
+        back = [text for text in overrides_to(now, saved) if any(_under(c.path, [_path(text)]) for c in refused)]
+        restore = f"To continue the run as it was, add: {shlex.join(back)}"
         if any(_under(c.path, NEVER_CHANGES) for c in refused):
             advice = ("A run keeps its name, seed, model, train.dtype and optimizer.type (its directory and "
-                      "checkpoints are made for them); start a new run to change them")
-            if not all(_under(c.path, given) for c in refused):
-                advice += f". {_how_to_continue(recorded, run_dir)}"
+                      f"checkpoints are made for them); start a new run to change them. {restore}")
         else:
-            advice = (f"{_how_to_continue(recorded, run_dir)}; to change a value on purpose, give it as an "
-                      "override with --resume")
+            advice = f"{restore}; to change a value on purpose, give it as an override with --resume"
         raise ConfigError(f"cannot resume run {run_dir} with this config: {listed}{more}. {advice}",
                           file=str(config_file))
     return changes
 
 
-def latest_overrides(recorded: Sequence[str]) -> list[str]:
-    """The overrides that still hold, from all those a run was given: the last one given for each field."""
-    return list({_path(text): text for text in recorded}.values())
+def overrides_to(base: dict[str, Any], target: dict[str, Any]) -> list[str]:
+    """The overrides that turn config ``base`` into ``target``: one per field that differs.
+
+    A component whose ``type`` differs is given whole, since its fields
+    differ with its type (a step schedule's ``step_size`` is no field of a
+    cosine one).
+    """
+    changes = differences(base, target)
+    retyped = [c.path[:-1] for c in changes if c.path[-1:] == ("type",) and len(c.path) > 1]
+    found: list[str] = []
+    for change in changes:
+        whole = next((path for path in retyped if _under(change.path, [path])), None)
+        text = as_override(whole, _at(target, whole)) if whole else as_override(change.path, change.now)
+        if text not in found:
+            found.append(text)
+    return found
 
 
-def _how_to_continue(recorded: Sequence[str], run_dir: Path) -> str:
-    latest = latest_overrides(recorded)
-    if not latest:
-        return (f"The run was started without overrides, so the file has changed since; its config then "
-                f"is {run_dir / 'config.yaml'}")
-    return f"To continue the run as it was, give the overrides it ran with again: {shlex.join(latest)}"
+def as_override(path: FieldPath, value: Any) -> str:
+    """``model.0.out=20``: a command-line override setting ``path`` to ``value``, written as YAML."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
+    return f"{'.'.join(map(str, path))}={text.removesuffix(chr(10) + '...').strip()}"
+
+
+def _at(config: Any, path: FieldPath) -> Any:
+    for key in path:
+        config = config[key]
+    return config
 
 
 def _path(override: str) -> FieldPath:

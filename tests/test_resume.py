@@ -267,7 +267,7 @@ def test_resume_refuses_a_config_that_lost_the_runs_overrides_and_names_them(tmp
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: {config}: cannot resume run {run_dir} with this config: ")
     assert "model[0].out: 6 in the run, 8 now; optimizer.lr: 0.005 in the run, 0.02 now" in result.stderr
-    assert "give the overrides it ran with again: optimizer.lr=0.005 model.0.out=6" in result.stderr
+    assert "To continue the run as it was, add: model.0.out=6 optimizer.lr=0.005" in result.stderr
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
 
@@ -363,3 +363,27 @@ def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(tmp_path: Pat
     resumed = nnframe("train", str(config), "--resume", str(run_dir), "-q", f"train.max_steps={stopped + 3}",
                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr  # the lock went with the process that held it
+
+
+def interrupted(args: list[str], cwd: Path, runs_dir: Path) -> tuple[Path, str]:
+    """``nnframe train`` with ``args``, stopped by SIGINT after its first checkpoint; the run and its message."""
+    process = subprocess.Popen([NNFRAME, "train", *args, "-q"], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    run_dir = _wait_for_run_dir(runs_dir, process)
+    done = json.loads((run_dir / "summary.json").read_text())["steps"] if (run_dir / "summary.json").exists() else 0
+    assert _wait_for_checkpoint_after(run_dir / "checkpoints", done, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    return run_dir, stderr
+
+
+def test_the_printed_command_follows_the_file_where_the_file_changed_a_length(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 100_000}, checkpoint={"every": 50, "best_metric": None})
+    run_dir, _ = interrupted([str(config), "--runs-dir", "runs", "train.max_steps=90000"], tmp_path,
+                             tmp_path / "runs")
+    write_config(tmp_path, train={"max_steps": 80_000}, checkpoint={"every": 50, "best_metric": None})
+    _, stderr = interrupted([str(config), "--resume", str(run_dir)], tmp_path, tmp_path / "runs")
+    command = stderr.split("continue it with: ")[1].strip()
+    assert command == shlex.join(["nnframe", "train", str(config), "--resume", str(run_dir)])  # 80000 is the file's
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["max_steps"] == 80_000

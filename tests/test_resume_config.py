@@ -10,7 +10,8 @@ import pytest
 
 from nnframe.errors import ConfigError
 from nnframe.config_errors import format_path
-from nnframe.resume_config import Change, differences, resume_changes
+from nnframe.config_loader import parse_override
+from nnframe.resume_config import Change, as_override, differences, overrides_to, resume_changes
 
 SAVED = {
     "name": "spiral",
@@ -30,8 +31,8 @@ def changed(**changes):
     return config
 
 
-def check(now, overrides=(), recorded=()):
-    return resume_changes(SAVED, now, list(overrides), list(recorded), Path("exp.yaml"), Path("runs/spiral/1"))
+def check(now, overrides=()):
+    return resume_changes(SAVED, now, list(overrides), Path("exp.yaml"), Path("runs/spiral/1"))
 
 
 def test_differences_are_leaves_in_order_with_new_keys_last() -> None:
@@ -52,7 +53,8 @@ def test_length_logging_and_checkpointing_may_change_from_anywhere() -> None:
 def test_other_fields_change_only_through_this_resumes_overrides() -> None:
     now = changed(optimizer={"lr": 0.01}, train={"batch_size": 10})
     with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now; train.batch_size: 30 in the "
-                                          r"run, 10 now\. The run was started without overrides"):
+                                          r"run, 10 now\. To continue the run as it was, add: optimizer.lr=1.0 "
+                                          r"train.batch_size=30; to change a value on purpose"):
         check(now)
     assert len(check(now, overrides=["optimizer={type: sgd, lr: 0.01}", "train.batch_size=10"])) == 2
     with pytest.raises(ConfigError, match=r"train.batch_size"):
@@ -62,7 +64,7 @@ def test_other_fields_change_only_through_this_resumes_overrides() -> None:
 def test_an_override_of_a_components_type_covers_its_fields() -> None:
     saved = {**SAVED, "data": {"type": "spiral", "points_per_class": 100}}
     now = {**SAVED, "data": {"type": "npz", "path": "d.npz"}}
-    changes = resume_changes(saved, now, ["data.type=npz", "data.path=d.npz"], [], Path("exp.yaml"), Path("r"))
+    changes = resume_changes(saved, now, ["data.type=npz", "data.path=d.npz"], Path("exp.yaml"), Path("r"))
     assert [format_path(c.path) for c in changes] == ["data.type", "data.points_per_class", "data.path"]
 
 
@@ -75,16 +77,39 @@ def test_an_override_of_a_components_type_covers_its_fields() -> None:
 def test_the_seed_model_dtype_and_optimizer_type_never_change(section: str, value, field: str) -> None:
     override = f"{field.replace('[0]', '.0')}=x"
     with pytest.raises(ConfigError, match=rf"{re.escape(field)}: .* now\. A run keeps its name, seed, model, "
-                                          r"train.dtype and optimizer.type .*; start a new run to change them$"):
+                                          r"train.dtype and optimizer.type .*; start a new run to change them\. To "
+                                          r"continue the run as it was, add: "):
         check(changed(**{section: value}), overrides=[override])
 
 
-def test_a_refusal_offers_the_latest_value_of_each_recorded_override() -> None:
-    now = changed(optimizer={"lr": 1.0}, train={"batch_size": 10})
-    recorded = ["optimizer.lr=0.5", "train.batch_size=30", "optimizer.lr=0.3"]
-    with pytest.raises(ConfigError, match=r"give the overrides it ran with again: optimizer.lr=0.3 "
-                                          r"train.batch_size=30; to change a value on purpose"):
-        check(now, recorded=recorded)
+def test_a_refusal_gives_back_a_retyped_component_whole_and_keeps_the_accepted_changes() -> None:
+    saved = {**SAVED, "optimizer": {**SAVED["optimizer"], "schedule": {"type": "step", "step_size": 100}}}
+    now = {**changed(train={"epochs": 400}), "optimizer": {**SAVED["optimizer"],
+                                                           "schedule": {"type": "cosine", "min_lr": 0.0}}}
+    with pytest.raises(ConfigError) as caught:
+        resume_changes(saved, now, [], Path("exp.yaml"), Path("runs/spiral/1"))
+    assert "add: 'optimizer.schedule={type: step, step_size: 100}'; to change" in str(caught.value)
+
+
+@pytest.mark.parametrize(("path", "value", "text"), [
+    (("train", "epochs"), 3000, "train.epochs=3000"),
+    (("model", 0, "out"), 20, "model.0.out=20"),
+    (("checkpoint", "best_metric"), None, "checkpoint.best_metric=null"),
+    (("name",), "yes", "name='yes'"),
+    (("optimizer", "lr"), 1e-5, "optimizer.lr=1.0e-05"),
+    (("data",), {"type": "npz", "path": "d.npz"}, "data={type: npz, path: d.npz}"),
+])
+def test_overrides_are_written_as_the_command_line_reads_them(path, value, text) -> None:
+    assert as_override(path, value) == text
+    parsed_path, parsed_value = parse_override(text)
+    assert (tuple(parsed_path), parsed_value) == (path, value)
+
+
+def test_overrides_to_turn_one_config_into_the_other() -> None:
+    target = changed(optimizer={"lr": 0.5}, model=[{"type": "affine", "out": 10}, {"type": "tanh"}])
+    found = overrides_to(SAVED, target)
+    assert found == ["model.1={type: tanh}", "optimizer.lr=0.5"]
+    assert overrides_to(SAVED, SAVED) == []
 
 
 def test_the_name_never_changes() -> None:

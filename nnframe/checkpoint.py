@@ -108,7 +108,6 @@ class Checkpointer:
         if trainer.step == self._saved_step:
             return None
         stem = step_name(trainer.step)
-        trainer.run.hook.nnframe_checkpoint(run=trainer.run)
         path = self._write(stem, f"{stem}.npz", trainer, final=final)
         if path is not None:
             self._saved_step = trainer.step
@@ -138,6 +137,7 @@ class Checkpointer:
         return value > self.best_value
 
     def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
+        trainer.run.hook.nnframe_checkpoint(run=trainer.run)
         arrays, meta = self.capture(trainer)
         bad = first_nonfinite([key.removeprefix(PARAMS) for key in arrays], list(arrays.values()))
         if bad is not None:

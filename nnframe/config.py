@@ -75,7 +75,8 @@ class CheckpointConfig(Section):
                        description="Save every N optimizer steps (0: only at the end and on interruption).")
     keep: int = Field(3, ge=1, le=MAX_COUNT, description="Keep the newest K checkpoints.")
     best_metric: Literal["val/accuracy", "val/loss"] | None = Field(
-        "val/accuracy", description="Also keep the best checkpoint by this validation metric; null to disable.")
+        "val/accuracy", description="Also keep the best checkpoint by this validation metric (val/loss in place "
+                                    "of val/accuracy for a regression run); null to disable.")
 
 
 def _arm(component: Component, suffix: str, extra_fields: dict[str, Any]) -> type[BaseModel]:

@@ -20,7 +20,7 @@ import yaml
 from fixtures.distributions import Site
 from fixtures.sources import component_plugin
 from nnframe import hookspecs
-from nnframe.checkpoint import Checkpointer, step_name
+from nnframe.checkpoint import Checkpointer, read_checkpoint, step_name
 from nnframe.errors import NonFiniteError
 from nnframe.launch import prepare
 from nnframe.plugins import REGISTER_HOOKS, get_plugin_manager
@@ -184,15 +184,18 @@ def test_run_end_reports_divergence_and_still_unregisters(site: Site, tmp_path: 
 def test_checkpoint_hook_is_called_for_every_checkpoint(site: Site, tmp_path: Path) -> None:
     site.add("nnframe-recorder", {"nnframe_recorder": RECORDER}, entry_points={"recorder": "nnframe_recorder"})
     plugins = get_plugin_manager()
-    trainer = trainer_for(tmp_path, plugins, checkpoint={"every": 5, "keep": 5, "best_metric": None})
+    trainer = trainer_for(tmp_path, plugins, checkpoint={"every": 6, "keep": 5, "best_metric": "val/loss"})
     directory = tmp_path / "checkpoints"
     directory.mkdir()
     trainer.checkpointer = Checkpointer(directory, trainer.settings.checkpoint, trainer.experiment.config)
     trainer.fit()
     [recorder] = importlib.import_module("nnframe_recorder").RECORDERS
     saved = [event[1] for event in recorder.events if event[0] == "checkpoint"]
-    assert saved == [5, 10, 12]
-    assert sorted(path.name for path in directory.glob("step-*.json")) == [f"{step_name(step)}.json" for step in saved]
+    # step checkpoints at 6 and 12; evaluations at 5, 10 and 12, the first of which always writes best
+    assert saved[:2] == [5, 6] and 12 in saved and set(saved) <= {5, 6, 10, 12}
+    assert read_checkpoint(directory / "best.json").step in saved
+    assert sorted(path.name for path in directory.glob("step-*.json")) == [f"{step_name(step)}.json"
+                                                                          for step in (6, 12)]
 
 
 # --------------------------------------------------------------- meta-tests

@@ -286,3 +286,14 @@ def test_logging_cadence_does_not_change_the_weights_when_gradients_are_clipped(
         trained.append([p.copy() for p in trainer.model.params])
     for a, b in zip(*trained):
         assert np.array_equal(a, b)
+
+
+def test_a_skipped_step_reports_the_scheduled_learning_rate(tmp_path):
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), [
+        "optimizer.lr=1e300", "model.1.type=relu", "train.on_nonfinite=skip_step",
+        "optimizer.schedule={type: constant, warmup_steps: 10}"])
+    trainer.fit()
+    assert trainer.skipped_steps > 0
+    expected = [trainer.schedule.lr_at(m.step - 1, trainer.base_lr, trainer.total_steps) for m in recorder.steps]
+    assert [m.lr for m in recorder.steps] == expected
+    assert expected[0] == 1e299  # warm-up: a tenth of the rate at the first step, skipped or not

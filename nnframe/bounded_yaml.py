@@ -46,7 +46,21 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping of sections (name, data, model, ...), "
                           f"found {_kind_of(data)}", file=str(path))
-    return data
+    return unshared(data)
+
+
+def unshared(value: Any) -> Any:
+    """``value`` with every mapping and list its own object.
+
+    YAML gives the nodes an alias repeats (``- *layer``) one shared object,
+    so an override of one of them (``model.2.scale=0.1``) changed the others
+    too. The expanded size is bounded by ``MAX_EXPANDED_NODES`` already.
+    """
+    if isinstance(value, dict):
+        return {key: unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unshared(item) for item in value]
+    return value
 
 
 def read_yaml_value(text: str, source: str) -> Any:

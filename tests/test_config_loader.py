@@ -276,3 +276,10 @@ def test_the_resolved_config_round_trips(tmp_path: Path, plugins: Any, model: st
     assert resolved["optimizer"]["lr"] == 0.25
     assert resolved["train"]["dtype"] == "float32"
     assert list(resolved["data"])[0] == "type"
+
+
+def test_an_override_of_an_aliased_node_changes_that_node_only(tmp_path: Path, plugins: Any) -> None:
+    text = SPIRAL_YAML.replace("  - {type: affine, out: 10}\n", "  - &layer {type: affine, out: 3}\n").replace(
+        "  - {type: affine, out: 3}\n", "  - *layer\n")
+    loaded = load_experiment(write(tmp_path, text), ["model.2.scale=0.1"], plugins)
+    assert [node.scale for node in loaded.experiment.model if node.type == "affine"] == [0.01, 0.1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from nnframe.checkpoint_files import candidates
 from nnframe.errors import NonFiniteError, UserError
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
-from nnframe.resume_config import Change, overrides_to, resume_changes
+from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer
@@ -63,7 +64,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         if resume is None:
             notes = _start(trainer, run_dir, overrides)
         else:
-            changes, previous = _restore(trainer, run_dir, config_path, overrides)
+            changes, previous = _restore(trainer, run_dir, config_path, overrides, plugins)
             if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
                 return RunResult(run_dir.path, previous, [f"the run had already trained all {trainer.step} steps; "
                                                           "nothing changed. Raise train.epochs or train.max_steps "
@@ -101,14 +102,15 @@ def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> lis
     return []
 
 
-def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path,
-             overrides: list[str]) -> tuple[list[Change], dict[str, Any]]:
+def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrides: list[str],
+             plugins: Plugins) -> tuple[list[Change], dict[str, Any]]:
     """Check the config against the run's and restore the newest checkpoint, writing nothing yet.
 
     Returns the accepted config changes and the run's summary so far.
     """
     config, run = trainer.experiment.config, trainer.run
-    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, config_path, run_dir.path)
+    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, config_path, run_dir.path,
+                             resolve=partial(_resolve, config_path, plugins))
     previous = run_dir.read_summary() or {}
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     started = previous.get("started")
@@ -152,10 +154,24 @@ def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], p
 
 def _overrides_from_file(config_path: Path, config: dict[str, Any], overrides: list[str],
                          plugins: Plugins) -> list[str]:
-    """The overrides that make the config file say what the run is under now (which earlier starts and the
-    file's later edits may both have shaped); this command's own where the file alone does not validate."""
-    try:
-        from_file = load_experiment(config_path, [], plugins).resolved
-    except UserError:
-        return list(overrides)
-    return overrides_to(from_file, config)
+    """Overrides that make the config file resolve to ``config``, the one the run is under now (which earlier
+    starts, this one and edits of the file may all have shaped), checked by resolving them.
+
+    One per field that differs from the file alone, else this command's plus
+    those that differ from it, else every section whole, which does not
+    depend on the file's content.
+    """
+    resolve = partial(_resolve, config_path, plugins)
+    candidates = []
+    for given in ([], list(overrides)):
+        try:
+            candidates.append([*given, *overrides_to(resolve(given), config)])
+        except UserError:
+            continue
+    candidates.append([as_override((key,), value) for key, value in config.items()])
+    found = first_that_works(candidates, lambda candidate: resolve(candidate) == config)
+    return candidates[-1] if found is None else found
+
+
+def _resolve(config_path: Path, plugins: Plugins, overrides: list[str]) -> dict[str, Any]:
+    return load_experiment(config_path, overrides, plugins).resolved

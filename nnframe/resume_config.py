@@ -23,7 +23,7 @@ Every other difference is refused, naming each field and both values.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import yaml
 
 from nnframe.config_errors import format_path
 from nnframe.config_loader import parse_override
-from nnframe.errors import ConfigError, short_repr
+from nnframe.errors import ConfigError, UserError, short_repr
 
 FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",))
 NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("optimizer", "type"))
@@ -53,12 +53,17 @@ class Change:
         return f"{format_path(self.path)}: {short_repr(self.saved, 40)} in the run, {short_repr(self.now, 40)} now"
 
 
+Resolve = Callable[[list[str]], dict[str, Any]]
+"""The config file resolved with these overrides (raises :class:`UserError` where they do not validate)."""
+
+
 def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequence[str],
-                   config_file: Path, run_dir: Path) -> list[Change]:
+                   config_file: Path, run_dir: Path, resolve: Resolve | None = None) -> list[Change]:
     """The differences a resume accepts; raises :class:`ConfigError` listing those it refuses.
 
     ``overrides`` are this resume's. A refusal gives the overrides that would
-    bring the refused fields back to the run's values.
+    bring the refused fields back to the run's values, tried with ``resolve``
+    where it is given (see :func:`first_that_works`).
     """
     changes = differences(saved, now)
     given = [_path(text) for text in overrides]
@@ -68,7 +73,17 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     if refused:
         listed = "; ".join(change.describe() for change in refused[:SHOWN])
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
-        back = [text for text in overrides_to(now, saved) if any(_under(c.path, [_path(text)]) for c in refused)]
+        per_field = [text for text in overrides_to(now, saved) if any(_under(c.path, [_path(text)]) for c in refused)]
+        sections = [as_override((key,), saved[key]) for key in dict.fromkeys(c.path[0] for c in refused)
+                    if key in saved]
+
+        def brings_back(extra: list[str]) -> bool:
+            config = resolve([*overrides, *extra]) if resolve else None
+            return config is None or not any(_under(change.path, [c.path]) for change in differences(saved, config)
+                                             for c in refused)
+
+        back = first_that_works([per_field, sections], brings_back)
+        back = sections if back is None else back
         restore = f"To continue the run as it was, add: {shlex.join(back)}"
         if any(_under(c.path, NEVER_CHANGES) for c in refused):
             advice = ("A run keeps its name, seed, model, train.dtype and optimizer.type (its directory and "
@@ -98,9 +113,26 @@ def overrides_to(base: dict[str, Any], target: dict[str, Any]) -> list[str]:
     return found
 
 
+def first_that_works(candidates: Sequence[list[str]], works: Callable[[list[str]], bool]) -> list[str] | None:
+    """The first list of overrides that ``works``; a list that does not validate does not work.
+
+    Overrides one field at a time are the shortest, but a field in a part
+    the config file leaves out (a schedule it never names, a graph without
+    ``inputs``) cannot be set alone; its whole section can.
+    """
+    for candidate in candidates:
+        try:
+            if works(candidate):
+                return candidate
+        except UserError:
+            continue
+    return None
+
+
 def as_override(path: FieldPath, value: Any) -> str:
     """``model.0.out=20``: a command-line override setting ``path`` to ``value``, written as YAML."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), sort_keys=False,
+                          allow_unicode=True).strip()
     return f"{'.'.join(map(str, path))}={text.removesuffix(chr(10) + '...').strip()}"
 
 

@@ -49,8 +49,11 @@ class RunRecord:
         if summary is None:
             return cls(run_dir.name, path, _started_from_dir_name(path.name), "running?")
         metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
-        return cls(run_dir.name, path, _started(summary, path), str(summary.get("status", "unknown")),
-                   _int_or_none(summary.get("steps")), *metrics)
+        status = str(summary.get("status", "unknown"))
+        skipped = _int_or_none(summary.get("skipped_steps"))
+        if skipped:  # train.on_nonfinite: skip_step dropped these updates; a run of mostly skips learned little
+            status += f" ({skipped} skipped)"
+        return cls(run_dir.name, path, _started(summary, path), status, _int_or_none(summary.get("steps")), *metrics)
 
     def sort_key(self) -> tuple[datetime, int, str]:
         match = RUN_DIR_NAME.match(self.path.name)

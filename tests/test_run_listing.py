@@ -39,7 +39,8 @@ def completed(steps: int, train_loss: float, train_acc: float, val_loss: float, 
 def test_list_runs_newest_first_with_final_metrics(tmp_path):
     make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(3000, 0.1, 0.9733, 0.12, 0.95))
     make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0))
-    make_run(tmp_path, "xor", datetime(2026, 11, 26, 10, 0, 0), {"status": "diverged", "steps": 12})
+    make_run(tmp_path, "xor", datetime(2026, 11, 26, 10, 0, 0), {"status": "completed", "steps": 12,
+                                                                 "skipped_steps": 9})
     broken = make_run(tmp_path, "moons", datetime(2026, 11, 25, 23, 59, 59))
     broken.summary_path.write_text("{")
     make_run(tmp_path, "latin", datetime(2026, 11, 25, 23, 0, 0)).summary_path.write_bytes(b'{"s": "\xff"}')
@@ -55,7 +56,8 @@ def test_list_runs_newest_first_with_final_metrics(tmp_path):
         "moons/20261125-235959",
         "latin/20261125-230000",
     ]
-    assert [record.status for record in records] == ["diverged", "running?", "completed", "unknown", "unknown"]
+    assert [record.status for record in records] == ["completed (9 skipped)", "running?", "completed", "unknown",
+                                                      "unknown"]
     oldest_spiral = records[2]
     assert (oldest_spiral.steps, oldest_spiral.train_loss, oldest_spiral.train_accuracy) == (3000, 0.1, 0.9733)
     assert (oldest_spiral.val_loss, oldest_spiral.val_accuracy) == (0.12, 0.95)

@@ -162,15 +162,15 @@ def _overrides_from_file(config_path: Path, config: dict[str, Any], overrides: l
     depend on the file's content.
     """
     resolve = partial(_resolve, config_path, plugins)
-    candidates = []
+    tries = []
     for given in ([], list(overrides)):
         try:
-            candidates.append([*given, *overrides_to(resolve(given), config)])
+            tries.append([*given, *overrides_to(resolve(given), config)])
         except UserError:
             continue
-    candidates.append([as_override((key,), value) for key, value in config.items()])
-    found = first_that_works(candidates, lambda candidate: resolve(candidate) == config)
-    return candidates[-1] if found is None else found
+    tries.append([as_override((key,), value) for key, value in config.items()])
+    found = first_that_works(tries, lambda candidate: resolve(candidate) == config)
+    return tries[-1] if found is None else found
 
 
 def _resolve(config_path: Path, plugins: Plugins, overrides: list[str]) -> dict[str, Any]:

@@ -73,17 +73,7 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     if refused:
         listed = "; ".join(change.describe() for change in refused[:SHOWN])
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
-        per_field = [text for text in overrides_to(now, saved) if any(_under(c.path, [_path(text)]) for c in refused)]
-        sections = [as_override((key,), saved[key]) for key in dict.fromkeys(c.path[0] for c in refused)
-                    if key in saved]
-
-        def brings_back(extra: list[str]) -> bool:
-            config = resolve([*overrides, *extra]) if resolve else None
-            return config is None or not any(_under(change.path, [c.path]) for change in differences(saved, config)
-                                             for c in refused)
-
-        back = first_that_works([per_field, sections], brings_back)
-        back = sections if back is None else back
+        back = _way_back(saved, now, refused, overrides, resolve)
         restore = f"To continue the run as it was, add: {shlex.join(back)}"
         if any(_under(c.path, NEVER_CHANGES) for c in refused):
             advice = ("A run keeps its name, seed, model, train.dtype and optimizer.type (its directory and "
@@ -93,6 +83,23 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
         raise ConfigError(f"cannot resume run {run_dir} with this config: {listed}{more}. {advice}",
                           file=str(config_file))
     return changes
+
+
+def _way_back(saved: dict[str, Any], now: dict[str, Any], refused: list[Change], overrides: Sequence[str],
+              resolve: Resolve | None) -> list[str]:
+    """Overrides that bring the refused fields back to the run's values: one per field where that resolves to
+    them, else their top-level sections whole."""
+    per_field = [text for text in overrides_to(now, saved) if any(_under(c.path, [_path(text)]) for c in refused)]
+    sections = [as_override((key,), saved[key]) for key in dict.fromkeys(c.path[0] for c in refused) if key in saved]
+
+    def brings_back(extra: list[str]) -> bool:
+        if resolve is None:
+            return True
+        config = resolve([*overrides, *extra])
+        return not any(_under(change.path, [c.path]) for change in differences(saved, config) for c in refused)
+
+    back = first_that_works([per_field, sections], brings_back)
+    return sections if back is None else back
 
 
 def overrides_to(base: dict[str, Any], target: dict[str, Any]) -> list[str]:

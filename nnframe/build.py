@@ -224,7 +224,7 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     data_component = plugins.datasets.get(settings.data.type)
     try:
         dataset = load_dataset(data_component, component_params(data_component, settings.data),
-                               DatasetContext(base_dir, streams.data, dtype))
+                               DatasetContext(base_dir, streams.data, dtype), val_fraction=settings.data.val_fraction)
     except UserError:
         raise
     except Exception as exc:

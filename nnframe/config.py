@@ -15,6 +15,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       model_validator)
 
 from nnframe.components import Component
+from nnframe.data import DatasetParams
 from nnframe.plugins import Plugins, Registry
 from nnframe.schedules import ConstantSchedule, ScheduleConfig
 
@@ -146,7 +147,11 @@ class ConfigModels:
 
     @cached_property
     def data(self) -> Any:
-        return _union(self._arms(self.plugins.datasets, "Data", {}), "dataset")
+        """Every dataset takes ``val_fraction``, also one whose params do not subclass ``DatasetParams``."""
+        val_fraction = {"val_fraction": (float, DatasetParams.model_fields["val_fraction"])}
+        arms = [_arm(component, "Data", {} if "val_fraction" in component.params.model_fields else val_fraction)
+                for component in self.plugins.datasets]
+        return _union(arms, "dataset")
 
     @cached_property
     def graph(self) -> type[BaseModel]:

@@ -69,12 +69,17 @@ class DatasetParams(Params):
                                 description="fraction of the examples held out for validation")
 
 
-def load_dataset(component: Component, params: Params, ctx: DatasetContext, where: str = "data") -> Dataset:
-    """Build a dataset component, validate it, split off ``params.val_fraction`` and cast to ``ctx.dtype``.
+def load_dataset(component: Component, params: Params, ctx: DatasetContext, where: str = "data",
+                 val_fraction: float | None = None) -> Dataset:
+    """Build a dataset component, validate it, split off ``val_fraction`` and cast to ``ctx.dtype``.
 
-    A dataset that brings its own validation set (``x_val``) is not split again:
-    its ``build`` has used ``val_fraction`` itself or refused it.
+    ``val_fraction`` is the config's (every dataset section takes it); by
+    default ``params.val_fraction``, or 0 where the params have none. A dataset
+    that brings its own validation set (``x_val``) is not split again: its
+    ``build`` has used ``val_fraction`` itself or refused it.
     """
+    if val_fraction is None:
+        val_fraction = getattr(params, "val_fraction", 0.0)
     try:
         ds = component.build(params, ctx)
     except DataError as exc:
@@ -86,7 +91,7 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
                           "not an nnframe.data.Dataset; its build() must return Dataset(x, y, ...)")
     ds = validate_dataset(ds, where)
     if ds.x_val is None:
-        ds = split_validation(ds, getattr(params, "val_fraction", 0.0), ctx.rng, where)
+        ds = split_validation(ds, val_fraction, ctx.rng, where)
     return cast(ds, ctx.dtype)
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from nnframe.arrays import zeros, zeros_like
+
 SCAN_DEPTH = 3
 
 
@@ -33,8 +35,8 @@ def flatten(nodes: Sequence[Any]) -> tuple[np.ndarray, np.ndarray] | None:
     old_grads = [node.grads[i] for node, i in pairs]
     if not pairs or not _movable(nodes, old_params, old_grads):
         return None
-    params = np.empty(sum(p.size for p in old_params), dtype=old_params[0].dtype)
-    grads = np.empty_like(params)
+    params = zeros((sum(p.size for p in old_params),), old_params[0].dtype)
+    grads = zeros_like(params)
     start = 0
     for (node, i), p, g in zip(pairs, old_params, old_grads):
         stop = start + p.size

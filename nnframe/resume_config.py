@@ -73,8 +73,7 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     if refused:
         listed = "; ".join(change.describe() for change in refused[:SHOWN])
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
-        back = _way_back(saved, now, refused, overrides, resolve)
-        restore = f"To continue the run as it was, add: {shlex.join(back)}"
+        restore = _restore_advice(saved, now, refused, overrides, resolve)
         if any(_under(c.path, NEVER_CHANGES) for c in refused):
             advice = ("A run keeps its name, seed, model, train.dtype and optimizer.type (its directory and "
                       f"checkpoints are made for them); start a new run to change them. {restore}")
@@ -85,6 +84,21 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     return changes
 
 
+def _restore_advice(saved: dict[str, Any], now: dict[str, Any], refused: list[Change], overrides: Sequence[str],
+                    resolve: Resolve | None) -> str:
+    """What to do to resume as the run was: leave out this command's overrides of refused fields where that
+    is enough, else add the overrides that bring them back (after the command's own, which they override)."""
+    clashing = [text for text in overrides if any(_under(c.path, [_path(text)]) or _under(_path(text), [c.path])
+                                                  for c in refused)]
+    if clashing and resolve is not None:
+        rest = [text for text in overrides if text not in clashing]
+        if first_that_works([rest], lambda candidate: _restores(saved, resolve(candidate), refused)) is not None:
+            return f"To continue the run as it was, leave out: {shlex.join(clashing)}"
+    back = _way_back(saved, now, refused, overrides, resolve)
+    overriding = f" (they override {shlex.join(clashing)})" if clashing else ""
+    return f"To continue the run as it was, add: {shlex.join(back)}{overriding}"
+
+
 def _way_back(saved: dict[str, Any], now: dict[str, Any], refused: list[Change], overrides: Sequence[str],
               resolve: Resolve | None) -> list[str]:
     """Overrides that bring the refused fields back to the run's values: one per field where that resolves to
@@ -93,13 +107,15 @@ def _way_back(saved: dict[str, Any], now: dict[str, Any], refused: list[Change],
     sections = [as_override((key,), saved[key]) for key in dict.fromkeys(c.path[0] for c in refused) if key in saved]
 
     def brings_back(extra: list[str]) -> bool:
-        if resolve is None:
-            return True
-        config = resolve([*overrides, *extra])
-        return not any(_under(change.path, [c.path]) for change in differences(saved, config) for c in refused)
+        return resolve is None or _restores(saved, resolve([*overrides, *extra]), refused)
 
     back = first_that_works([per_field, sections], brings_back)
     return sections if back is None else back
+
+
+def _restores(saved: dict[str, Any], config: dict[str, Any], refused: list[Change]) -> bool:
+    """Whether ``config`` has the run's values in every refused field."""
+    return not any(_under(change.path, [c.path]) for change in differences(saved, config) for c in refused)
 
 
 def overrides_to(base: dict[str, Any], target: dict[str, Any]) -> list[str]:

@@ -115,3 +115,29 @@ def test_overrides_to_turn_one_config_into_the_other() -> None:
 def test_the_name_never_changes() -> None:
     with pytest.raises(ConfigError, match=r"name: 'spiral' in the run, 'other' now\. A run keeps its name"):
         check(changed(name="other"), overrides=["name=other"])
+
+
+def resolver(overrides: list[str]) -> dict:
+    """SAVED as the config file, with ``key=value`` overrides of top-level scalars."""
+    config = copy.deepcopy(SAVED)
+    for text in overrides:
+        key, value = text.split("=")
+        config[key] = int(value)
+    return config
+
+
+def test_an_override_that_causes_the_refusal_is_to_be_left_out() -> None:
+    now = changed(seed=8)
+    with pytest.raises(ConfigError, match=r"seed: 7 in the run, 8 now\. .* To continue the run as it was, "
+                                          r"leave out: seed=8$"):
+        resume_changes(SAVED, now, ["seed=8"], Path("exp.yaml"), Path("r"), resolve=resolver)
+
+
+def test_where_leaving_the_override_out_is_not_enough_the_way_back_says_what_it_overrides() -> None:
+    now = changed(seed=8)
+
+    def file_seed_9(overrides: list[str]) -> dict:
+        return resolver(overrides) if overrides else {**SAVED, "seed": 9}
+
+    with pytest.raises(ConfigError, match=r"To continue the run as it was, add: seed=7 \(they override seed=8\)$"):
+        resume_changes(SAVED, now, ["seed=8"], Path("exp.yaml"), Path("r"), resolve=file_seed_9)

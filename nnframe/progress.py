@@ -11,7 +11,7 @@ import time
 from typing import Any, TextIO
 
 from nnframe.hookspecs import hookimpl
-from nnframe.run import EvalMetrics, RunContext, StepMetrics
+from nnframe.run import EvalMetrics, RunContext, StepMetrics, format_metric
 
 PLAIN_LINES = 20
 
@@ -38,13 +38,13 @@ class PlainProgress:
         if metrics.step % self.every == 0 or metrics.step == self.total_steps:
             rate = (metrics.step - self._first_step) / max(time.perf_counter() - self._started, 1e-9)
             self.stream.write(f"step {metrics.step}/{self.total_steps}  epoch {metrics.epoch}  "
-                              f"loss {metrics.loss:.4f}  {rate:.0f} steps/s\n")
+                              f"loss {format_metric(metrics.loss)}  {rate:.0f} steps/s\n")
 
     @hookimpl
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
         if metrics.step % self.every == 0 or metrics.step == self.total_steps:
             acc = f"  val/accuracy {metrics.accuracy:.4f}" if metrics.accuracy is not None else ""
-            self.stream.write(f"step {metrics.step}  val/loss {metrics.loss:.4f}{acc}\n")
+            self.stream.write(f"step {metrics.step}  val/loss {format_metric(metrics.loss)}{acc}\n")
 
 
 class RichProgress:
@@ -80,7 +80,7 @@ class RichProgress:
         self._last_refresh = now
         rate = (metrics.step - self._first_step) / max(now - self._started, 1e-9)
         self.progress.update(self.task, completed=metrics.step, epoch=metrics.epoch,
-                             loss=f"{metrics.loss:.4f}", rate=f"{rate:.0f}")
+                             loss=format_metric(metrics.loss), rate=f"{rate:.0f}")
 
     @hookimpl
     def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnframe.errors import UserError
+from nnframe.run import format_metric
 from nnframe.tracking import CONFIG_FILE, FINAL_METRICS, RUN_DIR_NAME, SUMMARY_FILE, TIMESTAMP_FORMAT, RunDirectory
 
 if TYPE_CHECKING:
@@ -137,11 +138,6 @@ def format_runs_table(records: Sequence[RunRecord]) -> Table:
             _format_accuracy(record.val_accuracy),
         )
     return table
-
-
-def format_metric(value: float) -> str:
-    """A loss as four decimals, or in scientific notation when that would be a page of digits (a 1e300 loss)."""
-    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4e}"
 
 
 def _format_loss(value: float | None) -> str:

@@ -148,10 +148,10 @@ class RunDirectory:
         if not path.is_dir():
             problem = "is not a directory" if path.exists() else "does not exist"
             raise UserError(f"run directory {str(path)!r} {problem}; expected one made by "
-                            "`nnframe train`, like runs/spiral/20261126-103000")
+                            "`nnframe train`; `nnframe runs` lists them")
         if not (path / CONFIG_FILE).is_file():
             raise UserError(f"{str(path)!r} is not a run directory: it has no {CONFIG_FILE}; expected one "
-                            "made by `nnframe train`, like runs/spiral/20261126-103000")
+                            "made by `nnframe train`; `nnframe runs` lists them")
         (path / CHECKPOINTS_DIR).mkdir(exist_ok=True)
         return cls(path)
 

@@ -14,16 +14,16 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def drive(display: object, steps: int) -> None:
+def drive(display: object, steps: int, scale: float = 1.0) -> None:
     plugins = get_plugin_manager(autoload=False)
     run = RunContext(name="demo", config={}, run_dir=None, plugin_manager=plugins.pm)
     run.register(display)
     run.hook.nnframe_run_start(run=run)
     for step in range(1, steps + 1):
         run.step = step
-        run.hook.nnframe_step_end(run=run, metrics=StepMetrics(step, step // 10, 1.0 / step, 0.1))
+        run.hook.nnframe_step_end(run=run, metrics=StepMetrics(step, step // 10, scale / step, 0.1))
         if step % 10 == 0:
-            run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, step // 10, 0.5, 0.75))
+            run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, step // 10, scale * 0.5, 0.75))
     run.hook.nnframe_run_end(run=run, status="completed", summary={})
     run.unregister_all()
 
@@ -56,3 +56,15 @@ def test_rich_progress_draws_a_bar_with_epoch_loss_and_rate():
     assert "demo" in output and "50/50" in output
     assert "loss 0.0200" in output and "steps/s" in output
 
+
+
+def test_a_huge_loss_is_shown_in_scientific_notation_not_as_a_page_of_digits():
+    from rich.console import Console
+
+    stream = io.StringIO()
+    drive(PlainProgress(20, stream), 20, scale=1e300)
+    assert "loss 5.0000e+298" in stream.getvalue() and "val/loss 5.0000e+299" in stream.getvalue()
+    assert max(map(len, stream.getvalue().splitlines())) < 80
+    display = RichProgress(20, console=Console(file=FakeTerminal(), force_terminal=True, width=120))
+    drive(display, 20, scale=1e300)
+    assert "loss 5.0000e+298" in display.progress.console.file.getvalue()

@@ -210,7 +210,10 @@ class RunDirectory:
             file.truncate()
             file.write(f"process {os.getpid()}\n")
             file.flush()
-            yield
+            try:
+                yield
+            finally:  # while unlocked the file names nobody (a SIGKILL leaves the name, but no lock)
+                file.truncate(0)
 
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""

@@ -360,10 +360,12 @@ def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(tmp_path: Pat
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
     assert first.returncode == 130
+    assert (run_dir / ".lock").read_text() == ""  # names no process once nobody holds it
     stopped = json.loads((run_dir / "summary.json").read_text())["steps"]
     resumed = nnframe("train", str(config), "--resume", str(run_dir), "-q", f"train.max_steps={stopped + 3}",
                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr  # the lock went with the process that held it
+    assert (run_dir / ".lock").read_text() == ""
 
 
 def interrupted(args: list[str], cwd: Path, runs_dir: Path) -> tuple[Path, str]:

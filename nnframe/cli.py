@@ -141,6 +141,7 @@ def gradcheck(
     from nnframe.gradcheck import check_experiment
 
     report = check_experiment(config, list(overrides or []), plugin_manager(strict_plugins), batch, tolerance)
+    typer.echo(f"{'gradient':<30} relative error")
     for name, error in report.errors.items():
         verdict = "" if error <= tolerance else "  FAIL"
         typer.echo(f"{name:<30} {error:.3e}{verdict}")
@@ -151,6 +152,7 @@ def gradcheck(
         reason = report.problems[0] if report.problems else (
             f"{report.worst_name} has relative error {report.worst_error:.3e} (tolerance {tolerance:g})")
         fail(f"gradient check failed: {reason}", 1)
+    typer.echo("gradient check passed")
 
 
 @app.command()

@@ -175,8 +175,9 @@ def test_a_wrong_input_gradient_is_blamed_on_its_node_not_on_the_parameters_befo
 def test_cli_gradcheck_passes_on_spiral() -> None:
     result = CliRunner().invoke(app, ["gradcheck", str(SPIRAL), "--batch", "3"])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("gradient                       relative error\n")
     assert "affine1/W" in result.output and "worst: " in result.output
-    assert "FAIL" not in result.output
+    assert "FAIL" not in result.output and result.output.endswith("gradient check passed\n")
 
 
 def test_cli_gradcheck_rejects_a_zero_batch() -> None:

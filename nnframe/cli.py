@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,8 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+TABLE_WIDTH = 1000
+"""Columns a table may take when the output is not a terminal."""
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
 OverridesArg = Annotated[
     list[str] | None,
@@ -123,9 +126,7 @@ def plugins(
     if as_json:
         typer.echo(json.dumps(plugins_json(manager), indent=2))
     else:
-        from rich.console import Console
-
-        Console().print(plugins_table(manager))
+        table_console().print(plugins_table(manager))
 
 
 @app.command()
@@ -155,15 +156,22 @@ def gradcheck(
     typer.echo("gradient check passed")
 
 
+def table_console() -> Any:
+    """A console for tables: the terminal's width, or wide enough not to cut cells when the output is a
+    pipe or a file (rich would assume 80 columns); ``COLUMNS`` still sets it."""
+    from rich.console import Console
+
+    unbounded = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=TABLE_WIDTH if unbounded else None)
+
+
 @app.command()
 @reports_errors
 def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Path("runs")) -> None:
     """List runs, newest first, with their status and final metrics."""
     from nnframe.run_listing import format_runs_table, list_runs
 
-    from rich.console import Console
-
-    Console().print(format_runs_table(list_runs(runs_dir)))
+    table_console().print(format_runs_table(list_runs(runs_dir)))
 
 
 @app.command()

@@ -7,6 +7,7 @@ and the field path, and no traceback; success prints the run directory and metri
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from fixtures.distributions import Site
 from fixtures.sources import node_plugin
 from nnframe.cli import app, reports_errors
 from nnframe.errors import NNFrameError, NonFiniteError, UserError
+from nnframe.tracking import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
 SPIRAL = ROOT / "experiments" / "spiral.yaml"
@@ -218,6 +220,24 @@ def test_runs_lists_a_trained_run_with_its_status_and_metrics(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert "spiral" in result.output and "completed" in result.output
     assert f"{summary['metrics']['train/loss']:.4f}" in result.output
+
+
+def test_tables_written_to_a_pipe_are_not_cut_to_80_columns(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    run = RunDirectory.create(tmp_path / "runs", "a_rather_long_experiment_name_for_a_sweep", now=datetime(2026, 1, 2))
+    run.write_config({"name": "x"})
+    run.write_summary({"status": "completed", "steps": 123456, "skipped_steps": 386,
+                       "metrics": {"train/loss": 0.123456, "train/accuracy": 0.9876}})
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    done = console("runs", tmp_path / "runs", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "a_rather_long_experiment_name_for_a_sweep/20260102-000000" in done.stdout
+    assert "completed (386 skipped)" in done.stdout and "…" not in done.stdout
+    listing = console("plugins", env=env)
+    assert "…" not in listing.stdout and len(listing.stdout.splitlines()) < 80
+    narrow = console("runs", tmp_path / "runs", env={**env, "COLUMNS": "60"})
+    assert max(map(len, narrow.stdout.splitlines())) <= 60
 
 
 def test_runs_on_a_missing_directory_exits_2_with_one_message(tmp_path: Path) -> None:

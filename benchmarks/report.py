@@ -91,6 +91,16 @@ def _number(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _telling(value: Any, bound: Any) -> Any:
+    """``value`` with enough digits to differ from ``bound`` where three would print them alike (1.0512 <= 1.05: no)."""
+    if isinstance(value, float) and isinstance(bound, float) and value != bound:
+        digits = 3
+        while _number(value, digits) == _number(bound, digits) and digits < 8:
+            digits += 1
+        return _number(value, digits)
+    return value
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(_number(cell) for cell in row) + " |" for row in rows]
@@ -211,5 +221,6 @@ def tables(results: dict) -> str:
                     f"(allclose {c['tolerance']:g}: {_number(c['allclose'])})"]
     out += ["", "targets", ""]
     out += _table(["target", "value", "", "bound", "met"],
-                  [[t["name"], t["value"], t["op"], t["target"], t["met"]] for t in results["targets"]])
+                  [[t["name"], _telling(t["value"], t["target"]), t["op"], t["target"], t["met"]]
+                   for t in results["targets"]])
     return "\n".join(out)

@@ -341,3 +341,10 @@ def test_the_blas_timeout_child_falls_back_to_one_part_without_pytorch():
     assert found["yardstick"] == "nnframe in one part"
     assert found["timeout"] == "17"
     assert positive(found["ratio"]) and positive(found["nnframe_ms"]) and positive(found["yardstick_ms"])
+
+
+def test_a_missed_target_never_prints_the_same_figure_as_its_bound(bench):
+    report = bench("report")
+    assert report._telling(1.0512, 1.05) == "1.051"
+    assert report._telling(1.0500001, 1.05) == "1.0500001"
+    assert report._telling(1.04, 1.05) == "1.04"  # three digits where they differ

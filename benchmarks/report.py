@@ -137,6 +137,8 @@ def _products_and_rest(training: dict | None, beyond: dict | None) -> list[str]:
     alone = ", ".join(f"{LIBRARY_NAMES[lib]} {_number(entry['median'])} ms" for lib, entry in libraries.items())
     versus = f" (numpy / PyTorch {_number(training['numpy/torch'])})" if "numpy/torch" in training else ""
     rest = ", ".join(f"{LIBRARY_NAMES.get(impl, impl)} {_number(ms)} ms" for impl, ms in (beyond or {}).items())
+    if any(ms < 0 for ms in (beyond or {}).values()):
+        rest += " (below zero: the step and the products were timed too briefly to subtract)"
     return ["", f"the {len(training['products'])} products of a training step alone: {alone}{versus}; "
                 f"the rest of the step: {rest or '-'}"]
 

@@ -348,3 +348,12 @@ def test_a_missed_target_never_prints_the_same_figure_as_its_bound(bench):
     assert report._telling(1.0512, 1.05) == "1.051"
     assert report._telling(1.0500001, 1.05) == "1.0500001"
     assert report._telling(1.04, 1.05) == "1.04"  # three digits where they differ
+
+
+def test_a_rest_of_the_step_below_zero_is_called_what_it_is(bench):
+    report = bench("report")
+    training = {"libraries": {"numpy": {"median": 8.1}}, "products": list(range(8))}
+    (line,) = report._products_and_rest(training, {"nnframe": -3.28})[1:]
+    assert "nnframe -3.28 ms (below zero: the step and the products were timed too briefly" in line
+    (line,) = report._products_and_rest(training, {"nnframe": 4.6})[1:]
+    assert line.endswith("the rest of the step: nnframe 4.6 ms")

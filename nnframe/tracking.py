@@ -16,6 +16,7 @@ final value; :mod:`nnframe.run_listing` reads it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -101,6 +102,16 @@ def plain(value: Any) -> Any:
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         return value.item()
     return str(value)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def config_yaml(config: Mapping[str, Any]) -> str:
@@ -264,8 +275,10 @@ class RunDirectory:
         return list(loaded or [])
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
-        """Replace ``summary.json`` atomically."""
-        atomic_write_text(self.summary_path, json.dumps(plain(summary), indent=2) + "\n")
+        """Replace ``summary.json`` atomically; a non-finite number (a diverged loss) is written as ``null``,
+        since JSON has none and strict readers refuse Python's ``Infinity``."""
+        text = json.dumps(_finite_or_null(plain(summary)), indent=2, allow_nan=False)
+        atomic_write_text(self.summary_path, text + "\n")
 
     def read_summary(self) -> dict[str, Any] | None:
         """The contents of ``summary.json``; None when the run has none yet."""

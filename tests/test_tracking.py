@@ -146,6 +146,15 @@ def test_summary_round_trips_and_leaves_no_temporary_files(tmp_path):
     assert sorted(os.listdir(run.path)) == ["checkpoints", "summary.json"]
 
 
+def test_a_diverged_runs_summary_is_strict_json_with_null_for_non_finite_numbers(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+    run.write_summary({"status": "diverged", "metrics": {"train/loss": float("inf"), "val/loss": np.float64("nan"),
+                                                          "train/accuracy": 0.25}, "history": [float("-inf"), 1.0]})
+    strict = json.loads(run.summary_path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert strict["metrics"] == {"train/loss": None, "val/loss": None, "train/accuracy": 0.25}
+    assert strict["history"] == [None, 1.0]
+
+
 def test_failed_atomic_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     target = tmp_path / "summary.json"
     atomic_write_bytes(target, b"old")

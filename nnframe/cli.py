@@ -83,11 +83,9 @@ def train(
     from nnframe.launch import train as run_training
 
     result = run_training(config, list(overrides or []), plugin_manager(strict_plugins), runs_dir=runs_dir,
-                          resume=resume, quiet=quiet)
-    for note in result.notes:
-        typer.echo(f"note: {note}", err=True)
+                          resume=resume, quiet=quiet, on_note=lambda note: typer.echo(f"note: {note}", err=True))
     typer.echo(f"run: {result.run_dir}")
-    from nnframe.run_listing import format_metric
+    from nnframe.run import format_metric
 
     for name, value in result.summary.get("metrics", {}).items():
         if value is not None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import shlex
-from functools import partial
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TextIO
 
 from nnframe.build import Experiment, build_experiment
@@ -24,7 +26,7 @@ from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
-from nnframe.train import Interrupted, Trainer
+from nnframe.train import Interrupted, Trainer, planned_steps
 
 
 @dataclass
@@ -43,13 +45,23 @@ def prepare(config_path: Path, overrides: list[str], plugins: Plugins) -> Experi
 
 
 def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: Path = Path("runs"),
-          resume: Path | None = None, quiet: bool = False, stream: TextIO | None = None) -> RunResult:
+          resume: Path | None = None, quiet: bool = False, stream: TextIO | None = None,
+          on_note: Callable[[str], None] | None = None) -> RunResult:
     """Run an experiment end to end; ``resume`` continues the run in that directory, which this process holds.
 
     Resuming a completed run that has nothing left to train changes nothing
-    and says so.
+    and says so. Every note is also given to ``on_note`` when it arises, so
+    that those known before training (a resume's changes, a doubtful
+    schedule) are shown before it, and also when training then fails.
     """
     from nnframe.checkpoint import Checkpointer
+
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if on_note is not None:
+            on_note(text)
 
     experiment = prepare(config_path, overrides, plugins)
     settings = experiment.settings
@@ -62,14 +74,18 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
                                             classification=experiment.classification)
         if resume is None:
-            notes = _start(trainer, run_dir, overrides)
+            _start(trainer, run_dir, overrides)
         else:
-            changes, previous = _restore(trainer, run_dir, config_path, overrides, plugins)
+            saved = run_dir.read_config()
+            changes, previous = _restore(trainer, run_dir, config_path, overrides, plugins, saved)
             if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
-                return RunResult(run_dir.path, previous, [f"the run had already trained all {trainer.step} steps; "
-                                                          "nothing changed. Raise train.epochs or train.max_steps "
-                                                          "to train it longer"])
-            notes = _record_resume(trainer, run_dir, overrides, changes)
+                note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
+                     "or train.max_steps to train it longer")
+                return RunResult(run_dir.path, previous, notes)
+            for text in _record_resume(trainer, run_dir, overrides, changes, saved):
+                note(text)
+        for text in settings.optimizer.schedule.notes(trainer.base_lr, trainer.total_steps):
+            note(text)
         progress = make_progress(trainer.total_steps, quiet, stream)
         if progress is not None:
             run.register(progress)
@@ -85,31 +101,30 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
             run_dir.write_summary(run.summary)
     checkpoint = settings.checkpoint
     if checkpoint.best_metric and "best_metric" in checkpoint.model_fields_set and experiment.dataset.x_val is None:
-        notes.append(f"checkpoint.best_metric is {checkpoint.best_metric}, but the run has no validation set, so "
+        note(f"checkpoint.best_metric is {checkpoint.best_metric}, but the run has no validation set, so "
                      "no best checkpoint was kept; set data.val_fraction or give x_val and y_val")
     skipped = run.summary.get("skipped_steps", 0)
     if skipped:
-        notes.append(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
+        note(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
                      "(train.on_nonfinite: skip_step)")
     return RunResult(run_dir.path, run.summary, notes)
 
 
-def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> list[str]:
-    """A new run: its config and first overrides entry; returns the notes for the user (none)."""
+def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> None:
+    """A new run: its config and first overrides entry."""
     run_dir.write_config(trainer.experiment.config.to_yaml())
     run_dir.write_overrides(overrides)
     trainer.run.summary["started"] = datetime.now().astimezone().isoformat(timespec="seconds")
-    return []
 
 
 def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrides: list[str],
-             plugins: Plugins) -> tuple[list[Change], dict[str, Any]]:
-    """Check the config against the run's and restore the newest checkpoint, writing nothing yet.
+             plugins: Plugins, saved: dict[str, Any]) -> tuple[list[Change], dict[str, Any]]:
+    """Check the config against the run's (``saved``) and restore the newest checkpoint, writing nothing yet.
 
     Returns the accepted config changes and the run's summary so far.
     """
     config, run = trainer.experiment.config, trainer.run
-    changes = resume_changes(run_dir.read_config(), config.resolved, overrides, config_path, run_dir.path,
+    changes = resume_changes(saved, config.resolved, overrides, config_path, run_dir.path,
                              resolve=partial(_resolve, config_path, plugins))
     previous = run_dir.read_summary() or {}
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
@@ -121,12 +136,14 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrid
     return changes, previous
 
 
-def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change]) -> list[str]:
+def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change],
+                   saved: dict[str, Any]) -> list[str]:
     """The resume in the run directory: the config it continues under, its overrides entry; returns notes."""
     if changes:
         run_dir.replace_config(trainer.experiment.config.to_yaml())
     run_dir.write_overrides(overrides, changed={format_path(c.path): [c.saved, c.now] for c in changes})
     notes = [f"resumed with {change.describe()}" for change in changes]
+    notes += _rescheduled(trainer, saved)
     if trainer.step > trainer.total_steps:
         notes.append(f"the run has already trained {trainer.step} steps, more than the {trainer.total_steps} this "
                      "config plans; it is only evaluated. Raise train.epochs or train.max_steps to train it longer")
@@ -137,6 +154,29 @@ def _seconds(value: Any) -> float:
     """A summary's ``wall_time_s``; 0 where a damaged summary holds something else, the checkpoint being the state."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     return float(value) if is_number and math.isfinite(value) and value >= 0 else 0.0
+
+
+def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:
+    """A note when a new training length moves the learning rate (a cosine over the run's steps)."""
+    train = saved.get("train", {})
+    try:
+        before_total = planned_steps(SimpleNamespace(max_steps=train.get("max_steps"), epochs=train.get("epochs")),
+                                     trainer.batches.batches_per_epoch)
+    except (TypeError, ValueError):
+        return []
+    if before_total == trainer.total_steps:
+        return []
+    schedule, step = trainer.schedule, trainer.step
+    try:
+        before = schedule.lr_at(step, trainer.base_lr, before_total)
+    except UserError:
+        return []
+    now = schedule.lr_at(step, trainer.base_lr, trainer.total_steps)
+    if math.isclose(before, now, rel_tol=1e-9, abs_tol=0.0):
+        return []
+    return [f"the {schedule.type} schedule now spans {trainer.total_steps} steps ({before_total} in the run), so the "
+            f"learning rate at step {step + 1} is {now:.4g} where the run had {before:.4g}; give "
+            f"optimizer.schedule.total_steps={before_total} with --resume to keep the run's schedule"]
 
 
 def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], plugins: Plugins,

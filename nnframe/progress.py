@@ -30,8 +30,8 @@ class PlainProgress:
     def nnframe_run_start(self, run: RunContext) -> None:
         self._started = time.perf_counter()
         self._first_step = run.step
-        verb = "resuming" if run.resumed else "training"
-        self.stream.write(f"{verb} {run.name}: {self.total_steps} steps\n")
+        where = f"resuming {run.name} from step {run.step}" if run.resumed else f"training {run.name}"
+        self.stream.write(f"{where}: {self.total_steps} steps\n")
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:

@@ -47,6 +47,10 @@ class Schedule(BaseModel):
     def check(self, total_steps: int | None) -> None:
         """Raise :class:`ConfigError` if the schedule cannot run for ``total_steps`` steps."""
 
+    def notes(self, base_lr: float, total_steps: int) -> list[str]:
+        """What about this schedule over a run of ``total_steps`` is likely a mistake, though it runs."""
+        return []
+
     def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         """The rate at ``step`` counted from the end of the warm-up; ``total_steps`` is the run's."""
         raise NotImplementedError
@@ -108,6 +112,17 @@ class CosineSchedule(Schedule):
         if total <= self.warmup_steps:
             return f"cosine schedule: warmup_steps ({self.warmup_steps}) must be less than total_steps ({total})"
         return None
+
+    def notes(self, base_lr: float, total_steps: int) -> list[str]:
+        found = []
+        if self.min_lr > base_lr:
+            found.append(f"optimizer.schedule.min_lr ({self.min_lr:g}) is above optimizer.lr ({base_lr:g}), so the "
+                         "cosine raises the learning rate instead of lowering it")
+        if self.total_steps is not None and self.total_steps < total_steps:
+            found.append(f"optimizer.schedule.total_steps is {self.total_steps} but the run takes {total_steps} "
+                         f"steps: the learning rate stays at min_lr ({self.min_lr:g}) for the last "
+                         f"{total_steps - self.total_steps}; leave total_steps out to span the run")
+        return found
 
     def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         span = (self.total_steps if self.total_steps is not None else total_steps) - self.warmup_steps

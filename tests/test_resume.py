@@ -419,3 +419,35 @@ def test_a_refusal_gives_whole_sections_where_single_fields_would_not_validate(t
     run_in_process(config, tmp_path / "runs", ["train.max_steps=8", *shlex.split(advice)], LossRecorder(),
                    resume=run_dir)
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 8
+
+
+def test_a_longer_resume_of_a_cosine_run_says_where_the_learning_rate_moves(tmp_path: Path) -> None:
+    config = write_config(tmp_path, optimizer={"type": "sgd", "lr": 0.1, "schedule": {"type": "cosine"}})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    seen: list[str] = []
+    plugins = get_plugin_manager()
+    result = launch_train(config, ["train.max_steps=90"], plugins, resume=run_dir, quiet=True, on_note=seen.append)
+    assert seen == result.notes
+    assert seen[0] == "resumed with train.max_steps: 60 in the run, 90 now"
+    assert seen[1].startswith("the cosine schedule now spans 90 steps (60 in the run), so the learning rate at "
+                              "step 61 is 0.025 where the run had 0; give optimizer.schedule.total_steps=60")
+    same = launch_train(config, ["train.max_steps=120", "optimizer.schedule.total_steps=90"], get_plugin_manager(),
+                        resume=run_dir, quiet=True)
+    assert not any("schedule now spans" in text for text in same.notes)
+
+
+def test_a_resumes_notes_come_before_its_training_and_stay_when_it_fails(tmp_path: Path) -> None:
+    config = write_config(tmp_path, checkpoint={"every": 5, "keep": 2, "best_metric": None})
+    first = nnframe("train", str(config), "--runs-dir", "runs", "train.max_steps=10", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    diverging = nnframe("train", str(config), "--resume", str(run_dir), "optimizer.lr=1e300", cwd=tmp_path)
+    assert diverging.returncode == 3
+    assert diverging.stderr.startswith("note: resumed with optimizer.lr: 0.02 in the run, 1e+300 now\n")
+    assert "error: " in diverging.stderr
+    longer = nnframe("train", str(config), "--resume", str(run_dir), "optimizer.lr=0.02", "train.max_steps=20",
+                     cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert longer.stderr.startswith("note: resumed with optimizer.lr: 1e+300 in the run, 0.02 now\n"
+                                    "note: resumed with train.max_steps: 60 in the run, 20 now\n")
+    assert "resuming tiny from step 10: 20 steps" in longer.stderr + longer.stdout

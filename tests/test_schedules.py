@@ -118,3 +118,13 @@ def test_a_config_field_defaults_to_constant() -> None:
 def test_gamma_one_keeps_the_rate() -> None:
     assert StepSchedule(step_size=1, gamma=1.0).lr_at(100, 0.3, None) == 0.3
     assert math.isclose(StepSchedule(step_size=1).lr_at(1, 0.3, None), 0.03)
+
+
+def test_a_cosine_that_rises_or_ends_before_the_run_gets_notes() -> None:
+    assert CosineSchedule().notes(0.1, 300) == []
+    assert ConstantSchedule().notes(0.1, 300) == []
+    (rising,) = CosineSchedule(min_lr=0.5).notes(0.1, 300)
+    assert "min_lr (0.5) is above optimizer.lr (0.1)" in rising
+    (short,) = CosineSchedule(total_steps=100).notes(0.1, 300)
+    assert "total_steps is 100 but the run takes 300 steps" in short and "for the last 200" in short
+    assert CosineSchedule(total_steps=300).notes(0.1, 300) == []

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import sys
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -42,12 +43,12 @@ from nnframe.checkpoint_files import (
 )
 from nnframe.errors import CheckpointError
 from nnframe.gradients import first_nonfinite
+from nnframe.run import EvalMetrics
 from nnframe.tracking import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from nnframe.config import CheckpointConfig
     from nnframe.config_loader import LoadedConfig
-    from nnframe.run import EvalMetrics
     from nnframe.train import Trainer
 
 
@@ -169,6 +170,7 @@ class Checkpointer:
             "config_hash": fingerprint_hash(identity), "fingerprint": identity,
             "batches": batches,
             "rngs": {key: jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
+            "last_eval": asdict(trainer.last_eval) if trainer.last_eval is not None else None,
         }
         return arrays, meta
 
@@ -290,6 +292,17 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     trainer.step = trainer.run.step = checkpoint.step
     trainer.run.epoch = trainer.batches.epoch
     trainer.skipped_steps = int(meta["skipped_steps"])
+    trainer.last_eval = _last_eval(meta.get("last_eval"), checkpoint.step)
+
+
+def _last_eval(saved: Any, step: int) -> EvalMetrics | None:
+    """The evaluation the run made last before the checkpoint, so that a resume neither loses it from the
+    summary nor evaluates the same step again; None from a checkpoint that has none (or an older one)."""
+    try:
+        metrics = EvalMetrics(**saved)
+    except TypeError:
+        return None
+    return metrics if isinstance(metrics.step, int) and 0 <= metrics.step <= step else None
 
 
 def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:

@@ -451,3 +451,34 @@ def test_a_resumes_notes_come_before_its_training_and_stay_when_it_fails(tmp_pat
     assert longer.stderr.startswith("note: resumed with optimizer.lr: 1e+300 in the run, 0.02 now\n"
                                     "note: resumed with train.max_steps: 60 in the run, 20 now\n")
     assert "resuming tiny from step 10: 20 steps" in longer.stderr + longer.stdout
+
+
+class EvalRecorder:
+    def __init__(self) -> None:
+        self.evaluations: list[tuple[int, float]] = []
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run, metrics) -> None:
+        self.evaluations.append((metrics.step, metrics.loss))
+
+
+def test_a_resume_keeps_the_last_evaluation_and_does_not_repeat_it(tmp_path: Path) -> None:
+    """Stopped right after the checkpoint of an evaluated step: the resume neither evaluates that step again
+    (a second TensorBoard point) nor loses its metrics from the summary."""
+    config = write_config(tmp_path, train={"max_steps": 10, "batch_size": 10, "eval_every": 5},
+                          checkpoint={"every": 5, "keep": 5})
+    first = EvalRecorder()
+    plugins = get_plugin_manager()
+    plugins.pm.register(first)
+    run_dir = launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    assert [step for step, _ in first.evaluations] == [5, 10]
+    for path in (run_dir / "checkpoints").glob(f"{step_name(10)}.*"):
+        path.unlink()  # as if stopped between the checkpoint at step 5 and the next one
+    summary_path = run_dir / "summary.json"
+    summary_path.write_text(json.dumps({**json.loads(summary_path.read_text()), "status": "interrupted"}))
+    again = EvalRecorder()
+    plugins = get_plugin_manager()
+    plugins.pm.register(again)
+    result = launch_train(config, ["train.max_steps=5"], plugins, resume=run_dir, quiet=True)
+    assert again.evaluations == []
+    assert result.summary["metrics"]["val/loss"] == first.evaluations[0][1]

@@ -17,7 +17,13 @@ PLAIN_LINES = 20
 
 
 class PlainProgress:
-    """About ``PLAIN_LINES`` lines per run, for logs and pipes: step, epoch, loss, steps/s."""
+    """About ``PLAIN_LINES`` lines per run, for logs and pipes: step, epoch, loss, steps/s, and validation.
+
+    An evaluation on a step that gets a line is shown at once; any other is
+    held and the latest shown before the next step line (or at the end), so
+    each stretch between two lines shows how validation went without a line
+    per evaluation.
+    """
 
     def __init__(self, total_steps: int, stream: TextIO | None = None) -> None:
         self.total_steps = total_steps
@@ -25,6 +31,7 @@ class PlainProgress:
         self.every = max(1, total_steps // PLAIN_LINES)
         self._started = time.perf_counter()
         self._first_step = 0
+        self._held: EvalMetrics | None = None
 
     @hookimpl
     def nnframe_run_start(self, run: RunContext) -> None:
@@ -36,19 +43,35 @@ class PlainProgress:
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
         if metrics.step % self.every == 0 or metrics.step == self.total_steps:
+            self._write_held()
             rate = (metrics.step - self._first_step) / max(time.perf_counter() - self._started, 1e-9)
             self.stream.write(f"step {metrics.step}/{self.total_steps}  epoch {metrics.epoch}  "
                               f"loss {format_metric(metrics.loss)}  {rate:.0f} steps/s\n")
 
     @hookimpl
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
+        self._held = metrics
         if metrics.step % self.every == 0 or metrics.step == self.total_steps:
-            acc = f"  val/accuracy {metrics.accuracy:.4f}" if metrics.accuracy is not None else ""
-            self.stream.write(f"step {metrics.step}  val/loss {format_metric(metrics.loss)}{acc}\n")
+            self._write_held()
+
+    @hookimpl
+    def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:
+        self._write_held()
+
+    def _write_held(self) -> None:
+        if self._held is not None:
+            metrics, self._held = self._held, None
+            self.stream.write(f"step {metrics.step}  {validation_text(metrics)}\n")
+
+
+def validation_text(metrics: EvalMetrics) -> str:
+    """``val/loss 0.1234  val/accuracy 0.9500`` (the accuracy where there is one)."""
+    accuracy = f"  val/accuracy {metrics.accuracy:.4f}" if metrics.accuracy is not None else ""
+    return f"val/loss {format_metric(metrics.loss)}{accuracy}"
 
 
 class RichProgress:
-    """A live bar for terminals: epoch, step, loss, steps/s and time remaining."""
+    """A live bar for terminals: epoch, step, loss, the latest validation, steps/s and time remaining."""
 
     def __init__(self, total_steps: int, console: Any = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -56,7 +79,8 @@ class RichProgress:
         self.total_steps = total_steps
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}  {task.fields[rate]} steps/s"),
+            TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}{task.fields[validation]}  "
+                       "{task.fields[rate]} steps/s"),
             TimeRemainingColumn(), transient=False, console=console,
         )
         self.task: Any = None
@@ -70,7 +94,12 @@ class RichProgress:
         self._first_step = run.step
         self.progress.start()
         self.task = self.progress.add_task(run.name, total=self.total_steps, completed=run.step,
-                                           epoch=run.epoch, loss="-", rate="-")
+                                           epoch=run.epoch, loss="-", rate="-", validation="")
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, validation=f"  {validation_text(metrics)}")
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:

@@ -68,3 +68,28 @@ def test_a_huge_loss_is_shown_in_scientific_notation_not_as_a_page_of_digits():
     display = RichProgress(20, console=Console(file=FakeTerminal(), force_terminal=True, width=120))
     drive(display, 20, scale=1e300)
     assert "loss 5.0000e+298" in display.progress.console.file.getvalue()
+
+
+def test_plain_progress_shows_the_latest_evaluation_of_each_stretch():
+    stream = io.StringIO()
+    plugins = get_plugin_manager(autoload=False)
+    run = RunContext(name="demo", config={}, run_dir=None, plugin_manager=plugins.pm)
+    display = PlainProgress(100, stream)  # a line every 5 steps
+    run.register(display)
+    run.hook.nnframe_run_start(run=run)
+    for step in range(1, 13):
+        run.hook.nnframe_step_end(run=run, metrics=StepMetrics(step, 0, 1.0, 0.1))
+        if step in (3, 4, 7, 10, 12):  # 10 falls on a line, 12 on none before the end
+            run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, 0, step / 100, 0.5))
+    run.hook.nnframe_run_end(run=run, status="interrupted", summary={})
+    lines = [line.split("  ")[0] for line in stream.getvalue().splitlines()[1:]]
+    assert lines == ["step 4", "step 5/100", "step 7", "step 10/100", "step 10", "step 12"]
+    assert "step 4  val/loss 0.0400  val/accuracy 0.5000" in stream.getvalue()
+
+
+def test_rich_progress_shows_the_latest_evaluation():
+    from rich.console import Console
+
+    display = RichProgress(50, console=Console(file=FakeTerminal(), force_terminal=True, width=160))
+    drive(display, 50)
+    assert "val/loss 0.5000  val/accuracy 0.7500" in display.progress.console.file.getvalue()

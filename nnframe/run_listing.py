@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 class RunRecord:
     """One run as ``nnframe runs`` lists it, read from its directory and ``summary.json``.
 
-    ``status`` is the summary's status, ``"running?"`` for a run without a
-    summary (still running, or killed before it could write one) and
-    ``"unknown"`` for an unreadable summary.
+    ``status`` is ``"running"`` while a process trains it (a resume too),
+    ``"killed"`` when that process died without a word (a SIGKILL), else the
+    summary's status: ``"running?"`` for a run without a summary from before
+    runs were locked, and ``"unknown"`` for an unreadable summary.
     """
 
     name: str
@@ -43,14 +44,15 @@ class RunRecord:
     @classmethod
     def from_dir(cls, path: Path) -> RunRecord:
         run_dir = RunDirectory(path)
+        training = run_dir.training_state()
         try:
             summary = run_dir.read_summary()
         except (UserError, OSError):
-            return cls(run_dir.name, path, _started_from_dir_name(path.name), "unknown")
+            return cls(run_dir.name, path, _started_from_dir_name(path.name), training or "unknown")
         if summary is None:
-            return cls(run_dir.name, path, _started_from_dir_name(path.name), "running?")
+            return cls(run_dir.name, path, _started_from_dir_name(path.name), training or "running?")
         metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
-        status = str(summary.get("status", "unknown"))
+        status = training or str(summary.get("status", "unknown"))
         skipped = _int_or_none(summary.get("skipped_steps"))
         if skipped:  # train.on_nonfinite: skip_step dropped these updates; a run of mostly skips learned little
             status += f" ({skipped} skipped)"

@@ -226,6 +226,28 @@ class RunDirectory:
             finally:  # while unlocked the file names nobody (a SIGKILL leaves the name, but no lock)
                 file.truncate(0)
 
+    def training_state(self) -> str | None:
+        """``"running"`` while a live process holds the run, ``"killed"`` when the process that held it died
+        without letting go (a SIGKILL), else None (nobody holds it, or a run from before locks).
+
+        Read from the process named in ``.lock``, which :meth:`lock` empties when it lets go; probing the
+        lock itself could make a starting ``train`` find it taken.
+        """
+        try:
+            text = (self._path / LOCK_FILE).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        match = re.fullmatch(r"process (\d+)\n?", text)
+        if match is None:
+            return None
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            return "killed"
+        except (PermissionError, OverflowError):
+            pass
+        return "running"
+
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""
         text = config if isinstance(config, str) else config_yaml(config)

@@ -104,3 +104,32 @@ def test_empty_runs_table_says_so():
                                               (1e300, "1.0000e+300"), (float("nan"), "nan"), (float("inf"), "inf")])
 def test_metrics_stay_short_however_large(value: float, shown: str) -> None:
     assert format_metric(value) == shown
+
+
+def test_a_run_held_by_a_live_process_is_running_and_one_whose_process_died_is_killed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+    dead = int(finished.stdout)
+    runs = {}
+    for hour, (lock, summary) in enumerate([(f"process {os.getpid()}\n", None),
+                                            (f"process {os.getpid()}\n", {"status": "interrupted", "steps": 5}),
+                                            (f"process {dead}\n", None),
+                                            ("", {"status": "interrupted", "steps": 5}),
+                                            (None, None)]):
+        run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10 + hour, 0, 0), summary)
+        if lock is not None:
+            (run.path / ".lock").write_text(lock)
+        runs[hour] = run.path
+    statuses = {record.path: record.status for record in list_runs(tmp_path)}
+    assert [statuses[runs[hour]] for hour in range(5)] == ["running", "running", "killed", "interrupted", "running?"]
+
+
+def test_the_lock_of_a_finished_training_names_nobody(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral")
+    with run.lock():
+        assert run.training_state() == "running"
+    assert run.training_state() is None

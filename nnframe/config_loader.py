@@ -17,6 +17,7 @@ from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.config import ConfigModels
 from nnframe.config_errors import Problem, format_path, format_validation_error
 from nnframe.errors import ConfigError, short_repr
+from nnframe.data import absolute_path
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
 from nnframe.strict_numbers import booleans_for_numbers
@@ -32,7 +33,14 @@ class LoadedConfig:
 
     @property
     def resolved(self) -> dict[str, Any]:
-        return _type_first(self.experiment.model_dump(mode="json"))
+        """The config as plain data, defaults filled in and the dataset's relative paths made absolute."""
+        resolved = _type_first(self.experiment.model_dump(mode="json"))
+        data = resolved.get("data")
+        base_dir = Path(self.path).resolve().parent
+        for name in getattr(type(self.experiment.data), "relative_paths", ()):
+            if isinstance(data, dict) and isinstance(data.get(name), str):
+                data[name] = absolute_path(data[name], base_dir)
+        return resolved
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.resolved, sort_keys=False, allow_unicode=True)

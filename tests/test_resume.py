@@ -482,3 +482,28 @@ def test_a_resume_keeps_the_last_evaluation_and_does_not_repeat_it(tmp_path: Pat
     result = launch_train(config, ["train.max_steps=5"], plugins, resume=run_dir, quiet=True)
     assert again.evaluations == []
     assert result.summary["metrics"]["val/loss"] == first.evaluations[0][1]
+
+
+def test_a_runs_config_yaml_trains_and_resumes_from_the_run_directory(tmp_path: Path) -> None:
+    """Data paths relative to the experiment file are absolute in config.yaml, which lies elsewhere."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "blobs.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    experiment = tmp_path / "experiments" / "blobs.yaml"
+    experiment.parent.mkdir()
+    experiment.write_text(yaml.safe_dump({
+        "name": "blobs", "data": {"type": "npz", "path": "../data/blobs.npz"},
+        "model": [{"type": "affine", "out": 2}], "loss": {"type": "softmax_cross_entropy"},
+        "optimizer": {"type": "sgd", "lr": 0.1}, "train": {"max_steps": 6, "batch_size": 10},
+        "checkpoint": {"every": 3}}), encoding="utf-8")
+    first = nnframe("train", str(experiment), "--runs-dir", "runs", "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs" / "blobs").iterdir()
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["data"]["path"] == str(tmp_path / "data" / "blobs.npz")
+    resumed = nnframe("train", "config.yaml", "--resume", ".", "train.max_steps=9", "-q", cwd=run_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 9
+    again = nnframe("train", str(experiment), "--resume", str(run_dir), "train.max_steps=12", "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr  # the experiment file resolves to the same absolute path

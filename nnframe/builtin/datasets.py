@@ -51,6 +51,8 @@ def build_spiral(params: SpiralParams, ctx: DatasetContext) -> Dataset:
 class FileParams(DatasetParams):
     """The fields of a dataset read from one file."""
 
+    relative_paths = ("path",)
+
     path: str = Field(description="file path, relative to the config file's directory")
     task: Task = Field("classification", description="classification: labels are class indices or one-hot "
                                                      "rows; regression: float targets")

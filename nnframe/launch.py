@@ -84,7 +84,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                 return RunResult(run_dir.path, previous, notes)
             for text in _record_resume(trainer, run_dir, overrides, changes, saved):
                 note(text)
-        for text in settings.optimizer.schedule.notes(trainer.base_lr, trainer.total_steps):
+        for text in [*settings.optimizer.schedule.notes(trainer.base_lr, trainer.total_steps),
+                     *_checkpoint_notes(experiment)]:
             note(text)
         progress = make_progress(trainer.total_steps, quiet, stream)
         if progress is not None:
@@ -99,10 +100,6 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
             raise
         finally:
             run_dir.write_summary(run.summary)
-    checkpoint = settings.checkpoint
-    if checkpoint.best_metric and "best_metric" in checkpoint.model_fields_set and experiment.dataset.x_val is None:
-        note(f"checkpoint.best_metric is {checkpoint.best_metric}, but the run has no validation set, so "
-                     "no best checkpoint was kept; set data.val_fraction or give x_val and y_val")
     skipped = run.summary.get("skipped_steps", 0)
     if skipped:
         note(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
@@ -154,6 +151,20 @@ def _seconds(value: Any) -> float:
     """A summary's ``wall_time_s``; 0 where a damaged summary holds something else, the checkpoint being the state."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     return float(value) if is_number and math.isfinite(value) and value >= 0 else 0.0
+
+
+def _checkpoint_notes(experiment: Experiment) -> list[str]:
+    """What a ``checkpoint.best_metric`` the config asks for will not do in this run."""
+    checkpoint = experiment.settings.checkpoint
+    if not checkpoint.best_metric or "best_metric" not in checkpoint.model_fields_set:
+        return []
+    if experiment.dataset.x_val is None:
+        return [f"checkpoint.best_metric is {checkpoint.best_metric}, but the run has no validation set, so no "
+                "best checkpoint is kept; set data.val_fraction or give x_val and y_val"]
+    if checkpoint.best_metric == "val/accuracy" and not experiment.classification:
+        return ["checkpoint.best_metric is val/accuracy, which a regression run has not; the best checkpoint "
+                "is kept by val/loss"]
+    return []
 
 
 def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:

@@ -280,7 +280,7 @@ class RunDirectory:
         """
         entries = self.read_overrides()
         entry = {
-            "started": (now or datetime.now()).isoformat(timespec="seconds"),
+            "started": (now or datetime.now().astimezone()).isoformat(timespec="seconds"),
             "resumed": bool(entries),
             "overrides": [str(item) for item in overrides],
         }

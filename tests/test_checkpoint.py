@@ -416,6 +416,11 @@ def test_a_regression_run_keeps_its_best_checkpoint_by_val_loss(tmp_path: Path) 
     best = read_checkpoint(result.run_dir / "checkpoints" / "best.json")
     assert best.meta["metric"]["name"] == "val/loss"
     assert best.meta["metric"]["value"] <= result.summary["metrics"]["val/loss"]  # the final one, at step 20
+    assert result.notes == []  # the default, not asked for
+    asked = launch_train(path, ["checkpoint.best_metric=val/accuracy"], get_plugin_manager(),
+                         runs_dir=tmp_path / "runs", quiet=True)
+    assert asked.notes == ["checkpoint.best_metric is val/accuracy, which a regression run has not; the best "
+                           "checkpoint is kept by val/loss"]
 
 
 def test_a_best_metric_without_a_validation_set_is_named_in_a_note(tmp_path: Path) -> None:
@@ -423,7 +428,7 @@ def test_a_best_metric_without_a_validation_set_is_named_in_a_note(tmp_path: Pat
                         checkpoint={"best_metric": "val/loss"})
     result = launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
     assert result.notes == ["checkpoint.best_metric is val/loss, but the run has no validation set, so no best "
-                            "checkpoint was kept; set data.val_fraction or give x_val and y_val"]
+                            "checkpoint is kept; set data.val_fraction or give x_val and y_val"]
     assert not (result.run_dir / "checkpoints" / "best.json").exists()
     quiet = launch_train(write_config(tmp_path, data={**CONFIG["data"], "val_fraction": 0.0}, checkpoint={}), [],
                          get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)

@@ -303,3 +303,10 @@ def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: in
         command()
     assert caught.value.exit_code == code
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_runs_dir_with_resume_is_refused_rather_than_ignored(tmp_path: Path) -> None:
+    done = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "x", "--runs-dir", tmp_path / "other")
+    assert done.returncode == 2
+    assert done.stderr == (f"error: --runs-dir does not go with --resume: the run stays in "
+                           f"{tmp_path / 'runs' / 'spiral' / 'x'}; leave --runs-dir out\n")

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
+import yaml
+
 from nnframe.build import Experiment, build_experiment
 from nnframe.config_errors import format_path
 from nnframe.config_loader import LoadedConfig, load_experiment
@@ -125,12 +127,24 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrid
                              resolve=partial(_resolve, config_path, plugins))
     previous = run_dir.read_summary() or {}
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
-    started = previous.get("started")
-    run.summary["started"] = started if isinstance(started, str) else datetime.now().astimezone().isoformat(
-        timespec="seconds")
+    run.summary["started"] = _first_start(previous, run_dir)
     trainer.checkpointer.restore(trainer)
     run.resumed = True
     return changes, previous
+
+
+def _first_start(previous: dict[str, Any], run_dir: RunDirectory) -> str:
+    """When the run first started: from its summary, else (killed before it wrote one) from ``overrides.yaml``."""
+    started = previous.get("started")
+    if isinstance(started, str):
+        return started
+    try:
+        first = run_dir.read_overrides()[0]["started"]
+    except (OSError, yaml.YAMLError, IndexError, KeyError, TypeError):
+        first = None
+    if isinstance(first, datetime):  # YAML reads an unquoted timestamp as one
+        first = first.isoformat(timespec="seconds")
+    return first if isinstance(first, str) else datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change],

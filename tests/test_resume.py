@@ -507,3 +507,15 @@ def test_a_runs_config_yaml_trains_and_resumes_from_the_run_directory(tmp_path: 
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 9
     again = nnframe("train", str(experiment), "--resume", str(run_dir), "train.max_steps=12", "-q", cwd=tmp_path)
     assert again.returncode == 0, again.stderr  # the experiment file resolves to the same absolute path
+
+
+def test_a_run_killed_before_its_first_summary_keeps_its_start_time(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    run_dir = run_in_process(config, tmp_path / "runs", ["train.max_steps=14"], LossRecorder())
+    entries = yaml.safe_load((run_dir / "overrides.yaml").read_text())
+    first_start = entries[0]["started"] = "2026-01-02T03:04:05+00:00"  # long before the resume
+    (run_dir / "overrides.yaml").write_text(yaml.safe_dump(entries))
+    (run_dir / "summary.json").unlink()  # as after a SIGKILL: checkpoints, but no summary yet
+    (run_dir / "checkpoints" / f"{step_name(14)}.json").unlink()
+    run_in_process(config, tmp_path / "runs", ["train.max_steps=20"], LossRecorder(), resume=run_dir)
+    assert json.loads((run_dir / "summary.json").read_text())["started"] == first_start

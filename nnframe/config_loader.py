@@ -16,10 +16,11 @@ from pydantic import BaseModel, ValidationError
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.config import ConfigModels
 from nnframe.config_errors import Problem, format_path, format_validation_error
-from nnframe.errors import ConfigError, short_repr
 from nnframe.data import absolute_path
+from nnframe.errors import ConfigError, short_repr
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
+from nnframe.schedules import ConstantSchedule
 from nnframe.strict_numbers import booleans_for_numbers
 
 
@@ -57,6 +58,11 @@ def _type_first(value: Any) -> Any:
     return value
 
 
+DEFAULT_SCHEDULE_PATH = ("optimizer", "schedule")
+"""An override of a field in a schedule the file does not name (``optimizer.schedule.warmup_steps=100``)
+sets it in the default constant schedule, whose ``type`` nobody wrote."""
+
+
 def parse_override(text: str) -> tuple[list[str | int], Any]:
     """``"model.0.out=20"`` -> ``(["model", 0, "out"], 20)``; the value is parsed as YAML, like the file."""
     if "=" not in text:
@@ -85,6 +91,8 @@ def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
     target: Any = data
     for depth, key in enumerate(path[:-1]):
         target = _step_into(target, key, text, path[:depth])
+        if path[:depth + 1] == list(DEFAULT_SCHEDULE_PATH) and not target:
+            target["type"] = ConstantSchedule().type  # the default a file without a schedule runs under
     _set(target, path[-1], value, text, path[:-1])
     return path
 

@@ -170,6 +170,16 @@ def test_apply_override_sets_values_and_creates_missing_sections() -> None:
     assert data["checkpoint"] == {"every": 5}
 
 
+def test_a_field_of_the_default_schedule_can_be_set_without_naming_its_type() -> None:
+    data = spiral_data()
+    apply_override(data, "optimizer.schedule.warmup_steps=100")
+    assert data["optimizer"]["schedule"] == {"type": "constant", "warmup_steps": 100}
+    data = spiral_data()
+    apply_override(data, "optimizer.schedule.type=cosine")
+    apply_override(data, "optimizer.schedule.min_lr=0.01")
+    assert data["optimizer"]["schedule"] == {"type": "cosine", "min_lr": 0.01}
+
+
 @pytest.mark.parametrize("text, words", [
     ("model.5.out=3", ["model is a list of 3 entries (indices 0..2)", "5 is not an index"]),
     ("model.3=3", ["3 is not an index"]),

@@ -141,3 +141,20 @@ def test_where_leaving_the_override_out_is_not_enough_the_way_back_says_what_it_
 
     with pytest.raises(ConfigError, match=r"To continue the run as it was, add: seed=7 \(they override seed=8\)$"):
         resume_changes(SAVED, now, ["seed=8"], Path("exp.yaml"), Path("r"), resolve=file_seed_9)
+
+
+def test_where_single_fields_do_not_validate_the_advice_gives_whole_sections() -> None:
+    now = changed(optimizer={"lr": 0.5})
+
+    def resolve(overrides: list[str]) -> dict:
+        """A config in which optimizer.lr cannot be set alone, as a field of a part the file leaves out."""
+        config = copy.deepcopy(now)
+        for text in overrides:
+            path, value = parse_override(text)
+            if path == ["optimizer", "lr"]:
+                raise ConfigError("field optimizer.type: missing required key 'type'")
+            config[path[0]] = value
+        return config
+
+    with pytest.raises(ConfigError, match=re.escape("add: 'optimizer={type: sgd, lr: 1.0}'; to change")):
+        resume_changes(SAVED, now, [], Path("exp.yaml"), Path("r"), resolve=resolve)

@@ -21,21 +21,21 @@ import os
 import platform
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from nnframe import run_lock
 from nnframe.errors import UserError
 
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 CONFIG_FILE = "config.yaml"
 OVERRIDES_FILE = "overrides.yaml"
 SUMMARY_FILE = "summary.json"
-LOCK_FILE = ".lock"
 CHECKPOINTS_DIR = "checkpoints"
 FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
 RUN_DIR_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
@@ -195,58 +195,13 @@ class RunDirectory:
     def summary_path(self) -> Path:
         return self._path / SUMMARY_FILE
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run for this process: a second ``train`` or ``--resume`` of it is refused meanwhile.
-
-        An advisory ``flock`` on ``.lock`` in the run directory, which the
-        system drops when the process ends, however it ends (a SIGKILL
-        included), so no stale lock is ever left behind. Where ``fcntl`` is
-        missing (Windows) runs are not locked.
-        """
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        with open(self._path / LOCK_FILE, "a+", encoding="utf-8") as file:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                file.seek(0)
-                holder = file.read().strip() or "another process"
-                raise UserError(f"run {str(self._path)!r} is being trained by {holder}; wait for it to end, "
-                                "or stop it, before resuming this run") from None
-            file.seek(0)
-            file.truncate()
-            file.write(f"process {os.getpid()}\n")
-            file.flush()
-            try:
-                yield
-            finally:  # while unlocked the file names nobody (a SIGKILL leaves the name, but no lock)
-                file.truncate(0)
+    def lock(self) -> AbstractContextManager[None]:
+        """Hold the run for this process (see :mod:`nnframe.run_lock`)."""
+        return run_lock.hold(self._path)
 
     def training_state(self) -> str | None:
-        """``"running"`` while a live process holds the run, ``"killed"`` when the process that held it died
-        without letting go (a SIGKILL), else None (nobody holds it, or a run from before locks).
-
-        Read from the process named in ``.lock``, which :meth:`lock` empties when it lets go; probing the
-        lock itself could make a starting ``train`` find it taken.
-        """
-        try:
-            text = (self._path / LOCK_FILE).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-        match = re.fullmatch(r"process (\d+)\n?", text)
-        if match is None:
-            return None
-        try:
-            os.kill(int(match.group(1)), 0)
-        except ProcessLookupError:
-            return "killed"
-        except (PermissionError, OverflowError):
-            pass
-        return "running"
+        """``"running"``, ``"killed"`` or None: see :func:`nnframe.run_lock.training_state`."""
+        return run_lock.training_state(self._path, self.summary_path)
 
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""

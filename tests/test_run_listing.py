@@ -113,19 +113,29 @@ def test_a_run_held_by_a_live_process_is_running_and_one_whose_process_died_is_k
 
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True)
-    dead = int(finished.stdout)
-    runs = {}
-    for hour, (lock, summary) in enumerate([(f"process {os.getpid()}\n", None),
-                                            (f"process {os.getpid()}\n", {"status": "interrupted", "steps": 5}),
-                                            (f"process {dead}\n", None),
-                                            ("", {"status": "interrupted", "steps": 5}),
-                                            (None, None)]):
+    dead, alive = int(finished.stdout), os.getpid()
+    interrupted = {"status": "interrupted", "steps": 5}
+    cases = [  # (.lock, summary, the summary written after the lock was taken, status)
+        (f"process {alive}\n", None, False, "running"),
+        (f"process {alive}\n", interrupted, False, "running"),  # a resume under way
+        (f"process {dead}\n", None, False, "killed"),
+        (f"process {dead}\nstarted 12\n", interrupted, False, "killed"),  # killed during a resume
+        (f"process {alive}\nstarted 1\n", interrupted, False, "killed"),  # the id now belongs to another program
+        (f"process {dead}\n", {"status": "completed", "steps": 5}, True, "completed"),  # from before .lock was emptied
+        ("", interrupted, False, "interrupted"),
+        (None, None, False, "running?"),
+    ]
+    runs = []
+    for hour, (lock, summary, summary_after, _) in enumerate(cases):
         run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10 + hour, 0, 0), summary)
         if lock is not None:
             (run.path / ".lock").write_text(lock)
-        runs[hour] = run.path
+            if summary is not None:
+                stamp = os.stat(run.path / ".lock").st_mtime + (5 if summary_after else -5)
+                os.utime(run.summary_path, (stamp, stamp))
+        runs.append(run.path)
     statuses = {record.path: record.status for record in list_runs(tmp_path)}
-    assert [statuses[runs[hour]] for hour in range(5)] == ["running", "running", "killed", "interrupted", "running?"]
+    assert [statuses[path] for path in runs] == [case[-1] for case in cases]
 
 
 def test_the_lock_of_a_finished_training_names_nobody(tmp_path):

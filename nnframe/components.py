@@ -56,6 +56,18 @@ class DatasetContext:
     rng: np.random.Generator
     dtype: np.dtype
 
+    def path(self, given: str) -> Path:
+        """``given`` as the dataset reads it: see :func:`absolute_path`."""
+        return Path(absolute_path(given, self.base_dir))
+
+
+def absolute_path(given: str, base_dir: Path) -> str:
+    """A data path from a config (``~`` expanded) made absolute against ``base_dir``, the config's directory.
+
+    Not normalised: the system resolves ``..`` after following links, as the dataset's read does.
+    """
+    return str(Path(base_dir) / Path(given).expanduser())
+
 
 @dataclass(frozen=True)
 class Component:

@@ -14,9 +14,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
+from nnframe.components import absolute_path
 from nnframe.config import ConfigModels
 from nnframe.config_errors import Problem, format_path, format_validation_error
-from nnframe.data import absolute_path
 from nnframe.errors import ConfigError, short_repr
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins

@@ -9,9 +9,7 @@ naming the dataset's source and what is wrong.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,11 +71,6 @@ class DatasetParams(Params):
     relative_paths: ClassVar[tuple[str, ...]] = ()
     """Fields holding file paths relative to the config file's directory. The resolved config (``config.yaml``
     in the run directory) holds them made absolute, so that it trains and resumes from wherever it lies."""
-
-
-def absolute_path(path: str, base_dir: Path) -> str:
-    """``path`` (``~`` expanded) made absolute against ``base_dir``, normalised but with links kept."""
-    return os.path.normpath(Path(base_dir) / Path(path).expanduser())
 
 
 def load_dataset(component: Component, params: Params, ctx: DatasetContext, where: str = "data",

@@ -7,6 +7,7 @@ directory is created, so a bad config or data file leaves nothing behind.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 import yaml
 
 from nnframe.build import Experiment, build_experiment
+from nnframe.components import absolute_path
 from nnframe.config_errors import format_path
 from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
@@ -78,7 +80,9 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         if resume is None:
             _start(trainer, run_dir, overrides)
         else:
-            saved = run_dir.read_config()
+            saved, moved = _data_paths_as_now(run_dir.read_config(), experiment.config)
+            for text in moved:
+                note(text)
             changes, previous = _restore(trainer, run_dir, config_path, overrides, plugins, saved)
             if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
                 note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
@@ -86,6 +90,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                 return RunResult(run_dir.path, previous, notes)
             for text in _record_resume(trainer, run_dir, overrides, changes, saved):
                 note(text)
+            if moved:
+                run_dir.replace_config(experiment.config.to_yaml())
         for text in [*settings.optimizer.schedule.notes(trainer.base_lr, trainer.total_steps),
                      *_checkpoint_notes(experiment)]:
             note(text)
@@ -131,6 +137,41 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrid
     trainer.checkpointer.restore(trainer)
     run.resumed = True
     return changes, previous
+
+
+def _data_paths_as_now(saved: dict[str, Any], config: LoadedConfig) -> tuple[dict[str, Any], list[str]]:
+    """The run's config with its data file paths compared as files, and notes on the ones that moved.
+
+    A run saved before ``config.yaml`` held them absolute has them relative to
+    its experiment file; a path naming the file the config names now is the
+    same; one naming a file that is gone (the project moved) gives way to the
+    config's, with a note.
+    """
+    now = config.resolved.get("data")
+    data = saved.get("data")
+    if not isinstance(now, dict) or not isinstance(data, dict):
+        return saved, []
+    data, notes = dict(data), []
+    base_dir = Path(config.path).resolve().parent
+    for name in getattr(type(config.experiment.data), "relative_paths", ()):
+        old, new = data.get(name), now.get(name)
+        if not (isinstance(old, str) and isinstance(new, str)):
+            continue
+        old = absolute_path(old, base_dir)
+        if old != new and not Path(old).exists() and Path(new).exists():
+            notes.append(f"data.{name} {old} of the run no longer exists; the run goes on with {new}")
+            old = new
+        elif old != new and _same_file(old, new):
+            old = new
+        data[name] = old
+    return {**saved, "data": data}, notes
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _first_start(previous: dict[str, Any], run_dir: RunDirectory) -> str:

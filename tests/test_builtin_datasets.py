@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -235,3 +236,15 @@ def test_csv_delimiter_must_be_one_character(registry):
     with pytest.raises(pydantic.ValidationError, match="delimiter must be one character"):
         registry.get("csv").params(path="a.csv", delimiter=";;")
 
+
+
+def test_the_resolved_data_path_names_the_file_the_dataset_read_through_links(tmp_path: Path) -> None:
+    from nnframe.components import absolute_path
+
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    np.savez(tmp_path / "real" / "blobs.npz", x=np.zeros((4, 2)), y=np.zeros(4, dtype=np.int64))
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "link").symlink_to(tmp_path / "real" / "sub")
+    resolved = absolute_path("link/../blobs.npz", tmp_path / "project")
+    assert os.path.samefile(resolved, tmp_path / "real" / "blobs.npz")
+    assert absolute_path("~/data.npz", tmp_path) == str(Path.home() / "data.npz")

@@ -501,7 +501,7 @@ def test_a_runs_config_yaml_trains_and_resumes_from_the_run_directory(tmp_path: 
     assert first.returncode == 0, first.stderr
     (run_dir,) = (tmp_path / "runs" / "blobs").iterdir()
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved["data"]["path"] == str(tmp_path / "data" / "blobs.npz")
+    assert saved["data"]["path"] == str(tmp_path / "experiments" / "../data/blobs.npz")  # as the system reads it
     resumed = nnframe("train", "config.yaml", "--resume", ".", "train.max_steps=9", "-q", cwd=run_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 9
@@ -519,3 +519,33 @@ def test_a_run_killed_before_its_first_summary_keeps_its_start_time(tmp_path: Pa
     (run_dir / "checkpoints" / f"{step_name(14)}.json").unlink()
     run_in_process(config, tmp_path / "runs", ["train.max_steps=20"], LossRecorder(), resume=run_dir)
     assert json.loads((run_dir / "summary.json").read_text())["started"] == first_start
+
+
+def test_a_resume_compares_data_paths_as_files(tmp_path: Path) -> None:
+    """A run from before config.yaml held paths absolute, and a project moved elsewhere, both resume."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    np.savez(project / "data" / "blobs.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    experiment = project / "blobs.yaml"
+    experiment.write_text(yaml.safe_dump({
+        "name": "blobs", "data": {"type": "npz", "path": "data/blobs.npz"},
+        "model": [{"type": "affine", "out": 2}], "loss": {"type": "softmax_cross_entropy"},
+        "optimizer": {"type": "sgd", "lr": 0.1}, "train": {"max_steps": 6, "batch_size": 10},
+        "checkpoint": {"every": 3}}), encoding="utf-8")
+    run_dir = launch_train(experiment, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True).run_dir
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saved["data"]["path"] = "data/blobs.npz"  # as runs wrote it before
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    older = launch_train(experiment, ["train.max_steps=9"], get_plugin_manager(), resume=run_dir, quiet=True)
+    assert older.notes == ["resumed with train.max_steps: 6 in the run, 9 now"]
+
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    result = launch_train(moved / "blobs.yaml", ["train.max_steps=12"], get_plugin_manager(), resume=run_dir,
+                          quiet=True)
+    assert result.notes[0] == (f"data.path {project / 'data' / 'blobs.npz'} of the run no longer exists; the run "
+                               f"goes on with {moved / 'data' / 'blobs.npz'}")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["path"] == str(moved / "data" / "blobs.npz")
+    assert result.summary["steps"] == 12

@@ -125,7 +125,7 @@ def nnframe_register_datasets() -> list[Component]:
 
 def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
     given = Path(path).expanduser()
-    resolved = given if given.is_absolute() else Path(ctx.base_dir) / given
+    resolved = ctx.path(path)
     if resolved.is_file():
         return resolved
     where = "" if given.is_absolute() else f" (path {path!r} relative to {ctx.base_dir})"

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any, TextIO
 
 import yaml
+from pydantic import TypeAdapter
 
 from nnframe.build import Experiment, build_experiment
 from nnframe.components import absolute_path
@@ -29,6 +30,7 @@ from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
+from nnframe.schedules import ScheduleConfig
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps
 
@@ -223,26 +225,27 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
 
 
 def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:
-    """A note when a new training length moves the learning rate (a cosine over the run's steps)."""
-    train = saved.get("train", {})
+    """A note when a new training length moves the learning rate (a cosine over the run's steps).
+
+    The run's rate comes from the run's own schedule and ``optimizer.lr``, so
+    that a resume changing those too is described against what the run had.
+    """
+    train, optimizer = saved.get("train", {}), saved.get("optimizer", {})
     try:
         before_total = planned_steps(SimpleNamespace(max_steps=train.get("max_steps"), epochs=train.get("epochs")),
                                      trainer.batches.batches_per_epoch)
-    except (TypeError, ValueError):
+        schedule = TypeAdapter(ScheduleConfig).validate_python(optimizer.get("schedule") or {"type": "constant"})
+        before = schedule.lr_at(trainer.step, float(optimizer["lr"]), before_total)
+    except (TypeError, ValueError, KeyError, UserError):
         return []
     if before_total == trainer.total_steps:
         return []
-    schedule, step = trainer.schedule, trainer.step
-    try:
-        before = schedule.lr_at(step, trainer.base_lr, before_total)
-    except UserError:
-        return []
-    now = schedule.lr_at(step, trainer.base_lr, trainer.total_steps)
+    now = trainer.schedule.lr_at(trainer.step, trainer.base_lr, trainer.total_steps)
     if math.isclose(before, now, rel_tol=1e-9, abs_tol=0.0):
         return []
-    return [f"the {schedule.type} schedule now spans {trainer.total_steps} steps ({before_total} in the run), so the "
-            f"learning rate at step {step + 1} is {now:.4g} where the run had {before:.4g}; give "
-            f"optimizer.schedule.total_steps={before_total} with --resume to keep the run's schedule"]
+    return [f"the {trainer.schedule.type} schedule spans the run's steps, now {trainer.total_steps} "
+            f"({before_total} before), so the learning rate at step {trainer.step + 1} is {now:.4g} where the "
+            f"run's schedule was at {before:.4g}; optimizer.schedule.total_steps sets the span"]
 
 
 def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], plugins: Plugins,

@@ -429,11 +429,28 @@ def test_a_longer_resume_of_a_cosine_run_says_where_the_learning_rate_moves(tmp_
     result = launch_train(config, ["train.max_steps=90"], plugins, resume=run_dir, quiet=True, on_note=seen.append)
     assert seen == result.notes
     assert seen[0] == "resumed with train.max_steps: 60 in the run, 90 now"
-    assert seen[1].startswith("the cosine schedule now spans 90 steps (60 in the run), so the learning rate at "
-                              "step 61 is 0.025 where the run had 0; give optimizer.schedule.total_steps=60")
-    same = launch_train(config, ["train.max_steps=120", "optimizer.schedule.total_steps=90"], get_plugin_manager(),
-                        resume=run_dir, quiet=True)
-    assert not any("schedule now spans" in text for text in same.notes)
+    assert seen[1] == ("the cosine schedule spans the run's steps, now 90 (60 before), so the learning rate at "
+                       "step 61 is 0.025 where the run's schedule was at 0; optimizer.schedule.total_steps sets "
+                       "the span")
+    faster = launch_train(config, ["train.max_steps=120", "optimizer.lr=0.2"], get_plugin_manager(), resume=run_dir,
+                          quiet=True)
+    assert "step 91 is 0.02929 where the run's schedule was at 0;" in faster.notes[-1]
+
+
+def test_the_rate_a_run_had_comes_from_its_own_schedule_and_learning_rate() -> None:
+    from types import SimpleNamespace
+
+    from nnframe.launch import _rescheduled
+    from nnframe.schedules import CosineSchedule
+
+    trainer = SimpleNamespace(step=30, total_steps=90, base_lr=0.5, schedule=CosineSchedule(),
+                              batches=SimpleNamespace(batches_per_epoch=10))
+    saved = {"train": {"max_steps": 60}, "optimizer": {"lr": 0.1, "schedule": {"type": "cosine", "min_lr": 0.0}}}
+    (text,) = _rescheduled(trainer, saved)
+    assert text.endswith("is 0.375 where the run's schedule was at 0.05; optimizer.schedule.total_steps sets the span")
+    own_span = {"type": "cosine", "total_steps": 200}
+    trainer.schedule = CosineSchedule(**own_span)
+    assert _rescheduled(trainer, {**saved, "optimizer": {"lr": 0.5, "schedule": own_span}}) == []
 
 
 def test_a_resumes_notes_come_before_its_training_and_stay_when_it_fails(tmp_path: Path) -> None:

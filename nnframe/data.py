@@ -79,8 +79,9 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
 
     ``val_fraction`` is the config's (every dataset section takes it); by
     default ``params.val_fraction``, or 0 where the params have none. A dataset
-    that brings its own validation set (``x_val``) is not split again: its
-    ``build`` has used ``val_fraction`` itself or refused it.
+    that brings its own validation set (``x_val``) is not split again: a
+    ``build`` whose params take ``val_fraction`` has used it or refused it, and
+    for one whose params do not, a non-zero ``val_fraction`` is refused here.
     """
     if val_fraction is None:
         val_fraction = getattr(params, "val_fraction", 0.0)
@@ -94,7 +95,7 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
         raise PluginError(f"{where}: dataset {component.name!r} built {type(ds).__name__}, "
                           "not an nnframe.data.Dataset; its build() must return Dataset(x, y, ...)")
     ds = validate_dataset(ds, where)
-    if ds.x_val is None:
+    if ds.x_val is None or "val_fraction" not in type(params).model_fields:  # such a build never saw it
         ds = split_validation(ds, val_fraction, ctx.rng, where)
     return cast(ds, ctx.dtype)
 

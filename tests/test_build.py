@@ -18,6 +18,7 @@ from nnframe.config import TrainConfig
 from nnframe.config_loader import load_experiment
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.hookspecs import hookimpl
+from nnframe.launch import prepare
 from nnframe.node import Node
 from nnframe.plugins import get_plugin_manager
 from nnframe.train import planned_steps
@@ -256,3 +257,45 @@ def test_a_model_that_fails_on_one_example_is_a_config_error_naming_the_node(tmp
     with pytest.raises(ConfigError, match=r"field model: the model fails on one example of shape \(1, 2\) in node "
                                           r"'affine2' \(Affine\): matmul"):
         experiment(tmp_path, plugins, model=model)
+
+
+BLOBS_PLUGIN = '''
+import numpy as np
+
+from nnframe import Params, hookimpl
+from nnframe.components import dataset
+from nnframe.data import Dataset
+
+
+class BlobsParams(Params):
+    """Params of its own, not nnframe.data.DatasetParams."""
+
+    n: int = 40
+
+
+def build(params, ctx):
+    x = ctx.rng.normal(size=(params.n, 2))
+    return Dataset(x, (x[:, 0] > 0).astype(np.int64))
+
+
+@hookimpl
+def nnframe_register_datasets():
+    return [dataset("blobs", BlobsParams, build)]
+'''
+
+
+@pytest.mark.parametrize("val_fraction,n_val", [(None, 0), (0.25, 10)])
+def test_a_plugin_dataset_without_datasetparams_takes_val_fraction(site, tmp_path: Path, val_fraction, n_val):
+    """DESIGN: every dataset takes ``val_fraction``; a plugin's params need not subclass DatasetParams."""
+    site.add("nnframe-blobs", {"nnframe_blobs": BLOBS_PLUGIN})
+    data = {"type": "blobs", **({"val_fraction": val_fraction} if val_fraction is not None else {})}
+    path = tmp_path / "blobs.yaml"
+    path.write_text(yaml.safe_dump({"name": "blobs", "data": data, "model": [{"type": "affine", "out": 2}],
+                                    "loss": {"type": "softmax_cross_entropy"},
+                                    "optimizer": {"type": "sgd", "lr": 0.1}, "train": {"max_steps": 1, "batch_size": 8}}),
+                    encoding="utf-8")
+    experiment = prepare(path, [], get_plugin_manager())
+    assert experiment.dataset.n_val == n_val
+    assert experiment.dataset.n_train == 40 - n_val
+    assert experiment.config.resolved["data"]["val_fraction"] == (val_fraction or 0.0)
+

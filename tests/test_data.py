@@ -234,47 +234,15 @@ def test_load_dataset_prefixes_build_errors_with_where():
         load_dataset(dataset("toy", ToyParams, build), ToyParams(), _ctx(), where="exp.yaml, field data")
 
 
-BLOBS_PLUGIN = '''
-import numpy as np
+def test_val_fraction_for_a_plugin_dataset_with_its_own_validation_set_is_refused_not_lost():
+    class OwnParams(Params):
+        """Params that do not take val_fraction."""
 
-from nnframe import Params, hookimpl
-from nnframe.components import dataset
-from nnframe.data import Dataset
+    def build(params, ctx):
+        x = np.arange(20.0).reshape(10, 2)
+        return Dataset(x, np.arange(10) % 2, x_val=x[:3], y_val=np.arange(3) % 2)
 
-
-class BlobsParams(Params):
-    """Params of its own, not nnframe.data.DatasetParams."""
-
-    n: int = 40
-
-
-def build(params, ctx):
-    x = ctx.rng.normal(size=(params.n, 2))
-    return Dataset(x, (x[:, 0] > 0).astype(np.int64))
-
-
-@hookimpl
-def nnframe_register_datasets():
-    return [dataset("blobs", BlobsParams, build)]
-'''
-
-
-@pytest.mark.parametrize("val_fraction,n_val", [(None, 0), (0.25, 10)])
-def test_a_plugin_dataset_without_datasetparams_takes_val_fraction(site, tmp_path: Path, val_fraction, n_val):
-    """DESIGN: every dataset takes ``val_fraction``; a plugin's params need not subclass DatasetParams."""
-    import yaml
-
-    from nnframe.launch import prepare
-    from nnframe.plugins import get_plugin_manager
-
-    site.add("nnframe-blobs", {"nnframe_blobs": BLOBS_PLUGIN})
-    data = {"type": "blobs", **({"val_fraction": val_fraction} if val_fraction is not None else {})}
-    path = tmp_path / "blobs.yaml"
-    path.write_text(yaml.safe_dump({"name": "blobs", "data": data, "model": [{"type": "affine", "out": 2}],
-                                    "loss": {"type": "softmax_cross_entropy"},
-                                    "optimizer": {"type": "sgd", "lr": 0.1}, "train": {"max_steps": 1, "batch_size": 8}}),
-                    encoding="utf-8")
-    experiment = prepare(path, [], get_plugin_manager())
-    assert experiment.dataset.n_val == n_val
-    assert experiment.dataset.n_train == 40 - n_val
-    assert experiment.config.resolved["data"]["val_fraction"] == (val_fraction or 0.0)
+    with pytest.raises(DataError, match=r"already has a validation set \(3 examples in x_val/y_val\); set "
+                                        r"val_fraction to 0 \(found 0.25\)"):
+        load_dataset(dataset("own", OwnParams, build), OwnParams(), _ctx(), val_fraction=0.25)
+    assert load_dataset(dataset("own", OwnParams, build), OwnParams(), _ctx(), val_fraction=0.0).n_val == 3

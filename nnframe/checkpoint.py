@@ -43,12 +43,12 @@ from nnframe.checkpoint_files import (
 )
 from nnframe.errors import CheckpointError
 from nnframe.gradients import first_nonfinite
-from nnframe.run import EvalMetrics
 from nnframe.tracking import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from nnframe.config import CheckpointConfig
     from nnframe.config_loader import LoadedConfig
+    from nnframe.run import EvalMetrics
     from nnframe.train import Trainer
 
 
@@ -95,6 +95,7 @@ class Checkpointer:
         self.stream = stream
         self.best_value: float | None = None
         self._saved_step: int | None = None
+        self._saved_eval: EvalMetrics | None = None
 
     # ---------------------------------------------------------------- saving
 
@@ -105,13 +106,17 @@ class Checkpointer:
             self.save(trainer)
 
     def save(self, trainer: Trainer, final: bool = False) -> Path | None:
-        """Write ``step-<step>``, then drop all but the newest ``keep``; returns the JSON path, None if skipped."""
-        if trainer.step == self._saved_step:
+        """Write ``step-<step>``, then drop all but the newest ``keep``; returns the JSON path, None if skipped.
+
+        A step already saved is saved again only when an evaluation came after
+        it (the run's last one, after its last step), so that a resume knows it.
+        """
+        if trainer.step == self._saved_step and trainer.last_eval is self._saved_eval:
             return None
         stem = step_name(trainer.step)
         path = self._write(stem, f"{stem}.npz", trainer, final=final)
         if path is not None:
-            self._saved_step = trainer.step
+            self._saved_step, self._saved_eval = trainer.step, trainer.last_eval
             self._prune(trainer.step)
         return path
 
@@ -198,7 +203,7 @@ class Checkpointer:
         self.check_model(checkpoint, trainer.model)
         _apply(checkpoint, trainer)
         if checkpoint.path.name != f"{BEST}.json":
-            self._saved_step = checkpoint.step
+            self._saved_step, self._saved_eval = checkpoint.step, trainer.last_eval
         self.best_value = self._saved_best()
         return checkpoint
 
@@ -292,7 +297,7 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     trainer.step = trainer.run.step = checkpoint.step
     trainer.run.epoch = trainer.batches.epoch
     trainer.skipped_steps = int(meta["skipped_steps"])
-    trainer.last_eval = _last_eval(meta.get("last_eval"), checkpoint.step)
+    trainer.restore_last_eval(meta.get("last_eval"))
 
 
 def _last_eval(saved: Any, step: int) -> EvalMetrics | None:

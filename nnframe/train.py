@@ -194,6 +194,16 @@ class Trainer:
 
     # ------------------------------------------------------------ evaluation
 
+    def restore_last_eval(self, saved: Any) -> None:
+        """The evaluation a checkpoint recorded (``asdict`` of one), so that a resume neither loses it from the
+        summary nor evaluates the same step again; anything else (an older checkpoint has none) means none."""
+        try:
+            metrics = EvalMetrics(**saved)
+        except TypeError:
+            metrics = None
+        valid = metrics is not None and isinstance(metrics.step, int) and 0 <= metrics.step <= self.step
+        self.last_eval = metrics if valid else None
+
     def evaluate(self) -> EvalMetrics | None:
         """Loss and accuracy on the validation set, in eval mode; ``None`` without one."""
         if self.dataset.x_val is None:

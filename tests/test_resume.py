@@ -566,3 +566,15 @@ def test_a_resume_compares_data_paths_as_files(tmp_path: Path) -> None:
                                f"goes on with {moved / 'data' / 'blobs.npz'}")
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["path"] == str(moved / "data" / "blobs.npz")
     assert result.summary["steps"] == 12
+
+
+def test_the_last_checkpoint_records_the_evaluation_after_the_last_step(tmp_path: Path) -> None:
+    """The checkpoint of the last step is written before the run's closing evaluation; it is written again."""
+    config = write_config(tmp_path, train={"max_steps": 10, "batch_size": 10}, checkpoint={"every": 5, "keep": 5})
+    recorder = EvalRecorder()
+    plugins = get_plugin_manager()
+    plugins.pm.register(recorder)
+    run_dir = launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    assert [step for step, _ in recorder.evaluations] == [8, 10]  # the end of epoch 1, then the last step
+    meta = json.loads((run_dir / "checkpoints" / f"{step_name(10)}.json").read_text())
+    assert meta["last_eval"]["step"] == 10 and meta["last_eval"]["loss"] == recorder.evaluations[-1][1]

@@ -75,7 +75,7 @@ def train(
     config: ConfigArg,
     overrides: OverridesArg = None,
     runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run directories go (default: runs); "
-                                                                  "not with --resume.", show_default=False)] = None,
+                                                                  "with --resume, the run's.", show_default=False)] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this directory.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     strict_plugins: StrictOption = False,
@@ -83,8 +83,9 @@ def train(
     """Train an experiment and log it to a new run directory."""
     from nnframe.launch import train as run_training
 
-    if resume is not None and runs_dir is not None:
-        fail(f"--runs-dir does not go with --resume: the run stays in {resume}; leave --runs-dir out", 2)
+    if resume is not None and runs_dir is not None and resume.resolve().parent.parent != runs_dir.resolve():
+        fail(f"--runs-dir {runs_dir} is not where run {resume} lies; a resume stays in the run's directory, so "
+             "leave --runs-dir out", 2)
     runs_dir = Path("runs") if runs_dir is None else runs_dir
     result = run_training(config, list(overrides or []), plugin_manager(strict_plugins), runs_dir=runs_dir,
                           resume=resume, quiet=quiet, on_note=lambda note: typer.echo(f"note: {note}", err=True))

@@ -305,8 +305,11 @@ def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: in
     assert capsys.readouterr().err.startswith("error: ")
 
 
-def test_runs_dir_with_resume_is_refused_rather_than_ignored(tmp_path: Path) -> None:
+def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:
     done = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "x", "--runs-dir", tmp_path / "other")
     assert done.returncode == 2
-    assert done.stderr == (f"error: --runs-dir does not go with --resume: the run stays in "
-                           f"{tmp_path / 'runs' / 'spiral' / 'x'}; leave --runs-dir out\n")
+    assert done.stderr == (f"error: --runs-dir {tmp_path / 'other'} is not where run "
+                           f"{tmp_path / 'runs' / 'spiral' / 'x'} lies; a resume stays in the run's directory, so "
+                           "leave --runs-dir out\n")
+    same = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "x", "--runs-dir", tmp_path / "runs")
+    assert same.returncode == 2 and "run directory" in same.stderr and "does not exist" in same.stderr

@@ -90,7 +90,7 @@ def train(
     result = run_training(config, list(overrides or []), plugin_manager(strict_plugins), runs_dir=runs_dir,
                           resume=resume, quiet=quiet, on_note=lambda note: typer.echo(f"note: {note}", err=True))
     typer.echo(f"run: {result.run_dir}")
-    from nnframe.run import format_metric
+    from nnframe.formatting import format_metric
 
     for name, value in result.summary.get("metrics", {}).items():
         if value is not None:

@@ -113,7 +113,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     skipped = run.summary.get("skipped_steps", 0)
     if skipped:
         note(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
-                     "(train.on_nonfinite: skip_step)")
+             "(train.on_nonfinite: skip_step)")
     return RunResult(run_dir.path, run.summary, notes)
 
 

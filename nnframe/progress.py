@@ -10,8 +10,9 @@ import sys
 import time
 from typing import Any, TextIO
 
+from nnframe.formatting import format_metric
 from nnframe.hookspecs import hookimpl
-from nnframe.run import EvalMetrics, RunContext, StepMetrics, format_metric
+from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 PLAIN_LINES = 20
 

@@ -91,8 +91,3 @@ class RunContext:
     @property
     def hook(self) -> Any:
         return self.plugin_manager.hook
-
-
-def format_metric(value: float) -> str:
-    """A loss as four decimals, or in scientific notation when that would be a page of digits (a 1e300 loss)."""
-    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4e}"

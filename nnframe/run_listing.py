@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnframe.errors import UserError
-from nnframe.run import format_metric
+from nnframe.formatting import format_metric
 from nnframe.tracking import CONFIG_FILE, FINAL_METRICS, RUN_DIR_NAME, SUMMARY_FILE, TIMESTAMP_FORMAT, RunDirectory
 
 if TYPE_CHECKING:

@@ -39,6 +39,22 @@ def test_flatten_keeps_the_values_and_makes_every_array_a_view_of_one_buffer() -
     assert buffer_of(graph.grads) is graph.flat_grads
 
 
+def test_the_buffers_are_made_by_nnframe_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one place that knows how arrays are created (and later on which device) makes them."""
+    from types import SimpleNamespace
+
+    from nnframe import arrays
+
+    made: list[tuple] = []
+    counting = SimpleNamespace(zeros=lambda shape, dtype: made.append(("zeros", shape)) or np.zeros(shape, dtype),
+                               zeros_like=lambda a: made.append(("zeros_like", a.shape)) or np.zeros_like(a))
+    nodes = affines()
+    monkeypatch.setattr(arrays, "xp", counting)
+    graph = model(nodes)
+    assert graph.flatten_params()
+    assert made[-2:] == [("zeros", (33,)), ("zeros_like", (33,))]
+
+
 def test_gradients_written_by_the_nodes_land_in_the_buffer() -> None:
     graph = model()
     graph.flatten_params()

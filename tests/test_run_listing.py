@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from nnframe.errors import UserError
-from nnframe.run_listing import format_metric, format_runs_table, list_runs
+from nnframe.formatting import format_metric
+from nnframe.run_listing import format_runs_table, list_runs
 from nnframe.tracking import RunDirectory
 
 NOW = datetime(2026, 11, 26, 10, 30, 0)

@@ -300,15 +300,6 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     trainer.restore_last_eval(meta.get("last_eval"))
 
 
-def _last_eval(saved: Any, step: int) -> EvalMetrics | None:
-    """The evaluation the run made last before the checkpoint, so that a resume neither loses it from the
-    summary nor evaluates the same step again; None from a checkpoint that has none (or an older one)."""
-    try:
-        metrics = EvalMetrics(**saved)
-    except TypeError:
-        return None
-    return metrics if isinstance(metrics.step, int) and 0 <= metrics.step <= step else None
-
 
 def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:
     missing = sorted(set(live) - set(states))

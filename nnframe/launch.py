@@ -90,10 +90,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                 note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
                      "or train.max_steps to train it longer")
                 return RunResult(run_dir.path, previous, notes)
-            for text in _record_resume(trainer, run_dir, overrides, changes, saved):
+            for text in _record_resume(trainer, run_dir, overrides, changes, saved, paths_moved=bool(moved)):
                 note(text)
-            if moved:
-                run_dir.replace_config(experiment.config.to_yaml())
         for text in [*settings.optimizer.schedule.notes(trainer.base_lr, trainer.total_steps),
                      *_checkpoint_notes(experiment)]:
             note(text)
@@ -191,9 +189,9 @@ def _first_start(previous: dict[str, Any], run_dir: RunDirectory) -> str:
 
 
 def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change],
-                   saved: dict[str, Any]) -> list[str]:
+                   saved: dict[str, Any], paths_moved: bool = False) -> list[str]:
     """The resume in the run directory: the config it continues under, its overrides entry; returns notes."""
-    if changes:
+    if changes or paths_moved:
         run_dir.replace_config(trainer.experiment.config.to_yaml())
     run_dir.write_overrides(overrides, changed={format_path(c.path): [c.saved, c.now] for c in changes})
     notes = [f"resumed with {change.describe()}" for change in changes]

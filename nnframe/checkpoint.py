@@ -43,7 +43,7 @@ from nnframe.checkpoint_files import (
 )
 from nnframe.errors import CheckpointError
 from nnframe.gradients import first_nonfinite
-from nnframe.tracking import atomic_write_bytes, atomic_write_text
+from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
 
 if TYPE_CHECKING:
     from nnframe.config import CheckpointConfig
@@ -175,7 +175,7 @@ class Checkpointer:
             "config_hash": fingerprint_hash(identity), "fingerprint": identity,
             "batches": batches,
             "rngs": {key: jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
-            "last_eval": asdict(trainer.last_eval) if trainer.last_eval is not None else None,
+            "last_eval": finite_or_null(asdict(trainer.last_eval)) if trainer.last_eval is not None else None,
         }
         return arrays, meta
 

@@ -83,7 +83,7 @@ def train(
     """Train an experiment and log it to a new run directory."""
     from nnframe.launch import train as run_training
 
-    if resume is not None and runs_dir is not None and resume.resolve().parent.parent != runs_dir.resolve():
+    if resume is not None and runs_dir is not None and not _lies_in(resume, runs_dir):
         fail(f"--runs-dir {runs_dir} is not where run {resume} lies; a resume stays in the run's directory, so "
              "leave --runs-dir out", 2)
     runs_dir = Path("runs") if runs_dir is None else runs_dir
@@ -157,6 +157,15 @@ def gradcheck(
             f"{report.worst_name} has relative error {report.worst_error:.3e} (tolerance {tolerance:g})")
         fail(f"gradient check failed: {reason}", 1)
     typer.echo("gradient check passed")
+
+
+def _lies_in(run_dir: Path, runs_dir: Path) -> bool:
+    """Whether ``run_dir`` is ``<runs_dir>/<name>/<timestamp>`` (links kept); a missing run is left to the resume."""
+    parent = Path(os.path.abspath(run_dir)).parent.parent
+    try:
+        return os.path.samefile(parent, runs_dir)
+    except OSError:
+        return not run_dir.exists() or parent == Path(os.path.abspath(runs_dir))
 
 
 def table_console() -> Any:

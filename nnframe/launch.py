@@ -82,15 +82,13 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         if resume is None:
             _start(trainer, run_dir, overrides)
         else:
-            saved, moved = _data_paths_as_now(run_dir.read_config(), experiment.config)
-            for text in moved:
-                note(text)
+            saved = _data_paths_as_now(run_dir.read_config(), experiment.config)
             changes, previous = _restore(trainer, run_dir, config_path, overrides, plugins, saved)
             if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
                 note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
                      "or train.max_steps to train it longer")
                 return RunResult(run_dir.path, previous, notes)
-            for text in _record_resume(trainer, run_dir, overrides, changes, saved, paths_moved=bool(moved)):
+            for text in _record_resume(trainer, run_dir, overrides, changes, saved):
                 note(text)
         for text in [*settings.optimizer.schedule.notes(trainer.base_lr, trainer.total_steps),
                      *_checkpoint_notes(experiment)]:
@@ -139,32 +137,25 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrid
     return changes, previous
 
 
-def _data_paths_as_now(saved: dict[str, Any], config: LoadedConfig) -> tuple[dict[str, Any], list[str]]:
-    """The run's config with its data file paths compared as files, and notes on the ones that moved.
+def _data_paths_as_now(saved: dict[str, Any], config: LoadedConfig) -> dict[str, Any]:
+    """The run's config with its data file paths as the config names them where they name the same file.
 
-    A run saved before ``config.yaml`` held them absolute has them relative to
-    its experiment file; a path naming the file the config names now is the
-    same; one naming a file that is gone (the project moved) gives way to the
-    config's, with a note.
+    A run saved before ``config.yaml`` held them absolute has them relative;
+    they are taken against this config's directory. A path to another file,
+    or to one that is gone (the project moved), stays a difference, which
+    only an override given with ``--resume`` accepts.
     """
-    now = config.resolved.get("data")
-    data = saved.get("data")
+    now, data = config.resolved.get("data"), saved.get("data")
     if not isinstance(now, dict) or not isinstance(data, dict):
-        return saved, []
-    data, notes = dict(data), []
+        return saved
+    data = dict(data)
     base_dir = Path(config.path).resolve().parent
     for name in getattr(type(config.experiment.data), "relative_paths", ()):
         old, new = data.get(name), now.get(name)
-        if not (isinstance(old, str) and isinstance(new, str)):
-            continue
-        old = absolute_path(old, base_dir)
-        if old != new and not Path(old).exists() and Path(new).exists():
-            notes.append(f"data.{name} {old} of the run no longer exists; the run goes on with {new}")
-            old = new
-        elif old != new and _same_file(old, new):
-            old = new
-        data[name] = old
-    return {**saved, "data": data}, notes
+        if isinstance(old, str) and isinstance(new, str):
+            old = absolute_path(old, base_dir)
+            data[name] = new if old == new or _same_file(old, new) else old
+    return {**saved, "data": data}
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -189,9 +180,9 @@ def _first_start(previous: dict[str, Any], run_dir: RunDirectory) -> str:
 
 
 def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change],
-                   saved: dict[str, Any], paths_moved: bool = False) -> list[str]:
+                   saved: dict[str, Any]) -> list[str]:
     """The resume in the run directory: the config it continues under, its overrides entry; returns notes."""
-    if changes or paths_moved:
+    if changes:
         run_dir.replace_config(trainer.experiment.config.to_yaml())
     run_dir.write_overrides(overrides, changed={format_path(c.path): [c.saved, c.now] for c in changes})
     notes = [f"resumed with {change.describe()}" for change in changes]

@@ -50,7 +50,12 @@ class Change:
     now: Any
 
     def describe(self) -> str:
-        return f"{format_path(self.path)}: {short_repr(self.saved, 40)} in the run, {short_repr(self.now, 40)} now"
+        return f"{format_path(self.path)}: {_shown(self.saved)} in the run, {_shown(self.now)} now"
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: a string (a data path, whose end tells most) whole up to a long line."""
+    return short_repr(value, 200 if isinstance(value, str) else 40)
 
 
 Resolve = Callable[[list[str]], dict[str, Any]]

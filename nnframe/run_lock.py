@@ -2,18 +2,25 @@
 
 The lock is an advisory ``flock`` on ``.lock``, which the system drops when
 the process ends, however it ends (a SIGKILL included), so no stale lock is
-ever left behind. While held, the file names the process and when it started
-(so that a process id used again by another program is not taken for it);
-a process that lets go empties it. A listing reads the file instead of
-probing the lock, which could make a starting ``train`` find the run taken.
+ever left behind. While held, the file names the process, the machine and
+when the process started; a process that wrote the run's summary empties it
+when it lets go, and one that did not (a refused resume) puts back what it
+found. A listing reads the file instead of probing the lock, which could make
+a starting ``train`` find the run taken, and says ``running`` or ``killed``
+only where it can tell: on the machine that trains the run, since its last
+boot, with the process's start time known (Linux ``/proc``), and where runs
+are locked at all (not Windows). Anywhere else it says nothing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from nnframe.errors import UserError
 
@@ -21,7 +28,7 @@ LOCK_FILE = ".lock"
 
 
 @contextmanager
-def hold(run_path: Path) -> Iterator[None]:
+def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
     """Hold the run for this process; a second ``train`` or ``--resume`` of it is refused meanwhile.
 
     Where ``fcntl`` is missing (Windows) runs are not locked.
@@ -40,43 +47,66 @@ def hold(run_path: Path) -> Iterator[None]:
             raise UserError(f"run {str(run_path)!r} is being trained by {holder}; wait for it to end, "
                             "or stop it, before resuming this run") from None
         file.seek(0)
-        file.truncate()
-        file.write(f"process {os.getpid()}\nstarted {_process_start(os.getpid())}\n")
-        file.flush()
+        found = file.read()
+        summary_before = _mtime(summary_path)
+        _replace(file, f"process {os.getpid()}\n{_identity(os.getpid())}")
         try:
             yield
         finally:
-            file.truncate(0)
+            _replace(file, "" if _mtime(summary_path) != summary_before else found)
 
 
 def training_state(run_path: Path, summary_path: Path) -> str | None:
     """``"running"`` while a live process holds the run, ``"killed"`` when the process that held it died
-    without letting go (a SIGKILL), else None (nobody holds it, or it left word in ``summary_path`` after
-    taking the lock, as runs did before the lock emptied its file)."""
-    lock_path = run_path / LOCK_FILE
+    without letting go (a SIGKILL), None where that cannot be told (see the module docstring)."""
+    if importlib.util.find_spec("fcntl") is None:  # runs are not locked here
+        return None
     try:
-        lines = lock_path.read_text(encoding="utf-8").splitlines()
-        locked_at = lock_path.stat().st_mtime
+        lines = (run_path / LOCK_FILE).read_text(encoding="utf-8").splitlines()
+        locked_at = (run_path / LOCK_FILE).stat().st_mtime
     except (OSError, UnicodeDecodeError):
         return None
-    pid = _field(lines, 0, "process")
-    if pid is None or not pid.isdigit():
+    fields = dict(line.split(" ", 1) for line in lines if " " in line)
+    pid = fields.get("process", "")
+    if not pid.isdigit() or fields.get("host") != _host() or fields.get("boot") != _boot_id():
         return None
+    summary_at = _mtime(summary_path)
+    if summary_at is not None and summary_at >= locked_at:
+        return None
+    now = _process_start(int(pid))
+    if now is None:
+        return "killed" if not _alive(int(pid)) else None
+    return "running" if now == fields.get("started") else "killed"
+
+
+def _identity(pid: int) -> str:
+    return f"host {_host()}\nboot {_boot_id()}\nstarted {_process_start(pid) or '?'}\n"
+
+
+def _replace(file: TextIO, text: str) -> None:
+    file.seek(0)
+    file.truncate()
+    file.write(text)
+    file.flush()
+
+
+def _mtime(path: Path) -> float | None:
     try:
-        if summary_path.stat().st_mtime >= locked_at:
-            return None
+        return path.stat().st_mtime
     except OSError:
-        pass
-    started = _field(lines, 1, "started")
-    if not _alive(int(pid)) or (started not in (None, "?") and started != _process_start(int(pid))):
-        return "killed"
-    return "running"
-
-
-def _field(lines: list[str], index: int, name: str) -> str | None:
-    if len(lines) <= index or not lines[index].startswith(f"{name} "):
         return None
-    return lines[index].removeprefix(f"{name} ").strip()
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _boot_id() -> str:
+    """This boot of the machine (Linux); ``?`` where unknown."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or "?"
+    except (OSError, UnicodeDecodeError):
+        return "?"
 
 
 def _alive(pid: int) -> bool:
@@ -89,11 +119,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _process_start(pid: int) -> str:
-    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``); ``?`` where unknown."""
+def _process_start(pid: int) -> str | None:
+    """When live process ``pid`` started, in clock ticks since boot (Linux ``/proc``); None for a process that
+    is gone or a zombie, or where ``/proc`` does not tell (another system, or hidden)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError):
-        return "?"
+        return None
     fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else "?"
+    if len(fields) <= 19 or fields[0] == "Z":
+        return None
+    return fields[19]

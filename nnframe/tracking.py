@@ -104,11 +104,12 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _finite_or_null(value: Any) -> Any:
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every non-finite float, in dicts and lists too, as None (JSON's null)."""
     if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
+        return {key: finite_or_null(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_finite_or_null(item) for item in value]
+        return [finite_or_null(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -197,7 +198,7 @@ class RunDirectory:
 
     def lock(self) -> AbstractContextManager[None]:
         """Hold the run for this process (see :mod:`nnframe.run_lock`)."""
-        return run_lock.hold(self._path)
+        return run_lock.hold(self._path, self.summary_path)
 
     def training_state(self) -> str | None:
         """``"running"``, ``"killed"`` or None: see :func:`nnframe.run_lock.training_state`."""
@@ -254,7 +255,7 @@ class RunDirectory:
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         """Replace ``summary.json`` atomically; a non-finite number (a diverged loss) is written as ``null``,
         since JSON has none and strict readers refuse Python's ``Infinity``."""
-        text = json.dumps(_finite_or_null(plain(summary)), indent=2, allow_nan=False)
+        text = json.dumps(finite_or_null(plain(summary)), indent=2, allow_nan=False)
         atomic_write_text(self.summary_path, text + "\n")
 
     def read_summary(self) -> dict[str, Any] | None:

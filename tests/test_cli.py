@@ -306,10 +306,16 @@ def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: in
 
 
 def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:
+    (tmp_path / "runs" / "spiral" / "x").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
     done = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "x", "--runs-dir", tmp_path / "other")
     assert done.returncode == 2
     assert done.stderr == (f"error: --runs-dir {tmp_path / 'other'} is not where run "
                            f"{tmp_path / 'runs' / 'spiral' / 'x'} lies; a resume stays in the run's directory, so "
                            "leave --runs-dir out\n")
     same = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "x", "--runs-dir", tmp_path / "runs")
-    assert same.returncode == 2 and "run directory" in same.stderr and "does not exist" in same.stderr
+    assert same.returncode == 2 and "it has no config.yaml" in same.stderr  # past the check, to the run itself
+    (tmp_path / "disk" / "run1").mkdir(parents=True)
+    (tmp_path / "runs" / "spiral" / "y").symlink_to(tmp_path / "disk" / "run1")
+    linked = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "y", "--runs-dir", tmp_path / "runs")
+    assert linked.returncode == 2 and "it has no config.yaml" in linked.stderr  # a linked run lies where its link is

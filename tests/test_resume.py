@@ -539,7 +539,7 @@ def test_a_run_killed_before_its_first_summary_keeps_its_start_time(tmp_path: Pa
 
 
 def test_a_resume_compares_data_paths_as_files(tmp_path: Path) -> None:
-    """A run from before config.yaml held paths absolute, and a project moved elsewhere, both resume."""
+    """A run from before config.yaml held paths absolute resumes; a moved project's data path is a change."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 3))
     project = tmp_path / "project"
@@ -560,11 +560,13 @@ def test_a_resume_compares_data_paths_as_files(tmp_path: Path) -> None:
 
     moved = tmp_path / "moved"
     project.rename(moved)
-    result = launch_train(moved / "blobs.yaml", ["train.max_steps=12"], get_plugin_manager(), resume=run_dir,
-                          quiet=True)
-    assert result.notes[0] == (f"data.path {project / 'data' / 'blobs.npz'} of the run no longer exists; the run "
-                               f"goes on with {moved / 'data' / 'blobs.npz'}")
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["path"] == str(moved / "data" / "blobs.npz")
+    with pytest.raises(ConfigError, match=rf"data.path: '{project}/data/blobs.npz' in the run, "
+                                          rf"'{moved}/data/blobs.npz' now"):
+        launch_train(moved / "blobs.yaml", ["train.max_steps=12"], get_plugin_manager(), resume=run_dir, quiet=True)
+    new_path = str(moved / "data" / "blobs.npz")
+    result = launch_train(moved / "blobs.yaml", ["train.max_steps=12", f"data.path={new_path}"],
+                          get_plugin_manager(), resume=run_dir, quiet=True)
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["path"] == new_path
     assert result.summary["steps"] == 12
 
 

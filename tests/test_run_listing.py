@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -107,32 +108,22 @@ def test_metrics_stay_short_however_large(value: float, shown: str) -> None:
     assert format_metric(value) == shown
 
 
-def test_a_run_held_by_a_live_process_is_running_and_one_whose_process_died_is_killed(tmp_path):
-    import os
-    import subprocess
-    import sys
+def test_the_listing_shows_running_and_killed_runs_over_their_summaries(tmp_path):
+    """How the lock tells them is tested in test_run_lock.py."""
+    from test_run_lock import ended_process, lock_text
 
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True)
-    dead, alive = int(finished.stdout), os.getpid()
     interrupted = {"status": "interrupted", "steps": 5}
-    cases = [  # (.lock, summary, the summary written after the lock was taken, status)
-        (f"process {alive}\n", None, False, "running"),
-        (f"process {alive}\n", interrupted, False, "running"),  # a resume under way
-        (f"process {dead}\n", None, False, "killed"),
-        (f"process {dead}\nstarted 12\n", interrupted, False, "killed"),  # killed during a resume
-        (f"process {alive}\nstarted 1\n", interrupted, False, "killed"),  # the id now belongs to another program
-        (f"process {dead}\n", {"status": "completed", "steps": 5}, True, "completed"),  # from before .lock was emptied
-        ("", interrupted, False, "interrupted"),
-        (None, None, False, "running?"),
-    ]
+    cases = [(lock_text(os.getpid()), interrupted, "running"),  # a resume under way
+             (lock_text(ended_process(), started="12345"), None, "killed"),
+             ("", interrupted, "interrupted"),
+             (None, None, "running?")]
     runs = []
-    for hour, (lock, summary, summary_after, _) in enumerate(cases):
+    for hour, (lock, summary, _) in enumerate(cases):
         run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10 + hour, 0, 0), summary)
         if lock is not None:
             (run.path / ".lock").write_text(lock)
             if summary is not None:
-                stamp = os.stat(run.path / ".lock").st_mtime + (5 if summary_after else -5)
+                stamp = os.stat(run.path / ".lock").st_mtime - 5
                 os.utime(run.summary_path, (stamp, stamp))
         runs.append(run.path)
     statuses = {record.path: record.status for record in list_runs(tmp_path)}

@@ -1,0 +1,95 @@
+"""The run lock: what it writes while held, what it leaves, and how a listing reads it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnframe import run_lock
+from nnframe.errors import UserError
+from nnframe.run_lock import LOCK_FILE, hold, training_state
+
+
+def ended_process() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(done.stdout)
+
+
+def lock_text(pid: int, *, host: str | None = None, boot: str | None = None, started: str | None = None) -> str:
+    host = run_lock._host() if host is None else host
+    boot = run_lock._boot_id() if boot is None else boot
+    started = (run_lock._process_start(pid) or "?") if started is None else started
+    return f"process {pid}\nhost {host}\nboot {boot}\nstarted {started}\n"
+
+
+def state(tmp_path: Path, lock: str | None, summary_after_lock: bool | None = None) -> str | None:
+    """``training_state`` of a run whose .lock holds ``lock``, with a summary written before or after it."""
+    if lock is not None:
+        (tmp_path / LOCK_FILE).write_text(lock)
+    summary = tmp_path / "summary.json"
+    if summary_after_lock is not None:
+        summary.write_text("{}")
+        stamp = os.stat(tmp_path / LOCK_FILE).st_mtime + (5 if summary_after_lock else -5)
+        os.utime(summary, (stamp, stamp))
+    return training_state(tmp_path, summary)
+
+
+def test_a_held_lock_names_the_process_its_machine_and_start(tmp_path: Path) -> None:
+    with hold(tmp_path, tmp_path / "summary.json"):
+        lines = (tmp_path / LOCK_FILE).read_text().splitlines()
+        assert lines[0] == f"process {os.getpid()}"
+        assert lines[1:3] == [f"host {run_lock._host()}", f"boot {run_lock._boot_id()}"]
+        assert training_state(tmp_path, tmp_path / "summary.json") == "running"
+        with pytest.raises(UserError, match=rf"being trained by process {os.getpid()}; wait"):
+            with hold(tmp_path, tmp_path / "summary.json"):
+                pass
+
+
+def test_letting_go_empties_the_lock_after_a_summary_and_restores_it_otherwise(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    with hold(tmp_path, summary):
+        summary.write_text("{}")
+    assert (tmp_path / LOCK_FILE).read_text() == ""
+    killed = lock_text(ended_process())
+    (tmp_path / LOCK_FILE).write_text(killed)
+    with hold(tmp_path, summary):  # a resume refused before it trained
+        pass
+    assert (tmp_path / LOCK_FILE).read_text() == killed
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("live", "running"),
+    ("ended", "killed"),
+    ("another program with the same id", "killed"),
+    ("another machine", None),
+    ("another boot", None),
+    ("a lock from before it named the machine", None),
+    ("a summary written after the lock", None),
+    ("empty", None),
+    ("no lock", None),
+])
+def test_the_state_is_told_only_where_it_can_be(tmp_path: Path, case: str, expected: str | None) -> None:
+    mine, dead = os.getpid(), ended_process()
+    lock, summary_after = {
+        "live": (lock_text(mine), False),
+        "ended": (lock_text(dead, started="12345"), False),
+        "another program with the same id": (lock_text(mine, started="1"), None),
+        "another machine": (lock_text(dead, host="elsewhere"), None),
+        "another boot": (lock_text(dead, boot="an-earlier-boot"), None),
+        "a lock from before it named the machine": (f"process {dead}\n", None),
+        "a summary written after the lock": (lock_text(dead), True),
+        "empty": ("", False),
+        "no lock": (None, None),
+    }[case]
+    assert state(tmp_path, lock, summary_after) == expected
+
+
+def test_without_fcntl_nothing_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = run_lock.importlib.util.find_spec
+    monkeypatch.setattr(run_lock.importlib.util, "find_spec", lambda name: None if name == "fcntl" else real(name))
+    assert state(tmp_path, lock_text(ended_process())) is None

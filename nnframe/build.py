@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,12 +218,12 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     settings = config.experiment
     dtype = as_dtype(settings.train.dtype)
     streams = Streams.from_seed(settings.seed)
-    base_dir = Path(config.path).resolve().parent
     _check_single_input(model_layout(settings.model))
     data_component = plugins.datasets.get(settings.data.type)
     try:
         dataset = load_dataset(data_component, component_params(data_component, settings.data),
-                               DatasetContext(base_dir, streams.data, dtype), val_fraction=settings.data.val_fraction)
+                               DatasetContext(config.base_dir, streams.data, dtype),
+                               val_fraction=settings.data.val_fraction)
     except UserError:
         raise
     except Exception as exc:

@@ -33,14 +33,23 @@ class LoadedConfig:
     overrides: list[str] = field(default_factory=list)
 
     @property
+    def base_dir(self) -> Path:
+        """The config file's directory, against which relative data paths resolve."""
+        return Path(self.path).resolve().parent
+
+    @property
+    def data_path_fields(self) -> tuple[str, ...]:
+        """The dataset's fields that hold file paths (``DatasetParams.relative_paths``)."""
+        return getattr(type(self.experiment.data), "relative_paths", ())
+
+    @property
     def resolved(self) -> dict[str, Any]:
         """The config as plain data, defaults filled in and the dataset's relative paths made absolute."""
         resolved = _type_first(self.experiment.model_dump(mode="json"))
         data = resolved.get("data")
-        base_dir = Path(self.path).resolve().parent
-        for name in getattr(type(self.experiment.data), "relative_paths", ()):
+        for name in self.data_path_fields:
             if isinstance(data, dict) and isinstance(data.get(name), str):
-                data[name] = absolute_path(data[name], base_dir)
+                data[name] = absolute_path(data[name], self.base_dir)
         return resolved
 
     def to_yaml(self) -> str:

@@ -149,11 +149,10 @@ def _data_paths_as_now(saved: dict[str, Any], config: LoadedConfig) -> dict[str,
     if not isinstance(now, dict) or not isinstance(data, dict):
         return saved
     data = dict(data)
-    base_dir = Path(config.path).resolve().parent
-    for name in getattr(type(config.experiment.data), "relative_paths", ()):
+    for name in config.data_path_fields:
         old, new = data.get(name), now.get(name)
         if isinstance(old, str) and isinstance(new, str):
-            old = absolute_path(old, base_dir)
+            old = absolute_path(old, config.base_dir)
             data[name] = new if old == new or _same_file(old, new) else old
     return {**saved, "data": data}
 

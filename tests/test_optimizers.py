@@ -414,6 +414,33 @@ def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypat
     assert not np.array_equal(blocked, start)
 
 
+@pytest.mark.parametrize("cls", [Momentum, AdaGrad, Adam])
+def test_block_views_are_made_once_and_follow_new_arrays(monkeypatch, cls):
+    """As in training: a gradient buffer rewritten in place reuses the views; a new array or a rebind gets new ones."""
+    import nnframe.optimizer_base as optimizer_base
+
+    monkeypatch.setattr(optimizer_base, "BLOCK", 4)
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", "2")
+    rng = np.random.default_rng(2)
+    param, grad = rng.standard_normal(30), np.empty(30)
+    expected = param.copy()
+    made: list[bool] = []
+    of = optimizer_base.BlockPlan.of.__func__
+    monkeypatch.setattr(optimizer_base.BlockPlan, "of", classmethod(
+        lambda plan_cls, arrays, count: (made.append(arrays[0] is param), of(plan_cls, arrays, count))[1]))
+    reused, fresh = cls(lr=0.1), cls(lr=0.1)
+    for _ in range(3):
+        grad[...] = rng.standard_normal(30)
+        reused.update([param], [grad])
+        fresh.update([expected], [grad.copy()])
+    assert made.count(True) == 1 and made.count(False) == 3
+    np.testing.assert_array_equal(param, expected)
+    reused.update([param], [grad.copy()])
+    reused.bind(["w"], [param])
+    reused.update([param], [grad])
+    assert made.count(True) == 3
+
+
 @pytest.fixture
 def part_counts(monkeypatch) -> list[int]:
     """How many parts each ``run_parts`` call got, with blocks of 4 elements and 4 threads."""

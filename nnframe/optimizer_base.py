@@ -168,8 +168,9 @@ class Optimizer:
         reuses one block of the scratch, which so stays in its core's cache
         (mlp-large's Adam timed alone: 3.6 ms with the scratch streamed,
         3.25 ms reused). What is left is memory traffic, which a second core
-        shares (see :mod:`nnframe.threads`). The blocks are independent, so
-        the result does not depend on the number of parts.
+        shares (see :mod:`nnframe.threads`), and the parts' turns at the GIL
+        between numpy calls (see :class:`BlockPlan`). The blocks are
+        independent, so the result does not depend on the number of parts.
         """
         arrays = (p, g, *buffers)
         plan = self._block_plans.get(id(p))

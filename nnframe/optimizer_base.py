@@ -17,7 +17,7 @@ threads (see :mod:`nnframe.threads`). The rules themselves are in
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
@@ -71,6 +71,7 @@ class Optimizer:
         self._threads = 1
         self._flat: OneBufferUpdate | None = None
         self._block_plans: dict[int, BlockPlan] = {}
+        self._block_loop: Callable[[Sequence[tuple[np.ndarray, ...]]], None] = self._update_each
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
@@ -93,6 +94,7 @@ class Optimizer:
             raise NNFrameError(f"{self.name}.bind: duplicate parameter names {duplicates}")
         self.names = names
         self._block_plans = {}
+        self._block_loop = _block_loop_of(self)
         count = threads.thread_count()  # read by every rule, so a bad setting is reported whatever the rule
         self._threads = count if self.parallel_blocks else 1
         flat = buffer_of(params)
@@ -176,7 +178,7 @@ class Optimizer:
         plan = self._block_plans.get(id(p))
         if plan is None or not plan.made_for(arrays):
             plan = self._block_plans[id(p)] = BlockPlan.of(arrays, min(self._threads, p.size // BLOCK))
-        threads.run_parts([partial(self._update_each, blocks) for blocks in plan.parts])
+        threads.run_parts([partial(self._block_loop, blocks) for blocks in plan.parts])
 
     def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
         """One part's blocks in turn, each a ``(p, g, tmp, *state)`` of :meth:`_update_one`.
@@ -271,6 +273,20 @@ class BlockPlan:
     def made_for(self, arrays: tuple[np.ndarray, ...]) -> bool:
         return (self.block == BLOCK and len(arrays) == len(self.arrays)
                 and all(map(operator.is_, arrays, self.arrays)))
+
+
+def _block_loop_of(optimizer: Optimizer) -> Callable[[Sequence[tuple[np.ndarray, ...]]], None]:
+    """The rule's own :meth:`~Optimizer._update_each`, unless a subclass rewrote ``_update_one`` below it.
+
+    A loop written for one ``_update_one`` (Adam's) would skip a subclass's
+    new one, so such a subclass gets the plain loop that calls it per block.
+    """
+    cls = type(optimizer)
+    loop_owner = next(k for k in cls.__mro__ if "_update_each" in vars(k))
+    step_owner = next(k for k in cls.__mro__ if "_update_one" in vars(k))
+    if issubclass(loop_owner, step_owner):
+        return optimizer._update_each
+    return partial(Optimizer._update_each, optimizer)
 
 
 def _decayed_grad(out: np.ndarray, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:

@@ -414,6 +414,44 @@ def test_large_parameters_updated_in_blocks_match_the_whole_array_rule(monkeypat
     assert not np.array_equal(blocked, start)
 
 
+class HalfStepAdam(Adam):
+    """A plugin's rule that rewrites Adam's ``_update_one``: Adam's own loop over blocks must not skip it."""
+
+    def _update_one(self, p, g, tmp, *state):
+        super()._update_one(p, g * 0.5, tmp, *state)
+
+
+class SquaredStepAdam(Adam):
+    """A plugin's rule that rewrites Adam's loop over blocks too: that loop is used."""
+
+    def _update_each(self, blocks):
+        for p, g, tmp, *state in blocks:
+            super()._update_each([(p, g * g, tmp, *state)])
+
+
+@pytest.mark.parametrize("cls", [HalfStepAdam, SquaredStepAdam])
+def test_a_subclass_rule_is_used_on_blocks_as_on_whole_arrays(monkeypatch, cls):
+    import nnframe.optimizer_base as optimizer_base
+
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", "2")
+    rng = np.random.default_rng(3)
+    start, grads = rng.standard_normal(30), [rng.standard_normal(30) for _ in range(3)]
+
+    def run(block: int) -> np.ndarray:
+        monkeypatch.setattr(optimizer_base, "BLOCK", block)
+        optimizer, param = cls(lr=0.1), start.copy()
+        for grad in grads:
+            optimizer.update([param], [grad])
+        return param
+
+    whole, blocked, plain_adam = run(1000), run(4), start.copy()
+    adam = Adam(lr=0.1)
+    for grad in grads:
+        adam.update([plain_adam], [grad])
+    np.testing.assert_array_equal(blocked, whole)
+    assert not np.allclose(blocked, plain_adam)
+
+
 @pytest.mark.parametrize("cls", [Momentum, AdaGrad, Adam])
 def test_block_views_are_made_once_and_follow_new_arrays(monkeypatch, cls):
     """As in training: a gradient buffer rewritten in place reuses the views; a new array or a rebind gets new ones."""

@@ -9,7 +9,8 @@ are the base class's.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -140,8 +141,10 @@ class Adam(Optimizer):
         mlp-large steps took 0.975 and 0.957 of their time before the block
         views were kept, against 0.985 and 0.974 with the views alone.
         """
-        beta1, beta2, lr_t = self.config.beta1, self.config.beta2, self._lr_t
-        one_minus_beta1, one_minus_beta2 = 1 - beta1, 1 - beta2
+        cast = _scalar_type(blocks[0])
+        beta1, beta2 = self.config.beta1, self.config.beta2
+        one_minus_beta1, one_minus_beta2 = cast(1 - beta1), cast(1 - beta2)
+        beta1, beta2, lr_t, eps = cast(beta1), cast(beta2), cast(self._lr_t), cast(EPS)
         for p, g, tmp, m, v in blocks:
             m *= beta1
             np.multiply(g, one_minus_beta1, out=tmp)
@@ -151,10 +154,23 @@ class Adam(Optimizer):
             tmp *= one_minus_beta2
             v += tmp
             np.sqrt(v, out=tmp)
-            tmp += EPS
+            tmp += eps
             np.divide(m, tmp, out=tmp)
             tmp *= lr_t
             p -= tmp
+
+
+def _scalar_type(arrays: tuple[np.ndarray, ...]) -> Callable[[float], Any]:
+    """The numpy scalar type of ``arrays`` where they share one dtype, else ``float``.
+
+    numpy casts a python float to the array's dtype before it computes, so a
+    scalar of that dtype gives the very same values, and each call spends
+    less time on it: whole mlp-large steps took 0.991 and 0.994 of their
+    time with python floats (two in-process A/B runs). With mixed dtypes a
+    typed scalar could change the precision of a step, so python floats stay.
+    """
+    dtypes = {a.dtype for a in arrays}
+    return dtypes.pop().type if len(dtypes) == 1 else float
 
 
 def _average_squares(average: np.ndarray, g: np.ndarray, tmp: np.ndarray, decay: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import tracemalloc
 
 import numpy as np
@@ -281,6 +282,25 @@ def test_float32_stays_float32_and_arrays_stay_put(cls: type[Optimizer]) -> None
     assert all(a.dtype == np.float32 for slots in optimizer.state.values() for a in slots.values())
     assert {name: {slot: id(a) for slot, a in slots.items()} for name, slots in optimizer.state.items()} == state_ids
     assert all(np.isfinite(p).all() for p in params)
+
+
+@pytest.mark.parametrize("grad_dtype", [np.float32, np.float64])
+def test_adam_computes_as_the_textbook_lines_with_python_floats(grad_dtype) -> None:
+    """Adam's constants are numpy scalars where the arrays share a dtype: the values must not move by a bit."""
+    rng = np.random.default_rng(4)
+    p = rng.standard_normal(40).astype(np.float32)
+    expected, m, v = p.copy(), np.zeros(40, np.float32), np.zeros(40, np.float32)
+    adam = Adam(lr=0.01)
+    for t in range(1, 4):
+        g = (rng.standard_normal(40) * 10.0 ** rng.integers(-6, 3, 40)).astype(grad_dtype)
+        adam.update([p], [g])
+        lr_t = 0.01 * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+        m *= 0.9
+        m += np.multiply(g, 1 - 0.9).astype(np.float32)
+        v *= 0.999
+        v += (np.square(g).astype(np.float32) * (1 - 0.999))
+        expected -= m / (np.sqrt(v) + 1e-7) * lr_t
+    np.testing.assert_array_equal(p, expected)
 
 
 @pytest.mark.parametrize("cls", [AdaGrad, RMSprop, Adam], ids=lambda cls: cls.__name__)

@@ -17,7 +17,7 @@ threads (see :mod:`nnframe.threads`). The rules themselves are in
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
@@ -51,8 +51,9 @@ class Optimizer:
     It sets ``parallel_blocks`` when its ``_update_one`` may run on several
     threads at once, on disjoint blocks of one parameter (it keeps nothing
     of a call on ``self``), and is long enough to gain from it; every
-    built-in rule but SGD does. It may also write the loop over a part's
-    blocks, :meth:`_update_each`.
+    built-in rule but SGD does. A rule may instead write the loop over a
+    part's blocks, :meth:`_update_each`, under the same conditions, with
+    :func:`one_block_of_update_each` as its ``_update_one`` (see ``Adam``).
     """
 
     params_model: ClassVar[type[OptimizerParams]] = OptimizerParams
@@ -71,7 +72,6 @@ class Optimizer:
         self._threads = 1
         self._flat: OneBufferUpdate | None = None
         self._block_plans: dict[int, BlockPlan] = {}
-        self._block_loop: Callable[[Sequence[tuple[np.ndarray, ...]]], None] = self._update_each
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
@@ -94,7 +94,6 @@ class Optimizer:
             raise NNFrameError(f"{self.name}.bind: duplicate parameter names {duplicates}")
         self.names = names
         self._block_plans = {}
-        self._block_loop = _block_loop_of(self)
         count = threads.thread_count()  # read by every rule, so a bad setting is reported whatever the rule
         self._threads = count if self.parallel_blocks else 1
         flat = buffer_of(params)
@@ -175,17 +174,21 @@ class Optimizer:
         independent, so the result does not depend on the number of parts.
         """
         arrays = (p, g, *buffers)
-        plan = self._block_plans.get(id(p))
+        plan = self._block_plans.get(id(buffers))  # the optimizer's own per-parameter tuple: one plan per parameter
         if plan is None or not plan.made_for(arrays):
-            plan = self._block_plans[id(p)] = BlockPlan.of(arrays, min(self._threads, p.size // BLOCK))
-        threads.run_parts([partial(self._block_loop, blocks) for blocks in plan.parts])
+            plan = self._block_plans[id(buffers)] = BlockPlan.of(arrays, min(self._threads, p.size // BLOCK))
+        own_loop = getattr(self._update_one, "__func__", None) is one_block_of_update_each
+        loop = self._update_each if own_loop else partial(Optimizer._update_each, self)
+        threads.run_parts([partial(loop, blocks) for blocks in plan.parts])
 
     def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
         """One part's blocks in turn, each a ``(p, g, tmp, *state)`` of :meth:`_update_one`.
 
         A rule may write its own loop here (see ``Adam``): the parts share the
         GIL between their numpy calls, and Python work in one part is time
-        the other may spend waiting for it.
+        the other may spend waiting for it. Its loop is used only while its
+        ``_update_one`` is :func:`one_block_of_update_each`; a subclass that
+        rewrites ``_update_one`` gets this loop, which calls it per block.
         """
         update = self._update_one
         for block in blocks:
@@ -275,18 +278,14 @@ class BlockPlan:
                 and all(map(operator.is_, arrays, self.arrays)))
 
 
-def _block_loop_of(optimizer: Optimizer) -> Callable[[Sequence[tuple[np.ndarray, ...]]], None]:
-    """The rule's own :meth:`~Optimizer._update_each`, unless a subclass rewrote ``_update_one`` below it.
+def one_block_of_update_each(self: Optimizer, p: np.ndarray, g: np.ndarray, tmp: np.ndarray,
+                             *state: np.ndarray) -> None:
+    """The ``_update_one`` of a rule that writes its step as a loop over blocks: that loop on one block.
 
-    A loop written for one ``_update_one`` (Adam's) would skip a subclass's
-    new one, so such a subclass gets the plain loop that calls it per block.
+    The rule's ``_update_each`` must then not call :meth:`Optimizer._update_each`,
+    which would hand each block back here.
     """
-    cls = type(optimizer)
-    loop_owner = next(k for k in cls.__mro__ if "_update_each" in vars(k))
-    step_owner = next(k for k in cls.__mro__ if "_update_one" in vars(k))
-    if issubclass(loop_owner, step_owner):
-        return optimizer._update_each
-    return partial(Optimizer._update_each, optimizer)
+    self._update_each(((p, g, tmp, *state),))
 
 
 def _decayed_grad(out: np.ndarray, p: np.ndarray, g: np.ndarray, weight_decay: float) -> np.ndarray:

@@ -449,7 +449,14 @@ class SquaredStepAdam(Adam):
             super()._update_each([(p, g * g, tmp, *state)])
 
 
-@pytest.mark.parametrize("cls", [HalfStepAdam, SquaredStepAdam])
+class HalfStepLoopAdam(HalfStepAdam):
+    """Rewrites both: its loop only hands on to Adam's, which knows nothing of the halving."""
+
+    def _update_each(self, blocks):
+        super()._update_each(blocks)
+
+
+@pytest.mark.parametrize("cls", [HalfStepAdam, SquaredStepAdam, HalfStepLoopAdam])
 def test_a_subclass_rule_is_used_on_blocks_as_on_whole_arrays(monkeypatch, cls):
     import nnframe.optimizer_base as optimizer_base
 
@@ -470,6 +477,33 @@ def test_a_subclass_rule_is_used_on_blocks_as_on_whole_arrays(monkeypatch, cls):
         adam.update([plain_adam], [grad])
     np.testing.assert_array_equal(blocked, whole)
     assert not np.allclose(blocked, plain_adam)
+
+
+def test_block_views_keep_no_old_array_alive(monkeypatch):
+    """One plan per parameter: new views of a parameter and new gradients each step release the old ones."""
+    import gc
+    import weakref
+
+    import nnframe.optimizer_base as optimizer_base
+
+    monkeypatch.setattr(optimizer_base, "BLOCK", 4)
+    monkeypatch.setenv("NNFRAME_NUM_THREADS", "2")
+    param = np.zeros(30)
+    optimizer = Adam(lr=0.1)
+    optimizer.update([param[:]], [np.ones(30)])
+    first = np.ones(30)
+    optimizer.update([param[:]], [first])
+    gone = weakref.ref(first)
+    del first
+    optimizer.update([param[:]], [np.ones(30)])
+    assert gone() is None
+    kept = weakref.ref(optimizer)
+    gc.disable()
+    try:
+        del optimizer
+        assert kept() is None  # no reference cycle holds the optimizer, its state or its plans
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("cls", [Momentum, AdaGrad, Adam])

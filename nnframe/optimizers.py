@@ -170,7 +170,8 @@ def _scalar_type(arrays: tuple[np.ndarray, ...]) -> Callable[[float], Any]:
     time with python floats (two in-process A/B runs). With mixed dtypes a
     typed scalar could change the precision of a step, so python floats stay.
     Finding the type costs about a microsecond, so only a part of several
-    blocks looks for it: a small parameter's update took 24 us against 20.
+    blocks looks for it: with it, an update of four small parameters took
+    24 us against 20.
     """
     dtypes = {a.dtype for a in arrays}
     return dtypes.pop().type if len(dtypes) == 1 else float

@@ -83,6 +83,7 @@ class Graph(Node):
         self._output_slot = slots[self.output]
         self._forward_plan = [(gn.node, args) for gn, args in zip(order, self._arg_slots)]
         self._chain = len(self.inputs) == 1 and _is_chain(self._arg_slots, self._output_slot)
+        self._input_overwrites, self._dout_overwrites = self._plan_overwrites()
         self.flat_params: np.ndarray | None = None
         self.flat_grads: np.ndarray | None = None
         self._protocol_checked = False
@@ -193,10 +194,43 @@ class Graph(Node):
         self._backward_plan = plan[::-1]
         self._chain_backward = [step[0] for step in self._backward_plan] if self._chain else None
 
+    def _plan_overwrites(self) -> tuple[list[tuple[Node, bool]], list[tuple[Node, bool]]]:
+        """For each node that ``can_overwrite``: may it write over its input value, and over its gradient?
+
+        Over its input where the value is made new by a node that keeps none of
+        it (``output_is_fresh``) and read by this node alone (a value read by
+        a node is never the graph's output: every node leads to the output).
+        Over its gradient where that comes from a single reader with one
+        input whose ``dx_is_fresh`` (the output, read by none, gets the
+        caller's). Set before every pass, so a node shared with another
+        graph follows the graph it runs in.
+        """
+        n_inputs = len(self.inputs)
+        nodes = [gn.node for gn in self._graph_nodes]
+        readers: dict[int, list[int]] = {}
+        for k, args in enumerate(self._arg_slots):
+            for slot in args:
+                readers.setdefault(slot, []).append(k)
+        on_input, on_dout = [], []
+        for k, (node, args) in enumerate(zip(nodes, self._arg_slots)):
+            if not getattr(node, "can_overwrite", False):
+                continue
+            fresh_value = (len(args) == 1 and args[0] >= n_inputs and readers[args[0]] == [k]
+                           and getattr(nodes[args[0] - n_inputs], "output_is_fresh", False))
+            slot = n_inputs + k
+            reader = readers.get(slot, [])
+            fresh_dout = (len(reader) == 1 and len(self._arg_slots[reader[0]]) == 1
+                          and getattr(nodes[reader[0]], "dx_is_fresh", False))
+            on_input.append((node, fresh_value))
+            on_dout.append((node, fresh_dout))
+        return on_input, on_dout
+
     def forward(self, *xs: np.ndarray) -> np.ndarray:
         if len(xs) != len(self.inputs):
             raise GraphError(f"the graph takes {len(self.inputs)} input(s) "
                              f"({', '.join(self.inputs)}); got {len(xs)}")
+        for node, allowed in self._input_overwrites:
+            node.overwrite_input = allowed
         try:
             if not self._protocol_checked:
                 return self._forward_recording(xs)
@@ -211,6 +245,8 @@ class Graph(Node):
             raise
 
     def backward(self, dout: Any) -> Any:
+        for node, allowed in self._dout_overwrites:
+            node.overwrite_dout = allowed
         try:
             if not self._protocol_checked:
                 return self._first_backward(dout)
@@ -303,7 +339,12 @@ class Graph(Node):
         return result
 
     def trace(self, *xs: np.ndarray) -> dict[str, np.ndarray]:
-        """Every node's output for ``xs``, in topological order: for diagnosing where values go bad."""
+        """Every node's output for ``xs``, in topological order: for diagnosing where values go bad.
+
+        No node writes over another's output here: each is returned as it was made.
+        """
+        for node, _ in self._input_overwrites:
+            node.overwrite_input = False
         values = list(xs)
         outputs = {}
         for (node, args), name in zip(self._forward_plan, self.nodes):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,9 +19,24 @@ class Node:
     ``training`` is the train/eval switch (a model flips it on every node at
     once). ``need_dx`` is cleared by the model when no gradient is needed for the
     input (the first layer), so nodes may skip computing it and return ``None``.
+
+    Writing over arrays is opt-in on both sides. A node whose ``forward``
+    returns a new array that it neither keeps nor returns again sets
+    ``output_is_fresh``; one whose ``backward`` does the same with its input
+    gradient sets ``dx_is_fresh``. A node that can compute in place sets
+    ``can_overwrite``: before each pass a model then sets its
+    ``overwrite_input`` (may ``forward`` write over its one input?) and
+    ``overwrite_dout`` (may ``backward`` write over ``dout``?), true only
+    where the array is fresh and this node alone reads it. Outside a model
+    both stay false.
     """
 
     param_names: tuple[str, ...] = ()
+    output_is_fresh: ClassVar[bool] = False
+    dx_is_fresh: ClassVar[bool] = False
+    can_overwrite: ClassVar[bool] = False
+    overwrite_input = False
+    overwrite_dout = False
 
     def __init__(self) -> None:
         self.params: list[np.ndarray] = []

@@ -21,6 +21,8 @@ class Affine(Node):
     """
 
     param_names = ("W", "b")
+    output_is_fresh = True
+    dx_is_fresh = True
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
         super().__init__()

@@ -23,6 +23,8 @@ class MatMul(Node):
     """
 
     param_names = ("W",)
+    output_is_fresh = True
+    dx_is_fresh = True
 
     def __init__(self, W: np.ndarray) -> None:
         super().__init__()

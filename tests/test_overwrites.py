@@ -1,0 +1,114 @@
+"""Nodes that write over arrays: only where the model grants it, and never visibly to anyone else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnframe.graph import Graph, GraphNode
+from nnframe.nodes import Add, Affine, ReLU, Sigmoid
+from nnframe.testing import check_gradients
+
+
+class CopyingReLU(ReLU):
+    """The same node, never writing over anything: the reference."""
+
+    can_overwrite = False
+
+
+def affine(rng: np.random.Generator, d: int, h: int) -> Affine:
+    return Affine(rng.standard_normal((d, h)), rng.standard_normal(h))
+
+
+def mlp(relu_class: type[ReLU], seed: int = 0) -> Graph:
+    rng = np.random.default_rng(seed)
+    return Graph.sequential([("affine1", affine(rng, 4, 6)), ("relu1", relu_class()),
+                             ("affine2", affine(rng, 6, 3)), ("relu2", relu_class())])
+
+
+def test_between_two_affines_relu_writes_over_both_and_computes_the_same():
+    model, reference = mlp(ReLU), mlp(CopyingReLU)
+    model.need_input_grad = reference.need_input_grad = True
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    seen = {}
+    relu1 = model["relu1"]
+    forward, backward = relu1.forward, relu1.backward
+    relu1.forward = lambda v: seen.setdefault("forward", (v, forward(v)))[1]
+    relu1.backward = lambda d: seen.setdefault("backward", (d, backward(d)))[1]
+    dout = np.random.default_rng(2).standard_normal((5, 3))
+    np.testing.assert_array_equal(model.forward(x), reference.forward(x))
+    np.testing.assert_array_equal(model.backward(dout.copy()), reference.backward(dout.copy()))
+    for got, expected in zip(model.grads, reference.grads):
+        np.testing.assert_array_equal(got, expected)
+    assert seen["forward"][0] is seen["forward"][1]
+    assert seen["backward"][0] is seen["backward"][1]
+
+
+def test_the_last_relu_leaves_the_callers_gradient_and_the_first_the_callers_input():
+    model = Graph.sequential([("relu1", ReLU()), ("affine1", affine(np.random.default_rng(0), 4, 3)),
+                              ("relu2", ReLU())])
+    model.need_input_grad = True
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    dout = np.random.default_rng(2).standard_normal((5, 3))
+    x_before, dout_before = x.copy(), dout.copy()
+    model.forward(x)
+    model.backward(dout)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(dout, dout_before)
+    assert not model["relu1"].overwrite_input
+    assert model["relu2"].overwrite_input and not model["relu2"].overwrite_dout
+
+
+def test_no_overwrite_of_a_value_another_node_reads_or_keeps():
+    rng = np.random.default_rng(0)
+    nodes = [GraphNode("affine1", affine(rng, 4, 4), "x"),
+             GraphNode("relu1", ReLU(), "affine1"),
+             GraphNode("add", Add(), ("affine1", "relu1")),  # reads the value relu1 reads
+             GraphNode("sigmoid", Sigmoid(), "add"),  # keeps its output for backward
+             GraphNode("relu2", ReLU(), "sigmoid")]
+    model = Graph(nodes)
+    model.need_input_grad = True
+    x = rng.standard_normal((3, 4))
+    check_gradients(model, x)
+    model.forward(x)
+    assert not model["relu1"].overwrite_input and not model["relu2"].overwrite_input
+    assert not model["relu1"].overwrite_dout  # its gradient comes from Add, which hands one array to both inputs
+
+
+def test_trace_shows_each_output_as_it_was_made():
+    model = mlp(ReLU)
+    x = np.random.default_rng(1).standard_normal((50, 4))
+    model.forward(x)  # the grants are set
+    outputs = model.trace(x)
+    assert (outputs["affine1"] < 0).any()
+    np.testing.assert_array_equal(outputs["relu1"], np.maximum(outputs["affine1"], 0))
+    model.forward(x)
+    assert model["relu1"].overwrite_input  # and set again for training
+
+
+def test_a_node_shared_with_another_graph_follows_the_graph_it_runs_in():
+    rng = np.random.default_rng(0)
+    relu = ReLU()
+    first = Graph.sequential([("affine1", affine(rng, 4, 4)), ("relu1", relu)])
+    second = Graph.sequential([("relu1", relu), ("affine1", affine(rng, 4, 2))])
+    x = rng.standard_normal((5, 4))
+    first.forward(x)
+    before = x.copy()
+    second.forward(x)
+    np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("cls", [ReLU, CopyingReLU])
+def test_the_whole_model_passes_the_gradient_check(cls):
+    model = mlp(cls)
+    model.need_input_grad = True
+    check_gradients(model, np.random.default_rng(3).standard_normal((5, 4)))
+
+
+def test_a_relu_on_its_own_never_overwrites():
+    relu, x = ReLU(), np.array([[-1.0, 2.0]])
+    y = relu.forward(x)
+    dout = np.ones((1, 2))
+    dx = relu.backward(dout)
+    assert y is not x and dx is not dout
+    np.testing.assert_array_equal(x, [[-1.0, 2.0]])

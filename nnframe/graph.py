@@ -20,7 +20,7 @@ from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import flatten
 from nnframe.graph_checks import (check_arrays_kept, check_input_gradient, check_node_arrays, check_reaches_output,
                                   described, topological_order, validate_graph)
-from nnframe.node import Node
+from nnframe.node import Node, declares
 
 
 @dataclass(frozen=True)
@@ -215,12 +215,13 @@ class Graph(Node):
         for k, (node, args) in enumerate(zip(nodes, self._arg_slots)):
             if not getattr(node, "can_overwrite", False):
                 continue
-            fresh_value = (len(args) == 1 and args[0] >= n_inputs and readers[args[0]] == [k]
-                           and getattr(nodes[args[0] - n_inputs], "output_is_fresh", False))
-            slot = n_inputs + k
-            reader = readers.get(slot, [])
-            fresh_dout = (len(reader) == 1 and len(self._arg_slots[reader[0]]) == 1
-                          and getattr(nodes[reader[0]], "dx_is_fresh", False))
+            fresh_value = (declares(node, "can_overwrite", "forward") and len(args) == 1
+                           and args[0] >= n_inputs and readers[args[0]] == [k]
+                           and declares(nodes[args[0] - n_inputs], "output_is_fresh", "forward"))
+            reader = readers.get(n_inputs + k, [])
+            fresh_dout = (declares(node, "can_overwrite", "backward") and len(reader) == 1
+                          and len(self._arg_slots[reader[0]]) == 1
+                          and declares(nodes[reader[0]], "dx_is_fresh", "backward"))
             on_input.append((node, fresh_value))
             on_dout.append((node, fresh_dout))
         return on_input, on_dout

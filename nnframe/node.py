@@ -28,7 +28,9 @@ class Node:
     ``overwrite_input`` (may ``forward`` write over its one input?) and
     ``overwrite_dout`` (may ``backward`` write over ``dout``?), true only
     where the array is fresh and this node alone reads it. Outside a model
-    both stay false.
+    both stay false. A declaration covers the ``forward`` or ``backward``
+    of the class that makes it, and of its subclasses that keep them: a
+    subclass that rewrites one declares again (see :func:`declares`).
     """
 
     param_names: tuple[str, ...] = ()
@@ -58,3 +60,19 @@ class Node:
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}{tuple(p.shape)}" for name, p, _ in self.named_params())
         return f"{type(self).__name__}({shapes})"
+
+
+def declares(node: Any, flag: str, method: str) -> bool:
+    """Whether ``node``'s class sets ``flag`` for the ``method`` it runs.
+
+    The flag counts where the class that set it is the one that wrote
+    ``method``, or a subclass of it: a subclass of Affine that rewrites
+    ``forward`` (to keep its output, say) does not inherit Affine's
+    ``output_is_fresh``.
+    """
+    mro = type(node).__mro__
+    flag_owner = next((cls for cls in mro if flag in vars(cls)), None)
+    method_owner = next((cls for cls in mro if method in vars(cls)), None)
+    if flag_owner is None or method_owner is None or not issubclass(flag_owner, method_owner):
+        return False
+    return bool(vars(flag_owner)[flag])

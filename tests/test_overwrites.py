@@ -112,3 +112,44 @@ def test_a_relu_on_its_own_never_overwrites():
     dx = relu.backward(dout)
     assert y is not x and dx is not dout
     np.testing.assert_array_equal(x, [[-1.0, 2.0]])
+
+
+class KeepingAffine(Affine):
+    """A plugin's Affine that keeps its output: it rewrote forward, so Affine's promise does not carry over."""
+
+    def forward(self, x):
+        self.out = super().forward(x)
+        return self.out
+
+
+class SeededAffine(Affine):
+    """A plugin's Affine that only builds itself differently: Affine's promise still holds."""
+
+    def __init__(self, d: int, h: int) -> None:
+        rng = np.random.default_rng(d * h)
+        super().__init__(rng.standard_normal((d, h)), np.zeros(h))
+
+
+class WatchingReLU(ReLU):
+    """Keeps its input: it rewrote forward, so ReLU's can_overwrite covers only the backward it kept."""
+
+    def forward(self, x):
+        self.seen = x
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("first, relu, on_input, on_dout", [
+    (lambda: KeepingAffine(np.eye(4), np.zeros(4)), ReLU, False, True),
+    (lambda: SeededAffine(4, 4), ReLU, True, True),
+    (lambda: affine(np.random.default_rng(0), 4, 4), WatchingReLU, False, True),
+])
+def test_a_subclass_that_rewrites_a_method_keeps_no_promise_about_it(first, relu, on_input, on_dout):
+    model = Graph.sequential([("first", first()), ("relu", relu()), ("last", affine(np.random.default_rng(1), 4, 2))])
+    x = np.random.default_rng(2).standard_normal((5, 4)) - 0.5
+    model.forward(x)
+    model.backward(np.ones((5, 2)))
+    assert (model["relu"].overwrite_input, model["relu"].overwrite_dout) == (on_input, on_dout)
+    if isinstance(model["first"], KeepingAffine):
+        assert (model["first"].out < 0).any()  # its kept output is as it made it
+    if isinstance(model["relu"], WatchingReLU):
+        assert (model["relu"].seen < 0).any()

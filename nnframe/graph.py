@@ -202,8 +202,9 @@ class Graph(Node):
         a node is never the graph's output: every node leads to the output).
         Over its gradient where that comes from a single reader with one
         input whose ``dx_is_fresh`` (the output, read by none, gets the
-        caller's). Set before every pass, so a node shared with another
-        graph follows the graph it runs in.
+        caller's). Set at the start of every pass and cleared at its end, so
+        a node shared with another graph follows the graph it runs in, and a
+        node used on its own after a pass writes over nothing.
         """
         n_inputs = len(self.inputs)
         nodes = [gn.node for gn in self._graph_nodes]
@@ -244,6 +245,9 @@ class Graph(Node):
         except Exception as exc:
             self._note_failing_node(exc, "forward")
             raise
+        finally:
+            for node, _ in self._input_overwrites:
+                node.overwrite_input = False
 
     def backward(self, dout: Any) -> Any:
         for node, allowed in self._dout_overwrites:
@@ -257,6 +261,9 @@ class Graph(Node):
         except Exception as exc:
             self._note_failing_node(exc, "backward")
             raise
+        finally:
+            for node, _ in self._dout_overwrites:
+                node.overwrite_dout = False
 
     def failing_node(self, exc: BaseException) -> str | None:
         """The name of the node of this graph deepest in ``exc``'s traceback: where a forward or backward failed."""
@@ -342,10 +349,9 @@ class Graph(Node):
     def trace(self, *xs: np.ndarray) -> dict[str, np.ndarray]:
         """Every node's output for ``xs``, in topological order: for diagnosing where values go bad.
 
-        No node writes over another's output here: each is returned as it was made.
+        No node writes over another's output here (the grants hold only inside
+        ``forward`` and ``backward``): each is returned as it was made.
         """
-        for node, _ in self._input_overwrites:
-            node.overwrite_input = False
         values = list(xs)
         outputs = {}
         for (node, args), name in zip(self._forward_plan, self.nodes):

@@ -24,11 +24,11 @@ class Node:
     returns a new array that it neither keeps nor returns again sets
     ``output_is_fresh``; one whose ``backward`` does the same with its input
     gradient sets ``dx_is_fresh``. A node that can compute in place sets
-    ``can_overwrite``: before each pass a model then sets its
+    ``can_overwrite``: for the length of each pass a model then sets its
     ``overwrite_input`` (may ``forward`` write over its one input?) and
     ``overwrite_dout`` (may ``backward`` write over ``dout``?), true only
-    where the array is fresh and this node alone reads it. Outside a model
-    both stay false. A declaration covers the ``forward`` or ``backward``
+    where the array is fresh and this node alone reads it. Outside a
+    model's pass both are false. A declaration covers the ``forward`` or ``backward``
     of the class that makes it, and of its subclasses that keep them: a
     subclass that rewrites one declares again (see :func:`declares`).
     """

@@ -16,6 +16,23 @@ class CopyingReLU(ReLU):
     can_overwrite = False
 
 
+def grants_seen(node: ReLU) -> dict[str, bool]:
+    """The flags ``node`` held each time it last ran, as the model set them for that pass."""
+    seen: dict[str, bool] = {}
+    forward, backward = node.forward, node.backward
+
+    def watched_forward(x):
+        seen["input"] = node.overwrite_input
+        return forward(x)
+
+    def watched_backward(dout):
+        seen["dout"] = node.overwrite_dout
+        return backward(dout)
+
+    node.forward, node.backward = watched_forward, watched_backward
+    return seen
+
+
 def affine(rng: np.random.Generator, d: int, h: int) -> Affine:
     return Affine(rng.standard_normal((d, h)), rng.standard_normal(h))
 
@@ -51,12 +68,13 @@ def test_the_last_relu_leaves_the_callers_gradient_and_the_first_the_callers_inp
     x = np.random.default_rng(1).standard_normal((5, 4))
     dout = np.random.default_rng(2).standard_normal((5, 3))
     x_before, dout_before = x.copy(), dout.copy()
+    first, last = grants_seen(model["relu1"]), grants_seen(model["relu2"])
     model.forward(x)
     model.backward(dout)
     np.testing.assert_array_equal(x, x_before)
     np.testing.assert_array_equal(dout, dout_before)
-    assert not model["relu1"].overwrite_input
-    assert model["relu2"].overwrite_input and not model["relu2"].overwrite_dout
+    assert first == {"input": False, "dout": True}  # it reads the caller's input; its gradient is affine1's new array
+    assert last == {"input": True, "dout": False}
 
 
 def test_no_overwrite_of_a_value_another_node_reads_or_keeps():
@@ -70,20 +88,23 @@ def test_no_overwrite_of_a_value_another_node_reads_or_keeps():
     model.need_input_grad = True
     x = rng.standard_normal((3, 4))
     check_gradients(model, x)
+    first, last = grants_seen(model["relu1"]), grants_seen(model["relu2"])
     model.forward(x)
-    assert not model["relu1"].overwrite_input and not model["relu2"].overwrite_input
-    assert not model["relu1"].overwrite_dout  # its gradient comes from Add, which hands one array to both inputs
+    model.backward(np.ones((3, 4)))
+    assert first == {"input": False, "dout": False}  # its gradient comes from Add, which hands one array to both
+    assert last == {"input": False, "dout": False}
 
 
 def test_trace_shows_each_output_as_it_was_made():
     model = mlp(ReLU)
     x = np.random.default_rng(1).standard_normal((50, 4))
-    model.forward(x)  # the grants are set
+    seen = grants_seen(model["relu1"])
+    model.forward(x)
+    assert seen["input"]
     outputs = model.trace(x)
+    assert not seen["input"]
     assert (outputs["affine1"] < 0).any()
     np.testing.assert_array_equal(outputs["relu1"], np.maximum(outputs["affine1"], 0))
-    model.forward(x)
-    assert model["relu1"].overwrite_input  # and set again for training
 
 
 def test_a_node_shared_with_another_graph_follows_the_graph_it_runs_in():
@@ -146,10 +167,34 @@ class WatchingReLU(ReLU):
 def test_a_subclass_that_rewrites_a_method_keeps_no_promise_about_it(first, relu, on_input, on_dout):
     model = Graph.sequential([("first", first()), ("relu", relu()), ("last", affine(np.random.default_rng(1), 4, 2))])
     x = np.random.default_rng(2).standard_normal((5, 4)) - 0.5
+    seen = grants_seen(model["relu"])
     model.forward(x)
     model.backward(np.ones((5, 2)))
-    assert (model["relu"].overwrite_input, model["relu"].overwrite_dout) == (on_input, on_dout)
+    assert seen == {"input": on_input, "dout": on_dout}
     if isinstance(model["first"], KeepingAffine):
         assert (model["first"].out < 0).any()  # its kept output is as it made it
     if isinstance(model["relu"], WatchingReLU):
         assert (model["relu"].seen < 0).any()
+
+
+def test_after_a_pass_the_node_on_its_own_writes_over_nothing():
+    model = mlp(ReLU)
+    model.need_input_grad = True
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    model.forward(x)
+    model.backward(np.ones((5, 3)))
+    relu = model["relu1"]
+    assert not relu.overwrite_input and not relu.overwrite_dout
+    z, d = np.array([[-1.0, 2.0]]), np.array([[3.0, 4.0]])
+    relu.forward(z)
+    relu.backward(d)
+    np.testing.assert_array_equal(z, [[-1.0, 2.0]])
+    np.testing.assert_array_equal(d, [[3.0, 4.0]])
+
+
+def test_a_product_of_two_vectors_is_a_scalar_relu_leaves_as_it_was_made():
+    from nnframe.nodes import MatMul
+
+    model = Graph.sequential([("matmul", MatMul(np.array([1.0, -2.0, 0.5]))), ("relu", ReLU())])
+    assert model.forward(np.array([1.0, 1.0, 2.0])) == 0.0
+    assert model.forward(np.array([4.0, 1.0, 2.0])) == 3.0

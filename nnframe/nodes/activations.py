@@ -57,8 +57,9 @@ class ReLU(Node):
     Shapes: any ``x`` -> ``y`` of the same shape. Backward: ``dx = dy * [x > 0]``.
     The boolean mask buffer is reused across calls while the shape stays the same.
     Where the model allows it (see :class:`~nnframe.node.Node`), ``y`` is
-    written over ``x`` and ``dx`` over ``dy``: in mlp-large's step, between
-    two Affine nodes, that took 0.975 of the time of new arrays.
+    written over ``x`` and ``dx`` over ``dy``: whole mlp-large steps, with
+    ReLU between Affine nodes, took 0.973-1.000 of the time of new arrays
+    (six in-process A/B runs, median about 0.986).
     """
 
     can_overwrite = True
@@ -71,13 +72,18 @@ class ReLU(Node):
         if self.mask is None or self.mask.shape != x.shape:
             self.mask = np.empty(x.shape, dtype=bool)
         np.greater(x, 0, out=self.mask)
-        return np.maximum(x, 0, out=x if self.overwrite_input else None)
+        return np.maximum(x, 0, out=_written_over(x, self.overwrite_input))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return np.multiply(dout, self.mask, out=dout if self.overwrite_dout else None)
+        return np.multiply(dout, self.mask, out=_written_over(dout, self.overwrite_dout))
 
     def __repr__(self) -> str:
         return "ReLU()"
+
+
+def _written_over(array: np.ndarray, allowed: bool) -> np.ndarray | None:
+    """``array`` as a ufunc's ``out=`` where the model allows it; never a numpy scalar (``x @ W`` of two vectors)."""
+    return array if allowed and isinstance(array, np.ndarray) else None
 
 
 class Tanh(Node):

@@ -28,9 +28,9 @@ class Node:
     ``overwrite_input`` (may ``forward`` write over its one input?) and
     ``overwrite_dout`` (may ``backward`` write over ``dout``?), true only
     where the array is fresh and this node alone reads it. Outside a
-    model's pass both are false. A declaration covers the ``forward`` or ``backward``
-    of the class that makes it, and of its subclasses that keep them: a
-    subclass that rewrites one declares again (see :func:`declares`).
+    model's pass both are false. A declaration covers the ``forward`` or
+    ``backward`` of the class that makes it, and of its subclasses that keep
+    them: a subclass that rewrites one declares again (see :func:`declares`).
     """
 
     param_names: tuple[str, ...] = ()

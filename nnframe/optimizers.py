@@ -9,12 +9,11 @@ binding, state, weight decay, blocks and threads are the base class's.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from nnframe.optimizer_base import Optimizer, one_block_of_update_each
+from nnframe.optimizer_base import Optimizer, one_block_of_update_each, scalars_per_block
 from nnframe.optimizer_params import (
     AdaGradParams,
     AdamParams,
@@ -135,18 +134,15 @@ class Adam(Optimizer):
         ``v = beta2 * (v - g**2) + g**2`` would save a little time but loses
         about ten bits of a float32 ``v`` while ``g**2`` dwarfs it (the first
         steps), so it is not used. ``np.square`` is twice as fast as ``g * g``.
-        The constants are taken once per part, not once per block, for the
+        The constants are taken once per part, not once per block, and as
+        arrays (see :meth:`~nnframe.optimizer_base.PlanPart.scalars`), for the
         parts wait for each other's Python work: with this loop whole
         mlp-large steps took 0.975 and 0.957 of their time before the block
         views were kept, against 0.985 and 0.974 with the views alone.
         """
-        beta1, beta2, lr_t, eps = self.config.beta1, self.config.beta2, self._lr_t, EPS
-        one_minus_beta1, one_minus_beta2 = 1 - beta1, 1 - beta2
-        if len(blocks) > 1:
-            cast = _scalar_type(blocks[0])
-            beta1, beta2, lr_t, eps, one_minus_beta1, one_minus_beta2 = (
-                cast(beta1), cast(beta2), cast(lr_t), cast(eps), cast(one_minus_beta1), cast(one_minus_beta2))
-        for p, g, tmp, m, v in blocks:
+        beta1, beta2 = self.config.beta1, self.config.beta2
+        constants = scalars_per_block(blocks, (beta1, beta2, self._lr_t, EPS, 1 - beta1, 1 - beta2))
+        for (p, g, tmp, m, v), (beta1, beta2, lr_t, eps, one_minus_beta1, one_minus_beta2) in zip(blocks, constants):
             m *= beta1
             np.multiply(g, one_minus_beta1, out=tmp)
             m += tmp
@@ -159,22 +155,6 @@ class Adam(Optimizer):
             np.divide(m, tmp, out=tmp)
             tmp *= lr_t
             p -= tmp
-
-
-def _scalar_type(arrays: tuple[np.ndarray, ...]) -> Callable[[float], Any]:
-    """The numpy scalar type of ``arrays`` where they share one dtype, else ``float``.
-
-    numpy casts a python float to the array's dtype before it computes, so a
-    scalar of that dtype gives the very same values, and each call spends
-    less time on it: whole mlp-large steps took 0.991 and 0.994 of their
-    time with python floats (two in-process A/B runs). With mixed dtypes a
-    typed scalar could change the precision of a step, so python floats stay.
-    Finding the type costs about a microsecond, so only a part of several
-    blocks looks for it: with it, an update of four small parameters took
-    24 us against 20.
-    """
-    dtypes = {a.dtype for a in arrays}
-    return dtypes.pop().type if len(dtypes) == 1 else float
 
 
 def _average_squares(average: np.ndarray, g: np.ndarray, tmp: np.ndarray, decay: float) -> None:

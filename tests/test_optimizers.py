@@ -284,9 +284,15 @@ def test_float32_stays_float32_and_arrays_stay_put(cls: type[Optimizer]) -> None
     assert all(np.isfinite(p).all() for p in params)
 
 
+@pytest.mark.parametrize("block", [4, None], ids=["in blocks on two threads", "whole"])
 @pytest.mark.parametrize("grad_dtype", [np.float32, np.float64])
-def test_adam_computes_as_the_textbook_lines_with_python_floats(grad_dtype) -> None:
-    """Adam's constants are numpy scalars where the arrays share a dtype: the values must not move by a bit."""
+def test_adam_computes_as_the_textbook_lines_with_python_floats(monkeypatch, grad_dtype, block) -> None:
+    """In blocks whose arrays share a dtype Adam's constants are arrays of that dtype: no value may move by a bit."""
+    import nnframe.optimizer_base as optimizer_base
+
+    if block is not None:
+        monkeypatch.setattr(optimizer_base, "BLOCK", block)
+        monkeypatch.setenv("NNFRAME_NUM_THREADS", "2")
     rng = np.random.default_rng(4)
     p = rng.standard_normal(40).astype(np.float32)
     expected, m, v = p.copy(), np.zeros(40, np.float32), np.zeros(40, np.float32)
@@ -531,6 +537,22 @@ def test_block_views_are_made_once_and_follow_new_arrays(monkeypatch, cls):
     reused.bind(["w"], [param])
     reused.update([param], [grad])
     assert made.count(True) == 3
+
+
+def test_a_parts_scalars_are_stride_0_arrays_made_once_that_take_each_steps_values():
+    from nnframe.optimizer_base import PlanPart
+
+    f32 = np.float32
+    part = PlanPart([(np.zeros(4, f32), np.zeros(4, f32)), (np.zeros(3, f32), np.zeros(3, f32))])
+    first = part.scalars((0.5, 0.1))
+    assert [[(a.shape, a.strides, a.dtype) for a in block] for block in first] == [
+        [((4,), (0,), f32)] * 2, [((3,), (0,), f32)] * 2]
+    second = part.scalars((0.25, 3.0))
+    assert second is first
+    assert [block[1][0] for block in second] == [f32(3.0)] * 2
+    assert part.scalars((0.5, 0.1, 2.0))[1][2][0] == f32(2.0)
+    mixed = PlanPart([(np.zeros(4, f32), np.zeros(4))])
+    assert mixed.scalars((0.5, 0.1)) == [(0.5, 0.1)]
 
 
 @pytest.fixture

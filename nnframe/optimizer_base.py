@@ -53,7 +53,8 @@ class Optimizer:
     of a call on ``self``), and is long enough to gain from it; every
     built-in rule but SGD does. A rule may instead write the loop over a
     part's blocks, :meth:`_update_each`, under the same conditions, with
-    :func:`one_block_of_update_each` as its ``_update_one`` (see ``Adam``).
+    :func:`one_block_of_update_each` as its ``_update_one``, and take its
+    constants from :func:`scalars_per_block` (see ``Adam``).
     """
 
     params_model: ClassVar[type[OptimizerParams]] = OptimizerParams

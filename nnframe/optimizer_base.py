@@ -282,22 +282,32 @@ class BlockPlan:
 class PlanPart(tuple):
     """One thread's share of a :class:`BlockPlan`: its blocks, each ``(p, g, tmp, *state)``, in order."""
 
-    def scalars(self, values: tuple[float, ...]) -> Sequence[tuple[Any, ...]]:
+    def __new__(cls, blocks: Sequence[tuple[np.ndarray, ...]]) -> PlanPart:
+        part = super().__new__(cls, blocks)
+        part._scalar_rows = {}
+        return part
+
+    def scalars(self, key: object, values: tuple[float, ...]) -> Sequence[tuple[Any, ...]]:
         """``values`` for each block, as arrays of the block's length that read one element (stride 0).
 
         numpy works out the type of a scalar operand on every call; an array
         of the other operands' dtype skips that (0.25 against 0.37 us a
         call). That is time a part holds the GIL, which the other part then
         waits for: with these arrays in Adam's loop instead of numpy scalars
-        of the dtype, whole mlp-large steps took 0.975 to 0.989 of their time
-        (four in-process A/B runs of 30 rounds), with the very same values,
-        for numpy casts a Python float operand to the array's dtype as the
-        row here does. Where the blocks' arrays differ in dtype, ``values``
-        themselves are given for every block.
+        of the dtype, mlp-large's update timed alone took 4-6 % less time
+        (0.09-0.14 ms; six in-process A/B runs of 30 rounds).
+        The values are the very same under numpy 2, which casts a Python
+        float operand to the array's dtype (NEP 50) as the row here does.
+        Where the blocks' arrays differ in dtype, ``values`` themselves are
+        given for every block.
+
+        Each ``key`` (a rule passes its class) has a row of its own, which the
+        next call with that key refills, so a rule's loop that calls another
+        rule's loop keeps its own values.
         """
-        made = self.__dict__.get("_scalars")
+        made = self._scalar_rows.get(key)
         if made is None or made[0] != len(values):
-            made = self._scalars = (len(values), *self._scalar_views(len(values)))
+            made = self._scalar_rows[key] = (len(values), *self._scalar_views(len(values)))
         _, row, views = made
         if row is None:
             return [values] * len(self)
@@ -305,19 +315,29 @@ class PlanPart(tuple):
         return views
 
     def _scalar_views(self, count: int) -> tuple[np.ndarray | None, list[tuple[np.ndarray, ...]]]:
-        """A row of ``count`` scalars and, per block, a view of each of them as long as the block."""
-        dtypes = {a.dtype for block in self for a in block}
+        """A row of ``count`` scalars and, per block, a view of each of them as long as the block.
+
+        Blocks of one length share their views, so a plan made anew on every
+        step (new gradient arrays each time) pays for two sets at most. Every
+        block is a slice of the same arrays, so the first tells the dtypes.
+        """
+        dtypes = {a.dtype for a in self[0]} if self else set()
         if len(dtypes) != 1:
             return None, []
         row = np.empty(count, dtypes.pop())
-        return row, [tuple(np.broadcast_to(row[k:k + 1], block[0].shape) for k in range(count)) for block in self]
+        by_length: dict[int, tuple[np.ndarray, ...]] = {}
+        for block in self:
+            length = len(block[0])
+            if length not in by_length:
+                by_length[length] = tuple(np.broadcast_to(row[:, np.newaxis], (count, length)))
+        return row, [by_length[len(block[0])] for block in self]
 
 
-def scalars_per_block(blocks: Sequence[tuple[np.ndarray, ...]],
+def scalars_per_block(blocks: Sequence[tuple[np.ndarray, ...]], key: object,
                       values: tuple[float, ...]) -> Sequence[tuple[Any, ...]]:
     """:meth:`PlanPart.scalars` for a part of a plan; ``values`` for every block of any other sequence."""
     if isinstance(blocks, PlanPart):
-        return blocks.scalars(values)
+        return blocks.scalars(key, values)
     return [values] * len(blocks)
 
 

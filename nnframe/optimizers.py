@@ -141,7 +141,7 @@ class Adam(Optimizer):
         views were kept, against 0.985 and 0.974 with the views alone.
         """
         beta1, beta2 = self.config.beta1, self.config.beta2
-        constants = scalars_per_block(blocks, (beta1, beta2, self._lr_t, EPS, 1 - beta1, 1 - beta2))
+        constants = scalars_per_block(blocks, Adam, (beta1, beta2, self._lr_t, EPS, 1 - beta1, 1 - beta2))
         for (p, g, tmp, m, v), (beta1, beta2, lr_t, eps, one_minus_beta1, one_minus_beta2) in zip(blocks, constants):
             m *= beta1
             np.multiply(g, one_minus_beta1, out=tmp)

@@ -543,16 +543,29 @@ def test_a_parts_scalars_are_stride_0_arrays_made_once_that_take_each_steps_valu
     from nnframe.optimizer_base import PlanPart
 
     f32 = np.float32
-    part = PlanPart([(np.zeros(4, f32), np.zeros(4, f32)), (np.zeros(3, f32), np.zeros(3, f32))])
-    first = part.scalars((0.5, 0.1))
-    assert [[(a.shape, a.strides, a.dtype) for a in block] for block in first] == [
-        [((4,), (0,), f32)] * 2, [((3,), (0,), f32)] * 2]
-    second = part.scalars((0.25, 3.0))
+    blocks = [(np.zeros(4, f32), np.zeros(4, f32)), (np.zeros(4, f32), np.zeros(4, f32)), (np.zeros(3, f32),) * 2]
+    part = PlanPart(blocks)
+    first = part.scalars(Adam, (0.5, 0.1))
+    assert [[(a.shape, a.strides, a.dtype, a.flags.writeable) for a in block] for block in first] == [
+        [((4,), (0,), f32, False)] * 2] * 2 + [[((3,), (0,), f32, False)] * 2]
+    assert first[0] is first[1]  # blocks of one length share their views
+    second = part.scalars(Adam, (0.25, 3.0))
     assert second is first
-    assert [block[1][0] for block in second] == [f32(3.0)] * 2
-    assert part.scalars((0.5, 0.1, 2.0))[1][2][0] == f32(2.0)
+    assert [block[1][0] for block in second] == [f32(3.0)] * 3
+    assert part.scalars(Adam, (0.5, 0.1, 2.0))[2][2][0] == f32(2.0)
     mixed = PlanPart([(np.zeros(4, f32), np.zeros(4))])
-    assert mixed.scalars((0.5, 0.1)) == [(0.5, 0.1)]
+    assert mixed.scalars(Adam, (0.5, 0.1)) == [(0.5, 0.1)]
+
+
+def test_each_key_keeps_its_own_scalars():
+    """A rule's loop that calls another rule's loop on the same part keeps its own values."""
+    from nnframe.optimizer_base import PlanPart
+
+    part = PlanPart([(np.zeros(4, np.float32),) * 2])
+    own = part.scalars("own", (0.5, 0.1))
+    other = part.scalars("other", (2.0, 3.0))
+    assert [a[0] for a in own[0]] == [np.float32(0.5), np.float32(0.1)]
+    assert [a[0] for a in other[0]] == [2.0, 3.0]
 
 
 @pytest.fixture

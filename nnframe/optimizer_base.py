@@ -294,7 +294,7 @@ class PlanPart(tuple):
         of the other operands' dtype skips that (0.25 against 0.37 us a
         call). That is time a part holds the GIL, which the other part then
         waits for: with these arrays in Adam's loop instead of numpy scalars
-        of the dtype, mlp-large's update timed alone took 4-6 % less time
+        of the dtype, mlp-large's update timed alone took 4-6.5 % less time
         (0.09-0.14 ms; six in-process A/B runs of 30 rounds).
         The values are the very same under numpy 2, which casts a Python
         float operand to the array's dtype (NEP 50) as the row here does.

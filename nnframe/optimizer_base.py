@@ -54,7 +54,8 @@ class Optimizer:
     built-in rule but SGD does. A rule may instead write the loop over a
     part's blocks, :meth:`_update_each`, under the same conditions, with
     :func:`one_block_of_update_each` as its ``_update_one``, and take its
-    constants from :func:`scalars_per_block` (see ``Adam``).
+    constants from :func:`scalars_per_block`, as the built-in rules but SGD
+    do (see ``Momentum``).
     """
 
     params_model: ClassVar[type[OptimizerParams]] = OptimizerParams

@@ -1,9 +1,11 @@
 """Update rules, as in the book's ``common/optimizer.py``, keyed by parameter name.
 
 Each rule is a subclass of :class:`~nnframe.optimizer_base.Optimizer` that
-writes one step for one array in ``_update_one`` (Adam: for a list of blocks,
-in ``_update_each``), with ``out=`` arithmetic through a scratch array;
-binding, state, weight decay, blocks and threads are the base class's.
+writes its step with ``out=`` arithmetic through a scratch array: over a
+part's blocks in ``_update_each``, its constants from
+:func:`~nnframe.optimizer_base.scalars_per_block`, or for one array in
+``_update_one`` (SGD, whose update is never split). Binding, state, weight
+decay, blocks and threads are the base class's.
 """
 
 from __future__ import annotations
@@ -49,13 +51,15 @@ class Momentum(Optimizer):
     params_model = MomentumParams
     parallel_blocks = True
     slots = ("v",)
+    _update_one = one_block_of_update_each
 
-    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
-        (v,) = state
-        v *= self.config.momentum
-        np.multiply(g, self.lr, out=tmp)
-        v -= tmp
-        p += v
+    def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
+        constants = scalars_per_block(blocks, Momentum, (self.config.momentum, self.lr))
+        for (p, g, tmp, v), (momentum, lr) in zip(blocks, constants):
+            v *= momentum
+            np.multiply(g, lr, out=tmp)
+            v -= tmp
+            p += v
 
 
 class Nesterov(Optimizer):
@@ -70,17 +74,19 @@ class Nesterov(Optimizer):
     params_model = NesterovParams
     parallel_blocks = True
     slots = ("v",)
+    _update_one = one_block_of_update_each
 
-    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
-        (v,) = state
-        momentum = self.config.momentum
-        v *= momentum
-        np.multiply(g, self.lr, out=tmp)
-        v -= tmp
-        np.multiply(v, momentum * momentum, out=tmp)
-        p += tmp
-        np.multiply(g, (1 + momentum) * self.lr, out=tmp)
-        p -= tmp
+    def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
+        momentum, lr = self.config.momentum, self.lr
+        constants = scalars_per_block(blocks, Nesterov, (momentum, lr, momentum * momentum, (1 + momentum) * lr))
+        for (p, g, tmp, v), (momentum, lr, momentum_squared, lr_of_g) in zip(blocks, constants):
+            v *= momentum
+            np.multiply(g, lr, out=tmp)
+            v -= tmp
+            np.multiply(v, momentum_squared, out=tmp)
+            p += tmp
+            np.multiply(g, lr_of_g, out=tmp)
+            p -= tmp
 
 
 class AdaGrad(Optimizer):
@@ -89,12 +95,14 @@ class AdaGrad(Optimizer):
     params_model = AdaGradParams
     parallel_blocks = True
     slots = ("h",)
+    _update_one = one_block_of_update_each
 
-    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
-        (h,) = state
-        np.square(g, out=tmp)
-        h += tmp
-        _scaled_step(p, g, h, tmp, self.lr)
+    def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
+        constants = scalars_per_block(blocks, AdaGrad, (EPS, self.lr))
+        for (p, g, tmp, h), (eps, lr) in zip(blocks, constants):
+            np.square(g, out=tmp)
+            h += tmp
+            _scaled_step(p, g, h, tmp, eps, lr)
 
 
 class RMSprop(Optimizer):
@@ -103,11 +111,17 @@ class RMSprop(Optimizer):
     params_model = RMSpropParams
     parallel_blocks = True
     slots = ("h",)
+    _update_one = one_block_of_update_each
 
-    def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
-        (h,) = state
-        _average_squares(h, g, tmp, self.config.decay_rate)
-        _scaled_step(p, g, h, tmp, self.lr)
+    def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
+        decay = self.config.decay_rate
+        constants = scalars_per_block(blocks, RMSprop, (decay, 1 - decay, EPS, self.lr))
+        for (p, g, tmp, h), (decay, one_minus_decay, eps, lr) in zip(blocks, constants):
+            h *= decay
+            np.square(g, out=tmp)
+            tmp *= one_minus_decay
+            h += tmp
+            _scaled_step(p, g, h, tmp, eps, lr)
 
 
 class Adam(Optimizer):
@@ -157,18 +171,11 @@ class Adam(Optimizer):
             p -= tmp
 
 
-def _average_squares(average: np.ndarray, g: np.ndarray, tmp: np.ndarray, decay: float) -> None:
-    """``average = decay * average + (1 - decay) * g**2`` in place, through ``tmp`` (RMSprop's h)."""
-    average *= decay
-    np.square(g, out=tmp)
-    tmp *= 1 - decay
-    average += tmp
-
-
-def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray, lr: float) -> None:
-    """``p -= lr * g / (sqrt(h) + 1e-7)`` through ``tmp``."""
+def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray,
+                 eps: float | np.ndarray, lr: float | np.ndarray) -> None:
+    """``p -= lr * g / (sqrt(h) + eps)`` through ``tmp`` (AdaGrad's and RMSprop's step)."""
     np.sqrt(h, out=tmp)
-    tmp += EPS
+    tmp += eps
     np.divide(g, tmp, out=tmp)
     tmp *= lr
     p -= tmp

@@ -462,7 +462,24 @@ class HalfStepLoopAdam(HalfStepAdam):
         super()._update_each(blocks)
 
 
-@pytest.mark.parametrize("cls", [HalfStepAdam, SquaredStepAdam, HalfStepLoopAdam])
+def shifted_gradient(rule: type[Optimizer]) -> type[Optimizer]:
+    """A plugin's rule that rewrites ``rule``'s ``_update_one``: the built-in loop over blocks must not skip it.
+
+    It adds 1 to the gradient (halving it would change nothing AdaGrad does).
+    """
+
+    class ShiftedGradient(rule):
+        def _update_one(self, p, g, tmp, *state):
+            super()._update_one(p, g + 1.0, tmp, *state)
+
+    ShiftedGradient.base_rule = rule
+    return ShiftedGradient
+
+
+@pytest.mark.parametrize("cls", [HalfStepAdam, SquaredStepAdam, HalfStepLoopAdam,
+                                 *(shifted_gradient(rule) for rule in (Momentum, Nesterov, AdaGrad, RMSprop))],
+                         ids=lambda cls: f"{cls.base_rule.__name__}-{cls.__name__}" if hasattr(cls, "base_rule")
+                         else cls.__name__)
 def test_a_subclass_rule_is_used_on_blocks_as_on_whole_arrays(monkeypatch, cls):
     import nnframe.optimizer_base as optimizer_base
 
@@ -477,12 +494,12 @@ def test_a_subclass_rule_is_used_on_blocks_as_on_whole_arrays(monkeypatch, cls):
             optimizer.update([param], [grad])
         return param
 
-    whole, blocked, plain_adam = run(1000), run(4), start.copy()
-    adam = Adam(lr=0.1)
+    whole, blocked, plain = run(1000), run(4), start.copy()
+    rule = getattr(cls, "base_rule", Adam)(lr=0.1)
     for grad in grads:
-        adam.update([plain_adam], [grad])
+        rule.update([plain], [grad])
     np.testing.assert_array_equal(blocked, whole)
-    assert not np.allclose(blocked, plain_adam)
+    assert not np.allclose(blocked, plain)
 
 
 def test_block_views_keep_no_old_array_alive(monkeypatch):

@@ -20,10 +20,10 @@ PLAIN_LINES = 20
 class PlainProgress:
     """About ``PLAIN_LINES`` lines per run, for logs and pipes: step, epoch, loss, steps/s, and validation.
 
-    An evaluation on a step that gets a line is shown at once; any other is
-    held and the latest shown before the next step line (or at the end), so
-    each stretch between two lines shows how validation went without a line
-    per evaluation.
+    Each step line is followed by the latest evaluation of the stretch it
+    ends, so a run with validation gets at most one validation line per step
+    line. A step line waits for the next event, since an evaluation on its own
+    step comes right after it and replaces any earlier one of the stretch.
     """
 
     def __init__(self, total_steps: int, stream: TextIO | None = None) -> None:
@@ -33,6 +33,7 @@ class PlainProgress:
         self._started = time.perf_counter()
         self._first_step = 0
         self._held: EvalMetrics | None = None
+        self._line: tuple[int, str] | None = None
 
     @hookimpl
     def nnframe_run_start(self, run: RunContext) -> None:
@@ -43,21 +44,30 @@ class PlainProgress:
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
+        if self._line is not None:
+            self._write_line()
         if metrics.step % self.every == 0 or metrics.step == self.total_steps:
-            self._write_held()
             rate = (metrics.step - self._first_step) / max(time.perf_counter() - self._started, 1e-9)
-            self.stream.write(f"step {metrics.step}/{self.total_steps}  epoch {metrics.epoch}  "
-                              f"loss {format_metric(metrics.loss)}  {rate:.0f} steps/s\n")
+            self._line = (metrics.step, f"step {metrics.step}/{self.total_steps}  epoch {metrics.epoch}  "
+                                        f"loss {format_metric(metrics.loss)}  {rate:.0f} steps/s")
 
     @hookimpl
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
         self._held = metrics
-        if metrics.step % self.every == 0 or metrics.step == self.total_steps:
-            self._write_held()
+        if self._line is not None and self._line[0] == metrics.step:
+            self._write_line()
 
     @hookimpl
     def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:
+        self._write_line()
         self._write_held()
+
+    def _write_line(self) -> None:
+        """The waiting step line, and after it the latest evaluation of its stretch."""
+        if self._line is not None:
+            (_, line), self._line = self._line, None
+            self.stream.write(line + "\n")
+            self._write_held()
 
     def _write_held(self) -> None:
         if self._held is not None:

@@ -79,12 +79,31 @@ def test_plain_progress_shows_the_latest_evaluation_of_each_stretch():
     run.hook.nnframe_run_start(run=run)
     for step in range(1, 13):
         run.hook.nnframe_step_end(run=run, metrics=StepMetrics(step, 0, 1.0, 0.1))
-        if step in (3, 4, 7, 10, 12):  # 10 falls on a line, 12 on none before the end
+        if step in (3, 4, 7, 10, 12):  # 10 falls on a line and supersedes 7; 12 is on none before the end
             run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, 0, step / 100, 0.5))
     run.hook.nnframe_run_end(run=run, status="interrupted", summary={})
     lines = [line.split("  ")[0] for line in stream.getvalue().splitlines()[1:]]
-    assert lines == ["step 4", "step 5/100", "step 7", "step 10/100", "step 10", "step 12"]
+    assert lines == ["step 5/100", "step 4", "step 10/100", "step 10", "step 12"]
     assert "step 4  val/loss 0.0400  val/accuracy 0.5000" in stream.getvalue()
+
+
+def test_plain_progress_shows_one_validation_line_per_step_line_when_evaluating_every_few_steps():
+    stream = io.StringIO()
+    plugins = get_plugin_manager(autoload=False)
+    run = RunContext(name="demo", config={}, run_dir=None, plugin_manager=plugins.pm)
+    run.register(PlainProgress(3015, stream))  # a line every 150 steps; evaluations every 45, as digits
+    run.hook.nnframe_run_start(run=run)
+    for step in range(1, 3016):
+        run.hook.nnframe_step_end(run=run, metrics=StepMetrics(step, step // 45, 1.0, 0.1))
+        if step % 45 == 0:
+            run.hook.nnframe_evaluation_end(run=run, metrics=EvalMetrics(step, step // 45, step / 1e4, 0.5))
+    run.hook.nnframe_run_end(run=run, status="completed", summary={})
+    lines = stream.getvalue().splitlines()[1:]
+    step_lines = [line for line in lines if "/3015" in line]
+    assert len(step_lines) == 21 and len(lines) == 2 * len(step_lines)
+    assert lines[lines.index(step_lines[2]) + 1].startswith("step 450  val/loss 0.0450")
+    assert lines[lines.index(step_lines[0]) + 1].startswith("step 135  val/loss")
+    assert lines[-2:] == [step_lines[-1], "step 3015  val/loss 0.3015  val/accuracy 0.5000"]
 
 
 def test_rich_progress_shows_the_latest_evaluation():

@@ -108,6 +108,24 @@ def _model_form(value: Any) -> str | None:
     return None
 
 
+def _best_metric_for_regression(losses: Registry) -> Any:
+    """``checkpoint.best_metric`` left at its default becomes ``val/loss`` where the loss is a regression loss.
+
+    The checkpointer keeps the best checkpoint by ``val/loss`` there anyway;
+    this makes the resolved config (``nnframe validate``, the run's
+    ``config.yaml``) say so. The field still counts as not given, so no note
+    is made about a choice the user did not make.
+    """
+    def resolve(experiment: Any) -> Any:
+        checkpoint, loss_type = experiment.checkpoint, getattr(experiment.loss, "type", None)
+        regression = loss_type in losses and not losses.get(loss_type).extra.get("classification", True)
+        if regression and checkpoint.best_metric == "val/accuracy" and "best_metric" not in checkpoint.model_fields_set:
+            checkpoint.best_metric = "val/loss"
+            checkpoint.model_fields_set.discard("best_metric")
+        return experiment
+    return resolve
+
+
 def _nothing_registered(kind: str) -> Any:
     def refuse(value: dict) -> dict:
         raise ValueError(f"no {kind} types are registered, so {value.get('type')!r} cannot be used; "
@@ -183,6 +201,8 @@ class ConfigModels:
             train=(TrainConfig, Field(description="Training length and batching.")),
             log=(LogConfig, Field(default_factory=LogConfig, description="Logging.")),
             checkpoint=(CheckpointConfig, Field(default_factory=CheckpointConfig, description="Checkpoints.")),
+            __validators__={"best_metric_for_regression": model_validator(mode="after")(
+                _best_metric_for_regression(self.plugins.losses))},
         )
 
     def json_schema(self) -> dict[str, Any]:

@@ -417,10 +417,14 @@ def test_a_regression_run_keeps_its_best_checkpoint_by_val_loss(tmp_path: Path) 
     assert best.meta["metric"]["name"] == "val/loss"
     assert best.meta["metric"]["value"] <= result.summary["metrics"]["val/loss"]  # the final one, at step 20
     assert result.notes == []  # the default, not asked for
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["checkpoint"]["best_metric"] == "val/loss"  # the resolved config says what the run does
     asked = launch_train(path, ["checkpoint.best_metric=val/accuracy"], get_plugin_manager(),
                          runs_dir=tmp_path / "runs", quiet=True)
     assert asked.notes == ["checkpoint.best_metric is val/accuracy, which a regression run has not; the best "
                            "checkpoint is kept by val/loss"]
+    saved = yaml.safe_load((asked.run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["checkpoint"]["best_metric"] == "val/accuracy"  # as asked
 
 
 def test_a_best_metric_without_a_validation_set_is_named_in_a_note(tmp_path: Path) -> None:

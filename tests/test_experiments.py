@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nnframe.launch import prepare, train
 from nnframe.plugins import get_plugin_manager
@@ -32,3 +33,11 @@ def test_digits_reaches_97_percent_validation_accuracy(tmp_path):
     path = next(p for p in EXPERIMENTS if p.stem == "digits")
     result = train(path, [], get_plugin_manager(), runs_dir=tmp_path, quiet=True)
     assert result.summary["metrics"]["val/accuracy"] >= 0.97
+
+
+def test_the_readme_shows_the_spiral_experiment_as_shipped():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Experiments"):]
+    shown = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
+    spiral = next(p for p in EXPERIMENTS if p.stem == "spiral")
+    assert yaml.safe_load(shown) == yaml.safe_load(spiral.read_text(encoding="utf-8"))

@@ -22,6 +22,9 @@ from nnframe.node import Node
 from nnframe.plugins import Plugins
 from nnframe.train import planned_steps
 
+SHAPE_CHECK_ROWS = 3
+"""Examples the built model is run on to check its output shape (see :func:`_output_shape`)."""
+
 
 @dataclass
 class Streams:
@@ -287,17 +290,37 @@ def _check_schedule(settings: BaseModel, total_steps: int) -> None:
 
 
 def _output_shape(model: Graph, dataset: Dataset) -> tuple[int, ...]:
-    """The shape of the model's output for one example (batch axis included), in eval mode."""
+    """The shape of the model's output for a batch of three examples (fewer where the data has fewer), in eval mode.
+
+    The output must keep a row per example: a node that sums or repeats
+    along the batch axis leaves the loss with scores that no longer match
+    the targets, which would otherwise show only at the first step. Three,
+    not the two the model was built from, so that a node that mistakes the
+    batch axis for a feature axis is not hidden by the two lengths agreeing.
+    """
+    x = dataset.x[:SHAPE_CHECK_ROWS]
     model.eval()
     try:
-        return tuple(model.forward(dataset.x[:1]).shape)
+        out = model.forward(x)
+        if np.ndim(out) == 0 or np.shape(out)[0] != len(x):
+            raise ConfigError(_batch_axis_message(model, x, out), path="model")
+        return tuple(np.shape(out))
     except (ValueError, TypeError, IndexError) as exc:
         node = model.failing_node(exc)
         where = f" in node {node!r} ({type(model.nodes[node]).__qualname__})" if node else ""
-        raise ConfigError(f"the model fails on one example of shape {dataset.x[:1].shape}{where}: {exc}",
-                          path="model") from None
+        raise ConfigError(f"the model fails on a batch of shape {x.shape}{where}: {exc}", path="model") from None
     finally:
         model.train()
+
+
+def _batch_axis_message(model: Graph, x: np.ndarray, out: Any) -> str:
+    rows = len(x)
+    changed = next((name for name, value in model.trace(x).items() if np.ndim(value) == 0 or len(value) != rows),
+                   None)
+    where = (f"; node {changed!r} ({type(model.nodes[changed]).__qualname__}) is the first to change axis 0"
+             if changed else "")
+    return (f"the model's output has shape {np.shape(out)} for a batch of {rows} examples, but the loss needs "
+            f"one row per example{where}; sum or repeat along another axis")
 
 
 def check_labels_fit(output_shape: tuple[int, ...], dataset: Dataset) -> None:

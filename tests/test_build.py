@@ -252,11 +252,22 @@ def test_a_loss_that_cannot_use_the_targets_is_refused_at_the_loss_field(tmp_pat
     assert str(info.value).startswith(f"{tmp_path / 'exp.yaml'}: field loss: loss '{loss}' cannot use the targets y")
 
 
-def test_a_model_that_fails_on_one_example_is_a_config_error_naming_the_node(tmp_path: Path, plugins: Any) -> None:
+def test_a_model_that_fails_on_a_batch_is_a_config_error_naming_the_node(tmp_path: Path, plugins: Any) -> None:
     model = [{"type": "affine", "out": 2}, {"type": "row_sum"}, {"type": "affine", "out": 3}]
-    with pytest.raises(ConfigError, match=r"field model: the model fails on one example of shape \(1, 2\) in node "
+    with pytest.raises(ConfigError, match=r"field model: the model fails on a batch of shape \(3, 2\) in node "
                                           r"'affine2' \(Affine\): matmul"):
         experiment(tmp_path, plugins, model=model)
+
+
+@pytest.mark.parametrize("changing", [{"type": "sum"}, {"type": "repeat", "n": 2, "axis": 0}])
+def test_a_model_that_changes_the_batch_axis_is_refused_at_the_model_field(tmp_path: Path, plugins: Any,
+                                                                           changing: dict) -> None:
+    model = [{"type": "affine", "out": 3}, changing, {"type": "sigmoid"}]
+    with pytest.raises(ConfigError) as info:
+        experiment(tmp_path, plugins, model=model)
+    name = changing["type"] + "1"
+    assert str(info.value).startswith(f"{tmp_path / 'exp.yaml'}: field model: the model's output has shape ")
+    assert f"for a batch of 3 examples, but the loss needs one row per example; node {name!r}" in str(info.value)
 
 
 BLOBS_PLUGIN = '''

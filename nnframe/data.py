@@ -97,7 +97,7 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
     ds = validate_dataset(ds, where)
     if ds.x_val is None or "val_fraction" not in type(params).model_fields:  # such a build never saw it
         ds = split_validation(ds, val_fraction, ctx.rng, where)
-    return cast(ds, ctx.dtype)
+    return cast(ds, ctx.dtype, where)
 
 
 def validate_dataset(ds: Dataset, where: str) -> Dataset:
@@ -177,19 +177,31 @@ def split_validation(ds: Dataset, fraction: float, rng: np.random.Generator, whe
     return replace(ds, x=ds.x[train], y=ds.y[train], x_val=ds.x[val], y_val=ds.y[val])
 
 
-def cast(ds: Dataset, dtype: np.dtype | str) -> Dataset:
-    """``x`` (and float targets) in the training ``dtype``; integer labels as int64. Copies only if needed."""
+def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
+    """``x`` (and float targets) in the training ``dtype``; integer labels as int64. Copies only if needed.
+
+    A finite value too large for ``dtype`` (1e39 in float32) is a data error
+    here, instead of an infinity that would make the first step diverge.
+    """
     dtype = as_dtype(dtype)
 
-    def targets(y: np.ndarray | None) -> np.ndarray | None:
-        if y is None:
+    def converted(array: np.ndarray | None, name: str, to: np.dtype) -> np.ndarray | None:
+        if array is None:
             return None
-        return y.astype(np.int64 if y.dtype.kind in "biu" else dtype, copy=False)
+        with np.errstate(over="ignore"):
+            out = array.astype(to, copy=False)
+        if out is not array and out.dtype.kind == "f" and not np.isfinite(out).all():
+            row = int(np.argmax(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
+            raise DataError(f"{_prefix(ds, where)}: {name}[{row}] holds a value beyond the range of {to} "
+                            f"(the largest magnitude is {float(np.abs(array).max()):.3g}); scale the data "
+                            "or train in float64 (train.dtype: float64)")
+        return out
 
-    def features(x: np.ndarray | None) -> np.ndarray | None:
-        return None if x is None else x.astype(dtype, copy=False)
+    def label_type(y: np.ndarray | None) -> np.dtype:
+        return np.dtype(np.int64) if y is not None and y.dtype.kind in "biu" else dtype
 
-    return replace(ds, x=features(ds.x), y=targets(ds.y), x_val=features(ds.x_val), y_val=targets(ds.y_val))
+    return replace(ds, x=converted(ds.x, "x", dtype), y=converted(ds.y, "y", label_type(ds.y)),
+                   x_val=converted(ds.x_val, "x_val", dtype), y_val=converted(ds.y_val, "y_val", label_type(ds.y_val)))
 
 
 def _prefix(ds: Dataset, where: str) -> str:

@@ -177,6 +177,18 @@ def test_cast_sets_the_training_dtype():
     assert same.x is out.x and same.y is out.y
 
 
+def test_a_value_beyond_the_training_dtype_is_a_data_error_not_an_overflow(recwarn):
+    x = X4.astype(np.float64)
+    x[2, 1] = 1e39
+    with pytest.raises(DataError, match=r"^data: dataset t: x\[2\] holds a value beyond the range of float32 "
+                                        r"\(the largest magnitude is 1e\+39\); scale the data or train in float64"):
+        cast(Dataset(x, Y4, source="t"), "float32")
+    with pytest.raises(DataError, match=r"y_val\[1\] holds a value beyond the range of float32"):
+        cast(Dataset(X4, Y4, X4[:2], np.array([1.0, -3e38 * 10]), source="t"), "float32")
+    assert cast(Dataset(x, Y4, source="t"), "float64").x[2, 1] == 1e39
+    assert not recwarn.list  # numpy's overflow warning stays inside
+
+
 def test_dataset_params_bounds():
     assert DatasetParams().val_fraction == 0.0
     for bad in (-0.1, 1.0):

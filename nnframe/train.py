@@ -172,9 +172,14 @@ class Trainer:
                 return
             raise NonFiniteError(f"training diverged at step {step}: parameter {bad_param} is not finite, "
                                  "so skipping steps cannot recover (an earlier update overflowed it); "
-                                 "lower optimizer.lr or set train.clip_grad_norm")
+                                 f"lower optimizer.lr or {self._clipping_advice()}")
         raise NonFiniteError(f"training diverged at step {step}: {self._diagnose(loss, x)}; lower "
-                             "optimizer.lr, set train.clip_grad_norm, or use train.on_nonfinite: skip_step")
+                             f"optimizer.lr, {self._clipping_advice()}, or use train.on_nonfinite: skip_step")
+
+    def _clipping_advice(self) -> str:
+        if self._clip:
+            return f"lower train.clip_grad_norm (now {self._clip:g})"
+        return "set train.clip_grad_norm"
 
     def _diagnose(self, loss: float, x: np.ndarray) -> str:
         """Where the first non-finite value is: a parameter, a node's output on this batch, or a gradient."""

@@ -171,7 +171,17 @@ def test_a_nonfinite_loss_stops_training_naming_the_step(tmp_path):
     with pytest.raises(NonFiniteError, match=r"training diverged at step \d+") as info:
         trainer.fit()
     assert "affine" in str(info.value)
+    assert "set train.clip_grad_norm" in str(info.value)
     assert recorder.ends == ["diverged"]
+
+
+def test_a_divergence_with_clipping_on_advises_a_lower_clip_not_setting_one(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
+                                                             "train.clip_grad_norm=1e300"])
+    with pytest.raises(NonFiniteError, match=r"training diverged at step \d+") as info:
+        trainer.fit()
+    assert "lower train.clip_grad_norm (now 1e+300)" in str(info.value)
+    assert "set train.clip_grad_norm" not in str(info.value)
 
 
 def test_skip_step_drops_nonfinite_updates_and_counts_them(tmp_path):

@@ -84,11 +84,13 @@ class BatchIterator:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`state_dict`; the iterator must cover the same ``n`` and ``batch_size``."""
-        for key in ("n", "batch_size"):
-            if int(state[key]) != getattr(self, key):
-                raise CheckpointError(f"the saved batch position is for {key} {int(state[key])}, "
-                                      f"but this run has {key} {getattr(self, key)}; "
-                                      "resume with the same data and batch_size")
+        if int(state["n"]) != self.n:
+            raise CheckpointError(f"the run was trained on {int(state['n'])} training examples, but this config "
+                                  f"gives {self.n}; a resume needs the run's training data (its data section, "
+                                  "val_fraction included)")
+        if int(state["batch_size"]) != self.batch_size:
+            raise CheckpointError(f"the run was trained in batches of {int(state['batch_size'])}, but this config "
+                                  f"has train.batch_size {self.batch_size}; a resume keeps the run's batch size")
         order = np.asarray(state["order"], dtype=np.int64)
         position = int(state["position"])
         if order.shape != (self.n,) or not 0 <= position < self.batches_per_epoch:

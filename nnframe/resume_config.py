@@ -35,7 +35,8 @@ from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, UserError, short_repr
 
 FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",))
-NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("optimizer", "type"))
+NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("train", "batch_size"), ("train", "drop_last"),
+                 ("optimizer", "type"))
 SHOWN = 5
 
 FieldPath = tuple[str | int, ...]
@@ -80,8 +81,9 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
         restore = _restore_advice(saved, now, refused, overrides, resolve)
         if any(_under(c.path, NEVER_CHANGES) for c in refused):
-            advice = ("A run keeps its name, seed, model, train.dtype and optimizer.type (its directory and "
-                      f"checkpoints are made for them); start a new run to change them. {restore}")
+            advice = ("A run keeps its name, seed, model, train.dtype, train.batch_size, train.drop_last and "
+                      "optimizer.type (its directory and checkpoints, with their place in the epoch, are made for "
+                      f"them); start a new run to change them. {restore}")
         else:
             advice = f"{restore}; to change a value on purpose, give it as an override with --resume"
         raise ConfigError(f"cannot resume run {run_dir} with this config: {listed}{more}. {advice}",

@@ -132,8 +132,9 @@ def test_state_dict_is_a_snapshot():
 
 
 @pytest.mark.parametrize("change, expected", [
-    ({"n": 11}, "the saved batch position is for n 11, but this run has n 10"),
-    ({"batch_size": 4}, "the saved batch position is for batch_size 4, but this run has batch_size 3"),
+    ({"n": 11}, "the run was trained on 11 training examples, but this config gives 10; a resume needs the run's "
+                "training data"),
+    ({"batch_size": 4}, "the run was trained in batches of 4, but this config has train.batch_size 3"),
     ({"order": np.arange(9)}, "the saved batch position is corrupt: order of shape (9,)"),
     ({"position": 4}, "batch 4 of 4"),
     ({"rng": json.dumps({"bit_generator": "MT19937", "state": {"key": [0], "pos": 0}})},

@@ -18,7 +18,7 @@ SAVED = {
     "seed": 7,
     "model": [{"type": "affine", "out": 10}, {"type": "sigmoid"}],
     "optimizer": {"type": "sgd", "lr": 1.0},
-    "train": {"epochs": 300, "batch_size": 30},
+    "train": {"epochs": 300, "batch_size": 30, "eval_every": 0},
     "log": {"every": 10},
 }
 
@@ -51,13 +51,13 @@ def test_length_logging_and_checkpointing_may_change_from_anywhere() -> None:
 
 
 def test_other_fields_change_only_through_this_resumes_overrides() -> None:
-    now = changed(optimizer={"lr": 0.01}, train={"batch_size": 10})
-    with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now; train.batch_size: 30 in the "
+    now = changed(optimizer={"lr": 0.01}, train={"eval_every": 10})
+    with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now; train.eval_every: 0 in the "
                                           r"run, 10 now\. To continue the run as it was, add: optimizer.lr=1.0 "
-                                          r"train.batch_size=30; to change a value on purpose"):
+                                          r"train.eval_every=0; to change a value on purpose"):
         check(now)
-    assert len(check(now, overrides=["optimizer={type: sgd, lr: 0.01}", "train.batch_size=10"])) == 2
-    with pytest.raises(ConfigError, match=r"train.batch_size"):
+    assert len(check(now, overrides=["optimizer={type: sgd, lr: 0.01}", "train.eval_every=10"])) == 2
+    with pytest.raises(ConfigError, match=r"train.eval_every"):
         check(now, overrides=["optimizer.lr=0.01"])
 
 
@@ -71,14 +71,16 @@ def test_an_override_of_a_components_type_covers_its_fields() -> None:
 @pytest.mark.parametrize(("section", "value", "field"), [
     ("model", [{"type": "affine", "out": 20}, {"type": "sigmoid"}], "model[0].out"),
     ("train", {"dtype": "float64"}, "train.dtype"),
+    ("train", {"batch_size": 10}, "train.batch_size"),
+    ("train", {"drop_last": True}, "train.drop_last"),
     ("optimizer", {"type": "adam"}, "optimizer.type"),
     ("seed", 8, "seed"),
 ])
-def test_the_seed_model_dtype_and_optimizer_type_never_change(section: str, value, field: str) -> None:
+def test_the_seed_model_dtype_batching_and_optimizer_type_never_change(section: str, value, field: str) -> None:
     override = f"{field.replace('[0]', '.0')}=x"
     with pytest.raises(ConfigError, match=rf"{re.escape(field)}: .* now\. A run keeps its name, seed, model, "
-                                          r"train.dtype and optimizer.type .*; start a new run to change them\. To "
-                                          r"continue the run as it was, add: "):
+                                          r"train.dtype, train.batch_size, train.drop_last and optimizer.type .*; "
+                                          r"start a new run to change them\. To continue the run as it was, add: "):
         check(changed(**{section: value}), overrides=[override])
 
 

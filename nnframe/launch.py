@@ -17,7 +17,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
-import yaml
 from pydantic import TypeAdapter
 
 from nnframe.build import Experiment, build_experiment
@@ -171,7 +170,7 @@ def _first_start(previous: dict[str, Any], run_dir: RunDirectory) -> str:
         return started
     try:
         first = run_dir.read_overrides()[0]["started"]
-    except (OSError, yaml.YAMLError, IndexError, KeyError, TypeError):
+    except (OSError, UserError, IndexError, KeyError, TypeError):
         first = None
     if isinstance(first, datetime):  # YAML reads an unquoted timestamp as one
         first = first.isoformat(timespec="seconds")
@@ -181,9 +180,9 @@ def _first_start(previous: dict[str, Any], run_dir: RunDirectory) -> str:
 def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change],
                    saved: dict[str, Any]) -> list[str]:
     """The resume in the run directory: the config it continues under, its overrides entry; returns notes."""
-    if changes:
-        run_dir.replace_config(trainer.experiment.config.to_yaml())
     run_dir.write_overrides(overrides, changed={format_path(c.path): [c.saved, c.now] for c in changes})
+    if changes:  # after the overrides entry, which refuses a damaged overrides.yaml before anything is replaced
+        run_dir.replace_config(trainer.experiment.config.to_yaml())
     notes = [f"resumed with {change.describe()}" for change in changes]
     notes += _rescheduled(trainer, saved)
     if trainer.step > trainer.total_steps:

@@ -249,7 +249,14 @@ class RunDirectory:
         """The entries of ``overrides.yaml``, oldest first; empty when there is none."""
         if not self.overrides_path.exists():
             return []
-        loaded = yaml.safe_load(self.overrides_path.read_text(encoding="utf-8"))
+        try:
+            loaded = yaml.safe_load(self.overrides_path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise UserError(f"{self.overrides_path} is damaged ({type(exc).__name__}); it records the run's "
+                            "starts and their overrides: restore it, or remove it to start the record anew") from None
+        if loaded is not None and not (isinstance(loaded, list) and all(isinstance(e, dict) for e in loaded)):
+            raise UserError(f"{self.overrides_path} is damaged (not a list of entries); it records the run's "
+                            "starts and their overrides: restore it, or remove it to start the record anew")
         return list(loaded or [])
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:

@@ -188,8 +188,8 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_same_parameters(tmp_p
 
 
 @pytest.mark.parametrize(("damage", "message"), [
-    ("model.0.out=9", r"model\[0\].out: 8 in the run, 9 now\. A run keeps its name, seed, model, train.dtype and "
-                      r"optimizer.type"),
+    ("model.0.out=9", r"model\[0\].out: 8 in the run, 9 now\. A run keeps its name, seed, model, train.dtype, "
+                      r"train.batch_size, train.drop_last and optimizer.type"),
     ("truncate", r"no valid checkpoint in .*checkpoints.*sha256"),
     ("pickle", r"no valid checkpoint in .*pickled Python objects"),
 ])
@@ -332,6 +332,20 @@ def test_the_resume_command_printed_on_an_interrupt_carries_the_runs_overrides(t
     resumed = subprocess.run([NNFRAME, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == stopped + 3
+
+
+@pytest.mark.parametrize("damage", [b"x: [\n", b"just text\n"])
+def test_a_damaged_overrides_yaml_refuses_the_resume_before_anything_is_replaced(tmp_path: Path,
+                                                                                damage: bytes) -> None:
+    config = write_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    (run_dir / "overrides.yaml").write_bytes(damage)
+    saved = (run_dir / "config.yaml").read_bytes()
+    result = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=5", "-q", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"error: {run_dir / 'overrides.yaml'} is damaged" in result.stderr and "Traceback" not in result.stderr
+    assert (run_dir / "config.yaml").read_bytes() == saved
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
 
 
 @pytest.mark.parametrize("damage", [b'{"wall_time_s": null, "started": 5}', b'{"wall_time_s": "abc"}'])

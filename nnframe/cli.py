@@ -1,12 +1,14 @@
 """The ``nnframe`` command line: parses arguments and delegates; the work lives in the library.
 
-Exit codes: 0 success; 1 internal error, or a failed ``gradcheck``; 2 bad input
-(config, data, arguments), one message and no traceback; 3 training diverged;
-130/143 interrupted.
+Exit codes: 0 success; 1 internal error, a failed ``gradcheck``, or the file
+system refusing a write mid-run (a full disk: one message, no traceback); 2 bad
+input (config, data, arguments), one message and no traceback; 3 training
+diverged; 130/143 interrupted.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -26,6 +28,9 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                            errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EIO})
+"""The file system refusing a write: the disk, not nnframe, is at fault, so no traceback."""
 TABLE_WIDTH = 1000
 """Columns a table may take when the output is not a terminal."""
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
@@ -56,6 +61,11 @@ def reports_errors(command: F) -> F:
             fail(str(exc), getattr(exc, "exit_code", 1))
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"{exc.strerror}{where}; the run stopped, and what it had saved stays as it was", 1)
 
     return wrapper  # type: ignore[return-value]
 

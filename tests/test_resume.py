@@ -6,6 +6,7 @@ import hashlib
 import json
 import random
 import re
+import resource
 import shlex
 import signal
 import subprocess
@@ -332,6 +333,27 @@ def test_the_resume_command_printed_on_an_interrupt_carries_the_runs_overrides(t
     resumed = subprocess.run([NNFRAME, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == stopped + 3
+
+
+def test_a_refused_write_mid_run_is_one_message_and_leaves_the_saved_state(tmp_path: Path) -> None:
+    """A file-size limit makes the checkpoint write fail as a full disk would (Python ignores SIGXFSZ)."""
+    wide = [{"type": "affine", "out": 200}, {"type": "tanh"}, {"type": "affine", "out": 200}, {"type": "tanh"},
+            {"type": "affine", "out": 3}]
+    config = write_config(tmp_path, model=wide, train={"max_steps": 10}, checkpoint={"every": 4, "best_metric": None})
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # a checkpoint holds about 0.5 MB
+
+    result = subprocess.run([NNFRAME, "train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+    assert result.returncode == 1, result.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert result.stderr.startswith(f"error: File too large: {run_dir / 'checkpoints' / step_name(4)}.npz; "
+                                    "the run stopped, and what it had saved stays as it was"), result.stderr
+    assert "Traceback" not in result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("failed", 4)
+    assert not [path.name for path in (run_dir / "checkpoints").iterdir()]  # no partial file left behind
 
 
 @pytest.mark.parametrize("damage", [b"x: [\n", b"just text\n"])

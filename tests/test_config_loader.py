@@ -52,6 +52,24 @@ def test_read_yaml_returns_the_mapping(tmp_path: Path) -> None:
     assert data["model"][0] == {"type": "affine", "out": 10}
 
 
+@pytest.mark.parametrize(("text", "value"), [
+    ("017", 17), ("-017", -17), ("10_000", 10000), ("0o17", 15), ("0x1F", 31),  # YAML 1.1: 15, -15, ...
+    ("1:30", "1:30"), ("yes", "yes"), ("off", "off"),  # YAML 1.1: 90, True, False
+    ("1e-3", 0.001), (".5", 0.5), ("true", True), ("FALSE", False), ("'017'", "017"),
+])
+def test_plain_scalars_are_read_as_yaml_1_2_reads_them(tmp_path: Path, text: str, value: Any) -> None:
+    data = read_yaml(write(tmp_path, f"seed: {text}\n"))
+    assert data["seed"] == value and type(data["seed"]) is type(value)
+
+
+def test_a_seed_with_a_leading_zero_is_the_number_written(tmp_path: Path, plugins: Any) -> None:
+    assert load_experiment(write(tmp_path, SPIRAL_YAML), ["seed=017"], plugins).resolved["seed"] == 17
+    with pytest.raises(ConfigError, match=r"field seed: input should be a valid integer"):
+        load_experiment(write(tmp_path, SPIRAL_YAML), ["seed=1:30"], plugins)
+    with pytest.raises(ConfigError, match=r"not valid YAML: '0b1' is not an integer"):
+        read_yaml(write(tmp_path, "seed: !!int 0b1\n"))
+
+
 def test_merge_keys_are_plain_yaml_and_allowed(tmp_path: Path) -> None:
     text = "base: &b {type: affine, out: 4}\nother:\n  <<: *b\n  out: 5\n"
     assert read_yaml(write(tmp_path, text))["other"] == {"type": "affine", "out": 5}

@@ -65,7 +65,7 @@ def reports_errors(command: F) -> F:
             if exc.errno not in STORAGE_ERRNOS:
                 raise
             where = f": {exc.filename}" if exc.filename else ""
-            fail(f"{exc.strerror}{where}; the run stopped, and what it had saved stays as it was", 1)
+            fail(f"{exc.strerror}{where}", 1)
 
     return wrapper  # type: ignore[return-value]
 

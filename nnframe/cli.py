@@ -12,6 +12,7 @@ import errno
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,7 @@ def reports_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from nnframe.errors import NNFrameError
+        from nnframe.errors import NNFrameError, Terminated
 
         try:
             return command(*args, **kwargs)
@@ -61,6 +62,8 @@ def reports_errors(command: F) -> F:
             fail(str(exc), getattr(exc, "exit_code", 1))
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except Terminated:
+            fail("interrupted by SIGTERM", 143)
         except OSError as exc:
             if exc.errno not in STORAGE_ERRNOS:
                 raise
@@ -209,7 +212,15 @@ def board(
     raise typer.Exit(launch_board(runs_dir, host=host, port=port))
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM outside training, which finishes its step and saves on its own: stop as on Ctrl-C."""
+    from nnframe.errors import Terminated
+
+    raise Terminated
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()
 
 

@@ -69,6 +69,14 @@ class NonFiniteError(NNFrameError):
     exit_code = 3
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived where training does not handle it itself (starting up): stop as on Ctrl-C. Exit code 143.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is, so that no handler of
+    ordinary errors swallows it.
+    """
+
+
 def close_match(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate closest to ``name``, if any is close enough to suggest."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnframe.batches import BatchIterator
-from nnframe.errors import NNFrameError, NonFiniteError
+from nnframe.errors import NNFrameError, NonFiniteError, Terminated
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
@@ -97,7 +97,7 @@ class Trainer:
         except NonFiniteError:
             status = "diverged"
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):
             status = "interrupted"
             raise
         finally:

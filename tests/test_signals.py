@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,23 @@ def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int
     straight_dir = run_in_process(config, tmp_path / "straight", SignalAt(), overrides=(total,))
     assert_same_arrays(latest_checkpoint(run_dir / "checkpoints").arrays,
                        latest_checkpoint(straight_dir / "checkpoints").arrays)
+
+
+def test_sigterm_while_starting_up_stops_with_143_and_a_message(tmp_path: Path) -> None:
+    """Before training installs its own handler (here while the config is built), SIGTERM is a clean stop."""
+    config = write_config(tmp_path)
+    script = (
+        "import os, signal, sys\n"
+        "import nnframe.launch as launch\n"
+        "real = launch.prepare\n"
+        "def prepare(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(*args, **kwargs)\n"
+        "launch.prepare = prepare\n"
+        "from nnframe.cli import main\n"
+        f"sys.argv = ['nnframe', 'train', {str(config)!r}, '--runs-dir', {str(tmp_path / 'runs')!r}, '-q']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr) == (143, "error: interrupted by SIGTERM\n")
+    assert not (tmp_path / "runs").exists()

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 FLUSH_SECS = 10.0
 
 
@@ -112,7 +114,19 @@ class EventFile:
         self.summary(self._summaries.text(tag, text), step)
 
     def histogram(self, tag: str, values: Any, step: int) -> None:
-        self.summary(self._summaries.histogram(tag, values, "auto"), step)
+        try:
+            summary = self._summaries.histogram(tag, values, "auto")
+        except ValueError:  # numpy finds no bins of finite width: the values span less than their own rounding
+            summary = self._one_bucket(tag, np.asarray(values, dtype=np.float64).reshape(-1))
+        self.summary(summary, step)
+
+    def _one_bucket(self, tag: str, values: np.ndarray) -> Any:
+        """A histogram of values too close together for bins (a diverging bias at 1e17): one bucket holds all."""
+        with np.errstate(over="ignore"):
+            low, high, sum_squares = float(values.min()), float(values.max()), float(values.dot(values))
+        return self._summaries.histogram_raw(tag, min=low, max=high, num=values.size, sum=float(values.sum()),
+                                             sum_squares=sum_squares, bucket_limits=[low, high],
+                                             bucket_counts=[0, values.size])
 
     def session_start(self, hparams: Mapping[str, Any]) -> None:
         """The HParams plugin's session start: this run's hyperparameters, in this file (``add_hparams`` would

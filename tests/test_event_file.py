@@ -78,3 +78,19 @@ def test_the_file_starts_with_its_version_and_every_record_checks_out(tmp_path):
     assert events[1].step == 7 and events[1].session_log.status == events[1].session_log.START
     assert len(records(writer.path)) == len(events) == 4
     assert writer.path.name.startswith("events.out.tfevents.")
+
+
+def test_values_too_close_for_bins_get_one_bucket_instead_of_an_error(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    writer = EventFile(tmp_path)
+    writer.histogram("weights/b", np.array([1e17]), step=1)  # numpy: "Too many bins for data range"
+    writer.histogram("weights/W", np.full(4, -3e20), step=1)
+    writer.close()
+    events = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0})
+    events.Reload()
+    (bias,) = events.Histograms("weights/b")
+    assert (bias.step, bias.histogram_value.min, bias.histogram_value.max, bias.histogram_value.num) == (1, 1e17, 1e17, 1)
+    (weights,) = events.Histograms("weights/W")
+    assert (weights.histogram_value.num, weights.histogram_value.sum) == (4, -1.2e21)
+    assert sum(weights.histogram_value.bucket) == 4

@@ -73,7 +73,7 @@ class EventFile:
         self._flushed_at = time.monotonic()
         if purge_step is not None:
             log = tbx.proto.event_pb2.SessionLog(status=tbx.proto.event_pb2.SessionLog.START)
-            self._write(self._Event(step=purge_step, session_log=log))
+            self._write(self._Event(step=purge_step, session_log=log, wall_time=time.time()))
         self.flush()
 
     @property

@@ -76,6 +76,7 @@ def test_the_file_starts_with_its_version_and_every_record_checks_out(tmp_path):
     events = list(LegacyEventFileLoader(str(writer.path)).Load())
     assert events[0].file_version == "brain.Event:2"
     assert events[1].step == 7 and events[1].session_log.status == events[1].session_log.START
+    assert events[1].wall_time > 1e9  # a real time, as every other event has
     assert len(records(writer.path)) == len(events) == 4
     assert writer.path.name.startswith("events.out.tfevents.")
 

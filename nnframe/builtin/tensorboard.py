@@ -193,13 +193,18 @@ def _train_values(metrics: StepMetrics) -> list[float]:
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:
-    """The config as ``{"optimizer.lr": 1.0, ...}``: scalars kept, lists and None turned into strings."""
+    """The config as ``{"optimizer.lr": 1.0, ...}``: scalars kept, lists turned into strings, unset values left out.
+
+    TensorBoard gives a column the type of its values across runs, so an
+    unset ``train.max_steps`` written as the text ``"None"`` made the whole
+    column text, sorted as words; left out, the run's cell is empty.
+    """
     flat: dict[str, str | bool | int | float] = {}
     for key, value in config.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten_config(value, f"{dotted}."))
-        else:
+        elif value is not None:
             flat[dotted] = _hparam_value(value)
     return flat
 
@@ -209,8 +214,6 @@ def _hparam_value(value: Any) -> str | bool | int | float:
         value = value.item()
     if isinstance(value, (str, bool, int, float)):
         return value
-    if value is None:
-        return "None"
     if isinstance(value, (list, tuple)):
         return json.dumps(value, default=str)
     return str(value)

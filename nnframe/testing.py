@@ -126,11 +126,14 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
 
     kept = (tuple(getattr(obj, "params", [])), tuple(getattr(obj, "grads", [])))
     if target is not None:
-        scalar, analytic_inputs = _loss_pass(obj, inputs, target, rng, restore)
+        scalar, analytic_inputs, again = _loss_pass(obj, inputs, target, rng, restore)
     else:
-        scalar, analytic_inputs = _node_pass(obj, inputs, rng, restore)
+        scalar, analytic_inputs, again = _node_pass(obj, inputs, rng, restore)
     result = GradCheckResult({}, rtol, _protocol_problems(obj, *kept))
     analytic_params = [np.array(g, dtype=np.float64) for g in getattr(obj, "grads", [])]
+    if params and analytic_params:
+        again()
+        result.problems += _added_gradients(obj, analytic_params)
     _compare_inputs(obj, inputs, analytic_inputs, scalar, result)
     for name, param, analytic in zip(_param_names(obj), getattr(obj, "params", []) if params else [],
                                      analytic_params):
@@ -141,8 +144,13 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     return result
 
 
+Pass = tuple[Callable[[], float], tuple, Callable[[], None]]
+"""What a first pass gives: the scalar to differentiate numerically, the analytic input gradients, and a way
+to run the same forward and backward again."""
+
+
 def _loss_pass(obj: Any, inputs: tuple, target: Any, rng: np.random.Generator,
-               restore: Callable[[], None]) -> tuple[Callable[[], float], tuple]:
+               restore: Callable[[], None]) -> Pass:
     if len(inputs) != 1:
         raise TypeError(f"a loss takes one input besides the target, found {len(inputs)}")
     weight = float(rng.standard_normal())
@@ -151,12 +159,15 @@ def _loss_pass(obj: Any, inputs: tuple, target: Any, rng: np.random.Generator,
         restore()
         return weight * float(obj.forward(inputs[0], target))
 
+    def again() -> None:
+        scalar()
+        obj.backward(weight)
+
     scalar()
-    return scalar, (obj.backward(weight),)
+    return scalar, (obj.backward(weight),), again
 
 
-def _node_pass(obj: Any, inputs: tuple, rng: np.random.Generator,
-               restore: Callable[[], None]) -> tuple[Callable[[], float], tuple]:
+def _node_pass(obj: Any, inputs: tuple, rng: np.random.Generator, restore: Callable[[], None]) -> Pass:
     restore()
     out = obj.forward(*inputs)
     projection = rng.standard_normal(np.shape(out))
@@ -165,8 +176,34 @@ def _node_pass(obj: Any, inputs: tuple, rng: np.random.Generator,
         restore()
         return float(np.sum(obj.forward(*inputs) * projection))
 
-    grads = obj.backward(projection.copy())
-    return scalar, grads if isinstance(grads, (tuple, list)) else (grads,)
+    def backward() -> Any:
+        return obj.backward(projection.copy())
+
+    def again() -> None:
+        restore()
+        obj.forward(*inputs)
+        backward()
+
+    grads = backward()
+    return scalar, grads if isinstance(grads, (tuple, list)) else (grads,), again
+
+
+def _added_gradients(obj: Any, first: list[np.ndarray]) -> list[str]:
+    """Parameter gradients that a second forward and backward on the same data changed.
+
+    A backward that adds to its gradient (``grads[0] += ...``) passes a
+    single check, its arrays starting at zero, but in training it sums the
+    gradients of every step; it must write over them.
+    """
+    problems = []
+    for name, before, now in zip(_param_names(obj), first, getattr(obj, "grads", [])):
+        scale = float(np.max(np.abs(before), initial=0.0))
+        if not np.allclose(now, before, rtol=1e-9, atol=1e-12 * scale):
+            problems.append(f"parameter {name!r} has another gradient after a second forward and backward on the "
+                            "same data (first |g| max {:.4g}, now {:.4g}): backward must write each parameter "
+                            "gradient over the old one (grads[i][...] = ...), not add to it".format(
+                                scale, float(np.max(np.abs(now), initial=0.0))))
+    return problems
 
 
 def _protocol_problems(obj: Any, params: tuple, grads: tuple) -> list[str]:

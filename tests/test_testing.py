@@ -190,6 +190,33 @@ def test_a_node_with_an_unnamed_parameter_fails():
                                "('W',); name every parameter, in the order of params"]
 
 
+class AddingAffine(Affine):
+    """Broken on purpose: backward adds to its weight gradient instead of writing over it.
+
+    Its first backward is right (the arrays start at zero), so one gradient
+    check alone passes it; in training it would sum the gradients of every step.
+    """
+
+    def backward(self, dout):
+        W, _ = self.params
+        self.grads[0][...] += self.x.T @ dout
+        self.grads[1][...] = dout.sum(axis=0)
+        return dout @ W.T
+
+
+def test_a_node_that_adds_to_its_gradient_fails():
+    rng = np.random.default_rng(6)
+    node = AddingAffine(rng.standard_normal((3, 2)), rng.standard_normal(2))
+    result = check_gradients(node, rng.standard_normal((4, 3)), raise_on_failure=False)
+    assert not result.ok and result.worst_error < 1e-7
+    (problem,) = result.problems
+    assert problem.startswith("parameter 'W' has another gradient after a second forward and backward on the same "
+                              "data (first |g| max ")
+    assert problem.endswith("backward must write each parameter gradient over the old one (grads[i][...] = ...), "
+                            "not add to it")
+    assert check_gradients(Affine(rng.standard_normal((3, 2)), rng.standard_normal(2)), rng.standard_normal((4, 3)))
+
+
 def test_rtol_decides():
     x = np.random.default_rng(1).standard_normal((4, 3))
     error = check_gradients(ForgetfulSigmoid(), x, raise_on_failure=False).worst_error

@@ -7,7 +7,7 @@ from them.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from nnframe.components import Params
 
@@ -17,6 +17,21 @@ class OptimizerParams(Params):
 
     lr: float = Field(gt=0, description="Base learning rate (a schedule may change it every step).")
     weight_decay: float = Field(0.0, ge=0, description="Coupled L2 penalty: the rule sees g + weight_decay * p.")
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_above_zero(cls, lr: float) -> float:
+        """Also where a plugin's subclass redeclares ``lr: float = 0.01``, which drops the field's ``gt=0``."""
+        if not lr > 0:
+            raise ValueError(f"the learning rate must be greater than 0, found {lr}")
+        return lr
+
+    @field_validator("weight_decay")
+    @classmethod
+    def _weight_decay_not_negative(cls, weight_decay: float) -> float:
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be at least 0, found {weight_decay}")
+        return weight_decay
 
 
 class SGDParams(OptimizerParams):

@@ -633,3 +633,19 @@ def test_weight_decay_cannot_be_switched_on_after_construction() -> None:
     with pytest.raises(AttributeError):
         optimizer.weight_decay = 0.1  # type: ignore[misc]
     assert optimizer.weight_decay == 0.0
+
+
+def test_a_plugins_params_that_redeclare_lr_keep_its_bounds():
+    from nnframe.optimizer_params import OptimizerParams
+
+    class SignSGDParams(OptimizerParams):  # plain defaults, which drop the fields' gt=0 and ge=0
+        lr: float = 0.01
+        weight_decay: float = 0.0
+
+    assert SignSGDParams().lr == 0.01
+    with pytest.raises(ValidationError, match="the learning rate must be greater than 0, found -0.5"):
+        SignSGDParams(lr=-0.5)
+    with pytest.raises(ValidationError, match="the learning rate must be greater than 0, found 0.0"):
+        SignSGDParams(lr=0.0)
+    with pytest.raises(ValidationError, match="weight_decay must be at least 0, found -1.0"):
+        SignSGDParams(weight_decay=-1.0)

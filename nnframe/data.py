@@ -20,6 +20,8 @@ from nnframe.components import Component, DatasetContext, Params
 from nnframe.errors import DataError, PluginError
 
 _NUMERIC_KINDS = "biuf"
+UNNAMED_SOURCE = "(dataset)"
+"""A :class:`Dataset`'s ``source`` when its build names none; loading puts the dataset type in its place."""
 
 
 @dataclass(eq=False, repr=False)
@@ -39,7 +41,7 @@ class Dataset:
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     num_classes: int | None = None
-    source: str = "(dataset)"
+    source: str = UNNAMED_SOURCE
     classification: bool = True
 
     @property
@@ -94,6 +96,8 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
     if not isinstance(ds, Dataset):
         raise PluginError(f"{where}: dataset {component.name!r} built {type(ds).__name__}, "
                           "not an nnframe.data.Dataset; its build() must return Dataset(x, y, ...)")
+    if ds.source == UNNAMED_SOURCE:
+        ds = replace(ds, source=repr(component.name))
     ds = validate_dataset(ds, where)
     if ds.x_val is None or "val_fraction" not in type(params).model_fields:  # such a build never saw it
         ds = split_validation(ds, val_fraction, ctx.rng, where)

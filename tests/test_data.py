@@ -231,6 +231,7 @@ def test_load_dataset_accepts_params_without_val_fraction():
 @pytest.mark.parametrize("build, error, expected", [
     (lambda p, c: Dataset(_nan_x(), Y4, source="toy"), DataError, "data: dataset toy: x has 2 NaN"),
     (lambda p, c: (X4, Y4), PluginError, "data: dataset 'toy' built tuple, not an nnframe.data.Dataset"),
+    (lambda p, c: Dataset(X4, Y4[:3]), DataError, "data: dataset 'toy': x has 4 examples but y has 3"),  # no source
 ])
 def test_load_dataset_rejects_bad_builds(build, error, expected):
     with pytest.raises(error) as info:

@@ -66,11 +66,25 @@ def reports_errors(command: F) -> F:
             fail("interrupted by SIGTERM", 143)
         except OSError as exc:
             if exc.errno not in STORAGE_ERRNOS:
+                _note_plugin_origin(exc)
                 raise
             where = f": {exc.filename}" if exc.filename else ""
             fail(f"{exc.strerror}{where}", 1)
+        except Exception as exc:
+            _note_plugin_origin(exc)
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _note_plugin_origin(exc: Exception) -> None:
+    """A bug's traceback ends with the plugin distribution it came from, unless a note names it already."""
+    from nnframe.plugins import plugin_origin
+
+    if not any(note.startswith("(raised ") for note in getattr(exc, "__notes__", [])):
+        origin = plugin_origin(exc)
+        if origin is not None:
+            exc.add_note(origin)
 
 
 def plugin_manager(strict: bool = False) -> Any:

@@ -281,3 +281,28 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
         manager.register(plugin, name=name)
     manager.build_registries()
     return manager
+
+
+def plugin_origin(exc: BaseException, group: str = GROUP) -> str | None:
+    """``(raised in my_package.loss, line 12, of the plugin distribution my-package 0.1)``, or ``None``.
+
+    For a bug raised in plugin code outside a graph's nodes and the builds,
+    which note their own origin: a loss, an optimizer, a logger's hook. The
+    innermost frame in a package that an installed distribution registers
+    under ``group`` names the distribution, other than nnframe itself.
+    """
+    packages = {}
+    for ep in metadata.entry_points(group=group):
+        if ep.dist is not None and ep.dist.name != "nnframe":
+            packages.setdefault(ep.module.split(".")[0], (ep.dist.name, ep.dist.version))
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    for tb in reversed(frames):
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".")[0] in packages:
+            dist, version = packages[module.split(".")[0]]
+            return f"(raised in {module}, line {tb.tb_lineno}, of the plugin distribution {dist} {version})"
+    return None

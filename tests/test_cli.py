@@ -287,6 +287,51 @@ def test_a_bug_in_a_plugins_build_names_the_plugin_under_its_traceback(site: Sit
             in done.stderr)
 
 
+BUGGY_LOSS_AND_LOGGER = """
+from nnframe import Params, hookimpl
+from nnframe.components import loss
+from nnframe.losses import SoftmaxWithLoss
+
+
+class NoParams(Params):
+    \"\"\"Nothing to set.\"\"\"
+
+
+class Buggy(SoftmaxWithLoss):
+    def backward(self, dout=1.0):
+        raise IndexError("a bug in the loss")
+
+
+@hookimpl
+def nnframe_register_losses():
+    return [loss("buggy_ce", NoParams, lambda params: Buggy())]
+
+
+class Logger:
+    @hookimpl
+    def nnframe_log_metrics(self, run, metrics):
+        raise RuntimeError("a bug in the logger")
+
+
+@hookimpl
+def nnframe_configure_run(run):
+    if run.config.get("loss", {}).get("type") != "buggy_ce":
+        run.register(Logger())
+"""
+
+
+@pytest.mark.parametrize("loss, raised", [("buggy_ce", "IndexError: a bug in the loss"),
+                                          ("softmax_cross_entropy", "RuntimeError: a bug in the logger")])
+def test_a_bug_in_a_plugins_loss_or_hook_names_the_distribution_under_its_traceback(site: Site, tmp_path: Path,
+                                                                                    loss: str, raised: str) -> None:
+    site.add("nnframe-buggy", {"nnframe_buggy_parts": BUGGY_LOSS_AND_LOGGER},
+             entry_points={"buggy": "nnframe_buggy_parts"}, version="0.3")
+    done = console("train", SPIRAL, f"loss.type={loss}", "--runs-dir", tmp_path / "runs", env=site.env())
+    assert done.returncode == 1 and "Traceback" in done.stderr and raised in done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].startswith("(raised in nnframe_buggy_parts, line ")
+    assert done.stderr.rstrip().endswith("of the plugin distribution nnframe-buggy 0.3)")
+
+
 @pytest.mark.parametrize("error, code", [
     (UserError("bad input"), 2),
     (NonFiniteError("loss is nan"), 3),

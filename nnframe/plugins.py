@@ -16,8 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
+from typing import Annotated
 
 import pluggy
+from pydantic import TypeAdapter, ValidationError
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
@@ -238,7 +240,25 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
                 f"nnframe reserves in a {kind} section; rename them")
-    return _build_problem(component)
+    return _default_problem(component) or _build_problem(component)
+
+
+def _default_problem(component: Component) -> str | None:
+    """A default its own field refuses (``alpha: int = 0.01``) would fail every config that leaves the field
+    out, with an error that blames the config; pydantic does not check defaults itself."""
+    for name, spec in component.params.model_fields.items():
+        if spec.is_required() or spec.default_factory is not None:
+            continue
+        annotation = Annotated[(spec.annotation, *spec.metadata)] if spec.metadata else spec.annotation
+        try:
+            TypeAdapter(annotation).validate_python(spec.default)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            return (f"{component.kind} {component.name!r}: the default of its parameter {name!r}, "
+                    f"{spec.default!r}, is refused by the parameter's own type: {reason[:1].lower()}{reason[1:]}")
+        except Exception:  # an annotation TypeAdapter cannot take alone: the model itself is the judge then
+            continue
+    return None
 
 
 def _build_problem(component: Component) -> str | None:

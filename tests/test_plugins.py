@@ -158,6 +158,10 @@ BROKEN_CASES = {
         {"nnframe_faulty": component_plugin("node", "router").replace(
             '"""No parameters."""', '"""Which inputs to route."""\n    inputs: int = 2')}, "nnframe_faulty",
         ["node 'router' declares the parameter(s) 'inputs', which nnframe reserves in a node section"]),
+    "default its own type refuses": (
+        {"nnframe_faulty": node_plugin("scale").replace("factor: float = 2.0", "factor: int = 0.01")},
+        "nnframe_faulty", ["node 'scale': the default of its parameter 'factor', 0.01, is refused by the "
+                           "parameter's own type: input should be a valid integer"]),
     "build that cannot take the context": (
         {"nnframe_faulty": node_plugin("scale").replace("def build_scale(params, ctx):", "def build_scale(params):")},
         "nnframe_faulty", ["node 'scale': its build(params) cannot be called as build(params, ctx)"]),

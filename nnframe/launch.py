@@ -6,6 +6,7 @@ directory is created, so a bad config or data file leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shlex
@@ -30,7 +31,7 @@ from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
 from nnframe.schedules import ScheduleConfig
-from nnframe.tracking import RunDirectory, environment_versions
+from nnframe.tracking import SUMMARY_FILE, RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps
 
 
@@ -68,7 +69,13 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         if on_note is not None:
             on_note(text)
 
-    experiment = prepare(config_path, overrides, plugins)
+    try:
+        experiment = prepare(config_path, overrides, plugins)
+    except UserError as exc:
+        if resume is not None and (missing := _missing_plugins(resume, plugins)):
+            exc.args = (f"{exc}. The run was trained with {', '.join(missing)}, not installed now: install "
+                        "it to resume the run",)
+        raise
     settings = experiment.settings
     run = RunContext(name=settings.name, config=experiment.config.resolved, run_dir=None,
                      plugin_manager=plugins.pm)
@@ -110,6 +117,16 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         note(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
              "(train.on_nonfinite: skip_step)")
     return RunResult(run_dir.path, run.summary, notes)
+
+
+def _missing_plugins(run_path: Path, plugins: Plugins) -> list[str]:
+    """``["nnframe-probe 0.1.0"]``: the plugin distributions a run's summary records that are not loaded now."""
+    try:
+        recorded = json.loads((Path(run_path) / SUMMARY_FILE).read_text(encoding="utf-8"))["versions"]["plugins"]
+        loaded = plugins.versions()
+        return [f"{dist} {version}".strip() for dist, version in recorded.items() if dist not in loaded]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
 
 
 def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> None:

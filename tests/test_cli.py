@@ -332,6 +332,21 @@ def test_a_bug_in_a_plugins_loss_or_hook_names_the_distribution_under_its_traceb
     assert done.stderr.rstrip().endswith("of the plugin distribution nnframe-buggy 0.3)")
 
 
+def test_resuming_without_a_plugin_the_run_used_names_the_missing_distribution(site: Site, tmp_path: Path) -> None:
+    site.add("nnframe-scale", {"nnframe_scale": node_plugin("scale")}, entry_points={"scale": "nnframe_scale"},
+             version="0.4")
+    path = spiral_with(tmp_path, lambda config: config["model"].insert(1, {"type": "scale"}))
+    done = console("train", path, "train.epochs=2", "--runs-dir", tmp_path / "runs", "-q", env=site.env())
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    without = {key: value for key, value in site.env().items() if key != "PYTHONPATH"}
+    resumed = console("train", path, "train.epochs=3", "--resume", run_dir, "-q", env=without)
+    assert resumed.returncode == 2 and "Traceback" not in resumed.stderr
+    assert "field model[1].type: unknown type 'scale'" in resumed.stderr
+    assert resumed.stderr.rstrip().endswith("The run was trained with nnframe-scale 0.4, not installed now: install "
+                                            "it to resume the run")
+
+
 @pytest.mark.parametrize("error, code", [
     (UserError("bad input"), 2),
     (NonFiniteError("loss is nan"), 3),

@@ -26,6 +26,8 @@ _PUBLIC = {
     "Optimizer": "nnframe.optimizer_base",
     "OptimizerParams": "nnframe.optimizer_params",
     "DatasetContext": "nnframe.components",
+    "Dataset": "nnframe.data",
+    "Loss": "nnframe.losses",
     "NNFrameError": "nnframe.errors",
     "UserError": "nnframe.errors",
     "get_plugin_manager": "nnframe.plugins",
@@ -38,8 +40,10 @@ __all__ = sorted(_PUBLIC) + ["__version__"]
 
 if TYPE_CHECKING:
     from nnframe.components import Component, DatasetContext, NodeContext, Params
+    from nnframe.data import Dataset
     from nnframe.errors import NNFrameError, UserError
     from nnframe.hookspecs import hookimpl, hookspec
+    from nnframe.losses import Loss
     from nnframe.node import Node
     from nnframe.optimizer_base import Optimizer
     from nnframe.optimizer_params import OptimizerParams

@@ -225,3 +225,20 @@ def test_softmax_of_one_class_with_a_column_of_zeros_has_no_gradient():
     loss = SoftmaxWithLoss()
     assert loss.forward(np.array([[0.3], [-1.2], [2.0]]), np.zeros((3, 1), dtype=int)) == 0.0
     assert np.array_equal(loss.backward(), np.zeros((3, 1)))
+
+
+def test_a_plugins_loss_subclasses_the_public_loss_and_is_checked_like_a_builtin():
+    import nnframe
+    from nnframe.testing import check_gradients
+
+    class HalfSquare(nnframe.Loss):  # as the README's loss paragraph says
+        def forward(self, x, t):
+            self.diff = x - t
+            return float(np.mean(np.sum(self.diff ** 2, axis=1)) / 2)
+
+        def backward(self, dout=1.0):
+            return dout * self.diff / len(self.diff)
+
+    rng = np.random.default_rng(3)
+    assert check_gradients(HalfSquare(), rng.standard_normal((4, 2)), target=rng.standard_normal((4, 2))).ok
+    assert nnframe.Dataset(np.zeros((2, 1)), np.zeros(2)).n_train == 2

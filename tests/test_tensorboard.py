@@ -232,6 +232,16 @@ def test_a_resumed_run_keeps_one_session_start_and_ends_once(plugins, run_dir):
     assert tags == [["_hparams_/session_start_info"], ["_hparams_/session_end_info"]]
 
 
+def test_a_run_begun_without_tensorboard_gets_its_session_start_when_a_resume_turns_it_on(plugins, run_dir):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    drive(plugins, run_dir, Drive(stop=30, status="interrupted", config=make_config(tensorboard=False)))
+    assert not list(run_dir.glob("*tfevents*"))
+    drive(get_plugin_manager(), run_dir, Drive(start=30, stop=40))
+    (path,) = run_dir.glob("*tfevents*")
+    assert sorted(EventAccumulator(str(path)).Reload().PluginTagToContent("hparams")) == [
+        "_hparams_/session_end_info", "_hparams_/session_start_info"]
+
+
 def started_run(plugins, run_dir: Path) -> RunContext:
     """A run logging every step, through configure_run and run_start, for tests that drive the hooks by hand."""
     run = RunContext(name="tiny", config=make_config(every=1), run_dir=run_dir, plugin_manager=plugins.pm,

@@ -67,10 +67,11 @@ class TensorBoardLogger:
 
     @hookimpl
     def nnframe_run_start(self, run: RunContext) -> None:
+        earlier_files = _count_event_files(self.logdir)
         self.writer = EventFile(self.logdir, purge_step=run.step + 1 if run.resumed else None,
-                                suffix=f".{_count_event_files(self.logdir)}")
+                                suffix=f".{earlier_files}")
         self.writer.text("config", f"```yaml\n{config_yaml(run.config)}```", step=run.step)
-        if not run.resumed:
+        if not run.resumed or not earlier_files:  # a run begun with log.tensorboard off starts its log here
             self.writer.session_start(flatten_config(run.config))
         self.writer.flush()
 

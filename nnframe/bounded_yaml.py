@@ -16,7 +16,6 @@ and ``_`` may group digits (``10_000``).
 
 from __future__ import annotations
 
-import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from nnframe.errors import ConfigError, short_repr
+from nnframe.yaml_scalars import use_yaml12_scalars
 
 MAX_CONFIG_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 100_000
@@ -104,36 +104,7 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-_REPLACED_TAGS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
-_BoundedLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag not in _REPLACED_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                     list("tTfF"))
-_BoundedLoader.add_implicit_resolver("tag:yaml.org,2002:int",
-                                     re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+)$"),
-                                     list("-+0123456789"))
-_BoundedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
-               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+.0123456789"))
-
-
-def _yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    """An integer in YAML 1.2's forms: decimal (leading zeros allowed), ``0o`` octal, ``0x`` hexadecimal."""
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    digits = text.lstrip("+-")
-    base = {"0o": 8, "0x": 16}.get(digits[:2], 10)
-    try:
-        value = int(digits[2:] if base != 10 else digits, base)
-    except ValueError:
-        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not an integer", node.start_mark) from None
-    return -value if text.startswith("-") else value
-
-
-_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _yaml12_int)
+use_yaml12_scalars(_BoundedLoader)
 
 
 def _kind_of(value: Any) -> str:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
@@ -22,6 +21,7 @@ from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
 from nnframe.schedules import ConstantSchedule
 from nnframe.strict_numbers import booleans_for_numbers
+from nnframe.yaml_scalars import dump_yaml
 
 
 @dataclass
@@ -53,7 +53,7 @@ class LoadedConfig:
         return resolved
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.resolved, sort_keys=False, allow_unicode=True)
+        return dump_yaml(self.resolved, sort_keys=False, allow_unicode=True)
 
 
 def _type_first(value: Any) -> Any:

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nnframe.config_errors import format_path
 from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, UserError, short_repr
+from nnframe.yaml_scalars import dump_yaml
 
 FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",))
 NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("train", "batch_size"), ("train", "drop_last"),
@@ -161,8 +160,8 @@ def first_that_works(candidates: Sequence[list[str]], works: Callable[[list[str]
 
 def as_override(path: FieldPath, value: Any) -> str:
     """``model.0.out=20``: a command-line override setting ``path`` to ``value``, written as YAML."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), sort_keys=False,
-                          allow_unicode=True).strip()
+    text = dump_yaml(value, default_flow_style=True, width=float("inf"), sort_keys=False,
+                     allow_unicode=True).strip()
     return f"{'.'.join(map(str, path))}={text.removesuffix(chr(10) + '...').strip()}"
 
 

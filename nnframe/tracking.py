@@ -31,6 +31,7 @@ import yaml
 
 from nnframe import run_lock
 from nnframe.errors import UserError
+from nnframe.yaml_scalars import dump_yaml
 
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 CONFIG_FILE = "config.yaml"
@@ -119,7 +120,7 @@ def finite_or_null(value: Any) -> Any:
 
 def config_yaml(config: Mapping[str, Any]) -> str:
     """The config as YAML, keys in their given order."""
-    return yaml.safe_dump(plain(config), sort_keys=False, allow_unicode=True)
+    return dump_yaml(plain(config), sort_keys=False, allow_unicode=True)
 
 
 # --------------------------------------------------------------------------

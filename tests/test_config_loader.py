@@ -62,6 +62,14 @@ def test_plain_scalars_are_read_as_yaml_1_2_reads_them(tmp_path: Path, text: str
     assert data["seed"] == value and type(data["seed"]) is type(value)
 
 
+@pytest.mark.parametrize("value", ["09", "1e3", "0o17", "1.0e3", "yes", "1:30", "0x1F", "10_000", 1e-5, 17, True])
+def test_what_nnframe_writes_reads_back_the_same(tmp_path: Path, value: Any) -> None:
+    from nnframe.yaml_scalars import dump_yaml
+
+    assert read_yaml(write(tmp_path, dump_yaml({"v": value})))["v"] == value
+    assert yaml.safe_load(dump_yaml({"v": value}))["v"] == value
+
+
 def test_a_seed_with_a_leading_zero_is_the_number_written(tmp_path: Path, plugins: Any) -> None:
     assert load_experiment(write(tmp_path, SPIRAL_YAML), ["seed=017"], plugins).resolved["seed"] == 17
     with pytest.raises(ConfigError, match=r"field seed: input should be a valid integer"):

@@ -29,9 +29,9 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
-                            errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EIO})
-"""The file system refusing a write: the disk, not nnframe, is at fault, so no traceback."""
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+"""The storage failing a write (full, over a limit, read-only, broken): the disk, not the code, is at fault, so no
+traceback. A permission or a path problem can also be a bug, and keeps its traceback."""
 TABLE_WIDTH = 1000
 """Columns a table may take when the output is not a terminal."""
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from nnframe.tracking import names_the_file
+
 FLUSH_SECS = 10.0
 
 
@@ -95,12 +97,13 @@ class EventFile:
         """
         event, entries = self._scalar_event(tags)
         write = self._writer.write_event
-        for step, wall_time, values in rows:
-            for entry, value in zip(entries, values, strict=True):
-                entry.simple_value = value
-            event.step = step
-            event.wall_time = wall_time
-            write(event)
+        with names_the_file(self.path):
+            for step, wall_time, values in rows:
+                for entry, value in zip(entries, values, strict=True):
+                    entry.simple_value = value
+                event.step = step
+                event.wall_time = wall_time
+                write(event)
         self._flush_when_due()
 
     def _scalar_event(self, tags: tuple[str, ...]) -> tuple[Any, list[Any]]:
@@ -161,7 +164,8 @@ class EventFile:
         self._write(event)
 
     def _write(self, event: Any) -> None:
-        self._writer.write_event(event)
+        with names_the_file(self.path):
+            self._writer.write_event(event)
         self._flush_when_due()
 
     def _flush_when_due(self) -> None:
@@ -169,12 +173,14 @@ class EventFile:
             self.flush()
 
     def flush(self) -> None:
-        self._writer.flush()
+        with names_the_file(self.path):
+            self._writer.flush()
         self._flushed_at = time.monotonic()
 
     def close(self) -> None:
         self.flush()
-        self._writer.close()
+        with names_the_file(self.path):
+            self._writer.close()
 
     def __repr__(self) -> str:
         return f"EventFile({str(self.path)!r})"

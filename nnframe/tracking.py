@@ -21,8 +21,8 @@ import os
 import platform
 import re
 import uuid
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,17 @@ _MAX_SAME_SECOND = 10_000
 # --------------------------------------------------------------------------
 
 
+@contextmanager
+def names_the_file(path: Path | str) -> Iterator[None]:
+    """An ``OSError`` raised inside (a full disk on ``write``) names ``path`` where it named no file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part.
 
@@ -58,15 +69,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with names_the_file(path), os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException as exc:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a failed write names no file
-            exc.filename = str(path)
         raise
     _fsync_dir(path.parent)
 
@@ -167,7 +176,11 @@ class RunDirectory:
         if not (path / CONFIG_FILE).is_file():
             raise UserError(f"{str(path)!r} is not a run directory: it has no {CONFIG_FILE}; expected one "
                             "made by `nnframe train`; `nnframe runs` lists them")
-        (path / CHECKPOINTS_DIR).mkdir(exist_ok=True)
+        checkpoints = path / CHECKPOINTS_DIR
+        if checkpoints.exists() and not checkpoints.is_dir():
+            raise UserError(f"{str(checkpoints)!r} is not a directory, so the run's checkpoints cannot be read; "
+                            "move it aside to resume")
+        checkpoints.mkdir(exist_ok=True)
         return cls(path)
 
     @property
@@ -211,7 +224,7 @@ class RunDirectory:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""
         text = config if isinstance(config, str) else config_yaml(config)
         try:
-            with open(self.config_path, "x", encoding="utf-8") as file:
+            with names_the_file(self.config_path), open(self.config_path, "x", encoding="utf-8") as file:
                 file.write(text)
         except FileExistsError:
             return False

@@ -354,6 +354,20 @@ def test_a_refused_write_mid_run_is_one_message_and_leaves_the_saved_state(tmp_p
     assert not [path.name for path in (run_dir / "checkpoints").iterdir()]  # no partial file left behind
 
 
+def test_a_refused_write_to_the_event_file_names_the_event_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 200}, checkpoint={"every": 0, "best_metric": None},
+                          log={"every": 1, "tensorboard": True, "histograms_every": 1})
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # the events outgrow it, nothing else does
+
+    result = subprocess.run([NNFRAME, "train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    (events,) = run_dir.glob("events.out.tfevents.*")
+    assert (result.returncode, result.stderr) == (1, f"error: File too large: {events}\n")
+
+
 @pytest.mark.parametrize("damage", [b"x: [\n", b"just text\n"])
 def test_a_damaged_overrides_yaml_refuses_the_resume_before_anything_is_replaced(tmp_path: Path,
                                                                                 damage: bytes) -> None:

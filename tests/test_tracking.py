@@ -89,6 +89,12 @@ def test_open_needs_a_config(tmp_path):
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(UserError, match="'.*a-file' is not a directory"):
         RunDirectory.open(tmp_path / "a-file")
+    run.write_config({"name": "spiral"})
+    run.checkpoints.rmdir()
+    run.checkpoints.write_text("not a directory")
+    with pytest.raises(UserError, match=r"checkpoints' is not a directory, so the run's checkpoints cannot be read"):
+        RunDirectory.open(run.path)
+    run.checkpoints.unlink()
 
     run.write_config({"name": "spiral"})
     assert RunDirectory.open(run.path).path == run.path

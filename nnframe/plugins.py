@@ -245,9 +245,21 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
 
 def _default_problem(component: Component) -> str | None:
     """A default its own field refuses (``alpha: int = 0.01``) would fail every config that leaves the field
-    out, with an error that blames the config; pydantic does not check defaults itself."""
-    for name, spec in component.params.model_fields.items():
-        if spec.is_required() or spec.default_factory is not None:
+    out, with an error that blames the config; pydantic does not check defaults itself.
+
+    Only the field's type and constraints judge: a default left to the
+    model's own validators (``validate_default``, a field or ``before``
+    validator) or ``None`` (an old idiom for "unset") is not checked here.
+    """
+    model = component.params
+    decorators = model.__pydantic_decorators__
+    if model.model_config.get("validate_default") or any(
+            d.info.mode in ("before", "wrap") for d in decorators.model_validators.values()):
+        return None
+    validated = {name for d in decorators.field_validators.values() for name in d.info.fields}
+    for name, spec in model.model_fields.items():
+        if (spec.is_required() or spec.default_factory is not None or spec.default is None
+                or spec.validate_default or name in validated or "*" in validated):
             continue
         annotation = Annotated[(spec.annotation, *spec.metadata)] if spec.metadata else spec.annotation
         try:

@@ -13,6 +13,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -430,3 +431,37 @@ def test_a_plugin_extends_the_schema(site: Site) -> None:
     script = nnframe_cli(site, "schema")
     assert script.returncode == 0, script.stderr
     assert json.loads(script.stdout) == schema
+
+
+class _LeftToTheModel(Params):
+    """A default the model's own validator turns into the field's type, as pydantic allows."""
+
+    model_config = {"validate_default": True}
+    sizes: tuple[int, ...] = "1,2"
+
+    @pydantic.field_validator("sizes", mode="before")
+    @classmethod
+    def _split(cls, value):
+        return tuple(int(part) for part in value.split(",")) if isinstance(value, str) else value
+
+
+class _UnsetByNone(Params):
+    """The old idiom: None for "unset" under a plain type."""
+
+    seed: int = None
+
+
+class _DefaultsPlugin:
+    @nnframe.hookimpl
+    def nnframe_register_nodes(self):
+        from nnframe.components import node
+
+        return [node("left_to_model", _LeftToTheModel, lambda params, ctx: None),
+                node("unset_by_none", _UnsetByNone, lambda params, ctx: None)]
+
+
+def test_defaults_left_to_the_models_validators_or_none_are_not_refused():
+    plugins = get_plugin_manager(autoload=False, plugins=[("defaults", _DefaultsPlugin())])
+    assert not plugins.broken
+    assert {"left_to_model", "unset_by_none"} <= set(plugins.nodes.names())
+    assert _LeftToTheModel().sizes == (1, 2)

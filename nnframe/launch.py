@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ from nnframe.run import RunContext
 from nnframe.schedules import ScheduleConfig
 from nnframe.tracking import SUMMARY_FILE, RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps
+
+
+UNKNOWN_TYPE = re.compile(r"unknown (\w+ )?type")
+"""How a config error for a type no loaded plugin registers reads."""
 
 
 @dataclass
@@ -72,9 +77,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     try:
         experiment = prepare(config_path, overrides, plugins)
     except UserError as exc:
-        if resume is not None and (missing := _missing_plugins(resume, plugins)):
-            exc.args = (f"{exc}. The run was trained with {', '.join(missing)}, not installed now: install "
-                        "it to resume the run",)
+        if resume is not None and UNKNOWN_TYPE.search(str(exc)) and (missing := _missing_plugins(resume, plugins)):
+            exc.args = (f"{exc}. The run was trained with {'; '.join(missing)}",)
         raise
     settings = experiment.settings
     run = RunContext(name=settings.name, config=experiment.config.resolved, run_dir=None,
@@ -120,11 +124,14 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
 
 
 def _missing_plugins(run_path: Path, plugins: Plugins) -> list[str]:
-    """``["nnframe-probe 0.1.0"]``: the plugin distributions a run's summary records that are not loaded now."""
+    """What became of the plugin distributions a run's summary records and that are not loaded now:
+    ``["nnframe-probe 0.1.0, not installed now: install it to resume the run"]``."""
     try:
         recorded = json.loads((Path(run_path) / SUMMARY_FILE).read_text(encoding="utf-8"))["versions"]["plugins"]
-        loaded = plugins.versions()
-        return [f"{dist} {version}".strip() for dist, version in recorded.items() if dist not in loaded]
+        loaded, broken = plugins.versions(), {info.dist for info in plugins.broken}
+        return [f"{dist} {version}".strip() + (", which fails to load now (see `nnframe plugins`)" if dist in broken
+                                               else ", not installed now: install it to resume the run")
+                for dist, version in recorded.items() if dist not in loaded]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
 

@@ -345,6 +345,13 @@ def test_resuming_without_a_plugin_the_run_used_names_the_missing_distribution(s
     assert "field model[1].type: unknown type 'scale'" in resumed.stderr
     assert resumed.stderr.rstrip().endswith("The run was trained with nnframe-scale 0.4, not installed now: install "
                                             "it to resume the run")
+    typo = console("train", SPIRAL, "train.epochz=3", "--resume", run_dir, "-q", env=without)
+    assert typo.returncode == 2 and "epochz" in typo.stderr
+    assert "The run was trained with" not in typo.stderr  # an error about no missing type gets no such note
+    (site.root / "nnframe_scale.py").write_text("import a_module_that_is_not_there\n", encoding="utf-8")
+    broken = console("train", path, "train.epochs=3", "--resume", run_dir, "-q", env=site.env())
+    assert broken.stderr.rstrip().endswith("The run was trained with nnframe-scale 0.4, which fails to load now "
+                                           "(see `nnframe plugins`)")
 
 
 @pytest.mark.parametrize("error, code", [

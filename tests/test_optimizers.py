@@ -649,3 +649,9 @@ def test_a_plugins_params_that_redeclare_lr_keep_its_bounds():
         SignSGDParams(lr=0.0)
     with pytest.raises(ValidationError, match="weight_decay must be at least 0, found -1.0"):
         SignSGDParams(weight_decay=-1.0)
+
+
+    class OptionalRateParams(OptimizerParams):
+        lr: float | None = None
+
+    assert OptionalRateParams(lr=None).lr is None

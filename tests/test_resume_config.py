@@ -18,7 +18,7 @@ SAVED = {
     "seed": 7,
     "model": [{"type": "affine", "out": 10}, {"type": "sigmoid"}],
     "optimizer": {"type": "sgd", "lr": 1.0},
-    "train": {"epochs": 300, "batch_size": 30, "eval_every": 0},
+    "train": {"epochs": 300, "batch_size": 30, "eval_every": 5},
     "log": {"every": 10},
 }
 
@@ -52,9 +52,9 @@ def test_length_logging_and_checkpointing_may_change_from_anywhere() -> None:
 
 def test_other_fields_change_only_through_this_resumes_overrides() -> None:
     now = changed(optimizer={"lr": 0.01}, train={"eval_every": 10})
-    with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now; train.eval_every: 0 in the "
+    with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now; train.eval_every: 5 in the "
                                           r"run, 10 now\. To continue the run as it was, add: optimizer.lr=1.0 "
-                                          r"train.eval_every=0; to change a value on purpose"):
+                                          r"train.eval_every=5; to change a value on purpose"):
         check(now)
     assert len(check(now, overrides=["optimizer={type: sgd, lr: 0.01}", "train.eval_every=10"])) == 2
     with pytest.raises(ConfigError, match=r"train.eval_every"):

@@ -27,6 +27,8 @@ from nnframe.errors import PluginError, UnknownComponentError
 from nnframe.hook_checks import hook_problems
 
 GROUP = "nnframe"
+SELF_DIST = "nnframe"
+"""nnframe's own distribution, whose built-in components register through the same entry points."""
 AUTOLOAD_OFF_ENV = "NNFRAME_DISABLE_PLUGIN_AUTOLOAD"
 STRICT_ENV = "NNFRAME_STRICT_PLUGINS"
 REGISTER_HOOKS: dict[Kind, str] = {
@@ -196,7 +198,7 @@ class Plugins:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "(local)", ""))
                 for component in self._call_register_hook(impl, hook_name, info):
-                    problem = _component_problem(component, kind, hook_name)
+                    problem = _component_problem(component, kind, hook_name, own=info.dist == SELF_DIST)
                     if problem:
                         self._record_broken(info, problem)
                         continue
@@ -233,14 +235,16 @@ BUILD_ARGUMENTS: dict[Kind, tuple[str, ...]] = {
 """What nnframe passes each kind's ``build``, positionally."""
 
 
-def _component_problem(component: object, kind: Kind, hook_name: str) -> str | None:
+def _component_problem(component: object, kind: Kind, hook_name: str, own: bool = False) -> str | None:
+    """What makes a registered component unusable. nnframe's ``own`` defaults are checked by its tests, not on
+    every start (9 ms of building pydantic validators)."""
     if not isinstance(component, Component) or component.kind != kind:
         return f"{hook_name} returned {component!r}, not a {kind} Component"
     taken = [field for field in RESERVED_FIELDS[kind] if field in component.params.model_fields]
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
                 f"nnframe reserves in a {kind} section; rename them")
-    return _default_problem(component) or _build_problem(component)
+    return (None if own else _default_problem(component)) or _build_problem(component)
 
 
 def _default_problem(component: Component) -> str | None:
@@ -325,7 +329,7 @@ def plugin_origin(exc: BaseException, group: str = GROUP) -> str | None:
     """
     packages = {}
     for ep in metadata.entry_points(group=group):
-        if ep.dist is not None and ep.dist.name != "nnframe":
+        if ep.dist is not None and ep.dist.name != SELF_DIST:
             packages.setdefault(ep.module.split(".")[0], (ep.dist.name, ep.dist.version))
     frames = []
     tb = exc.__traceback__

@@ -465,3 +465,13 @@ def test_defaults_left_to_the_models_validators_or_none_are_not_refused():
     assert not plugins.broken
     assert {"left_to_model", "unset_by_none"} <= set(plugins.nodes.names())
     assert _LeftToTheModel().sizes == (1, 2)
+
+
+def test_every_builtin_default_passes_the_check_third_party_defaults_get_at_registration():
+    from nnframe.plugins import _default_problem
+
+    plugins = get_plugin_manager()
+    builtins = [component for kind in KINDS for component in plugins.registry(kind)
+                if plugins.registry(kind).plugin_of(component.name).dist == "nnframe"]
+    assert len(builtins) > 15
+    assert [problem for component in builtins if (problem := _default_problem(component))] == []

@@ -16,10 +16,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Annotated
 
 import pluggy
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
@@ -198,7 +197,7 @@ class Plugins:
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "(local)", ""))
                 for component in self._call_register_hook(impl, hook_name, info):
-                    problem = _component_problem(component, kind, hook_name, own=info.dist == SELF_DIST)
+                    problem = _component_problem(component, kind, hook_name)
                     if problem:
                         self._record_broken(info, problem)
                         continue
@@ -235,45 +234,38 @@ BUILD_ARGUMENTS: dict[Kind, tuple[str, ...]] = {
 """What nnframe passes each kind's ``build``, positionally."""
 
 
-def _component_problem(component: object, kind: Kind, hook_name: str, own: bool = False) -> str | None:
-    """What makes a registered component unusable. nnframe's ``own`` defaults are checked by its tests, not on
-    every start (9 ms of building pydantic validators)."""
+def _component_problem(component: object, kind: Kind, hook_name: str) -> str | None:
     if not isinstance(component, Component) or component.kind != kind:
         return f"{hook_name} returned {component!r}, not a {kind} Component"
     taken = [field for field in RESERVED_FIELDS[kind] if field in component.params.model_fields]
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
                 f"nnframe reserves in a {kind} section; rename them")
-    return (None if own else _default_problem(component)) or _build_problem(component)
+    return _default_problem(component) or _build_problem(component)
 
 
 def _default_problem(component: Component) -> str | None:
     """A default its own field refuses (``alpha: int = 0.01``) would fail every config that leaves the field
     out, with an error that blames the config; pydantic does not check defaults itself.
 
-    Only the field's type and constraints judge: a default left to the
-    model's own validators (``validate_default``, a field or ``before``
-    validator) or ``None`` (an old idiom for "unset") is not checked here.
+    The defaults go through the model's own validator, once, so its field
+    and model validators judge them as they judge a config; a ``None``
+    default (an old idiom for "unset") and the required fields are left out.
     """
     model = component.params
-    decorators = model.__pydantic_decorators__
-    if model.model_config.get("validate_default") or any(
-            d.info.mode in ("before", "wrap") for d in decorators.model_validators.values()):
+    defaults = {(spec.alias or name): spec.default for name, spec in model.model_fields.items()
+                if not spec.is_required() and spec.default_factory is None and spec.default is not None}
+    try:
+        model.model_validate(defaults)
+    except ValidationError as exc:
+        for error in exc.errors():
+            key = error["loc"][0] if error["loc"] else None
+            if key in defaults and error["type"] != "missing":
+                reason = error["msg"].removeprefix("Value error, ")
+                return (f"{component.kind} {component.name!r}: the default of its parameter {key!r}, "
+                        f"{defaults[key]!r}, fails the parameter's own validation: {reason[:1].lower()}{reason[1:]}")
+    except Exception:  # a model validator that needs the required fields: the config will be judged as a whole
         return None
-    validated = {name for d in decorators.field_validators.values() for name in d.info.fields}
-    for name, spec in model.model_fields.items():
-        if (spec.is_required() or spec.default_factory is not None or spec.default is None
-                or spec.validate_default or name in validated or "*" in validated):
-            continue
-        annotation = Annotated[(spec.annotation, *spec.metadata)] if spec.metadata else spec.annotation
-        try:
-            TypeAdapter(annotation).validate_python(spec.default)
-        except ValidationError as exc:
-            reason = exc.errors()[0]["msg"]
-            return (f"{component.kind} {component.name!r}: the default of its parameter {name!r}, "
-                    f"{spec.default!r}, is refused by the parameter's own type: {reason[:1].lower()}{reason[1:]}")
-        except Exception:  # an annotation TypeAdapter cannot take alone: the model itself is the judge then
-            continue
     return None
 
 

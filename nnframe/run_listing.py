@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,10 @@ from nnframe.tracking import CONFIG_FILE, FINAL_METRICS, RUN_DIR_NAME, SUMMARY_F
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+"""Where a run with no known start sorts: last."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class RunRecord:
     def sort_key(self) -> tuple[datetime, int, str]:
         match = RUN_DIR_NAME.match(self.path.name)
         suffix = int(match.group(2)) if match and match.group(2) else 0
-        return (self.started or datetime.min, suffix, self.run)
+        return (self.started or EARLIEST, suffix, self.run)
 
 
 def list_runs(runs_dir: Path) -> list[RunRecord]:
@@ -100,18 +104,25 @@ def _final_metric(summary: Mapping[str, Any], tag: str) -> float | None:
 
 
 def _started(summary: Mapping[str, Any], path: Path) -> datetime | None:
+    """When the run started, as an aware time, so that runs started in other time zones sort by the moment."""
     value = summary.get("started")
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value).replace(tzinfo=None)
-        except ValueError:
+            return datetime.fromisoformat(value).astimezone()
+        except (ValueError, OverflowError, OSError):
             pass
     return _started_from_dir_name(path.name)
 
 
 def _started_from_dir_name(dir_name: str) -> datetime | None:
+    """The local time in a run directory's name; None for a name that only looks like one (month 13)."""
     match = RUN_DIR_NAME.match(dir_name)
-    return datetime.strptime(match.group(1), TIMESTAMP_FORMAT) if match else None
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), TIMESTAMP_FORMAT).astimezone()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -63,7 +63,7 @@ def test_list_runs_newest_first_with_final_metrics(tmp_path):
     oldest_spiral = records[2]
     assert (oldest_spiral.steps, oldest_spiral.train_loss, oldest_spiral.train_accuracy) == (3000, 0.1, 0.9733)
     assert (oldest_spiral.val_loss, oldest_spiral.val_accuracy) == (0.12, 0.95)
-    assert oldest_spiral.started == datetime(2026, 11, 26, 9, 0, 0)
+    assert oldest_spiral.started == datetime(2026, 11, 26, 9, 0, 0).astimezone()  # the name's local time
     assert records[1].steps is None and records[1].train_loss is None
 
 
@@ -75,6 +75,27 @@ def test_same_second_suffixes_sort_by_number_not_text(tmp_path):
 
     assert names[:3] == ["20261126-103000-11", "20261126-103000-10", "20261126-103000-9"]
     assert names[-1] == "20261126-103000"
+
+
+def test_runs_started_in_other_time_zones_sort_by_the_moment_they_started(tmp_path):
+    make_run(tmp_path, "tokyo", datetime(2026, 11, 27, 8, 27, 35),
+             {"status": "completed", "started": "2026-11-27T08:27:35+09:00"})  # 23:27:35 UTC
+    make_run(tmp_path, "new_york", datetime(2026, 11, 26, 18, 27, 37),
+             {"status": "completed", "started": "2026-11-26T18:27:37-05:00"})  # 23:27:37 UTC
+
+    assert [record.name for record in list_runs(tmp_path)] == ["new_york", "tokyo"]
+
+
+def test_a_folder_named_like_a_run_with_an_impossible_date_is_listed_not_a_crash(tmp_path):
+    odd = tmp_path / "x" / "20261399-000000"
+    odd.mkdir(parents=True)
+    (odd / "config.yaml").write_text("name: x\n")
+    make_run(tmp_path, "spiral", NOW, {"status": "completed"})
+
+    records = list_runs(tmp_path)
+
+    assert [(record.run, record.started is None) for record in records] == [
+        ("spiral/20261126-103000", False), ("x/20261399-000000", True)]
 
 
 def test_list_runs_of_a_missing_directory_is_a_user_error(tmp_path):

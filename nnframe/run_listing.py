@@ -56,7 +56,8 @@ class RunRecord:
         if summary is None:
             return cls(run_dir.name, path, _started_from_dir_name(path.name), training or "running?")
         metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
-        status = training or str(summary.get("status", "unknown"))
+        recorded = summary.get("status")
+        status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
         skipped = _int_or_none(summary.get("skipped_steps"))
         if skipped:  # train.on_nonfinite: skip_step dropped these updates; a run of mostly skips learned little
             status += f" ({skipped} skipped)"

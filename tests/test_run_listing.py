@@ -86,14 +86,20 @@ def test_runs_started_in_other_time_zones_sort_by_the_moment_they_started(tmp_pa
     assert [record.name for record in list_runs(tmp_path)] == ["new_york", "tokyo"]
 
 
-def test_a_folder_named_like_a_run_with_an_impossible_date_is_listed_not_a_crash(tmp_path):
+def test_a_folder_with_an_impossible_date_or_a_status_that_is_no_word_is_listed_not_a_crash(tmp_path):
     odd = tmp_path / "x" / "20261399-000000"
     odd.mkdir(parents=True)
     (odd / "config.yaml").write_text("name: x\n")
     make_run(tmp_path, "spiral", NOW, {"status": "completed"})
 
+    make_run(tmp_path, "nulled", NOW, {"status": None})
+    make_run(tmp_path, "numbered", NOW, {"status": 5})
+
     records = list_runs(tmp_path)
 
+    assert {record.name: record.status for record in records}["nulled"] == "unknown"
+    assert {record.name: record.status for record in records}["numbered"] == "unknown"
+    records = [record for record in records if record.name not in ("nulled", "numbered")]
     assert [(record.run, record.started is None) for record in records] == [
         ("spiral/20261126-103000", False), ("x/20261399-000000", True)]
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nnframe.errors import UserError
+from nnframe.errors import Terminated, UserError
 
 INSTALL_HINT = "pip install 'nnframe[board]'"
 TERMINATED_EXIT = 143
@@ -46,12 +46,10 @@ def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int
             return TERMINATED_EXIT
 
 
-class Terminated(Exception):
-    """SIGTERM arrived while TensorBoard ran; it is stopped too instead of being left behind."""
-
-
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM while TensorBoard runs raises :class:`~nnframe.errors.Terminated`, so that it is stopped too
+    instead of being left behind (also where the CLI's own handler is not installed)."""
     def raise_terminated(signum: int, frame: Any) -> None:
         raise Terminated
 

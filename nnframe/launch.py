@@ -6,7 +6,6 @@ directory is created, so a bad config or data file leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -32,7 +31,7 @@ from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
 from nnframe.schedules import ScheduleConfig
-from nnframe.tracking import SUMMARY_FILE, RunDirectory, environment_versions
+from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps
 
 
@@ -127,12 +126,12 @@ def _missing_plugins(run_path: Path, plugins: Plugins) -> list[str]:
     """What became of the plugin distributions a run's summary records and that are not loaded now:
     ``["nnframe-probe 0.1.0, not installed now: install it to resume the run"]``."""
     try:
-        recorded = json.loads((Path(run_path) / SUMMARY_FILE).read_text(encoding="utf-8"))["versions"]["plugins"]
+        recorded = (RunDirectory(Path(run_path)).read_summary() or {})["versions"]["plugins"]
         loaded, broken = plugins.versions(), {info.dist for info in plugins.broken}
         return [f"{dist} {version}".strip() + (", which fails to load now (see `nnframe plugins`)" if dist in broken
                                                else ", not installed now: install it to resume the run")
                 for dist, version in recorded.items() if dist not in loaded]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (UserError, KeyError, TypeError, AttributeError):
         return []
 
 

@@ -197,12 +197,11 @@ def _added_gradients(obj: Any, first: list[np.ndarray]) -> list[str]:
     """
     problems = []
     for name, before, now in zip(_param_names(obj), first, getattr(obj, "grads", [])):
-        scale = float(np.max(np.abs(before), initial=0.0))
+        scale, now_scale = float(np.max(np.abs(before), initial=0.0)), float(np.max(np.abs(now), initial=0.0))
         if not np.allclose(now, before, rtol=1e-9, atol=1e-12 * scale):
             problems.append(f"parameter {name!r} has another gradient after a second forward and backward on the "
-                            "same data (first |g| max {:.4g}, now {:.4g}): backward must write each parameter "
-                            "gradient over the old one (grads[i][...] = ...), not add to it".format(
-                                scale, float(np.max(np.abs(now), initial=0.0))))
+                            f"same data (first |g| max {scale:.4g}, now {now_scale:.4g}): backward must write each "
+                            "parameter gradient over the old one (grads[i][...] = ...), not add to it")
     return problems
 
 

@@ -122,7 +122,6 @@ class Trainer:
             if self.checkpointer is not None:
                 self.checkpointer.after_step(self)
             if self._stop_signal is not None:
-                self._log_stop_step()
                 raise Interrupted(self._stop_signal)
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate()
@@ -164,15 +163,6 @@ class Trainer:
         if logged:
             self._log_metrics(run=self.run, metrics=metrics)
         return metrics
-
-    def _log_stop_step(self) -> None:
-        """A run stopped by a signal logs its last step, as a completed run does, so that its last points (and
-        HParams' metric columns) are where it stopped: with the loss and the rate, which every step knows; the
-        accuracy and gradient norms come only on the steps planned to be logged, where they are measured."""
-        metrics = self.last_step
-        if metrics is not None and not metrics.logged:
-            metrics.logged = True
-            self._log_metrics(run=self.run, metrics=metrics)
 
     def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:
         if self.settings.train.on_nonfinite == "skip_step":

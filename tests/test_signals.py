@@ -96,32 +96,6 @@ def test_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path: Path, sign
                        latest_checkpoint(straight_dir / "checkpoints").arrays)
 
 
-class LoggedSteps(SignalAt):
-    """:class:`SignalAt` that also records every logged step's metrics."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(step=step, signum=signal.SIGTERM)
-        self.logged: list[tuple[int, float | None, bool]] = []
-
-    @hookimpl
-    def nnframe_log_metrics(self, run, metrics) -> None:
-        self.logged.append((metrics.step, metrics.accuracy, metrics.grad_norms is not None))
-
-
-def test_a_stopped_run_logs_the_step_it_stopped_at(tmp_path: Path) -> None:
-    config = write_config(tmp_path, log={"every": 5, "tensorboard": False})
-    stopper = LoggedSteps(step=13)
-    with pytest.raises(Interrupted):
-        run_in_process(config, tmp_path / "runs", stopper)
-    assert [step for step, _, _ in stopper.logged] == [5, 10, 13]
-    assert stopper.logged[-1] == (13, None, False)  # loss and rate only: not a step planned for logging
-    assert stopper.logged[1][1] is not None and stopper.logged[1][2]
-    planned = LoggedSteps(step=15)
-    with pytest.raises(Interrupted):
-        run_in_process(config, tmp_path / "again", planned)
-    assert [step for step, _, _ in planned.logged] == [5, 10, 15]  # logged once, in full
-
-
 def test_second_sigint_stops_at_once_without_saving(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     with pytest.raises(KeyboardInterrupt):

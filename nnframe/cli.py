@@ -64,6 +64,8 @@ def reports_errors(command: F) -> F:
             fail("interrupted", 130)
         except Terminated:
             fail("interrupted by SIGTERM", 143)
+        except typer.Exit:
+            raise
         except OSError as exc:
             if exc.errno not in STORAGE_ERRNOS:
                 _note_plugin_origin(exc)
@@ -78,11 +80,17 @@ def reports_errors(command: F) -> F:
 
 
 def _note_plugin_origin(exc: Exception) -> None:
-    """A bug's traceback ends with the plugin distribution it came from, unless a note names it already."""
+    """A bug's traceback ends with the plugin distribution it came from, unless a note names it already.
+
+    Looking it up must never hide the bug itself, so its own failure is passed over.
+    """
     from nnframe.plugins import plugin_origin
 
     if not any(note.startswith("(raised ") for note in getattr(exc, "__notes__", [])):
-        origin = plugin_origin(exc)
+        try:
+            origin = plugin_origin(exc)
+        except Exception:
+            return
         if origin is not None:
             exc.add_note(origin)
 

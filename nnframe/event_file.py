@@ -119,15 +119,18 @@ class EventFile:
     def histogram(self, tag: str, values: Any, step: int) -> None:
         try:
             summary = self._summaries.histogram(tag, values, "auto")
-        except ValueError:  # numpy finds no bins of finite width: the values span less than their own rounding
+        except ValueError as exc:  # numpy finds no bins of finite width: the values span less than their rounding
+            if "bins" not in str(exc):
+                raise
             summary = self._one_bucket(tag, np.asarray(values, dtype=np.float64).reshape(-1))
         self.summary(summary, step)
 
     def _one_bucket(self, tag: str, values: np.ndarray) -> Any:
         """A histogram of values too close together for bins (a diverging bias at 1e17): one bucket holds all."""
         with np.errstate(over="ignore"):
-            low, high, sum_squares = float(values.min()), float(values.max()), float(values.dot(values))
-        return self._summaries.histogram_raw(tag, min=low, max=high, num=values.size, sum=float(values.sum()),
+            low, high, total = float(values.min()), float(values.max()), float(values.sum())
+            sum_squares = float(values.dot(values))
+        return self._summaries.histogram_raw(tag, min=low, max=high, num=values.size, sum=total,
                                              sum_squares=sum_squares, bucket_limits=[low, high],
                                              bucket_counts=[0, values.size])
 

@@ -22,14 +22,14 @@ class OptimizerParams(Params):
     @classmethod
     def _lr_above_zero(cls, lr: float) -> float:
         """Also where a plugin's subclass redeclares ``lr: float = 0.01``, which drops the field's ``gt=0``."""
-        if lr is not None and not lr > 0:  # a plugin may make it optional, with None for its own default
+        if isinstance(lr, (int, float)) and not lr > 0:  # a plugin may widen the type (None, "auto", a list)
             raise ValueError(f"the learning rate must be greater than 0, found {lr}")
         return lr
 
     @field_validator("weight_decay")
     @classmethod
     def _weight_decay_not_negative(cls, weight_decay: float) -> float:
-        if weight_decay is not None and not weight_decay >= 0:
+        if isinstance(weight_decay, (int, float)) and not weight_decay >= 0:
             raise ValueError(f"weight_decay must be at least 0, found {weight_decay}")
         return weight_decay
 

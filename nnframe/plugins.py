@@ -250,11 +250,13 @@ def _default_problem(component: Component) -> str | None:
 
     The defaults go through the model's own validator, once, so its field
     and model validators judge them as they judge a config; a ``None``
-    default (an old idiom for "unset") and the required fields are left out.
+    default (an old idiom for "unset"), the required fields and aliased ones
+    (configs name fields by name) are left out.
     """
     model = component.params
-    defaults = {(spec.alias or name): spec.default for name, spec in model.model_fields.items()
-                if not spec.is_required() and spec.default_factory is None and spec.default is not None}
+    defaults = {name: spec.default for name, spec in model.model_fields.items()
+                if not spec.is_required() and spec.default_factory is None and spec.default is not None
+                and spec.alias is None and spec.validation_alias is None}
     try:
         model.model_validate(defaults)
     except ValidationError as exc:
@@ -321,8 +323,9 @@ def plugin_origin(exc: BaseException, group: str = GROUP) -> str | None:
     """
     packages = {}
     for ep in metadata.entry_points(group=group):
-        if ep.dist is not None and ep.dist.name != SELF_DIST:
-            packages.setdefault(ep.module.split(".")[0], (ep.dist.name, ep.dist.version))
+        top = ep.module.split(".")[0]
+        if ep.dist is not None and ep.dist.name != SELF_DIST and top != SELF_DIST:
+            packages.setdefault(top, (ep.dist.name, ep.dist.version))
     frames = []
     tb = exc.__traceback__
     while tb is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import tracemalloc
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -651,7 +652,7 @@ def test_a_plugins_params_that_redeclare_lr_keep_its_bounds():
         SignSGDParams(weight_decay=-1.0)
 
 
-    class OptionalRateParams(OptimizerParams):
-        lr: float | None = None
+    class WiderRateParams(OptimizerParams):
+        lr: float | None | Literal["auto"] = None
 
-    assert OptionalRateParams(lr=None).lr is None
+    assert WiderRateParams(lr=None).lr is None and WiderRateParams(lr="auto").lr == "auto"

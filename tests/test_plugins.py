@@ -446,9 +446,10 @@ class _LeftToTheModel(Params):
 
 
 class _UnsetByNone(Params):
-    """The old idiom: None for "unset" under a plain type."""
+    """The old idiom: None for "unset" under a plain type; and a field read under another name."""
 
     seed: int = None
+    rate: float = pydantic.Field(0.5, validation_alias="learning_rate")
 
 
 class _DefaultsPlugin:

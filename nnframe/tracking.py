@@ -268,12 +268,14 @@ class RunDirectory:
         try:
             loaded = yaml.safe_load(self.overrides_path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise UserError(f"{self.overrides_path} is damaged ({type(exc).__name__}); it records the run's "
-                            "starts and their overrides: restore it, or remove it to start the record anew") from None
+            raise self._damaged_overrides(type(exc).__name__) from None
         if loaded is not None and not (isinstance(loaded, list) and all(isinstance(e, dict) for e in loaded)):
-            raise UserError(f"{self.overrides_path} is damaged (not a list of entries); it records the run's "
-                            "starts and their overrides: restore it, or remove it to start the record anew")
+            raise self._damaged_overrides("not a list of entries")
         return list(loaded or [])
+
+    def _damaged_overrides(self, why: str) -> UserError:
+        return UserError(f"{self.overrides_path} is damaged ({why}); it records the run's starts and their "
+                         "overrides: restore it, or remove it to start the record anew")
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         """Replace ``summary.json`` atomically; a non-finite number (a diverged loss) is written as ``null``,

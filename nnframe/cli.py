@@ -242,8 +242,17 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
+    _give_closed_streams_a_sink()
     signal.signal(signal.SIGTERM, _terminate)
     app()
+
+
+def _give_closed_streams_a_sink() -> None:
+    """Python makes a stream closed when the process started (``>&-``) ``None``; its output goes nowhere instead
+    of failing the command (a run would be left without its summary)."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ class PlainProgress:
 
     def __init__(self, total_steps: int, stream: TextIO | None = None) -> None:
         self.total_steps = total_steps
-        self.stream = stream or sys.stdout
-        self.every = max(1, total_steps // PLAIN_LINES)
+        self.stream: TextIO | None = stream or sys.stdout
+        self.every = max(1, -(-total_steps // PLAIN_LINES))
         self._started = time.perf_counter()
         self._first_step = 0
         self._held: EvalMetrics | None = None
@@ -40,7 +40,7 @@ class PlainProgress:
         self._started = time.perf_counter()
         self._first_step = run.step
         where = f"resuming {run.name} from step {run.step}" if run.resumed else f"training {run.name}"
-        self.stream.write(f"{where}: {self.total_steps} steps\n")
+        self._print(f"{where}: {self.total_steps} steps")
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
@@ -66,13 +66,23 @@ class PlainProgress:
         """The waiting step line, and after it the latest evaluation of its stretch."""
         if self._line is not None:
             (_, line), self._line = self._line, None
-            self.stream.write(line + "\n")
+            self._print(line)
             self._write_held()
+
+    def _print(self, line: str) -> None:
+        """One line, unless the stream is gone: a pipe whose reader quit (``| head``, a dead ``tee``) stops the
+        display, not the training, which goes on to its checkpoints and summary."""
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(line + "\n")
+        except (OSError, ValueError):  # EPIPE, EBADF; ValueError: the stream was closed
+            self.stream = None
 
     def _write_held(self) -> None:
         if self._held is not None:
             metrics, self._held = self._held, None
-            self.stream.write(f"step {metrics.step}  {validation_text(metrics)}\n")
+            self._print(f"step {metrics.step}  {validation_text(metrics)}")
 
 
 def validation_text(metrics: EvalMetrics) -> str:
@@ -135,6 +145,8 @@ def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None) -
     if quiet:
         return None
     stream = stream or sys.stdout
+    if stream is None:  # no stdout at all (closed when the process started): nothing to show
+        return None
     if stream.isatty():
         return RichProgress(total_steps)
     return PlainProgress(total_steps, stream)

@@ -386,3 +386,19 @@ def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:
     (tmp_path / "runs" / "spiral" / "y").symlink_to(tmp_path / "disk" / "run1")
     linked = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "y", "--runs-dir", tmp_path / "runs")
     assert linked.returncode == 2 and "it has no config.yaml" in linked.stderr  # a linked run lies where its link is
+
+
+def test_a_closed_stdout_is_no_output_not_a_failure(tmp_path: Path) -> None:
+    def close_stdout() -> None:
+        os.close(1)
+
+    def run(*args: Any) -> subprocess.CompletedProcess:
+        return subprocess.run([NNFRAME, *map(str, args)], stderr=subprocess.PIPE, text=True, timeout=120,
+                              preexec_fn=close_stdout)
+
+    trained = run("train", SPIRAL, "train.epochs=2", "--runs-dir", tmp_path / "runs")
+    assert trained.returncode == 0, trained.stderr
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["status"] == "completed"
+    assert run("runs", tmp_path / "runs").returncode == 0
+    assert run("plugins").returncode == 0

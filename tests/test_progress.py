@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from nnframe.plugins import get_plugin_manager
-from nnframe.progress import PlainProgress, RichProgress, make_progress
+from nnframe.progress import PLAIN_LINES, PlainProgress, RichProgress, make_progress
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 
@@ -91,7 +93,7 @@ def test_plain_progress_shows_one_validation_line_per_step_line_when_evaluating_
     stream = io.StringIO()
     plugins = get_plugin_manager(autoload=False)
     run = RunContext(name="demo", config={}, run_dir=None, plugin_manager=plugins.pm)
-    run.register(PlainProgress(3015, stream))  # a line every 150 steps; evaluations every 45, as digits
+    run.register(PlainProgress(3015, stream))  # a line every 151 steps; evaluations every 45, as digits
     run.hook.nnframe_run_start(run=run)
     for step in range(1, 3016):
         run.hook.nnframe_step_end(run=run, metrics=StepMetrics(step, step // 45, 1.0, 0.1))
@@ -100,8 +102,8 @@ def test_plain_progress_shows_one_validation_line_per_step_line_when_evaluating_
     run.hook.nnframe_run_end(run=run, status="completed", summary={})
     lines = stream.getvalue().splitlines()[1:]
     step_lines = [line for line in lines if "/3015" in line]
-    assert len(step_lines) == 21 and len(lines) == 2 * len(step_lines)
-    assert lines[lines.index(step_lines[2]) + 1].startswith("step 450  val/loss 0.0450")
+    assert len(step_lines) == 20 and len(lines) == 2 * len(step_lines)
+    assert lines[lines.index(step_lines[2]) + 1].startswith("step 450  val/loss 0.0450")  # the latest before 453
     assert lines[lines.index(step_lines[0]) + 1].startswith("step 135  val/loss")
     assert lines[-2:] == [step_lines[-1], "step 3015  val/loss 0.3015  val/accuracy 0.5000"]
 
@@ -112,3 +114,32 @@ def test_rich_progress_shows_the_latest_evaluation():
     display = RichProgress(50, console=Console(file=FakeTerminal(), force_terminal=True, width=160))
     drive(display, 50)
     assert "val/loss 0.5000  val/accuracy 0.7500" in display.progress.console.file.getvalue()
+
+
+@pytest.mark.parametrize("steps", [19, 39, 41, 3015])
+def test_plain_progress_prints_at_most_twenty_step_lines_and_always_the_last(steps):
+    stream = io.StringIO()
+    drive(PlainProgress(steps, stream), steps)
+    step_lines = [line for line in stream.getvalue().splitlines() if f"/{steps}  epoch" in line]
+    assert len(step_lines) <= PLAIN_LINES and step_lines[-1].startswith(f"step {steps}/{steps}")
+
+
+class ClosingPipe(io.StringIO):
+    """A pipe whose reader quits after the first line, as ``| head -1`` does."""
+
+    def write(self, text: str) -> int:
+        if self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_a_pipe_whose_reader_quit_stops_the_display_not_the_run():
+    stream = ClosingPipe()
+    display = PlainProgress(200, stream)
+    drive(display, 200)  # raised out of the hooks before, failing the run
+    assert stream.getvalue() == "training demo: 200 steps\n" and display.stream is None
+
+
+def test_no_stdout_at_all_shows_no_progress(monkeypatch):
+    monkeypatch.setattr("sys.stdout", None)
+    assert make_progress(100, quiet=False) is None

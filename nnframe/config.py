@@ -16,7 +16,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
 
 from nnframe.components import Component
 from nnframe.data import DatasetParams
-from nnframe.plugins import Plugins, Registry
+from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
 from nnframe.schedules import ConstantSchedule, ScheduleConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -26,6 +26,8 @@ MAX_COUNT = 2**31 - 1
 MAX_SEED = 2**63 - 1
 """Seeds go to numpy's SeedSequence, which takes any size; TensorBoard's HParams store int64."""
 MODEL_FORM_ERROR = "model_form"
+MAX_NAME_LENGTH = 200
+"""An experiment name is a directory name: file systems take 255 bytes at most."""
 
 
 class Section(BaseModel):
@@ -128,8 +130,10 @@ def _best_metric_for_regression(losses: Registry) -> Any:
 
 def _nothing_registered(kind: str) -> Any:
     def refuse(value: dict) -> dict:
-        raise ValueError(f"no {kind} types are registered, so {value.get('type')!r} cannot be used; "
-                         "a plugin may be missing or broken (see `nnframe plugins`)")
+        why = (f"{AUTOLOAD_OFF_ENV} is set, which leaves out nnframe's own components too, as they load through "
+               "the same entry points" if env_flag(AUTOLOAD_OFF_ENV)
+               else "a plugin may be missing or broken (see `nnframe plugins`)")
+        raise ValueError(f"no {kind} types are registered, so {value.get('type')!r} cannot be used; {why}")
     return refuse
 
 
@@ -192,7 +196,8 @@ class ConfigModels:
         ]
         return create_model(
             "Experiment", __base__=Section,
-            name=(str, Field(pattern=NAME_PATTERN, description="Experiment name; runs go to <runs-dir>/<name>/.")),
+            name=(str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH,
+                             description="Experiment name; runs go to <runs-dir>/<name>/.")),
             seed=(int, Field(0, ge=0, le=MAX_SEED, description="The one seed every random stream derives from.")),
             data=(self.data, Field(description="The dataset.")),
             model=(model_field, Field(description="A list of nodes (sequential) or a graph with named inputs.")),

@@ -286,7 +286,7 @@ def _build_problem(component: Component) -> str | None:
     return None
 
 
-def _env_flag(name: str) -> bool:
+def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -301,9 +301,9 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
     lists plugins whose registration hooks fail (and ``strict`` raises for them).
     """
     if autoload is None:
-        autoload = not _env_flag(AUTOLOAD_OFF_ENV)
+        autoload = not env_flag(AUTOLOAD_OFF_ENV)
     if strict is None:
-        strict = _env_flag(STRICT_ENV)
+        strict = env_flag(STRICT_ENV)
     manager = Plugins(strict=strict)
     if autoload:
         manager.load_entry_points()

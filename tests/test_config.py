@@ -141,10 +141,22 @@ def test_train_needs_epochs_or_max_steps() -> None:
     assert TrainConfig(max_steps=5).epochs is None
 
 
-def test_no_registered_component_of_a_kind_is_a_clear_error() -> None:
+def test_no_registered_component_of_a_kind_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     models = ConfigModels(get_plugin_manager(autoload=False, plugins=[("nodes", nodes)]))
-    with pytest.raises(ValidationError, match="no dataset types are registered"):
+    with pytest.raises(ValidationError, match="no dataset types are registered, so 'spiral' cannot be used; a plugin "
+                                              "may be missing or broken"):
         models.experiment.model_validate(SPIRAL)
+    monkeypatch.setenv("NNFRAME_DISABLE_PLUGIN_AUTOLOAD", "1")
+    models = ConfigModels(get_plugin_manager(plugins=[("nodes", nodes)]))
+    with pytest.raises(ValidationError, match="NNFRAME_DISABLE_PLUGIN_AUTOLOAD is set, which leaves out nnframe's "
+                                              "own components too"):
+        models.experiment.model_validate(SPIRAL)
+
+
+def test_an_experiment_name_fits_a_directory_name(models: ConfigModels) -> None:
+    with pytest.raises(ValidationError, match="at most 200 characters"):
+        models.experiment.model_validate({**SPIRAL, "name": "a" * 201})
+    assert models.experiment.model_validate({**SPIRAL, "name": "a" * 200}).name == "a" * 200
 
 
 def test_json_schema_lists_every_component_including_plugins(models: ConfigModels) -> None:

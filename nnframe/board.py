@@ -14,9 +14,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from nnframe.errors import Terminated, UserError
+from nnframe.errors import Terminated, UserError, raise_terminated
 
 INSTALL_HINT = "pip install 'nnframe[board]'"
 TERMINATED_EXIT = 143
@@ -50,9 +49,6 @@ def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int
 def _sigterm_raises() -> Iterator[None]:
     """SIGTERM while TensorBoard runs raises :class:`~nnframe.errors.Terminated`, so that it is stopped too
     instead of being left behind (also where the CLI's own handler is not installed)."""
-    def raise_terminated(signum: int, frame: Any) -> None:
-        raise Terminated
-
     try:
         previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread: signals stay as they are

@@ -234,16 +234,11 @@ def board(
     raise typer.Exit(launch_board(runs_dir, host=host, port=port))
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    """SIGTERM outside training, which finishes its step and saves on its own: stop as on Ctrl-C."""
-    from nnframe.errors import Terminated
-
-    raise Terminated
-
-
 def main() -> None:
+    from nnframe.errors import raise_terminated
+
     _give_closed_streams_a_sink()
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, raise_terminated)  # outside training, which finishes its step and saves first
     app()
 
 

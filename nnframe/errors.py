@@ -77,6 +77,11 @@ class Terminated(BaseException):
     """
 
 
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler: :class:`Terminated` is raised where the program is when the signal arrives."""
+    raise Terminated
+
+
 def close_match(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate closest to ``name``, if any is close enough to suggest."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

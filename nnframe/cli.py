@@ -34,7 +34,14 @@ STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 traceback. A permission or a path problem can also be a bug, and keeps its traceback."""
 TABLE_WIDTH = 1000
 """Columns a table may take when the output is not a terminal."""
-ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False)]
+
+
+def expand_user(path: Path | None) -> Path | None:
+    """``~`` in a path option, as the shell would expand it had the option not been written ``--opt=~/x``."""
+    return None if path is None else path.expanduser()
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False, callback=expand_user)]
 OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(help="Overrides such as optimizer.lr=0.1 model.0.out=20 (values are YAML).", show_default=False),
@@ -110,8 +117,10 @@ def train(
     config: ConfigArg,
     overrides: OverridesArg = None,
     runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run directories go (default: runs); "
-                                                                  "with --resume, the run's.", show_default=False)] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this directory.")] = None,
+                                                                  "with --resume, the run's.", show_default=False,
+                                                                  callback=expand_user)] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this directory.",
+                                                callback=expand_user)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     strict_plugins: StrictOption = False,
 ) -> None:
@@ -214,7 +223,7 @@ def table_console() -> Any:
 
 @app.command()
 @reports_errors
-def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Path("runs")) -> None:
+def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.", callback=expand_user)] = Path("runs")) -> None:
     """List runs, newest first, with their status and final metrics."""
     from nnframe.run_listing import format_runs_table, list_runs
 
@@ -224,7 +233,7 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Pat
 @app.command()
 @reports_errors
 def board(
-    runs_dir: Annotated[Path, typer.Argument(help="Runs directory.")] = Path("runs"),
+    runs_dir: Annotated[Path, typer.Argument(help="Runs directory.", callback=expand_user)] = Path("runs"),
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 6006,
 ) -> None:

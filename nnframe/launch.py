@@ -105,7 +105,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         progress = make_progress(trainer.total_steps, quiet, stream)
         if progress is not None:
             run.register(progress)
-        run.summary.update({"name": settings.name, "run_dir": str(run_dir.path),
+        run.summary.update({"name": settings.name, "run_dir": os.path.abspath(run_dir.path),
                             "versions": environment_versions(plugins.versions())})
         try:
             trainer.fit()

@@ -32,8 +32,8 @@ def invoke(*args: str) -> Any:
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def console(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([NNFRAME, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+def console(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([NNFRAME, *map(str, args)], capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
 
 
 def spiral_with(tmp_path: Path, change: Any) -> Path:
@@ -240,6 +240,27 @@ def test_tables_written_to_a_pipe_are_not_cut_to_80_columns(tmp_path: Path) -> N
     assert max(map(len, narrow.stdout.splitlines())) <= 60
 
 
+def test_a_tilde_the_shell_left_alone_is_the_home_directory(tmp_path: Path) -> None:
+    """``--runs-dir=~/runs`` reaches nnframe unexpanded (the shell expands ``~`` only at a word's start)."""
+    home = tmp_path / "home"
+    (home / "configs").mkdir(parents=True)
+    (home / "configs" / "spiral.yaml").write_text(SPIRAL.read_text(encoding="utf-8"), encoding="utf-8")
+    env = {**os.environ, "HOME": str(home)}
+    done = subprocess.run([NNFRAME, "train", "~/configs/spiral.yaml", "train.epochs=1", "--runs-dir=~/runs", "-q"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (home / "runs" / "spiral").iterdir()
+    assert not (tmp_path / "~").exists()
+    listed = subprocess.run([NNFRAME, "runs", "~/runs"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env=env)
+    assert listed.returncode == 0 and run_dir.name in listed.stdout, listed.stderr
+    resumed = subprocess.run([NNFRAME, "train", "~/configs/spiral.yaml", "train.epochs=2", "-q",
+                              f"--resume=~/runs/spiral/{run_dir.name}"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["steps"] == 20
+
+
 def test_runs_on_a_missing_directory_exits_2_with_one_message(tmp_path: Path) -> None:
     done = console("runs", tmp_path / "nowhere")
     assert done.returncode == 2
@@ -251,9 +272,12 @@ def test_summary_records_versions_wall_time_and_start(tmp_path: Path) -> None:
     import nnframe
 
     runs = tmp_path / "runs"
-    assert invoke("train", SPIRAL, "train.epochs=2", "--runs-dir", runs, "--quiet").exit_code == 0
+    done = console("train", SPIRAL, "train.epochs=2", "--runs-dir", "runs", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
     (run_dir,) = (runs / "spiral").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    recorded = Path(summary["run_dir"])  # absolute, though the command named it relative to where it ran
+    assert recorded.is_absolute() and recorded.resolve() == run_dir.resolve()
     assert summary["versions"]["nnframe"] == nnframe.__version__
     assert summary["versions"]["plugins"]["nnframe"] == nnframe.__version__
     assert summary["wall_time_s"] > 0 and summary["status"] == "completed" and summary["steps"] == 20

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+from nnframe import Params, hookimpl
 from nnframe.bounded_yaml import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED_NODES, read_yaml
 from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.components import node
 from nnframe.config_loader import apply_override, load_experiment, parse_override
 from nnframe.errors import ConfigError
 from nnframe.plugins import get_plugin_manager
@@ -312,6 +314,39 @@ def test_the_resolved_config_round_trips(tmp_path: Path, plugins: Any, model: st
     assert resolved["optimizer"]["lr"] == 0.25
     assert resolved["train"]["dtype"] == "float32"
     assert list(resolved["data"])[0] == "type"
+
+
+class _UnsetByNone(Params):
+    """A plugin author's "unset": a ``None`` default under a type that refuses ``None``."""
+
+    factor: float = None
+    shift: float | None = None
+
+
+class _UnsetByNonePlugin:
+    @hookimpl
+    def nnframe_register_nodes(self):
+        return [node("unset_by_none", _UnsetByNone, lambda params, ctx: None)]
+
+
+@pytest.mark.parametrize("model", [
+    "model:\n  - {type: affine, out: 10}\n  - {type: unset_by_none}\n  - {type: affine, out: 3}\n",
+    "model:\n  inputs: [x]\n  nodes:\n    - {name: h, type: affine, out: 10, inputs: [x]}\n"
+    "    - {name: u, type: unset_by_none, inputs: [h]}\n    - {name: y, type: affine, out: 3, inputs: [u]}\n"
+    "  output: y\n",
+])
+def test_a_none_default_its_type_refuses_is_left_out_of_the_resolved_config(tmp_path: Path, model: str) -> None:
+    plugins = get_plugin_manager(autoload=False, plugins=[
+        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets),
+        ("unset", _UnsetByNonePlugin())])
+    text = SPIRAL_YAML.split("model:")[0] + model + SPIRAL_YAML.split("  - {type: affine, out: 3}\n")[1]
+    printed = load_experiment(write(tmp_path, text), [], plugins).to_yaml()
+    resolved = yaml.safe_load(printed)
+    layer = (resolved["model"] if isinstance(resolved["model"], list) else resolved["model"]["nodes"])[1]
+    assert layer["type"] == "unset_by_none" and "factor" not in layer and layer["shift"] is None
+    assert resolved["train"]["max_steps"] is None  # an unset field whose type takes None is still written
+    again = load_experiment(write(tmp_path, printed, "resolved.yaml"), [], plugins)
+    assert again.to_yaml() == printed
 
 
 def test_an_override_of_an_aliased_node_changes_that_node_only(tmp_path: Path, plugins: Any) -> None:

@@ -14,6 +14,8 @@ from nnframe import Node
 
 GELU_C = math.sqrt(2.0 / math.pi)
 GELU_A = 0.044715
+GELU_SATURATED = 10.0
+"""Beyond this ``|x|``, ``tanh(u)`` is exactly +-1 in float32 and float64 (``u`` > 43), so the cube can stop there."""
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -83,6 +85,8 @@ class GELU(Node):
     ``y = x / 2 * (1 + tanh(u))`` with ``u = c * (x + a x^3)``, ``c = sqrt(2/pi)``,
     ``a = 0.044715``. Elementwise: ``x: (...) -> (...)``.
     Backward: ``dx = dout * ((1 + t) / 2 + x / 2 * (1 - t^2) * c * (1 + 3 a x^2))``, ``t = tanh(u)``.
+    ``u`` is computed from ``x`` clipped to ``+-GELU_SATURATED``, which changes no
+    value, so that ``x^3`` cannot overflow to ``inf`` and turn a zero term into NaN.
     """
 
     def __init__(self) -> None:
@@ -91,8 +95,9 @@ class GELU(Node):
         self.t: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = x
-        self.t = np.tanh(GELU_C * (x + GELU_A * x * x * x))
+        bounded = np.clip(x, -GELU_SATURATED, GELU_SATURATED)
+        self.x = bounded
+        self.t = np.tanh(GELU_C * (bounded + GELU_A * bounded * bounded * bounded))
         return 0.5 * x * (1.0 + self.t)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

@@ -81,6 +81,17 @@ def test_layer_norm_by_hand():
     np.testing.assert_allclose(node.grads[0], [-1.2247357, 0.0, 1.2247357], rtol=1e-6)  # dgamma = dout * xhat
 
 
+@pytest.mark.parametrize("dtype, huge", [(np.float32, 3e38), (np.float64, 1e300)])
+def test_gelu_at_the_ends_of_the_dtype_is_the_identity_or_zero_with_a_finite_gradient(dtype, huge):
+    node = GELU()
+    x = np.array([[-huge, -1e20, -10.0, 10.0, 1e20, huge]], dtype=dtype)  # x ** 3 overflows beyond about 1e13
+    with np.errstate(all="raise"):
+        y = node.forward(x)
+        dx = node.backward(np.ones_like(x))
+    assert y.tolist() == [[0.0, 0.0, 0.0, 10.0, dtype(1e20), dtype(huge)]]
+    assert dx.tolist() == [[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]]
+
+
 @pytest.mark.parametrize("node, x, y, dx", [
     # u = sqrt(2/pi) * (1 + 0.044715) = 0.8335620, tanh(u) = 0.6823840, y = 0.5 * (1 + 0.6823840) = 0.8411920
     (GELU(), 1.0, 0.8411920, None),

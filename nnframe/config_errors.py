@@ -16,6 +16,8 @@ from nnframe.errors import close_match, did_you_mean, short_repr, unknown_name_m
 _MISSING = object()
 _KEY_KINDS = ("missing", "extra_forbidden")
 _MAPPING_KINDS = ("dict_type", "model_type", "model_attributes_type")
+UNKNOWN_TYPE = "union_tag_invalid"
+"""The kind of a :class:`Problem` that names a component type no loaded plugin registers."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
     path, kept = field_path(data, error["loc"], kind)
     if kind == "extra_forbidden":
         return _unknown_key(path, kept, data, root)
-    if kind == "union_tag_invalid":
+    if kind == UNKNOWN_TYPE:
         return _unknown_type(path, error)
     if kind == "literal_error" and kept and kept[-1] == "type":
         return _unknown_type(format_path(kept[:-1]) if kept[:-1] else "(top level)",
@@ -188,8 +190,7 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     suggestion = close_match(str(name), tags)
     message = unknown_name_message("type", str(name), tags)
     where = f"{path}.type" if path != "(top level)" else "type"
-    return Problem(where, message + "; a plugin may be missing (see `nnframe plugins`)", "union_tag_invalid",
-                   suggestion)
+    return Problem(where, message + "; a plugin may be missing (see `nnframe plugins`)", UNKNOWN_TYPE, suggestion)
 
 
 def _lower_first(text: str) -> str:

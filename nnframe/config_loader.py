@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.components import absolute_path
 from nnframe.config import ConfigModels
-from nnframe.config_errors import Problem, format_path, format_validation_error
+from nnframe.config_errors import UNKNOWN_TYPE, Problem, format_path, format_validation_error
 from nnframe.errors import ConfigError, short_repr
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
@@ -208,7 +208,8 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     if model_overrides:
         source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(repr, model_overrides))})"
     origins = [_override_for(problem, overrides) or source for problem in problems]
-    error = ConfigError("\n".join(f"{origin}: {problem}" for origin, problem in zip(origins, problems)))
+    error = ConfigError("\n".join(f"{origin}: {problem}" for origin, problem in zip(origins, problems)),
+                        unknown_type=any(problem.kind == UNKNOWN_TYPE for problem in problems))
     error.file, error.path = source, problems[0].path
     return error
 

@@ -23,11 +23,17 @@ class UserError(NNFrameError):
 
 
 class ConfigError(UserError):
-    """A config value is wrong; names the file and the field path."""
+    """A config value is wrong; names the file and the field path.
 
-    def __init__(self, message: str, *, file: str | None = None, path: str | None = None):
+    ``unknown_type`` marks an error that names a component type no loaded
+    plugin registers, for which a missing plugin is the likely cause.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, path: str | None = None,
+                 unknown_type: bool = False):
         self.file = file
         self.path = path
+        self.unknown_type = unknown_type
         where = [part for part in (file, f"field {path}" if path else None) if part]
         super().__init__(": ".join([*where, message]))
 
@@ -50,6 +56,8 @@ class NodeProtocolError(PluginError):
 
 class UnknownComponentError(UserError):
     """A config names a component that no loaded plugin registers."""
+
+    unknown_type = True
 
     def __init__(self, kind: str, name: str, available: Iterable[str]):
         self.kind = kind

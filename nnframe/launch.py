@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,10 +32,6 @@ from nnframe.run import RunContext
 from nnframe.schedules import ScheduleConfig
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps
-
-
-UNKNOWN_TYPE = re.compile(r"unknown (\w+ )?type")
-"""How a config error for a type no loaded plugin registers reads."""
 
 
 @dataclass
@@ -76,7 +71,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     try:
         experiment = prepare(config_path, overrides, plugins)
     except UserError as exc:
-        if resume is not None and UNKNOWN_TYPE.search(str(exc)) and (missing := _missing_plugins(resume, plugins)):
+        if resume is not None and getattr(exc, "unknown_type", False) and (missing := _missing_plugins(resume, plugins)):
             exc.args = (f"{exc}. The run was trained with {'; '.join(missing)}",)
         raise
     settings = experiment.settings

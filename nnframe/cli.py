@@ -46,6 +46,8 @@ OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(help="Overrides such as optimizer.lr=0.1 model.0.out=20 (values are YAML).", show_default=False),
 ]
+RunsDirArg = Annotated[Path, typer.Argument(help="Runs directory.", callback=expand_user)]
+"""The runs directory ``runs`` and ``board`` read; ``runs`` in the working directory by default."""
 StrictOption = Annotated[
     bool, typer.Option("--strict-plugins", help="Treat a broken plugin as an error (also NNFRAME_STRICT_PLUGINS=1).")
 ]
@@ -223,7 +225,7 @@ def table_console() -> Any:
 
 @app.command()
 @reports_errors
-def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.", callback=expand_user)] = Path("runs")) -> None:
+def runs(runs_dir: RunsDirArg = Path("runs")) -> None:
     """List runs, newest first, with their status and final metrics."""
     from nnframe.run_listing import format_runs_table, list_runs
 
@@ -233,7 +235,7 @@ def runs(runs_dir: Annotated[Path, typer.Argument(help="Runs directory.", callba
 @app.command()
 @reports_errors
 def board(
-    runs_dir: Annotated[Path, typer.Argument(help="Runs directory.", callback=expand_user)] = Path("runs"),
+    runs_dir: RunsDirArg = Path("runs"),
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 6006,
 ) -> None:

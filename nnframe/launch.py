@@ -71,7 +71,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     try:
         experiment = prepare(config_path, overrides, plugins)
     except UserError as exc:
-        if resume is not None and getattr(exc, "unknown_type", False) and (missing := _missing_plugins(resume, plugins)):
+        unknown_type = getattr(exc, "unknown_type", False)
+        if resume is not None and unknown_type and (missing := _missing_plugins(resume, plugins)):
             exc.args = (f"{exc}. The run was trained with {'; '.join(missing)}",)
         raise
     settings = experiment.settings

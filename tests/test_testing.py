@@ -99,6 +99,38 @@ def test_numerical_gradient_needs_float64_arrays(x):
         numerical_gradient(lambda v: 0.0, x)
 
 
+class OffsetScale(Node):
+    """``y = s * x + 1000``: the offset swamps ``s``'s small gradient in the rounding of the projected sum."""
+
+    param_names = ("s",)
+
+    def __init__(self, s, wrong_by=1.0):
+        super().__init__()
+        self.params, self.grads = [s], [np.zeros_like(s)]
+        self.wrong_by = wrong_by
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params[0] + 1000.0
+
+    def backward(self, dout):
+        self.grads[0][...] = (dout * self.x).sum(axis=0) * self.wrong_by
+        return dout * self.params[0]
+
+
+def test_a_gradient_lost_in_the_rounding_of_the_smallest_step_is_checked_at_a_larger_one(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3)) * 1e-3
+    s = np.ones(3)
+    with monkeypatch.context() as patch:
+        patch.setattr("nnframe.testing.STEPS", (1e-6,))
+        result = check_gradients(OffsetScale(s.copy()), x, seed=1, raise_on_failure=False)
+    assert result.errors["s"] > 1e-5  # the rounding of a sum near 1e4, over a step of 1e-6
+    assert check_gradients(OffsetScale(s.copy()), x, seed=1).ok
+    with pytest.raises(GradientCheckError, match="'s'"):  # a wrong gradient is wrong at every step
+        check_gradients(OffsetScale(s.copy(), wrong_by=1.001), x, seed=1)
+
+
 def test_relative_error_definition():
     a = np.array([3.0, 4.0])
     assert relative_error(a, a) == 0.0

@@ -247,18 +247,11 @@ def board(
 
 def main() -> None:
     from nnframe.errors import raise_terminated
+    from nnframe.output_streams import guard_output_streams
 
-    _give_closed_streams_a_sink()
+    guard_output_streams()
     signal.signal(signal.SIGTERM, raise_terminated)  # outside training, which finishes its step and saves first
     app()
-
-
-def _give_closed_streams_a_sink() -> None:
-    """Python makes a stream closed when the process started (``>&-``) ``None``; its output goes nowhere instead
-    of failing the command (a run would be left without its summary)."""
-    for name in ("stdout", "stderr"):
-        if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -412,6 +412,27 @@ def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:
     assert linked.returncode == 2 and "it has no config.yaml" in linked.stderr  # a linked run lies where its link is
 
 
+def test_a_reader_that_quit_changes_no_outcome(tmp_path: Path) -> None:
+    """``nnframe train ... 2>&1 | head -1``: the run completes and the command exits as it would have."""
+    def run(*args: Any) -> subprocess.CompletedProcess:
+        reader, writer = os.pipe()
+        os.close(reader)  # every write to the pipe now fails with EPIPE
+        try:
+            return subprocess.run([NNFRAME, *map(str, args)], stdout=writer, stderr=writer, timeout=120)
+        finally:
+            os.close(writer)
+
+    runs = tmp_path / "runs"
+    trained = run("train", SPIRAL, "train.epochs=2", "--runs-dir", runs, "optimizer.schedule.warmup_steps=100")
+    assert trained.returncode == 0  # its progress lines, its note and its metrics all went to a broken pipe
+    (run_dir,) = (runs / "spiral").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["status"] == "completed"
+    assert run("runs", runs).returncode == 0
+    assert run("validate", SPIRAL).returncode == 0
+    assert run("train", SPIRAL, "train.epochs=two").returncode == 2
+    assert run("gradcheck", SPIRAL, "--tolerance", "1e-30").returncode == 1
+
+
 def test_a_closed_stdout_is_no_output_not_a_failure(tmp_path: Path) -> None:
     def close_stdout() -> None:
         os.close(1)

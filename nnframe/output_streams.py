@@ -1,0 +1,70 @@
+"""The command line's stdout and stderr when nobody reads them: closed at start, or a pipe whose reader quit.
+
+A command's outcome is its work, not its output: ``nnframe train ... | head -1``
+must still finish the run and exit 0, and ``nnframe gradcheck ... | head``
+must still exit 1 for a wrong gradient. Click exits 1 at the first write that
+finds the pipe broken, so the streams are made to drop their output instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from typing import Any, TextIO
+
+
+class ReaderMayQuit:
+    """A text stream that, once a write or flush finds its pipe broken, sends the rest of its output to /dev/null.
+
+    The stream's file descriptor itself is pointed at /dev/null, so that what
+    is still buffered and the flush at exit go nowhere too, instead of
+    printing "Exception ignored ... BrokenPipeError". Everything else is the
+    wrapped stream's.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_quit()
+            return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_quit()
+
+    def _reader_quit(self) -> None:
+        try:
+            target = self._stream.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            self._stream = open(os.devnull, "w", encoding="utf-8")
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, target)
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_output_streams() -> None:
+    """Give a stream closed when the process started (``>&-``; Python makes it ``None``) a sink, and let the
+    readers of both streams quit."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+        elif not isinstance(stream, ReaderMayQuit):
+            setattr(sys, name, ReaderMayQuit(stream))

@@ -8,6 +8,7 @@ finds the pipe broken, so the streams are made to drop their output instead.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import sys
@@ -31,7 +32,11 @@ class ReaderMayQuit:
             return self._stream.write(text)
         except BrokenPipeError:
             self._reader_quit()
-            return len(text)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            self._unwritable()
+        return len(text)
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -42,12 +47,21 @@ class ReaderMayQuit:
             self._stream.flush()
         except BrokenPipeError:
             self._reader_quit()
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            self._unwritable()
+
+    def _unwritable(self) -> None:
+        """The descriptor was open at start but not for writing (a launcher script's own file, ``2>&-``
+        under a pyenv shim): it is someone else's, so only this stream lets go of it."""
+        self._stream = open(os.devnull, "w", encoding="utf-8")
 
     def _reader_quit(self) -> None:
         try:
             target = self._stream.fileno()
         except (OSError, ValueError, io.UnsupportedOperation):
-            self._stream = open(os.devnull, "w", encoding="utf-8")
+            self._unwritable()
             return
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:

@@ -433,6 +433,14 @@ def test_a_reader_that_quit_changes_no_outcome(tmp_path: Path) -> None:
     assert run("gradcheck", SPIRAL, "--tolerance", "1e-30").returncode == 1
 
 
+def test_a_stderr_open_for_reading_only_changes_no_outcome(tmp_path: Path) -> None:
+    """As ``2>&-`` leaves it under a launcher script that keeps its own file there (a pyenv shim)."""
+    with SPIRAL.open("rb") as read_only:
+        done = subprocess.run([NNFRAME, "train", SPIRAL, "train.epochs=two"], stdout=subprocess.PIPE,
+                              stderr=read_only, text=True, timeout=120)
+    assert done.returncode == 2
+
+
 def test_a_closed_stdout_is_no_output_not_a_failure(tmp_path: Path) -> None:
     def close_stdout() -> None:
         os.close(1)

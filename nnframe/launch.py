@@ -233,8 +233,9 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
 def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:
     """A note when a new training length moves the learning rate (a cosine over the run's steps).
 
-    The run's rate comes from the run's own schedule and ``optimizer.lr``, so
-    that a resume changing those too is described against what the run had.
+    Only a schedule whose rate depends on the length gets one. The run's rate
+    comes from the run's own schedule and ``optimizer.lr``, so that a resume
+    changing those too is described against what the run had.
     """
     train, optimizer = saved.get("train", {}), saved.get("optimizer", {})
     try:
@@ -244,14 +245,17 @@ def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:
         before = schedule.lr_at(trainer.step, float(optimizer["lr"]), before_total)
     except (TypeError, ValueError, KeyError, UserError):
         return []
-    if before_total == trainer.total_steps:
-        return []
     now = trainer.schedule.lr_at(trainer.step, trainer.base_lr, trainer.total_steps)
+    over_old_length = trainer.schedule.lr_at(trainer.step, trainer.base_lr, before_total)
+    if math.isclose(over_old_length, now, rel_tol=1e-9, abs_tol=0.0):  # the length moves nothing (a step schedule)
+        return []
     if math.isclose(before, now, rel_tol=1e-9, abs_tol=0.0):
         return []
+    has_span = "total_steps" in type(trainer.schedule).model_fields
+    span = "; optimizer.schedule.total_steps sets the span" if has_span else ""
     return [f"the {trainer.schedule.type} schedule spans the run's steps, now {trainer.total_steps} "
             f"({before_total} before), so the learning rate at step {trainer.step + 1} is {now:.4g} where the "
-            f"run's schedule was at {before:.4g}; optimizer.schedule.total_steps sets the span"]
+            f"run's schedule was at {before:.4g}{span}"]
 
 
 def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], plugins: Plugins,

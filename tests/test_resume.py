@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import TypeAdapter
 import yaml
 
 from fixtures.experiments import assert_same_arrays, write_experiment
@@ -499,6 +500,21 @@ def test_the_rate_a_run_had_comes_from_its_own_schedule_and_learning_rate() -> N
     own_span = {"type": "cosine", "total_steps": 200}
     trainer.schedule = CosineSchedule(**own_span)
     assert _rescheduled(trainer, {**saved, "optimizer": {"lr": 0.5, "schedule": own_span}}) == []
+
+
+@pytest.mark.parametrize("schedule", [{"type": "step", "step_size": 7, "gamma": 0.7}, {"type": "constant"},
+                                      {"type": "cosine", "total_steps": 200}])
+def test_a_schedule_the_length_does_not_move_gets_no_span_note_whatever_else_changed(schedule: dict) -> None:
+    from types import SimpleNamespace
+
+    from nnframe.launch import _rescheduled
+    from nnframe.schedules import ScheduleConfig
+
+    trainer = SimpleNamespace(step=10, total_steps=20, base_lr=0.02,
+                              schedule=TypeAdapter(ScheduleConfig).validate_python(schedule),
+                              batches=SimpleNamespace(batches_per_epoch=10))
+    saved = {"train": {"max_steps": 10}, "optimizer": {"lr": 0.05, "schedule": schedule}}
+    assert _rescheduled(trainer, saved) == []  # the rate moved from 0.035 to 0.014 through optimizer.lr alone
 
 
 def test_a_resumes_notes_come_before_its_training_and_stay_when_it_fails(tmp_path: Path) -> None:

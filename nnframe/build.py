@@ -344,9 +344,10 @@ def _check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[i
             continue
         scores = np.zeros((len(targets), *output_shape[1:]), dtype=dataset.x.dtype)
         try:
-            loss.forward(scores, targets)
+            with np.errstate(all="ignore"):  # a huge target may overflow a square; the run will say so if it matters
+                loss.forward(scores, targets)
         except DataError as exc:
             raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
-                              f"with a model output of shape {output_shape}: {exc}", path="loss") from None
+                              f"with a model output of shape {scores.shape}: {exc}", path="loss") from None
     if hasattr(loss, "validate_targets"):
         loss.validate_targets = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,21 @@ def test_a_loss_that_cannot_use_the_targets_is_refused_at_the_loss_field(tmp_pat
     with pytest.raises(ConfigError, match=message) as info:
         experiment(tmp_path, plugins, model=model, loss={"type": loss}, data=data)
     assert str(info.value).startswith(f"{tmp_path / 'exp.yaml'}: field loss: loss '{loss}' cannot use the targets y")
+    assert f"with a model output of shape ({10 * classes}, {out}):" in str(info.value)  # the targets' rows
+
+
+def test_targets_that_overflow_the_losss_square_raise_no_numpy_warning_before_training(tmp_path: Path,
+                                                                                       plugins: Any) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((20, 1))
+    y[3] = 1e200  # squared in the check of the loss against the targets
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((20, 2)), y=y)
+    model = [{"type": "affine", "out": 1}]
+    data = {"type": "npz", "path": "data.npz", "task": "regression"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        experiment(tmp_path, plugins, model=model, loss={"type": "mse"}, data=data,
+                   train={**SPIRAL["train"], "dtype": "float64"})
 
 
 def test_a_model_that_fails_on_a_batch_is_a_config_error_naming_the_node(tmp_path: Path, plugins: Any) -> None:

@@ -282,7 +282,7 @@ class Trainer:
             "steps": self.step,
             "epochs": self.batches.epoch,
             "skipped_steps": self.skipped_steps,
-            "wall_time_s": round(seconds, 3) + self.run.summary.get("wall_time_s", 0.0),
+            "wall_time_s": round(seconds + self.run.summary.get("wall_time_s", 0.0), 3),
             "metrics": metrics,
         }
 

@@ -75,7 +75,7 @@ def training_state(run_path: Path, summary_path: Path) -> str | None:
         return None
     now = _process_start(int(pid))
     if now is None:
-        return "killed" if not _alive(int(pid)) else None
+        return "killed" if not _alive(int(pid)) or _is_zombie(int(pid)) else None
     return "running" if now == fields.get("started") else "killed"
 
 
@@ -122,11 +122,22 @@ def _alive(pid: int) -> bool:
 def _process_start(pid: int) -> str | None:
     """When live process ``pid`` started, in clock ticks since boot (Linux ``/proc``); None for a process that
     is gone or a zombie, or where ``/proc`` does not tell (another system, or hidden)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError):
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
+    fields = _proc_stat(pid)
     if len(fields) <= 19 or fields[0] == "Z":
         return None
     return fields[19]
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that died and whose parent has not collected it yet (a sweep's ``Popen`` before ``wait``)."""
+    fields = _proc_stat(pid)
+    return bool(fields) and fields[0] == "Z"
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name, from the state on; empty where unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return stat.rsplit(")", 1)[-1].split()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,20 @@ def test_the_state_is_told_only_where_it_can_be(tmp_path: Path, case: str, expec
         "no lock": (None, None),
     }[case]
     assert state(tmp_path, lock, summary_after) == expected
+
+
+def test_a_killed_process_its_parent_has_not_collected_is_killed(tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = lock_text(child.pid)
+        child.kill()
+        for _ in range(500):  # until the kernel has made it a zombie; wait() is not called, as a sweep might not
+            if run_lock._process_start(child.pid) is None:
+                break
+            time.sleep(0.01)
+        assert state(tmp_path, lock) == "killed"
+    finally:
+        child.wait()
 
 
 def test_without_fcntl_nothing_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

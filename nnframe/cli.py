@@ -146,10 +146,12 @@ def train(
 @app.command()
 @reports_errors
 def validate(config: ConfigArg, overrides: OverridesArg = None, strict_plugins: StrictOption = False) -> None:
-    """Check a config (and its data) and print it fully resolved."""
-    from nnframe.launch import prepare
+    """Check a config (and its data) and print it fully resolved, with the notes training would print."""
+    from nnframe.launch import config_notes, prepare
 
     experiment = prepare(config, list(overrides or []), plugin_manager(strict_plugins))
+    for note in config_notes(experiment):
+        typer.echo(f"note: {note}", err=True)
     typer.echo(experiment.config.to_yaml(), nl=False)
 
 

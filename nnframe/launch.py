@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter
 
+from nnframe.batches import batches_per_epoch
 from nnframe.build import Experiment, build_experiment
 from nnframe.components import absolute_path
 from nnframe.config_errors import format_path
@@ -95,8 +96,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                 return RunResult(run_dir.path, previous, notes)
             for text in _record_resume(trainer, run_dir, overrides, changes, saved):
                 note(text)
-        for text in [*settings.optimizer.schedule.notes(trainer.base_lr, trainer.total_steps),
-                     *_checkpoint_notes(experiment)]:
+        for text in config_notes(experiment):
             note(text)
         progress = make_progress(trainer.total_steps, quiet, stream)
         if progress is not None:
@@ -214,6 +214,17 @@ def _seconds(value: Any) -> float:
     """A summary's ``wall_time_s``; 0 where a damaged summary holds something else, the checkpoint being the state."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     return float(value) if is_number and math.isfinite(value) and value >= 0 else 0.0
+
+
+def config_notes(experiment: Experiment) -> list[str]:
+    """What the config asks for that runs but is likely a mistake: a schedule that does not fit the run, a best
+    checkpoint that cannot be kept."""
+    settings = experiment.settings
+    train = settings.train
+    total_steps = planned_steps(train, batches_per_epoch(experiment.dataset.n_train, train.batch_size,
+                                                         train.drop_last))
+    return [*settings.optimizer.schedule.notes(float(settings.optimizer.lr), total_steps),
+            *_checkpoint_notes(experiment)]
 
 
 def _checkpoint_notes(experiment: Experiment) -> list[str]:

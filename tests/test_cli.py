@@ -93,6 +93,18 @@ def test_validate_prints_the_resolved_config_which_round_trips(tmp_path: Path) -
     assert second.output == first.output
 
 
+def test_validate_gives_the_notes_training_would_give_on_stderr(tmp_path: Path) -> None:
+    cosine = "optimizer.schedule={type: cosine, min_lr: 2.0, total_steps: 10}"
+    done = console("validate", SPIRAL, cosine)
+    assert done.returncode == 0, done.stderr
+    trained = console("train", SPIRAL, cosine, "train.max_steps=1", "--runs-dir", tmp_path, "-q")
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 2 and "min_lr (2) is above optimizer.lr (1)" in notes[0]
+    assert "the run takes 3000 steps" in notes[1]
+    assert [line for line in trained.stderr.splitlines() if line.startswith("note: ")][0] == notes[0]
+    assert yaml.safe_load(done.stdout)["optimizer"]["schedule"]["min_lr"] == 2.0
+
+
 def test_schema_is_json_schema_of_the_builtins() -> None:
     result = invoke("schema")
     assert result.exit_code == 0, result.output

@@ -43,6 +43,7 @@ from nnframe.checkpoint_files import (
 )
 from nnframe.errors import CheckpointError
 from nnframe.gradients import first_nonfinite
+from nnframe.hook_calls import call_each
 from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
 
 if TYPE_CHECKING:
@@ -143,7 +144,20 @@ class Checkpointer:
         return value > self.best_value
 
     def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
-        trainer.run.hook.nnframe_checkpoint(run=trainer.run)
+        """Save the trainer's state as ``<stem>.json`` and ``arrays_name``; a plugin's error in
+        ``nnframe_checkpoint`` is raised once the state is saved, which it must not cost."""
+        try:
+            call_each(trainer.run.hook.nnframe_checkpoint, run=trainer.run)
+        except Exception as exc:
+            hook_error: Exception | None = exc
+        else:
+            hook_error = None
+        path = self._save(stem, arrays_name, trainer, **extra)
+        if hook_error is not None:
+            raise hook_error
+        return path
+
+    def _save(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
         arrays, meta = self.capture(trainer)
         bad = first_nonfinite([key.removeprefix(PARAMS) for key in arrays], list(arrays.values()))
         if bad is not None:

@@ -19,6 +19,7 @@ import numpy as np
 from nnframe.batches import BatchIterator
 from nnframe.errors import NNFrameError, NonFiniteError, Terminated
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
+from nnframe.hook_calls import call_each
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class Trainer:
         finally:
             self.run.summary.update(self._summary(status, time.perf_counter() - started))
             try:
-                hook.nnframe_run_end(run=self.run, status=status, summary=self.run.summary)
+                call_each(hook.nnframe_run_end, run=self.run, status=status, summary=self.run.summary)
             finally:
                 self.run.unregister_all()
         return self.run.summary

@@ -23,6 +23,7 @@ from nnframe.checkpoint import (
     step_name,
 )
 from nnframe.errors import CheckpointError, NonFiniteError
+from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
 from nnframe.launch import train as launch_train
 from nnframe.plugins import get_plugin_manager
@@ -437,3 +438,22 @@ def test_a_best_metric_without_a_validation_set_is_named_in_a_note(tmp_path: Pat
     quiet = launch_train(write_config(tmp_path, data={**CONFIG["data"], "val_fraction": 0.0}, checkpoint={}), [],
                          get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
     assert quiet.notes == []  # the default, not asked for
+
+
+class FailingCheckpointHook:
+    """A plugin whose ``nnframe_checkpoint`` has a bug."""
+
+    @hookimpl
+    def nnframe_checkpoint(self, run):
+        raise RuntimeError(f"a bug at step {run.step}")
+
+
+def test_a_plugins_failing_checkpoint_hook_still_lets_the_checkpoint_be_saved(tmp_path: Path) -> None:
+    plugins = get_plugin_manager()
+    plugins.register(FailingCheckpointHook(), name="failing")
+    path = write_config(tmp_path, checkpoint={"every": 5, "best_metric": None}, train={"max_steps": 10})
+    with pytest.raises(RuntimeError, match="a bug at step 5"):
+        launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    saved = read_checkpoint(run_dir / "checkpoints" / "step-00000005.json")
+    assert saved.meta["step"] == 5

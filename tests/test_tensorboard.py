@@ -531,3 +531,29 @@ def test_logged_steps_reach_the_file_at_each_evaluation_before_the_run_ends(plug
     assert [step for step, _ in points(events, "val/loss")] == [7]
     run.hook.nnframe_run_end(run=run, status="completed", summary={})
     run.unregister_all()
+
+
+class FailingAtTheEnd:
+    """A logger with a bug in its ``run_end``, called before the TensorBoard logger's."""
+
+    @hookimpl(tryfirst=True)
+    def nnframe_run_end(self, run, status, summary):
+        raise RuntimeError("a bug in another logger")
+
+
+def test_another_loggers_failing_run_end_leaves_the_tensorboard_log_complete(plugins, tmp_path):
+    from nnframe.launch import prepare
+    from nnframe.train import Trainer
+
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(TINY_EXPERIMENT.replace("every: 5,", "every: 1,"))
+    experiment = prepare(config_path, [], plugins)
+    run_dir = RunDirectory.create(tmp_path / "runs", "tiny")
+    run = RunContext(name="tiny", config=experiment.config.resolved, run_dir=run_dir.path,
+                     plugin_manager=plugins.pm)
+    run.register(FailingAtTheEnd())
+    with pytest.raises(RuntimeError, match="a bug in another logger"):
+        Trainer(experiment, run).fit()
+    events = read_events(run_dir.path)
+    assert [step for step, _ in points(events, "train/loss")] == list(range(1, 21))  # held back, then written
+    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")

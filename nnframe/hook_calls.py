@@ -1,0 +1,32 @@
+"""Calling a hook whose every implementation must run, even after one of them fails.
+
+pluggy stops at the first implementation that raises. For the hooks that
+finish something (``nnframe_run_end`` closes every logger's files,
+``nnframe_checkpoint`` has them write out what they hold back) that would let
+one plugin's bug cost another plugin its data: a failing logger's
+``run_end`` kept the TensorBoard logger from writing its last metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+
+def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> None:
+    """Every implementation of ``caller`` in pluggy's order, each on its own; the first error is raised after all
+    have run, with its own traceback. A hook that has wrappers is called through pluggy as usual."""
+    implementations = caller.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper for impl in implementations):
+        caller(**kwargs)
+        return
+    first_error: Exception | None = None
+    for impl in reversed(implementations):  # pluggy calls the last registered (and tryfirst) first
+        try:
+            impl.function(*[kwargs[name] for name in impl.argnames])
+        except Exception as exc:
+            if first_error is None:
+                first_error = exc
+    if first_error is not None:
+        raise first_error

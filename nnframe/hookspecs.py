@@ -121,7 +121,9 @@ def nnframe_checkpoint(run: RunContext) -> None:
     A logger that holds logged values back (the TensorBoard logger writes them
     in bursts) writes them out and flushes here, so that all it logged up to
     the checkpoint is on disk: after a kill, training resumes from that
-    checkpoint and its log continues without a gap.
+    checkpoint and its log continues without a gap. Every implementation
+    runs even when another raises, and the checkpoint is written before the
+    first error is raised.
     """
 
 
@@ -131,4 +133,6 @@ def nnframe_run_end(run: RunContext, status: str, summary: dict[str, Any]) -> No
 
     ``status`` is ``"completed"``, ``"interrupted"``, ``"diverged"`` or
     ``"failed"``; ``summary`` holds the final metrics written to ``summary.json``.
+    Every implementation runs even when another raises (each logger closes its
+    files); the first error is raised after the last of them.
     """

@@ -90,7 +90,8 @@ def nnframe_run_start(run: RunContext) -> None:
 def nnframe_step_end(run: RunContext, metrics: StepMetrics) -> None:
     """Called after every optimizer step, with its loss and learning rate.
 
-    For per-step work such as a progress display or early stopping. Every
+    For per-step work such as a progress display or early stopping
+    (:meth:`nnframe.run.RunContext.stop`, from this or any training hook). Every
     implementation runs on every step, so a logger implements
     :func:`nnframe_log_metrics` instead. ``metrics.logged`` is true on the
     steps that fall on ``log.every`` and on the run's last step; only on

@@ -111,6 +111,10 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
             raise
         finally:
             run_dir.write_summary(run.summary)
+    stopped = run.summary.get("stopped_early")
+    if stopped:
+        note(f"a plugin stopped the run at step {stopped['step']} of {stopped['planned_steps']}: "
+             f"{stopped['reason']}")
     skipped = run.summary.get("skipped_steps", 0)
     if skipped:
         note(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "

@@ -48,6 +48,7 @@ class RunContext:
     ``run_dir`` is ``None`` when the run writes nothing (a dry or in-memory run).
     ``model`` and ``optimizer`` are the live objects, so a logger can read
     parameters and gradients. ``summary`` collects what goes into ``summary.json``.
+    A plugin ends a run early with :meth:`stop`.
     """
 
     name: str
@@ -60,7 +61,20 @@ class RunContext:
     epoch: int = 0
     resumed: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None
     _registered: list[object] = field(default_factory=list)
+
+    def stop(self, reason: str) -> None:
+        """End the run after the step in progress, as if it were the run's last (early stopping).
+
+        Callable from any training hook. The trainer finishes that step, then
+        evaluates and saves the final checkpoint as at a planned end; the run
+        completes (exit 0), its summary records ``stopped_early`` with the step
+        and ``reason``, and a resume would train on from there. The first
+        reason given is kept.
+        """
+        if self.stop_reason is None:
+            self.stop_reason = str(reason) or "a plugin asked to stop"
 
     def register(self, plugin: object) -> None:
         """Register a per-run plugin object; it is unregistered when the run ends.

@@ -61,6 +61,8 @@ class RunRecord:
         skipped = _int_or_none(summary.get("skipped_steps"))
         if skipped:  # train.on_nonfinite: skip_step dropped these updates; a run of mostly skips learned little
             status += f" ({skipped} skipped)"
+        if isinstance(summary.get("stopped_early"), dict):
+            status += " (stopped early)"
         return cls(run_dir.name, path, _started(summary, path), status, _int_or_none(summary.get("steps")), *metrics)
 
     def sort_key(self) -> tuple[datetime, int, str]:

@@ -124,6 +124,8 @@ class Trainer:
                 self.checkpointer.after_step(self)
             if self._stop_signal is not None:
                 raise Interrupted(self._stop_signal)
+            if self.run.stop_reason is not None:
+                break
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate()
         self._save_checkpoint(final=True)
@@ -278,7 +280,7 @@ class Trainer:
             metrics["train/loss"], metrics["train/accuracy"] = loss, acc
         if self.last_eval is not None:
             metrics["val/loss"], metrics["val/accuracy"] = self.last_eval.loss, self.last_eval.accuracy
-        return {
+        summary = {
             "status": status,
             "steps": self.step,
             "epochs": self.batches.epoch,
@@ -286,6 +288,10 @@ class Trainer:
             "wall_time_s": round(seconds + self.run.summary.get("wall_time_s", 0.0), 3),
             "metrics": metrics,
         }
+        if self.run.stop_reason is not None:
+            summary["stopped_early"] = {"step": self.step, "planned_steps": self.total_steps,
+                                        "reason": self.run.stop_reason}
+        return summary
 
 
 def planned_steps(train: Any, batches_per_epoch: int) -> int:

@@ -307,3 +307,42 @@ def test_a_skipped_step_reports_the_scheduled_learning_rate(tmp_path):
     expected = [trainer.schedule.lr_at(m.step - 1, trainer.base_lr, trainer.total_steps) for m in recorder.steps]
     assert [m.lr for m in recorder.steps] == expected
     assert expected[0] == 1e299  # warm-up: a tenth of the rate at the first step, skipped or not
+
+
+class StopAtPatience:
+    """Early stopping as a plugin would write it: stop when the validation loss has not improved ``patience``
+    evaluations in a row (here: after the evaluation at ``at_step``, so that the test knows where)."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run, metrics):
+        if metrics.step == self.at_step:
+            run.stop(f"val/loss has not improved since step {self.at_step - 10}")
+
+
+def test_a_plugin_stops_a_run_early_and_it_completes_there(tmp_path: Path) -> None:
+    from nnframe.launch import train as launch_train
+    from nnframe.run_listing import list_runs
+
+    config = write_config(tmp_path, {**TINY, "train": {**TINY["train"], "eval_every": 10},
+                                     "checkpoint": {"every": 0, "best_metric": None}})
+    plugins = get_plugin_manager()
+    plugins.register(StopAtPatience(at_step=20), name="stopper")
+    recorder = Recorder()
+    plugins.register(recorder, name="recorder")
+    result = launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    summary = result.summary
+    assert (summary["status"], summary["steps"]) == ("completed", 20)
+    assert summary["stopped_early"] == {"step": 20, "planned_steps": 40,
+                                        "reason": "val/loss has not improved since step 10"}
+    assert result.notes[-1] == "a plugin stopped the run at step 20 of 40: val/loss has not improved since step 10"
+    assert [m.step for m in recorder.steps][-1] == 20 and recorder.ends == ["completed"]
+    assert [m.step for m in recorder.evals] == [10, 20]  # the stop's evaluation is the final one
+    assert (result.run_dir / "checkpoints" / "step-00000020.json").is_file()
+    assert list_runs(tmp_path / "runs")[0].status == "completed (stopped early)"
+    plugins.pm.unregister(name="stopper")
+    resumed = launch_train(config, [], plugins, resume=result.run_dir, quiet=True)
+    assert (resumed.summary["status"], resumed.summary["steps"]) == ("completed", 40)
+    assert "stopped_early" not in resumed.summary

@@ -18,7 +18,9 @@ class StepMetrics:
 
     ``accuracy`` and ``grad_norms`` are filled in only when ``logged`` is true.
     ``grad_norms`` maps ``"global"`` and each ``"<node>/<param>"`` to the L2 norm
-    of the gradient before clipping and before the update.
+    of the gradient before clipping and before the update. ``skipped`` is true
+    for a step whose update ``train.on_nonfinite: skip_step`` dropped (its loss
+    or a gradient was not finite); ``step`` counts it all the same.
     """
 
     step: int
@@ -28,6 +30,7 @@ class StepMetrics:
     logged: bool = False
     accuracy: float | None = None
     grad_norms: dict[str, float] | None = None
+    skipped: bool = False
 
 
 @dataclass

@@ -153,6 +153,7 @@ class Trainer:
             metrics.accuracy = accuracy(out, t)
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
             self._nonfinite(step, loss, x)
+            metrics.skipped = True
         else:
             if self._clip:
                 clip_grad_norm(self._whole_grads, self._clip, total_norm)

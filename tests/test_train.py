@@ -185,11 +185,12 @@ def test_a_divergence_with_clipping_on_advises_a_lower_clip_not_setting_one(tmp_
 
 
 def test_skip_step_drops_nonfinite_updates_and_counts_them(tmp_path):
-    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
-                                                             "train.on_nonfinite=skip_step"])
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
+                                                                    "train.on_nonfinite=skip_step"])
     summary = trainer.fit()
     assert summary["status"] == "completed"
     assert summary["skipped_steps"] > 0
+    assert sum(metrics.skipped for metrics in recorder.steps) == summary["skipped_steps"]
     assert all(np.all(np.isfinite(p)) for p in trainer.model.params)
 
 

@@ -82,7 +82,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     trainer = Trainer(experiment, run)
     run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
     with run_dir.lock():
-        run.run_dir = run_dir.path
+        run.run_dir = Path(os.path.abspath(run_dir.path))  # plugins see where the run is wherever they chdir
         trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
                                             classification=experiment.classification)
         if resume is None:
@@ -101,7 +101,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
         progress = make_progress(trainer.total_steps, quiet, stream)
         if progress is not None:
             run.register(progress)
-        run.summary.update({"name": settings.name, "run_dir": os.path.abspath(run_dir.path),
+        run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),
                             "versions": environment_versions(plugins.versions())})
         try:
             trainer.fit()

@@ -347,3 +347,22 @@ def test_a_plugin_stops_a_run_early_and_it_completes_there(tmp_path: Path) -> No
     resumed = launch_train(config, [], plugins, resume=result.run_dir, quiet=True)
     assert (resumed.summary["status"], resumed.summary["steps"]) == ("completed", 40)
     assert "stopped_early" not in resumed.summary
+
+
+def test_plugins_see_the_run_directory_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnframe.launch import train as launch_train
+
+    seen = []
+
+    class WhereIsTheRun:
+        @hookimpl
+        def nnframe_run_start(self, run):
+            seen.append(run.run_dir)
+
+    config = write_config(tmp_path, {**TINY, "train": {**TINY["train"], "max_steps": 2}})
+    plugins = get_plugin_manager()
+    plugins.register(WhereIsTheRun(), name="where")
+    monkeypatch.chdir(tmp_path)
+    result = launch_train(config, [], plugins, runs_dir=Path("runs"), quiet=True)
+    assert seen[0].is_absolute() and seen[0] == tmp_path / result.run_dir
+    assert result.summary["run_dir"] == str(seen[0])

@@ -13,9 +13,10 @@ from nnframe.arrays import as_dtype
 from nnframe.batches import batches_per_epoch
 from nnframe.components import Component, DatasetContext, NodeContext, Params
 from nnframe.config_errors import path_parts
-from nnframe.config_loader import LoadedConfig, parse_override
+from nnframe.config_loader import LoadedConfig, parse_override, shown
 from nnframe.data import Dataset, check_labels, load_dataset
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
+from nnframe.gradients import first_nonfinite
 from nnframe.graph import Graph, GraphNode
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
@@ -112,7 +113,8 @@ def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng:
     component = plugins.nodes.get(spec.entry.type)
     context = NodeContext(spec.name, [tuple(x.shape) for x in inputs], inputs[0].dtype, rng)
     try:
-        node = component.build(component_params(component, spec.entry), context)
+        with np.errstate(all="ignore"):  # an initial scale that overflows is named below, not warned about
+            node = component.build(component_params(component, spec.entry), context)
     except UserError as exc:
         raise _located(exc, _node_where(spec, exc), spec.path) from None
     except MemoryError as exc:
@@ -128,7 +130,21 @@ def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng:
         info = plugins.nodes.plugin_of(spec.entry.type)
         raise PluginError(f"field {spec.path}: node type {spec.entry.type!r} (plugin {info.name!r} from {info.dist}) "
                           f"built {type(node).__name__}, not an nnframe Node")
+    _check_initial_values(node, spec)
     return node
+
+
+def _check_initial_values(node: Node, spec: NodeSpec) -> None:
+    """A parameter that starts infinite (``scale: 1e308`` in float32) would diverge at step 1, and make
+    ``nnframe gradcheck`` blame a node whose gradient is right."""
+    params = list(node.params)
+    names = list(getattr(node, "param_names", None) or [])
+    if len(names) != len(params):
+        names = [f"params[{i}]" for i in range(len(params))]
+    bad = first_nonfinite(names, params) if params else None
+    if bad is not None:
+        raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) starts with parameter {bad} not finite in "
+                          f"{params[0].dtype}: its initialisation overflows (a scale too large?)", path=spec.path)
 
 
 def _from_plugin(registry: Any, name: str) -> str:
@@ -181,7 +197,7 @@ def _override_behind(exc: UserError, overrides: list[str]) -> str | None:
         holds = failing[:len(set_path)] == set_path
         inside = len(failing) > 1 and set_path[:len(failing)] == failing
         if holds or inside:
-            return f"override {text!r}"
+            return f"override {shown(text)}"
     return None
 
 
@@ -224,9 +240,10 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     _check_single_input(model_layout(settings.model))
     data_component = plugins.datasets.get(settings.data.type)
     try:
-        dataset = load_dataset(data_component, component_params(data_component, settings.data),
-                               DatasetContext(config.base_dir, streams.data, dtype),
-                               val_fraction=settings.data.val_fraction)
+        with np.errstate(all="ignore"):  # a value that overflows is named by the dataset's checks
+            dataset = load_dataset(data_component, component_params(data_component, settings.data),
+                                   DatasetContext(config.base_dir, streams.data, dtype),
+                                   val_fraction=settings.data.val_fraction)
     except UserError:
         raise
     except Exception as exc:

@@ -17,14 +17,12 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
 from nnframe.components import Component
 from nnframe.data import DatasetParams
 from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
+from nnframe.limits import MAX_COUNT, MAX_SEED
 from nnframe.schedules import ConstantSchedule, ScheduleConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SEQUENTIAL_TAG = "sequential form"
 GRAPH_TAG = "graph form"
-MAX_COUNT = 2**31 - 1
-MAX_SEED = 2**63 - 1
-"""Seeds go to numpy's SeedSequence, which takes any size; TensorBoard's HParams store int64."""
 MODEL_FORM_ERROR = "model_form"
 MAX_NAME_LENGTH = 200
 """An experiment name is a directory name: file systems take 255 bytes at most."""

@@ -109,14 +109,19 @@ DEFAULT_SCHEDULE_PATH = ("optimizer", "schedule")
 sets it in the default constant schedule, whose ``type`` nobody wrote."""
 
 
+def shown(override: str) -> str:
+    """An override as messages quote it: cut to 120 characters, so a 100 kB value does not flood the terminal."""
+    return short_repr(override, 120)
+
+
 def parse_override(text: str) -> tuple[list[str | int], Any]:
     """``"model.0.out=20"`` -> ``(["model", 0, "out"], 20)``; the value is parsed as YAML, like the file."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like path=value, e.g. optimizer.lr=0.1")
+        raise ConfigError(f"override {shown(text)} must look like path=value, e.g. optimizer.lr=0.1")
     path_text, value_text = text.split("=", 1)
     parts = path_text.strip().split(".")
     if not path_text.strip() or any(not part.strip() for part in parts):
-        raise ConfigError(f"override {text!r} has an empty path or an empty part in it; e.g. optimizer.lr=0.1")
+        raise ConfigError(f"override {shown(text)} has an empty path or an empty part in it; e.g. optimizer.lr=0.1")
     value = _override_value(text, value_text)
     return [int(part) if part.strip().isdigit() else part.strip() for part in parts], value
 
@@ -124,7 +129,7 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
 def _override_value(text: str, value_text: str) -> Any:
     if not value_text.strip():
         return ""
-    return read_yaml_value(value_text, f"override {text!r}")
+    return read_yaml_value(value_text, f"override {shown(text)}")
 
 
 def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
@@ -149,7 +154,8 @@ def _set(target: Any, key: str | int, value: Any, text: str, parent: list[str | 
     elif isinstance(target, dict):
         target[_dict_key(target, key)] = value
     else:
-        raise ConfigError(f"override {text!r}: {_dotted(parent)} is a value ({short_repr(target, 40)}), not a section")
+        raise ConfigError(f"override {shown(text)}: {_dotted(parent)} is a value ({short_repr(target, 40)}), "
+                          "not a section")
 
 
 def _step_into(target: Any, key: str | int, text: str, parent: list[str | int]) -> Any:
@@ -160,14 +166,14 @@ def _step_into(target: Any, key: str | int, text: str, parent: list[str | int]) 
         if target.get(key) is None:
             target[key] = {}
         return target[key]
-    raise ConfigError(f"override {text!r}: {_dotted(parent)} is a value ({short_repr(target, 40)}), not a section")
+    raise ConfigError(f"override {shown(text)}: {_dotted(parent)} is a value ({short_repr(target, 40)}), not a section")
 
 
 def _index(target: list[Any], key: str | int, text: str, parent: list[str | int]) -> int:
     if isinstance(key, int) and 0 <= key < len(target):
         return key
     indices = f"indices 0..{len(target) - 1}" if target else "no indices"
-    raise ConfigError(f"override {text!r}: {_dotted(parent)} is a list of {len(target)} entries ({indices}); "
+    raise ConfigError(f"override {shown(text)}: {_dotted(parent)} is a list of {len(target)} entries ({indices}); "
                       f"{key!r} is not an index into it")
 
 
@@ -223,7 +229,7 @@ def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
         inside = parts[: len(set_path)] == set_path
         introduced = problem.kind == "extra_forbidden" and set_path[: len(parts)] == parts
         if inside or introduced:
-            return f"override {text!r}"
+            return f"override {shown(text)}"
     return None
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nnframe.errors import ConfigError
+from nnframe.limits import MAX_COUNT
 
 
 class Schedule(BaseModel):
@@ -29,7 +30,8 @@ class Schedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    warmup_steps: int = Field(0, ge=0, description="Steps of linear warm-up from base_lr / warmup_steps to base_lr.")
+    warmup_steps: int = Field(0, ge=0, le=MAX_COUNT,
+                              description="Steps of linear warm-up from base_lr / warmup_steps to base_lr.")
 
     def lr_at(self, step: int, base_lr: float, total_steps: int | None = None) -> float:
         """The learning rate of the 0-based optimizer step ``step``.
@@ -72,7 +74,7 @@ class StepSchedule(Schedule):
     """
 
     type: Literal["step"] = "step"
-    step_size: int = Field(gt=0, description="Steps between two decays.")
+    step_size: int = Field(gt=0, le=MAX_COUNT, description="Steps between two decays.")
     gamma: float = Field(0.1, gt=0, le=1, description="Factor applied to the rate at each decay.")
 
     def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
@@ -88,8 +90,9 @@ class CosineSchedule(Schedule):
     """
 
     type: Literal["cosine"] = "cosine"
-    total_steps: int | None = Field(None, gt=0, description="Length of the schedule in steps, warm-up included; "
-                                                            "null means the run's total number of steps.")
+    total_steps: int | None = Field(None, gt=0, le=MAX_COUNT,
+                                    description="Length of the schedule in steps, warm-up included; "
+                                                "null means the run's total number of steps.")
     min_lr: float = Field(0.0, ge=0, description="The rate the cosine ends at.")
 
     @model_validator(mode="after")

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from nnframe.errors import short_repr
+
 BOOL = "tag:yaml.org,2002:bool"
 INT = "tag:yaml.org,2002:int"
 FLOAT = "tag:yaml.org,2002:float"
@@ -43,8 +45,10 @@ def _yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     base = {"0o": 8, "0x": 16}.get(digits[:2], 10)
     try:
         value = int(digits[2:] if base != 10 else digits, base)
-    except ValueError:
-        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not an integer", node.start_mark) from None
+    except ValueError:  # a digit of the wrong base, or more digits than Python converts (4300)
+        problem = (f"an integer of {len(digits)} digits is larger than any setting takes" if digits.isdigit()
+                   else f"{short_repr(text)} is not an integer")
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
     return -value if text.startswith("-") else value
 
 

@@ -21,9 +21,11 @@ in test_config_loader.py by making ``open`` raise ``PermissionError``.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import subprocess
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,18 @@ def npz(tmp: Path, x: Any, y: Any, **sections: Any) -> list[str]:
 def csv(tmp: Path, text: str) -> list[str]:
     (tmp / "data.csv").write_text(text, encoding="utf-8")
     return config(tmp, data={"type": "csv", "path": "data.csv"}, train={"epochs": 1, "batch_size": 2})
+
+
+def huge_npz(tmp: Path) -> list[str]:
+    """An archive whose ``x.npy`` header claims shape (10**12, 4) over 64 bytes of data."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 4)})
+    labels = io.BytesIO()
+    np.save(labels, Y)
+    with zipfile.ZipFile(tmp / "data.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue() + bytes(64))
+        archive.writestr("y.npy", labels.getvalue())
+    return config(tmp, data={"type": "npz", "path": "data.npz"})
 
 
 def fifo(tmp: Path) -> list[str]:
@@ -156,10 +170,20 @@ CASES: dict[str, Case] = {
                             ["config.yaml", "train.dtype", "did you mean 'float64'?"]),
     "misspelt best metric": Case(lambda t: config(t, checkpoint={"best_metric": "val/acc"}),
                                  ["config.yaml", "checkpoint.best_metric", "did you mean 'val/accuracy'?"]),
-    "a layer too large for memory": Case(lambda t: config(t, model=[{"type": "affine", "out": 10**12}]),
-                                         ["config.yaml", "model[0]", "does not fit in memory"]),
-    "a dataset too large for memory": Case(lambda t: config(t, data={**GOOD["data"], "points_per_class": 10**13}),
-                                           ["config.yaml", "data:", "does not fit in memory"]),
+    "a layer too large for memory": Case(lambda t: config(t, model=[{"type": "affine", "out": 2**20},
+                                                                     {"type": "affine", "out": 2**21}]),
+                                         ["config.yaml", "model[1]", "does not fit in memory"]),  # W: 8 TiB
+    "a layer wider than any count": Case(lambda t: config(t, model=[{"type": "affine", "out": 10**12}]),
+                                         ["config.yaml", "model[0].out", "less than or equal to 2147483647"]),
+    "a dataset larger than any count": Case(lambda t: config(t, data={**GOOD["data"], "points_per_class": 10**13}),
+                                            ["config.yaml", "data.points_per_class", "less than or equal"]),
+    "spiral sizes whose product is larger than any count": Case(
+        lambda t: config(t, data={**GOOD["data"], "points_per_class": 2**30, "classes": 4}),
+        ["config.yaml", "field data", "points_per_class times classes"]),
+    "a schedule longer than int64": Case(lambda t: config(t, optimizer={"type": "sgd", "lr": 0.1, "schedule": {
+        "type": "step", "step_size": 10**23}}), ["config.yaml", "optimizer.schedule.step_size"]),
+    "an init scale that overflows": Case(lambda t: config(t, model=[{"type": "affine", "out": 3, "scale": 1e300}]),
+                                         ["config.yaml", "model[0]", "parameter W not finite in float32"]),
     "an override that breaks a check after validation": Case(lambda t: [*config(t), "train.batch_size=1000"],
                                                               ["override 'train.batch_size=1000'",
                                                                "field train.batch_size", "30 training examples"]),
@@ -184,6 +208,12 @@ CASES: dict[str, Case] = {
         ["config.yaml", "field loss.type", "needs class labels", "regression targets"]),
     "npz path missing": Case(lambda t: config(t, data={"type": "npz", "path": "missing.npz"}),
                              ["missing.npz", "not found"]),
+    "npz path a link to itself": Case(lambda t: ((t / "data.npz").symlink_to("data.npz"),
+                                                 config(t, data={"type": "npz", "path": "data.npz"}))[1],
+                                      ["data.npz", "a link that leads nowhere"]),
+    "npz that cannot be read": Case(lambda t: config(t, data={"type": "npz", "path": "/proc/self/mem"}),
+                                    ["/proc/self/mem", "cannot be read", "Input/output error"]),
+    "npz whose header claims 29 TiB": Case(huge_npz, ["data.npz", "array 'x' does not fit in memory", "corrupt"]),
     "csv with nan": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,nan,1\n4,5,2\n"), ["data.csv", "NaN"]),
     "csv float label": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,4,1.5\n4,5,2\n"), ["data.csv", "y[1] = 1.5"]),
     "csv label too large for any class": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,4,1e30\n4,5,2\n"),
@@ -237,3 +267,13 @@ def test_a_bad_input_is_exit_2_with_one_message_and_no_files(tmp_path: Path, nam
     assert "Traceback" not in output
     assert snapshot(tmp_path) == before
     assert not (work / "runs").is_dir()
+
+
+def test_an_integer_beyond_pythons_digit_limit_is_named_by_its_length_not_echoed(tmp_path: Path) -> None:
+    digits = "9" * 5000
+    for write in (lambda: config_text(tmp_path, f"name: x\nseed: {digits}\n"),
+                  lambda: [*config(tmp_path), f"seed={digits}"]):
+        result = CliRunner().invoke(app, ["validate", *write()])
+        assert result.exit_code == 2
+        assert "an integer of 5000 digits is larger than any setting takes" in result.output
+        assert len(result.output) < 400, result.output

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from nnframe.components import Component, DatasetContext, dataset
 from nnframe.data import Dataset, DatasetParams
 from nnframe.errors import DataError, close_match, did_you_mean
+from nnframe.limits import MAX_COUNT
 from nnframe.hookspecs import hookimpl
 
 Task = Literal["classification", "regression"]
@@ -27,9 +28,16 @@ _NPY_MAGIC = b"\x93NUMPY"
 class SpiralParams(DatasetParams):
     """The book's spiral: ``classes`` arms of ``points_per_class`` 2-D points each."""
 
-    points_per_class: int = Field(100, ge=1, description="points on each arm")
-    classes: int = Field(3, ge=2, description="number of arms, one class each")
+    points_per_class: int = Field(100, ge=1, le=MAX_COUNT, description="points on each arm")
+    classes: int = Field(3, ge=2, le=MAX_COUNT, description="number of arms, one class each")
     noise: float = Field(0.2, ge=0.0, description="standard deviation of the angle noise, in radians")
+
+    @model_validator(mode="after")
+    def _fits_one_array(self) -> SpiralParams:
+        if self.points_per_class * self.classes > MAX_COUNT:
+            raise ValueError(f"points_per_class times classes is {self.points_per_class * self.classes}, more "
+                             f"than {MAX_COUNT} points")
+        return self
 
 
 def build_spiral(params: SpiralParams, ctx: DatasetContext) -> Dataset:
@@ -131,6 +139,8 @@ def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
     where = "" if given.is_absolute() else f" (path {path!r} relative to {ctx.base_dir})"
     if resolved.is_dir():
         problem = "is a directory, not a file"
+    elif resolved.is_symlink() and not resolved.exists():
+        problem = "is a link that leads nowhere (to a missing file, or in a loop)"
     else:
         problem = "is not a regular file" if resolved.exists() else "not found"
     message = f"{kind} file {resolved}{where} {problem}"
@@ -140,8 +150,11 @@ def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
 
 
 def _check_zip(path: Path) -> None:
-    with path.open("rb") as file:
-        magic = file.read(6)
+    try:
+        with path.open("rb") as file:
+            magic = file.read(6)
+    except OSError as exc:
+        raise _unreadable("npz", path, exc) from None
     if magic.startswith(_NPY_MAGIC):
         raise DataError(f"npz file {path} holds a single .npy array, not an .npz archive; "
                         "save it with np.savez(path, x=x, y=y)")
@@ -159,6 +172,9 @@ def _read_array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndar
         raise DataError(f"npz file {path}: array {name!r} holds Python objects, which would need unpickling; "
                         "nnframe does not unpickle data files. Save numbers, e.g. "
                         f"np.savez(path, {name}=np.asarray({name}, dtype=float))") from None
+    except MemoryError as exc:
+        raise DataError(f"npz file {path}: array {name!r} does not fit in memory ({exc}); if the file is "
+                        "smaller than that, its header is corrupt") from None
     if not isinstance(value, np.ndarray):
         raise DataError(f"npz file {path} is corrupt: its member {name!r} is not a .npy array; "
                         "write the file with np.savez(path, x=x, y=y)")
@@ -201,7 +217,14 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], l
         raise DataError(f"csv file {path} is not UTF-8 text: {exc}") from None
     except csv.Error as exc:
         raise DataError(f"csv file {path}: {exc}") from None
+    except OSError as exc:
+        raise _unreadable("csv", path, exc) from None
     return header, rows, lines
+
+
+def _unreadable(kind: str, path: Path, exc: OSError) -> DataError:
+    """A data file the system refuses to read (EIO, EACCES): the input is at fault, not the disk of the run."""
+    return DataError(f"{kind} file {path} cannot be read: {exc.strerror or exc}")
 
 
 def _check_header(header: list[str], path: Path) -> None:

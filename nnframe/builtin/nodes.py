@@ -12,6 +12,7 @@ from nnframe.components import Component, NodeContext, Params, node
 from nnframe.errors import ConfigError, GraphError
 from nnframe.hookspecs import hookimpl
 from nnframe.initializers import initialize
+from nnframe.limits import MAX_COUNT
 from nnframe.node import Node
 from nnframe.nodes import Add, Affine, Dropout, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
 
@@ -23,7 +24,7 @@ class NoParams(Params):
 class MatMulParams(Params):
     """``y = xW`` with no bias."""
 
-    out: int = Field(gt=0, description="Output width H: W has shape (input width, H).")
+    out: int = Field(gt=0, le=MAX_COUNT, description="Output width H: W has shape (input width, H).")
     init: Literal["normal", "xavier", "he", "glorot"] = Field(
         "normal", description="Weight initialiser: 'normal' (scale * randn, as in the book), "
                               "'xavier' (randn * sqrt(1/fan_in)), 'he' (randn * sqrt(2/fan_in)) "
@@ -41,7 +42,7 @@ class AffineParams(MatMulParams):
 class RepeatParams(Params):
     """Copy the input ``n`` times along ``axis``."""
 
-    n: int = Field(ge=1, description="Number of copies.")
+    n: int = Field(ge=1, le=MAX_COUNT, description="Number of copies.")
     axis: int = Field(0, description="Axis to repeat along (0 is the batch axis).")
 
 

@@ -175,10 +175,24 @@ def _with_origin(exc: UserError, config: LoadedConfig) -> UserError:
     if getattr(exc, "file", None):
         return exc
     file = str(config.path)
-    located = _located(exc, _override_behind(exc, config.overrides) or file)
+    located = _located(exc, _override_behind(exc, config.overrides) or file + _overrides_within(exc, config.overrides))
     if isinstance(located, ConfigError):
         located.file = file
     return located
+
+
+def _overrides_within(exc: UserError, overrides: list[str]) -> str:
+    """`` (with override 'loss.type=mse')``: the overrides of fields inside a section an error is about as a
+    whole, which may be behind it though none alone can be blamed."""
+    where = getattr(exc, "path", None) or ("data" if isinstance(exc, DataError) else None)
+    if not where:
+        return ""
+    failing = path_parts(where)
+    within = [text for text in overrides
+              if [str(part) for part in parse_override(text)[0]][:len(failing)] == failing]
+    if not within:
+        return ""
+    return f" (with override{'s' if len(within) > 1 else ''} {', '.join(shown(text) for text in within)})"
 
 
 def _override_behind(exc: UserError, overrides: list[str]) -> str | None:

@@ -221,14 +221,18 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
 
 
 def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
-    """The override that caused ``problem``: it set the problem's field or a field inside it, or it
-    introduced the unknown key the problem is about. The last such override wins, as it did when applied."""
+    """The override that caused ``problem``: it set the problem's field or a field inside it, it
+    introduced the unknown key the problem is about, or it changed the ``type`` of a section holding the
+    field (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing). The last such
+    override wins, as it did when applied."""
     parts = problem.parts
     for override_path, text in reversed(overrides.items()):
         set_path = [str(part) for part in override_path]
         inside = parts[: len(set_path)] == set_path
         introduced = problem.kind == "extra_forbidden" and set_path[: len(parts)] == parts
-        if inside or introduced:
+        section = set_path[:-1]
+        retyped = set_path[-1:] == ["type"] and len(parts) > len(section) and parts[:len(section)] == section
+        if inside or introduced or retyped:
             return f"override {shown(text)}"
     return None
 

@@ -326,3 +326,11 @@ def test_a_plugin_dataset_without_datasetparams_takes_val_fraction(site, tmp_pat
     assert experiment.dataset.n_train == 40 - n_val
     assert experiment.config.resolved["data"]["val_fraction"] == (val_fraction or 0.0)
 
+
+
+def test_a_check_of_a_whole_section_names_the_overrides_within_it(tmp_path: Path, plugins: Any) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(SPIRAL, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        build_experiment(load_experiment(path, ["loss.type=mse", "optimizer.lr=0.5"], plugins), plugins)
+    assert str(caught.value).startswith(f"{path} (with override 'loss.type=mse'): field loss: loss 'mse' cannot")

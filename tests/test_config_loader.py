@@ -354,3 +354,11 @@ def test_an_override_of_an_aliased_node_changes_that_node_only(tmp_path: Path, p
         "  - {type: affine, out: 3}\n", "  - *layer\n")
     loaded = load_experiment(write(tmp_path, text), ["model.2.scale=0.1"], plugins)
     assert [node.scale for node in loaded.experiment.model if node.type == "affine"] == [0.01, 0.1]
+
+
+def test_an_override_of_a_sections_type_is_blamed_for_the_fields_it_left_wrong(tmp_path: Path, plugins: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, SPIRAL_YAML), ["data.type=npz"], plugins)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "override 'data.type=npz': field data.path: missing required field"
+    assert all(line.startswith("override 'data.type=npz': field data.") for line in lines)

@@ -109,6 +109,10 @@ DEFAULT_SCHEDULE_PATH = ("optimizer", "schedule")
 sets it in the default constant schedule, whose ``type`` nobody wrote."""
 
 
+MAX_PROBLEMS_SHOWN = 10
+"""Problems a config error lists, the rest counted."""
+
+
 def shown(override: str) -> str:
     """An override as messages quote it: cut to 120 characters, so a 100 kB value does not flood the terminal."""
     return short_repr(override, 120)
@@ -214,8 +218,10 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     if model_overrides:
         source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(repr, model_overrides))})"
     origins = [_override_for(problem, overrides) or source for problem in problems]
-    error = ConfigError("\n".join(f"{origin}: {problem}" for origin, problem in zip(origins, problems)),
-                        unknown_type=any(problem.kind == UNKNOWN_TYPE for problem in problems))
+    lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
+    if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)
+        lines[MAX_PROBLEMS_SHOWN:] = [f"{source}: and {len(lines) - MAX_PROBLEMS_SHOWN} more problems"]
+    error = ConfigError("\n".join(lines), unknown_type=any(problem.kind == UNKNOWN_TYPE for problem in problems))
     error.file, error.path = source, problems[0].path
     return error
 

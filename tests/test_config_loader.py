@@ -362,3 +362,11 @@ def test_an_override_of_a_sections_type_is_blamed_for_the_fields_it_left_wrong(t
     lines = str(caught.value).splitlines()
     assert lines[0] == "override 'data.type=npz': field data.path: missing required field"
     assert all(line.startswith("override 'data.type=npz': field data.") for line in lines)
+
+
+def test_a_file_with_many_problems_lists_ten_and_counts_the_rest(tmp_path: Path, plugins: Any) -> None:
+    text = "".join(f"key{i}: {i}\n" for i in range(30))
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, text), [], plugins)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 11 and lines[-1].endswith("and 26 more problems")  # 30 unknown keys, 6 missing fields

@@ -289,7 +289,7 @@ class Trainer:
             "wall_time_s": round(seconds + self.run.summary.get("wall_time_s", 0.0), 3),
             "metrics": metrics,
         }
-        if self.run.stop_reason is not None:
+        if self.run.stop_reason is not None and status == "completed" and self.step < self.total_steps:
             summary["stopped_early"] = {"step": self.step, "planned_steps": self.total_steps,
                                         "reason": self.run.stop_reason}
         return summary

@@ -366,3 +366,33 @@ def test_plugins_see_the_run_directory_as_an_absolute_path(tmp_path: Path, monke
     result = launch_train(config, [], plugins, runs_dir=Path("runs"), quiet=True)
     assert seen[0].is_absolute() and seen[0] == tmp_path / result.run_dir
     assert result.summary["run_dir"] == str(seen[0])
+
+
+@pytest.mark.parametrize("hook", ["evaluation_end", "step_end"])
+def test_a_stop_asked_for_at_the_planned_end_is_no_early_stop(tmp_path: Path, hook: str) -> None:
+    from nnframe.launch import train as launch_train
+
+    class StopAtTheEnd:
+        @hookimpl
+        def nnframe_evaluation_end(self, run, metrics):
+            if hook == "evaluation_end" and metrics.step == 40:
+                run.stop("no improvement")
+
+        @hookimpl
+        def nnframe_step_end(self, run, metrics):
+            if hook == "step_end" and metrics.step == 40:
+                run.stop("no improvement")
+
+    config = write_config(tmp_path, {**TINY, "train": {**TINY["train"], "eval_every": 10},
+                                     "checkpoint": {"every": 0, "best_metric": None}})
+    plugins = get_plugin_manager()
+    plugins.register(StopAtTheEnd(), name="stopper")
+    result = launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert (result.summary["status"], result.summary["steps"]) == ("completed", 40)
+    assert "stopped_early" not in result.summary and not any("stopped" in note for note in result.notes)
+
+
+def test_a_resumed_runs_wall_time_adds_both_parts_rounded_to_milliseconds(tmp_path: Path) -> None:
+    trainer, _ = make_trainer(write_config(tmp_path, TINY))
+    trainer.run.summary["wall_time_s"] = 0.1  # what the run took before its resume
+    assert trainer._summary("completed", 0.2)["wall_time_s"] == 0.3  # not 0.30000000000000004

@@ -14,7 +14,8 @@ from nnframe.config import NAME_PATTERN
 from nnframe.errors import close_match, did_you_mean, short_repr, unknown_name_message
 
 _MISSING = object()
-_KEY_KINDS = ("missing", "extra_forbidden")
+KEY_KINDS = ("missing", "extra_forbidden")
+"""Problems about a key rather than a value: required and absent, or present and unknown."""
 _MAPPING_KINDS = ("dict_type", "model_type", "model_attributes_type")
 UNKNOWN_TYPE = "union_tag_invalid"
 """The kind of a :class:`Problem` that names a component type no loaded plugin registers."""
@@ -66,7 +67,7 @@ def field_path(data: Any, loc: Sequence[Any], kind: str = "") -> tuple[str, list
         if _indexable(current, element):
             current = current[element]
             tag_possible = True
-        elif last and kind in _KEY_KINDS:
+        elif last and kind in KEY_KINDS:
             current = _MISSING
         else:
             continue

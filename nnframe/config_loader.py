@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.components import absolute_path
 from nnframe.config import ConfigModels
-from nnframe.config_errors import UNKNOWN_TYPE, Problem, format_path, format_validation_error
+from nnframe.config_errors import KEY_KINDS, UNKNOWN_TYPE, Problem, format_path, format_validation_error
 from nnframe.errors import ConfigError, short_repr
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
@@ -220,7 +220,7 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     origins = [_override_for(problem, overrides) or source for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
     if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)
-        lines[MAX_PROBLEMS_SHOWN:] = [f"{source}: and {len(lines) - MAX_PROBLEMS_SHOWN} more problems"]
+        lines[MAX_PROBLEMS_SHOWN - 1:] = [f"{source}: and {len(lines) - MAX_PROBLEMS_SHOWN + 1} more problems"]
     error = ConfigError("\n".join(lines), unknown_type=any(problem.kind == UNKNOWN_TYPE for problem in problems))
     error.file, error.path = source, problems[0].path
     return error
@@ -228,16 +228,17 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
 
 def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
     """The override that caused ``problem``: it set the problem's field or a field inside it, it
-    introduced the unknown key the problem is about, or it changed the ``type`` of a section holding the
-    field (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing). The last such
-    override wins, as it did when applied."""
+    introduced the unknown key the problem is about, or it set the ``type`` of a section in which a key is
+    unknown or missing (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing). The
+    last such override wins, as it did when applied."""
     parts = problem.parts
     for override_path, text in reversed(overrides.items()):
         set_path = [str(part) for part in override_path]
         inside = parts[: len(set_path)] == set_path
         introduced = problem.kind == "extra_forbidden" and set_path[: len(parts)] == parts
         section = set_path[:-1]
-        retyped = set_path[-1:] == ["type"] and len(parts) > len(section) and parts[:len(section)] == section
+        retyped = (problem.kind in KEY_KINDS and set_path[-1:] == ["type"] and len(parts) > len(section)
+                   and parts[:len(section)] == section)
         if inside or introduced or retyped:
             return f"override {shown(text)}"
     return None

@@ -17,6 +17,8 @@ import io
 import json
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -115,10 +117,11 @@ class Checkpointer:
         if trainer.step == self._saved_step and trainer.last_eval is self._saved_eval:
             return None
         stem = step_name(trainer.step)
-        path = self._write(stem, f"{stem}.npz", trainer, final=final)
-        if path is not None:
-            self._saved_step, self._saved_eval = trainer.step, trainer.last_eval
-            self._prune(trainer.step)
+        with _plugins_told_first(trainer):
+            path = self._write(stem, f"{stem}.npz", trainer, final=final)
+            if path is not None:
+                self._saved_step, self._saved_eval = trainer.step, trainer.last_eval
+                self._prune(trainer.step)
         return path
 
     def after_evaluation(self, trainer: Trainer, metrics: EvalMetrics) -> None:
@@ -130,11 +133,12 @@ class Checkpointer:
         if value is None or not math.isfinite(value) or not self._better(value):
             return
         arrays = f"{BEST}-{trainer.step:08d}.npz"
-        if self._write(BEST, arrays, trainer, metric={"name": metric, "value": float(value)}) is not None:
-            self.best_value = float(value)
-            for path in self.directory.iterdir():
-                if BEST_ARRAYS.match(path.name) and path.name != arrays:
-                    path.unlink(missing_ok=True)
+        with _plugins_told_first(trainer):
+            if self._write(BEST, arrays, trainer, metric={"name": metric, "value": float(value)}) is not None:
+                self.best_value = float(value)
+                for path in self.directory.iterdir():
+                    if BEST_ARRAYS.match(path.name) and path.name != arrays:
+                        path.unlink(missing_ok=True)
 
     def _better(self, value: float) -> bool:
         if self.best_value is None:
@@ -144,20 +148,7 @@ class Checkpointer:
         return value > self.best_value
 
     def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
-        """Save the trainer's state as ``<stem>.json`` and ``arrays_name``; a plugin's error in
-        ``nnframe_checkpoint`` is raised once the state is saved, which it must not cost."""
-        try:
-            call_each(trainer.run.hook.nnframe_checkpoint, run=trainer.run)
-        except Exception as exc:
-            hook_error: Exception | None = exc
-        else:
-            hook_error = None
-        path = self._save(stem, arrays_name, trainer, **extra)
-        if hook_error is not None:
-            raise hook_error
-        return path
-
-    def _save(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
+        """Save the trainer's state as ``<stem>.json`` and ``arrays_name``; None where a value is not finite."""
         arrays, meta = self.capture(trainer)
         bad = first_nonfinite([key.removeprefix(PARAMS) for key in arrays], list(arrays.values()))
         if bad is not None:
@@ -271,6 +262,26 @@ class Checkpointer:
 # --------------------------------------------------------------------------
 
 
+@contextmanager
+def _plugins_told_first(trainer: Trainer) -> Iterator[None]:
+    """Call ``nnframe_checkpoint`` before the save in the block; a plugin's error is raised after the block,
+    the save and its bookkeeping done, since one plugin's bug must not cost the run its state."""
+    try:
+        call_each(trainer.run.hook.nnframe_checkpoint, run=trainer.run)
+    except Exception as exc:
+        hook_error: Exception | None = exc
+    else:
+        hook_error = None
+    try:
+        yield
+    except BaseException as exc:
+        if hook_error is not None:
+            exc.add_note(f"(a plugin's nnframe_checkpoint had failed just before: {hook_error!r})")
+        raise
+    if hook_error is not None:
+        raise hook_error
+
+
 def generators(trainer: Trainer) -> dict[str, np.random.Generator]:
     """Every random generator a resume must restore, by key, except the shuffle stream the batch state holds."""
     streams = trainer.experiment.streams
@@ -312,7 +323,6 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     trainer.run.epoch = trainer.batches.epoch
     trainer.skipped_steps = int(meta["skipped_steps"])
     trainer.restore_last_eval(meta.get("last_eval"))
-
 
 
 def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:

@@ -16,17 +16,20 @@ import pluggy
 
 def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> None:
     """Every implementation of ``caller`` in pluggy's order, each on its own; the first error is raised after all
-    have run, with its own traceback. A hook that has wrappers is called through pluggy as usual."""
+    have run, with its own traceback and a note for each later one. A hook that has a wrapper
+    (``hookwrapper``/``wrapper``) is called through pluggy, whose wrappers expect to wrap one call of all."""
     implementations = caller.get_hookimpls()
     if any(impl.hookwrapper or impl.wrapper for impl in implementations):
         caller(**kwargs)
         return
-    first_error: Exception | None = None
+    errors: list[tuple[str, Exception]] = []
     for impl in reversed(implementations):  # pluggy calls the last registered (and tryfirst) first
         try:
             impl.function(*[kwargs[name] for name in impl.argnames])
         except Exception as exc:
-            if first_error is None:
-                first_error = exc
-    if first_error is not None:
-        raise first_error
+            errors.append((impl.plugin_name, exc))
+    if errors:
+        first = errors[0][1]
+        for plugin, later in errors[1:]:
+            first.add_note(f"(plugin {plugin}'s {caller.name} failed too: {later!r})")
+        raise first

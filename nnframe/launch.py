@@ -236,8 +236,8 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
     checkpoint = experiment.settings.checkpoint
     if not checkpoint.best_metric or "best_metric" not in checkpoint.model_fields_set:
         return []
-    default = type(checkpoint).model_fields["best_metric"].default  # written out in every run's config.yaml
-    if experiment.dataset.x_val is None and checkpoint.best_metric != default:
+    written_out = "val/accuracy" if experiment.classification else "val/loss"  # in every run's config.yaml
+    if experiment.dataset.x_val is None and checkpoint.best_metric != written_out:
         return [f"checkpoint.best_metric is {checkpoint.best_metric}, but the run has no validation set, so no "
                 "best checkpoint is kept; set data.val_fraction or give x_val and y_val"]
     if checkpoint.best_metric == "val/accuracy" and not experiment.classification:

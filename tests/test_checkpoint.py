@@ -441,19 +441,38 @@ def test_a_best_metric_without_a_validation_set_is_named_in_a_note(tmp_path: Pat
 
 
 class FailingCheckpointHook:
-    """A plugin whose ``nnframe_checkpoint`` has a bug."""
+    """A plugin whose ``nnframe_checkpoint`` has a bug that shows at step 8."""
 
     @hookimpl
     def nnframe_checkpoint(self, run):
-        raise RuntimeError(f"a bug at step {run.step}")
+        if run.step == 8:
+            raise RuntimeError(f"a bug at step {run.step}")
 
 
 def test_a_plugins_failing_checkpoint_hook_still_lets_the_checkpoint_be_saved(tmp_path: Path) -> None:
     plugins = get_plugin_manager()
     plugins.register(FailingCheckpointHook(), name="failing")
-    path = write_config(tmp_path, checkpoint={"every": 5, "best_metric": None}, train={"max_steps": 10})
-    with pytest.raises(RuntimeError, match="a bug at step 5"):
+    path = write_config(tmp_path, checkpoint={"every": 4, "keep": 1, "best_metric": None}, train={"max_steps": 20})
+    with pytest.raises(RuntimeError, match="a bug at step 8"):
         launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
     (run_dir,) = (tmp_path / "runs").glob("*/*")
-    saved = read_checkpoint(run_dir / "checkpoints" / "step-00000005.json")
-    assert saved.meta["step"] == 5
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-00000008.json",
+                                                                           "step-00000008.npz"]  # keep: 1
+    assert read_checkpoint(run_dir / "checkpoints" / "step-00000008.json").meta["step"] == 8
+
+
+def test_a_regression_runs_own_config_gets_no_best_metric_note(tmp_path: Path) -> None:
+    from nnframe.launch import config_notes
+
+    x = np.random.default_rng(0).standard_normal((60, 2))
+    np.savez(tmp_path / "reg.npz", x=x, y=x.sum(axis=1))
+    config = {**CONFIG, "data": {"type": "npz", "path": "reg.npz", "task": "regression"},
+              "model": [{"type": "affine", "out": 1}], "loss": {"type": "mse"}, "optimizer": {"type": "sgd", "lr": 0.1},
+              "train": {"max_steps": 4, "batch_size": 12}, "checkpoint": {"every": 0}}
+    path = tmp_path / "reg.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    assert result.notes == []
+    resolved = result.run_dir / "config.yaml"
+    assert yaml.safe_load(resolved.read_text(encoding="utf-8"))["checkpoint"]["best_metric"] == "val/loss"
+    assert config_notes(prepare(resolved, [], get_plugin_manager())) == []  # written out, not chosen

@@ -483,7 +483,6 @@ def test_training_a_tiny_config_writes_what_the_trainer_emitted(plugins, tmp_pat
     assert [path.name for path in run_dir.path.iterdir() if path.is_dir()] == ["checkpoints"]
 
 
-
 def test_tensorboardx_loads_without_importing_torch_or_boto3(tmp_path):
     import os
     import subprocess

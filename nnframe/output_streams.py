@@ -12,7 +12,7 @@ import errno
 import io
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 
 class ReaderMayQuit:
@@ -24,10 +24,20 @@ class ReaderMayQuit:
     wrapped stream's.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | BinaryIO, binary: bool = False) -> None:
         self._stream = stream
+        self._binary = binary
+        self._buffer: ReaderMayQuit | None = None
 
-    def write(self, text: str) -> int:
+    @property
+    def buffer(self) -> ReaderMayQuit:
+        """The binary stream below, guarded too: click writes there itself when the text stream's encoding
+        is one it will not use (ASCII under ``LC_ALL=C``)."""
+        if self._buffer is None:
+            self._buffer = ReaderMayQuit(self._stream.buffer, binary=True)  # type: ignore[union-attr]
+        return self._buffer
+
+    def write(self, text: Any) -> int:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
@@ -55,7 +65,7 @@ class ReaderMayQuit:
     def _unwritable(self) -> None:
         """The descriptor was open at start but not for writing (a launcher script's own file, ``2>&-``
         under a pyenv shim): it is someone else's, so only this stream lets go of it."""
-        self._stream = open(os.devnull, "w", encoding="utf-8")
+        self._stream = open(os.devnull, "wb") if self._binary else open(os.devnull, "w", encoding="utf-8")
 
     def _reader_quit(self) -> None:
         try:

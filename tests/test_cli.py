@@ -427,11 +427,12 @@ def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:
 
 def test_a_reader_that_quit_changes_no_outcome(tmp_path: Path) -> None:
     """``nnframe train ... 2>&1 | head -1``: the run completes and the command exits as it would have."""
-    def run(*args: Any) -> subprocess.CompletedProcess:
+    def run(*args: Any, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         reader, writer = os.pipe()
         os.close(reader)  # every write to the pipe now fails with EPIPE
         try:
-            return subprocess.run([NNFRAME, *map(str, args)], stdout=writer, stderr=writer, timeout=120)
+            return subprocess.run([NNFRAME, *map(str, args)], stdout=writer, stderr=writer, timeout=120,
+                                  env={**os.environ, **(env or {})})
         finally:
             os.close(writer)
 
@@ -442,6 +443,7 @@ def test_a_reader_that_quit_changes_no_outcome(tmp_path: Path) -> None:
     assert json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["status"] == "completed"
     assert run("runs", runs).returncode == 0
     assert run("validate", SPIRAL).returncode == 0
+    assert run("validate", SPIRAL, env={"PYTHONIOENCODING": "ascii"}).returncode == 0  # click writes bytes then
     assert run("train", SPIRAL, "train.epochs=two").returncode == 2
     assert run("gradcheck", SPIRAL, "--tolerance", "1e-30").returncode == 1
 

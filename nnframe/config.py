@@ -16,8 +16,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
 
 from nnframe.components import Component
 from nnframe.data import DatasetParams
-from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
 from nnframe.limits import MAX_COUNT, MAX_SEED
+from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
 from nnframe.schedules import ConstantSchedule, ScheduleConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -215,7 +215,6 @@ def test_component_params_keep_only_the_components_own_fields(plugins: Any) -> N
     assert params.model_dump() == {"out": 5, "init": "normal", "scale": 0.01, "bias": True}
 
 
-
 @pytest.mark.parametrize("train, n_train, steps", [
     ({"epochs": 3, "batch_size": 10}, 30, 9),  # 30 / 10 = 3 batches per epoch, 3 epochs
     ({"epochs": 3, "batch_size": 8}, 30, 12),  # ceil(30 / 8) = 4 batches, the last one partial
@@ -325,7 +324,6 @@ def test_a_plugin_dataset_without_datasetparams_takes_val_fraction(site, tmp_pat
     assert experiment.dataset.n_val == n_val
     assert experiment.dataset.n_train == 40 - n_val
     assert experiment.config.resolved["data"]["val_fraction"] == (val_fraction or 0.0)
-
 
 
 def test_a_check_of_a_whole_section_names_the_overrides_within_it(tmp_path: Path, plugins: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -237,7 +239,6 @@ def test_csv_delimiter_must_be_one_character(registry):
         registry.get("csv").params(path="a.csv", delimiter=";;")
 
 
-
 def test_the_resolved_data_path_names_the_file_the_dataset_read_through_links(tmp_path: Path) -> None:
     from nnframe.components import absolute_path
 
@@ -248,3 +249,37 @@ def test_the_resolved_data_path_names_the_file_the_dataset_read_through_links(tm
     resolved = absolute_path("link/../blobs.npz", tmp_path / "project")
     assert os.path.samefile(resolved, tmp_path / "real" / "blobs.npz")
     assert absolute_path("~/data.npz", tmp_path) == str(Path.home() / "data.npz")
+
+
+@pytest.mark.parametrize("kind", ["npz", "csv"])
+def test_a_data_file_the_system_cannot_read_is_a_data_error_naming_it(registry, tmp_path, monkeypatch, kind):
+    path = tmp_path / f"data.{kind}"
+    if kind == "npz":
+        np.savez(path, x=np.zeros((4, 2)), y=np.arange(4) % 2)
+    else:
+        path.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
+    real_open = Path.open
+
+    def failing_open(self, *args, **kwargs):
+        if self == path:
+            raise OSError(errno.EIO, "Input/output error", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", failing_open)
+    with pytest.raises(DataError, match=rf"{kind} file {path} cannot be read: Input/output error"):
+        _load(registry, kind, _ctx(tmp_path), path=path.name)
+
+
+def test_a_spiral_whose_noise_overflows_is_a_data_error_without_numpy_warnings(tmp_path):
+    from nnframe.build import build_experiment
+    from nnframe.config_loader import load_experiment
+
+    config = tmp_path / "c.yaml"
+    config.write_text("name: s\ndata: {type: spiral, points_per_class: 10, noise: 1.0e+308}\nmodel: "
+                      "[{type: affine, out: 3}]\nloss: {type: softmax_cross_entropy}\noptimizer: {type: sgd, "
+                      "lr: 1.0}\ntrain: {epochs: 1, batch_size: 10}\n", encoding="utf-8")
+    plugins = get_plugin_manager()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match="NaN or infinite"):
+            build_experiment(load_experiment(config, [], plugins), plugins)

@@ -17,8 +17,8 @@ from pydantic import Field, field_validator, model_validator
 from nnframe.components import Component, DatasetContext, dataset
 from nnframe.data import Dataset, DatasetParams
 from nnframe.errors import DataError, close_match, did_you_mean
-from nnframe.limits import MAX_COUNT
 from nnframe.hookspecs import hookimpl
+from nnframe.limits import MAX_COUNT
 
 Task = Literal["classification", "regression"]
 _ZIP_MAGIC = b"PK\x03\x04"

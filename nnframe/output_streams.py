@@ -12,6 +12,8 @@ import errno
 import io
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO, TextIO
 
 
@@ -38,14 +40,8 @@ class ReaderMayQuit:
         return self._buffer
 
     def write(self, text: Any) -> int:
-        try:
+        with self._dropped_when_unread():
             return self._stream.write(text)
-        except BrokenPipeError:
-            self._reader_quit()
-        except OSError as exc:
-            if exc.errno != errno.EBADF:
-                raise
-            self._unwritable()
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -53,8 +49,13 @@ class ReaderMayQuit:
             self.write(line)
 
     def flush(self) -> None:
-        try:
+        with self._dropped_when_unread():
             self._stream.flush()
+
+    @contextmanager
+    def _dropped_when_unread(self) -> Iterator[None]:
+        try:
+            yield
         except BrokenPipeError:
             self._reader_quit()
         except OSError as exc:

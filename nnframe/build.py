@@ -58,6 +58,12 @@ class Experiment:
     def settings(self) -> BaseModel:
         return self.config.experiment
 
+    @property
+    def total_steps(self) -> int:
+        """The optimizer steps the config plans for this data."""
+        train = self.settings.train
+        return planned_steps(train, batches_per_epoch(self.dataset.n_train, train.batch_size, train.drop_last))
+
 
 def component_params(component: Component, entry: BaseModel) -> Params:
     """The component's own params from a config entry, without the config's extra fields (type, name, ...)."""

@@ -19,7 +19,6 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter
 
-from nnframe.batches import batches_per_epoch
 from nnframe.build import Experiment, build_experiment
 from nnframe.components import absolute_path
 from nnframe.config_errors import format_path
@@ -223,12 +222,8 @@ def _seconds(value: Any) -> float:
 def config_notes(experiment: Experiment) -> list[str]:
     """What the config asks for that runs but is likely a mistake: a schedule that does not fit the run, a best
     checkpoint that cannot be kept."""
-    settings = experiment.settings
-    train = settings.train
-    total_steps = planned_steps(train, batches_per_epoch(experiment.dataset.n_train, train.batch_size,
-                                                         train.drop_last))
-    return [*settings.optimizer.schedule.notes(float(settings.optimizer.lr), total_steps),
-            *_checkpoint_notes(experiment)]
+    optimizer = experiment.settings.optimizer
+    return [*optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps), *_checkpoint_notes(experiment)]
 
 
 def _checkpoint_notes(experiment: Experiment) -> list[str]:

@@ -187,13 +187,18 @@ def _with_origin(exc: UserError, config: LoadedConfig) -> UserError:
     return located
 
 
+def _failing_path(exc: UserError) -> list[str]:
+    """The field path an error is about, as parts (``["train", "batch_size"]``); a data error is about ``data``."""
+    where = getattr(exc, "path", None) or ("data" if isinstance(exc, DataError) else None)
+    return path_parts(where) if where else []
+
+
 def _overrides_within(exc: UserError, overrides: list[str]) -> str:
     """`` (with override 'loss.type=mse')``: the overrides of fields inside a section an error is about as a
     whole, which may be behind it though none alone can be blamed."""
-    where = getattr(exc, "path", None) or ("data" if isinstance(exc, DataError) else None)
-    if not where:
+    failing = _failing_path(exc)
+    if not failing:
         return ""
-    failing = path_parts(where)
     within = [text for text in overrides
               if [str(part) for part in parse_override(text)[0]][:len(failing)] == failing]
     if not within:
@@ -208,10 +213,9 @@ def _override_behind(exc: UserError, overrides: list[str]) -> str | None:
     An error about a whole section (``data``, ``model``) says nothing of which
     of its fields is wrong, so an override of one of them is not blamed.
     """
-    where = getattr(exc, "path", None) or ("data" if isinstance(exc, DataError) else None)
-    if not where:
+    failing = _failing_path(exc)
+    if not failing:
         return None
-    failing = path_parts(where)
     for text in reversed(overrides):
         set_path = [str(part) for part in parse_override(text)[0]]
         holds = failing[:len(set_path)] == set_path

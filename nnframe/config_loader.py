@@ -216,7 +216,7 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
 def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str]) -> ConfigError:
     model_overrides = [text for path, text in overrides.items() if path and path[0] == "model"]
     if model_overrides:
-        source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(repr, model_overrides))})"
+        source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(shown, model_overrides))})"
     origins = [_override_for(problem, overrides) or source for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
     if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)

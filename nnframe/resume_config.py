@@ -54,7 +54,10 @@ class Change:
 
 
 def _shown(value: Any) -> str:
-    """A value for a message: a string (a data path, whose end tells most) whole up to a long line."""
+    """A value for a message, as the config writes it (``false``, ``null``); a string (a data path, whose end
+    tells most) whole up to a long line."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
     return short_repr(value, 200 if isinstance(value, str) else 40)
 
 

@@ -160,3 +160,8 @@ def test_where_single_fields_do_not_validate_the_advice_gives_whole_sections() -
 
     with pytest.raises(ConfigError, match=re.escape("add: 'optimizer={type: sgd, lr: 1.0}'; to change")):
         resume_changes(SAVED, now, [], Path("exp.yaml"), Path("r"), resolve=resolve)
+
+
+def test_a_change_names_booleans_and_nulls_as_the_config_writes_them() -> None:
+    assert Change(("log", "tensorboard"), False, True).describe() == "log.tensorboard: false in the run, true now"
+    assert Change(("train", "max_steps"), None, 50).describe() == "train.max_steps: null in the run, 50 now"

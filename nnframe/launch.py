@@ -221,9 +221,14 @@ def _seconds(value: Any) -> float:
 
 def config_notes(experiment: Experiment) -> list[str]:
     """What the config asks for that runs but is likely a mistake: a schedule that does not fit the run, a best
-    checkpoint that cannot be kept."""
-    optimizer = experiment.settings.optimizer
-    return [*optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps), *_checkpoint_notes(experiment)]
+    checkpoint that cannot be kept, evaluations without a validation set."""
+    settings = experiment.settings
+    optimizer = settings.optimizer
+    notes = [*optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps), *_checkpoint_notes(experiment)]
+    if settings.train.eval_every and experiment.dataset.x_val is None:
+        notes.append(f"train.eval_every is {settings.train.eval_every}, but the run has no validation set, so "
+                     "nothing is evaluated; set data.val_fraction or give x_val and y_val")
+    return notes
 
 
 def _checkpoint_notes(experiment: Experiment) -> list[str]:

@@ -83,9 +83,19 @@ def list_runs(runs_dir: Path) -> list[RunRecord]:
 
 
 def _run_dirs(runs_dir: Path) -> list[Path]:
-    """Every ``<name>/<timestamp>/`` holding a config or summary; directories that cannot be read are passed over."""
-    return [path for name_dir in _subdirectories(runs_dir) for path in _subdirectories(name_dir)
-            if (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()]
+    """Every ``<name>/<timestamp>/`` holding a config or summary; directories that cannot be read are passed over.
+
+    Given one experiment's folder (``runs/spiral``) or one run, those runs.
+    """
+    if _is_run(runs_dir):
+        return [runs_dir]
+    children = _subdirectories(runs_dir)
+    return [path for name_dir in children for path in _subdirectories(name_dir) if _is_run(path)] + [
+        path for path in children if _is_run(path)]
+
+
+def _is_run(path: Path) -> bool:
+    return (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()
 
 
 def _subdirectories(directory: Path) -> list[Path]:

@@ -24,9 +24,8 @@ from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
 from nnframe.errors import PluginError, UnknownComponentError
 from nnframe.hook_checks import hook_problems
+from nnframe.plugin_distributions import GROUP, plugin_packages
 
-GROUP = "nnframe"
-SELF_DIST = "nnframe"
 """nnframe's own distribution, whose built-in components register through the same entry points."""
 AUTOLOAD_OFF_ENV = "NNFRAME_DISABLE_PLUGIN_AUTOLOAD"
 STRICT_ENV = "NNFRAME_STRICT_PLUGINS"
@@ -321,11 +320,7 @@ def plugin_origin(exc: BaseException, group: str = GROUP) -> str | None:
     innermost frame in a package that an installed distribution registers
     under ``group`` names the distribution, other than nnframe itself.
     """
-    packages = {}
-    for ep in metadata.entry_points(group=group):
-        top = ep.module.split(".")[0]
-        if ep.dist is not None and ep.dist.name != SELF_DIST and top != SELF_DIST:
-            packages.setdefault(top, (ep.dist.name, ep.dist.version))
+    packages = plugin_packages(group)
     frames = []
     tb = exc.__traceback__
     while tb is not None:

@@ -10,6 +10,7 @@ import pluggy
 
 from nnframe.errors import PluginError
 from nnframe.hook_checks import hook_problems
+from nnframe.plugin_distributions import distribution_of
 
 
 @dataclass
@@ -91,12 +92,13 @@ class RunContext:
         except pluggy.PluginValidationError as exc:
             if self.plugin_manager.is_registered(plugin):
                 self.plugin_manager.unregister(plugin)
-            raise PluginError(f"run plugin {who}: {exc}; see nnframe/hookspecs.py for each hook's "
-                              "arguments") from None
+            raise PluginError(f"run plugin {_with_distribution(who)}: {exc}; see nnframe/hookspecs.py for each "
+                              "hook's arguments") from None
         problems = hook_problems(self.plugin_manager, plugin)
         if problems:
             self.plugin_manager.unregister(plugin)
-            raise PluginError(f"run plugin {who} {'; '.join(problems)}; see nnframe/hookspecs.py for the hook names")
+            raise PluginError(f"run plugin {_with_distribution(who)} {'; '.join(problems)}; see "
+                              "nnframe/hookspecs.py for the hook names")
         self._registered.append(plugin)
 
     def unregister_all(self) -> None:
@@ -108,3 +110,9 @@ class RunContext:
     @property
     def hook(self) -> Any:
         return self.plugin_manager.hook
+
+
+def _with_distribution(who: str) -> str:
+    """``my_package.logger.CsvLogger (from my-package 0.1)``: who to tell, looked up only for an error."""
+    dist = distribution_of(who)
+    return f"{who} (from {dist})" if dist else who

@@ -467,3 +467,28 @@ def test_defaults_left_to_the_models_validators_or_none_are_not_refused():
     assert {"left_to_model", "unset_by_none"} <= set(plugins.nodes.names())
     assert _LeftToTheModel().sizes == (1, 2)
 
+
+
+BAD_RUN_OBJECT = """
+from nnframe import hookimpl
+
+
+class CsvLogger:
+    @hookimpl
+    def nnframe_step_ned(self, run, metrics):
+        pass
+
+
+@hookimpl
+def nnframe_configure_run(run):
+    run.register(CsvLogger())
+"""
+
+
+def test_a_per_run_object_registered_wrongly_names_its_distribution(site: Site, tmp_path: Path) -> None:
+    site.add("nnframe-csvlog", {"csvlog_plugin": BAD_RUN_OBJECT}, version="0.3")
+    spiral = Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml"
+    done = nnframe_cli(site, "train", str(spiral), "train.epochs=1", "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert done.returncode == 2, done.stderr
+    assert ("run plugin csvlog_plugin.CsvLogger (from nnframe-csvlog 0.3) implements unknown hook "
+            "'nnframe_step_ned'") in done.stderr

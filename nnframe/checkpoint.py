@@ -279,6 +279,7 @@ def _plugins_told_first(trainer: Trainer) -> Iterator[None]:
             exc.add_note(f"(a plugin's nnframe_checkpoint had failed just before: {hook_error!r})")
         raise
     if hook_error is not None:
+        hook_error.checkpoint_saved = True  # type: ignore[attr-defined]
         raise hook_error
 
 

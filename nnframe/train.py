@@ -91,9 +91,15 @@ class Trainer:
             with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._loop()
             status = "completed"
-        except Interrupted:
+        except Interrupted as interrupted:
             status = "interrupted"
-            self._save_checkpoint(final=True)
+            try:
+                self._save_checkpoint(final=True)
+            except Exception as exc:  # the interruption stays what ends the run, and its resume hint with it
+                if not getattr(exc, "checkpoint_saved", False):
+                    raise
+                interrupted.args = (f"{interrupted} (its state is saved, but a plugin's nnframe_checkpoint "
+                                    f"failed: {exc!r})",)
             raise
         except NonFiniteError:
             status = "diverged"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -476,3 +478,31 @@ def test_a_regression_runs_own_config_gets_no_best_metric_note(tmp_path: Path) -
     resolved = result.run_dir / "config.yaml"
     assert yaml.safe_load(resolved.read_text(encoding="utf-8"))["checkpoint"]["best_metric"] == "val/loss"
     assert config_notes(prepare(resolved, [], get_plugin_manager())) == []  # written out, not chosen
+
+
+class InterruptedAtStep3:
+    """A plugin that presses Ctrl-C at step 3, and whose checkpoint hook then fails."""
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        if metrics.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    @hookimpl
+    def nnframe_checkpoint(self, run):
+        raise RuntimeError("a bug while interrupted")
+
+
+def test_an_interrupted_run_stays_interrupted_when_a_checkpoint_hook_fails(tmp_path: Path) -> None:
+    from nnframe.train import Interrupted
+
+    plugins = get_plugin_manager()
+    plugins.register(InterruptedAtStep3(), name="interrupting")
+    path = write_config(tmp_path, train={"max_steps": 20})
+    with pytest.raises(Interrupted) as caught:
+        launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert caught.value.exit_code == 130
+    assert "its state is saved, but a plugin's nnframe_checkpoint failed: RuntimeError('a bug while interrupted')" \
+        in str(caught.value) and "continue it with: nnframe train" in str(caught.value)
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    assert read_checkpoint(run_dir / "checkpoints" / "step-00000003.json").meta["step"] == 3

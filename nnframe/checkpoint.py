@@ -43,7 +43,7 @@ from nnframe.checkpoint_files import (
     read_checkpoint,
     step_name,
 )
-from nnframe.errors import CheckpointError
+from nnframe.errors import CheckpointError, RunDirectoryGone
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
 from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
@@ -158,7 +158,9 @@ class Checkpointer:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         data = buffer.getvalue()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.directory.parent.is_dir():
+            raise RunDirectoryGone(self.directory.parent)
+        self.directory.mkdir(exist_ok=True)
         atomic_write_bytes(self.directory / arrays_name, data)
         meta.update(arrays=arrays_name, sha256=hashlib.sha256(data).hexdigest(), **extra)
         path = self.directory / f"{stem}.json"

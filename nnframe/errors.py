@@ -16,6 +16,19 @@ class NNFrameError(Exception):
     """Base of every error nnframe raises on purpose."""
 
 
+class RunDirectoryGone(NNFrameError):
+    """A run's directory was moved or deleted while the run trained. Exit code 1.
+
+    Writing on at its old path would make a second, partial run there (the
+    checkpoints and summary apart from the config and events), so the run
+    stops saving and says so.
+    """
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"the run directory {str(path)!r} is gone: it was moved or deleted while the run trained, "
+                         "so the run's state is not saved there; resume it where it is now with --resume")
+
+
 class UserError(NNFrameError):
     """Bad input from the user: config, data, arguments or files. Exit code 2."""
 

@@ -24,7 +24,7 @@ from nnframe.components import absolute_path
 from nnframe.config_errors import format_path
 from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
-from nnframe.errors import NonFiniteError, UserError
+from nnframe.errors import NonFiniteError, RunDirectoryGone, UserError
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
@@ -109,6 +109,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                         + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             raise
         finally:
+            if not run_dir.path.is_dir():
+                raise RunDirectoryGone(run_dir.path)
             run_dir.write_summary(run.summary)
     stopped = run.summary.get("stopped_early")
     if stopped:

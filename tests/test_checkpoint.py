@@ -506,3 +506,28 @@ def test_an_interrupted_run_stays_interrupted_when_a_checkpoint_hook_fails(tmp_p
         in str(caught.value) and "continue it with: nnframe train" in str(caught.value)
     (run_dir,) = (tmp_path / "runs").glob("*/*")
     assert read_checkpoint(run_dir / "checkpoints" / "step-00000003.json").meta["step"] == 3
+
+
+class MovesTheRunsDirectory:
+    """Renames the runs directory at step 5, as a user's `mv runs runs2` during training would."""
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        if metrics.step == 5:
+            runs = run.run_dir.parent.parent
+            runs.rename(runs.with_name("moved"))
+
+
+@pytest.mark.parametrize("every", [4, 0])  # a checkpoint after the move, or only the final save and the summary
+def test_a_run_whose_directory_moved_while_it_trained_does_not_start_a_second_one_at_the_old_path(
+        tmp_path: Path, every: int) -> None:
+    from nnframe.errors import RunDirectoryGone
+
+    plugins = get_plugin_manager()
+    plugins.register(MovesTheRunsDirectory(), name="mover")
+    path = write_config(tmp_path, checkpoint={"every": every, "best_metric": None}, train={"max_steps": 12})
+    with pytest.raises(RunDirectoryGone, match="was moved or deleted while the run trained"):
+        launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert not (tmp_path / "runs").exists()
+    (moved,) = (tmp_path / "moved").glob("*/*")
+    assert (moved / "config.yaml").is_file()

@@ -189,8 +189,8 @@ class RunDirectory:
 
     @property
     def name(self) -> str:
-        """The experiment name (the parent directory's name)."""
-        return self._path.parent.name
+        """The experiment name (the parent directory's name, ``runs/spiral/20261126-103000`` -> ``spiral``)."""
+        return Path(os.path.abspath(self._path)).parent.name
 
     @property
     def checkpoints(self) -> Path:

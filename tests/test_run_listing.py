@@ -164,10 +164,12 @@ def test_the_lock_of_a_finished_training_names_nobody(tmp_path):
     assert run.training_state() is None
 
 
-def test_one_experiments_folder_or_one_run_lists_those_runs(tmp_path):
+def test_one_experiments_folder_or_one_run_lists_those_runs(tmp_path, monkeypatch):
     first = make_run(tmp_path, "spiral", datetime(2026, 1, 2, 3, 4, 5), completed(10, 0.5, 0.8, 0.6, 0.7))
     second = make_run(tmp_path, "spiral", datetime(2026, 1, 3, 3, 4, 5), completed(20, 0.4, 0.9, 0.5, 0.8))
     make_run(tmp_path, "digits", datetime(2026, 1, 4, 3, 4, 5), completed(30, 0.3, 0.9, 0.4, 0.9))
     assert [r.path for r in list_runs(tmp_path / "spiral")] == [second.path, first.path]
     assert [r.path for r in list_runs(first.path)] == [first.path]
     assert len(list_runs(tmp_path)) == 3
+    monkeypatch.chdir(tmp_path / "spiral")  # `nnframe runs .` in an experiment's folder: still named after it
+    assert [r.run for r in list_runs(Path("."))] == [f"spiral/{second.path.name}", f"spiral/{first.path.name}"]

@@ -227,11 +227,18 @@ def table_console() -> Any:
 
 @app.command()
 @reports_errors
-def runs(runs_dir: RunsDirArg = Path("runs")) -> None:
+def runs(
+    runs_dir: RunsDirArg = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """List runs, newest first, with their status and final metrics."""
-    from nnframe.run_listing import format_runs_table, list_runs
+    from nnframe.run_listing import format_runs_table, list_runs, runs_json
 
-    table_console().print(format_runs_table(list_runs(runs_dir)))
+    records = list_runs(runs_dir)
+    if as_json:
+        typer.echo(json.dumps(runs_json(records), indent=2))
+    else:
+        table_console().print(format_runs_table(records))
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -69,6 +71,18 @@ class RunRecord:
         match = RUN_DIR_NAME.match(self.path.name)
         suffix = int(match.group(2)) if match and match.group(2) else 0
         return (self.started or EARLIEST, suffix, self.run)
+
+
+def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """``nnframe runs --json``: each run as the table shows it, with its absolute path, the start as ISO 8601 and
+    the final metrics by tag (``null`` where there is none), for scripts."""
+    return [{"run": record.run, "name": record.name, "path": os.path.abspath(record.path),
+             "started": record.started.isoformat() if record.started else None, "status": record.status,
+             "steps": record.steps,
+             "metrics": {tag: value if value is not None and math.isfinite(value) else None
+                         for tag, value in zip(FINAL_METRICS, (record.train_loss, record.train_accuracy,
+                                                               record.val_loss, record.val_accuracy))}}
+            for record in records]
 
 
 def list_runs(runs_dir: Path) -> list[RunRecord]:

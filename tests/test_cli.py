@@ -235,6 +235,20 @@ def test_runs_lists_a_trained_run_with_its_status_and_metrics(tmp_path: Path) ->
     assert f"{summary['metrics']['train/loss']:.4f}" in result.output
 
 
+def test_runs_as_json_gives_each_run_for_scripts(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert invoke("train", SPIRAL, "train.epochs=2", "--runs-dir", runs, "--quiet").exit_code == 0
+    (run_dir,) = (runs / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    done = console("runs", runs, "--json")
+    assert done.returncode == 0, done.stderr
+    (listed,) = json.loads(done.stdout)
+    assert listed["run"] == f"spiral/{run_dir.name}" and Path(listed["path"]) == run_dir
+    assert (listed["status"], listed["steps"]) == ("completed", 20)
+    assert listed["metrics"]["train/loss"] == summary["metrics"]["train/loss"]
+    assert listed["metrics"]["val/loss"] is None
+
+
 def test_tables_written_to_a_pipe_are_not_cut_to_80_columns(tmp_path: Path) -> None:
     from datetime import datetime
 

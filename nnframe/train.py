@@ -80,10 +80,15 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def fit(self) -> dict[str, Any]:
-        """Train until the configured length; returns the summary. Raises on divergence or interruption."""
+        """Train until the configured length; returns the summary. Raises on divergence or interruption.
+
+        A plugin's error in ``nnframe_run_end`` while another error ends the
+        run (a divergence, a Ctrl-C) is named in that error, which stays the
+        one that ends the command.
+        """
         hook = self.run.hook
         self.run.step = self.step
-        status = "failed"
+        status, ending = "failed", None
         started = time.perf_counter()
         try:
             hook.nnframe_configure_run(run=self.run)
@@ -91,36 +96,39 @@ class Trainer:
             with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._loop()
             status = "completed"
-        except Interrupted as interrupted:
-            status = "interrupted"
-            try:
-                self._save_checkpoint(final=True)
-            except Exception as exc:  # the interruption stays what ends the run, and its resume hint with it
-                if not getattr(exc, "checkpoint_saved", False):
-                    raise
-                interrupted.args = (f"{interrupted} (its state is saved, but a plugin's nnframe_checkpoint "
-                                    f"failed: {exc!r})",)
-            raise
-        except NonFiniteError:
-            status = "diverged"
-            raise
-        except (KeyboardInterrupt, Terminated):
-            status = "interrupted"
+        except BaseException as exc:
+            ending, status = exc, _status_after(exc)
+            if isinstance(exc, Interrupted):
+                self._save_interrupted(exc)
             raise
         finally:
             self.run.summary.update(self._summary(status, time.perf_counter() - started))
             try:
                 call_each(hook.nnframe_run_end, run=self.run, status=status, summary=self.run.summary)
+            except Exception as hook_error:
+                if ending is None:
+                    raise
+                _mention(ending, "nnframe_run_end", hook_error)
             finally:
                 self.run.unregister_all()
         return self.run.summary
+
+    def _save_interrupted(self, interrupted: Interrupted) -> None:
+        """The final checkpoint of a Ctrl-C or SIGTERM stop; a plugin's failing checkpoint hook is named in the
+        interruption, which stays what ends the run, and its resume hint with it."""
+        try:
+            self._save_checkpoint(final=True)
+        except Exception as exc:
+            if not getattr(exc, "checkpoint_saved", False):
+                raise
+            _mention(interrupted, "nnframe_checkpoint", exc)
 
     def _loop(self) -> None:
         """Steps until done. numpy's overflow warnings are silenced: a non-finite loss or
         gradient is reported once, by :meth:`_nonfinite`, naming the step and the parameter."""
         train = self.settings.train
         eval_every = train.eval_every
-        while self.step < self.total_steps:
+        while self.step < self.total_steps and self.run.stop_reason is None:
             epoch_before = self.batches.epoch
             self.train_step()
             epoch_done = self.batches.epoch != epoch_before
@@ -130,8 +138,6 @@ class Trainer:
                 self.checkpointer.after_step(self)
             if self._stop_signal is not None:
                 raise Interrupted(self._stop_signal)
-            if self.run.stop_reason is not None:
-                break
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate()
         self._save_checkpoint(final=True)
@@ -299,6 +305,23 @@ class Trainer:
             summary["stopped_early"] = {"step": self.step, "planned_steps": self.total_steps,
                                         "reason": self.run.stop_reason}
         return summary
+
+
+def _status_after(exc: BaseException) -> str:
+    """The run's status when ``exc`` ends it."""
+    if isinstance(exc, (Interrupted, KeyboardInterrupt, Terminated)):
+        return "interrupted"
+    return "diverged" if isinstance(exc, NonFiniteError) else "failed"
+
+
+def _mention(ending: BaseException, hook: str, error: Exception) -> None:
+    """Name a plugin's ``hook`` error in the error that ends the run: in its message, which the command prints,
+    for nnframe's own errors; as a note under the traceback for a bug."""
+    text = f"a plugin's {hook} failed too: {error!r}"
+    if isinstance(ending, NNFrameError):
+        ending.args = (f"{ending} ({text})",)
+    else:
+        ending.add_note(f"({text})")
 
 
 def planned_steps(train: Any, batches_per_epoch: int) -> int:

@@ -502,7 +502,7 @@ def test_an_interrupted_run_stays_interrupted_when_a_checkpoint_hook_fails(tmp_p
     with pytest.raises(Interrupted) as caught:
         launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
     assert caught.value.exit_code == 130
-    assert "its state is saved, but a plugin's nnframe_checkpoint failed: RuntimeError('a bug while interrupted')" \
+    assert "(a plugin's nnframe_checkpoint failed too: RuntimeError('a bug while interrupted'))" \
         in str(caught.value) and "continue it with: nnframe train" in str(caught.value)
     (run_dir,) = (tmp_path / "runs").glob("*/*")
     assert read_checkpoint(run_dir / "checkpoints" / "step-00000003.json").meta["step"] == 3

@@ -396,3 +396,40 @@ def test_a_resumed_runs_wall_time_adds_both_parts_rounded_to_milliseconds(tmp_pa
     trainer, _ = make_trainer(write_config(tmp_path, TINY))
     trainer.run.summary["wall_time_s"] = 0.1  # what the run took before its resume
     assert trainer._summary("completed", 0.2)["wall_time_s"] == 0.3  # not 0.30000000000000004
+
+
+class FailingRunEnd:
+    @hookimpl
+    def nnframe_run_end(self, run, status, summary):
+        raise RuntimeError("a bug at the end")
+
+
+def test_a_failing_run_end_leaves_a_divergence_what_ends_the_run(tmp_path: Path) -> None:
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu"])
+    trainer.run.register(FailingRunEnd())
+    with pytest.raises(NonFiniteError, match=r"training diverged at step \d+.*\(a plugin's nnframe_run_end "
+                                             r"failed too: RuntimeError\('a bug at the end'\)\)"):
+        trainer.fit()
+
+
+def test_a_failing_run_end_after_a_completed_run_is_raised(tmp_path: Path) -> None:
+    trainer, _ = make_trainer(write_config(tmp_path, {**TINY, "train": {**TINY["train"], "max_steps": 3}}))
+    trainer.run.register(FailingRunEnd())
+    with pytest.raises(RuntimeError, match="a bug at the end"):
+        trainer.fit()
+    assert trainer.run.summary["status"] == "completed"
+
+
+@pytest.mark.parametrize("hook", ["nnframe_configure_run", "nnframe_run_start"])
+def test_a_stop_asked_for_before_the_first_step_trains_no_step(tmp_path: Path, hook: str) -> None:
+    class StopsAtStart:
+        pass
+
+    def stop(self, run):
+        run.stop("nothing to do")
+
+    setattr(StopsAtStart, hook, hookimpl(stop))
+    trainer, _ = make_trainer(write_config(tmp_path, TINY))
+    trainer.run.plugin_manager.register(StopsAtStart(), name="stops")
+    summary = trainer.fit()
+    assert summary["steps"] == 0 and summary["stopped_early"]["step"] == 0

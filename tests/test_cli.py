@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +493,17 @@ def test_evaluations_asked_for_without_a_validation_set_get_a_note() -> None:
     assert done.stderr == ("note: train.eval_every is 50, but the run has no validation set, so nothing is "
                            "evaluated; set data.val_fraction or give x_val and y_val\n")
     assert console("validate", SPIRAL, "train.eval_every=50", "data.val_fraction=0.2").stderr == ""
+
+
+def test_a_character_the_output_encoding_lacks_is_written_as_a_question_mark() -> None:
+    """rich's ellipsis on an ASCII terminal (``PYTHONIOENCODING=ascii``) failed a finished run with exit 1."""
+    script = "from nnframe.output_streams import guard_output_streams; guard_output_streams(); print('a…b')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert (done.returncode, done.stdout) == (0, b"a?b\n"), done.stderr
+
+
+def test_a_tilde_naming_no_user_is_a_usage_error() -> None:
+    done = console("runs", "~nosuchuser-nnframe/runs", env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 2
+    assert "no home directory is known for '~nosuchuser-nnframe'" in done.stderr and "Traceback" not in done.stderr

@@ -336,3 +336,20 @@ def test_a_failed_check_is_shown_at_the_tests_call_not_inside_nnframe(pytester):
     output = result.stdout.str()
     assert "GradientCheckError: gradient check of Sigmoid() failed" in output
     assert "_require_float64(obj, inputs)" not in output  # no source lines of check_gradients itself
+
+
+class CubeWithTheTruncationAdded(Node):
+    """Broken on purpose: ``y = x³`` whose gradient adds ``1e-8``, the truncation of a difference over 1e-4."""
+
+    def forward(self, x):
+        self.x = x
+        return x ** 3
+
+    def backward(self, dout):
+        return dout * (3 * self.x ** 2 + 1e-8)
+
+
+def test_a_wrong_gradient_shaped_like_a_large_steps_truncation_still_fails():
+    x = 1e-4 * np.random.default_rng(0).standard_normal((4, 3))
+    result = check_gradients(CubeWithTheTruncationAdded(), x, raise_on_failure=False)
+    assert not result.ok and result.errors["input0"] > 0.1

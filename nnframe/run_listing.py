@@ -44,8 +44,8 @@ class RunRecord:
 
     @property
     def run(self) -> str:
-        """The run's name in TensorBoard: ``<name>/<timestamp>``."""
-        return f"{self.name}/{self.path.name}"
+        """The run's name in TensorBoard: ``<name>/<timestamp>``, however the run's path was given (``.``, a link)."""
+        return f"{self.name}/{Path(os.path.realpath(self.path)).name}"
 
     @classmethod
     def from_dir(cls, path: Path) -> RunRecord:

@@ -190,7 +190,7 @@ class RunDirectory:
     @property
     def name(self) -> str:
         """The experiment name (the parent directory's name, ``runs/spiral/20261126-103000`` -> ``spiral``)."""
-        return Path(os.path.abspath(self._path)).parent.name
+        return Path(os.path.realpath(self._path)).parent.name
 
     @property
     def checkpoints(self) -> Path:

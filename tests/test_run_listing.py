@@ -173,3 +173,7 @@ def test_one_experiments_folder_or_one_run_lists_those_runs(tmp_path, monkeypatc
     assert len(list_runs(tmp_path)) == 3
     monkeypatch.chdir(tmp_path / "spiral")  # `nnframe runs .` in an experiment's folder: still named after it
     assert [r.run for r in list_runs(Path("."))] == [f"spiral/{second.path.name}", f"spiral/{first.path.name}"]
+    monkeypatch.chdir(first.path / "checkpoints")  # or given as `..`, or through a link
+    assert [r.run for r in list_runs(Path(".."))] == [f"spiral/{first.path.name}"]
+    (tmp_path / "link").symlink_to(first.path)
+    assert [r.run for r in list_runs(tmp_path / "link")] == [f"spiral/{first.path.name}"]

@@ -38,7 +38,12 @@ TABLE_WIDTH = 1000
 
 def expand_user(path: Path | None) -> Path | None:
     """``~`` in a path option, as the shell would expand it had the option not been written ``--opt=~/x``."""
-    return None if path is None else path.expanduser()
+    if path is None:
+        return None
+    try:
+        return path.expanduser()
+    except RuntimeError:  # ~name of no user on this machine
+        raise typer.BadParameter(f"{str(path)!r}: no home directory is known for {path.parts[0]!r}") from None
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False, callback=expand_user)]

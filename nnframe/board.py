@@ -11,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from nnframe.errors import Terminated, UserError, raise_terminated
 
@@ -34,7 +36,8 @@ def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int
     _require_free_port(host, port)
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
                "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    threading.Thread(target=_relay, args=(process.stdout,), daemon=True).start()
     with _sigterm_raises():
         try:
             return process.wait()
@@ -43,6 +46,19 @@ def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int
         except Terminated:
             _stop(process)
             return TERMINATED_EXIT
+
+
+def _relay(output: IO[bytes]) -> None:
+    """TensorBoard's own output, passed on to this process's stderr, which drops it once nobody reads it; had
+    TensorBoard written to the terminal's pipe itself, a reader quitting (``2>&1 | head -1``) would stop it."""
+    stream = getattr(sys.stderr, "buffer", None)
+    for line in output:
+        try:
+            if stream is not None:
+                stream.write(line)
+                stream.flush()
+        except (OSError, ValueError):
+            stream = None  # a stream that cannot take it any more; TensorBoard's output is still drained
 
 
 @contextmanager

@@ -147,6 +147,27 @@ def test_real_tensorboard_serves_the_logged_scalars(tmp_path):
     assert metrics["train/loss"] == pytest.approx(1 / 50)  # the last logged point
 
 
+def test_tensorboard_serves_on_after_the_reader_of_its_output_quit(tmp_path):
+    """``nnframe board runs 2>&1 | head -1``: TensorBoard's banner goes to a pipe nobody reads any more."""
+    runs_dir = tmp_path / "runs"
+    run_name = write_run(runs_dir, steps=10, every=5)
+    port = free_port()
+    reader, writer = os.pipe()
+    os.close(reader)
+    server = subprocess.Popen([NNFRAME, "board", str(runs_dir), "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=writer, stderr=writer, start_new_session=True)
+    os.close(writer)
+    log = tmp_path / "board.log"
+    log.write_text("(the output went to a pipe nobody read)\n")
+    try:
+        time.sleep(3)  # past TensorBoard's first lines, which found the pipe broken
+        assert wait_for(port, "/data/runs", lambda answer: run_name in answer, server, log) == [run_name]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 143
+    finally:
+        stop(server)
+
+
 def test_missing_tensorboard_names_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)
 

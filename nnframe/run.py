@@ -71,8 +71,9 @@ class RunContext:
     def stop(self, reason: str) -> None:
         """End the run after the step in progress, as if it were the run's last (early stopping).
 
-        Callable from any training hook. The trainer finishes that step, then
-        evaluates and saves the final checkpoint as at a planned end; the run
+        Callable from any training hook. The trainer finishes that step (asked
+        for before the first one, it trains none), then evaluates and saves
+        the final checkpoint as at a planned end; the run
         completes (exit 0), its summary records ``stopped_early`` with the step
         and ``reason``, and a resume would train on from there. The first
         reason given is kept.

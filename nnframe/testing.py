@@ -36,6 +36,10 @@ import numpy as np
 DEFAULT_RTOL = 1e-5
 STEPS = (1e-6, 1e-5, 1e-4)
 """Central-difference steps, tried in order until an array's error is within the tolerance."""
+CONVERGED = 10
+"""Differences over a step and over twice it have converged where they agree within this many tolerances:
+two noisy estimates differ by more than either differs from the true gradient, while a truncation that
+could pass a wrong gradient shows as a difference of 0.1 or more."""
 _NORM_FLOOR = 1e-12
 
 
@@ -249,7 +253,7 @@ def _compare(name: str, analytic: np.ndarray, numerical: Callable[..., np.ndarra
     larger steps whose differences have converged, stopping once passed.
 
     A larger step counts only where the differences over it and over twice it
-    agree within the tolerance: there the rounding has shrunk and the
+    agree within :data:`CONVERGED` tolerances: there the rounding has shrunk and the
     truncation (``h**2 / 6`` times the third derivative) is not yet showing.
     Otherwise a wrong gradient shaped like the truncation (``3x**2 + h**2``
     for ``x**3`` at tiny ``x``) would pass.
@@ -264,7 +268,7 @@ def _compare(name: str, analytic: np.ndarray, numerical: Callable[..., np.ndarra
         if error <= result.rtol:
             break
         numeric = numerical(eps=step)
-        if relative_error(numeric, numerical(eps=2 * step)) <= result.rtol:
+        if relative_error(numeric, numerical(eps=2 * step)) <= CONVERGED * result.rtol:
             error = min(error, relative_error(analytic, numeric))
     result.errors[name] = error
 

@@ -224,3 +224,18 @@ def test_the_per_node_check_keeps_apart_two_arguments_of_one_value() -> None:
     assert problems == []
     assert set(errors) == {"h/dx[x]", "sq/dx[h, argument 0]", "sq/dx[h, argument 1]"}
     assert max(errors.values()) < 1e-6
+
+
+def test_a_deep_net_initialised_at_001_passes_whatever_the_seed(tmp_path) -> None:
+    """Three sigmoid layers behind weights of 0.01: the first layer's gradient is lost in the rounding at 1e-6,
+    and differences over 1e-4 and 2e-4, both a little noisy, agree within ten tolerances, not one."""
+    from nnframe.plugins import get_plugin_manager
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml").read_text())
+    hidden = [{"type": "affine", "out": 10, "init": "normal", "scale": 0.01}, {"type": "sigmoid"}]
+    config["model"] = [*hidden * 3, {"type": "affine", "out": 3, "init": "normal", "scale": 0.01}]
+    path = tmp_path / "deep.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    plugins = get_plugin_manager()
+    for seed in (11, 19, 40):
+        assert check_experiment(path, [f"seed={seed}"], plugins).ok

@@ -74,10 +74,10 @@ def reports_errors(command: F) -> F:
             return command(*args, **kwargs)
         except NNFrameError as exc:
             fail(str(exc), getattr(exc, "exit_code", 1))
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
-        except Terminated:
-            fail("interrupted by SIGTERM", 143)
+        except KeyboardInterrupt as exc:
+            fail(_with_notes("interrupted", exc), 130)
+        except Terminated as exc:
+            fail(_with_notes("interrupted by SIGTERM", exc), 143)
         except typer.Exit:
             raise
         except OSError as exc:
@@ -85,12 +85,17 @@ def reports_errors(command: F) -> F:
                 _note_plugin_origin(exc)
                 raise
             where = f": {exc.filename}" if exc.filename else ""
-            fail(f"{exc.strerror}{where}", 1)
+            fail(_with_notes(f"{exc.strerror}{where}", exc), 1)
         except Exception as exc:
             _note_plugin_origin(exc)
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _with_notes(message: str, exc: BaseException) -> str:
+    """``message`` and the notes the run added to ``exc`` (a plugin's hook failing while the run stopped)."""
+    return " ".join([message, *getattr(exc, "__notes__", [])])
 
 
 def _note_plugin_origin(exc: Exception) -> None:

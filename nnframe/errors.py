@@ -16,6 +16,15 @@ class NNFrameError(Exception):
     """Base of every error nnframe raises on purpose."""
 
 
+def mention(ending: BaseException, text: str) -> None:
+    """Name a second failure in the error that ends a run: in the message, which the command prints, of
+    nnframe's own errors; as a note, which the command prints too, under anything else."""
+    if isinstance(ending, NNFrameError):
+        ending.args = (f"{ending} ({text})",)
+    else:
+        ending.add_note(f"({text})")
+
+
 class RunDirectoryGone(NNFrameError):
     """A run's directory was moved or deleted while the run trained. Exit code 1.
 

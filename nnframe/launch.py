@@ -24,7 +24,7 @@ from nnframe.components import absolute_path
 from nnframe.config_errors import format_path
 from nnframe.config_loader import LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
-from nnframe.errors import NonFiniteError, RunDirectoryGone, UserError
+from nnframe.errors import NonFiniteError, RunDirectoryGone, UserError, mention
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
@@ -102,16 +102,22 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
             run.register(progress)
         run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),
                             "versions": environment_versions(plugins.versions())})
+        ending = None
         try:
             trainer.fit()
-        except (Interrupted, NonFiniteError) as exc:
-            exc.args = (f"{exc}; the run is in {run_dir.path}"
-                        + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
+        except BaseException as exc:
+            ending = exc
+            if isinstance(exc, (Interrupted, NonFiniteError)):
+                exc.args = (f"{exc}; the run is in {run_dir.path}"
+                            + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             raise
         finally:
-            if not run_dir.path.is_dir():
+            if run_dir.path.is_dir():
+                run_dir.write_summary(run.summary)
+            elif ending is None:
                 raise RunDirectoryGone(run_dir.path)
-            run_dir.write_summary(run.summary)
+            else:
+                mention(ending, str(RunDirectoryGone(run_dir.path)))
     stopped = run.summary.get("stopped_early")
     if stopped:
         note(f"a plugin stopped the run at step {stopped['step']} of {stopped['planned_steps']}: "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnframe.batches import BatchIterator
-from nnframe.errors import NNFrameError, NonFiniteError, Terminated
+from nnframe.errors import NNFrameError, NonFiniteError, Terminated, mention
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
 from nnframe.hook_calls import call_each
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
@@ -99,7 +99,11 @@ class Trainer:
         except BaseException as exc:
             ending, status = exc, _status_after(exc)
             if isinstance(exc, Interrupted):
-                self._save_interrupted(exc)
+                try:
+                    self._save_interrupted(exc)
+                except BaseException as failed_save:
+                    ending = failed_save
+                    raise
             raise
         finally:
             self.run.summary.update(self._summary(status, time.perf_counter() - started))
@@ -108,7 +112,7 @@ class Trainer:
             except Exception as hook_error:
                 if ending is None:
                     raise
-                _mention(ending, "nnframe_run_end", hook_error)
+                mention(ending, f"a plugin's nnframe_run_end failed too: {hook_error!r}")
             finally:
                 self.run.unregister_all()
         return self.run.summary
@@ -121,7 +125,7 @@ class Trainer:
         except Exception as exc:
             if not getattr(exc, "checkpoint_saved", False):
                 raise
-            _mention(interrupted, "nnframe_checkpoint", exc)
+            mention(interrupted, f"a plugin's nnframe_checkpoint failed too: {exc!r}")
 
     def _loop(self) -> None:
         """Steps until done. numpy's overflow warnings are silenced: a non-finite loss or
@@ -312,16 +316,6 @@ def _status_after(exc: BaseException) -> str:
     if isinstance(exc, (Interrupted, KeyboardInterrupt, Terminated)):
         return "interrupted"
     return "diverged" if isinstance(exc, NonFiniteError) else "failed"
-
-
-def _mention(ending: BaseException, hook: str, error: Exception) -> None:
-    """Name a plugin's ``hook`` error in the error that ends the run: in its message, which the command prints,
-    for nnframe's own errors; as a note under the traceback for a bug."""
-    text = f"a plugin's {hook} failed too: {error!r}"
-    if isinstance(ending, NNFrameError):
-        ending.args = (f"{ending} ({text})",)
-    else:
-        ending.add_note(f"({text})")
 
 
 def planned_steps(train: Any, batches_per_epoch: int) -> int:

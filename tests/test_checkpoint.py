@@ -531,3 +531,21 @@ def test_a_run_whose_directory_moved_while_it_trained_does_not_start_a_second_on
     assert not (tmp_path / "runs").exists()
     (moved,) = (tmp_path / "moved").glob("*/*")
     assert (moved / "config.yaml").is_file()
+
+
+class MovesTheRunsDirectoryThenFails(MovesTheRunsDirectory):
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        super().nnframe_step_end(run, metrics)
+        if metrics.step == 6:
+            raise ValueError("a bug after the move")
+
+
+def test_a_moved_run_directory_is_named_under_the_error_that_ends_the_run_not_instead_of_it(tmp_path: Path) -> None:
+    plugins = get_plugin_manager()
+    plugins.register(MovesTheRunsDirectoryThenFails(), name="mover")
+    path = write_config(tmp_path, checkpoint={"every": 0, "best_metric": None}, train={"max_steps": 12})
+    with pytest.raises(ValueError, match="a bug after the move") as caught:
+        launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert any("was moved or deleted while the run trained" in note for note in caught.value.__notes__)
+    assert not (tmp_path / "runs").exists()

@@ -6,6 +6,7 @@ and the field path, and no traceback; success prints the run directory and metri
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ from fixtures.console import NNFRAME
 from fixtures.distributions import Site
 from fixtures.sources import node_plugin
 from nnframe.cli import app, reports_errors
-from nnframe.errors import NNFrameError, NonFiniteError, UserError
+from nnframe.errors import NNFrameError, NonFiniteError, Terminated, UserError
 from nnframe.tracking import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -422,6 +423,25 @@ def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: in
         command()
     assert caught.value.exit_code == code
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize(("error", "code", "message"), [
+    (KeyboardInterrupt(), 130, "interrupted"),
+    (Terminated(), 143, "interrupted by SIGTERM"),
+    (OSError(errno.ENOSPC, "No space left on device", "summary.json"), 1, "No space left on device: summary.json"),
+])
+def test_an_interruption_or_a_full_disk_names_what_the_run_noted_on_it(error: BaseException, code: int, message: str,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    error.add_note("(a plugin's nnframe_run_end failed too: RuntimeError('x'))")
+
+    @reports_errors
+    def command() -> None:
+        raise error
+
+    with pytest.raises(typer.Exit) as caught:
+        command()
+    assert caught.value.exit_code == code
+    assert capsys.readouterr().err == f"error: {message} (a plugin's nnframe_run_end failed too: RuntimeError('x'))\n"
 
 
 def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:

@@ -88,13 +88,14 @@ class Trainer:
         """
         hook = self.run.hook
         self.run.step = self.step
-        status, ending = "failed", None
+        status, ending, final = "failed", None, None
         started = time.perf_counter()
         try:
             hook.nnframe_configure_run(run=self.run)
             hook.nnframe_run_start(run=self.run)
             with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._loop()
+                final = self.measure(self.dataset.x, self.dataset.y)  # a Ctrl-C here waits for it, as for a step
             status = "completed"
         except BaseException as exc:
             ending, status = exc, _status_after(exc)
@@ -106,13 +107,14 @@ class Trainer:
                     raise
             raise
         finally:
-            self.run.summary.update(self._summary(status, time.perf_counter() - started))
+            self.run.summary.update(self._summary(status, time.perf_counter() - started, final))
             try:
                 call_each(hook.nnframe_run_end, run=self.run, status=status, summary=self.run.summary)
             except Exception as hook_error:
                 if ending is None:
                     raise
-                mention(ending, f"a plugin's nnframe_run_end failed too: {hook_error!r}")
+                if not _same_storage_failure(ending, hook_error):  # a full disk fails every logger's close too
+                    mention(ending, f"a plugin's nnframe_run_end failed too: {hook_error!r}")
             finally:
                 self.run.unregister_all()
         return self.run.summary
@@ -288,13 +290,14 @@ class Trainer:
 
     # --------------------------------------------------------------- summary
 
-    def _summary(self, status: str, seconds: float) -> dict[str, Any]:
+    def _summary(self, status: str, seconds: float,
+                 final: tuple[float, float | None] | None = None) -> dict[str, Any]:
+        """The run's summary; ``final`` is the loss and accuracy over the whole training set after the last step."""
         metrics: dict[str, float | None] = {}
         if self.last_step is not None:
             metrics["train/loss"] = self.last_step.loss
-        if status == "completed":
-            loss, acc = self.measure(self.dataset.x, self.dataset.y)
-            metrics["train/loss"], metrics["train/accuracy"] = loss, acc
+        if final is not None:
+            metrics["train/loss"], metrics["train/accuracy"] = final
         if self.last_eval is not None:
             metrics["val/loss"], metrics["val/accuracy"] = self.last_eval.loss, self.last_eval.accuracy
         summary = {
@@ -309,6 +312,10 @@ class Trainer:
             summary["stopped_early"] = {"step": self.step, "planned_steps": self.total_steps,
                                         "reason": self.run.stop_reason}
         return summary
+
+
+def _same_storage_failure(first: BaseException, second: BaseException) -> bool:
+    return isinstance(first, OSError) and isinstance(second, OSError) and first.errno == second.errno
 
 
 def _status_after(exc: BaseException) -> str:

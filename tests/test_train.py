@@ -433,3 +433,21 @@ def test_a_stop_asked_for_before_the_first_step_trains_no_step(tmp_path: Path, h
     trainer.run.plugin_manager.register(StopsAtStart(), name="stops")
     summary = trainer.fit()
     assert summary["steps"] == 0 and summary["stopped_early"]["step"] == 0
+
+
+def test_a_ctrl_c_during_the_final_measure_waits_for_it_and_the_run_completes(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    trainer, recorder = make_trainer(write_config(tmp_path, {**TINY, "train": {**TINY["train"], "max_steps": 3}}))
+    measure = trainer.measure
+
+    def pressing_ctrl_c(x, t):
+        if x is trainer.dataset.x:  # the final measure over the whole training set
+            os.kill(os.getpid(), signal.SIGINT)
+        return measure(x, t)
+
+    trainer.measure = pressing_ctrl_c
+    summary = trainer.fit()
+    assert summary["status"] == "completed" and recorder.ends == ["completed"]
+    assert summary["metrics"]["train/accuracy"] is not None

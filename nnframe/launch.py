@@ -112,7 +112,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                             + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             raise
         finally:
-            if run_dir.path.is_dir():
+            if run_dir.present():
                 run_dir.write_summary(run.summary)
             elif ending is None:
                 raise RunDirectoryGone(run_dir.path)

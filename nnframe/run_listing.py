@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from nnframe.errors import UserError
 from nnframe.formatting import format_metric
-from nnframe.tracking import CONFIG_FILE, FINAL_METRICS, RUN_DIR_NAME, SUMMARY_FILE, TIMESTAMP_FORMAT, RunDirectory
+from nnframe.tracking import (CONFIG_FILE, FINAL_METRICS, RUN_DIR_NAME, SUMMARY_FILE, TIMESTAMP_FORMAT, RunDirectory,
+                              run_identity)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -45,7 +46,7 @@ class RunRecord:
     @property
     def run(self) -> str:
         """The run's name in TensorBoard: ``<name>/<timestamp>``, however the run's path was given (``.``, a link)."""
-        return f"{self.name}/{Path(os.path.realpath(self.path)).name}"
+        return f"{self.name}/{run_identity(self.path).name}"
 
     @classmethod
     def from_dir(cls, path: Path) -> RunRecord:

@@ -137,6 +137,13 @@ def config_yaml(config: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------
 
 
+def run_identity(path: Path) -> Path:
+    """A run's directory as TensorBoard names it (``<experiment>/<timestamp>``): absolute, ``.`` and ``..``
+    resolved, and a link to the run followed, while a linked runs or experiment folder keeps its own name."""
+    own = Path(os.path.abspath(path))
+    return Path(os.path.realpath(own)) if own.is_symlink() else own
+
+
 class RunDirectory:
     """One run's directory: ``<runs-dir>/<name>/<timestamp>/``.
 
@@ -147,6 +154,7 @@ class RunDirectory:
 
     def __init__(self, path: Path) -> None:
         self._path = Path(path)
+        self._where = Path(os.path.abspath(path))  # for the files: the same run whatever directory a plugin moves to
 
     @classmethod
     def create(cls, runs_dir: Path, name: str, now: datetime | None = None) -> RunDirectory:
@@ -190,35 +198,39 @@ class RunDirectory:
     @property
     def name(self) -> str:
         """The experiment name (the parent directory's name, ``runs/spiral/20261126-103000`` -> ``spiral``)."""
-        return Path(os.path.realpath(self._path)).parent.name
+        return run_identity(self._path).parent.name
+
+    def present(self) -> bool:
+        """Whether the run's directory is still where the run began (it may be moved or deleted meanwhile)."""
+        return self._where.is_dir()
 
     @property
     def checkpoints(self) -> Path:
-        return self._path / CHECKPOINTS_DIR
+        return self._where / CHECKPOINTS_DIR
 
     @property
     def events_dir(self) -> Path:
-        return self._path
+        return self._where
 
     @property
     def config_path(self) -> Path:
-        return self._path / CONFIG_FILE
+        return self._where / CONFIG_FILE
 
     @property
     def overrides_path(self) -> Path:
-        return self._path / OVERRIDES_FILE
+        return self._where / OVERRIDES_FILE
 
     @property
     def summary_path(self) -> Path:
-        return self._path / SUMMARY_FILE
+        return self._where / SUMMARY_FILE
 
     def lock(self) -> AbstractContextManager[None]:
         """Hold the run for this process (see :mod:`nnframe.run_lock`)."""
-        return run_lock.hold(self._path, self.summary_path)
+        return run_lock.hold(self._where, self.summary_path)
 
     def training_state(self) -> str | None:
         """``"running"``, ``"killed"`` or None: see :func:`nnframe.run_lock.training_state`."""
-        return run_lock.training_state(self._path, self.summary_path)
+        return run_lock.training_state(self._where, self.summary_path)
 
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""

@@ -549,3 +549,30 @@ def test_a_moved_run_directory_is_named_under_the_error_that_ends_the_run_not_in
         launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
     assert any("was moved or deleted while the run trained" in note for note in caught.value.__notes__)
     assert not (tmp_path / "runs").exists()
+
+
+class ChangesDirectory:
+    """A plugin that moves the process to another working directory when the run starts."""
+
+    def __init__(self, elsewhere: Path) -> None:
+        self.elsewhere = elsewhere
+
+    @hookimpl
+    def nnframe_run_start(self, run):
+        os.chdir(self.elsewhere)
+
+
+def test_a_plugin_changing_the_working_directory_leaves_the_run_where_it_began(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    plugins = get_plugin_manager()
+    plugins.register(ChangesDirectory(elsewhere), name="chdir")
+    path = write_config(tmp_path, checkpoint={"every": 4, "best_metric": None}, train={"max_steps": 8})
+    monkeypatch.chdir(tmp_path)
+    result = launch_train(path, [], plugins, runs_dir=Path("runs"), quiet=True)
+    assert result.summary["status"] == "completed"
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.json")) == ["step-00000004.json",
+                                                                                "step-00000008.json"]
+    assert (run_dir / "summary.json").is_file() and list(elsewhere.iterdir()) == []

@@ -177,3 +177,6 @@ def test_one_experiments_folder_or_one_run_lists_those_runs(tmp_path, monkeypatc
     assert [r.run for r in list_runs(Path(".."))] == [f"spiral/{first.path.name}"]
     (tmp_path / "link").symlink_to(first.path)
     assert [r.run for r in list_runs(tmp_path / "link")] == [f"spiral/{first.path.name}"]
+    (tmp_path / "linked_runs").mkdir()  # a runs folder whose experiment folder links to another disk keeps its name
+    (tmp_path / "linked_runs" / "mlp").symlink_to(tmp_path / "spiral")
+    assert {r.run for r in list_runs(tmp_path / "linked_runs")} == {f"mlp/{first.path.name}", f"mlp/{second.path.name}"}

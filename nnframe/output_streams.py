@@ -86,13 +86,14 @@ class ReaderMayQuit:
 
 def guard_output_streams() -> None:
     """Give a stream closed when the process started (``>&-``; Python makes it ``None``) a sink, let the
-    readers of both streams quit, and write a character the stream's encoding lacks as ``?``: the progress
-    bar's ellipsis on an ASCII terminal failed a finished run."""
+    readers of both streams quit, and on a terminal write a character its encoding lacks as ``?``: the
+    progress bar's ellipsis on an ASCII terminal failed a finished run. A file or a pipe keeps the text
+    exact, or fails, since a script may read a path from it."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is None:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
         elif not isinstance(stream, ReaderMayQuit):
-            if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict" and stream.isatty():
                 stream.reconfigure(errors="replace")
             setattr(sys, name, ReaderMayQuit(stream))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -515,12 +516,22 @@ def test_evaluations_asked_for_without_a_validation_set_get_a_note() -> None:
     assert console("validate", SPIRAL, "train.eval_every=50", "data.val_fraction=0.2").stderr == ""
 
 
-def test_a_character_the_output_encoding_lacks_is_written_as_a_question_mark() -> None:
-    """rich's ellipsis on an ASCII terminal (``PYTHONIOENCODING=ascii``) failed a finished run with exit 1."""
+def test_a_character_a_terminals_encoding_lacks_is_written_as_a_question_mark_and_a_pipe_keeps_it() -> None:
+    """rich's ellipsis on an ASCII terminal (``PYTHONIOENCODING=ascii``) failed a finished run with exit 1; a
+    pipe, which a script may read a path from, gets the exact text or an error."""
     script = "from nnframe.output_streams import guard_output_streams; guard_output_streams(); print('a…b')"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60,
-                          env={**os.environ, "PYTHONIOENCODING": "ascii"})
-    assert (done.returncode, done.stdout) == (0, b"a?b\n"), done.stderr
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    piped = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, env=env)
+    assert piped.returncode == 1 and b"UnicodeEncodeError" in piped.stderr
+    leader, follower = pty.openpty()
+    try:
+        on_a_terminal = subprocess.run([sys.executable, "-c", script], stdout=follower, stderr=subprocess.PIPE,
+                                       timeout=60, env=env)
+        assert on_a_terminal.returncode == 0, on_a_terminal.stderr
+        assert os.read(leader, 100).replace(b"\r", b"") == b"a?b\n"
+    finally:
+        os.close(leader)
+        os.close(follower)
 
 
 def test_a_tilde_naming_no_user_is_a_usage_error() -> None:

@@ -21,6 +21,8 @@ from nnframe.errors import Terminated, UserError, raise_terminated
 
 INSTALL_HINT = "pip install 'nnframe[board]'"
 TERMINATED_EXIT = 143
+RELAY_DRAIN_S = 5.0
+"""How long TensorBoard's last output may take to pass on after it exits (a slow reader of ours)."""
 
 
 def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int:
@@ -37,15 +39,19 @@ def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
                "--host", host, "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    threading.Thread(target=_relay, args=(process.stdout,), daemon=True).start()
-    with _sigterm_raises():
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            return _stop(process)
-        except Terminated:
-            _stop(process)
-            return TERMINATED_EXIT
+    relay = threading.Thread(target=_relay, args=(process.stdout,), daemon=True)
+    relay.start()
+    try:
+        with _sigterm_raises():
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                return _stop(process)
+            except Terminated:
+                _stop(process)
+                return TERMINATED_EXIT
+    finally:
+        relay.join(RELAY_DRAIN_S)
 
 
 def _relay(output: IO[bytes]) -> None:

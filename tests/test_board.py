@@ -168,6 +168,21 @@ def test_tensorboard_serves_on_after_the_reader_of_its_output_quit(tmp_path):
         stop(server)
 
 
+def test_tensorboards_last_output_is_passed_on_before_board_exits(tmp_path):
+    """A stand-in ``tensorboard`` that writes a lot and exits 1: its last line still reaches board's stderr."""
+    fake = tmp_path / "fake" / "tensorboard"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "main.py").write_text("import sys\nfor i in range(200000):\n    print('line', i)\n"
+                                  "print('the last line', file=sys.stderr)\nsys.exit(1)\n")
+    (tmp_path / "runs").mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([NNFRAME, "board", str(tmp_path / "runs"), "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "the last line"
+
+
 def test_missing_tensorboard_names_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)
 

@@ -31,6 +31,7 @@ class RunRecord:
     ``"killed"`` when that process died without a word (a SIGKILL), else the
     summary's status: ``"running?"`` for a run without a summary from before
     runs were locked, and ``"unknown"`` for an unreadable summary.
+    :attr:`status_text` adds the steps ``skip_step`` dropped and an early stop.
     """
 
     name: str
@@ -42,6 +43,16 @@ class RunRecord:
     train_accuracy: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
+    skipped_steps: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def status_text(self) -> str:
+        """The status as the table shows it: ``completed (386 skipped) (stopped early)``."""
+        text = self.status
+        if self.skipped_steps:  # train.on_nonfinite: skip_step dropped these updates; most skips learn little
+            text += f" ({self.skipped_steps} skipped)"
+        return text + (" (stopped early)" if self.stopped_early else "")
 
     @property
     def run(self) -> str:
@@ -61,12 +72,9 @@ class RunRecord:
         metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
-        skipped = _int_or_none(summary.get("skipped_steps"))
-        if skipped:  # train.on_nonfinite: skip_step dropped these updates; a run of mostly skips learned little
-            status += f" ({skipped} skipped)"
-        if isinstance(summary.get("stopped_early"), dict):
-            status += " (stopped early)"
-        return cls(run_dir.name, path, _started(summary, path), status, _int_or_none(summary.get("steps")), *metrics)
+        return cls(run_dir.name, path, _started(summary, path), status, _int_or_none(summary.get("steps")), *metrics,
+                   skipped_steps=_int_or_none(summary.get("skipped_steps")),
+                   stopped_early=isinstance(summary.get("stopped_early"), dict))
 
     def sort_key(self) -> tuple[datetime, int, str]:
         match = RUN_DIR_NAME.match(self.path.name)
@@ -79,7 +87,7 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     the final metrics by tag (``null`` where there is none), for scripts."""
     return [{"run": record.run, "name": record.name, "path": os.path.abspath(record.path),
              "started": record.started.isoformat() if record.started else None, "status": record.status,
-             "steps": record.steps,
+             "steps": record.steps, "skipped_steps": record.skipped_steps, "stopped_early": record.stopped_early,
              "metrics": {tag: value if value is not None and math.isfinite(value) else None
                          for tag, value in zip(FINAL_METRICS, (record.train_loss, record.train_accuracy,
                                                                record.val_loss, record.val_accuracy))}}
@@ -171,7 +179,7 @@ def format_runs_table(records: Sequence[RunRecord]) -> Table:
     for record in records:
         table.add_row(
             record.run,
-            record.status,
+            record.status_text,
             "-" if record.steps is None else str(record.steps),
             _format_loss(record.train_loss),
             _format_accuracy(record.train_accuracy),

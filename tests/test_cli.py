@@ -247,7 +247,8 @@ def test_runs_as_json_gives_each_run_for_scripts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     (listed,) = json.loads(done.stdout)
     assert listed["run"] == f"spiral/{run_dir.name}" and Path(listed["path"]) == run_dir
-    assert (listed["status"], listed["steps"]) == ("completed", 20)
+    assert (listed["status"], listed["steps"], listed["skipped_steps"], listed["stopped_early"]) == (
+        "completed", 20, 0, False)
     assert listed["metrics"]["train/loss"] == summary["metrics"]["train/loss"]
     assert listed["metrics"]["val/loss"] is None
 

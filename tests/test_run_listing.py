@@ -58,7 +58,7 @@ def test_list_runs_newest_first_with_final_metrics(tmp_path):
         "moons/20261125-235959",
         "latin/20261125-230000",
     ]
-    assert [record.status for record in records] == ["completed (9 skipped)", "running?", "completed", "unknown",
+    assert [record.status_text for record in records] == ["completed (9 skipped)", "running?", "completed", "unknown",
                                                       "unknown"]
     oldest_spiral = records[2]
     assert (oldest_spiral.steps, oldest_spiral.train_loss, oldest_spiral.train_accuracy) == (3000, 0.1, 0.9733)

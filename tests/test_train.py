@@ -342,7 +342,7 @@ def test_a_plugin_stops_a_run_early_and_it_completes_there(tmp_path: Path) -> No
     assert [m.step for m in recorder.steps][-1] == 20 and recorder.ends == ["completed"]
     assert [m.step for m in recorder.evals] == [10, 20]  # the stop's evaluation is the final one
     assert (result.run_dir / "checkpoints" / "step-00000020.json").is_file()
-    assert list_runs(tmp_path / "runs")[0].status == "completed (stopped early)"
+    assert list_runs(tmp_path / "runs")[0].status_text == "completed (stopped early)"
     plugins.pm.unregister(name="stopper")
     resumed = launch_train(config, [], plugins, resume=result.run_dir, quiet=True)
     assert (resumed.summary["status"], resumed.summary["steps"]) == ("completed", 40)

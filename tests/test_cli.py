@@ -409,6 +409,17 @@ def test_resuming_without_a_plugin_the_run_used_names_the_missing_distribution(s
                                            "(see `nnframe plugins`)")
 
 
+def exit_code_reporting(error: BaseException) -> int:
+    """The exit code of a command that raises ``error``, through the CLI's ``reports_errors``."""
+    @reports_errors
+    def command() -> None:
+        raise error
+
+    with pytest.raises(typer.Exit) as caught:
+        command()
+    return caught.value.exit_code
+
+
 @pytest.mark.parametrize("error, code", [
     (UserError("bad input"), 2),
     (NonFiniteError("loss is nan"), 3),
@@ -417,13 +428,7 @@ def test_resuming_without_a_plugin_the_run_used_names_the_missing_distribution(s
 ])
 def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: int,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    @reports_errors
-    def command() -> None:
-        raise error
-
-    with pytest.raises(typer.Exit) as caught:
-        command()
-    assert caught.value.exit_code == code
+    assert exit_code_reporting(error) == code
     assert capsys.readouterr().err.startswith("error: ")
 
 
@@ -435,14 +440,7 @@ def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: in
 def test_an_interruption_or_a_full_disk_names_what_the_run_noted_on_it(error: BaseException, code: int, message: str,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     error.add_note("(a plugin's nnframe_run_end failed too: RuntimeError('x'))")
-
-    @reports_errors
-    def command() -> None:
-        raise error
-
-    with pytest.raises(typer.Exit) as caught:
-        command()
-    assert caught.value.exit_code == code
+    assert exit_code_reporting(error) == code
     assert capsys.readouterr().err == f"error: {message} (a plugin's nnframe_run_end failed too: RuntimeError('x'))\n"
 
 

@@ -97,7 +97,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
                 note(text)
         for text in config_notes(experiment):
             note(text)
-        progress = make_progress(trainer.total_steps, quiet, stream)
+        progress = make_progress(trainer.total_steps, quiet, stream, str(run_dir.path))
         if progress is not None:
             run.register(progress)
         run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),

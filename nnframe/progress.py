@@ -26,8 +26,9 @@ class PlainProgress:
     step comes right after it and replaces any earlier one of the stretch.
     """
 
-    def __init__(self, total_steps: int, stream: TextIO | None = None) -> None:
+    def __init__(self, total_steps: int, stream: TextIO | None = None, where: str = "") -> None:
         self.total_steps = total_steps
+        self.where = where
         self.stream: TextIO | None = stream or sys.stdout
         self.every = max(1, -(-total_steps // PLAIN_LINES))
         self._started = time.perf_counter()
@@ -39,8 +40,7 @@ class PlainProgress:
     def nnframe_run_start(self, run: RunContext) -> None:
         self._started = time.perf_counter()
         self._first_step = run.step
-        where = f"resuming {run.name} from step {run.step}" if run.resumed else f"training {run.name}"
-        self._print(f"{where}: {self.total_steps} steps")
+        self._print(f"{start_text(run, self.where)}: {self.total_steps} steps")
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
@@ -85,6 +85,13 @@ class PlainProgress:
             self._print(f"step {metrics.step}  {validation_text(metrics)}")
 
 
+def start_text(run: RunContext, where: str) -> str:
+    """``training spiral in runs/spiral/20261127-021202``, or ``resuming ... from step 40``: named at the start,
+    so that a run in the background can be found before it ends."""
+    place = f" in {where}" if where else ""
+    return f"resuming {run.name}{place} from step {run.step}" if run.resumed else f"training {run.name}{place}"
+
+
 def validation_text(metrics: EvalMetrics) -> str:
     """``val/loss 0.1234  val/accuracy 0.9500`` (the accuracy where there is one)."""
     accuracy = f"  val/accuracy {metrics.accuracy:.4f}" if metrics.accuracy is not None else ""
@@ -94,7 +101,7 @@ def validation_text(metrics: EvalMetrics) -> str:
 class RichProgress:
     """A live bar for terminals: epoch, step, loss, the latest validation, steps/s and time remaining."""
 
-    def __init__(self, total_steps: int, console: Any = None) -> None:
+    def __init__(self, total_steps: int, console: Any = None, where: str = "") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.total_steps = total_steps
@@ -105,6 +112,7 @@ class RichProgress:
             TimeRemainingColumn(), transient=False, console=console,
         )
         self.task: Any = None
+        self.where = where
         self._started = time.perf_counter()
         self._first_step = 0
         self._last_refresh = 0.0
@@ -113,6 +121,8 @@ class RichProgress:
     def nnframe_run_start(self, run: RunContext) -> None:
         self._started = time.perf_counter()
         self._first_step = run.step
+        if self.where:
+            self.progress.console.print(start_text(run, self.where), markup=False, highlight=False)
         self.progress.start()
         self.task = self.progress.add_task(run.name, total=self.total_steps, completed=run.step,
                                            epoch=run.epoch, loss="-", rate="-", validation="")
@@ -140,13 +150,16 @@ class RichProgress:
         self.progress.stop()
 
 
-def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None) -> object | None:
-    """The display for this terminal: rich on a TTY, plain lines otherwise, nothing when quiet."""
+def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None, where: str = "") -> object | None:
+    """The display for this terminal: rich on a TTY, plain lines otherwise, nothing when quiet.
+
+    ``where`` is the run directory as the user gave it, named when the run starts.
+    """
     if quiet:
         return None
     stream = stream or sys.stdout
     if stream is None:  # no stdout at all (closed when the process started): nothing to show
         return None
     if stream.isatty():
-        return RichProgress(total_steps)
-    return PlainProgress(total_steps, stream)
+        return RichProgress(total_steps, where=where)
+    return PlainProgress(total_steps, stream, where)

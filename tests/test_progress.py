@@ -59,6 +59,17 @@ def test_rich_progress_draws_a_bar_with_epoch_loss_and_rate():
     assert "loss 0.0200" in output and "steps/s" in output
 
 
+def test_both_displays_name_the_run_directory_when_the_run_starts():
+    from rich.console import Console
+
+    stream = io.StringIO()
+    drive(PlainProgress(20, stream, where="runs/demo/1"), 20)
+    assert stream.getvalue().startswith("training demo in runs/demo/1: 20 steps\n")
+    display = RichProgress(20, console=Console(file=FakeTerminal(), force_terminal=True, width=120),
+                           where="runs/[demo]/1")
+    drive(display, 20)
+    assert display.progress.console.file.getvalue().startswith("training demo in runs/[demo]/1\n")
+
 
 def test_a_huge_loss_is_shown_in_scientific_notation_not_as_a_page_of_digits():
     from rich.console import Console

@@ -531,7 +531,7 @@ def test_a_resumes_notes_come_before_its_training_and_stay_when_it_fails(tmp_pat
     assert longer.returncode == 0, longer.stderr
     assert longer.stderr.startswith("note: resumed with optimizer.lr: 1e+300 in the run, 0.02 now\n"
                                     "note: resumed with train.max_steps: 60 in the run, 20 now\n")
-    assert "resuming tiny from step 10: 20 steps" in longer.stderr + longer.stdout
+    assert f"resuming tiny in {run_dir} from step 10: 20 steps" in longer.stdout
 
 
 class EvalRecorder:

@@ -68,7 +68,7 @@ class RunContext:
     stop_reason: str | None = None
     _registered: list[object] = field(default_factory=list)
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str | None = None) -> None:
         """End the run after the step in progress, as if it were the run's last (early stopping).
 
         Callable from any training hook. The trainer finishes that step (asked
@@ -79,7 +79,7 @@ class RunContext:
         reason given is kept.
         """
         if self.stop_reason is None:
-            self.stop_reason = str(reason) or "a plugin asked to stop"
+            self.stop_reason = "a plugin asked to stop" if reason is None or reason == "" else str(reason)
 
     def register(self, plugin: object) -> None:
         """Register a per-run plugin object; it is unregistered when the run ends.

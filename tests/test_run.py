@@ -64,3 +64,11 @@ def test_a_per_run_plugin_with_a_broken_hook_is_refused_by_name(plugin: object, 
         run.register(plugin)
     assert str(caught.value).startswith(message)
     assert not run.plugin_manager.get_plugins()
+
+
+@pytest.mark.parametrize("reason", [None, ""])
+def test_a_stop_without_a_reason_records_that_a_plugin_asked(reason) -> None:
+    run = make_run()
+    run.stop(reason)
+    run.stop("a later reason")
+    assert run.stop_reason == "a plugin asked to stop"

@@ -184,6 +184,8 @@ CASES: dict[str, Case] = {
     "spiral sizes whose product is larger than any count": Case(
         lambda t: config(t, data={**GOOD["data"], "points_per_class": 2**30, "classes": 4}),
         ["config.yaml", "field data", "points_per_class times classes"]),
+    "a spiral noise whose angles overflow": Case(lambda t: config(t, data={**GOOD["data"], "noise": 1e308}),
+                                                 ["config.yaml", "data.noise", "less than or equal"]),
     "a schedule longer than int64": Case(lambda t: config(t, optimizer={"type": "sgd", "lr": 0.1, "schedule": {
         "type": "step", "step_size": 10**23}}), ["config.yaml", "optimizer.schedule.step_size"]),
     "an init scale that overflows": Case(lambda t: config(t, model=[{"type": "affine", "out": 3, "scale": 1e300}]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -268,18 +267,3 @@ def test_a_data_file_the_system_cannot_read_is_a_data_error_naming_it(registry, 
     monkeypatch.setattr(Path, "open", failing_open)
     with pytest.raises(DataError, match=rf"{kind} file {path} cannot be read: Input/output error"):
         _load(registry, kind, _ctx(tmp_path), path=path.name)
-
-
-def test_a_spiral_whose_noise_overflows_is_a_data_error_without_numpy_warnings(tmp_path):
-    from nnframe.build import build_experiment
-    from nnframe.config_loader import load_experiment
-
-    config = tmp_path / "c.yaml"
-    config.write_text("name: s\ndata: {type: spiral, points_per_class: 10, noise: 1.0e+308}\nmodel: "
-                      "[{type: affine, out: 3}]\nloss: {type: softmax_cross_entropy}\noptimizer: {type: sgd, "
-                      "lr: 1.0}\ntrain: {epochs: 1, batch_size: 10}\n", encoding="utf-8")
-    plugins = get_plugin_manager()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(DataError, match="NaN or infinite"):
-            build_experiment(load_experiment(config, [], plugins), plugins)

@@ -23,6 +23,8 @@ from nnframe.limits import MAX_COUNT
 Task = Literal["classification", "regression"]
 _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
+MAX_NOISE = 1e6
+"""Far past the few radians that already spread the angles evenly; a noise near 1e308 overflowed to NaN points."""
 
 
 class SpiralParams(DatasetParams):
@@ -30,7 +32,8 @@ class SpiralParams(DatasetParams):
 
     points_per_class: int = Field(100, ge=1, le=MAX_COUNT, description="points on each arm")
     classes: int = Field(3, ge=2, le=MAX_COUNT, description="number of arms, one class each")
-    noise: float = Field(0.2, ge=0.0, description="standard deviation of the angle noise, in radians")
+    noise: float = Field(0.2, ge=0.0, le=MAX_NOISE, description="standard deviation of the angle noise, in radians "
+                                                                 "(from a few radians on, the angles are uniform)")
 
     @model_validator(mode="after")
     def _fits_one_array(self) -> SpiralParams:

@@ -303,7 +303,7 @@ class Trainer:
         summary = {
             "status": status,
             "steps": self.step,
-            "epochs": self.batches.epoch,
+            "epochs": self.run.epoch,  # the batches' epoch may have moved on with a step that then failed
             "skipped_steps": self.skipped_steps,
             "wall_time_s": round(seconds + self.run.summary.get("wall_time_s", 0.0), 3),
             "metrics": metrics,

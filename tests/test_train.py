@@ -175,6 +175,16 @@ def test_a_nonfinite_loss_stops_training_naming_the_step(tmp_path):
     assert recorder.ends == ["diverged"]
 
 
+def test_a_diverged_runs_summary_counts_the_epochs_of_its_completed_steps(tmp_path):
+    # one batch per epoch: the failing step's batch ends an epoch that its update never finished
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
+                                                             "train.batch_size=45"])
+    with pytest.raises(NonFiniteError):
+        trainer.fit()
+    assert trainer.batches.epoch == trainer.step + 1
+    assert trainer.run.summary["epochs"] == trainer.step
+
+
 def test_a_divergence_with_clipping_on_advises_a_lower_clip_not_setting_one(tmp_path):
     trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
                                                              "train.clip_grad_norm=1e300"])

@@ -88,6 +88,7 @@ class Graph(Node):
         self.flat_grads: np.ndarray | None = None
         self._protocol_checked = False
         self._input_shapes: list[tuple[tuple[int, ...], ...]] | None = None
+        self._out_shape: tuple[int, ...] | None = None
         self._collect_params()
         self._training = True
         self.training = True
@@ -235,13 +236,15 @@ class Graph(Node):
             node.overwrite_input = allowed
         try:
             if not self._protocol_checked:
-                return self._forward_recording(xs)
-            if self._chain:
-                x = xs[0]
+                out = self._forward_recording(xs)
+            elif self._chain:
+                out = xs[0]
                 for node, _ in self._forward_plan:
-                    x = node.forward(x)
-                return x
-            return self._forward_slots(xs)
+                    out = node.forward(out)
+            else:
+                out = self._forward_slots(xs)
+            self._out_shape = np.shape(out)
+            return out
         except Exception as exc:
             self._note_failing_node(exc, "forward")
             raise
@@ -250,6 +253,8 @@ class Graph(Node):
                 node.overwrite_input = False
 
     def backward(self, dout: Any) -> Any:
+        if getattr(dout, "shape", None) != self._out_shape:
+            self._check_dout(dout)
         for node, allowed in self._dout_overwrites:
             node.overwrite_dout = allowed
         try:
@@ -264,6 +269,15 @@ class Graph(Node):
         finally:
             for node, _ in self._dout_overwrites:
                 node.overwrite_dout = False
+
+    def _check_dout(self, dout: Any) -> None:
+        """Refuse a gradient of another shape than the last output: numpy would broadcast it into wrong values."""
+        if self._out_shape is None:
+            raise GraphError("backward was called before forward: run forward first, the nodes keep what backward "
+                             "needs")
+        if np.shape(dout) != self._out_shape:
+            raise GraphError(f"the gradient given to backward has shape {np.shape(dout)}, but the graph's output "
+                             f"has shape {self._out_shape}")
 
     def failing_node(self, exc: BaseException) -> str | None:
         """The name of the node of this graph deepest in ``exc``'s traceback: where a forward or backward failed."""

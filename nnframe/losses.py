@@ -42,14 +42,30 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
+def _not_empty(x: np.ndarray, loss: str) -> None:
+    if x.size == 0:
+        raise DataError(f"{loss}: the batch is empty (scores of shape {x.shape}); a mean over no samples is "
+                        "undefined")
+
+
+def _forward_first(loss: Loss, kept: object) -> None:
+    if kept is None:
+        raise RuntimeError(f"{type(loss).__name__}.backward was called before forward: run forward first, "
+                           "it keeps what backward needs")
+
+
 def _batch_mean(values: np.ndarray) -> float:
     return float(np.mean(values, dtype=np.float64))
 
 
 def _class_indices(t: np.ndarray, classes: int, loss: str) -> np.ndarray:
     if t.dtype.kind not in "iu":
-        if t.dtype.kind not in "fb" or not np.all(t == np.round(t)):
+        if t.dtype.kind not in "fb":
             raise DataError(f"{loss}: class-index targets must be whole numbers, found dtype {t.dtype}")
+        fractional = t != np.round(t)
+        if fractional.any():
+            raise DataError(f"{loss}: class-index targets must be whole numbers, found "
+                            f"{t[fractional].flat[0].item()!r} (one-hot targets take the scores' shape)")
         t = t.astype(np.intp)
     if t.size and not 0 <= t.min() <= t.max() < classes:
         raise DataError(f"{loss}: class indices must be in [0, {classes - 1}] for {classes} output classes, "
@@ -79,6 +95,7 @@ class SoftmaxWithLoss(Loss):
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
         if x.ndim < 2:
             raise DataError(f"SoftmaxWithLoss: scores must be (N, C), found shape {x.shape}")
+        _not_empty(x, "SoftmaxWithLoss")
         t = np.asarray(t)
         if t.shape == x.shape:
             log_y, self.y = log_softmax(x)
@@ -114,6 +131,7 @@ class SoftmaxWithLoss(Loss):
         return self._arange
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
+        _forward_first(self, self.y)
         dx = self.y.copy()
         if self.t.shape == dx.shape:
             dx *= self.t.sum(axis=-1, keepdims=True)
@@ -141,7 +159,11 @@ class SigmoidWithLoss(Loss):
         self.t: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
-        self.t = _same_shape_target(x, np.asarray(t), "SigmoidWithLoss")
+        _not_empty(x, "SigmoidWithLoss")
+        t = _same_shape_target(x, np.asarray(t), "SigmoidWithLoss")
+        if self.validate_targets:
+            _probabilities(t)
+        self.t = t
         self.y = sigmoid(x)
         with np.errstate(under="ignore"):
             per_element = np.logaddexp(0, x)
@@ -149,6 +171,7 @@ class SigmoidWithLoss(Loss):
         return _batch_mean(per_element.reshape(len(x), -1).sum(axis=1))
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
+        _forward_first(self, self.y)
         dx = self.y.copy()
         dx -= self.t
         dx *= dout / len(dx)
@@ -169,13 +192,28 @@ class MeanSquaredError(Loss):
         self.diff: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        _not_empty(x, "MeanSquaredError")
         t = _same_shape_target(x, np.asarray(t), "MeanSquaredError")
         self.diff = np.subtract(x, t, dtype=x.dtype)
         squares = np.square(self.diff).reshape(len(x), -1).sum(axis=1)
         return 0.5 * _batch_mean(squares)
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
+        _forward_first(self, self.diff)
         return self.diff * (dout / len(self.diff))
+
+
+def _probabilities(t: np.ndarray) -> None:
+    """Binary cross-entropy's targets are probabilities: outside [0, 1] its loss goes negative without a word."""
+    if t.dtype.kind == "b" or not t.size:
+        return
+    if t.dtype.kind not in "iuf":
+        raise DataError(f"SigmoidWithLoss: targets must be numbers in [0, 1], found dtype {t.dtype}")
+    low, high = t.min(), t.max()
+    if not 0 <= low <= high <= 1:  # NaN fails too
+        bad = low if not 0 <= low <= 1 else high
+        raise DataError(f"SigmoidWithLoss: targets must be in [0, 1] (0 or 1, or a probability), found {bad.item()!r}; "
+                        "labels of -1 and 1 need mapping to 0 and 1")
 
 
 def _same_shape_target(x: np.ndarray, t: np.ndarray, loss: str) -> np.ndarray:

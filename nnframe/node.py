@@ -76,3 +76,40 @@ def declares(node: Any, flag: str, method: str) -> bool:
     if flag_owner is None or method_owner is None or not issubclass(flag_owner, method_owner):
         return False
     return bool(vars(flag_owner)[flag])
+
+
+def backward_before_forward(node: object) -> RuntimeError:
+    """The error for a ``backward`` called before any ``forward`` (a notebook's cells run out of order)."""
+    return RuntimeError(f"{type(node).__name__}.backward was called before forward: run forward first, "
+                        "it keeps what backward needs")
+
+
+def check_dout(node: object, dout: Any, shape: tuple[int, ...]) -> None:
+    """Refuse a ``dout`` whose shape is not that of the output it is the gradient of.
+
+    For nodes whose backward would otherwise reshape a wrong ``dout`` into a
+    gradient of the wrong shape without a word (Repeat, Sum).
+    """
+    if np.shape(dout) != shape:
+        raise ValueError(f"{type(node).__name__}.backward: dout has shape {np.shape(dout)}, but forward's output "
+                         f"had shape {shape}")
+
+
+def weight(value: Any, name: str, node: str, shape: tuple[int | None, ...] | None = None) -> np.ndarray:
+    """``value`` as a parameter array of ``node``: floating point, of ``shape`` where given (``None`` for a size
+    matches any).
+
+    An array is kept as it is, so the caller's own array is the one trained;
+    a nested list is made into one.
+    """
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if array.dtype.kind != "f":
+        raise TypeError(f"{node}: {name} must be a floating-point array, found {type(value).__name__} of dtype "
+                        f"{array.dtype}")
+    if shape is None:
+        return array
+    if array.ndim != len(shape) or any(want is not None and want != got for want, got in zip(shape, array.shape)):
+        sizes = ", ".join("any" if want is None else str(want) for want in shape)
+        raise ValueError(f"{node}: {name} must have shape ({sizes}{',' if len(shape) == 1 else ''}), "
+                         f"found {array.shape}")
+    return array

@@ -621,3 +621,15 @@ def test_an_exception_in_a_node_is_noted_with_the_nodes_name_and_class() -> None
         model.backward(np.ones((4, 3)))
     assert caught.value.__notes__ == ["(raised in the backward of node 'fails1' (test_graph.FailsBackward))"]
     assert model.failing_node(caught.value) == "fails1"
+
+
+def test_a_gradient_of_another_shape_than_the_output_is_refused_on_every_backward():
+    model = Graph.sequential([("affine", Affine(np.ones((2, 3)), np.zeros(3))), ("sigmoid", Sigmoid())])
+    with pytest.raises(GraphError, match="backward was called before forward"):
+        model.backward(np.ones((4, 3)))
+    for _ in range(2):  # the first backward checks the nodes; later ones take the fast walk
+        model.forward(np.ones((4, 2)))
+        with pytest.raises(GraphError, match=r"gradient given to backward has shape \(1, 3\), but the graph's output "
+                                             r"has shape \(4, 3\)"):
+            model.backward(np.ones((1, 3)))  # numpy would broadcast it into wrong gradients
+        model.backward(np.ones((4, 3)))

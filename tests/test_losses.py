@@ -183,7 +183,14 @@ def test_softmax_cross_entropy_over_sequences_matches_flattened():
 @pytest.mark.parametrize(("loss", "x", "t", "match"), [
     (SoftmaxWithLoss(), np.zeros((2, 3)), np.array([0, 3]), r"\[0, 2\].*from 0 to 3"),
     (SoftmaxWithLoss(), np.zeros((2, 3)), np.array([-1, 0]), r"\[0, 2\]"),
-    (SoftmaxWithLoss(), np.zeros((2, 3)), np.array([0.5, 1.0]), "whole numbers"),
+    (SoftmaxWithLoss(), np.zeros((2, 3)), np.array([0.5, 1.0]), "whole numbers, found 0.5"),
+    (SoftmaxWithLoss(), np.zeros((0, 3)), np.zeros((0,), dtype=int), r"batch is empty.*\(0, 3\)"),
+    (SoftmaxWithLoss(), np.zeros((0, 3)), np.zeros((0, 3)), "batch is empty"),
+    (SigmoidWithLoss(), np.zeros((0, 1)), np.zeros((0,)), "batch is empty"),
+    (MeanSquaredError(), np.zeros((0, 2)), np.zeros((0, 2)), "batch is empty"),
+    (SigmoidWithLoss(), np.zeros((1, 1)), np.array([2]), r"\[0, 1\].*found 2"),
+    (SigmoidWithLoss(), np.zeros((2, 1)), np.array([-1, 1]), r"found -1.*-1 and 1 need mapping"),
+    (SigmoidWithLoss(), np.zeros((1, 1)), np.array([np.nan]), r"\[0, 1\]"),
     (SoftmaxWithLoss(), np.zeros((2, 3)), np.zeros((3,), dtype=int), r"shape \(3,\)"),
     (SoftmaxWithLoss(), np.zeros(3), np.zeros(3), r"\(N, C\)"),
     (SigmoidWithLoss(), np.zeros((2, 3)), np.zeros((2,)), r"\(2, 3\).*found shape \(2,\)"),
@@ -192,6 +199,18 @@ def test_softmax_cross_entropy_over_sequences_matches_flattened():
 def test_bad_targets_are_data_errors(loss, x, t, match):
     with pytest.raises(DataError, match=match):
         loss.forward(x, t)
+
+
+def test_soft_and_boolean_targets_are_probabilities_sigmoid_cross_entropy_accepts():
+    loss = SigmoidWithLoss()
+    assert loss.forward(np.zeros((2, 1)), np.array([0.25, 1.0])) == pytest.approx(np.log(2))
+    assert loss.forward(np.zeros((2, 1)), np.array([True, False])) == pytest.approx(np.log(2))
+
+
+@pytest.mark.parametrize("loss", [SoftmaxWithLoss(), SigmoidWithLoss(), MeanSquaredError()], ids=repr)
+def test_a_backward_before_any_forward_says_so(loss):
+    with pytest.raises(RuntimeError, match="backward was called before forward"):
+        loss.backward()
 
 
 def test_whole_number_float_indices_are_accepted():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -336,3 +337,58 @@ def test_an_affine_of_float32_parameters_trains_on_float64_data():
     assert node.grads[0].dtype == node.grads[1].dtype == np.float32
     np.testing.assert_allclose(node.grads[0], x.T @ dout, rtol=1e-5)
     np.testing.assert_allclose(node.grads[1], dout.sum(axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("node", [Affine(np.zeros((2, 3)), np.zeros(3)), MatMul(np.zeros((2, 3))), Sigmoid(), ReLU(),
+                                  Tanh(), Softmax(), Repeat(2), Sum(), Add(), Mul()], ids=repr)
+def test_a_backward_before_any_forward_says_so(node):
+    with pytest.raises(RuntimeError, match=f"{type(node).__name__}.backward was called before forward"):
+        node.backward(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize(("node", "x", "dout"), [
+    (Sum(), np.ones((4, 3)), np.ones(3)),        # a sum without keepdims
+    (Sum(), np.ones((4, 3)), np.ones((4, 3))),
+    (Repeat(3), np.ones((1, 3)), np.ones((3, 1))),
+], ids=["sum-flat", "sum-input-shaped", "repeat-transposed"])
+def test_repeat_and_sum_refuse_a_dout_of_another_shape_than_their_output(node, x, dout):
+    out = node.forward(x)
+    with pytest.raises(ValueError, match=rf"dout has shape {re.escape(str(dout.shape))}, but forward's output had "
+                                         rf"shape {re.escape(str(out.shape))}"):
+        node.backward(dout)
+
+
+@pytest.mark.parametrize(("n", "error", "match"), [(2.5, TypeError, "whole number of copies, found 2.5"),
+                                                   (0, ValueError, "at least 1, found 0"),
+                                                   (-1, ValueError, "at least 1")])
+def test_repeat_takes_a_whole_number_of_copies_at_least_one(n, error, match):
+    with pytest.raises(error, match=match):
+        Repeat(n)
+
+
+def test_sum_along_a_missing_axis_is_numpys_axis_error():
+    with pytest.raises(np.exceptions.AxisError, match="axis 2 is out of bounds"):
+        Sum(axis=2).forward(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize(("make", "error", "match"), [
+    (lambda: Affine(np.zeros((2, 3)), np.zeros((1, 3))), ValueError,
+     r"Affine: b must have shape \(3,\), found \(1, 3\)"),
+    (lambda: Affine(np.zeros((2, 3)), np.zeros(2)), ValueError, r"b must have shape \(3,\), found \(2,\)"),
+    (lambda: Affine(np.zeros(3), np.zeros(3)), ValueError, r"W must have shape \(any, any\), found \(3,\)"),
+    (lambda: Affine(np.zeros((2, 3), dtype=int), np.zeros(3)), TypeError, "W must be a floating-point array"),
+    (lambda: Affine(np.zeros((2, 3)), None), TypeError, "b must be a floating-point array, found NoneType"),
+    (lambda: MatMul(np.ones((2, 3), dtype=np.int64)), TypeError, "MatMul: W must be a floating-point array"),
+], ids=["bias-row", "bias-width", "vector-weight", "int-weight", "no-bias", "int-matmul"])
+def test_affine_and_matmul_refuse_parameters_they_cannot_train(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_affine_keeps_the_callers_arrays_and_makes_lists_into_arrays():
+    W, b = np.zeros((2, 3)), np.zeros(3)
+    affine = Affine(W, b)
+    assert affine.params[0] is W and affine.params[1] is b
+    listed = Affine([[1.0, 2.0], [3.0, 4.0]], [0.0, 0.0])
+    assert all(isinstance(p, np.ndarray) for p in listed.params)
+    np.testing.assert_array_equal(listed.forward(np.eye(2)), [[1.0, 2.0], [3.0, 4.0]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnframe.node import Node
+from nnframe.node import Node, backward_before_forward
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -42,6 +42,8 @@ class Sigmoid(Node):
         return self.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.out is None:
+            raise backward_before_forward(self)
         dx = 1 - self.out
         dx *= self.out
         dx *= dout
@@ -75,6 +77,8 @@ class ReLU(Node):
         return np.maximum(x, 0, out=_written_over(x, self.overwrite_input))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.mask is None:
+            raise backward_before_forward(self)
         return np.multiply(dout, self.mask, out=_written_over(dout, self.overwrite_dout))
 
     def __repr__(self) -> str:
@@ -101,6 +105,8 @@ class Tanh(Node):
         return self.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.out is None:
+            raise backward_before_forward(self)
         dx = np.square(self.out)
         np.subtract(1, dx, out=dx)
         dx *= dout

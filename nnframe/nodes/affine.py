@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 from nnframe.arrays import zeros_like
-from nnframe.node import Node
+from nnframe.node import Node, backward_before_forward, weight
 from nnframe.nodes.matmul import as_rows
 
 
@@ -26,6 +26,8 @@ class Affine(Node):
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
         super().__init__()
+        W = weight(W, "W", "Affine", (None, None))
+        b = weight(b, "b", "Affine", (W.shape[1],))
         self.params = [W, b]
         self.grads = [zeros_like(W), zeros_like(b)]
         self.x: np.ndarray | None = None
@@ -40,6 +42,8 @@ class Affine(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         W = self.params[0]
         x, rows = self.x, dout
+        if x is None:
+            raise backward_before_forward(self)
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnframe.node import Node
+from nnframe.node import Node, backward_before_forward
 
 
 def reduce_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -39,6 +39,8 @@ class Add(Node):
         return x + y
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.shapes is None:
+            raise backward_before_forward(self)
         x_shape, y_shape = self.shapes
         dx = reduce_to_shape(dout, x_shape)
         dy = reduce_to_shape(dout, y_shape)
@@ -64,6 +66,8 @@ class Mul(Node):
         return x * y
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.x is None:
+            raise backward_before_forward(self)
         dx = reduce_to_shape(dout * self.y, self.x.shape)
         dy = reduce_to_shape(dout * self.x, self.y.shape)
         return dx, dy

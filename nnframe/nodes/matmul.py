@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnframe.arrays import zeros_like
-from nnframe.node import Node
+from nnframe.node import Node, backward_before_forward, weight
 
 
 def as_rows(array: np.ndarray, width: int) -> np.ndarray:
@@ -28,6 +28,7 @@ class MatMul(Node):
 
     def __init__(self, W: np.ndarray) -> None:
         super().__init__()
+        W = weight(W, "W", "MatMul")  # a vector W is a dot product
         self.params = [W]
         self.grads = [zeros_like(W)]
         self.x: np.ndarray | None = None
@@ -40,6 +41,8 @@ class MatMul(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         (W,) = self.params
         x, rows = self.x, dout
+        if x is None:
+            raise backward_before_forward(self)
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)

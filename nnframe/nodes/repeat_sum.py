@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
-from nnframe.node import Node
+from nnframe.node import Node, backward_before_forward, check_dout
 
 
 class Repeat(Node):
@@ -19,15 +21,20 @@ class Repeat(Node):
 
     def __init__(self, n: int, axis: int = 0) -> None:
         super().__init__()
-        self.n = n
-        self.axis = axis
+        self.n = _count(n)
+        self.axis = operator.index(axis)
         self.x_shape: tuple[int, ...] | None = None
+        self.out_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x_shape = x.shape
-        return np.repeat(x, self.n, axis=self.axis)
+        out = np.repeat(x, self.n, axis=self.axis)
+        self.x_shape, self.out_shape = np.shape(x), out.shape
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.out_shape is None:
+            raise backward_before_forward(self)
+        check_dout(self, dout, self.out_shape)
         axis = self.axis % dout.ndim
         size = self.x_shape[axis]
         split = dout.shape[:axis] + (size, self.n) + dout.shape[axis + 1:]
@@ -47,15 +54,31 @@ class Sum(Node):
 
     def __init__(self, axis: int = 0) -> None:
         super().__init__()
-        self.axis = axis
+        self.axis = operator.index(axis)
         self.size: int | None = None
+        self.out_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.size = x.shape[self.axis]
-        return x.sum(axis=self.axis, keepdims=True)
+        out = x.sum(axis=self.axis, keepdims=True)  # numpy names an axis out of range
+        self.size, self.out_shape = x.shape[self.axis], out.shape
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.out_shape is None:
+            raise backward_before_forward(self)
+        check_dout(self, dout, self.out_shape)
         return np.repeat(dout, self.size, axis=self.axis)
 
     def __repr__(self) -> str:
         return f"Sum(axis={self.axis})"
+
+
+def _count(n: object) -> int:
+    """``n`` as a whole number of copies, at least 1: ``Repeat(2.5)`` would otherwise repeat twice."""
+    try:
+        count = operator.index(n)
+    except TypeError:
+        raise TypeError(f"Repeat: n must be a whole number of copies, found {n!r}") from None
+    if count < 1:
+        raise ValueError(f"Repeat: n must be at least 1, found {count}")
+    return count

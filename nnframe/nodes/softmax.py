@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnframe.node import Node
+from nnframe.node import Node, backward_before_forward
 
 
 def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,6 +56,8 @@ class Softmax(Node):
         return self.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.out is None:
+            raise backward_before_forward(self)
         dx = self.out * dout
         dx -= self.out * dx.sum(axis=self.axis, keepdims=True)
         return dx

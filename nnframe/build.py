@@ -368,6 +368,12 @@ def _batch_axis_message(model: Graph, x: np.ndarray, out: Any) -> str:
 def check_labels_fit(output_shape: tuple[int, ...], dataset: Dataset) -> None:
     """Class labels against the model's output width, with the row of the first misfit."""
     where = f"data: dataset {dataset.source}"
+    if dataset.split_rows is not None:  # the labels in the order built, so that a row is named as in the file
+        train_rows, val_rows = dataset.split_rows
+        labels = np.empty((len(train_rows) + len(val_rows), *dataset.y.shape[1:]), dtype=dataset.y.dtype)
+        labels[train_rows], labels[val_rows] = dataset.y, dataset.y_val
+        check_labels(labels, output_shape[-1], where)
+        return
     check_labels(dataset.y, output_shape[-1], where)
     if dataset.y_val is not None:
         check_labels(dataset.y_val, output_shape[-1], where, name="y_val")

@@ -43,6 +43,9 @@ class Dataset:
     num_classes: int | None = None
     source: str = UNNAMED_SOURCE
     classification: bool = True
+    split_rows: tuple[np.ndarray, np.ndarray] | None = None
+    """Where ``val_fraction`` split the data: the rows of ``x`` and ``y`` as built that the training and the
+    validation examples came from, so that a message names the row as it is in the file."""
 
     @property
     def n_train(self) -> int:
@@ -51,6 +54,13 @@ class Dataset:
     @property
     def n_val(self) -> int:
         return 0 if self.x_val is None else len(self.x_val)
+
+    def row_as_built(self, name: str, row: int) -> tuple[str, int]:
+        """Array ``name``'s ``row`` as the dataset's build returned it: ``("x_val", 3)`` may be ``("x", 41)``."""
+        if self.split_rows is None or name not in ("x", "y", "x_val", "y_val"):
+            return name, row
+        train_rows, val_rows = self.split_rows
+        return name.removesuffix("_val"), int((val_rows if name.endswith("_val") else train_rows)[row])
 
     def __repr__(self) -> str:
         task = f"classes={self.num_classes}" if self.classification else "regression"
@@ -178,7 +188,7 @@ def split_validation(ds: Dataset, fraction: float, rng: np.random.Generator, whe
         raise DataError(f"{prefix}: val_fraction {fraction} of {n} examples leaves no {part} example")
     order = rng.permutation(n)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-    return replace(ds, x=ds.x[train], y=ds.y[train], x_val=ds.x[val], y_val=ds.y[val])
+    return replace(ds, x=ds.x[train], y=ds.y[train], x_val=ds.x[val], y_val=ds.y[val], split_rows=(train, val))
 
 
 def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
@@ -196,6 +206,7 @@ def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
             out = array.astype(to, copy=False)
         if out is not array and out.dtype.kind == "f" and not np.isfinite(out).all():
             row = int(np.argmax(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
+            name, row = ds.row_as_built(name, row)
             raise DataError(f"{_prefix(ds, where)}: {name}[{row}] holds a value beyond the range of {to} "
                             f"(the largest magnitude is {float(np.abs(array).max()):.3g}); scale the data "
                             "or train in float64 (train.dtype: float64)")

@@ -83,6 +83,12 @@ def npz(tmp: Path, x: Any, y: Any, **sections: Any) -> list[str]:
     return config(tmp, data={"type": "npz", "path": "data.npz"}, **sections)
 
 
+def split_npz(tmp: Path, x: Any, y: Any) -> list[str]:
+    """Half the examples split off for validation: a message names a row as it is in the file, not after the split."""
+    np.savez(tmp / "data.npz", x=x, y=y)
+    return config(tmp, data={"type": "npz", "path": "data.npz", "val_fraction": 0.5})
+
+
 def csv(tmp: Path, text: str) -> list[str]:
     (tmp / "data.csv").write_text(text, encoding="utf-8")
     return config(tmp, data={"type": "csv", "path": "data.csv"}, train={"epochs": 1, "batch_size": 2})
@@ -200,6 +206,10 @@ CASES: dict[str, Case] = {
                                              ["data.npz", "x has 30 examples but y has 20"]),
     "npz label out of range": Case(lambda t: npz(t, X, with_value(Y, 4, 5)),
                                    ["data.npz", "y[4] is class 5", "outputs 3 values"]),
+    "npz label out of range, split for validation": Case(
+        lambda t: split_npz(t, X, with_value(with_value(Y, 21, 7), 26, 5)), ["data.npz", "y[21] is class 7"]),
+    "npz value beyond float32, split for validation": Case(
+        lambda t: split_npz(t, with_value(X, 2 * 13 + 1, 1e39), Y), ["data.npz", "x[13] holds a value beyond"]),
     "npz float label": Case(lambda t: npz(t, X, with_value(Y, 2, 1.5)), ["data.npz", "y[2] = 1.5"]),
     "npz string labels": Case(lambda t: npz(t, X, np.array(["cat"] * 30)), ["data.npz", "first value 'cat'"]),
     "npz smaller than one batch": Case(lambda t: npz(t, X[:6], Y[:6]),

@@ -11,6 +11,7 @@ that was 39.2 against 33.5 µs a step.
 from __future__ import annotations
 
 import operator
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,9 @@ import numpy as np
 
 from nnframe.arrays import zeros, zeros_like
 
-SCAN_DEPTH = 3
+SCAN_LIMIT = 10_000
+_NOT_SEARCHED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, str, bytes,
+                 int, float, np.ndarray)
 
 
 def flatten(nodes: Sequence[Any]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -117,7 +120,7 @@ def _movable(nodes: Sequence[Any], params: list[np.ndarray], grads: list[np.ndar
     if _any_overlap(arrays):
         return False
     ids = {id(a) for a in arrays}
-    return not any(_holds(value, ids, SCAN_DEPTH)
+    return not any(_holds(value, ids)
                    for node in nodes for key, value in vars(node).items() if key not in ("params", "grads"))
 
 
@@ -126,19 +129,28 @@ def _any_overlap(arrays: list[np.ndarray]) -> bool:
     return any(start + size > next_start for (start, size), (next_start, _) in zip(spans, spans[1:]))
 
 
-def _holds(value: Any, ids: set[int], depth: int) -> bool:
-    """Whether ``value`` is one of the arrays ``ids``, or a view of one, or holds one.
+def _holds(value: Any, ids: set[int]) -> bool:
+    """Whether ``value`` is one of the arrays ``ids``, or a view of one, or holds one at any depth.
 
-    Lists, tuples, dicts and objects' attributes are searched ``depth`` levels down.
+    Lists, tuples, sets, dicts and objects' attributes are searched (a node
+    holding child layers in a list of pairs, say), each object once. Modules,
+    classes and functions are not. Past ``SCAN_LIMIT`` containers the answer
+    is yes: nothing is moved that the scan could not rule out.
     """
-    if id(value) in ids or (isinstance(value, np.ndarray) and id(value.base) in ids):
-        return True
-    if depth == 0:
-        return False
-    if isinstance(value, dict):
-        value = list(value.values())
-    elif hasattr(value, "__dict__") and not isinstance(value, type):
-        value = list(vars(value).values())
-    if isinstance(value, (list, tuple)):
-        return any(_holds(item, ids, depth - 1) for item in value)
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if id(item) in ids or (isinstance(item, np.ndarray) and id(item.base) in ids):
+            return True
+        if id(item) in seen or isinstance(item, _NOT_SEARCHED):
+            continue
+        seen.add(id(item))
+        if len(seen) > SCAN_LIMIT:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.extend(vars(item).values())
     return False

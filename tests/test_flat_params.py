@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nnframe import flat_params
 from nnframe.flat_params import buffer_of, flatten
 from nnframe.graph import Graph
 from nnframe.node import Node
@@ -88,7 +89,24 @@ class KeepsTranspose(KeepsW):
         self.cache = {"WT": W.T}
 
 
+class TwoLayers(Node):
+    """The book's TwoLayerNet as one node: its child layers, in a list of pairs, keep the arrays it lists."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs = [(Affine(np.ones((2, 3)), np.zeros(3)), Sigmoid()), (Affine(np.ones((3, 2)), np.zeros(2)), None)]
+        for layer, _ in self.pairs:
+            self.params += layer.params
+            self.grads += layer.grads
+
+
+class Holder:
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+
 @pytest.mark.parametrize("make", [
+    pytest.param(lambda: [TwoLayers(), *affines()], id="child layers in a list of pairs"),
     pytest.param(lambda: [KeepsW(np.ones((2, 2))), *affines()], id="a node keeps its weight as self.W"),
     pytest.param(lambda: [KeepsTranspose(np.ones((2, 2))), *affines()], id="a node keeps a view in a dict"),
     pytest.param(lambda: [*affines(np.float32), *affines(np.float64)], id="two dtypes"),
@@ -192,3 +210,22 @@ def test_stored_grads_are_the_one_buffer_once_flattened_and_the_arrays_before() 
     assert graph.stored_grads is graph.grads
     graph.flatten_params()
     assert len(graph.stored_grads) == 1 and graph.stored_grads[0] is graph.flat_grads
+
+
+def test_an_array_held_deeper_than_any_fixed_depth_is_found() -> None:
+    node = KeepsW(np.ones((2, 2)))
+    del node.W
+    node.cache = Holder({"layers": [(Holder(Holder([node.params[0]])),)]})
+    assert flatten([node, *affines()]) is None
+    del node.cache
+    assert flatten([node, *affines()]) is not None
+
+
+def test_a_node_holding_more_than_the_scan_can_search_is_not_moved(monkeypatch) -> None:
+    node = KeepsW(np.ones((2, 2)))
+    del node.W
+    node.vocabulary = [[word] for word in range(100)]  # holds no parameter, but is more than the scan may search
+    monkeypatch.setattr(flat_params, "SCAN_LIMIT", 50)
+    assert flatten([node]) is None
+    monkeypatch.setattr(flat_params, "SCAN_LIMIT", 500)
+    assert flatten([node]) is not None

@@ -58,7 +58,8 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     loss_result = _check_loss(experiment, model.forward(x), rows, tolerance)
     errors.update({f"loss/{name.replace('input0', 'input')}": e for name, e in loss_result.errors.items()})
     return GradCheckResult(errors, tolerance, [*node_problems, *result.problems,
-                                               *(f"loss: {p}" for p in loss_result.problems)])
+                                               *(f"loss: {p}" for p in loss_result.problems)],
+                           zero=[_input_name(name, model.inputs) for name in result.zero])
 
 
 def _node_input_gradients(model: Graph, x: np.ndarray, tolerance: float) -> tuple[dict[str, float], list[str]]:

@@ -54,6 +54,9 @@ class GradCheckResult:
     errors: dict[str, float]
     rtol: float = DEFAULT_RTOL
     problems: list[str] = field(default_factory=list)
+    zero: list[str] = field(default_factory=list)
+    """Arrays whose gradient is exactly zero, numerically too: the result does not depend on them here (a
+    node that reads its own copy of a parameter, say), which a zero error alone would hide."""
 
     @property
     def worst(self) -> tuple[str, float] | None:
@@ -264,6 +267,8 @@ def _compare(name: str, analytic: np.ndarray, numerical: Callable[..., np.ndarra
         result.problems.append(f"gradient of {name} has shape {analytic.shape}, expected {numeric.shape}")
         return
     error = relative_error(analytic, numeric)
+    if not analytic.any() and not numeric.any():
+        result.zero.append(name)
     for step in STEPS[1:]:
         if error <= result.rtol:
             break

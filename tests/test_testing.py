@@ -353,3 +353,30 @@ def test_a_wrong_gradient_shaped_like_a_large_steps_truncation_still_fails():
     x = 1e-4 * np.random.default_rng(0).standard_normal((4, 3))
     result = check_gradients(CubeWithTheTruncationAdded(), x, raise_on_failure=False)
     assert not result.ok and result.errors["input0"] > 0.1
+
+
+class IgnoresItsWeight(Node):
+    """Reads a copy of its weight taken when built, as a node whose model moved its parameters would."""
+
+    param_names = ("W",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params, self.grads = [np.ones((3, 2))], [np.zeros((3, 2))]
+        self.copy = self.params[0].copy()
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.copy
+
+    def backward(self, dout):
+        self.grads[0][...] = 0.0
+        return dout @ self.copy.T
+
+
+def test_a_parameter_the_result_does_not_depend_on_is_named_though_its_error_is_zero():
+    result = check_gradients(IgnoresItsWeight(), np.random.default_rng(0).standard_normal((4, 3)),
+                             raise_on_failure=False)
+    assert result.ok and result.errors["W"] == 0.0
+    assert result.zero == ["W"]
+    assert check_gradients(Affine(np.ones((3, 2)), np.zeros(2)), np.ones((4, 3)), raise_on_failure=False).zero == []

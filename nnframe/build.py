@@ -136,14 +136,25 @@ def _build_node(spec: NodeSpec, plugins: Plugins, inputs: list[np.ndarray], rng:
         info = plugins.nodes.plugin_of(spec.entry.type)
         raise PluginError(f"field {spec.path}: node type {spec.entry.type!r} (plugin {info.name!r} from {info.dist}) "
                           f"built {type(node).__name__}, not an nnframe Node")
+    _check_dtype(node, spec, context.dtype, plugins)
     _check_initial_values(node, spec)
     return node
+
+
+def _check_dtype(node: Node, spec: NodeSpec, dtype: np.dtype, plugins: Plugins) -> None:
+    """Parameters in the run's dtype: one a plugin made in another (``np.full(n, 1)`` is int64) would fail in
+    the optimizer, or train in the wrong precision without a word."""
+    for i, param in enumerate(getattr(node, "params", [])):
+        if isinstance(param, np.ndarray) and param.dtype != dtype:
+            raise PluginError(f"field {spec.path}: node {spec.name!r} ({_from_plugin(plugins.nodes, spec.entry.type)}) "
+                              f"made params[{i}] in {param.dtype}, but the model is in {dtype}; make parameters "
+                              "and gradients in ctx.dtype")
 
 
 def _check_initial_values(node: Node, spec: NodeSpec) -> None:
     """A parameter that starts infinite (``scale: 1e308`` in float32) would diverge at step 1, and make
     ``nnframe gradcheck`` blame a node whose gradient is right."""
-    params = list(node.params)
+    params = list(getattr(node, "params", []))  # a node without them is named when the model is made
     names = list(getattr(node, "param_names", None) or [])
     if len(names) != len(params):
         names = [f"params[{i}]" for i in range(len(params))]

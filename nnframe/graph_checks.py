@@ -151,7 +151,10 @@ def check_node_arrays(name: str, node: object) -> None:
     More names than parameters is allowed: a class may name an optional
     parameter (``("W", "b")`` for a layer built without its bias).
     """
-    params, grads = getattr(node, "params", []), getattr(node, "grads", [])
+    if not (hasattr(node, "params") and hasattr(node, "grads")):
+        raise NodeProtocolError(f"{described(name, node)} has no params and grads lists; does its __init__ call "
+                                "super().__init__()?")
+    params, grads = node.params, node.grads
     names = getattr(node, "param_names", ())
     if len(grads) != len(params):
         raise NodeProtocolError(f"{described(name, node)} has {len(params)} params but {len(grads)} grads; "
@@ -163,6 +166,16 @@ def check_node_arrays(name: str, node: object) -> None:
         if np.shape(param) != np.shape(grad):
             raise NodeProtocolError(f"{described(name, node)}: grads[{i}] has shape {np.shape(grad)} but params[{i}] "
                                     f"has {np.shape(param)}; a gradient is shaped like its parameter")
+        if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+            raise NodeProtocolError(f"{described(name, node)}: params[{i}] is {_kind_of(param)}, not a floating-point "
+                                    "array, so no update can change it; make it in the model's dtype (ctx.dtype)")
+        if not isinstance(grad, np.ndarray) or grad.dtype != param.dtype:
+            raise NodeProtocolError(f"{described(name, node)}: grads[{i}] is {_kind_of(grad)} but params[{i}] is "
+                                    f"{param.dtype}; a gradient has its parameter's dtype (zeros_like(W))")
+
+
+def _kind_of(value: object) -> str:
+    return str(value.dtype) if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
 
 
 def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> None:

@@ -39,6 +39,8 @@ class Node:
     can_overwrite: ClassVar[bool] = False
     overwrite_input = False
     overwrite_dout = False
+    training = True
+    need_dx = True
 
     def __init__(self) -> None:
         self.params: list[np.ndarray] = []

@@ -17,7 +17,7 @@ from nnframe.builtin import datasets, losses, nodes, optimizers
 from nnframe.components import Params, node
 from nnframe.config import TrainConfig
 from nnframe.config_loader import load_experiment
-from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
+from nnframe.errors import ConfigError, DataError, GraphError, NodeProtocolError, PluginError, UserError
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
 from nnframe.node import Node
@@ -73,10 +73,44 @@ class RowSumPlugin:
         return [node("row_sum", Params, lambda params, ctx: RowSum())]
 
 
+class Scales(Node):
+    """A plugin-style node whose parameter's dtype is not the run's: ``np.full(3, 1)`` is int64."""
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        self.params, self.grads = [W], [np.zeros_like(W)]
+
+    def forward(self, x):
+        return x * self.params[0]
+
+    def backward(self, dout):
+        return dout * self.params[0]
+
+
+class ScalesPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("int_scale", Params, lambda params, ctx: Scales(np.full(ctx.in_features, 1))),
+                node("f32_scale", Params, lambda params, ctx: Scales(np.ones(ctx.in_features, np.float32)))]
+
+
 @pytest.fixture(scope="module")
 def plugins() -> Any:
     return get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("bogus-plugin", NotANode()),
-                                                       ("row-sum-plugin", RowSumPlugin())])
+                                                       ("row-sum-plugin", RowSumPlugin()),
+                                                       ("scales-plugin", ScalesPlugin())])
+
+
+@pytest.mark.parametrize(("kind", "made", "model"), [("int_scale", "int64", "float32"),
+                                                     ("f32_scale", "float32", "float64")])
+def test_a_node_made_in_another_dtype_than_the_run_is_refused_naming_its_plugin(tmp_path: Path, plugins: Any,
+                                                                               kind: str, made: str,
+                                                                               model: str) -> None:
+    with pytest.raises(PluginError, match=rf"model\[1\]: node '{kind}1' \(type '{kind}' from plugin "
+                                          rf"'scales-plugin'.*made params\[0\] in {made}, but the model is in "
+                                          rf"{model}; make parameters and gradients in ctx.dtype"):
+        experiment(tmp_path, plugins, model=[{"type": "affine", "out": 3}, {"type": kind}],
+                   train={**SPIRAL["train"], "dtype": model})
 
 
 def experiment(tmp_path: Path, plugins: Any, **sections: Any) -> Any:
@@ -332,3 +366,26 @@ def test_a_check_of_a_whole_section_names_the_overrides_within_it(tmp_path: Path
     with pytest.raises(ConfigError) as caught:
         build_experiment(load_experiment(path, ["loss.type=mse", "optimizer.lr=0.5"], plugins), plugins)
     assert str(caught.value).startswith(f"{path} (with override 'loss.type=mse'): field loss: loss 'mse' cannot")
+
+
+class FlattenWithoutInit(Node):
+    def __init__(self) -> None:  # forgets super().__init__()
+        pass
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def test_a_plugin_node_that_skips_the_base_init_is_named_with_the_fix(tmp_path: Path) -> None:
+    class Plugin:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            return [node("no_init", Params, lambda params, ctx: FlattenWithoutInit())]
+
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("no-init-plugin", Plugin())])
+    with pytest.raises(NodeProtocolError, match=r"node 'no_init1' \(test_build.FlattenWithoutInit\) has no params "
+                                                r"and grads lists; does its __init__ call super\(\).__init__\(\)\?"):
+        experiment(tmp_path, plugins, model=[{"type": "no_init"}, {"type": "affine", "out": 3}])

@@ -633,3 +633,32 @@ def test_a_gradient_of_another_shape_than_the_output_is_refused_on_every_backwar
                                              r"has shape \(4, 3\)"):
             model.backward(np.ones((1, 3)))  # numpy would broadcast it into wrong gradients
         model.backward(np.ones((4, 3)))
+
+
+class NoSuperInit(Node):
+    def __init__(self) -> None:  # forgets super().__init__()
+        self.factor = 2.0
+
+    def forward(self, x):
+        return x * self.factor
+
+    def backward(self, dout):
+        return dout * self.factor
+
+
+class Arrays(Node):
+    def __init__(self, param, grad) -> None:
+        super().__init__()
+        self.params, self.grads = [param], [grad]
+
+
+@pytest.mark.parametrize(("node", "match"), [
+    (NoSuperInit(), r"has no params and grads lists; does its __init__ call super\(\).__init__\(\)\?"),
+    (Arrays(np.full(3, 1), np.zeros(3, dtype=int)), r"params\[0\] is int64, not a floating-point array"),
+    (Arrays([1.0, 2.0], [0.0, 0.0]), r"params\[0\] is a list, not a floating-point array"),
+    (Arrays(np.ones(3), np.zeros(3, np.float32)), r"grads\[0\] is float32 but params\[0\] is float64"),
+], ids=["no-super-init", "int-params", "list-params", "grad-dtype"])
+def test_a_node_breaking_the_array_protocol_is_named_when_the_graph_is_made(node, match):
+    with pytest.raises(NodeProtocolError, match=r"node 'bad' \(test_graph\.\w+\)") as caught:
+        Graph.sequential([("bad", node)])
+    assert caught.match(match)

@@ -20,6 +20,7 @@ from nnframe.gradients import first_nonfinite
 from nnframe.graph import Graph, GraphNode
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
+from nnframe.optimizer_base import Optimizer
 from nnframe.plugins import Plugins
 from nnframe.train import planned_steps
 
@@ -299,6 +300,7 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     if classification:
         check_labels_fit(output_shape, dataset)
     optimizer = _build_component(plugins.optimizers, settings.optimizer, "optimizer")
+    _check_built(optimizer, Optimizer, plugins.optimizers, settings.optimizer.type, "optimizer")
     loss = _build_component(plugins.losses, settings.loss, "loss")
     _check_loss_accepts_targets(loss, settings.loss.type, output_shape, dataset)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype)
@@ -316,6 +318,12 @@ def _build_component(registry: Any, entry: BaseModel, path: str) -> Any:
     except Exception as exc:
         exc.add_note(f"(raised by the build of {component.kind} {_from_plugin(registry, entry.type)})")
         raise
+
+
+def _check_built(built: Any, base: type, registry: Any, kind: str, path: str) -> None:
+    if not isinstance(built, base):
+        raise PluginError(f"field {path}.type: {_from_plugin(registry, kind)} built {type(built).__name__}, not an "
+                          f"nnframe.{base.__name__}; its build() must return an instance of a subclass of it")
 
 
 def _check_single_input(layout: ModelLayout) -> None:

@@ -16,6 +16,7 @@ threads (see :mod:`nnframe.threads`). The rules themselves are in
 
 from __future__ import annotations
 
+import inspect
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,12 @@ class Optimizer:
     params_model: ClassVar[type[OptimizerParams]] = OptimizerParams
     slots: ClassVar[tuple[str, ...]] = ()
     parallel_blocks: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse an ``_update_one`` that cannot take ``(p, g, tmp)`` and one array per slot, when the class is
+        made (a plugin's import), rather than at its first step."""
+        super().__init_subclass__(**kwargs)
+        _check_update_arity(cls)
 
     def __init__(self, **kwargs: Any) -> None:
         self.config = _validate(self.params_model, kwargs, type(self).__name__)
@@ -140,6 +147,9 @@ class Optimizer:
             return
         decayed = self._decayed or [None] * len(params)
         for p, g, out, buffers, in_blocks in zip(params, grads, decayed, self._per_param, self._in_blocks):
+            if p.shape != buffers[0].shape:
+                raise NNFrameError(f"{self.name}.update: a parameter of shape {p.shape} where the optimizer was "
+                                   f"bound to one of shape {buffers[0].shape}; a new model needs a new optimizer")
             self._update_param(p, g, out, buffers, in_blocks)
 
     def _one_buffer_update(self, params: list[np.ndarray], flat: np.ndarray, state: tuple[np.ndarray, ...],
@@ -340,6 +350,21 @@ def scalars_per_block(blocks: Sequence[tuple[np.ndarray, ...]], key: object,
     if isinstance(blocks, PlanPart):
         return blocks.scalars(key, values)
     return [values] * len(blocks)
+
+
+def _check_update_arity(cls: type[Optimizer]) -> None:
+    update = getattr(cls, "_update_one")
+    try:
+        signature = inspect.signature(update)
+    except (TypeError, ValueError):  # a builtin or a callable object: nothing to read
+        return
+    wanted = 4 + len(cls.slots)  # self, p, g, tmp, then one array per slot
+    try:
+        signature.bind(*range(wanted))
+    except TypeError:
+        shown = ", ".join(["p", "g", "tmp", *cls.slots])
+        raise TypeError(f"{cls.__module__}.{cls.__qualname__}._update_one{signature} cannot take ({shown}): it "
+                        f"is called with p, g, tmp and one array per slot {tuple(cls.slots)}") from None
 
 
 def one_block_of_update_each(self: Optimizer, p: np.ndarray, g: np.ndarray, tmp: np.ndarray,

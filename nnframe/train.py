@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnframe.batches import BatchIterator
-from nnframe.errors import NNFrameError, NonFiniteError, Terminated, mention
+from nnframe.errors import NNFrameError, NonFiniteError, PluginError, Terminated, mention
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
 from nnframe.hook_calls import call_each
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
@@ -75,6 +75,7 @@ class Trainer:
         self.optimizer.bind(self.model.param_names, self.model.params)
         self._whole_grads = self.model.stored_grads
         self._grad_norms = norms_of(self.model.param_names, self.model.grads)
+        self._update = self._first_update
         run.model, run.optimizer = self.model, self.optimizer
 
     # ------------------------------------------------------------------ loop
@@ -176,7 +177,7 @@ class Trainer:
             if self._clip:
                 clip_grad_norm(self._whole_grads, self._clip, total_norm)
             self.optimizer.lr = lr
-            self.optimizer.update(model.params, grads)
+            self._update(model.params, grads)
         self.step = self.run.step = step
         self.run.epoch = self.batches.epoch
         self.last_step = metrics
@@ -185,6 +186,24 @@ class Trainer:
         if logged:
             self._log_metrics(run=self.run, metrics=metrics)
         return metrics
+
+    def _first_update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """The optimizer's first update in this process, checked to have changed a parameter it had a gradient for.
+
+        An update rule that rebinds a name (``p = p - lr * g``) instead of
+        writing into ``p`` would otherwise train nothing, without a word.
+        Later updates go straight to the optimizer.
+        """
+        self._update = self.optimizer.update
+        moving = [i for i, g in enumerate(grads) if g.any()]
+        before = [params[i].copy() for i in moving]
+        self.optimizer.update(params, grads)
+        if moving and all(np.array_equal(params[i], old) for i, old in zip(moving, before)):
+            cls = type(self.optimizer)
+            raise PluginError(f"optimizer {self.settings.optimizer.type!r} ({cls.__module__}.{cls.__qualname__}) "
+                              f"changed no parameter in its first update, though the gradients are not zero and "
+                              f"the learning rate is {self.optimizer.lr:g}; an update rule writes into p in place "
+                              "(p -= tmp), where p = p - tmp would only rebind a name")
 
     def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:
         if self.settings.train.on_nonfinite == "skip_step":

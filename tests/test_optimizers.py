@@ -656,3 +656,27 @@ def test_a_plugins_params_that_redeclare_lr_keep_its_bounds():
         lr: float | None | Literal["auto"] = None
 
     assert WiderRateParams(lr=None).lr is None and WiderRateParams(lr="auto").lr == "auto"
+
+
+def test_an_update_rule_that_cannot_take_its_slots_is_refused_when_its_class_is_made():
+    with pytest.raises(TypeError, match=r"_update_one\(self, p, g, tmp, m\) cannot take \(p, g, tmp, m, v\): it is "
+                                        r"called with p, g, tmp and one array per slot \('m', 'v'\)"):
+        class TwoSlotsOneArgument(Optimizer):
+            slots = ("m", "v")
+
+            def _update_one(self, p, g, tmp, m):
+                pass
+
+    class Flexible(Optimizer):  # takes the slots as *state
+        slots = ("m", "v")
+
+        def _update_one(self, p, g, tmp, *state):
+            pass
+
+
+def test_an_optimizer_reused_for_a_model_of_other_shapes_says_so():
+    sgd = SGD(lr=0.1)
+    sgd.update([np.ones((2, 10))], [np.ones((2, 10))])
+    with pytest.raises(NNFrameError, match=r"SGD.update: a parameter of shape \(2, 20\) where the optimizer was "
+                                           r"bound to one of shape \(2, 10\); a new model needs a new optimizer"):
+        sgd.update([np.ones((2, 20))], [np.ones((2, 20))])

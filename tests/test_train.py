@@ -9,9 +9,12 @@ import pytest
 import yaml
 
 from nnframe.build import build_experiment
+from nnframe.components import optimizer
 from nnframe.config_loader import load_experiment
 from nnframe.errors import NonFiniteError, PluginError
 from nnframe.hookspecs import hookimpl
+from nnframe.optimizer_base import Optimizer
+from nnframe.optimizer_params import OptimizerParams
 from nnframe.plugins import get_plugin_manager
 from nnframe.run import RunContext
 from nnframe.train import Trainer, accuracy, labels, predicted
@@ -461,3 +464,43 @@ def test_a_ctrl_c_during_the_final_measure_waits_for_it_and_the_run_completes(tm
     summary = trainer.fit()
     assert summary["status"] == "completed" and recorder.ends == ["completed"]
     assert summary["metrics"]["train/accuracy"] is not None
+
+
+class Rebinds(Optimizer):
+    """Broken on purpose: ``p = p - lr * g`` rebinds a local name and changes nothing."""
+
+    def _update_one(self, p, g, tmp):
+        p = p - self.lr * g  # noqa: F841
+
+
+class NotAnOptimizer:
+    lr = 0.1
+
+
+class OptimizerPlugin:
+    @hookimpl
+    def nnframe_register_optimizers(self) -> list:
+        return [optimizer("rebinds", OptimizerParams, Rebinds.from_params),
+                optimizer("not_an_optimizer", OptimizerParams, lambda params: NotAnOptimizer())]
+
+
+def with_optimizer_plugin(path: Path, overrides: list[str]) -> tuple[Trainer, Recorder]:
+    plugins = get_plugin_manager()
+    plugins.register(OptimizerPlugin(), name="optimizer-plugin")
+    experiment = build_experiment(load_experiment(path, overrides, plugins), plugins)
+    run = RunContext(name="t", config=experiment.config.resolved, run_dir=None, plugin_manager=plugins.pm)
+    return Trainer(experiment, run), Recorder()
+
+
+def test_an_optimizer_that_changes_no_parameter_is_named_at_its_first_update(tmp_path):
+    trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=rebinds"])
+    with pytest.raises(PluginError, match=r"optimizer 'rebinds' \(test_train.Rebinds\) changed no parameter in its "
+                                          r"first update.*writes into p in place \(p -= tmp\)"):
+        trainer.fit()
+    assert trainer.step == 0
+
+
+def test_an_optimizers_build_that_returns_something_else_is_named_with_its_plugin(tmp_path):
+    with pytest.raises(PluginError, match=r"field optimizer.type: type 'not_an_optimizer' from plugin "
+                                          r"'optimizer-plugin'.* built NotAnOptimizer, not an nnframe.Optimizer"):
+        with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=not_an_optimizer"])

@@ -204,7 +204,8 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("a,b,label\n1,2,0\n3,,1\n", {}, "line 3, column 'b': an empty cell is not a number"),
     ("a,b,lable\n1,2,0\n", {}, "has no label column 'label'; columns present: a, b, lable (did you mean 'lable'?)"),
     ("a;b;label\n1;2;0\n", {}, "no label column 'label'; the header is 'a;b;label', one column: is the delimiter ';'? "
-                           "(set delimiter: ';')"),
+                           "(set delimiter: \";\")"),
+    ("a\tb\tlabel\n1\t2\t0\n", {}, "is the delimiter '\\t'? (set delimiter: \"\\t\")"),
     ("a,b,label\n1,2,0\n1,2\n", {}, "line 3: 2 cells, but the header has 3 columns"),
     ("", {}, "is empty; it needs a header row"),
     ("a,label\n", {}, "has a header but no data rows"),

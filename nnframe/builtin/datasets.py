@@ -7,6 +7,7 @@ arrays from files, with relative paths resolved against the config's directory.
 from __future__ import annotations
 
 import csv
+import json
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -194,7 +195,7 @@ def _delimiter_hint(header: list[str], delimiter: str) -> str:
         return ""
     for other in ",;\t| ":
         if other != delimiter and other in header[0]:
-            return f", one column: is the delimiter {other!r}? (set delimiter: {other!r})"
+            return f", one column: is the delimiter {other!r}? (set delimiter: {json.dumps(other)})"  # YAML reads "\t"
     return ""
 
 

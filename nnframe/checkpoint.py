@@ -6,8 +6,9 @@ how they are read back and verified, are described in
 
 The model fingerprint is what a checkpoint must agree with to be loaded: the
 resolved ``model`` section of the config, ``train.dtype``, and the parameter
-names and shapes. Anything else (epochs, max_steps, the learning rate, logging)
-may change between a run and its resume.
+names and shapes. The training data must keep its size; a digest of its
+values tells a resume whether it changed. Anything else (epochs, max_steps,
+the learning rate, logging) may change between a run and its resume.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ if TYPE_CHECKING:
     from nnframe.train import Trainer
 
 
+def data_digest(*arrays: np.ndarray) -> str:
+    """A digest of the arrays' dtypes, shapes and values (BLAKE2b, about 1 GB/s: 0.2 s for MNIST's 188 MB)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------
 # The model fingerprint
 # --------------------------------------------------------------------------
@@ -99,6 +109,9 @@ class Checkpointer:
         self.best_value: float | None = None
         self._saved_step: int | None = None
         self._saved_eval: EvalMetrics | None = None
+        self._data_digest: str | None = None
+        self.data_differs = False
+        """Set by :meth:`restore`: the run resumes on other training data than it was trained on, of its size."""
 
     # ---------------------------------------------------------------- saving
 
@@ -180,6 +193,7 @@ class Checkpointer:
             "step": trainer.step, "epoch": trainer.batches.epoch, "skipped_steps": trainer.skipped_steps,
             "saved": datetime.now().isoformat(timespec="seconds"),
             "config_hash": fingerprint_hash(identity), "fingerprint": identity,
+            "training_data": self._digest_of(trainer.dataset),
             "batches": batches,
             "rngs": {key: jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
             "last_eval": finite_or_null(asdict(trainer.last_eval)) if trainer.last_eval is not None else None,
@@ -208,11 +222,26 @@ class Checkpointer:
         self._remove_temporary_files()
         checkpoint = latest_checkpoint(self.directory, self._warn)
         self.check_model(checkpoint, trainer.model)
+        self.data_differs = self._data_differs(checkpoint, trainer.dataset)
         _apply(checkpoint, trainer)
         if checkpoint.path.name != f"{BEST}.json":
             self._saved_step, self._saved_eval = checkpoint.step, trainer.last_eval
         self.best_value = self._saved_best()
         return checkpoint
+
+    def _digest_of(self, dataset: Any) -> str:
+        """The training data's digest, taken once: what a resume must train on again."""
+        if self._data_digest is None:
+            self._data_digest = data_digest(dataset.x, dataset.y)
+        return self._data_digest
+
+    def _data_differs(self, checkpoint: Checkpoint, dataset: Any) -> bool:
+        """Whether the training data is other than the run's though as large (a file rewritten in place, a
+        dataset drawn from an unseeded generator); other sizes are refused by the batch order's own check.
+        Checkpoints from before the digest was kept tell nothing."""
+        saved = checkpoint.meta.get("training_data")
+        same_size = int(checkpoint.meta.get("batches", {}).get("n", -1)) == dataset.n_train
+        return saved is not None and same_size and saved != self._digest_of(dataset)
 
     def check_model(self, checkpoint: Checkpoint, model: Any) -> None:
         """Refuse a checkpoint of another model: names and shapes first, then dtype, then the whole fingerprint."""

@@ -214,6 +214,10 @@ def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]
     if changes:  # after the overrides entry, which refuses a damaged overrides.yaml before anything is replaced
         run_dir.replace_config(trainer.experiment.config.to_yaml())
     notes = [f"resumed with {change.describe()}" for change in changes]
+    if trainer.checkpointer.data_differs and not any(change.path[:1] == ("data",) for change in changes):
+        notes.append("the training data differs from the run's, though the data section does not: the file "
+                     "changed since, or the dataset draws its examples differently; training goes on with the data "
+                     "as it is now")
     notes += _rescheduled(trainer, saved)
     if trainer.step > trainer.total_steps:
         notes.append(f"the run has already trained {trainer.step} steps, more than the {trainer.total_steps} this "

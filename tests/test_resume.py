@@ -644,3 +644,27 @@ def test_the_last_checkpoint_records_the_evaluation_after_the_last_step(tmp_path
     assert [step for step, _ in recorder.evaluations] == [8, 10]  # the end of epoch 1, then the last step
     meta = json.loads((run_dir / "checkpoints" / f"{step_name(10)}.json").read_text())
     assert meta["last_eval"]["step"] == 10 and meta["last_eval"]["loss"] == recorder.evaluations[-1][1]
+
+
+def test_a_resume_on_other_data_of_the_same_size_says_so(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((60, 2)), rng.integers(0, 3, 60)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    config = write_experiment(tmp_path, {**CONFIG, "data": {"type": "npz", "path": "data.npz"}},
+                              train={"max_steps": 12, "batch_size": 10})
+    first = nnframe("train", str(config), "--runs-dir", "runs", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    np.savez(tmp_path / "data.npz", x=x[::-1], y=y[::-1])  # the same examples, in another order
+    changed = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=18", cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    assert "note: the training data differs from the run's, though the data section does not" in changed.stderr
+    same = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=24", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr
+    assert "training data differs" not in same.stderr  # the checkpoint of step 18 holds the data as it is now
+    np.savez(tmp_path / "other.npz", x=x, y=y)
+    moved = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=30", "data.path=other.npz",
+                    cwd=tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert "note: resumed with data.path" in moved.stderr  # that note says it already
+    assert "training data differs" not in moved.stderr

@@ -34,11 +34,14 @@ _PUBLIC = {
     "RunContext": "nnframe.run",
     "StepMetrics": "nnframe.run",
     "EvalMetrics": "nnframe.run",
+    "run_experiment": "nnframe.api",
+    "prepare_experiment": "nnframe.api",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
 
 if TYPE_CHECKING:
+    from nnframe.api import prepare_experiment, run_experiment
     from nnframe.components import Component, DatasetContext, NodeContext, Params
     from nnframe.data import Dataset
     from nnframe.errors import NNFrameError, UserError

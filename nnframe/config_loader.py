@@ -6,8 +6,10 @@ The file and every override's value are read by :mod:`nnframe.bounded_yaml`
 
 from __future__ import annotations
 
+import copy
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -26,6 +28,10 @@ from nnframe.strict_numbers import booleans_for_numbers
 from nnframe.yaml_scalars import dump_yaml
 
 
+ConfigSource = Union[Path, str, Mapping[str, Any]]
+MAPPING_NAME = "<mapping>"
+
+
 @dataclass
 class LoadedConfig:
     """A validated experiment: the model instance, the resolved plain dict and where it came from."""
@@ -33,6 +39,13 @@ class LoadedConfig:
     experiment: BaseModel
     path: Path
     overrides: list[str] = field(default_factory=list)
+    mapping: dict[str, Any] | None = None
+    """The config as given, where it was given as a mapping rather than a file (``path`` is then ``<mapping>``)."""
+
+    @property
+    def source(self) -> ConfigSource:
+        """What to load again for the same config with other overrides: the file, or the mapping."""
+        return self.path if self.mapping is None else self.mapping
 
     @property
     def base_dir(self) -> Path:
@@ -244,10 +257,17 @@ def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
     return None
 
 
-def load_experiment(path: Path | str, overrides: list[str] | tuple[str, ...], plugins: Plugins) -> LoadedConfig:
-    """Read, override and validate an experiment config."""
-    path = Path(path)
-    data = read_yaml(path)
+def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...], plugins: Plugins) -> LoadedConfig:
+    """Read, override and validate an experiment config: a YAML file, or its content as a mapping.
+
+    A mapping is named ``<mapping>`` in messages, and its relative paths are
+    relative to the working directory.
+    """
+    if isinstance(source, Mapping):
+        path, data, mapping = Path(MAPPING_NAME), copy.deepcopy(dict(source)), dict(source)
+    else:
+        path, mapping = Path(source), None
+        data = read_yaml(path)
     applied = {tuple(apply_override(data, text)): text for text in overrides}
     experiment = validate_data(data, ConfigModels(plugins), str(path), applied)
-    return LoadedConfig(experiment, path, list(overrides))
+    return LoadedConfig(experiment, path, list(overrides), mapping)

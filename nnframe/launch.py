@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 from nnframe.build import Experiment, build_experiment
 from nnframe.components import absolute_path
 from nnframe.config_errors import format_path
-from nnframe.config_loader import LoadedConfig, load_experiment
+from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
 from nnframe.errors import NonFiniteError, RunDirectoryGone, UserError, mention
 from nnframe.plugins import Plugins
@@ -36,20 +36,23 @@ from nnframe.train import Interrupted, Trainer, planned_steps
 
 @dataclass
 class RunResult:
-    """Where a run went, how it ended, and notes for the user (a resume's changes, skipped steps)."""
+    """Where a run went, how it ended, notes for the user (a resume's changes, skipped steps), and the model as
+    training left it (its final parameters, in eval mode)."""
 
     run_dir: Path
     summary: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    model: Any = None
 
 
-def prepare(config_path: Path, overrides: list[str], plugins: Plugins) -> Experiment:
-    """Validate the config and build everything it describes, touching no files."""
-    loaded: LoadedConfig = load_experiment(config_path, overrides, plugins)
+def prepare(config: ConfigSource, overrides: list[str], plugins: Plugins) -> Experiment:
+    """Validate the config (a file, or its content as a mapping) and build everything it describes, touching
+    no files."""
+    loaded: LoadedConfig = load_experiment(config, overrides, plugins)
     return build_experiment(loaded, plugins)
 
 
-def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: Path = Path("runs"),
+def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir: Path = Path("runs"),
           resume: Path | None = None, quiet: bool = False, stream: TextIO | None = None,
           on_note: Callable[[str], None] | None = None) -> RunResult:
     """Run an experiment end to end; ``resume`` continues the run in that directory, which this process holds.
@@ -69,7 +72,7 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
             on_note(text)
 
     try:
-        experiment = prepare(config_path, overrides, plugins)
+        experiment = prepare(config, overrides, plugins)
     except UserError as exc:
         unknown_type = getattr(exc, "unknown_type", False)
         if resume is not None and unknown_type and (missing := _missing_plugins(resume, plugins)):
@@ -88,11 +91,12 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
             _start(trainer, run_dir, overrides)
         else:
             saved = _data_paths_as_now(run_dir.read_config(), experiment.config)
-            changes, previous = _restore(trainer, run_dir, config_path, overrides, plugins, saved)
+            changes, previous = _restore(trainer, run_dir, overrides, plugins, saved)
             if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
                 note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
                      "or train.max_steps to train it longer")
-                return RunResult(run_dir.path, previous, notes)
+                trainer.model.eval()
+                return RunResult(run_dir.path, previous, notes, trainer.model)
             for text in _record_resume(trainer, run_dir, overrides, changes, saved):
                 note(text)
         for text in config_notes(experiment):
@@ -126,7 +130,8 @@ def train(config_path: Path, overrides: list[str], plugins: Plugins, runs_dir: P
     if skipped:
         note(f"skipped {skipped} of {run.summary['steps']} steps with a non-finite loss or gradient "
              "(train.on_nonfinite: skip_step)")
-    return RunResult(run_dir.path, run.summary, notes)
+    trainer.model.eval()
+    return RunResult(run_dir.path, run.summary, notes, trainer.model)
 
 
 def _missing_plugins(run_path: Path, plugins: Plugins) -> list[str]:
@@ -149,15 +154,15 @@ def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> Non
     trainer.run.summary["started"] = datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _restore(trainer: Trainer, run_dir: RunDirectory, config_path: Path, overrides: list[str],
-             plugins: Plugins, saved: dict[str, Any]) -> tuple[list[Change], dict[str, Any]]:
+def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plugins: Plugins,
+             saved: dict[str, Any]) -> tuple[list[Change], dict[str, Any]]:
     """Check the config against the run's (``saved``) and restore the newest checkpoint, writing nothing yet.
 
     Returns the accepted config changes and the run's summary so far.
     """
     config, run = trainer.experiment.config, trainer.run
-    changes = resume_changes(saved, config.resolved, overrides, config_path, run_dir.path,
-                             resolve=partial(_resolve, config_path, plugins))
+    changes = resume_changes(saved, config.resolved, overrides, config.path, run_dir.path,
+                             resolve=partial(_resolve, config.source, plugins))
     previous = run_dir.read_summary() or {}
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     run.summary["started"] = _first_start(previous, run_dir)
@@ -290,9 +295,10 @@ def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], p
                  run_dir: RunDirectory) -> str:
     """How to go on: the command that continues the run, or where its good state is."""
     if isinstance(exc, Interrupted):
-        config_path = experiment.config.path
+        given = experiment.config
+        config_path = given.path if given.mapping is None else run_dir.config_path  # which holds the mapping's
         command = ["nnframe", "train", str(config_path), "--resume", str(run_dir.path),
-                   *_overrides_from_file(config_path, experiment.config.resolved, overrides, plugins)]
+                   *_overrides_from_file(config_path, given.resolved, overrides, plugins)]
         return f"; continue it with: {shlex.join(command)}"
     if candidates(run_dir.checkpoints):
         return " (its last good checkpoint is kept)"
@@ -320,5 +326,5 @@ def _overrides_from_file(config_path: Path, config: dict[str, Any], overrides: l
     return tries[-1] if found is None else found
 
 
-def _resolve(config_path: Path, plugins: Plugins, overrides: list[str]) -> dict[str, Any]:
-    return load_experiment(config_path, overrides, plugins).resolved
+def _resolve(config: ConfigSource, plugins: Plugins, overrides: list[str]) -> dict[str, Any]:
+    return load_experiment(config, overrides, plugins).resolved

@@ -1,0 +1,56 @@
+"""nnframe from Python: what ``nnframe train`` and ``nnframe validate`` do, for notebooks and scripts.
+
+A config is a YAML file or the same content as a mapping; overrides are the
+command line's ``key=value`` strings. Mistakes raise the errors the command
+line reports (:class:`~nnframe.errors.UserError` and its kinds), with the same
+messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nnframe.build import Experiment
+    from nnframe.launch import RunResult
+
+Config = str | os.PathLike[str] | Mapping[str, Any]
+
+
+def run_experiment(config: Config, overrides: Sequence[str] = (), *, runs_dir: str | os.PathLike[str] = "runs",
+                   resume: str | os.PathLike[str] | None = None, quiet: bool = False,
+                   on_note: Callable[[str], None] | None = None) -> RunResult:
+    """Train an experiment into a new run directory (or go on with the run in ``resume``), as ``nnframe train``.
+
+    Returns the :class:`~nnframe.launch.RunResult`: ``run_dir``, ``summary``
+    (what ``summary.json`` holds), ``notes`` and the trained ``model``. Each
+    note is also passed to ``on_note`` as it arises. Installed plugins are
+    loaded as for the command line.
+    """
+    from nnframe.launch import train
+    from nnframe.plugins import get_plugin_manager
+
+    return train(_source(config), list(overrides), get_plugin_manager(), runs_dir=Path(runs_dir).expanduser(),
+                 resume=None if resume is None else Path(resume).expanduser(), quiet=quiet, on_note=on_note)
+
+
+def prepare_experiment(config: Config, overrides: Sequence[str] = ()) -> Experiment:
+    """Check a config and build what it describes, writing nothing, as ``nnframe validate``.
+
+    Returns the :class:`~nnframe.build.Experiment`: ``dataset``, ``model``
+    (its parameters initialised), ``loss``, ``optimizer`` and the resolved
+    ``config``, for training by hand or looking at the data.
+    """
+    from nnframe.launch import prepare
+    from nnframe.plugins import get_plugin_manager
+
+    return prepare(_source(config), list(overrides), get_plugin_manager())
+
+
+def _source(config: Config) -> Path | Mapping[str, Any]:
+    if isinstance(config, Mapping):
+        return config
+    return Path(config).expanduser()

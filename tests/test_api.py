@@ -1,0 +1,86 @@
+"""nnframe from Python: run_experiment and prepare_experiment, from a file or a mapping."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fixtures.console import NNFRAME
+import nnframe
+from nnframe.errors import ConfigError
+from nnframe.hookspecs import hookimpl
+from nnframe.plugins import get_plugin_manager
+from nnframe.train import Interrupted
+
+ROOT = Path(__file__).resolve().parents[1]
+SPIRAL = ROOT / "experiments" / "spiral.yaml"
+
+
+def spiral() -> dict:
+    return yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+
+
+def test_a_mapping_trains_like_its_file(tmp_path: Path) -> None:
+    from_file = nnframe.run_experiment(SPIRAL, ["train.epochs=5"], runs_dir=tmp_path / "a", quiet=True)
+    from_mapping = nnframe.run_experiment(spiral(), ["train.epochs=5"], runs_dir=tmp_path / "b", quiet=True)
+    assert from_mapping.summary["metrics"] == from_file.summary["metrics"]
+    assert from_mapping.run_dir.parent == tmp_path / "b" / "spiral"
+    assert (from_mapping.run_dir / "config.yaml").read_text() == (from_file.run_dir / "config.yaml").read_text()
+    model = from_mapping.model
+    assert not model.training
+    assert all(np.array_equal(a, b) for a, b in zip(model.params, from_file.model.params))
+
+
+def test_a_mistake_in_a_mapping_names_it_and_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    config = spiral()
+    config["optimizer"] = {"type": "sgd", "lrr": 1.0}
+    with pytest.raises(ConfigError, match=r"^<mapping>: field optimizer.lrr: unknown key 'lrr'.*did you mean 'lr'"):
+        nnframe.run_experiment(config, runs_dir=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+    assert config["optimizer"] == {"type": "sgd", "lrr": 1.0}  # the caller's mapping is left as it was
+
+
+def test_relative_paths_in_a_mapping_are_relative_to_the_working_directory(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 2)), y=rng.integers(0, 3, 40))
+    monkeypatch.chdir(tmp_path)
+    experiment = nnframe.prepare_experiment({**spiral(), "data": {"type": "npz", "path": "data.npz"}})
+    assert experiment.config.resolved["data"]["path"] == str(tmp_path / "data.npz")
+    assert experiment.dataset.n_train == 40
+    assert experiment.model.forward(experiment.dataset.x[:4]).shape == (4, 3)
+
+
+class InterruptAt:
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        if metrics.step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(tmp_path: Path) -> None:
+    from nnframe.launch import train
+
+    plugins = get_plugin_manager()
+    plugins.pm.register(InterruptAt(40))
+    with pytest.raises(Interrupted) as caught:
+        train(spiral(), ["train.epochs=10"], plugins, runs_dir=tmp_path, quiet=True)
+    (run_dir,) = (tmp_path / "spiral").iterdir()
+    command = str(caught.value).split("continue it with: ")[1]
+    assert command.startswith(f"nnframe train {run_dir.resolve() / 'config.yaml'} --resume ")
+    done = subprocess.run([NNFRAME, *shlex.split(command)[1:], "train.epochs=20"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, quiet=True)
+    assert again.summary["steps"] == 300
+    assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes

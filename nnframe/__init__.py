@@ -54,7 +54,13 @@ if TYPE_CHECKING:
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 
+_SUBMODULES = ("nodes", "losses", "optimizers", "testing", "errors")
+"""Reachable as ``nnframe.nodes.Affine`` without importing them first, as a reader of the book expects."""
+
+
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"nnframe.{name}")
     raise AttributeError(f"module 'nnframe' has no attribute {name!r}")

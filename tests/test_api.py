@@ -6,6 +6,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,9 @@ def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
     again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, quiet=True)
     assert again.summary["steps"] == 300
     assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes
+
+
+def test_the_book_readers_submodules_are_reachable_from_the_package_alone() -> None:
+    code = "import nnframe; print(nnframe.nodes.Affine.__name__, nnframe.losses.SoftmaxWithLoss.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["Affine", "SoftmaxWithLoss"], done.stderr

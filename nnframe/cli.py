@@ -114,10 +114,10 @@ def _note_plugin_origin(exc: Exception) -> None:
             exc.add_note(origin)
 
 
-def plugin_manager(strict: bool = False) -> Any:
+def plugin_manager(strict: bool = False, allow_clashes: bool = False) -> Any:
     from nnframe.plugins import get_plugin_manager
 
-    plugins = get_plugin_manager(strict=strict or None)
+    plugins = get_plugin_manager(strict=strict or None, allow_clashes=allow_clashes)
     for broken in plugins.broken:
         typer.echo(f"warning: {broken.describe()}", err=True)
     return plugins
@@ -183,11 +183,13 @@ def plugins(
     """List every registered component by kind, and broken plugins with their errors."""
     from nnframe.listing import plugins_json, plugins_table
 
-    manager = plugin_manager(strict_plugins)
+    manager = plugin_manager(strict_plugins, allow_clashes=True)
     if as_json:
         typer.echo(json.dumps(plugins_json(manager), indent=2))
     else:
         table_console().print(plugins_table(manager))
+    if manager.clashes:  # listed first, since every other command stops at them
+        fail("; ".join(manager.clashes), 2)
 
 
 @app.command()

@@ -49,6 +49,7 @@ def plugins_json(plugins: Plugins) -> dict[str, Any]:
         "plugins": plugin_rows(plugins),
         "broken": [{"plugin": b.name, "distribution": b.dist, "version": b.version, "error": b.error}
                    for b in plugins.broken],
+        "clashes": plugins.clashes,
     }
 
 

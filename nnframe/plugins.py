@@ -73,6 +73,9 @@ class Registry:
 
     kind: Kind
     entries: dict[str, Registered] = field(default_factory=dict)
+    clashes: list[str] = field(default_factory=list)
+    """A name registered twice, each once: the first registration is kept, and the clash is an error (see
+    :meth:`Plugins.build_registries`)."""
 
     def get(self, name: str) -> Component:
         try:
@@ -98,11 +101,10 @@ class Registry:
     def add(self, component: Component, plugin: PluginInfo) -> None:
         if component.name in self.entries:
             first = self.entries[component.name].plugin
-            raise PluginError(
-                f"two plugins register the {self.kind} {component.name!r}: "
-                f"{first.dist} {first.version} (plugin {first.name!r}) and "
-                f"{plugin.dist} {plugin.version} (plugin {plugin.name!r}); uninstall one of them"
-            )
+            self.clashes.append(f"two plugins register the {self.kind} {component.name!r}: "
+                                f"{first.dist} {first.version} (plugin {first.name!r}) and "
+                                f"{plugin.dist} {plugin.version} (plugin {plugin.name!r}); uninstall one of them")
+            return
         self.entries[component.name] = Registered(component, plugin)
 
 
@@ -112,10 +114,11 @@ class Plugins:
     Make one with :func:`get_plugin_manager`; tests get a fresh one each.
     """
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False, allow_clashes: bool = False) -> None:
         self.pm = pluggy.PluginManager("nnframe")
         self.pm.add_hookspecs(hookspecs)
         self.strict = strict
+        self.allow_clashes = allow_clashes
         self.infos: dict[str, PluginInfo] = {}
         self.broken: list[BrokenPlugin] = []
         self._registries: dict[Kind, Registry] | None = None
@@ -165,10 +168,22 @@ class Plugins:
         return self.build_registries()[kind]
 
     def build_registries(self) -> dict[Kind, Registry]:
-        """Call the registration hooks (once) so their errors are reported, or raised in strict mode, now."""
+        """Call the registration hooks (once) so their errors are reported, or raised in strict mode, now.
+
+        A name that two plugins register raises, all such names in one error,
+        unless the manager was made to list them (``allow_clashes``, for
+        ``nnframe plugins``).
+        """
         if self._registries is None:
             self._registries = self._build_registries()
+        if self.clashes and not self.allow_clashes:
+            raise PluginError("; ".join(self.clashes))
         return self._registries
+
+    @property
+    def clashes(self) -> list[str]:
+        """Every name two plugins register, described (empty before the registries are built)."""
+        return [clash for registry in (self._registries or {}).values() for clash in registry.clashes]
 
     @property
     def nodes(self) -> Registry:
@@ -290,7 +305,7 @@ def env_flag(name: str) -> bool:
 
 
 def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
-                       plugins: Iterable[tuple[str, ModuleType | object]] = ()) -> Plugins:
+                       plugins: Iterable[tuple[str, ModuleType | object]] = (), allow_clashes: bool = False) -> Plugins:
     """A fresh plugin manager.
 
     ``autoload`` (default: on unless ``NNFRAME_DISABLE_PLUGIN_AUTOLOAD`` is set)
@@ -303,7 +318,7 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
         autoload = not env_flag(AUTOLOAD_OFF_ENV)
     if strict is None:
         strict = env_flag(STRICT_ENV)
-    manager = Plugins(strict=strict)
+    manager = Plugins(strict=strict, allow_clashes=allow_clashes)
     if autoload:
         manager.load_entry_points()
     for name, plugin in plugins:

@@ -73,7 +73,7 @@ def test_builtin_rows_name_their_entry_point_and_nnframe() -> None:
 
 def test_plugin_rows_and_broken_plugins_in_json(third_party: Site) -> None:
     report = plugins_json(get_plugin_manager())
-    assert set(report) == {"components", "plugins", "broken"}
+    assert set(report) == {"components", "plugins", "broken", "clashes"}
     assert SCALE_ROW in report["components"]
     assert {"plugin": "scaling", "distribution": "nnframe-scale", "version": "0.2.0",
             "hooks": ["nnframe_register_nodes"]} in report["plugins"]
@@ -140,7 +140,7 @@ def test_console_script_with_autoload_off_lists_nothing(third_party: Site) -> No
     env = {**third_party.env(), "NNFRAME_DISABLE_PLUGIN_AUTOLOAD": "1"}
     result = subprocess.run([NNFRAME, "plugins", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"components": [], "plugins": [], "broken": []}
+    assert json.loads(result.stdout) == {"components": [], "plugins": [], "broken": [], "clashes": []}
 
 
 LOGGER_PLUGIN = """

@@ -320,6 +320,18 @@ def test_collision_is_a_clean_cli_error(site: Site) -> None:
     assert script.returncode == 2
     assert "two plugins register the node 'scale'" in script.stderr
     assert "Traceback" not in script.stderr
+    listed = json.loads(script.stdout)  # still listed: the command that shows what is installed must not stop
+    assert any(row["name"] == "affine" for row in listed["components"])
+    assert listed["clashes"] == [script.stderr.removeprefix("error: ").strip()]
+
+
+def test_every_collision_is_named_at_once(site: Site) -> None:
+    site.add("nnframe-alpha", {"nnframe_alpha": node_plugin("scale")}, version="1.0")
+    site.add("nnframe-beta", {"nnframe_beta": node_plugin("scale")}, version="2.0")
+    site.add("nnframe-gamma", {"nnframe_gamma": node_plugin("affine")}, version="0.5")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    assert "the node 'scale'" in str(caught.value) and "the node 'affine'" in str(caught.value)
 
 
 # ------------------------------------------------------------ unknown names

@@ -51,6 +51,10 @@ class Schedule(BaseModel):
 
     def notes(self, base_lr: float, total_steps: int) -> list[str]:
         """What about this schedule over a run of ``total_steps`` is likely a mistake, though it runs."""
+        if self.warmup_steps > total_steps:
+            return [f"optimizer.schedule.warmup_steps is {self.warmup_steps} but the run takes {total_steps} steps: "
+                    f"the learning rate climbs only to {self.lr_at(total_steps - 1, base_lr, total_steps):g}, short "
+                    f"of optimizer.lr ({base_lr:g})"]
         return []
 
     def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
@@ -117,7 +121,7 @@ class CosineSchedule(Schedule):
         return None
 
     def notes(self, base_lr: float, total_steps: int) -> list[str]:
-        found = []
+        found = super().notes(base_lr, total_steps)
         if self.min_lr > base_lr:
             found.append(f"optimizer.schedule.min_lr ({self.min_lr:g}) is above optimizer.lr ({base_lr:g}), so the "
                          "cosine raises the learning rate instead of lowering it")

@@ -128,3 +128,12 @@ def test_a_cosine_that_rises_or_ends_before_the_run_gets_notes() -> None:
     (short,) = CosineSchedule(total_steps=100).notes(0.1, 300)
     assert "total_steps is 100 but the run takes 300 steps" in short and "for the last 200" in short
     assert CosineSchedule(total_steps=300).notes(0.1, 300) == []
+
+
+@pytest.mark.parametrize("schedule", [ConstantSchedule(warmup_steps=500), StepSchedule(step_size=10, warmup_steps=500)],
+                         ids=["constant", "step"])
+def test_a_warm_up_longer_than_the_run_gets_a_note_with_the_rate_it_reaches(schedule) -> None:
+    (note,) = schedule.notes(0.1, 300)
+    assert note == ("optimizer.schedule.warmup_steps is 500 but the run takes 300 steps: the learning rate climbs "
+                    "only to 0.06, short of optimizer.lr (0.1)")
+    assert type(schedule)(**{**schedule.model_dump(), "warmup_steps": 300}).notes(0.1, 300) == []

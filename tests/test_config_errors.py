@@ -139,3 +139,10 @@ def test_problem_parts_and_text() -> None:
     problem = Problem("model.nodes[2].out", "input should be greater than 0; found -1")
     assert problem.parts == ["model", "nodes", "2", "out"]
     assert str(problem) == "field model.nodes[2].out: input should be greater than 0; found -1"
+
+
+def test_only_a_pluggable_kinds_unknown_type_suggests_a_missing_plugin() -> None:
+    (schedule,) = problems({"optimizer.schedule": {"type": "cosin"}})
+    assert "plugin" not in schedule.message  # schedules are nnframe's own
+    (optimizer,) = problems({"optimizer": {"type": "adma", "lr": 0.1}})
+    assert optimizer.message.endswith("; a plugin may be missing (see `nnframe plugins`)")

@@ -69,6 +69,15 @@ def absolute_path(given: str, base_dir: Path) -> str:
     return str(Path(base_dir) / Path(given).expanduser())
 
 
+def absolute_paths(given: Any, base_dir: Path) -> Any:
+    """:func:`absolute_path` of a path field's value: a path, or each path of a list of them; else as given."""
+    if isinstance(given, str):
+        return absolute_path(given, base_dir)
+    if isinstance(given, list) and all(isinstance(item, str) for item in given):
+        return [absolute_path(item, base_dir) for item in given]
+    return given
+
+
 @dataclass(frozen=True)
 class Component:
     """A registered component of one ``kind``.

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ValidationError
 
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
-from nnframe.components import absolute_path
+from nnframe.components import absolute_paths
 from nnframe.config import ConfigModels
 from nnframe.config_errors import KEY_KINDS, UNKNOWN_TYPE, Problem, format_path, format_validation_error
 from nnframe.errors import ConfigError, short_repr
@@ -64,8 +64,8 @@ class LoadedConfig:
         resolved = _type_first(experiment.model_dump(mode="json", exclude=_unset_nones(experiment) or None))
         data = resolved.get("data")
         for name in self.data_path_fields:
-            if isinstance(data, dict) and isinstance(data.get(name), str):
-                data[name] = absolute_path(data[name], self.base_dir)
+            if isinstance(data, dict) and name in data:
+                data[name] = absolute_paths(data[name], self.base_dir)
         return resolved
 
     def to_yaml(self) -> str:

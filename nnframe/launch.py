@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from pydantic import TypeAdapter
 
 from nnframe.build import Experiment, build_experiment
-from nnframe.components import absolute_path
+from nnframe.components import absolute_paths
 from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
@@ -184,10 +184,11 @@ def _data_paths_as_now(saved: dict[str, Any], config: LoadedConfig) -> dict[str,
         return saved
     data = dict(data)
     for name in config.data_path_fields:
-        old, new = data.get(name), now.get(name)
+        old, new = absolute_paths(data.get(name), config.base_dir), now.get(name)
         if isinstance(old, str) and isinstance(new, str):
-            old = absolute_path(old, config.base_dir)
             data[name] = new if old == new or _same_file(old, new) else old
+        elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            data[name] = [n if o == n or _same_file(o, n) else o for o, n in zip(old, new)]
     return {**saved, "data": data}
 
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
-from nnframe.errors import PluginError, UnknownComponentError
+from nnframe.errors import PluginError, UnknownComponentError, close_match, did_you_mean
 from nnframe.hook_checks import hook_problems
 from nnframe.plugin_distributions import GROUP, plugin_packages
 
@@ -255,7 +255,19 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
                 f"nnframe reserves in a {kind} section; rename them")
-    return _default_problem(component) or _build_problem(component)
+    return _default_problem(component) or _build_problem(component) or _path_fields_problem(component)
+
+
+def _path_fields_problem(component: Component) -> str | None:
+    """A ``relative_paths`` entry that names no field would leave the real one relative, so that a run's
+    ``config.yaml`` points elsewhere once it is resumed from another directory."""
+    fields = component.params.model_fields
+    unknown = [name for name in getattr(component.params, "relative_paths", ()) if name not in fields]
+    if not unknown:
+        return None
+    return (f"{component.kind} {component.name!r}: relative_paths names {', '.join(map(repr, unknown))}, which "
+            f"is not one of its parameters ({', '.join(fields)})"
+            + did_you_mean(close_match(unknown[0], list(fields))))
 
 
 def _default_problem(component: Component) -> str | None:

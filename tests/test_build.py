@@ -14,9 +14,10 @@ import yaml
 from nnframe.batches import batches_per_epoch
 from nnframe.build import Streams, build_experiment, build_model, component_params
 from nnframe.builtin import datasets, losses, nodes, optimizers
-from nnframe.components import Params, node
+from nnframe.components import Params, dataset, node
 from nnframe.config import TrainConfig
 from nnframe.config_loader import load_experiment
+from nnframe.data import Dataset, DatasetParams
 from nnframe.errors import ConfigError, DataError, GraphError, NodeProtocolError, PluginError, UserError
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
@@ -389,3 +390,45 @@ def test_a_plugin_node_that_skips_the_base_init_is_named_with_the_fix(tmp_path: 
     with pytest.raises(NodeProtocolError, match=r"node 'no_init1' \(test_build.FlattenWithoutInit\) has no params "
                                                 r"and grads lists; does its __init__ call super\(\).__init__\(\)\?"):
         experiment(tmp_path, plugins, model=[{"type": "no_init"}, {"type": "affine", "out": 3}])
+
+
+class ShardParams(DatasetParams):
+    relative_paths = ("shards",)
+
+    shards: list[str]
+
+
+class MisspeltPathParams(DatasetParams):
+    relative_paths = ("pth",)
+
+    path: str
+
+
+def build_shards(params: ShardParams, ctx: Any) -> Dataset:
+    arrays = [np.load(ctx.path(shard)) for shard in params.shards]
+    return Dataset(np.concatenate([a["x"] for a in arrays]), np.concatenate([a["y"] for a in arrays]))
+
+
+class ShardsPlugin:
+    @hookimpl
+    def nnframe_register_datasets(self) -> list:
+        return [dataset("shards", ShardParams, build_shards),
+                dataset("misspelt", MisspeltPathParams, lambda params, ctx: None)]
+
+
+def test_a_list_of_paths_is_made_absolute_in_the_resolved_config(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name in ("a.npz", "b.npz"):
+        np.savez(tmp_path / name, x=rng.standard_normal((20, 2)), y=rng.integers(0, 3, 20))
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("shards-plugin", ShardsPlugin())])
+    built = experiment(tmp_path, plugins, data={"type": "shards", "shards": ["a.npz", "b.npz"]})
+    assert built.dataset.n_train == 40
+    assert built.config.resolved["data"]["shards"] == [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]
+
+
+def test_relative_paths_naming_no_field_is_a_broken_plugin_with_the_likely_name() -> None:
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("shards-plugin", ShardsPlugin())])
+    (broken,) = plugins.broken
+    assert broken.error == ("dataset 'misspelt': relative_paths names 'pth', which is not one of its parameters "
+                            "(val_fraction, path) (did you mean 'path'?)")
+    assert "misspelt" not in plugins.datasets and "shards" in plugins.datasets

@@ -327,7 +327,9 @@ def test_hparams_hold_the_flat_config_and_no_experiment_summary(plugins, run_dir
     assert hparams["optimizer.lr"].number_value == pytest.approx(0.1)
     assert hparams["log.grad_norms"].bool_value is True
     assert "data.noise" not in hparams  # unset: an empty cell, so that a column of numbers stays numbers
-    assert hparams["model"].string_value == '[{"type": "affine", "out": 3}]'
+    assert hparams["model.0.type"].string_value == "affine"
+    assert hparams["model.0.out"].number_value == 3  # a number, to sort and plot a sweep over a layer's width
+    assert "model" not in hparams
     assert [path.name for path in run_dir.iterdir() if path.is_dir()] == ["checkpoints"]
 
 
@@ -335,6 +337,10 @@ def test_hparams_hold_the_flat_config_and_no_experiment_summary(plugins, run_dir
     ({"a": 1, "b": {"c": 2.5, "d": {"e": True}}}, {"a": 1, "b.c": 2.5, "b.d.e": True}),
     ({"x": None, "y": [1, 2], "z": "s", "w": {"v": None}}, {"y": "[1, 2]", "z": "s"}),
     ({"n": np.float32(0.5), "p": Path("a/b")}, {"n": 0.5, "p": "a/b"}),
+    ({"model": {"inputs": ["x"], "nodes": [{"type": "affine", "out": 3, "inputs": ["x"]}, {"type": "relu"}]}},
+     {"model.inputs": '["x"]', "model.nodes.0.type": "affine", "model.nodes.0.out": 3,
+      "model.nodes.0.inputs": '["x"]', "model.nodes.1.type": "relu"}),
+    ({"empty": []}, {"empty": "[]"}),
 ])
 def test_flatten_config(config, expected):
     assert flatten_config(config) == expected
@@ -556,3 +562,16 @@ def test_another_loggers_failing_run_end_leaves_the_tensorboard_log_complete(plu
     events = read_events(run_dir.path)
     assert [step for step, _ in points(events, "train/loss")] == list(range(1, 21))  # held back, then written
     assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
+
+
+def test_a_completed_run_logs_its_final_measures_over_the_whole_training_set(tmp_path):
+    import nnframe
+
+    result = nnframe.run_experiment(Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml", ["train.epochs=3"], runs_dir=tmp_path,
+                                    quiet=True)
+    events = read_events(result.run_dir)
+    for tag in ("train/loss", "train/accuracy"):
+        (point,) = events.Scalars(f"final/{tag}")
+        assert point.step == result.summary["steps"]
+        assert point.value == pytest.approx(result.summary["metrics"][tag], rel=1e-6)  # float32 in the file
+    assert events.Scalars("train/loss")[-1].value != pytest.approx(events.Scalars("final/train/loss")[0].value)

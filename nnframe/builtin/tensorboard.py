@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 MAX_PENDING = 100
 """Logged steps kept before they are written (also written every ``FLUSH_SECS`` and on every other event)."""
+FINAL_TAGS = ("train/loss", "train/accuracy")
+"""The summary's measures over the whole training set, logged as ``final/<tag>`` when a run completes: the
+``train/`` points are mini-batches, which can rank the runs of a sweep otherwise."""
 
 
 
@@ -44,7 +47,9 @@ class TensorBoardLogger:
     Scalars (step = optimizer step): ``train/loss``, ``train/accuracy``,
     ``train/lr``, ``grad_norm/global`` and ``grad_norm/<node>/<param>`` on the
     steps that fall on ``log.every`` and on the last step; ``val/loss`` and
-    ``val/accuracy`` after each evaluation. Histograms ``weights/<name>`` and
+    ``val/accuracy`` after each evaluation; ``final/train/loss`` and
+    ``final/train/accuracy``, over the whole training set, at the last step of a
+    completed run. Histograms ``weights/<name>`` and
     ``grads/<name>`` every ``log.histograms_every`` steps (0 turns them off).
     The resolved config is the text ``config``, at step 0 and again at each
     resume. The HParams tab gets the flattened config when a run starts and a
@@ -102,7 +107,8 @@ class TensorBoardLogger:
 
     @hookimpl
     def nnframe_run_end(self, run: RunContext, status: str, summary: dict[str, Any]) -> None:
-        """Write out the kept metrics and close; a completed run also gets its HParams session end.
+        """Write out the kept metrics and close; a completed run also gets its final measures and its HParams
+        session end.
 
         TensorBoard keeps the first session end it finds in a run, so an
         interrupted, diverged or failed run, which may be resumed, gets none.
@@ -112,6 +118,7 @@ class TensorBoardLogger:
         try:
             self._write_pending()
             if status == "completed":
+                self._scalars({f"final/{tag}": summary.get("metrics", {}).get(tag) for tag in FINAL_TAGS}, run.step)
                 self.writer.session_end()
         finally:
             self.writer.close()
@@ -194,17 +201,22 @@ def _train_values(metrics: StepMetrics) -> list[float]:
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:
-    """The config as ``{"optimizer.lr": 1.0, ...}``: scalars kept, lists turned into strings, unset values left out.
+    """The config as ``{"optimizer.lr": 1.0, "model.0.out": 10, ...}``, the keys of overrides: scalars kept, a
+    list of sections (the model's nodes) flattened by index, other lists turned into strings, unset values left
+    out.
 
     TensorBoard gives a column the type of its values across runs, so an
     unset ``train.max_steps`` written as the text ``"None"`` made the whole
-    column text, sorted as words; left out, the run's cell is empty.
+    column text, sorted as words; left out, the run's cell is empty. The
+    model as one JSON string could not be sorted or plotted by a layer's width.
     """
     flat: dict[str, str | bool | int | float] = {}
     for key, value in config.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten_config(value, f"{dotted}."))
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(item, Mapping) for item in value):
+            flat.update(flatten_config({str(i): item for i, item in enumerate(value)}, f"{dotted}."))
         elif value is not None:
             flat[dotted] = _hparam_value(value)
     return flat

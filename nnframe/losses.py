@@ -42,16 +42,13 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
-def _not_empty(x: np.ndarray, loss: str) -> None:
-    if x.size == 0:
-        raise DataError(f"{loss}: the batch is empty (scores of shape {x.shape}); a mean over no samples is "
-                        "undefined")
+def _empty_batch(x: np.ndarray, loss: str) -> DataError:
+    return DataError(f"{loss}: the batch is empty (scores of shape {x.shape}); a mean over no samples is undefined")
 
 
-def _forward_first(loss: Loss, kept: object) -> None:
-    if kept is None:
-        raise RuntimeError(f"{type(loss).__name__}.backward was called before forward: run forward first, "
-                           "it keeps what backward needs")
+def _backward_first(loss: Loss) -> RuntimeError:
+    return RuntimeError(f"{type(loss).__name__}.backward was called before forward: run forward first, it keeps "
+                        "what backward needs")
 
 
 def _batch_mean(values: np.ndarray) -> float:
@@ -95,7 +92,8 @@ class SoftmaxWithLoss(Loss):
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
         if x.ndim < 2:
             raise DataError(f"SoftmaxWithLoss: scores must be (N, C), found shape {x.shape}")
-        _not_empty(x, "SoftmaxWithLoss")
+        if not x.size:
+            raise _empty_batch(x, "SoftmaxWithLoss")
         t = np.asarray(t)
         if t.shape == x.shape:
             log_y, self.y = log_softmax(x)
@@ -131,7 +129,8 @@ class SoftmaxWithLoss(Loss):
         return self._arange
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
-        _forward_first(self, self.y)
+        if self.y is None:
+            raise _backward_first(self)
         dx = self.y.copy()
         if self.t.shape == dx.shape:
             dx *= self.t.sum(axis=-1, keepdims=True)
@@ -159,7 +158,8 @@ class SigmoidWithLoss(Loss):
         self.t: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
-        _not_empty(x, "SigmoidWithLoss")
+        if not x.size:
+            raise _empty_batch(x, "SigmoidWithLoss")
         t = _same_shape_target(x, np.asarray(t), "SigmoidWithLoss")
         if self.validate_targets:
             _probabilities(t)
@@ -171,7 +171,8 @@ class SigmoidWithLoss(Loss):
         return _batch_mean(per_element.reshape(len(x), -1).sum(axis=1))
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
-        _forward_first(self, self.y)
+        if self.y is None:
+            raise _backward_first(self)
         dx = self.y.copy()
         dx -= self.t
         dx *= dout / len(dx)
@@ -192,14 +193,16 @@ class MeanSquaredError(Loss):
         self.diff: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
-        _not_empty(x, "MeanSquaredError")
+        if not x.size:
+            raise _empty_batch(x, "MeanSquaredError")
         t = _same_shape_target(x, np.asarray(t), "MeanSquaredError")
         self.diff = np.subtract(x, t, dtype=x.dtype)
         squares = np.square(self.diff).reshape(len(x), -1).sum(axis=1)
         return 0.5 * _batch_mean(squares)
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
-        _forward_first(self, self.diff)
+        if self.diff is None:
+            raise _backward_first(self)
         return self.diff * (dout / len(self.diff))
 
 

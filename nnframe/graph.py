@@ -18,8 +18,8 @@ import numpy as np
 
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import flatten
-from nnframe.graph_checks import (check_arrays_kept, check_input_gradient, check_node_arrays, check_reaches_output,
-                                  described, topological_order, validate_graph)
+from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
+                                  check_reaches_output, described, topological_order, validate_graph)
 from nnframe.node import Node, declares
 
 
@@ -350,13 +350,21 @@ class Graph(Node):
         return values[self._output_slot]
 
     def _first_backward(self, dout: Any) -> Any:
-        """Backward with the node-protocol checks: each input gradient's shape, then every array kept in place.
+        """Backward with the node-protocol checks: each input gradient's shape, every array kept in place, and
+        every parameter gradient written.
 
-        Runs once, on the first backward after a forward; later ones take the fast walk.
+        The gradients are filled with NaN first: one still all NaN after the
+        pass was never written (nor written over: added to), and would
+        otherwise leave its parameter where it is without a word. Runs once,
+        on the first backward after a forward; later ones take the fast walk.
         """
+        for _, node, _, grads in self._kept:
+            for grad in grads:
+                grad.fill(np.nan)
         result = self._backward_slots(dout, self._input_shapes)
         for name, node, params, grads in self._kept:
             check_arrays_kept(name, node, params, grads)
+            check_gradients_written(name, node, grads)
         self._protocol_checked = self._input_shapes is not None
         return result
 

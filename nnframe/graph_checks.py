@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import inspect
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -190,6 +190,17 @@ def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> N
                 f"{described(name, node)} replaced {kind}[{i}] with a new array (or changed the list) instead of "
                 f"writing into it: the optimizer, the norms and the checkpoints would not see it. Write in place, "
                 f"e.g. self.{kind}[{i}][...] = value")
+
+
+def check_gradients_written(name: str, node: Any, grads: tuple) -> None:
+    """No parameter gradient is still all NaN, as the first backward's check leaves them before the pass."""
+    names = getattr(node, "param_names", ()) or ()
+    for i, grad in enumerate(grads):
+        if grad.size and np.isnan(grad).all():
+            called = f"grads[{i}] ({names[i]})" if i < len(names) else f"grads[{i}]"
+            raise NodeProtocolError(f"{described(name, node)} did not write {called} in its backward, or added to "
+                                    f"it instead of writing over it; write each gradient whole on every backward, "
+                                    f"e.g. self.grads[{i}][...] = value")
 
 
 def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:

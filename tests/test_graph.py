@@ -662,3 +662,37 @@ def test_a_node_breaking_the_array_protocol_is_named_when_the_graph_is_made(node
     with pytest.raises(NodeProtocolError, match=r"node 'bad' \(test_graph\.\w+\)") as caught:
         Graph.sequential([("bad", node)])
     assert caught.match(match)
+
+
+class ForgetsItsBias(Node):
+    """Writes dW but never db, as a plugin that forgot a line would: its bias would never move."""
+
+    param_names = ("W", "b")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params = [np.ones((2, 3)), np.zeros(3)]
+        self.grads = [np.zeros((2, 3)), np.zeros(3)]
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params[0] + self.params[1]
+
+    def backward(self, dout):
+        self.grads[0][...] = self.x.T @ dout
+        return dout @ self.params[0].T
+
+
+class AddsToItsBias(ForgetsItsBias):
+    def backward(self, dout):
+        self.grads[1] += dout.sum(axis=0)
+        return super().backward(dout)
+
+
+@pytest.mark.parametrize("node", [ForgetsItsBias(), AddsToItsBias()], ids=["never-written", "added-to"])
+def test_a_parameter_gradient_left_unwritten_is_named_at_the_first_backward(node):
+    model = Graph.sequential([("layer", node), ("sigmoid", Sigmoid())])
+    model.forward(np.ones((4, 2)))
+    with pytest.raises(NodeProtocolError, match=r"node 'layer' \(test_graph\.\w+\) did not write grads\[1\] \(b\) "
+                                                r"in its backward, or added to it instead of writing over it"):
+        model.backward(np.ones((4, 3)))

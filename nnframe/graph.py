@@ -172,6 +172,15 @@ class Graph(Node):
         self._plan_backward()
 
     @property
+    def differentiable_input(self) -> bool:  # type: ignore[override]
+        """Whether a gradient can reach the graph's inputs: a node that reads one takes it as a number, not as
+        indices (see :attr:`Node.differentiable_input`)."""
+        inputs = range(len(self.inputs))
+        return any(getattr(gn.node, "differentiable_input", True) for gn, args in zip(self._graph_nodes,
+                                                                                      self._arg_slots)
+                   if any(i in inputs for i in args))
+
+    @property
     def need_dx(self) -> bool:
         """The Node-protocol name of ``need_input_grad``, set by an enclosing graph."""
         return self._need_input_grad
@@ -184,7 +193,7 @@ class Graph(Node):
         """Decide which values carry a gradient, set ``need_dx`` and list the backward steps."""
         carries = [self._need_input_grad] * len(self.inputs)
         for gn, args in zip(self._graph_nodes, self._arg_slots):
-            gn.node.need_dx = any(carries[i] for i in args)
+            gn.node.need_dx = getattr(gn.node, "differentiable_input", True) and any(carries[i] for i in args)
             carries.append(gn.node.need_dx or bool(gn.node.params))
         plan = []
         for k, (gn, args) in enumerate(zip(self._graph_nodes, self._arg_slots)):

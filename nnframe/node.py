@@ -19,6 +19,9 @@ class Node:
     ``training`` is the train/eval switch (a model flips it on every node at
     once). ``need_dx`` is cleared by the model when no gradient is needed for the
     input (the first layer), so nodes may skip computing it and return ``None``.
+    A node whose input is indices (an embedding lookup) sets
+    ``differentiable_input = False``: its ``need_dx`` is then always off, and
+    gradient checks leave its input out.
 
     Writing over arrays is opt-in on both sides. A node whose ``forward``
     returns a new array that it neither keeps nor returns again sets
@@ -34,6 +37,7 @@ class Node:
     """
 
     param_names: tuple[str, ...] = ()
+    differentiable_input: ClassVar[bool] = True
     output_is_fresh: ClassVar[bool] = False
     dx_is_fresh: ClassVar[bool] = False
     can_overwrite: ClassVar[bool] = False

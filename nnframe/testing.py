@@ -239,6 +239,8 @@ def _compare_inputs(obj: Any, inputs: tuple, analytic: tuple, scalar: Callable[[
                     result: GradCheckResult) -> None:
     from nnframe.node import Node
 
+    if not getattr(obj, "differentiable_input", True):  # indices, even held as floats: no gradient to check
+        return
     for i, x in enumerate(inputs):
         if not _is_float(x):
             continue

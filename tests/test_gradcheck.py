@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 
 from fixtures.console import NNFRAME
 from fixtures.distributions import Site
+from nnframe import Node, Params, hookimpl
 from nnframe.builtin import datasets, losses, nodes, optimizers
 from nnframe.cli import app
+from nnframe.components import node
 from nnframe.config_loader import load_experiment
 from nnframe.errors import ConfigError
 from nnframe.gradcheck import _node_input_gradients, check_experiment, in_float64
@@ -239,3 +241,52 @@ def test_a_deep_net_initialised_at_001_passes_whatever_the_seed(tmp_path) -> Non
     plugins = get_plugin_manager()
     for seed in (11, 19, 40):
         assert check_experiment(path, [f"seed={seed}"], plugins).ok
+
+
+class Embedding(Node):
+    """Rows of W picked by the indices in x, flattened: (N, T) -> (N, T * D), as in the book's word2vec."""
+
+    param_names = ("W",)
+    differentiable_input = False
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        self.params, self.grads = [W], [np.zeros_like(W)]
+
+    def forward(self, x):
+        self.index = x.astype(np.intp)  # the run's dtype carries the indices
+        return self.params[0][self.index].reshape(len(x), -1)
+
+    def backward(self, dout):
+        self.grads[0][...] = 0
+        np.add.at(self.grads[0], self.index, dout.reshape(*self.index.shape, -1))
+        return None
+
+
+class EmbeddingPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        def build(params, ctx):
+            return Embedding(ctx.rng.standard_normal((params.vocabulary, 4)).astype(ctx.dtype))
+
+        return [node("embedding", EmbeddingParams, build)]
+
+
+class EmbeddingParams(Params):
+    vocabulary: int = 10
+
+
+def test_a_model_that_starts_with_an_index_input_is_checked_without_it(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tokens.npz", x=rng.integers(0, 10, (40, 3)), y=rng.integers(0, 2, 40))
+    config = tmp_path / "words.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "words", "data": {"type": "npz", "path": "tokens.npz"},
+        "model": [{"type": "embedding"}, {"type": "affine", "out": 5}, {"type": "tanh"}, {"type": "affine", "out": 2}],
+        "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
+        "train": {"epochs": 1, "batch_size": 10}}), encoding="utf-8")
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("embedding-plugin", EmbeddingPlugin())])
+    report = check_experiment(config, [], plugins)
+    assert report.ok, report.problems
+    assert "input/x" not in report.errors and "embedding1/W" in report.errors
+    assert not any(name.startswith("embedding1/dx") for name in report.errors)

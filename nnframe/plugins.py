@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -233,6 +234,8 @@ class Plugins:
             self.broken.append(broken)
 
 
+COMPONENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
 RESERVED_FIELDS: dict[Kind, tuple[str, ...]] = {
     "node": ("type", "name", "inputs"),
     "loss": ("type",),
@@ -251,6 +254,9 @@ BUILD_ARGUMENTS: dict[Kind, tuple[str, ...]] = {
 def _component_problem(component: object, kind: Kind, hook_name: str) -> str | None:
     if not isinstance(component, Component) or component.kind != kind:
         return f"{hook_name} returned {component!r}, not a {kind} Component"
+    if not isinstance(component.name, str) or not COMPONENT_NAME.fullmatch(component.name):
+        return (f"{kind} name {component.name!r} is not letters, digits and underscores from a letter "
+                "(snake_case): configs give it as a type, and node names and TensorBoard tags are made from it")
     taken = [field for field in RESERVED_FIELDS[kind] if field in component.params.model_fields]
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "

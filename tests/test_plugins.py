@@ -163,6 +163,9 @@ BROKEN_CASES = {
         {"nnframe_faulty": node_plugin("scale").replace("factor: float = 2.0", "factor: int = 0.01")},
         "nnframe_faulty", ["node 'scale': the default of its parameter 'factor', 0.01, fails the parameter's "
                            "own validation: input should be a valid integer"]),
+    "name with a space": (
+        {"nnframe_faulty": node_plugin("my_scale").replace("'my_scale'", "'My Scale'")}, "nnframe_faulty",
+        ["node name 'My Scale' is not letters, digits and underscores from a letter (snake_case)"]),
     "build that cannot take the context": (
         {"nnframe_faulty": node_plugin("scale").replace("def build_scale(params, ctx):", "def build_scale(params):")},
         "nnframe_faulty", ["node 'scale': its build(params) cannot be called as build(params, ctx)"]),

@@ -205,6 +205,10 @@ def check_gradients_written(name: str, node: Any, grads: tuple) -> None:
 
 def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:
     """A gradient returned by ``backward`` has the shape of the input it belongs to."""
+    if isinstance(dx, (tuple, list)) and np.shape(dx) != shape:
+        raise NodeProtocolError(f"{described(name, node)} returned a {type(dx).__name__} of {len(dx)} as the "
+                                f"gradient of its input {input_name!r}; a node with one input returns that "
+                                "gradient itself, not in a tuple")
     if np.shape(dx) != shape:
         raise NodeProtocolError(f"{described(name, node)} returned a gradient of shape {np.shape(dx)} for its input "
                                 f"{input_name!r} of shape {shape}; backward returns each input's gradient in that "

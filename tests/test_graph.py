@@ -696,3 +696,20 @@ def test_a_parameter_gradient_left_unwritten_is_named_at_the_first_backward(node
     with pytest.raises(NodeProtocolError, match=r"node 'layer' \(test_graph\.\w+\) did not write grads\[1\] \(b\) "
                                                 r"in its backward, or added to it instead of writing over it"):
         model.backward(np.ones((4, 3)))
+
+
+class WrapsItsGradient(Node):
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dout):
+        return (2 * dout,)
+
+
+def test_one_inputs_gradient_returned_in_a_tuple_is_named_as_such():
+    model = Graph.sequential([("double", WrapsItsGradient()), ("sigmoid", Sigmoid())])
+    model.need_input_grad = True
+    model.forward(np.ones((4, 5)))
+    with pytest.raises(NodeProtocolError, match=r"node 'double' \(test_graph.WrapsItsGradient\) returned a tuple of 1 "
+                                                r"as the gradient of its input 'x'; a node with one input"):
+        model.backward(np.ones((4, 5)))

@@ -184,6 +184,10 @@ def plugins(
     from nnframe.listing import plugins_json, plugins_table
 
     manager = plugin_manager(strict_plugins, allow_clashes=True)
+    from nnframe.plugin_distributions import near_miss_groups
+
+    for near in near_miss_groups():
+        typer.echo(f"warning: {near}", err=True)
     if as_json:
         typer.echo(json.dumps(plugins_json(manager), indent=2))
     else:

@@ -27,3 +27,20 @@ def distribution_of(module: str, group: str = GROUP) -> str | None:
     """``"my-package 0.1"`` for a module of a plugin distribution, else None."""
     found = plugin_packages(group).get(module.split(".")[0])
     return f"{found[0]} {found[1]}" if found else None
+
+
+def near_miss_groups(group: str = GROUP) -> list[str]:
+    """``"my-package 0.1 declares ... 'nnframe.plugins' ..."`` for each distribution whose entry points sit in a
+    group named like nnframe's but not it, which nnframe never reads: a plugin that silently is not there."""
+    found = []
+    for dist in metadata.distributions():
+        groups = sorted({ep.group for ep in dist.entry_points if ep.group != group and _like(ep.group, group)})
+        for near in groups:
+            found.append(f"{dist.metadata['Name']} {dist.version} declares entry points in the group {near!r}, "
+                         f"which nnframe does not read; plugins go under [project.entry-points.{group}]")
+    return found
+
+
+def _like(name: str, group: str) -> bool:
+    folded = name.lower().replace("-", "_").replace(".", "_")
+    return folded == group or folded.startswith(f"{group}_")

@@ -507,3 +507,13 @@ def test_a_per_run_object_registered_wrongly_names_its_distribution(site: Site, 
     assert done.returncode == 2, done.stderr
     assert ("run plugin csvlog_plugin.CsvLogger (from nnframe-csvlog 0.3) implements unknown hook "
             "'nnframe_step_ned'") in done.stderr
+
+
+def test_a_plugin_in_a_group_named_like_nnframes_is_pointed_out_by_nnframe_plugins(site: Site) -> None:
+    site.add("nnframe-misgrouped", {"nnframe_misgrouped": node_plugin("scale")}, version="0.2",
+             group="nnframe.plugins")
+    assert "scale" not in get_plugin_manager().nodes  # never read, so it must be said
+    listed = nnframe_cli(site, "plugins")
+    assert listed.returncode == 0, listed.stderr
+    assert ("warning: nnframe-misgrouped 0.2 declares entry points in the group 'nnframe.plugins', which nnframe "
+            "does not read; plugins go under [project.entry-points.nnframe]") in listed.stderr

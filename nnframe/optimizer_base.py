@@ -69,7 +69,10 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         _check_update_arity(cls)
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, lr: float | None = None, **kwargs: Any) -> None:
+        """``SGD(0.1)``, ``SGD(lr=0.1)`` or ``Adam(lr=0.001, beta1=0.9)``: the fields of ``params_model``."""
+        if lr is not None:
+            kwargs["lr"] = lr
         self.config = _validate(self.params_model, kwargs, type(self).__name__)
         self.lr: float = self.config.lr
         self.step = 0

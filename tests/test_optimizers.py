@@ -680,3 +680,11 @@ def test_an_optimizer_reused_for_a_model_of_other_shapes_says_so():
     with pytest.raises(NNFrameError, match=r"SGD.update: a parameter of shape \(2, 20\) where the optimizer was "
                                            r"bound to one of shape \(2, 10\); a new model needs a new optimizer"):
         sgd.update([np.ones((2, 20))], [np.ones((2, 20))])
+
+
+def test_the_learning_rate_may_come_first_without_its_name_as_in_the_book():
+    assert SGD(0.1).lr == SGD(lr=0.1).lr == 0.1
+    adam = Adam(0.002, beta1=0.8)
+    assert (adam.lr, adam.config.beta1) == (0.002, 0.8)
+    with pytest.raises(ConfigError, match="lr"):
+        SGD(-1.0)

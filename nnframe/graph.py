@@ -364,16 +364,28 @@ class Graph(Node):
 
         The gradients are filled with NaN first: one still all NaN after the
         pass was never written (nor written over: added to), and would
-        otherwise leave its parameter where it is without a word. Runs once,
-        on the first backward after a forward; later ones take the fast walk.
+        otherwise leave its parameter where it is without a word. Whatever
+        the pass left NaN gets its value from before back, so a node that
+        writes part of a gradient (a pruned layer) keeps the rest as it was.
+        Runs once, on the first backward after a forward; later ones take
+        the fast walk.
         """
-        for _, node, _, grads in self._kept:
+        before = [[grad.copy() for grad in grads] for _, _, _, grads in self._kept]
+        for _, _, _, grads in self._kept:
             for grad in grads:
                 grad.fill(np.nan)
-        result = self._backward_slots(dout, self._input_shapes)
+        try:
+            result = self._backward_slots(dout, self._input_shapes)
+            unwritten = [(name, node, i) for name, node, _, grads in self._kept
+                         for i, grad in enumerate(grads) if grad.size and np.isnan(grad).all()]
+        finally:
+            for (_, _, _, grads), saved in zip(self._kept, before):
+                for grad, old in zip(grads, saved):
+                    np.copyto(grad, old, where=np.isnan(grad))
         for name, node, params, grads in self._kept:
             check_arrays_kept(name, node, params, grads)
-            check_gradients_written(name, node, grads)
+        if unwritten:
+            check_gradients_written(*unwritten[0])
         self._protocol_checked = self._input_shapes is not None
         return result
 

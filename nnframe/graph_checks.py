@@ -192,15 +192,14 @@ def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> N
                 f"e.g. self.{kind}[{i}][...] = value")
 
 
-def check_gradients_written(name: str, node: Any, grads: tuple) -> None:
-    """No parameter gradient is still all NaN, as the first backward's check leaves them before the pass."""
+def check_gradients_written(name: str, node: Any, index: int) -> None:
+    """Raise for ``node``'s gradient ``index``, which the first backward left all NaN, as its check filled it."""
     names = getattr(node, "param_names", ()) or ()
-    for i, grad in enumerate(grads):
-        if grad.size and np.isnan(grad).all():
-            called = f"grads[{i}] ({names[i]})" if i < len(names) else f"grads[{i}]"
-            raise NodeProtocolError(f"{described(name, node)} did not write {called} in its backward, or added to "
-                                    f"it instead of writing over it; write each gradient whole on every backward, "
-                                    f"e.g. self.grads[{i}][...] = value")
+    called = f"grads[{index}] ({names[index]})" if index < len(names) else f"grads[{index}]"
+    raise NodeProtocolError(f"{described(name, node)} did not write {called} in its backward, or added to it "
+                            f"instead of writing over it, so its parameter would never move; write each gradient "
+                            f"on every backward, e.g. self.grads[{index}][...] = value (a parameter to keep fixed "
+                            "is no parameter: leave it out of params)")
 
 
 def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:

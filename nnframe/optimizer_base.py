@@ -62,6 +62,9 @@ class Optimizer:
     params_model: ClassVar[type[OptimizerParams]] = OptimizerParams
     slots: ClassVar[tuple[str, ...]] = ()
     parallel_blocks: ClassVar[bool] = False
+    updates_every_step: ClassVar[bool] = True
+    """False for a rule that may leave the parameters as they are on a step (one that accumulates gradients
+    over several): the trainer then does not take a first update that changes nothing for a rebinding bug."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse an ``_update_one`` that cannot take ``(p, g, tmp)`` and one array per slot, when the class is

@@ -188,22 +188,33 @@ class Trainer:
         return metrics
 
     def _first_update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """The optimizer's first update in this process, checked to have changed a parameter it had a gradient for.
+        """The optimizer's first update in this process, checked to have written into the parameters.
 
-        An update rule that rebinds a name (``p = p - lr * g``) instead of
-        writing into ``p`` would otherwise train nothing, without a word.
-        Later updates go straight to the optimizer.
+        An update rule that rebinds a name (``p = p - lr * g``) or replaces a
+        list's item instead of writing into the array would otherwise train
+        nothing, without a word. At a learning rate of 0, and for a rule that
+        says it does not update on every step (``updates_every_step``), only
+        replaced arrays are looked for. Later updates go straight to the optimizer.
         """
-        self._update = self.optimizer.update
-        moving = [i for i, g in enumerate(grads) if g.any()]
+        optimizer = self.optimizer
+        self._update = optimizer.update
+        arrays = tuple(params)
+        watched = optimizer.lr > 0 and getattr(optimizer, "updates_every_step", True)
+        moving = [i for i, g in enumerate(grads) if g.any()] if watched else []
         before = [params[i].copy() for i in moving]
-        self.optimizer.update(params, grads)
+        optimizer.update(params, grads)
+        cls = type(optimizer)
+        who = f"optimizer {self.settings.optimizer.type!r} ({cls.__module__}.{cls.__qualname__})"
+        replaced = [i for i, (now, then) in enumerate(zip(params, arrays)) if now is not then]
+        if replaced or len(params) != len(arrays):
+            at = f"params[{replaced[0]}] ({self.model.param_names[replaced[0]]})" if replaced else "the list"
+            raise PluginError(f"{who} replaced {at} with a new array in its first update instead of writing into "
+                              "it, so the model never sees the change; write in place (p -= tmp)")
         if moving and all(np.array_equal(params[i], old) for i, old in zip(moving, before)):
-            cls = type(self.optimizer)
-            raise PluginError(f"optimizer {self.settings.optimizer.type!r} ({cls.__module__}.{cls.__qualname__}) "
-                              f"changed no parameter in its first update, though the gradients are not zero and "
-                              f"the learning rate is {self.optimizer.lr:g}; an update rule writes into p in place "
-                              "(p -= tmp), where p = p - tmp would only rebind a name")
+            raise PluginError(f"{who} changed no parameter in its first update, though the gradients are not zero "
+                              f"and the learning rate is {optimizer.lr:g}; an update rule writes into p in place "
+                              "(p -= tmp), where p = p - tmp would only rebind a name (a rule that updates only "
+                              "every few steps sets updates_every_step = False)")
 
     def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:
         if self.settings.train.on_nonfinite == "skip_step":

@@ -713,3 +713,40 @@ def test_one_inputs_gradient_returned_in_a_tuple_is_named_as_such():
     with pytest.raises(NodeProtocolError, match=r"node 'double' \(test_graph.WrapsItsGradient\) returned a tuple of 1 "
                                                 r"as the gradient of its input 'x'; a node with one input"):
         model.backward(np.ones((4, 5)))
+
+
+class Pruned(Node):
+    """``y = x (W * mask)``: writes only the kept weights' gradients, the others staying at their first 0."""
+
+    param_names = ("W",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params, self.grads = [np.ones((2, 3))], [np.zeros((2, 3))]
+        self.mask = np.array([[True, False, True], [False, True, True]])
+
+    def forward(self, x):
+        self.x = x
+        return x @ (self.params[0] * self.mask)
+
+    def backward(self, dout):
+        self.grads[0][self.mask] = (self.x.T @ dout)[self.mask]
+        return dout @ (self.params[0] * self.mask).T
+
+
+def test_a_gradient_written_in_part_keeps_the_rest_as_it_was_and_no_nan():
+    model = Graph.sequential([("pruned", Pruned()), ("sigmoid", Sigmoid())])
+    x = np.arange(8.0).reshape(4, 2)
+    model.forward(x)
+    model.backward(np.ones((4, 3)))
+    out = 1 / (1 + np.exp(-x @ (np.ones((2, 3)) * model.nodes["pruned"].mask)))
+    expected = np.where(model.nodes["pruned"].mask, x.T @ (out * (1 - out)), 0.0)
+    np.testing.assert_allclose(model.grads[0], expected)
+
+
+def test_a_refused_first_backward_leaves_no_nan_behind():
+    model = Graph.sequential([("layer", ForgetsItsBias()), ("sigmoid", Sigmoid())])
+    model.forward(np.ones((4, 2)))
+    with pytest.raises(NodeProtocolError):
+        model.backward(np.ones((4, 3)))
+    assert not any(np.isnan(grad).any() for grad in model.grads)

@@ -504,3 +504,53 @@ def test_an_optimizers_build_that_returns_something_else_is_named_with_its_plugi
     with pytest.raises(PluginError, match=r"field optimizer.type: type 'not_an_optimizer' from plugin "
                                           r"'optimizer-plugin'.* built NotAnOptimizer, not an nnframe.Optimizer"):
         with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=not_an_optimizer"])
+
+
+class ReplacesItsParameters(Optimizer):
+    """Broken on purpose: puts new arrays into the model's list, which the nodes never see."""
+
+    def update(self, params, grads):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            params[i] = p - self.lr * g
+
+
+class EveryOtherStep(Rebinds):
+    updates_every_step = False
+
+
+class MoreOptimizers:
+    @hookimpl
+    def nnframe_register_optimizers(self) -> list:
+        return [optimizer("replaces", OptimizerParams, ReplacesItsParameters.from_params),
+                optimizer("every_other_step", OptimizerParams, EveryOtherStep.from_params)]
+
+
+def test_an_optimizer_that_replaces_the_models_arrays_is_named_at_its_first_update(tmp_path):
+    plugins = get_plugin_manager()
+    plugins.register(MoreOptimizers(), name="more-optimizers")
+    experiment = build_experiment(load_experiment(write_config(tmp_path, TINY), ["optimizer.type=replaces"], plugins),
+                                  plugins)
+    trainer = Trainer(experiment, RunContext(name="t", config={}, run_dir=None, plugin_manager=plugins.pm))
+    with pytest.raises(PluginError, match=r"optimizer 'replaces' \(test_train.ReplacesItsParameters\) replaced "
+                                          r"params\[0\] \(affine1/W\) with a new array in its first update"):
+        trainer.fit()
+
+
+def test_a_rule_that_says_it_skips_steps_is_not_blamed_for_standing_still(tmp_path):
+    plugins = get_plugin_manager()
+    plugins.register(MoreOptimizers(), name="more-optimizers")
+    experiment = build_experiment(load_experiment(write_config(tmp_path, TINY), ["optimizer.type=every_other_step"],
+                                                  plugins), plugins)
+    trainer = Trainer(experiment, RunContext(name="t", config={}, run_dir=None, plugin_manager=plugins.pm))
+    assert trainer.fit()["status"] == "completed"
+
+
+def test_a_resume_where_the_schedule_is_at_zero_goes_on(tmp_path):
+    from nnframe.launch import train as launch_train
+
+    config = write_config(tmp_path, {**TINY, "optimizer": {"type": "sgd", "lr": 0.5, "schedule": {
+        "type": "cosine", "total_steps": 5}}, "train": {**TINY["train"], "max_steps": 8},
+        "checkpoint": {"every": 0, "best_metric": None}})
+    first = launch_train(config, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    resumed = launch_train(config, ["train.max_steps=12"], get_plugin_manager(), resume=first.run_dir, quiet=True)
+    assert resumed.summary["steps"] == 12 and resumed.summary["status"] == "completed"

@@ -19,9 +19,10 @@ import numpy as np
 
 from nnframe.arrays import zeros, zeros_like
 
-SCAN_LIMIT = 10_000
-_NOT_SEARCHED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, str, bytes,
-                 int, float, np.ndarray)
+SCAN_LIMIT = 100_000
+_LEAVES = (str, bytes, int, float, complex, bool, type(None), np.generic)
+_NOT_SEARCHED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                 np.ndarray, *_LEAVES)
 
 
 def flatten(nodes: Sequence[Any]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -134,8 +135,9 @@ def _holds(value: Any, ids: set[int]) -> bool:
 
     Lists, tuples, sets, dicts and objects' attributes are searched (a node
     holding child layers in a list of pairs, say), each object once. Modules,
-    classes and functions are not. Past ``SCAN_LIMIT`` containers the answer
-    is yes: nothing is moved that the scan could not rule out.
+    classes, functions and what holds only numbers and strings (a
+    vocabulary) are not. Past ``SCAN_LIMIT`` containers that hold others the
+    answer is yes: nothing is moved that the scan could not rule out.
     """
     stack, seen = [value], set()
     while stack:
@@ -145,12 +147,19 @@ def _holds(value: Any, ids: set[int]) -> bool:
         if id(item) in seen or isinstance(item, _NOT_SEARCHED):
             continue
         seen.add(id(item))
-        if len(seen) > SCAN_LIMIT:
+        inside = _contents(item)
+        held = [part for part in inside if not isinstance(part, _LEAVES) or type(part) is np.ndarray]
+        if held and len(seen) > SCAN_LIMIT:
             return True
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
-        elif hasattr(item, "__dict__"):
-            stack.extend(vars(item).values())
+        stack.extend(held)
     return False
+
+
+def _contents(item: Any) -> list[Any]:
+    if isinstance(item, dict):
+        return list(item.values())
+    if isinstance(item, (list, tuple, set, frozenset)):
+        return list(item)
+    if hasattr(item, "__dict__"):
+        return list(vars(item).values())
+    return []

@@ -224,8 +224,16 @@ def test_an_array_held_deeper_than_any_fixed_depth_is_found() -> None:
 def test_a_node_holding_more_than_the_scan_can_search_is_not_moved(monkeypatch) -> None:
     node = KeepsW(np.ones((2, 2)))
     del node.W
-    node.vocabulary = [[word] for word in range(100)]  # holds no parameter, but is more than the scan may search
+    node.tree = [[Holder(word)] for word in range(100)]  # no parameter, but more than the scan may search
     monkeypatch.setattr(flat_params, "SCAN_LIMIT", 50)
     assert flatten([node]) is None
     monkeypatch.setattr(flat_params, "SCAN_LIMIT", 500)
+    assert flatten([node]) is not None
+
+
+def test_numbers_and_words_do_not_count_against_the_scan(monkeypatch) -> None:
+    node = KeepsW(np.ones((2, 2)))
+    del node.W
+    node.vocabulary = [(f"w{i}", i) for i in range(1000)]
+    monkeypatch.setattr(flat_params, "SCAN_LIMIT", 50)
     assert flatten([node]) is not None

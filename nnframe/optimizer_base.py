@@ -364,7 +364,8 @@ def _check_update_arity(cls: type[Optimizer]) -> None:
         signature = inspect.signature(update)
     except (TypeError, ValueError):  # a builtin or a callable object: nothing to read
         return
-    wanted = 4 + len(cls.slots)  # self, p, g, tmp, then one array per slot
+    bound = not isinstance(inspect.getattr_static(cls, "_update_one"), (staticmethod, classmethod))
+    wanted = 3 + bound + len(cls.slots)  # (self,) p, g, tmp, then one array per slot
     try:
         signature.bind(*range(wanted))
     except TypeError:

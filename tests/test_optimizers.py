@@ -688,3 +688,21 @@ def test_the_learning_rate_may_come_first_without_its_name_as_in_the_book():
     assert (adam.lr, adam.config.beta1) == (0.002, 0.8)
     with pytest.raises(ConfigError, match="lr"):
         SGD(-1.0)
+
+
+def test_a_static_update_rule_is_checked_without_self():
+    class Static(Optimizer):
+        @staticmethod
+        def _update_one(p, g, tmp):
+            np.subtract(p, g, out=p)
+
+    p = np.ones(3)
+    Static(lr=0.1).update([p], [np.ones(3)])
+    assert np.array_equal(p, np.zeros(3))
+    with pytest.raises(TypeError, match=r"cannot take \(p, g, tmp, m\)"):
+        class StaticWithoutItsSlot(Optimizer):
+            slots = ("m",)
+
+            @staticmethod
+            def _update_one(p, g, tmp):
+                pass

@@ -6,7 +6,6 @@ The file and every override's value are read by :mod:`nnframe.bounded_yaml`
 
 from __future__ import annotations
 
-import copy
 import types
 import typing
 from collections.abc import Mapping
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Union
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from nnframe.bounded_yaml import read_yaml, read_yaml_value
@@ -257,6 +257,18 @@ def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
     return None
 
 
+def plain_data(value: Any) -> Any:
+    """``value`` as the data YAML would give: every mapping a new dict, every list or tuple a new list, numpy
+    scalars as numbers; other values as they are, for validation to judge. The caller's objects are left alone."""
+    if isinstance(value, Mapping):
+        return {key: plain_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...], plugins: Plugins) -> LoadedConfig:
     """Read, override and validate an experiment config: a YAML file, or its content as a mapping.
 
@@ -264,7 +276,10 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
     relative to the working directory.
     """
     if isinstance(source, Mapping):
-        path, data, mapping = Path(MAPPING_NAME), copy.deepcopy(dict(source)), dict(source)
+        try:
+            path, data, mapping = Path(MAPPING_NAME), plain_data(source), dict(source)
+        except RecursionError:
+            raise ConfigError(f"{MAPPING_NAME}: nested too deeply to be a config (or it holds itself)") from None
     else:
         path, mapping = Path(source), None
         data = read_yaml(path)

@@ -91,3 +91,23 @@ def test_the_book_readers_submodules_are_reachable_from_the_package_alone() -> N
     code = "import nnframe; print(nnframe.nodes.Affine.__name__, nnframe.losses.SoftmaxWithLoss.__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["Affine", "SoftmaxWithLoss"], done.stderr
+
+
+def test_a_mapping_may_hold_other_mappings_tuples_and_numpy_numbers() -> None:
+    from collections import OrderedDict
+    from types import MappingProxyType
+
+    config = spiral()
+    config["optimizer"] = MappingProxyType({"type": "sgd", "lr": np.float32(0.5)})
+    config["model"] = tuple(config["model"])
+    config["train"] = OrderedDict(epochs=np.int64(2), batch_size=30)
+    resolved = nnframe.prepare_experiment(config).config.resolved
+    assert (resolved["optimizer"]["lr"], resolved["train"]["epochs"]) == (0.5, 2)
+    assert [entry["type"] for entry in resolved["model"]] == ["affine", "sigmoid", "affine"]
+
+
+def test_a_mapping_that_holds_itself_is_a_config_error() -> None:
+    config = spiral()
+    config["data"]["loop"] = config
+    with pytest.raises(ConfigError, match="nested too deeply to be a config"):
+        nnframe.prepare_experiment(config)

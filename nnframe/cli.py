@@ -216,8 +216,9 @@ def gradcheck(
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
     if report.zero:
-        typer.echo(f"note: the loss does not depend on {', '.join(report.zero)} on this batch (their gradients are "
-                   "zero, numerically too); a node that reads its own copy of a parameter would look like this")
+        typer.echo(f"note: the model's output does not depend on {', '.join(report.zero)} on this batch (their "
+                   "gradients are zero, numerically too); a node that reads its own copy of a parameter would look "
+                   "like this")
     typer.echo(f"worst: {report.worst_name} {report.worst_error:.3e} (tolerance {tolerance:g})")
     if not report.ok:
         reason = report.problems[0] if report.problems else (

@@ -166,16 +166,16 @@ def check_node_arrays(name: str, node: object) -> None:
         if np.shape(param) != np.shape(grad):
             raise NodeProtocolError(f"{described(name, node)}: grads[{i}] has shape {np.shape(grad)} but params[{i}] "
                                     f"has {np.shape(param)}; a gradient is shaped like its parameter")
-        if not isinstance(param, np.ndarray) or param.dtype.kind != "f":
+        if getattr(getattr(param, "dtype", None), "kind", None) != "f":  # an array of numpy's kind, or CuPy's
             raise NodeProtocolError(f"{described(name, node)}: params[{i}] is {_kind_of(param)}, not a floating-point "
                                     "array, so no update can change it; make it in the model's dtype (ctx.dtype)")
-        if not isinstance(grad, np.ndarray) or grad.dtype != param.dtype:
+        if getattr(grad, "dtype", None) != param.dtype:
             raise NodeProtocolError(f"{described(name, node)}: grads[{i}] is {_kind_of(grad)} but params[{i}] is "
                                     f"{param.dtype}; a gradient has its parameter's dtype (zeros_like(W))")
 
 
 def _kind_of(value: object) -> str:
-    return str(value.dtype) if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+    return str(value.dtype) if hasattr(value, "dtype") and hasattr(value, "shape") else f"a {type(value).__name__}"
 
 
 def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> None:

@@ -96,7 +96,7 @@ def check_dout(node: object, dout: Any, shape: tuple[int, ...]) -> None:
     For nodes whose backward would otherwise reshape a wrong ``dout`` into a
     gradient of the wrong shape without a word (Repeat, Sum).
     """
-    if np.shape(dout) != shape:
+    if getattr(dout, "shape", None) != shape and np.shape(dout) != shape:
         raise ValueError(f"{type(node).__name__}.backward: dout has shape {np.shape(dout)}, but forward's output "
                          f"had shape {shape}")
 
@@ -108,7 +108,7 @@ def weight(value: Any, name: str, node: str, shape: tuple[int | None, ...] | Non
     An array is kept as it is, so the caller's own array is the one trained;
     a nested list is made into one.
     """
-    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    array = value if hasattr(value, "dtype") and hasattr(value, "shape") else np.asarray(value)  # CuPy's as is
     if array.dtype.kind != "f":
         raise TypeError(f"{node}: {name} must be a floating-point array, found {type(value).__name__} of dtype "
                         f"{array.dtype}")

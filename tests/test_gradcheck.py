@@ -290,3 +290,46 @@ def test_a_model_that_starts_with_an_index_input_is_checked_without_it(tmp_path:
     assert report.ok, report.problems
     assert "input/x" not in report.errors and "embedding1/W" in report.errors
     assert not any(name.startswith("embedding1/dx") for name in report.errors)
+
+
+class ReadsACopy(Node):
+    """Reads a copy of its weight taken when built, so the model's output does not depend on the parameter."""
+
+    param_names = ("W",)
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        self.params, self.grads = [W], [np.zeros_like(W)]
+        self.copy = W.copy()
+
+    def forward(self, x):
+        return x @ self.copy
+
+    def backward(self, dout):
+        self.grads[0][...] = 0.0
+        return dout @ self.copy.T
+
+
+class CopyPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("reads_a_copy", Params,
+                     lambda params, ctx: ReadsACopy(ctx.rng.standard_normal((ctx.in_features, 4)).astype(ctx.dtype)))]
+
+
+def test_a_parameter_the_output_does_not_depend_on_is_noted_by_the_check_and_the_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["model"] = [{"type": "reads_a_copy"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
+    path = tmp_path / "copy.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("copy-plugin", CopyPlugin())])
+    report = check_experiment(path, [], plugins)
+    assert report.ok and report.zero == ["reads_a_copy1/W"]
+
+    import nnframe.gradcheck
+
+    monkeypatch.setattr(nnframe.gradcheck, "check_experiment", lambda *args: report)
+    printed = CliRunner().invoke(app, ["gradcheck", str(path)])
+    assert printed.exit_code == 0
+    assert "note: the model's output does not depend on reads_a_copy1/W on this batch" in printed.stdout

@@ -567,8 +567,8 @@ def test_another_loggers_failing_run_end_leaves_the_tensorboard_log_complete(plu
 def test_a_completed_run_logs_its_final_measures_over_the_whole_training_set(tmp_path):
     import nnframe
 
-    result = nnframe.run_experiment(Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml", ["train.epochs=3"], runs_dir=tmp_path,
-                                    quiet=True)
+    spiral = Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml"
+    result = nnframe.run_experiment(spiral, ["train.epochs=3"], runs_dir=tmp_path, quiet=True)
     events = read_events(result.run_dir)
     for tag in ("train/loss", "train/accuracy"):
         (point,) = events.Scalars(f"final/{tag}")

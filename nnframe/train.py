@@ -192,15 +192,18 @@ class Trainer:
 
         An update rule that rebinds a name (``p = p - lr * g``) or replaces a
         list's item instead of writing into the array would otherwise train
-        nothing, without a word. At a learning rate of 0, and for a rule that
-        says it does not update on every step (``updates_every_step``), only
-        replaced arrays are looked for. Later updates go straight to the optimizer.
+        nothing, without a word. Replaced arrays are looked for in every
+        rule; unchanged ones only in a plugin's rule that updates on every
+        step, and only where the step is far above the parameter's rounding
+        (near the end of a cosine, a float32 step may rightly change nothing).
+        Later updates go straight to the optimizer.
         """
         optimizer = self.optimizer
         self._update = optimizer.update
         arrays = tuple(params)
-        watched = optimizer.lr > 0 and getattr(optimizer, "updates_every_step", True)
-        moving = [i for i, g in enumerate(grads) if g.any()] if watched else []
+        watched = getattr(optimizer, "updates_every_step", True) and not type(optimizer).__module__.startswith(
+            "nnframe.")  # nnframe's own rules are tested; a tiny float32 step may rightly change nothing
+        moving = [i for i, (p, g) in enumerate(zip(params, grads)) if watched and _must_move(p, g, optimizer.lr)]
         before = [params[i].copy() for i in moving]
         optimizer.update(params, grads)
         cls = type(optimizer)
@@ -342,6 +345,16 @@ class Trainer:
             summary["stopped_early"] = {"step": self.step, "planned_steps": self.total_steps,
                                         "reason": self.run.stop_reason}
         return summary
+
+
+def _must_move(param: np.ndarray, grad: np.ndarray, lr: float) -> bool:
+    """Whether a step of ``lr`` times the largest gradient is far above the rounding of the largest parameter,
+    so that any update rule that follows its gradient changes the parameter."""
+    if not param.size or param.dtype.kind != "f":
+        return False
+    with np.errstate(all="ignore"):
+        step = lr * float(np.max(np.abs(grad)))
+        return math.isfinite(step) and step > 16 * float(np.spacing(np.max(np.abs(param))))
 
 
 def _same_storage_failure(first: BaseException, second: BaseException) -> bool:

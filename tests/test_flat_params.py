@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import collections
+import functools
+
 import numpy as np
 import pytest
 
@@ -237,3 +240,23 @@ def test_numbers_and_words_do_not_count_against_the_scan(monkeypatch) -> None:
     node.vocabulary = [(f"w{i}", i) for i in range(1000)]
     monkeypatch.setattr(flat_params, "SCAN_LIMIT", 50)
     assert flatten([node]) is not None
+
+
+class Slotted:
+    __slots__ = ("kept",)
+
+    def __init__(self, kept: object) -> None:
+        self.kept = kept
+
+
+@pytest.mark.parametrize("keep", [
+    pytest.param(lambda W: collections.deque([W]), id="a deque"),
+    pytest.param(lambda W: Slotted(W), id="an object with __slots__"),
+    pytest.param(lambda W: np.array([W, None], dtype=object), id="an object array"),
+    pytest.param(lambda W: (lambda x: x @ W), id="a closure"),
+    pytest.param(lambda W: functools.partial(np.matmul, W), id="a partial"),
+])
+def test_a_weight_kept_where_no_attribute_shows_it_is_found(keep) -> None:
+    node = KeepsW(np.ones((2, 2)))
+    node.W = keep(node.params[0])
+    assert flatten([node, *affines()]) is None

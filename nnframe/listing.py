@@ -13,12 +13,15 @@ from nnframe.plugins import Plugins
 
 
 def component_rows(plugins: Plugins) -> list[dict[str, Any]]:
-    """One row per registered component: kind, name, parameters, summary and where it comes from."""
+    """One row per registered component: kind, name, parameters, summary, where it comes from, and whether
+    another plugin registers the same name (each registration is listed then)."""
     rows = []
     for kind in KINDS:
         registry = plugins.registry(kind)
-        for component in registry:
-            origin = registry.plugin_of(component.name)
+        clashing = {entry.component.name for entry in registry.shadowed}
+        entries = sorted([*registry.entries.values(), *registry.shadowed], key=lambda entry: entry.component.name)
+        for entry in entries:
+            component, origin = entry.component, entry.plugin
             rows.append({
                 "kind": kind,
                 "name": component.name,
@@ -27,6 +30,7 @@ def component_rows(plugins: Plugins) -> list[dict[str, Any]]:
                 "plugin": origin.name,
                 "distribution": origin.dist,
                 "version": origin.version,
+                "clash": component.name in clashing,
             })
     return rows
 
@@ -74,7 +78,8 @@ def _components_table(rows: list[dict[str, Any]]) -> Any:
     for position, row in enumerate(rows):
         if position and row["kind"] != rows[position - 1]["kind"]:
             table.add_section()
-        table.add_row(row["kind"], row["name"], ", ".join(row["params"]), row["plugin"],
+        name = f"{row['name']} (registered twice)" if row["clash"] else row["name"]
+        table.add_row(row["kind"], name, ", ".join(row["params"]), row["plugin"],
                       f"{row['distribution']} {row['version']}".strip(), row["summary"])
     return table
 

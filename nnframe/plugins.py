@@ -77,6 +77,8 @@ class Registry:
     clashes: list[str] = field(default_factory=list)
     """A name registered twice, each once: the first registration is kept, and the clash is an error (see
     :meth:`Plugins.build_registries`)."""
+    shadowed: list[Registered] = field(default_factory=list)
+    """The later registrations of those names, for ``nnframe plugins`` to list beside the first."""
 
     def get(self, name: str) -> Component:
         try:
@@ -105,6 +107,7 @@ class Registry:
             self.clashes.append(f"two plugins register the {self.kind} {component.name!r}: "
                                 f"{first.dist} {first.version} (plugin {first.name!r}) and "
                                 f"{plugin.dist} {plugin.version} (plugin {plugin.name!r}); uninstall one of them")
+            self.shadowed.append(Registered(component, plugin))
             return
         self.entries[component.name] = Registered(component, plugin)
 

@@ -19,7 +19,7 @@ from nnframe.components import KINDS
 from nnframe.listing import component_rows, plugin_rows, plugins_json, plugins_table
 from nnframe.plugins import get_plugin_manager
 
-ROW_KEYS = {"kind", "name", "params", "summary", "plugin", "distribution", "version"}
+ROW_KEYS = {"kind", "name", "params", "summary", "plugin", "distribution", "version", "clash"}
 SCALE_ROW = {
     "kind": "node",
     "name": "scale",
@@ -28,6 +28,7 @@ SCALE_ROW = {
     "plugin": "scaling",
     "distribution": "nnframe-scale",
     "version": "0.2.0",
+    "clash": False,
 }
 FAULTY_ROW = {
     "plugin": "faulty",

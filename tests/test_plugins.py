@@ -324,7 +324,9 @@ def test_collision_is_a_clean_cli_error(site: Site) -> None:
     assert "two plugins register the node 'scale'" in script.stderr
     assert "Traceback" not in script.stderr
     listed = json.loads(script.stdout)  # still listed: the command that shows what is installed must not stop
-    assert any(row["name"] == "affine" for row in listed["components"])
+    assert any(row["name"] == "affine" and not row["clash"] for row in listed["components"])
+    scales = [(row["distribution"], row["clash"]) for row in listed["components"] if row["name"] == "scale"]
+    assert sorted(scales) == [("nnframe-alpha", True), ("nnframe-beta", True)]  # both, not one in effect
     assert listed["clashes"] == [script.stderr.removeprefix("error: ").strip()]
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nnframe.errors import ConfigError
+
 if TYPE_CHECKING:
     from nnframe.build import Experiment
     from nnframe.launch import RunResult
@@ -33,7 +35,7 @@ def run_experiment(config: Config, overrides: Sequence[str] = (), *, runs_dir: s
     from nnframe.launch import train
     from nnframe.plugins import get_plugin_manager
 
-    return train(_source(config), list(overrides), get_plugin_manager(), runs_dir=Path(runs_dir).expanduser(),
+    return train(_source(config), _overrides(overrides), get_plugin_manager(), runs_dir=Path(runs_dir).expanduser(),
                  resume=None if resume is None else Path(resume).expanduser(), quiet=quiet, on_note=on_note)
 
 
@@ -47,10 +49,20 @@ def prepare_experiment(config: Config, overrides: Sequence[str] = ()) -> Experim
     from nnframe.launch import prepare
     from nnframe.plugins import get_plugin_manager
 
-    return prepare(_source(config), list(overrides), get_plugin_manager())
+    return prepare(_source(config), _overrides(overrides), get_plugin_manager())
 
 
 def _source(config: Config) -> Path | Mapping[str, Any]:
     if isinstance(config, Mapping):
         return config
+    if not isinstance(config, (str, os.PathLike)):
+        raise ConfigError(f"a config is a YAML file's path or its content as a mapping; found "
+                          f"{type(config).__name__}")
     return Path(config).expanduser()
+
+
+def _overrides(overrides: Sequence[str]) -> list[str]:
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides are a list of 'key=value' strings; found the one string {overrides!r}, "
+                        f"so give [{overrides!r}]")
+    return list(overrides)

@@ -6,6 +6,7 @@ The file and every override's value are read by :mod:`nnframe.bounded_yaml`
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from collections.abc import Mapping
@@ -259,13 +260,16 @@ def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
 
 def plain_data(value: Any) -> Any:
     """``value`` as the data YAML would give: every mapping a new dict, every list or tuple a new list, numpy
-    scalars as numbers; other values as they are, for validation to judge. The caller's objects are left alone."""
+    scalars as numbers, paths as strings; other values as they are, for validation to judge. The caller's
+    objects are left alone."""
     if isinstance(value, Mapping):
         return {key: plain_data(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain_data(item) for item in value]
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return value
 
 

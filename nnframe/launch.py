@@ -297,8 +297,10 @@ def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], p
     """How to go on: the command that continues the run, or where its good state is."""
     if isinstance(exc, Interrupted):
         given = experiment.config
-        config_path = given.path if given.mapping is None else run_dir.config_path  # which holds the mapping's
-        command = ["nnframe", "train", str(config_path), "--resume", str(run_dir.path),
+        from_mapping = given.mapping is not None  # a notebook's: paths that work from any directory
+        config_path = run_dir.config_path if from_mapping else given.path  # the run's holds the mapping's config
+        where = os.path.abspath(run_dir.path) if from_mapping else run_dir.path
+        command = ["nnframe", "train", str(config_path), "--resume", str(where),
                    *_overrides_from_file(config_path, given.resolved, overrides, plugins)]
         return f"; continue it with: {shlex.join(command)}"
     if candidates(run_dir.checkpoints):

@@ -69,18 +69,20 @@ class InterruptAt:
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(tmp_path: Path) -> None:
+def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nnframe.launch import train
 
     plugins = get_plugin_manager()
     plugins.pm.register(InterruptAt(40))
+    monkeypatch.chdir(tmp_path)  # a notebook's directory
     with pytest.raises(Interrupted) as caught:
-        train(spiral(), ["train.epochs=10"], plugins, runs_dir=tmp_path, quiet=True)
-    (run_dir,) = (tmp_path / "spiral").iterdir()
+        train(spiral(), ["train.epochs=10"], plugins, runs_dir=Path("runs"), quiet=True)
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
     command = str(caught.value).split("continue it with: ")[1]
-    assert command.startswith(f"nnframe train {run_dir.resolve() / 'config.yaml'} --resume ")
+    assert command == f"nnframe train {run_dir / 'config.yaml'} --resume {run_dir}"  # both absolute
     done = subprocess.run([NNFRAME, *shlex.split(command)[1:], "train.epochs=20"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+                          timeout=120, cwd="/")
     assert done.returncode == 0, done.stderr
     again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, quiet=True)
     assert again.summary["steps"] == 300
@@ -111,3 +113,15 @@ def test_a_mapping_that_holds_itself_is_a_config_error() -> None:
     config["data"]["loop"] = config
     with pytest.raises(ConfigError, match="nested too deeply to be a config"):
         nnframe.prepare_experiment(config)
+
+
+def test_mistaken_arguments_are_named(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"overrides are a list of 'key=value' strings; found the one string "
+                                        r"'train.epochs=3', so give \['train.epochs=3'\]"):
+        nnframe.run_experiment(SPIRAL, "train.epochs=3", runs_dir=tmp_path)
+    with pytest.raises(ConfigError, match="a config is a YAML file's path or its content as a mapping; found list"):
+        nnframe.prepare_experiment([spiral()])
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 2)), y=rng.integers(0, 3, 40))
+    experiment = nnframe.prepare_experiment({**spiral(), "data": {"type": "npz", "path": tmp_path / "data.npz"}})
+    assert experiment.dataset.n_train == 40  # a Path where YAML would hold a string

@@ -171,7 +171,14 @@ class Trainer:
         if logged and self.experiment.classification:
             metrics.accuracy = accuracy(out, t)
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
-            self._nonfinite(step, loss, x)
+            try:
+                self._nonfinite(step, loss, x)
+            except NonFiniteError as diverged:
+                try:
+                    self._log_failed_step(metrics, out, t)
+                except Exception as exc:  # the divergence stays what ends the run
+                    mention(diverged, f"logging the failed step failed too: {exc!r}")
+                raise
             metrics.skipped = True
         else:
             if self._clip:
@@ -186,6 +193,16 @@ class Trainer:
         if logged:
             self._log_metrics(run=self.run, metrics=metrics)
         return metrics
+
+    def _log_failed_step(self, metrics: StepMetrics, out: np.ndarray, t: np.ndarray) -> None:
+        """Log the step a run diverged at, whatever ``log.every``: its curve then ends where it blew up, not at
+        the last healthy logged point."""
+        metrics.logged = True
+        if self._log_grad_norms and metrics.grad_norms is None:
+            metrics.grad_norms = self._grad_norms()
+        if self.experiment.classification and metrics.accuracy is None:
+            metrics.accuracy = accuracy(out, t)
+        self._log_metrics(run=self.run, metrics=metrics)
 
     def _first_update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """The optimizer's first update in this process, checked to have written into the parameters.

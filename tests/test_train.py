@@ -560,3 +560,37 @@ def test_a_plugins_step_below_the_parameters_rounding_is_not_blamed(tmp_path):
     trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=rebinds", "optimizer.lr=1e-30",
                                                                       "model.0.bias=false", "model.2.bias=false"])
     assert trainer.fit()["status"] == "completed"  # W - 1e-30 g is W: no rule could have moved it (a zero bias, yes)
+
+
+class LogRecorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.logged: list = []
+        self.fail = fail
+
+    @hookimpl
+    def nnframe_log_metrics(self, run, metrics):
+        if self.fail:
+            raise OSError("the log's disk is gone")
+        self.logged.append(metrics)
+
+
+def test_the_step_a_run_diverges_at_is_logged_whatever_log_every(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
+                                                             "log.every=1000", "log.grad_norms=true"])
+    logs = LogRecorder()
+    trainer.run.register(logs)
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.fit()
+    (failed,) = logs.logged
+    assert f"diverged at step {failed.step}:" in str(caught.value)
+    assert not np.isfinite(failed.loss) or not np.isfinite(failed.grad_norms["global"])
+    assert failed.logged and failed.accuracy is not None
+
+
+def test_a_logger_failing_on_the_diverged_step_leaves_the_divergence_as_the_error(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu",
+                                                             "log.every=1000"])
+    trainer.run.register(LogRecorder(fail=True))
+    with pytest.raises(NonFiniteError) as caught:
+        trainer.fit()
+    assert "(logging the failed step failed too: OSError(\"the log's disk is gone\"))" in str(caught.value)

@@ -107,6 +107,8 @@ def nnframe_log_metrics(run: RunContext, metrics: StepMetrics) -> None:
     when ``log.grad_norms`` is on, ``grad_norms`` filled in: the global norm and
     one per ``"<node>/<param>"``, taken before clipping and before the update.
     This is the hook loggers implement: it costs nothing on the other steps.
+    Also called, without :func:`nnframe_step_end`, for the step a run diverges
+    at (its loss or gradient norm not finite), before the run ends.
     """
 
 

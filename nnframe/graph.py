@@ -19,7 +19,8 @@ import numpy as np
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import flatten
 from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
-                                  check_reaches_output, described, topological_order, validate_graph)
+                                  check_reaches_output, described, fill_unwritten, topological_order, unwritten_part,
+                                  validate_graph)
 from nnframe.node import Node, declares
 
 
@@ -362,26 +363,27 @@ class Graph(Node):
         """Backward with the node-protocol checks: each input gradient's shape, every array kept in place, and
         every parameter gradient written.
 
-        The gradients are filled with NaN first: one still all NaN after the
-        pass was never written (nor written over: added to), and would
-        otherwise leave its parameter where it is without a word. Whatever
-        the pass left NaN gets its value from before back, so a node that
-        writes part of a gradient (a pruned layer) keeps the rest as it was.
-        Runs once, on the first backward after a forward; later ones take
-        the fast walk.
+        The gradients are filled with a NaN of nnframe's own bit pattern first
+        (see :func:`~nnframe.graph_checks.fill_unwritten`): one still all that
+        after the pass was never written (nor written over: added to), and
+        would otherwise leave its parameter where it is without a word.
+        Whatever still holds it gets its value from before back, so a node that
+        writes part of a gradient (a pruned layer) keeps the rest as it was,
+        while a NaN the pass computed stays for the non-finite check. Runs
+        once, on the first backward after a forward; later ones take the fast walk.
         """
         before = [[grad.copy() for grad in grads] for _, _, _, grads in self._kept]
         for _, _, _, grads in self._kept:
             for grad in grads:
-                grad.fill(np.nan)
+                fill_unwritten(grad)
         try:
             result = self._backward_slots(dout, self._input_shapes)
             unwritten = [(name, node, i) for name, node, _, grads in self._kept
-                         for i, grad in enumerate(grads) if grad.size and np.isnan(grad).all()]
+                         for i, grad in enumerate(grads) if grad.size and unwritten_part(grad).all()]
         finally:
             for (_, _, _, grads), saved in zip(self._kept, before):
                 for grad, old in zip(grads, saved):
-                    np.copyto(grad, old, where=np.isnan(grad))
+                    np.copyto(grad, old, where=unwritten_part(grad))
         for name, node, params, grads in self._kept:
             check_arrays_kept(name, node, params, grads)
         if unwritten:

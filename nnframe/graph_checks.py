@@ -192,8 +192,30 @@ def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> N
                 f"e.g. self.{kind}[{i}][...] = value")
 
 
+UNWRITTEN_BITS = {np.dtype(np.float64): (np.uint64, 0x7FF8_DEAD_BEEF_0001),
+                  np.dtype(np.float32): (np.uint32, 0x7FDE_AD01)}
+"""A quiet NaN no computation makes (numpy's own are ``0x7ff8...0``), kept through ``+=`` and ``*=``: what a
+gradient holds where its node did not write it during the first backward."""
+
+
+def fill_unwritten(grad: np.ndarray) -> None:
+    """Fill ``grad`` with the unwritten mark of its dtype; a gradient of another dtype is left as it is."""
+    if grad.dtype in UNWRITTEN_BITS:
+        unsigned, bits = UNWRITTEN_BITS[grad.dtype]
+        grad.view(unsigned).fill(bits)
+
+
+def unwritten_part(grad: np.ndarray) -> np.ndarray:
+    """Where ``grad`` still holds the unwritten mark (nowhere, for a dtype without one)."""
+    if grad.dtype not in UNWRITTEN_BITS:
+        return np.zeros(grad.shape, dtype=bool)
+    unsigned, bits = UNWRITTEN_BITS[grad.dtype]
+    return grad.view(unsigned) == bits
+
+
 def check_gradients_written(name: str, node: Any, index: int) -> None:
-    """Raise for ``node``'s gradient ``index``, which the first backward left all NaN, as its check filled it."""
+    """Raise for ``node``'s gradient ``index``, which the first backward left all unwritten (see
+    :func:`fill_unwritten`)."""
     names = getattr(node, "param_names", ()) or ()
     called = f"grads[{index}] ({names[index]})" if index < len(names) else f"grads[{index}]"
     raise NodeProtocolError(f"{described(name, node)} did not write {called} in its backward, or added to it "

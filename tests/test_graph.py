@@ -750,3 +750,20 @@ def test_a_refused_first_backward_leaves_no_nan_behind():
     with pytest.raises(NodeProtocolError):
         model.backward(np.ones((4, 3)))
     assert not any(np.isnan(grad).any() for grad in model.grads)
+
+
+class SquareRoot(Node):
+    def forward(self, x):
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout / (2 * self.out)
+
+
+def test_a_nan_the_first_backward_computes_is_kept_for_the_non_finite_check_not_blamed_on_a_node():
+    model = Graph.sequential([("affine", Affine(np.ones((2, 3)), np.zeros(3))), ("sqrt", SquareRoot())])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        model.forward(np.array([[1.0, 2.0], [-5.0, 1.0]]))  # the second row's sqrt is NaN
+        model.backward(np.ones((2, 3)))
+    assert np.isnan(model.grads[0]).all()  # NaN through the whole weight gradient, as the data made it

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnframe.errors import ConfigError
-
 if TYPE_CHECKING:
     from nnframe.build import Experiment
     from nnframe.launch import RunResult
@@ -22,7 +20,7 @@ if TYPE_CHECKING:
 Config = str | os.PathLike[str] | Mapping[str, Any]
 
 
-def run_experiment(config: Config, overrides: Sequence[str] = (), *, runs_dir: str | os.PathLike[str] = "runs",
+def run_experiment(config: Config, overrides: Sequence[str] | None = (), *, runs_dir: str | os.PathLike[str] = "runs",
                    resume: str | os.PathLike[str] | None = None, quiet: bool = False,
                    on_note: Callable[[str], None] | None = None) -> RunResult:
     """Train an experiment into a new run directory (or go on with the run in ``resume``), as ``nnframe train``.
@@ -39,7 +37,7 @@ def run_experiment(config: Config, overrides: Sequence[str] = (), *, runs_dir: s
                  resume=None if resume is None else Path(resume).expanduser(), quiet=quiet, on_note=on_note)
 
 
-def prepare_experiment(config: Config, overrides: Sequence[str] = ()) -> Experiment:
+def prepare_experiment(config: Config, overrides: Sequence[str] | None = ()) -> Experiment:
     """Check a config and build what it describes, writing nothing, as ``nnframe validate``.
 
     Returns the :class:`~nnframe.build.Experiment`: ``dataset``, ``model``
@@ -56,13 +54,17 @@ def _source(config: Config) -> Path | Mapping[str, Any]:
     if isinstance(config, Mapping):
         return config
     if not isinstance(config, (str, os.PathLike)):
-        raise ConfigError(f"a config is a YAML file's path or its content as a mapping; found "
-                          f"{type(config).__name__}")
+        raise TypeError(f"a config is a YAML file's path or its content as a mapping; found {type(config).__name__}")
     return Path(config).expanduser()
 
 
-def _overrides(overrides: Sequence[str]) -> list[str]:
+def _overrides(overrides: Sequence[str] | None) -> list[str]:
+    if overrides is None:
+        return []
     if isinstance(overrides, str):
         raise TypeError(f"overrides are a list of 'key=value' strings; found the one string {overrides!r}, "
                         f"so give [{overrides!r}]")
+    if isinstance(overrides, Mapping):
+        raise TypeError("overrides are a list of 'key=value' strings, not a mapping; give "
+                        "[f'{key}={value}' for key, value in overrides.items()], or put the values in the config")
     return list(overrides)

@@ -123,7 +123,8 @@ def _movable(nodes: Sequence[Any], params: list[np.ndarray], grads: list[np.ndar
         return False
     ids = {id(a) for a in arrays}
     roots = [value for node in nodes for key, value in vars(node).items() if key not in ("params", "grads")]
-    return not _holds(roots, ids)
+    own = {id(part) for node in nodes for part in (node, node.params, node.grads)}
+    return not _holds(roots, ids, own)
 
 
 def _any_overlap(arrays: list[np.ndarray]) -> bool:
@@ -131,7 +132,7 @@ def _any_overlap(arrays: list[np.ndarray]) -> bool:
     return any(start + size > next_start for (start, size), (next_start, _) in zip(spans, spans[1:]))
 
 
-def _holds(roots: list[Any], ids: set[int]) -> bool:
+def _holds(roots: list[Any], ids: set[int], own: set[int]) -> bool:
     """Whether anything in ``roots`` is one of the arrays ``ids``, or a view of one, or holds one at any depth.
 
     Containers, objects' attributes (``__slots__`` too), object arrays, and
@@ -140,8 +141,11 @@ def _holds(roots: list[Any], ids: set[int]) -> bool:
     over all the roots. Modules, classes and what holds only numbers and
     strings (a vocabulary) are not. Past ``SCAN_LIMIT`` containers that hold
     others the answer is yes: nothing is moved that the scan could not rule out.
+    The nodes themselves and their ``params`` and ``grads`` lists, ``own``,
+    are not searched again (a bound method leads back to its node): the move
+    rewrites those lists in place.
     """
-    stack, seen = list(roots), set()
+    stack, seen = list(roots), set(own)
     while stack:
         item = stack.pop()
         if id(item) in ids or (isinstance(item, np.ndarray) and id(item.base) in ids):
@@ -160,7 +164,7 @@ def _contents(item: Any) -> list[Any]:
     if isinstance(item, np.ndarray):
         return list(item.flat) if item.dtype == object else []
     if isinstance(item, dict):
-        return list(item.values())
+        return [*item.keys(), *item.values()]
     if isinstance(item, (list, tuple, set, frozenset, collections.deque)):
         return list(item)
     if isinstance(item, functools.partial):

@@ -166,16 +166,22 @@ def check_node_arrays(name: str, node: object) -> None:
         if np.shape(param) != np.shape(grad):
             raise NodeProtocolError(f"{described(name, node)}: grads[{i}] has shape {np.shape(grad)} but params[{i}] "
                                     f"has {np.shape(param)}; a gradient is shaped like its parameter")
-        if getattr(getattr(param, "dtype", None), "kind", None) != "f":  # an array of numpy's kind, or CuPy's
+        if not is_array(param) or param.dtype.kind != "f":
             raise NodeProtocolError(f"{described(name, node)}: params[{i}] is {_kind_of(param)}, not a floating-point "
                                     "array, so no update can change it; make it in the model's dtype (ctx.dtype)")
-        if getattr(grad, "dtype", None) != param.dtype:
+        if not is_array(grad) or grad.dtype != param.dtype:
             raise NodeProtocolError(f"{described(name, node)}: grads[{i}] is {_kind_of(grad)} but params[{i}] is "
                                     f"{param.dtype}; a gradient has its parameter's dtype (zeros_like(W))")
 
 
+def is_array(value: object) -> bool:
+    """A numpy array, or a GPU array of the same interface (CuPy's); a numpy scalar, which no update can change
+    in place, is not."""
+    return isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__")
+
+
 def _kind_of(value: object) -> str:
-    return str(value.dtype) if hasattr(value, "dtype") and hasattr(value, "shape") else f"a {type(value).__name__}"
+    return str(value.dtype) if is_array(value) else f"a {type(value).__name__}"
 
 
 def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> None:
@@ -226,7 +232,8 @@ def check_gradients_written(name: str, node: Any, index: int) -> None:
 
 def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:
     """A gradient returned by ``backward`` has the shape of the input it belongs to."""
-    if isinstance(dx, (tuple, list)) and np.shape(dx) != shape:
+    if isinstance(dx, (tuple, list)) and (not shape or len(dx) != shape[0]
+                                          or any(part is None or hasattr(part, "shape") for part in dx)):
         raise NodeProtocolError(f"{described(name, node)} returned a {type(dx).__name__} of {len(dx)} as the "
                                 f"gradient of its input {input_name!r}; a node with one input returns that "
                                 "gradient itself, not in a tuple")

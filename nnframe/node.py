@@ -108,7 +108,7 @@ def weight(value: Any, name: str, node: str, shape: tuple[int | None, ...] | Non
     An array is kept as it is, so the caller's own array is the one trained;
     a nested list is made into one.
     """
-    array = value if hasattr(value, "dtype") and hasattr(value, "shape") else np.asarray(value)  # CuPy's as is
+    array = value if isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__") else np.asarray(value)
     if array.dtype.kind != "f":
         raise TypeError(f"{node}: {name} must be a floating-point array, found {type(value).__name__} of dtype "
                         f"{array.dtype}")

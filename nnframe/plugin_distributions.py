@@ -34,6 +34,8 @@ def near_miss_groups(group: str = GROUP) -> list[str]:
     group named like nnframe's but not it, which nnframe never reads: a plugin that silently is not there."""
     found = []
     for dist in metadata.distributions():
+        if not dist.metadata["Name"]:  # a broken install: nothing to name
+            continue
         groups = sorted({ep.group for ep in dist.entry_points if ep.group != group and _like(ep.group, group)})
         for near in groups:
             found.append(f"{dist.metadata['Name']} {dist.version} declares entry points in the group {near!r}, "

@@ -258,8 +258,8 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
     if not isinstance(component, Component) or component.kind != kind:
         return f"{hook_name} returned {component!r}, not a {kind} Component"
     if not isinstance(component.name, str) or not COMPONENT_NAME.fullmatch(component.name):
-        return (f"{kind} name {component.name!r} is not letters, digits and underscores from a letter "
-                "(snake_case): configs give it as a type, and node names and TensorBoard tags are made from it")
+        return (f"{kind} name {component.name!r} is not letters, digits and underscores from a letter: configs "
+                "give it as a type, and node names and TensorBoard tags are made from it")
     taken = [field for field in RESERVED_FIELDS[kind] if field in component.params.model_fields]
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "

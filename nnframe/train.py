@@ -365,12 +365,13 @@ class Trainer:
 
 
 def _must_move(param: np.ndarray, grad: np.ndarray, lr: float) -> bool:
-    """Whether a step of ``lr`` times the largest gradient is far above the rounding of the largest parameter,
-    so that any update rule that follows its gradient changes the parameter."""
+    """Whether a step of ``lr`` times the largest gradient (at most 1: Adam's and sign descent's steps are
+    about ``lr`` whatever the gradient) is far above the rounding of the largest parameter, so that any update
+    rule that follows its gradient changes the parameter."""
     if not param.size or param.dtype.kind != "f":
         return False
     with np.errstate(all="ignore"):
-        step = lr * float(np.max(np.abs(grad)))
+        step = lr * min(float(np.max(np.abs(grad))), 1.0)
         return math.isfinite(step) and step > 16 * float(np.spacing(np.max(np.abs(param))))
 
 

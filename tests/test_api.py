@@ -119,8 +119,11 @@ def test_mistaken_arguments_are_named(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"overrides are a list of 'key=value' strings; found the one string "
                                         r"'train.epochs=3', so give \['train.epochs=3'\]"):
         nnframe.run_experiment(SPIRAL, "train.epochs=3", runs_dir=tmp_path)
-    with pytest.raises(ConfigError, match="a config is a YAML file's path or its content as a mapping; found list"):
+    with pytest.raises(TypeError, match="a config is a YAML file's path or its content as a mapping; found list"):
         nnframe.prepare_experiment([spiral()])
+    with pytest.raises(TypeError, match="not a mapping"):
+        nnframe.prepare_experiment(SPIRAL, {"train.epochs": 3})
+    assert nnframe.prepare_experiment(SPIRAL, None).settings.train.epochs == 300
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 2)), y=rng.integers(0, 3, 40))
     experiment = nnframe.prepare_experiment({**spiral(), "data": {"type": "npz", "path": tmp_path / "data.npz"}})

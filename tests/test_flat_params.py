@@ -260,3 +260,25 @@ def test_a_weight_kept_where_no_attribute_shows_it_is_found(keep) -> None:
     node = KeepsW(np.ones((2, 2)))
     node.W = keep(node.params[0])
     assert flatten([node, *affines()]) is None
+
+
+class Dispatches(KeepsW):
+    """Keeps a bound method of its own, which leads back to the node and its lists: still movable."""
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__(W)
+        del self.W
+        self.impl = self.forward
+
+    def forward(self, x):
+        return x @ self.params[0]
+
+
+def test_a_bound_method_of_the_node_itself_does_not_keep_it_from_moving() -> None:
+    assert flatten([Dispatches(np.ones((2, 2))), *affines()]) is not None
+
+
+def test_a_weight_held_in_a_dict_key_is_found() -> None:
+    node = KeepsW(np.ones((2, 2)))
+    node.W = {Holder(node.params[0]): 0}
+    assert flatten([node, *affines()]) is None

@@ -706,3 +706,23 @@ def test_a_static_update_rule_is_checked_without_self():
             @staticmethod
             def _update_one(p, g, tmp):
                 pass
+
+
+def test_an_update_rule_given_as_a_partial_is_called_without_self():
+    import functools
+
+    def step(p, g, tmp, scale):
+        np.multiply(g, scale, out=tmp)
+        p -= tmp
+
+    class Halves(Optimizer):
+        _update_one = functools.partial(step, scale=0.5)
+
+    p = np.ones(3)
+    Halves(lr=0.1).update([p], [np.ones(3)])
+    assert np.array_equal(p, np.full(3, 0.5))
+
+
+def test_a_learning_rate_given_as_none_is_refused_not_defaulted():
+    with pytest.raises(ConfigError, match="lr"):
+        SGD(lr=None)

@@ -165,7 +165,7 @@ BROKEN_CASES = {
                            "own validation: input should be a valid integer"]),
     "name with a space": (
         {"nnframe_faulty": node_plugin("my_scale").replace("'my_scale'", "'My Scale'")}, "nnframe_faulty",
-        ["node name 'My Scale' is not letters, digits and underscores from a letter (snake_case)"]),
+        ["node name 'My Scale' is not letters, digits and underscores from a letter: configs give it"]),
     "build that cannot take the context": (
         {"nnframe_faulty": node_plugin("scale").replace("def build_scale(params, ctx):", "def build_scale(params):")},
         "nnframe_faulty", ["node 'scale': its build(params) cannot be called as build(params, ctx)"]),

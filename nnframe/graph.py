@@ -194,7 +194,13 @@ class Graph(Node):
         """Decide which values carry a gradient, set ``need_dx`` and list the backward steps."""
         carries = [self._need_input_grad] * len(self.inputs)
         for gn, args in zip(self._graph_nodes, self._arg_slots):
-            gn.node.need_dx = getattr(gn.node, "differentiable_input", True) and any(carries[i] for i in args)
+            differentiable = getattr(gn.node, "differentiable_input", True)
+            trained = [self._slot_names[i] for i in args if i >= len(self.inputs) and carries[i]]
+            if not differentiable and trained:
+                raise GraphError(f"{described(gn.name, gn.node)} reads indices (its differentiable_input is False), "
+                                 f"but it reads {trained[0]!r}, whose parameters would need a gradient through it; "
+                                 "give it the graph's input")
+            gn.node.need_dx = differentiable and any(carries[i] for i in args)
             carries.append(gn.node.need_dx or bool(gn.node.params))
         plan = []
         for k, (gn, args) in enumerate(zip(self._graph_nodes, self._arg_slots)):

@@ -767,3 +767,29 @@ def test_a_nan_the_first_backward_computes_is_kept_for_the_non_finite_check_not_
         model.forward(np.array([[1.0, 2.0], [-5.0, 1.0]]))  # the second row's sqrt is NaN
         model.backward(np.ones((2, 3)))
     assert np.isnan(model.grads[0]).all()  # NaN through the whole weight gradient, as the data made it
+
+
+class Lookup(Node):
+    differentiable_input = False
+    param_names = ("W",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params, self.grads = [np.ones((5, 2))], [np.zeros((5, 2))]
+
+    def forward(self, x):
+        self.index = x.astype(np.intp)
+        return self.params[0][self.index].reshape(len(x), -1)
+
+    def backward(self, dout):
+        self.grads[0][...] = 0
+        np.add.at(self.grads[0], self.index, dout.reshape(*self.index.shape, -1))
+
+
+def test_an_index_reader_behind_a_trained_node_is_refused_when_the_graph_is_made():
+    with pytest.raises(GraphError, match=r"node 'lookup' \(test_graph.Lookup\) reads indices .* but it reads "
+                                         r"'affine', whose parameters would need a gradient through it"):
+        Graph.sequential([("affine", Affine(np.ones((2, 2)), np.zeros(2))), ("lookup", Lookup())])
+    first = Graph.sequential([("lookup", Lookup()), ("affine", Affine(np.ones((2, 2)), np.zeros(2)))])
+    first.need_input_grad = True
+    assert first.nodes["lookup"].need_dx is False and first.differentiable_input is False

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -65,6 +66,10 @@ def data_digest(*arrays: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+PRESENCE_CHECK_SECONDS = 1.0
+"""How often a training run makes sure its directory is still there."""
+
+
 # --------------------------------------------------------------------------
 # The model fingerprint
 # --------------------------------------------------------------------------
@@ -110,16 +115,22 @@ class Checkpointer:
         self._saved_step: int | None = None
         self._saved_eval: EvalMetrics | None = None
         self._data_digest: str | None = None
+        self._look_again_at = time.monotonic() + PRESENCE_CHECK_SECONDS
         self.data_differs = False
         """Set by :meth:`restore`: the run resumes on other training data than it was trained on, of its size."""
 
     # ---------------------------------------------------------------- saving
 
     def after_step(self, trainer: Trainer) -> None:
-        """Save when the step falls on ``checkpoint.every``."""
+        """Save when the step falls on ``checkpoint.every``; about once a second, make sure the run directory
+        is still where it was, so that a run whose directory was moved stops then, not at its next save."""
         every = self.settings.every
         if every and trainer.step % every == 0:
             self.save(trainer)
+        elif time.monotonic() > self._look_again_at:
+            self._look_again_at = time.monotonic() + PRESENCE_CHECK_SECONDS
+            if not self.directory.parent.is_dir():
+                raise RunDirectoryGone(self.directory.parent)
 
     def save(self, trainer: Trainer, final: bool = False) -> Path | None:
         """Write ``step-<step>``, then drop all but the newest ``keep``; returns the JSON path, None if skipped.

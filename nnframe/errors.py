@@ -35,7 +35,8 @@ class RunDirectoryGone(NNFrameError):
 
     def __init__(self, path: object) -> None:
         super().__init__(f"the run directory {str(path)!r} is gone: it was moved or deleted while the run trained, "
-                         "so the run's state is not saved there; resume it where it is now with --resume")
+                         "so the run stopped; its checkpoints went with it, so resume it where it is now with "
+                         "--resume (one moved before its first checkpoint has none: train it again)")
 
 
 class UserError(NNFrameError):

@@ -120,7 +120,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 run_dir.write_summary(run.summary)
             elif ending is None:
                 raise RunDirectoryGone(run_dir.path)
-            else:
+            elif not isinstance(ending, RunDirectoryGone):
                 mention(ending, str(RunDirectoryGone(run_dir.path)))
     stopped = run.summary.get("stopped_early")
     if stopped:

@@ -576,3 +576,29 @@ def test_a_plugin_changing_the_working_directory_leaves_the_run_where_it_began(t
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.json")) == ["step-00000004.json",
                                                                                 "step-00000008.json"]
     assert (run_dir / "summary.json").is_file() and list(elsewhere.iterdir()) == []
+
+
+class MovesAndCounts(MovesTheRunsDirectory):
+    def __init__(self) -> None:
+        self.last = 0
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        super().nnframe_step_end(run, metrics)
+        self.last = metrics.step
+
+
+def test_a_run_whose_directory_moved_stops_soon_with_one_message(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnframe import checkpoint
+    from nnframe.errors import RunDirectoryGone
+
+    monkeypatch.setattr(checkpoint, "PRESENCE_CHECK_SECONDS", 0.0)
+    mover = MovesAndCounts()
+    plugins = get_plugin_manager()
+    plugins.register(mover, name="mover")
+    path = write_config(tmp_path, checkpoint={"every": 0, "best_metric": None}, train={"max_steps": 10**6})
+    with pytest.raises(RunDirectoryGone) as caught:
+        launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert mover.last == 5  # not the planned million steps
+    assert str(caught.value).count("is gone") == 1

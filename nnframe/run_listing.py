@@ -29,8 +29,10 @@ class RunRecord:
 
     ``status`` is ``"running"`` while a process trains it (a resume too),
     ``"killed"`` when that process died without a word (a SIGKILL), else the
-    summary's status: ``"running?"`` for a run without a summary from before
-    runs were locked, and ``"unknown"`` for an unreadable summary.
+    summary's status: ``"failed"`` for a run whose process let it go without
+    a summary (its directory moved away while it trained), ``"running?"``
+    for a run without a summary from before runs were locked, and
+    ``"unknown"`` for an unreadable summary.
     :attr:`status_text` adds the steps ``skip_step`` dropped and an early stop.
     """
 
@@ -68,7 +70,8 @@ class RunRecord:
         except (UserError, OSError):
             return cls(run_dir.name, path, _started_from_dir_name(path.name), training or "unknown")
         if summary is None:
-            return cls(run_dir.name, path, _started_from_dir_name(path.name), training or "running?")
+            ended = "failed" if run_dir.released() else "running?"
+            return cls(run_dir.name, path, _started_from_dir_name(path.name), training or ended)
         metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")

@@ -56,6 +56,15 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
             _replace(file, "" if _mtime(summary_path) != summary_before else found)
 
 
+def released(run_path: Path) -> bool:
+    """Whether a process held the run and let it go (an empty lock file): one that did so without a summary
+    ended without saving its state (its directory moved away, a full disk)."""
+    try:
+        return (run_path / LOCK_FILE).stat().st_size == 0
+    except OSError:
+        return False
+
+
 def training_state(run_path: Path, summary_path: Path) -> str | None:
     """``"running"`` while a live process holds the run, ``"killed"`` when the process that held it died
     without letting go (a SIGKILL), None where that cannot be told (see the module docstring)."""

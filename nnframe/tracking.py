@@ -232,6 +232,10 @@ class RunDirectory:
         """``"running"``, ``"killed"`` or None: see :func:`nnframe.run_lock.training_state`."""
         return run_lock.training_state(self._where, self.summary_path)
 
+    def released(self) -> bool:
+        """See :func:`nnframe.run_lock.released`."""
+        return run_lock.released(self._where)
+
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""
         text = config if isinstance(config, str) else config_yaml(config)

@@ -69,9 +69,10 @@ class RunRecord:
             summary = run_dir.read_summary()
         except (UserError, OSError):
             return cls(run_dir.name, path, _started_from_dir_name(path.name), training or "unknown")
-        if summary is None:
+        if summary is None:  # killed, or moved away, before its first summary: its checkpoints tell its steps
             ended = "failed" if run_dir.released() else "running?"
-            return cls(run_dir.name, path, _started_from_dir_name(path.name), training or ended)
+            return cls(run_dir.name, path, _started_from_dir_name(path.name), training or ended,
+                       _newest_checkpoint_step(run_dir.checkpoints))
         metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
@@ -162,6 +163,18 @@ def _started_from_dir_name(dir_name: str) -> datetime | None:
         return datetime.strptime(match.group(1), TIMESTAMP_FORMAT).astimezone()
     except (ValueError, OverflowError, OSError):
         return None
+
+
+def _newest_checkpoint_step(directory: Path) -> int | None:
+    """The step of the newest ``step-<step>.json`` in ``directory`` (by its name alone), None where there is none."""
+    from nnframe.checkpoint_files import STEP_FILE  # numpy with it: only for runs without a summary
+
+    try:
+        names = [entry.name for entry in os.scandir(directory)]
+    except OSError:
+        return None
+    steps = [int(match.group(1)) for match in map(STEP_FILE.match, names) if match and match.group(2) == "json"]
+    return max(steps, default=None)
 
 
 def _int_or_none(value: Any) -> int | None:

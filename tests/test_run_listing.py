@@ -181,3 +181,11 @@ def test_one_experiments_folder_or_one_run_lists_those_runs(tmp_path, monkeypatc
     (tmp_path / "linked_runs").mkdir()  # a runs folder whose experiment folder links to another disk keeps its name
     (tmp_path / "linked_runs" / "mlp").symlink_to(tmp_path / "spiral")
     assert {r.run for r in list_runs(tmp_path / "linked_runs")} == {f"mlp/{first.path.name}", f"mlp/{second.path.name}"}
+
+
+def test_a_run_without_a_summary_shows_the_step_of_its_newest_checkpoint(tmp_path):
+    run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0), None)
+    for name in ("step-00000040.json", "step-00000040.npz", "step-00000080.npz", "best.json"):
+        (run.checkpoints / name).write_text("{}", encoding="utf-8")
+    (record,) = list_runs(tmp_path)
+    assert record.steps == 40  # step 80's arrays without their metadata are no checkpoint

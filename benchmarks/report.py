@@ -222,6 +222,9 @@ def tables(results: dict) -> str:
         out += ["", f"cross-check: {c['steps']} spiral steps, max |loss difference| {c['max_abs_diff']:.3g} "
                     f"(allclose {c['tolerance']:g}: {_number(c['allclose'])})"]
     out += ["", "targets", ""]
+    if results["size"]["name"] != "full":
+        out += [f"size {results['size']['name']}: a check that the command works, on sizes too small to measure "
+                "anything; the targets below are met or not only at --size full", ""]
     out += _table(["target", "value", "", "bound", "met"],
                   [[t["name"], _telling(t["value"], t["target"]), t["op"], t["target"], t["met"]]
                    for t in results["targets"]])

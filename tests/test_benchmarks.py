@@ -357,3 +357,8 @@ def test_a_rest_of_the_step_below_zero_is_called_what_it_is(bench):
     assert "nnframe -3.28 ms (below zero: the step and the products were timed too briefly" in line
     (line,) = report._products_and_rest(training, {"nnframe": 4.6})[1:]
     assert line.endswith("the rest of the step: nnframe 4.6 ms")
+
+
+def test_a_tiny_run_says_its_targets_are_no_measurement(tiny):
+    _, printed = tiny
+    assert "size tiny: a check that the command works" in printed.split("targets", 1)[1]

@@ -11,6 +11,9 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
+__all__ = ["CheckpointError", "ConfigError", "DataError", "GraphError", "NNFrameError", "NodeProtocolError",
+           "NonFiniteError", "PluginError", "RunDirectoryGone", "Terminated", "UnknownComponentError", "UserError"]
+
 
 class NNFrameError(Exception):
     """Base of every error nnframe raises on purpose."""

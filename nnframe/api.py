@@ -9,6 +9,7 @@ messages.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,38 +17,55 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nnframe.build import Experiment
     from nnframe.launch import RunResult
+    from nnframe.plugins import Plugins
 
 Config = str | os.PathLike[str] | Mapping[str, Any]
 
 
 def run_experiment(config: Config, overrides: Sequence[str] | None = (), *, runs_dir: str | os.PathLike[str] = "runs",
                    resume: str | os.PathLike[str] | None = None, quiet: bool = False,
-                   on_note: Callable[[str], None] | None = None) -> RunResult:
+                   on_note: Callable[[str], None] | None = None, plugins: Plugins | None = None) -> RunResult:
     """Train an experiment into a new run directory (or go on with the run in ``resume``), as ``nnframe train``.
 
     Returns the :class:`~nnframe.launch.RunResult`: ``run_dir``, ``summary``
     (what ``summary.json`` holds), ``notes`` and the trained ``model``. Each
-    note is also passed to ``on_note`` as it arises. Installed plugins are
-    loaded as for the command line.
+    note is also passed to ``on_note`` as it arises. ``plugins`` is a manager
+    from :func:`nnframe.get_plugin_manager`, which may hold components defined
+    in the notebook; by default the installed plugins are loaded, as for the
+    command line, and one that fails to load is named in a warning.
     """
     from nnframe.launch import train
-    from nnframe.plugins import get_plugin_manager
 
-    return train(_source(config), _overrides(overrides), get_plugin_manager(), runs_dir=Path(runs_dir).expanduser(),
+    return train(_source(config), _overrides(overrides), _plugins(plugins), runs_dir=Path(runs_dir).expanduser(),
                  resume=None if resume is None else Path(resume).expanduser(), quiet=quiet, on_note=on_note)
 
 
-def prepare_experiment(config: Config, overrides: Sequence[str] | None = ()) -> Experiment:
+def prepare_experiment(config: Config, overrides: Sequence[str] | None = (), *,
+                       plugins: Plugins | None = None) -> Experiment:
     """Check a config and build what it describes, writing nothing, as ``nnframe validate``.
 
     Returns the :class:`~nnframe.build.Experiment`: ``dataset``, ``model``
-    (its parameters initialised), ``loss``, ``optimizer`` and the resolved
-    ``config``, for training by hand or looking at the data.
+    (its parameters initialised), ``loss`` (checking every batch's targets,
+    as a loss made by hand does), ``optimizer`` and the resolved ``config``,
+    for training by hand or looking at the data. ``plugins`` as for
+    :func:`run_experiment`.
     """
     from nnframe.launch import prepare
+
+    experiment = prepare(_source(config), _overrides(overrides), _plugins(plugins))
+    experiment.loss.validate_targets = True  # a training run checks the data once; a hand's batches are its own
+    return experiment
+
+
+def _plugins(plugins: Plugins | None) -> Plugins:
+    if plugins is not None:
+        return plugins
     from nnframe.plugins import get_plugin_manager
 
-    return prepare(_source(config), _overrides(overrides), get_plugin_manager())
+    manager = get_plugin_manager()
+    for broken in manager.broken:
+        warnings.warn(f"nnframe: {broken.describe()}", stacklevel=3)
+    return manager
 
 
 def _source(config: Config) -> Path | Mapping[str, Any]:

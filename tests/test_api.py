@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from fixtures.console import NNFRAME
+from fixtures.distributions import Site
 import nnframe
 from nnframe.errors import ConfigError
 from nnframe.hookspecs import hookimpl
@@ -128,3 +129,39 @@ def test_mistaken_arguments_are_named(tmp_path: Path) -> None:
     np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 2)), y=rng.integers(0, 3, 40))
     experiment = nnframe.prepare_experiment({**spiral(), "data": {"type": "npz", "path": tmp_path / "data.npz"}})
     assert experiment.dataset.n_train == 40  # a Path where YAML would hold a string
+
+
+class Doubles(nnframe.Node):
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dout):
+        return 2 * dout
+
+
+class NotebookPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        from nnframe.components import node
+
+        return [node("doubles", nnframe.Params, lambda params, ctx: Doubles())]
+
+
+def test_a_component_defined_in_the_notebook_trains_through_a_plugin_manager_given(tmp_path: Path) -> None:
+    plugins = nnframe.get_plugin_manager(plugins=[("notebook", NotebookPlugin())])
+    config = {**spiral(), "model": [{"type": "doubles"}, *spiral()["model"]]}
+    result = nnframe.run_experiment(config, ["train.epochs=2"], runs_dir=tmp_path, quiet=True, plugins=plugins)
+    assert list(result.model.nodes)[0] == "doubles1"
+    assert nnframe.prepare_experiment(config, plugins=plugins).model.nodes["doubles1"].forward(1.0) == 2.0
+
+
+def test_a_plugin_that_fails_to_load_is_named_in_a_warning(site: Site) -> None:
+    site.add("nnframe-faulty", {"nnframe_faulty": "raise ImportError('a broken plugin')\n"}, version="0.3.1")
+    with pytest.warns(UserWarning, match=r"nnframe: plugin 'nnframe_faulty' from nnframe-faulty 0.3.1: import failed"):
+        nnframe.prepare_experiment(SPIRAL)
+
+
+def test_the_loss_handed_out_checks_the_targets_of_every_batch() -> None:
+    loss = nnframe.prepare_experiment(SPIRAL).loss
+    with pytest.raises(nnframe.UserError, match=r"class indices must be in \[0, 2\]"):
+        loss.forward(np.zeros((4, 3)), np.array([0, 1, 2, -1]))

@@ -75,6 +75,9 @@ class Optimizer:
         made (a plugin's import), rather than at its first step."""
         super().__init_subclass__(**kwargs)
         _check_update_arity(cls)
+        for name in cls.params_model.model_fields:
+            if not hasattr(cls, name):  # lr is an attribute of each optimizer; weight_decay is read-only
+                setattr(cls, name, _config_field(name))
 
     def __init__(self, lr: Any = _UNSET, **kwargs: Any) -> None:
         """``SGD(0.1)``, ``SGD(lr=0.1)`` or ``Adam(lr=0.001, beta1=0.9)``: the fields of ``params_model``."""
@@ -412,6 +415,19 @@ def _scratch_views(params: list[np.ndarray], count: int,
         sizes[p.dtype] = max(sizes.get(p.dtype, at_least), p.size)
     buffers = {dtype: arrays.zeros((count, size), dtype) for dtype, size in sizes.items()}
     return buffers, [[buffers[p.dtype][k, : p.size].reshape(p.shape) for k in range(count)] for p in params]
+
+
+def _config_field(name: str) -> property:
+    """``optimizer.momentum``, read from and written to its config, checked as the config is: the book sets
+    these on the object, and an attribute of its own would be silently ignored by the rule."""
+
+    def read(self: Optimizer) -> Any:
+        return getattr(self.config, name)
+
+    def write(self: Optimizer, value: Any) -> None:
+        self.config = _validate(self.params_model, {**self.config.model_dump(), name: value}, type(self).__name__)
+
+    return property(read, write, doc=f"The config's ``{name}``; setting it takes effect from the next update.")
 
 
 def _validate(model: type[OptimizerParams], kwargs: dict[str, Any], owner: str) -> OptimizerParams:

@@ -726,3 +726,19 @@ def test_an_update_rule_given_as_a_partial_is_called_without_self():
 def test_a_learning_rate_given_as_none_is_refused_not_defaulted():
     with pytest.raises(ConfigError, match="lr"):
         SGD(lr=None)
+
+
+def test_a_rules_fields_set_on_the_object_as_the_book_does_take_effect_or_are_refused():
+    momentum = Momentum(lr=0.1)
+    momentum.momentum = 0.0  # plain SGD from here on
+    p = np.zeros(2)
+    for _ in range(3):
+        momentum.update([p], [np.ones(2)])
+    np.testing.assert_allclose(p, [-0.3, -0.3])
+    with pytest.raises(ConfigError, match="momentum"):
+        momentum.momentum = 2.0
+    adam = Adam(lr=0.1)
+    adam.beta1 = 0.5
+    assert adam.config.beta1 == adam.beta1 == 0.5
+    with pytest.raises(AttributeError):
+        adam.weight_decay = 0.1  # its scratch is allocated when bound: fixed at construction

@@ -76,7 +76,7 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         _check_update_arity(cls)
         for name in cls.params_model.model_fields:
-            if not hasattr(cls, name):  # lr is an attribute of each optimizer; weight_decay is read-only
+            if name != "lr" and not hasattr(cls, name):  # lr is each step's own (a schedule sets it)
                 setattr(cls, name, _config_field(name))
 
     def __init__(self, lr: Any = _UNSET, **kwargs: Any) -> None:
@@ -94,6 +94,7 @@ class Optimizer:
         self._threads = 1
         self._flat: OneBufferUpdate | None = None
         self._block_plans: dict[int, BlockPlan] = {}
+        self._bound: tuple[np.ndarray, ...] = ()
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
@@ -111,10 +112,12 @@ class Optimizer:
         names = list(names)
         if len(names) != len(params):
             raise NNFrameError(f"{self.name}.bind: {len(names)} names for {len(params)} parameters")
+        _check_arrays(self.name, names, params)
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise NNFrameError(f"{self.name}.bind: duplicate parameter names {duplicates}")
         self.names = names
+        self._bound = tuple(params)
         self._block_plans = {}
         count = threads.thread_count()  # read by every rule, so a bad setting is reported whatever the rule
         self._threads = count if self.parallel_blocks else 1
@@ -159,10 +162,15 @@ class Optimizer:
             self._update_param(flat.params, flat.grads, flat.decayed, flat.buffers, flat.in_blocks)
             return
         decayed = self._decayed or [None] * len(params)
-        for p, g, out, buffers, in_blocks in zip(params, grads, decayed, self._per_param, self._in_blocks):
-            if p.shape != buffers[0].shape:
-                raise NNFrameError(f"{self.name}.update: a parameter of shape {p.shape} where the optimizer was "
-                                   f"bound to one of shape {buffers[0].shape}; a new model needs a new optimizer")
+        for p, g, out, buffers, in_blocks, then in zip(params, grads, decayed, self._per_param, self._in_blocks,
+                                                       self._bound):
+            if p is not then and not _same_place(p, then):
+                raise NNFrameError(f"{self.name}.update: a parameter of shape {np.shape(p)} that is not the one "
+                                   f"of shape {then.shape} it was bound to, whose state it holds; a new model needs "
+                                   "a new optimizer")
+            if getattr(g, "shape", None) != p.shape:
+                raise NNFrameError(f"{self.name}.update: a gradient of shape {np.shape(g)} for a parameter of "
+                                   f"shape {p.shape}")
             self._update_param(p, g, out, buffers, in_blocks)
 
     def _one_buffer_update(self, params: list[np.ndarray], flat: np.ndarray, state: tuple[np.ndarray, ...],
@@ -415,6 +423,31 @@ def _scratch_views(params: list[np.ndarray], count: int,
         sizes[p.dtype] = max(sizes.get(p.dtype, at_least), p.size)
     buffers = {dtype: arrays.zeros((count, size), dtype) for dtype, size in sizes.items()}
     return buffers, [[buffers[p.dtype][k, : p.size].reshape(p.shape) for k in range(count)] for p in params]
+
+
+def _check_arrays(owner: str, names: list[str], params: Sequence[Any]) -> None:
+    """Every parameter an array of its own: a list would not be changed in place, and an array given twice
+    (a weight two nodes share, as the book's CBOW) would take two steps with two states. The book sums its
+    gradients and gives it once (``remove_duplicate``)."""
+    for name, p in zip(names, params):
+        if not isinstance(p, np.ndarray):
+            raise NNFrameError(f"{owner}: parameter {name!r} is a {type(p).__name__}, not a numpy array that an "
+                               "update can change in place")
+    by_base: dict[int, list[tuple[str, np.ndarray]]] = {}
+    for name, p in zip(names, params):
+        same_base = by_base.setdefault(id(p if p.base is None else p.base), [])
+        for other, q in same_base:
+            if np.may_share_memory(p, q) and np.shares_memory(p, q):
+                raise NNFrameError(f"{owner}: parameters {other!r} and {name!r} share their memory (one weight given "
+                                   "twice), so it would take two steps; give it once, with the sum of its "
+                                   "gradients, as the book's remove_duplicate does")
+        same_base.append((name, p))
+
+
+def _same_place(p: Any, then: np.ndarray) -> bool:
+    """Whether ``p`` is a new view of the very memory of ``then`` (a slice made again for each update)."""
+    return (isinstance(p, np.ndarray) and p.shape == then.shape and p.strides == then.strides
+            and p.__array_interface__["data"][0] == then.__array_interface__["data"][0])
 
 
 def _config_field(name: str) -> property:

@@ -677,9 +677,34 @@ def test_an_update_rule_that_cannot_take_its_slots_is_refused_when_its_class_is_
 def test_an_optimizer_reused_for_a_model_of_other_shapes_says_so():
     sgd = SGD(lr=0.1)
     sgd.update([np.ones((2, 10))], [np.ones((2, 10))])
-    with pytest.raises(NNFrameError, match=r"SGD.update: a parameter of shape \(2, 20\) where the optimizer was "
-                                           r"bound to one of shape \(2, 10\); a new model needs a new optimizer"):
+    with pytest.raises(NNFrameError, match=r"SGD.update: a parameter of shape \(2, 20\) that is not the one of "
+                                           r"shape \(2, 10\) it was bound to.*a new model needs a new optimizer"):
         sgd.update([np.ones((2, 20))], [np.ones((2, 20))])
+
+
+def test_an_optimizer_reused_for_a_model_of_the_same_shapes_says_so_but_a_view_made_again_is_the_same():
+    adam = Adam(lr=0.1)
+    W = np.zeros((4, 3))
+    adam.update([W[:, :2]], [np.ones((4, 2))])
+    adam.update([W[:, :2]], [np.ones((4, 2))])  # the same memory, sliced again for each update: its state goes on
+    assert adam.step == 2
+    with pytest.raises(NNFrameError, match="that is not the one of shape"):
+        adam.update([np.zeros((4, 2))], [np.ones((4, 2))])  # a cell re-run: a new model, the old state
+    with pytest.raises(NNFrameError, match=r"a gradient of shape \(1, 2\) for a parameter of shape \(4, 2\)"):
+        adam.update([W[:, :2]], [np.ones((1, 2))])
+
+
+def test_a_weight_given_twice_or_a_list_is_refused_when_bound():
+    W = np.ones((3, 2))
+    with pytest.raises(NNFrameError, match=r"parameters '0' and '1' share their memory \(one weight given twice\)"):
+        Adam(lr=0.1).update([W, W], [np.ones((3, 2)), np.ones((3, 2))])
+    with pytest.raises(NNFrameError, match=r"overlap|share their memory"):
+        SGD(lr=0.1).update([W[:2], W[1:]], [np.ones((2, 2)), np.ones((2, 2))])
+    with pytest.raises(NNFrameError, match="parameter '0' is a list, not a numpy array"):
+        SGD(lr=0.1).update([[0.0, 1.0]], [[1.0, 1.0]])
+    halves = np.zeros(6)
+    SGD(lr=0.1).update([halves[:3], halves[3:]], [np.ones(3), np.ones(3)])  # one buffer, two parameters: fine
+    np.testing.assert_allclose(halves, -0.1)
 
 
 def test_the_learning_rate_may_come_first_without_its_name_as_in_the_book():

@@ -14,9 +14,10 @@ class Dropout(Node):
     Shapes: any ``x`` -> ``y`` of the same shape. Scaling the kept units by
     ``1 / (1 - ratio)`` during training keeps the expected activation, so
     evaluation (``training`` False) is the identity. Backward applies the same
-    scaled mask. The mask is drawn from ``self.rng`` (a numpy ``Generator``,
-    ``default_rng(0)`` if none is given) in float64, so float32 and float64
-    models seeded alike drop the same units.
+    scaled mask. The mask is drawn from ``self.rng`` in float64, so float32 and
+    float64 models seeded alike drop the same units. Without an ``rng`` each
+    node makes its own, seeded from numpy's global stream: two layers made by
+    hand drop different units, and ``np.random.seed`` repeats them, as in the book.
     """
 
     def __init__(self, ratio: float = 0.5, rng: np.random.Generator | None = None) -> None:
@@ -24,7 +25,7 @@ class Dropout(Node):
         if not 0 <= ratio < 1:
             raise ConfigError(f"Dropout ratio must be in [0, 1), got {ratio!r}")
         self.ratio = ratio
-        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.rng = rng if rng is not None else np.random.default_rng(np.random.randint(2**31))
         self.mask: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -396,3 +396,14 @@ def test_affine_keeps_the_callers_arrays_and_makes_lists_into_arrays():
     listed = Affine([[1.0, 2.0], [3.0, 4.0]], [0.0, 0.0])
     assert all(isinstance(p, np.ndarray) for p in listed.params)
     np.testing.assert_array_equal(listed.forward(np.eye(2)), [[1.0, 2.0], [3.0, 4.0]])
+
+
+@pytest.mark.parametrize("x_shape", [(3,), (5, 3), (2, 4, 3)])
+def test_matmul_with_a_vector_weight_is_a_dot_product_with_its_gradients(x_shape):
+    rng = np.random.default_rng(0)
+    check_gradients(MatMul(rng.standard_normal(3)), rng.standard_normal(x_shape))
+
+
+def test_matmul_refuses_a_weight_that_is_neither_matrix_nor_vector():
+    with pytest.raises(ValueError, match=r"MatMul: W must be a matrix \(or a vector, for a dot product\)"):
+        MatMul(np.ones((2, 2, 2)))

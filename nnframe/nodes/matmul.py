@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from nnframe.arrays import zeros_like
@@ -28,7 +30,9 @@ class MatMul(Node):
 
     def __init__(self, W: np.ndarray) -> None:
         super().__init__()
-        W = weight(W, "W", "MatMul")  # a vector W is a dot product
+        W = weight(W, "W", "MatMul")
+        if W.ndim not in (1, 2):
+            raise ValueError(f"MatMul: W must be a matrix (or a vector, for a dot product), found shape {W.shape}")
         self.params = [W]
         self.grads = [zeros_like(W)]
         self.x: np.ndarray | None = None
@@ -43,6 +47,8 @@ class MatMul(Node):
         x, rows = self.x, dout
         if x is None:
             raise backward_before_forward(self)
+        if W.ndim == 1:
+            return self._backward_of_a_dot(W, x, dout)
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)
@@ -50,3 +56,12 @@ class MatMul(Node):
         if not self.need_dx:
             return None
         return dout @ W.T
+
+    def _backward_of_a_dot(self, w: np.ndarray, x: np.ndarray, dout: Any) -> np.ndarray | None:
+        """A vector ``w``: ``y = x w`` is one dot product per row of ``x``, so ``dw = xᵀ dy`` and ``dx = dy wᵀ``
+        with ``dy`` one number per row."""
+        rows = np.reshape(x, (-1, w.shape[0]))
+        np.matmul(np.reshape(dout, -1), rows, out=self.grads[0])
+        if not self.need_dx:
+            return None
+        return np.multiply.outer(dout, w).reshape(np.shape(x))

@@ -308,8 +308,9 @@ def _require_float64(obj: Any, inputs: tuple) -> None:
                             f"(gradients are only checkable in float64)")
     for name, param in zip(_param_names(obj), getattr(obj, "params", [])):
         if param.dtype != np.float64:
-            raise TypeError(f"check_gradients: parameter {name!r} of {obj!r} is {param.dtype}; build the "
-                            f"node in float64 (e.g. NodeContext(dtype=np.float64)) to check its gradients")
+            raise TypeError(f"check_gradients: parameter {name!r} of {obj!r} is {param.dtype}; build it in "
+                            "float64 to check its gradients (a node: NodeContext(dtype=np.float64); a model from a "
+                            "config: train.dtype=float64, or `nnframe gradcheck`, which does it)")
 
 
 _LEAVES = (np.ndarray, str, bytes, int, float, type, types.ModuleType, types.FunctionType,

@@ -17,6 +17,7 @@ from nnframe.config_loader import LoadedConfig, parse_override, shown
 from nnframe.data import Dataset, check_labels, load_dataset
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.gradients import first_nonfinite
+from nnframe.held_signals import signals_held
 from nnframe.graph import Graph, GraphNode
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
@@ -68,7 +69,8 @@ class Experiment:
 
 def component_params(component: Component, entry: BaseModel) -> Params:
     """The component's own params from a config entry, without the config's extra fields (type, name, ...)."""
-    return component.params.model_validate({key: getattr(entry, key) for key in component.params.model_fields})
+    with signals_held():
+        return component.params.model_validate({key: getattr(entry, key) for key in component.params.model_fields})
 
 
 def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mapping[str, np.ndarray],

@@ -275,12 +275,16 @@ def board(
 
 
 def main() -> None:
-    from nnframe.errors import raise_terminated
+    from nnframe.errors import Terminated, raise_terminated
     from nnframe.output_streams import guard_output_streams
 
     guard_output_streams()
     signal.signal(signal.SIGTERM, raise_terminated)  # outside training, which finishes its step and saves first
-    app()
+    try:
+        app()
+    except Terminated:  # before a command's own handling began (while the arguments were read)
+        typer.echo("error: interrupted by SIGTERM", err=True)
+        raise SystemExit(143) from None
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from nnframe.components import absolute_paths
 from nnframe.config import ConfigModels
 from nnframe.config_errors import KEY_KINDS, UNKNOWN_TYPE, Problem, format_path, format_validation_error
 from nnframe.errors import ConfigError, short_repr
+from nnframe.held_signals import signals_held
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
 from nnframe.schedules import ConstantSchedule
@@ -62,7 +63,8 @@ class LoadedConfig:
     def resolved(self) -> dict[str, Any]:
         """The config as plain data, defaults filled in and the dataset's relative paths made absolute."""
         experiment = self.experiment
-        resolved = _type_first(experiment.model_dump(mode="json", exclude=_unset_nones(experiment) or None))
+        with signals_held():
+            resolved = _type_first(experiment.model_dump(mode="json", exclude=_unset_nones(experiment) or None))
         data = resolved.get("data")
         for name in self.data_path_fields:
             if isinstance(data, dict) and name in data:
@@ -288,5 +290,6 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
         path, mapping = Path(source), None
         data = read_yaml(path)
     applied = {tuple(apply_override(data, text)): text for text in overrides}
-    experiment = validate_data(data, ConfigModels(plugins), str(path), applied)
+    with signals_held():
+        experiment = validate_data(data, ConfigModels(plugins), str(path), applied)
     return LoadedConfig(experiment, path, list(overrides), mapping)

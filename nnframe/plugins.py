@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
 from nnframe.errors import PluginError, UnknownComponentError, close_match, did_you_mean
+from nnframe.held_signals import signals_held
 from nnframe.hook_checks import hook_problems
 from nnframe.plugin_distributions import GROUP, plugin_packages
 
@@ -179,7 +180,8 @@ class Plugins:
         ``nnframe plugins``).
         """
         if self._registries is None:
-            self._registries = self._build_registries()
+            with signals_held():
+                self._registries = self._build_registries()
         if self.clashes and not self.allow_clashes:
             raise PluginError("; ".join(self.clashes))
         return self._registries

@@ -42,6 +42,7 @@ from nnframe.checkpoint_files import (
     checkpoint_label,
     fingerprint_hash,
     latest_checkpoint,
+    meta_digest,
     read_checkpoint,
     step_name,
 )
@@ -187,6 +188,7 @@ class Checkpointer:
         self.directory.mkdir(exist_ok=True)
         atomic_write_bytes(self.directory / arrays_name, data)
         meta.update(arrays=arrays_name, sha256=hashlib.sha256(data).hexdigest(), **extra)
+        meta["meta_sha256"] = meta_digest(meta)
         path = self.directory / f"{stem}.json"
         atomic_write_text(path, json.dumps(meta, indent=1) + "\n")
         return path

@@ -119,7 +119,17 @@ def read_checkpoint(json_path: Path) -> Checkpoint:
                               "in the checkpoint (truncated or corrupted)")
     arrays = _load_npz(data, json_path)
     _check_arrays(meta, arrays, json_path)
+    if "meta_sha256" in meta and meta["meta_sha256"] != meta_digest(meta):  # checkpoints before it had none
+        raise CheckpointError(f"{checkpoint_label(json_path)}: its metadata does not match the sha256 recorded in it "
+                              "(edited or corrupted)")
     return Checkpoint(json_path, meta, arrays)
+
+
+def meta_digest(meta: dict[str, Any]) -> str:
+    """The sha256 of a checkpoint's metadata, ``meta_sha256`` itself left out: the arrays' hash alone let an edited
+    step, batch position or random state through, and a damaged one refuse a resume instead of falling back."""
+    body = {key: value for key, value in meta.items() if key != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def read_meta(json_path: Path) -> dict[str, Any]:
@@ -145,6 +155,10 @@ def read_meta(json_path: Path) -> dict[str, Any]:
     if not isinstance(params, list) or not all(_is_param_entry(entry) for entry in params):
         raise CheckpointError(f"{checkpoint_label(json_path)}: field 'fingerprint.params' "
                               "is not a list of [name, shape] pairs")
+    named = STEP_FILE.match(Path(json_path).name)
+    if named and int(named.group(1)) != meta["step"]:
+        raise CheckpointError(f"{checkpoint_label(json_path)}: its metadata says step {meta['step']}, its name step "
+                              f"{int(named.group(1))}")
     arrays = meta["arrays"]
     if Path(arrays).name != arrays or arrays.startswith(".") or not arrays.endswith(".npz"):
         raise CheckpointError(f"{checkpoint_label(json_path)}: arrays file {arrays!r} is not a .npz file "

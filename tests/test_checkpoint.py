@@ -312,7 +312,7 @@ def test_incomplete_batch_position_is_a_checkpoint_error(config_path: Path, ckpt
     steps(trainer, 1)
     json_path = trainer.checkpointer.save(trainer)
     meta = json.loads(json_path.read_text())
-    del meta["batches"]["position"]
+    del meta["batches"]["position"], meta["meta_sha256"]  # as in a checkpoint from before the metadata's hash
     json_path.write_text(json.dumps(meta))
     resumed = make_trainer(config_path, ckpt_dir)
     with pytest.raises(CheckpointError, match="batch position is incomplete or malformed"):
@@ -602,3 +602,35 @@ def test_a_run_whose_directory_moved_stops_soon_with_one_message(tmp_path: Path,
         launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
     assert mover.last == 5  # not the planned million steps
     assert str(caught.value).count("is gone") == 1
+
+
+@pytest.mark.parametrize("edit", [
+    lambda meta: meta["batches"].update(position=meta["batches"]["position"] + 1),
+    lambda meta: next(iter(meta["rngs"].values()))["state"].update(state=1),
+    lambda meta: meta.update(skipped_steps=3),
+], ids=["batch position", "random state", "skipped steps"])
+def test_an_edited_newest_checkpoint_is_skipped_for_the_one_before(config_path: Path, ckpt_dir: Path, edit) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    trainer.checkpointer.save(trainer)
+    steps(trainer, 1)
+    newest = trainer.checkpointer.save(trainer)
+    meta = json.loads(newest.read_text())
+    edit(meta)  # a value a resume would take as it is
+    newest.write_text(json.dumps(meta))
+    warnings: list[str] = []
+    resumed = make_trainer(config_path, ckpt_dir)
+    resumed.checkpointer._warn = warnings.append
+    assert resumed.checkpointer.restore(resumed).step == 1
+    assert "its metadata does not match the sha256 recorded in it" in warnings[0]
+
+
+def test_a_checkpoint_whose_step_is_not_its_names_is_refused(config_path: Path, ckpt_dir: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 1)
+    json_path = trainer.checkpointer.save(trainer)
+    meta = json.loads(json_path.read_text())
+    meta["step"] = 7
+    json_path.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"its metadata says step 7, its name step 1"):
+        read_checkpoint(json_path)

@@ -185,12 +185,17 @@ class Checkpointer:
         data = buffer.getvalue()
         if not self.directory.parent.is_dir():
             raise RunDirectoryGone(self.directory.parent)
-        self.directory.mkdir(exist_ok=True)
-        atomic_write_bytes(self.directory / arrays_name, data)
         meta.update(arrays=arrays_name, sha256=hashlib.sha256(data).hexdigest(), **extra)
         meta["meta_sha256"] = meta_digest(meta)
         path = self.directory / f"{stem}.json"
-        atomic_write_text(path, json.dumps(meta, indent=1) + "\n")
+        try:
+            self.directory.mkdir(exist_ok=True)
+            atomic_write_bytes(self.directory / arrays_name, data)
+            atomic_write_text(path, json.dumps(meta, indent=1) + "\n")
+        except (FileNotFoundError, FileExistsError):
+            if self.directory.parent.is_dir():
+                raise
+            raise RunDirectoryGone(self.directory.parent) from None  # moved away while these were written
         return path
 
     def capture(self, trainer: Trainer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -634,3 +634,22 @@ def test_a_checkpoint_whose_step_is_not_its_names_is_refused(config_path: Path, 
     json_path.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=r"its metadata says step 7, its name step 1"):
         read_checkpoint(json_path)
+
+
+def test_a_run_directory_moved_while_a_checkpoint_is_written_is_one_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnframe import checkpoint
+    from nnframe.errors import RunDirectoryGone
+
+    real = checkpoint.atomic_write_bytes
+
+    def move_then_write(path, data):
+        runs = tmp_path / "runs"
+        if runs.exists():
+            runs.rename(tmp_path / "moved")
+        return real(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", move_then_write)
+    path = write_config(tmp_path, checkpoint={"every": 2, "best_metric": None}, train={"max_steps": 4})
+    with pytest.raises(RunDirectoryGone, match="was moved or deleted while the run trained"):
+        launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)

@@ -91,7 +91,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             _start(trainer, run_dir, overrides)
         else:
             saved = _data_paths_as_now(run_dir.read_config(), experiment.config)
-            changes, previous = _restore(trainer, run_dir, overrides, plugins, saved)
+            changes, previous = _restore(trainer, run_dir, overrides, plugins, saved, note)
             if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
                 note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
                      "or train.max_steps to train it longer")
@@ -155,7 +155,7 @@ def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> Non
 
 
 def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plugins: Plugins,
-             saved: dict[str, Any]) -> tuple[list[Change], dict[str, Any]]:
+             saved: dict[str, Any], note: Callable[[str], None]) -> tuple[list[Change], dict[str, Any]]:
     """Check the config against the run's (``saved``) and restore the newest checkpoint, writing nothing yet.
 
     Returns the accepted config changes and the run's summary so far.
@@ -163,7 +163,11 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
     config, run = trainer.experiment.config, trainer.run
     changes = resume_changes(saved, config.resolved, overrides, config.path, run_dir.path,
                              resolve=partial(_resolve, config.source, plugins))
-    previous = run_dir.read_summary() or {}
+    try:
+        previous = run_dir.read_summary() or {}
+    except UserError as exc:  # the checkpoint is the run's state; the summary is written anew at the end
+        previous = {}
+        note(f"{exc}; it is written anew when this resume ends (its wall time and start are taken as unknown)")
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     run.summary["started"] = _first_start(previous, run_dir)
     trainer.checkpointer.restore(trainer)

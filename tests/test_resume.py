@@ -668,3 +668,16 @@ def test_a_resume_on_other_data_of_the_same_size_says_so(tmp_path: Path) -> None
     assert moved.returncode == 0, moved.stderr
     assert "note: resumed with data.path" in moved.stderr  # that note says it already
     assert "training data differs" not in moved.stderr
+
+
+def test_a_resume_goes_on_past_an_unreadable_summary_and_writes_it_anew(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 10})
+    first = nnframe("train", str(config), "--runs-dir", "runs", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    (run_dir / "summary.json").write_text("garbage", encoding="utf-8")
+    resumed = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=20", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "summary.json' is not valid JSON" in resumed.stderr and "it is written anew" in resumed.stderr
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["status"], summary["steps"]) == ("completed", 20)

@@ -24,7 +24,7 @@ from nnframe.components import absolute_paths
 from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
-from nnframe.errors import NonFiniteError, RunDirectoryGone, UserError, mention
+from nnframe.errors import NonFiniteError, RunDirectoryGone, Terminated, UserError, mention
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
@@ -114,6 +114,10 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             if isinstance(exc, (Interrupted, NonFiniteError)):
                 exc.args = (f"{exc}; the run is in {run_dir.path}"
                             + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
+            elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
+                kept = ("resume it from its last checkpoint with --resume" if candidates(run_dir.checkpoints)
+                        else "it had no checkpoint yet")
+                mention(exc, f"the run is in {run_dir.path}; {kept}")
             raise
         finally:
             if run_dir.present():

@@ -98,9 +98,10 @@ def test_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path: Path, sign
 
 def test_second_sigint_stops_at_once_without_saving(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as caught:
         run_in_process(config, tmp_path / "runs", SignalAt(step=5, times=2))
     run_dir = only_run(tmp_path / "runs")
+    assert caught.value.__notes__ == [f"(the run is in {run_dir}; resume it from its last checkpoint with --resume)"]
     assert summary(run_dir)["status"] == "interrupted"
     assert latest_checkpoint(run_dir / "checkpoints").step == 4  # step 5 stopped mid-way: not saved
 

@@ -76,7 +76,11 @@ class RunRecord:
         metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
-        return cls(run_dir.name, path, _started(summary, path), status, _int_or_none(summary.get("steps")), *metrics,
+        steps = _int_or_none(summary.get("steps"))
+        if training == "killed":  # a resume killed after its checkpoints went past the summary it started from
+            steps = max((step for step in (steps, _newest_checkpoint_step(run_dir.checkpoints)) if step is not None),
+                        default=None)
+        return cls(run_dir.name, path, _started(summary, path), status, steps, *metrics,
                    skipped_steps=_int_or_none(summary.get("skipped_steps")),
                    stopped_early=isinstance(summary.get("stopped_early"), dict))
 

@@ -48,12 +48,16 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
                             "or stop it, before resuming this run") from None
         file.seek(0)
         found = file.read()
-        summary_before = _mtime(summary_path)
+        summary_before, locked_before = _mtime(summary_path), _mtime(run_path / LOCK_FILE)
         _replace(file, f"process {os.getpid()}\n{_identity(os.getpid())}")
         try:
             yield
         finally:
-            _replace(file, "" if _mtime(summary_path) != summary_before else found)
+            if _mtime(summary_path) != summary_before:
+                _replace(file, "")
+            else:  # nothing written (a resume with nothing to do, or stopped before it began): as it was
+                _replace(file, found)
+                _set_mtime(run_path / LOCK_FILE, locked_before)
 
 
 def released(run_path: Path) -> bool:
@@ -104,6 +108,15 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
+
+
+def _set_mtime(path: Path, mtime: float | None) -> None:
+    """Give the lock its time back, which says whether the summary came after the process that held it."""
+    if mtime is not None:
+        try:
+            os.utime(path, (mtime, mtime))
+        except OSError:
+            pass
 
 
 def _host() -> str:

@@ -189,3 +189,13 @@ def test_a_run_without_a_summary_shows_the_step_of_its_newest_checkpoint(tmp_pat
         (run.checkpoints / name).write_text("{}", encoding="utf-8")
     (record,) = list_runs(tmp_path)
     assert record.steps == 40  # step 80's arrays without their metadata are no checkpoint
+
+
+def test_a_killed_resume_shows_the_step_its_checkpoints_reached_past_its_summary(tmp_path):
+    from test_run_lock import ended_process, lock_text
+
+    run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0), {"status": "interrupted", "steps": 454})
+    (run.checkpoints / "step-00001780.json").write_text("{}", encoding="utf-8")
+    (run.path / ".lock").write_text(lock_text(ended_process(), started="12345"), encoding="utf-8")
+    (record,) = list_runs(tmp_path)
+    assert (record.status, record.steps) == ("killed", 1780)

@@ -108,3 +108,16 @@ def test_without_fcntl_nothing_is_told(tmp_path: Path, monkeypatch: pytest.Monke
     real = run_lock.importlib.util.find_spec
     monkeypatch.setattr(run_lock.importlib.util, "find_spec", lambda name: None if name == "fcntl" else real(name))
     assert state(tmp_path, lock_text(ended_process())) is None
+
+
+def test_a_hold_that_wrote_no_summary_leaves_the_lock_as_it_found_it_time_included(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text("{}", encoding="utf-8")
+    lock = tmp_path / run_lock.LOCK_FILE
+    lock.write_text(lock_text(ended_process(), started="12345"), encoding="utf-8")
+    os.utime(summary, (1000, 1000))
+    os.utime(lock, (2000, 2000))  # the killed process came after the summary
+    before = lock.read_text(encoding="utf-8")
+    with run_lock.hold(tmp_path, summary):
+        pass  # a resume that had nothing to do, or was stopped while starting
+    assert lock.read_text(encoding="utf-8") == before and lock.stat().st_mtime == 2000

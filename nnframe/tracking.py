@@ -241,7 +241,12 @@ class RunDirectory:
         text = config if isinstance(config, str) else config_yaml(config)
         try:
             with names_the_file(self.config_path), open(self.config_path, "x", encoding="utf-8") as file:
-                file.write(text)
+                try:
+                    file.write(text)
+                    file.flush()
+                except OSError:  # a full disk: no half-written config for a resume to stumble on
+                    self.config_path.unlink(missing_ok=True)
+                    raise
         except FileExistsError:
             return False
         return True

@@ -207,3 +207,29 @@ def test_environment_versions_name_python_numpy_nnframe_and_plugins():
     assert versions["python"].count(".") == 2
     assert versions["plugins"] == {"nnframe": "0.1.0", "nnframe-swish": "0.2.0"}
     json.dumps(versions)
+
+
+def test_a_config_the_disk_had_no_room_for_leaves_no_half_file(tmp_path, monkeypatch):
+    import errno
+    import io
+
+    from nnframe import tracking
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+
+    def full_open(path, mode="r", **kwargs):
+        if mode == "x":
+            real_open(path, mode, **kwargs).close()  # the file is made, then nothing fits in it
+            return FullDisk()
+        return real_open(path, mode, **kwargs)
+
+    run = tracking.RunDirectory.create(tmp_path, "full")
+    monkeypatch.setattr(tracking, "open", full_open, raising=False)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        run.write_config({"name": "full"})
+    assert caught.value.filename == str(run.config_path)
+    assert not run.config_path.exists()

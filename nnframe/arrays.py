@@ -16,6 +16,12 @@ xp = np
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
+def is_array(value: object) -> bool:
+    """A numpy array, or a GPU array of the same interface (CuPy's); a numpy scalar, which no update can change
+    in place, is not."""
+    return isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__")
+
+
 def as_dtype(name: str | np.dtype | type) -> np.dtype:
     """The numpy dtype for a config name such as ``"float32"``."""
     if isinstance(name, str):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnframe.arrays import is_array
 from nnframe.errors import GraphError, NodeProtocolError, unknown_name_message
 
 if TYPE_CHECKING:
@@ -172,12 +173,6 @@ def check_node_arrays(name: str, node: object) -> None:
         if not is_array(grad) or grad.dtype != param.dtype:
             raise NodeProtocolError(f"{described(name, node)}: grads[{i}] is {_kind_of(grad)} but params[{i}] is "
                                     f"{param.dtype}; a gradient has its parameter's dtype (zeros_like(W))")
-
-
-def is_array(value: object) -> bool:
-    """A numpy array, or a GPU array of the same interface (CuPy's); a numpy scalar, which no update can change
-    in place, is not."""
-    return isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__")
 
 
 def _kind_of(value: object) -> str:

@@ -6,6 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nnframe.arrays import is_array
+
 
 class Node:
     """A graph node: ``forward(*inputs)`` returns the output, ``backward(dout)`` the input gradients.
@@ -108,7 +110,7 @@ def weight(value: Any, name: str, node: str, shape: tuple[int | None, ...] | Non
     An array is kept as it is, so the caller's own array is the one trained;
     a nested list is made into one.
     """
-    array = value if isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__") else np.asarray(value)
+    array = value if is_array(value) else np.asarray(value)
     if array.dtype.kind != "f":
         raise TypeError(f"{node}: {name} must be a floating-point array, found {type(value).__name__} of dtype "
                         f"{array.dtype}")

@@ -75,11 +75,20 @@ class Registry:
 
     kind: Kind
     entries: dict[str, Registered] = field(default_factory=dict)
-    clashes: list[str] = field(default_factory=list)
-    """A name registered twice, each once: the first registration is kept, and the clash is an error (see
-    :meth:`Plugins.build_registries`)."""
     shadowed: list[Registered] = field(default_factory=list)
-    """The later registrations of those names, for ``nnframe plugins`` to list beside the first."""
+    """Later registrations of a name already registered: the first is kept, and the clash is an error (see
+    :meth:`Plugins.build_registries`), but ``nnframe plugins`` lists them all."""
+
+    @property
+    def clashes(self) -> list[str]:
+        """Each name registered twice, described with both plugins."""
+        described = []
+        for later in self.shadowed:
+            first, plugin, name = self.entries[later.component.name].plugin, later.plugin, later.component.name
+            described.append(f"two plugins register the {self.kind} {name!r}: {first.dist} {first.version} "
+                             f"(plugin {first.name!r}) and {plugin.dist} {plugin.version} (plugin {plugin.name!r}); "
+                             "uninstall one of them")
+        return described
 
     def get(self, name: str) -> Component:
         try:
@@ -104,10 +113,6 @@ class Registry:
 
     def add(self, component: Component, plugin: PluginInfo) -> None:
         if component.name in self.entries:
-            first = self.entries[component.name].plugin
-            self.clashes.append(f"two plugins register the {self.kind} {component.name!r}: "
-                                f"{first.dist} {first.version} (plugin {first.name!r}) and "
-                                f"{plugin.dist} {plugin.version} (plugin {plugin.name!r}); uninstall one of them")
             self.shadowed.append(Registered(component, plugin))
             return
         self.entries[component.name] = Registered(component, plugin)

@@ -218,8 +218,8 @@ class Trainer:
         optimizer = self.optimizer
         self._update = optimizer.update
         arrays = tuple(params)
-        watched = getattr(optimizer, "updates_every_step", True) and not type(optimizer).__module__.startswith(
-            "nnframe.")  # nnframe's own rules are tested; a tiny float32 step may rightly change nothing
+        own = type(optimizer).__module__.startswith("nnframe.")
+        watched = getattr(optimizer, "updates_every_step", True) and not own
         moving = [i for i, (p, g) in enumerate(zip(params, grads)) if watched and _must_move(p, g, optimizer.lr)]
         before = [params[i].copy() for i in moving]
         optimizer.update(params, grads)

@@ -322,10 +322,10 @@ def _build_component(registry: Any, entry: BaseModel, path: str) -> Any:
         raise
 
 
-def _check_built(built: Any, base: type, registry: Any, kind: str, path: str) -> None:
+def _check_built(built: Any, base: type, registry: Any, type_name: str, path: str) -> None:
     if not isinstance(built, base):
-        raise PluginError(f"field {path}.type: {_from_plugin(registry, kind)} built {type(built).__name__}, not an "
-                          f"nnframe.{base.__name__}; its build() must return an instance of a subclass of it")
+        raise PluginError(f"field {path}.type: {_from_plugin(registry, type_name)} built {type(built).__name__}, "
+                          f"not an nnframe.{base.__name__}; its build() must return an instance of a subclass of it")
 
 
 def _check_single_input(layout: ModelLayout) -> None:

@@ -43,6 +43,7 @@ mlp-large's Adam step (1.8 M float32 parameters), timed alone after warm-up:
 
 
 _UNSET: Any = object()
+_OWN_ATTRIBUTES = frozenset({"config", "state", "step", "names"})
 
 
 class Optimizer:
@@ -76,6 +77,9 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         _check_update_arity(cls)
         for name in cls.params_model.model_fields:
+            if name in _OWN_ATTRIBUTES:
+                raise TypeError(f"{cls.__module__}.{cls.__qualname__}: its params_model's field {name!r} is the name "
+                                "of an attribute every optimizer keeps; rename the field")
             if name != "lr" and not hasattr(cls, name):  # lr is each step's own (a schedule sets it)
                 setattr(cls, name, _config_field(name))
 
@@ -155,15 +159,21 @@ class Optimizer:
         if len(params) != len(self._per_param) or len(grads) != len(params):
             raise NNFrameError(f"{self.name}.update: bound to {len(self._per_param)} parameters, "
                                f"got {len(params)} parameters and {len(grads)} gradients")
-        self.step += 1
-        self._begin_step()
         flat = self._flat
         if flat is not None and flat.covers(params, grads):
+            self.step += 1
+            self._begin_step()
             self._update_param(flat.params, flat.grads, flat.decayed, flat.buffers, flat.in_blocks)
             return
+        self._check_bound(params, grads)  # before anything moves: a refused update changes nothing
+        self.step += 1
+        self._begin_step()
         decayed = self._decayed or [None] * len(params)
-        for p, g, out, buffers, in_blocks, then in zip(params, grads, decayed, self._per_param, self._in_blocks,
-                                                       self._bound):
+        for p, g, out, buffers, in_blocks in zip(params, grads, decayed, self._per_param, self._in_blocks):
+            self._update_param(p, g, out, buffers, in_blocks)
+
+    def _check_bound(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        for p, g, then in zip(params, grads, self._bound):
             if p is not then and not _same_place(p, then):
                 raise NNFrameError(f"{self.name}.update: a parameter of shape {np.shape(p)} that is not the one "
                                    f"of shape {then.shape} it was bound to, whose state it holds; a new model needs "
@@ -171,7 +181,6 @@ class Optimizer:
             if getattr(g, "shape", None) != p.shape:
                 raise NNFrameError(f"{self.name}.update: a gradient of shape {np.shape(g)} for a parameter of "
                                    f"shape {p.shape}")
-            self._update_param(p, g, out, buffers, in_blocks)
 
     def _one_buffer_update(self, params: list[np.ndarray], flat: np.ndarray, state: tuple[np.ndarray, ...],
                            scratch: dict[np.dtype, np.ndarray]) -> OneBufferUpdate:

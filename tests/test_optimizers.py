@@ -12,7 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from nnframe.errors import CheckpointError, ConfigError, NNFrameError
-from nnframe.optimizer_params import AdaGradParams, AdamParams, MomentumParams, NesterovParams, RMSpropParams, SGDParams
+from nnframe.optimizer_params import (AdaGradParams, AdamParams, MomentumParams, NesterovParams, OptimizerParams,
+                                      RMSpropParams, SGDParams)
 from nnframe.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop
 from nnframe.plugins import get_plugin_manager
 
@@ -767,3 +768,23 @@ def test_a_rules_fields_set_on_the_object_as_the_book_does_take_effect_or_are_re
     assert adam.config.beta1 == adam.beta1 == 0.5
     with pytest.raises(AttributeError):
         adam.weight_decay = 0.1  # its scratch is allocated when bound: fixed at construction
+
+
+def test_a_refused_update_moves_nothing_and_counts_no_step():
+    W1, W2 = np.ones(4), np.ones(4)
+    sgd = SGD(lr=0.1)
+    sgd.update([W1, W2], [np.ones(4), np.ones(4)])
+    for params, grads in (([W1, np.ones(4)], [np.ones(4), np.ones(4)]), ([W1, W2], [np.ones(4), np.ones(5)])):
+        with pytest.raises(NNFrameError):
+            sgd.update(params, grads)
+    np.testing.assert_allclose(W1, 0.9)
+    assert sgd.step == 1
+
+
+def test_a_config_field_named_like_an_optimizers_own_attribute_is_refused_when_the_class_is_made():
+    class StateParams(OptimizerParams):
+        state: str = "on"
+
+    with pytest.raises(TypeError, match="field 'state' is the name of an attribute every optimizer keeps"):
+        class Odd(Optimizer):
+            params_model = StateParams

@@ -193,15 +193,17 @@ class Graph(Node):
     def _plan_backward(self) -> None:
         """Decide which values carry a gradient, set ``need_dx`` and list the backward steps."""
         carries = [self._need_input_grad] * len(self.inputs)
+        behind_params = [False] * len(self.inputs)
         for gn, args in zip(self._graph_nodes, self._arg_slots):
             differentiable = getattr(gn.node, "differentiable_input", True)
-            trained = [self._slot_names[i] for i in args if i >= len(self.inputs) and carries[i]]
+            trained = [self._slot_names[i] for i in args if behind_params[i]]
             if not differentiable and trained:
                 raise GraphError(f"{described(gn.name, gn.node)} reads indices (its differentiable_input is False), "
-                                 f"but it reads {trained[0]!r}, whose parameters would need a gradient through it; "
-                                 "give it the graph's input")
+                                 f"but it reads {trained[0]!r}, behind which are parameters that would need a "
+                                 "gradient through it; give it the graph's input")
             gn.node.need_dx = differentiable and any(carries[i] for i in args)
             carries.append(gn.node.need_dx or bool(gn.node.params))
+            behind_params.append(bool(gn.node.params) or any(behind_params[i] for i in args))
         plan = []
         for k, (gn, args) in enumerate(zip(self._graph_nodes, self._arg_slots)):
             slot = len(self.inputs) + k

@@ -115,8 +115,8 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 exc.args = (f"{exc}; the run is in {run_dir.path}"
                             + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
-                kept = ("resume it from its last checkpoint with --resume" if candidates(run_dir.checkpoints)
-                        else "it had no checkpoint yet")
+                kept = ("resume it from its last checkpoint with --resume" if _has_checkpoint(run_dir)
+                        else "it had no checkpoint here yet")
                 mention(exc, f"the run is in {run_dir.path}; {kept}")
             raise
         finally:
@@ -311,9 +311,17 @@ def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], p
         command = ["nnframe", "train", str(config_path), "--resume", str(where),
                    *_overrides_from_file(config_path, given.resolved, overrides, plugins)]
         return f"; continue it with: {shlex.join(command)}"
-    if candidates(run_dir.checkpoints):
+    if _has_checkpoint(run_dir):
         return " (its last good checkpoint is kept)"
     return " (it diverged before its first checkpoint, so none is kept)"
+
+
+def _has_checkpoint(run_dir: RunDirectory) -> bool:
+    """Whether the run has a checkpoint where it was (none where its directory has gone)."""
+    try:
+        return run_dir.present() and bool(candidates(run_dir.checkpoints))
+    except OSError:
+        return False
 
 
 def _overrides_from_file(config_path: Path, config: dict[str, Any], overrides: list[str],

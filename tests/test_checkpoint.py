@@ -653,3 +653,21 @@ def test_a_run_directory_moved_while_a_checkpoint_is_written_is_one_clear_error(
     path = write_config(tmp_path, checkpoint={"every": 2, "best_metric": None}, train={"max_steps": 4})
     with pytest.raises(RunDirectoryGone, match="was moved or deleted while the run trained"):
         launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+
+
+class MovesThenCtrlCTwice(MovesTheRunsDirectory):
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        super().nnframe_step_end(run, metrics)
+        if metrics.step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_second_ctrl_c_after_the_directory_moved_is_still_an_interruption(tmp_path: Path) -> None:
+    plugins = get_plugin_manager()
+    plugins.register(MovesThenCtrlCTwice(), name="mover")
+    path = write_config(tmp_path, checkpoint={"every": 0, "best_metric": None}, train={"max_steps": 12})
+    with pytest.raises(KeyboardInterrupt) as caught:
+        launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert "it had no checkpoint here yet" in " ".join(caught.value.__notes__)

@@ -788,8 +788,12 @@ class Lookup(Node):
 
 def test_an_index_reader_behind_a_trained_node_is_refused_when_the_graph_is_made():
     with pytest.raises(GraphError, match=r"node 'lookup' \(test_graph.Lookup\) reads indices .* but it reads "
-                                         r"'affine', whose parameters would need a gradient through it"):
+                                         r"'affine', behind which are parameters that would need a gradient"):
         Graph.sequential([("affine", Affine(np.ones((2, 2)), np.zeros(2))), ("lookup", Lookup())])
     first = Graph.sequential([("lookup", Lookup()), ("affine", Affine(np.ones((2, 2)), np.zeros(2)))])
     first.need_input_grad = True
     assert first.nodes["lookup"].need_dx is False and first.differentiable_input is False
+    picked = Graph.sequential([("pick", Sigmoid()), ("lookup", Lookup()), ("affine", Affine(np.ones((2, 2)),
+                                                                                             np.zeros(2)))])
+    picked.need_input_grad = True  # as a gradient check sets it: no parameter lies before the indices
+    assert picked.nodes["lookup"].need_dx is False

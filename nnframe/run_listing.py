@@ -29,8 +29,9 @@ class RunRecord:
 
     ``status`` is ``"running"`` while a process trains it (a resume too),
     ``"killed"`` when that process died without a word (a SIGKILL), else the
-    summary's status: ``"failed"`` for a run whose process let it go without
-    a summary (its directory moved away while it trained), ``"running?"``
+    summary's status: ``"failed"`` for a run whose directory was moved away
+    while it trained (its lock says so) or that ended without a summary,
+    ``"running?"``
     for a run without a summary from before runs were locked, and
     ``"unknown"`` for an unreadable summary.
     :attr:`status_text` adds the steps ``skip_step`` dropped and an early stop.
@@ -69,6 +70,8 @@ class RunRecord:
             summary = run_dir.read_summary()
         except (UserError, OSError):
             return cls(run_dir.name, path, _started_from_dir_name(path.name), training or "unknown")
+        if run_dir.moved_away():
+            training = "failed"
         if summary is None:  # killed, or moved away, before its first summary: its checkpoints tell its steps
             ended = "failed" if run_dir.released() else "running?"
             return cls(run_dir.name, path, _started_from_dir_name(path.name), training or ended,
@@ -77,7 +80,7 @@ class RunRecord:
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
         steps = _int_or_none(summary.get("steps"))
-        if training == "killed":  # a resume killed after its checkpoints went past the summary it started from
+        if training in ("killed", "failed"):  # its checkpoints may have gone past the summary it started from
             steps = max((step for step in (steps, _newest_checkpoint_step(run_dir.checkpoints)) if step is not None),
                         default=None)
         return cls(run_dir.name, path, _started(summary, path), status, steps, *metrics,

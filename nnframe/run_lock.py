@@ -25,6 +25,7 @@ from typing import TextIO
 from nnframe.errors import UserError
 
 LOCK_FILE = ".lock"
+MOVED_AWAY = "moved away while it trained\n"
 
 
 @contextmanager
@@ -53,7 +54,9 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
         try:
             yield
         finally:
-            if _mtime(summary_path) != summary_before:
+            if not run_path.is_dir():  # moved away while it trained: the open file goes with it and says so
+                _replace(file, MOVED_AWAY)
+            elif _mtime(summary_path) != summary_before:
                 _replace(file, "")
             else:  # nothing written (a resume with nothing to do, or stopped before it began): as it was
                 _replace(file, found)
@@ -62,10 +65,19 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
 
 def released(run_path: Path) -> bool:
     """Whether a process held the run and let it go (an empty lock file): one that did so without a summary
-    ended without saving its state (its directory moved away, a full disk)."""
+    ended without saving its state (a full disk)."""
     try:
         return (run_path / LOCK_FILE).stat().st_size == 0
     except OSError:
+        return False
+
+
+def moved_away(run_path: Path) -> bool:
+    """Whether the process that held the run found its directory moved away when it let go: it stopped, and
+    its summary, if any, is from before (see :class:`~nnframe.errors.RunDirectoryGone`)."""
+    try:
+        return (run_path / LOCK_FILE).read_text(encoding="utf-8") == MOVED_AWAY
+    except (OSError, UnicodeDecodeError):
         return False
 
 

@@ -236,6 +236,10 @@ class RunDirectory:
         """See :func:`nnframe.run_lock.released`."""
         return run_lock.released(self._where)
 
+    def moved_away(self) -> bool:
+        """See :func:`nnframe.run_lock.moved_away`."""
+        return run_lock.moved_away(self._where)
+
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
         """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""
         text = config if isinstance(config, str) else config_yaml(config)

@@ -143,7 +143,8 @@ def test_the_listing_shows_running_and_killed_runs_over_their_summaries(tmp_path
     cases = [(lock_text(os.getpid()), interrupted, "running"),  # a resume under way
              (lock_text(ended_process(), started="12345"), None, "killed"),
              ("", interrupted, "interrupted"),
-             ("", None, "failed"),  # let go without a summary: its directory moved away while it trained
+             ("", None, "failed"),  # let go without a summary (a full disk)
+             ("moved away while it trained\n", interrupted, "failed"),  # a resume whose directory moved
              (None, None, "running?")]
     runs = []
     for hour, (lock, summary, _) in enumerate(cases):

@@ -20,7 +20,7 @@ HELD = (signal.SIGINT, signal.SIGTERM)
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """Run the block with SIGINT and SIGTERM recorded, not handled; then deliver the first one that came."""
+    """Run the block with SIGINT and SIGTERM recorded, not handled; then deliver them in the order they came."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -35,5 +35,5 @@ def signals_held() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if caught:
-            signal.raise_signal(caught[0])
+        for sig in caught:  # each in turn: a training run's second Ctrl-C stops it at once
+            signal.raise_signal(sig)

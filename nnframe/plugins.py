@@ -185,8 +185,7 @@ class Plugins:
         ``nnframe plugins``).
         """
         if self._registries is None:
-            with signals_held():
-                self._registries = self._build_registries()
+            self._registries = self._build_registries()
         if self.clashes and not self.allow_clashes:
             raise PluginError("; ".join(self.clashes))
         return self._registries
@@ -300,7 +299,8 @@ def _default_problem(component: Component) -> str | None:
                 if not spec.is_required() and spec.default_factory is None and spec.default is not None
                 and spec.alias is None and spec.validation_alias is None}
     try:
-        model.model_validate(defaults)
+        with signals_held():  # pydantic's core only: a plugin's registration hook stays interruptible
+            model.model_validate(defaults)
     except ValidationError as exc:
         for error in exc.errors():
             key = error["loc"][0] if error["loc"] else None

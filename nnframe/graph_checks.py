@@ -228,7 +228,7 @@ def check_gradients_written(name: str, node: Any, index: int) -> None:
 def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:
     """A gradient returned by ``backward`` has the shape of the input it belongs to."""
     if isinstance(dx, (tuple, list)) and (not shape or len(dx) != shape[0]
-                                          or any(part is None or hasattr(part, "shape") for part in dx)):
+                                          or any(part is None or np.ndim(part) > 0 for part in dx)):
         raise NodeProtocolError(f"{described(name, node)} returned a {type(dx).__name__} of {len(dx)} as the "
                                 f"gradient of its input {input_name!r}; a node with one input returns that "
                                 "gradient itself, not in a tuple")

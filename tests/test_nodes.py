@@ -256,11 +256,15 @@ def test_dropout_training_drops_and_scales_eval_is_identity():
 
 def test_dropout_masks_come_from_its_generator():
     x = np.ones((4, 5))
-    np.random.seed(0)
-    first, second = Dropout(0.5).forward(x), Dropout(0.5).forward(x)
-    assert not np.array_equal(first, second)  # two layers made by hand drop different units
-    np.random.seed(0)
-    np.testing.assert_array_equal(Dropout(0.5).forward(x), first)  # and np.random.seed repeats them
+    kept = np.random.get_state()
+    try:
+        np.random.seed(0)
+        first, second = Dropout(0.5).forward(x), Dropout(0.5).forward(x)
+        assert not np.array_equal(first, second)  # two layers made by hand drop different units
+        np.random.seed(0)
+        np.testing.assert_array_equal(Dropout(0.5).forward(x), first)  # and np.random.seed repeats them
+    finally:
+        np.random.set_state(kept)
     assert isinstance(Dropout(0.5).rng, np.random.Generator)
     node = Dropout(0.5, rng=np.random.default_rng(3))
     assert not np.array_equal(node.forward(np.ones((10, 10))), node.forward(np.ones((10, 10))))

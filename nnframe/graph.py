@@ -174,12 +174,9 @@ class Graph(Node):
 
     @property
     def differentiable_input(self) -> bool:  # type: ignore[override]
-        """Whether a gradient can reach the graph's inputs: a node that reads one takes it as a number, not as
+        """Whether a gradient can reach the graph's inputs from its output: no node on the way takes its input as
         indices (see :attr:`Node.differentiable_input`)."""
-        inputs = range(len(self.inputs))
-        return any(getattr(gn.node, "differentiable_input", True) for gn, args in zip(self._graph_nodes,
-                                                                                      self._arg_slots)
-                   if any(i in inputs for i in args))
+        return any(self._receiving([True] * len(self._slot_names))[:len(self.inputs)])
 
     @property
     def need_dx(self) -> bool:
@@ -204,14 +201,28 @@ class Graph(Node):
             gn.node.need_dx = differentiable and any(carries[i] for i in args)
             carries.append(gn.node.need_dx or bool(gn.node.params))
             behind_params.append(bool(gn.node.params) or any(behind_params[i] for i in args))
+        receives = self._receiving(carries)
         plan = []
         for k, (gn, args) in enumerate(zip(self._graph_nodes, self._arg_slots)):
             slot = len(self.inputs) + k
-            if carries[slot]:
-                wanted = tuple(carries[i] for i in args)
+            if carries[slot] and receives[slot]:
+                wanted = tuple(receives[i] for i in args) if getattr(gn.node, "need_dx", True) else (False,) * len(args)
                 plan.append((gn.node, args, slot, wanted, gn.name))
         self._backward_plan = plan[::-1]
         self._chain_backward = [step[0] for step in self._backward_plan] if self._chain else None
+
+    def _receiving(self, carries: list[bool]) -> list[bool]:
+        """Which values a gradient reaches from the output: through readers that take a gradient
+        (``differentiable_input``), and only where one can flow (``carries``). A parameter-free node that only
+        an index reader reads gets none, and is not run backward."""
+        receives = [False] * len(carries)
+        receives[self._output_slot] = carries[self._output_slot]
+        for k in reversed(range(len(self._graph_nodes))):
+            gn, args, slot = self._graph_nodes[k], self._arg_slots[k], len(self.inputs) + k
+            if receives[slot] and getattr(gn.node, "differentiable_input", True):
+                for i in args:
+                    receives[i] = receives[i] or carries[i]
+        return receives
 
     def _plan_overwrites(self) -> tuple[list[tuple[Node, bool]], list[tuple[Node, bool]]]:
         """For each node that ``can_overwrite``: may it write over its input value, and over its gradient?

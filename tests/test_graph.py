@@ -793,7 +793,9 @@ def test_an_index_reader_behind_a_trained_node_is_refused_when_the_graph_is_made
     first = Graph.sequential([("lookup", Lookup()), ("affine", Affine(np.ones((2, 2)), np.zeros(2)))])
     first.need_input_grad = True
     assert first.nodes["lookup"].need_dx is False and first.differentiable_input is False
-    picked = Graph.sequential([("pick", Sigmoid()), ("lookup", Lookup()), ("affine", Affine(np.ones((2, 2)),
+    picked = Graph.sequential([("pick", Sigmoid()), ("lookup", Lookup()), ("affine", Affine(np.ones((4, 2)),
                                                                                              np.zeros(2)))])
     picked.need_input_grad = True  # as a gradient check sets it: no parameter lies before the indices
-    assert picked.nodes["lookup"].need_dx is False
+    assert picked.nodes["lookup"].need_dx is False and picked.differentiable_input is False
+    picked.forward(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    assert picked.backward(np.ones((2, 2))) is None  # no gradient reaches the input: none is asked of "pick"

@@ -67,6 +67,10 @@ class Optimizer:
     params_model: ClassVar[type[OptimizerParams]] = OptimizerParams
     slots: ClassVar[tuple[str, ...]] = ()
     parallel_blocks: ClassVar[bool] = False
+    elementwise: ClassVar[bool] = True
+    """Whether the rule treats each element on its own, so that ``_update_one`` may be given the whole model's
+    buffer at once, or a large parameter in 1-D blocks. A rule that reads a parameter's shape or norm (LARS,
+    Adafactor, "no decay for biases") sets it False and gets each parameter whole, at the cost of speed."""
     updates_every_step: ClassVar[bool] = True
     """False for a rule that may leave the parameters as they are on a step (one that accumulates gradients
     over several): the trainer then does not take a first update that changes nothing for a rebinding bug."""
@@ -125,14 +129,14 @@ class Optimizer:
         self._block_plans = {}
         count = threads.thread_count()  # read by every rule, so a bad setting is reported whatever the rule
         self._threads = count if self.parallel_blocks else 1
-        flat = buffer_of(params)
+        flat = buffer_of(params) if self.elementwise else None
         self.state, slot_buffers = self._allocate_state(names, params, flat)
         rows = 1 + (self.weight_decay > 0)
         flat_rows = (self._flat_scratch_size(flat) if rows == 1 else flat.size) if flat is not None else 0
         buffers, scratch = _scratch_views(params, rows, at_least=flat_rows)
         self._per_param = [(views[0], *self.state[name].values()) for name, views in zip(names, scratch)]
         self._decayed = [views[1] for views in scratch] if self.weight_decay > 0 else []
-        self._in_blocks = [p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
+        self._in_blocks = [self.elementwise and p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
                            for p, buffers in zip(params, self._per_param)]
         self._flat = self._one_buffer_update(params, flat, slot_buffers, buffers) if flat is not None else None
 

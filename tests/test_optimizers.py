@@ -788,3 +788,27 @@ def test_a_config_field_named_like_an_optimizers_own_attribute_is_refused_when_t
     with pytest.raises(TypeError, match="field 'state' is the name of an attribute every optimizer keeps"):
         class Odd(Optimizer):
             params_model = StateParams
+
+
+class SeesShapes(Optimizer):
+    """Records the arrays it is given; a rule that reads shapes (LARS, Adafactor) says it is not element-wise."""
+
+    elementwise = False
+    seen: list = []
+
+    def _update_one(self, p, g, tmp):
+        SeesShapes.seen.append(p.shape)
+        np.multiply(g, self.lr, out=tmp)
+        p -= tmp
+
+
+def test_a_rule_that_is_not_elementwise_gets_each_parameter_whole():
+    from nnframe.flat_params import flatten
+    from nnframe.nodes import Affine
+
+    layers = [Affine(np.ones((600, 500)), np.zeros(500)), Affine(np.ones((500, 3)), np.zeros(3))]
+    flatten(layers)  # one buffer, as a model built from a config has
+    params = [p for layer in layers for p in layer.params]
+    SeesShapes.seen = []
+    SeesShapes(lr=0.1).update(params, [np.ones_like(p) for p in params])
+    assert SeesShapes.seen == [(600, 500), (500,), (500, 3), (3,)]

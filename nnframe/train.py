@@ -208,11 +208,12 @@ class Trainer:
         """The optimizer's first update in this process, checked to have written into the parameters.
 
         An update rule that rebinds a name (``p = p - lr * g``) or replaces a
-        list's item instead of writing into the array would otherwise train
-        nothing, without a word. Replaced arrays are looked for in every
-        rule; unchanged ones only in a plugin's rule that updates on every
-        step, and only where the step is far above the parameter's rounding
-        (near the end of a cosine, a float32 step may rightly change nothing).
+        list's item instead of writing into the array would otherwise leave
+        those parameters untrained, without a word. Replaced arrays are looked
+        for in every rule; unchanged ones, each, only in a plugin's rule that
+        updates on every step, and only where the step is far above the
+        parameter's rounding (near the end of a cosine, a float32 step may
+        rightly change nothing).
         Later updates go straight to the optimizer.
         """
         optimizer = self.optimizer
@@ -230,11 +231,12 @@ class Trainer:
             at = f"params[{replaced[0]}] ({self.model.param_names[replaced[0]]})" if replaced else "the list"
             raise PluginError(f"{who} replaced {at} with a new array in its first update instead of writing into "
                               "it, so the model never sees the change; write in place (p -= tmp)")
-        if moving and all(np.array_equal(params[i], old) for i, old in zip(moving, before)):
-            raise PluginError(f"{who} changed no parameter in its first update, though the gradients are not zero "
-                              f"and the learning rate is {optimizer.lr:g}; an update rule writes into p in place "
-                              "(p -= tmp), where p = p - tmp would only rebind a name (a rule that updates only "
-                              "every few steps sets updates_every_step = False)")
+        still = [self.model.param_names[i] for i, old in zip(moving, before) if np.array_equal(params[i], old)]
+        if still:
+            raise PluginError(f"{who} left {_listed(still)} unchanged in its first update, though the gradients "
+                              f"are not zero and the learning rate is {optimizer.lr:g}; an update rule writes into p "
+                              "in place (p -= tmp), where p = p - tmp would only rebind a name (a rule that updates "
+                              "only every few steps sets updates_every_step = False)")
 
     def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:
         if self.settings.train.on_nonfinite == "skip_step":
@@ -362,6 +364,11 @@ class Trainer:
             summary["stopped_early"] = {"step": self.step, "planned_steps": self.total_steps,
                                         "reason": self.run.stop_reason}
         return summary
+
+
+def _listed(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _must_move(param: np.ndarray, grad: np.ndarray, lr: float) -> bool:

@@ -494,8 +494,9 @@ def with_optimizer_plugin(path: Path, overrides: list[str]) -> tuple[Trainer, Re
 
 def test_an_optimizer_that_changes_no_parameter_is_named_at_its_first_update(tmp_path):
     trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=rebinds"])
-    with pytest.raises(PluginError, match=r"optimizer 'rebinds' \(test_train.Rebinds\) changed no parameter in its "
-                                          r"first update.*writes into p in place \(p -= tmp\)"):
+    with pytest.raises(PluginError, match=r"optimizer 'rebinds' \(test_train.Rebinds\) left affine1/W, affine1/b, "
+                                          r"affine2/W and 1 more unchanged in its first update.*writes into p in "
+                                          r"place \(p -= tmp\)"):
         trainer.fit()
     assert trainer.step == 0
 
@@ -594,3 +595,31 @@ def test_a_logger_failing_on_the_diverged_step_leaves_the_divergence_as_the_erro
     with pytest.raises(NonFiniteError) as caught:
         trainer.fit()
     assert "(logging the failed step failed too: OSError(\"the log's disk is gone\"))" in str(caught.value)
+
+
+class RebindsTheBiases(Optimizer):
+    """Broken on purpose: writes the weights in place but rebinds the 1-D biases, which never train."""
+
+    def _update_one(self, p, g, tmp):
+        if p.ndim == 1:
+            p = p - self.lr * g  # noqa: F841
+        else:
+            p -= self.lr * g
+
+    elementwise = False
+
+
+class PartPlugin:
+    @hookimpl
+    def nnframe_register_optimizers(self) -> list:
+        return [optimizer("rebinds_biases", OptimizerParams, RebindsTheBiases.from_params)]
+
+
+def test_an_optimizer_that_leaves_some_parameters_unmoved_names_them(tmp_path):
+    plugins = get_plugin_manager()
+    plugins.register(PartPlugin(), name="part-plugin")
+    experiment = build_experiment(load_experiment(write_config(tmp_path, TINY), ["optimizer.type=rebinds_biases"],
+                                                  plugins), plugins)
+    trainer = Trainer(experiment, RunContext(name="t", config={}, run_dir=None, plugin_manager=plugins.pm))
+    with pytest.raises(PluginError, match=r"left affine1/b, affine2/b unchanged in its first update"):
+        trainer.fit()

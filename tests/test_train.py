@@ -484,9 +484,9 @@ class OptimizerPlugin:
                 optimizer("not_an_optimizer", OptimizerParams, lambda params: NotAnOptimizer())]
 
 
-def with_optimizer_plugin(path: Path, overrides: list[str]) -> tuple[Trainer, Recorder]:
+def with_optimizer_plugin(path: Path, overrides: list[str], plugin: object = None) -> tuple[Trainer, Recorder]:
     plugins = get_plugin_manager()
-    plugins.register(OptimizerPlugin(), name="optimizer-plugin")
+    plugins.register(plugin or OptimizerPlugin(), name="optimizer-plugin")
     experiment = build_experiment(load_experiment(path, overrides, plugins), plugins)
     run = RunContext(name="t", config=experiment.config.resolved, run_dir=None, plugin_manager=plugins.pm)
     return Trainer(experiment, run), Recorder()
@@ -527,22 +527,15 @@ class MoreOptimizers:
 
 
 def test_an_optimizer_that_replaces_the_models_arrays_is_named_at_its_first_update(tmp_path):
-    plugins = get_plugin_manager()
-    plugins.register(MoreOptimizers(), name="more-optimizers")
-    experiment = build_experiment(load_experiment(write_config(tmp_path, TINY), ["optimizer.type=replaces"], plugins),
-                                  plugins)
-    trainer = Trainer(experiment, RunContext(name="t", config={}, run_dir=None, plugin_manager=plugins.pm))
+    trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=replaces"], MoreOptimizers())
     with pytest.raises(PluginError, match=r"optimizer 'replaces' \(test_train.ReplacesItsParameters\) replaced "
                                           r"params\[0\] \(affine1/W\) with a new array in its first update"):
         trainer.fit()
 
 
 def test_a_rule_that_says_it_skips_steps_is_not_blamed_for_standing_still(tmp_path):
-    plugins = get_plugin_manager()
-    plugins.register(MoreOptimizers(), name="more-optimizers")
-    experiment = build_experiment(load_experiment(write_config(tmp_path, TINY), ["optimizer.type=every_other_step"],
-                                                  plugins), plugins)
-    trainer = Trainer(experiment, RunContext(name="t", config={}, run_dir=None, plugin_manager=plugins.pm))
+    trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=every_other_step"],
+                                       MoreOptimizers())
     assert trainer.fit()["status"] == "completed"
 
 
@@ -616,10 +609,6 @@ class PartPlugin:
 
 
 def test_an_optimizer_that_leaves_some_parameters_unmoved_names_them(tmp_path):
-    plugins = get_plugin_manager()
-    plugins.register(PartPlugin(), name="part-plugin")
-    experiment = build_experiment(load_experiment(write_config(tmp_path, TINY), ["optimizer.type=rebinds_biases"],
-                                                  plugins), plugins)
-    trainer = Trainer(experiment, RunContext(name="t", config={}, run_dir=None, plugin_manager=plugins.pm))
+    trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), ["optimizer.type=rebinds_biases"], PartPlugin())
     with pytest.raises(PluginError, match=r"left affine1/b, affine2/b unchanged in its first update"):
         trainer.fit()

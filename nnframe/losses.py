@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnframe.errors import DataError
+from nnframe.node import backward_before_forward
 from nnframe.nodes.activations import sigmoid
 from nnframe.nodes.softmax import log_softmax, shifted_exp
 
@@ -44,11 +45,6 @@ class Loss:
 
 def _empty_batch(x: np.ndarray, loss: str) -> DataError:
     return DataError(f"{loss}: the batch is empty (scores of shape {x.shape}); a mean over no samples is undefined")
-
-
-def _backward_first(loss: Loss) -> RuntimeError:
-    return RuntimeError(f"{type(loss).__name__}.backward was called before forward: run forward first, it keeps "
-                        "what backward needs")
 
 
 def _batch_mean(values: np.ndarray) -> float:
@@ -130,7 +126,7 @@ class SoftmaxWithLoss(Loss):
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.y is None:
-            raise _backward_first(self)
+            raise backward_before_forward(self)
         dx = self.y.copy()
         if self.t.shape == dx.shape:
             dx *= self.t.sum(axis=-1, keepdims=True)
@@ -172,7 +168,7 @@ class SigmoidWithLoss(Loss):
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.y is None:
-            raise _backward_first(self)
+            raise backward_before_forward(self)
         dx = self.y.copy()
         dx -= self.t
         dx *= dout / len(dx)
@@ -202,7 +198,7 @@ class MeanSquaredError(Loss):
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.diff is None:
-            raise _backward_first(self)
+            raise backward_before_forward(self)
         return self.diff * (dout / len(self.diff))
 
 

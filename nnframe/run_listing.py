@@ -31,9 +31,8 @@ class RunRecord:
     ``"killed"`` when that process died without a word (a SIGKILL), else the
     summary's status: ``"failed"`` for a run whose directory was moved away
     while it trained (its lock says so) or that ended without a summary,
-    ``"running?"``
-    for a run without a summary from before runs were locked, and
-    ``"unknown"`` for an unreadable summary.
+    ``"running?"`` for a run without a summary from before runs were locked,
+    and ``"unknown"`` for an unreadable summary.
     :attr:`status_text` adds the steps ``skip_step`` dropped and an early stop.
     """
 

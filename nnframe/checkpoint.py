@@ -46,9 +46,10 @@ from nnframe.checkpoint_files import (
     read_checkpoint,
     step_name,
 )
-from nnframe.errors import CheckpointError, RunDirectoryGone
+from nnframe.errors import CheckpointError, PluginError, RunDirectoryGone
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
+from nnframe.plugin_state import saved_state
 from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ class Checkpointer:
         self._saved_step: int | None = None
         self._saved_eval: EvalMetrics | None = None
         self._data_digest: str | None = None
+        self._state_problems: list[str] = []
         self._look_again_at = time.monotonic() + PRESENCE_CHECK_SECONDS
         self.data_differs = False
         """Set by :meth:`restore`: the run resumes on other training data than it was trained on, of its size."""
@@ -147,6 +149,7 @@ class Checkpointer:
             if path is not None:
                 self._saved_step, self._saved_eval = trainer.step, trainer.last_eval
                 self._prune(trainer.step)
+            self._refuse_unsaved_state(stem)
         return path
 
     def after_evaluation(self, trainer: Trainer, metrics: EvalMetrics) -> None:
@@ -164,6 +167,7 @@ class Checkpointer:
                 for path in self.directory.iterdir():
                     if BEST_ARRAYS.match(path.name) and path.name != arrays:
                         path.unlink(missing_ok=True)
+            self._refuse_unsaved_state(BEST)
 
     def _better(self, value: float) -> bool:
         if self.best_value is None:
@@ -180,6 +184,7 @@ class Checkpointer:
             self._warn(f"not saving checkpoint {stem} at step {trainer.step}: {bad} is not finite; "
                        "the last good checkpoint is kept")
             return None
+        meta["plugin_state"], self._state_problems = saved_state(trainer.run.state)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         data = buffer.getvalue()
@@ -198,8 +203,22 @@ class Checkpointer:
             raise RunDirectoryGone(self.directory.parent) from None  # moved away while these were written
         return path
 
+    def _refuse_unsaved_state(self, stem: str) -> None:
+        """Raise for what a plugin left in ``run.state`` that the checkpoint just written could not hold.
+
+        The checkpoint is written first, without those keys, so that one
+        plugin's slip costs the run none of its own state.
+        """
+        problems, self._state_problems = self._state_problems, []
+        if problems:
+            error = PluginError(f"{'; '.join(problems)}: a checkpoint keeps only plain numbers, strings, lists and "
+                                f"dicts with string keys in run.state, so checkpoint {stem} was saved without them")
+            error.checkpoint_saved = True  # type: ignore[attr-defined]
+            raise error
+
     def capture(self, trainer: Trainer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The trainer's state as ``(arrays, metadata)``; the metadata lacks only the arrays file and hash."""
+        """The trainer's state as ``(arrays, metadata)``; the metadata lacks the arrays file, its hash and the
+        plugins' state."""
         model = trainer.model
         arrays = {PARAMS + name: p for name, p in zip(model.param_names, model.params)}
         arrays.update({OPTIMIZER + key: value for key, value in trainer.optimizer.state_dict().items()})
@@ -373,6 +392,8 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     trainer.run.epoch = trainer.batches.epoch
     trainer.skipped_steps = int(meta["skipped_steps"])
     trainer.restore_last_eval(meta.get("last_eval"))
+    trainer.run.state.clear()
+    trainer.run.state.update(meta.get("plugin_state", {}))  # checkpoints from before it have none
 
 
 def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:

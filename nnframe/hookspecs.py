@@ -124,7 +124,9 @@ def nnframe_checkpoint(run: RunContext) -> None:
     A logger that holds logged values back (the TensorBoard logger writes them
     in bursts) writes them out and flushes here, so that all it logged up to
     the checkpoint is on disk: after a kill, training resumes from that
-    checkpoint and its log continues without a gap. Every implementation
+    checkpoint and its log continues without a gap. A plugin whose values a
+    resume needs and that keeps them elsewhere writes them into ``run.state``
+    here, which the checkpoint saves. Every implementation
     runs even when another raises, and the checkpoint is written before the
     first error is raised.
     """

@@ -52,6 +52,12 @@ class RunContext:
     ``run_dir`` is ``None`` when the run writes nothing (a dry or in-memory run).
     ``model`` and ``optimizer`` are the live objects, so a logger can read
     parameters and gradients. ``summary`` collects what goes into ``summary.json``.
+    ``state`` is the plugins' own: what one must find again on a resume (an
+    early stopper's best loss and patience count), under a key of its own, in
+    plain numbers, strings, lists and dicts with string keys; it is saved in
+    every checkpoint and given back, as it was at that checkpoint, before
+    ``nnframe_configure_run`` of the resume. A plugin that keeps its values
+    elsewhere writes them in here in ``nnframe_checkpoint`` at the latest.
     A plugin ends a run early with :meth:`stop`.
     """
 
@@ -65,6 +71,7 @@ class RunContext:
     epoch: int = 0
     resumed: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
     stop_reason: str | None = None
     _registered: list[object] = field(default_factory=list)
 

@@ -128,7 +128,10 @@ class Trainer:
         except Exception as exc:
             if not getattr(exc, "checkpoint_saved", False):
                 raise
-            mention(interrupted, f"a plugin's nnframe_checkpoint failed too: {exc!r}")
+            if isinstance(exc, PluginError):  # what run.state held that a checkpoint cannot
+                mention(interrupted, f"the checkpoint was saved without part of run.state: {exc}")
+            else:
+                mention(interrupted, f"a plugin's nnframe_checkpoint failed too: {exc!r}")
 
     def _loop(self) -> None:
         """Steps until done. numpy's overflow warnings are silenced: a non-finite loss or

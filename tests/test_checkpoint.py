@@ -24,7 +24,8 @@ from nnframe.checkpoint import (
     read_checkpoint,
     step_name,
 )
-from nnframe.errors import CheckpointError, NonFiniteError
+from nnframe.checkpoint_files import meta_digest
+from nnframe.errors import CheckpointError, NonFiniteError, PluginError
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
 from nnframe.launch import train as launch_train
@@ -296,6 +297,7 @@ def test_pickled_arrays_are_refused_unexecuted(config_path: Path, ckpt_dir: Path
     ({"rngs": None}, "field 'rngs' is missing or not an object"),
     ({"step": -5}, "field 'step' is -5; a count cannot be negative"),
     ({"fingerprint": {"params": [["affine1/W"]]}}, "'fingerprint.params' is not a list of"),
+    ({"plugin_state": ["early_stopping"]}, "field 'plugin_state' is not an object"),
 ])
 def test_malformed_metadata_is_a_checkpoint_error(config_path: Path, ckpt_dir: Path, change: dict,
                                                   message: str) -> None:
@@ -463,6 +465,55 @@ def test_a_plugins_failing_checkpoint_hook_still_lets_the_checkpoint_be_saved(tm
     assert read_checkpoint(run_dir / "checkpoints" / "step-00000008.json").meta["step"] == 8
 
 
+def test_the_plugins_state_is_saved_as_it_was_at_the_checkpoint_and_given_back(config_path: Path,
+                                                                             ckpt_dir: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 3)
+    trainer.run.state.update(stopper={"best": float("inf"), "bad": np.int64(2), "seen": (1, 2)}, other=[])
+    trainer.checkpointer.save(trainer)
+    trainer.run.state["stopper"]["bad"] = 5
+    resumed = make_trainer(config_path, ckpt_dir)
+    resumed.run.state["left over"] = True
+    resumed.checkpointer.restore(resumed)
+    assert resumed.run.state == {"stopper": {"best": float("inf"), "bad": 2, "seen": [1, 2]}, "other": []}
+    assert type(resumed.run.state["stopper"]["bad"]) is int
+
+
+def test_a_checkpoint_from_before_plugins_had_a_state_restores_an_empty_one(config_path: Path,
+                                                                           ckpt_dir: Path) -> None:
+    trainer = make_trainer(config_path, ckpt_dir)
+    steps(trainer, 2)
+    json_path = trainer.checkpointer.save(trainer)
+    meta = json.loads(json_path.read_text())
+    del meta["plugin_state"]
+    meta["meta_sha256"] = meta_digest(meta)
+    json_path.write_text(json.dumps(meta))
+    resumed = make_trainer(config_path, ckpt_dir)
+    resumed.run.state["left over"] = True
+    assert resumed.checkpointer.restore(resumed).step == 2
+    assert resumed.run.state == {}
+
+
+class KeepsAnArray:
+    @hookimpl
+    def nnframe_run_start(self, run):
+        run.state.update(count=1, weights=np.zeros(2), pair={"at": (run.step, {3: "x"})})
+
+
+def test_a_state_a_checkpoint_cannot_hold_ends_the_run_after_the_checkpoint_is_saved(tmp_path: Path) -> None:
+    plugins = get_plugin_manager()
+    plugins.register(KeepsAnArray(), name="keeps_an_array")
+    path = write_config(tmp_path, checkpoint={"every": 4, "keep": 1, "best_metric": None}, train={"max_steps": 20})
+    with pytest.raises(PluginError) as raised:
+        launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert str(raised.value) == (
+        "run.state['weights'] is a numpy.ndarray (.tolist() makes it a list); run.state['pair']['at'][1] has the "
+        "key 3, which is not a string: a checkpoint keeps only plain numbers, strings, lists and dicts with string "
+        "keys in run.state, so checkpoint step-00000004 was saved without them")
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    assert read_checkpoint(run_dir / "checkpoints" / "step-00000004.json").meta["plugin_state"] == {"count": 1}
+
+
 def test_a_regression_runs_own_config_gets_no_best_metric_note(tmp_path: Path) -> None:
     from nnframe.launch import config_notes
 
@@ -493,19 +544,41 @@ class InterruptedAtStep3:
         raise RuntimeError("a bug while interrupted")
 
 
-def test_an_interrupted_run_stays_interrupted_when_a_checkpoint_hook_fails(tmp_path: Path) -> None:
+def interrupted_run(tmp_path: Path, plugin: object) -> tuple[Exception, Path]:
+    """A run with ``plugin`` that a SIGINT interrupts: the interruption it ended with, and its directory."""
     from nnframe.train import Interrupted
 
     plugins = get_plugin_manager()
-    plugins.register(InterruptedAtStep3(), name="interrupting")
+    plugins.register(plugin, name="interrupting")
     path = write_config(tmp_path, train={"max_steps": 20})
     with pytest.raises(Interrupted) as caught:
         launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
-    assert caught.value.exit_code == 130
-    assert "(a plugin's nnframe_checkpoint failed too: RuntimeError('a bug while interrupted'))" \
-        in str(caught.value) and "continue it with: nnframe train" in str(caught.value)
     (run_dir,) = (tmp_path / "runs").glob("*/*")
+    return caught.value, run_dir
+
+
+def test_an_interrupted_run_stays_interrupted_when_a_checkpoint_hook_fails(tmp_path: Path) -> None:
+    interruption, run_dir = interrupted_run(tmp_path, InterruptedAtStep3())
+    assert interruption.exit_code == 130
+    assert "(a plugin's nnframe_checkpoint failed too: RuntimeError('a bug while interrupted'))" \
+        in str(interruption) and "continue it with: nnframe train" in str(interruption)
     assert read_checkpoint(run_dir / "checkpoints" / "step-00000003.json").meta["step"] == 3
+
+
+class InterruptedAtStep3WithASet:
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        run.state["seen"] = {metrics.step}
+        if metrics.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_an_interrupted_run_stays_interrupted_when_its_state_cannot_be_saved(tmp_path: Path) -> None:
+    interruption, run_dir = interrupted_run(tmp_path, InterruptedAtStep3WithASet())
+    assert "(the checkpoint was saved without part of run.state: run.state['seen'] is a set: a checkpoint keeps " \
+        "only" in str(interruption)
+    assert "continue it with: nnframe train" in str(interruption)
+    assert read_checkpoint(run_dir / "checkpoints" / "step-00000003.json").meta["plugin_state"] == {}
 
 
 class MovesTheRunsDirectory:

@@ -101,3 +101,37 @@ def test_the_readme_optimizer_registers_and_trains(site: Site, tmp_path: Path) -
     summary = train_spiral_with(site, tmp_path, use_sign_sgd)
     assert summary["status"] == "completed"
     assert summary["metrics"]["train/loss"] < 1.0  # from log(3) = 1.0986 at the start
+
+
+def test_the_readme_early_stopper_stops_a_resumed_run_where_an_uninterrupted_one_stops(site: Site,
+                                                                                        tmp_path: Path) -> None:
+    """Its count of evaluations without improvement lives in ``run.state``, so a checkpoint keeps it: resumed at
+    step 10 (two evaluations in), the run stops at step 20 as the straight one does, where a count started
+    afresh would stop at 30."""
+    (code,) = [block for block in code_blocks("python") if "class EarlyStopping" in block]
+    site.add("my-stopper", {"my_stopping": code}, entry_points={"early_stopping": "my_stopping"}, version="0.1")
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["data"]["val_fraction"] = 0.2
+    config["optimizer"]["lr"] = 1e-4  # the validation loss moves by far less than min_delta: no improvement
+    config["train"].update(epochs=None, max_steps=40, eval_every=5)
+    config["log"]["tensorboard"] = False
+    path = tmp_path / "stopping.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def train(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([NNFRAME, "train", str(path), "-q", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, env=site.env())
+        assert done.returncode == 0, done.stderr
+        return done
+
+    train("--runs-dir", "straight")
+    train("--runs-dir", "parts", "train.max_steps=10")
+    (run_dir,) = (tmp_path / "parts" / "spiral").iterdir()
+    checkpoint = json.loads((run_dir / "checkpoints" / "step-00000010.json").read_text())
+    assert checkpoint["plugin_state"]["early_stopping"]["bad"] == 1
+    train("--resume", str(run_dir))
+    (straight_dir,) = (tmp_path / "straight" / "spiral").iterdir()
+    straight, resumed = (json.loads((d / "summary.json").read_text()) for d in (straight_dir, run_dir))
+    assert straight["stopped_early"]["step"] == 20
+    assert resumed["stopped_early"] == straight["stopped_early"]
+    assert resumed["steps"] == 20 and resumed["metrics"] == straight["metrics"]

@@ -121,7 +121,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             raise
         finally:
             if run_dir.present():
-                run_dir.write_summary(run.summary)
+                _write_summary(run_dir, run.summary, ending)
             elif ending is None:
                 raise RunDirectoryGone(run_dir.path)
             elif not isinstance(ending, RunDirectoryGone):
@@ -136,6 +136,17 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
              "(train.on_nonfinite: skip_step)")
     trainer.model.eval()
     return RunResult(run_dir.path, run.summary, notes, trainer.model)
+
+
+def _write_summary(run_dir: RunDirectory, summary: dict[str, Any], ending: BaseException | None) -> None:
+    """Write the run's summary; where that fails after another error ended the run (a full disk refused the
+    checkpoint first), that error stays the one reported, the summary's failure named under it."""
+    try:
+        run_dir.write_summary(summary)
+    except OSError as failed:
+        if ending is None:
+            raise
+        mention(ending, f"{run_dir.summary_path.name} was not written either: {failed.strerror or failed}")
 
 
 def _missing_plugins(run_path: Path, plugins: Plugins) -> list[str]:

@@ -109,10 +109,16 @@ def _identity(pid: int) -> str:
 
 
 def _replace(file: TextIO, text: str) -> None:
-    file.seek(0)
-    file.truncate()
-    file.write(text)
-    file.flush()
+    """Make ``text`` the lock's content; a write that fails (a full disk) names the lock file."""
+    try:
+        file.seek(0)
+        file.truncate()
+        file.write(text)
+        file.flush()
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = file.name
+        raise
 
 
 def _mtime(path: Path) -> float | None:

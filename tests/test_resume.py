@@ -681,3 +681,22 @@ def test_a_resume_goes_on_past_an_unreadable_summary_and_writes_it_anew(tmp_path
     assert "summary.json' is not valid JSON" in resumed.stderr and "it is written anew" in resumed.stderr
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert (summary["status"], summary["steps"]) == ("completed", 20)
+
+
+def test_a_full_disk_that_refuses_the_checkpoint_and_the_summary_reports_the_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from nnframe import checkpoint, tracking
+
+    def full(path: Path, *args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    config = write_config(tmp_path, train={"max_steps": 10}, checkpoint={"every": 4, "best_metric": None})
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    monkeypatch.setattr(tracking.RunDirectory, "write_summary", lambda run_dir, summary: full(run_dir.summary_path))
+    with pytest.raises(OSError) as caught:
+        run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    assert caught.value.filename == str(run_dir / "checkpoints" / f"{step_name(4)}.npz")
+    assert caught.value.__notes__ == ["(summary.json was not written either: No space left on device)"]

@@ -121,3 +121,31 @@ def test_a_hold_that_wrote_no_summary_leaves_the_lock_as_it_found_it_time_includ
     with run_lock.hold(tmp_path, summary):
         pass  # a resume that had nothing to do, or was stopped while starting
     assert lock.read_text(encoding="utf-8") == before and lock.stat().st_mtime == 2000
+
+
+def test_a_lock_the_disk_has_no_room_for_names_the_lock_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    class FullDisk:
+        """The real lock file, whose writes fail as on a full disk."""
+
+        def __init__(self, file) -> None:
+            self.file, self.name = file, file.name
+
+        def __getattr__(self, name: str):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(run_lock, "open", lambda *args, **kwargs: FullDisk(open(*args, **kwargs)), raising=False)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        with hold(tmp_path, tmp_path / "summary.json"):
+            pass
+    assert caught.value.filename == str(tmp_path / LOCK_FILE)

@@ -96,7 +96,8 @@ def check_dout(node: object, dout: Any, shape: tuple[int, ...]) -> None:
     """Refuse a ``dout`` whose shape is not that of the output it is the gradient of.
 
     For nodes whose backward would otherwise reshape a wrong ``dout`` into a
-    gradient of the wrong shape without a word (Repeat, Sum).
+    gradient of the wrong shape (Repeat, Sum), or broadcast it into wrong
+    values of the right shape (the activations), without a word.
     """
     if getattr(dout, "shape", None) != shape and np.shape(dout) != shape:
         raise ValueError(f"{type(node).__name__}.backward: dout has shape {np.shape(dout)}, but forward's output "

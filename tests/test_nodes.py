@@ -358,11 +358,24 @@ def test_a_backward_before_any_forward_says_so(node):
     (Sum(), np.ones((4, 3)), np.ones(3)),        # a sum without keepdims
     (Sum(), np.ones((4, 3)), np.ones((4, 3))),
     (Repeat(3), np.ones((1, 3)), np.ones((3, 1))),
-], ids=["sum-flat", "sum-input-shaped", "repeat-transposed"])
-def test_repeat_and_sum_refuse_a_dout_of_another_shape_than_their_output(node, x, dout):
-    out = node.forward(x)
-    with pytest.raises(ValueError, match=rf"dout has shape {re.escape(str(dout.shape))}, but forward's output had "
-                                         rf"shape {re.escape(str(out.shape))}"):
+    (Sigmoid(), np.ones((4, 3)), np.ones((1, 3))),  # each would be broadcast into wrong values of the right shape
+    (Tanh(), np.ones((4, 3)), np.ones(3)),
+    (ReLU(), np.ones((4, 3)), np.ones((4, 1))),
+    (Softmax(), np.ones((4, 3)), 1.0),
+    (Dropout(0.5, np.random.default_rng(0)), np.ones((4, 3)), np.ones(3)),
+    (Add(), (np.ones((4, 3)), np.ones(3)), np.ones(3)),
+    (Mul(), (np.ones((4, 1)), np.ones(3)), np.ones((4, 1))),
+    (Affine(np.ones((2, 3)), np.zeros(3)), np.ones((5, 4, 2)), np.ones((4, 5, 3))),  # would be refolded silently
+    (MatMul(np.ones((2, 3))), np.ones((5, 4, 2)), np.ones((20, 3))),
+    (MatMul(np.ones(2)), np.ones((4, 2)), np.ones((4, 1))),
+], ids=["sum-flat", "sum-input-shaped", "repeat-transposed", "sigmoid-row", "tanh-flat", "relu-column",
+        "softmax-scalar", "dropout-flat", "add-the-second-inputs-shape", "mul-the-first-inputs-shape",
+        "affine-batch-axes-swapped", "matmul-batch-folded", "matmul-dot-column"])
+def test_nodes_refuse_a_dout_of_another_shape_than_their_output(node, x, dout):
+    out = node.forward(*x) if isinstance(x, tuple) else node.forward(x)
+    with pytest.raises(ValueError, match=rf"{type(node).__name__}.backward: dout has shape "
+                                         rf"{re.escape(str(np.shape(dout)))}, but forward's output had shape "
+                                         rf"{re.escape(str(out.shape))}"):
         node.backward(dout)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnframe.node import Node, backward_before_forward
+from nnframe.node import Node, backward_before_forward, check_dout
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -44,6 +44,8 @@ class Sigmoid(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out is None:
             raise backward_before_forward(self)
+        if getattr(dout, "shape", None) != self.out.shape:
+            check_dout(self, dout, self.out.shape)
         dx = 1 - self.out
         dx *= self.out
         dx *= dout
@@ -79,6 +81,8 @@ class ReLU(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.mask is None:
             raise backward_before_forward(self)
+        if getattr(dout, "shape", None) != self.mask.shape:
+            check_dout(self, dout, self.mask.shape)
         return np.multiply(dout, self.mask, out=_written_over(dout, self.overwrite_dout))
 
     def __repr__(self) -> str:
@@ -107,6 +111,8 @@ class Tanh(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out is None:
             raise backward_before_forward(self)
+        if getattr(dout, "shape", None) != self.out.shape:
+            check_dout(self, dout, self.out.shape)
         dx = np.square(self.out)
         np.subtract(1, dx, out=dx)
         dx *= dout

@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 from nnframe.arrays import zeros_like
-from nnframe.node import Node, backward_before_forward, weight
+from nnframe.node import Node, backward_before_forward, check_dout, weight
 from nnframe.nodes.matmul import as_rows
 
 
@@ -31,12 +31,14 @@ class Affine(Node):
         self.params = [W, b]
         self.grads = [zeros_like(W), zeros_like(b)]
         self.x: np.ndarray | None = None
+        self.out_shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         W, b = self.params
         self.x = x
         out = x @ W
         out += b
+        self.out_shape = out.shape
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -44,6 +46,8 @@ class Affine(Node):
         x, rows = self.x, dout
         if x is None:
             raise backward_before_forward(self)
+        if getattr(dout, "shape", None) != self.out_shape:  # batched rows would be refolded without a word
+            check_dout(self, dout, self.out_shape)
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnframe.node import Node, backward_before_forward
+from nnframe.node import Node, backward_before_forward, check_dout
 
 
 def reduce_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -33,14 +33,18 @@ class Add(Node):
     def __init__(self) -> None:
         super().__init__()
         self.shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        self.out_shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.shapes = (x.shape, y.shape)
-        return x + y
+        z = x + y
+        self.out_shape = np.shape(z)
+        return z
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.shapes is None:
             raise backward_before_forward(self)
+        check_dout(self, dout, self.out_shape)
         x_shape, y_shape = self.shapes
         dx = reduce_to_shape(dout, x_shape)
         dy = reduce_to_shape(dout, y_shape)
@@ -60,14 +64,18 @@ class Mul(Node):
         super().__init__()
         self.x: np.ndarray | None = None
         self.y: np.ndarray | None = None
+        self.out_shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.x, self.y = x, y
-        return x * y
+        z = x * y
+        self.out_shape = np.shape(z)
+        return z
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.x is None:
             raise backward_before_forward(self)
+        check_dout(self, dout, self.out_shape)
         dx = reduce_to_shape(dout * self.y, self.x.shape)
         dy = reduce_to_shape(dout * self.x, self.y.shape)
         return dx, dy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnframe.errors import ConfigError
-from nnframe.node import Node
+from nnframe.node import Node, check_dout
 
 
 class Dropout(Node):
@@ -39,6 +39,7 @@ class Dropout(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.mask is None:
             return dout
+        check_dout(self, dout, self.mask.shape)
         return dout * self.mask
 
     def __repr__(self) -> str:

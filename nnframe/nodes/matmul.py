@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.arrays import zeros_like
-from nnframe.node import Node, backward_before_forward, weight
+from nnframe.node import Node, backward_before_forward, check_dout, weight
 
 
 def as_rows(array: np.ndarray, width: int) -> np.ndarray:
@@ -36,17 +36,22 @@ class MatMul(Node):
         self.params = [W]
         self.grads = [zeros_like(W)]
         self.x: np.ndarray | None = None
+        self.out_shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         (W,) = self.params
         self.x = x
-        return x @ W
+        out = x @ W
+        self.out_shape = out.shape
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         (W,) = self.params
         x, rows = self.x, dout
         if x is None:
             raise backward_before_forward(self)
+        if getattr(dout, "shape", None) != self.out_shape:  # batched rows would be refolded without a word
+            check_dout(self, dout, self.out_shape)
         if W.ndim == 1:
             return self._backward_of_a_dot(W, x, dout)
         if x.ndim != 2:

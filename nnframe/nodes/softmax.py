@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnframe.node import Node, backward_before_forward
+from nnframe.node import Node, backward_before_forward, check_dout
 
 
 def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,6 +58,8 @@ class Softmax(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out is None:
             raise backward_before_forward(self)
+        if getattr(dout, "shape", None) != self.out.shape:
+            check_dout(self, dout, self.out.shape)
         dx = self.out * dout
         dx -= self.out * dx.sum(axis=self.axis, keepdims=True)
         return dx

@@ -21,7 +21,7 @@ from nnframe.flat_params import flatten
 from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
                                   check_reaches_output, described, fill_unwritten, topological_order, unwritten_part,
                                   validate_graph)
-from nnframe.node import Node, declares
+from nnframe.node import Node, declares, differentiable_inputs
 
 
 @dataclass(frozen=True)
@@ -173,10 +173,11 @@ class Graph(Node):
         self._plan_backward()
 
     @property
-    def differentiable_input(self) -> bool:  # type: ignore[override]
-        """Whether a gradient can reach the graph's inputs from its output: no node on the way takes its input as
-        indices (see :attr:`Node.differentiable_input`)."""
-        return any(self._receiving([True] * len(self._slot_names))[:len(self.inputs)])
+    def differentiable_input(self) -> bool | tuple[bool, ...]:  # type: ignore[override]
+        """Whether a gradient can reach the graph's input from its output, one flag per input where it has
+        several: no node on the way takes it as indices (see :attr:`Node.differentiable_input`)."""
+        flags = tuple(self._receiving([True] * len(self._slot_names))[:len(self.inputs)])
+        return flags[0] if len(flags) == 1 else flags
 
     @property
     def need_dx(self) -> bool:
@@ -192,13 +193,14 @@ class Graph(Node):
         carries = [self._need_input_grad] * len(self.inputs)
         behind_params = [False] * len(self.inputs)
         for gn, args in zip(self._graph_nodes, self._arg_slots):
-            differentiable = getattr(gn.node, "differentiable_input", True)
-            trained = [self._slot_names[i] for i in args if behind_params[i]]
-            if not differentiable and trained:
-                raise GraphError(f"{described(gn.name, gn.node)} reads indices (its differentiable_input is False), "
-                                 f"but it reads {trained[0]!r}, behind which are parameters that would need a "
-                                 "gradient through it; give it the graph's input")
-            gn.node.need_dx = differentiable and any(carries[i] for i in args)
+            differentiable = self._differentiable(gn, args)
+            trained = [self._slot_names[i] for i, takes in zip(args, differentiable) if behind_params[i] and not takes]
+            if trained:
+                raise GraphError(f"{described(gn.name, gn.node)} reads indices (its differentiable_input is "
+                                 f"{gn.node.differentiable_input!r}), but it reads {trained[0]!r}, behind "
+                                 "which are parameters that would need a gradient through it; give it the graph's "
+                                 "input")
+            gn.node.need_dx = any(carries[i] for i, takes in zip(args, differentiable) if takes)
             carries.append(gn.node.need_dx or bool(gn.node.params))
             behind_params.append(bool(gn.node.params) or any(behind_params[i] for i in args))
         receives = self._receiving(carries)
@@ -206,7 +208,8 @@ class Graph(Node):
         for k, (gn, args) in enumerate(zip(self._graph_nodes, self._arg_slots)):
             slot = len(self.inputs) + k
             if carries[slot] and receives[slot]:
-                wanted = tuple(receives[i] for i in args) if getattr(gn.node, "need_dx", True) else (False,) * len(args)
+                wanted = (tuple(receives[i] and takes for i, takes in zip(args, self._differentiable(gn, args)))
+                          if getattr(gn.node, "need_dx", True) else (False,) * len(args))
                 plan.append((gn.node, args, slot, wanted, gn.name))
         self._backward_plan = plan[::-1]
         self._chain_backward = [step[0] for step in self._backward_plan] if self._chain else None
@@ -219,10 +222,17 @@ class Graph(Node):
         receives[self._output_slot] = carries[self._output_slot]
         for k in reversed(range(len(self._graph_nodes))):
             gn, args, slot = self._graph_nodes[k], self._arg_slots[k], len(self.inputs) + k
-            if receives[slot] and getattr(gn.node, "differentiable_input", True):
-                for i in args:
-                    receives[i] = receives[i] or carries[i]
+            if receives[slot]:
+                for i, takes in zip(args, self._differentiable(gn, args)):
+                    receives[i] = receives[i] or (takes and carries[i])
         return receives
+
+    @staticmethod
+    def _differentiable(gn: GraphNode, args: tuple[int, ...]) -> tuple[bool, ...]:
+        try:
+            return differentiable_inputs(gn.node, len(args))
+        except GraphError as exc:
+            raise GraphError(f"{described(gn.name, gn.node)}: {exc}") from None
 
     def _plan_overwrites(self) -> tuple[list[tuple[Node, bool]], list[tuple[Node, bool]]]:
         """For each node that ``can_overwrite``: may it write over its input value, and over its gradient?

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nnframe.arrays import is_array
+from nnframe.errors import GraphError
 
 
 class Node:
@@ -23,7 +24,10 @@ class Node:
     input (the first layer), so nodes may skip computing it and return ``None``.
     A node whose input is indices (an embedding lookup) sets
     ``differentiable_input = False``: its ``need_dx`` is then always off, and
-    gradient checks leave its input out.
+    gradient checks leave its input out. A node of several inputs of which
+    some are indices (the book's ``EmbeddingDot(h, idx)``) gives one flag per
+    input, ``(True, False)``: ``need_dx`` then follows the others, and its
+    backward may return ``None`` for the indices.
 
     Writing over arrays is opt-in on both sides. A node whose ``forward``
     returns a new array that it neither keeps nor returns again sets
@@ -39,7 +43,7 @@ class Node:
     """
 
     param_names: tuple[str, ...] = ()
-    differentiable_input: ClassVar[bool] = True
+    differentiable_input: ClassVar[bool | tuple[bool, ...]] = True
     output_is_fresh: ClassVar[bool] = False
     dx_is_fresh: ClassVar[bool] = False
     can_overwrite: ClassVar[bool] = False
@@ -84,6 +88,18 @@ def declares(node: Any, flag: str, method: str) -> bool:
     if flag_owner is None or method_owner is None or not issubclass(flag_owner, method_owner):
         return False
     return bool(vars(flag_owner)[flag])
+
+
+def differentiable_inputs(node: object, count: int) -> tuple[bool, ...]:
+    """Which of ``node``'s ``count`` inputs take a gradient: its ``differentiable_input``, one flag for all or one
+    per input."""
+    flags = getattr(node, "differentiable_input", True)
+    if isinstance(flags, (tuple, list)):
+        if len(flags) != count or not all(isinstance(flag, (bool, np.bool_)) for flag in flags):
+            raise GraphError(f"{type(node).__name__}.differentiable_input is {flags!r}, but the node reads {count} "
+                             f"input(s): give True or False, or a tuple of {count} of them, one per input")
+        return tuple(bool(flag) for flag in flags)
+    return (bool(flags),) * count
 
 
 def backward_before_forward(node: object) -> RuntimeError:

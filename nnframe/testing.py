@@ -237,12 +237,10 @@ def _protocol_problems(obj: Any, params: tuple, grads: tuple) -> list[str]:
 
 def _compare_inputs(obj: Any, inputs: tuple, analytic: tuple, scalar: Callable[[], float],
                     result: GradCheckResult) -> None:
-    from nnframe.node import Node
+    from nnframe.node import Node, differentiable_inputs
 
-    if not getattr(obj, "differentiable_input", True):  # indices, even held as floats: no gradient to check
-        return
-    for i, x in enumerate(inputs):
-        if not _is_float(x):
+    for i, (x, takes) in enumerate(zip(inputs, differentiable_inputs(obj, len(inputs)))):
+        if not takes or not _is_float(x):  # indices, even held as floats: no gradient to check
             continue
         name = f"input{i}"
         grad = analytic[i] if i < len(analytic) else None

@@ -799,3 +799,67 @@ def test_an_index_reader_behind_a_trained_node_is_refused_when_the_graph_is_made
     assert picked.nodes["lookup"].need_dx is False and picked.differentiable_input is False
     picked.forward(np.array([[0.0, 1.0], [2.0, 3.0]]))
     assert picked.backward(np.ones((2, 2))) is None  # no gradient reaches the input: none is asked of "pick"
+
+
+class EmbeddingDot(Node):
+    """The book's word2vec negative-sampling dot (ch. 4): rows of W picked by ``idx``, each dotted with a row of ``h``."""
+
+    differentiable_input = (True, False)
+    param_names = ("W",)
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        self.params, self.grads = [W], [np.zeros_like(W)]
+
+    def forward(self, h, idx):
+        self.h, self.idx = h, idx.astype(np.intp)
+        return np.sum(self.params[0][self.idx] * h, axis=1)
+
+    def backward(self, dout):
+        dout = dout.reshape(-1, 1)
+        self.grads[0][...] = 0
+        np.add.at(self.grads[0], self.idx, dout * self.h)
+        return (dout * self.params[0][self.idx] if self.need_dx else None), None
+
+
+class Floor(Node):
+    """Indices computed from the input, with no parameter: a gradient never needs to pass through it."""
+
+    def forward(self, x):
+        return np.floor(x[:, 0] * 4.99)
+
+    def backward(self, dout):
+        raise AssertionError("Floor feeds only indices: it is never run backward")
+
+
+def test_a_node_with_an_index_input_beside_a_float_one_gets_a_gradient_for_the_float_one_only():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((5, 3))
+    h, idx = rng.standard_normal((4, 3)), np.array([0.0, 3.0, 3.0, 1.0])
+    result = check_gradients(EmbeddingDot(W.copy()), h, idx)  # idx held as floats, as a run's data is
+    assert sorted(result.errors) == ["W", "input0"]
+    graph = Graph([GraphNode("h", Affine(rng.standard_normal((2, 3)), np.zeros(3)), ("x",)),
+                   GraphNode("idx", Floor(), ("x",)),
+                   GraphNode("dot", EmbeddingDot(W.copy()), ("h", "idx"))])
+    graph.need_input_grad = True
+    assert graph.nodes["dot"].need_dx is True and graph.differentiable_input is True
+    x = rng.random((4, 2))
+    check_gradients(graph, x)
+    graph.forward(x)
+    assert graph.backward(np.ones(4)).shape == (4, 2)
+
+
+class Misdeclared(EmbeddingDot):
+    differentiable_input = (True, False, False)
+
+
+def test_per_input_flags_reach_a_graph_of_two_inputs_and_are_checked_against_the_inputs_read():
+    rng = np.random.default_rng(1)
+    graph = Graph([GraphNode("dot", EmbeddingDot(rng.standard_normal((5, 3))), ("h", "idx"))], inputs=["h", "idx"])
+    assert graph.differentiable_input == (True, False)
+    check_gradients(graph, rng.standard_normal((4, 3)), np.array([4.0, 0.0, 2.0, 2.0]))
+
+    with pytest.raises(GraphError, match=r"node 'dot' \(test_graph.Misdeclared\): Misdeclared.differentiable_input "
+                                         r"is \(True, False, False\), but the node reads 2 input\(s\): give True or "
+                                         r"False, or a tuple of 2 of them, one per input"):
+        Graph([GraphNode("dot", Misdeclared(np.ones((5, 3))), ("h", "idx"))], inputs=["h", "idx"])

@@ -175,7 +175,8 @@ class Graph(Node):
     @property
     def differentiable_input(self) -> bool | tuple[bool, ...]:  # type: ignore[override]
         """Whether a gradient can reach the graph's input from its output, one flag per input where it has
-        several: no node on the way takes it as indices (see :attr:`Node.differentiable_input`)."""
+        several (a tuple, true even when all are false: read it with :func:`~nnframe.node.differentiable_inputs`):
+        no node on the way takes it as indices (see :attr:`Node.differentiable_input`)."""
         flags = tuple(self._receiving([True] * len(self._slot_names))[:len(self.inputs)])
         return flags[0] if len(flags) == 1 else flags
 

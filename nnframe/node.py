@@ -94,7 +94,7 @@ def differentiable_inputs(node: object, count: int) -> tuple[bool, ...]:
     """Which of ``node``'s ``count`` inputs take a gradient: its ``differentiable_input``, one flag for all or one
     per input."""
     flags = getattr(node, "differentiable_input", True)
-    if isinstance(flags, (tuple, list)):
+    if isinstance(flags, (tuple, list, np.ndarray)):
         if len(flags) != count or not all(isinstance(flag, (bool, np.bool_)) for flag in flags):
             raise GraphError(f"{type(node).__name__}.differentiable_input is {flags!r}, but the node reads {count} "
                              f"input(s): give True or False, or a tuple of {count} of them, one per input")

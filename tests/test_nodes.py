@@ -354,6 +354,21 @@ def test_a_backward_before_any_forward_says_so(node):
         node.backward(np.ones((2, 3)))
 
 
+@pytest.mark.parametrize(("name", "params", "shapes", "out_shape"), TABLE, ids=TABLE_IDS)
+def test_every_builtin_node_refuses_a_dout_of_another_shape_than_its_output(plugins, name, params, shapes,
+                                                                            out_shape):
+    node = build(plugins, name, params, shapes)
+    node.forward(*make_inputs(shapes))
+    with pytest.raises(ValueError, match=rf"dout has shape \({', '.join(map(str, out_shape))}, 1\), but forward's "
+                                         rf"output had shape {re.escape(str(out_shape))}"):
+        node.backward(np.ones(out_shape + (1,)))
+
+
+def evaluating(node: Dropout) -> Dropout:
+    node.training = False
+    return node
+
+
 @pytest.mark.parametrize(("node", "x", "dout"), [
     (Sum(), np.ones((4, 3)), np.ones(3)),        # a sum without keepdims
     (Sum(), np.ones((4, 3)), np.ones((4, 3))),
@@ -363,13 +378,14 @@ def test_a_backward_before_any_forward_says_so(node):
     (ReLU(), np.ones((4, 3)), np.ones((4, 1))),
     (Softmax(), np.ones((4, 3)), 1.0),
     (Dropout(0.5, np.random.default_rng(0)), np.ones((4, 3)), np.ones(3)),
+    (evaluating(Dropout(0.5)), np.ones((4, 3)), np.ones(3)),
     (Add(), (np.ones((4, 3)), np.ones(3)), np.ones(3)),
     (Mul(), (np.ones((4, 1)), np.ones(3)), np.ones((4, 1))),
     (Affine(np.ones((2, 3)), np.zeros(3)), np.ones((5, 4, 2)), np.ones((4, 5, 3))),  # would be refolded silently
     (MatMul(np.ones((2, 3))), np.ones((5, 4, 2)), np.ones((20, 3))),
     (MatMul(np.ones(2)), np.ones((4, 2)), np.ones((4, 1))),
 ], ids=["sum-flat", "sum-input-shaped", "repeat-transposed", "sigmoid-row", "tanh-flat", "relu-column",
-        "softmax-scalar", "dropout-flat", "add-the-second-inputs-shape", "mul-the-first-inputs-shape",
+        "softmax-scalar", "dropout-flat", "dropout-evaluating", "add-the-second-inputs-shape", "mul-the-first-inputs-shape",
         "affine-batch-axes-swapped", "matmul-batch-folded", "matmul-dot-column"])
 def test_nodes_refuse_a_dout_of_another_shape_than_their_output(node, x, dout):
     out = node.forward(*x) if isinstance(x, tuple) else node.forward(x)
@@ -424,3 +440,10 @@ def test_matmul_with_a_vector_weight_is_a_dot_product_with_its_gradients(x_shape
 def test_matmul_refuses_a_weight_that_is_neither_matrix_nor_vector():
     with pytest.raises(ValueError, match=r"MatMul: W must be a matrix \(or a vector, for a dot product\)"):
         MatMul(np.ones((2, 2, 2)))
+
+
+def test_add_and_mul_of_zero_dimensional_inputs_take_a_python_number_as_the_gradient():
+    for node in (Add(), Mul()):
+        node.forward(np.array(2.0), np.array(3.0))
+        dx, dy = node.backward(1.0)
+        assert (np.shape(dx), np.shape(dy)) == ((), ())

@@ -380,3 +380,29 @@ def test_a_parameter_the_result_does_not_depend_on_is_named_though_its_error_is_
     assert result.ok and result.errors["W"] == 0.0
     assert result.zero == ["W"]
     assert check_gradients(Affine(np.ones((3, 2)), np.zeros(2)), np.ones((4, 3)), raise_on_failure=False).zero == []
+
+
+class PickTwice(Node):
+    """``2 h[n, idx[n]]``: a float input and an index input, flagged one by one."""
+
+    differentiable_input = (True, False)
+
+    def forward(self, h, idx):
+        self.h, self.idx = h, idx.astype(np.intp)
+        return 2 * h[np.arange(len(h)), self.idx]
+
+    def backward(self, dout):
+        dh = np.zeros_like(self.h)
+        dh[np.arange(len(self.h)), self.idx] = 2 * dout
+        return dh, None
+
+
+def test_an_input_flagged_as_indices_is_left_out_and_the_others_are_checked():
+    h, idx = np.random.default_rng(0).standard_normal((3, 4)), np.array([3.0, 0.0, 1.0])
+    assert sorted(check_gradients(PickTwice(), h, idx).errors) == ["input0"]
+
+    class Unflagged(PickTwice):
+        differentiable_input = True
+
+    with pytest.raises(GradientCheckError, match="backward returned no gradient for input1 although need_dx is True"):
+        check_gradients(Unflagged(), h, idx)

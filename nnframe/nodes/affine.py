@@ -35,10 +35,9 @@ class Affine(Node):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         W, b = self.params
-        self.x = x
         out = x @ W
         out += b
-        self.out_shape = out.shape
+        self.x, self.out_shape = x, out.shape
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnframe.errors import ConfigError
-from nnframe.node import Node, check_dout
+from nnframe.node import Node, backward_before_forward, check_dout
 
 
 class Dropout(Node):
@@ -27,8 +27,10 @@ class Dropout(Node):
         self.ratio = ratio
         self.rng = rng if rng is not None else np.random.default_rng(np.random.randint(2**31))
         self.mask: np.ndarray | None = None
+        self.out_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out_shape = x.shape
         if not self.training:
             self.mask = None
             return x
@@ -37,9 +39,12 @@ class Dropout(Node):
         return x * self.mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self.out_shape is None:
+            raise backward_before_forward(self)
+        if getattr(dout, "shape", None) != self.out_shape:
+            check_dout(self, dout, self.out_shape)
         if self.mask is None:
             return dout
-        check_dout(self, dout, self.mask.shape)
         return dout * self.mask
 
     def __repr__(self) -> str:

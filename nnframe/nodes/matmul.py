@@ -40,9 +40,8 @@ class MatMul(Node):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         (W,) = self.params
-        self.x = x
         out = x @ W
-        self.out_shape = out.shape
+        self.x, self.out_shape = x, out.shape
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:

@@ -46,7 +46,7 @@ from nnframe.checkpoint_files import (
     read_checkpoint,
     step_name,
 )
-from nnframe.errors import CheckpointError, PluginError, RunDirectoryGone
+from nnframe.errors import CheckpointError, PluginStateError, RunDirectoryGone
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
 from nnframe.plugin_state import saved_state
@@ -117,7 +117,6 @@ class Checkpointer:
         self._saved_step: int | None = None
         self._saved_eval: EvalMetrics | None = None
         self._data_digest: str | None = None
-        self._state_problems: list[str] = []
         self._look_again_at = time.monotonic() + PRESENCE_CHECK_SECONDS
         self.data_differs = False
         """Set by :meth:`restore`: the run resumes on other training data than it was trained on, of its size."""
@@ -145,11 +144,12 @@ class Checkpointer:
             return None
         stem = step_name(trainer.step)
         with _plugins_told_first(trainer):
-            path = self._write(stem, f"{stem}.npz", trainer, final=final)
+            state, left_out = saved_state(trainer.run.state)
+            path = self._write(stem, f"{stem}.npz", trainer, final=final, plugin_state=state)
             if path is not None:
                 self._saved_step, self._saved_eval = trainer.step, trainer.last_eval
                 self._prune(trainer.step)
-            self._refuse_unsaved_state(stem)
+                _refuse_unsaved_state(left_out, stem)
         return path
 
     def after_evaluation(self, trainer: Trainer, metrics: EvalMetrics) -> None:
@@ -162,12 +162,14 @@ class Checkpointer:
             return
         arrays = f"{BEST}-{trainer.step:08d}.npz"
         with _plugins_told_first(trainer):
-            if self._write(BEST, arrays, trainer, metric={"name": metric, "value": float(value)}) is not None:
+            state, left_out = saved_state(trainer.run.state)
+            if self._write(BEST, arrays, trainer, metric={"name": metric, "value": float(value)},
+                           plugin_state=state) is not None:
                 self.best_value = float(value)
                 for path in self.directory.iterdir():
                     if BEST_ARRAYS.match(path.name) and path.name != arrays:
                         path.unlink(missing_ok=True)
-            self._refuse_unsaved_state(BEST)
+                _refuse_unsaved_state(left_out, BEST)
 
     def _better(self, value: float) -> bool:
         if self.best_value is None:
@@ -184,7 +186,6 @@ class Checkpointer:
             self._warn(f"not saving checkpoint {stem} at step {trainer.step}: {bad} is not finite; "
                        "the last good checkpoint is kept")
             return None
-        meta["plugin_state"], self._state_problems = saved_state(trainer.run.state)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         data = buffer.getvalue()
@@ -203,22 +204,8 @@ class Checkpointer:
             raise RunDirectoryGone(self.directory.parent) from None  # moved away while these were written
         return path
 
-    def _refuse_unsaved_state(self, stem: str) -> None:
-        """Raise for what a plugin left in ``run.state`` that the checkpoint just written could not hold.
-
-        The checkpoint is written first, without those keys, so that one
-        plugin's slip costs the run none of its own state.
-        """
-        problems, self._state_problems = self._state_problems, []
-        if problems:
-            error = PluginError(f"{'; '.join(problems)}: a checkpoint keeps only plain numbers, strings, lists and "
-                                f"dicts with string keys in run.state, so checkpoint {stem} was saved without them")
-            error.checkpoint_saved = True  # type: ignore[attr-defined]
-            raise error
-
     def capture(self, trainer: Trainer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The trainer's state as ``(arrays, metadata)``; the metadata lacks the arrays file, its hash and the
-        plugins' state."""
+        """The trainer's state as ``(arrays, metadata)``; the metadata lacks only the arrays file and hash."""
         model = trainer.model
         arrays = {PARAMS + name: p for name, p in zip(model.param_names, model.params)}
         arrays.update({OPTIMIZER + key: value for key, value in trainer.optimizer.state_dict().items()})
@@ -234,6 +221,7 @@ class Checkpointer:
             "batches": batches,
             "rngs": {key: jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
             "last_eval": finite_or_null(asdict(trainer.last_eval)) if trainer.last_eval is not None else None,
+            "stop_reason": trainer.run.stop_reason,
         }
         return arrays, meta
 
@@ -349,6 +337,21 @@ def _plugins_told_first(trainer: Trainer) -> Iterator[None]:
     if hook_error is not None:
         hook_error.checkpoint_saved = True  # type: ignore[attr-defined]
         raise hook_error
+
+
+def _refuse_unsaved_state(left_out: dict[Any, str], stem: str) -> None:
+    """Raise for what a plugin left in ``run.state`` that checkpoint ``stem``, just written, could not hold.
+
+    The checkpoint is written first, without those keys, so that one
+    plugin's slip costs the run none of its own state.
+    """
+    if left_out:
+        keys = ", ".join(f"run.state[{key!r}]" for key in left_out)
+        error = PluginStateError(f"{'; '.join(left_out.values())}: a checkpoint keeps only plain numbers, strings, "
+                                 "lists and dicts with string keys in run.state, so checkpoint "
+                                 f"{stem} was saved without {keys}")
+        error.checkpoint_saved = True  # type: ignore[attr-defined]
+        raise error
 
 
 def generators(trainer: Trainer) -> dict[str, np.random.Generator]:

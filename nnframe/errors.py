@@ -73,7 +73,11 @@ class GraphError(UserError):
 
 
 class PluginError(UserError):
-    """A plugin could not be loaded, or two plugins claim one name."""
+    """A plugin could not be loaded, two plugins claim one name, or a plugin misuses nnframe's API."""
+
+
+class PluginStateError(PluginError):
+    """A plugin left in ``run.state`` what a checkpoint cannot hold (the checkpoint was saved without it)."""
 
 
 class NodeProtocolError(PluginError):

@@ -24,7 +24,7 @@ from nnframe.components import absolute_paths
 from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
-from nnframe.errors import NonFiniteError, RunDirectoryGone, Terminated, UserError, mention
+from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, Terminated, UserError, mention
 from nnframe.plugins import Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
@@ -111,7 +111,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             trainer.fit()
         except BaseException as exc:
             ending = exc
-            if isinstance(exc, (Interrupted, NonFiniteError)):
+            if isinstance(exc, (Interrupted, NonFiniteError, PluginStateError)):
                 exc.args = (f"{exc}; the run is in {run_dir.path}"
                             + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
@@ -185,7 +185,9 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
         note(f"{exc}; it is written anew when this resume ends (its wall time and start are taken as unknown)")
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     run.summary["started"] = _first_start(previous, run_dir)
-    trainer.checkpointer.restore(trainer)
+    checkpoint = trainer.checkpointer.restore(trainer)
+    if previous.get("status") != "completed":  # a stop asked for in the step that a signal or a failure ended
+        run.stop_reason = checkpoint.meta.get("stop_reason")
     run.resumed = True
     return changes, previous
 
@@ -314,14 +316,15 @@ def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:
 def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], plugins: Plugins,
                  run_dir: RunDirectory) -> str:
     """How to go on: the command that continues the run, or where its good state is."""
-    if isinstance(exc, Interrupted):
+    if isinstance(exc, (Interrupted, PluginStateError)):
         given = experiment.config
         from_mapping = given.mapping is not None  # a notebook's: paths that work from any directory
         config_path = run_dir.config_path if from_mapping else given.path  # the run's holds the mapping's config
         where = os.path.abspath(run_dir.path) if from_mapping else run_dir.path
         command = ["nnframe", "train", str(config_path), "--resume", str(where),
                    *_overrides_from_file(config_path, given.resolved, overrides, plugins)]
-        return f"; continue it with: {shlex.join(command)}"
+        fix = "" if isinstance(exc, Interrupted) else " once the plugin keeps plain values there"
+        return f"; continue it{fix} with: {shlex.join(command)}"
     if _has_checkpoint(run_dir):
         return " (its last good checkpoint is kept)"
     return " (it diverged before its first checkpoint, so none is kept)"

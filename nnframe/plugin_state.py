@@ -15,25 +15,27 @@ from typing import Any
 import numpy as np
 
 _PLAIN = (str, int, float, bool, type(None))
+MAX_DEPTH = 100
+"""Containers nested deeper are refused: the JSON encoder, and this check, would run out of Python's stack."""
 
 
-def saved_state(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """A JSON-ready copy of ``state``, and a problem for each top-level key left out of it because it holds
-    something other than plain numbers, strings, lists and dicts with string keys.
+def saved_state(state: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, str]]:
+    """A JSON-ready copy of ``state``, and the top-level keys left out of it, each with the problem found: a value
+    other than plain numbers, strings, lists and dicts with string keys, somewhere under it.
 
     numpy scalars become Python numbers and tuples lists, which is what they
     come back as.
     """
-    plain, problems = {}, []
+    plain, left_out = {}, {}
     for key, value in state.items():
         if not isinstance(key, str):
-            problems.append(f"run.state has the key {key!r}, which is not a string")
+            left_out[key] = f"run.state has the key {key!r}, which is not a string"
             continue
         try:
             plain[key] = _plain(value, f"run.state[{key!r}]", set())
         except TypeError as exc:
-            problems.append(str(exc))
-    return plain, problems
+            left_out[key] = str(exc)
+    return plain, left_out
 
 
 def _plain(value: Any, where: str, holding: set[int]) -> Any:
@@ -44,6 +46,8 @@ def _plain(value: Any, where: str, holding: set[int]) -> Any:
     if isinstance(value, (list, tuple, dict)):
         if id(value) in holding:
             raise TypeError(f"{where} holds itself")
+        if len(holding) == MAX_DEPTH:
+            raise TypeError(f"{where} is nested more than {MAX_DEPTH} containers deep")
         holding.add(id(value))
         try:
             if isinstance(value, dict):

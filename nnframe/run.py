@@ -36,12 +36,20 @@ class StepMetrics:
 
 @dataclass
 class EvalMetrics:
-    """Loss and accuracy on the validation set at optimizer step ``step``."""
+    """Loss and accuracy on the validation set at optimizer step ``step``.
+
+    ``scheduled`` is false for the evaluation a run adds after its last step
+    when that step is not on ``train.eval_every`` (or, without it, not at
+    the end of an epoch). A run cut short with ``train.max_steps`` and then
+    resumed has one such evaluation more than an uninterrupted run, so a
+    plugin that counts evaluations (early stopping) leaves those out.
+    """
 
     step: int
     epoch: int
     loss: float
     accuracy: float | None
+    scheduled: bool = True
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnframe.batches import BatchIterator
-from nnframe.errors import NNFrameError, NonFiniteError, PluginError, Terminated, mention
+from nnframe.errors import NNFrameError, NonFiniteError, PluginError, PluginStateError, Terminated, mention
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
 from nnframe.hook_calls import call_each
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
@@ -128,8 +128,8 @@ class Trainer:
         except Exception as exc:
             if not getattr(exc, "checkpoint_saved", False):
                 raise
-            if isinstance(exc, PluginError):  # what run.state held that a checkpoint cannot
-                mention(interrupted, f"the checkpoint was saved without part of run.state: {exc}")
+            if isinstance(exc, PluginStateError):  # what run.state held that a checkpoint cannot
+                mention(interrupted, "; ".join([str(exc), *getattr(exc, "__notes__", [])]))
             else:
                 mention(interrupted, f"a plugin's nnframe_checkpoint failed too: {exc!r}")
 
@@ -149,7 +149,7 @@ class Trainer:
             if self._stop_signal is not None:
                 raise Interrupted(self._stop_signal)
         if self.last_eval is None or self.last_eval.step != self.step:
-            self.evaluate()
+            self.evaluate(scheduled=False)
         self._save_checkpoint(final=True)
 
     def train_step(self) -> StepMetrics:
@@ -286,12 +286,12 @@ class Trainer:
         valid = metrics is not None and isinstance(metrics.step, int) and 0 <= metrics.step <= self.step
         self.last_eval = metrics if valid else None
 
-    def evaluate(self) -> EvalMetrics | None:
+    def evaluate(self, scheduled: bool = True) -> EvalMetrics | None:
         """Loss and accuracy on the validation set, in eval mode; ``None`` without one."""
         if self.dataset.x_val is None:
             return None
         loss, acc = self.measure(self.dataset.x_val, self.dataset.y_val)
-        self.last_eval = EvalMetrics(self.step, self.batches.epoch, loss, acc)
+        self.last_eval = EvalMetrics(self.step, self.batches.epoch, loss, acc, scheduled)
         self.run.hook.nnframe_evaluation_end(run=self.run, metrics=self.last_eval)
         if self.checkpointer is not None:
             self.checkpointer.after_evaluation(self, self.last_eval)

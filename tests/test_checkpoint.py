@@ -25,7 +25,7 @@ from nnframe.checkpoint import (
     step_name,
 )
 from nnframe.checkpoint_files import meta_digest
-from nnframe.errors import CheckpointError, NonFiniteError, PluginError
+from nnframe.errors import CheckpointError, NonFiniteError, PluginStateError
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
 from nnframe.launch import train as launch_train
@@ -504,13 +504,16 @@ def test_a_state_a_checkpoint_cannot_hold_ends_the_run_after_the_checkpoint_is_s
     plugins = get_plugin_manager()
     plugins.register(KeepsAnArray(), name="keeps_an_array")
     path = write_config(tmp_path, checkpoint={"every": 4, "keep": 1, "best_metric": None}, train={"max_steps": 20})
-    with pytest.raises(PluginError) as raised:
+    with pytest.raises(PluginStateError) as raised:
         launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
-    assert str(raised.value) == (
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    assert str(raised.value).startswith(
         "run.state['weights'] is a numpy.ndarray (.tolist() makes it a list); run.state['pair']['at'][1] has the "
         "key 3, which is not a string: a checkpoint keeps only plain numbers, strings, lists and dicts with string "
-        "keys in run.state, so checkpoint step-00000004 was saved without them")
-    (run_dir,) = (tmp_path / "runs").glob("*/*")
+        "keys in run.state, so checkpoint step-00000004 was saved without run.state['weights'], "
+        f"run.state['pair']; the run is in {run_dir}; continue it once the plugin keeps plain values there with: "
+        f"nnframe train {path} --resume {run_dir}")
+    assert raised.value.exit_code == 2
     assert read_checkpoint(run_dir / "checkpoints" / "step-00000004.json").meta["plugin_state"] == {"count": 1}
 
 
@@ -575,8 +578,9 @@ class InterruptedAtStep3WithASet:
 
 def test_an_interrupted_run_stays_interrupted_when_its_state_cannot_be_saved(tmp_path: Path) -> None:
     interruption, run_dir = interrupted_run(tmp_path, InterruptedAtStep3WithASet())
-    assert "(the checkpoint was saved without part of run.state: run.state['seen'] is a set: a checkpoint keeps " \
-        "only" in str(interruption)
+    assert "(run.state['seen'] is a set: a checkpoint keeps only plain numbers, strings, lists and dicts with " \
+        "string keys in run.state, so checkpoint step-00000003 was saved without run.state['seen'])" \
+        in str(interruption)
     assert "continue it with: nnframe train" in str(interruption)
     assert read_checkpoint(run_dir / "checkpoints" / "step-00000003.json").meta["plugin_state"] == {}
 

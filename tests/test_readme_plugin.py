@@ -15,6 +15,7 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fixtures.console import NNFRAME
@@ -103,11 +104,12 @@ def test_the_readme_optimizer_registers_and_trains(site: Site, tmp_path: Path) -
     assert summary["metrics"]["train/loss"] < 1.0  # from log(3) = 1.0986 at the start
 
 
-def test_the_readme_early_stopper_stops_a_resumed_run_where_an_uninterrupted_one_stops(site: Site,
-                                                                                        tmp_path: Path) -> None:
+@pytest.mark.parametrize("split", [10, 12])
+def test_the_readme_early_stopper_stops_a_resumed_run_where_an_uninterrupted_one_stops(site: Site, tmp_path: Path,
+                                                                                        split: int) -> None:
     """Its count of evaluations without improvement lives in ``run.state``, so a checkpoint keeps it: resumed at
-    step 10 (two evaluations in), the run stops at step 20 as the straight one does, where a count started
-    afresh would stop at 30."""
+    step 10 or 12 (two evaluations in, every 5 steps), the run stops at step 20 as the straight one does, where a
+    count started afresh would stop at 30. The evaluation the first part adds at step 12 is not counted."""
     (code,) = [block for block in code_blocks("python") if "class EarlyStopping" in block]
     site.add("my-stopper", {"my_stopping": code}, entry_points={"early_stopping": "my_stopping"}, version="0.1")
     config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
@@ -125,9 +127,9 @@ def test_the_readme_early_stopper_stops_a_resumed_run_where_an_uninterrupted_one
         return done
 
     train("--runs-dir", "straight")
-    train("--runs-dir", "parts", "train.max_steps=10")
+    train("--runs-dir", "parts", f"train.max_steps={split}")
     (run_dir,) = (tmp_path / "parts" / "spiral").iterdir()
-    checkpoint = json.loads((run_dir / "checkpoints" / "step-00000010.json").read_text())
+    checkpoint = json.loads((run_dir / "checkpoints" / f"step-{split:08d}.json").read_text())
     assert checkpoint["plugin_state"]["early_stopping"]["bad"] == 1
     train("--resume", str(run_dir))
     (straight_dir,) = (tmp_path / "straight" / "spiral").iterdir()

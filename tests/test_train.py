@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -360,6 +362,45 @@ def test_a_plugin_stops_a_run_early_and_it_completes_there(tmp_path: Path) -> No
     resumed = launch_train(config, [], plugins, resume=result.run_dir, quiet=True)
     assert (resumed.summary["status"], resumed.summary["steps"]) == ("completed", 40)
     assert "stopped_early" not in resumed.summary
+
+
+@pytest.mark.parametrize("eval_every", [5, None])  # five batches an epoch: the same steps either way
+def test_only_the_evaluation_a_run_adds_after_its_last_step_is_unscheduled(tmp_path: Path, eval_every) -> None:
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), ["train.max_steps=12",
+                                                                    f"train.eval_every={eval_every or 'null'}"])
+    trainer.fit()
+    assert [(m.step, m.scheduled) for m in recorder.evals] == [(5, True), (10, True), (12, False)]
+    trainer, recorder = make_trainer(write_config(tmp_path, TINY), ["train.max_steps=10"])
+    trainer.fit()
+    assert [(m.step, m.scheduled) for m in recorder.evals] == [(5, True), (10, True)]
+
+
+class StopsAndIsInterruptedAtStep12:
+    """Asks to stop at step 12, in the step that a Ctrl-C then ends."""
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        if metrics.step == 12:
+            run.stop("no improvement")
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_stop_asked_for_in_the_step_a_ctrl_c_ends_is_kept_for_the_resume(tmp_path: Path) -> None:
+    from nnframe.launch import train as launch_train
+    from nnframe.train import Interrupted
+
+    config = write_config(tmp_path, {**TINY, "checkpoint": {"every": 0, "best_metric": None}})
+    plugins = get_plugin_manager()
+    plugins.register(StopsAndIsInterruptedAtStep12(), name="stopper")
+    with pytest.raises(Interrupted):
+        launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    plugins.pm.unregister(name="stopper")
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    resumed = launch_train(config, [], plugins, resume=run_dir, quiet=True)
+    assert (resumed.summary["status"], resumed.summary["steps"]) == ("completed", 12)
+    assert resumed.summary["stopped_early"] == {"step": 12, "planned_steps": 40, "reason": "no improvement"}
+    longer = launch_train(config, [], plugins, resume=run_dir, quiet=True)  # a completed run trains on
+    assert (longer.summary["steps"], "stopped_early" in longer.summary) == (40, False)
 
 
 def test_plugins_see_the_run_directory_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

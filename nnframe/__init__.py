@@ -36,12 +36,13 @@ _PUBLIC = {
     "EvalMetrics": "nnframe.run",
     "run_experiment": "nnframe.api",
     "prepare_experiment": "nnframe.api",
+    "load_run": "nnframe.api",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
 
 if TYPE_CHECKING:
-    from nnframe.api import prepare_experiment, run_experiment
+    from nnframe.api import load_run, prepare_experiment, run_experiment
     from nnframe.components import Component, DatasetContext, NodeContext, Params
     from nnframe.data import Dataset
     from nnframe.errors import NNFrameError, UserError

@@ -1,4 +1,5 @@
-"""nnframe from Python: what ``nnframe train`` and ``nnframe validate`` do, for notebooks and scripts.
+"""nnframe from Python: what ``nnframe train`` and ``nnframe validate`` do, and a trained run's model, for notebooks
+and scripts.
 
 A config is a YAML file or the same content as a mapping; overrides are the
 command line's ``key=value`` strings. Mistakes raise the errors the command
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from nnframe.build import Experiment
     from nnframe.launch import RunResult
     from nnframe.plugins import Plugins
+    from nnframe.trained_run import TrainedRun
 
 Config = str | os.PathLike[str] | Mapping[str, Any]
 
@@ -55,6 +57,21 @@ def prepare_experiment(config: Config, overrides: Sequence[str] | None = (), *,
     experiment = prepare(_source(config), _overrides(overrides), _plugins(plugins))
     experiment.loss.validate_targets = True  # a training run checks the data once; a hand's batches are its own
     return experiment
+
+
+def load_run(run_dir: str | os.PathLike[str], checkpoint: str | int = "latest", *,
+             plugins: Plugins | None = None) -> TrainedRun:
+    """A run's trained model, from its newest valid checkpoint, ``"best"`` or the checkpoint of a step number.
+
+    Returns a :class:`~nnframe.trained_run.TrainedRun`: ``model`` (in eval
+    mode), ``experiment`` as :func:`prepare_experiment` builds it from the
+    run's ``config.yaml`` (its data is read again), ``step``, ``checkpoint``
+    and ``summary``. Writes nothing, so a run still training may be loaded.
+    ``plugins`` as for :func:`run_experiment`: the run's own must be there.
+    """
+    from nnframe.trained_run import load_trained_run
+
+    return load_trained_run(Path(run_dir).expanduser(), checkpoint, _plugins(plugins))
 
 
 def _plugins(plugins: Plugins | None) -> Plugins:

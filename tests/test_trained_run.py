@@ -1,0 +1,117 @@
+"""A trained run's model loaded back: nnframe.load_run after a run, at its newest, best or a chosen checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fixtures.console import NNFRAME
+from fixtures.experiments import write_experiment
+import nnframe
+from nnframe.checkpoint import read_checkpoint
+from nnframe.errors import CheckpointError, UserError
+
+CONFIG = {
+    "name": "tiny",
+    "seed": 5,
+    "data": {"type": "spiral", "points_per_class": 30, "classes": 3, "val_fraction": 0.2},
+    "model": [{"type": "affine", "out": 8}, {"type": "tanh"}, {"type": "dropout", "ratio": 0.3},
+              {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "adam", "lr": 0.05},
+    "train": {"max_steps": 30, "batch_size": 8, "eval_every": 4},
+    "log": {"every": 5, "tensorboard": False},
+    "checkpoint": {"every": 10, "keep": 5, "best_metric": "val/loss"},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> nnframe.launch.RunResult:
+    config = write_experiment(tmp_path_factory.mktemp("run"), CONFIG)
+    return nnframe.run_experiment(config, runs_dir=config.parent / "runs", quiet=True)
+
+
+def saved_params(checkpoint: Path) -> list[np.ndarray]:
+    return list(read_checkpoint(checkpoint).params.values())
+
+
+def test_the_newest_checkpoint_gives_the_model_training_left(trained) -> None:
+    loaded = nnframe.load_run(trained.run_dir)
+    assert (loaded.step, loaded.checkpoint.name) == (30, "step-00000030.json")
+    assert loaded.summary == json.loads((trained.run_dir / "summary.json").read_text())
+    assert not loaded.model.training
+    x = loaded.experiment.dataset.x_val
+    assert np.array_equal(loaded.model.forward(x), trained.model.forward(x))  # dropout is off in both
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.model.params, trained.model.params))
+
+
+def test_the_best_checkpoint_and_one_of_a_step_are_loaded_as_saved(trained) -> None:
+    best = nnframe.load_run(trained.run_dir, "best")
+    meta = json.loads((trained.run_dir / "checkpoints" / "best.json").read_text())
+    assert best.step == meta["step"] and best.checkpoint.name == "best.json"
+    assert all(np.array_equal(a, b) for a, b in zip(best.model.params, saved_params(best.checkpoint)))
+    tenth = nnframe.load_run(trained.run_dir, 10)
+    assert all(np.array_equal(a, b) for a, b in zip(tenth.model.params, saved_params(tenth.checkpoint)))
+    assert not all(np.array_equal(a, b) for a, b in zip(tenth.model.params, trained.model.params))
+
+
+@pytest.mark.parametrize(("which", "message"), [
+    (7, r"it has no checkpoint of step 7; it has steps 10, 20, 30"),
+    ("newest", r"checkpoint 'newest': give 'latest', 'best' or a step number"),
+    (True, r"checkpoint True: give 'latest', 'best' or a step number"),
+])
+def test_a_checkpoint_the_run_lacks_is_named_with_what_it_has(trained, which, message: str) -> None:
+    with pytest.raises(CheckpointError, match=message):
+        nnframe.load_run(trained.run_dir, which)
+
+
+def test_a_run_without_a_best_or_any_checkpoint_says_so(tmp_path: Path) -> None:
+    config = write_experiment(tmp_path, CONFIG, checkpoint={"every": 0, "best_metric": None})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    with pytest.raises(CheckpointError, match=r"it has no best checkpoint \(checkpoint.best_metric was null"):
+        nnframe.load_run(result.run_dir, "best")
+    for path in (result.run_dir / "checkpoints").iterdir():
+        path.unlink()
+    with pytest.raises(CheckpointError, match="has no checkpoint yet"):
+        nnframe.load_run(result.run_dir)
+    with pytest.raises(UserError, match="does not exist"):
+        nnframe.load_run(tmp_path / "runs" / "elsewhere")
+
+
+def test_a_config_yaml_edited_to_another_model_is_refused(tmp_path: Path) -> None:
+    config = write_experiment(tmp_path, CONFIG, train={"max_steps": 10})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    saved["model"][0]["out"] = 9
+    (result.run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(CheckpointError, match="from a different model"):
+        nnframe.load_run(result.run_dir)
+
+
+def test_a_run_trained_by_the_command_line_predicts_in_python(tmp_path: Path) -> None:
+    config = write_experiment(tmp_path, CONFIG)
+    done = subprocess.run([NNFRAME, "train", str(config), "-q", "--runs-dir", "runs"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    loaded = nnframe.load_run(run_dir)
+    dataset = loaded.experiment.dataset
+    accuracy = np.mean(loaded.model.forward(dataset.x).argmax(axis=1) == dataset.y)
+    assert accuracy == pytest.approx(loaded.summary["metrics"]["train/accuracy"])
+
+
+def test_the_readme_example_runs_on_a_real_run(trained, capsys: pytest.CaptureFixture) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = [code for code in (part.split("```")[0] for part in readme.split("```python\n")[1:])
+                if "nnframe.load_run(" in code]
+    code = block.replace("runs/spiral/20261126-103000", str(trained.run_dir))
+    namespace: dict = {"nnframe": nnframe}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.split() == [str(json.loads((trained.run_dir / "checkpoints" / "best.json").read_text())["step"]),
+                                               "completed"]
+    assert namespace["labels"].shape == (len(namespace["run"].experiment.dataset.x),)

@@ -114,7 +114,12 @@ def nnframe_log_metrics(run: RunContext, metrics: StepMetrics) -> None:
 
 @hookspec
 def nnframe_evaluation_end(run: RunContext, metrics: EvalMetrics) -> None:
-    """Called after each evaluation on the validation set, with its loss and accuracy."""
+    """Called after each evaluation on the validation set, with its loss and accuracy.
+
+    Evaluations come every ``train.eval_every`` steps (without it, at each
+    epoch's end) and once more after a run's last step where that is off
+    the schedule; ``metrics.scheduled`` is false for that one.
+    """
 
 
 @hookspec

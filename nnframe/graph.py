@@ -295,6 +295,7 @@ class Graph(Node):
     def backward(self, dout: Any) -> Any:
         if getattr(dout, "shape", ()) != self._out_shape:
             self._check_dout(dout)
+            dout = np.asarray(dout)
         for node, allowed in self._dout_overwrites:
             node.overwrite_dout = allowed
         try:

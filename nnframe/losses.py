@@ -8,6 +8,8 @@ and the labels is the most common configuration mistake.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from nnframe.errors import DataError
@@ -41,6 +43,17 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def scalar_dout(loss: object, dout: Any) -> float:
+    """``dout`` as the one number it must be: the gradient of a loss, which is one number. An array would be
+    broadcast over the batch's gradient without a word."""
+    if type(dout) is float:
+        return dout
+    if np.ndim(dout) != 0 or not np.isrealobj(dout):
+        raise ValueError(f"{type(loss).__name__}.backward: dout is the gradient of the loss, one number (1.0 by "
+                         f"default); found {type(dout).__name__} of shape {np.shape(dout)}")
+    return float(dout)
 
 
 def _empty_batch(x: np.ndarray, loss: str) -> DataError:
@@ -127,6 +140,7 @@ class SoftmaxWithLoss(Loss):
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.y is None:
             raise backward_before_forward(self)
+        dout = scalar_dout(self, dout)
         dx = self.y.copy()
         if self.t.shape == dx.shape:
             dx *= self.t.sum(axis=-1, keepdims=True)
@@ -169,6 +183,7 @@ class SigmoidWithLoss(Loss):
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.y is None:
             raise backward_before_forward(self)
+        dout = scalar_dout(self, dout)
         dx = self.y.copy()
         dx -= self.t
         dx *= dout / len(dx)
@@ -199,7 +214,7 @@ class MeanSquaredError(Loss):
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.diff is None:
             raise backward_before_forward(self)
-        return self.diff * (dout / len(self.diff))
+        return self.diff * (scalar_dout(self, dout) / len(self.diff))
 
 
 def _probabilities(t: np.ndarray) -> None:

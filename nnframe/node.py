@@ -108,8 +108,8 @@ def backward_before_forward(node: object) -> RuntimeError:
                         "it keeps what backward needs")
 
 
-def check_dout(node: object, dout: Any, shape: tuple[int, ...]) -> None:
-    """Refuse a ``dout`` whose shape is not that of the output it is the gradient of.
+def check_dout(node: object, dout: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``dout`` as an array, refused where its shape is not that of the output it is the gradient of.
 
     For nodes whose backward would otherwise reshape a wrong ``dout`` into a
     gradient of the wrong shape (Repeat, Sum), or broadcast it into wrong
@@ -118,6 +118,7 @@ def check_dout(node: object, dout: Any, shape: tuple[int, ...]) -> None:
     if getattr(dout, "shape", None) != shape and np.shape(dout) != shape:
         raise ValueError(f"{type(node).__name__}.backward: dout has shape {np.shape(dout)}, but forward's output "
                          f"had shape {shape}")
+    return np.asarray(dout)
 
 
 def weight(value: Any, name: str, node: str, shape: tuple[int | None, ...] | None = None) -> np.ndarray:

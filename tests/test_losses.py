@@ -107,6 +107,19 @@ def test_backward_scales_with_dout(plugins, name):
     np.testing.assert_allclose(loss.backward(2.5), 2.5 * loss.backward(1.0))
 
 
+@pytest.mark.parametrize("name", sorted(BUILTIN_LOSSES))
+def test_backward_takes_one_number_and_refuses_an_array_it_would_broadcast(plugins, name):
+    loss = build(plugins, name)
+    loss.forward(np.array([[0.5, -1.0], [2.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    expected = loss.backward(2.0)
+    for dout in (2, np.float32(2.0), np.array(2.0)):
+        np.testing.assert_array_equal(loss.backward(dout), expected)
+    for dout in (np.full(2, 2.0), [2.0]):
+        with pytest.raises(ValueError, match=rf"{type(loss).__name__}.backward: dout is the gradient of the loss, "
+                                             rf"one number \(1.0 by default\); found \w+ of shape"):
+            loss.backward(dout)
+
+
 def test_one_hot_and_index_targets_agree():
     rng = np.random.default_rng(3)
     x, t = rng.standard_normal((6, 4)), rng.integers(0, 4, size=6)

@@ -364,6 +364,28 @@ def test_every_builtin_node_refuses_a_dout_of_another_shape_than_its_output(plug
         node.backward(np.ones(out_shape + (1,)))
 
 
+@pytest.mark.parametrize(("name", "params", "shapes", "out_shape"), TABLE, ids=TABLE_IDS)
+def test_every_builtin_node_takes_a_dout_of_the_right_shape_as_nested_lists(plugins, name, params, shapes,
+                                                                             out_shape):
+    inputs, dout = make_inputs(shapes), np.random.default_rng(2).standard_normal(out_shape)
+    grads = []
+    for given in (dout, dout.tolist()):
+        node = build(plugins, name, params, shapes)  # alike, seeded alike: a Dropout draws the same mask
+        node.forward(*inputs)
+        grads.append(as_tuple(node.backward(given)) + tuple(node.grads))
+    assert all(np.array_equal(a, b) for a, b in zip(*grads))
+
+
+@pytest.mark.parametrize("node", [Sigmoid(), Tanh()], ids=repr)
+@pytest.mark.parametrize("x", [0.3, np.float64(0.3), np.array(0.3)], ids=["float", "numpy-scalar", "0-d"])
+def test_sigmoid_and_tanh_of_a_single_number_as_in_the_book(node, x):
+    y = node.forward(x)
+    function = {"Sigmoid()": lambda v: 1 / (1 + np.exp(-v)), "Tanh()": np.tanh}[repr(node)]
+    assert float(y) == pytest.approx(function(0.3))
+    slope = (function(0.3 + 1e-6) - function(0.3 - 1e-6)) / 2e-6
+    assert float(node.backward(2.0)) == pytest.approx(2 * slope, rel=1e-8)
+
+
 def evaluating(node: Dropout) -> Dropout:
     node.training = False
     return node

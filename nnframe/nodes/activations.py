@@ -20,6 +20,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     as long on spiral's batch and seven times as long on a 256x1000 one.
     """
     out = np.multiply(x, 0.5)
+    if type(out) is not np.ndarray:  # a number, or a 0-d array, in: numpy gives a scalar, which has no out=
+        out = np.asarray(out)
     np.tanh(out, out=out)
     out += 1
     out *= 0.5
@@ -45,7 +47,7 @@ class Sigmoid(Node):
         if self.out is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out.shape:
-            check_dout(self, dout, self.out.shape)
+            dout = check_dout(self, dout, self.out.shape)
         dx = 1 - self.out
         dx *= self.out
         dx *= dout
@@ -82,7 +84,7 @@ class ReLU(Node):
         if self.mask is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.mask.shape:
-            check_dout(self, dout, self.mask.shape)
+            dout = check_dout(self, dout, self.mask.shape)
         return np.multiply(dout, self.mask, out=_written_over(dout, self.overwrite_dout))
 
     def __repr__(self) -> str:
@@ -112,9 +114,9 @@ class Tanh(Node):
         if self.out is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out.shape:
-            check_dout(self, dout, self.out.shape)
+            dout = check_dout(self, dout, self.out.shape)
         dx = np.square(self.out)
-        np.subtract(1, dx, out=dx)
+        dx = np.subtract(1, dx, out=_written_over(dx, True))  # a 0-d output squares to a scalar
         dx *= dout
         return dx
 

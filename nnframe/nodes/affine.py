@@ -42,11 +42,12 @@ class Affine(Node):
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         W = self.params[0]
-        x, rows = self.x, dout
+        x = self.x
         if x is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out_shape:  # batched rows would be refolded without a word
-            check_dout(self, dout, self.out_shape)
+            dout = check_dout(self, dout, self.out_shape)
+        rows = dout
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)

@@ -44,8 +44,7 @@ class Add(Node):
         if self.shapes is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out_shape:
-            check_dout(self, dout, self.out_shape)
-            dout = np.asarray(dout)
+            dout = check_dout(self, dout, self.out_shape)
         x_shape, y_shape = self.shapes
         dx = reduce_to_shape(dout, x_shape)
         dy = reduce_to_shape(dout, y_shape)
@@ -76,8 +75,7 @@ class Mul(Node):
         if self.x is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out_shape:
-            check_dout(self, dout, self.out_shape)
-            dout = np.asarray(dout)
+            dout = check_dout(self, dout, self.out_shape)
         dx = reduce_to_shape(dout * self.y, self.x.shape)
         dy = reduce_to_shape(dout * self.x, self.y.shape)
         return dx, dy

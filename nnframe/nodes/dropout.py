@@ -42,7 +42,7 @@ class Dropout(Node):
         if self.out_shape is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out_shape:
-            check_dout(self, dout, self.out_shape)
+            dout = check_dout(self, dout, self.out_shape)
         if self.mask is None:
             return dout
         return dout * self.mask

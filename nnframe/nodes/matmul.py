@@ -46,11 +46,12 @@ class MatMul(Node):
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         (W,) = self.params
-        x, rows = self.x, dout
+        x = self.x
         if x is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out_shape:  # batched rows would be refolded without a word
-            check_dout(self, dout, self.out_shape)
+            dout = check_dout(self, dout, self.out_shape)
+        rows = dout
         if W.ndim == 1:
             return self._backward_of_a_dot(W, x, dout)
         if x.ndim != 2:

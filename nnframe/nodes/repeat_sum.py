@@ -34,7 +34,7 @@ class Repeat(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out_shape is None:
             raise backward_before_forward(self)
-        check_dout(self, dout, self.out_shape)
+        dout = check_dout(self, dout, self.out_shape)
         axis = self.axis % dout.ndim
         size = self.x_shape[axis]
         split = dout.shape[:axis] + (size, self.n) + dout.shape[axis + 1:]
@@ -66,7 +66,7 @@ class Sum(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out_shape is None:
             raise backward_before_forward(self)
-        check_dout(self, dout, self.out_shape)
+        dout = check_dout(self, dout, self.out_shape)
         return np.repeat(dout, self.size, axis=self.axis)
 
     def __repr__(self) -> str:

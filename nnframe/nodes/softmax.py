@@ -59,7 +59,7 @@ class Softmax(Node):
         if self.out is None:
             raise backward_before_forward(self)
         if getattr(dout, "shape", None) != self.out.shape:
-            check_dout(self, dout, self.out.shape)
+            dout = check_dout(self, dout, self.out.shape)
         dx = self.out * dout
         dx -= self.out * dx.sum(axis=self.axis, keepdims=True)
         return dx

@@ -59,19 +59,20 @@ def prepare_experiment(config: Config, overrides: Sequence[str] | None = (), *,
     return experiment
 
 
-def load_run(run_dir: str | os.PathLike[str], checkpoint: str | int = "latest", *,
-             plugins: Plugins | None = None) -> TrainedRun:
+def load_run(run_dir: str | os.PathLike[str], checkpoint: str | int = "latest", overrides: Sequence[str] | None = (),
+             *, plugins: Plugins | None = None) -> TrainedRun:
     """A run's trained model, from its newest valid checkpoint, ``"best"`` or the checkpoint of a step number.
 
     Returns a :class:`~nnframe.trained_run.TrainedRun`: ``model`` (in eval
     mode), ``experiment`` as :func:`prepare_experiment` builds it from the
-    run's ``config.yaml`` (its data is read again), ``step``, ``checkpoint``
-    and ``summary``. Writes nothing, so a run still training may be loaded.
+    run's ``config.yaml`` (its data is read again; ``overrides`` such as
+    ``data.path=...`` find data that moved), ``step``, ``checkpoint`` and
+    ``summary``. Writes nothing, so a run still training may be loaded.
     ``plugins`` as for :func:`run_experiment`: the run's own must be there.
     """
     from nnframe.trained_run import load_trained_run
 
-    return load_trained_run(Path(run_dir).expanduser(), checkpoint, _plugins(plugins))
+    return load_trained_run(Path(run_dir).expanduser(), checkpoint, _overrides(overrides), _plugins(plugins))
 
 
 def _plugins(plugins: Plugins | None) -> Plugins:

@@ -247,7 +247,7 @@ class Checkpointer:
         self._remove_temporary_files()
         checkpoint = latest_checkpoint(self.directory, self._warn)
         self.check_model(checkpoint, trainer.model)
-        self.data_differs = self._data_differs(checkpoint, trainer.dataset)
+        self.data_differs = self.data_differs_from(checkpoint, trainer.dataset)
         _apply(checkpoint, trainer)
         if checkpoint.path.name != f"{BEST}.json":
             self._saved_step, self._saved_eval = checkpoint.step, trainer.last_eval
@@ -260,7 +260,7 @@ class Checkpointer:
             self._data_digest = data_digest(dataset.x, dataset.y)
         return self._data_digest
 
-    def _data_differs(self, checkpoint: Checkpoint, dataset: Any) -> bool:
+    def data_differs_from(self, checkpoint: Checkpoint, dataset: Any) -> bool:
         """Whether the training data is other than the run's though as large (a file rewritten in place, a
         dataset drawn from an unseeded generator); other sizes are refused by the batch order's own check.
         Checkpoints from before the digest was kept tell nothing."""
@@ -268,21 +268,33 @@ class Checkpointer:
         same_size = int(checkpoint.meta.get("batches", {}).get("n", -1)) == dataset.n_train
         return saved is not None and same_size and saved != self._digest_of(dataset)
 
-    def check_model(self, checkpoint: Checkpoint, model: Any) -> None:
-        """Refuse a checkpoint of another model: names and shapes first, then dtype, then the whole fingerprint."""
+    def check_model(self, checkpoint: Checkpoint, model: Any, resuming: bool = True) -> None:
+        """Refuse a checkpoint of another model: names and shapes first, then dtype, then the whole fingerprint.
+
+        The advice is for a resume, or (not ``resuming``) for loading the run
+        as :func:`nnframe.load_run` does.
+        """
         saved = checkpoint.meta["fingerprint"]
         current = fingerprint(self.config, model)
         where = checkpoint_label(checkpoint.path)
-        _check_params(dict((n, tuple(s)) for n, s in saved["params"]),
-                      dict((n, tuple(s)) for n, s in current["params"]), where)
+        try:
+            _check_params(dict((n, tuple(s)) for n, s in saved["params"]),
+                          dict((n, tuple(s)) for n, s in current["params"]), where)
+        except CheckpointError as exc:
+            if not resuming:
+                exc.args = (f"{exc}: the run's config.yaml, or the shape of its data, changed since it trained",)
+            raise
         if saved.get("dtype") != current["dtype"]:
+            fix = f"train.dtype={saved.get('dtype')}"
             raise CheckpointError(f"{where} was saved with train.dtype {saved.get('dtype')}, but this run "
-                                  f"uses {current['dtype']}; resume with train.dtype={saved.get('dtype')}")
+                                  f"uses {current['dtype']}; " + (f"resume with {fix}" if resuming else
+                                                                   f"give load_run overrides=[{fix!r}]"))
         if checkpoint.meta["config_hash"] != fingerprint_hash(current):
             found = _differences(saved.get("model"), current["model"], "model")
             detail = "; ".join(found[:3]) if found else "the model fingerprint differs"
-            raise CheckpointError(f"{where} is from a different model: {detail}; "
-                                  "resume with the model config the run was started with")
+            raise CheckpointError(f"{where} is from a different model: {detail}; " + (
+                "resume with the model config the run was started with" if resuming else
+                "load it with the model config the run was started with: its config.yaml was changed"))
 
     def _saved_best(self) -> float | None:
         path = self.directory / f"{BEST}.json"

@@ -174,8 +174,8 @@ class RunDirectory:
         return cls(path)
 
     @classmethod
-    def open(cls, path: Path) -> RunDirectory:
-        """Reopen an existing run directory, to resume it."""
+    def open(cls, path: Path, for_writing: bool = True) -> RunDirectory:
+        """Reopen an existing run directory, to resume it (or, not ``for_writing``, to read it: nothing is made)."""
         path = Path(path)
         if not path.is_dir():
             problem = "is not a directory" if path.exists() else "does not exist"
@@ -188,7 +188,8 @@ class RunDirectory:
         if checkpoints.exists() and not checkpoints.is_dir():
             raise UserError(f"{str(checkpoints)!r} is not a directory, so the run's checkpoints cannot be read; "
                             "move it aside to resume")
-        checkpoints.mkdir(exist_ok=True)
+        if for_writing:
+            checkpoints.mkdir(exist_ok=True)
         return cls(path)
 
     @property

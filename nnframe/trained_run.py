@@ -9,17 +9,21 @@ at too.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nnframe.build import build_experiment
 from nnframe.checkpoint import Checkpointer
 from nnframe.checkpoint_files import (BEST, STEP_FILE, Checkpoint, candidates, latest_checkpoint, read_checkpoint,
-                                      step_name)
+                                      read_meta, step_name)
 from nnframe.config_loader import load_experiment
-from nnframe.errors import CheckpointError
+from nnframe.errors import CheckpointError, DataError, UserError
 from nnframe.tracking import RunDirectory
 
 if TYPE_CHECKING:
@@ -53,39 +57,90 @@ class TrainedRun:
         return f"TrainedRun({str(self.run_dir)!r}, step={self.step}, checkpoint={self.checkpoint.name!r})"
 
 
-def load_trained_run(run_dir: Path, checkpoint: str | int, plugins: Plugins) -> TrainedRun:
-    """The run in ``run_dir`` at ``checkpoint``: ``"latest"`` (the newest valid one), ``"best"`` or a step."""
-    run = RunDirectory.open(run_dir)
+def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str], plugins: Plugins) -> TrainedRun:
+    """The run in ``run_dir`` at ``checkpoint``: ``"latest"`` (the newest valid one), ``"best"`` or a step;
+    ``overrides`` change its config as for a resume (``data.path=...`` where the data moved)."""
+    run = RunDirectory.open(run_dir, for_writing=False)
     saved = _checkpoint(run.checkpoints, checkpoint)
-    experiment = build_experiment(load_experiment(run.config_path, [], plugins), plugins)
+    experiment = _experiment(run.config_path, overrides, plugins)
     model = experiment.model
-    Checkpointer(run.checkpoints, experiment.settings.checkpoint, experiment.config).check_model(saved, model)
+    checker = Checkpointer(run.checkpoints, experiment.settings.checkpoint, experiment.config)
+    checker.check_model(saved, model, resuming=False)
+    if checker.data_differs_from(saved, experiment.dataset):
+        _warn(f"the data of run {str(run.path)!r} is not what it trained on (its digest differs, its size is the "
+              "same): experiment.dataset holds the data as it is now")
     for name, param in zip(model.param_names, model.params):
         param[...] = saved.params[name]
     model.eval()
-    return TrainedRun(Path(run_dir), experiment, saved.step, saved.path, run.read_summary() or {})
+    return TrainedRun(Path(run_dir), experiment, saved.step, saved.path, _summary(run))
+
+
+def _experiment(config_path: Path, overrides: list[str], plugins: Plugins) -> Experiment:
+    try:
+        return build_experiment(load_experiment(config_path, overrides, plugins), plugins)
+    except DataError as exc:
+        if "not found" in str(exc) and not overrides:
+            exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] naming where it "
+                        "is now",)
+        raise
 
 
 def _checkpoint(directory: Path, which: str | int) -> Checkpoint:
     if which == LATEST:
-        if not candidates(directory):
+        if not directory.is_dir() or not candidates(directory):
             raise CheckpointError(f"run {str(directory.parent)!r} has no checkpoint yet: it stopped, or is still "
                                   "training, before its first")
-        return latest_checkpoint(directory, lambda message: warnings.warn(f"nnframe: {message}", stacklevel=4))
+        return latest_checkpoint(directory, _warn)
     if which == BEST:
-        path = directory / f"{BEST}.json"
-        missing = "it has no best checkpoint (checkpoint.best_metric was null, or it had no validation set)"
-    elif isinstance(which, int) and not isinstance(which, bool) and which >= 0:
-        path = directory / f"{step_name(which)}.json"
-        missing = f"it has no checkpoint of step {which}; it has {_steps(directory)}"
-    else:
+        return _read(directory / f"{BEST}.json", directory, "it has no best checkpoint (checkpoint.best_metric was "
+                                                            "null, or it had no validation set)")
+    if not isinstance(which, Integral) or isinstance(which, (bool, np.bool_)) or which < 0:
         raise CheckpointError(f"checkpoint {which!r}: give 'latest', 'best' or a step number")
+    step = int(which)
+    path = directory / f"{step_name(step)}.json"
+    if not path.is_file() and _best_step(directory) == step:
+        path = directory / f"{BEST}.json"  # the best checkpoint outlives the step checkpoints that keep drops
+    return _read(path, directory, f"it has no checkpoint of step {step}; it has {_steps(directory)}")
+
+
+def _read(path: Path, directory: Path, missing: str) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"run {str(directory.parent)!r}: {missing}")
     return read_checkpoint(path)
 
 
 def _steps(directory: Path) -> str:
-    steps = sorted(int(match.group(1)) for path in directory.glob("step-*.json")
-                   if (match := STEP_FILE.match(path.name)))
-    return f"steps {', '.join(map(str, steps))}" if steps else "no step checkpoint"
+    matches = (STEP_FILE.match(path.name) for path in directory.glob("step-*.json"))
+    steps = [str(step) for step in sorted(int(match.group(1)) for match in matches if match)]
+    best = _best_step(directory)
+    if best is not None:
+        steps.append(f"best (step {best})")
+    return f"steps {', '.join(steps)}" if steps else "no checkpoint"
+
+
+def _best_step(directory: Path) -> int | None:
+    best = directory / f"{BEST}.json"
+    try:
+        return read_meta(best)["step"] if best.is_file() else None
+    except CheckpointError:
+        return None
+
+
+def _summary(run: RunDirectory) -> dict[str, Any]:
+    try:
+        return run.read_summary() or {}
+    except UserError as exc:  # the checkpoints are the run's state; its summary only reports on it
+        _warn(f"{exc}; the summary is left empty")
+        return {}
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"nnframe: {message}", stacklevel=_caller_level())
+
+
+def _caller_level() -> int:
+    """The stack level of the first frame outside nnframe, so that a warning names the user's line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("nnframe"):
+        frame, level = frame.f_back, level + 1
+    return level

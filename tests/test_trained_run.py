@@ -14,7 +14,7 @@ from fixtures.console import NNFRAME
 from fixtures.experiments import write_experiment
 import nnframe
 from nnframe.checkpoint import read_checkpoint
-from nnframe.errors import CheckpointError, UserError
+from nnframe.errors import CheckpointError, DataError, UserError
 
 CONFIG = {
     "name": "tiny",
@@ -28,6 +28,7 @@ CONFIG = {
     "log": {"every": 5, "tensorboard": False},
     "checkpoint": {"every": 10, "keep": 5, "best_metric": "val/loss"},
 }
+NPZ = {"type": "npz", "path": "data.npz", "val_fraction": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,19 @@ def test_the_best_checkpoint_and_one_of_a_step_are_loaded_as_saved(trained) -> N
     assert not all(np.array_equal(a, b) for a, b in zip(tenth.model.params, trained.model.params))
 
 
+def test_a_step_number_from_numpy_and_the_best_checkpoint_by_its_step_are_found(tmp_path: Path) -> None:
+    config = write_experiment(tmp_path, CONFIG, checkpoint={"every": 10, "keep": 1, "best_metric": "val/loss"})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    best_step = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())["step"]
+    assert best_step != 30  # keep: 1 left only step 30's, and the best is older
+    assert nnframe.load_run(result.run_dir, np.int64(best_step)).checkpoint.name == "best.json"
+    with pytest.raises(CheckpointError, match=rf"it has no checkpoint of step 10; it has steps 30, best \(step "
+                                              rf"{best_step}\)"):
+        nnframe.load_run(result.run_dir, 10)
+
+
 @pytest.mark.parametrize(("which", "message"), [
-    (7, r"it has no checkpoint of step 7; it has steps 10, 20, 30"),
+    (7, r"it has no checkpoint of step 7; it has steps 10, 20, 30, best \(step \d+\)"),
     ("newest", r"checkpoint 'newest': give 'latest', 'best' or a step number"),
     (True, r"checkpoint True: give 'latest', 'best' or a step number"),
 ])
@@ -112,6 +124,70 @@ def test_the_readme_example_runs_on_a_real_run(trained, capsys: pytest.CaptureFi
     code = block.replace("runs/spiral/20261126-103000", str(trained.run_dir))
     namespace: dict = {"nnframe": nnframe}
     exec(compile(code, "README.md", "exec"), namespace)
-    assert capsys.readouterr().out.split() == [str(json.loads((trained.run_dir / "checkpoints" / "best.json").read_text())["step"]),
-                                               "completed"]
+    assert capsys.readouterr().out.split() == ["30", "completed"]
     assert namespace["labels"].shape == (len(namespace["run"].experiment.dataset.x),)
+
+
+def test_data_that_moved_is_found_through_overrides_and_the_error_says_how(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 2)), y=rng.integers(0, 3, 40))
+    config = write_experiment(tmp_path, {**CONFIG, "data": NPZ}, train={"max_steps": 10})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "data.npz").rename(tmp_path / "moved" / "data.npz")
+    with pytest.raises(DataError, match=r"not found; where the data moved, give load_run "
+                                        r"overrides=\['data.path=...'\] naming where it is now"):
+        nnframe.load_run(result.run_dir)
+    loaded = nnframe.load_run(result.run_dir, "latest", [f"data.path={tmp_path / 'moved' / 'data.npz'}"])
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.model.params, result.model.params))
+
+
+def test_loading_writes_nothing_and_tells_what_it_could_not_trust(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 2)), rng.integers(0, 3, 40)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    config = write_experiment(tmp_path, {**CONFIG, "data": NPZ}, train={"max_steps": 10})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    np.savez(tmp_path / "data.npz", x=x[::-1], y=y[::-1])  # rewritten in place, as large as before
+    (result.run_dir / "summary.json").write_text('{"status": ')
+    before = sorted(p.relative_to(result.run_dir) for p in result.run_dir.rglob("*"))
+    with pytest.warns(UserWarning) as warned:
+        loaded = nnframe.load_run(result.run_dir)
+    assert [str(w.message) for w in warned] == [
+        f"nnframe: the data of run {str(result.run_dir)!r} is not what it trained on (its digest differs, its size "
+        "is the same): experiment.dataset holds the data as it is now",
+        f"nnframe: {str(result.run_dir / 'summary.json')!r} is not valid JSON: Expecting value: line 1 column 12 "
+        "(char 11); the summary is left empty"]
+    assert all(w.filename == __file__ for w in warned)
+    assert loaded.summary == {} and loaded.step == 10
+    assert sorted(p.relative_to(result.run_dir) for p in result.run_dir.rglob("*")) == before
+    for path in (result.run_dir / "checkpoints").iterdir():
+        path.unlink()
+    (result.run_dir / "checkpoints").rmdir()
+    with pytest.raises(CheckpointError, match="has no checkpoint yet"):
+        nnframe.load_run(result.run_dir)
+    assert not (result.run_dir / "checkpoints").exists()
+
+
+def test_a_config_yaml_edited_to_another_dtype_is_refused_with_the_override_that_loads_it(tmp_path: Path) -> None:
+    config = write_experiment(tmp_path, CONFIG, train={"max_steps": 10, "dtype": "float64"})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    saved["train"]["dtype"] = "float32"
+    (result.run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(CheckpointError, match=r"was saved with train.dtype float64, but this run uses float32; give "
+                                              r"load_run overrides=\['train.dtype=float64'\]"):
+        nnframe.load_run(result.run_dir)
+    assert nnframe.load_run(result.run_dir, overrides=["train.dtype=float64"]).step == 10
+
+
+def test_data_rewritten_with_another_width_is_named_as_a_possible_cause(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 2)), y=rng.integers(0, 3, 40))
+    config = write_experiment(tmp_path, {**CONFIG, "data": NPZ}, train={"max_steps": 10})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 3)), y=rng.integers(0, 3, 40))
+    with pytest.raises(CheckpointError, match=r"parameter 'affine1/W' has shape \(2, 8\) in the checkpoint but "
+                                              r"\(3, 8\) in this model: the run's config.yaml, or the shape of its "
+                                              r"data, changed since it trained"):
+        nnframe.load_run(result.run_dir)

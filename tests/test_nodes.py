@@ -469,3 +469,15 @@ def test_add_and_mul_of_zero_dimensional_inputs_take_a_python_number_as_the_grad
         node.forward(np.array(2.0), np.array(3.0))
         dx, dy = node.backward(1.0)
         assert (np.shape(dx), np.shape(dy)) == ((), ())
+
+
+@pytest.mark.parametrize(("node", "x", "message"), [
+    (Affine(np.ones((2, 8)), np.zeros(8)), np.zeros((5, 3)), r"Affine: x has 3 features \(shape \(5, 3\)\), but W "
+                                                             r"\(2, 8\) takes 2"),
+    (MatMul(np.ones((2, 8))), np.zeros((4, 5, 3)), r"MatMul: x has 3 features \(shape \(4, 5, 3\)\), but W \(2, 8\) "
+                                                   r"takes 2"),
+    (MatMul(np.ones(3)), np.zeros(4), r"MatMul: x has 4 features \(shape \(4,\)\), but W \(3,\) takes 3"),
+], ids=["affine", "matmul-batched", "matmul-dot"])
+def test_an_input_of_another_width_than_the_weight_is_named_in_the_books_terms(node, x, message):
+    with pytest.raises(ValueError, match=message):
+        node.forward(x)

@@ -8,7 +8,7 @@ import numpy as np
 
 from nnframe.arrays import zeros_like
 from nnframe.node import Node, backward_before_forward, check_dout, weight
-from nnframe.nodes.matmul import as_rows
+from nnframe.nodes.matmul import as_rows, product_error
 
 
 class Affine(Node):
@@ -35,7 +35,10 @@ class Affine(Node):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         W, b = self.params
-        out = x @ W
+        try:
+            out = x @ W
+        except ValueError as exc:
+            raise product_error("Affine", x, W, exc) from None
         out += b
         self.x, self.out_shape = x, out.shape
         return out

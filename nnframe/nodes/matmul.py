@@ -10,6 +10,15 @@ from nnframe.arrays import zeros_like
 from nnframe.node import Node, backward_before_forward, check_dout, weight
 
 
+def product_error(node: str, x: np.ndarray, W: np.ndarray, error: ValueError) -> ValueError:
+    """For ``x @ W`` failing on widths that disagree (a model given data of another width), an error in the book's
+    terms rather than numpy's gufunc signature; otherwise numpy's own."""
+    if np.ndim(x) and np.shape(x)[-1] != W.shape[0]:
+        return ValueError(f"{node}: x has {np.shape(x)[-1]} features (shape {np.shape(x)}), but W {W.shape} takes "
+                          f"{W.shape[0]}")
+    return error
+
+
 def as_rows(array: np.ndarray, width: int) -> np.ndarray:
     """``array`` with its leading axes folded into one: ``(..., width) -> (M, width)``."""
     return array.reshape(-1, width)
@@ -40,7 +49,10 @@ class MatMul(Node):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         (W,) = self.params
-        out = x @ W
+        try:
+            out = x @ W
+        except ValueError as exc:
+            raise product_error("MatMul", x, W, exc) from None
         self.x, self.out_shape = x, out.shape
         return out
 

@@ -305,7 +305,7 @@ def test_targets_that_overflow_the_losss_square_raise_no_numpy_warning_before_tr
 def test_a_model_that_fails_on_a_batch_is_a_config_error_naming_the_node(tmp_path: Path, plugins: Any) -> None:
     model = [{"type": "affine", "out": 2}, {"type": "row_sum"}, {"type": "affine", "out": 3}]
     with pytest.raises(ConfigError, match=r"field model: the model fails on a batch of shape \(3, 2\) in node "
-                                          r"'affine2' \(Affine\): matmul"):
+                                          r"'affine2' \(Affine\): Affine: x has 3 features"):
         experiment(tmp_path, plugins, model=model)
 
 

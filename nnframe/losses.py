@@ -8,6 +8,7 @@ and the labels is the most common configuration mistake.
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -50,9 +51,11 @@ def scalar_dout(loss: object, dout: Any) -> float:
     broadcast over the batch's gradient without a word."""
     if type(dout) is float:
         return dout
-    if np.ndim(dout) != 0 or not np.isrealobj(dout):
+    number = isinstance(dout, Real) or (isinstance(dout, np.ndarray) and dout.dtype.kind in "iuf")
+    if not number or isinstance(dout, (bool, np.bool_)) or np.ndim(dout) != 0:
+        found = f"shape {np.shape(dout)}" if isinstance(dout, (np.ndarray, list, tuple)) else repr(dout)
         raise ValueError(f"{type(loss).__name__}.backward: dout is the gradient of the loss, one number (1.0 by "
-                         f"default); found {type(dout).__name__} of shape {np.shape(dout)}")
+                         f"default); found {type(dout).__name__} {found}")
     return float(dout)
 
 

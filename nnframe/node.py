@@ -115,10 +115,19 @@ def check_dout(node: object, dout: Any, shape: tuple[int, ...]) -> np.ndarray:
     gradient of the wrong shape (Repeat, Sum), or broadcast it into wrong
     values of the right shape (the activations), without a word.
     """
-    if getattr(dout, "shape", None) != shape and np.shape(dout) != shape:
-        raise ValueError(f"{type(node).__name__}.backward: dout has shape {np.shape(dout)}, but forward's output "
+    if getattr(dout, "shape", None) == shape:
+        return dout
+    try:
+        array = np.asarray(dout)
+    except ValueError:  # nested lists of uneven lengths
+        raise ValueError(f"{type(node).__name__}.backward: dout is not an array of numbers (its nested lists are "
+                         f"uneven); forward's output had shape {shape}") from None
+    if array.shape != shape:
+        raise ValueError(f"{type(node).__name__}.backward: dout has shape {array.shape}, but forward's output "
                          f"had shape {shape}")
-    return np.asarray(dout)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{type(node).__name__}.backward: dout must hold numbers, found dtype {array.dtype}")
+    return array
 
 
 def weight(value: Any, name: str, node: str, shape: tuple[int | None, ...] | None = None) -> np.ndarray:

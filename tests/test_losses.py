@@ -114,9 +114,10 @@ def test_backward_takes_one_number_and_refuses_an_array_it_would_broadcast(plugi
     expected = loss.backward(2.0)
     for dout in (2, np.float32(2.0), np.array(2.0)):
         np.testing.assert_array_equal(loss.backward(dout), expected)
-    for dout in (np.full(2, 2.0), [2.0]):
+    for dout, found in ((np.full(2, 2.0), r"ndarray shape \(2,\)"), ([2.0], r"list shape \(1,\)"),
+                        ("2", "str '2'"), (True, "bool True"), (None, "NoneType None")):
         with pytest.raises(ValueError, match=rf"{type(loss).__name__}.backward: dout is the gradient of the loss, "
-                                             rf"one number \(1.0 by default\); found \w+ of shape"):
+                                             rf"one number \(1.0 by default\); found {found}"):
             loss.backward(dout)
 
 

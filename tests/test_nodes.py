@@ -386,6 +386,18 @@ def test_sigmoid_and_tanh_of_a_single_number_as_in_the_book(node, x):
     assert float(node.backward(2.0)) == pytest.approx(2 * slope, rel=1e-8)
 
 
+@pytest.mark.parametrize(("dout", "message"), [
+    ([[1.0, 2.0], [3.0]], r"Sigmoid.backward: dout is not an array of numbers \(its nested lists are uneven\); "
+                          r"forward's output had shape \(2, 2\)"),
+    ([["a", "b"], ["c", "d"]], r"Sigmoid.backward: dout must hold numbers, found dtype <U1"),
+], ids=["ragged", "strings"])
+def test_a_dout_of_the_right_shape_that_is_no_array_of_numbers_is_named(dout, message):
+    node = Sigmoid()
+    node.forward(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=message):
+        node.backward(dout)
+
+
 def evaluating(node: Dropout) -> Dropout:
     node.training = False
     return node

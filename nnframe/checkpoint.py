@@ -116,6 +116,7 @@ class Checkpointer:
         self.best_value: float | None = None
         self._saved_step: int | None = None
         self._saved_eval: EvalMetrics | None = None
+        self._saved_stop: str | None = None
         self._data_digest: str | None = None
         self._look_again_at = time.monotonic() + PRESENCE_CHECK_SECONDS
         self.data_differs = False
@@ -140,14 +141,15 @@ class Checkpointer:
         A step already saved is saved again only when an evaluation came after
         it (the run's last one, after its last step), so that a resume knows it.
         """
-        if trainer.step == self._saved_step and trainer.last_eval is self._saved_eval:
+        pending = pending_stop(trainer)
+        if trainer.step == self._saved_step and trainer.last_eval is self._saved_eval and pending == self._saved_stop:
             return None
         stem = step_name(trainer.step)
         with _plugins_told_first(trainer):
             state, left_out = saved_state(trainer.run.state)
             path = self._write(stem, f"{stem}.npz", trainer, final=final, plugin_state=state)
             if path is not None:
-                self._saved_step, self._saved_eval = trainer.step, trainer.last_eval
+                self._saved_step, self._saved_eval, self._saved_stop = trainer.step, trainer.last_eval, pending
                 self._prune(trainer.step)
                 _refuse_unsaved_state(left_out, stem)
         return path
@@ -221,7 +223,7 @@ class Checkpointer:
             "batches": batches,
             "rngs": {key: jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
             "last_eval": finite_or_null(asdict(trainer.last_eval)) if trainer.last_eval is not None else None,
-            "stop_reason": trainer.run.stop_reason,
+            "stop_reason": pending_stop(trainer),
         }
         return arrays, meta
 
@@ -251,6 +253,7 @@ class Checkpointer:
         _apply(checkpoint, trainer)
         if checkpoint.path.name != f"{BEST}.json":
             self._saved_step, self._saved_eval = checkpoint.step, trainer.last_eval
+            self._saved_stop = trainer.run.stop_reason
         self.best_value = self._saved_best()
         return checkpoint
 
@@ -288,7 +291,7 @@ class Checkpointer:
             fix = f"train.dtype={saved.get('dtype')}"
             raise CheckpointError(f"{where} was saved with train.dtype {saved.get('dtype')}, but this run "
                                   f"uses {current['dtype']}; " + (f"resume with {fix}" if resuming else
-                                                                   f"give load_run overrides=[{fix!r}]"))
+                                                                   f"load it with the override {fix}"))
         if checkpoint.meta["config_hash"] != fingerprint_hash(current):
             found = _differences(saved.get("model"), current["model"], "model")
             detail = "; ".join(found[:3]) if found else "the model fingerprint differs"
@@ -351,6 +354,13 @@ def _plugins_told_first(trainer: Trainer) -> Iterator[None]:
         raise hook_error
 
 
+def pending_stop(trainer: Trainer) -> str | None:
+    """The stop a plugin asked for that the run has not carried out yet: one asked for in the step that a Ctrl-C
+    or a failed save ended. A resume from the checkpoint then ends the run there, as it would have ended; once
+    the loop has ended, the stop is done and the final checkpoint says so, so that a resume trains on."""
+    return None if trainer.ended else trainer.run.stop_reason
+
+
 def _refuse_unsaved_state(left_out: dict[Any, str], stem: str) -> None:
     """Raise for what a plugin left in ``run.state`` that checkpoint ``stem``, just written, could not hold.
 
@@ -409,6 +419,7 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     trainer.restore_last_eval(meta.get("last_eval"))
     trainer.run.state.clear()
     trainer.run.state.update(meta.get("plugin_state", {}))  # checkpoints from before it have none
+    trainer.run.stop_reason = meta.get("stop_reason")
 
 
 def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:

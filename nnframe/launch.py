@@ -75,7 +75,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
         experiment = prepare(config, overrides, plugins)
     except UserError as exc:
         unknown_type = getattr(exc, "unknown_type", False)
-        if resume is not None and unknown_type and (missing := _missing_plugins(resume, plugins)):
+        if resume is not None and unknown_type and (missing := missing_plugins(resume, plugins)):
             exc.args = (f"{exc}. The run was trained with {'; '.join(missing)}",)
         raise
     settings = experiment.settings
@@ -149,14 +149,14 @@ def _write_summary(run_dir: RunDirectory, summary: dict[str, Any], ending: BaseE
         mention(ending, f"{run_dir.summary_path.name} was not written either: {failed.strerror or failed}")
 
 
-def _missing_plugins(run_path: Path, plugins: Plugins) -> list[str]:
+def missing_plugins(run_path: Path, plugins: Plugins, purpose: str = "resume") -> list[str]:
     """What became of the plugin distributions a run's summary records and that are not loaded now:
     ``["nnframe-probe 0.1.0, not installed now: install it to resume the run"]``."""
     try:
         recorded = (RunDirectory(Path(run_path)).read_summary() or {})["versions"]["plugins"]
         loaded, broken = plugins.versions(), {info.dist for info in plugins.broken}
         return [f"{dist} {version}".strip() + (", which fails to load now (see `nnframe plugins`)" if dist in broken
-                                               else ", not installed now: install it to resume the run")
+                                               else f", not installed now: install it to {purpose} the run")
                 for dist, version in recorded.items() if dist not in loaded]
     except (UserError, KeyError, TypeError, AttributeError):
         return []
@@ -185,9 +185,7 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
         note(f"{exc}; it is written anew when this resume ends (its wall time and start are taken as unknown)")
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     run.summary["started"] = _first_start(previous, run_dir)
-    checkpoint = trainer.checkpointer.restore(trainer)
-    if previous.get("status") != "completed":  # a stop asked for in the step that a signal or a failure ended
-        run.stop_reason = checkpoint.meta.get("stop_reason")
+    trainer.checkpointer.restore(trainer)
     run.resumed = True
     return changes, previous
 

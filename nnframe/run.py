@@ -40,9 +40,10 @@ class EvalMetrics:
 
     ``scheduled`` is false for the evaluation a run adds after its last step
     when that step is not on ``train.eval_every`` (or, without it, not at
-    the end of an epoch). A run cut short with ``train.max_steps`` and then
-    resumed has one such evaluation more than an uninterrupted run, so a
-    plugin that counts evaluations (early stopping) leaves those out.
+    the end of an epoch): a length it does not divide, a stop, a run cut
+    short with ``train.max_steps``. A run cut short and resumed has one such
+    evaluation more than an uninterrupted run, so a plugin that counts
+    evaluations (early stopping) leaves those out.
     """
 
     step: int

@@ -65,6 +65,8 @@ class Trainer:
         self.schedule = self.settings.optimizer.schedule
         self.schedule.check(self.total_steps)
         self.last_eval: EvalMetrics | None = None
+        self.ended = False
+        """Whether the loop has ended: the final evaluation and checkpoint follow, a plugin's stop carried out."""
         self.last_step: StepMetrics | None = None
         self._stop_signal: int | None = None
         self._log_every = self.settings.log.every
@@ -148,6 +150,7 @@ class Trainer:
                 self.checkpointer.after_step(self)
             if self._stop_signal is not None:
                 raise Interrupted(self._stop_signal)
+        self.ended = True
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate(scheduled=False)
         self._save_checkpoint(final=True)

@@ -24,6 +24,7 @@ from nnframe.checkpoint_files import (BEST, STEP_FILE, Checkpoint, candidates, l
                                       read_meta, step_name)
 from nnframe.config_loader import load_experiment
 from nnframe.errors import CheckpointError, DataError, UserError
+from nnframe.launch import missing_plugins
 from nnframe.tracking import RunDirectory
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
     ``overrides`` change its config as for a resume (``data.path=...`` where the data moved)."""
     run = RunDirectory.open(run_dir, for_writing=False)
     saved = _checkpoint(run.checkpoints, checkpoint)
-    experiment = _experiment(run.config_path, overrides, plugins)
+    experiment = _experiment(run, overrides, plugins)
     model = experiment.model
     checker = Checkpointer(run.checkpoints, experiment.settings.checkpoint, experiment.config)
     checker.check_model(saved, model, resuming=False)
@@ -75,14 +76,21 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
     return TrainedRun(Path(run_dir), experiment, saved.step, saved.path, _summary(run))
 
 
-def _experiment(config_path: Path, overrides: list[str], plugins: Plugins) -> Experiment:
+def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Experiment:
+    """The run's experiment built again, its loss checking every batch's targets as one made by hand does."""
     try:
-        return build_experiment(load_experiment(config_path, overrides, plugins), plugins)
+        experiment = build_experiment(load_experiment(run.config_path, overrides, plugins), plugins)
     except DataError as exc:
         if "not found" in str(exc) and not overrides:
-            exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] naming where it "
-                        "is now",)
+            exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] with the absolute "
+                        "path it has now",)
         raise
+    except UserError as exc:
+        if getattr(exc, "unknown_type", False) and (missing := missing_plugins(run.path, plugins, "load")):
+            exc.args = (f"{exc}. The run was trained with {'; '.join(missing)}",)
+        raise
+    experiment.loss.validate_targets = True
+    return experiment
 
 
 def _checkpoint(directory: Path, which: str | int) -> Checkpoint:
@@ -94,6 +102,8 @@ def _checkpoint(directory: Path, which: str | int) -> Checkpoint:
     if which == BEST:
         return _read(directory / f"{BEST}.json", directory, "it has no best checkpoint (checkpoint.best_metric was "
                                                             "null, or it had no validation set)")
+    if isinstance(which, str) and which.isascii() and which.isdigit():
+        which = int(which)
     if not isinstance(which, Integral) or isinstance(which, (bool, np.bool_)) or which < 0:
         raise CheckpointError(f"checkpoint {which!r}: give 'latest', 'best' or a step number")
     step = int(which)
@@ -141,6 +151,6 @@ def _warn(message: str) -> None:
 def _caller_level() -> int:
     """The stack level of the first frame outside nnframe, so that a warning names the user's line."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("nnframe"):
+    while frame is not None and (frame.f_globals.get("__name__", "") + ".").startswith("nnframe."):
         frame, level = frame.f_back, level + 1
     return level

@@ -403,6 +403,41 @@ def test_a_stop_asked_for_in_the_step_a_ctrl_c_ends_is_kept_for_the_resume(tmp_p
     assert (longer.summary["steps"], "stopped_early" in longer.summary) == (40, False)
 
 
+class StopsAtStep10:
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        if metrics.step == 10:
+            run.stop("enough")
+
+
+class FailsToStart:
+    @hookimpl
+    def nnframe_run_start(self, run):
+        raise RuntimeError("a plugin's bug")
+
+
+def test_a_stop_carried_out_is_not_carried_out_again_by_a_later_resume(tmp_path: Path) -> None:
+    """The final checkpoint of a run stopped early says the stop is done, even where a checkpoint of that step
+    was saved first with the stop pending; a failed resume and a damaged summary leave that as it is."""
+    from nnframe.checkpoint import read_checkpoint
+    from nnframe.launch import train as launch_train
+
+    config = write_config(tmp_path, {**TINY, "checkpoint": {"every": 5, "best_metric": None}})
+    plugins = get_plugin_manager()
+    plugins.register(StopsAtStep10(), name="stopper")
+    stopped = launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    plugins.pm.unregister(name="stopper")
+    assert stopped.summary["stopped_early"]["step"] == 10
+    assert read_checkpoint(stopped.run_dir / "checkpoints" / "step-00000010.json").meta["stop_reason"] is None
+    plugins.register(FailsToStart(), name="failing")
+    with pytest.raises(RuntimeError, match="a plugin's bug"):
+        launch_train(config, [], plugins, resume=stopped.run_dir, quiet=True)
+    plugins.pm.unregister(name="failing")
+    (stopped.run_dir / "summary.json").write_text("{")
+    resumed = launch_train(config, [], plugins, resume=stopped.run_dir, quiet=True)
+    assert (resumed.summary["steps"], "stopped_early" in resumed.summary) == (40, False)
+
+
 def test_plugins_see_the_run_directory_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from nnframe.launch import train as launch_train
 

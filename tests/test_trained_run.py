@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from fixtures.console import NNFRAME
+from fixtures.distributions import Site
 from fixtures.experiments import write_experiment
 import nnframe
 from nnframe.checkpoint import read_checkpoint
@@ -41,11 +44,17 @@ def saved_params(checkpoint: Path) -> list[np.ndarray]:
     return list(read_checkpoint(checkpoint).params.values())
 
 
+def files_of(directory: Path) -> dict[Path, tuple[bytes, int]]:
+    """Every file's bytes and modification time, by path: what loading must leave as it found."""
+    return {path.relative_to(directory): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in directory.rglob("*") if path.is_file()}
+
+
 def test_the_newest_checkpoint_gives_the_model_training_left(trained) -> None:
     loaded = nnframe.load_run(trained.run_dir)
     assert (loaded.step, loaded.checkpoint.name) == (30, "step-00000030.json")
     assert loaded.summary == json.loads((trained.run_dir / "summary.json").read_text())
-    assert not loaded.model.training
+    assert not loaded.model.training and loaded.experiment.loss.validate_targets  # as prepare_experiment's
     x = loaded.experiment.dataset.x_val
     assert np.array_equal(loaded.model.forward(x), trained.model.forward(x))  # dropout is off in both
     assert all(np.array_equal(a, b) for a, b in zip(loaded.model.params, trained.model.params))
@@ -56,7 +65,7 @@ def test_the_best_checkpoint_and_one_of_a_step_are_loaded_as_saved(trained) -> N
     meta = json.loads((trained.run_dir / "checkpoints" / "best.json").read_text())
     assert best.step == meta["step"] and best.checkpoint.name == "best.json"
     assert all(np.array_equal(a, b) for a, b in zip(best.model.params, saved_params(best.checkpoint)))
-    tenth = nnframe.load_run(trained.run_dir, 10)
+    tenth = nnframe.load_run(trained.run_dir, "10")
     assert all(np.array_equal(a, b) for a, b in zip(tenth.model.params, saved_params(tenth.checkpoint)))
     assert not all(np.array_equal(a, b) for a, b in zip(tenth.model.params, trained.model.params))
 
@@ -136,7 +145,7 @@ def test_data_that_moved_is_found_through_overrides_and_the_error_says_how(tmp_p
     (tmp_path / "moved").mkdir()
     (tmp_path / "data.npz").rename(tmp_path / "moved" / "data.npz")
     with pytest.raises(DataError, match=r"not found; where the data moved, give load_run "
-                                        r"overrides=\['data.path=...'\] naming where it is now"):
+                                        r"overrides=\['data.path=...'\] with the absolute path it has now"):
         nnframe.load_run(result.run_dir)
     loaded = nnframe.load_run(result.run_dir, "latest", [f"data.path={tmp_path / 'moved' / 'data.npz'}"])
     assert all(np.array_equal(a, b) for a, b in zip(loaded.model.params, result.model.params))
@@ -150,7 +159,7 @@ def test_loading_writes_nothing_and_tells_what_it_could_not_trust(tmp_path: Path
     result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
     np.savez(tmp_path / "data.npz", x=x[::-1], y=y[::-1])  # rewritten in place, as large as before
     (result.run_dir / "summary.json").write_text('{"status": ')
-    before = sorted(p.relative_to(result.run_dir) for p in result.run_dir.rglob("*"))
+    before = files_of(result.run_dir)
     with pytest.warns(UserWarning) as warned:
         loaded = nnframe.load_run(result.run_dir)
     assert [str(w.message) for w in warned] == [
@@ -160,7 +169,7 @@ def test_loading_writes_nothing_and_tells_what_it_could_not_trust(tmp_path: Path
         "(char 11); the summary is left empty"]
     assert all(w.filename == __file__ for w in warned)
     assert loaded.summary == {} and loaded.step == 10
-    assert sorted(p.relative_to(result.run_dir) for p in result.run_dir.rglob("*")) == before
+    assert files_of(result.run_dir) == before
     for path in (result.run_dir / "checkpoints").iterdir():
         path.unlink()
     (result.run_dir / "checkpoints").rmdir()
@@ -175,8 +184,8 @@ def test_a_config_yaml_edited_to_another_dtype_is_refused_with_the_override_that
     saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
     saved["train"]["dtype"] = "float32"
     (result.run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
-    with pytest.raises(CheckpointError, match=r"was saved with train.dtype float64, but this run uses float32; give "
-                                              r"load_run overrides=\['train.dtype=float64'\]"):
+    with pytest.raises(CheckpointError, match=r"was saved with train.dtype float64, but this run uses float32; "
+                                              r"load it with the override train.dtype=float64"):
         nnframe.load_run(result.run_dir)
     assert nnframe.load_run(result.run_dir, overrides=["train.dtype=float64"]).step == 10
 
@@ -191,3 +200,31 @@ def test_data_rewritten_with_another_width_is_named_as_a_possible_cause(tmp_path
                                               r"\(3, 8\) in this model: the run's config.yaml, or the shape of its "
                                               r"data, changed since it trained"):
         nnframe.load_run(result.run_dir)
+
+
+def test_a_plugin_the_run_was_trained_with_and_that_is_missing_is_named(site: Site, tmp_path: Path) -> None:
+    info = site.add("my-nodes", {"my_nodes": """
+        import nnframe
+        from nnframe.components import node
+        from nnframe.nodes import Tanh
+
+        class NoParams(nnframe.Params):
+            pass
+
+        @nnframe.hookimpl
+        def nnframe_register_nodes():
+            return [node("my_tanh", NoParams, lambda params, ctx: Tanh())]
+        """}, entry_points={"my_nodes": "my_nodes"}, version="0.3")
+    model = [{"type": "affine", "out": 8}, {"type": "my_tanh"}, {"type": "affine", "out": 3}]
+    config = write_experiment(tmp_path, {**CONFIG, "model": model}, train={"max_steps": 5})
+    done = subprocess.run([NNFRAME, "train", str(config), "-q", "--runs-dir", "runs"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=site.env())
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    shutil.rmtree(info)  # uninstalled since
+    (site.root / "my_nodes.py").unlink()
+    site.forget_modules()
+    importlib.invalidate_caches()
+    with pytest.raises(UserError, match=r"The run was trained with my-nodes 0.3, not installed now: install it to "
+                                        r"load the run"):
+        nnframe.load_run(run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -374,6 +375,7 @@ def _output_shape(model: Graph, dataset: Dataset) -> tuple[int, ...]:
         raise ConfigError(f"the model fails on a batch of shape {x.shape}{where}: {exc}", path="model") from None
     finally:
         model.train()
+        model.forget_forward()
 
 
 def _batch_axis_message(model: Graph, x: np.ndarray, out: Any) -> str:
@@ -405,15 +407,17 @@ def _check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[i
 
     This catches a loss that cannot use the data (mse on class labels, softmax
     cross-entropy on a one-output model) at the config, not mid-run. After it,
-    the loss need not recheck targets on every batch.
+    the loss need not recheck targets on every batch. A copy of the loss takes
+    the targets, so that the loss handed out has seen no forward.
     """
+    probe = copy.copy(loss)
     for name, targets in (("y", dataset.y), ("y_val", dataset.y_val)):
         if targets is None:
             continue
         scores = np.zeros((len(targets), *output_shape[1:]), dtype=dataset.x.dtype)
         try:
             with np.errstate(all="ignore"):  # a huge target may overflow a square; the run will say so if it matters
-                loss.forward(scores, targets)
+                probe.forward(scores, targets)
         except DataError as exc:
             raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
                               f"with a model output of shape {scores.shape}: {exc}", path="loss") from None

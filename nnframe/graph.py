@@ -311,6 +311,11 @@ class Graph(Node):
             for node, _ in self._dout_overwrites:
                 node.overwrite_dout = False
 
+    def forget_forward(self) -> None:
+        """As if no forward had run, so that a backward says so: for the passes a build makes to check the model,
+        which are not the user's."""
+        self._out_shape = None
+
     def _check_dout(self, dout: Any) -> None:
         """Refuse a gradient of another shape than the last output: numpy would broadcast it into wrong values."""
         if self._out_shape is None:

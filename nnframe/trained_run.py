@@ -96,8 +96,8 @@ def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Ex
 def _checkpoint(directory: Path, which: str | int) -> Checkpoint:
     if which == LATEST:
         if not directory.is_dir() or not candidates(directory):
-            raise CheckpointError(f"run {str(directory.parent)!r} has no checkpoint yet: it stopped, or is still "
-                                  "training, before its first")
+            raise CheckpointError(f"run {str(directory.parent)!r} has no checkpoint yet: it stopped before its first, "
+                                  "or is still training towards it (with checkpoint.every: 0, the run's end)")
         return latest_checkpoint(directory, _warn)
     if which == BEST:
         return _read(directory / f"{BEST}.json", directory, "it has no best checkpoint (checkpoint.best_metric was "

@@ -16,7 +16,7 @@ import yaml
 from fixtures.console import NNFRAME
 from fixtures.distributions import Site
 import nnframe
-from nnframe.errors import ConfigError
+from nnframe.errors import ConfigError, GraphError
 from nnframe.hookspecs import hookimpl
 from nnframe.plugins import get_plugin_manager
 from nnframe.train import Interrupted
@@ -165,3 +165,14 @@ def test_the_loss_handed_out_checks_the_targets_of_every_batch() -> None:
     loss = nnframe.prepare_experiment(SPIRAL).loss
     with pytest.raises(nnframe.UserError, match=r"class indices must be in \[0, 2\]"):
         loss.forward(np.zeros((4, 3)), np.array([0, 1, 2, -1]))
+
+
+def test_the_model_and_loss_handed_out_have_seen_no_forward_of_the_builds_checks() -> None:
+    experiment = nnframe.prepare_experiment(SPIRAL)
+    with pytest.raises(GraphError, match="backward was called before forward"):
+        experiment.model.backward(np.ones((3, 3)))  # the shape of the build's own check batch
+    with pytest.raises(RuntimeError, match="SoftmaxWithLoss.backward was called before forward"):
+        experiment.loss.backward()
+    x, t = experiment.dataset.x[:4], experiment.dataset.y[:4]
+    experiment.loss.forward(experiment.model.forward(x), t)
+    assert experiment.model.backward(experiment.loss.backward()) is None  # the first layer's input needs none

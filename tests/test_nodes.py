@@ -419,8 +419,8 @@ def evaluating(node: Dropout) -> Dropout:
     (MatMul(np.ones((2, 3))), np.ones((5, 4, 2)), np.ones((20, 3))),
     (MatMul(np.ones(2)), np.ones((4, 2)), np.ones((4, 1))),
 ], ids=["sum-flat", "sum-input-shaped", "repeat-transposed", "sigmoid-row", "tanh-flat", "relu-column",
-        "softmax-scalar", "dropout-flat", "dropout-evaluating", "add-the-second-inputs-shape", "mul-the-first-inputs-shape",
-        "affine-batch-axes-swapped", "matmul-batch-folded", "matmul-dot-column"])
+        "softmax-scalar", "dropout-flat", "dropout-evaluating", "add-the-second-inputs-shape",
+        "mul-the-first-inputs-shape", "affine-batch-axes-swapped", "matmul-batch-folded", "matmul-dot-column"])
 def test_nodes_refuse_a_dout_of_another_shape_than_their_output(node, x, dout):
     out = node.forward(*x) if isinstance(x, tuple) else node.forward(x)
     with pytest.raises(ValueError, match=rf"{type(node).__name__}.backward: dout has shape "
@@ -493,3 +493,10 @@ def test_add_and_mul_of_zero_dimensional_inputs_take_a_python_number_as_the_grad
 def test_an_input_of_another_width_than_the_weight_is_named_in_the_books_terms(node, x, message):
     with pytest.raises(ValueError, match=message):
         node.forward(x)
+
+
+@pytest.mark.parametrize("node", [Add(), Mul()], ids=repr)
+def test_add_and_mul_name_inputs_that_do_not_broadcast(node):
+    with pytest.raises(ValueError, match=rf"{type(node).__name__}: x of shape \(4, 3\) and y of shape \(4, 2\) do "
+                                         r"not broadcast together: each axis, counted from the last, must be equal"):
+        node.forward(np.ones((4, 3)), np.ones((4, 2)))

@@ -120,12 +120,14 @@ def test_the_readme_early_stopper_stops_a_resumed_run_where_an_uninterrupted_one
     path = tmp_path / "stopping.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
-    def train(*args: str) -> subprocess.CompletedProcess:
+    def train(*args: str, patience: str = "3") -> subprocess.CompletedProcess:
         done = subprocess.run([NNFRAME, "train", str(path), "-q", *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120, env=site.env())
+                              text=True, timeout=120, env={**site.env(), "EARLY_STOPPING_PATIENCE": patience})
         assert done.returncode == 0, done.stderr
         return done
 
+    train("--runs-dir", "unasked", patience="")  # installed, but not asked for: it leaves the run alone
+    assert "stopped_early" not in json.loads(next((tmp_path / "unasked").glob("*/*/summary.json")).read_text())
     train("--runs-dir", "straight")
     train("--runs-dir", "parts", f"train.max_steps={split}")
     (run_dir,) = (tmp_path / "parts" / "spiral").iterdir()

@@ -21,6 +21,16 @@ def reduce_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return summed.reshape(shape)
 
 
+def _unbroadcastable(node: Node, x: np.ndarray, y: np.ndarray, error: ValueError) -> ValueError:
+    """The error for inputs whose shapes do not broadcast, in the node's terms; numpy's own for anything else."""
+    try:
+        np.broadcast_shapes(np.shape(x), np.shape(y))
+    except ValueError:
+        return ValueError(f"{type(node).__name__}: x of shape {np.shape(x)} and y of shape {np.shape(y)} do not "
+                          "broadcast together: each axis, counted from the last, must be equal or 1 in one of them")
+    return error
+
+
 class Add(Node):
     """Sum of two inputs: ``z = x + y``, with broadcasting.
 
@@ -36,7 +46,10 @@ class Add(Node):
         self.out_shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        z = x + y
+        try:
+            z = x + y
+        except ValueError as exc:
+            raise _unbroadcastable(self, x, y, exc) from None
         self.shapes, self.out_shape = (x.shape, y.shape), z.shape
         return z
 
@@ -67,7 +80,10 @@ class Mul(Node):
         self.out_shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        z = x * y
+        try:
+            z = x * y
+        except ValueError as exc:
+            raise _unbroadcastable(self, x, y, exc) from None
         self.x, self.y, self.out_shape = x, y, z.shape
         return z
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -305,7 +304,10 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     optimizer = _build_component(plugins.optimizers, settings.optimizer, "optimizer")
     _check_built(optimizer, Optimizer, plugins.optimizers, settings.optimizer.type, "optimizer")
     loss = _build_component(plugins.losses, settings.loss, "loss")
-    _check_loss_accepts_targets(loss, settings.loss.type, output_shape, dataset)
+    probe = _build_component(plugins.losses, settings.loss, "loss")  # the loss handed out sees no forward of it
+    _check_loss_accepts_targets(probe, settings.loss.type, output_shape, dataset)
+    if hasattr(loss, "validate_targets"):
+        loss.validate_targets = False
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype)
 
 
@@ -407,19 +409,15 @@ def _check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[i
 
     This catches a loss that cannot use the data (mse on class labels, softmax
     cross-entropy on a one-output model) at the config, not mid-run. After it,
-    the loss need not recheck targets on every batch. A copy of the loss takes
-    the targets, so that the loss handed out has seen no forward.
+    the loss need not recheck targets on every batch.
     """
-    probe = copy.copy(loss)
     for name, targets in (("y", dataset.y), ("y_val", dataset.y_val)):
         if targets is None:
             continue
         scores = np.zeros((len(targets), *output_shape[1:]), dtype=dataset.x.dtype)
         try:
             with np.errstate(all="ignore"):  # a huge target may overflow a square; the run will say so if it matters
-                probe.forward(scores, targets)
+                loss.forward(scores, targets)
         except DataError as exc:
             raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
                               f"with a model output of shape {scores.shape}: {exc}", path="loss") from None
-    if hasattr(loss, "validate_targets"):
-        loss.validate_targets = False

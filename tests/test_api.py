@@ -18,6 +18,7 @@ from fixtures.distributions import Site
 import nnframe
 from nnframe.errors import ConfigError, GraphError
 from nnframe.hookspecs import hookimpl
+from nnframe.losses import SoftmaxWithLoss
 from nnframe.plugins import get_plugin_manager
 from nnframe.train import Interrupted
 
@@ -176,3 +177,34 @@ def test_the_model_and_loss_handed_out_have_seen_no_forward_of_the_builds_checks
     x, t = experiment.dataset.x[:4], experiment.dataset.y[:4]
     experiment.loss.forward(experiment.model.forward(x), t)
     assert experiment.model.backward(experiment.loss.backward()) is None  # the first layer's input needs none
+
+
+class Delegating(nnframe.Loss):
+    """A loss that hands what it lacks to an inner one, as wrappers do: a copy of it would recurse."""
+
+    def __init__(self) -> None:
+        self.inner = SoftmaxWithLoss()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def forward(self, x, t):
+        return self.inner.forward(x, t)
+
+    def backward(self, dout=1.0):
+        return self.inner.backward(dout)
+
+
+class DelegatingLossPlugin:
+    @hookimpl
+    def nnframe_register_losses(self) -> list:
+        from nnframe.components import loss
+
+        return [loss("delegating", nnframe.Params, lambda params: Delegating())]
+
+
+def test_a_wrapping_loss_is_checked_against_the_targets_without_a_forward_left_on_it() -> None:
+    plugins = nnframe.get_plugin_manager(plugins=[("notebook", DelegatingLossPlugin())])
+    experiment = nnframe.prepare_experiment({**spiral(), "loss": {"type": "delegating"}}, plugins=plugins)
+    with pytest.raises(RuntimeError, match="SoftmaxWithLoss.backward was called before forward"):
+        experiment.loss.backward()

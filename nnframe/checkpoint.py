@@ -116,7 +116,7 @@ class Checkpointer:
         self.best_value: float | None = None
         self._saved_step: int | None = None
         self._saved_eval: EvalMetrics | None = None
-        self._saved_stop: str | None = None
+        self._saved_stop: dict[str, Any] | None = None
         self._data_digest: str | None = None
         self._look_again_at = time.monotonic() + PRESENCE_CHECK_SECONDS
         self.data_differs = False
@@ -141,15 +141,15 @@ class Checkpointer:
         A step already saved is saved again only when an evaluation came after
         it (the run's last one, after its last step), so that a resume knows it.
         """
-        pending = pending_stop(trainer)
-        if trainer.step == self._saved_step and trainer.last_eval is self._saved_eval and pending == self._saved_stop:
+        stop = stop_of(trainer)
+        if trainer.step == self._saved_step and trainer.last_eval is self._saved_eval and stop == self._saved_stop:
             return None
         stem = step_name(trainer.step)
         with _plugins_told_first(trainer):
             state, left_out = saved_state(trainer.run.state)
             path = self._write(stem, f"{stem}.npz", trainer, final=final, plugin_state=state)
             if path is not None:
-                self._saved_step, self._saved_eval, self._saved_stop = trainer.step, trainer.last_eval, pending
+                self._saved_step, self._saved_eval, self._saved_stop = trainer.step, trainer.last_eval, stop
                 self._prune(trainer.step)
                 _refuse_unsaved_state(left_out, stem)
         return path
@@ -223,7 +223,7 @@ class Checkpointer:
             "batches": batches,
             "rngs": {key: jsonable(rng.bit_generator.state) for key, rng in generators(trainer).items()},
             "last_eval": finite_or_null(asdict(trainer.last_eval)) if trainer.last_eval is not None else None,
-            "stop_reason": pending_stop(trainer),
+            "stop": stop_of(trainer),
         }
         return arrays, meta
 
@@ -253,7 +253,7 @@ class Checkpointer:
         _apply(checkpoint, trainer)
         if checkpoint.path.name != f"{BEST}.json":
             self._saved_step, self._saved_eval = checkpoint.step, trainer.last_eval
-            self._saved_stop = trainer.run.stop_reason
+            self._saved_stop = checkpoint.meta.get("stop")
         self.best_value = self._saved_best()
         return checkpoint
 
@@ -354,11 +354,26 @@ def _plugins_told_first(trainer: Trainer) -> Iterator[None]:
         raise hook_error
 
 
-def pending_stop(trainer: Trainer) -> str | None:
-    """The stop a plugin asked for that the run has not carried out yet: one asked for in the step that a Ctrl-C
-    or a failed save ended. A resume from the checkpoint then ends the run there, as it would have ended; once
-    the loop has ended, the stop is done and the final checkpoint says so, so that a resume trains on."""
-    return None if trainer.ended else trainer.run.stop_reason
+def stop_of(trainer: Trainer) -> dict[str, Any] | None:
+    """The stop a plugin asked for, for the checkpoint: its reason, and whether the loop had ended when it was
+    saved (``done``). A resume restores a stop not done (asked for in the step that a Ctrl-C or a failed save
+    ended), and one done whose run never recorded its completion (see :func:`stop_to_restore`)."""
+    reason = trainer.run.stop_reason
+    return None if reason is None else {"reason": reason, "done": trainer.ended}
+
+
+def stop_to_restore(checkpoint: Checkpoint, completion_recorded: bool) -> str | None:
+    """The reason of the stop a resume from ``checkpoint`` must carry out, None where there is none.
+
+    A stop not done is carried out. One done is carried out again only where
+    the run's summary does not record the completion (``completion_recorded``
+    false: the run was killed after its final checkpoint, before its
+    summary); otherwise resuming a run stopped early trains on.
+    """
+    stop = checkpoint.meta.get("stop")
+    if stop is None or (stop["done"] and completion_recorded):
+        return None
+    return stop["reason"]
 
 
 def _refuse_unsaved_state(left_out: dict[Any, str], stem: str) -> None:
@@ -419,7 +434,6 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
     trainer.restore_last_eval(meta.get("last_eval"))
     trainer.run.state.clear()
     trainer.run.state.update(meta.get("plugin_state", {}))  # checkpoints from before it have none
-    trainer.run.stop_reason = meta.get("stop_reason")
 
 
 def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:

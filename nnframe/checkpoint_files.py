@@ -10,9 +10,9 @@ A checkpoint is two files in the run's ``checkpoints/`` directory:
   batch position, the state of every random generator (the experiment's
   ``init`` and ``data`` streams, the shuffle stream inside the batch position,
   and the ``rng`` of every model node that has one, e.g. Dropout), the skipped
-  steps, the model fingerprint and its hash, the plugins' ``run.state`` and
-  the reason a plugin gave for stopping early (``stop_reason``), and the
-  name and sha256 of the ``.npz`` file.
+  steps, the model fingerprint and its hash, the plugins' ``run.state``, a
+  stop a plugin asked for (``stop``: its reason, and whether the training
+  loop had ended), and the name and sha256 of the ``.npz`` file.
 
 Each file is written atomically (temporary file, fsync, rename, fsync of the
 directory), the arrays first and the JSON last, so a checkpoint counts only
@@ -151,9 +151,11 @@ def read_meta(json_path: Path) -> dict[str, Any]:
     if not isinstance(meta.get("plugin_state", {}), dict):  # checkpoints from before it have none
         raise CheckpointError(f"{checkpoint_label(json_path)}: field 'plugin_state' is not {_KINDS[dict]} "
                               f"(found {meta['plugin_state']!r})")
-    if not isinstance(meta.get("stop_reason"), (str, type(None))):
-        raise CheckpointError(f"{checkpoint_label(json_path)}: field 'stop_reason' is not a string or null "
-                              f"(found {meta['stop_reason']!r})")
+    stop = meta.get("stop")
+    if stop is not None and not (isinstance(stop, dict) and isinstance(stop.get("reason"), str)
+                                 and isinstance(stop.get("done"), bool)):
+        raise CheckpointError(f"{checkpoint_label(json_path)}: field 'stop' is not null or an object with a "
+                              f"'reason' string and a 'done' boolean (found {stop!r})")
     for key in _COUNTS:
         if meta[key] < 0:
             raise CheckpointError(f"{checkpoint_label(json_path)}: field {key!r} is {meta[key]}; "

@@ -115,8 +115,12 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 exc.args = (f"{exc}; the run is in {run_dir.path}"
                             + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
-                kept = ("resume it from its last checkpoint with --resume" if _has_checkpoint(run_dir)
-                        else "it had no checkpoint here yet")
+                if run.summary.get("status") == "completed":  # it came while plugins closed their files
+                    kept = "it had completed, and its final checkpoint and summary are kept"
+                elif _has_checkpoint(run_dir):
+                    kept = "resume it from its last checkpoint with --resume"
+                else:
+                    kept = "it had no checkpoint here yet"
                 mention(exc, f"the run is in {run_dir.path}; {kept}")
             raise
         finally:
@@ -179,13 +183,22 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
     changes = resume_changes(saved, config.resolved, overrides, config.path, run_dir.path,
                              resolve=partial(_resolve, config.source, plugins))
     try:
-        previous = run_dir.read_summary() or {}
+        summary = run_dir.read_summary()
     except UserError as exc:  # the checkpoint is the run's state; the summary is written anew at the end
-        previous = {}
+        summary = None
         note(f"{exc}; it is written anew when this resume ends (its wall time and start are taken as unknown)")
+        unreadable = True
+    else:
+        unreadable = False
+    previous = summary or {}
     run.summary["wall_time_s"] = _seconds(previous.get("wall_time_s"))
     run.summary["started"] = _first_start(previous, run_dir)
-    trainer.checkpointer.restore(trainer)
+    from nnframe.checkpoint import stop_to_restore
+
+    checkpoint = trainer.checkpointer.restore(trainer)
+    steps = summary.get("steps") if summary is not None else None
+    recorded = unreadable or (isinstance(steps, int) and steps >= checkpoint.step)
+    run.stop_reason = stop_to_restore(checkpoint, recorded)
     run.resumed = True
     return changes, previous
 

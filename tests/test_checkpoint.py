@@ -298,6 +298,7 @@ def test_pickled_arrays_are_refused_unexecuted(config_path: Path, ckpt_dir: Path
     ({"step": -5}, "field 'step' is -5; a count cannot be negative"),
     ({"fingerprint": {"params": [["affine1/W"]]}}, "'fingerprint.params' is not a list of"),
     ({"plugin_state": ["early_stopping"]}, "field 'plugin_state' is not an object"),
+    ({"stop": {"reason": "enough"}}, "field 'stop' is not null or an object with a 'reason' string and a 'done'"),
 ])
 def test_malformed_metadata_is_a_checkpoint_error(config_path: Path, ckpt_dir: Path, change: dict,
                                                   message: str) -> None:

@@ -428,7 +428,8 @@ def test_a_stop_carried_out_is_not_carried_out_again_by_a_later_resume(tmp_path:
     stopped = launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
     plugins.pm.unregister(name="stopper")
     assert stopped.summary["stopped_early"]["step"] == 10
-    assert read_checkpoint(stopped.run_dir / "checkpoints" / "step-00000010.json").meta["stop_reason"] is None
+    assert read_checkpoint(stopped.run_dir / "checkpoints" / "step-00000010.json").meta["stop"] == {
+        "reason": "enough", "done": True}
     plugins.register(FailsToStart(), name="failing")
     with pytest.raises(RuntimeError, match="a plugin's bug"):
         launch_train(config, [], plugins, resume=stopped.run_dir, quiet=True)
@@ -436,6 +437,38 @@ def test_a_stop_carried_out_is_not_carried_out_again_by_a_later_resume(tmp_path:
     (stopped.run_dir / "summary.json").write_text("{")
     resumed = launch_train(config, [], plugins, resume=stopped.run_dir, quiet=True)
     assert (resumed.summary["steps"], "stopped_early" in resumed.summary) == (40, False)
+
+
+def test_a_stop_done_whose_run_was_killed_before_its_summary_is_carried_out_by_the_resume(tmp_path: Path) -> None:
+    from nnframe.launch import train as launch_train
+
+    config = write_config(tmp_path, {**TINY, "checkpoint": {"every": 0, "best_metric": None}})
+    plugins = get_plugin_manager()
+    plugins.register(StopsAtStep10(), name="stopper")
+    stopped = launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    plugins.pm.unregister(name="stopper")
+    (stopped.run_dir / "summary.json").unlink()  # as a kill after the final checkpoint, before the summary, leaves it
+    resumed = launch_train(config, [], plugins, resume=stopped.run_dir, quiet=True)
+    assert (resumed.summary["steps"], resumed.summary["stopped_early"]["reason"]) == (10, "enough")
+
+
+class InterruptedWhileClosing:
+    @hookimpl
+    def nnframe_run_end(self, run, status, summary):
+        raise KeyboardInterrupt
+
+
+def test_an_interruption_while_a_completed_run_closes_says_the_run_completed(tmp_path: Path) -> None:
+    from nnframe.launch import train as launch_train
+
+    config = write_config(tmp_path, {**TINY, "train": {**TINY["train"], "max_steps": 5}})
+    plugins = get_plugin_manager()
+    plugins.register(InterruptedWhileClosing(), name="closing")
+    with pytest.raises(KeyboardInterrupt) as caught:
+        launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    (run_dir,) = (tmp_path / "runs").glob("*/*")
+    assert caught.value.__notes__ == [f"(the run is in {run_dir}; it had completed, and its final checkpoint and "
+                                      "summary are kept)"]
 
 
 def test_plugins_see_the_run_directory_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,8 +46,7 @@ class Sigmoid(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out.shape:
-            dout = check_dout(self, dout, self.out.shape)
+        dout = check_dout(self, dout, self.out.shape)
         dx = 1 - self.out
         dx *= self.out
         dx *= dout
@@ -83,8 +82,7 @@ class ReLU(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.mask is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.mask.shape:
-            dout = check_dout(self, dout, self.mask.shape)
+        dout = check_dout(self, dout, self.mask.shape)
         return np.multiply(dout, self.mask, out=_written_over(dout, self.overwrite_dout))
 
     def __repr__(self) -> str:
@@ -113,8 +111,7 @@ class Tanh(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out.shape:
-            dout = check_dout(self, dout, self.out.shape)
+        dout = check_dout(self, dout, self.out.shape)
         dx = np.square(self.out)
         dx = np.subtract(1, dx, out=_written_over(dx, True))  # a 0-d output squares to a scalar
         dx *= dout

@@ -48,8 +48,7 @@ class Affine(Node):
         x = self.x
         if x is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out_shape:  # batched rows would be refolded without a word
-            dout = check_dout(self, dout, self.out_shape)
+        dout = check_dout(self, dout, self.out_shape)  # batched rows would be refolded without a word
         rows = dout
         if x.ndim != 2:
             D, H = W.shape

@@ -56,8 +56,7 @@ class Add(Node):
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.shapes is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out_shape:
-            dout = check_dout(self, dout, self.out_shape)
+        dout = check_dout(self, dout, self.out_shape)
         x_shape, y_shape = self.shapes
         dx = reduce_to_shape(dout, x_shape)
         dy = reduce_to_shape(dout, y_shape)
@@ -90,8 +89,7 @@ class Mul(Node):
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.x is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out_shape:
-            dout = check_dout(self, dout, self.out_shape)
+        dout = check_dout(self, dout, self.out_shape)
         dx = reduce_to_shape(dout * self.y, self.x.shape)
         dy = reduce_to_shape(dout * self.x, self.y.shape)
         return dx, dy

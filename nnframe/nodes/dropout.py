@@ -41,8 +41,7 @@ class Dropout(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out_shape is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out_shape:
-            dout = check_dout(self, dout, self.out_shape)
+        dout = check_dout(self, dout, self.out_shape)
         if self.mask is None:
             return dout
         return dout * self.mask

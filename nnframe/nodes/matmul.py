@@ -61,8 +61,7 @@ class MatMul(Node):
         x = self.x
         if x is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out_shape:  # batched rows would be refolded without a word
-            dout = check_dout(self, dout, self.out_shape)
+        dout = check_dout(self, dout, self.out_shape)  # batched rows would be refolded without a word
         rows = dout
         if W.ndim == 1:
             return self._backward_of_a_dot(W, x, dout)

@@ -58,8 +58,7 @@ class Softmax(Node):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.out is None:
             raise backward_before_forward(self)
-        if getattr(dout, "shape", None) != self.out.shape:
-            dout = check_dout(self, dout, self.out.shape)
+        dout = check_dout(self, dout, self.out.shape)
         dx = self.out * dout
         dx -= self.out * dx.sum(axis=self.axis, keepdims=True)
         return dx

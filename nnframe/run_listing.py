@@ -84,7 +84,7 @@ class RunRecord:
                         default=None)
         return cls(run_dir.name, path, _started(summary, path), status, steps, *metrics,
                    skipped_steps=_int_or_none(summary.get("skipped_steps")),
-                   stopped_early=isinstance(summary.get("stopped_early"), dict))
+                   stopped_early=training is None and isinstance(summary.get("stopped_early"), dict))
 
     def sort_key(self) -> tuple[datetime, int, str]:
         match = RUN_DIR_NAME.match(self.path.name)

@@ -200,3 +200,22 @@ def test_a_killed_resume_shows_the_step_its_checkpoints_reached_past_its_summary
     (run.path / ".lock").write_text(lock_text(ended_process(), started="12345"), encoding="utf-8")
     (record,) = list_runs(tmp_path)
     assert (record.status, record.steps) == ("killed", 1780)
+
+
+def test_a_resume_training_past_an_early_stop_is_not_listed_as_stopped_early(tmp_path):
+    """The summary's stop is the leg before it: while a longer resume trains, or after it was killed, it is not
+    how the run stands."""
+    from test_run_lock import ended_process, lock_text
+
+    stopped = {"status": "completed", "steps": 80, "stopped_early": {"step": 80, "planned_steps": 480,
+                                                                      "reason": "no improvement"}}
+    runs = []
+    for hour, lock in enumerate([None, lock_text(os.getpid()), lock_text(ended_process(), started="12345")]):
+        run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10 + hour, 0, 0), stopped)
+        if lock is not None:
+            (run.path / ".lock").write_text(lock)
+            stamp = os.stat(run.path / ".lock").st_mtime - 5
+            os.utime(run.summary_path, (stamp, stamp))
+        runs.append(run.path)
+    shown = {record.path: record.status_text for record in list_runs(tmp_path)}
+    assert [shown[path] for path in runs] == ["completed (stopped early)", "running", "killed"]

@@ -87,6 +87,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
         run.run_dir = Path(os.path.abspath(run_dir.path))  # plugins see where the run is wherever they chdir
         trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
                                             classification=experiment.classification)
+        previous: dict[str, Any] = {}
         if resume is None:
             _start(trainer, run_dir, overrides)
         else:
@@ -106,7 +107,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             run.register(progress)
         run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),
                             "versions": environment_versions(plugins.versions())})
-        ending = None
+        ending, resumed_at = None, trainer.step
         try:
             trainer.fit()
         except BaseException as exc:
@@ -124,12 +125,13 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 mention(exc, f"the run is in {run_dir.path}; {kept}")
             raise
         finally:
-            if run_dir.present():
+            if not run_dir.present():
+                if ending is None:
+                    raise RunDirectoryGone(run_dir.path)
+                if not isinstance(ending, RunDirectoryGone):
+                    mention(ending, str(RunDirectoryGone(run_dir.path)))
+            elif not _changed_nothing(ending, previous, trainer.step, resumed_at):
                 _write_summary(run_dir, run.summary, ending)
-            elif ending is None:
-                raise RunDirectoryGone(run_dir.path)
-            elif not isinstance(ending, RunDirectoryGone):
-                mention(ending, str(RunDirectoryGone(run_dir.path)))
     stopped = run.summary.get("stopped_early")
     if stopped:
         note(f"a plugin stopped the run at step {stopped['step']} of {stopped['planned_steps']}: "
@@ -140,6 +142,12 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
              "(train.on_nonfinite: skip_step)")
     trainer.model.eval()
     return RunResult(run_dir.path, run.summary, notes, trainer.model)
+
+
+def _changed_nothing(ending: BaseException | None, previous: dict[str, Any], step: int, resumed_at: int) -> bool:
+    """Whether a resume failed before its first step: the summary then keeps the ending before it (a run stopped
+    early, its final metrics). A first step that diverged is an ending of its own."""
+    return ending is not None and bool(previous) and step == resumed_at and not isinstance(ending, NonFiniteError)
 
 
 def _write_summary(run_dir: RunDirectory, summary: dict[str, Any], ending: BaseException | None) -> None:

@@ -26,6 +26,7 @@ from nnframe.errors import ConfigError
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import train as launch_train
 from nnframe.plugins import get_plugin_manager
+from nnframe.run_listing import list_runs
 
 CONFIG = {
     "name": "tiny",
@@ -700,3 +701,21 @@ def test_a_full_disk_that_refuses_the_checkpoint_and_the_summary_reports_the_che
     (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
     assert caught.value.filename == str(run_dir / "checkpoints" / f"{step_name(4)}.npz")
     assert caught.value.__notes__ == ["(summary.json was not written either: No space left on device)"]
+
+
+class FailsToStart:
+    @hookimpl
+    def nnframe_run_start(self, run) -> None:
+        raise RuntimeError("a plugin's bug")
+
+
+def test_a_resume_that_fails_before_its_first_step_leaves_the_summary_as_it_was(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 20})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    before = (run_dir / "summary.json").read_bytes()
+    plugins = get_plugin_manager()
+    plugins.pm.register(FailsToStart())
+    with pytest.raises(RuntimeError, match="a plugin's bug"):
+        launch_train(config, ["train.max_steps=40"], plugins, resume=run_dir, quiet=True)
+    assert (run_dir / "summary.json").read_bytes() == before
+    assert [record.status for record in list_runs(tmp_path / "runs")] == ["completed"]

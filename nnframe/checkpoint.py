@@ -416,11 +416,16 @@ def node_generators(model: Any, prefix: str = "nodes/") -> dict[str, np.random.G
 # --------------------------------------------------------------------------
 
 
-def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
-    model, meta = trainer.model, checkpoint.meta
+def load_params(checkpoint: Checkpoint, model: Any) -> None:
+    """Copy the checkpoint's parameters into the model's arrays, in place (the optimizer and loggers hold them)."""
     saved = checkpoint.params
     for name, param in zip(model.param_names, model.params):
         param[...] = saved[name]
+
+
+def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
+    meta = checkpoint.meta
+    load_params(checkpoint, trainer.model)
     trainer.optimizer.load_state_dict(checkpoint.optimizer_state)
     try:
         trainer.batches.load_state_dict({**meta["batches"], "order": checkpoint.arrays[ORDER]})

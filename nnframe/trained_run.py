@@ -18,13 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnframe.build import build_experiment
-from nnframe.checkpoint import Checkpointer
+from nnframe.checkpoint import Checkpointer, load_params
 from nnframe.checkpoint_files import (BEST, STEP_FILE, Checkpoint, candidates, latest_checkpoint, read_checkpoint,
                                       read_meta, step_name)
-from nnframe.config_loader import load_experiment
 from nnframe.errors import CheckpointError, DataError, UserError
-from nnframe.launch import missing_plugins
+from nnframe.launch import missing_plugins, prepare
 from nnframe.tracking import RunDirectory
 
 if TYPE_CHECKING:
@@ -70,8 +68,7 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
     if checker.data_differs_from(saved, experiment.dataset):
         _warn(f"the data of run {str(run.path)!r} is not what it trained on (its digest differs, its size is the "
               "same): experiment.dataset holds the data as it is now")
-    for name, param in zip(model.param_names, model.params):
-        param[...] = saved.params[name]
+    load_params(saved, model)
     model.eval()
     return TrainedRun(Path(run_dir), experiment, saved.step, saved.path, _summary(run))
 
@@ -79,7 +76,7 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
 def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Experiment:
     """The run's experiment built again, its loss checking every batch's targets as one made by hand does."""
     try:
-        experiment = build_experiment(load_experiment(run.config_path, overrides, plugins), plugins)
+        experiment = prepare(run.config_path, overrides, plugins)
     except DataError as exc:
         if "not found" in str(exc) and not overrides:
             exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] with the absolute "

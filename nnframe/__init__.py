@@ -26,6 +26,7 @@ _PUBLIC = {
     "Optimizer": "nnframe.optimizer_base",
     "OptimizerParams": "nnframe.optimizer_params",
     "DatasetContext": "nnframe.components",
+    "CallbackContext": "nnframe.components",
     "Dataset": "nnframe.data",
     "Loss": "nnframe.losses",
     "NNFrameError": "nnframe.errors",
@@ -43,7 +44,7 @@ __all__ = sorted(_PUBLIC) + ["__version__"]
 
 if TYPE_CHECKING:
     from nnframe.api import load_run, prepare_experiment, run_experiment
-    from nnframe.components import Component, DatasetContext, NodeContext, Params
+    from nnframe.components import CallbackContext, Component, DatasetContext, NodeContext, Params
     from nnframe.data import Dataset
     from nnframe.errors import NNFrameError, UserError
     from nnframe.hookspecs import hookimpl, hookspec

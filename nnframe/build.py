@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from nnframe.arrays import as_dtype
 from nnframe.batches import batches_per_epoch
-from nnframe.components import Component, DatasetContext, NodeContext, Params
+from nnframe.components import CallbackContext, Component, DatasetContext, NodeContext, Params
 from nnframe.config_errors import path_parts
 from nnframe.config_loader import LoadedConfig, parse_override, shown
 from nnframe.data import Dataset, check_labels, load_dataset
@@ -55,6 +55,7 @@ class Experiment:
     optimizer: Any
     streams: Streams
     dtype: np.dtype
+    callbacks: list[Any] = field(default_factory=list)
 
     @property
     def settings(self) -> BaseModel:
@@ -308,14 +309,44 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     _check_loss_accepts_targets(probe, settings.loss.type, output_shape, dataset)
     if hasattr(loss, "validate_targets"):
         loss.validate_targets = False
-    return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype)
+    callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification)
+    return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks)
 
 
-def _build_component(registry: Any, entry: BaseModel, path: str) -> Any:
-    """A loss or optimizer from its section; a build that rejects its params is a config error at ``path``."""
+def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: bool,
+                    classification: bool) -> list[Any]:
+    """The ``callbacks`` section's objects, each named (its ``name``, else its type) and checked to implement
+    some hook: an object without one would be registered and never heard from."""
+    names: dict[str, int] = {}
+    callbacks = []
+    for i, entry in enumerate(entries):
+        path = f"callbacks[{i}]"
+        name = entry.name or entry.type
+        if name in names:
+            raise ConfigError(f"callbacks {names[name]} and {i} are both named {name!r}, the key each keeps its "
+                              f"state under; give {path} a name of its own ({path}.name)", path=f"{path}.name")
+        names[name] = i
+        built = _build_component(plugins.callbacks, entry, path, CallbackContext(name, has_validation,
+                                                                                  classification))
+        if not _implements_hooks(built):
+            raise PluginError(f"field {path}.type: {_from_plugin(plugins.callbacks, entry.type)} built "
+                              f"{type(built).__name__}, which implements no hook; its build() must return an "
+                              "object with methods marked @nnframe.hookimpl")
+        callbacks.append(built)
+    return callbacks
+
+
+def _implements_hooks(obj: Any) -> bool:
+    return any(name.startswith("nnframe_") and hasattr(getattr(obj, name, None), "nnframe_impl")
+               for name in dir(type(obj)))
+
+
+def _build_component(registry: Any, entry: BaseModel, path: str, *context: Any) -> Any:
+    """A loss, optimizer or callback from its section; a build that rejects its params is a config error at
+    ``path``."""
     component = registry.get(entry.type)
     try:
-        return component.build(component_params(component, entry))
+        return component.build(component_params(component, entry), *context)
     except UserError as exc:
         raise _located(exc, f"field {path}", path) from None
     except (ValueError, TypeError) as exc:

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-Kind = Literal["node", "loss", "optimizer", "dataset"]
-KINDS: tuple[Kind, ...] = ("node", "loss", "optimizer", "dataset")
+Kind = Literal["node", "loss", "optimizer", "dataset", "callback"]
+KINDS: tuple[Kind, ...] = ("node", "loss", "optimizer", "dataset", "callback")
 
 
 class Params(BaseModel):
@@ -61,6 +61,22 @@ class DatasetContext:
         return Path(absolute_path(given, self.base_dir))
 
 
+@dataclass
+class CallbackContext:
+    """What a callback's ``build`` knows about the run it will join.
+
+    ``name`` is the callback's name in the config (its ``name``, else its
+    type), unique among the run's callbacks: the key of its own in
+    ``run.state``. ``has_validation`` says whether the data has a validation
+    set (without one no evaluation runs), ``classification`` whether the loss
+    gives an accuracy.
+    """
+
+    name: str
+    has_validation: bool
+    classification: bool
+
+
 def absolute_path(given: str, base_dir: Path) -> str:
     """A data path from a config (``~`` expanded) made absolute against ``base_dir``, the config's directory.
 
@@ -83,8 +99,8 @@ class Component:
     """A registered component of one ``kind``.
 
     ``build`` takes the validated params and, for nodes, a :class:`NodeContext`;
-    for datasets, a :class:`DatasetContext`; losses and optimizers take the
-    params alone.
+    for datasets, a :class:`DatasetContext`; for callbacks, a
+    :class:`CallbackContext`; losses and optimizers take the params alone.
     """
 
     name: str
@@ -115,3 +131,9 @@ def optimizer(name: str, params: type[Params], build: Callable[..., Any], descri
 
 def dataset(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:
     return Component(name, "dataset", params, build, description)
+
+
+def callback(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:
+    """A callback: ``build(params, ctx)`` returns an object with hook implementations, registered for the runs
+    whose config lists it under ``callbacks`` (and for no other run)."""
+    return Component(name, "callback", params, build, description)

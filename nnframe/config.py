@@ -1,6 +1,6 @@
 """The experiment config: pydantic models, built from the registries of a plugin manager.
 
-Component sections (``data``, each model node, ``loss``, ``optimizer``) are
+Component sections (``data``, each model node, ``loss``, ``optimizer``, each callback) are
 discriminated unions on ``type`` whose arms are made from the parameter model
 each registered component declares, so one declaration serves validation, the
 JSON Schema and the listings, and plugins extend the schema by registering.
@@ -21,6 +21,7 @@ from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
 from nnframe.schedules import ConstantSchedule, ScheduleConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+COMPONENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 SEQUENTIAL_TAG = "sequential form"
 GRAPH_TAG = "graph form"
 MODEL_FORM_ERROR = "model_form"
@@ -174,6 +175,12 @@ class ConfigModels:
         return _union(arms, "dataset")
 
     @cached_property
+    def callback(self) -> Any:
+        extra = {"name": (str | None, Field(None, pattern=COMPONENT_NAME_PATTERN,
+                                            description="Its key in run.state; by default its type."))}
+        return _union(self._arms(self.plugins.callbacks, "Callback", extra), "callback")
+
+    @cached_property
     def graph(self) -> type[BaseModel]:
         return create_model(
             "GraphModel", __base__=Section,
@@ -204,6 +211,8 @@ class ConfigModels:
             train=(TrainConfig, Field(description="Training length and batching.")),
             log=(LogConfig, Field(default_factory=LogConfig, description="Logging.")),
             checkpoint=(CheckpointConfig, Field(default_factory=CheckpointConfig, description="Checkpoints.")),
+            callbacks=(list[self.callback], Field(default_factory=list,
+                                                  description="Callbacks this run uses, such as early_stopping.")),
             __validators__={"best_metric_for_regression": model_validator(mode="after")(
                 _best_metric_for_regression(self.plugins.losses))},
         )

@@ -62,6 +62,18 @@ def nnframe_register_datasets() -> list[Component]:
     """
 
 
+@hookspec
+def nnframe_register_callbacks() -> list[Component]:
+    """Return the callback components this plugin provides.
+
+    Called once per plugin manager. ``build(params, ctx)`` (ctx a
+    :class:`nnframe.components.CallbackContext`) returns an object whose
+    methods implement training hooks; it is registered, as by
+    ``run.register``, in the runs whose config lists the callback under
+    ``callbacks``, before their ``nnframe_configure_run``.
+    """
+
+
 # --------------------------------------------------------------------------
 # Training events: called by the training loop, in this order.
 # --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ REGISTER_HOOKS: dict[Kind, str] = {
     "loss": "nnframe_register_losses",
     "optimizer": "nnframe_register_optimizers",
     "dataset": "nnframe_register_datasets",
+    "callback": "nnframe_register_callbacks",
 }
 
 
@@ -211,6 +212,10 @@ class Plugins:
     def datasets(self) -> Registry:
         return self.registry("dataset")
 
+    @property
+    def callbacks(self) -> Registry:
+        return self.registry("callback")
+
     def versions(self) -> dict[str, str]:
         """Distribution versions of every loaded plugin, for run summaries."""
         return {info.dist: info.version for info in self.infos.values()}
@@ -250,12 +255,14 @@ RESERVED_FIELDS: dict[Kind, tuple[str, ...]] = {
     "loss": ("type",),
     "optimizer": ("type", "schedule"),
     "dataset": ("type",),
+    "callback": ("type", "name"),
 }
 """Config keys nnframe itself reads in each kind's section; a component's params may not take them."""
 
 
 BUILD_ARGUMENTS: dict[Kind, tuple[str, ...]] = {
     "node": ("params", "ctx"), "loss": ("params",), "optimizer": ("params",), "dataset": ("params", "ctx"),
+    "callback": ("params", "ctx"),
 }
 """What nnframe passes each kind's ``build``, positionally."""
 

@@ -6,8 +6,8 @@ the run's own, the usual cause is an override of the first start that was
 not repeated, or a file edited since. So:
 
 * the training length (``train.epochs``, ``train.max_steps``), logging
-  (``log``) and checkpointing (``checkpoint``) may change, wherever the new
-  value comes from;
+  (``log``), checkpointing (``checkpoint``) and the ``callbacks`` may change,
+  wherever the new value comes from;
 * the experiment ``name``, the ``seed``, the ``model``, ``train.dtype`` and
   ``optimizer.type`` never change: the name names the run's directory, the
   checkpoints hold the model's arrays in that dtype, that optimizer's state
@@ -33,7 +33,7 @@ from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, UserError, short_repr
 from nnframe.yaml_scalars import dump_yaml
 
-FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",))
+FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",), ("callbacks",))
 NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("train", "batch_size"), ("train", "drop_last"),
                  ("optimizer", "type"))
 SHOWN = 5

@@ -94,6 +94,8 @@ class Trainer:
         status, ending, final = "failed", None, None
         started = time.perf_counter()
         try:
+            for callback in self.experiment.callbacks:
+                self.run.register(callback)
             hook.nnframe_configure_run(run=self.run)
             hook.nnframe_run_start(run=self.run)
             with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):

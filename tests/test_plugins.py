@@ -34,12 +34,14 @@ BUILTIN_NAMES = {
     "loss": "softmax_cross_entropy sigmoid_cross_entropy mse".split(),
     "optimizer": "sgd momentum nesterov adagrad rmsprop adam".split(),
     "dataset": "spiral npz csv".split(),
+    "callback": ["early_stopping"],
 }
 BUILTIN_ENTRY_POINTS = {
     "nodes": "nnframe.builtin.nodes",
     "losses": "nnframe.builtin.losses",
     "optimizers": "nnframe.builtin.optimizers",
     "datasets": "nnframe.builtin.datasets",
+    "callbacks": "nnframe.builtin.callbacks",
     "tensorboard": "nnframe.builtin.tensorboard",
 }
 TINY_CONFIG = {
@@ -411,12 +413,12 @@ def type_constants(schema: dict) -> dict[str, list[str]]:
     for title, definition in schema.get("$defs", {}).items():
         const = definition.get("properties", {}).get("type", {}).get("const")
         if const is not None:
-            suffix = next((s for s in ("Node", "Loss", "Optimizer", "Data") if title.endswith(s)), title)
+            suffix = next((s for s in ("Node", "Loss", "Optimizer", "Data", "Callback") if title.endswith(s)), title)
             found.setdefault(suffix, []).append(const)
     return found
 
 
-SCHEMA_SECTION = {"node": "Node", "loss": "Loss", "optimizer": "Optimizer", "dataset": "Data"}
+SCHEMA_SECTION = {"node": "Node", "loss": "Loss", "optimizer": "Optimizer", "dataset": "Data", "callback": "Callback"}
 
 
 @pytest.mark.parametrize("kind,name", ALL_COMPONENTS)

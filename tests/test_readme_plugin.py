@@ -104,38 +104,49 @@ def test_the_readme_optimizer_registers_and_trains(site: Site, tmp_path: Path) -
     assert summary["metrics"]["train/loss"] < 1.0  # from log(3) = 1.0986 at the start
 
 
-@pytest.mark.parametrize("split", [10, 12])
-def test_the_readme_early_stopper_stops_a_resumed_run_where_an_uninterrupted_one_stops(site: Site, tmp_path: Path,
-                                                                                        split: int) -> None:
-    """Its count of evaluations without improvement lives in ``run.state``, so a checkpoint keeps it: resumed at
-    step 10 or 12 (two evaluations in, every 5 steps), the run stops at step 20 as the straight one does, where a
-    count started afresh would stop at 30. The evaluation the first part adds at step 12 is not counted."""
-    (code,) = [block for block in code_blocks("python") if "class EarlyStopping" in block]
-    site.add("my-stopper", {"my_stopping": code}, entry_points={"early_stopping": "my_stopping"}, version="0.1")
+@pytest.mark.parametrize("split", [150, 152])
+def test_the_readme_callback_stops_a_resumed_run_where_an_uninterrupted_one_stops(site: Site, tmp_path: Path,
+                                                                                   split: int) -> None:
+    """Installed, it acts only where a config lists it. Its streak lives in ``run.state``, so a checkpoint keeps
+    it: val/accuracy is at least 0.5 from step 145 on, evaluated every 5 steps, so the straight run stops at 155,
+    and so does one resumed at step 150 or 152, where a streak started afresh would stop at 165. The evaluation
+    the first part adds at step 152 is not counted."""
+    (code,) = [block for block in code_blocks("python") if "nnframe_register_callbacks" in block]
+    site.add("my-target", {"my_target": code}, entry_points={"stop_at_target": "my_target"}, version="0.1")
+    assert get_plugin_manager().callbacks.plugin_of("stop_at_target").dist == "my-target"
     config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
     config["data"]["val_fraction"] = 0.2
-    config["optimizer"]["lr"] = 1e-4  # the validation loss moves by far less than min_delta: no improvement
-    config["train"].update(epochs=None, max_steps=40, eval_every=5)
+    config["train"].update(epochs=None, max_steps=400, eval_every=5)
     config["log"]["tensorboard"] = False
-    path = tmp_path / "stopping.yaml"
+    path = tmp_path / "target.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
-    def train(*args: str, patience: str = "3") -> subprocess.CompletedProcess:
+    def train(*args: str) -> dict:
         done = subprocess.run([NNFRAME, "train", str(path), "-q", *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120, env={**site.env(), "EARLY_STOPPING_PATIENCE": patience})
+                              text=True, timeout=120, env=site.env())
         assert done.returncode == 0, done.stderr
-        return done
+        (run_dir,) = (tmp_path / args[args.index("--runs-dir") + 1] / "spiral").iterdir()
+        return run_dir
 
-    train("--runs-dir", "unasked", patience="")  # installed, but not asked for: it leaves the run alone
-    assert "stopped_early" not in json.loads(next((tmp_path / "unasked").glob("*/*/summary.json")).read_text())
-    train("--runs-dir", "straight")
-    train("--runs-dir", "parts", f"train.max_steps={split}")
-    (run_dir,) = (tmp_path / "parts" / "spiral").iterdir()
-    checkpoint = json.loads((run_dir / "checkpoints" / f"step-{split:08d}.json").read_text())
-    assert checkpoint["plugin_state"]["early_stopping"]["bad"] == 1
-    train("--resume", str(run_dir))
-    (straight_dir,) = (tmp_path / "straight" / "spiral").iterdir()
-    straight, resumed = (json.loads((d / "summary.json").read_text()) for d in (straight_dir, run_dir))
-    assert straight["stopped_early"]["step"] == 20
+    unasked = train("--runs-dir", "unasked", "train.max_steps=160")
+    assert "stopped_early" not in json.loads((unasked / "summary.json").read_text())
+    listed = ["callbacks=[{type: stop_at_target, accuracy: 0.5, evaluations: 3}]"]
+    straight = train("--runs-dir", "straight", *listed)
+    parts = train("--runs-dir", "parts", *listed, f"train.max_steps={split}")
+    checkpoint = json.loads((parts / "checkpoints" / f"step-{split:08d}.json").read_text())
+    assert checkpoint["plugin_state"]["stop_at_target"] == 2
+    train("--runs-dir", "parts", "--resume", str(parts), *listed)
+    straight, resumed = (json.loads((d / "summary.json").read_text()) for d in (straight, parts))
+    assert straight["stopped_early"]["step"] == 155
     assert resumed["stopped_early"] == straight["stopped_early"]
-    assert resumed["steps"] == 20 and resumed["metrics"] == straight["metrics"]
+    assert resumed["steps"] == 155 and resumed["metrics"] == straight["metrics"]
+
+
+def test_a_wrong_entry_for_the_readme_callback_names_the_field(site: Site, tmp_path: Path) -> None:
+    (code,) = [block for block in code_blocks("python") if "nnframe_register_callbacks" in block]
+    site.add("my-target", {"my_target": code}, entry_points={"stop_at_target": "my_target"}, version="0.1")
+    for entry, field in [("{type: stop_at_target, acuracy: 0.9}", "callbacks[0].acuracy"),
+                         ("{type: stop_at_target, accuracy: 0.9}", "callbacks[0]")]:
+        done = subprocess.run([NNFRAME, "train", str(SPIRAL), "-q", f"callbacks=[{entry}]"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env=site.env())
+        assert done.returncode == 2 and field in done.stderr and "Traceback" not in done.stderr, done.stderr

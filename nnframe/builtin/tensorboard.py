@@ -202,8 +202,8 @@ def _train_values(metrics: StepMetrics) -> list[float]:
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:
     """The config as ``{"optimizer.lr": 1.0, "model.0.out": 10, ...}``, the keys of overrides: scalars kept, a
-    list of sections (the model's nodes) flattened by index, other lists turned into strings, unset values left
-    out.
+    list of sections (the model's nodes, the callbacks) flattened by index, other lists turned into strings, unset
+    values and empty lists left out.
 
     TensorBoard gives a column the type of its values across runs, so an
     unset ``train.max_steps`` written as the text ``"None"`` made the whole
@@ -217,7 +217,7 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
             flat.update(flatten_config(value, f"{dotted}."))
         elif isinstance(value, (list, tuple)) and value and all(isinstance(item, Mapping) for item in value):
             flat.update(flatten_config({str(i): item for i, item in enumerate(value)}, f"{dotted}."))
-        elif value is not None:
+        elif value is not None and not (isinstance(value, list) and not value):  # no callbacks: no column
             flat[dotted] = _hparam_value(value)
     return flat
 

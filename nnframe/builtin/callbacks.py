@@ -1,0 +1,84 @@
+"""The built-in callbacks, registered through the same hook a third-party plugin uses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from nnframe.components import CallbackContext, Component, Params, callback
+from nnframe.errors import ConfigError
+from nnframe.hookspecs import hookimpl
+from nnframe.limits import MAX_COUNT
+
+if TYPE_CHECKING:
+    from nnframe.run import EvalMetrics, RunContext
+
+
+class EarlyStoppingParams(Params):
+    metric: Literal["val/loss", "val/accuracy"] = Field(
+        "val/loss", description="The validation metric watched: lower is better for val/loss, higher for "
+                                "val/accuracy.")
+    patience: int = Field(5, ge=1, le=MAX_COUNT,
+                          description="Evaluations in a row without improvement after which the run stops.")
+    min_delta: float = Field(0.0, ge=0, description="How much a value must beat the best one to count as an "
+                                                    "improvement.")
+
+
+class EarlyStopping:
+    """Stops the run once ``metric`` has not improved by ``min_delta`` in ``patience`` scheduled evaluations.
+
+    Its best value and its count of evaluations without improvement live in
+    ``run.state[name]``, so a resumed run stops where an uninterrupted one
+    would. The evaluation a run adds after a last step off the schedule
+    (``metrics.scheduled`` false) is not counted, nor is the best kept from
+    it: a run cut short and resumed would otherwise count one more.
+    """
+
+    def __init__(self, name: str, metric: str, patience: int, min_delta: float) -> None:
+        self.name, self.metric, self.patience, self.min_delta = name, metric, patience, min_delta
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
+        if not metrics.scheduled:
+            return
+        value = metrics.loss if self.metric == "val/loss" else metrics.accuracy
+        state = run.state.setdefault(self.name, {"best": None, "bad": 0})
+        if self._improves(value, state["best"]):
+            state["best"], state["bad"] = value, 0
+            return
+        state["bad"] += 1
+        if state["bad"] >= self.patience:
+            best = "none finite" if state["best"] is None else f"{state['best']:.6g}"
+            run.stop(f"{self.name}: {self.metric} has not improved on its best ({best}) in {self.patience} "
+                     f"evaluation{'s' if self.patience > 1 else ''}")
+
+    def _improves(self, value: float | None, best: float | None) -> bool:
+        """Whether ``value`` beats ``best`` by more than ``min_delta``; a NaN never does."""
+        if value is None or value != value:
+            return False
+        if best is None:
+            return True
+        if self.metric == "val/loss":
+            return value < best - self.min_delta
+        return value > best + self.min_delta
+
+    def __repr__(self) -> str:
+        return (f"EarlyStopping(name={self.name!r}, metric={self.metric!r}, patience={self.patience}, "
+                f"min_delta={self.min_delta})")
+
+
+def early_stopping(params: EarlyStoppingParams, ctx: CallbackContext) -> EarlyStopping:
+    """Stop when a validation metric has stopped improving."""
+    if not ctx.has_validation:
+        raise ConfigError(f"early_stopping watches {params.metric}, but the data has no validation set, so no "
+                          "evaluation runs; set data.val_fraction (or give the dataset its own validation arrays)")
+    if params.metric == "val/accuracy" and not ctx.classification:
+        raise ConfigError("early_stopping: val/accuracy is not measured with a regression loss; watch val/loss")
+    return EarlyStopping(ctx.name, params.metric, params.patience, params.min_delta)
+
+
+@hookimpl
+def nnframe_register_callbacks() -> list[Component]:
+    """early_stopping."""
+    return [callback("early_stopping", EarlyStoppingParams, early_stopping)]

@@ -47,6 +47,7 @@ from nnframe.checkpoint_files import (
     step_name,
 )
 from nnframe.errors import CheckpointError, PluginStateError, RunDirectoryGone
+from nnframe.generators import generators_in
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
 from nnframe.plugin_state import saved_state
@@ -70,6 +71,8 @@ def data_digest(*arrays: np.ndarray) -> str:
 
 PRESENCE_CHECK_SECONDS = 1.0
 """How often a training run makes sure its directory is still there."""
+DEEP = ":"
+"""Separates a node's name from the path of a generator it keeps away from its ``rng``; no node name holds it."""
 
 
 # --------------------------------------------------------------------------
@@ -400,14 +403,24 @@ def generators(trainer: Trainer) -> dict[str, np.random.Generator]:
 
 
 def node_generators(model: Any, prefix: str = "nodes/") -> dict[str, np.random.Generator]:
-    """The ``rng`` of every node that has a numpy Generator there, nested graphs included."""
-    found = {}
+    """The generators of every node, nested graphs included: a node's ``rng`` as ``nodes/<name>``, and one it
+    keeps elsewhere (in a helper, as the book's negative sampler does) as ``nodes/<name>:<path>``
+    (``nodes/ns:sampler.rng``), each generator once."""
+    found: dict[str, np.random.Generator] = {}
+    held: set[int] = set()
     for name, node in (getattr(model, "nodes", None) or {}).items():
         rng = getattr(node, "rng", None)
         if isinstance(rng, np.random.Generator):
             found[f"{prefix}{name}"] = rng
+            held.add(id(rng))
         if isinstance(getattr(node, "nodes", None), dict):
             found.update(node_generators(node, f"{prefix}{name}/"))
+            held.update(id(rng) for rng in found.values())
+            continue
+        for path, rng in generators_in(node):
+            if id(rng) not in held:
+                found[f"{prefix}{name}{DEEP}{path}"] = rng
+                held.add(id(rng))
     return found
 
 
@@ -442,6 +455,9 @@ def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:
 
 
 def _restore_generators(states: dict[str, Any], live: dict[str, np.random.Generator], where: str) -> None:
+    """Give each generator its saved state. A generator a node keeps away from its ``rng`` (a ``:`` key) may be
+    missing: checkpoints from before such generators were saved have none, and resume as they did."""
+    live = {key: rng for key, rng in live.items() if key in states or DEEP not in key}
     missing = sorted(set(live) - set(states))
     if missing:
         raise CheckpointError(f"{where} has no random state for {', '.join(missing)}; "

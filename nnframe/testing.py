@@ -25,13 +25,14 @@ plugin manager).
 from __future__ import annotations
 
 import sys
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
+
+from nnframe.generators import generators_in
 
 DEFAULT_RTOL = 1e-5
 STEPS = (1e-6, 1e-5, 1e-4)
@@ -311,37 +312,9 @@ def _require_float64(obj: Any, inputs: tuple) -> None:
                             "config: train.dtype=float64, or `nnframe gradcheck`, which does it)")
 
 
-_LEAVES = (np.ndarray, str, bytes, int, float, type, types.ModuleType, types.FunctionType,
-           types.MethodType, types.BuiltinFunctionType)
-
-
 def _find_generators(obj: Any) -> list[np.random.Generator]:
-    """Every numpy ``Generator`` reachable from ``obj`` through attributes, lists, tuples and dicts."""
-    found: dict[int, np.random.Generator] = {}
-    for value in _walk(obj, seen=set(), depth=0):
-        if isinstance(value, np.random.Generator):
-            found.setdefault(id(value), value)
-    return list(found.values())
-
-
-def _walk(value: Any, seen: set[int], depth: int) -> Iterator[Any]:
-    if id(value) in seen or depth > 6 or isinstance(value, _LEAVES):
-        return
-    seen.add(id(value))
-    yield value
-    if isinstance(value, np.random.Generator):
-        return
-    if isinstance(value, dict):
-        children = list(value.values())
-    elif isinstance(value, (list, tuple, set)):
-        children = list(value)
-    else:
-        children = list(getattr(value, "__dict__", {}).values())
-        named = getattr(value, "named_nodes", None)
-        if callable(named):
-            children.append(named())
-    for child in children:
-        yield from _walk(child, seen, depth + 1)
+    """Every numpy ``Generator`` reachable from ``obj`` (see :func:`nnframe.generators.generators_in`)."""
+    return [rng for _, rng in generators_in(obj)]
 
 
 # --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import yaml
 from fixtures.experiments import write_experiment
 from nnframe.checkpoint import (
     Checkpointer,
+    _restore_generators,
     fingerprint,
     fingerprint_hash,
     latest_checkpoint,
@@ -28,6 +29,7 @@ from nnframe.checkpoint_files import meta_digest
 from nnframe.errors import CheckpointError, NonFiniteError, PluginStateError
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
+from nnframe.node import Node
 from nnframe.launch import train as launch_train
 from nnframe.plugins import get_plugin_manager
 from nnframe.run import EvalMetrics, RunContext
@@ -749,3 +751,63 @@ def test_a_second_ctrl_c_after_the_directory_moved_is_still_an_interruption(tmp_
     with pytest.raises(KeyboardInterrupt) as caught:
         launch_train(path, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
     assert "it had no checkpoint here yet" in " ".join(caught.value.__notes__)
+
+
+class _Sampler:
+    """Keeps the generator a node draws from, as the book's UnigramSampler does."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+
+class _NoisyNode(Node):
+    """Adds noise drawn from a generator held by a helper (``self.sampler.rng``), not ``self.rng``."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.sampler = _Sampler(rng)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x + 0.1 * self.sampler.rng.standard_normal(x.shape).astype(x.dtype) if self.training else x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout
+
+
+class _NoisyPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        from nnframe.components import Params, node
+        return [node("noisy", Params, lambda params, ctx: _NoisyNode(np.random.default_rng(0)))]
+
+
+def test_a_generator_a_node_keeps_in_a_helper_is_saved_and_restored(tmp_path: Path, ckpt_dir: Path) -> None:
+    config_path = write_config(tmp_path, model=[{"type": "affine", "out": 8}, {"type": "noisy"},
+                                                {"type": "tanh"}, {"type": "affine", "out": 3}])
+    plugins = get_plugin_manager(plugins=[("noisy", _NoisyPlugin())])
+
+    def trainer() -> Trainer:
+        experiment = prepare(config_path, [], plugins)
+        run = RunContext(name="tiny", config=experiment.config.resolved, run_dir=None, plugin_manager=plugins.pm)
+        return Trainer(experiment, run, Checkpointer(ckpt_dir, experiment.settings.checkpoint, experiment.config))
+
+    straight = trainer()
+    losses = [straight.train_step().loss for _ in range(10)]
+    first = trainer()
+    steps(first, 4)
+    first.checkpointer.save(first)
+    meta = json.loads((ckpt_dir / "step-00000004.json").read_text())
+    assert "nodes/noisy1:sampler.rng" in meta["rngs"]
+    resumed = trainer()
+    resumed.checkpointer.restore(resumed)
+    assert [resumed.train_step().loss for _ in range(6)] == losses[4:]
+
+
+def test_a_checkpoint_from_before_helper_generators_were_saved_still_restores() -> None:
+    live = {"nodes/drop": np.random.default_rng(1), "nodes/ns:sampler.rng": np.random.default_rng(2)}
+    before = live["nodes/ns:sampler.rng"].bit_generator.state
+    _restore_generators({"nodes/drop": np.random.default_rng(5).bit_generator.state}, live, "step 4")
+    assert live["nodes/drop"].bit_generator.state == np.random.default_rng(5).bit_generator.state
+    assert live["nodes/ns:sampler.rng"].bit_generator.state == before
+    with pytest.raises(CheckpointError, match="step 4 has no random state for nodes/drop"):
+        _restore_generators({}, live, "step 4")

@@ -1,0 +1,56 @@
+"""The numpy random generators an object keeps, wherever it keeps them.
+
+A node may hold its generator as ``self.rng``, or inside a helper object, as
+the book's negative sampler does (``self.sampler.rng``). Checkpoints must
+save every one of them, and a gradient check must hold every one still, or a
+resume draws other samples and a check compares two different functions.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+MAX_DEPTH = 6
+"""How deep attributes, lists and dicts are followed: deeper than any node's helpers, and an end to long chains."""
+LEAVES = (np.ndarray, str, bytes, int, float, type, types.ModuleType, types.FunctionType, types.MethodType,
+          types.BuiltinFunctionType)
+
+
+def generators_in(obj: Any) -> list[tuple[str, np.random.Generator]]:
+    """Every ``Generator`` reachable from ``obj`` through attributes, lists, tuples and dicts, each once, with
+    the path it was first found at (``rng``, ``sampler.rng``, ``layers[0].rng``); breadth first, so the shortest
+    path names a generator held twice."""
+    found: dict[int, tuple[str, np.random.Generator]] = {}
+    seen: set[int] = set()
+    level: list[tuple[str, Any]] = [("", obj)]
+    for _ in range(MAX_DEPTH + 1):
+        below: list[tuple[str, Any]] = []
+        for path, value in level:
+            if id(value) in seen or isinstance(value, LEAVES):
+                continue
+            seen.add(id(value))
+            if isinstance(value, np.random.Generator):
+                found.setdefault(id(value), (path, value))
+                continue
+            below.extend(_children(path, value))
+        level = below
+    return list(found.values())
+
+
+def _children(path: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield f"{path}[{key!r}]", child
+    elif isinstance(value, (list, tuple)):
+        for i, child in enumerate(value):
+            yield f"{path}[{i}]", child
+    else:
+        for name, child in getattr(value, "__dict__", {}).items():
+            yield (f"{path}.{name}" if path else name), child
+        named = getattr(value, "named_nodes", None)
+        if callable(named):
+            yield f"{path}.named_nodes()", named()

@@ -95,8 +95,24 @@ def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mappin
                                        _from_plugin(plugins.nodes, spec.entry.type))
     model = Graph([GraphNode(s.name, built[s.name], s.inputs) for s in layout.nodes], inputs=layout.inputs,
                   output=layout.output)
+    _check_no_shared_params(model)
     model.flatten_params()
     return model
+
+
+def _check_no_shared_params(model: Graph) -> None:
+    """Refuse one array held as the parameter of two nodes (the book's tied weights), which a model from a
+    config cannot train: each holder's gradient is that of its own use, and the optimizer would update the
+    array once for each, where the book's ``remove_duplicate`` sums them first."""
+    seen: list[tuple[str, np.ndarray]] = []
+    for name, param in zip(model.param_names, model.params):
+        for other, earlier in seen:
+            if np.may_share_memory(param, earlier):
+                raise ConfigError(f"{other} and {name} are one array: a model built from a config cannot share a "
+                                  "weight between nodes; use it in one node, which reads every input that needs "
+                                  "it (an embedding of an (N, 2) block of ids rather than two embeddings)",
+                                  path="model")
+        seen.append((name, param))
 
 
 def _check_layout(layout: ModelLayout) -> None:

@@ -432,3 +432,25 @@ def test_relative_paths_naming_no_field_is_a_broken_plugin_with_the_likely_name(
     assert broken.error == ("dataset 'misspelt': relative_paths names 'pth', which is not one of its parameters "
                             "(val_fraction, path) (did you mean 'path'?)")
     assert "misspelt" not in plugins.datasets and "shards" in plugins.datasets
+
+
+def test_one_weight_held_by_two_nodes_is_refused_naming_both() -> None:
+    """The book's tied weights (two MatMul nodes given one W_in): each node's gradient is that of its own use, so
+    a model from a config, whose optimizer updates each parameter it holds, cannot train them."""
+    from nnframe.nodes import MatMul
+
+    shared = np.full((2, 2), 0.1)
+
+    class Tied:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            return [node("tied", Params, lambda params, ctx: MatMul(shared))]
+
+    plugins = get_plugin_manager(plugins=[("tied", Tied())])
+    config = {"name": "tied", "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+              "model": [{"type": "tied"}, {"type": "sigmoid"}, {"type": "tied"}, {"type": "affine", "out": 3}],
+              "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
+              "train": {"max_steps": 2, "batch_size": 10, "dtype": "float64"}}
+    with pytest.raises(ConfigError, match=r"tied1/W and tied2/W are one array: a model built from a config cannot "
+                                          r"share a weight"):
+        prepare(config, [], plugins)

@@ -157,8 +157,11 @@ def check_labels(y: np.ndarray, num_outputs: int, where: str, name: str = "y") -
             expected = ("a model with 1 output is a binary classifier and takes labels 0 and 1"
                         if num_outputs == 1 else
                         f"the model outputs {num_outputs} values, so class indices run 0..{num_outputs - 1}")
-            raise DataError(f"{where}: {name}[{row}] is class {int(y[row])}, but {expected}; "
-                            f"set the last node's out to at least {int(y.max()) + 1} or fix the labels")
+            starts_at_one = num_outputs > 1 and int(y.min()) == 1 and int(y.max()) == num_outputs
+            fix = ("the labels run 1..{0} and class 0 never occurs: subtract 1 from them, so that they run "
+                   "0..{1}".format(num_outputs, num_outputs - 1) if starts_at_one else
+                   f"set the last node's out to at least {int(y.max()) + 1} or fix the labels")
+            raise DataError(f"{where}: {name}[{row}] is class {int(y[row])}, but {expected}; {fix}")
         return
     width = y.shape[1] if y.ndim == 2 else 1
     if width != num_outputs:
@@ -291,8 +294,9 @@ def _check_class_indices(y: np.ndarray, name: str, prefix: str) -> np.ndarray:
         bad = ~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) > MAX_CLASS_INDEX)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is not a class index; "
-                            "labels must be integers 0..C-1")
+            raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is not a class index; labels must be integers "
+                            "0..C-1 (for real-valued targets, set the dataset's task: regression and use a "
+                            "regression loss such as mse)")
     if y.size and y.min() < 0:
         row = int(np.argmax(y < 0))
         raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is negative; labels must be class indices 0..C-1")

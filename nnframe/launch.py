@@ -279,10 +279,14 @@ def _seconds(value: Any) -> float:
 
 def config_notes(experiment: Experiment) -> list[str]:
     """What the config asks for that runs but is likely a mistake: a schedule that does not fit the run, a best
-    checkpoint that cannot be kept, evaluations without a validation set."""
+    checkpoint that cannot be kept, a regression loss on class labels, evaluations without a validation set."""
     settings = experiment.settings
     optimizer = settings.optimizer
     notes = [*optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps), *_checkpoint_notes(experiment)]
+    if not experiment.classification and experiment.dataset.classification:
+        notes.append(f"loss {settings.loss.type!r} fits values, but the data holds class labels (its task is "
+                     "classification), so no accuracy is measured; for classes use a classification loss such as "
+                     "softmax_cross_entropy, for values set the dataset's task: regression")
     if settings.train.eval_every and experiment.dataset.x_val is None:
         notes.append(f"train.eval_every is {settings.train.eval_every}, but the run has no validation set, so "
                      "nothing is evaluated; set data.val_fraction or give x_val and y_val")

@@ -190,6 +190,12 @@ def test_csv_reads_features_and_label(registry, tmp_path):
     assert (ds.y.tolist(), ds.y.dtype, ds.num_classes) == ([0, 2, 1], np.int64, 3)
 
 
+def test_csv_drop_leaves_out_columns_that_need_not_be_numbers(registry, tmp_path):
+    path = _write(tmp_path, "d.csv", "id,name,a,label\n7,Smith,1.5,0\n8,Jones,-3,2\n")
+    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path=path, drop=["name", "id"])
+    assert (ds.x.tolist(), ds.y.tolist()) == ([[1.5], [-3.0]], [0, 2])
+
+
 def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     rows = "\n".join(f"{i};{i * 0.5}" for i in range(10))
     path = _write(tmp_path, "r.csv", "x;target\n" + rows + "\n")
@@ -214,7 +220,13 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("label\n0\n1\n", {}, "has only the label column 'label'"),
     ("a,label\n1,0\n2,1.5\n", {}, "dataset {dir}/c.csv: y[1] = 1.5 is not a class index"),
     ("a,label\n1,0\n2,-1\n", {}, "y[1] = -1.0 is negative"),
-    ("a,label\nnan,0\n2,1\n", {}, "x has 1 NaN or infinite value(s); the first is x[0, 0] = nan"),
+    ("a,label\nnan,0\n2,1\n", {}, "line 2, column 'a': 'nan' is a missing or infinite value"),
+    ("a,label\n1,0\n2,-Infinity\n", {}, "line 3, column 'label': '-Infinity' is a missing or infinite value"),
+    ("id,a,label\nx1,1,0\nx2,2,1\n", {"drop": ["idd"]}, "has no column 'idd' to drop; columns present: id, a, "
+                                                         "label (did you mean 'id'?)"),
+    ("id,a,label\n1,1,0\n2,2,1\n", {"drop": ["label"]}, "drop names the label column 'label'"),
+    (",a,label\n0,1,0\n1,2,1\n", {}, "header column 1 has no name (pandas writes its index there: save with "
+                                      "to_csv(index=False))"),
 ])
 def test_csv_errors(registry, tmp_path, text, params, expected):
     path = _write(tmp_path, "c.csv", text)

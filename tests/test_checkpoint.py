@@ -537,6 +537,14 @@ def test_a_regression_runs_own_config_gets_no_best_metric_note(tmp_path: Path) -
     assert config_notes(prepare(resolved, [], get_plugin_manager())) == []  # written out, not chosen
 
 
+def test_a_regression_loss_on_class_labels_gets_a_note(tmp_path: Path) -> None:
+    from nnframe.launch import config_notes
+
+    config = {**CONFIG, "model": [{"type": "affine", "out": 1}], "loss": {"type": "mse"}}
+    notes = config_notes(prepare(config, [], get_plugin_manager()))
+    assert any(note.startswith("loss 'mse' fits values, but the data holds class labels") for note in notes), notes
+
+
 class InterruptedAtStep3:
     """A plugin that presses Ctrl-C at step 3, and whose checkpoint hook then fails."""
 

@@ -95,6 +95,8 @@ def test_validate_regression_targets_become_columns():
     (np.array([0, 2, 3]), 3, "y[2] is class 3, but the model outputs 3 values, so class indices run 0..2; "
                              "set the last node's out to at least 4"),
     (np.array([0, 1, 2]), 1, "y[2] is class 2, but a model with 1 output is a binary classifier"),
+    (np.array([1, 2, 3]), 3, "y[2] is class 3, but the model outputs 3 values, so class indices run 0..2; the "
+                             "labels run 1..3 and class 0 never occurs: subtract 1 from them"),
     (np.eye(4, dtype=np.int64), 3, "y has 4 value(s) per example (shape (4, 4)), but the model outputs 3"),
     (np.zeros((5, 2), dtype=np.float32), 1, "y has 2 value(s) per example"),
     (np.zeros(5, dtype=np.float32), 2, "y has 1 value(s) per example"),

@@ -100,6 +100,8 @@ class CsvParams(FileParams):
 
     label: str = Field("label", description="name of the label (target) column")
     delimiter: str = Field(",", description="the one character between cells")
+    drop: list[str] = Field(default_factory=list, description="columns that are neither features nor the label, "
+                                                              "such as an id; left out")
 
     @field_validator("delimiter")
     @classmethod
@@ -118,12 +120,28 @@ def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
         hint = _delimiter_hint(header, params.delimiter)
         raise DataError(f"{missing}; the header is {header[0]!r}{hint}" if hint else
                         _missing_message(missing, params.label, header, "columns"))
+    header, rows = _without_columns(header, rows, params, path)
     if len(header) < 2:
         raise DataError(f"csv file {path} has only the label column {params.label!r}; it needs feature columns")
     values = _to_numbers(rows, lines, header, path)
     label = header.index(params.label)
     x = np.delete(values, label, axis=1)
     return Dataset(x, values[:, label], source=str(path), classification=params.task == "classification")
+
+
+def _without_columns(header: list[str], rows: list[list[str]], params: CsvParams,
+                     path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and rows without the columns ``drop`` names, which need not hold numbers."""
+    for name in params.drop:
+        if name not in header:
+            raise DataError(_missing_message(f"csv file {path} has no column {name!r} to drop", name, header,
+                                             "columns"))
+        if name == params.label:
+            raise DataError(f"csv file {path}: drop names the label column {name!r}")
+    if not params.drop:
+        return header, rows
+    keep = [i for i, name in enumerate(header) if name not in params.drop]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 
 @hookimpl
@@ -235,7 +253,8 @@ def _check_header(header: list[str], path: Path) -> None:
     seen: set[str] = set()
     for column, name in enumerate(header, start=1):
         if not name:
-            raise DataError(f"csv file {path}: header column {column} has no name")
+            pandas = " (pandas writes its index there: save with to_csv(index=False))" if column == 1 else ""
+            raise DataError(f"csv file {path}: header column {column} has no name{pandas}")
         if name in seen:
             raise DataError(f"csv file {path}: the header names column {name!r} twice")
         seen.add(name)
@@ -246,9 +265,16 @@ def _to_numbers(rows: list[list[str]], lines: list[int], header: list[str], path
     if not rows:
         raise DataError(f"csv file {path} has a header but no data rows")
     try:
-        return np.array(rows, dtype=np.str_).astype(np.float64)
+        values = np.array(rows, dtype=np.str_).astype(np.float64)
     except ValueError:
-        return np.array([_row_numbers(row, line, header, path) for row, line in zip(rows, lines)])
+        values = np.array([_row_numbers(row, line, header, path) for row, line in zip(rows, lines)])
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, column = (int(i) for i in np.argwhere(~finite)[0])
+        raise DataError(f"csv file {path}, line {lines[row]}, column {header[column]!r}: {rows[row][column]!r} is "
+                        "a missing or infinite value; every cell must be a finite number (fill the missing values, "
+                        "or leave out their rows)")
+    return values
 
 
 def _row_numbers(row: list[str], line: int, header: list[str], path: Path) -> list[float]:

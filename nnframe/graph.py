@@ -21,7 +21,7 @@ from nnframe.flat_params import flatten
 from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
                                   check_reaches_output, described, fill_unwritten, topological_order, unwritten_part,
                                   validate_graph)
-from nnframe.node import Node, declares, differentiable_inputs
+from nnframe.node import Node, declares, differentiable_inputs, index_input_hint
 
 
 @dataclass(frozen=True)
@@ -372,6 +372,10 @@ class Graph(Node):
                                    f"must return a tuple of {len(args)} gradients; "
                                    f"got {type(result).__name__}")
             for k, (i, dx, want) in enumerate(zip(args, result, wanted)):
+                if want and dx is None and shapes is not None:
+                    raise NNFrameError(f"{described(name, node)} returned no gradient (None) for its input "
+                                       f"{self._slot_names[i]!r}, which needs one (parameters lie behind it); "
+                                       f"{index_input_hint(node, len(args), k)}")
                 if want and dx is not None:
                     if shapes is not None:
                         check_input_gradient(name, node, self._slot_names[i], dx, shapes[slot - len(self.inputs)][k])

@@ -95,11 +95,23 @@ def differentiable_inputs(node: object, count: int) -> tuple[bool, ...]:
     per input."""
     flags = getattr(node, "differentiable_input", True)
     if isinstance(flags, (tuple, list, np.ndarray)):
-        if len(flags) != count or not all(isinstance(flag, (bool, np.bool_)) for flag in flags):
+        if len(flags) != count:
             raise GraphError(f"{type(node).__name__}.differentiable_input is {flags!r}, but the node reads {count} "
                              f"input(s): give True or False, or a tuple of {count} of them, one per input")
+        if not all(isinstance(flag, (bool, np.bool_)) for flag in flags):
+            raise GraphError(f"{type(node).__name__}.differentiable_input is {flags!r}: its flags must be True or "
+                             "False")
         return tuple(bool(flag) for flag in flags)
     return (bool(flags),) * count
+
+
+def index_input_hint(node: object, count: int, k: int) -> str:
+    """How a node whose backward gives no gradient for its input ``k`` declares that input an index."""
+    if count == 1:
+        return "if it reads indices there, say so with differentiable_input = False"
+    flags = list(differentiable_inputs(node, count))
+    flags[k] = False
+    return f"if it reads indices there, say so with differentiable_input = ({', '.join(map(str, flags))})"
 
 
 def backward_before_forward(node: object) -> RuntimeError:

@@ -144,8 +144,13 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     if target is not None:
         scalar, analytic_inputs, again = _loss_pass(obj, inputs, target, rng, restore)
     else:
-        scalar, analytic_inputs, again = _node_pass(obj, inputs, rng, restore)
+        scalar, returned, again = _node_pass(obj, inputs, rng, restore)
+        analytic_inputs = returned if isinstance(returned, (tuple, list)) else (returned,)
     result = GradCheckResult({}, rtol, _protocol_problems(obj, *kept))
+    if target is None and len(inputs) > 1 and len(analytic_inputs) != len(inputs):
+        result.problems.append(f"{type(obj).__name__}.backward returned {type(returned).__name__}, but it reads "
+                               f"{len(inputs)} inputs, so it must return a tuple of {len(inputs)} gradients (None "
+                               "for an input that takes none), as a graph requires")
     analytic_params = [np.array(g, dtype=np.float64) for g in getattr(obj, "grads", [])]
     if params and analytic_params:
         again()
@@ -160,9 +165,9 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     return result
 
 
-Pass = tuple[Callable[[], float], tuple, Callable[[], None]]
-"""What a first pass gives: the scalar to differentiate numerically, the analytic input gradients, and a way
-to run the same forward and backward again."""
+Pass = tuple[Callable[[], float], Any, Callable[[], None]]
+"""What a first pass gives: the scalar to differentiate numerically, the analytic input gradients (as a node's
+backward returned them; a tuple from a loss), and a way to run the same forward and backward again."""
 
 
 def _loss_pass(obj: Any, inputs: tuple, target: Any, rng: np.random.Generator,
@@ -200,8 +205,7 @@ def _node_pass(obj: Any, inputs: tuple, rng: np.random.Generator, restore: Calla
         obj.forward(*inputs)
         backward()
 
-    grads = backward()
-    return scalar, grads if isinstance(grads, (tuple, list)) else (grads,), again
+    return scalar, backward(), again
 
 
 def _added_gradients(obj: Any, first: list[np.ndarray]) -> list[str]:
@@ -238,7 +242,7 @@ def _protocol_problems(obj: Any, params: tuple, grads: tuple) -> list[str]:
 
 def _compare_inputs(obj: Any, inputs: tuple, analytic: tuple, scalar: Callable[[], float],
                     result: GradCheckResult) -> None:
-    from nnframe.node import Node, differentiable_inputs
+    from nnframe.node import Node, differentiable_inputs, index_input_hint
 
     for i, (x, takes) in enumerate(zip(inputs, differentiable_inputs(obj, len(inputs)))):
         if not takes or not _is_float(x):  # indices, even held as floats: no gradient to check
@@ -247,7 +251,8 @@ def _compare_inputs(obj: Any, inputs: tuple, analytic: tuple, scalar: Callable[[
         grad = analytic[i] if i < len(analytic) else None
         if grad is None:
             if isinstance(obj, Node) and obj.need_dx:
-                result.problems.append(f"backward returned no gradient for {name} although need_dx is True")
+                result.problems.append(f"{type(obj).__name__}.backward returned no gradient for {name} although "
+                                       f"need_dx is True; {index_input_hint(obj, len(inputs), i)}")
             continue
         _compare(name, np.asarray(grad, dtype=np.float64), partial(numerical_gradient, lambda _: scalar(), x), result)
 

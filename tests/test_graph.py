@@ -863,3 +863,46 @@ def test_per_input_flags_reach_a_graph_of_two_inputs_and_are_checked_against_the
                                          r"is \(True, False, False\), but the node reads 2 input\(s\): give True or "
                                          r"False, or a tuple of 2 of them, one per input"):
         Graph([GraphNode("dot", Misdeclared(np.ones((5, 3))), ("h", "idx"))], inputs=["h", "idx"])
+
+
+class Undeclared(EmbeddingDot):
+    """The book's EmbeddingDot without the flag: it returns None for ``idx``, which the graph would send one."""
+
+    differentiable_input = True
+
+
+class IntFlags(EmbeddingDot):
+    differentiable_input = (1, 0)
+
+
+def test_a_node_that_returns_no_gradient_for_an_input_that_needs_one_is_named_with_the_flag_to_set():
+    rng = np.random.default_rng(2)
+    graph = Graph([GraphNode("dot", Undeclared(rng.standard_normal((5, 3))), ("h", "idx"))], inputs=["h", "idx"])
+    graph.need_input_grad = True
+    graph.forward(rng.standard_normal((4, 3)), np.array([4.0, 0.0, 2.0, 2.0]))
+    with pytest.raises(NNFrameError, match=r"node 'dot' \(test_graph.Undeclared\) returned no gradient \(None\) for "
+                                           r"its input 'idx', which needs one .*differentiable_input = "
+                                           r"\(True, False\)"):
+        graph.backward(np.ones(4))
+    result = check_gradients(Undeclared(rng.standard_normal((5, 3))), rng.standard_normal((4, 3)),
+                             np.array([4.0, 0.0, 2.0, 2.0]), raise_on_failure=False)
+    assert any("no gradient for input1" in problem and "differentiable_input = (True, False)" in problem
+               for problem in result.problems), result.problems
+    with pytest.raises(GraphError, match=r"IntFlags.differentiable_input is \(1, 0\): its flags must be True or "
+                                         "False"):
+        Graph([GraphNode("dot", IntFlags(np.ones((5, 3))), ("h", "idx"))], inputs=["h", "idx"])
+
+
+class BareReturn(EmbeddingDot):
+    """The book's EmbeddingDot.backward returns only dh, which a graph refuses for a node of two inputs."""
+
+    def backward(self, dout):
+        return super().backward(dout)[0]
+
+
+def test_check_gradients_refuses_a_bare_gradient_from_a_node_of_two_inputs_as_a_graph_does():
+    rng = np.random.default_rng(3)
+    result = check_gradients(BareReturn(rng.standard_normal((5, 3))), rng.standard_normal((4, 3)),
+                             np.array([4.0, 0.0, 2.0, 2.0]), raise_on_failure=False)
+    assert any("BareReturn.backward returned ndarray, but it reads 2 inputs, so it must return a tuple of 2" in p
+               for p in result.problems), result.problems

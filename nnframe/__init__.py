@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 
-_SUBMODULES = ("nodes", "losses", "optimizers", "testing", "errors")
+_SUBMODULES = ("nodes", "node", "losses", "optimizers", "testing", "errors")
 """Reachable as ``nnframe.nodes.Affine`` without importing them first, as a reader of the book expects."""
 
 

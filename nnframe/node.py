@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nnframe.arrays import is_array
-from nnframe.errors import GraphError
+from nnframe.errors import DataError, GraphError
 
 
 class Node:
@@ -112,6 +112,29 @@ def index_input_hint(node: object, count: int, k: int) -> str:
     flags = list(differentiable_inputs(node, count))
     flags[k] = False
     return f"if it reads indices there, say so with differentiable_input = ({', '.join(map(str, flags))})"
+
+
+def indices(x: Any, size: int, node: object) -> np.ndarray:
+    """``x`` as indices into ``size`` rows (an embedding's table, say), refused unless every one is a whole number
+    in ``0..size-1``.
+
+    Index inputs arrive in the run's float dtype, and ``x.astype(np.intp)``
+    would read 2.5 as row 2 and -1 as the last row without a word. A value
+    outside the table is a data error (exit 2), named with its position.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(x) | (x != np.floor(x)) | (x < 0) | (x >= size)
+    elif x.dtype.kind in "biu":
+        bad = (x < 0) | (x >= size)
+    else:
+        raise DataError(f"{type(node).__name__}: indices must be numbers, found dtype {x.dtype}")
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{type(node).__name__}: index {x[where].item()!r} at {where} is not one of its {size} rows; indices "
+                        f"must be whole numbers 0..{size - 1} (is the data's id out of range, or the table too small?)")
+    return x.astype(np.intp)
 
 
 def backward_before_forward(node: object) -> RuntimeError:

@@ -500,3 +500,24 @@ def test_add_and_mul_name_inputs_that_do_not_broadcast(node):
     with pytest.raises(ValueError, match=rf"{type(node).__name__}: x of shape \(4, 3\) and y of shape \(4, 2\) do "
                                          r"not broadcast together: each axis, counted from the last, must be equal"):
         node.forward(np.ones((4, 3)), np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("ids, found", [
+    (np.array([0.0, 2.5]), "index 2.5 at (1,) is not one of its 4 rows"),
+    (np.array([[1.0, -1.0]]), "index -1.0 at (0, 1) is not one of its 4 rows"),
+    (np.array([3, 4]), "index 4 at (1,) is not one of its 4 rows; indices must be whole numbers 0..3"),
+    (np.array([np.nan]), "index nan at (0,)"),
+])
+def test_indices_refuses_what_astype_would_read_as_another_row(ids: np.ndarray, found: str) -> None:
+    from nnframe.errors import DataError
+    from nnframe.node import indices
+
+    with pytest.raises(DataError, match=re.escape(f"Sigmoid: {found}")):
+        indices(ids, 4, Sigmoid())
+
+
+def test_indices_gives_whole_float_ids_as_intp() -> None:
+    from nnframe.node import indices
+
+    got = indices(np.array([[0.0, 3.0], [2.0, 1.0]], dtype=np.float32), 4, Sigmoid())
+    assert got.dtype == np.intp and got.tolist() == [[0, 3], [2, 1]]

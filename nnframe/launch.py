@@ -287,10 +287,33 @@ def config_notes(experiment: Experiment) -> list[str]:
         notes.append(f"loss {settings.loss.type!r} fits values, but the data holds class labels (its task is "
                      "classification), so no accuracy is measured; for classes use a classification loss such as "
                      "softmax_cross_entropy, for values set the dataset's task: regression")
+    notes += _scale_notes(experiment.dataset)
     if settings.train.eval_every and experiment.dataset.x_val is None:
         notes.append(f"train.eval_every is {settings.train.eval_every}, but the run has no validation set, so "
                      "nothing is evaluated; set data.val_fraction or give x_val and y_val")
     return notes
+
+
+LARGE_INPUT = 1e3
+"""A feature with values beyond this is far from the unit scale that initialisations and learning rates assume."""
+
+
+def _scale_notes(dataset: Any) -> list[str]:
+    """A note naming the features whose values reach far beyond unit scale (a price, a count in millions), which
+    train at chance with the usual initialisations where the same data standardised trains well."""
+    import numpy as np
+
+    x = dataset.x.reshape(len(dataset.x), -1) if dataset.x.ndim > 1 else dataset.x.reshape(-1, 1)
+    if not x.size or x.dtype.kind != "f":
+        return []
+    with np.errstate(over="ignore"):
+        largest = np.max(np.abs(x), axis=0)
+    large = np.flatnonzero(largest > LARGE_INPUT)
+    if not large.size:
+        return []
+    shown = ", ".join(f"x[:, {i}] up to {largest[i]:.3g}" for i in large[:3]) + (", ..." if large.size > 3 else "")
+    return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}); such inputs usually train "
+            "poorly: standardize them (subtract each feature's mean, divide by its standard deviation)"]
 
 
 def _checkpoint_notes(experiment: Experiment) -> list[str]:

@@ -545,6 +545,18 @@ def test_a_regression_loss_on_class_labels_gets_a_note(tmp_path: Path) -> None:
     assert any(note.startswith("loss 'mse' fits values, but the data holds class labels") for note in notes), notes
 
 
+def test_features_far_beyond_unit_scale_get_a_note_naming_them(tmp_path: Path) -> None:
+    from nnframe.launch import config_notes
+
+    x = np.random.default_rng(0).standard_normal((60, 3))
+    x[:, 1] *= 3e6
+    np.savez(tmp_path / "big.npz", x=x, y=np.arange(60) % 3)
+    config = {**CONFIG, "data": {"type": "npz", "path": str(tmp_path / "big.npz")}}
+    notes = config_notes(prepare(config, [], get_plugin_manager()))
+    assert [note for note in notes if "x[:, 1] up to" in note and "standardize" in note], notes
+    assert not [note for note in config_notes(prepare(CONFIG, [], get_plugin_manager())) if "scale" in note]
+
+
 class InterruptedAtStep3:
     """A plugin that presses Ctrl-C at step 3, and whose checkpoint hook then fails."""
 

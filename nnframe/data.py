@@ -46,6 +46,9 @@ class Dataset:
     split_rows: tuple[np.ndarray, np.ndarray] | None = None
     """Where ``val_fraction`` split the data: the rows of ``x`` and ``y`` as built that the training and the
     validation examples came from, so that a message names the row as it is in the file."""
+    feature_names: list[str] | None = None
+    """The names of ``x``'s columns, in order, where the data has them (a CSV file's header): new rows for a
+    trained model must come in this order."""
 
     @property
     def n_train(self) -> int:

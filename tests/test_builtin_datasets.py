@@ -188,12 +188,14 @@ def test_csv_reads_features_and_label(registry, tmp_path):
     ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path=path)
     assert ds.x.tolist() == [[1.5, 2.0], [-3.0, 40.0], [0.0, 0.0]]
     assert (ds.y.tolist(), ds.y.dtype, ds.num_classes) == ([0, 2, 1], np.int64, 3)
+    assert ds.feature_names == ["a", "b"]  # the order of x's columns, for new rows
 
 
 def test_csv_drop_leaves_out_columns_that_need_not_be_numbers(registry, tmp_path):
     path = _write(tmp_path, "d.csv", "id,name,a,label\n7,Smith,1.5,0\n8,Jones,-3,2\n")
     ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path=path, drop=["name", "id"])
     assert (ds.x.tolist(), ds.y.tolist()) == ([[1.5], [-3.0]], [0, 2])
+    assert ds.feature_names == ["a"]
 
 
 def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):

@@ -126,7 +126,8 @@ def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
     values = _to_numbers(rows, lines, header, path)
     label = header.index(params.label)
     x = np.delete(values, label, axis=1)
-    return Dataset(x, values[:, label], source=str(path), classification=params.task == "classification")
+    return Dataset(x, values[:, label], source=str(path), classification=params.task == "classification",
+                   feature_names=[name for name in header if name != params.label])
 
 
 def _without_columns(header: list[str], rows: list[list[str]], params: CsvParams,

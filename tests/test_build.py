@@ -454,3 +454,38 @@ def test_one_weight_held_by_two_nodes_is_refused_naming_both() -> None:
     with pytest.raises(ConfigError, match=r"tied1/W and tied2/W are one array: a model built from a config cannot "
                                           r"share a weight"):
         prepare(config, [], plugins)
+
+
+class Halves(Node):
+    """One node whose two parameters are the column halves of one array, which is no sharing."""
+
+    param_names = ("A", "B")
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        half = W.shape[1] // 2
+        self.params = [W[:, :half], W[:, half:]]
+        self.grads = [np.zeros_like(p) for p in self.params]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.params[0] + x @ self.params[1]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads[0][...] = self.x.T @ dout
+        self.grads[1][...] = self.x.T @ dout
+        return dout @ (self.params[0] + self.params[1]).T
+
+
+def test_a_nodes_own_parameters_may_be_parts_of_one_array() -> None:
+    class Split:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            return [node("halves", Params, lambda params, ctx: Halves(np.full((ctx.in_features, 6), 0.1)))]
+
+    plugins = get_plugin_manager(plugins=[("halves", Split())])
+    config = {"name": "halves", "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+              "model": [{"type": "halves"}, {"type": "sigmoid"}, {"type": "affine", "out": 3}],
+              "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
+              "train": {"max_steps": 2, "batch_size": 10, "dtype": "float64"}}
+    assert prepare(config, [], plugins).model.param_names[:2] == ["halves1/A", "halves1/B"]

@@ -88,13 +88,29 @@ def test_early_stopping_counts_evaluations_without_improvement_by_more_than_min_
     state, stops = evaluated(stopper, [1.0, 0.95, 0.85, 0.8, float("nan"), 0.5])
     # 0.95 is within min_delta of 1.0 (bad 1); 0.85 beats it (best); 0.8 (bad 1); nan (bad 2): stop; 0.5 beats 0.85
     assert stops == [5]
-    assert state == {"early_stopping": {"best": 0.5, "bad": 0}}
+    assert state == {"early_stopping": {"metric": "val/loss", "best": 0.5, "bad": 0}}
+
+
+def test_early_stopping_counts_afresh_when_a_resume_watches_another_metric() -> None:
+    class Run:
+        def __init__(self) -> None:
+            self.state = {"early_stopping": {"metric": "val/loss", "best": 0.2, "bad": 2}}
+            self.stops: list[str] = []
+
+        def stop(self, reason: str) -> None:
+            self.stops.append(reason)
+
+    run = Run()
+    stopper = EarlyStopping("early_stopping", "val/accuracy", patience=3, min_delta=0.0)
+    for accuracy in (0.5, 0.6, 0.7):
+        stopper.nnframe_evaluation_end(run=run, metrics=EvalMetrics(1, 0, 1.0, accuracy, True))
+    assert run.stops == [] and run.state["early_stopping"] == {"metric": "val/accuracy", "best": 0.7, "bad": 0}
 
 
 def test_early_stopping_on_accuracy_wants_it_higher_and_skips_unscheduled_evaluations() -> None:
     stopper = EarlyStopping("acc", "val/accuracy", patience=1, min_delta=0.0)
     state, stops = evaluated(stopper, [0.5, 0.6, 0.6])
-    assert stops == [3] and state == {"acc": {"best": 0.6, "bad": 1}}
+    assert stops == [3] and state == {"acc": {"metric": "val/accuracy", "best": 0.6, "bad": 1}}
     assert evaluated(stopper, [0.5, 0.4], scheduled=False) == ({}, [])
 
 

@@ -28,9 +28,9 @@ class EarlyStoppingParams(Params):
 class EarlyStopping:
     """Stops the run once ``metric`` has not improved by ``min_delta`` in ``patience`` scheduled evaluations.
 
-    Its best value and its count of evaluations without improvement live in
-    ``run.state[name]``, so a resumed run stops where an uninterrupted one
-    would. The evaluation a run adds after a last step off the schedule
+    Its metric, best value and count of evaluations without improvement live
+    in ``run.state[name]``, so a resumed run stops where an uninterrupted one
+    would; a resume that watches another metric starts the count afresh. The evaluation a run adds after a last step off the schedule
     (``metrics.scheduled`` false) is not counted, nor is the best kept from
     it: a run cut short and resumed would otherwise count one more.
     """
@@ -43,7 +43,9 @@ class EarlyStopping:
         if not metrics.scheduled:
             return
         value = metrics.loss if self.metric == "val/loss" else metrics.accuracy
-        state = run.state.setdefault(self.name, {"best": None, "bad": 0})
+        state = run.state.get(self.name)
+        if not isinstance(state, dict) or state.get("metric", self.metric) != self.metric:
+            state = run.state[self.name] = {"metric": self.metric, "best": None, "bad": 0}
         if self._improves(value, state["best"]):
             state["best"], state["bad"] = value, 0
             return

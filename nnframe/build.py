@@ -23,6 +23,7 @@ from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_l
 from nnframe.node import Node
 from nnframe.optimizer_base import Optimizer
 from nnframe.plugins import Plugins
+from nnframe.run import run_plugin_problem
 from nnframe.train import planned_steps
 
 SHAPE_CHECK_ROWS = 3
@@ -341,8 +342,9 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
 
 def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: bool,
                     classification: bool) -> list[Any]:
-    """The ``callbacks`` section's objects, each named (its ``name``, else its type) and checked to implement
-    some hook: an object without one would be registered and never heard from."""
+    """The ``callbacks`` section's objects, each named (its ``name``, else its type) and checked as a run will
+    register it, so that ``nnframe validate`` names a hook no spec has; an object implementing no hook would be
+    registered and never heard from."""
     names: dict[str, int] = {}
     callbacks = []
     for i, entry in enumerate(entries):
@@ -354,10 +356,13 @@ def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: 
         names[name] = i
         built = _build_component(plugins.callbacks, entry, path, CallbackContext(name, has_validation,
                                                                                   classification))
+        origin = f"field {path}.type: {_from_plugin(plugins.callbacks, entry.type)} built {type(built).__name__}"
         if not _implements_hooks(built):
-            raise PluginError(f"field {path}.type: {_from_plugin(plugins.callbacks, entry.type)} built "
-                              f"{type(built).__name__}, which implements no hook; its build() must return an "
-                              "object with methods marked @nnframe.hookimpl")
+            raise PluginError(f"{origin}, which implements no hook; its build() must return an object with "
+                              "methods marked @nnframe.hookimpl")
+        problem = run_plugin_problem(plugins.pm, built)
+        if problem:
+            raise PluginError(f"{origin}, which a run cannot register: {problem.removeprefix(':').strip()}")
         callbacks.append(built)
     return callbacks
 

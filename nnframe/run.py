@@ -104,18 +104,9 @@ class RunContext:
         would never be called, so it is refused here.
         """
         who = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
-        try:
-            self.plugin_manager.register(plugin, name=f"{who}@{id(plugin):x}")
-        except pluggy.PluginValidationError as exc:
-            if self.plugin_manager.is_registered(plugin):
-                self.plugin_manager.unregister(plugin)
-            raise PluginError(f"run plugin {_with_distribution(who)}: {exc}; see nnframe/hookspecs.py for each "
-                              "hook's arguments") from None
-        problems = hook_problems(self.plugin_manager, plugin)
-        if problems:
-            self.plugin_manager.unregister(plugin)
-            raise PluginError(f"run plugin {_with_distribution(who)} {'; '.join(problems)}; see "
-                              "nnframe/hookspecs.py for the hook names")
+        problem = _register_checked(self.plugin_manager, plugin)
+        if problem:
+            raise PluginError(f"run plugin {_with_distribution(who)}{problem}")
         self._registered.append(plugin)
 
     def unregister_all(self) -> None:
@@ -127,6 +118,32 @@ class RunContext:
     @property
     def hook(self) -> Any:
         return self.plugin_manager.hook
+
+
+def run_plugin_problem(pm: pluggy.PluginManager, plugin: object) -> str | None:
+    """Why ``plugin`` could not be registered for a run (a hook argument no spec has, a name that is no hook, a
+    hook left unmarked), or ``None``; either way it is left unregistered. For checking a callback where it is
+    configured, before any run."""
+    problem = _register_checked(pm, plugin)
+    if problem is None:
+        pm.unregister(plugin)
+    return problem
+
+
+def _register_checked(pm: pluggy.PluginManager, plugin: object) -> str | None:
+    """Register ``plugin``, or return why not (to follow its name in a message) and leave it unregistered."""
+    who = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    try:
+        pm.register(plugin, name=f"{who}@{id(plugin):x}")
+    except pluggy.PluginValidationError as exc:
+        if pm.is_registered(plugin):
+            pm.unregister(plugin)
+        return f": {exc}; see nnframe/hookspecs.py for each hook's arguments"
+    problems = hook_problems(pm, plugin)
+    if problems:
+        pm.unregister(plugin)
+        return f" {'; '.join(problems)}; see nnframe/hookspecs.py for the hook names"
+    return None
 
 
 def _with_distribution(who: str) -> str:

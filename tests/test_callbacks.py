@@ -54,10 +54,24 @@ class Silent:
     """Implements no hook: a mistake nnframe names."""
 
 
+class Misspelled:
+    @nnframe.hookimpl
+    def nnframe_step_ned(self, run, metrics):
+        pass
+
+
+class WrongArgument:
+    @nnframe.hookimpl
+    def nnframe_evaluation_end(self, run, metric):
+        pass
+
+
 @nnframe.hookimpl
 def nnframe_register_callbacks():
     return [callback("step_counter", CountParams, lambda params, ctx: StepCounter(ctx.name, params.every)),
-            callback("silent", CountParams, lambda params, ctx: Silent())]
+            callback("silent", CountParams, lambda params, ctx: Silent()),
+            callback("misspelled", CountParams, lambda params, ctx: Misspelled()),
+            callback("wrong_argument", CountParams, lambda params, ctx: WrongArgument())]
 '''
 
 
@@ -204,10 +218,23 @@ def test_an_installed_callback_acts_only_in_the_runs_that_list_it(site: Site, tm
     assert checkpoint["plugin_state"] == {}
 
 
-def test_a_callback_that_implements_no_hook_is_named(site: Site) -> None:
+@pytest.mark.parametrize("kind, problem", [
+    ("silent", "built Silent, which implements no hook"),
+    ("misspelled", "built Misspelled, which a run cannot register: implements unknown hook 'nnframe_step_ned' "
+                   "(did you mean 'nnframe_step_end'?)"),
+    ("wrong_argument", "built WrongArgument, which a run cannot register: "),
+])
+def test_a_callback_a_run_could_not_register_is_named_where_it_is_configured(site: Site, tmp_path: Path, kind: str,
+                                                                             problem: str) -> None:
     site.add("step-counter", {"step_counter": COUNTER}, version="0.2")
-    with pytest.raises(PluginError, match=r"callbacks\[0\]\.type: type 'silent'.*step-counter.*no hook"):
-        nnframe.prepare_experiment({**SPIRAL, "callbacks": [{"type": "silent"}]})
+    with pytest.raises(PluginError, match=rf"callbacks\[0\]\.type: type {kind!r}.*step-counter") as raised:
+        nnframe.prepare_experiment({**SPIRAL, "callbacks": [{"type": kind}]})
+    assert problem in str(raised.value)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**SPIRAL, "callbacks": [{"type": kind}]}))
+    done = subprocess.run([NNFRAME, "validate", str(path)], capture_output=True, text=True, timeout=120,
+                          env=site.env())
+    assert done.returncode == 2 and "callbacks[0].type" in done.stderr, done.stderr
 
 
 def test_the_schema_and_the_hparams_know_the_callbacks() -> None:

@@ -32,6 +32,9 @@ from nnframe.yaml_scalars import dump_yaml
 
 ConfigSource = Union[Path, str, Mapping[str, Any]]
 MAPPING_NAME = "<mapping>"
+WITHOUT_CALLBACKS = "callbacks=[]"
+"""The override for building an experiment that will not train (a loaded run, a gradient check): callbacks act
+in training only, so theirs need not be installed nor able to work."""
 
 
 @dataclass

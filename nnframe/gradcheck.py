@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nnframe.build import Experiment, build_experiment
-from nnframe.config_loader import LoadedConfig, load_experiment
+from nnframe.config_loader import WITHOUT_CALLBACKS, LoadedConfig, load_experiment
 from nnframe.errors import ConfigError
 from nnframe.graph import Graph
 from nnframe.graph_checks import described
@@ -31,8 +31,8 @@ from nnframe.testing import DEFAULT_RTOL, GradCheckResult, check_gradients
 
 def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, batch: int = 4,
                      tolerance: float = DEFAULT_RTOL) -> GradCheckResult:
-    """Build the experiment in float64 and check the model and the loss on ``batch`` training examples
-    (the first ones that are not all zeros).
+    """Build the experiment in float64, without its callbacks, and check the model and the loss on ``batch``
+    training examples (the first ones that are not all zeros).
 
     Errors are keyed ``input/<name>`` for the model input, ``<node>/<param>``
     for parameters, ``<node>/dx[<input>]`` for each node's input gradient
@@ -42,7 +42,8 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
         raise ConfigError(f"the gradient-check batch must hold at least 1 example, found {batch}")
     if not tolerance > 0:
         raise ConfigError(f"the gradient-check tolerance must be above 0, found {tolerance}")
-    experiment = build_experiment(in_float64(load_experiment(config_path, overrides, plugins)), plugins)
+    loaded = load_experiment(config_path, [WITHOUT_CALLBACKS, *overrides], plugins)
+    experiment = build_experiment(in_float64(loaded), plugins)
     rows = _checkable_rows(experiment.dataset.x, batch)
     x = experiment.dataset.x[rows]
     model = experiment.model

@@ -21,6 +21,7 @@ import numpy as np
 from nnframe.checkpoint import Checkpointer, load_params
 from nnframe.checkpoint_files import (BEST, STEP_FILE, Checkpoint, candidates, latest_checkpoint, read_checkpoint,
                                       read_meta, step_name)
+from nnframe.config_loader import WITHOUT_CALLBACKS
 from nnframe.errors import CheckpointError, DataError, UserError
 from nnframe.launch import missing_plugins, prepare
 from nnframe.tracking import RunDirectory
@@ -74,9 +75,10 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
 
 
 def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Experiment:
-    """The run's experiment built again, its loss checking every batch's targets as one made by hand does."""
+    """The run's experiment built again, without its callbacks, its loss checking every batch's targets as one
+    made by hand does."""
     try:
-        experiment = prepare(run.config_path, overrides, plugins)
+        experiment = prepare(run.config_path, [WITHOUT_CALLBACKS, *overrides], plugins)
     except DataError as exc:
         if "not found" in str(exc) and not overrides:
             exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] with the absolute "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -244,3 +246,21 @@ def test_the_schema_and_the_hparams_know_the_callbacks() -> None:
     flat = flatten_config(nnframe.prepare_experiment(SPIRAL).config.resolved)
     assert flat["callbacks.0.type"] == "early_stopping" and flat["callbacks.0.patience"] == 3
     assert not [key for key in flatten_config({**SPIRAL, "callbacks": []}) if key.startswith("callbacks")]
+
+
+def test_a_loaded_run_and_a_gradient_check_leave_the_callbacks_out(site: Site, tmp_path: Path) -> None:
+    """They train nothing: a callback's plugin uninstalled since, or one that needs a validation set, is no
+    obstacle."""
+    info = site.add("step-counter", {"step_counter": COUNTER}, version="0.2")
+    listed = {**SPIRAL, "callbacks": [{"type": "step_counter", "every": 5}]}
+    result = nnframe.run_experiment(listed, [], runs_dir=tmp_path / "runs", quiet=True, plugins=get_plugin_manager())
+    shutil.rmtree(info)  # uninstalled
+    importlib.invalidate_caches()
+    plugins = get_plugin_manager()
+    assert "step_counter" not in plugins.callbacks
+    loaded = nnframe.load_run(result.run_dir, plugins=plugins)
+    assert loaded.step == 40 and loaded.experiment.callbacks == []
+    path = tmp_path / "check.yaml"
+    path.write_text(yaml.safe_dump({**SPIRAL, "data": {**SPIRAL["data"], "val_fraction": 0.0}}))
+    done = subprocess.run([NNFRAME, "gradcheck", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "gradient check passed" in done.stdout, done.stderr

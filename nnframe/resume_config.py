@@ -37,6 +37,8 @@ FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("check
 NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("train", "batch_size"), ("train", "drop_last"),
                  ("optimizer", "type"))
 SHOWN = 5
+ADDED_SINCE: dict[str, Any] = {"callbacks": []}
+"""Sections newer than some runs, with the value a run's config.yaml without them means."""
 
 FieldPath = tuple[str | int, ...]
 
@@ -73,7 +75,7 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     bring the refused fields back to the run's values, tried with ``resolve``
     where it is given (see :func:`first_that_works`).
     """
-    changes = differences(saved, now)
+    changes = differences({**{key: value for key, value in ADDED_SINCE.items() if key in now}, **saved}, now)
     given = [_path(text) for text in overrides]
     given += [path[:-1] for path in given if path[-1:] == ("type",)]
     refused = [c for c in changes if _under(c.path, NEVER_CHANGES)

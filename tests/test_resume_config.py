@@ -50,6 +50,15 @@ def test_length_logging_and_checkpointing_may_change_from_anywhere() -> None:
     assert [format_path(c.path) for c in check(now)] == ["train.epochs", "log.every"]
 
 
+def test_callbacks_may_change_from_anywhere_and_a_run_from_before_them_had_none() -> None:
+    stopper = [{"type": "early_stopping", "patience": 3}]
+    assert check(changed(callbacks=[])) == []  # SAVED, as a run from before callbacks, has no such key
+    assert [format_path(c.path) for c in check(changed(callbacks=stopper))] == ["callbacks"]
+    with_stopper = {**SAVED, "callbacks": stopper}
+    assert resume_changes(with_stopper, changed(callbacks=[]), [], Path("exp.yaml"), Path("r")) == [
+        Change(("callbacks",), stopper, [])]
+
+
 def test_other_fields_change_only_through_this_resumes_overrides() -> None:
     now = changed(optimizer={"lr": 0.01}, train={"eval_every": 10})
     with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now; train.eval_every: 5 in the "

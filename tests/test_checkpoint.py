@@ -831,3 +831,14 @@ def test_a_checkpoint_from_before_helper_generators_were_saved_still_restores() 
     assert live["nodes/ns:sampler.rng"].bit_generator.state == before
     with pytest.raises(CheckpointError, match="step 4 has no random state for nodes/drop"):
         _restore_generators({}, live, "step 4")
+
+
+def test_the_generator_search_does_not_walk_the_items_of_large_data() -> None:
+    from nnframe.generators import MAX_ITEMS, generators_in
+
+    class Vocabulary:
+        def __init__(self) -> None:
+            self.ids = {f"w{i}": np.random.default_rng(i) for i in range(MAX_ITEMS + 1)}  # data, however odd
+            self.sampler = _Sampler(np.random.default_rng(0))
+
+    assert [path for path, _ in generators_in(Vocabulary())] == ["sampler.rng"]

@@ -19,6 +19,7 @@ import numpy as np
 from nnframe.batches import BatchIterator
 from nnframe.errors import NNFrameError, NonFiniteError, PluginError, PluginStateError, Terminated, mention
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
+from nnframe.held_signals import signals_held
 from nnframe.hook_calls import call_each
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
@@ -106,7 +107,8 @@ class Trainer:
             ending, status = exc, _status_after(exc)
             if isinstance(exc, Interrupted):
                 try:
-                    self._save_interrupted(exc)
+                    with signals_held():  # a SIGTERM on the heels of the Ctrl-C (a pool's terminate) waits for it
+                        self._save_interrupted(exc)
                 except BaseException as failed_save:
                     ending = failed_save
                     raise

@@ -96,6 +96,38 @@ def test_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path: Path, sign
                        latest_checkpoint(straight_dir / "checkpoints").arrays)
 
 
+class TermDuringSave:
+    """Sends this process SIGTERM as the Ctrl-C's checkpoint is being saved, as a pool's terminate() does."""
+
+    @hookimpl
+    def nnframe_checkpoint(self, run) -> None:
+        if run.step == 13:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Terminated(BaseException):
+    """What this test's SIGTERM handler raises (the command line's raises nnframe's own)."""
+
+
+def test_a_sigterm_on_the_heels_of_a_ctrl_c_waits_for_its_checkpoint(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        plugins = get_plugin_manager()
+        plugins.pm.register(SignalAt(step=13))
+        plugins.pm.register(TermDuringSave())
+        with pytest.raises(Terminated):
+            launch_train(write_config(tmp_path), [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    run_dir = only_run(tmp_path / "runs")
+    assert latest_checkpoint(run_dir / "checkpoints").step == 13
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
+
+
 def test_second_sigint_stops_at_once_without_saving(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     with pytest.raises(KeyboardInterrupt) as caught:

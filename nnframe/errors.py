@@ -16,7 +16,23 @@ __all__ = ["CheckpointError", "ConfigError", "DataError", "GraphError", "NNFrame
 
 
 class NNFrameError(Exception):
-    """Base of every error nnframe raises on purpose."""
+    """Base of every error nnframe raises on purpose.
+
+    Picklable as it stands, whatever a subclass's constructor takes, so that
+    a run in a worker process (``multiprocessing``, ``concurrent.futures``,
+    Ray) hands its error back to the caller: the default would call the
+    constructor again with the message as its arguments.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[NNFrameError], args: tuple[Any, ...], state: dict[str, Any]) -> NNFrameError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 def mention(ending: BaseException, text: str) -> None:

@@ -72,3 +72,22 @@ def test_a_stop_without_a_reason_records_that_a_plugin_asked(reason) -> None:
     run.stop(reason)
     run.stop("a later reason")
     assert run.stop_reason == "a plugin asked to stop"
+
+
+def test_every_error_of_nnframes_survives_pickling_as_a_worker_process_hands_it_back() -> None:
+    """``multiprocessing`` and ``concurrent.futures`` pickle a worker's exception; an error whose constructor takes
+    something other than its message used to fail there, and hang a Pool."""
+    import pickle
+    import signal as signals
+
+    from nnframe import errors
+    from nnframe.train import Interrupted
+
+    made = [errors.ConfigError("bad lr", file="x.yaml", path="optimizer.lr"), errors.RunDirectoryGone("/r/1"),
+            errors.UnknownComponentError("node", "afine", ["affine", "relu"]), Interrupted(signals.SIGINT),
+            errors.DataError("no rows"), errors.NonFiniteError("nan at step 3")]
+    made[3].add_note("(the run is in runs/x)")
+    for error in made:
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)
+    assert pickle.loads(pickle.dumps(made[3])).exit_code == 130

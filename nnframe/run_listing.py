@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,9 @@ class RunRecord:
     val_accuracy: float | None = None
     skipped_steps: int | None = None
     stopped_early: bool = False
+    overrides: tuple[str, ...] = ()
+    """The command-line overrides of the run's start and of each resume, in order: what sets a sweep's runs
+    apart."""
 
     @property
     def status_text(self) -> str:
@@ -63,6 +66,10 @@ class RunRecord:
 
     @classmethod
     def from_dir(cls, path: Path) -> RunRecord:
+        return replace(cls._from_summary(path), overrides=_overrides(RunDirectory(path)))
+
+    @classmethod
+    def _from_summary(cls, path: Path) -> RunRecord:
         run_dir = RunDirectory(path)
         training = run_dir.training_state()
         try:
@@ -98,10 +105,21 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     return [{"run": record.run, "name": record.name, "path": os.path.abspath(record.path),
              "started": record.started.isoformat() if record.started else None, "status": record.status,
              "steps": record.steps, "skipped_steps": record.skipped_steps, "stopped_early": record.stopped_early,
+             "overrides": list(record.overrides),
              "metrics": {tag: value if value is not None and math.isfinite(value) else None
                          for tag, value in zip(FINAL_METRICS, (record.train_loss, record.train_accuracy,
                                                                record.val_loss, record.val_accuracy))}}
             for record in records]
+
+
+def _overrides(run_dir: RunDirectory) -> tuple[str, ...]:
+    """Every entry's overrides in ``overrides.yaml``, oldest first; none where it is damaged."""
+    try:
+        entries = run_dir.read_overrides()
+    except (UserError, OSError):
+        return ()
+    return tuple(str(item) for entry in entries if isinstance(entry.get("overrides"), list)
+                 for item in entry["overrides"])
 
 
 def list_runs(runs_dir: Path) -> list[RunRecord]:
@@ -188,7 +206,8 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def format_runs_table(records: Sequence[RunRecord]) -> Table:
-    """A rich table of runs, newest first: run (``<name>/<timestamp>``), status, steps, final losses and accuracies."""
+    """A rich table of runs, newest first: run (``<name>/<timestamp>``), status, steps, final losses and accuracies,
+    and the overrides where any run has some."""
     from rich import box
     from rich.table import Table
 
@@ -198,6 +217,9 @@ def format_runs_table(records: Sequence[RunRecord]) -> Table:
     table.add_column("status", no_wrap=True)
     for header in ("steps", "train\nloss", "train\nacc", "val\nloss", "val\nacc"):
         table.add_column(header, justify="right", no_wrap=True)
+    with_overrides = any(record.overrides for record in records)
+    if with_overrides:
+        table.add_column("overrides", overflow="fold")
     for record in records:
         table.add_row(
             record.run,
@@ -207,6 +229,7 @@ def format_runs_table(records: Sequence[RunRecord]) -> Table:
             _format_accuracy(record.train_accuracy),
             _format_loss(record.val_loss),
             _format_accuracy(record.val_accuracy),
+            *([" ".join(record.overrides)] if with_overrides else []),
         )
     return table
 

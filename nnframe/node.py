@@ -132,8 +132,9 @@ def indices(x: Any, size: int, node: object) -> np.ndarray:
         raise DataError(f"{type(node).__name__}: indices must be numbers, found dtype {x.dtype}")
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{type(node).__name__}: index {x[where].item()!r} at {where} is not one of its {size} rows; indices "
-                        f"must be whole numbers 0..{size - 1} (is the data's id out of range, or the table too small?)")
+        raise DataError(f"{type(node).__name__}: index {x[where].item()!r} at {where} is not one of its {size} "
+                        f"rows; indices must be whole numbers 0..{size - 1} (is the data's id out of range, or the "
+                        "table too small?)")
     return x.astype(np.intp)
 
 

@@ -30,7 +30,8 @@ class EarlyStopping:
 
     Its metric, best value and count of evaluations without improvement live
     in ``run.state[name]``, so a resumed run stops where an uninterrupted one
-    would; a resume that watches another metric starts the count afresh. The evaluation a run adds after a last step off the schedule
+    would; a resume that watches another metric starts the count afresh. The
+    evaluation a run adds after a last step off the schedule
     (``metrics.scheduled`` false) is not counted, nor is the best kept from
     it: a run cut short and resumed would otherwise count one more.
     """

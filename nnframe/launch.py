@@ -287,7 +287,8 @@ def config_notes(experiment: Experiment) -> list[str]:
         notes.append(f"loss {settings.loss.type!r} fits values, but the data holds class labels (its task is "
                      "classification), so no accuracy is measured; for classes use a classification loss such as "
                      "softmax_cross_entropy, for values set the dataset's task: regression")
-    notes += _scale_notes(experiment.dataset)
+    if experiment.model.differentiable_input is not False:  # a model of indices (an embedding) reads ids
+        notes += _scale_notes(experiment.dataset)
     if settings.train.eval_every and experiment.dataset.x_val is None:
         notes.append(f"train.eval_every is {settings.train.eval_every}, but the run has no validation set, so "
                      "nothing is evaluated; set data.val_fraction or give x_val and y_val")

@@ -556,6 +556,33 @@ def test_features_far_beyond_unit_scale_get_a_note_naming_them(tmp_path: Path) -
     assert [note for note in notes if "x[:, 1] up to" in note and "standardize" in note], notes
     assert not [note for note in config_notes(prepare(CONFIG, [], get_plugin_manager())) if "scale" in note]
 
+    class Lookup(Node):
+        """Rows of a table picked by the ids of the input's first column: an embedding, whose input is indices."""
+
+        differentiable_input = False
+
+        def __init__(self, dtype: np.dtype) -> None:
+            super().__init__()
+            self.params, self.grads = [np.zeros((5, 3), dtype)], [np.zeros((5, 3), dtype)]
+
+        def forward(self, x):
+            self.ids = np.abs(x[:, 0]).astype(np.intp)
+            return self.params[0][self.ids]
+
+        def backward(self, dout):
+            self.grads[0][...] = 0
+            np.add.at(self.grads[0], self.ids, dout)
+
+    class Embedding:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            from nnframe.components import Params, node
+            return [node("lookup", Params, lambda params, ctx: Lookup(ctx.dtype))]
+
+    ids = {**config, "model": [{"type": "lookup"}, {"type": "affine", "out": 3}]}
+    notes = config_notes(prepare(ids, [], get_plugin_manager(plugins=[("lookup", Embedding())])))
+    assert not [note for note in notes if "scale" in note], notes
+
 
 class InterruptedAtStep3:
     """A plugin that presses Ctrl-C at step 3, and whose checkpoint hook then fails."""

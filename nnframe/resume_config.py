@@ -33,7 +33,9 @@ from nnframe.config_loader import parse_override
 from nnframe.errors import ConfigError, UserError, short_repr
 from nnframe.yaml_scalars import dump_yaml
 
-FREE_TO_CHANGE = (("train", "epochs"), ("train", "max_steps"), ("log",), ("checkpoint",), ("callbacks",))
+TRAINING_LENGTH = (("train", "epochs"), ("train", "max_steps"))
+"""Free to change, but part of the run "as it was": advice to continue it names them where they differ."""
+FREE_TO_CHANGE = (*TRAINING_LENGTH, ("log",), ("checkpoint",), ("callbacks",))
 NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("train", "batch_size"), ("train", "drop_last"),
                  ("optimizer", "type"))
 SHOWN = 5
@@ -83,7 +85,7 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     if refused:
         listed = "; ".join(change.describe() for change in refused[:SHOWN])
         more = f" (and {len(refused) - SHOWN} more)" if len(refused) > SHOWN else ""
-        restore = _restore_advice(saved, now, refused, overrides, resolve)
+        restore = _restore_advice(saved, now, refused, overrides, resolve) + _length_advice(changes, given)
         if any(_under(c.path, NEVER_CHANGES) for c in refused):
             advice = ("A run keeps its name, seed, model, train.dtype, train.batch_size, train.drop_last and "
                       "optimizer.type (its directory and checkpoints, with their place in the epoch, are made for "
@@ -108,6 +110,19 @@ def _restore_advice(saved: dict[str, Any], now: dict[str, Any], refused: list[Ch
     back = _way_back(saved, now, refused, overrides, resolve)
     overriding = f" (they override {shlex.join(clashing)})" if clashing else ""
     return f"To continue the run as it was, add: {shlex.join(back)}{overriding}"
+
+
+def _length_advice(changes: list[Change], given: list[FieldPath]) -> str:
+    """`` (train.epochs is 50000 in the run and 300 now: add train.epochs=50000 to keep its length)``: a training
+    length that differs, not by this command's overrides, may be a first override not repeated, which a resume
+    takes as a new length rather than refusing."""
+    lengths = [c for c in changes if _under(c.path, TRAINING_LENGTH) and not _under(c.path, given)]
+    if not lengths:
+        return ""
+    differ = ", ".join(f"{format_path(c.path)} is {_shown(c.saved)} in the run and {_shown(c.now)} now"
+                       for c in lengths)
+    keep = shlex.join(as_override(c.path, c.saved) for c in lengths)
+    return f" ({differ}: add {keep} to keep its length)"
 
 
 def _way_back(saved: dict[str, Any], now: dict[str, Any], refused: list[Change], overrides: Sequence[str],

@@ -70,6 +70,19 @@ def test_other_fields_change_only_through_this_resumes_overrides() -> None:
         check(now, overrides=["optimizer.lr=0.01"])
 
 
+def test_the_advice_to_continue_as_it_was_brings_back_the_training_length_too() -> None:
+    """A run started with train.epochs=50000 and another lr, resumed from the file, whose length is 300: the
+    advice names the length too, where following an advice of the lr alone would end the run at 300 epochs."""
+    now = changed(optimizer={"lr": 0.01}, train={"epochs": 300})
+    saved = changed(train={"epochs": 50000})
+    with pytest.raises(ConfigError, match=r"optimizer.lr: 1.0 in the run, 0.01 now\. To continue the run as it was, "
+                                          r"add: optimizer.lr=1.0 \(train.epochs is 50000 in the run and 300 now: add "
+                                          r"train.epochs=50000 to keep its length\); to change"):
+        resume_changes(saved, now, [], Path("exp.yaml"), Path("runs/spiral/1"))
+    with pytest.raises(ConfigError, match=r"add: optimizer.lr=1.0; to change"):  # a length given now is meant
+        resume_changes(saved, now, ["train.epochs=300"], Path("exp.yaml"), Path("runs/spiral/1"))
+
+
 def test_an_override_of_a_components_type_covers_its_fields() -> None:
     saved = {**SAVED, "data": {"type": "spiral", "points_per_class": 100}}
     now = {**SAVED, "data": {"type": "npz", "path": "d.npz"}}
@@ -99,7 +112,8 @@ def test_a_refusal_gives_back_a_retyped_component_whole_and_keeps_the_accepted_c
                                                            "schedule": {"type": "cosine", "min_lr": 0.0}}}
     with pytest.raises(ConfigError) as caught:
         resume_changes(saved, now, [], Path("exp.yaml"), Path("runs/spiral/1"))
-    assert "add: 'optimizer.schedule={type: step, step_size: 100}'; to change" in str(caught.value)
+    assert ("add: 'optimizer.schedule={type: step, step_size: 100}' (train.epochs is 300 in the run and 400 now: "
+            "add train.epochs=300 to keep its length); to change") in str(caught.value)
 
 
 @pytest.mark.parametrize(("path", "value", "text"), [

@@ -21,19 +21,35 @@ HELD = (signal.SIGINT, signal.SIGTERM)
 @contextmanager
 def signals_held() -> Iterator[None]:
     """Run the block with SIGINT and SIGTERM recorded, not handled; then deliver them in the order they came."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-
-    def record(signum: int, frame: Any) -> None:
-        caught.append(signum)
-
-    previous = {sig: signal.signal(sig, record) for sig in HELD}
+    held = HeldSignals()
     try:
         yield
     finally:
+        held.release()
+
+
+class HeldSignals:
+    """SIGINT and SIGTERM recorded from its making until :meth:`release`, which delivers them, in the order they
+    came, to the handlers that were in place (outside the main thread, where no handler can be set, nothing).
+
+    For a span that is no one block: a stopped run's checkpoint, its plugins' ``nnframe_run_end`` and the
+    ``summary.json`` written after it, which a process pool's ``terminate()`` (a SIGTERM just after the
+    Ctrl-C) would otherwise cut short.
+    """
+
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._record) for sig in HELD}
+
+    def _record(self, signum: int, frame: Any) -> None:
+        self.caught.append(signum)
+
+    def release(self) -> None:
+        previous, self._previous = self._previous, {}
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        caught, self.caught = self.caught, []
         for sig in caught:  # each in turn: a training run's second Ctrl-C stops it at once
             signal.raise_signal(sig)

@@ -108,6 +108,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
         run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),
                             "versions": environment_versions(plugins.versions())})
         ending, resumed_at = None, trainer.step
+        trainer.caller_releases_signals = True
         try:
             trainer.fit()
         except BaseException as exc:
@@ -125,13 +126,11 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 mention(exc, f"the run is in {run_dir.path}; {kept}")
             raise
         finally:
-            if not run_dir.present():
-                if ending is None:
-                    raise RunDirectoryGone(run_dir.path)
-                if not isinstance(ending, RunDirectoryGone):
-                    mention(ending, str(RunDirectoryGone(run_dir.path)))
-            elif not _changed_nothing(ending, previous, trainer.step, resumed_at):
-                _write_summary(run_dir, run.summary, ending)
+            try:
+                _record_ending(run_dir, run.summary, ending, _changed_nothing(ending, previous, trainer.step,
+                                                                              resumed_at))
+            finally:
+                _release_held_signals(trainer, ending)
     stopped = run.summary.get("stopped_early")
     if stopped:
         note(f"a plugin stopped the run at step {stopped['step']} of {stopped['planned_steps']}: "
@@ -142,6 +141,32 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
              "(train.on_nonfinite: skip_step)")
     trainer.model.eval()
     return RunResult(run_dir.path, run.summary, notes, trainer.model)
+
+
+def _release_held_signals(trainer: Trainer, ending: BaseException | None) -> None:
+    """Deliver the Ctrl-C and SIGTERM held while a stopped run saved its state and summary. Where one raises (the
+    command line's SIGTERM handler, a second Ctrl-C), the stop stays what ends the run, with its resume command;
+    a SIGTERM makes its exit code 143."""
+    try:
+        trainer.release_signals()
+    except (KeyboardInterrupt, Terminated) as late:
+        if not isinstance(ending, Interrupted):
+            raise
+        if isinstance(late, Terminated):
+            ending.joined_by_sigterm()
+        raise ending from None
+
+
+def _record_ending(run_dir: RunDirectory, summary: dict[str, Any], ending: BaseException | None,
+                   changed_nothing: bool) -> None:
+    """Write the summary of how the run ended, unless its directory has gone or a resume changed nothing."""
+    if not run_dir.present():
+        if ending is None:
+            raise RunDirectoryGone(run_dir.path)
+        if not isinstance(ending, RunDirectoryGone):
+            mention(ending, str(RunDirectoryGone(run_dir.path)))
+    elif not changed_nothing:
+        _write_summary(run_dir, summary, ending)
 
 
 def _changed_nothing(ending: BaseException | None, previous: dict[str, Any], step: int, resumed_at: int) -> bool:

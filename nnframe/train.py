@@ -19,7 +19,7 @@ import numpy as np
 from nnframe.batches import BatchIterator
 from nnframe.errors import NNFrameError, NonFiniteError, PluginError, PluginStateError, Terminated, mention
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
-from nnframe.held_signals import signals_held
+from nnframe.held_signals import HeldSignals
 from nnframe.hook_calls import call_each
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
@@ -37,6 +37,12 @@ class Interrupted(NNFrameError):
         self.signum = signum
         self.exit_code = EXIT_CODES.get(signum, 130)
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+    def joined_by_sigterm(self) -> None:
+        """A SIGTERM came while the stop saved the run (a process pool's ``terminate()``): it ends as SIGTERM's."""
+        before = f"interrupted by {signal.Signals(self.signum).name}"
+        self.signum, self.exit_code = signal.SIGTERM, EXIT_CODES[signal.SIGTERM]
+        self.args = (str(self).replace(before, "interrupted by SIGTERM", 1),)
 
 
 class Trainer:
@@ -70,6 +76,9 @@ class Trainer:
         """Whether the loop has ended: the final evaluation and checkpoint follow, a plugin's stop carried out."""
         self.last_step: StepMetrics | None = None
         self._stop_signal: int | None = None
+        self._held: HeldSignals | None = None
+        self.caller_releases_signals = False
+        """Set by a caller that writes ``summary.json`` after :meth:`fit` and then calls :meth:`release_signals`."""
         self._log_every = self.settings.log.every
         self._log_grad_norms = self.settings.log.grad_norms
         self._clip = train.clip_grad_norm
@@ -106,9 +115,9 @@ class Trainer:
         except BaseException as exc:
             ending, status = exc, _status_after(exc)
             if isinstance(exc, Interrupted):
+                self._held = HeldSignals()  # a SIGTERM on the heels of the Ctrl-C (a pool's terminate) waits
                 try:
-                    with signals_held():  # a SIGTERM on the heels of the Ctrl-C (a pool's terminate) waits for it
-                        self._save_interrupted(exc)
+                    self._save_interrupted(exc)
                 except BaseException as failed_save:
                     ending = failed_save
                     raise
@@ -124,7 +133,17 @@ class Trainer:
                     mention(ending, f"a plugin's nnframe_run_end failed too: {hook_error!r}")
             finally:
                 self.run.unregister_all()
+                if not self.caller_releases_signals:
+                    self.release_signals()
         return self.run.summary
+
+    def release_signals(self) -> None:
+        """Deliver the SIGINT and SIGTERM held since a Ctrl-C or SIGTERM stopped the run, once its checkpoint,
+        its plugins' ``nnframe_run_end`` and (where :attr:`caller_releases_signals`, the caller's) summary are
+        written."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.release()
 
     def _save_interrupted(self, interrupted: Interrupted) -> None:
         """The final checkpoint of a Ctrl-C or SIGTERM stop; a plugin's failing checkpoint hook is named in the

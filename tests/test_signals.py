@@ -16,6 +16,7 @@ import pytest
 from fixtures.experiments import assert_same_arrays, write_experiment
 from fixtures.console import NNFRAME
 from nnframe.checkpoint import latest_checkpoint
+from nnframe.errors import raise_terminated
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import train as launch_train
 from nnframe.plugins import get_plugin_manager
@@ -105,24 +106,57 @@ class TermDuringSave:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-class Terminated(BaseException):
-    """What this test's SIGTERM handler raises (the command line's raises nnframe's own)."""
-
-
-def test_a_sigterm_on_the_heels_of_a_ctrl_c_waits_for_its_checkpoint(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    def terminate(signum: int, frame: Any) -> None:
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, terminate)
+def test_a_sigterm_on_the_heels_of_a_ctrl_c_waits_for_its_checkpoint_and_sets_the_exit_code(tmp_path: Path) -> None:
+    """Under the command line's SIGTERM handler (which raises ``Terminated``) the stop still ends the run, with its
+    resume command, as SIGTERM's: exit 143."""
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         plugins = get_plugin_manager()
         plugins.pm.register(SignalAt(step=13))
         plugins.pm.register(TermDuringSave())
-        with pytest.raises(Terminated):
+        with pytest.raises(Interrupted, match=r"^interrupted by SIGTERM; the run is in .*continue it with") as caught:
             launch_train(write_config(tmp_path), [], plugins, runs_dir=tmp_path / "runs", quiet=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    assert caught.value.exit_code == 143
+    run_dir = only_run(tmp_path / "runs")
+    assert latest_checkpoint(run_dir / "checkpoints").step == 13
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
+
+
+WORKER = """
+import os, signal, sys
+import nnframe
+
+class IntThenTermDuringSave:
+    @nnframe.hookimpl
+    def nnframe_step_end(self, run, metrics):
+        if metrics.step == 13:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    @nnframe.hookimpl
+    def nnframe_checkpoint(self, run):
+        if run.step == 13:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a pool's terminate() sends, with SIGTERM's default action
+
+    @nnframe.hookimpl
+    def nnframe_run_end(self, run, status, summary):
+        print("run_end", status, flush=True)
+
+plugins = nnframe.get_plugin_manager(plugins=[("x", IntThenTermDuringSave())])
+nnframe.run_experiment(sys.argv[1], [], runs_dir=sys.argv[2], quiet=True, plugins=plugins)
+"""
+
+
+def test_a_worker_terminated_during_the_stops_save_dies_once_its_summary_is_written(tmp_path: Path) -> None:
+    """In a process pool's worker SIGTERM keeps its default action: the process dies, but only after the
+    checkpoint, the plugins' nnframe_run_end and summary.json, so the run is listed as interrupted, not killed."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    done = subprocess.run([sys.executable, str(script), str(write_config(tmp_path)), str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert done.stdout == "run_end interrupted\n"
     run_dir = only_run(tmp_path / "runs")
     assert latest_checkpoint(run_dir / "checkpoints").step == 13
     assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)

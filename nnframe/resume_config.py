@@ -6,8 +6,8 @@ the run's own, the usual cause is an override of the first start that was
 not repeated, or a file edited since. So:
 
 * the training length (``train.epochs``, ``train.max_steps``), logging
-  (``log``), checkpointing (``checkpoint``) and the ``callbacks`` may change,
-  wherever the new value comes from;
+  (``log``) and checkpointing (``checkpoint``) may change, wherever the new
+  value comes from;
 * the experiment ``name``, the ``seed``, the ``model``, ``train.dtype`` and
   ``optimizer.type`` never change: the name names the run's directory, the
   checkpoints hold the model's arrays in that dtype, that optimizer's state
@@ -35,7 +35,7 @@ from nnframe.yaml_scalars import dump_yaml
 
 TRAINING_LENGTH = (("train", "epochs"), ("train", "max_steps"))
 """Free to change, but part of the run "as it was": advice to continue it names them where they differ."""
-FREE_TO_CHANGE = (*TRAINING_LENGTH, ("log",), ("checkpoint",), ("callbacks",))
+FREE_TO_CHANGE = (*TRAINING_LENGTH, ("log",), ("checkpoint",))
 NEVER_CHANGES = (("name",), ("seed",), ("model",), ("train", "dtype"), ("train", "batch_size"), ("train", "drop_last"),
                  ("optimizer", "type"))
 SHOWN = 5

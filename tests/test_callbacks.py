@@ -156,11 +156,16 @@ def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, sp
     assert resumed["steps"] == 20 and resumed["metrics"] == straight["metrics"]
 
 
-def test_early_stopping_can_be_added_when_a_run_is_resumed(tmp_path: Path) -> None:
+def test_early_stopping_is_added_on_a_resume_by_an_override_and_not_lost_by_a_resume_without_it(
+        tmp_path: Path) -> None:
     first = run({**SPIRAL, "callbacks": []}, tmp_path, "train.max_steps=10")
+    with pytest.raises(ConfigError, match=r"callbacks: \[\] in the run, .* now\. To continue the run as it was, "
+                                          r"add: 'callbacks=\[\]'"):
+        nnframe.run_experiment(SPIRAL, [], runs_dir=tmp_path / "runs", resume=first["run_dir"], quiet=True)
     notes: list[str] = []
-    result = nnframe.run_experiment(SPIRAL, [], runs_dir=tmp_path / "runs", resume=first["run_dir"], quiet=True,
-                                    on_note=notes.append)
+    stopper = "callbacks=[{type: early_stopping, patience: 3, min_delta: 0.001}]"
+    result = nnframe.run_experiment(SPIRAL, [stopper], runs_dir=tmp_path / "runs", resume=first["run_dir"],
+                                    quiet=True, on_note=notes.append)
     assert result.summary["stopped_early"]["step"] == 30  # counting from the resume's first evaluation, at 15
     assert any("callbacks" in note for note in notes)
     saved = yaml.safe_load((first["run_dir"] / "config.yaml").read_text())

@@ -50,13 +50,17 @@ def test_length_logging_and_checkpointing_may_change_from_anywhere() -> None:
     assert [format_path(c.path) for c in check(now)] == ["train.epochs", "log.every"]
 
 
-def test_callbacks_may_change_from_anywhere_and_a_run_from_before_them_had_none() -> None:
+def test_callbacks_change_through_this_resumes_overrides_and_a_run_from_before_them_had_none() -> None:
+    """They change where a run stops, so one given as an override of the start and not repeated is refused, as an
+    unrepeated optimizer.lr is."""
     stopper = [{"type": "early_stopping", "patience": 3}]
     assert check(changed(callbacks=[])) == []  # SAVED, as a run from before callbacks, has no such key
-    assert [format_path(c.path) for c in check(changed(callbacks=stopper))] == ["callbacks"]
-    with_stopper = {**SAVED, "callbacks": stopper}
-    assert resume_changes(with_stopper, changed(callbacks=[]), [], Path("exp.yaml"), Path("r")) == [
-        Change(("callbacks",), stopper, [])]
+    with pytest.raises(ConfigError, match=r"callbacks: \[\] in the run, .* now"):
+        check(changed(callbacks=stopper))
+    assert len(check(changed(callbacks=stopper), overrides=["callbacks=[{type: early_stopping, patience: 3}]"])) == 1
+    with pytest.raises(ConfigError, match=r"To continue the run as it was, add: "
+                                          r"'callbacks=\[\{type: early_stopping, patience: 3\}\]'"):
+        resume_changes({**SAVED, "callbacks": stopper}, changed(callbacks=[]), [], Path("exp.yaml"), Path("r"))
 
 
 def test_other_fields_change_only_through_this_resumes_overrides() -> None:

@@ -138,6 +138,16 @@ def test_a_listed_early_stopping_stops_the_run_and_says_why(tmp_path: Path) -> N
     assert summary["stopped_early"]["reason"].startswith("early_stopping: val/loss has not improved")
 
 
+def test_resuming_a_run_early_stopping_stopped_changes_nothing_unless_its_patience_grows(tmp_path: Path) -> None:
+    first = run(SPIRAL, tmp_path)
+    again = run(SPIRAL, tmp_path, resume=first["run_dir"])
+    assert again["steps"] == first["steps"] == 20
+    assert again["stopped_early"] == first["stopped_early"] and again["metrics"] == first["metrics"]
+    longer = run(SPIRAL, tmp_path, "callbacks=[{type: early_stopping, patience: 4, min_delta: 0.001}]",
+                 resume=first["run_dir"])
+    assert longer["steps"] == 25 and longer["stopped_early"]["reason"].endswith("in 4 evaluations")
+
+
 def test_a_run_without_callbacks_is_left_alone(tmp_path: Path) -> None:
     summary = run({**SPIRAL, "callbacks": []}, tmp_path)
     assert summary["steps"] == 40 and "stopped_early" not in summary

@@ -40,6 +40,14 @@ class EarlyStopping:
         self.name, self.metric, self.patience, self.min_delta = name, metric, patience, min_delta
 
     @hookimpl
+    def nnframe_run_start(self, run: RunContext) -> None:
+        """A resumed run this stopper stopped stops again before its first step, so that resuming it changes
+        nothing; a larger ``patience`` given with the resume trains on."""
+        state = run.state.get(self.name)
+        if isinstance(state, dict) and state.get("metric") == self.metric and state.get("bad", 0) >= self.patience:
+            run.stop(self._reason(state))
+
+    @hookimpl
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
         if not metrics.scheduled:
             return
@@ -52,9 +60,13 @@ class EarlyStopping:
             return
         state["bad"] += 1
         if state["bad"] >= self.patience:
-            best = "none finite" if state["best"] is None else f"{state['best']:.6g}"
-            run.stop(f"{self.name}: {self.metric} has not improved on its best ({best}) in {self.patience} "
-                     f"evaluation{'s' if self.patience > 1 else ''}")
+            run.stop(self._reason(state))
+
+    def _reason(self, state: dict) -> str:
+        best = "none finite" if state["best"] is None else f"{state['best']:.6g}"
+        count = state["bad"]
+        return (f"{self.name}: {self.metric} has not improved on its best ({best}) in {count} "
+                f"evaluation{'s' if count > 1 else ''}")
 
     def _improves(self, value: float | None, best: float | None) -> bool:
         """Whether ``value`` beats ``best`` by more than ``min_delta``; a NaN never does."""

@@ -48,8 +48,7 @@ class RunRecord:
     skipped_steps: int | None = None
     stopped_early: bool = False
     overrides: tuple[str, ...] = ()
-    """The command-line overrides of the run's start and of each resume, in order: what sets a sweep's runs
-    apart."""
+    """The command-line overrides in effect (see :func:`_overrides`): what sets a sweep's runs apart."""
 
     @property
     def status_text(self) -> str:
@@ -113,13 +112,17 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 
 def _overrides(run_dir: RunDirectory) -> tuple[str, ...]:
-    """Every entry's overrides in ``overrides.yaml``, oldest first; none where it is damaged."""
+    """The overrides in effect, from ``overrides.yaml``: each field's last value, given at the start or at a
+    resume (which repeats the start's), in the order the fields were first given; none where it is damaged."""
     try:
         entries = run_dir.read_overrides()
     except (UserError, OSError):
         return ()
-    return tuple(str(item) for entry in entries if isinstance(entry.get("overrides"), list)
-                 for item in entry["overrides"])
+    latest: dict[str, str] = {}
+    for entry in entries:
+        for item in entry.get("overrides") if isinstance(entry.get("overrides"), list) else []:
+            latest[str(item).partition("=")[0].strip()] = str(item)
+    return tuple(latest.values())
 
 
 def list_runs(runs_dir: Path) -> list[RunRecord]:

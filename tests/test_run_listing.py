@@ -224,13 +224,13 @@ def test_a_resume_training_past_an_early_stop_is_not_listed_as_stopped_early(tmp
 def test_a_sweeps_runs_are_told_apart_by_their_overrides(tmp_path):
     first = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
     first.write_overrides(["optimizer.lr=0.3", "train.epochs=20"])
-    first.write_overrides(["train.epochs=40"])  # a resume
+    first.write_overrides(["optimizer.lr=0.3", "train.epochs=40"])  # a resume, which repeats the start's
     make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
     (tmp_path / "spiral" / "20261126-090000-1" / "overrides.yaml").write_text("- [")  # damaged: none shown
 
     records = list_runs(tmp_path)
-    assert [record.overrides for record in records] == [(), ("optimizer.lr=0.3", "train.epochs=20", "train.epochs=40")]
+    assert [record.overrides for record in records] == [(), ("optimizer.lr=0.3", "train.epochs=40")]
     rows = [line for line in render(format_runs_table(records)).splitlines() if "spiral/" in line]
-    assert rows[1].rstrip().endswith("80.00%  optimizer.lr=0.3 train.epochs=20 train.epochs=40")
-    assert runs_json(records)[1]["overrides"] == ["optimizer.lr=0.3", "train.epochs=20", "train.epochs=40"]
+    assert rows[1].rstrip().endswith("80.00%  optimizer.lr=0.3 train.epochs=40")
+    assert runs_json(records)[1]["overrides"] == ["optimizer.lr=0.3", "train.epochs=40"]
     assert "overrides" not in render(format_runs_table(records[:1]))

@@ -31,6 +31,7 @@ _PUBLIC = {
     "Loss": "nnframe.losses",
     "NNFrameError": "nnframe.errors",
     "UserError": "nnframe.errors",
+    "Interrupted": "nnframe.train",
     "get_plugin_manager": "nnframe.plugins",
     "RunContext": "nnframe.run",
     "StepMetrics": "nnframe.run",
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from nnframe.optimizer_params import OptimizerParams
     from nnframe.plugins import get_plugin_manager
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
+    from nnframe.train import Interrupted
 
 
 _SUBMODULES = ("nodes", "node", "losses", "optimizers", "testing", "errors")

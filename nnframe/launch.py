@@ -25,7 +25,7 @@ from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
 from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, Terminated, UserError, mention
-from nnframe.plugins import Plugins
+from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
@@ -192,11 +192,19 @@ def missing_plugins(run_path: Path, plugins: Plugins, purpose: str = "resume") -
     try:
         recorded = (RunDirectory(Path(run_path)).read_summary() or {})["versions"]["plugins"]
         loaded, broken = plugins.versions(), {info.dist for info in plugins.broken}
-        return [f"{dist} {version}".strip() + (", which fails to load now (see `nnframe plugins`)" if dist in broken
-                                               else f", not installed now: install it to {purpose} the run")
-                for dist, version in recorded.items() if dist not in loaded]
+        return [_missing(dist, version, dist in broken, purpose) for dist, version in recorded.items()
+                if dist not in loaded]
     except (UserError, KeyError, TypeError, AttributeError):
         return []
+
+
+def _missing(dist: str, version: str, broken: bool, purpose: str) -> str:
+    if dist == LOCAL:
+        return (f"components defined in the process that trained it ({LOCAL}): to {purpose} the run, define them "
+                "again and pass plugins=nnframe.get_plugin_manager(plugins=[(name, plugin)])")
+    if broken:
+        return f"{dist} {version}".strip() + ", which fails to load now (see `nnframe plugins`)"
+    return f"{dist} {version}".strip() + f", not installed now: install it to {purpose} the run"
 
 
 def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> None:

@@ -29,6 +29,8 @@ from nnframe.hook_checks import hook_problems
 from nnframe.plugin_distributions import GROUP, plugin_packages
 
 """nnframe's own distribution, whose built-in components register through the same entry points."""
+LOCAL = "(local)"
+"""The distribution of plugins registered in the process itself (a notebook's), from no installed package."""
 AUTOLOAD_OFF_ENV = "NNFRAME_DISABLE_PLUGIN_AUTOLOAD"
 STRICT_ENV = "NNFRAME_STRICT_PLUGINS"
 REGISTER_HOOKS: dict[Kind, str] = {
@@ -137,7 +139,7 @@ class Plugins:
     def __repr__(self) -> str:
         return f"Plugins({len(self.infos)} plugins, {len(self.broken)} broken, strict={self.strict})"
 
-    def register(self, plugin: object, name: str, dist: str = "(local)", version: str = "") -> bool:
+    def register(self, plugin: object, name: str, dist: str = LOCAL, version: str = "") -> bool:
         """Register one plugin module or object; returns False (and records why) if it is broken."""
         info = PluginInfo(name, dist, version)
         try:
@@ -224,7 +226,7 @@ class Plugins:
         registries = {kind: Registry(kind) for kind in KINDS}
         for kind, hook_name in REGISTER_HOOKS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "(local)", ""))
+                info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, LOCAL, ""))
                 for component in self._call_register_hook(impl, hook_name, info):
                     problem = _component_problem(component, kind, hook_name)
                     if problem:

@@ -228,3 +228,24 @@ def test_a_plugin_the_run_was_trained_with_and_that_is_missing_is_named(site: Si
     with pytest.raises(UserError, match=r"The run was trained with my-nodes 0.3, not installed now: install it to "
                                         r"load the run"):
         nnframe.load_run(run_dir)
+
+
+def test_a_run_trained_with_a_notebooks_components_says_how_to_pass_them_again(tmp_path: Path) -> None:
+    from nnframe.components import Params, node
+    from nnframe.hookspecs import hookimpl
+    from nnframe.nodes import Tanh
+
+    class Notebook:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            return [node("my_tanh", Params, lambda params, ctx: Tanh())]
+
+    mine = nnframe.get_plugin_manager(plugins=[("notebook", Notebook())])
+    model = [{"type": "affine", "out": 8}, {"type": "my_tanh"}, {"type": "affine", "out": 3}]
+    config = write_experiment(tmp_path, {**CONFIG, "model": model}, train={"max_steps": 5})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True, plugins=mine)
+    with pytest.raises(UserError, match=r"The run was trained with components defined in the process that trained "
+                                        r"it \(\(local\)\): to load the run, define them again and pass "
+                                        r"plugins=nnframe.get_plugin_manager"):
+        nnframe.load_run(result.run_dir)
+    assert nnframe.load_run(result.run_dir, plugins=mine).step == 5

@@ -133,7 +133,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 _release_held_signals(trainer, ending)
     stopped = run.summary.get("stopped_early")
     if stopped:
-        note(f"a plugin stopped the run at step {stopped['step']} of {stopped['planned_steps']}: "
+        note(f"stopped early at step {stopped['step']} of {stopped['planned_steps']}: "
              f"{stopped['reason']}")
     skipped = run.summary.get("skipped_steps", 0)
     if skipped:

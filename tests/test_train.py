@@ -353,7 +353,7 @@ def test_a_plugin_stops_a_run_early_and_it_completes_there(tmp_path: Path) -> No
     assert (summary["status"], summary["steps"]) == ("completed", 20)
     assert summary["stopped_early"] == {"step": 20, "planned_steps": 40,
                                         "reason": "val/loss has not improved since step 10"}
-    assert result.notes[-1] == "a plugin stopped the run at step 20 of 40: val/loss has not improved since step 10"
+    assert result.notes[-1] == "stopped early at step 20 of 40: val/loss has not improved since step 10"
     assert [m.step for m in recorder.steps][-1] == 20 and recorder.ends == ["completed"]
     assert [m.step for m in recorder.evals] == [10, 20]  # the stop's evaluation is the final one
     assert (result.run_dir / "checkpoints" / "step-00000020.json").is_file()

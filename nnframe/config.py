@@ -96,9 +96,7 @@ def _union(arms: list[type[BaseModel]], kind: str) -> Any:
     if not arms:
         return Annotated[dict, AfterValidator(_nothing_registered(kind)),
                          Field(description=f"no {kind} types are registered")]
-    if len(arms) == 1:
-        return arms[0]
-    return Annotated[Union[tuple(arms)], Field(discriminator="type")]
+    return Annotated[Union[tuple(arms)], Field(discriminator="type")]  # one arm too: a wrong type says only that
 
 
 def _model_form(value: Any) -> str | None:

@@ -279,3 +279,11 @@ def test_a_loaded_run_and_a_gradient_check_leave_the_callbacks_out(site: Site, t
     path.write_text(yaml.safe_dump({**SPIRAL, "data": {**SPIRAL["data"], "val_fraction": 0.0}}))
     done = subprocess.run([NNFRAME, "gradcheck", str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "gradient check passed" in done.stdout, done.stderr
+
+
+def test_a_callback_of_an_unknown_type_is_named_alone_though_one_type_is_registered() -> None:
+    """With one arm the section was no tagged union, so a missing plugin's entry was also checked against
+    early_stopping's fields."""
+    with pytest.raises(ConfigError) as raised:
+        nnframe.prepare_experiment({**SPIRAL, "callbacks": [{"type": "earlystopping", "patiense": 3}]})
+    assert "unknown type 'earlystopping'" in str(raised.value) and "patiense" not in str(raised.value)

@@ -100,7 +100,8 @@ def _checkpoint(directory: Path, which: str | int) -> Checkpoint:
         return latest_checkpoint(directory, _warn)
     if which == BEST:
         return _read(directory / f"{BEST}.json", directory, "it has no best checkpoint (checkpoint.best_metric was "
-                                                            "null, or it had no validation set)")
+                                                            "null, it had no validation set, or no evaluation gave "
+                                                            "that metric a finite value)")
     if isinstance(which, str) and which.isascii() and which.isdigit():
         which = int(which)
     if not isinstance(which, Integral) or isinstance(which, (bool, np.bool_)) or which < 0:

@@ -321,8 +321,8 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     _check_schedule(settings, planned_steps(train, per_epoch))
     model = build_model(settings.model, plugins, dataset.x[:2], streams.init)
     loss_component = plugins.losses.get(settings.loss.type)
-    classification = bool(loss_component.extra.get("classification", True))
-    if classification and not dataset.classification:
+    classification = bool(loss_component.extra.get("classification", True)) and dataset.classification
+    if not dataset.classification and not _fits_values(loss_component):
         raise ConfigError(f"loss {settings.loss.type!r} needs class labels, but dataset {dataset.source} holds "
                           "regression targets; use a regression loss such as mse, or give the data as classes",
                           path="loss.type")
@@ -338,6 +338,11 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         loss.validate_targets = False
     callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks)
+
+
+def _fits_values(loss: Component) -> bool:
+    """Whether a loss trains on a regression dataset's targets: a regression loss, or one that also takes them."""
+    return not loss.extra.get("classification", True) or bool(loss.extra.get("takes_values", False))
 
 
 def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: bool,

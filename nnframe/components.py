@@ -120,9 +120,12 @@ def node(name: str, params: type[Params], build: Callable[..., Any], description
 
 
 def loss(name: str, params: type[Params], build: Callable[..., Any], description: str = "",
-         classification: bool = True) -> Component:
-    """A loss; ``classification`` says whether accuracy (argmax vs target) is meaningful."""
-    return Component(name, "loss", params, build, description, {"classification": classification})
+         classification: bool = True, takes_values: bool = False) -> Component:
+    """A loss; ``classification`` says whether accuracy (argmax vs target) is meaningful. A classification loss
+    that ``takes_values`` also trains on a regression dataset's targets (a sigmoid cross-entropy on multi-label
+    or soft targets in [0, 1]), measuring no accuracy then."""
+    return Component(name, "loss", params, build, description,
+                     {"classification": classification, "takes_values": takes_values})
 
 
 def optimizer(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:

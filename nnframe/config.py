@@ -108,7 +108,8 @@ def _model_form(value: Any) -> str | None:
 
 
 def _best_metric_for_regression(losses: Registry) -> Any:
-    """``checkpoint.best_metric`` left at its default becomes ``val/loss`` where the loss is a regression loss.
+    """``checkpoint.best_metric`` left at its default becomes ``val/loss`` where the loss is a regression loss, or
+    one that takes a regression dataset's targets (a sigmoid cross-entropy on multi-label data).
 
     The checkpointer keeps the best checkpoint by ``val/loss`` there anyway;
     this makes the resolved config (``nnframe validate``, the run's
@@ -117,7 +118,9 @@ def _best_metric_for_regression(losses: Registry) -> Any:
     """
     def resolve(experiment: Any) -> Any:
         checkpoint, loss_type = experiment.checkpoint, getattr(experiment.loss, "type", None)
-        regression = loss_type in losses and not losses.get(loss_type).extra.get("classification", True)
+        extra = losses.get(loss_type).extra if loss_type in losses else {"classification": True}
+        on_values = getattr(experiment.data, "task", None) == "regression" and extra.get("takes_values", False)
+        regression = not extra.get("classification", True) or on_values
         if regression and checkpoint.best_metric == "val/accuracy" and "best_metric" not in checkpoint.model_fields_set:
             checkpoint.best_metric = "val/loss"
             checkpoint.model_fields_set.discard("best_metric")

@@ -489,3 +489,26 @@ def test_a_nodes_own_parameters_may_be_parts_of_one_array() -> None:
               "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
               "train": {"max_steps": 2, "batch_size": 10, "dtype": "float64"}}
     assert prepare(config, [], plugins).model.param_names[:2] == ["halves1/A", "halves1/B"]
+
+
+def test_sigmoid_cross_entropy_trains_on_multi_label_targets_of_a_regression_dataset(tmp_path: Path) -> None:
+    """Multi-hot rows are no class labels (a classification dataset wants one-hot rows), and a regression
+    dataset's targets were refused by every classification loss: a multi-label problem had no way in."""
+    import nnframe
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 4))
+    np.savez(tmp_path / "labels.npz", x=x, y=(x[:, :3] > 0).astype(np.float64))
+    config = {"name": "multi", "data": {"type": "npz", "path": str(tmp_path / "labels.npz"), "task": "regression",
+                                        "val_fraction": 0.25},
+              "model": [{"type": "affine", "out": 8}, {"type": "relu"}, {"type": "affine", "out": 3}],
+              "loss": {"type": "sigmoid_cross_entropy"}, "optimizer": {"type": "adam", "lr": 0.05},
+              "train": {"epochs": 20, "batch_size": 10}}
+    experiment = nnframe.prepare_experiment(config)
+    assert experiment.classification is False and experiment.config.resolved["checkpoint"]["best_metric"] == "val/loss"
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    metrics = result.summary["metrics"]
+    assert metrics["train/accuracy"] is None and metrics["val/loss"] < 0.3  # from log 2 = 0.69 at the start
+    soft = {**config, "loss": {"type": "softmax_cross_entropy"}}
+    with pytest.raises(ConfigError, match="needs class labels, but dataset .* holds regression targets"):
+        nnframe.prepare_experiment(soft)

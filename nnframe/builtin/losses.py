@@ -17,7 +17,8 @@ def build_softmax_cross_entropy(params: NoParams) -> Loss:
 
 
 def build_sigmoid_cross_entropy(params: NoParams) -> Loss:
-    """Sigmoid + binary cross-entropy, batch mean; targets in {0, 1} shaped like the scores."""
+    """Sigmoid + binary cross-entropy, batch mean; targets in {0, 1} shaped like the scores (in [0, 1] from a
+    regression dataset: multi-label or soft targets, with no accuracy measured)."""
     return SigmoidWithLoss()
 
 
@@ -30,6 +31,6 @@ def build_mse(params: NoParams) -> Loss:
 def nnframe_register_losses() -> list[Component]:
     return [
         loss("softmax_cross_entropy", NoParams, build_softmax_cross_entropy),
-        loss("sigmoid_cross_entropy", NoParams, build_sigmoid_cross_entropy),
+        loss("sigmoid_cross_entropy", NoParams, build_sigmoid_cross_entropy, takes_values=True),
         loss("mse", NoParams, build_mse, classification=False),
     ]

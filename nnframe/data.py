@@ -9,6 +9,7 @@ naming the dataset's source and what is wrong.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -256,8 +257,13 @@ def _check_features(value: Any, name: str, prefix: str) -> np.ndarray:
 
 
 def _check_finite(x: np.ndarray, name: str, prefix: str) -> None:
+    """Refuse NaN and infinity, naming the first. A finite sum (in float64, so no finite data overflows it) is
+    the common case, and asks for no array the size of ``x``."""
     if x.dtype.kind != "f":
         return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.add.reduce(x, axis=None, dtype=np.float64)):
+            return
     bad = ~np.isfinite(x)
     count = int(np.count_nonzero(bad))
     if count:

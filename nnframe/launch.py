@@ -340,8 +340,7 @@ def _scale_notes(dataset: Any) -> list[str]:
     x = dataset.x.reshape(len(dataset.x), -1) if dataset.x.ndim > 1 else dataset.x.reshape(-1, 1)
     if not x.size or x.dtype.kind != "f":
         return []
-    with np.errstate(over="ignore"):
-        largest = np.max(np.abs(x), axis=0)
+    largest = np.maximum(np.max(x, axis=0), -np.min(x, axis=0))  # np.abs would copy the whole training set
     large = np.flatnonzero(largest > LARGE_INPUT)
     if not large.size:
         return []

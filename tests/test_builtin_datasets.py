@@ -282,3 +282,20 @@ def test_a_data_file_the_system_cannot_read_is_a_data_error_naming_it(registry, 
     monkeypatch.setattr(Path, "open", failing_open)
     with pytest.raises(DataError, match=rf"{kind} file {path} cannot be read: Input/output error"):
         _load(registry, kind, _ctx(tmp_path), path=path.name)
+
+
+@pytest.mark.parametrize("text, fast", [
+    ("\ufeffa,label,b\r\n1.5,0,2\r\n\r\n-3,2,4e1\r\n0,1,\"0.5\"\r\n", True),  # Excel's BOM and CRLF, a quoted number
+    ("a, label ,b\n1.5,0,2\n-3, 2 ,4e1\n0,1,0.5\n", True),
+    ("id,a,label,b\nx1,1.5,0,2\nx2,-3,2,4e1\nx3,0,1,0.5\n", False),  # a column of words: dropped, read row by row
+    ("a,label,b\n1.5,0,2\n-3,2,4e1\n,,\n0,1,0.5\n", False),  # a row of empty cells, which the other reader skips
+])
+def test_csv_read_by_numpy_or_row_by_row_gives_the_same_dataset(registry, tmp_path, text: str, fast: bool):
+    from nnframe.builtin import datasets as builtin
+
+    path = tmp_path / "d.csv"
+    path.write_bytes(text.encode("utf-8"))
+    assert (builtin._numeric_table(path, ",") is not None) == fast
+    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="d.csv", drop=["id"] if "id" in text else [])
+    assert ds.x.tolist() == [[1.5, 2.0], [-3.0, 40.0], [0.0, 0.5]] and ds.y.tolist() == [0, 2, 1]
+    assert ds.feature_names == ["a", "b"]

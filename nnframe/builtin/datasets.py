@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -114,34 +115,67 @@ class CsvParams(FileParams):
 def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
     """Features and a label column from a CSV file with a header row."""
     path = _resolve(params.path, ctx, "csv")
-    header, rows, lines = _read_csv(path, params.delimiter)
-    if params.label not in header:
-        missing = f"csv file {path} has no label column {params.label!r}"
-        hint = _delimiter_hint(header, params.delimiter)
-        raise DataError(f"{missing}; the header is {header[0]!r}{hint}" if hint else
-                        _missing_message(missing, params.label, header, "columns"))
-    header, rows = _without_columns(header, rows, params, path)
+    fast = _numeric_table(path, params.delimiter)
+    if fast is not None:
+        header, values = fast
+        _check_columns(header, params, path)
+        kept = [i for i, name in enumerate(header) if name not in params.drop]
+        header, values = [header[i] for i in kept], values[:, kept]
+    else:
+        header, rows, lines = _read_csv(path, params.delimiter)
+        _check_columns(header, params, path)
+        header, rows = _without_columns(header, rows, params.drop)
+        values = _to_numbers(rows, lines, header, path)
     if len(header) < 2:
         raise DataError(f"csv file {path} has only the label column {params.label!r}; it needs feature columns")
-    values = _to_numbers(rows, lines, header, path)
     label = header.index(params.label)
     x = np.delete(values, label, axis=1)
     return Dataset(x, values[:, label], source=str(path), classification=params.task == "classification",
                    feature_names=[name for name in header if name != params.label])
 
 
-def _without_columns(header: list[str], rows: list[list[str]], params: CsvParams,
-                     path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and rows without the columns ``drop`` names, which need not hold numbers."""
+def _numeric_table(path: Path, delimiter: str) -> tuple[list[str], np.ndarray] | None:
+    """The header and every cell as float64, read by numpy's parser, where the file is a plain table of finite
+    numbers; else ``None``, and the row-by-row reader, which names the line and column at fault, reads it.
+
+    The row-by-row reader holds every cell as a Python string: 15 bytes of
+    memory for each byte of a 46 MB file, against the array's size here.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            header = [name.strip() for name in next(csv.reader(file, delimiter=delimiter), [])]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an empty table is the other reader's to name
+                values = np.loadtxt(file, delimiter=delimiter, dtype=np.float64, ndmin=2, quotechar='"', comments=None)
+    except (ValueError, OSError, UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    if not header or values.shape[0] == 0 or values.shape[1] != len(header) or not np.isfinite(values).all():
+        return None
+    _check_header(header, path)
+    return header, values
+
+
+def _check_columns(header: list[str], params: CsvParams, path: Path) -> None:
+    """The label column and the ``drop`` columns, each in the header."""
+    if params.label not in header:
+        missing = f"csv file {path} has no label column {params.label!r}"
+        hint = _delimiter_hint(header, params.delimiter)
+        raise DataError(f"{missing}; the header is {header[0]!r}{hint}" if hint else
+                        _missing_message(missing, params.label, header, "columns"))
     for name in params.drop:
         if name not in header:
             raise DataError(_missing_message(f"csv file {path} has no column {name!r} to drop", name, header,
                                              "columns"))
         if name == params.label:
             raise DataError(f"csv file {path}: drop names the label column {name!r}")
-    if not params.drop:
+
+
+def _without_columns(header: list[str], rows: list[list[str]],
+                     drop: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows without the columns ``drop`` names, which need not hold numbers."""
+    if not drop:
         return header, rows
-    keep = [i for i, name in enumerate(header) if name not in params.drop]
+    keep = [i for i, name in enumerate(header) if name not in drop]
     return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 

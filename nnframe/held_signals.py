@@ -29,27 +29,37 @@ def signals_held() -> Iterator[None]:
 
 
 class HeldSignals:
-    """SIGINT and SIGTERM recorded from its making until :meth:`release`, which delivers them, in the order they
-    came, to the handlers that were in place (outside the main thread, where no handler can be set, nothing).
+    """SIGINT and SIGTERM recorded from its making until :meth:`release`, which delivers them to the handlers
+    that were in place (outside the main thread, where no handler can be set, nothing).
 
     For a span that is no one block: a stopped run's checkpoint, its plugins' ``nnframe_run_end`` and the
     ``summary.json`` written after it, which a process pool's ``terminate()`` (a SIGTERM just after the
-    Ctrl-C) would otherwise cut short.
+    Ctrl-C) would otherwise cut short. ``sigints`` Ctrl-Cs are held at most; the next raises
+    ``KeyboardInterrupt`` at once, a way out of a save or a plugin that hangs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sigints: int | None = None) -> None:
         self.caught: list[int] = []
+        self.sigints = sigints
         self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._record) for sig in HELD}
 
     def _record(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.sigints is not None and self.caught.count(signal.SIGINT) >= self.sigints:
+            raise KeyboardInterrupt
         self.caught.append(signum)
 
     def release(self) -> None:
+        """Restore the handlers, then deliver what was held: a SIGTERM first, which ends a process whose
+        handler is the default one whatever a Ctrl-C's handler would raise, then each Ctrl-C in turn (a
+        training run's second one stops it at once)."""
         previous, self._previous = self._previous, {}
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         caught, self.caught = self.caught, []
-        for sig in caught:  # each in turn: a training run's second Ctrl-C stops it at once
-            signal.raise_signal(sig)
+        if signal.SIGTERM in caught:
+            signal.raise_signal(signal.SIGTERM)
+        for sig in caught:
+            if sig != signal.SIGTERM:
+                signal.raise_signal(sig)

@@ -145,15 +145,18 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
 
 def _release_held_signals(trainer: Trainer, ending: BaseException | None) -> None:
     """Deliver the Ctrl-C and SIGTERM held while a stopped run saved its state and summary. Where one raises (the
-    command line's SIGTERM handler, a second Ctrl-C), the stop stays what ends the run, with its resume command;
-    a SIGTERM makes its exit code 143."""
+    command line's SIGTERM handler, a second Ctrl-C), what ended the run stays the error: a stop, with its
+    resume command (a SIGTERM makes its exit code 143), or a save that failed, with the signal named under it."""
     try:
         trainer.release_signals()
     except (KeyboardInterrupt, Terminated) as late:
-        if not isinstance(ending, Interrupted):
+        if ending is None:
             raise
-        if isinstance(late, Terminated):
-            ending.joined_by_sigterm()
+        if isinstance(ending, Interrupted):
+            if isinstance(late, Terminated):
+                ending.joined_by_sigterm()
+        else:
+            mention(ending, f"{'SIGTERM' if isinstance(late, Terminated) else 'a Ctrl-C'} came as the run stopped")
         raise ending from None
 
 

@@ -115,7 +115,9 @@ class Trainer:
         except BaseException as exc:
             ending, status = exc, _status_after(exc)
             if isinstance(exc, Interrupted):
-                self._held = HeldSignals()  # a SIGTERM on the heels of the Ctrl-C (a pool's terminate) waits
+                self._held = HeldSignals(sigints=1)  # a SIGTERM on the heels of a Ctrl-C (a pool's terminate) waits
+                if exc.signum == signal.SIGTERM:  # delivered again once the run is saved: its default action ends
+                    self._held.caught.append(signal.SIGTERM)  # a pool's worker, which terminate() waits for
                 try:
                     self._save_interrupted(exc)
                 except BaseException as failed_save:

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from nnframe.errors import Terminated, raise_terminated
-from nnframe.held_signals import signals_held
+from nnframe.held_signals import HeldSignals, signals_held
 
 
 @pytest.fixture
@@ -54,3 +54,21 @@ def test_a_block_without_a_signal_changes_nothing(terminating) -> None:
     with signals_held():
         pass
     assert signal.getsignal(signal.SIGTERM) is raise_terminated
+
+
+def test_held_signals_deliver_a_sigterm_before_the_ctrl_cs_that_came_first() -> None:
+    """A Ctrl-C's handler that raises would otherwise keep a SIGTERM behind it from ever being delivered, and a
+    pool's worker, whose SIGTERM ends it, alive: terminate() then waits for ever."""
+    delivered: list[int] = []
+    before = {sig: signal.signal(sig, lambda signum, frame: delivered.append(signum))
+              for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        held = HeldSignals()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGINT):
+            os.kill(os.getpid(), sig)
+        assert delivered == []
+        held.release()
+        assert delivered == [signal.SIGTERM, signal.SIGINT, signal.SIGINT]
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

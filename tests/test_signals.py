@@ -81,14 +81,18 @@ def test_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path: Path, sign
     straight = SignalAt()
     straight_dir = run_in_process(config, tmp_path / "a", straight)
     stopper = SignalAt(step=13, signum=signum)
-    handler = signal.getsignal(signum)
-    with pytest.raises(Interrupted) as info:
-        run_in_process(config, tmp_path / "b", stopper)
+    before = signal.signal(signal.SIGTERM, raise_terminated)  # as the command line's: the default would end pytest
+    try:
+        handler = signal.getsignal(signum)
+        with pytest.raises(Interrupted) as info:
+            run_in_process(config, tmp_path / "b", stopper)
+        assert signal.getsignal(signum) is handler
+    finally:
+        signal.signal(signal.SIGTERM, before)
     assert info.value.exit_code == code
     run_dir = only_run(tmp_path / "b")
     assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
     assert latest_checkpoint(run_dir / "checkpoints").step == 13  # off the every-2 grid: saved on interruption
-    assert signal.getsignal(signum) is handler
     resumed = SignalAt()
     run_in_process(config, tmp_path / "b", resumed, resume=run_dir)
     assert stopper.losses + resumed.losses == straight.losses
@@ -160,6 +164,77 @@ def test_a_worker_terminated_during_the_stops_save_dies_once_its_summary_is_writ
     run_dir = only_run(tmp_path / "runs")
     assert latest_checkpoint(run_dir / "checkpoints").step == 13
     assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
+
+
+TERMINATED_WORKER = """
+import os, signal, sys
+import nnframe
+
+class TermAt13:
+    @nnframe.hookimpl
+    def nnframe_step_end(self, run, metrics):
+        if metrics.step == 13:
+            os.kill(os.getpid(), signal.SIGTERM)  # a pool's terminate() while the worker trains
+
+    @nnframe.hookimpl
+    def nnframe_run_end(self, run, status, summary):
+        print("run_end", status, flush=True)
+
+plugins = nnframe.get_plugin_manager(plugins=[("x", TermAt13())])
+nnframe.run_experiment(sys.argv[1], [], runs_dir=sys.argv[2], quiet=True, plugins=plugins)
+print("survived", flush=True)
+"""
+
+
+def test_a_worker_terminated_while_it_trains_saves_and_then_dies_as_sigterm_would_have_it(tmp_path: Path) -> None:
+    """A pool's terminate() waits for its workers to die; one that stopped on SIGTERM and lived on hung it."""
+    script = tmp_path / "worker.py"
+    script.write_text(TERMINATED_WORKER)
+    done = subprocess.run([sys.executable, str(script), str(write_config(tmp_path)), str(tmp_path / "runs")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM and done.stdout == "run_end interrupted\n", done.stderr
+    run_dir = only_run(tmp_path / "runs")
+    assert latest_checkpoint(run_dir / "checkpoints").step == 13 and summary(run_dir)["status"] == "interrupted"
+
+
+class CtrlCsDuringSave:
+    """Two more Ctrl-Cs as the stop's checkpoint is saved: the first is held, the second breaks out."""
+
+    @hookimpl
+    def nnframe_checkpoint(self, run) -> None:
+        if run.step == 13:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_third_ctrl_c_breaks_out_of_a_stop_that_hangs(tmp_path: Path) -> None:
+    plugins = get_plugin_manager()
+    plugins.pm.register(SignalAt(step=13))
+    plugins.pm.register(CtrlCsDuringSave())
+    with pytest.raises(KeyboardInterrupt):
+        launch_train(write_config(tmp_path), [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_failed_stop_save_stays_the_error_when_a_sigterm_joins_it(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from nnframe.checkpoint import Checkpointer
+
+    def full_disk(self, trainer, final=False) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise OSError(28, "No space left on device")
+
+    plugins = get_plugin_manager()
+    plugins.pm.register(SignalAt(step=13))
+    config = write_config(tmp_path, checkpoint={"every": 0})
+    monkeypatch.setattr(Checkpointer, "save", full_disk)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        with pytest.raises(OSError, match="No space left on device") as raised:
+            launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "(SIGTERM came as the run stopped)" in raised.value.__notes__
 
 
 def test_second_sigint_stops_at_once_without_saving(tmp_path: Path) -> None:

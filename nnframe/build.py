@@ -362,6 +362,9 @@ def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: 
         built = _build_component(plugins.callbacks, entry, path, CallbackContext(name, has_validation,
                                                                                   classification))
         origin = f"field {path}.type: {_from_plugin(plugins.callbacks, entry.type)} built {type(built).__name__}"
+        if any(built is earlier for earlier in callbacks):
+            raise PluginError(f"{origin}, the very object an earlier entry got; its build() must return a new "
+                              "object for each entry")
         if not _implements_hooks(built):
             raise PluginError(f"{origin}, which implements no hook; its build() must return an object with "
                               "methods marked @nnframe.hookimpl")

@@ -10,7 +10,7 @@ import os
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -33,8 +33,6 @@ from nnframe.yaml_scalars import dump_yaml
 ConfigSource = Union[Path, str, Mapping[str, Any]]
 MAPPING_NAME = "<mapping>"
 WITHOUT_CALLBACKS = "callbacks=[]"
-"""The override for building an experiment that will not train (a loaded run, a gradient check): callbacks act
-in training only, so theirs need not be installed nor able to work."""
 
 
 @dataclass
@@ -276,6 +274,15 @@ def plain_data(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
+
+
+def load_without_callbacks(source: ConfigSource, overrides: list[str] | tuple[str, ...],
+                           plugins: Plugins) -> LoadedConfig:
+    """:func:`load_experiment` for an experiment that will not train (a loaded run, a gradient check): callbacks
+    act in training only, so theirs need not be installed nor able to work. They are emptied after the given
+    overrides, which may name them, and the result records those overrides alone."""
+    loaded = load_experiment(source, [*overrides, WITHOUT_CALLBACKS], plugins)
+    return replace(loaded, overrides=list(overrides))
 
 
 def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...], plugins: Plugins) -> LoadedConfig:

@@ -133,6 +133,8 @@ def run_plugin_problem(pm: pluggy.PluginManager, plugin: object) -> str | None:
 def _register_checked(pm: pluggy.PluginManager, plugin: object) -> str | None:
     """Register ``plugin``, or return why not (to follow its name in a message) and leave it unregistered."""
     who = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    if pm.is_registered(plugin):
+        return ": it is registered already (as a plugin, or for this run); give each use an object of its own"
     try:
         pm.register(plugin, name=f"{who}@{id(plugin):x}")
     except pluggy.PluginValidationError as exc:

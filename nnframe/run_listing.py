@@ -112,8 +112,9 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 
 def _overrides(run_dir: RunDirectory) -> tuple[str, ...]:
-    """The overrides in effect, from ``overrides.yaml``: each field's last value, given at the start or at a
-    resume (which repeats the start's), in the order the fields were first given; none where it is damaged."""
+    """The overrides in effect, from ``overrides.yaml``, in the order last given: each field's last value, at the
+    start or at a resume (which repeats the start's), a section's dropping those of its fields given before it;
+    none where the file is damaged."""
     try:
         entries = run_dir.read_overrides()
     except (UserError, OSError):
@@ -121,7 +122,10 @@ def _overrides(run_dir: RunDirectory) -> tuple[str, ...]:
     latest: dict[str, str] = {}
     for entry in entries:
         for item in entry.get("overrides") if isinstance(entry.get("overrides"), list) else []:
-            latest[str(item).partition("=")[0].strip()] = str(item)
+            key = str(item).partition("=")[0].strip()
+            for earlier in [k for k in latest if k == key or k.startswith(f"{key}.")]:  # a section replaces its fields
+                del latest[earlier]
+            latest[key] = str(item)
     return tuple(latest.values())
 
 

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnframe.build import build_experiment
 from nnframe.checkpoint import Checkpointer, load_params
 from nnframe.checkpoint_files import (BEST, STEP_FILE, Checkpoint, candidates, latest_checkpoint, read_checkpoint,
                                       read_meta, step_name)
-from nnframe.config_loader import WITHOUT_CALLBACKS
+from nnframe.config_loader import load_without_callbacks
 from nnframe.errors import CheckpointError, DataError, UserError
-from nnframe.launch import missing_plugins, prepare
+from nnframe.launch import missing_plugins
 from nnframe.tracking import RunDirectory
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Ex
     """The run's experiment built again, without its callbacks, its loss checking every batch's targets as one
     made by hand does."""
     try:
-        experiment = prepare(run.config_path, [WITHOUT_CALLBACKS, *overrides], plugins)
+        experiment = build_experiment(load_without_callbacks(run.config_path, overrides, plugins), plugins)
     except DataError as exc:
         if "not found" in str(exc) and not overrides:
             exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] with the absolute "

@@ -68,9 +68,13 @@ class WrongArgument:
         pass
 
 
+SHARED = StepCounter("shared", 1)
+
+
 @nnframe.hookimpl
 def nnframe_register_callbacks():
     return [callback("step_counter", CountParams, lambda params, ctx: StepCounter(ctx.name, params.every)),
+            callback("shared", CountParams, lambda params, ctx: SHARED),
             callback("silent", CountParams, lambda params, ctx: Silent()),
             callback("misspelled", CountParams, lambda params, ctx: Misspelled()),
             callback("wrong_argument", CountParams, lambda params, ctx: WrongArgument())]
@@ -206,7 +210,7 @@ def test_a_wrong_callback_section_is_a_config_error_naming_its_field(change: dic
 
 def test_early_stopping_refuses_accuracy_for_a_regression_loss() -> None:
     params = EarlyStoppingParams(metric="val/accuracy")
-    with pytest.raises(ConfigError, match="val/accuracy is not measured with a regression loss; watch val/loss"):
+    with pytest.raises(ConfigError, match=r"this run measures no val/accuracy \(a regression loss, or targets"):
         early_stopping(params, CallbackContext("early_stopping", has_validation=True, classification=False))
     assert early_stopping(params, CallbackContext("es", True, True)).name == "es"
 
@@ -240,18 +244,21 @@ def test_an_installed_callback_acts_only_in_the_runs_that_list_it(site: Site, tm
     ("misspelled", "built Misspelled, which a run cannot register: implements unknown hook 'nnframe_step_ned' "
                    "(did you mean 'nnframe_step_end'?)"),
     ("wrong_argument", "built WrongArgument, which a run cannot register: "),
+    ("shared", "built StepCounter, the very object an earlier entry got"),
 ])
 def test_a_callback_a_run_could_not_register_is_named_where_it_is_configured(site: Site, tmp_path: Path, kind: str,
                                                                              problem: str) -> None:
     site.add("step-counter", {"step_counter": COUNTER}, version="0.2")
-    with pytest.raises(PluginError, match=rf"callbacks\[0\]\.type: type {kind!r}.*step-counter") as raised:
-        nnframe.prepare_experiment({**SPIRAL, "callbacks": [{"type": kind}]})
+    entries = [{"type": kind}] if kind != "shared" else [{"type": kind, "name": "a"}, {"type": kind, "name": "b"}]
+    at = 1 if kind == "shared" else 0
+    with pytest.raises(PluginError, match=rf"callbacks\[{at}\]\.type: type {kind!r}.*step-counter") as raised:
+        nnframe.prepare_experiment({**SPIRAL, "callbacks": entries})
     assert problem in str(raised.value)
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({**SPIRAL, "callbacks": [{"type": kind}]}))
+    path.write_text(yaml.safe_dump({**SPIRAL, "callbacks": entries}))
     done = subprocess.run([NNFRAME, "validate", str(path)], capture_output=True, text=True, timeout=120,
                           env=site.env())
-    assert done.returncode == 2 and "callbacks[0].type" in done.stderr, done.stderr
+    assert done.returncode == 2 and f"callbacks[{at}].type" in done.stderr, done.stderr
 
 
 def test_the_schema_and_the_hparams_know_the_callbacks() -> None:
@@ -274,10 +281,11 @@ def test_a_loaded_run_and_a_gradient_check_leave_the_callbacks_out(site: Site, t
     plugins = get_plugin_manager()
     assert "step_counter" not in plugins.callbacks
     loaded = nnframe.load_run(result.run_dir, plugins=plugins)
-    assert loaded.step == 40 and loaded.experiment.callbacks == []
+    assert loaded.step == 40 and loaded.experiment.callbacks == [] and loaded.experiment.config.overrides == []
     path = tmp_path / "check.yaml"
     path.write_text(yaml.safe_dump({**SPIRAL, "data": {**SPIRAL["data"], "val_fraction": 0.0}}))
-    done = subprocess.run([NNFRAME, "gradcheck", str(path)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([NNFRAME, "gradcheck", str(path), "callbacks.0.patience=5"], capture_output=True,
+                          text=True, timeout=120)  # an override of the callbacks, as a sweep gives train, still fits
     assert done.returncode == 0 and "gradient check passed" in done.stdout, done.stderr
 
 

@@ -91,3 +91,14 @@ def test_every_error_of_nnframes_survives_pickling_as_a_worker_process_hands_it_
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)
     assert pickle.loads(pickle.dumps(made[3])).exit_code == 130
+
+
+def test_an_object_registered_already_cannot_be_registered_for_a_run() -> None:
+    """pluggy's own error for it is a bare ValueError, which the command line takes for a bug."""
+    from nnframe.plugins import get_plugin_manager
+    from nnframe.run import run_plugin_problem
+
+    plugins = get_plugin_manager()
+    builtin = plugins.pm.get_plugin("tensorboard")
+    assert "it is registered already" in run_plugin_problem(plugins.pm, builtin)
+    assert plugins.pm.is_registered(builtin)

@@ -234,3 +234,6 @@ def test_a_sweeps_runs_are_told_apart_by_their_overrides(tmp_path):
     assert rows[1].rstrip().endswith("80.00%  optimizer.lr=0.3 train.epochs=40")
     assert runs_json(records)[1]["overrides"] == ["optimizer.lr=0.3", "train.epochs=40"]
     assert "overrides" not in render(format_runs_table(records[:1]))
+    first.write_overrides(["optimizer={type: momentum, lr: 0.5}", "train.epochs=40", "optimizer.momentum=0.8"])
+    assert list_runs(tmp_path)[1].overrides == ("optimizer={type: momentum, lr: 0.5}", "train.epochs=40",
+                                               "optimizer.momentum=0.8")  # optimizer.lr=0.3 is replaced

@@ -89,7 +89,8 @@ def early_stopping(params: EarlyStoppingParams, ctx: CallbackContext) -> EarlySt
         raise ConfigError(f"early_stopping watches {params.metric}, but the data has no validation set, so no "
                           "evaluation runs; set data.val_fraction (or give the dataset its own validation arrays)")
     if params.metric == "val/accuracy" and not ctx.classification:
-        raise ConfigError("early_stopping: val/accuracy is not measured with a regression loss; watch val/loss")
+        raise ConfigError("early_stopping: this run measures no val/accuracy (a regression loss, or targets that "
+                          "are no class labels); watch val/loss")
     return EarlyStopping(ctx.name, params.metric, params.patience, params.min_delta)
 
 

@@ -326,6 +326,8 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         raise ConfigError(f"loss {settings.loss.type!r} needs class labels, but dataset {dataset.source} holds "
                           "regression targets; use a regression loss such as mse, or give the data as classes",
                           path="loss.type")
+    if not classification:
+        _best_by_loss(settings.checkpoint)
     output_shape = _output_shape(model, dataset)
     if classification:
         check_labels_fit(output_shape, dataset)
@@ -338,6 +340,15 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         loss.validate_targets = False
     callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks)
+
+
+def _best_by_loss(checkpoint: BaseModel) -> None:
+    """``checkpoint.best_metric`` left at its default becomes ``val/loss`` in a run that measures no accuracy,
+    as the config's own validator does where the loss tells (here the data does: a plugin's regression dataset
+    under a sigmoid cross-entropy), so that the run's ``config.yaml`` says what the checkpointer does."""
+    if checkpoint.best_metric == "val/accuracy" and "best_metric" not in checkpoint.model_fields_set:
+        checkpoint.best_metric = "val/loss"
+        checkpoint.model_fields_set.discard("best_metric")
 
 
 def _fits_values(loss: Component) -> bool:

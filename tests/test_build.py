@@ -512,3 +512,25 @@ def test_sigmoid_cross_entropy_trains_on_multi_label_targets_of_a_regression_dat
     soft = {**config, "loss": {"type": "softmax_cross_entropy"}}
     with pytest.raises(ConfigError, match="needs class labels, but dataset .* holds regression targets"):
         nnframe.prepare_experiment(soft)
+
+
+def test_a_plugin_regression_dataset_under_sigmoid_cross_entropy_keeps_its_best_by_val_loss() -> None:
+    """Its params have no task field, so only the built data tells that no accuracy is measured."""
+    rng = np.random.default_rng(1)
+
+    class Values:
+        @hookimpl
+        def nnframe_register_datasets(self) -> list:
+            x = rng.standard_normal((60, 3))
+            return [dataset("soft", DatasetParams, lambda params, ctx: Dataset(
+                x, (x[:, :2] > 0).astype(float), classification=False))]
+
+    plugins = get_plugin_manager(plugins=[("values", Values())])
+    config = {"name": "soft", "data": {"type": "soft", "val_fraction": 0.2},
+              "model": [{"type": "affine", "out": 2}], "loss": {"type": "sigmoid_cross_entropy"},
+              "optimizer": {"type": "sgd", "lr": 0.1}, "train": {"max_steps": 2, "batch_size": 8}}
+    experiment = prepare(config, [], plugins)
+    assert experiment.classification is False
+    assert experiment.config.resolved["checkpoint"]["best_metric"] == "val/loss"
+    chosen = prepare({**config, "checkpoint": {"best_metric": "val/accuracy"}}, [], plugins)
+    assert chosen.config.resolved["checkpoint"]["best_metric"] == "val/accuracy"  # chosen: a note says so

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from nnframe.errors import Terminated
+
 HELD = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -50,15 +52,18 @@ class HeldSignals:
             raise KeyboardInterrupt
         self.caught.append(signum)
 
-    def release(self) -> None:
+    def release(self, default_sigterm_ends_process: bool = True) -> None:
         """Restore the handlers, then deliver what was held: a SIGTERM first, which ends a process whose
         handler is the default one whatever a Ctrl-C's handler would raise, then each Ctrl-C in turn (a
-        training run's second one stops it at once)."""
+        training run's second one stops it at once). Without ``default_sigterm_ends_process`` a SIGTERM whose
+        handler is the default one raises :class:`~nnframe.errors.Terminated` instead."""
         previous, self._previous = self._previous, {}
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         caught, self.caught = self.caught, []
         if signal.SIGTERM in caught:
+            if not default_sigterm_ends_process and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                raise Terminated
             signal.raise_signal(signal.SIGTERM)
         for sig in caught:
             if sig != signal.SIGTERM:

@@ -130,7 +130,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 _record_ending(run_dir, run.summary, ending, _changed_nothing(ending, previous, trainer.step,
                                                                               resumed_at))
             finally:
-                _release_held_signals(trainer, ending)
+                trainer.release_signals(ending)
     stopped = run.summary.get("stopped_early")
     if stopped:
         note(f"stopped early at step {stopped['step']} of {stopped['planned_steps']}: "
@@ -141,23 +141,6 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
              "(train.on_nonfinite: skip_step)")
     trainer.model.eval()
     return RunResult(run_dir.path, run.summary, notes, trainer.model)
-
-
-def _release_held_signals(trainer: Trainer, ending: BaseException | None) -> None:
-    """Deliver the Ctrl-C and SIGTERM held while a stopped run saved its state and summary. Where one raises (the
-    command line's SIGTERM handler, a second Ctrl-C), what ended the run stays the error: a stop, with its
-    resume command (a SIGTERM makes its exit code 143), or a save that failed, with the signal named under it."""
-    try:
-        trainer.release_signals()
-    except (KeyboardInterrupt, Terminated) as late:
-        if ending is None:
-            raise
-        if isinstance(ending, Interrupted):
-            if isinstance(late, Terminated):
-                ending.joined_by_sigterm()
-        else:
-            mention(ending, f"{'SIGTERM' if isinstance(late, Terminated) else 'a Ctrl-C'} came as the run stopped")
-        raise ending from None
 
 
 def _record_ending(run_dir: RunDirectory, summary: dict[str, Any], ending: BaseException | None,

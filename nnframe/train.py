@@ -8,6 +8,7 @@ optional checkpointer, so the loop stays short and the same for every run.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import signal
 import time
 from collections.abc import Iterator
@@ -115,9 +116,10 @@ class Trainer:
         except BaseException as exc:
             ending, status = exc, _status_after(exc)
             if isinstance(exc, Interrupted):
-                self._held = HeldSignals(sigints=1)  # a SIGTERM on the heels of a Ctrl-C (a pool's terminate) waits
-                if exc.signum == signal.SIGTERM:  # delivered again once the run is saved: its default action ends
-                    self._held.caught.append(signal.SIGTERM)  # a pool's worker, which terminate() waits for
+                # a SIGTERM on the heels of a Ctrl-C (a pool's terminate) waits; a third Ctrl-C does not
+                self._held = HeldSignals(sigints=1 if exc.signum == signal.SIGINT else 2)
+                if exc.signum == signal.SIGTERM and in_worker_process():  # its default action then ends the
+                    self._held.caught.append(signal.SIGTERM)  # worker, which a pool's terminate() waits for
                 try:
                     self._save_interrupted(exc)
                 except BaseException as failed_save:
@@ -136,16 +138,35 @@ class Trainer:
             finally:
                 self.run.unregister_all()
                 if not self.caller_releases_signals:
-                    self.release_signals()
+                    self.release_signals(ending)
         return self.run.summary
 
-    def release_signals(self) -> None:
+    def release_signals(self, ending: BaseException | None = None) -> None:
         """Deliver the SIGINT and SIGTERM held since a Ctrl-C or SIGTERM stopped the run, once its checkpoint,
         its plugins' ``nnframe_run_end`` and (where :attr:`caller_releases_signals`, the caller's) summary are
-        written."""
+        written.
+
+        In a worker process (``multiprocessing``, ``concurrent.futures``) a SIGTERM with its default action
+        ends the process, as a pool's ``terminate()`` waits for. Elsewhere, and where a handler raises (the
+        command line's SIGTERM handler, a second Ctrl-C), ``ending``, what ended the run, stays the error: a
+        stop, with its resume command (a SIGTERM makes its exit code 143), or a save that failed, with the
+        signal named under it.
+        """
         held, self._held = self._held, None
-        if held is not None:
-            held.release()
+        if held is None:
+            return
+        try:
+            held.release(default_sigterm_ends_process=in_worker_process())
+        except (KeyboardInterrupt, Terminated) as late:
+            if ending is None:
+                raise
+            if isinstance(ending, Interrupted):
+                if isinstance(late, Terminated):
+                    ending.joined_by_sigterm()
+            else:
+                mention(ending, f"{'SIGTERM' if isinstance(late, Terminated) else 'a Ctrl-C'} came as the run "
+                                "stopped")
+            raise ending from None
 
     def _save_interrupted(self, interrupted: Interrupted) -> None:
         """The final checkpoint of a Ctrl-C or SIGTERM stop; a plugin's failing checkpoint hook is named in the
@@ -422,6 +443,11 @@ def _status_after(exc: BaseException) -> str:
     if isinstance(exc, (Interrupted, KeyboardInterrupt, Terminated)):
         return "interrupted"
     return "diverged" if isinstance(exc, NonFiniteError) else "failed"
+
+
+def in_worker_process() -> bool:
+    """Whether this process is a ``multiprocessing`` child (a pool's worker), whose SIGTERM must end it."""
+    return multiprocessing.parent_process() is not None
 
 
 def planned_steps(train: Any, batches_per_epoch: int) -> int:

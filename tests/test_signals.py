@@ -72,6 +72,13 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def assert_saved_at_13(runs_dir: Path) -> None:
+    """The run stopped at step 13 has its checkpoint of that step and a summary that says so."""
+    run_dir = only_run(runs_dir)
+    assert latest_checkpoint(run_dir / "checkpoints").step == 13
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
+
+
 # ------------------------------------------------------------------------- in process
 
 
@@ -119,9 +126,7 @@ def test_a_sigterm_on_the_heels_of_a_ctrl_c_waits_for_its_checkpoint_and_sets_th
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert caught.value.exit_code == 143
-    run_dir = only_run(tmp_path / "runs")
-    assert latest_checkpoint(run_dir / "checkpoints").step == 13
-    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
+    assert_saved_at_13(tmp_path / "runs")
 
 
 WORKER = """
@@ -165,9 +170,7 @@ def test_a_worker_terminated_during_the_stops_save_dies_once_its_summary_is_writ
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"run_end interrupted\nworker exit {-signal.SIGTERM}\n"
-    run_dir = only_run(tmp_path / "runs")
-    assert latest_checkpoint(run_dir / "checkpoints").step == 13
-    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 13)
+    assert_saved_at_13(tmp_path / "runs")
 
 
 TERMINATED_WORKER = """
@@ -217,8 +220,7 @@ def test_a_run_sigterm_stops_saves_then_ends_a_worker_but_not_a_main_process(tmp
     done = subprocess.run([sys.executable, str(script), str(write_config(tmp_path)), str(tmp_path / "runs"), where],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == said, done.stderr
-    run_dir = only_run(tmp_path / "runs")
-    assert latest_checkpoint(run_dir / "checkpoints").step == 13 and summary(run_dir)["status"] == "interrupted"
+    assert_saved_at_13(tmp_path / "runs")
 
 
 class CtrlCsDuringSave:

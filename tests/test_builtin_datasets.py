@@ -227,6 +227,9 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("id,a,label\nx1,1,0\nx2,2,1\n", {"drop": ["idd"]}, "has no column 'idd' to drop; columns present: id, a, "
                                                          "label (did you mean 'id'?)"),
     ("id,a,label\n1,1,0\n2,2,1\n", {"drop": ["label"]}, "drop names the label column 'label'"),
+    ("name,a,label\nSmith,1,0\n", {}, "line 2, column 'name': 'Smith' is not a number; every cell must be numeric "
+                                     "(labels as class indices 0..C-1); a column that is no feature, such as a name "
+                                     "or an id, is left out with drop: [name]"),
     (",a,label\n0,1,0\n1,2,1\n", {}, "header column 1 has no name (pandas writes its index there: save with "
                                       "to_csv(index=False))"),
 ])

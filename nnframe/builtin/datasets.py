@@ -319,6 +319,8 @@ def _row_numbers(row: list[str], line: int, header: list[str], path: Path) -> li
             values.append(float(cell))
         except ValueError:
             found = repr(cell) if cell.strip() else "an empty cell"
+            words = f"; a column that is no feature, such as a name or an id, is left out with drop: [{column}]"
             raise DataError(f"csv file {path}, line {line}, column {column!r}: {found} is not a number; "
-                            "every cell must be numeric (labels as class indices 0..C-1)") from None
+                            "every cell must be numeric (labels as class indices 0..C-1)"
+                            + (words if cell.strip() else "")) from None
     return values

@@ -12,12 +12,14 @@ from pydantic import BaseModel
 from nnframe.arrays import as_dtype
 from nnframe.batches import batches_per_epoch
 from nnframe.components import CallbackContext, Component, DatasetContext, NodeContext, Params
+from nnframe.config import best_by_loss
 from nnframe.config_errors import path_parts
 from nnframe.config_loader import LoadedConfig, parse_override, shown
 from nnframe.data import Dataset, check_labels, load_dataset
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.gradients import first_nonfinite
 from nnframe.held_signals import signals_held
+from nnframe.hook_checks import HOOK_PREFIX, IMPL_MARK
 from nnframe.graph import Graph, GraphNode
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
@@ -326,8 +328,8 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         raise ConfigError(f"loss {settings.loss.type!r} needs class labels, but dataset {dataset.source} holds "
                           "regression targets; use a regression loss such as mse, or give the data as classes",
                           path="loss.type")
-    if not classification:
-        _best_by_loss(settings.checkpoint)
+    if not classification:  # known from the data too (a plugin's regression dataset), not only from the loss
+        best_by_loss(settings.checkpoint)
     output_shape = _output_shape(model, dataset)
     if classification:
         check_labels_fit(output_shape, dataset)
@@ -340,15 +342,6 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         loss.validate_targets = False
     callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks)
-
-
-def _best_by_loss(checkpoint: BaseModel) -> None:
-    """``checkpoint.best_metric`` left at its default becomes ``val/loss`` in a run that measures no accuracy,
-    as the config's own validator does where the loss tells (here the data does: a plugin's regression dataset
-    under a sigmoid cross-entropy), so that the run's ``config.yaml`` says what the checkpointer does."""
-    if checkpoint.best_metric == "val/accuracy" and "best_metric" not in checkpoint.model_fields_set:
-        checkpoint.best_metric = "val/loss"
-        checkpoint.model_fields_set.discard("best_metric")
 
 
 def _fits_values(loss: Component) -> bool:
@@ -387,8 +380,7 @@ def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: 
 
 
 def _implements_hooks(obj: Any) -> bool:
-    return any(name.startswith("nnframe_") and hasattr(getattr(obj, name, None), "nnframe_impl")
-               for name in dir(type(obj)))
+    return any(name.startswith(HOOK_PREFIX) and hasattr(getattr(obj, name, None), IMPL_MARK) for name in dir(type(obj)))
 
 
 def _build_component(registry: Any, entry: BaseModel, path: str, *context: Any) -> Any:

@@ -117,15 +117,21 @@ def _best_metric_for_regression(losses: Registry) -> Any:
     is made about a choice the user did not make.
     """
     def resolve(experiment: Any) -> Any:
-        checkpoint, loss_type = experiment.checkpoint, getattr(experiment.loss, "type", None)
+        loss_type = getattr(experiment.loss, "type", None)
         extra = losses.get(loss_type).extra if loss_type in losses else {"classification": True}
         on_values = getattr(experiment.data, "task", None) == "regression" and extra.get("takes_values", False)
-        regression = not extra.get("classification", True) or on_values
-        if regression and checkpoint.best_metric == "val/accuracy" and "best_metric" not in checkpoint.model_fields_set:
-            checkpoint.best_metric = "val/loss"
-            checkpoint.model_fields_set.discard("best_metric")
+        if not extra.get("classification", True) or on_values:
+            best_by_loss(experiment.checkpoint)
         return experiment
     return resolve
+
+
+def best_by_loss(checkpoint: CheckpointConfig) -> None:
+    """``best_metric`` left at its default becomes ``val/loss``, for a run that measures no accuracy; it still
+    counts as not given."""
+    if checkpoint.best_metric == "val/accuracy" and "best_metric" not in checkpoint.model_fields_set:
+        checkpoint.best_metric = "val/loss"
+        checkpoint.model_fields_set.discard("best_metric")
 
 
 def _nothing_registered(kind: str) -> Any:

@@ -197,10 +197,18 @@ def _check_initial_values(node: Node, spec: NodeSpec) -> None:
                           f"{params[0].dtype}: its initialisation overflows (a scale too large?)", path=spec.path)
 
 
+def _reason(exc: BaseException) -> str:
+    """An exception as a user reads it: ``No such file or directory: 'x.txt'`` rather than ``[Errno 2] ...``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename!r}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def _from_plugin(registry: Any, name: str) -> str:
     """``type 'scale' from plugin 'scale' (my-package 0.1)``: who to tell about a bug in a component."""
     info = registry.plugin_of(name)
-    return f"type {name!r} from plugin {info.name!r} ({' '.join(filter(None, (info.dist, info.version)))})"
+    who = " ".join(filter(None, (info.dist, info.version)))
+    return f"type {name!r} from plugin {info.name!r} " + (who if who.startswith("(") else f"({who})")
 
 
 def _node_where(spec: NodeSpec, exc: Exception) -> str:
@@ -314,6 +322,9 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
                                    val_fraction=settings.data.val_fraction)
     except UserError:
         raise
+    except (ValueError, OSError) as exc:  # a bad value or an unreadable file: the data, as a loss's ValueError is
+        origin = _from_plugin(plugins.datasets, settings.data.type)
+        raise DataError(f"data: dataset {origin} cannot be built: {_reason(exc)}") from None
     except Exception as exc:
         exc.add_note(f"(raised by the build of dataset {_from_plugin(plugins.datasets, settings.data.type)})")
         raise
@@ -338,6 +349,7 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     loss = _build_component(plugins.losses, settings.loss, "loss")
     probe = _build_component(plugins.losses, settings.loss, "loss")  # the loss handed out sees no forward of it
     _check_loss_accepts_targets(probe, settings.loss.type, output_shape, dataset)
+    _check_loss_outputs(probe, _from_plugin(plugins.losses, settings.loss.type), output_shape, dataset)
     if hasattr(loss, "validate_targets"):
         loss.validate_targets = False
     callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification)
@@ -494,3 +506,36 @@ def _check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[i
         except DataError as exc:
             raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
                               f"with a model output of shape {scores.shape}: {exc}", path="loss") from None
+
+
+def _check_loss_outputs(loss: Any, origin: str, output_shape: tuple[int, ...], dataset: Dataset) -> None:
+    """The loss's ``forward`` returns one number and its ``backward(1.0)`` a gradient of the scores' shape, checked
+    on a few examples at build time: a per-example loss vector would otherwise fail inside the first step, in
+    nnframe's code, naming no plugin."""
+    rows = min(SHAPE_CHECK_ROWS, len(dataset.y))
+    scores = np.zeros((rows, *output_shape[1:]), dtype=dataset.x.dtype)
+    with np.errstate(all="ignore"):
+        value = loss.forward(scores, dataset.y[:rows])
+    if not _is_scalar(value):
+        raise PluginError(f"field loss.type: {origin}: forward returned {_described(value)}; it must return the "
+                          "batch's mean loss as one float")
+    with np.errstate(all="ignore"):
+        dx = loss.backward(1.0)
+    if getattr(dx, "shape", None) != scores.shape:
+        raise PluginError(f"field loss.type: {origin}: backward(1.0) returned {_described(dx)} for scores of shape "
+                          f"{scores.shape}; it must return the gradient of the loss for the scores, of their shape")
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "fiu"
+    return isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(value, bool)
+
+
+def _described(value: Any) -> str:
+    if value is None:
+        return "None"
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)}"
+    return f"{type(value).__name__} {value!r}"[:120]

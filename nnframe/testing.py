@@ -146,7 +146,8 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     else:
         scalar, returned, again = _node_pass(obj, inputs, rng, restore)
         analytic_inputs = returned if isinstance(returned, (tuple, list)) else (returned,)
-    result = GradCheckResult({}, rtol, _protocol_problems(obj, *kept))
+    duck_loss = target is not None and not (hasattr(obj, "params") or hasattr(obj, "grads"))
+    result = GradCheckResult({}, rtol, [] if duck_loss else _protocol_problems(obj, *kept))
     if target is None and len(inputs) > 1 and len(analytic_inputs) != len(inputs):
         result.problems.append(f"{type(obj).__name__}.backward returned {type(returned).__name__}, but it reads "
                                f"{len(inputs)} inputs, so it must return a tuple of {len(inputs)} gradients (None "
@@ -178,7 +179,11 @@ def _loss_pass(obj: Any, inputs: tuple, target: Any, rng: np.random.Generator,
 
     def scalar() -> float:
         restore()
-        return weight * float(obj.forward(inputs[0], target))
+        value = obj.forward(inputs[0], target)
+        if np.ndim(value) != 0:
+            raise TypeError(f"{type(obj).__name__}.forward returned {type(value).__name__} of shape "
+                            f"{np.shape(value)}; a loss returns the batch's mean loss as one float")
+        return weight * float(value)
 
     def again() -> None:
         scalar()

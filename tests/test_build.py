@@ -14,13 +14,14 @@ import yaml
 from nnframe.batches import batches_per_epoch
 from nnframe.build import Streams, build_experiment, build_model, component_params
 from nnframe.builtin import datasets, losses, nodes, optimizers
-from nnframe.components import Params, dataset, node
+from nnframe.components import Params, dataset, loss, node
 from nnframe.config import TrainConfig
 from nnframe.config_loader import load_experiment
 from nnframe.data import Dataset, DatasetParams
 from nnframe.errors import ConfigError, DataError, GraphError, NodeProtocolError, PluginError, UserError
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
+from nnframe.losses import SoftmaxWithLoss
 from nnframe.node import Node
 from nnframe.plugins import get_plugin_manager
 from nnframe.train import planned_steps
@@ -534,3 +535,82 @@ def test_a_plugin_regression_dataset_under_sigmoid_cross_entropy_keeps_its_best_
     assert experiment.config.resolved["checkpoint"]["best_metric"] == "val/loss"
     chosen = prepare({**config, "checkpoint": {"best_metric": "val/accuracy"}}, [], plugins)
     assert chosen.config.resolved["checkpoint"]["best_metric"] == "val/accuracy"  # chosen: a note says so
+
+
+class SloppyLoss(SoftmaxWithLoss):
+    """A softmax cross-entropy with one of a plugin author's slips."""
+
+    def __init__(self, slip: str) -> None:
+        super().__init__()
+        self.slip = slip
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> Any:
+        value = super().forward(x, t)
+        return np.full(len(x), value) if self.slip == "per_example" else value
+
+    def backward(self, dout: float = 1.0) -> Any:
+        dx = super().backward(dout)
+        return {"one_column": dx[:, :1], "none": None}.get(self.slip, dx)
+
+
+class SlipParams(Params):
+    slip: str = "none_at_all"
+
+
+class SloppyLossPlugin:
+    @hookimpl
+    def nnframe_register_losses(self) -> list:
+        return [loss("sloppy", SlipParams, lambda params: SloppyLoss(params.slip))]
+
+
+@pytest.mark.parametrize(("slip", "message"), [
+    ("per_example", r"forward returned ndarray of shape \(3,\); it must return the batch's mean loss as one float"),
+    ("one_column", r"backward\(1\.0\) returned ndarray of shape \(3, 1\) for scores of shape \(3, 3\)"),
+    ("none", r"backward\(1\.0\) returned None for scores of shape \(3, 3\)"),
+])
+def test_a_loss_plugin_returning_the_wrong_kind_of_value_is_refused_at_build_naming_it(slip: str,
+                                                                                       message: str) -> None:
+    plugins = get_plugin_manager(plugins=[("sloppy-plugin", SloppyLossPlugin())])
+    with pytest.raises(PluginError, match=message) as info:
+        prepare({**SPIRAL, "loss": {"type": "sloppy", "slip": slip}}, [], plugins)
+    assert "field loss.type: type 'sloppy' from plugin 'sloppy-plugin' (local): " in str(info.value)
+    prepare({**SPIRAL, "loss": {"type": "sloppy"}}, [], plugins)
+
+
+class UnreadableData:
+    @hookimpl
+    def nnframe_register_datasets(self) -> list:
+        def missing_file(params: Params, ctx: Any) -> Dataset:
+            return Dataset(*np.load(ctx.path("absent.npy")))
+
+        def bad_value(params: Params, ctx: Any) -> Dataset:
+            raise ValueError("line 3 has 2 columns, expected 3")
+
+        def plugin_bug(params: Params, ctx: Any) -> Dataset:
+            return Dataset(None + 1, None)  # type: ignore[operator]
+
+        return [dataset("missing_file", Params, missing_file), dataset("bad_value", Params, bad_value),
+                dataset("plugin_bug", Params, plugin_bug)]
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("missing_file", "No such file or directory: '{dir}/absent.npy'"),
+    ("bad_value", "line 3 has 2 columns, expected 3"),
+])
+def test_a_dataset_build_that_cannot_read_its_data_is_a_data_error_naming_the_plugin(tmp_path: Path, kind: str,
+                                                                                     reason: str) -> None:
+    plugins = get_plugin_manager(plugins=[("unreadable", UnreadableData())])
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({**SPIRAL, "data": {"type": kind}}))
+    with pytest.raises(DataError) as info:
+        prepare(path, [], plugins)
+    assert str(info.value) == (f"{path}: data: dataset type {kind!r} from plugin 'unreadable' (local) cannot be "
+                               f"built: {reason.format(dir=tmp_path)}")
+
+
+def test_a_bug_in_a_dataset_build_stays_a_traceback_naming_the_plugin(tmp_path: Path) -> None:
+    plugins = get_plugin_manager(plugins=[("unreadable", UnreadableData())])
+    with pytest.raises(TypeError) as info:
+        prepare({**SPIRAL, "data": {"type": "plugin_bug"}}, [], plugins)
+    assert info.value.__notes__ == ["(raised by the build of dataset type 'plugin_bug' from plugin 'unreadable' "
+                                    "(local))"]

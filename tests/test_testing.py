@@ -296,6 +296,34 @@ def test_fails_a_loss_that_forgets_the_batch_mean():
         check_gradients(SumNotMean(), np.zeros((4, 3)) + 0.1, target=np.array([0, 2, 1, 1]))
 
 
+class HalfSquares:
+    """A loss as the hookspec allows it: forward and backward only, no nnframe.Loss base, no params."""
+
+    def forward(self, x, t):
+        self.diff = x - t
+        return 0.5 * float(np.sum(self.diff**2)) / len(x)
+
+    def backward(self, dout=1.0):
+        return dout * self.diff / len(self.diff)
+
+
+def test_checks_a_loss_without_the_loss_base_or_params():
+    rng = np.random.default_rng(8)
+    result = check_gradients(HalfSquares(), rng.standard_normal((4, 3)), target=rng.standard_normal((4, 3)))
+    assert set(result.errors) == {"input0"} and result.ok and not result.problems
+
+
+def test_a_loss_returning_one_value_per_example_is_named_for_it():
+    class PerExample(HalfSquares):
+        def forward(self, x, t):
+            super().forward(x, t)
+            return 0.5 * np.sum(self.diff**2, axis=1)
+
+    with pytest.raises(TypeError, match=r"PerExample.forward returned ndarray of shape \(4,\); a loss returns the "
+                                        r"batch's mean loss as one float"):
+        check_gradients(PerExample(), np.zeros((4, 3)), target=np.ones((4, 3)))
+
+
 def test_fixtures_directly(gradcheck, nnframe_plugins):
     assert gradcheck is check_gradients
     assert "affine" in nnframe_plugins.nodes

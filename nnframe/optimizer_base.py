@@ -5,7 +5,9 @@ which allocates its state (momentum, squared-gradient averages) and one shared
 scratch buffer. ``update(params, grads)`` then changes the parameters in place
 with ``out=`` arithmetic, so a training step allocates no parameter-sized array.
 
-Weight decay is the coupled L2 form: the rule sees ``g + weight_decay * p``.
+Weight decay is the coupled L2 form: the rule sees ``g + weight_decay * p``;
+a rule that sets ``decoupled_weight_decay`` (AdamW) gets the plain gradient,
+and the parameters shrink by ``1 - lr * weight_decay`` before its step.
 
 Parameters that tile one buffer (a built model's, see :mod:`nnframe.flat_params`)
 get their state in buffers of the same layout and are updated in one go; a
@@ -71,6 +73,10 @@ class Optimizer:
     """Whether the rule treats each element on its own, so that ``_update_one`` may be given the whole model's
     buffer at once, or a large parameter in 1-D blocks. A rule that reads a parameter's shape or norm (LARS,
     Adafactor, "no decay for biases") sets it False and gets each parameter whole, at the cost of speed."""
+    decoupled_weight_decay: ClassVar[bool] = False
+    """True for a rule whose weight decay is apart from its gradient (AdamW, arXiv:1711.05101): each step first
+    scales the parameters by ``1 - lr * weight_decay``, and the rule sees ``g`` itself. False (the default) feeds
+    the rule ``g + weight_decay * p``, which an adaptive rule divides by its running scale, as L2 does."""
     updates_every_step: ClassVar[bool] = True
     """False for a rule that may leave the parameters as they are on a step (one that accumulates gradients
     over several): the trainer then does not take a first update that changes nothing for a rebinding bug."""
@@ -113,6 +119,11 @@ class Optimizer:
         """Read-only: the scratch for the decayed gradients is allocated by :meth:`bind` only when it is on."""
         return self.config.weight_decay
 
+    @property
+    def _coupled_decay(self) -> float:
+        """The decay added to the gradient the rule sees: none where the rule's decay is decoupled."""
+        return 0.0 if self.decoupled_weight_decay else self.weight_decay
+
     # ---------------------------------------------------------------- binding
 
     def bind(self, names: list[str], params: list[np.ndarray]) -> None:
@@ -131,11 +142,11 @@ class Optimizer:
         self._threads = count if self.parallel_blocks else 1
         flat = buffer_of(params) if self.elementwise else None
         self.state, slot_buffers = self._allocate_state(names, params, flat)
-        rows = 1 + (self.weight_decay > 0)
+        rows = 1 + (self._coupled_decay > 0)
         flat_rows = (self._flat_scratch_size(flat) if rows == 1 else flat.size) if flat is not None else 0
         buffers, scratch = _scratch_views(params, rows, at_least=flat_rows)
         self._per_param = [(views[0], *self.state[name].values()) for name, views in zip(names, scratch)]
-        self._decayed = [views[1] for views in scratch] if self.weight_decay > 0 else []
+        self._decayed = [views[1] for views in scratch] if self._coupled_decay > 0 else []
         self._in_blocks = [self.elementwise and p.size > 2 * BLOCK and all(a.flags.c_contiguous for a in (p, *buffers))
                            for p, buffers in zip(params, self._per_param)]
         self._flat = self._one_buffer_update(params, flat, slot_buffers, buffers) if flat is not None else None
@@ -190,7 +201,7 @@ class Optimizer:
                            scratch: dict[np.dtype, np.ndarray]) -> OneBufferUpdate:
         """The update of the whole buffer, on the first elements of the per-parameter scratch rows."""
         rows = scratch[flat.dtype]
-        decayed = rows[1, :flat.size] if self.weight_decay > 0 else None
+        decayed = rows[1, :flat.size] if self._coupled_decay > 0 else None
         tmp = rows[0, :self._flat_scratch_size(flat)]
         return OneBufferUpdate(tuple(params), flat, (tmp, *state), decayed, in_blocks=flat.size > 2 * BLOCK)
 
@@ -202,6 +213,8 @@ class Optimizer:
                       buffers: tuple[np.ndarray, ...], in_blocks: bool) -> None:
         if out is not None:
             g = _decayed_grad(out, p, g, self.weight_decay)
+        elif self.decoupled_weight_decay and self.weight_decay > 0:
+            p *= 1.0 - self.lr * self.weight_decay
         if in_blocks and g.flags.c_contiguous:
             self._update_blocks(p, g, buffers)
         else:

@@ -73,3 +73,10 @@ class AdamParams(OptimizerParams):
     lr: float = Field(0.001, gt=0, description="Learning rate before bias correction.")
     beta1: float = Field(0.9, ge=0, lt=1, description="Decay of the gradient average m.")
     beta2: float = Field(0.999, ge=0, lt=1, description="Decay of the squared-gradient average v.")
+
+
+class AdamWParams(AdamParams):
+    """Parameters of :class:`AdamW`: Adam's, with a decoupled ``weight_decay`` on by default."""
+
+    weight_decay: float = Field(0.01, ge=0, description="Decoupled decay: each step first scales the parameters "
+                                                        "by 1 - lr * weight_decay; the rule sees the plain gradient.")

@@ -19,13 +19,14 @@ from nnframe.optimizer_base import Optimizer, one_block_of_update_each, scalars_
 from nnframe.optimizer_params import (
     AdaGradParams,
     AdamParams,
+    AdamWParams,
     MomentumParams,
     NesterovParams,
     RMSpropParams,
     SGDParams,
 )
 
-__all__ = ["EPS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSprop"]
+__all__ = ["EPS", "SGD", "AdaGrad", "Adam", "AdamW", "Momentum", "Nesterov", "Optimizer", "RMSprop"]
 
 EPS = 1e-7
 
@@ -169,6 +170,19 @@ class Adam(Optimizer):
             np.divide(m, tmp, out=tmp)
             tmp *= lr_t
             p -= tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (AdamW, arXiv:1711.05101): ``p *= 1 - lr * weight_decay``, then Adam's step.
+
+    Adam's ``weight_decay`` is L2 added to the gradient, which Adam then
+    divides by the root of ``v``, so parameters with large gradients are
+    barely decayed; AdamW's shrinks every parameter alike. As in PyTorch's
+    ``AdamW``, the decay follows the scheduled rate and defaults to 0.01.
+    """
+
+    params_model = AdamWParams
+    decoupled_weight_decay = True
 
 
 def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray,

@@ -12,12 +12,13 @@ import pytest
 from pydantic import ValidationError
 
 from nnframe.errors import CheckpointError, ConfigError, NNFrameError
-from nnframe.optimizer_params import (AdaGradParams, AdamParams, MomentumParams, NesterovParams, OptimizerParams,
-                                      RMSpropParams, SGDParams)
-from nnframe.optimizers import SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSprop
+from nnframe.optimizer_params import (AdaGradParams, AdamParams, AdamWParams, MomentumParams, NesterovParams,
+                                      OptimizerParams, RMSpropParams, SGDParams)
+from nnframe.optimizers import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSprop
 from nnframe.plugins import get_plugin_manager
 
-ALL = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam]
+ALL = [SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam, AdamW]
+COUPLED = [cls for cls in ALL if not cls.decoupled_weight_decay]
 P0 = [1.0, -2.0]
 G = [0.5, 0.25]
 
@@ -112,7 +113,9 @@ class BookOptimizers:
             a *= 0.99
             a += (1 - 0.99) * g * g
             p -= lr * g / (np.sqrt(a) + 1e-7)
-        elif kind == "Adam":
+        elif kind in ("Adam", "AdamW"):
+            if kind == "AdamW":
+                p *= 1 - lr * 0.01
             lr_t = lr * np.sqrt(1.0 - 0.999 ** state["t"]) / (1.0 - 0.9 ** state["t"])
             a += (1 - 0.9) * (g - a)
             b += (1 - 0.999) * (g**2 - b)
@@ -144,17 +147,21 @@ def test_sgd_weight_decay_is_coupled_l2_and_leaves_grads_alone() -> None:
     np.testing.assert_array_equal(g, G)
 
 
-@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
-def test_weight_decay_equals_the_rule_fed_g_plus_wd_p(monkeypatch, cls: type[Optimizer]) -> None:
-    # several parameters of one dtype, largest last: they share the optimizer's scratch buffers;
-    # with BLOCK = 4 the 15-element one is updated in blocks
+def twin_params(monkeypatch, seed: int) -> tuple[np.random.Generator, list[tuple[int, ...]], list, list]:
+    """Two copies of several parameters of one dtype, largest last, so that they share an optimizer's scratch
+    buffers; with BLOCK = 4 the 15-element one is updated in blocks."""
     import nnframe.optimizer_base as optimizer_base
 
     monkeypatch.setattr(optimizer_base, "BLOCK", 4)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     shapes = [(2, 3), (4,), (3, 5)]
-    p_decay = [rng.standard_normal(shape) for shape in shapes]
-    p_plain = [p.copy() for p in p_decay]
+    params = [rng.standard_normal(shape) for shape in shapes]
+    return rng, shapes, params, [p.copy() for p in params]
+
+
+@pytest.mark.parametrize("cls", COUPLED, ids=lambda cls: cls.__name__)
+def test_weight_decay_equals_the_rule_fed_g_plus_wd_p(monkeypatch, cls: type[Optimizer]) -> None:
+    rng, shapes, p_decay, p_plain = twin_params(monkeypatch, 1)
     decayed, plain = cls(lr=0.1, weight_decay=0.01), cls(lr=0.1)
     for _ in range(3):
         grads = [rng.standard_normal(shape) for shape in shapes]
@@ -162,6 +169,29 @@ def test_weight_decay_equals_the_rule_fed_g_plus_wd_p(monkeypatch, cls: type[Opt
         decayed.update(p_decay, grads)
     for got, expected in zip(p_decay, p_plain):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_adamw_scales_the_parameters_then_takes_adams_step_on_the_plain_gradient(monkeypatch) -> None:
+    # PyTorch's AdamW: p *= 1 - lr * wd, then Adam; here with the rate a schedule changes
+    rng, shapes, p_adamw, p_adam = twin_params(monkeypatch, 3)
+    adamw, adam = AdamW(lr=0.1, weight_decay=0.2), Adam(lr=0.1)
+    for lr in (0.1, 0.05, 0.02):
+        adamw.lr = adam.lr = lr
+        grads = [rng.standard_normal(shape) for shape in shapes]
+        for p in p_adam:
+            p *= 1 - lr * 0.2
+        adam.update(p_adam, grads)
+        adamw.update(p_adamw, [g.copy() for g in grads])
+    for got, expected in zip(p_adamw, p_adam):
+        np.testing.assert_array_equal(got, expected)
+    assert adamw.state_dict().keys() == adam.state_dict().keys()
+
+
+def test_adamw_decays_by_default_and_adam_does_not() -> None:
+    assert AdamW().weight_decay == 0.01 and Adam().weight_decay == 0.0
+    p = np.ones(3)
+    AdamW(lr=0.1, weight_decay=0.5).update([p], [np.zeros(3)])
+    np.testing.assert_allclose(p, 0.95, rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
@@ -403,6 +433,7 @@ def test_repr_shows_settings_and_step() -> None:
 @pytest.mark.parametrize(("name", "cls", "params_cls"), [
     ("sgd", SGD, SGDParams), ("momentum", Momentum, MomentumParams), ("nesterov", Nesterov, NesterovParams),
     ("adagrad", AdaGrad, AdaGradParams), ("rmsprop", RMSprop, RMSpropParams), ("adam", Adam, AdamParams),
+    ("adamw", AdamW, AdamWParams),
 ])
 def test_builtin_plugin_registers_every_optimizer(name: str, cls: type[Optimizer], params_cls) -> None:
     plugins = get_plugin_manager()

@@ -32,7 +32,7 @@ from nnframe.plugins import get_plugin_manager
 BUILTIN_NAMES = {
     "node": "matmul affine add mul repeat sum sigmoid relu tanh softmax dropout".split(),
     "loss": "softmax_cross_entropy sigmoid_cross_entropy mse".split(),
-    "optimizer": "sgd momentum nesterov adagrad rmsprop adam".split(),
+    "optimizer": "sgd momentum nesterov adagrad rmsprop adam adamw".split(),
     "dataset": "spiral npz csv".split(),
     "callback": ["early_stopping"],
 }

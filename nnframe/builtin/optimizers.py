@@ -13,12 +13,13 @@ BUILTIN = {
     "adagrad": opt.AdaGrad,
     "rmsprop": opt.RMSprop,
     "adam": opt.Adam,
+    "adamw": opt.AdamW,
 }
 
 
 @hookimpl
 def nnframe_register_optimizers() -> list[Component]:
-    """sgd, momentum, nesterov, adagrad, rmsprop and adam."""
+    """sgd, momentum, nesterov, adagrad, rmsprop, adam and adamw."""
     return [optimizer(name, cls.params_model, cls.from_params, _summary(cls)) for name, cls in BUILTIN.items()]
 
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 THREADS_ENV = "NNFRAME_NUM_THREADS"
+BLAS_THREADS_ENVS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+"""Thread limits OpenBLAS obeys, in its order; a task scheduler (Ray, a job's launcher) sets them to its share."""
 BLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
 BLAS_TIMEOUT_ALIASES = (BLAS_TIMEOUT_ENV, "GOTO_THREAD_TIMEOUT")
 BLAS_TIMEOUT = "18"
@@ -53,10 +55,11 @@ def quiet_idle_blas_threads() -> bool:
 
 
 def thread_count() -> int:
-    """Threads for element-wise work: ``NNFRAME_NUM_THREADS``, else the cores this process may run on."""
+    """Threads for element-wise work: ``NNFRAME_NUM_THREADS``, else the limit set for OpenBLAS's threads
+    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``) up to the cores this process may run on, else those cores."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
-        return _usable_cores()
+        return min(_usable_cores(), _blas_thread_limit() or _usable_cores())
     count = int(raw) if raw.isascii() and raw.isdigit() else 0
     if count < 1:
         from nnframe.errors import UserError
@@ -85,6 +88,16 @@ def run_parts(parts: Sequence[Callable[[], None]]) -> None:
     for error in errors:
         if error is not None:
             raise error
+
+
+def _blas_thread_limit() -> int | None:
+    """The first of :data:`BLAS_THREADS_ENVS` set to a whole number above 0; OpenMP's ``4,2`` (per nesting
+    level) counts as 4, and a value OpenBLAS would not read is passed over, as it does."""
+    for name in BLAS_THREADS_ENVS:
+        first = os.environ.get(name, "").split(",")[0].strip()
+        if first.isascii() and first.isdigit() and int(first) > 0:
+            return int(first)
+    return None
 
 
 def _usable_cores() -> int:

@@ -64,10 +64,28 @@ def test_one_part_or_none_runs_here_without_the_pool() -> None:
 
 
 def test_thread_count_is_the_usable_cores_unless_set(monkeypatch) -> None:
-    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    for name in (threads.THREADS_ENV, *threads.BLAS_THREADS_ENVS):
+        monkeypatch.delenv(name, raising=False)
     assert threads.thread_count() == len(os.sched_getaffinity(0))
     monkeypatch.setenv(threads.THREADS_ENV, " 3 ")
     assert threads.thread_count() == 3
+
+
+@pytest.mark.parametrize(("openblas", "omp", "count"), [
+    (None, "1", 1), ("1", "4", 1), (None, "1,1", 1), ("0", "1", 1), (None, "many", None), (None, "1000", None),
+])
+def test_thread_count_follows_the_limit_set_for_blas_up_to_the_usable_cores(monkeypatch, openblas, omp,
+                                                                            count) -> None:
+    """Ray sets OMP_NUM_THREADS to a task's num_cpus; a worker of one CPU then splits no update."""
+    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
+    for name, value in zip(threads.BLAS_THREADS_ENVS, (openblas, omp)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert threads.thread_count() == (count or len(os.sched_getaffinity(0)))
+    monkeypatch.setenv(threads.THREADS_ENV, "2")
+    assert threads.thread_count() == 2
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "²"])

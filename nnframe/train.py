@@ -380,6 +380,8 @@ class Trainer:
         try:
             previous = {sig: signal.signal(sig, request_stop) for sig in EXIT_CODES}
         except ValueError:  # not the main thread: leave signals alone
+            previous = None
+        if previous is None:  # yielded outside the except, so that no error of the run has that one as context
             yield
             return
         try:

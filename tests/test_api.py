@@ -7,6 +7,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,31 @@ def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
     again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, quiet=True)
     assert again.summary["steps"] == 300
     assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes
+
+
+class FailsAtStep3:
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        if metrics.step == 3:
+            raise RuntimeError("the hook's own bug")
+
+
+def test_a_run_in_another_thread_fails_with_its_own_error_alone(tmp_path: Path) -> None:
+    """Signals cannot be handled there (Ray Tune's trials, a thread pool); that must not show in its errors."""
+    caught: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            nnframe.run_experiment(spiral(), ["train.epochs=1"], runs_dir=tmp_path, quiet=True,
+                                   plugins=get_plugin_manager(plugins=[("fails", FailsAtStep3())]))
+        except BaseException as exc:
+            caught.append(exc)
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    worker.join()
+    (error,) = caught
+    assert isinstance(error, RuntimeError) and error.__context__ is None
 
 
 def test_the_book_readers_submodules_are_reachable_from_the_package_alone() -> None:

@@ -22,6 +22,7 @@ from nnframe.errors import NNFrameError, NonFiniteError, PluginError, PluginStat
 from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
 from nnframe.held_signals import HeldSignals
 from nnframe.hook_calls import call_each
+from nnframe.plugin_distributions import distribution_of
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 if TYPE_CHECKING:
@@ -297,10 +298,22 @@ class Trainer:
                 self.skipped_steps += 1
                 return
             raise NonFiniteError(f"training diverged at step {step}: parameter {bad_param} is not finite, "
-                                 "so skipping steps cannot recover (an earlier update overflowed it); "
-                                 f"lower optimizer.lr or {self._clipping_advice()}")
+                                 f"so skipping steps cannot recover (an earlier update overflowed it"
+                                 f"{self._plugin_update_blame()}); lower optimizer.lr or {self._clipping_advice()}")
         raise NonFiniteError(f"training diverged at step {step}: {self._diagnose(loss, x)}; lower "
                              f"optimizer.lr, {self._clipping_advice()}, or use train.on_nonfinite: skip_step")
+
+    def _plugin_update_blame(self) -> str:
+        """A plugin's update rule named where a parameter is not finite: every earlier update was given finite
+        gradients (a step with a non-finite one is stopped or skipped), so the rule wrote it, from too large a
+        rate or a bug of its own. nnframe's rules are left unnamed: for them it is the rate."""
+        cls = type(self.optimizer)
+        if cls.__module__.split(".")[0] == "nnframe":
+            return ""
+        dist = distribution_of(cls.__module__)
+        origin = f"{cls.__module__}.{cls.__qualname__}" + (f", of the plugin distribution {dist}" if dist else "")
+        return (f", though every update so far had finite gradients: optimizer {self.settings.optimizer.type!r} "
+                f"({origin}) wrote it")
 
     def _clipping_advice(self) -> str:
         if self._clip:
@@ -313,7 +326,7 @@ class Trainer:
         facts = [f"the loss is {loss}"] if not math.isfinite(loss) else []
         bad_param = first_nonfinite(model.param_names, model.params)
         if bad_param:
-            facts.append(f"parameter {bad_param} is not finite")
+            facts.append(f"parameter {bad_param} is not finite{self._plugin_update_blame()}")
         elif not math.isfinite(loss):
             bad_node = next((name for name, value in model.trace(x).items() if not np.isfinite(value).all()), None)
             if bad_node:

@@ -648,6 +648,38 @@ def test_a_rule_that_says_it_skips_steps_is_not_blamed_for_standing_still(tmp_pa
     assert trainer.fit()["status"] == "completed"
 
 
+class WritesNaNAtItsThirdStep(Optimizer):
+    """Broken on purpose: finite gradients in, a NaN parameter out."""
+
+    def _update_one(self, p, g, tmp):
+        p -= self.lr * g
+        if self.step == 3:
+            p.flat[0] = np.nan
+
+
+class NaNOptimizers:
+    @hookimpl
+    def nnframe_register_optimizers(self) -> list:
+        return [optimizer("writes_nan", OptimizerParams, WritesNaNAtItsThirdStep.from_params)]
+
+
+@pytest.mark.parametrize("on_nonfinite", ["stop", "skip_step"])
+def test_a_plugin_rule_that_writes_a_nonfinite_parameter_is_named(tmp_path, on_nonfinite):
+    trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), [
+        "optimizer.type=writes_nan", "optimizer.lr=0.1", f"train.on_nonfinite={on_nonfinite}"], NaNOptimizers())
+    with pytest.raises(NonFiniteError, match=r"training diverged at step 4: .*parameter affine1/W is not finite.*"
+                                             r"though every update so far had finite gradients: optimizer "
+                                             r"'writes_nan' \(test_train.WritesNaNAtItsThirdStep\) wrote it"):
+        trainer.fit()
+
+
+def test_a_builtin_rule_that_overflows_a_parameter_is_put_down_to_the_rate(tmp_path):
+    trainer, _ = make_trainer(write_config(tmp_path, TINY), ["optimizer.lr=1e300", "model.1.type=relu"])
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError, match="lower optimizer.lr") as info:
+        trainer.fit()
+    assert "wrote it" not in str(info.value)
+
+
 def test_a_resume_where_the_schedule_is_at_zero_goes_on(tmp_path):
     from nnframe.launch import train as launch_train
 

@@ -13,13 +13,14 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnframe.batches import BatchIterator
 from nnframe.errors import NNFrameError, NonFiniteError, PluginError, PluginStateError, Terminated, mention
-from nnframe.gradients import clip_grad_norm, first_nonfinite, global_norm, norms_of
+from nnframe.gradients import CLIP_EPS, clip_grad_norm, first_nonfinite, global_norm, norms_of
 from nnframe.held_signals import HeldSignals
 from nnframe.hook_calls import call_each
 from nnframe.plugin_distributions import distribution_of
@@ -77,6 +78,7 @@ class Trainer:
         self.ended = False
         """Whether the loop has ended: the final evaluation and checkpoint follow, a plugin's stop carried out."""
         self.last_step: StepMetrics | None = None
+        self._last_batch: tuple[np.ndarray, np.ndarray, float] | None = None
         self._stop_signal: int | None = None
         self._held: HeldSignals | None = None
         self.caller_releases_signals = False
@@ -198,6 +200,8 @@ class Trainer:
             if self._stop_signal is not None:
                 raise Interrupted(self._stop_signal)
         self.ended = True
+        if self.run.stop_reason is not None:
+            self._log_stopped_step()
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate(scheduled=False)
         self._save_checkpoint(final=True)
@@ -241,11 +245,35 @@ class Trainer:
         self.step = self.run.step = step
         self.run.epoch = self.batches.epoch
         self.last_step = metrics
+        self._last_batch = (out, t, total_norm)
         if self._step_end.get_hookimpls():
             self._step_end(run=self.run, metrics=metrics)
         if logged:
             self._log_metrics(run=self.run, metrics=metrics)
         return metrics
+
+    def _log_stopped_step(self) -> None:
+        """Log the step a plugin's stop ended the run at, off the ``log.every`` grid, so that every curve, and
+        the HParams tab's last values, reach the run's end. Its gradients are still there, clipped where the step
+        clipped them, so their norms are scaled back to the step's own, before clipping."""
+        metrics, batch = self.last_step, self._last_batch
+        if metrics is None or metrics.logged or batch is None:
+            return
+        out, t, total_norm = batch
+        metrics = replace(metrics, logged=True)
+        if self._log_grad_norms:
+            metrics.grad_norms = self._norms_before_clipping(total_norm)
+        if self.experiment.classification:
+            metrics.accuracy = accuracy(out, t)
+        self._log_metrics(run=self.run, metrics=metrics)
+
+    def _norms_before_clipping(self, total_norm: float) -> dict[str, float]:
+        norms = self._grad_norms()
+        rate = self._clip / (total_norm + CLIP_EPS) if self._clip and math.isfinite(total_norm) else 1.0
+        if rate < 1.0:
+            norms = {name: value / rate for name, value in norms.items()}
+        norms["global"] = total_norm
+        return norms
 
     def _log_failed_step(self, metrics: StepMetrics, out: np.ndarray, t: np.ndarray) -> None:
         """Log the step a run diverged at, whatever ``log.every``: its curve then ends where it blew up, not at

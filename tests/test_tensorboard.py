@@ -575,3 +575,23 @@ def test_a_completed_run_logs_its_final_measures_over_the_whole_training_set(tmp
         assert point.step == result.summary["steps"]
         assert point.value == pytest.approx(result.summary["metrics"][tag], rel=1e-6)  # float32 in the file
     assert events.Scalars("train/loss")[-1].value != pytest.approx(events.Scalars("final/train/loss")[0].value)
+
+
+def test_the_step_a_stop_ends_a_run_at_is_logged_with_the_norms_before_clipping(tmp_path: Path) -> None:
+    """Logged every 7 steps, the run stops at step 20: its last points are those of a run logged every step."""
+    import nnframe
+
+    config = {**make_config(every=7), "data": {"type": "spiral", "points_per_class": 30, "classes": 3,
+                                                "val_fraction": 0.2},
+              "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 1e-4},
+              "train": {"max_steps": 40, "batch_size": 8, "eval_every": 5, "clip_grad_norm": 0.01},
+              "callbacks": [{"type": "early_stopping", "patience": 3, "min_delta": 1e-3}]}
+    sparse = nnframe.run_experiment(config, runs_dir=tmp_path / "sparse", quiet=True)
+    dense = nnframe.run_experiment(config, ["log.every=1"], runs_dir=tmp_path / "dense", quiet=True)
+    assert sparse.summary["steps"] == sparse.summary["stopped_early"]["step"] == 20
+    sparse_events, dense_events = read_events(sparse.run_dir), read_events(dense.run_dir)
+    assert points(dense_events, "grad_norm/global")[-1][1] > 0.01  # clipped at that step
+    for tag in ("train/loss", "train/accuracy", "train/lr", "grad_norm/global", "grad_norm/affine1/W",
+                "grad_norm/affine1/b"):
+        assert [step for step, _ in points(sparse_events, tag)] == [7, 14, 20], tag
+        assert points(sparse_events, tag)[-1] == pytest.approx(points(dense_events, tag)[-1], rel=1e-6), tag

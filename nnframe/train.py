@@ -79,6 +79,8 @@ class Trainer:
         """Whether the loop has ended: the final evaluation and checkpoint follow, a plugin's stop carried out."""
         self.last_step: StepMetrics | None = None
         self._last_batch: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._mid_step = False
+        """True from a step's batch until its counters are updated: a checkpoint of that moment would be torn."""
         self._stop_signal: int | None = None
         self._held: HeldSignals | None = None
         self.caller_releases_signals = False
@@ -125,6 +127,12 @@ class Trainer:
                     self._held.caught.append(signal.SIGTERM)  # worker, which a pool's terminate() waits for
                 try:
                     self._save_interrupted(exc)
+                except BaseException as failed_save:
+                    ending = failed_save
+                    raise
+            elif isinstance(exc, SystemExit) and not self._mid_step:
+                try:  # a hook's sys.exit(), as Ray Tune's scheduler stops a trial: saved as a stop is
+                    self._save_checkpoint(final=True)
                 except BaseException as failed_save:
                     ending = failed_save
                     raise
@@ -209,6 +217,7 @@ class Trainer:
     def train_step(self) -> StepMetrics:
         """One optimizer step on the next mini-batch."""
         model, loss_node = self.model, self.loss
+        self._mid_step = True
         index = self.batches.next_batch()
         x, t = self.dataset.x[index], self.dataset.y[index]
         out = model.forward(x)
@@ -244,6 +253,7 @@ class Trainer:
             self._update(model.params, grads)
         self.step = self.run.step = step
         self.run.epoch = self.batches.epoch
+        self._mid_step = False
         self.last_step = metrics
         self._last_batch = (out, t, total_norm)
         if self._step_end.get_hookimpls():
@@ -483,7 +493,7 @@ def _same_storage_failure(first: BaseException, second: BaseException) -> bool:
 
 def _status_after(exc: BaseException) -> str:
     """The run's status when ``exc`` ends it."""
-    if isinstance(exc, (Interrupted, KeyboardInterrupt, Terminated)):
+    if isinstance(exc, (Interrupted, KeyboardInterrupt, Terminated, SystemExit)):
         return "interrupted"
     return "diverged" if isinstance(exc, NonFiniteError) else "failed"
 

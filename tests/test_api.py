@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -90,6 +91,34 @@ def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
     again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, quiet=True)
     assert again.summary["steps"] == 300
     assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes
+
+
+class ExitsAtEvaluation:
+    """What Ray Tune's scheduler does to a trial it stops: ``sys.exit(0)`` inside the reporting hook."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    @hookimpl
+    def nnframe_evaluation_end(self, run, metrics) -> None:
+        if metrics.step == self.step:
+            sys.exit(0)
+
+
+def test_a_hooks_sys_exit_saves_the_run_as_interrupted_and_it_resumes_to_the_straight_result(tmp_path: Path) -> None:
+    overrides = ["train.epochs=6", "data.val_fraction=0.2"]
+    plugins = get_plugin_manager(plugins=[("tune", ExitsAtEvaluation(16))])
+    with pytest.raises(SystemExit) as caught:
+        nnframe.run_experiment(spiral(), overrides, runs_dir=tmp_path / "runs", quiet=True, plugins=plugins)
+    assert caught.value.code == 0 and caught.value.__context__ is None
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("interrupted", 16)
+    assert (run_dir / "checkpoints" / "step-00000016.npz").is_file()
+    resumed = nnframe.run_experiment(spiral(), overrides, resume=run_dir, quiet=True)
+    straight = nnframe.run_experiment(spiral(), overrides, runs_dir=tmp_path / "straight", quiet=True)
+    assert resumed.summary["steps"] == straight.summary["steps"] == 48
+    assert resumed.summary["metrics"] == straight.summary["metrics"]
 
 
 class FailsAtStep3:

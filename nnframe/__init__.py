@@ -25,6 +25,7 @@ _PUBLIC = {
     "NodeContext": "nnframe.components",
     "Optimizer": "nnframe.optimizer_base",
     "OptimizerParams": "nnframe.optimizer_params",
+    "Schedule": "nnframe.schedules",
     "DatasetContext": "nnframe.components",
     "CallbackContext": "nnframe.components",
     "Dataset": "nnframe.data",
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from nnframe.optimizer_params import OptimizerParams
     from nnframe.plugins import get_plugin_manager
     from nnframe.run import EvalMetrics, RunContext, StepMetrics
+    from nnframe.schedules import Schedule
     from nnframe.train import Interrupted
 
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-Kind = Literal["node", "loss", "optimizer", "dataset", "callback"]
-KINDS: tuple[Kind, ...] = ("node", "loss", "optimizer", "dataset", "callback")
+Kind = Literal["node", "loss", "optimizer", "dataset", "callback", "schedule"]
+KINDS: tuple[Kind, ...] = ("node", "loss", "optimizer", "dataset", "callback", "schedule")
 
 
 class Params(BaseModel):
@@ -100,7 +100,8 @@ class Component:
 
     ``build`` takes the validated params and, for nodes, a :class:`NodeContext`;
     for datasets, a :class:`DatasetContext`; for callbacks, a
-    :class:`CallbackContext`; losses and optimizers take the params alone.
+    :class:`CallbackContext`; losses and optimizers take the params alone. A
+    schedule's params are the schedule itself, and its ``build`` returns them.
     """
 
     name: str
@@ -140,3 +141,14 @@ def callback(name: str, params: type[Params], build: Callable[..., Any], descrip
     """A callback: ``build(params, ctx)`` returns an object with hook implementations, registered for the runs
     whose config lists it under ``callbacks`` (and for no other run)."""
     return Component(name, "callback", params, build, description)
+
+
+def schedule(name: str, params: type[Params], description: str = "") -> Component:
+    """A learning-rate schedule for ``optimizer.schedule``: ``params`` subclasses :class:`nnframe.Schedule`, whose
+    ``_after_warmup(step, base_lr, total_steps)`` gives the rate; the validated section is the schedule."""
+    return Component(name, "schedule", params, _the_schedule, description)
+
+
+def _the_schedule(params: Params) -> Params:
+    """A schedule is its own params."""
+    return params

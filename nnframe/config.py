@@ -8,7 +8,8 @@ JSON Schema and the listings, and plugins extend the schema by registering.
 
 from __future__ import annotations
 
-from functools import cached_property
+from collections.abc import Callable
+from functools import cached_property, partial
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model,
@@ -18,7 +19,7 @@ from nnframe.components import Component
 from nnframe.data import DatasetParams
 from nnframe.limits import MAX_COUNT, MAX_SEED
 from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
-from nnframe.schedules import ConstantSchedule, ScheduleConfig
+from nnframe.schedules import ConstantSchedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 COMPONENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -168,9 +169,24 @@ class ConfigModels:
         return _union(self._arms(self.plugins.losses, "Loss", {}), "loss")
 
     @cached_property
+    def _schedule_arms(self) -> list[type[BaseModel]]:
+        return self._arms(self.plugins.schedules, "Schedule", {})
+
+    @cached_property
+    def schedule(self) -> Any:
+        return _union(self._schedule_arms, "schedule")
+
+    def _default_schedule(self) -> Callable[[], BaseModel]:
+        """The constant schedule a section without one runs under, as the union's own arm where it is registered
+        (the section then serialises as it validates)."""
+        name = ConstantSchedule.model_fields["type"].default
+        arm = next((arm for arm in self._schedule_arms if arm.model_fields["type"].annotation == Literal[name]), None)
+        return ConstantSchedule if arm is None else partial(arm, type=name)
+
+    @cached_property
     def optimizer(self) -> Any:
-        extra = {"schedule": (ScheduleConfig, Field(default_factory=ConstantSchedule,
-                                                     description="Learning-rate schedule."))}
+        extra = {"schedule": (self.schedule, Field(default_factory=self._default_schedule(),
+                                                    description="Learning-rate schedule."))}
         return _union(self._arms(self.plugins.optimizers, "Optimizer", extra), "optimizer")
 
     @cached_property

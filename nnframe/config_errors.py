@@ -191,8 +191,7 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     suggestion = close_match(str(name), tags)
     message = unknown_name_message("type", str(name), tags)
     where = f"{path}.type" if path != "(top level)" else "type"
-    if not path.endswith("schedule"):  # schedules are nnframe's own: no plugin registers one
-        message += "; a plugin may be missing (see `nnframe plugins`)"
+    message += "; a plugin may be missing (see `nnframe plugins`)"
     return Problem(where, message, UNKNOWN_TYPE, suggestion)
 
 

@@ -74,6 +74,17 @@ def nnframe_register_callbacks() -> list[Component]:
     """
 
 
+@hookspec
+def nnframe_register_schedules() -> list[Component]:
+    """Return the learning-rate schedule components this plugin provides.
+
+    Called once per plugin manager. Each component's params subclass
+    :class:`nnframe.Schedule` and implement ``_after_warmup(step, base_lr,
+    total_steps)``; a config chooses one by ``type`` under
+    ``optimizer.schedule``, and the validated section is the schedule.
+    """
+
+
 # --------------------------------------------------------------------------
 # Training events: called by the training loop, in this order.
 # --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 
 from nnframe.build import Experiment, build_experiment
 from nnframe.components import absolute_paths
+from nnframe.config import ConfigModels
 from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
@@ -29,7 +30,6 @@ from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
-from nnframe.schedules import ScheduleConfig
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps
 
@@ -98,7 +98,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                      "or train.max_steps to train it longer")
                 trainer.model.eval()
                 return RunResult(run_dir.path, previous, notes, trainer.model)
-            for text in _record_resume(trainer, run_dir, overrides, changes, saved):
+            for text in _record_resume(trainer, run_dir, overrides, changes, saved, plugins):
                 note(text)
         for text in config_notes(experiment):
             note(text)
@@ -273,7 +273,7 @@ def _first_start(previous: dict[str, Any], run_dir: RunDirectory) -> str:
 
 
 def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], changes: list[Change],
-                   saved: dict[str, Any]) -> list[str]:
+                   saved: dict[str, Any], plugins: Plugins) -> list[str]:
     """The resume in the run directory: the config it continues under, its overrides entry; returns notes."""
     run_dir.write_overrides(overrides, changed={format_path(c.path): [c.saved, c.now] for c in changes})
     if changes:  # after the overrides entry, which refuses a damaged overrides.yaml before anything is replaced
@@ -283,7 +283,7 @@ def _record_resume(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]
         notes.append("the training data differs from the run's, though the data section does not: the file "
                      "changed since, or the dataset draws its examples differently; training goes on with the data "
                      "as it is now")
-    notes += _rescheduled(trainer, saved)
+    notes += _rescheduled(trainer, saved, plugins)
     if trainer.step > trainer.total_steps:
         notes.append(f"the run has already trained {trainer.step} steps, more than the {trainer.total_steps} this "
                      "config plans; it is only evaluated. Raise train.epochs or train.max_steps to train it longer")
@@ -350,7 +350,7 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
     return []
 
 
-def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:
+def _rescheduled(trainer: Trainer, saved: dict[str, Any], plugins: Plugins) -> list[str]:
     """A note when a new training length moves the learning rate (a cosine over the run's steps).
 
     Only a schedule whose rate depends on the length gets one. The run's rate
@@ -361,7 +361,8 @@ def _rescheduled(trainer: Trainer, saved: dict[str, Any]) -> list[str]:
     try:
         before_total = planned_steps(SimpleNamespace(max_steps=train.get("max_steps"), epochs=train.get("epochs")),
                                      trainer.batches.batches_per_epoch)
-        schedule = TypeAdapter(ScheduleConfig).validate_python(optimizer.get("schedule") or {"type": "constant"})
+        schedule = TypeAdapter(ConfigModels(plugins).schedule).validate_python(
+            optimizer.get("schedule") or {"type": "constant"})
         before = schedule.lr_at(trainer.step, float(optimizer["lr"]), before_total)
     except (TypeError, ValueError, KeyError, UserError):
         return []

@@ -25,7 +25,7 @@ def component_rows(plugins: Plugins) -> list[dict[str, Any]]:
             rows.append({
                 "kind": kind,
                 "name": component.name,
-                "params": list(component.params.model_fields),
+                "params": [name for name in component.params.model_fields if name != "type"],  # a schedule's own
                 "summary": component.summary(),
                 "plugin": origin.name,
                 "distribution": origin.dist,

@@ -39,6 +39,7 @@ REGISTER_HOOKS: dict[Kind, str] = {
     "optimizer": "nnframe_register_optimizers",
     "dataset": "nnframe_register_datasets",
     "callback": "nnframe_register_callbacks",
+    "schedule": "nnframe_register_schedules",
 }
 
 
@@ -218,6 +219,10 @@ class Plugins:
     def callbacks(self) -> Registry:
         return self.registry("callback")
 
+    @property
+    def schedules(self) -> Registry:
+        return self.registry("schedule")
+
     def versions(self) -> dict[str, str]:
         """Distribution versions of every loaded plugin, for run summaries."""
         return {info.dist: info.version for info in self.infos.values()}
@@ -258,13 +263,16 @@ RESERVED_FIELDS: dict[Kind, tuple[str, ...]] = {
     "optimizer": ("type", "schedule"),
     "dataset": ("type",),
     "callback": ("type", "name"),
+    "schedule": (),
 }
-"""Config keys nnframe itself reads in each kind's section; a component's params may not take them."""
+"""Config keys nnframe itself reads in each kind's section; a component's params may not take them. A schedule
+may declare its ``type`` (``type: Literal["cosine"] = "cosine"``), as the default schedule a section without one
+runs under must know its own; the config's ``type`` replaces it."""
 
 
 BUILD_ARGUMENTS: dict[Kind, tuple[str, ...]] = {
     "node": ("params", "ctx"), "loss": ("params",), "optimizer": ("params",), "dataset": ("params", "ctx"),
-    "callback": ("params", "ctx"),
+    "callback": ("params", "ctx"), "schedule": ("params",),
 }
 """What nnframe passes each kind's ``build``, positionally."""
 
@@ -279,7 +287,17 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
                 f"nnframe reserves in a {kind} section; rename them")
-    return _default_problem(component) or _build_problem(component) or _path_fields_problem(component)
+    return (_schedule_problem(component) or _default_problem(component) or _build_problem(component)
+            or _path_fields_problem(component))
+
+
+def _schedule_problem(component: Component) -> str | None:
+    from nnframe.schedules import Schedule
+
+    if component.kind != "schedule" or (isinstance(component.params, type) and issubclass(component.params, Schedule)):
+        return None
+    return (f"schedule {component.name!r}: its params {component.params!r} do not subclass nnframe.Schedule, "
+            "whose lr_at gives the rate of each step")
 
 
 def _path_fields_problem(component: Component) -> str | None:

@@ -1,9 +1,11 @@
 """Learning-rate schedules: the rate of each optimizer step from the base rate.
 
-A schedule is a config model chosen by its ``type`` (``constant``, ``step``,
-``cosine``). Every schedule takes ``warmup_steps``: the rate climbs linearly to
-the base rate over those first steps, and the schedule proper then runs on the
-steps after the warm-up, as if they started at step 0.
+A schedule is a config model chosen by its ``type``: nnframe's ``constant``,
+``step`` and ``cosine``, registered as components of kind ``schedule`` through
+the same hook (``nnframe_register_schedules``) a plugin's use. Every schedule
+takes ``warmup_steps``: the rate climbs linearly to the base rate over those
+first steps, and the schedule proper then runs on the steps after the warm-up,
+as if they started at step 0.
 
 ``lr_at(step, base_lr, total_steps)`` gives the rate for ``step``, the 0-based
 index of the optimizer step about to be taken (the first update is step 0, and
@@ -13,22 +15,23 @@ a resumed run continues counting).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from nnframe.errors import ConfigError
+from nnframe.components import Params
+from nnframe.errors import ConfigError, PluginError
 from nnframe.limits import MAX_COUNT
 
 
-class Schedule(BaseModel):
+class Schedule(Params):
     """Base of the schedules: the shared warm-up, and :meth:`lr_at`.
 
     Warm-up: at step ``s < warmup_steps`` the rate is ``base_lr * (s + 1) / warmup_steps``,
     so the first step is not wasted at rate 0 and step ``warmup_steps - 1`` runs at ``base_lr``.
+    A subclass adds its fields and implements :meth:`_after_warmup`; it may refuse a run
+    it cannot serve in :meth:`check` and warn in :meth:`notes`.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     warmup_steps: int = Field(0, ge=0, le=MAX_COUNT,
                               description="Steps of linear warm-up from base_lr / warmup_steps to base_lr.")
@@ -44,7 +47,14 @@ class Schedule(BaseModel):
         self.check(total_steps)
         if step < self.warmup_steps:
             return float(base_lr * (step + 1) / self.warmup_steps)
-        return float(self._after_warmup(step - self.warmup_steps, base_lr, total_steps))
+        rate = float(self._after_warmup(step - self.warmup_steps, base_lr, total_steps))
+        if not 0.0 <= rate < math.inf:  # a plugin's formula gone wrong; nnframe's own stay in range
+            cls = type(self)
+            while cls.__module__ == "nnframe.config" and cls.__bases__:  # the config's subclass adding the type
+                cls = cls.__bases__[0]
+            raise PluginError(f"schedule {getattr(self, 'type', cls.__name__)!r} ({cls.__module__}.{cls.__qualname__}) "
+                              f"gave the learning rate {rate} for step {step}; a rate is a finite number, at least 0")
+        return rate
 
     def check(self, total_steps: int | None) -> None:
         """Raise :class:`ConfigError` if the schedule cannot run for ``total_steps`` steps."""
@@ -136,9 +146,3 @@ class CosineSchedule(Schedule):
         progress = min(step, span) / span
         return self.min_lr + (base_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0
 
-
-ScheduleConfig = Annotated[ConstantSchedule | StepSchedule | CosineSchedule, Field(discriminator="type")]
-"""The ``schedule`` field of a config: one of the schedules, chosen by ``type``.
-
-Use with a default, e.g. ``schedule: ScheduleConfig = Field(default_factory=ConstantSchedule)``.
-"""

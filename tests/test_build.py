@@ -13,7 +13,7 @@ import yaml
 
 from nnframe.batches import batches_per_epoch
 from nnframe.build import Streams, build_experiment, build_model, component_params
-from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.components import Params, dataset, loss, node
 from nnframe.config import TrainConfig
 from nnframe.config_loader import load_experiment
@@ -35,7 +35,8 @@ SPIRAL: dict[str, Any] = {
     "optimizer": {"type": "sgd", "lr": 1.0},
     "train": {"epochs": 1, "batch_size": 10},
 }
-BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)]
+BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+            ("datasets", datasets)]
 BRANCHES = {
     "inputs": ["x"],
     "nodes": [

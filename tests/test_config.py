@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.components import Params, node
 from nnframe.config import ConfigModels, TrainConfig
 from nnframe.hookspecs import hookimpl
@@ -24,7 +24,8 @@ SPIRAL: dict[str, Any] = {
     "optimizer": {"type": "sgd", "lr": 1.0},
     "train": {"epochs": 3, "batch_size": 30},
 }
-BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)]
+BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+            ("datasets", datasets)]
 
 
 class ScaleParams(Params):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.config import ConfigModels
 from nnframe.components import dataset
 from nnframe.config_errors import Problem, field_path, format_path, format_validation_error
@@ -24,7 +24,8 @@ SPIRAL: dict[str, Any] = {
     "train": {"epochs": 3},
 }
 ROOT = ConfigModels(get_plugin_manager(autoload=False, plugins=[
-    ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)])).experiment
+    ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+    ("datasets", datasets)])).experiment
 
 
 @pytest.mark.parametrize("parts, text", [
@@ -125,7 +126,8 @@ class SpiralOnly:
 
 def test_a_single_registered_type_still_gets_unknown_type_and_did_you_mean() -> None:
     root = ConfigModels(get_plugin_manager(autoload=False, plugins=[
-        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("spiral", SpiralOnly())])).experiment
+        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+        ("spiral", SpiralOnly())])).experiment
     config = copy.deepcopy(SPIRAL)
     assert root.model_validate(config).data.type == "spiral"
     config["data"] = {"type": "spirall"}
@@ -141,8 +143,9 @@ def test_problem_parts_and_text() -> None:
     assert str(problem) == "field model.nodes[2].out: input should be greater than 0; found -1"
 
 
-def test_only_a_pluggable_kinds_unknown_type_suggests_a_missing_plugin() -> None:
+def test_an_unknown_type_of_any_kind_suggests_a_missing_plugin() -> None:
     (schedule,) = problems({"optimizer.schedule": {"type": "cosin"}})
-    assert "plugin" not in schedule.message  # schedules are nnframe's own
+    assert schedule.message == ("unknown type 'cosin'; available: constant, cosine, step (did you mean 'cosine'?); "
+                                "a plugin may be missing (see `nnframe plugins`)")
     (optimizer,) = problems({"optimizer": {"type": "adma", "lr": 0.1}})
     assert optimizer.message.endswith("; a plugin may be missing (see `nnframe plugins`)")

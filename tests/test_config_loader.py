@@ -12,7 +12,7 @@ import yaml
 
 from nnframe import Params, hookimpl
 from nnframe.bounded_yaml import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED_NODES, read_yaml
-from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.components import node
 from nnframe.config_loader import apply_override, load_experiment, parse_override
 from nnframe.errors import ConfigError
@@ -37,7 +37,8 @@ BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\
 @pytest.fixture(scope="module")
 def plugins() -> Any:
     return get_plugin_manager(autoload=False, plugins=[
-        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)])
+        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+        ("datasets", datasets)])
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "config.yaml") -> Path:
@@ -337,7 +338,8 @@ class _UnsetByNonePlugin:
 ])
 def test_a_none_default_its_type_refuses_is_left_out_of_the_resolved_config(tmp_path: Path, model: str) -> None:
     plugins = get_plugin_manager(autoload=False, plugins=[
-        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets),
+        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+        ("datasets", datasets),
         ("unset", _UnsetByNonePlugin())])
     text = SPIRAL_YAML.split("model:")[0] + model + SPIRAL_YAML.split("  - {type: affine, out: 3}\n")[1]
     printed = load_experiment(write(tmp_path, text), [], plugins).to_yaml()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from fixtures.console import NNFRAME
 from fixtures.distributions import Site
 from nnframe import Node, Params, hookimpl
-from nnframe.builtin import datasets, losses, nodes, optimizers
+from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.cli import app
 from nnframe.components import node
 from nnframe.config_loader import load_experiment
@@ -26,7 +26,8 @@ from nnframe.plugins import get_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 SPIRAL = ROOT / "experiments" / "spiral.yaml"
-BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("datasets", datasets)]
+BUILTINS = [("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+            ("datasets", datasets)]
 BROKEN_PLUGIN = '''
 import numpy as np
 from pydantic import Field

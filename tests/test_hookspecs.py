@@ -103,6 +103,7 @@ REGISTER_CASES = [
     ("nnframe_register_optimizers", "optimizer", "lion"),
     ("nnframe_register_datasets", "dataset", "moons"),
     ("nnframe_register_callbacks", "callback", "lr_finder"),
+    ("nnframe_register_schedules", "schedule", "one_cycle"),
 ]
 
 
@@ -116,7 +117,7 @@ def test_registration_hook_adds_its_components(site: Site, hook: str, kind: str,
     assert registry.get(name).kind == kind
     origin = registry.plugin_of(name)
     assert (origin.name, origin.dist, origin.version) == ("extra", "nnframe-extra", "0.4.0")
-    others = [other for other in ("node", "loss", "optimizer", "dataset", "callback") if other != kind]
+    others = [other for other in ("node", "loss", "optimizer", "dataset", "callback", "schedule") if other != kind]
     assert all(name not in plugins.registry(other) for other in others)
 
 
@@ -207,6 +208,7 @@ HOOK_TESTS = {
     "nnframe_register_optimizers": test_registration_hook_adds_its_components,
     "nnframe_register_datasets": test_registration_hook_adds_its_components,
     "nnframe_register_callbacks": test_registration_hook_adds_its_components,
+    "nnframe_register_schedules": test_registration_hook_adds_its_components,
     "nnframe_configure_run": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_run_start": test_per_run_logger_receives_every_event_and_is_unregistered,
     "nnframe_step_end": test_per_run_logger_receives_every_event_and_is_unregistered,

@@ -35,6 +35,7 @@ BUILTIN_NAMES = {
     "optimizer": "sgd momentum nesterov adagrad rmsprop adam adamw".split(),
     "dataset": "spiral npz csv".split(),
     "callback": ["early_stopping"],
+    "schedule": "constant step cosine".split(),
 }
 BUILTIN_ENTRY_POINTS = {
     "nodes": "nnframe.builtin.nodes",
@@ -42,6 +43,7 @@ BUILTIN_ENTRY_POINTS = {
     "optimizers": "nnframe.builtin.optimizers",
     "datasets": "nnframe.builtin.datasets",
     "callbacks": "nnframe.builtin.callbacks",
+    "schedules": "nnframe.builtin.schedules",
     "tensorboard": "nnframe.builtin.tensorboard",
 }
 TINY_CONFIG = {
@@ -413,12 +415,14 @@ def type_constants(schema: dict) -> dict[str, list[str]]:
     for title, definition in schema.get("$defs", {}).items():
         const = definition.get("properties", {}).get("type", {}).get("const")
         if const is not None:
-            suffix = next((s for s in ("Node", "Loss", "Optimizer", "Data", "Callback") if title.endswith(s)), title)
+            suffix = next((s for s in ("Node", "Loss", "Optimizer", "Data", "Callback", "Schedule")
+                           if title.endswith(s)), title)
             found.setdefault(suffix, []).append(const)
     return found
 
 
-SCHEMA_SECTION = {"node": "Node", "loss": "Loss", "optimizer": "Optimizer", "dataset": "Data", "callback": "Callback"}
+SCHEMA_SECTION = {"node": "Node", "loss": "Loss", "optimizer": "Optimizer", "dataset": "Data", "callback": "Callback",
+                  "schedule": "Schedule"}
 
 
 @pytest.mark.parametrize("kind,name", ALL_COMPONENTS)

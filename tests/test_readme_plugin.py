@@ -150,3 +150,26 @@ def test_a_wrong_entry_for_the_readme_callback_names_the_field(site: Site, tmp_p
         done = subprocess.run([NNFRAME, "train", str(SPIRAL), "-q", f"callbacks=[{entry}]"], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120, env=site.env())
         assert done.returncode == 2 and field in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_readme_schedule_registers_and_sets_the_rate_of_every_step(site: Site, tmp_path: Path) -> None:
+    (code,) = [block for block in code_blocks("python") if "nnframe_register_schedules" in block]
+    site.add("my-schedule", {"my_schedule": code}, entry_points={"exponential": "my_schedule"}, version="0.1")
+    assert get_plugin_manager().schedules.plugin_of("exponential").dist == "my-schedule"
+
+    def use_exponential(config: dict) -> None:
+        config["optimizer"]["schedule"] = {"type": "exponential", "gamma": 0.99, "warmup_steps": 2}
+        config["train"]["epochs"] = 1
+        config["log"]["every"] = 1
+
+    summary = train_spiral_with(site, tmp_path, use_exponential)
+    assert summary["status"] == "completed"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    rates = [(event.step, event.value) for event in events.Scalars("train/lr")]
+    expected = [(1, 0.5), (2, 1.0)] + [(step, 0.99 ** (step - 3)) for step in range(3, 11)]
+    assert [step for step, _ in rates] == [step for step, _ in expected]
+    assert [rate for _, rate in rates] == pytest.approx([rate for _, rate in expected], rel=1e-6)

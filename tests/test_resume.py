@@ -496,11 +496,11 @@ def test_the_rate_a_run_had_comes_from_its_own_schedule_and_learning_rate() -> N
     trainer = SimpleNamespace(step=30, total_steps=90, base_lr=0.5, schedule=CosineSchedule(),
                               batches=SimpleNamespace(batches_per_epoch=10))
     saved = {"train": {"max_steps": 60}, "optimizer": {"lr": 0.1, "schedule": {"type": "cosine", "min_lr": 0.0}}}
-    (text,) = _rescheduled(trainer, saved)
+    (text,) = _rescheduled(trainer, saved, get_plugin_manager())
     assert text.endswith("is 0.375 where the run's schedule was at 0.05; optimizer.schedule.total_steps sets the span")
     own_span = {"type": "cosine", "total_steps": 200}
     trainer.schedule = CosineSchedule(**own_span)
-    assert _rescheduled(trainer, {**saved, "optimizer": {"lr": 0.5, "schedule": own_span}}) == []
+    assert _rescheduled(trainer, {**saved, "optimizer": {"lr": 0.5, "schedule": own_span}}, get_plugin_manager()) == []
 
 
 @pytest.mark.parametrize("schedule", [{"type": "step", "step_size": 7, "gamma": 0.7}, {"type": "constant"},
@@ -508,14 +508,15 @@ def test_the_rate_a_run_had_comes_from_its_own_schedule_and_learning_rate() -> N
 def test_a_schedule_the_length_does_not_move_gets_no_span_note_whatever_else_changed(schedule: dict) -> None:
     from types import SimpleNamespace
 
+    from nnframe.config import ConfigModels
     from nnframe.launch import _rescheduled
-    from nnframe.schedules import ScheduleConfig
 
-    trainer = SimpleNamespace(step=10, total_steps=20, base_lr=0.02,
-                              schedule=TypeAdapter(ScheduleConfig).validate_python(schedule),
+    schedules = TypeAdapter(ConfigModels(get_plugin_manager()).schedule)
+    trainer = SimpleNamespace(step=10, total_steps=20, base_lr=0.02, schedule=schedules.validate_python(schedule),
                               batches=SimpleNamespace(batches_per_epoch=10))
     saved = {"train": {"max_steps": 10}, "optimizer": {"lr": 0.05, "schedule": schedule}}
-    assert _rescheduled(trainer, saved) == []  # the rate moved from 0.035 to 0.014 through optimizer.lr alone
+    # the rate moved from 0.035 to 0.014 through optimizer.lr alone
+    assert _rescheduled(trainer, saved, get_plugin_manager()) == []
 
 
 def test_a_resumes_notes_come_before_its_training_and_stay_when_it_fails(tmp_path: Path) -> None:

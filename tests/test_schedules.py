@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from nnframe.errors import ConfigError
-from nnframe.schedules import ConstantSchedule, CosineSchedule, ScheduleConfig, StepSchedule
+from nnframe import Params, hookimpl
+from nnframe.components import schedule
+from nnframe.errors import ConfigError, PluginError
+from nnframe.config import ConfigModels
+from nnframe.plugins import get_plugin_manager
+from nnframe.schedules import ConstantSchedule, CosineSchedule, Schedule, StepSchedule
 
-SCHEDULE = TypeAdapter(ScheduleConfig)
+SCHEDULE = TypeAdapter(ConfigModels(get_plugin_manager()).schedule)
 
 
 def parse(data: dict):
@@ -101,18 +105,18 @@ def test_bad_schedules_are_rejected(data: dict) -> None:
 
 
 def test_the_union_picks_the_model_by_type() -> None:
-    assert type(parse({"type": "constant"})) is ConstantSchedule
-    assert type(parse({"type": "step", "step_size": 3})) is StepSchedule
-    assert type(parse({"type": "cosine", "min_lr": 0.001})) is CosineSchedule
+    assert isinstance(parse({"type": "constant"}), ConstantSchedule)
+    assert isinstance(parse({"type": "step", "step_size": 3}), StepSchedule)
+    assert isinstance(parse({"type": "cosine", "min_lr": 0.001}), CosineSchedule)
 
 
-def test_a_config_field_defaults_to_constant() -> None:
-    class Section(BaseModel):
-        schedule: ScheduleConfig = Field(default_factory=ConstantSchedule)
-
-    assert Section().schedule == ConstantSchedule()
-    assert Section.model_validate({"schedule": {"type": "step", "step_size": 2}}).schedule.step_size == 2
-    assert "discriminator" in str(Section.model_json_schema())
+def test_an_optimizer_section_defaults_to_the_constant_schedule() -> None:
+    section = TypeAdapter(ConfigModels(get_plugin_manager()).optimizer)
+    default = section.validate_python({"type": "sgd"}).schedule
+    assert isinstance(default, ConstantSchedule) and default.model_dump() == {"type": "constant", "warmup_steps": 0}
+    chosen = section.validate_python({"type": "sgd", "schedule": {"type": "step", "step_size": 2}}).schedule
+    assert isinstance(chosen, StepSchedule) and chosen.step_size == 2
+    assert "discriminator" in str(section.json_schema())
 
 
 def test_gamma_one_keeps_the_rate() -> None:
@@ -137,3 +141,39 @@ def test_a_warm_up_longer_than_the_run_gets_a_note_with_the_rate_it_reaches(sche
     assert note == ("optimizer.schedule.warmup_steps is 500 but the run takes 300 steps: the learning rate climbs "
                     "only to 0.06, short of optimizer.lr (0.1)")
     assert type(schedule)(**{**schedule.model_dump(), "warmup_steps": 300}).notes(0.1, 300) == []
+
+
+class Overshoot(Schedule):
+    """Broken on purpose: below zero after a few steps."""
+
+    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+        return base_lr - 0.4 * step
+
+
+class NotASchedule(Params):
+    drop: float = 0.5
+
+
+class SchedulesPlugin:
+    @hookimpl
+    def nnframe_register_schedules(self) -> list:
+        return [schedule("overshoot", Overshoot), schedule("not_a_schedule", NotASchedule)]
+
+
+def test_a_plugin_schedule_trains_and_a_rate_below_zero_ends_the_run_naming_it(tmp_path) -> None:
+    import nnframe
+
+    plugins = get_plugin_manager(plugins=[("my-schedules", SchedulesPlugin())])
+    assert "overshoot" in plugins.schedules and "not_a_schedule" not in plugins.schedules
+    (broken,) = [b for b in plugins.broken if b.name == "my-schedules"]
+    assert "schedule 'not_a_schedule': its params" in broken.error
+    assert "do not subclass nnframe.Schedule" in broken.error
+    config = {"name": "over", "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+              "model": [{"type": "affine", "out": 3}], "loss": {"type": "softmax_cross_entropy"},
+              "optimizer": {"type": "sgd", "lr": 1.0, "schedule": {"type": "overshoot"}},
+              "train": {"max_steps": 5, "batch_size": 10}}
+    with pytest.raises(PluginError, match=r"schedule 'overshoot' \(test_schedules.Overshoot\) gave the learning rate "
+                                          r"-0.2\d* for step 3; a rate is a finite number, at least 0"):
+        nnframe.run_experiment(config, runs_dir=tmp_path, quiet=True, plugins=plugins)
+    assert nnframe.run_experiment(config, ["train.max_steps=3"], runs_dir=tmp_path, quiet=True,
+                                  plugins=plugins).summary["status"] == "completed"

@@ -17,9 +17,13 @@ and a gradient far smaller than the scalar it moves (a parameter deep in a
 net initialised at 0.01) can fail at 1e-6 from rounding alone, while a wrong
 gradient is off by the same amount at every converged step.
 
+:func:`check_optimizer` (from :mod:`nnframe.optimizer_check`, imported on
+first use) checks an optimizer plugin's rule: updates in place, exact resumes
+from its ``state_dict``, the same result on one buffer as on separate arrays.
+
 Installed as the pytest plugin ``nnframe``, this module provides the fixtures
-``gradcheck`` (this :func:`check_gradients`) and ``nnframe_plugins`` (a fresh
-plugin manager).
+``gradcheck`` (this :func:`check_gradients`), ``optimizer_check``
+(:func:`check_optimizer`) and ``nnframe_plugins`` (a fresh plugin manager).
 """
 
 from __future__ import annotations
@@ -322,6 +326,18 @@ def _require_float64(obj: Any, inputs: tuple) -> None:
                             "config: train.dtype=float64, or `nnframe gradcheck`, which does it)")
 
 
+_LAZY = {"check_optimizer": "nnframe.optimizer_check", "OptimizerCheckError": "nnframe.optimizer_check"}
+"""Names served from modules this one does not import up front: pytest loads it in every session."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nnframe.testing' has no attribute {name!r}")
+
+
 def _find_generators(obj: Any) -> list[np.random.Generator]:
     """Every numpy ``Generator`` reachable from ``obj`` (see :func:`nnframe.generators.generators_in`)."""
     return [rng for _, rng in generators_in(obj)]
@@ -339,6 +355,13 @@ if "pytest" in sys.modules:
     def gradcheck() -> Callable[..., GradCheckResult]:
         """:func:`nnframe.testing.check_gradients`, for plugin authors' tests."""
         return check_gradients
+
+    @pytest.fixture
+    def optimizer_check() -> Callable[..., None]:
+        """:func:`nnframe.optimizer_check.check_optimizer`, for plugin authors' tests."""
+        from nnframe.optimizer_check import check_optimizer
+
+        return check_optimizer
 
     @pytest.fixture
     def nnframe_plugins() -> Any:

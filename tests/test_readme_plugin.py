@@ -8,6 +8,7 @@ run against it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -21,7 +22,7 @@ import yaml
 from fixtures.console import NNFRAME
 from fixtures.distributions import Site
 from nnframe.plugins import get_plugin_manager
-from nnframe.testing import check_gradients
+from nnframe.testing import check_gradients, check_optimizer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Write a layer plugin"
@@ -94,6 +95,8 @@ def test_the_readme_optimizer_registers_and_trains(site: Site, tmp_path: Path) -
     (code,) = [block for block in code_blocks("python") if "nnframe_register_optimizers" in block]
     site.add("my-optimizer", {"my_optimizer": code}, entry_points={"sign_sgd": "my_optimizer"}, version="0.1")
     assert get_plugin_manager().optimizers.plugin_of("sign_sgd").dist == "my-optimizer"
+    sign_sgd = importlib.import_module("my_optimizer").SignSGD
+    check_optimizer(lambda: sign_sgd(lr=0.1))
 
     def use_sign_sgd(config: dict) -> None:
         config["optimizer"] = {"type": "sign_sgd", "lr": 0.05}

@@ -342,8 +342,8 @@ def _plugins_told_first(trainer: Trainer) -> Iterator[None]:
     the save and its bookkeeping done, since one plugin's bug must not cost the run its state."""
     try:
         call_each(trainer.run.hook.nnframe_checkpoint, run=trainer.run)
-    except Exception as exc:
-        hook_error: Exception | None = exc
+    except (Exception, SystemExit) as exc:
+        hook_error: BaseException | None = exc
     else:
         hook_error = None
     try:

@@ -80,6 +80,10 @@ def reports_errors(command: F) -> F:
             fail(_with_notes("interrupted by SIGTERM", exc), 143)
         except typer.Exit:
             raise
+        except SystemExit as exc:  # a plugin's sys.exit(): its code stands, with what became of the run
+            for note in getattr(exc, "__notes__", []):
+                typer.echo(f"note: {note}", err=True)
+            raise
         except OSError as exc:
             if exc.errno not in STORAGE_ERRNOS:
                 _note_plugin_origin(exc)

@@ -22,11 +22,11 @@ def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> None:
     if any(impl.hookwrapper or impl.wrapper for impl in implementations):
         caller(**kwargs)
         return
-    errors: list[tuple[str, Exception]] = []
+    errors: list[tuple[str, BaseException]] = []
     for impl in reversed(implementations):  # pluggy calls the last registered (and tryfirst) first
         try:
             impl.function(*[kwargs[name] for name in impl.argnames])
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a sys.exit() waits for the others too
             errors.append((impl.plugin_name, exc))
     if errors:
         first = errors[0][1]

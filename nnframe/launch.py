@@ -31,7 +31,7 @@ from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
-from nnframe.train import Interrupted, Trainer, planned_steps
+from nnframe.train import Interrupted, Trainer, planned_steps, stops_the_run
 
 
 @dataclass
@@ -116,6 +116,10 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             if isinstance(exc, (Interrupted, NonFiniteError, PluginStateError)):
                 exc.args = (f"{exc}; the run is in {run_dir.path}"
                             + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
+            elif isinstance(exc, SystemExit):
+                how = "stopped the run" if stops_the_run(exc) else "ended the run"
+                exc.add_note(f"a plugin {how} with sys.exit({exc.code!r}) after step {trainer.step}; the run is in "
+                             f"{run_dir.path}" + _resume_hint(exc, experiment, overrides, plugins, run_dir))
             elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
                 if run.summary.get("status") == "completed":  # it came while plugins closed their files
                     kept = "it had completed, and its final checkpoint and summary are kept"
@@ -379,21 +383,23 @@ def _rescheduled(trainer: Trainer, saved: dict[str, Any], plugins: Plugins) -> l
             f"run's schedule was at {before:.4g}{span}"]
 
 
-def _resume_hint(exc: Exception, experiment: Experiment, overrides: list[str], plugins: Plugins,
+def _resume_hint(exc: BaseException, experiment: Experiment, overrides: list[str], plugins: Plugins,
                  run_dir: RunDirectory) -> str:
     """How to go on: the command that continues the run, or where its good state is."""
-    if isinstance(exc, (Interrupted, PluginStateError)):
+    if isinstance(exc, (Interrupted, PluginStateError)) or stops_the_run(exc):
         given = experiment.config
         from_mapping = given.mapping is not None  # a notebook's: paths that work from any directory
         config_path = run_dir.config_path if from_mapping else given.path  # the run's holds the mapping's config
         where = os.path.abspath(run_dir.path) if from_mapping else run_dir.path
         command = ["nnframe", "train", str(config_path), "--resume", str(where),
                    *_overrides_from_file(config_path, given.resolved, overrides, plugins)]
-        fix = "" if isinstance(exc, Interrupted) else " once the plugin keeps plain values there"
+        fix = " once the plugin keeps plain values there" if isinstance(exc, PluginStateError) else ""
         return f"; continue it{fix} with: {shlex.join(command)}"
     if _has_checkpoint(run_dir):
         return " (its last good checkpoint is kept)"
-    return " (it diverged before its first checkpoint, so none is kept)"
+    if isinstance(exc, NonFiniteError):
+        return " (it diverged before its first checkpoint, so none is kept)"
+    return " (it has no checkpoint yet)"
 
 
 def _has_checkpoint(run_dir: RunDirectory) -> bool:

@@ -81,6 +81,8 @@ class Trainer:
         self._last_batch: tuple[np.ndarray, np.ndarray, float] | None = None
         self._mid_step = False
         """True from a step's batch until its counters are updated: a checkpoint of that moment would be torn."""
+        self._exit: SystemExit | None = None
+        """A hook's ``sys.exit()`` (Ray Tune stopping a trial), held until its step is finished, as a Ctrl-C is."""
         self._stop_signal: int | None = None
         self._held: HeldSignals | None = None
         self.caller_releases_signals = False
@@ -130,7 +132,7 @@ class Trainer:
                 except BaseException as failed_save:
                     ending = failed_save
                     raise
-            elif isinstance(exc, SystemExit) and not self._mid_step:
+            elif stops_the_run(exc) and not self._mid_step:
                 try:  # a hook's sys.exit(), as Ray Tune's scheduler stops a trial: saved as a stop is
                     self._save_checkpoint(final=True)
                 except BaseException as failed_save:
@@ -204,15 +206,22 @@ class Trainer:
             if (eval_every and self.step % eval_every == 0) or (not eval_every and epoch_done):
                 self.evaluate()
             if self.checkpointer is not None:
-                self.checkpointer.after_step(self)
+                try:
+                    self.checkpointer.after_step(self)
+                except SystemExit as exc:  # from a plugin's nnframe_checkpoint, once the checkpoint is written
+                    self._hold_exit(exc)
             if self._stop_signal is not None:
                 raise Interrupted(self._stop_signal)
+            if self._exit is not None:
+                raise self._exit
         self.ended = True
         if self.run.stop_reason is not None:
             self._log_stopped_step()
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate(scheduled=False)
         self._save_checkpoint(final=True)
+        if self._exit is not None:
+            raise self._exit
 
     def train_step(self) -> StepMetrics:
         """One optimizer step on the next mini-batch."""
@@ -242,7 +251,7 @@ class Trainer:
             except NonFiniteError as diverged:
                 try:
                     self._log_failed_step(metrics, out, t)
-                except Exception as exc:  # the divergence stays what ends the run
+                except (Exception, SystemExit) as exc:  # the divergence stays what ends the run
                     mention(diverged, f"logging the failed step failed too: {exc!r}")
                 raise
             metrics.skipped = True
@@ -256,11 +265,22 @@ class Trainer:
         self._mid_step = False
         self.last_step = metrics
         self._last_batch = (out, t, total_norm)
-        if self._step_end.get_hookimpls():
-            self._step_end(run=self.run, metrics=metrics)
-        if logged:
-            self._log_metrics(run=self.run, metrics=metrics)
+        try:
+            if self._step_end.get_hookimpls():
+                self._step_end(run=self.run, metrics=metrics)
+            if logged:
+                self._log_metrics(run=self.run, metrics=metrics)
+        except SystemExit as exc:
+            self._hold_exit(exc)
         return metrics
+
+    def _hold_exit(self, exc: SystemExit) -> None:
+        """Keep a hook's ``sys.exit()`` (code 0 or none) until the step is done, evaluated and checkpointed, so that
+        it stops the run as a Ctrl-C does; one with another code is a failure, raised at once."""
+        if not stops_the_run(exc):
+            raise exc
+        if self._exit is None:
+            self._exit = exc
 
     def _log_stopped_step(self) -> None:
         """Log the step a plugin's stop ended the run at, off the ``log.every`` grid, so that every curve, and
@@ -275,7 +295,10 @@ class Trainer:
             metrics.grad_norms = self._norms_before_clipping(total_norm)
         if self.experiment.classification:
             metrics.accuracy = accuracy(out, t)
-        self._log_metrics(run=self.run, metrics=metrics)
+        try:
+            self._log_metrics(run=self.run, metrics=metrics)
+        except SystemExit as exc:
+            self._hold_exit(exc)
 
     def _norms_before_clipping(self, total_norm: float) -> dict[str, float]:
         norms = self._grad_norms()
@@ -392,7 +415,10 @@ class Trainer:
             return None
         loss, acc = self.measure(self.dataset.x_val, self.dataset.y_val)
         self.last_eval = EvalMetrics(self.step, self.batches.epoch, loss, acc, scheduled)
-        self.run.hook.nnframe_evaluation_end(run=self.run, metrics=self.last_eval)
+        try:
+            self.run.hook.nnframe_evaluation_end(run=self.run, metrics=self.last_eval)
+        except SystemExit as exc:  # the best checkpoint of this evaluation is still written
+            self._hold_exit(exc)
         if self.checkpointer is not None:
             self.checkpointer.after_evaluation(self, self.last_eval)
         return self.last_eval
@@ -491,9 +517,15 @@ def _same_storage_failure(first: BaseException, second: BaseException) -> bool:
     return isinstance(first, OSError) and isinstance(second, OSError) and first.errno == second.errno
 
 
+def stops_the_run(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``sys.exit()`` that stops a run rather than fails it: code 0 or none, as Ray Tune's
+    scheduler uses to stop a trial."""
+    return isinstance(exc, SystemExit) and exc.code in (0, None)
+
+
 def _status_after(exc: BaseException) -> str:
     """The run's status when ``exc`` ends it."""
-    if isinstance(exc, (Interrupted, KeyboardInterrupt, Terminated, SystemExit)):
+    if isinstance(exc, (Interrupted, KeyboardInterrupt, Terminated)) or stops_the_run(exc):
         return "interrupted"
     return "diverged" if isinstance(exc, NonFiniteError) else "failed"
 

@@ -93,32 +93,78 @@ def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
     assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes
 
 
-class ExitsAtEvaluation:
-    """What Ray Tune's scheduler does to a trial it stops: ``sys.exit(0)`` inside the reporting hook."""
+class ExitsIn:
+    """``sys.exit(code)`` in one hook at one step, each time it is called there: Ray Tune's scheduler stops a trial
+    with ``sys.exit(0)`` inside ``tune.report``, called from the hook that reports."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, hook: str, step: int, code: int | None = 0) -> None:
+        self.hook, self.step, self.code = hook, step, code
+
+    def _maybe_exit(self, hook: str, step: int) -> None:
+        if hook == self.hook and step == self.step:
+            sys.exit(self.code)
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        self._maybe_exit("nnframe_step_end", metrics.step)
+
+    @hookimpl
+    def nnframe_log_metrics(self, run, metrics) -> None:
+        self._maybe_exit("nnframe_log_metrics", metrics.step)
 
     @hookimpl
     def nnframe_evaluation_end(self, run, metrics) -> None:
-        if metrics.step == self.step:
-            sys.exit(0)
+        self._maybe_exit("nnframe_evaluation_end", metrics.step)
+
+    @hookimpl
+    def nnframe_checkpoint(self, run) -> None:
+        self._maybe_exit("nnframe_checkpoint", run.step)
 
 
-def test_a_hooks_sys_exit_saves_the_run_as_interrupted_and_it_resumes_to_the_straight_result(tmp_path: Path) -> None:
-    overrides = ["train.epochs=6", "data.val_fraction=0.2"]
-    plugins = get_plugin_manager(plugins=[("tune", ExitsAtEvaluation(16))])
+EXIT_OVERRIDES = ["train.epochs=6", "data.val_fraction=0.2", "log.every=5", "checkpoint.every=4"]
+
+
+def scalar_steps(run_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
+
+
+@pytest.mark.parametrize(("hook", "step"), [("nnframe_step_end", 16), ("nnframe_log_metrics", 15),
+                                            ("nnframe_evaluation_end", 16), ("nnframe_checkpoint", 12)])
+def test_a_hooks_sys_exit_stops_the_run_as_a_ctrl_c_does_and_it_resumes_to_the_straight_result(
+        tmp_path: Path, hook: str, step: int) -> None:
+    """The step it came in is finished (logged, evaluated, its best and scheduled checkpoints written), the run
+    is saved and listed interrupted, and the resume's curves, best checkpoint and result are the straight run's."""
+    plugins = get_plugin_manager(plugins=[("tune", ExitsIn(hook, step))])
     with pytest.raises(SystemExit) as caught:
-        nnframe.run_experiment(spiral(), overrides, runs_dir=tmp_path / "runs", quiet=True, plugins=plugins)
+        nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path / "runs", quiet=True, plugins=plugins)
     assert caught.value.code == 0 and caught.value.__context__ is None
     (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["status"], summary["steps"]) == ("interrupted", 16)
-    assert (run_dir / "checkpoints" / "step-00000016.npz").is_file()
-    resumed = nnframe.run_experiment(spiral(), overrides, resume=run_dir, quiet=True)
-    straight = nnframe.run_experiment(spiral(), overrides, runs_dir=tmp_path / "straight", quiet=True)
+    assert (summary["status"], summary["steps"]) == ("interrupted", step)
+    assert (run_dir / "checkpoints" / f"step-{step:08d}.npz").is_file()
+    resumed = nnframe.run_experiment(spiral(), EXIT_OVERRIDES, resume=run_dir, quiet=True)
+    straight = nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path / "straight", quiet=True)
     assert resumed.summary["steps"] == straight.summary["steps"] == 48
     assert resumed.summary["metrics"] == straight.summary["metrics"]
+    for tag in ("train/loss", "val/loss"):
+        assert scalar_steps(run_dir, tag) == scalar_steps(straight.run_dir, tag), tag
+    assert nnframe.load_run(run_dir, "best").step == nnframe.load_run(straight.run_dir, "best").step
+
+
+def test_a_hooks_sys_exit_with_another_code_fails_the_run_at_once(tmp_path: Path) -> None:
+    plugins = get_plugin_manager(plugins=[("fatal", ExitsIn("nnframe_step_end", 16, code=3))])
+    with pytest.raises(SystemExit) as caught:
+        nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path, quiet=True, plugins=plugins)
+    assert caught.value.code == 3
+    (run_dir,) = (tmp_path / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("failed", 16)
+    assert caught.value.__notes__ == [f"a plugin ended the run with sys.exit(3) after step 16; the run is in "
+                                      f"{run_dir} (its last good checkpoint is kept)"]
 
 
 class FailsAtStep3:

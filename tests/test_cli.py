@@ -329,6 +329,39 @@ def test_a_bug_in_a_plugin_is_an_internal_error_exit_1_with_its_traceback(site: 
     assert "(raised in the forward of node 'scale1', type 'scale' from plugin 'buggy' (nnframe-buggy" in done.stderr
 
 
+EXITS = """
+import os
+import sys
+
+from nnframe import hookimpl
+
+
+@hookimpl
+def nnframe_step_end(run, metrics):
+    if metrics.step == 25:
+        sys.exit(int(os.environ["EXIT_CODE"]))
+"""
+
+
+@pytest.mark.parametrize("code", [0, 4])
+def test_a_plugins_sys_exit_keeps_its_code_and_says_what_became_of_the_run(site: Site, tmp_path: Path,
+                                                                           code: int) -> None:
+    site.add("nnframe-exits", {"nnframe_exits": EXITS}, entry_points={"exits": "nnframe_exits"})
+    done = console("train", SPIRAL, "--runs-dir", tmp_path / "runs", "-q",
+                   env={**site.env(), "EXIT_CODE": str(code)})
+    assert done.returncode == code
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    status = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["status"]
+    if code == 0:
+        assert status == "interrupted"
+        assert done.stderr.endswith(f"note: a plugin stopped the run with sys.exit(0) after step 25; the run is in "
+                                    f"{run_dir}; continue it with: nnframe train {SPIRAL} --resume {run_dir}\n")
+    else:
+        assert status == "failed"
+        assert done.stderr.endswith(f"note: a plugin ended the run with sys.exit(4) after step 25; the run is in "
+                                    f"{run_dir} (it has no checkpoint yet)\n")
+
+
 def test_a_bug_in_a_plugins_build_names_the_plugin_under_its_traceback(site: Site, tmp_path: Path) -> None:
     buggy = node_plugin("scale").replace("return Scale(params.factor)", "return Scale(params.factr)")
     site.add("nnframe-buggy", {"nnframe_buggy": buggy}, entry_points={"buggy": "nnframe_buggy"}, version="0.2")

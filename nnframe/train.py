@@ -291,8 +291,8 @@ class Trainer:
             return
         out, t, total_norm = batch
         metrics = replace(metrics, logged=True)
-        if self._log_grad_norms:
-            metrics.grad_norms = self._norms_before_clipping(total_norm)
+        if self._log_grad_norms:  # a skipped step's gradients were left as they were
+            metrics.grad_norms = self._norms_before_clipping(total_norm, clipped=not metrics.skipped)
         if self.experiment.classification:
             metrics.accuracy = accuracy(out, t)
         try:
@@ -300,9 +300,9 @@ class Trainer:
         except SystemExit as exc:
             self._hold_exit(exc)
 
-    def _norms_before_clipping(self, total_norm: float) -> dict[str, float]:
+    def _norms_before_clipping(self, total_norm: float, clipped: bool) -> dict[str, float]:
         norms = self._grad_norms()
-        rate = self._clip / (total_norm + CLIP_EPS) if self._clip and math.isfinite(total_norm) else 1.0
+        rate = self._clip / (total_norm + CLIP_EPS) if clipped and self._clip and math.isfinite(total_norm) else 1.0
         if rate < 1.0:
             norms = {name: value / rate for name, value in norms.items()}
         norms["global"] = total_norm

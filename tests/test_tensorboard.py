@@ -20,7 +20,9 @@ from tensorboard.backend.event_processing.event_accumulator import (
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from nnframe.builtin.tensorboard import TensorBoardLogger, flatten_config
+from nnframe.components import Params, loss
 from nnframe.hookspecs import hookimpl
+from nnframe.losses import SoftmaxWithLoss
 from nnframe.plugins import get_plugin_manager
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 from nnframe.tracking import RunDirectory
@@ -595,3 +597,42 @@ def test_the_step_a_stop_ends_a_run_at_is_logged_with_the_norms_before_clipping(
                 "grad_norm/affine1/b"):
         assert [step for step, _ in points(sparse_events, tag)] == [7, 14, 20], tag
         assert points(sparse_events, tag)[-1] == pytest.approx(points(dense_events, tag)[-1], rel=1e-6), tag
+
+
+class InfiniteAtStep12(SoftmaxWithLoss):
+    """An infinite loss on the twelfth training batch (the only forward passes before the run's end)."""
+
+    calls = 0
+
+    def forward(self, x, t):
+        self.calls += 1
+        value = super().forward(x, t)
+        return float("inf") if self.calls == 12 else value
+
+
+class StopAt12:
+    @hookimpl
+    def nnframe_register_losses(self) -> list:
+        return [loss("inf_at_12", Params, lambda params: InfiniteAtStep12())]
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        if metrics.step == 12:
+            run.stop("a test's stop on the skipped step")
+
+
+def test_a_stop_on_a_skipped_step_logs_its_norms_as_they_were_unclipped(tmp_path: Path) -> None:
+    import nnframe
+
+    plugins = get_plugin_manager(plugins=[("stopper", StopAt12())])
+    config = {**make_config(every=5), "data": {"type": "spiral", "points_per_class": 100, "classes": 3},
+              "loss": {"type": "inf_at_12"}, "optimizer": {"type": "sgd", "lr": 0.5},
+              "train": {"max_steps": 30, "batch_size": 30, "clip_grad_norm": 0.01, "on_nonfinite": "skip_step"}}
+    sparse = nnframe.run_experiment(config, runs_dir=tmp_path / "sparse", quiet=True, plugins=plugins)
+    dense = nnframe.run_experiment(config, ["log.every=1"], runs_dir=tmp_path / "dense", quiet=True, plugins=plugins)
+    assert sparse.summary["steps"] == 12 and sparse.summary["skipped_steps"] == 1
+    sparse_events, dense_events = read_events(sparse.run_dir), read_events(dense.run_dir)
+    for tag in ("grad_norm/global", "grad_norm/affine1/W", "grad_norm/affine1/b"):
+        assert [step for step, _ in points(sparse_events, tag)] == [5, 10, 12], tag
+        assert points(sparse_events, tag)[-1] == pytest.approx(points(dense_events, tag)[-1], rel=1e-6), tag
+    assert points(dense_events, "grad_norm/global")[-1][1] > 0.01  # clipping would have scaled it

@@ -433,9 +433,10 @@ def _check_batch_size(train: BaseModel, dataset: Dataset) -> None:
 
 
 def _check_schedule(settings: BaseModel, total_steps: int) -> None:
+    """A schedule's own refusal of the run's length; a plugin's ``check`` may raise a ``ValueError``."""
     try:
         settings.optimizer.schedule.check(total_steps)
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:
         raise ConfigError(str(exc), path="optimizer.schedule") from None
 
 

@@ -145,8 +145,9 @@ def callback(name: str, params: type[Params], build: Callable[..., Any], descrip
 
 def schedule(name: str, params: type[Params], description: str = "") -> Component:
     """A learning-rate schedule for ``optimizer.schedule``: ``params`` subclasses :class:`nnframe.Schedule`, whose
-    ``_after_warmup(step, base_lr, total_steps)`` gives the rate; the validated section is the schedule."""
-    return Component(name, "schedule", params, _the_schedule, description)
+    ``rate_after_warmup(step, base_lr, total_steps)`` gives the rate; the validated section is the schedule. The
+    description defaults to the first line of the class's docstring."""
+    return Component(name, "schedule", params, _the_schedule, description or (params.__doc__ or ""))
 
 
 def _the_schedule(params: Params) -> Params:

@@ -8,18 +8,17 @@ JSON Schema and the listings, and plugins extend the schema by registering.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cached_property, partial
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model,
                       model_validator)
 
-from nnframe.components import Component
+from nnframe.components import Component, schedule
 from nnframe.data import DatasetParams
 from nnframe.limits import MAX_COUNT, MAX_SEED
 from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
-from nnframe.schedules import ConstantSchedule
+from nnframe.schedules import DEFAULT_SCHEDULE, ConstantSchedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 COMPONENT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -169,24 +168,21 @@ class ConfigModels:
         return _union(self._arms(self.plugins.losses, "Loss", {}), "loss")
 
     @cached_property
-    def _schedule_arms(self) -> list[type[BaseModel]]:
-        return self._arms(self.plugins.schedules, "Schedule", {})
+    def _schedule_arms(self) -> dict[str, type[BaseModel]]:
+        """The registered schedules, and nnframe's constant one where none is registered by that name (a plugin
+        manager built without nnframe's own): the schedule a section without one runs under reads back."""
+        arms = {component.name: _arm(component, "Schedule", {}) for component in self.plugins.schedules}
+        arms.setdefault(DEFAULT_SCHEDULE, _arm(schedule(DEFAULT_SCHEDULE, ConstantSchedule), "Schedule", {}))
+        return arms
 
     @cached_property
     def schedule(self) -> Any:
-        return _union(self._schedule_arms, "schedule")
-
-    def _default_schedule(self) -> Callable[[], BaseModel]:
-        """The constant schedule a section without one runs under, as the union's own arm where it is registered
-        (the section then serialises as it validates)."""
-        name = ConstantSchedule.model_fields["type"].default
-        arm = next((arm for arm in self._schedule_arms if arm.model_fields["type"].annotation == Literal[name]), None)
-        return ConstantSchedule if arm is None else partial(arm, type=name)
+        return _union(list(self._schedule_arms.values()), "schedule")
 
     @cached_property
     def optimizer(self) -> Any:
-        extra = {"schedule": (self.schedule, Field(default_factory=self._default_schedule(),
-                                                    description="Learning-rate schedule."))}
+        default = partial(self._schedule_arms[DEFAULT_SCHEDULE], type=DEFAULT_SCHEDULE)  # serialises as it validates
+        extra = {"schedule": (self.schedule, Field(default_factory=default, description="Learning-rate schedule."))}
         return _union(self._arms(self.plugins.optimizers, "Optimizer", extra), "optimizer")
 
     @cached_property

@@ -25,7 +25,7 @@ from nnframe.errors import ConfigError, short_repr
 from nnframe.held_signals import signals_held
 from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
-from nnframe.schedules import ConstantSchedule
+from nnframe.schedules import DEFAULT_SCHEDULE
 from nnframe.strict_numbers import booleans_for_numbers
 from nnframe.yaml_scalars import dump_yaml
 
@@ -33,6 +33,8 @@ from nnframe.yaml_scalars import dump_yaml
 ConfigSource = Union[Path, str, Mapping[str, Any]]
 MAPPING_NAME = "<mapping>"
 WITHOUT_CALLBACKS = "callbacks=[]"
+CONSTANT_SCHEDULE = f"optimizer.schedule={{type: {DEFAULT_SCHEDULE}}}"
+UNKNOWN_SCHEDULE_PATH = "optimizer.schedule.type"
 
 
 @dataclass
@@ -164,7 +166,7 @@ def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
     for depth, key in enumerate(path[:-1]):
         target = _step_into(target, key, text, path[:depth])
         if path[:depth + 1] == list(DEFAULT_SCHEDULE_PATH) and not target:
-            target["type"] = ConstantSchedule().type  # the default a file without a schedule runs under
+            target["type"] = DEFAULT_SCHEDULE  # the default a file without a schedule runs under
     _set(target, path[-1], value, text, path[:-1])
     return path
 
@@ -276,12 +278,17 @@ def plain_data(value: Any) -> Any:
     return value
 
 
-def load_without_callbacks(source: ConfigSource, overrides: list[str] | tuple[str, ...],
-                           plugins: Plugins) -> LoadedConfig:
+def load_not_to_train(source: ConfigSource, overrides: list[str] | tuple[str, ...], plugins: Plugins) -> LoadedConfig:
     """:func:`load_experiment` for an experiment that will not train (a loaded run, a gradient check): callbacks
-    act in training only, so theirs need not be installed nor able to work. They are emptied after the given
-    overrides, which may name them, and the result records those overrides alone."""
-    loaded = load_experiment(source, [*overrides, WITHOUT_CALLBACKS], plugins)
+    and the learning-rate schedule act in training only, so their plugins need not be installed. Callbacks are
+    emptied after the given overrides, which may name them; a schedule of a type no plugin registers becomes the
+    constant one. The result records the given overrides alone."""
+    try:
+        loaded = load_experiment(source, [*overrides, WITHOUT_CALLBACKS], plugins)
+    except ConfigError as exc:
+        if not (getattr(exc, "unknown_type", False) and getattr(exc, "path", None) == UNKNOWN_SCHEDULE_PATH):
+            raise
+        loaded = load_experiment(source, [*overrides, WITHOUT_CALLBACKS, CONSTANT_SCHEDULE], plugins)
     return replace(loaded, overrides=list(overrides))
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nnframe.build import Experiment, build_experiment
-from nnframe.config_loader import LoadedConfig, load_without_callbacks
+from nnframe.config_loader import LoadedConfig, load_not_to_train
 from nnframe.errors import ConfigError
 from nnframe.graph import Graph
 from nnframe.graph_checks import described
@@ -42,7 +42,7 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
         raise ConfigError(f"the gradient-check batch must hold at least 1 example, found {batch}")
     if not tolerance > 0:
         raise ConfigError(f"the gradient-check tolerance must be above 0, found {tolerance}")
-    experiment = build_experiment(in_float64(load_without_callbacks(config_path, overrides, plugins)), plugins)
+    experiment = build_experiment(in_float64(load_not_to_train(config_path, overrides, plugins)), plugins)
     rows = _checkable_rows(experiment.dataset.x, batch)
     x = experiment.dataset.x[rows]
     model = experiment.model

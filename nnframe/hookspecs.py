@@ -79,7 +79,7 @@ def nnframe_register_schedules() -> list[Component]:
     """Return the learning-rate schedule components this plugin provides.
 
     Called once per plugin manager. Each component's params subclass
-    :class:`nnframe.Schedule` and implement ``_after_warmup(step, base_lr,
+    :class:`nnframe.Schedule` and implement ``rate_after_warmup(step, base_lr,
     total_steps)``; a config chooses one by ``type`` under
     ``optimizer.schedule``, and the validated section is the schedule.
     """

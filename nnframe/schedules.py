@@ -29,7 +29,7 @@ class Schedule(Params):
 
     Warm-up: at step ``s < warmup_steps`` the rate is ``base_lr * (s + 1) / warmup_steps``,
     so the first step is not wasted at rate 0 and step ``warmup_steps - 1`` runs at ``base_lr``.
-    A subclass adds its fields and implements :meth:`_after_warmup`; it may refuse a run
+    A subclass adds its fields and implements :meth:`rate_after_warmup`; it may refuse a run
     it cannot serve in :meth:`check` and warn in :meth:`notes`.
     """
 
@@ -47,7 +47,7 @@ class Schedule(Params):
         self.check(total_steps)
         if step < self.warmup_steps:
             return float(base_lr * (step + 1) / self.warmup_steps)
-        rate = float(self._after_warmup(step - self.warmup_steps, base_lr, total_steps))
+        rate = float(self.rate_after_warmup(step - self.warmup_steps, base_lr, total_steps))
         if not 0.0 <= rate < math.inf:  # a plugin's formula gone wrong; nnframe's own stay in range
             cls = type(self)
             while cls.__module__ == "nnframe.config" and cls.__bases__:  # the config's subclass adding the type
@@ -67,17 +67,21 @@ class Schedule(Params):
                     f"of optimizer.lr ({base_lr:g})"]
         return []
 
-    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+    def rate_after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         """The rate at ``step`` counted from the end of the warm-up; ``total_steps`` is the run's."""
         raise NotImplementedError
+
+
+DEFAULT_SCHEDULE = "constant"
+"""The schedule an optimizer section without one runs under."""
 
 
 class ConstantSchedule(Schedule):
     """The base rate at every step (after any warm-up)."""
 
-    type: Literal["constant"] = "constant"
+    type: Literal["constant"] = DEFAULT_SCHEDULE
 
-    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+    def rate_after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         return base_lr
 
 
@@ -91,7 +95,7 @@ class StepSchedule(Schedule):
     step_size: int = Field(gt=0, le=MAX_COUNT, description="Steps between two decays.")
     gamma: float = Field(0.1, gt=0, le=1, description="Factor applied to the rate at each decay.")
 
-    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+    def rate_after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         return base_lr * self.gamma ** (step // self.step_size)
 
 
@@ -141,7 +145,7 @@ class CosineSchedule(Schedule):
                          f"{total_steps - self.total_steps}; leave total_steps out to span the run")
         return found
 
-    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+    def rate_after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         span = (self.total_steps if self.total_steps is not None else total_steps) - self.warmup_steps
         progress = min(step, span) / span
         return self.min_lr + (base_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0

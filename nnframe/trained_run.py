@@ -22,7 +22,7 @@ from nnframe.build import build_experiment
 from nnframe.checkpoint import Checkpointer, load_params
 from nnframe.checkpoint_files import (BEST, STEP_FILE, Checkpoint, candidates, latest_checkpoint, read_checkpoint,
                                       read_meta, step_name)
-from nnframe.config_loader import load_without_callbacks
+from nnframe.config_loader import load_not_to_train
 from nnframe.errors import CheckpointError, DataError, UserError
 from nnframe.launch import missing_plugins
 from nnframe.tracking import RunDirectory
@@ -79,7 +79,7 @@ def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Ex
     """The run's experiment built again, without its callbacks, its loss checking every batch's targets as one
     made by hand does."""
     try:
-        experiment = build_experiment(load_without_callbacks(run.config_path, overrides, plugins), plugins)
+        experiment = build_experiment(load_not_to_train(run.config_path, overrides, plugins), plugins)
     except DataError as exc:
         if "not found" in str(exc) and not overrides:
             exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] with the absolute "

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
+import shutil
+import subprocess
+import warnings
 
 import pytest
+import yaml
 from pydantic import TypeAdapter, ValidationError
 
+import nnframe
+from fixtures.console import NNFRAME
 from nnframe import Params, hookimpl
+from nnframe.builtin import datasets, losses, nodes, optimizers
 from nnframe.components import schedule
-from nnframe.errors import ConfigError, PluginError
 from nnframe.config import ConfigModels
+from nnframe.errors import ConfigError, PluginError
 from nnframe.plugins import get_plugin_manager
 from nnframe.schedules import ConstantSchedule, CosineSchedule, Schedule, StepSchedule
 
-SCHEDULE = TypeAdapter(ConfigModels(get_plugin_manager()).schedule)
+
+@functools.cache
+def schedules() -> TypeAdapter:
+    """The config's schedule section, built on first use (not at import, where the test set-up has not run)."""
+    return TypeAdapter(ConfigModels(get_plugin_manager()).schedule)
 
 
 def parse(data: dict):
-    return SCHEDULE.validate_python(data)
+    return schedules().validate_python(data)
 
 
 # (schedule, run total steps, {step: lr}) with base lr 1.0
@@ -146,7 +159,7 @@ def test_a_warm_up_longer_than_the_run_gets_a_note_with_the_rate_it_reaches(sche
 class Overshoot(Schedule):
     """Broken on purpose: below zero after a few steps."""
 
-    def _after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+    def rate_after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         return base_lr - 0.4 * step
 
 
@@ -161,8 +174,6 @@ class SchedulesPlugin:
 
 
 def test_a_plugin_schedule_trains_and_a_rate_below_zero_ends_the_run_naming_it(tmp_path) -> None:
-    import nnframe
-
     plugins = get_plugin_manager(plugins=[("my-schedules", SchedulesPlugin())])
     assert "overshoot" in plugins.schedules and "not_a_schedule" not in plugins.schedules
     (broken,) = [b for b in plugins.broken if b.name == "my-schedules"]
@@ -177,3 +188,95 @@ def test_a_plugin_schedule_trains_and_a_rate_below_zero_ends_the_run_naming_it(t
         nnframe.run_experiment(config, runs_dir=tmp_path, quiet=True, plugins=plugins)
     assert nnframe.run_experiment(config, ["train.max_steps=3"], runs_dir=tmp_path, quiet=True,
                                   plugins=plugins).summary["status"] == "completed"
+
+
+def test_a_plugin_manager_without_nnframes_schedules_reads_back_the_default_one(tmp_path) -> None:
+    """Built with autoload off and nnframe's other built-ins, as before schedules were a plugin kind."""
+    plugins = get_plugin_manager(autoload=False, plugins=[("nodes", nodes), ("losses", losses),
+                                                          ("optimizers", optimizers), ("datasets", datasets)])
+    config = {"name": "plain", "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+              "model": [{"type": "affine", "out": 3}], "loss": {"type": "softmax_cross_entropy"},
+              "optimizer": {"type": "sgd", "lr": 0.1}, "train": {"max_steps": 3, "batch_size": 10}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydantic warns where a section serialises otherwise than it validates
+        first = nnframe.run_experiment(config, runs_dir=tmp_path, quiet=True, plugins=plugins)
+        resumed = nnframe.run_experiment(config, ["train.max_steps=5"], resume=first.run_dir, quiet=True,
+                                         plugins=plugins)
+    assert resumed.summary["steps"] == 5
+    assert nnframe.load_run(first.run_dir, plugins=plugins).step == 5
+    with pytest.raises(ConfigError, match=r"unknown type 'cosine'; available: constant;"):
+        nnframe.prepare_experiment(config, ["optimizer.schedule={type: cosine}"], plugins=plugins)
+
+
+class NeedsALongRun(Schedule):
+    """Refuses a run shorter than its span, as a plugin author writes it: with a ValueError."""
+
+    span: int = 100
+
+    def check(self, total_steps: int | None) -> None:
+        if total_steps is not None and total_steps < self.span:
+            raise ValueError(f"needs {self.span} steps, the run has {total_steps}")
+
+    def rate_after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
+        return base_lr
+
+
+class LongRunPlugin:
+    @hookimpl
+    def nnframe_register_schedules(self) -> list:
+        return [schedule("long_run", NeedsALongRun)]
+
+
+def test_a_plugin_schedules_check_refuses_the_run_as_a_config_error_and_its_docstring_is_its_summary() -> None:
+    plugins = get_plugin_manager(plugins=[("long-run", LongRunPlugin())])
+    summary = plugins.schedules.get("long_run").summary()
+    assert summary == "Refuses a run shorter than its span, as a plugin author writes it: with a ValueError."
+    config = {"name": "short", "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+              "model": [{"type": "affine", "out": 3}], "loss": {"type": "softmax_cross_entropy"},
+              "optimizer": {"type": "sgd", "lr": 0.1, "schedule": {"type": "long_run"}},
+              "train": {"max_steps": 30, "batch_size": 10}}
+    with pytest.raises(ConfigError, match=r"field optimizer.schedule: needs 100 steps, the run has 30") as info:
+        nnframe.prepare_experiment(config, plugins=plugins)
+    assert info.value.path == "optimizer.schedule"
+    nnframe.prepare_experiment(config, ["train.max_steps=100"], plugins=plugins)
+
+
+HALVING = '''
+import nnframe
+from nnframe.components import schedule
+
+
+class Halving(nnframe.Schedule):
+    """Half the rate every ten steps."""
+
+    def rate_after_warmup(self, step, base_lr, total_steps):
+        return base_lr * 0.5 ** (step // 10)
+
+
+@nnframe.hookimpl
+def nnframe_register_schedules():
+    return [schedule("halving", Halving)]
+'''
+
+
+def test_a_loaded_run_and_a_gradient_check_put_the_constant_schedule_for_one_whose_plugin_is_gone(
+        site, tmp_path) -> None:
+    info = site.add("halving-schedule", {"halving": HALVING})
+    config = {"name": "halved", "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+              "model": [{"type": "affine", "out": 3}], "loss": {"type": "softmax_cross_entropy"},
+              "optimizer": {"type": "sgd", "lr": 0.5, "schedule": {"type": "halving"}},
+              "train": {"max_steps": 20, "batch_size": 10, "dtype": "float64"}}
+    path = tmp_path / "halved.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = nnframe.run_experiment(path, runs_dir=tmp_path / "runs", quiet=True, plugins=get_plugin_manager())
+    shutil.rmtree(info)  # uninstalled
+    importlib.invalidate_caches()
+    plugins = get_plugin_manager()
+    assert "halving" not in plugins.schedules
+    loaded = nnframe.load_run(result.run_dir, plugins=plugins)
+    assert loaded.step == 20 and loaded.experiment.settings.optimizer.schedule.type == "constant"
+    assert loaded.experiment.config.overrides == []
+    done = subprocess.run([NNFRAME, "gradcheck", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "gradient check passed" in done.stdout, done.stderr
+    with pytest.raises(ConfigError, match=r"unknown type 'halving'.*a plugin may be missing"):
+        nnframe.run_experiment(path, resume=result.run_dir, quiet=True, plugins=plugins)  # training needs it

@@ -305,7 +305,8 @@ def config_notes(experiment: Experiment) -> list[str]:
     checkpoint that cannot be kept, a regression loss on class labels, evaluations without a validation set."""
     settings = experiment.settings
     optimizer = settings.optimizer
-    notes = [*optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps), *_checkpoint_notes(experiment)]
+    notes = [*optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps), *_checkpoint_notes(experiment),
+             *_decay_notes(experiment)]
     if not experiment.classification and experiment.dataset.classification:
         notes.append(f"loss {settings.loss.type!r} fits values, but the data holds class labels (its task is "
                      "classification), so no accuracy is measured; for classes use a classification loss such as "
@@ -352,6 +353,17 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
         return ["checkpoint.best_metric is val/accuracy, which a regression run has not; the best checkpoint "
                 "is kept by val/loss"]
     return []
+
+
+def _decay_notes(experiment: Experiment) -> list[str]:
+    """A decoupled decay (adamw) that scales the parameters by 0 or less each step: ``1 - lr * weight_decay``."""
+    optimizer, settings = experiment.optimizer, experiment.settings.optimizer
+    factor = 1.0 - float(settings.lr) * optimizer.weight_decay
+    if not getattr(optimizer, "decoupled_weight_decay", False) or factor > 0:
+        return []
+    return [f"optimizer.lr times optimizer.weight_decay is {1.0 - factor:g}, so each step multiplies the parameters "
+            f"by {factor:g} before the update (1 - lr * weight_decay), zeroing or flipping them; {settings.type}'s "
+            "decay is decoupled: keep lr * weight_decay well below 1 (lr 0.001 with weight_decay 0.01 is typical)"]
 
 
 def _rescheduled(trainer: Trainer, saved: dict[str, Any], plugins: Plugins) -> list[str]:

@@ -194,6 +194,23 @@ def test_adamw_decays_by_default_and_adam_does_not() -> None:
     np.testing.assert_allclose(p, 0.95, rtol=0, atol=1e-15)
 
 
+def test_adamw_whose_decay_zeroes_or_flips_the_parameters_gets_a_note() -> None:
+    from nnframe.launch import config_notes, prepare
+
+    config = {"name": "decay", "data": {"type": "spiral", "points_per_class": 10, "classes": 3},
+              "model": [{"type": "affine", "out": 3}], "loss": {"type": "softmax_cross_entropy"},
+              "optimizer": {"type": "adamw", "lr": 0.1, "weight_decay": 20}, "train": {"epochs": 1, "batch_size": 10}}
+
+    def decay_notes(overrides: list[str]) -> list[str]:
+        return [note for note in config_notes(prepare(config, overrides, get_plugin_manager())) if "decay" in note]
+
+    (note,) = decay_notes([])
+    assert note.startswith("optimizer.lr times optimizer.weight_decay is 2, so each step multiplies the parameters "
+                           "by -1 before the update")
+    assert decay_notes(["optimizer.weight_decay=0.01"]) == []
+    assert decay_notes(["optimizer.type=adam"]) == []  # L2 added to the gradient: no such factor
+
+
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
 def test_updates_in_place_without_rebinding(cls: type[Optimizer]) -> None:
     params = [np.array(P0), np.array([[0.5]])]

@@ -26,6 +26,7 @@ from nnframe.node import Node
 from nnframe.optimizer_base import Optimizer
 from nnframe.plugins import Plugins
 from nnframe.run import run_plugin_problem
+from nnframe.tracking import os_error_reason
 from nnframe.train import planned_steps
 
 SHAPE_CHECK_ROWS = 3
@@ -197,13 +198,6 @@ def _check_initial_values(node: Node, spec: NodeSpec) -> None:
                           f"{params[0].dtype}: its initialisation overflows (a scale too large?)", path=spec.path)
 
 
-def _reason(exc: BaseException) -> str:
-    """An exception as a user reads it: ``No such file or directory: 'x.txt'`` rather than ``[Errno 2] ...``."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename!r}" if exc.filename else exc.strerror
-    return str(exc) or type(exc).__name__
-
-
 def _from_plugin(registry: Any, name: str) -> str:
     """``type 'scale' from plugin 'scale' (my-package 0.1)``: who to tell about a bug in a component."""
     info = registry.plugin_of(name)
@@ -324,7 +318,8 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         raise
     except (ValueError, OSError) as exc:  # a bad value or an unreadable file: the data, as a loss's ValueError is
         origin = _from_plugin(plugins.datasets, settings.data.type)
-        raise DataError(f"data: dataset {origin} cannot be built: {_reason(exc)}") from None
+        reason = os_error_reason(exc) if isinstance(exc, OSError) else str(exc) or type(exc).__name__
+        raise DataError(f"data: dataset {origin} cannot be built: {reason}") from None
     except Exception as exc:
         exc.add_note(f"(raised by the build of dataset {_from_plugin(plugins.datasets, settings.data.type)})")
         raise
@@ -528,9 +523,14 @@ def _check_loss_outputs(loss: Any, origin: str, output_shape: tuple[int, ...], d
 
 
 def _is_scalar(value: Any) -> bool:
-    if isinstance(value, np.ndarray):
-        return value.ndim == 0 and value.dtype.kind in "fiu"
-    return isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(value, bool)
+    """One real number: a float, a numpy scalar, a 0-d array of any array library."""
+    if value is None or isinstance(value, (bool, str, bytes)) or np.ndim(value) != 0:
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _described(value: Any) -> str:

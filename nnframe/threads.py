@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 THREADS_ENV = "NNFRAME_NUM_THREADS"
-BLAS_THREADS_ENVS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+BLAS_THREADS_ENVS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 """Thread limits OpenBLAS obeys, in its order; a task scheduler (Ray, a job's launcher) sets them to its share."""
 BLAS_TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
 BLAS_TIMEOUT_ALIASES = (BLAS_TIMEOUT_ENV, "GOTO_THREAD_TIMEOUT")
@@ -56,7 +56,7 @@ def quiet_idle_blas_threads() -> bool:
 
 def thread_count() -> int:
     """Threads for element-wise work: ``NNFRAME_NUM_THREADS``, else the limit set for OpenBLAS's threads
-    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``) up to the cores this process may run on, else those cores."""
+    (:data:`BLAS_THREADS_ENVS`) up to the cores this process may run on, else those cores."""
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
         return min(_usable_cores(), _blas_thread_limit() or _usable_cores())

@@ -168,7 +168,7 @@ class RunDirectory:
             (path / CHECKPOINTS_DIR).mkdir()
         except OSError as exc:
             raise UserError(
-                f"cannot create a run directory under {str(runs_dir)!r}: {_reason(exc)}; "
+                f"cannot create a run directory under {str(runs_dir)!r}: {os_error_reason(exc)}; "
                 "choose a writable directory with --runs-dir"
             ) from exc
         return cls(path)
@@ -346,7 +346,8 @@ def _make_unique_dir(parent: Path, stamp: str) -> Path:
     raise FileExistsError(f"{_MAX_SAME_SECOND} runs already started at {stamp}")
 
 
-def _reason(exc: OSError) -> str:
+def os_error_reason(exc: OSError) -> str:
+    """``No such file or directory (data.npz)``: the reason as a user reads it, not ``[Errno 2] ...``."""
     where = f" ({exc.filename})" if exc.filename else ""
     return f"{exc.strerror or exc}{where}"
 

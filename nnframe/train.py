@@ -373,8 +373,8 @@ class Trainer:
             return ""
         dist = distribution_of(cls.__module__)
         origin = f"{cls.__module__}.{cls.__qualname__}" + (f", of the plugin distribution {dist}" if dist else "")
-        return (f", though every update so far had finite gradients: optimizer {self.settings.optimizer.type!r} "
-                f"({origin}) wrote it")
+        return (f", though every update so far had finite gradients: the update of optimizer "
+                f"{self.settings.optimizer.type!r} ({origin}) wrote it")
 
     def _clipping_advice(self) -> str:
         if self._clip:

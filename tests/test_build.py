@@ -595,7 +595,7 @@ class UnreadableData:
 
 
 @pytest.mark.parametrize(("kind", "reason"), [
-    ("missing_file", "No such file or directory: '{dir}/absent.npy'"),
+    ("missing_file", "No such file or directory ({dir}/absent.npy)"),
     ("bad_value", "line 3 has 2 columns, expected 3"),
 ])
 def test_a_dataset_build_that_cannot_read_its_data_is_a_data_error_naming_the_plugin(tmp_path: Path, kind: str,

@@ -77,11 +77,10 @@ def test_thread_count_is_the_usable_cores_unless_set(monkeypatch) -> None:
 def test_thread_count_follows_the_limit_set_for_blas_up_to_the_usable_cores(monkeypatch, openblas, omp,
                                                                             count) -> None:
     """Ray sets OMP_NUM_THREADS to a task's num_cpus; a worker of one CPU then splits no update."""
-    monkeypatch.delenv(threads.THREADS_ENV, raising=False)
-    for name, value in zip(threads.BLAS_THREADS_ENVS, (openblas, omp)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
+    for name in (threads.THREADS_ENV, *threads.BLAS_THREADS_ENVS):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (("OPENBLAS_NUM_THREADS", openblas), ("OMP_NUM_THREADS", omp)):
+        if value is not None:
             monkeypatch.setenv(name, value)
     assert threads.thread_count() == (count or len(os.sched_getaffinity(0)))
     monkeypatch.setenv(threads.THREADS_ENV, "2")

@@ -668,8 +668,9 @@ def test_a_plugin_rule_that_writes_a_nonfinite_parameter_is_named(tmp_path, on_n
     trainer, _ = with_optimizer_plugin(write_config(tmp_path, TINY), [
         "optimizer.type=writes_nan", "optimizer.lr=0.1", f"train.on_nonfinite={on_nonfinite}"], NaNOptimizers())
     with pytest.raises(NonFiniteError, match=r"training diverged at step 4: .*parameter affine1/W is not finite.*"
-                                             r"though every update so far had finite gradients: optimizer "
-                                             r"'writes_nan' \(test_train.WritesNaNAtItsThirdStep\) wrote it"):
+                                             r"though every update so far had finite gradients: the update of "
+                                             r"optimizer 'writes_nan' \(test_train.WritesNaNAtItsThirdStep\) "
+                                             r"wrote it"):
         trainer.fit()
 
 

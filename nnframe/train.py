@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnframe.batches import BatchIterator
-from nnframe.errors import NNFrameError, NonFiniteError, PluginError, PluginStateError, Terminated, mention
-from nnframe.gradients import CLIP_EPS, clip_grad_norm, first_nonfinite, global_norm, norms_of
+from nnframe.divergence import handle_nonfinite
+from nnframe.errors import NNFrameError, NonFiniteError, PluginStateError, Terminated, mention
+from nnframe.first_update import checked_update
+from nnframe.gradients import CLIP_EPS, clip_grad_norm, global_norm, norms_of
 from nnframe.held_signals import HeldSignals
 from nnframe.hook_calls import call_each
-from nnframe.plugin_distributions import distribution_of
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ class Trainer:
             metrics.accuracy = accuracy(out, t)
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
             try:
-                self._nonfinite(step, loss, x)
+                handle_nonfinite(self, step, loss, x)
             except NonFiniteError as diverged:
                 try:
                     self._log_failed_step(metrics, out, t)
@@ -319,83 +320,10 @@ class Trainer:
         self._log_metrics(run=self.run, metrics=metrics)
 
     def _first_update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """The optimizer's first update in this process, checked to have written into the parameters.
-
-        An update rule that rebinds a name (``p = p - lr * g``) or replaces a
-        list's item instead of writing into the array would otherwise leave
-        those parameters untrained, without a word. Replaced arrays are looked
-        for in every rule; unchanged ones, each, only in a plugin's rule that
-        updates on every step, and only where the step is far above the
-        parameter's rounding (near the end of a cosine, a float32 step may
-        rightly change nothing).
-        Later updates go straight to the optimizer.
-        """
-        optimizer = self.optimizer
-        self._update = optimizer.update
-        arrays = tuple(params)
-        own = type(optimizer).__module__.startswith("nnframe.")
-        watched = getattr(optimizer, "updates_every_step", True) and not own
-        moving = [i for i, (p, g) in enumerate(zip(params, grads)) if watched and _must_move(p, g, optimizer.lr)]
-        before = [params[i].copy() for i in moving]
-        optimizer.update(params, grads)
-        cls = type(optimizer)
-        who = f"optimizer {self.settings.optimizer.type!r} ({cls.__module__}.{cls.__qualname__})"
-        replaced = [i for i, (now, then) in enumerate(zip(params, arrays)) if now is not then]
-        if replaced or len(params) != len(arrays):
-            at = f"params[{replaced[0]}] ({self.model.param_names[replaced[0]]})" if replaced else "the list"
-            raise PluginError(f"{who} replaced {at} with a new array in its first update instead of writing into "
-                              "it, so the model never sees the change; write in place (p -= tmp)")
-        still = [self.model.param_names[i] for i, old in zip(moving, before) if np.array_equal(params[i], old)]
-        if still:
-            raise PluginError(f"{who} left {_listed(still)} unchanged in its first update, though the gradients "
-                              f"are not zero and the learning rate is {optimizer.lr:g}; an update rule writes into p "
-                              "in place (p -= tmp), where p = p - tmp would only rebind a name (a rule that updates "
-                              "only every few steps sets updates_every_step = False)")
-
-    def _nonfinite(self, step: int, loss: float, x: np.ndarray) -> None:
-        if self.settings.train.on_nonfinite == "skip_step":
-            bad_param = first_nonfinite(self.model.param_names, self.model.params)
-            if bad_param is None:
-                self.skipped_steps += 1
-                return
-            raise NonFiniteError(f"training diverged at step {step}: parameter {bad_param} is not finite, "
-                                 f"so skipping steps cannot recover (an earlier update overflowed it"
-                                 f"{self._plugin_update_blame()}); lower optimizer.lr or {self._clipping_advice()}")
-        raise NonFiniteError(f"training diverged at step {step}: {self._diagnose(loss, x)}; lower "
-                             f"optimizer.lr, {self._clipping_advice()}, or use train.on_nonfinite: skip_step")
-
-    def _plugin_update_blame(self) -> str:
-        """A plugin's update rule named where a parameter is not finite: every earlier update was given finite
-        gradients (a step with a non-finite one is stopped or skipped), so the rule wrote it, from too large a
-        rate or a bug of its own. nnframe's rules are left unnamed: for them it is the rate."""
-        cls = type(self.optimizer)
-        if cls.__module__.split(".")[0] == "nnframe":
-            return ""
-        dist = distribution_of(cls.__module__)
-        origin = f"{cls.__module__}.{cls.__qualname__}" + (f", of the plugin distribution {dist}" if dist else "")
-        return (f", though every update so far had finite gradients: the update of optimizer "
-                f"{self.settings.optimizer.type!r} ({origin}) wrote it")
-
-    def _clipping_advice(self) -> str:
-        if self._clip:
-            return f"lower train.clip_grad_norm (now {self._clip:g})"
-        return "set train.clip_grad_norm"
-
-    def _diagnose(self, loss: float, x: np.ndarray) -> str:
-        """Where the first non-finite value is: a parameter, a node's output on this batch, or a gradient."""
-        model = self.model
-        facts = [f"the loss is {loss}"] if not math.isfinite(loss) else []
-        bad_param = first_nonfinite(model.param_names, model.params)
-        if bad_param:
-            facts.append(f"parameter {bad_param} is not finite{self._plugin_update_blame()}")
-        elif not math.isfinite(loss):
-            bad_node = next((name for name, value in model.trace(x).items() if not np.isfinite(value).all()), None)
-            if bad_node:
-                facts.append(f"the first non-finite value is the output of node {bad_node!r}")
-        bad_grad = first_nonfinite(model.param_names, model.grads)
-        if bad_grad:
-            facts.append(f"the first non-finite gradient is {bad_grad}")
-        return ", ".join(facts) or "a gradient is not finite"
+        """The optimizer's first update in this process, checked (:func:`~nnframe.first_update.checked_update`);
+        later ones go straight to it."""
+        self._update = self.optimizer.update
+        checked_update(self.optimizer, self.settings.optimizer.type, self.model.param_names, params, grads)
 
     # ------------------------------------------------------------ evaluation
 
@@ -495,22 +423,6 @@ class Trainer:
             summary["stopped_early"] = {"step": self.step, "planned_steps": self.total_steps,
                                         "reason": self.run.stop_reason}
         return summary
-
-
-def _listed(names: list[str], shown: int = 3) -> str:
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
-
-
-def _must_move(param: np.ndarray, grad: np.ndarray, lr: float) -> bool:
-    """Whether a step of ``lr`` times the largest gradient (at most 1: Adam's and sign descent's steps are
-    about ``lr`` whatever the gradient) is far above the rounding of the largest parameter, so that any update
-    rule that follows its gradient changes the parameter."""
-    if not param.size or param.dtype.kind != "f":
-        return False
-    with np.errstate(all="ignore"):
-        step = lr * min(float(np.max(np.abs(grad))), 1.0)
-        return math.isfinite(step) and step > 16 * float(np.spacing(np.max(np.abs(param))))
 
 
 def _same_storage_failure(first: BaseException, second: BaseException) -> bool:

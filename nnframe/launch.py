@@ -197,6 +197,27 @@ def _missing(dist: str, version: str, broken: bool, purpose: str) -> str:
     return f"{dist} {version}".strip() + f", not installed now: install it to {purpose} the run"
 
 
+def _with_fields_added_since(saved: dict[str, Any], plugins: Plugins) -> dict[str, Any]:
+    """The run's config with each field that nnframe or a plugin added after the run was written (adam's ``eps``)
+    at its default, which is what the run had, so that it counts as no change; as it was where it no longer
+    validates (the refusal then names what differs)."""
+    try:
+        resolved = load_experiment(saved, [], plugins).resolved
+    except UserError:
+        return saved
+    return _filled(saved, resolved)
+
+
+def _filled(saved: Any, resolved: Any) -> Any:
+    """``saved`` with the keys only ``resolved`` has, at every depth; ``saved``'s own values kept."""
+    if isinstance(saved, dict) and isinstance(resolved, dict):
+        return {**{key: _filled(value, resolved.get(key)) for key, value in saved.items()},
+                **{key: value for key, value in resolved.items() if key not in saved}}
+    if isinstance(saved, list) and isinstance(resolved, list) and len(saved) == len(resolved):
+        return [_filled(a, b) for a, b in zip(saved, resolved)]
+    return saved
+
+
 def _start(trainer: Trainer, run_dir: RunDirectory, overrides: list[str]) -> None:
     """A new run: its config and first overrides entry."""
     run_dir.write_config(trainer.experiment.config.to_yaml())
@@ -211,8 +232,8 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
     Returns the accepted config changes and the run's summary so far.
     """
     config, run = trainer.experiment.config, trainer.run
-    changes = resume_changes(saved, config.resolved, overrides, config.path, run_dir.path,
-                             resolve=partial(_resolve, config.source, plugins))
+    changes = resume_changes(_with_fields_added_since(saved, plugins), config.resolved, overrides, config.path,
+                             run_dir.path, resolve=partial(_resolve, config.source, plugins))
     try:
         summary = run_dir.read_summary()
     except UserError as exc:  # the checkpoint is the run's state; the summary is written anew at the end

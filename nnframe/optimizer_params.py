@@ -54,25 +54,33 @@ class NesterovParams(OptimizerParams):
     momentum: float = Field(0.9, ge=0, lt=1, description="Velocity decay of the look-ahead momentum.")
 
 
+BOOK_EPS = 1e-7
+"""The book's epsilon, added to the root of the squared-gradient average."""
+
+
 class AdaGradParams(OptimizerParams):
-    """Parameters of :class:`AdaGrad` (epsilon 1e-7)."""
+    """Parameters of :class:`AdaGrad`."""
 
     lr: float = Field(0.01, gt=0, description="Learning rate, divided by the root of the summed squared gradients.")
+    eps: float = Field(BOOK_EPS, gt=0, description="Added to the root of the summed squared gradients.")
 
 
 class RMSpropParams(OptimizerParams):
-    """Parameters of :class:`RMSprop` (epsilon 1e-7)."""
+    """Parameters of :class:`RMSprop`."""
 
     lr: float = Field(0.01, gt=0, description="Learning rate.")
     decay_rate: float = Field(0.99, ge=0, lt=1, description="Decay of the squared-gradient average.")
+    eps: float = Field(BOOK_EPS, gt=0, description="Added to the root of the squared-gradient average.")
 
 
 class AdamParams(OptimizerParams):
-    """Parameters of :class:`Adam` (epsilon 1e-7)."""
+    """Parameters of :class:`Adam`."""
 
     lr: float = Field(0.001, gt=0, description="Learning rate before bias correction.")
     beta1: float = Field(0.9, ge=0, lt=1, description="Decay of the gradient average m.")
     beta2: float = Field(0.999, ge=0, lt=1, description="Decay of the squared-gradient average v.")
+    eps: float = Field(BOOK_EPS, gt=0, description="Added to sqrt(v) before the bias correction, as in the book "
+                                                   "(PyTorch's Adam adds its 1e-8 after it).")
 
 
 class AdamWParams(AdamParams):
@@ -80,3 +88,4 @@ class AdamWParams(AdamParams):
 
     weight_decay: float = Field(0.01, ge=0, description="Decoupled decay: each step first scales the parameters "
                                                         "by 1 - lr * weight_decay; the rule sees the plain gradient.")
+    eps: float = Field(1e-8, gt=0, description="Added to sqrt(v) after the bias correction, as in PyTorch's AdamW.")

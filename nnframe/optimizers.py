@@ -26,9 +26,7 @@ from nnframe.optimizer_params import (
     SGDParams,
 )
 
-__all__ = ["EPS", "SGD", "AdaGrad", "Adam", "AdamW", "Momentum", "Nesterov", "Optimizer", "RMSprop"]
-
-EPS = 1e-7
+__all__ = ["SGD", "AdaGrad", "Adam", "AdamW", "Momentum", "Nesterov", "Optimizer", "RMSprop"]
 
 
 class SGD(Optimizer):
@@ -91,7 +89,7 @@ class Nesterov(Optimizer):
 
 
 class AdaGrad(Optimizer):
-    """AdaGrad: ``h += g * g; p -= lr * g / (sqrt(h) + 1e-7)``."""
+    """AdaGrad: ``h += g * g; p -= lr * g / (sqrt(h) + eps)`` (eps 1e-7, the book's)."""
 
     params_model = AdaGradParams
     parallel_blocks = True
@@ -99,7 +97,7 @@ class AdaGrad(Optimizer):
     _update_one = one_block_of_update_each
 
     def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
-        constants = scalars_per_block(blocks, AdaGrad, (EPS, self.lr))
+        constants = scalars_per_block(blocks, AdaGrad, (self.config.eps, self.lr))
         for (p, g, tmp, h), (eps, lr) in zip(blocks, constants):
             np.square(g, out=tmp)
             h += tmp
@@ -107,7 +105,7 @@ class AdaGrad(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * g * g; p -= lr * g / (sqrt(h) + 1e-7)``."""
+    """RMSprop: ``h = decay_rate * h + (1 - decay_rate) * g * g; p -= lr * g / (sqrt(h) + eps)`` (eps 1e-7)."""
 
     params_model = RMSpropParams
     parallel_blocks = True
@@ -116,7 +114,7 @@ class RMSprop(Optimizer):
 
     def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
         decay = self.config.decay_rate
-        constants = scalars_per_block(blocks, RMSprop, (decay, 1 - decay, EPS, self.lr))
+        constants = scalars_per_block(blocks, RMSprop, (decay, 1 - decay, self.config.eps, self.lr))
         for (p, g, tmp, h), (decay, one_minus_decay, eps, lr) in zip(blocks, constants):
             h *= decay
             np.square(g, out=tmp)
@@ -130,7 +128,7 @@ class Adam(Optimizer):
 
     At step ``t``: ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``;
     ``m = beta1 * m + (1 - beta1) * g``; ``v = beta2 * v + (1 - beta2) * g**2``;
-    ``p -= lr_t * m / (sqrt(v) + 1e-7)``.
+    ``p -= lr_t * m / (sqrt(v) + eps)``, eps 1e-7 (PyTorch adds its eps after the bias correction: see AdamW).
     """
 
     params_model = AdamParams
@@ -140,6 +138,7 @@ class Adam(Optimizer):
     def _begin_step(self) -> None:
         beta1, beta2, t = self.config.beta1, self.config.beta2, self.step
         self._lr_t = self.lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+        self._eps_t = self.config.eps
 
     _update_one = one_block_of_update_each
 
@@ -156,7 +155,7 @@ class Adam(Optimizer):
         views were kept, against 0.985 and 0.974 with the views alone.
         """
         beta1, beta2 = self.config.beta1, self.config.beta2
-        constants = scalars_per_block(blocks, Adam, (beta1, beta2, self._lr_t, EPS, 1 - beta1, 1 - beta2))
+        constants = scalars_per_block(blocks, Adam, (beta1, beta2, self._lr_t, self._eps_t, 1 - beta1, 1 - beta2))
         for (p, g, tmp, m, v), (beta1, beta2, lr_t, eps, one_minus_beta1, one_minus_beta2) in zip(blocks, constants):
             m *= beta1
             np.multiply(g, one_minus_beta1, out=tmp)
@@ -173,16 +172,23 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (AdamW, arXiv:1711.05101): ``p *= 1 - lr * weight_decay``, then Adam's step.
+    """PyTorch's AdamW (arXiv:1711.05101): ``p *= 1 - lr * weight_decay``, then Adam's step with eps after the bias
+    correction.
 
     Adam's ``weight_decay`` is L2 added to the gradient, which Adam then
     divides by the root of ``v``, so parameters with large gradients are
     barely decayed; AdamW's shrinks every parameter alike. As in PyTorch's
-    ``AdamW``, the decay follows the scheduled rate and defaults to 0.01.
+    ``AdamW``, the decay follows the scheduled rate and defaults to 0.01,
+    and ``eps`` (1e-8) is added to ``sqrt(v / (1 - beta2**t))``; in Adam's
+    folded form that is ``eps * sqrt(1 - beta2**t)`` added to ``sqrt(v)``.
     """
 
     params_model = AdamWParams
     decoupled_weight_decay = True
+
+    def _begin_step(self) -> None:
+        super()._begin_step()
+        self._eps_t = self.config.eps * math.sqrt(1.0 - self.config.beta2**self.step)
 
 
 def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray,

@@ -113,13 +113,17 @@ class BookOptimizers:
             a *= 0.99
             a += (1 - 0.99) * g * g
             p -= lr * g / (np.sqrt(a) + 1e-7)
-        elif kind in ("Adam", "AdamW"):
-            if kind == "AdamW":
-                p *= 1 - lr * 0.01
+        elif kind == "Adam":
             lr_t = lr * np.sqrt(1.0 - 0.999 ** state["t"]) / (1.0 - 0.9 ** state["t"])
             a += (1 - 0.9) * (g - a)
             b += (1 - 0.999) * (g**2 - b)
             p -= lr_t * a / (np.sqrt(b) + 1e-7)
+        elif kind == "AdamW":  # PyTorch's: decay first, eps 1e-8 after the bias correction
+            t = state["t"]
+            p *= 1 - lr * 0.01
+            a += (1 - 0.9) * (g - a)
+            b += (1 - 0.999) * (g**2 - b)
+            p -= lr * (a / (1 - 0.9**t)) / (np.sqrt(b / (1 - 0.999**t)) + 1e-8)
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
@@ -171,24 +175,28 @@ def test_weight_decay_equals_the_rule_fed_g_plus_wd_p(monkeypatch, cls: type[Opt
         np.testing.assert_array_equal(got, expected)
 
 
-def test_adamw_scales_the_parameters_then_takes_adams_step_on_the_plain_gradient(monkeypatch) -> None:
-    # PyTorch's AdamW: p *= 1 - lr * wd, then Adam; here with the rate a schedule changes
-    rng, shapes, p_adamw, p_adam = twin_params(monkeypatch, 3)
-    adamw, adam = AdamW(lr=0.1, weight_decay=0.2), Adam(lr=0.1)
-    for lr in (0.1, 0.05, 0.02):
-        adamw.lr = adam.lr = lr
-        grads = [rng.standard_normal(shape) for shape in shapes]
-        for p in p_adam:
-            p *= 1 - lr * 0.2
-        adam.update(p_adam, grads)
+def test_adamw_is_pytorchs_decay_first_then_eps_after_the_bias_correction(monkeypatch) -> None:
+    # torch.optim.AdamW's lines, with the rate a schedule changes and gradients small enough for eps to matter
+    rng, shapes, p_adamw, p_torch = twin_params(monkeypatch, 3)
+    m, v = [np.zeros(shape) for shape in shapes], [np.zeros(shape) for shape in shapes]
+    adamw = AdamW(lr=0.1, weight_decay=0.2, eps=1e-6)
+    for t, (lr, scale) in enumerate([(0.1, 1.0), (0.05, 1e-5), (0.02, 1e-7)], start=1):
+        adamw.lr = lr
+        grads = [scale * rng.standard_normal(shape) for shape in shapes]
         adamw.update(p_adamw, [g.copy() for g in grads])
-    for got, expected in zip(p_adamw, p_adam):
-        np.testing.assert_array_equal(got, expected)
-    assert adamw.state_dict().keys() == adam.state_dict().keys()
+        for p, g, m_i, v_i in zip(p_torch, grads, m, v):
+            p *= 1 - lr * 0.2
+            m_i[...] = 0.9 * m_i + 0.1 * g
+            v_i[...] = 0.999 * v_i + 0.001 * g * g
+            p -= lr * (m_i / (1 - 0.9**t)) / (np.sqrt(v_i / (1 - 0.999**t)) + 1e-6)
+    for got, expected in zip(p_adamw, p_torch):
+        np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
+    assert sorted(adamw.state_dict()) == ["0.m", "0.v", "1.m", "1.v", "2.m", "2.v", "t"]
 
 
 def test_adamw_decays_by_default_and_adam_does_not() -> None:
-    assert AdamW().weight_decay == 0.01 and Adam().weight_decay == 0.0
+    assert (AdamW().weight_decay, AdamW().config.eps) == (0.01, 1e-8)
+    assert (Adam().weight_decay, Adam().config.eps) == (0.0, 1e-7)
     p = np.ones(3)
     AdamW(lr=0.1, weight_decay=0.5).update([p], [np.zeros(3)])
     np.testing.assert_allclose(p, 0.95, rtol=0, atol=1e-15)
@@ -422,9 +430,9 @@ def test_lr_set_from_outside_is_used_on_the_next_step() -> None:
     (SGDParams, {"lr": 0.01, "weight_decay": 0.0}),
     (MomentumParams, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
     (NesterovParams, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),
-    (AdaGradParams, {"lr": 0.01, "weight_decay": 0.0}),
-    (RMSpropParams, {"lr": 0.01, "decay_rate": 0.99, "weight_decay": 0.0}),
-    (AdamParams, {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0}),
+    (AdaGradParams, {"lr": 0.01, "weight_decay": 0.0, "eps": 1e-7}),
+    (RMSpropParams, {"lr": 0.01, "decay_rate": 0.99, "weight_decay": 0.0, "eps": 1e-7}),
+    (AdamParams, {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0, "eps": 1e-7}),
 ], ids=lambda x: x.__name__ if isinstance(x, type) else "")
 def test_params_have_the_books_defaults(params_cls, defaults: dict) -> None:
     assert params_cls().model_dump() == defaults
@@ -444,7 +452,7 @@ def test_direct_construction_reports_the_field() -> None:
 def test_repr_shows_settings_and_step() -> None:
     optimizer = Adam(lr=0.01)
     optimizer.bind(["w"], [np.ones(1)])
-    assert repr(optimizer) == "Adam(lr=0.01, weight_decay=0.0, beta1=0.9, beta2=0.999, step=0, params=1)"
+    assert repr(optimizer) == "Adam(lr=0.01, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-07, step=0, params=1)"
 
 
 @pytest.mark.parametrize(("name", "cls", "params_cls"), [

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from nnframe.train import Interrupted
 
 
-_SUBMODULES = ("nodes", "node", "losses", "optimizers", "testing", "errors")
+_SUBMODULES = ("nodes", "node", "losses", "optimizers", "schedules", "gradients", "graph", "testing", "errors")
 """Reachable as ``nnframe.nodes.Affine`` without importing them first, as a reader of the book expects."""
 
 

@@ -193,9 +193,12 @@ def test_a_run_in_another_thread_fails_with_its_own_error_alone(tmp_path: Path) 
 
 
 def test_the_book_readers_submodules_are_reachable_from_the_package_alone() -> None:
-    code = "import nnframe; print(nnframe.nodes.Affine.__name__, nnframe.losses.SoftmaxWithLoss.__name__)"
+    code = ("import nnframe; print(nnframe.nodes.Affine.__name__, nnframe.losses.SoftmaxWithLoss.__name__, "
+            "nnframe.schedules.CosineSchedule.__name__, nnframe.gradients.clip_grad_norm.__name__, "
+            "nnframe.graph.Graph.__name__)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == ["Affine", "SoftmaxWithLoss"], done.stderr
+    expected = ["Affine", "SoftmaxWithLoss", "CosineSchedule", "clip_grad_norm", "Graph"]
+    assert done.stdout.split() == expected, done.stderr
 
 
 def test_a_mapping_may_hold_other_mappings_tuples_and_numpy_numbers() -> None:

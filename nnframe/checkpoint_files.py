@@ -39,6 +39,7 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ PARAMS = "params/"
 OPTIMIZER = "optimizer/"
 ORDER = "batches/order"
 BEST = "best"
+LATEST = "latest"
 STEP_FILE = re.compile(r"^step-(\d{8,})\.(json|npz)$")
 BEST_ARRAYS = re.compile(r"^best-\d{8,}\.npz$")
 _KINDS = {str: "a string", int: "an integer", dict: "an object"}
@@ -244,3 +246,49 @@ def latest_checkpoint(directory: Path, warn: Any = None) -> Checkpoint:
 
 def checkpoint_label(path: Path) -> str:
     return f"checkpoint {str(path)!r}"
+
+
+def checkpoint_of(directory: Path, which: str | int, warn: Any = None) -> Checkpoint:
+    """A run's checkpoint, read back and verified: ``"latest"`` (the newest valid one, a broken newer one skipped
+    through ``warn``), ``"best"`` or a step number; ``directory`` is the run's ``checkpoints/``."""
+    if which == LATEST:
+        if not directory.is_dir() or not candidates(directory):
+            raise CheckpointError(f"run {str(directory.parent)!r} has no checkpoint yet: it stopped before its first, "
+                                  "or is still training towards it (with checkpoint.every: 0, the run's end)")
+        return latest_checkpoint(directory, warn)
+    if which == BEST:
+        return _read(directory / f"{BEST}.json", directory, "it has no best checkpoint (checkpoint.best_metric was "
+                                                            "null, it had no validation set, or no evaluation gave "
+                                                            "that metric a finite value)")
+    if isinstance(which, str) and which.isascii() and which.isdigit():
+        which = int(which)
+    if not isinstance(which, Integral) or isinstance(which, (bool, np.bool_)) or which < 0:
+        raise CheckpointError(f"checkpoint {which!r}: give 'latest', 'best' or a step number")
+    step = int(which)
+    path = directory / f"{step_name(step)}.json"
+    if not path.is_file() and _best_step(directory) == step:
+        path = directory / f"{BEST}.json"  # the best checkpoint outlives the step checkpoints that keep drops
+    return _read(path, directory, f"it has no checkpoint of step {step}; it has {_steps(directory)}")
+
+
+def _read(path: Path, directory: Path, missing: str) -> Checkpoint:
+    if not path.is_file():
+        raise CheckpointError(f"run {str(directory.parent)!r}: {missing}")
+    return read_checkpoint(path)
+
+
+def _steps(directory: Path) -> str:
+    matches = (STEP_FILE.match(path.name) for path in directory.glob("step-*.json"))
+    steps = [str(step) for step in sorted(int(match.group(1)) for match in matches if match)]
+    best = _best_step(directory)
+    if best is not None:
+        steps.append(f"best (step {best})")
+    return f"steps {', '.join(steps)}" if steps else "no checkpoint"
+
+
+def _best_step(directory: Path) -> int | None:
+    best = directory / f"{BEST}.json"
+    try:
+        return read_meta(best)["step"] if best.is_file() else None
+    except CheckpointError:
+        return None

@@ -12,27 +12,20 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import dataclass
-from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nnframe.build import build_experiment
 from nnframe.checkpoint import Checkpointer, load_params
-from nnframe.checkpoint_files import (BEST, STEP_FILE, Checkpoint, candidates, latest_checkpoint, read_checkpoint,
-                                      read_meta, step_name)
+from nnframe.checkpoint_files import checkpoint_of
 from nnframe.config_loader import load_not_to_train
-from nnframe.errors import CheckpointError, DataError, UserError
+from nnframe.errors import DataError, UserError
 from nnframe.launch import missing_plugins
 from nnframe.tracking import RunDirectory
 
 if TYPE_CHECKING:
     from nnframe.build import Experiment
     from nnframe.plugins import Plugins
-
-LATEST = "latest"
-
 
 @dataclass
 class TrainedRun:
@@ -62,7 +55,7 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
     """The run in ``run_dir`` at ``checkpoint``: ``"latest"`` (the newest valid one), ``"best"`` or a step;
     ``overrides`` change its config as for a resume (``data.path=...`` where the data moved)."""
     run = RunDirectory.open(run_dir, for_writing=False)
-    saved = _checkpoint(run.checkpoints, checkpoint)
+    saved = checkpoint_of(run.checkpoints, checkpoint, _warn)
     experiment = _experiment(run, overrides, plugins)
     model = experiment.model
     checker = Checkpointer(run.checkpoints, experiment.settings.checkpoint, experiment.config)
@@ -79,7 +72,8 @@ def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Ex
     """The run's experiment built again, without its callbacks, its loss checking every batch's targets as one
     made by hand does."""
     try:
-        experiment = build_experiment(load_not_to_train(run.config_path, overrides, plugins), plugins)
+        experiment = build_experiment(load_not_to_train(run.config_path, overrides, plugins), plugins,
+                                      initial_params=False)
     except DataError as exc:
         if "not found" in str(exc) and not overrides:
             exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] with the absolute "
@@ -91,50 +85,6 @@ def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Ex
         raise
     experiment.loss.validate_targets = True
     return experiment
-
-
-def _checkpoint(directory: Path, which: str | int) -> Checkpoint:
-    if which == LATEST:
-        if not directory.is_dir() or not candidates(directory):
-            raise CheckpointError(f"run {str(directory.parent)!r} has no checkpoint yet: it stopped before its first, "
-                                  "or is still training towards it (with checkpoint.every: 0, the run's end)")
-        return latest_checkpoint(directory, _warn)
-    if which == BEST:
-        return _read(directory / f"{BEST}.json", directory, "it has no best checkpoint (checkpoint.best_metric was "
-                                                            "null, it had no validation set, or no evaluation gave "
-                                                            "that metric a finite value)")
-    if isinstance(which, str) and which.isascii() and which.isdigit():
-        which = int(which)
-    if not isinstance(which, Integral) or isinstance(which, (bool, np.bool_)) or which < 0:
-        raise CheckpointError(f"checkpoint {which!r}: give 'latest', 'best' or a step number")
-    step = int(which)
-    path = directory / f"{step_name(step)}.json"
-    if not path.is_file() and _best_step(directory) == step:
-        path = directory / f"{BEST}.json"  # the best checkpoint outlives the step checkpoints that keep drops
-    return _read(path, directory, f"it has no checkpoint of step {step}; it has {_steps(directory)}")
-
-
-def _read(path: Path, directory: Path, missing: str) -> Checkpoint:
-    if not path.is_file():
-        raise CheckpointError(f"run {str(directory.parent)!r}: {missing}")
-    return read_checkpoint(path)
-
-
-def _steps(directory: Path) -> str:
-    matches = (STEP_FILE.match(path.name) for path in directory.glob("step-*.json"))
-    steps = [str(step) for step in sorted(int(match.group(1)) for match in matches if match)]
-    best = _best_step(directory)
-    if best is not None:
-        steps.append(f"best (step {best})")
-    return f"steps {', '.join(steps)}" if steps else "no checkpoint"
-
-
-def _best_step(directory: Path) -> int | None:
-    best = directory / f"{BEST}.json"
-    try:
-        return read_meta(best)["step"] if best.is_file() else None
-    except CheckpointError:
-        return None
 
 
 def _summary(run: RunDirectory) -> dict[str, Any]:

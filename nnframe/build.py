@@ -20,6 +20,7 @@ from nnframe.errors import ConfigError, DataError, GraphError, PluginError, User
 from nnframe.gradients import first_nonfinite
 from nnframe.held_signals import signals_held
 from nnframe.hook_checks import HOOK_PREFIX, IMPL_MARK
+from nnframe.init_from import copy_initial_params
 from nnframe.loss_checks import SHAPE_CHECK_ROWS, check_labels_fit, check_loss_accepts_targets, check_loss_outputs
 from nnframe.graph import Graph, GraphNode
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
@@ -57,6 +58,8 @@ class Experiment:
     streams: Streams
     dtype: np.dtype
     callbacks: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the build did that a user should hear of (parameters copied from another run)."""
 
     @property
     def settings(self) -> BaseModel:
@@ -289,13 +292,19 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray], origin
         node.training = True
 
 
-def build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
+def build_experiment(config: LoadedConfig, plugins: Plugins, initial_params: bool = True) -> Experiment:
     """Data first (its shape sizes the model), then model, loss and optimizer.
 
+    ``initial_params`` false leaves ``train.init_from`` alone: a resume, or a
+    loaded run, sets the parameters from its own checkpoint.
     Every user error is raised with the config file in front of its message.
     """
     try:
-        return _build_experiment(config, plugins)
+        experiment = _build_experiment(config, plugins)
+        init = experiment.settings.train.init_from
+        if initial_params and init is not None:
+            experiment.notes += copy_initial_params(init, experiment.model)
+        return experiment
     except UserError as exc:
         raise _with_origin(exc, config) from None
 

@@ -8,6 +8,7 @@ JSON Schema and the listings, and plugins extend the schema by registering.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property, partial
 from typing import Annotated, Any, Literal, Union
 
@@ -35,6 +36,24 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def _absolute(path: str) -> str:
+    """A run directory named as on the command line (``runs/spiral/...``), for a config.yaml that resumes anywhere."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+class InitFrom(Section):
+    """Where a new run's parameters start: a checkpoint of another run (fine-tuning), instead of the nodes' init."""
+
+    run: Annotated[str, AfterValidator(_absolute)] = Field(
+        min_length=1, description="The run directory whose checkpoint the parameters are copied from; relative to "
+                                  "the working directory, as --resume's, and made absolute.")
+    checkpoint: Literal["latest", "best"] | Annotated[int, Field(ge=0)] = Field(
+        "latest", description="Which checkpoint: 'latest', 'best' or a step number.")
+    strict: bool = Field(True, description="Every parameter of the model is in the checkpoint, with its shape, and "
+                                           "no other; false copies those that match and keeps the rest as "
+                                           "initialised, with a note.")
+
+
 class TrainConfig(Section):
     """How long and how to train."""
 
@@ -52,6 +71,7 @@ class TrainConfig(Section):
         "stop", description="What to do when the loss or a gradient is NaN or infinite.")
     eval_every: int | None = Field(None, gt=0, le=MAX_COUNT,
                                    description="Evaluate every N optimizer steps; by default at the end of each epoch.")
+    init_from: InitFrom | None = Field(None, description="Start a new run from another run's parameters.")
 
     @model_validator(mode="after")
     def _has_length(self) -> TrainConfig:

@@ -42,7 +42,8 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
         raise ConfigError(f"the gradient-check batch must hold at least 1 example, found {batch}")
     if not tolerance > 0:
         raise ConfigError(f"the gradient-check tolerance must be above 0, found {tolerance}")
-    experiment = build_experiment(in_float64(load_not_to_train(config_path, overrides, plugins)), plugins)
+    experiment = build_experiment(in_float64(load_not_to_train(config_path, overrides, plugins)), plugins,
+                                  initial_params=False)
     rows = _checkable_rows(experiment.dataset.x, batch)
     x = experiment.dataset.x[rows]
     model = experiment.model

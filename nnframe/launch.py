@@ -45,11 +45,11 @@ class RunResult:
     model: Any = None
 
 
-def prepare(config: ConfigSource, overrides: list[str], plugins: Plugins) -> Experiment:
+def prepare(config: ConfigSource, overrides: list[str], plugins: Plugins, initial_params: bool = True) -> Experiment:
     """Validate the config (a file, or its content as a mapping) and build everything it describes, touching
-    no files."""
+    no files; ``initial_params`` false leaves out ``train.init_from`` (a resume restores its own)."""
     loaded: LoadedConfig = load_experiment(config, overrides, plugins)
-    return build_experiment(loaded, plugins)
+    return build_experiment(loaded, plugins, initial_params)
 
 
 def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir: Path = Path("runs"),
@@ -72,7 +72,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             on_note(text)
 
     try:
-        experiment = prepare(config, overrides, plugins)
+        experiment = prepare(config, overrides, plugins, initial_params=resume is None)
     except UserError as exc:
         unknown_type = getattr(exc, "unknown_type", False)
         if resume is not None and unknown_type and (missing := missing_plugins(resume, plugins)):
@@ -326,8 +326,8 @@ def config_notes(experiment: Experiment) -> list[str]:
     checkpoint that cannot be kept, a regression loss on class labels, evaluations without a validation set."""
     settings = experiment.settings
     optimizer = settings.optimizer
-    notes = [*optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps), *_checkpoint_notes(experiment),
-             *_decay_notes(experiment)]
+    notes = [*experiment.notes, *optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps),
+             *_checkpoint_notes(experiment), *_decay_notes(experiment)]
     if not experiment.classification and experiment.dataset.classification:
         notes.append(f"loss {settings.loss.type!r} fits values, but the data holds class labels (its task is "
                      "classification), so no accuracy is measured; for classes use a classification loss such as "

@@ -1,0 +1,72 @@
+"""A new run's parameters copied from a checkpoint of another run (``train.init_from``): fine-tuning.
+
+The parameters are matched by name (``affine1/W``) and copied into the
+model's own arrays, cast to its dtype. Strict (the default), every parameter
+of the model must be in the checkpoint with its shape, and the checkpoint must
+hold no other; otherwise those that match are copied, and a note names the rest.
+Only the parameters come over: the optimizer starts afresh, and so do the
+step count, the batches and the random streams.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nnframe.checkpoint_files import checkpoint_of
+from nnframe.errors import CheckpointError, ConfigError
+
+SHOWN = 4
+"""Names listed in a message before the rest are counted."""
+
+
+def copy_initial_params(init: Any, model: Any) -> list[str]:
+    """Copy the parameters of ``init``'s checkpoint (a :class:`~nnframe.config.InitFrom`) into ``model``; returns
+    notes. Raises :class:`ConfigError` at ``train.init_from`` where the checkpoint cannot be read or, strict, does
+    not fit."""
+    run_dir = Path(init.run)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a run directory (it has no config.yaml); expected one made by "
+                          "`nnframe train`, which `nnframe runs` lists", path="train.init_from.run")
+    try:
+        saved = checkpoint_of(run_dir / "checkpoints", init.checkpoint)
+    except CheckpointError as exc:
+        raise ConfigError(str(exc), path="train.init_from") from None
+    source = f"checkpoint {init.checkpoint!r} (step {saved.step}) of run {str(run_dir)!r}"
+    params = saved.params
+    missing = [name for name in model.param_names if name not in params]
+    unexpected = [name for name in params if name not in model.param_names]
+    misshapen = [f"{name} {params[name].shape} against the model's {p.shape}"
+                 for name, p in zip(model.param_names, model.params)
+                 if name in params and params[name].shape != p.shape]
+    problems = _problems(missing, unexpected, misshapen)
+    if problems and init.strict:
+        raise ConfigError(f"{source} does not fit the model: {'; '.join(problems)}; set train.init_from.strict: "
+                          "false to copy the parameters that match and keep the others as initialised",
+                          path="train.init_from")
+    copied = 0
+    for name, p in zip(model.param_names, model.params):
+        if name in params and params[name].shape == p.shape:
+            p[...] = params[name]
+            copied += 1
+    notes = [f"parameters from {source}: {copied} of {len(model.params)}"]
+    if problems:
+        notes.append(f"train.init_from is not strict, and {'; '.join(problems)}: the model's other parameters "
+                     "keep their initial values")
+    return notes
+
+
+def _problems(missing: list[str], unexpected: list[str], misshapen: list[str]) -> list[str]:
+    problems = []
+    if missing:
+        problems.append(f"it has no {_listed(missing)}")
+    if misshapen:
+        problems.append(f"its shapes differ: {_listed(misshapen)}")
+    if unexpected:
+        problems.append(f"the model has no {_listed(unexpected)}")
+    return problems
+
+
+def _listed(names: list[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more

@@ -1,0 +1,83 @@
+"""train.init_from: a new run's parameters copied from a checkpoint of another run (fine-tuning)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import nnframe
+from fixtures.console import NNFRAME
+from nnframe.errors import ConfigError
+
+CONFIG = {
+    "name": "source",
+    "seed": 5,
+    "data": {"type": "spiral", "points_per_class": 20, "classes": 3, "val_fraction": 0.25},
+    "model": [{"type": "affine", "out": 6}, {"type": "tanh"}, {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "sgd", "lr": 0.5},
+    "train": {"max_steps": 30, "batch_size": 9, "eval_every": 5, "dtype": "float64"},
+    "log": {"tensorboard": False},
+    "checkpoint": {"every": 10, "keep": 5},
+}
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    return nnframe.run_experiment(CONFIG, runs_dir=tmp_path / "runs", quiet=True).run_dir
+
+
+@pytest.mark.parametrize("checkpoint", ["latest", "best", 20])
+def test_a_new_run_starts_from_the_chosen_checkpoints_parameters(source: Path, checkpoint) -> None:
+    expected = nnframe.load_run(source, checkpoint)
+    init = {"run": str(source), "checkpoint": checkpoint}
+    experiment = nnframe.prepare_experiment(CONFIG, [f"train.init_from={yaml.safe_dump(init).strip()}"])
+    for name, p, q in zip(experiment.model.param_names, experiment.model.params, expected.model.params):
+        np.testing.assert_array_equal(p, q, err_msg=name)
+    assert experiment.optimizer.step == 0
+
+
+def test_a_model_that_does_not_fit_is_refused_unless_not_strict(source: Path) -> None:
+    wider = [f"train.init_from.run={source}", "model.2.out=4"]
+    with pytest.raises(ConfigError, match=r"field train.init_from: checkpoint 'latest' \(step 30\) of run .* does not "
+                                          r"fit the model: its shapes differ: affine2/W \(6, 3\) against the "
+                                          r"model's \(6, 4\), affine2/b .*set train.init_from.strict: false"):
+        nnframe.prepare_experiment(CONFIG, wider)
+    notes: list[str] = []
+    result = nnframe.run_experiment(CONFIG, [*wider, "train.init_from.strict=false", "train.max_steps=1"],
+                                    runs_dir=source.parent.parent, quiet=True, on_note=notes.append)
+    assert notes[0] == f"parameters from checkpoint 'latest' (step 30) of run '{source}': 2 of 4"
+    assert notes[1].startswith("train.init_from is not strict, and its shapes differ: affine2/W (6, 3)")
+    assert result.summary["status"] == "completed"
+
+
+@pytest.mark.parametrize(("init", "message"), [
+    ({"checkpoint": 7}, r"it has no checkpoint of step 7; it has steps 10, 20, 30, best \(step \d+\)"),
+    ({"run": "nowhere"}, r"field train.init_from.run: '.*/nowhere' is not a run directory"),
+])
+def test_a_checkpoint_that_cannot_be_read_is_a_config_error(source: Path, init: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        nnframe.prepare_experiment(CONFIG, [f"train.init_from={yaml.safe_dump({'run': str(source), **init})}"])
+
+
+def test_the_command_line_names_the_run_from_the_working_directory_and_a_resume_needs_it_no_more(
+        source: Path, tmp_path: Path) -> None:
+    config = tmp_path / "configs" / "tune.yaml"
+    config.parent.mkdir()
+    config.write_text(yaml.safe_dump({**CONFIG, "name": "tuned"}), encoding="utf-8")
+    relative = source.relative_to(tmp_path)
+    done = subprocess.run([NNFRAME, "train", str(config), f"train.init_from.run={relative}", "train.max_steps=10",
+                           "--runs-dir", "runs", "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"note: parameters from checkpoint 'latest' (step 30) of run '{source}': 4 of 4" in done.stderr
+    (tuned,) = (tmp_path / "runs" / "tuned").iterdir()
+    assert yaml.safe_load((tuned / "config.yaml").read_text())["train"]["init_from"]["run"] == str(source)
+    shutil.rmtree(source)
+    resumed = subprocess.run([NNFRAME, "train", str(config), f"train.init_from.run={relative}",
+                              "--resume", str(tuned), "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr  # its own checkpoint holds the parameters

@@ -29,7 +29,28 @@ def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> None:
         except (Exception, SystemExit) as exc:  # a sys.exit() waits for the others too
             errors.append((impl.plugin_name, exc))
     if errors:
+        errors.sort(key=lambda error: isinstance(error[1], SystemExit))  # a plugin's bug before another's exit
         first = errors[0][1]
         for plugin, later in errors[1:]:
             first.add_note(f"(plugin {plugin}'s {caller.name} failed too: {later!r})")
         raise first
+
+
+def call_holding_exit(caller: pluggy.HookCaller, **kwargs: Any) -> SystemExit | None:
+    """Every implementation of ``caller``, as pluggy calls them, where a ``sys.exit()`` from one waits for the
+    others and is returned rather than raised (the trainer finishes the step first); any other error is raised
+    at once, as pluggy raises it. A hook with a wrapper is called through pluggy."""
+    implementations = caller.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper for impl in implementations):
+        try:
+            caller(**kwargs)
+        except SystemExit as exc:
+            return exc
+        return None
+    held = None
+    for impl in reversed(implementations):
+        try:
+            impl.function(*[kwargs[name] for name in impl.argnames])
+        except SystemExit as exc:
+            held = held or exc
+    return held

@@ -117,9 +117,8 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 exc.args = (f"{exc}; the run is in {run_dir.path}"
                             + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
             elif isinstance(exc, SystemExit):
-                how = "stopped the run" if stops_the_run(exc) else "ended the run"
-                exc.add_note(f"a plugin {how} with sys.exit({exc.code!r}) after step {trainer.step}; the run is in "
-                             f"{run_dir.path}" + _resume_hint(exc, experiment, overrides, plugins, run_dir))
+                exc.add_note(_exit_note(exc, run.summary.get("status"), trainer.step, run_dir)
+                             + _resume_hint(exc, experiment, overrides, plugins, run_dir, run.summary.get("status")))
             elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
                 if run.summary.get("status") == "completed":  # it came while plugins closed their files
                     kept = "it had completed, and its final checkpoint and summary are kept"
@@ -416,9 +415,20 @@ def _rescheduled(trainer: Trainer, saved: dict[str, Any], plugins: Plugins) -> l
             f"run's schedule was at {before:.4g}{span}"]
 
 
+def _exit_note(exc: SystemExit, status: Any, step: int, run_dir: RunDirectory) -> str:
+    """What a plugin's ``sys.exit()`` left of the run, for the command's output."""
+    if status == "completed":
+        return (f"a plugin called sys.exit({exc.code!r}) as the run completed (step {step}); the run is in "
+                f"{run_dir.path}")
+    how = "stopped the run" if stops_the_run(exc) else "ended the run"
+    return f"a plugin {how} with sys.exit({exc.code!r}) after step {step}; the run is in {run_dir.path}"
+
+
 def _resume_hint(exc: BaseException, experiment: Experiment, overrides: list[str], plugins: Plugins,
-                 run_dir: RunDirectory) -> str:
+                 run_dir: RunDirectory, status: Any = None) -> str:
     """How to go on: the command that continues the run, or where its good state is."""
+    if status == "completed":
+        return ""
     if isinstance(exc, (Interrupted, PluginStateError)) or stops_the_run(exc):
         given = experiment.config
         from_mapping = given.mapping is not None  # a notebook's: paths that work from any directory

@@ -24,7 +24,7 @@ from nnframe.errors import NNFrameError, NonFiniteError, PluginStateError, Termi
 from nnframe.first_update import checked_update
 from nnframe.gradients import CLIP_EPS, clip_grad_norm, global_norm, norms_of
 from nnframe.held_signals import HeldSignals
-from nnframe.hook_calls import call_each
+from nnframe.hook_calls import call_each, call_holding_exit
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Trainer:
             self.run.summary.update(self._summary(status, time.perf_counter() - started, final))
             try:
                 call_each(hook.nnframe_run_end, run=self.run, status=status, summary=self.run.summary)
-            except Exception as hook_error:
+            except (Exception, SystemExit) as hook_error:
                 if ending is None:
                     raise
                 if not _same_storage_failure(ending, hook_error):  # a full disk fails every logger's close too
@@ -153,6 +153,8 @@ class Trainer:
                 self.run.unregister_all()
                 if not self.caller_releases_signals:
                     self.release_signals(ending)
+        if self._exit is not None:  # held through the run's last step: it completed, then this goes on
+            raise self._exit
         return self.run.summary
 
     def release_signals(self, ending: BaseException | None = None) -> None:
@@ -187,7 +189,7 @@ class Trainer:
         interruption, which stays what ends the run, and its resume hint with it."""
         try:
             self._save_checkpoint(final=True)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if not getattr(exc, "checkpoint_saved", False):
                 raise
             if isinstance(exc, PluginStateError):  # what run.state held that a checkpoint cannot
@@ -213,16 +215,17 @@ class Trainer:
                     self._hold_exit(exc)
             if self._stop_signal is not None:
                 raise Interrupted(self._stop_signal)
-            if self._exit is not None:
-                raise self._exit
+            if self._exit is not None and self.step < self.total_steps and self.run.stop_reason is None:
+                raise self._exit  # a run that ends with this step ends first, and is raised from after its summary
         self.ended = True
         if self.run.stop_reason is not None:
             self._log_stopped_step()
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate(scheduled=False)
-        self._save_checkpoint(final=True)
-        if self._exit is not None:
-            raise self._exit
+        try:
+            self._save_checkpoint(final=True)
+        except SystemExit as exc:  # from a plugin's nnframe_checkpoint, once the checkpoint is written
+            self._hold_exit(exc)
 
     def train_step(self) -> StepMetrics:
         """One optimizer step on the next mini-batch."""
@@ -266,18 +269,17 @@ class Trainer:
         self._mid_step = False
         self.last_step = metrics
         self._last_batch = (out, t, total_norm)
-        try:
-            if self._step_end.get_hookimpls():
-                self._step_end(run=self.run, metrics=metrics)
-            if logged:
-                self._log_metrics(run=self.run, metrics=metrics)
-        except SystemExit as exc:
-            self._hold_exit(exc)
+        if self._step_end.get_hookimpls():
+            self._hold_exit(call_holding_exit(self._step_end, run=self.run, metrics=metrics))
+        if logged:
+            self._hold_exit(call_holding_exit(self._log_metrics, run=self.run, metrics=metrics))
         return metrics
 
-    def _hold_exit(self, exc: SystemExit) -> None:
+    def _hold_exit(self, exc: SystemExit | None) -> None:
         """Keep a hook's ``sys.exit()`` (code 0 or none) until the step is done, evaluated and checkpointed, so that
         it stops the run as a Ctrl-C does; one with another code is a failure, raised at once."""
+        if exc is None:
+            return
         if not stops_the_run(exc):
             raise exc
         if self._exit is None:
@@ -296,10 +298,7 @@ class Trainer:
             metrics.grad_norms = self._norms_before_clipping(total_norm, clipped=not metrics.skipped)
         if self.experiment.classification:
             metrics.accuracy = accuracy(out, t)
-        try:
-            self._log_metrics(run=self.run, metrics=metrics)
-        except SystemExit as exc:
-            self._hold_exit(exc)
+        self._hold_exit(call_holding_exit(self._log_metrics, run=self.run, metrics=metrics))
 
     def _norms_before_clipping(self, total_norm: float, clipped: bool) -> dict[str, float]:
         norms = self._grad_norms()
@@ -343,10 +342,8 @@ class Trainer:
             return None
         loss, acc = self.measure(self.dataset.x_val, self.dataset.y_val)
         self.last_eval = EvalMetrics(self.step, self.batches.epoch, loss, acc, scheduled)
-        try:
-            self.run.hook.nnframe_evaluation_end(run=self.run, metrics=self.last_eval)
-        except SystemExit as exc:  # the best checkpoint of this evaluation is still written
-            self._hold_exit(exc)
+        # a sys.exit() waits for the other implementations and for this evaluation's best checkpoint
+        self._hold_exit(call_holding_exit(self.run.hook.nnframe_evaluation_end, run=self.run, metrics=self.last_eval))
         if self.checkpointer is not None:
             self.checkpointer.after_evaluation(self, self.last_eval)
         return self.last_eval

@@ -104,21 +104,25 @@ class ExitsIn:
         if hook == self.hook and step == self.step:
             sys.exit(self.code)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)  # before the run's own loggers, which the exit must not cost their call
     def nnframe_step_end(self, run, metrics) -> None:
         self._maybe_exit("nnframe_step_end", metrics.step)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def nnframe_log_metrics(self, run, metrics) -> None:
         self._maybe_exit("nnframe_log_metrics", metrics.step)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def nnframe_evaluation_end(self, run, metrics) -> None:
         self._maybe_exit("nnframe_evaluation_end", metrics.step)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def nnframe_checkpoint(self, run) -> None:
         self._maybe_exit("nnframe_checkpoint", run.step)
+
+    @hookimpl
+    def nnframe_run_end(self, run, status, summary) -> None:
+        self._maybe_exit("nnframe_run_end", run.step)
 
 
 EXIT_OVERRIDES = ["train.epochs=6", "data.val_fraction=0.2", "log.every=5", "checkpoint.every=4"]
@@ -132,8 +136,9 @@ def scalar_steps(run_dir: Path, tag: str) -> list[int]:
     return [event.step for event in events.Scalars(tag)]
 
 
-@pytest.mark.parametrize(("hook", "step"), [("nnframe_step_end", 16), ("nnframe_log_metrics", 15),
-                                            ("nnframe_evaluation_end", 16), ("nnframe_checkpoint", 12)])
+@pytest.mark.parametrize(("hook", "step"), [("nnframe_step_end", 16), ("nnframe_step_end", 15),
+                                            ("nnframe_log_metrics", 15), ("nnframe_evaluation_end", 16),
+                                            ("nnframe_checkpoint", 12)])
 def test_a_hooks_sys_exit_stops_the_run_as_a_ctrl_c_does_and_it_resumes_to_the_straight_result(
         tmp_path: Path, hook: str, step: int) -> None:
     """The step it came in is finished (logged, evaluated, its best and scheduled checkpoints written), the run
@@ -153,6 +158,43 @@ def test_a_hooks_sys_exit_stops_the_run_as_a_ctrl_c_does_and_it_resumes_to_the_s
     for tag in ("train/loss", "val/loss"):
         assert scalar_steps(run_dir, tag) == scalar_steps(straight.run_dir, tag), tag
     assert nnframe.load_run(run_dir, "best").step == nnframe.load_run(straight.run_dir, "best").step
+
+
+@pytest.mark.parametrize("hook", ["nnframe_evaluation_end", "nnframe_log_metrics", "nnframe_run_end"])
+def test_a_hooks_sys_exit_in_the_last_step_lets_the_run_complete_first(tmp_path: Path, hook: str) -> None:
+    plugins = get_plugin_manager(plugins=[("tune", ExitsIn(hook, 48))])
+    with pytest.raises(SystemExit) as caught:
+        nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path, quiet=True, plugins=plugins)
+    (run_dir,) = (tmp_path / "spiral").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("completed", 48)
+    assert summary["metrics"]["train/accuracy"] is not None  # the whole training set was measured
+    assert caught.value.__notes__ == [f"a plugin called sys.exit(0) as the run completed (step 48); the run is in "
+                                      f"{run_dir}"]
+
+
+class DivergesAtStep10:
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        if metrics.step == 10:
+            run.model.params[0][0, 0] = float("nan")
+
+
+def test_a_sys_exit_in_run_end_leaves_what_ended_the_run_the_error(tmp_path: Path) -> None:
+    plugins = get_plugin_manager(plugins=[("tune", ExitsIn("nnframe_run_end", 10)), ("nan", DivergesAtStep10())])
+    with pytest.raises(nnframe.errors.NonFiniteError) as caught:
+        nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path, quiet=True, plugins=plugins)
+    assert "a plugin's nnframe_run_end failed too: SystemExit(0)" in str(caught.value)
+
+
+def test_a_sys_exit_while_a_ctrl_c_is_saved_leaves_the_interruption_the_error(tmp_path: Path) -> None:
+    plugins = get_plugin_manager(plugins=[("tune", ExitsIn("nnframe_checkpoint", 10)), ("ctrl-c", InterruptAt(10))])
+    with pytest.raises(Interrupted) as caught:
+        nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path, quiet=True, plugins=plugins)
+    assert caught.value.exit_code == 130
+    assert "a plugin's nnframe_checkpoint failed too: SystemExit(0)" in str(caught.value)
+    (run_dir,) = (tmp_path / "spiral").iterdir()
+    assert (run_dir / "checkpoints" / "step-00000010.npz").is_file()
 
 
 def test_a_hooks_sys_exit_with_another_code_fails_the_run_at_once(tmp_path: Path) -> None:

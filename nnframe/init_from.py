@@ -13,8 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nnframe.checkpoint_files import checkpoint_of
 from nnframe.errors import CheckpointError, ConfigError
+from nnframe.gradients import first_nonfinite
 
 SHOWN = 4
 """Names listed in a message before the rest are counted."""
@@ -45,10 +48,15 @@ def copy_initial_params(init: Any, model: Any) -> list[str]:
                           "false to copy the parameters that match and keep the others as initialised",
                           path="train.init_from")
     copied = 0
-    for name, p in zip(model.param_names, model.params):
-        if name in params and params[name].shape == p.shape:
-            p[...] = params[name]
-            copied += 1
+    with np.errstate(over="ignore"):  # a float64 value beyond float32's range is named below
+        for name, p in zip(model.param_names, model.params):
+            if name in params and params[name].shape == p.shape:
+                p[...] = params[name]
+                copied += 1
+    bad = first_nonfinite(model.param_names, model.params)
+    if bad is not None:
+        raise ConfigError(f"{source}: parameter {bad} is not finite in {model.params[0].dtype} (beyond the range of "
+                          "train.dtype?)", path="train.init_from")
     notes = [f"parameters from {source}: {copied} of {len(model.params)}"]
     if problems:
         notes.append(f"train.init_from is not strict, and {'; '.join(problems)}: the model's other parameters "

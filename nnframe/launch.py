@@ -21,14 +21,14 @@ from pydantic import TypeAdapter
 
 from nnframe.build import Experiment, build_experiment
 from nnframe.components import absolute_paths
-from nnframe.config import ConfigModels
+from nnframe.config import ConfigModels, InitFrom
 from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
 from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, Terminated, UserError, mention
 from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
-from nnframe.resume_config import Change, as_override, first_that_works, overrides_to, resume_changes
+from nnframe.resume_config import Change, as_override, differences, first_that_works, overrides_to, resume_changes
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps, stops_the_run
@@ -196,10 +196,20 @@ def _missing(dist: str, version: str, broken: bool, purpose: str) -> str:
     return f"{dist} {version}".strip() + f", not installed now: install it to {purpose} the run"
 
 
+def _keep_the_runs_start(experiment: Experiment, saved: dict[str, Any], note: Callable[[str], None]) -> None:
+    """``train.init_from`` acts when a run starts: a resume keeps the run's, whatever the config gives now."""
+    train = experiment.settings.train
+    theirs = (saved.get("train") or {}).get("init_from")
+    given = train.init_from.model_dump() if train.init_from is not None else None
+    if theirs != given:
+        train.init_from = None if theirs is None else InitFrom.model_validate(theirs)
+        note("train.init_from applies when a run starts; this resume keeps the run's")
+
+
 def _with_fields_added_since(saved: dict[str, Any], plugins: Plugins) -> dict[str, Any]:
     """The run's config with each field that nnframe or a plugin added after the run was written (adam's ``eps``)
-    at its default, which is what the run had, so that it counts as no change; as it was where it no longer
-    validates (the refusal then names what differs)."""
+    at its default, so that it counts as no change (a note names it: a field must be added with the default that
+    keeps what the rule did); as it was where it no longer validates (the refusal then names what differs)."""
     try:
         resolved = load_experiment(saved, [], plugins).resolved
     except UserError:
@@ -231,8 +241,13 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
     Returns the accepted config changes and the run's summary so far.
     """
     config, run = trainer.experiment.config, trainer.run
-    changes = resume_changes(_with_fields_added_since(saved, plugins), config.resolved, overrides, config.path,
-                             run_dir.path, resolve=partial(_resolve, config.source, plugins))
+    _keep_the_runs_start(trainer.experiment, saved, note)
+    completed = _with_fields_added_since(saved, plugins)
+    for added in differences(saved, completed):
+        note(f"the run's config has no {format_path(added.path)}, added since it was written: it resumes with the "
+             f"default, {added.now!r}")
+    changes = resume_changes(completed, config.resolved, overrides, config.path, run_dir.path,
+                             resolve=partial(_resolve, config.source, plugins))
     try:
         summary = run_dir.read_summary()
     except UserError as exc:  # the checkpoint is the run's state; the summary is written anew at the end

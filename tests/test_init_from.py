@@ -78,6 +78,23 @@ def test_the_command_line_names_the_run_from_the_working_directory_and_a_resume_
     (tuned,) = (tmp_path / "runs" / "tuned").iterdir()
     assert yaml.safe_load((tuned / "config.yaml").read_text())["train"]["init_from"]["run"] == str(source)
     shutil.rmtree(source)
-    resumed = subprocess.run([NNFRAME, "train", str(config), f"train.init_from.run={relative}",
-                              "--resume", str(tuned), "-q"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run([NNFRAME, "train", str(config), "--resume", str(tuned), "-q"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr  # its own checkpoint holds the parameters
+    assert "note: train.init_from applies when a run starts; this resume keeps the run's" in resumed.stderr
+    assert yaml.safe_load((tuned / "config.yaml").read_text())["train"]["init_from"]["run"] == str(source)
+
+
+class HugeWeightAtTheEnd:
+    @nnframe.hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        if metrics.step == 30:
+            run.model.params[0][0, 0] = 1e300  # finite in float64, beyond float32
+
+
+def test_a_value_beyond_the_new_runs_dtype_is_refused(tmp_path: Path) -> None:
+    plugins = nnframe.get_plugin_manager(plugins=[("huge", HugeWeightAtTheEnd())])
+    source = nnframe.run_experiment(CONFIG, runs_dir=tmp_path, quiet=True, plugins=plugins).run_dir
+    with pytest.raises(ConfigError, match=r"field train.init_from: checkpoint 'latest' \(step 30\) of run .*: "
+                                          r"parameter affine1/W is not finite in float32"):
+        nnframe.prepare_experiment(CONFIG, [f"train.init_from.run={source}", "train.dtype=float32"])

@@ -97,7 +97,8 @@ def test_resume_in_process_is_bit_identical(tmp_path: Path, first_steps: int) ->
 
 
 def test_a_run_written_before_a_field_was_added_resumes_with_it_at_its_default(tmp_path: Path) -> None:
-    """A run's config.yaml from before adam took eps: the field's default is what the run had, no change."""
+    """A run's config.yaml from before adam took eps: the field's default is what the run had, no change, and a
+    note says which default it took."""
     config = write_config(tmp_path)
     straight = LossRecorder()
     run_in_process(config, tmp_path / "a", [], straight)
@@ -106,8 +107,12 @@ def test_a_run_written_before_a_field_was_added_resumes_with_it_at_its_default(t
     written = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert written["optimizer"].pop("eps") == 1e-7
     (run_dir / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
-    run_in_process(config, tmp_path / "b", [], parts, resume=run_dir)
+    plugins = get_plugin_manager()
+    plugins.pm.register(parts)
+    resumed = launch_train(config, [], plugins, resume=run_dir, quiet=True)
     assert parts.series == straight.series
+    assert ("the run's config has no optimizer.eps, added since it was written: it resumes with the default, 1e-07"
+            in resumed.notes)
     edited = write_config(tmp_path, optimizer={"type": "adam", "lr": 0.02, "eps": 0.001})
     with pytest.raises(ConfigError, match=r"optimizer.eps: 1e-07 in the run, 0.001 now"):
         run_in_process(edited, tmp_path / "b", [], parts, resume=run_dir)  # a value it did not have is a change

@@ -17,6 +17,7 @@ import numpy as np
 
 from nnframe.optimizer_base import Optimizer, one_block_of_update_each, scalars_per_block
 from nnframe.optimizer_params import (
+    BOOK_EPS,
     AdaGradParams,
     AdamParams,
     AdamWParams,
@@ -26,7 +27,10 @@ from nnframe.optimizer_params import (
     SGDParams,
 )
 
-__all__ = ["SGD", "AdaGrad", "Adam", "AdamW", "Momentum", "Nesterov", "Optimizer", "RMSprop"]
+__all__ = ["EPS", "SGD", "AdaGrad", "Adam", "AdamW", "Momentum", "Nesterov", "Optimizer", "RMSprop"]
+
+EPS = BOOK_EPS
+"""The epsilon of the book's rules (AdaGrad, RMSprop, Adam), their ``eps`` field's default."""
 
 
 class SGD(Optimizer):
@@ -138,7 +142,10 @@ class Adam(Optimizer):
     def _begin_step(self) -> None:
         beta1, beta2, t = self.config.beta1, self.config.beta2, self.step
         self._lr_t = self.lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-        self._eps_t = self.config.eps
+
+    def _eps_now(self) -> float:
+        """The epsilon added to ``sqrt(v)`` in this step's folded form."""
+        return self.config.eps
 
     _update_one = one_block_of_update_each
 
@@ -155,7 +162,7 @@ class Adam(Optimizer):
         views were kept, against 0.985 and 0.974 with the views alone.
         """
         beta1, beta2 = self.config.beta1, self.config.beta2
-        constants = scalars_per_block(blocks, Adam, (beta1, beta2, self._lr_t, self._eps_t, 1 - beta1, 1 - beta2))
+        constants = scalars_per_block(blocks, Adam, (beta1, beta2, self._lr_t, self._eps_now(), 1 - beta1, 1 - beta2))
         for (p, g, tmp, m, v), (beta1, beta2, lr_t, eps, one_minus_beta1, one_minus_beta2) in zip(blocks, constants):
             m *= beta1
             np.multiply(g, one_minus_beta1, out=tmp)
@@ -186,9 +193,8 @@ class AdamW(Adam):
     params_model = AdamWParams
     decoupled_weight_decay = True
 
-    def _begin_step(self) -> None:
-        super()._begin_step()
-        self._eps_t = self.config.eps * math.sqrt(1.0 - self.config.beta2**self.step)
+    def _eps_now(self) -> float:
+        return self.config.eps * math.sqrt(1.0 - self.config.beta2**self.step)
 
 
 def _scaled_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, tmp: np.ndarray,

@@ -262,7 +262,31 @@ def runs(
     if as_json:
         typer.echo(json.dumps(runs_json(records), indent=2))
     else:
-        table_console().print(format_runs_table(records))
+        table = format_runs_table(records)
+        if narrowest(table) > table_console().width:  # a narrow terminal: the overrides are in --json too
+            table = format_runs_table(records, with_overrides=False)
+        print_whole(table)
+
+
+UNCLAMPED = 100_000
+"""A width to measure a table in: rich reports no minimum above the width it is given."""
+
+
+def narrowest(table: Any) -> int:
+    """The fewest columns ``table`` takes without cutting a cell short."""
+    from rich.measure import Measurement
+
+    console = table_console()
+    return Measurement.get(console, console.options.update_width(UNCLAMPED), table).minimum
+
+
+def print_whole(table: Any) -> None:
+    """Print ``table`` on :func:`table_console`, made wider where the terminal is narrower than the table's
+    narrowest form: the terminal then wraps its lines, rather than numbers being cut to ``0.…``."""
+    from rich.console import Console
+
+    console, needed = table_console(), narrowest(table)
+    (console if needed <= console.width else Console(width=needed)).print(table)
 
 
 @app.command()

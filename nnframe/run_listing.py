@@ -212,33 +212,40 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def format_runs_table(records: Sequence[RunRecord]) -> Table:
+def format_runs_table(records: Sequence[RunRecord], with_overrides: bool = True) -> Table:
     """A rich table of runs, newest first: run (``<name>/<timestamp>``), status, steps, final losses and accuracies,
-    and the overrides where any run has some."""
+    and the overrides where any run has some (and ``with_overrides``). No cell is cut short: the run names and
+    numbers keep their width, the status and the overrides wrap."""
     from rich import box
     from rich.table import Table
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
                   caption=None if records else "no runs found")
-    table.add_column("run", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    for header in ("steps", "train\nloss", "train\nacc", "val\nloss", "val\nacc"):
-        table.add_column(header, justify="right", no_wrap=True)
-    with_overrides = any(record.overrides for record in records)
+    with_overrides = with_overrides and any(record.overrides for record in records)
+    rows = [_row(record, with_overrides) for record in records]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(7)]
+    table.add_column("run", no_wrap=True, min_width=widths[0])  # whole: the timestamp tells runs apart
+    table.add_column("status", overflow="fold", min_width=min(widths[1], len("interrupted")))
+    for i, header in enumerate(("steps", "train\nloss", "train\nacc", "val\nloss", "val\nacc"), start=2):
+        table.add_column(header, justify="right", no_wrap=True, min_width=max(widths[i], len(header.split()[0])))
     if with_overrides:
-        table.add_column("overrides", overflow="fold")
-    for record in records:
-        table.add_row(
-            record.run,
-            record.status_text,
-            "-" if record.steps is None else str(record.steps),
-            _format_loss(record.train_loss),
-            _format_accuracy(record.train_accuracy),
-            _format_loss(record.val_loss),
-            _format_accuracy(record.val_accuracy),
-            *([" ".join(record.overrides)] if with_overrides else []),
-        )
+        table.add_column("overrides", overflow="fold", min_width=len("overrides"))
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _row(record: RunRecord, with_overrides: bool) -> list[str]:
+    return [
+        record.run,
+        record.status_text,
+        "-" if record.steps is None else str(record.steps),
+        _format_loss(record.train_loss),
+        _format_accuracy(record.train_accuracy),
+        _format_loss(record.val_loss),
+        _format_accuracy(record.val_accuracy),
+        *([" ".join(record.overrides)] if with_overrides else []),
+    ]
 
 
 def _format_loss(value: float | None) -> str:

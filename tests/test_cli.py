@@ -259,17 +259,22 @@ def test_tables_written_to_a_pipe_are_not_cut_to_80_columns(tmp_path: Path) -> N
 
     run = RunDirectory.create(tmp_path / "runs", "a_rather_long_experiment_name_for_a_sweep", now=datetime(2026, 1, 2))
     run.write_config({"name": "x"})
+    run.write_overrides(["optimizer.lr=0.5"])
     run.write_summary({"status": "completed", "steps": 123456, "skipped_steps": 386,
                        "metrics": {"train/loss": 0.123456, "train/accuracy": 0.9876}})
     env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
     done = console("runs", tmp_path / "runs", env=env)
     assert done.returncode == 0, done.stderr
     assert "a_rather_long_experiment_name_for_a_sweep/20260102-000000" in done.stdout
-    assert "completed (386 skipped)" in done.stdout and "…" not in done.stdout
+    assert "completed (386 skipped)" in done.stdout and "…" not in done.stdout and "optimizer.lr=0.5" in done.stdout
     listing = console("plugins", env=env)
     assert "…" not in listing.stdout and len(listing.stdout.splitlines()) < 80
-    narrow = console("runs", tmp_path / "runs", env={**env, "COLUMNS": "60"})
-    assert max(map(len, narrow.stdout.splitlines())) <= 60
+    for width in ("60", "30"):  # a narrow terminal wraps the lines; no run name or number is cut to 0.…
+        narrow = console("runs", tmp_path / "runs", env={**env, "COLUMNS": width})
+        assert "…" not in narrow.stdout, narrow.stdout
+        assert "a_rather_long_experiment_name_for_a_sweep/20260102-000000" in narrow.stdout
+        assert " 123456 " in narrow.stdout and "98.76%" in narrow.stdout
+        assert "optimizer.lr" not in narrow.stdout  # the overrides column goes first (they are in --json)
 
 
 def test_a_tilde_the_shell_left_alone_is_the_home_directory(tmp_path: Path) -> None:

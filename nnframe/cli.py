@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,25 +37,28 @@ TABLE_WIDTH = 1000
 """Columns a table may take when the output is not a terminal."""
 
 
-def expand_user(path: Path | None) -> Path | None:
-    """``~`` in a path option, as the shell would expand it had the option not been written ``--opt=~/x``."""
-    if path is None:
-        return None
+def path_given(text: str) -> Path:
+    """A path argument or option, ``~`` expanded as the shell would had it not been written ``--opt=~/x``; an
+    empty one (an unset shell variable) is refused rather than read as the working directory."""
+    if not text.strip():
+        raise typer.BadParameter("is empty; give a path (an unset shell variable?)")
+    path = Path(text)
     try:
         return path.expanduser()
     except RuntimeError:  # ~name of no user on this machine
-        raise typer.BadParameter(f"{str(path)!r}: no home directory is known for {path.parts[0]!r}") from None
+        raise typer.BadParameter(f"{text!r}: no home directory is known for {path.parts[0]!r}") from None
 
 
-ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False, callback=expand_user)]
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment config (YAML).", show_default=False, parser=path_given)]
 OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(help="Overrides such as optimizer.lr=0.1 model.0.out=20 (values are YAML).", show_default=False),
 ]
-RunsDirArg = Annotated[Path, typer.Argument(help="Runs directory.", callback=expand_user)]
+RunsDirArg = Annotated[Path, typer.Argument(help="Runs directory.", parser=path_given)]
 """The runs directory ``runs`` and ``board`` read; ``runs`` in the working directory by default."""
 StrictOption = Annotated[
-    bool, typer.Option("--strict-plugins", help="Treat a broken plugin as an error (also NNFRAME_STRICT_PLUGINS=1).")
+    bool, typer.Option("--strict-plugins", metavar="",
+                       help="Treat a broken plugin as an error (also NNFRAME_STRICT_PLUGINS=1).")
 ]
 
 
@@ -132,12 +136,12 @@ def plugin_manager(strict: bool = False, allow_clashes: bool = False) -> Any:
 def train(
     config: ConfigArg,
     overrides: OverridesArg = None,
-    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Where run directories go (default: runs); "
-                                                                  "with --resume, the run's.", show_default=False,
-                                                                  callback=expand_user)] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this directory.",
-                                                callback=expand_user)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    runs_dir: Annotated[Path | None, typer.Option(
+        "--runs-dir", metavar="<path>", parser=path_given, show_default=False,
+        help="Where run directories go (default: runs); with --resume, the run's.")] = None,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", metavar="<path>", parser=path_given, help="Continue the run in this directory.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress display.")] = False,
     strict_plugins: StrictOption = False,
 ) -> None:
     """Train an experiment and log it to a new run directory."""
@@ -181,7 +185,7 @@ def schema(strict_plugins: StrictOption = False) -> None:
 @app.command()
 @reports_errors
 def plugins(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
     strict_plugins: StrictOption = False,
 ) -> None:
     """List every registered component by kind, and broken plugins with their errors."""
@@ -253,7 +257,7 @@ def table_console() -> Any:
 @reports_errors
 def runs(
     runs_dir: RunsDirArg = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
 ) -> None:
     """List runs, newest first, with their status and final metrics."""
     from nnframe.run_listing import format_runs_table, list_runs, runs_json
@@ -300,6 +304,22 @@ def board(
     from nnframe.board import launch_board
 
     raise typer.Exit(launch_board(runs_dir, host=host, port=port))
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from nnframe import __version__
+
+        typer.echo(f"nnframe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", metavar="", is_eager=True, callback=_print_version,
+                                          help="Show nnframe's version and exit.")] = False,
+) -> None:
+    """Train numpy neural networks from YAML experiments, with plugins and TensorBoard."""
 
 
 def main() -> None:

@@ -576,3 +576,20 @@ def test_a_tilde_naming_no_user_is_a_usage_error() -> None:
     done = console("runs", "~nosuchuser-nnframe/runs", env={**os.environ, "COLUMNS": "300"})
     assert done.returncode == 2
     assert "no home directory is known for '~nosuchuser-nnframe'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_version_and_the_short_help_option() -> None:
+    import nnframe
+
+    assert console("--version").stdout == f"nnframe {nnframe.__version__}\n"
+    short = console("train", "-h")
+    assert short.returncode == 0 and "--runs-dir" in short.stdout
+    assert "<bool>" not in short.stdout.split("--help")[0]  # a flag takes no value
+
+
+@pytest.mark.parametrize("args", [["train", str(SPIRAL), "--runs-dir", ""], ["train", str(SPIRAL), "--resume", " "],
+                                  ["validate", ""], ["runs", ""]])
+def test_an_empty_path_is_refused_rather_than_read_as_the_working_directory(tmp_path: Path, args: list[str]) -> None:
+    done = console(*args, cwd=tmp_path)
+    assert done.returncode == 2 and "is empty; give a path" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -127,6 +127,21 @@ def test_rich_progress_shows_the_latest_evaluation():
     assert "val/loss 0.5000  val/accuracy 0.7500" in display.progress.console.file.getvalue()
 
 
+def test_rich_progress_shows_a_validation_with_the_step_it_was_measured_at():
+    """Step lines are drawn at most every 0.1 s; a validation coming between them brings its own step along."""
+    from rich.console import Console
+
+    display = RichProgress(50, console=Console(file=FakeTerminal(), force_terminal=True, width=160))
+    run = RunContext(name="demo", config={}, run_dir=None, plugin_manager=get_plugin_manager(autoload=False).pm)
+    display.nnframe_run_start(run)
+    for step in range(1, 11):  # within 0.1 s: only the first is drawn
+        display.nnframe_step_end(run, StepMetrics(step, 0, 1 / step, 0.1))
+    display.nnframe_evaluation_end(run, EvalMetrics(10, 1, 0.5, 0.75))
+    (task,) = display.progress.tasks
+    assert (task.completed, task.fields["loss"]) == (10, "0.1000")
+    display.nnframe_run_end(run, "completed", {})
+
+
 @pytest.mark.parametrize("steps", [19, 39, 41, 3015])
 def test_plain_progress_prints_at_most_twenty_step_lines_and_always_the_last(steps):
     stream = io.StringIO()

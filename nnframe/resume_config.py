@@ -77,6 +77,11 @@ def resume_changes(saved: dict[str, Any], now: dict[str, Any], overrides: Sequen
     bring the refused fields back to the run's values, tried with ``resolve``
     where it is given (see :func:`first_that_works`).
     """
+    renamed_here = any(_path(text) == ("name",) for text in overrides)
+    if saved.get("name") != now.get("name") and not renamed_here:  # another experiment's file: the cause first
+        raise ConfigError(f"cannot resume run {run_dir} with this config: the run is experiment "
+                          f"{_shown(saved.get('name'))} and the config {_shown(now.get('name'))}; resume it with its "
+                          f"own config, {Path(run_dir) / 'config.yaml'}")
     changes = differences({**{key: value for key, value in ADDED_SINCE.items() if key in now}, **saved}, now)
     given = [_path(text) for text in overrides]
     given += [path[:-1] for path in given if path[-1:] == ("type",)]

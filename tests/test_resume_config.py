@@ -146,6 +146,13 @@ def test_the_name_never_changes() -> None:
         check(changed(name="other"), overrides=["name=other"])
 
 
+def test_another_experiments_config_is_named_as_the_cause_not_listed_field_by_field() -> None:
+    with pytest.raises(ConfigError) as info:
+        check(changed(name="digits", model=[{"type": "affine", "out": 10}]))
+    assert str(info.value) == ("cannot resume run runs/spiral/1 with this config: the run is experiment 'spiral' and "
+                               "the config 'digits'; resume it with its own config, runs/spiral/1/config.yaml")
+
+
 def resolver(overrides: list[str]) -> dict:
     """SAVED as the config file, with ``key=value`` overrides of top-level scalars."""
     config = copy.deepcopy(SAVED)

@@ -112,8 +112,9 @@ class Component:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
-        text = self.description or (self.build.__doc__ or "")
-        return text.strip().splitlines()[0] if text.strip() else ""
+        """The description's first paragraph (a docstring's first sentence may run over a line), on one line."""
+        text = (self.description or (self.build.__doc__ or "")).strip()
+        return " ".join(line.strip() for line in text.split("\n\n")[0].splitlines())
 
 
 def node(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:

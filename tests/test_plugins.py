@@ -23,7 +23,7 @@ from fixtures.console import NNFRAME
 from fixtures.distributions import Site
 from fixtures.sources import component_plugin, MISSPELLED_HOOK, RAISING_HOOK, node_plugin
 from nnframe.cli import app
-from nnframe.components import KINDS, Params
+from nnframe.components import KINDS, Params, loss
 from nnframe.config import ConfigModels
 from nnframe.config_loader import load_experiment
 from nnframe.errors import ConfigError, PluginError, UnknownComponentError
@@ -434,6 +434,19 @@ def test_every_registered_component_declares_params_summary_and_schema(
     assert component.params.model_config.get("extra") == "forbid"
     assert component.summary().strip()
     assert schema_types[SCHEMA_SECTION[kind]].count(name) == 1
+
+
+def test_a_summary_is_the_first_paragraph_of_a_docstring_on_one_line() -> None:
+    def build(params: Params) -> None:
+        """Sigmoid + binary cross-entropy; targets shaped like the
+        scores.
+
+        Details that the listing leaves out.
+        """
+
+    assert loss("sce", Params, build).summary() == "Sigmoid + binary cross-entropy; targets shaped like the scores."
+    sigmoid_ce = get_plugin_manager().losses.get("sigmoid_cross_entropy").summary()
+    assert sigmoid_ce.endswith(".") and "\n" not in sigmoid_ce  # not cut where its docstring's first line ends
 
 
 def test_builtin_components_are_in_the_table_driven_check() -> None:

@@ -37,9 +37,11 @@ TABLE_WIDTH = 1000
 """Columns a table may take when the output is not a terminal."""
 
 
-def path_given(text: str) -> Path:
-    """A path argument or option, ``~`` expanded as the shell would had it not been written ``--opt=~/x``; an
-    empty one (an unset shell variable) is refused rather than read as the working directory."""
+def path_given(text: str | os.PathLike[str]) -> Path:
+    """A path argument or option (or its default, which typer passes too), ``~`` expanded as the shell would had
+    it not been written ``--opt=~/x``; an empty one (an unset shell variable) is refused rather than read as the
+    working directory."""
+    text = os.fspath(text)
     if not text.strip():
         raise typer.BadParameter("is empty; give a path (an unset shell variable?)")
     path = Path(text)

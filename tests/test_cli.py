@@ -593,3 +593,14 @@ def test_an_empty_path_is_refused_rather_than_read_as_the_working_directory(tmp_
     done = console(*args, cwd=tmp_path)
     assert done.returncode == 2 and "is empty; give a path" in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["runs", "board"])
+def test_runs_and_board_default_to_the_runs_directory_here(tmp_path: Path, command: str) -> None:
+    done = console(command, cwd=tmp_path)  # no directory named: typer passes the default through the path parser
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "runs directory 'runs' does not exist" in done.stderr
+    (tmp_path / "runs").mkdir()
+    if command == "runs":
+        listed = console(command, cwd=tmp_path)
+        assert listed.returncode == 0 and "no runs found" in listed.stdout, listed.stderr

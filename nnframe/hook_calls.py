@@ -38,8 +38,9 @@ def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> None:
 
 def call_holding_exit(caller: pluggy.HookCaller, **kwargs: Any) -> SystemExit | None:
     """Every implementation of ``caller``, as pluggy calls them, where a ``sys.exit()`` from one waits for the
-    others and is returned rather than raised (the trainer finishes the step first); any other error is raised
-    at once, as pluggy raises it. A hook with a wrapper is called through pluggy."""
+    others and is returned rather than raised (the trainer finishes the step first), one with a failing code
+    before one that stops (code 0 or none); any other error is raised at once, as pluggy raises it. A hook with
+    a wrapper is called through pluggy, which stops at the first exit."""
     implementations = caller.get_hookimpls()
     if any(impl.hookwrapper or impl.wrapper for impl in implementations):
         try:
@@ -52,5 +53,6 @@ def call_holding_exit(caller: pluggy.HookCaller, **kwargs: Any) -> SystemExit | 
         try:
             impl.function(*[kwargs[name] for name in impl.argnames])
         except SystemExit as exc:
-            held = held or exc
+            if held is None or (held.code in (0, None) and exc.code not in (0, None)):
+                held = exc
     return held

@@ -1,11 +1,11 @@
-"""call_each: every implementation of a finishing hook runs, in pluggy's order, and no error is lost."""
+"""call_each and call_holding_exit: every implementation of a hook runs, in pluggy's order, and no error is lost."""
 
 from __future__ import annotations
 
 import pluggy
 import pytest
 
-from nnframe.hook_calls import call_each
+from nnframe.hook_calls import call_each, call_holding_exit
 from nnframe.hookspecs import hookimpl
 from nnframe.plugins import get_plugin_manager
 
@@ -68,3 +68,31 @@ def test_a_hook_with_a_wrapper_goes_through_pluggy() -> None:
     pm.register(Wrapper(), name="w")
     call_each(pm.hook.nnframe_run_end, run=None, status="completed", summary={})
     assert calls == ["before", "a", "after"]
+
+
+def test_a_sys_exit_waits_for_the_other_implementations_and_a_failing_code_comes_first() -> None:
+    calls: list[str] = []
+    pm = manager(Ends("a", calls, SystemExit(3)), Ends("b", calls), First("c", calls, SystemExit(0)))
+    held = call_holding_exit(pm.hook.nnframe_run_end, run=None, status="completed", summary={})
+    assert calls == ["c", "b", "a"] and held.code == 3  # pluggy's order; a stop (0) gives way to a failure (3)
+    assert call_holding_exit(manager(Ends("d", [])).hook.nnframe_run_end, run=None, status="x", summary={}) is None
+    with pytest.raises(KeyError):  # any other error as pluggy raises it, at once
+        call_holding_exit(manager(Ends("e", calls, KeyError("e"))).hook.nnframe_run_end, run=None, status="x",
+                          summary={})
+
+
+def test_a_sys_exit_in_a_hook_with_a_wrapper_is_held_too() -> None:
+    calls: list[str] = []
+
+    class Wrapper:
+        name = "w"
+
+        @hookimpl(wrapper=True)
+        def nnframe_run_end(self, run, status, summary):
+            calls.append("wrapper")
+            return (yield)
+
+    pm = manager(Ends("a", calls, SystemExit(0)))
+    pm.register(Wrapper(), name="w")
+    held = call_holding_exit(pm.hook.nnframe_run_end, run=None, status="completed", summary={})
+    assert held is not None and held.code == 0 and calls == ["wrapper", "a"]

@@ -7,6 +7,8 @@ declaration validates config sections, feeds ``nnframe schema`` and the
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +115,8 @@ class Component:
 
     def summary(self) -> str:
         """The description's first paragraph (a docstring's first sentence may run over a line), on one line."""
-        text = (self.description or (self.build.__doc__ or "")).strip()
-        return " ".join(line.strip() for line in text.split("\n\n")[0].splitlines())
+        text = inspect.cleandoc(self.description.strip() or self.build.__doc__ or "")
+        return " ".join(re.split(r"\n\s*\n", text, maxsplit=1)[0].split())
 
 
 def node(name: str, params: type[Params], build: Callable[..., Any], description: str = "") -> Component:

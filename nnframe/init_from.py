@@ -36,7 +36,7 @@ def copy_initial_params(init: Any, model: Any) -> list[str]:
     except CheckpointError as exc:
         raise ConfigError(str(exc), path="train.init_from") from None
     source = f"checkpoint {init.checkpoint!r} (step {saved.step}) of run {str(run_dir)!r}"
-    params = saved.params
+    params = saved.params  # finite: a checkpoint is never saved otherwise
     missing = [name for name in model.param_names if name not in params]
     unexpected = [name for name in params if name not in model.param_names]
     misshapen = [f"{name} {params[name].shape} against the model's {p.shape}"

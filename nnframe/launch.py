@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from nnframe.build import Experiment, build_experiment
 from nnframe.components import absolute_paths
@@ -131,7 +131,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
         finally:
             try:
                 _record_ending(run_dir, run.summary, ending, _changed_nothing(ending, previous, trainer.step,
-                                                                              resumed_at))
+                                                                              resumed_at, run.summary))
             finally:
                 trainer.release_signals(ending)
     stopped = run.summary.get("stopped_early")
@@ -158,10 +158,13 @@ def _record_ending(run_dir: RunDirectory, summary: dict[str, Any], ending: BaseE
         _write_summary(run_dir, summary, ending)
 
 
-def _changed_nothing(ending: BaseException | None, previous: dict[str, Any], step: int, resumed_at: int) -> bool:
+def _changed_nothing(ending: BaseException | None, previous: dict[str, Any], step: int, resumed_at: int,
+                     summary: dict[str, Any]) -> bool:
     """Whether a resume failed before its first step: the summary then keeps the ending before it (a run stopped
-    early, its final metrics). A first step that diverged is an ending of its own."""
-    return ending is not None and bool(previous) and step == resumed_at and not isinstance(ending, NonFiniteError)
+    early, its final metrics). A first step that diverged is an ending of its own, and so is a completion that a
+    plugin's ``sys.exit()`` came after."""
+    return (ending is not None and bool(previous) and step == resumed_at and not isinstance(ending, NonFiniteError)
+            and summary.get("status") != "completed")
 
 
 def _write_summary(run_dir: RunDirectory, summary: dict[str, Any], ending: BaseException | None) -> None:
@@ -197,13 +200,20 @@ def _missing(dist: str, version: str, broken: bool, purpose: str) -> str:
 
 
 def _keep_the_runs_start(experiment: Experiment, saved: dict[str, Any], note: Callable[[str], None]) -> None:
-    """``train.init_from`` acts when a run starts: a resume keeps the run's, whatever the config gives now."""
+    """``train.init_from`` acts when a run starts: a resume keeps the run's, whatever the config gives now. A
+    run's config of another experiment, or one that no longer validates, is left to the resume's checks."""
     train = experiment.settings.train
     theirs = (saved.get("train") or {}).get("init_from")
     given = train.init_from.model_dump() if train.init_from is not None else None
-    if theirs != given:
-        train.init_from = None if theirs is None else InitFrom.model_validate(theirs)
-        note("train.init_from applies when a run starts; this resume keeps the run's")
+    if theirs == given or saved.get("name") != experiment.settings.name:
+        return
+    try:
+        kept = None if theirs is None else InitFrom.model_validate(theirs)
+    except ValidationError:
+        return
+    train.init_from = kept
+    note("train.init_from applies when a run starts; this resume keeps the run's" if theirs is not None else
+         "train.init_from applies when a run starts, and this run started without one")
 
 
 def _with_fields_added_since(saved: dict[str, Any], plugins: Plugins) -> dict[str, Any]:

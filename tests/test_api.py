@@ -187,6 +187,20 @@ def test_a_sys_exit_in_run_end_leaves_what_ended_the_run_the_error(tmp_path: Pat
     assert "a plugin's nnframe_run_end failed too: SystemExit(0)" in str(caught.value)
 
 
+def test_a_resume_that_completes_a_run_before_a_sys_exit_writes_its_summary(tmp_path: Path) -> None:
+    """Stopped by a Ctrl-C in its last step, the run is resumed to no new step; a plugin exits in run_end."""
+    overrides = [*EXIT_OVERRIDES, "train.epochs=2"]
+    with pytest.raises(Interrupted):
+        nnframe.run_experiment(spiral(), overrides, runs_dir=tmp_path, quiet=True,
+                               plugins=get_plugin_manager(plugins=[("ctrl-c", InterruptAt(16))]))
+    (run_dir,) = (tmp_path / "spiral").iterdir()
+    with pytest.raises(SystemExit):
+        nnframe.run_experiment(spiral(), overrides, resume=run_dir, quiet=True,
+                               plugins=get_plugin_manager(plugins=[("tune", ExitsIn("nnframe_run_end", 16))]))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["steps"]) == ("completed", 16)
+
+
 def test_a_sys_exit_while_a_ctrl_c_is_saved_leaves_the_interruption_the_error(tmp_path: Path) -> None:
     plugins = get_plugin_manager(plugins=[("tune", ExitsIn("nnframe_checkpoint", 10)), ("ctrl-c", InterruptAt(10))])
     with pytest.raises(Interrupted) as caught:

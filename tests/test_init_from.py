@@ -98,3 +98,15 @@ def test_a_value_beyond_the_new_runs_dtype_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"field train.init_from: checkpoint 'latest' \(step 30\) of run .*: "
                                           r"parameter affine1/W is not finite in float32"):
         nnframe.prepare_experiment(CONFIG, [f"train.init_from.run={source}", "train.dtype=float32"])
+
+
+def test_a_run_whose_init_from_no_longer_validates_is_refused_as_any_such_resume(source: Path,
+                                                                                 tmp_path: Path) -> None:
+    tuned = nnframe.run_experiment(CONFIG, [f"train.init_from.run={source}", "train.max_steps=10"],
+                                   runs_dir=tmp_path / "tuned", quiet=True).run_dir
+    written = yaml.safe_load((tuned / "config.yaml").read_text())
+    written["train"]["init_from"]["checkpoint"] = "newest"
+    (tuned / "config.yaml").write_text(yaml.safe_dump(written))
+    with pytest.raises(ConfigError, match=r"cannot resume run .* train.init_from.checkpoint: 'newest' in the run"):
+        nnframe.run_experiment(CONFIG, [f"train.init_from.run={source}", "train.max_steps=30"], resume=tuned,
+                               quiet=True)

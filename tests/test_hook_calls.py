@@ -52,20 +52,25 @@ def test_every_implementation_runs_in_pluggys_order_and_the_first_error_carries_
     assert caught.value.__notes__ == ["(plugin b's nnframe_run_end failed too: ValueError('b broke'))"]
 
 
+class Wrapper:
+    """A new-style wrapper around run_end: records before and after the call it wraps."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    @hookimpl(wrapper=True)
+    def nnframe_run_end(self, run, status, summary):
+        self.calls.append("before")
+        try:
+            return (yield)
+        finally:
+            self.calls.append("after")
+
+
 def test_a_hook_with_a_wrapper_goes_through_pluggy() -> None:
     calls: list[str] = []
-
-    class Wrapper:
-        name = "w"
-
-        @hookimpl(wrapper=True)
-        def nnframe_run_end(self, run, status, summary):
-            calls.append("before")
-            yield
-            calls.append("after")
-
     pm = manager(Ends("a", calls))
-    pm.register(Wrapper(), name="w")
+    pm.register(Wrapper(calls), name="w")
     call_each(pm.hook.nnframe_run_end, run=None, status="completed", summary={})
     assert calls == ["before", "a", "after"]
 
@@ -83,16 +88,7 @@ def test_a_sys_exit_waits_for_the_other_implementations_and_a_failing_code_comes
 
 def test_a_sys_exit_in_a_hook_with_a_wrapper_is_held_too() -> None:
     calls: list[str] = []
-
-    class Wrapper:
-        name = "w"
-
-        @hookimpl(wrapper=True)
-        def nnframe_run_end(self, run, status, summary):
-            calls.append("wrapper")
-            return (yield)
-
     pm = manager(Ends("a", calls, SystemExit(0)))
-    pm.register(Wrapper(), name="w")
+    pm.register(Wrapper(calls), name="w")
     held = call_holding_exit(pm.hook.nnframe_run_end, run=None, status="completed", summary={})
-    assert held is not None and held.code == 0 and calls == ["wrapper", "a"]
+    assert held is not None and held.code == 0 and calls == ["before", "a", "after"]

@@ -15,10 +15,13 @@ from nnframe.hookspecs import hookimpl
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 PLAIN_LINES = 20
+PLAIN_SECONDS = 60.0
+"""Seconds after which a pipe gets a step line anyway: a long run's log is not silent for an hour."""
 
 
 class PlainProgress:
-    """About ``PLAIN_LINES`` lines per run, for logs and pipes: step, epoch, loss, steps/s, and validation.
+    """About ``PLAIN_LINES`` lines per run, and one at least every ``PLAIN_SECONDS``, for logs and pipes: step,
+    epoch, loss, steps/s, and validation.
 
     Each step line is followed by the latest evaluation of the stretch it
     ends, so a run with validation gets at most one validation line per step
@@ -35,10 +38,11 @@ class PlainProgress:
         self._first_step = 0
         self._held: EvalMetrics | None = None
         self._line: tuple[int, str] | None = None
+        self._lined_at = self._started
 
     @hookimpl
     def nnframe_run_start(self, run: RunContext) -> None:
-        self._started = time.perf_counter()
+        self._started = self._lined_at = time.perf_counter()
         self._first_step = run.step
         self._print(f"{start_text(run, self.where)}: {self.total_steps} steps")
 
@@ -46,8 +50,10 @@ class PlainProgress:
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
         if self._line is not None:
             self._write_line()
-        if metrics.step % self.every == 0 or metrics.step == self.total_steps:
-            rate = (metrics.step - self._first_step) / max(time.perf_counter() - self._started, 1e-9)
+        now = time.perf_counter()
+        if metrics.step % self.every == 0 or metrics.step == self.total_steps or now - self._lined_at >= PLAIN_SECONDS:
+            self._lined_at = now
+            rate = (metrics.step - self._first_step) / max(now - self._started, 1e-9)
             self._line = (metrics.step, f"step {metrics.step}/{self.total_steps}  epoch {metrics.epoch}  "
                                         f"loss {format_metric(metrics.loss)}  {rate:.0f} steps/s")
 

@@ -159,6 +159,19 @@ class ClosingPipe(io.StringIO):
         return super().write(text)
 
 
+def test_a_long_runs_pipe_gets_a_step_line_at_least_every_minute(monkeypatch):
+    import nnframe.progress as progress
+
+    clock = iter(range(0, 10**6, 31))  # 31 s between two readings: a line every other step, beyond the twenty
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: float(next(clock)))
+    stream = io.StringIO()
+    drive(PlainProgress(400, stream), 400)
+    steps = [int(line.split()[1].split("/")[0]) for line in stream.getvalue().splitlines()
+             if line.startswith("step ") and "/" in line.split()[1]]
+    assert steps[:3] == [2, 4, 6] and steps[-1] == 400
+    assert all(later - earlier <= 2 for earlier, later in zip(steps, steps[1:]))
+
+
 def test_a_pipe_whose_reader_quit_stops_the_display_not_the_run():
     stream = ClosingPipe()
     display = PlainProgress(200, stream)

@@ -8,7 +8,7 @@ message without a traceback and exits with code 2. Anything else is a bug
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["CheckpointError", "ConfigError", "DataError", "GraphError", "NNFrameError", "NodeProtocolError",
@@ -152,6 +152,12 @@ def unknown_name_message(what: str, name: str, available: Iterable[str]) -> str:
     names = sorted(available)
     message = f"unknown {what} {name!r}; available: {', '.join(names) if names else '(none)'}"
     return message + did_you_mean(close_match(name, names))
+
+
+def listed(names: Sequence[str], shown: int = 3) -> str:
+    """``a, b, c and 2 more``: the first ``shown`` names of a list a message would otherwise run on with."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def short_repr(value: Any, limit: int = 60) -> str:

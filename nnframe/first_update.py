@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from nnframe.errors import PluginError
+from nnframe.errors import PluginError, listed
 from nnframe.optimizer_base import Optimizer
 
 
@@ -37,15 +37,10 @@ def checked_update(optimizer: Optimizer, type_name: str, names: list[str], param
                           "it, so the model never sees the change; write in place (p -= tmp)")
     still = [names[i] for i, old in zip(moving, before) if np.array_equal(params[i], old)]
     if still:
-        raise PluginError(f"{who} left {_listed(still)} unchanged in its first update, though the gradients "
+        raise PluginError(f"{who} left {listed(still)} unchanged in its first update, though the gradients "
                           f"are not zero and the learning rate is {optimizer.lr:g}; an update rule writes into p "
                           "in place (p -= tmp), where p = p - tmp would only rebind a name (a rule that updates "
                           "only every few steps sets updates_every_step = False)")
-
-
-def _listed(names: list[str], shown: int = 3) -> str:
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 def _must_move(param: np.ndarray, grad: np.ndarray, lr: float) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.checkpoint_files import checkpoint_of
-from nnframe.errors import CheckpointError, ConfigError
+from nnframe.errors import CheckpointError, ConfigError, listed
 from nnframe.gradients import first_nonfinite
 
 SHOWN = 4
@@ -67,14 +67,10 @@ def copy_initial_params(init: Any, model: Any) -> list[str]:
 def _problems(missing: list[str], unexpected: list[str], misshapen: list[str]) -> list[str]:
     problems = []
     if missing:
-        problems.append(f"it has no {_listed(missing)}")
+        problems.append(f"it has no {listed(missing, SHOWN)}")
     if misshapen:
-        problems.append(f"its shapes differ: {_listed(misshapen)}")
+        problems.append(f"its shapes differ: {listed(misshapen, SHOWN)}")
     if unexpected:
-        problems.append(f"the model has no {_listed(unexpected)}")
+        problems.append(f"the model has no {listed(unexpected, SHOWN)}")
     return problems
 
-
-def _listed(names: list[str]) -> str:
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return ", ".join(names[:SHOWN]) + more

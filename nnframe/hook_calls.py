@@ -18,12 +18,12 @@ def call_each(caller: pluggy.HookCaller, **kwargs: Any) -> None:
     """Every implementation of ``caller`` in pluggy's order, each on its own; the first error is raised after all
     have run, with its own traceback and a note for each later one. A hook that has a wrapper
     (``hookwrapper``/``wrapper``) is called through pluggy, whose wrappers expect to wrap one call of all."""
-    implementations = caller.get_hookimpls()
-    if any(impl.hookwrapper or impl.wrapper for impl in implementations):
+    implementations = _one_by_one(caller)
+    if implementations is None:
         caller(**kwargs)
         return
     errors: list[tuple[str, BaseException]] = []
-    for impl in reversed(implementations):  # pluggy calls the last registered (and tryfirst) first
+    for impl in implementations:
         try:
             impl.function(*[kwargs[name] for name in impl.argnames])
         except (Exception, SystemExit) as exc:  # a sys.exit() waits for the others too
@@ -41,18 +41,27 @@ def call_holding_exit(caller: pluggy.HookCaller, **kwargs: Any) -> SystemExit | 
     others and is returned rather than raised (the trainer finishes the step first), one with a failing code
     before one that stops (code 0 or none); any other error is raised at once, as pluggy raises it. A hook with
     a wrapper is called through pluggy, which stops at the first exit."""
-    implementations = caller.get_hookimpls()
-    if any(impl.hookwrapper or impl.wrapper for impl in implementations):
+    implementations = _one_by_one(caller)
+    if implementations is None:
         try:
             caller(**kwargs)
         except SystemExit as exc:
             return exc
         return None
     held = None
-    for impl in reversed(implementations):
+    for impl in implementations:
         try:
             impl.function(*[kwargs[name] for name in impl.argnames])
         except SystemExit as exc:
             if held is None or (held.code in (0, None) and exc.code not in (0, None)):
                 held = exc
     return held
+
+
+def _one_by_one(caller: pluggy.HookCaller) -> list[pluggy.HookImpl] | None:
+    """``caller``'s implementations in the order pluggy calls them (the last registered, and tryfirst, first), or
+    ``None`` where a wrapper is on the hook: pluggy's wrappers expect to wrap one call of all."""
+    implementations = caller.get_hookimpls()
+    if any(impl.hookwrapper or impl.wrapper for impl in implementations):
+        return None
+    return implementations[::-1]

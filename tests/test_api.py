@@ -93,6 +93,11 @@ def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
     assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes
 
 
+def status_and_steps(run_dir: Path) -> tuple[str, int]:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return summary["status"], summary["steps"]
+
+
 class ExitsIn:
     """``sys.exit(code)`` in one hook at one step, each time it is called there: Ray Tune's scheduler stops a trial
     with ``sys.exit(0)`` inside ``tune.report``, called from the hook that reports."""
@@ -148,8 +153,7 @@ def test_a_hooks_sys_exit_stops_the_run_as_a_ctrl_c_does_and_it_resumes_to_the_s
         nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path / "runs", quiet=True, plugins=plugins)
     assert caught.value.code == 0 and caught.value.__context__ is None
     (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["status"], summary["steps"]) == ("interrupted", step)
+    assert status_and_steps(run_dir) == ("interrupted", step)
     assert (run_dir / "checkpoints" / f"step-{step:08d}.npz").is_file()
     resumed = nnframe.run_experiment(spiral(), EXIT_OVERRIDES, resume=run_dir, quiet=True)
     straight = nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path / "straight", quiet=True)
@@ -166,8 +170,8 @@ def test_a_hooks_sys_exit_in_the_last_step_lets_the_run_complete_first(tmp_path:
     with pytest.raises(SystemExit) as caught:
         nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path, quiet=True, plugins=plugins)
     (run_dir,) = (tmp_path / "spiral").iterdir()
+    assert status_and_steps(run_dir) == ("completed", 48)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["status"], summary["steps"]) == ("completed", 48)
     assert summary["metrics"]["train/accuracy"] is not None  # the whole training set was measured
     assert caught.value.__notes__ == [f"a plugin called sys.exit(0) as the run completed (step 48); the run is in "
                                       f"{run_dir}"]
@@ -197,8 +201,7 @@ def test_a_resume_that_completes_a_run_before_a_sys_exit_writes_its_summary(tmp_
     with pytest.raises(SystemExit):
         nnframe.run_experiment(spiral(), overrides, resume=run_dir, quiet=True,
                                plugins=get_plugin_manager(plugins=[("tune", ExitsIn("nnframe_run_end", 16))]))
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["status"], summary["steps"]) == ("completed", 16)
+    assert status_and_steps(run_dir) == ("completed", 16)
 
 
 def test_a_sys_exit_while_a_ctrl_c_is_saved_leaves_the_interruption_the_error(tmp_path: Path) -> None:
@@ -217,8 +220,7 @@ def test_a_hooks_sys_exit_with_another_code_fails_the_run_at_once(tmp_path: Path
         nnframe.run_experiment(spiral(), EXIT_OVERRIDES, runs_dir=tmp_path, quiet=True, plugins=plugins)
     assert caught.value.code == 3
     (run_dir,) = (tmp_path / "spiral").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert (summary["status"], summary["steps"]) == ("failed", 16)
+    assert status_and_steps(run_dir) == ("failed", 16)
     assert caught.value.__notes__ == [f"a plugin ended the run with sys.exit(3) after step 16; the run is in "
                                       f"{run_dir} (its last good checkpoint is kept)"]
 

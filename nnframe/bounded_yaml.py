@@ -138,14 +138,41 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"is not UTF-8 text (byte {exc.start}); expected a YAML text file", file=str(path)) from None
 
 
+_OPENERS = {"while parsing a flow mapping": "the '{'", "while parsing a flow sequence": "the '['",
+            "while scanning a quoted scalar": "the quote"}
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    where = f" at {_place(mark)}" if mark else ""
     if "could not determine a constructor" in str(exc):
         return f"tag {problem.split('tag ')[-1]} is not allowed (only plain YAML data){where}"
-    return f"{context}, {problem}{where}" if context else f"{problem}{where}"
+    message = f"{context}, {problem}{where}" if context else f"{problem}{where}"
+    if "'\\t'" in problem:
+        message += " (YAML indents with spaces, not tabs)"
+    return _unclosed_opener(exc, context, problem, mark) + message
+
+
+def _unclosed_opener(exc: yaml.YAMLError, context: str | None, problem: str, mark: Any) -> str:
+    """Where the bracket or quote that YAML could not close was opened, when YAML gave up on a later line or at
+    the end of the text.
+
+    YAML reports such a slip where it gave up, often lines later or at the end
+    of the file; the opener is where the fix belongs.
+    """
+    opened = getattr(exc, "context_mark", None)
+    opener = _OPENERS.get(context or "")
+    if opener is None or opened is None or mark is None:
+        return ""
+    if opened.line >= mark.line and "end" not in problem:
+        return ""
+    return f"{opener} at {_place(opened)} is not closed: "
+
+
+def _place(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
 
 
 def _check_structure(root: yaml.Node, source: str) -> None:

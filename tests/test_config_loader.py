@@ -116,6 +116,26 @@ def test_hostile_or_broken_yaml_is_one_config_error_naming_the_file(tmp_path: Pa
         assert word in message
 
 
+@pytest.mark.parametrize("text, words", [
+    ("data: {type: spiral, noise: 0.2\nmodel: []\n",
+     ["the '{' at line 1, column 7 is not closed", "but got ':' at line 2, column 6"]),
+    ("model: [{type: affine}, {type: relu}\nloss: {type: mse}\n", ["the '[' at line 1, column 8 is not closed"]),
+    ("a: [1, 2\n", ["the '[' at line 1, column 4 is not closed", "at line 2, column 1"]),
+    ('name: "spiral\nseed: 1\n', ["the quote at line 1, column 7 is not closed"]),
+    ("data:\n\ttype: spiral\n", ["line 2, column 1", "YAML indents with spaces, not tabs"]),
+])
+def test_a_yaml_slip_is_placed_where_it_can_be_fixed(tmp_path: Path, text: str, words: list[str]) -> None:
+    message = str(pytest.raises(ConfigError, read_yaml, write(tmp_path, text)).value)
+    for word in words:
+        assert word in message
+
+
+def test_a_missing_comma_on_one_line_is_not_called_unclosed(tmp_path: Path) -> None:
+    message = str(pytest.raises(ConfigError, read_yaml, write(tmp_path, "train: {epochs: 2 batch_size: 3}\n")).value)
+    assert "not closed" not in message
+    assert "expected ',' or '}', but got ':' at line 1" in message
+
+
 def test_a_python_tag_runs_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = write(tmp_path, f"a: !!python/object/apply:os.system ['touch {marker}']\n")
@@ -176,7 +196,7 @@ def test_parse_override_reads_the_value_as_yaml(text: str, path: list[Any], valu
     ("optimizer.lr", ["must look like path=value"]),
     ("=3", ["empty path"]),
     ("optimizer..lr=3", ["empty part"]),
-    ("train.epochs=[1", ["not valid YAML"]),
+    ("train.epochs=[1", ["not valid YAML", "the '[' at line 1, column 1 is not closed"]),
     ("train.epochs=!!python/object/apply:os.system [ls]", ["not allowed"]),
 ])
 def test_malformed_overrides_are_named(text: str, words: list[str]) -> None:

@@ -79,7 +79,7 @@ def _components_table(rows: list[dict[str, Any]]) -> Any:
         if position and row["kind"] != rows[position - 1]["kind"]:
             table.add_section()
         name = f"{row['name']} (registered twice)" if row["clash"] else row["name"]
-        table.add_row(row["kind"], name, ", ".join(row["params"]), row["plugin"],
+        _add_text_row(table, row["kind"], name, ", ".join(row["params"]), row["plugin"],
                       f"{row['distribution']} {row['version']}".strip(), row["summary"])
     return table
 
@@ -92,7 +92,7 @@ def _plugins_table(rows: list[dict[str, Any]]) -> Any:
         table.add_column(column, overflow="fold", min_width=len(column))
     for row in rows:
         hooks = ", ".join(hook.removeprefix("nnframe_") for hook in row["hooks"])
-        table.add_row(row["plugin"], f"{row['distribution']} {row['version']}".strip(), hooks)
+        _add_text_row(table, row["plugin"], f"{row['distribution']} {row['version']}".strip(), hooks)
     return table
 
 
@@ -103,5 +103,12 @@ def _broken_table(plugins: Plugins) -> Any:
     for column in ("plugin", "distribution", "error"):
         table.add_column(column, overflow="fold")
     for item in plugins.broken:
-        table.add_row(item.name, f"{item.dist} {item.version}".strip(), item.error)
+        _add_text_row(table, item.name, f"{item.dist} {item.version}".strip(), item.error)
     return table
+
+
+def _add_text_row(table: Any, *cells: str) -> None:
+    """Cells as plain text: a plugin's docstring or error with brackets (``KeyError: ['x']``) is not rich markup."""
+    from rich.text import Text
+
+    table.add_row(*map(Text, cells))

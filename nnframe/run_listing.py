@@ -218,6 +218,7 @@ def format_runs_table(records: Sequence[RunRecord], with_overrides: bool = True)
     numbers keep their width, the status and the overrides wrap."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
                   caption=None if records else "no runs found")
@@ -231,7 +232,7 @@ def format_runs_table(records: Sequence[RunRecord], with_overrides: bool = True)
     if with_overrides:
         table.add_column("overrides", overflow="fold", min_width=len("overrides"))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))  # as text: an override such as 'data.drop=[id]' is not rich markup
     return table
 
 

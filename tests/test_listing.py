@@ -17,7 +17,7 @@ from fixtures.sources import RAISING_HOOK, node_plugin
 from nnframe.cli import app
 from nnframe.components import KINDS
 from nnframe.listing import component_rows, plugin_rows, plugins_json, plugins_table
-from nnframe.plugins import get_plugin_manager
+from nnframe.plugins import BrokenPlugin, get_plugin_manager
 
 ROW_KEYS = {"kind", "name", "params", "summary", "plugin", "distribution", "version", "clash"}
 SCALE_ROW = {
@@ -97,6 +97,12 @@ def test_table_without_broken_plugins_has_no_broken_section() -> None:
     plugins = get_plugin_manager()
     plugins.broken.clear()
     assert "broken plugins" not in render(plugins_table(plugins))
+
+
+def test_a_broken_plugins_error_with_brackets_is_shown_as_it_is() -> None:
+    plugins = get_plugin_manager()
+    plugins.broken.append(BrokenPlugin("odd", "nnframe-odd", "1.0", "KeyError: ['bold'] [red]missing[/red]"))
+    assert "KeyError: ['bold'] [red]missing[/red]" in render(plugins_table(plugins), width=200)
 
 
 def test_narrow_table_folds_names_instead_of_cutting_them(third_party: Site) -> None:

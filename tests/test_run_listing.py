@@ -237,3 +237,10 @@ def test_a_sweeps_runs_are_told_apart_by_their_overrides(tmp_path):
     first.write_overrides(["optimizer={type: momentum, lr: 0.5}", "train.epochs=40", "optimizer.momentum=0.8"])
     assert list_runs(tmp_path)[1].overrides == ("optimizer={type: momentum, lr: 0.5}", "train.epochs=40",
                                                "optimizer.momentum=0.8")  # optimizer.lr=0.3 is replaced
+
+
+def test_overrides_with_brackets_are_shown_as_given_not_read_as_markup(tmp_path):
+    run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
+    run.write_overrides(["data.drop=[id]", "name=[bold]x"])
+    shown = render(format_runs_table(list_runs(tmp_path)))
+    assert "data.drop=[id] name=[bold]x" in shown

@@ -23,6 +23,7 @@ from nnframe.hook_checks import HOOK_PREFIX, IMPL_MARK
 from nnframe.init_from import copy_initial_params
 from nnframe.loss_checks import SHAPE_CHECK_ROWS, check_labels_fit, check_loss_accepts_targets, check_loss_outputs
 from nnframe.graph import Graph, GraphNode
+from nnframe.graph_checks import first_shared_param
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
 from nnframe.optimizer_base import Optimizer
@@ -98,7 +99,7 @@ def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mappin
         values[name] = _sample_forward(built[name], spec, [values[i] for i in spec.inputs],
                                        _from_plugin(plugins.nodes, spec.entry.type))
     model = Graph([GraphNode(s.name, built[s.name], s.inputs) for s in layout.nodes], inputs=layout.inputs,
-                  output=layout.output)
+                  output=layout.output, need_input_grad=False)
     _check_no_shared_params(model)
     model.flatten_params()
     return model
@@ -106,27 +107,14 @@ def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mappin
 
 def _check_no_shared_params(model: Graph) -> None:
     """Refuse one array held as the parameter of two nodes (the book's tied weights), which a model from a
-    config cannot train: each holder's gradient is that of its own use, and the optimizer would update the
-    array once for each, where the book's ``remove_duplicate`` sums them first. A node's own parameters may
-    be parts of one array (column halves of a ``W``)."""
-    seen: list[tuple[str, np.ndarray]] = []
-    for name, param in zip(model.param_names, model.params):
-        owner = name.rpartition("/")[0]
-        for other, earlier in seen:
-            if other.rpartition("/")[0] != owner and _overlap(param, earlier):
-                raise ConfigError(f"{other} and {name} are one array: a model built from a config cannot share a "
-                                  "weight between nodes; use it in one node, which reads every input that needs "
-                                  "it (an embedding of an (N, 2) block of ids rather than two embeddings)",
-                                  path="model")
-        seen.append((name, param))
-
-
-def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two arrays share an element; strides too tangled to decide in a bounded search count as not."""
-    try:
-        return bool(np.shares_memory(a, b, max_work=10**6))
-    except np.exceptions.TooHardError:
-        return False
+    config cannot train: the optimizer would update the array once for each holder, with the gradient of that
+    holder's own use."""
+    shared = first_shared_param(model.param_names, model.params)
+    if shared:
+        raise ConfigError(f"{shared[0]} and {shared[1]} are one array: a model built from a config cannot share a "
+                          "weight between nodes; use it in one node, which reads every input that needs "
+                          "it (an embedding of an (N, 2) block of ids rather than two embeddings)",
+                          path="model")
 
 
 def _check_layout(layout: ModelLayout) -> None:

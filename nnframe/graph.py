@@ -39,6 +39,10 @@ class GraphNode:
     def __post_init__(self) -> None:
         inputs = (self.inputs,) if isinstance(self.inputs, str) else tuple(self.inputs)
         object.__setattr__(self, "inputs", inputs)
+        if not isinstance(self.node, Node):
+            raise GraphError(f"node {self.name!r} is of type {type(self.node).__name__}, not an nnframe.Node: a graph "
+                             "runs subclasses of nnframe.Node (params, grads, forward, backward); a loss stays "
+                             "outside it, loss.forward(graph.forward(x), t)")
 
 
 class Graph(Node):
@@ -52,11 +56,14 @@ class Graph(Node):
     ``params``, ``grads`` and ``param_names`` (``"affine1/W"``) are flat lists of
     the nodes' own arrays in topological order, built once.
 
-    ``need_input_grad`` (default ``False``) decides whether gradients flow back
-    to the graph inputs. When it is ``False``, a node whose inputs carry no
-    gradient (the first layer, or anything fed only by parameter-free nodes on
-    the inputs) gets ``need_dx = False`` and may skip ``dx``; parameter-free
-    nodes among them are not run backward at all. Gradient checks set it to
+    ``need_input_grad`` (default ``True``, as the book's nets return ``dx``)
+    decides whether gradients flow back to the graph inputs. A model built from
+    a config sets it ``False``: then a node whose inputs carry no gradient (the
+    first layer, or anything fed only by parameter-free nodes on the inputs)
+    gets ``need_dx = False`` and may skip ``dx``, parameter-free nodes among
+    them are not run backward at all, and ``backward`` returns ``None``. The
+    flag is set on the node objects themselves, so a node the graph starts
+    with skips ``dx`` wherever else it is used too. Gradient checks set it to
     ``True``, so that every node computes ``dx``.
 
     ``output`` defaults to the last node listed.
@@ -67,6 +74,7 @@ class Graph(Node):
         nodes: Sequence[GraphNode],
         inputs: Sequence[str] = ("x",),
         output: str | None = None,
+        need_input_grad: bool = True,
     ) -> None:
         self.inputs: list[str] = [inputs] if isinstance(inputs, str) else list(inputs)
         if not nodes:
@@ -93,17 +101,22 @@ class Graph(Node):
         self._collect_params()
         self._training = True
         self.training = True
-        self.need_input_grad = False
+        self.need_input_grad = need_input_grad
 
     @classmethod
-    def sequential(cls, named_nodes: Sequence[tuple[str, Node]], input_name: str = "x") -> Graph:
-        """A chain: each node reads the one before it; the first reads ``input_name``."""
+    def sequential(cls, nodes: Sequence[tuple[str, Node] | Node], input_name: str = "x",
+                   need_input_grad: bool = True) -> Graph:
+        """A chain: each node reads the one before it; the first reads ``input_name``.
+
+        ``nodes`` are ``(name, node)`` pairs, or nodes, which are named as a
+        config names them: ``affine1``, ``sigmoid1``, ``affine2``.
+        """
         graph_nodes = []
         previous = input_name
-        for name, node in named_nodes:
+        for name, node in _named(nodes):
             graph_nodes.append(GraphNode(name, node, (previous,)))
             previous = name
-        return cls(graph_nodes, inputs=[input_name], output=previous)
+        return cls(graph_nodes, inputs=[input_name], output=previous, need_input_grad=need_input_grad)
 
     def _collect_params(self) -> None:
         self.param_names: list[str] = []
@@ -462,6 +475,18 @@ class Graph(Node):
         lines = [f"  {gn.name}: {gn.node!r} <- {', '.join(gn.inputs)}" for gn in self._graph_nodes]
         head = f"Graph(inputs=[{', '.join(self.inputs)}], output={self.output}"
         return head + ",\n" + "\n".join(lines) + "\n)"
+
+
+def _named(nodes: Sequence[tuple[str, Node] | Node]) -> list[tuple[str, Any]]:
+    """``(name, node)`` for each entry of :meth:`Graph.sequential`; a bare node is named by its class and
+    position, among the names given."""
+    entries = list(nodes)
+    pairs = [entry if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str) else None
+             for entry in entries]
+    nodes = [pair[1] if pair else entry for pair, entry in zip(pairs, entries)]
+    names = sequential_names([type(node).__name__.lower() for node in nodes],
+                             explicit=[pair[0] if pair else None for pair in pairs])
+    return list(zip(names, nodes))
 
 
 def _is_chain(arg_slots: list[tuple[int, ...]], output_slot: int) -> bool:

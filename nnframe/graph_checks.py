@@ -236,3 +236,29 @@ def check_input_gradient(name: str, node: object, input_name: str, dx: object, s
         raise NodeProtocolError(f"{described(name, node)} returned a gradient of shape {np.shape(dx)} for its input "
                                 f"{input_name!r} of shape {shape}; backward returns each input's gradient in that "
                                 "input's shape")
+
+
+def first_shared_param(names: Sequence[str], params: Sequence[np.ndarray]) -> tuple[str, str] | None:
+    """The first two parameters of different nodes (``"m1/W"``, ``"m2/W"``) that are one array, else ``None``.
+
+    Each holder of a shared weight (the book's tied weights) gets the gradient
+    of its own use, where the model's is their sum (the book's
+    ``remove_duplicate``). A node's own parameters may be parts of one array
+    (column halves of a ``W``).
+    """
+    seen: list[tuple[str, np.ndarray]] = []
+    for name, param in zip(names, params):
+        owner = name.rpartition("/")[0]
+        for other, earlier in seen:
+            if other.rpartition("/")[0] != owner and _overlap(param, earlier):
+                return other, name
+        seen.append((name, param))
+    return None
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays share an element; strides too tangled to decide in a bounded search count as not."""
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**6))
+    except np.exceptions.TooHardError:
+        return False

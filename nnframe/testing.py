@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.generators import generators_in
+from nnframe.graph_checks import first_shared_param
 
 DEFAULT_RTOL = 1e-5
 STEPS = (1e-6, 1e-5, 1e-4)
@@ -165,6 +166,11 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
                                      analytic_params):
         _compare(name, analytic, partial(numerical_gradient, lambda _: scalar(), param), result)
     restore()
+    shared = first_shared_param(_param_names(obj), getattr(obj, "params", [])) if params else None
+    if shared and not result.ok:
+        result.problems.append(f"{shared[0]} and {shared[1]} are one array: each holds the gradient of its own "
+                               "use, and the check compares it with the model's, their sum (sum them, as the book's "
+                               "remove_duplicate does, or check each node on its own)")
     if raise_on_failure and not result.ok:
         raise GradientCheckError(_failure_message(obj, result))
     return result
@@ -301,10 +307,11 @@ def _failure_message(obj: Any, result: GradCheckResult) -> str:
 
 
 def _param_names(obj: Any) -> list[str]:
+    """The names a node's ``repr`` and a graph give its parameters: ``param_names``, else ``p0``, ``p1``..."""
     params = getattr(obj, "params", [])
     names = list(getattr(obj, "param_names", None) or [])
     if len(names) != len(params):
-        return [f"param{i}" for i in range(len(params))]
+        return [f"p{i}" for i in range(len(params))]
     return names
 
 

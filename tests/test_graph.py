@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import nnframe
 from nnframe.errors import GraphError, NNFrameError, NodeProtocolError
 import nnframe.graph as graph_module
 from nnframe.graph import Graph, GraphNode, sequential_names
+from nnframe.losses import SoftmaxWithLoss
 from nnframe.node import Node
 from nnframe.nodes import Add, Affine, Dropout, Mul, Sigmoid, Tanh
-from nnframe.testing import check_gradients
+from nnframe.testing import GradientCheckError, check_gradients
 
 
 class AliasingAdd(Node):
@@ -265,8 +269,6 @@ def test_multi_input_graph_returns_one_gradient_per_input():
     ], inputs=["x", "y"], output="z")
     x, y = f64([[3.0]]), f64([[1.0, 4.0]])
     np.testing.assert_allclose(graph.forward(x, y), [[18.0]])
-    assert graph.backward(f64([[1.0]])) == (None, None)
-    graph.need_input_grad = True
     dx, dy = graph.backward(f64([[1.0]]))
     np.testing.assert_allclose(dx, [[6.0]])
     np.testing.assert_allclose(dy, [[6.0, 3.0]])
@@ -430,9 +432,17 @@ def test_train_eval_switch_reaches_every_node():
     assert not any(node.training for node in graph.nodes.values())
 
 
+def test_a_graph_returns_its_input_gradient_as_the_books_nets_do():
+    graph = two_layer(np.random.default_rng(8))
+    assert graph.need_input_grad is True
+    assert all(node.need_dx for node in graph.nodes.values())
+    y = graph.forward(np.ones((2, 2)))
+    assert graph.backward(np.ones_like(y)).shape == (2, 2)
+
+
 def test_need_input_grad_false_lets_the_first_layer_skip_dx():
     graph = two_layer(np.random.default_rng(8))
-    assert graph.need_input_grad is False
+    graph.need_input_grad = False
     assert [node.need_dx for node in graph.nodes.values()] == [False, True, True]
     y = graph.forward(np.ones((2, 2)))
     assert graph.backward(np.ones_like(y)) is None
@@ -447,7 +457,7 @@ def test_parameter_free_nodes_on_the_input_are_not_run_backward():
     # x -> tanh -> affine: no gradient is needed below affine, so tanh is skipped
     rng = np.random.default_rng(9)
     tanh, affine1 = count_backward(Tanh()), random_affine(rng, 2, 2)
-    graph = Graph.sequential([("tanh1", tanh), ("affine1", affine1)])
+    graph = Graph.sequential([("tanh1", tanh), ("affine1", affine1)], need_input_grad=False)
     assert (tanh.need_dx, affine1.need_dx) == (False, False)
     y = graph.forward(np.ones((3, 2)))
     graph.backward(np.ones_like(y))
@@ -584,6 +594,7 @@ def test_a_node_that_keeps_the_protocol_passes_and_only_the_first_backward_is_ch
     monkeypatch.setattr(graph_module, "check_input_gradient",
                         lambda name, *args: (checked.append(name), real_check(name, *args)))
     model = gain_model()
+    model.need_input_grad = False
     assert model.flatten_params()
     x = np.random.default_rng(1).standard_normal((4, 2))
     for _ in range(3):
@@ -906,3 +917,34 @@ def test_check_gradients_refuses_a_bare_gradient_from_a_node_of_two_inputs_as_a_
                              np.array([4.0, 0.0, 2.0, 2.0]), raise_on_failure=False)
     assert any("BareReturn.backward returned ndarray, but it reads 2 inputs, so it must return a tuple of 2" in p
                for p in result.problems), result.problems
+
+
+def test_sequential_names_bare_nodes_as_a_config_does():
+    rng = np.random.default_rng(3)
+    graph = Graph.sequential([random_affine(rng, 2, 3), Tanh(), ("out", random_affine(rng, 3, 2)),
+                              random_affine(rng, 2, 2)])
+    assert list(graph.nodes) == ["affine1", "tanh1", "out", "affine3"]
+    assert graph.param_names[:2] == ["affine1/W", "affine1/b"]
+
+
+def test_a_model_built_from_a_config_skips_its_first_dx() -> None:
+    model = nnframe.prepare_experiment(Path(__file__).parents[1] / "experiments" / "spiral.yaml").model
+    assert model.need_input_grad is False
+    assert [node.need_dx for node in model.nodes.values()] == [False, True, True]
+
+
+@pytest.mark.parametrize("thing", [SoftmaxWithLoss(), 3, np.eye(2)])
+def test_a_graph_of_something_not_a_node_is_refused_by_name(thing: object) -> None:
+    with pytest.raises(GraphError, match=rf"node 'bad' is of type {type(thing).__name__}, not an nnframe.Node.*"
+                                         r"a loss stays outside it"):
+        Graph([GraphNode("bad", thing, ("x",))])
+
+
+def test_a_gradient_check_names_a_weight_two_nodes_share() -> None:
+    from nnframe.nodes import MatMul
+
+    W = np.random.default_rng(4).standard_normal((3, 3))
+    graph = Graph([GraphNode("m1", MatMul(W), ("x",)), GraphNode("m2", MatMul(W), ("x",)),
+                   GraphNode("a", Add(), ("m1", "m2"))])
+    with pytest.raises(GradientCheckError, match="m1/W and m2/W are one array.*remove_duplicate"):
+        check_gradients(graph, np.random.default_rng(5).standard_normal((4, 3)))

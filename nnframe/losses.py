@@ -88,7 +88,8 @@ class SoftmaxWithLoss(Loss):
 
     Shapes: scores ``x: (N, C)`` (or ``(..., C)``, every leading position
     counting as one sample); targets either class indices ``t: (N,)`` of
-    integers in ``[0, C)`` or one-hot (or any probability) rows ``t: (N, C)``.
+    integers in ``[0, C)`` or one-hot (or any probability) rows ``t: (N, C)``,
+    none of whose values may be negative.
     ``log y`` comes from log-sum-exp, so logits of ±1000 give a finite loss.
     Backward: ``dx = dout * (y - t) / N`` with ``t`` one-hot. Rows of ``t``
     that do not sum to 1 (two labels at once, a row of zeros) take the
@@ -108,6 +109,8 @@ class SoftmaxWithLoss(Loss):
             raise _empty_batch(x, "SoftmaxWithLoss")
         t = np.asarray(t)
         if t.shape == x.shape:
+            if self.validate_targets:
+                _weights(t, x.shape)
             log_y, self.y = log_softmax(x)
             self.t = t
             return _batch_mean(-(t * log_y).sum(axis=-1))
@@ -231,6 +234,20 @@ def _probabilities(t: np.ndarray) -> None:
         bad = low if not 0 <= low <= 1 else high
         raise DataError(f"SigmoidWithLoss: targets must be in [0, 1] (0 or 1, or a probability), found {bad.item()!r}; "
                         "labels of -1 and 1 need mapping to 0 and 1")
+
+
+def _weights(t: np.ndarray, scores_shape: tuple[int, ...]) -> None:
+    """Softmax cross-entropy's target rows are weights of the classes (one-hot, probabilities, several labels):
+    a negative one makes the loss go negative without a word."""
+    if t.dtype.kind == "b" or not t.size:
+        return
+    if t.dtype.kind not in "iuf":
+        raise DataError(f"SoftmaxWithLoss: targets of shape {t.shape} must be numbers, found dtype {t.dtype}")
+    low = t.min()
+    if not low >= 0:  # NaN fails too
+        raise DataError(f"SoftmaxWithLoss: targets of shape {t.shape} are rows of class weights (one-hot, or "
+                        f"probabilities), at least 0, found {low.item()!r}; class indices are given as integers of "
+                        f"shape {scores_shape[:-1]}")
 
 
 def _same_shape_target(x: np.ndarray, t: np.ndarray, loss: str) -> np.ndarray:

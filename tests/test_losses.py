@@ -275,3 +275,14 @@ def test_a_plugins_loss_subclasses_the_public_loss_and_is_checked_like_a_builtin
     rng = np.random.default_rng(3)
     assert check_gradients(HalfSquare(), rng.standard_normal((4, 2)), target=rng.standard_normal((4, 2))).ok
     assert nnframe.Dataset(np.zeros((2, 1)), np.zeros(2)).n_train == 2
+
+
+@pytest.mark.parametrize("loss, target, found, words", [
+    (SoftmaxWithLoss(), -np.eye(3), "-1.0", "rows of class weights"),
+    (SoftmaxWithLoss(), np.array([[0.5, np.nan, 0.5]] * 3), "nan", "at least 0"),
+    (SigmoidWithLoss(), np.array([[-1.0], [1.0], [0.0]]), "-1.0", "in \\[0, 1\\]"),
+])
+def test_cross_entropy_refuses_targets_that_would_give_a_negative_loss(loss, target, found, words) -> None:
+    scores = np.random.default_rng(0).standard_normal((3, target.shape[1]))
+    with pytest.raises(DataError, match=rf"{type(loss).__name__}: targets .*{words}.*found {found}"):
+        loss.forward(scores, target)

@@ -347,7 +347,8 @@ def _seconds(value: Any) -> float:
 
 def config_notes(experiment: Experiment) -> list[str]:
     """What the config asks for that runs but is likely a mistake: a schedule that does not fit the run, a best
-    checkpoint that cannot be kept, a regression loss on class labels, evaluations without a validation set."""
+    checkpoint that cannot be kept, a regression loss on class labels, labels of one class, features or targets
+    far from unit scale, evaluations without a validation set."""
     settings = experiment.settings
     optimizer = settings.optimizer
     notes = [*experiment.notes, *optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps),
@@ -358,6 +359,7 @@ def config_notes(experiment: Experiment) -> list[str]:
                      "softmax_cross_entropy, for values set the dataset's task: regression")
     if experiment.model.differentiable_input is not False:  # a model of indices (an embedding) reads ids
         notes += _scale_notes(experiment.dataset)
+    notes += _one_class_notes(experiment.dataset) + _target_scale_notes(experiment.dataset)
     if settings.train.eval_every and experiment.dataset.x_val is None:
         notes.append(f"train.eval_every is {settings.train.eval_every}, but the run has no validation set, so "
                      "nothing is evaluated; set data.val_fraction or give x_val and y_val")
@@ -365,24 +367,67 @@ def config_notes(experiment: Experiment) -> list[str]:
 
 
 LARGE_INPUT = 1e3
-"""A feature with values beyond this is far from the unit scale that initialisations and learning rates assume."""
+"""A feature or target with values beyond this is far from the unit scale that initialisations and learning rates
+assume."""
+
+
+def _beyond_unit_scale(values: Any) -> tuple[Any, Any]:
+    """Each column's largest magnitude in ``values`` ``(N, D)``, and the columns where it passes ``LARGE_INPUT``."""
+    import numpy as np
+
+    largest = np.maximum(np.max(values, axis=0), -np.min(values, axis=0))  # np.abs would copy the whole array
+    return largest, np.flatnonzero(largest > LARGE_INPUT)
 
 
 def _scale_notes(dataset: Any) -> list[str]:
     """A note naming the features whose values reach far beyond unit scale (a price, a count in millions), which
     train at chance with the usual initialisations where the same data standardised trains well."""
-    import numpy as np
-
     x = dataset.x.reshape(len(dataset.x), -1) if dataset.x.ndim > 1 else dataset.x.reshape(-1, 1)
     if not x.size or x.dtype.kind != "f":
         return []
-    largest = np.maximum(np.max(x, axis=0), -np.min(x, axis=0))  # np.abs would copy the whole training set
-    large = np.flatnonzero(largest > LARGE_INPUT)
+    largest, large = _beyond_unit_scale(x)
     if not large.size:
         return []
     shown = ", ".join(f"x[:, {i}] up to {largest[i]:.3g}" for i in large[:3]) + (", ..." if large.size > 3 else "")
     return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}); such inputs usually train "
             "poorly: standardize them (subtract each feature's mean, divide by its standard deviation)"]
+
+
+def _target_scale_notes(dataset: Any) -> list[str]:
+    """A note naming regression targets far beyond unit scale (prices near 200,000): a model initialised for unit
+    scale predicts near 0, and training closes little of the distance, where the same targets standardised fit."""
+    import numpy as np
+
+    if dataset.classification or not dataset.y.size or dataset.y.dtype.kind != "f":
+        return []
+    y = dataset.y.reshape(len(dataset.y), -1)
+    large = _beyond_unit_scale(y)[1]
+    if not large.size:
+        return []
+    mean, std = y[:, large].mean(axis=0, dtype=np.float64), y[:, large].std(axis=0, dtype=np.float64)
+    shown = ", ".join(f"y[:, {i}] mean {mean[j]:.3g}, standard deviation {std[j]:.3g}"
+                      for j, i in enumerate(large[:3])) + (", ..." if large.size > 3 else "")
+    return [f"{large.size} regression target(s) reach far beyond unit scale ({shown}); a model predicts near 0 "
+            "at first and such targets usually train poorly: standardize them (subtract each target's mean, "
+            "divide by its standard deviation), and un-standardize the predictions (multiply by the standard "
+            "deviation, add the mean)"]
+
+
+def _one_class_notes(dataset: Any) -> list[str]:
+    """A note when every training label is the same class, which a model reaches 100% accuracy on by always
+    answering it."""
+    import numpy as np
+
+    y = dataset.y
+    if not dataset.classification or not y.size:
+        return []
+    rows = y.reshape(len(y), -1)
+    classes = np.unique(rows[:, 0] if rows.shape[1] == 1 else np.argmax(rows, axis=1))  # indices, 0/1, one-hot
+    if classes.size > 1:
+        return []
+    return [f"the training labels hold only one class, {int(classes[0])} (all {len(y)} examples): a model "
+            "reaches 100% training accuracy by always answering it, without learning anything; check the label "
+            "column, and that the data holds examples of every class"]
 
 
 def _checkpoint_notes(experiment: Experiment) -> list[str]:

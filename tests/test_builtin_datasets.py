@@ -1,4 +1,5 @@
-"""Tests for the built-in datasets: spiral, npz and csv, through the registry and load_dataset."""
+"""Tests for the built-in datasets: spiral, npz and csv, through the registry and load_dataset, and through
+``nnframe validate`` for their errors and the notes on their data."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 import numpy as np
 import pydantic
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from nnframe.builtin import datasets as builtin_datasets
+from nnframe.cli import app
 from nnframe.components import DatasetContext
 from nnframe.data import Dataset, load_dataset
 from nnframe.errors import DataError
@@ -209,13 +213,15 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
 
 @pytest.mark.parametrize("text, params, expected", [
     ("a,label\n1,0\n2,x\n", {}, "csv file {dir}/c.csv, line 3, column 'label': 'x' is not a number"),
-    ("a,b,label\n1,2,0\n3,,1\n", {}, "line 3, column 'b': an empty cell is not a number"),
+    ("a,b,label\n1,2,0\n3,,1\n", {}, "line 3, column 'b': an empty cell is a missing value; every cell must be a "
+                                     "finite number (fill the missing values, or leave out their rows)"),
     ("a,b,lable\n1,2,0\n", {}, "has no label column 'label'; columns present: a, b, lable (did you mean 'lable'?)"),
     ("a;b;label\n1;2;0\n", {}, "no label column 'label'; the header is 'a;b;label', one column: is the delimiter ';'? "
                            "(set delimiter: \";\")"),
     ("a\tb\tlabel\n1\t2\t0\n", {}, "is the delimiter '\\t'? (set delimiter: \"\\t\")"),
     ("a,b,label\n1,2,0\n1,2\n", {}, "line 3: 2 cells, but the header has 3 columns"),
     ("", {}, "is empty; it needs a header row"),
+    ("\n \n,,\n", {}, "is empty; it needs a header row"),
     ("a,label\n", {}, "has a header but no data rows"),
     ("a,a,label\n1,2,0\n", {}, "the header names column 'a' twice"),
     ("a,,label\n1,2,0\n", {}, "header column 2 has no name"),
@@ -302,3 +308,151 @@ def test_csv_read_by_numpy_or_row_by_row_gives_the_same_dataset(registry, tmp_pa
     ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="d.csv", drop=["id"] if "id" in text else [])
     assert ds.x.tolist() == [[1.5, 2.0], [-3.0, 40.0], [0.0, 0.5]] and ds.y.tolist() == [0, 2, 1]
     assert ds.feature_names == ["a", "b"]
+
+
+def test_csv_skips_blank_lines_above_the_header_as_it_does_between_rows(registry, tmp_path):
+    for name, text in [("fast.csv", "\n\r\n  \na,label\n1,0\n\n2,1\n"),
+                       ("slow.csv", "\n,,\nid,a,label\nx,1,0\ny,2,1\n")]:  # a column of words: read row by row
+        _write(tmp_path, name, text)
+        ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path=name, drop=["id"] if "id" in text else [])
+        assert (ds.x.tolist(), ds.y.tolist(), ds.feature_names) == ([[1.0], [2.0]], [0, 1], ["a"])
+
+
+@pytest.mark.parametrize("text, params, expected", [
+    ("a,label\n1,0\n2,dog\n", {}, "line 3, column 'label': 'dog' is not a number; labels must be numbers, class "
+                                  "indices 0..C-1 for C classes: string labels need encoding to integers first "
+                                  "(nnframe does not encode them)"),
+    ("a,label\n1,True\n2,False\n", {}, "line 2, column 'label': 'True' is not a number; labels must be numbers"),
+    ("a,label\n1,0.5\n2,high\n", {"task": "regression"}, "'high' is not a number; the targets of a regression must "
+                                                         "be numbers"),
+    ("a,b,label\n1,NA,0\n", {}, "column 'b': 'NA' looks like a missing value; every cell must be a finite number "
+                                "(fill the missing values, or leave out their rows)"),
+    ("a,label\n1,N/A\n", {}, "column 'label': 'N/A' looks like a missing value"),
+    ("a,b,label\n1, null ,0\n", {}, "' null ' looks like a missing value"),
+    ("a,b,label\n1,None,0\n", {}, "'None' looks like a missing value"),
+    ("a,b,label\n1,?,0\n", {}, "'?' looks like a missing value"),
+    ("a,b,label\n1,-,0\n", {}, "'-' looks like a missing value"),
+    ("a,b,label\n1,#N/A,0\n", {}, "'#N/A' looks like a missing value"),
+    ('a,b,label\n1,"2,041",0\n', {}, "column 'b': '2,041' is not a number: numbers must use '.' as the decimal point "
+                                     "and no thousands separators"),
+    ('a,b,label\n1,"1,000",0\n', {}, "'1,000' is not a number: numbers must use '.' as the decimal point"),
+    ("a;b;label\n1;1.000,5;0\n", {"delimiter": ";"}, "'1.000,5' is not a number: numbers must use '.'"),
+    ('a,label\n1,0\n2,"200,000"\n', {"task": "regression"}, "'200,000' is not a number: numbers must use '.'"),
+])
+def test_csv_a_cell_that_is_no_number_gets_the_fix_that_fits_it_not_drop(registry, tmp_path, text, params, expected):
+    path = _write(tmp_path, "c.csv", text)
+    with pytest.raises(DataError) as info:
+        _load(registry, "csv", _ctx(tmp_path), path=path, **params)
+    assert expected in str(info.value)
+    assert "drop:" not in str(info.value)
+
+
+@pytest.mark.parametrize("token", sorted(builtin_datasets.MISSING_TOKENS))
+def test_csv_every_missing_value_token_is_named_a_missing_value(registry, tmp_path, token):
+    path = _write(tmp_path, "c.csv", f"a,b,label\n1,2,0\n3,{token.upper()},1\n")
+    with pytest.raises(DataError, match="line 3, column 'b': '.*' (looks like|is) a missing"):  # NAN: a float
+        _load(registry, "csv", _ctx(tmp_path), path=path)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("# made by a logger\na,b,label\n1,2,0\n", "has no label column 'label'; the header is '# made by a logger': the "
+                                               "first line that is not blank is taken as the header row, and nnframe "
+                                               "reads no comment lines; remove the lines starting with '#' above the "
+                                               "header"),
+    ("# x,label\n1,2,0\n", "line 2: 3 cells, but the header has 2 columns; the header is '# x,label': the first line "
+                           "that is not blank is taken as the header row"),
+    # a semicolon file with decimal commas: the comma splits its rows, which the delimiter explains, not their length
+    ("a;b;label\n1,5;2;0\n3;4,2;1\n", "the header is 'a;b;label', one column: is the delimiter ';'?"),
+    ("1,2,0\n3,4,1\n", "columns present: 1, 2, 0; every name in the header is a number: the file seems to have no "
+                       "header row, and nnframe needs one"),
+    ("1.5,-2,0\nx,4,1\n", "every name in the header is a number: the file seems to have no header row"),
+])
+def test_csv_a_first_line_that_is_no_header_is_named(registry, tmp_path, text, expected):
+    path = _write(tmp_path, "c.csv", text)
+    with pytest.raises(DataError) as info:
+        _load(registry, "csv", _ctx(tmp_path), path=path)
+    assert expected in str(info.value)
+
+
+def test_csv_a_header_with_one_number_among_names_gets_no_header_hint(registry, tmp_path):
+    path = _write(tmp_path, "c.csv", "a,2020,target\n1,2,0\n")
+    with pytest.raises(DataError) as info:
+        _load(registry, "csv", _ctx(tmp_path), path=path)
+    assert "no header row" not in str(info.value)
+
+
+# ---------------------------------------------------------------- through the command line
+
+
+def _csv_experiment(tmp_path: Path, text: str, **data) -> Path:
+    (tmp_path / "data.csv").write_text(text, encoding="utf-8")
+    return _experiment(tmp_path, {"type": "csv", "path": "data.csv", **data})
+
+
+def _experiment(tmp_path: Path, data: dict) -> Path:
+    config = {"name": "data", "data": data,
+              "model": [{"type": "affine", "out": 2}], "loss": {"type": "softmax_cross_entropy"},
+              "optimizer": {"type": "sgd", "lr": 0.1}, "train": {"epochs": 1, "batch_size": 2}}
+    if data.get("task") == "regression":
+        config = {**config, "model": [{"type": "affine", "out": 1}], "loss": {"type": "mse"}}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _validate(config: Path):
+    return CliRunner().invoke(app, ["validate", str(config)])
+
+
+def test_validate_a_csv_of_string_labels_exits_2_with_one_message(tmp_path):
+    config = _csv_experiment(tmp_path, "a,label\n1,cat\n2,dog\n")
+    result = _validate(config)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {config}: data: csv file ") and result.stderr.count("error: ") == 1
+    assert "'cat' is not a number; labels must be numbers" in result.stderr and "drop:" not in result.stderr
+    assert "Traceback" not in result.output
+
+
+def _notes(result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+
+
+def test_labels_of_a_single_class_get_a_note_naming_the_class(tmp_path):
+    notes = _notes(_validate(_csv_experiment(tmp_path, "a,b,label\n1,2,1\n3,4,1\n5,6,1\n")))
+    assert notes == ["note: the training labels hold only one class, 1 (all 3 examples): a model reaches 100% "
+                     "training accuracy by always answering it, without learning anything; check the label column, "
+                     "and that the data holds examples of every class"]
+    assert _notes(_validate(_csv_experiment(tmp_path, "a,b,label\n1,2,1\n3,4,0\n5,6,1\n"))) == []
+
+
+def test_one_hot_labels_of_a_single_class_get_the_note_too(tmp_path):
+    np.savez(tmp_path / "one.npz", x=np.zeros((3, 2)), y=np.eye(2)[[1, 1, 1]])
+    notes = _notes(_validate(_experiment(tmp_path, {"type": "npz", "path": "one.npz"})))
+    assert len(notes) == 1 and "only one class, 1 (all 3 examples)" in notes[0]
+    np.savez(tmp_path / "two.npz", x=np.zeros((3, 2)), y=np.eye(2)[[1, 0, 1]])
+    assert _notes(_validate(_experiment(tmp_path, {"type": "npz", "path": "two.npz"}))) == []
+
+
+def test_binary_labels_in_one_column_are_told_apart_as_classes():
+    """A plugin's dataset may keep 0/1 labels as an (N, 1) column, which argmax would read as one class."""
+    from types import SimpleNamespace
+
+    from nnframe.launch import _one_class_notes
+
+    two = SimpleNamespace(classification=True, y=np.array([[0], [1], [1]]))
+    assert _one_class_notes(two) == []
+    one = SimpleNamespace(classification=True, y=np.array([[1], [1], [1]]))
+    assert "only one class, 1 (all 3 examples)" in _one_class_notes(one)[0]
+
+
+def test_regression_targets_far_beyond_unit_scale_get_a_note_naming_mean_and_scale(tmp_path):
+    prices = "a,b,price\n1,2,200000\n3,4,250000\n5,6,150000\n"
+    notes = _notes(_validate(_csv_experiment(tmp_path, prices, label="price", task="regression")))
+    # mean (200000 + 250000 + 150000) / 3 = 2e5; standard deviation sqrt((0 + 50000² + 50000²) / 3) = 40825
+    assert notes == ["note: 1 regression target(s) reach far beyond unit scale (y[:, 0] mean 2e+05, standard "
+                     "deviation 4.08e+04); a model predicts near 0 at first and such targets usually train poorly: "
+                     "standardize them (subtract each target's mean, divide by its standard deviation), and "
+                     "un-standardize the predictions (multiply by the standard deviation, add the mean)"]
+    small = "a,b,price\n1,2,0.2\n3,4,-999\n5,6,0.15\n"  # 999 is below LARGE_INPUT, 1e3
+    assert _notes(_validate(_csv_experiment(tmp_path, small, label="price", task="regression"))) == []

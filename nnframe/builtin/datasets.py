@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import warnings
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +29,10 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
 MAX_NOISE = 1e6
 """Far past the few radians that already spread the angles evenly; a noise near 1e308 overflowed to NaN points."""
+MISSING_TOKENS = frozenset({"na", "n/a", "n.a.", "#n/a", "#na", "nan", "null", "none", "nil", "missing", "?", "-",
+                            "--"})
+"""Cells, compared in lower case, that spreadsheets and pandas write for a missing value."""
+_SEPARATED_NUMBER = re.compile(r"[+-]?\d[\d.,]*")
 
 
 class SpiralParams(DatasetParams):
@@ -122,10 +128,9 @@ def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
         kept = [i for i, name in enumerate(header) if name not in params.drop]
         header, values = [header[i] for i in kept], values[:, kept]
     else:
-        header, rows, lines = _read_csv(path, params.delimiter)
-        _check_columns(header, params, path)
+        header, rows, lines = _read_csv(path, params)
         header, rows = _without_columns(header, rows, params.drop)
-        values = _to_numbers(rows, lines, header, path)
+        values = _to_numbers(rows, lines, header, path, params)
     if len(header) < 2:
         raise DataError(f"csv file {path} has only the label column {params.label!r}; it needs feature columns")
     label = header.index(params.label)
@@ -143,7 +148,7 @@ def _numeric_table(path: Path, delimiter: str) -> tuple[list[str], np.ndarray] |
     """
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
-            header = [name.strip() for name in next(csv.reader(file, delimiter=delimiter), [])]
+            header = _header(csv.reader(file, delimiter=delimiter))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an empty table is the other reader's to name
                 values = np.loadtxt(file, delimiter=delimiter, dtype=np.float64, ndmin=2, quotechar='"', comments=None)
@@ -159,9 +164,9 @@ def _check_columns(header: list[str], params: CsvParams, path: Path) -> None:
     """The label column and the ``drop`` columns, each in the header."""
     if params.label not in header:
         missing = f"csv file {path} has no label column {params.label!r}"
-        hint = _delimiter_hint(header, params.delimiter)
-        raise DataError(f"{missing}; the header is {header[0]!r}{hint}" if hint else
-                        _missing_message(missing, params.label, header, "columns"))
+        hint = _comment_hint(header) or _delimiter_hint(header, params.delimiter)
+        raise DataError(f"{missing}; the header is {params.delimiter.join(header)!r}{hint}" if hint else
+                        _missing_message(missing, params.label, header, "columns") + _no_header_hint(header))
     for name in params.drop:
         if name not in header:
             raise DataError(_missing_message(f"csv file {path} has no column {name!r} to drop", name, header,
@@ -252,22 +257,27 @@ def _delimiter_hint(header: list[str], delimiter: str) -> str:
     return ""
 
 
-def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], list[int]]:
-    """Header, non-blank rows and each row's line number; row lengths are checked against the header."""
+def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, non-blank rows and each row's line number; the header is checked against ``params`` before any
+    row is read (a wrong delimiter is named as such), and row lengths against the header."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file, delimiter=delimiter)
-            header = [name.strip() for name in next(reader, [])]
+            reader = csv.reader(file, delimiter=params.delimiter)
+            header = _header(reader)
             if not header:
                 raise DataError(f"csv file {path} is empty; it needs a header row naming the columns")
             _check_header(header, path)
+            _check_columns(header, params, path)
             rows, lines = [], []
             for row in reader:
-                if not any(cell.strip() for cell in row):
+                if _blank(row):
                     continue
                 if len(row) != len(header):
-                    raise DataError(f"csv file {path}, line {reader.line_num}: {len(row)} cells, "
-                                    f"but the header has {len(header)} columns")
+                    comment = _comment_hint(header)
+                    raise DataError(f"csv file {path}, line {reader.line_num}: {len(row)} cells, but the header "
+                                    f"has {len(header)} columns"
+                                    + (f"; the header is {params.delimiter.join(header)!r}{comment}" if comment
+                                       else ""))
                 rows.append(row)
                 lines.append(reader.line_num)
     except UnicodeDecodeError as exc:
@@ -277,6 +287,39 @@ def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], l
     except OSError as exc:
         raise _unreadable("csv", path, exc) from None
     return header, rows, lines
+
+
+def _header(reader: Iterable[list[str]]) -> list[str]:
+    """The first non-blank row of a ``csv.reader``, its names stripped; ``[]`` where every line is blank."""
+    for row in reader:
+        if not _blank(row):
+            return [name.strip() for name in row]
+    return []
+
+
+def _blank(row: list[str]) -> bool:
+    return not any(cell.strip() for cell in row)
+
+
+def _comment_hint(header: list[str]) -> str:
+    if not header[0].startswith("#"):
+        return ""
+    return (": the first line that is not blank is taken as the header row, and nnframe reads no comment lines; "
+            "remove the lines starting with '#' above the header")
+
+
+def _no_header_hint(header: list[str]) -> str:
+    if not all(_is_number(name) for name in header):
+        return ""
+    return "; every name in the header is a number: the file seems to have no header row, and nnframe needs one"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _unreadable(kind: str, path: Path, exc: OSError) -> DataError:
@@ -295,14 +338,15 @@ def _check_header(header: list[str], path: Path) -> None:
         seen.add(name)
 
 
-def _to_numbers(rows: list[list[str]], lines: list[int], header: list[str], path: Path) -> np.ndarray:
+def _to_numbers(rows: list[list[str]], lines: list[int], header: list[str], path: Path,
+                params: CsvParams) -> np.ndarray:
     """All cells as float64; a cell that is not a number is reported with its line and column."""
     if not rows:
         raise DataError(f"csv file {path} has a header but no data rows")
     try:
         values = np.array(rows, dtype=np.str_).astype(np.float64)
     except ValueError:
-        values = np.array([_row_numbers(row, line, header, path) for row, line in zip(rows, lines)])
+        values = np.array([_row_numbers(row, line, header, path, params) for row, line in zip(rows, lines)])
     finite = np.isfinite(values)
     if not finite.all():
         row, column = (int(i) for i in np.argwhere(~finite)[0])
@@ -312,15 +356,31 @@ def _to_numbers(rows: list[list[str]], lines: list[int], header: list[str], path
     return values
 
 
-def _row_numbers(row: list[str], line: int, header: list[str], path: Path) -> list[float]:
+def _row_numbers(row: list[str], line: int, header: list[str], path: Path, params: CsvParams) -> list[float]:
     values = []
     for cell, column in zip(row, header):
         try:
             values.append(float(cell))
         except ValueError:
-            found = repr(cell) if cell.strip() else "an empty cell"
-            words = f"; a column that is no feature, such as a name or an id, is left out with drop: [{column}]"
-            raise DataError(f"csv file {path}, line {line}, column {column!r}: {found} is not a number; "
-                            "every cell must be numeric (labels as class indices 0..C-1)"
-                            + (words if cell.strip() else "")) from None
+            raise DataError(f"csv file {path}, line {line}, column {column!r}: "
+                            + _not_a_number(cell, column, params)) from None
     return values
+
+
+def _not_a_number(cell: str, column: str, params: CsvParams) -> str:
+    """What the cell is, said for the fix that fits it: a missing value, a decimal comma, a text label, a column
+    of words."""
+    word = cell.strip()
+    if not word or word.lower() in MISSING_TOKENS:
+        found = f"{cell!r} looks like" if word else "an empty cell is"
+        return (f"{found} a missing value; every cell must be a finite number (fill the missing values, or leave "
+                "out their rows)")
+    if _SEPARATED_NUMBER.fullmatch(word):
+        return f"{cell!r} is not a number: numbers must use '.' as the decimal point and no thousands separators"
+    if column == params.label and params.task == "regression":
+        return f"{cell!r} is not a number; the targets of a regression must be numbers"
+    if column == params.label:
+        return (f"{cell!r} is not a number; labels must be numbers, class indices 0..C-1 for C classes: string "
+                "labels need encoding to integers first (nnframe does not encode them)")
+    return (f"{cell!r} is not a number; every cell must be numeric (labels as class indices 0..C-1); a column that "
+            f"is no feature, such as a name or an id, is left out with drop: [{column}]")

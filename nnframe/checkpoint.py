@@ -51,6 +51,7 @@ from nnframe.generators import generators_in
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
 from nnframe.plugin_state import saved_state
+from nnframe.run import HIGHER_IS_BETTER
 from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
 
 if TYPE_CHECKING:
@@ -101,7 +102,8 @@ class Checkpointer:
     ``after_step`` saves every ``settings.every`` optimizer steps (0: never);
     ``save`` is called at the end and on interruption; ``after_evaluation``
     keeps ``best`` by ``settings.best_metric`` (``val/loss`` in its place for
-    a regression run, which has no accuracy). After each save only the newest
+    a regression run, which has no accuracy, and ``val/accuracy`` in place of
+    an error measure for a classification run). After each save only the newest
     ``settings.keep`` step checkpoints remain. A state with a non-finite
     parameter or optimizer value is never saved, so the last good checkpoint
     survives a divergence. Warnings go to ``stream`` (standard error by default).
@@ -114,6 +116,8 @@ class Checkpointer:
         self.best_metric = settings.best_metric
         if self.best_metric == "val/accuracy" and not classification:
             self.best_metric = "val/loss"
+        elif self.best_metric in ("val/rmse", "val/mae") and classification:
+            self.best_metric = "val/accuracy"
         self.config = config
         self.stream = stream
         self.best_value: float | None = None
@@ -162,7 +166,7 @@ class Checkpointer:
         metric = self.best_metric
         if metric is None:
             return
-        value = metrics.loss if metric == "val/loss" else metrics.accuracy
+        value = metrics.value_of(metric)
         if value is None or not math.isfinite(value) or not self._better(value):
             return
         arrays = f"{BEST}-{trainer.step:08d}.npz"
@@ -179,9 +183,9 @@ class Checkpointer:
     def _better(self, value: float) -> bool:
         if self.best_value is None:
             return True
-        if self.best_metric == "val/loss":
-            return value < self.best_value
-        return value > self.best_value
+        if self.best_metric in HIGHER_IS_BETTER:
+            return value > self.best_value
+        return value < self.best_value
 
     def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
         """Save the trainer's state as ``<stem>.json`` and ``arrays_name``; None where a value is not finite."""

@@ -19,6 +19,7 @@ from nnframe.components import Component, schedule
 from nnframe.data import DatasetParams
 from nnframe.limits import MAX_COUNT, MAX_SEED
 from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
+from nnframe.run import ValidationMetric
 from nnframe.schedules import DEFAULT_SCHEDULE, ConstantSchedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -96,9 +97,10 @@ class CheckpointConfig(Section):
     every: int = Field(0, ge=0, le=MAX_COUNT,
                        description="Save every N optimizer steps (0: only at the end and on interruption).")
     keep: int = Field(3, ge=1, le=MAX_COUNT, description="Keep the newest K checkpoints.")
-    best_metric: Literal["val/accuracy", "val/loss"] | None = Field(
+    best_metric: ValidationMetric | None = Field(
         "val/accuracy", description="Also keep the best checkpoint by this validation metric (val/loss in place "
-                                    "of val/accuracy for a regression run); null to disable.")
+                                    "of val/accuracy for a regression run; val/rmse and val/mae are a "
+                                    "regression run's); null to disable.")
 
 
 def _arm(component: Component, suffix: str, extra_fields: dict[str, Any]) -> type[BaseModel]:

@@ -442,6 +442,9 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
     if checkpoint.best_metric == "val/accuracy" and not experiment.classification:
         return ["checkpoint.best_metric is val/accuracy, which a regression run has not; the best checkpoint "
                 "is kept by val/loss"]
+    if checkpoint.best_metric in ("val/rmse", "val/mae") and experiment.classification:
+        return [f"checkpoint.best_metric is {checkpoint.best_metric}, which a classification run has not (error "
+                "measures are a regression run's); the best checkpoint is kept by val/accuracy"]
     return []
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from nnframe.errors import DataError
 from nnframe.node import backward_before_forward
 from nnframe.nodes.activations import sigmoid
-from nnframe.nodes.softmax import log_softmax, shifted_exp
+from nnframe.nodes.softmax import log_softmax, shifted_exp, softmax
 
 
 class Loss:
@@ -41,6 +41,12 @@ class Loss:
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         raise NotImplementedError
+
+    def predictions(self, x: np.ndarray) -> np.ndarray | None:
+        """The model's predictions, in the targets' units, from its scores ``x``: what a run that measures no
+        accuracy compares with the targets for its error measures (``rmse``, ``mae``). The scores themselves by
+        default, as a regression loss reads them; a loss whose scores are no predictions returns ``None``."""
+        return x
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -157,6 +163,10 @@ class SoftmaxWithLoss(Loss):
         dx *= dout / (dx.size // dx.shape[-1])
         return dx
 
+    def predictions(self, x: np.ndarray) -> np.ndarray:
+        """The probability rows, ``softmax(x)``, which soft targets are compared with."""
+        return softmax(x)
+
 
 class SigmoidWithLoss(Loss):
     """Sigmoid followed by binary cross-entropy: ``L = (1/N) Σ softplus(x) - t x``.
@@ -194,6 +204,10 @@ class SigmoidWithLoss(Loss):
         dx -= self.t
         dx *= dout / len(dx)
         return dx
+
+    def predictions(self, x: np.ndarray) -> np.ndarray:
+        """The probabilities, ``sigmoid(x)``, which soft targets are compared with."""
+        return sigmoid(x)
 
 
 class MeanSquaredError(Loss):

@@ -99,9 +99,12 @@ def start_text(run: RunContext, where: str) -> str:
 
 
 def validation_text(metrics: EvalMetrics) -> str:
-    """``val/loss 0.1234  val/accuracy 0.9500`` (the accuracy where there is one)."""
-    accuracy = f"  val/accuracy {metrics.accuracy:.4f}" if metrics.accuracy is not None else ""
-    return f"val/loss {format_metric(metrics.loss)}{accuracy}"
+    """``val/loss 0.1234  val/accuracy 0.9500`` (the accuracy where there is one, else the RMSE where there is
+    one)."""
+    if metrics.accuracy is not None:
+        return f"val/loss {format_metric(metrics.loss)}  val/accuracy {metrics.accuracy:.4f}"
+    rmse = f"  val/rmse {format_metric(metrics.rmse)}" if metrics.rmse is not None else ""
+    return f"val/loss {format_metric(metrics.loss)}{rmse}"
 
 
 class RichProgress:

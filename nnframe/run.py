@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pluggy
 
@@ -17,7 +17,9 @@ from nnframe.plugin_distributions import distribution_of
 class StepMetrics:
     """The state after one optimizer step.
 
-    ``accuracy`` and ``grad_norms`` are filled in only when ``logged`` is true.
+    ``accuracy`` (a classification run's) or ``rmse`` and ``mae`` (another run's,
+    see :mod:`nnframe.error_measures`), all of the batch, and ``grad_norms`` are
+    filled in only when ``logged`` is true.
     ``grad_norms`` maps ``"global"`` and each ``"<node>/<param>"`` to the L2 norm
     of the gradient before clipping and before the update. ``skipped`` is true
     for a step whose update ``train.on_nonfinite: skip_step`` dropped (its loss
@@ -32,11 +34,20 @@ class StepMetrics:
     accuracy: float | None = None
     grad_norms: dict[str, float] | None = None
     skipped: bool = False
+    rmse: float | None = None
+    mae: float | None = None
+
+
+ValidationMetric = Literal["val/loss", "val/accuracy", "val/rmse", "val/mae"]
+"""What a best checkpoint or an early stopper goes by: ``val/accuracy`` only where the run measures accuracy,
+``val/rmse`` and ``val/mae`` only where it measures none (see :mod:`nnframe.error_measures`)."""
+HIGHER_IS_BETTER = frozenset({"val/accuracy"})
 
 
 @dataclass
 class EvalMetrics:
-    """Loss and accuracy on the validation set at optimizer step ``step``.
+    """Loss and accuracy (or, for a run that measures no accuracy, ``rmse`` and ``mae``) on the validation set at
+    optimizer step ``step``.
 
     ``scheduled`` is false for the evaluation a run adds after its last step
     when that step is not on ``train.eval_every`` (or, without it, not at
@@ -51,6 +62,12 @@ class EvalMetrics:
     loss: float
     accuracy: float | None
     scheduled: bool = True
+    rmse: float | None = None
+    mae: float | None = None
+
+    def value_of(self, metric: ValidationMetric) -> float | None:
+        """The value of ``"val/loss"``, ``"val/accuracy"``, ``"val/rmse"`` or ``"val/mae"``."""
+        return getattr(self, metric.removeprefix("val/"))
 
 
 @dataclass

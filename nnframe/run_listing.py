@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +45,11 @@ class RunRecord:
     train_accuracy: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
+    train_rmse: float | None = None
+    train_mae: float | None = None
+    val_rmse: float | None = None
+    val_mae: float | None = None
+    """A run that measures no accuracy has these error measures (see :mod:`nnframe.error_measures`)."""
     skipped_steps: int | None = None
     stopped_early: bool = False
     overrides: tuple[str, ...] = ()
@@ -92,6 +97,12 @@ class RunRecord:
                    skipped_steps=_int_or_none(summary.get("skipped_steps")),
                    stopped_early=training is None and isinstance(summary.get("stopped_early"), dict))
 
+    @property
+    def metrics(self) -> tuple[float | None, ...]:
+        """The final metrics, in the order of ``FINAL_METRICS``."""
+        return (self.train_loss, self.train_accuracy, self.val_loss, self.val_accuracy, self.train_rmse,
+                self.train_mae, self.val_rmse, self.val_mae)
+
     def sort_key(self) -> tuple[datetime, int, str]:
         match = RUN_DIR_NAME.match(self.path.name)
         suffix = int(match.group(2)) if match and match.group(2) else 0
@@ -106,8 +117,7 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
              "steps": record.steps, "skipped_steps": record.skipped_steps, "stopped_early": record.stopped_early,
              "overrides": list(record.overrides),
              "metrics": {tag: value if value is not None and math.isfinite(value) else None
-                         for tag, value in zip(FINAL_METRICS, (record.train_loss, record.train_accuracy,
-                                                               record.val_loss, record.val_accuracy))}}
+                         for tag, value in zip(FINAL_METRICS, record.metrics)}}
             for record in records]
 
 
@@ -213,9 +223,9 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def format_runs_table(records: Sequence[RunRecord], with_overrides: bool = True) -> Table:
-    """A rich table of runs, newest first: run (``<name>/<timestamp>``), status, steps, final losses and accuracies,
-    and the overrides where any run has some (and ``with_overrides``). No cell is cut short: the run names and
-    numbers keep their width, the status and the overrides wrap."""
+    """A rich table of runs, newest first: run (``<name>/<timestamp>``), status, steps, final losses and accuracies
+    (RMSEs where a run measures them), and the overrides where any run has some (and ``with_overrides``). No cell
+    is cut short: the run names and numbers keep their width, the status and the overrides wrap."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -223,11 +233,13 @@ def format_runs_table(records: Sequence[RunRecord], with_overrides: bool = True)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
                   caption=None if records else "no runs found")
     with_overrides = with_overrides and any(record.overrides for record in records)
-    rows = [_row(record, with_overrides) for record in records]
-    widths = [max((len(row[i]) for row in rows), default=0) for i in range(7)]
+    columns = _metric_columns(records)
+    rows = [_row(record, columns, with_overrides) for record in records]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(3 + len(columns))]
     table.add_column("run", no_wrap=True, min_width=widths[0])  # whole: the timestamp tells runs apart
     table.add_column("status", overflow="fold", min_width=min(widths[1], len("interrupted")))
-    for i, header in enumerate(("steps", "train\nloss", "train\nacc", "val\nloss", "val\nacc"), start=2):
+    headers = ["steps", *(header for header, _, _ in columns)]
+    for i, header in enumerate(headers, start=2):
         table.add_column(header, justify="right", no_wrap=True, min_width=max(widths[i], len(header.split()[0])))
     if with_overrides:
         table.add_column("overrides", overflow="fold", min_width=len("overrides"))
@@ -236,15 +248,30 @@ def format_runs_table(records: Sequence[RunRecord], with_overrides: bool = True)
     return table
 
 
-def _row(record: RunRecord, with_overrides: bool) -> list[str]:
+MetricColumn = tuple[str, str, Callable[[float | None], str]]
+
+
+def _metric_columns(records: Sequence[RunRecord]) -> list[MetricColumn]:
+    """Loss columns, then accuracy columns unless every run measures error measures instead, and RMSE columns
+    where some run measures them."""
+    errors = any(r.train_rmse is not None or r.val_rmse is not None for r in records)
+    accuracy = not errors or any(r.train_accuracy is not None or r.val_accuracy is not None for r in records)
+    columns: list[MetricColumn] = []
+    for part in ("train", "val"):
+        columns.append((f"{part}\nloss", f"{part}_loss", _format_loss))
+        if accuracy:
+            columns.append((f"{part}\nacc", f"{part}_accuracy", _format_accuracy))
+        if errors:
+            columns.append((f"{part}\nrmse", f"{part}_rmse", _format_loss))
+    return columns
+
+
+def _row(record: RunRecord, columns: list[MetricColumn], with_overrides: bool) -> list[str]:
     return [
         record.run,
         record.status_text,
         "-" if record.steps is None else str(record.steps),
-        _format_loss(record.train_loss),
-        _format_accuracy(record.train_accuracy),
-        _format_loss(record.val_loss),
-        _format_accuracy(record.val_accuracy),
+        *(shown(getattr(record, field)) for _, field, shown in columns),
         *([" ".join(record.overrides)] if with_overrides else []),
     ]
 

@@ -38,7 +38,8 @@ CONFIG_FILE = "config.yaml"
 OVERRIDES_FILE = "overrides.yaml"
 SUMMARY_FILE = "summary.json"
 CHECKPOINTS_DIR = "checkpoints"
-FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy")
+FINAL_METRICS = ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "train/rmse", "train/mae", "val/rmse",
+                 "val/mae")
 RUN_DIR_NAME = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?$")
 _MAX_SAME_SECOND = 10_000
 

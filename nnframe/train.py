@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from nnframe.batches import BatchIterator
 from nnframe.divergence import handle_nonfinite
+from nnframe.error_measures import ErrorSums, batch_errors
 from nnframe.errors import NNFrameError, NonFiniteError, PluginStateError, Terminated, mention
 from nnframe.first_update import checked_update
 from nnframe.gradients import CLIP_EPS, clip_grad_norm, global_norm, norms_of
@@ -247,8 +248,8 @@ class Trainer:
             total_norm = metrics.grad_norms["global"]
         else:  # clipping scales by this norm: it must not depend on which steps are logged
             total_norm = global_norm(self._whole_grads)
-        if logged and self.experiment.classification:
-            metrics.accuracy = accuracy(out, t)
+        if logged:
+            self._measure_batch(metrics, out, t)
         if not (math.isfinite(loss) and math.isfinite(total_norm)):
             try:
                 handle_nonfinite(self, step, loss, x)
@@ -296,8 +297,7 @@ class Trainer:
         metrics = replace(metrics, logged=True)
         if self._log_grad_norms:  # a skipped step's gradients were left as they were
             metrics.grad_norms = self._norms_before_clipping(total_norm, clipped=not metrics.skipped)
-        if self.experiment.classification:
-            metrics.accuracy = accuracy(out, t)
+        self._measure_batch(metrics, out, t)
         self._hold_exit(call_holding_exit(self._log_metrics, run=self.run, metrics=metrics))
 
     def _norms_before_clipping(self, total_norm: float, clipped: bool) -> dict[str, float]:
@@ -314,9 +314,16 @@ class Trainer:
         metrics.logged = True
         if self._log_grad_norms and metrics.grad_norms is None:
             metrics.grad_norms = self._grad_norms()
-        if self.experiment.classification and metrics.accuracy is None:
-            metrics.accuracy = accuracy(out, t)
+        if metrics.accuracy is None and metrics.rmse is None:
+            self._measure_batch(metrics, out, t)
         self._log_metrics(run=self.run, metrics=metrics)
+
+    def _measure_batch(self, metrics: StepMetrics, out: np.ndarray, t: np.ndarray) -> None:
+        """A logged step's accuracy, or, in a run that measures none, its error measures, on the batch."""
+        if self.experiment.classification:
+            metrics.accuracy = accuracy(out, t)
+        else:
+            metrics.rmse, metrics.mae = batch_errors(self.loss, out, t)
 
     def _first_update(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """The optimizer's first update in this process, checked (:func:`~nnframe.first_update.checked_update`);
@@ -340,26 +347,28 @@ class Trainer:
         """Loss and accuracy on the validation set, in eval mode; ``None`` without one."""
         if self.dataset.x_val is None:
             return None
-        loss, acc = self.measure(self.dataset.x_val, self.dataset.y_val)
-        self.last_eval = EvalMetrics(self.step, self.batches.epoch, loss, acc, scheduled)
+        measured = self.measure(self.dataset.x_val, self.dataset.y_val)
+        self.last_eval = EvalMetrics(self.step, self.batches.epoch, measured.loss, measured.accuracy, scheduled,
+                                     rmse=measured.rmse, mae=measured.mae)
         # a sys.exit() waits for the other implementations and for this evaluation's best checkpoint
         self._hold_exit(call_holding_exit(self.run.hook.nnframe_evaluation_end, run=self.run, metrics=self.last_eval))
         if self.checkpointer is not None:
             self.checkpointer.after_evaluation(self, self.last_eval)
         return self.last_eval
 
-    def measure(self, x: np.ndarray, t: np.ndarray) -> tuple[float, float | None]:
-        """Mean loss and accuracy over a whole array set, in chunks, in eval mode."""
+    def measure(self, x: np.ndarray, t: np.ndarray) -> Measures:
+        """Mean loss, and accuracy or error measures, over a whole array set, in chunks, in eval mode."""
         self.model.eval()
+        errors = ErrorSums()
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                total_loss, correct = self._measure_chunks(x, t)
+                total_loss, correct = self._measure_chunks(x, t, errors)
         finally:
             self.model.train()
         acc = correct / len(x) if self.experiment.classification else None
-        return total_loss / len(x), acc
+        return Measures(total_loss / len(x), acc, errors.rmse, errors.mae)
 
-    def _measure_chunks(self, x: np.ndarray, t: np.ndarray) -> tuple[float, int]:
+    def _measure_chunks(self, x: np.ndarray, t: np.ndarray, errors: ErrorSums) -> tuple[float, int]:
         total_loss, correct = 0.0, 0
         for start in range(0, len(x), EVAL_CHUNK):
             xs, ts = x[start:start + EVAL_CHUNK], t[start:start + EVAL_CHUNK]
@@ -367,6 +376,8 @@ class Trainer:
             total_loss += float(self.loss.forward(out, ts)) * len(xs)
             if self.experiment.classification:
                 correct += int(np.sum(predicted(out) == labels(ts)))
+            else:
+                errors.add(self.loss, out, ts)
         return total_loss, correct
 
     # -------------------------------------------------------------- signals
@@ -398,16 +409,16 @@ class Trainer:
 
     # --------------------------------------------------------------- summary
 
-    def _summary(self, status: str, seconds: float,
-                 final: tuple[float, float | None] | None = None) -> dict[str, Any]:
-        """The run's summary; ``final`` is the loss and accuracy over the whole training set after the last step."""
+    def _summary(self, status: str, seconds: float, final: Measures | None = None) -> dict[str, Any]:
+        """The run's summary; ``final`` is measured over the whole training set after the last step."""
         metrics: dict[str, float | None] = {}
         if self.last_step is not None:
             metrics["train/loss"] = self.last_step.loss
         if final is not None:
-            metrics["train/loss"], metrics["train/accuracy"] = final
+            metrics.update(final.tagged("train"))
         if self.last_eval is not None:
-            metrics["val/loss"], metrics["val/accuracy"] = self.last_eval.loss, self.last_eval.accuracy
+            last = self.last_eval
+            metrics.update(Measures(last.loss, last.accuracy, last.rmse, last.mae).tagged("val"))
         summary = {
             "status": status,
             "steps": self.step,
@@ -450,6 +461,22 @@ def planned_steps(train: Any, batches_per_epoch: int) -> int:
     if train.epochs:
         limits.append(train.epochs * batches_per_epoch)
     return min(limits)
+
+
+class Measures(NamedTuple):
+    """A whole array set's mean loss, and its accuracy or, in a run that measures none, its error measures."""
+
+    loss: float
+    accuracy: float | None
+    rmse: float | None = None
+    mae: float | None = None
+
+    def tagged(self, prefix: str) -> dict[str, float | None]:
+        """``{"train/loss": ..., "train/accuracy": ...}``, with ``rmse`` and ``mae`` where they were measured."""
+        tagged = {f"{prefix}/loss": self.loss, f"{prefix}/accuracy": self.accuracy}
+        if self.rmse is not None:
+            tagged.update({f"{prefix}/rmse": self.rmse, f"{prefix}/mae": self.mae})
+        return tagged
 
 
 def labels(t: np.ndarray) -> np.ndarray:

@@ -215,6 +215,13 @@ def test_early_stopping_refuses_accuracy_for_a_regression_loss() -> None:
     assert early_stopping(params, CallbackContext("es", True, True)).name == "es"
 
 
+def test_early_stopping_refuses_an_error_measure_for_a_classification_run() -> None:
+    params = EarlyStoppingParams(metric="val/rmse")
+    with pytest.raises(ConfigError, match=r"this classification run measures no val/rmse"):
+        early_stopping(params, CallbackContext("early_stopping", has_validation=True, classification=True))
+    assert early_stopping(params, CallbackContext("es", True, False)).metric == "val/rmse"
+
+
 def test_the_command_line_reports_a_wrong_callback_with_the_file_and_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "stopping.yaml"
     path.write_text(yaml.safe_dump({**SPIRAL, "callbacks": [{"type": "early_stopping", "metric": "val/los"}]}))

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from nnframe.plugins import get_plugin_manager
-from nnframe.progress import PLAIN_LINES, PlainProgress, RichProgress, make_progress
+from nnframe.progress import PLAIN_LINES, PlainProgress, RichProgress, make_progress, validation_text
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 
@@ -182,3 +182,9 @@ def test_a_pipe_whose_reader_quit_stops_the_display_not_the_run():
 def test_no_stdout_at_all_shows_no_progress(monkeypatch):
     monkeypatch.setattr("sys.stdout", None)
     assert make_progress(100, quiet=False) is None
+
+
+def test_a_validation_shows_the_accuracy_or_else_the_rmse() -> None:
+    assert validation_text(EvalMetrics(4, 0, 0.5, 0.75)) == "val/loss 0.5000  val/accuracy 0.7500"
+    assert validation_text(EvalMetrics(4, 0, 0.5, None, rmse=1.0, mae=0.8)) == "val/loss 0.5000  val/rmse 1.0000"
+    assert validation_text(EvalMetrics(4, 0, 0.5, None)) == "val/loss 0.5000"

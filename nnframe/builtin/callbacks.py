@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -10,15 +10,17 @@ from nnframe.components import CallbackContext, Component, Params, callback
 from nnframe.errors import ConfigError
 from nnframe.hookspecs import hookimpl
 from nnframe.limits import MAX_COUNT
+from nnframe.run import HIGHER_IS_BETTER, ValidationMetric
 
 if TYPE_CHECKING:
     from nnframe.run import EvalMetrics, RunContext
 
 
 class EarlyStoppingParams(Params):
-    metric: Literal["val/loss", "val/accuracy"] = Field(
-        "val/loss", description="The validation metric watched: lower is better for val/loss, higher for "
-                                "val/accuracy.")
+    metric: ValidationMetric = Field(
+        "val/loss", description="The validation metric watched: higher is better for val/accuracy, lower for "
+                                "val/loss, and for val/rmse and val/mae, a run's error measures where it "
+                                "measures no accuracy.")
     patience: int = Field(5, ge=1, le=MAX_COUNT,
                           description="Evaluations in a row without improvement after which the run stops.")
     min_delta: float = Field(0.0, ge=0, description="How much a value must beat the best one to count as an "
@@ -51,7 +53,7 @@ class EarlyStopping:
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
         if not metrics.scheduled:
             return
-        value = metrics.loss if self.metric == "val/loss" else metrics.accuracy
+        value = metrics.value_of(self.metric)
         state = run.state.get(self.name)
         if not isinstance(state, dict) or state.get("metric", self.metric) != self.metric:
             state = run.state[self.name] = {"metric": self.metric, "best": None, "bad": 0}
@@ -74,9 +76,9 @@ class EarlyStopping:
             return False
         if best is None:
             return True
-        if self.metric == "val/loss":
-            return value < best - self.min_delta
-        return value > best + self.min_delta
+        if self.metric in HIGHER_IS_BETTER:
+            return value > best + self.min_delta
+        return value < best - self.min_delta
 
     def __repr__(self) -> str:
         return (f"EarlyStopping(name={self.name!r}, metric={self.metric!r}, patience={self.patience}, "
@@ -90,7 +92,10 @@ def early_stopping(params: EarlyStoppingParams, ctx: CallbackContext) -> EarlySt
                           "evaluation runs; set data.val_fraction (or give the dataset its own validation arrays)")
     if params.metric == "val/accuracy" and not ctx.classification:
         raise ConfigError("early_stopping: this run measures no val/accuracy (a regression loss, or targets that "
-                          "are no class labels); watch val/loss")
+                          "are no class labels); watch val/loss, val/rmse or val/mae")
+    if params.metric in ("val/rmse", "val/mae") and ctx.classification:
+        raise ConfigError(f"early_stopping: this classification run measures no {params.metric} (error measures "
+                          "are a regression run's); watch val/loss or val/accuracy")
     return EarlyStopping(ctx.name, params.metric, params.patience, params.min_delta)
 
 

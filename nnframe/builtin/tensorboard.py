@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 MAX_PENDING = 100
 """Logged steps kept before they are written (also written every ``FLUSH_SECS`` and on every other event)."""
-FINAL_TAGS = ("train/loss", "train/accuracy")
+FINAL_TAGS = ("train/loss", "train/accuracy", "train/rmse", "train/mae")
 """The summary's measures over the whole training set, logged as ``final/<tag>`` when a run completes: the
 ``train/`` points are mini-batches, which can rank the runs of a sweep otherwise."""
 
@@ -49,7 +49,8 @@ class TensorBoardLogger:
     steps that fall on ``log.every`` and on the last step; ``val/loss`` and
     ``val/accuracy`` after each evaluation; ``final/train/loss`` and
     ``final/train/accuracy``, over the whole training set, at the last step of a
-    completed run. Histograms ``weights/<name>`` and
+    completed run. A run that measures no accuracy has ``rmse`` and ``mae`` in
+    its place in each (see :mod:`nnframe.error_measures`). Histograms ``weights/<name>`` and
     ``grads/<name>`` every ``log.histograms_every`` steps (0 turns them off).
     The resolved config is the text ``config``, at step 0 and again at each
     resume. The HParams tab gets the flattened config when a run starts and a
@@ -67,7 +68,7 @@ class TensorBoardLogger:
         self.histograms_every = int(run.config.get("log", {}).get("histograms_every", 0) or 0)
         self.writer: EventFile | None = None
         self.pending: list[tuple[StepMetrics, float]] = []
-        self._tag_sets: dict[tuple[bool, tuple[str, ...]], tuple[str, ...]] = {}
+        self._tag_sets: dict[tuple[bool, bool, tuple[str, ...]], tuple[str, ...]] = {}
         self.written_at = time.monotonic()
 
     @hookimpl
@@ -94,7 +95,8 @@ class TensorBoardLogger:
         if self.writer is None:
             return
         self._write_pending()
-        self._scalars({"val/loss": metrics.loss, "val/accuracy": metrics.accuracy}, metrics.step)
+        self._scalars({"val/loss": metrics.loss, "val/accuracy": metrics.accuracy, "val/rmse": metrics.rmse,
+                       "val/mae": metrics.mae}, metrics.step)
         self.writer.flush()
 
     @hookimpl
@@ -142,11 +144,12 @@ class TensorBoardLogger:
 
     def _train_tags(self, metrics: StepMetrics) -> tuple[str, ...]:
         """The tags of a logged step's scalars, in the order of :func:`_train_values`; made once per set."""
-        key = (metrics.accuracy is not None, tuple(metrics.grad_norms or ()))
+        key = (metrics.accuracy is not None, metrics.rmse is not None, tuple(metrics.grad_norms or ()))
         tags = self._tag_sets.get(key)
         if tags is None:
-            with_accuracy, norm_names = key
+            with_accuracy, with_errors, norm_names = key
             tags = self._tag_sets[key] = ("train/loss", "train/lr", *(["train/accuracy"] if with_accuracy else []),
+                                          *(["train/rmse", "train/mae"] if with_errors else []),
                                           *(f"grad_norm/{name}" for name in norm_names))
         return tags
 
@@ -191,10 +194,13 @@ class HistogramLogger:
 
 
 def _train_values(metrics: StepMetrics) -> list[float]:
-    """A logged step's scalars: loss, lr, then the accuracy and the gradient norms where present."""
+    """A logged step's scalars: loss, lr, then the accuracy, the error measures and the gradient norms where
+    present."""
     values = [metrics.loss, metrics.lr]
     if metrics.accuracy is not None:
         values.append(metrics.accuracy)
+    if metrics.rmse is not None:
+        values.extend((metrics.rmse, metrics.mae))
     if metrics.grad_norms:
         values.extend(metrics.grad_norms.values())
     return values

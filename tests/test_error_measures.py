@@ -1,0 +1,119 @@
+"""RMSE and MAE of a run that measures no accuracy: computed, logged to TensorBoard, summarised, listed, and
+usable for the best checkpoint and early stopping."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnframe.error_measures import ErrorSums, batch_errors
+from nnframe.launch import train as launch_train
+from nnframe.losses import MeanSquaredError, SigmoidWithLoss, SoftmaxWithLoss
+from nnframe.plugins import get_plugin_manager
+from nnframe.run_listing import format_runs_table, list_runs
+from test_run_listing import render
+from test_tensorboard import points, read_events
+
+REGRESSION = {
+    "name": "reg",
+    "seed": 3,
+    "data": {"type": "npz", "path": "reg.npz", "task": "regression", "val_fraction": 0.25},
+    "model": [{"type": "affine", "out": 8}, {"type": "tanh"}, {"type": "affine", "out": 1}],
+    "loss": {"type": "mse"},
+    "optimizer": {"type": "adam", "lr": 0.05},
+    "train": {"max_steps": 40, "batch_size": 16, "eval_every": 8, "dtype": "float64"},
+    "log": {"every": 4},
+}
+
+
+def regression_config(tmp_path: Path, **sections) -> Path:
+    x = np.random.default_rng(0).standard_normal((80, 2))
+    np.savez(tmp_path / "reg.npz", x=x, y=3 * x[:, 0] - x[:, 1] + 2)
+    path = tmp_path / "reg.yaml"
+    path.write_text(yaml.safe_dump({**REGRESSION, **sections}), encoding="utf-8")
+    return path
+
+
+def test_rmse_and_mae_are_those_of_the_predictions_in_the_targets_units() -> None:
+    out, t = np.array([[1.0], [2.0], [4.0]]), np.array([1.0, 4.0, 0.0])  # errors 0, -2, 4
+    assert batch_errors(MeanSquaredError(), out, t) == (math.sqrt(20 / 3), 2.0)
+    sums = ErrorSums()
+    sums.add(MeanSquaredError(), out[:1], t[:1])
+    sums.add(MeanSquaredError(), out[1:], t[1:])
+    assert (sums.rmse, sums.mae) == (math.sqrt(20 / 3), 2.0)  # chunks add up to the whole
+
+
+def test_the_cross_entropies_predict_probabilities() -> None:
+    scores = np.array([[0.0, math.log(3.0)]])
+    np.testing.assert_allclose(SoftmaxWithLoss().predictions(scores), [[0.25, 0.75]])
+    np.testing.assert_allclose(SigmoidWithLoss().predictions(np.array([[0.0]])), [[0.5]])
+    assert batch_errors(SigmoidWithLoss(), np.array([[0.0], [0.0]]), np.array([1.0, 0.0])) == (0.5, 0.5)
+
+
+def test_a_loss_without_predictions_of_the_targets_gives_none() -> None:
+    class NoPredictions(MeanSquaredError):
+        def predictions(self, x):
+            return None
+
+    assert batch_errors(NoPredictions(), np.ones((2, 1)), np.ones(2)) == (None, None)
+    assert batch_errors(MeanSquaredError(), np.ones((2, 3)), np.ones(2)) == (None, None)  # not the targets' size
+    assert ErrorSums().rmse is None
+
+
+def test_a_regression_run_logs_summarises_and_lists_its_error_measures(tmp_path: Path) -> None:
+    result = launch_train(regression_config(tmp_path), [], get_plugin_manager(), runs_dir=tmp_path / "runs",
+                          quiet=True)
+    metrics = json.loads((result.run_dir / "summary.json").read_text())["metrics"]
+    for part in ("train", "val"):  # mse is half the squared error: rmse = sqrt(2 * loss) for one output
+        assert metrics[f"{part}/rmse"] == pytest.approx(math.sqrt(2 * metrics[f"{part}/loss"]), rel=1e-12)
+        assert 0 < metrics[f"{part}/mae"] <= metrics[f"{part}/rmse"]
+    events = read_events(result.run_dir)
+    tags = set(events.Tags()["scalars"])
+    assert {"train/rmse", "train/mae", "val/rmse", "val/mae", "final/train/rmse", "final/train/mae"} <= tags
+    assert not {"train/accuracy", "val/accuracy", "final/train/accuracy"} & tags
+    assert [step for step, _ in points(events, "train/rmse")] == list(range(4, 41, 4))
+    assert [step for step, _ in points(events, "val/mae")] == [8, 16, 24, 32, 40]
+    assert points(events, "val/rmse")[-1][1] == pytest.approx(metrics["val/rmse"])
+    for step, rmse in points(events, "train/rmse"):  # each logged batch's own, from its loss
+        loss = dict(points(events, "train/loss"))[step]
+        assert rmse == pytest.approx(math.sqrt(2 * loss), rel=1e-5)
+    table = render(format_runs_table(list_runs(tmp_path / "runs")))
+    assert "rmse" in table and "acc" not in table
+    assert f"{metrics['val/rmse']:.4f}" in table
+
+
+def test_the_best_checkpoint_and_early_stopping_go_by_an_error_measure(tmp_path: Path) -> None:
+    path = regression_config(tmp_path, checkpoint={"best_metric": "val/mae"},
+                             callbacks=[{"type": "early_stopping", "metric": "val/rmse", "patience": 2}])
+    result = launch_train(path, ["optimizer.lr=3.0", "train.max_steps=400"], get_plugin_manager(),
+                          runs_dir=tmp_path / "runs", quiet=True)
+    best = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())
+    mae = points(read_events(result.run_dir), "val/mae")
+    assert best["metric"] == {"name": "val/mae", "value": pytest.approx(min(value for _, value in mae))}
+    assert best["step"] == min(mae, key=lambda point: point[1])[0]
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert "val/rmse has not improved" in summary["stopped_early"]["reason"]
+
+
+def test_a_classification_run_lists_accuracy_beside_a_regression_runs_rmse(tmp_path: Path) -> None:
+    launch_train(regression_config(tmp_path), [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    spiral = Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml"
+    launch_train(spiral, ["train.epochs=1"], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    lines = render(format_runs_table(list_runs(tmp_path / "runs"), with_overrides=False)).splitlines()
+    assert lines[1].split() == ["train", "train", "train", "val", "val", "val"]
+    assert lines[2].split()[3:] == ["loss", "acc", "rmse", "loss", "acc", "rmse"]
+
+
+def test_an_error_measure_asked_of_a_classification_run_keeps_the_best_by_accuracy(tmp_path: Path) -> None:
+    spiral = Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml"
+    result = launch_train(spiral, ["train.epochs=2", "data.val_fraction=0.2", "checkpoint.best_metric=val/mae"],
+                          get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
+    assert result.notes == ["checkpoint.best_metric is val/mae, which a classification run has not (error measures "
+                            "are a regression run's); the best checkpoint is kept by val/accuracy"]
+    best = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())
+    assert best["metric"]["name"] == "val/accuracy"

@@ -49,7 +49,16 @@ def check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[in
                 loss.forward(scores, targets)
         except DataError as exc:
             raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
-                              f"with a model output of shape {scores.shape}: {exc}", path="loss") from None
+                              f"with a model output of shape {scores.shape}: {exc}{_flatten_hint(dataset, scores)}",
+                              path="loss") from None
+
+
+def _flatten_hint(dataset: Dataset, scores: np.ndarray) -> str:
+    """Examples of several axes (images) keep them through ``affine``, which acts on the last one."""
+    if dataset.x.ndim <= 2 or scores.ndim <= 2:
+        return ""
+    return (f"; the examples have shape {dataset.x.shape[1:]}, and affine acts on their last axis: put "
+            "{type: flatten} first in the model to read each example as one vector")
 
 
 def check_loss_outputs(loss: Any, origin: str, output_shape: tuple[int, ...], dataset: Dataset) -> None:

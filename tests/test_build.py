@@ -615,3 +615,15 @@ def test_a_bug_in_a_dataset_build_stays_a_traceback_naming_the_plugin(tmp_path: 
         prepare({**SPIRAL, "data": {"type": "plugin_bug"}}, [], plugins)
     assert info.value.__notes__ == ["(raised by the build of dataset type 'plugin_bug' from plugin 'unreadable' "
                                     "(local))"]
+
+
+def test_images_need_flatten_before_affine_and_the_error_says_so(tmp_path: Path, plugins: Any) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "img.npz", x=rng.standard_normal((20, 1, 4, 4)), y=rng.integers(0, 3, 20))
+    data = {"type": "npz", "path": "img.npz"}
+    with pytest.raises(ConfigError, match=r"output of shape \(20, 1, 4, 3\).*the examples have shape \(1, 4, 4\), "
+                                          r"and affine acts on their last axis: put \{type: flatten\} first"):
+        experiment(tmp_path, plugins, data=data)
+    built = experiment(tmp_path, plugins, data=data, model=[{"type": "flatten"}, *SPIRAL["model"]])
+    assert [p.shape for p in built.model.params][0] == (16, 10)
+    assert built.model.forward(built.dataset.x[:5]).shape == (5, 3)

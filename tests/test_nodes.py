@@ -18,7 +18,7 @@ from nnframe.plugins import get_plugin_manager
 from nnframe.testing import check_gradients
 
 BUILTIN_NODES = {"matmul", "affine", "add", "mul", "repeat", "sum",
-                 "sigmoid", "relu", "tanh", "softmax", "dropout"}
+                 "sigmoid", "relu", "tanh", "softmax", "dropout", "flatten"}
 ELEMENTWISE = [({}, [(1, 4)], (1, 4)), ({}, [(5, 3)], (5, 3)), ({}, [(2, 3, 4)], (2, 3, 4))]
 TWO_INPUTS = [
     ({}, [(1, 3), (1, 3)], (1, 3)),
@@ -45,6 +45,7 @@ CASES: dict[str, list[tuple[dict, list[tuple[int, ...]], tuple[int, ...]]]] = {
     "softmax": [({}, [(1, 4)], (1, 4)), ({}, [(5, 3)], (5, 3)), ({"axis": 0}, [(5, 3)], (5, 3))],
     "dropout": [({"ratio": 0.5}, [(1, 4)], (1, 4)), ({"ratio": 0.3}, [(6, 5)], (6, 5)),
                 ({"ratio": 0.0}, [(3, 2)], (3, 2))],
+    "flatten": [({}, [(5, 1, 4, 4)], (5, 16)), ({}, [(3, 2, 3)], (3, 6)), ({}, [(4, 3)], (4, 3)), ({}, [(2,)], (2, 1))],
 }
 TABLE = [(name, *case) for name, cases in CASES.items() for case in cases]
 TABLE_IDS = [f"{name}-{i}" for name, cases in CASES.items() for i in range(len(cases))]

@@ -14,7 +14,7 @@ from nnframe.hookspecs import hookimpl
 from nnframe.initializers import initialize
 from nnframe.limits import MAX_COUNT
 from nnframe.node import Node
-from nnframe.nodes import Add, Affine, Dropout, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
+from nnframe.nodes import Add, Affine, Dropout, Flatten, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
 
 
 class NoParams(Params):
@@ -152,6 +152,12 @@ def build_dropout(params: DropoutParams, ctx: NodeContext) -> Node:
     return Dropout(params.ratio, rng=np.random.default_rng(ctx.rng.integers(2**63)))
 
 
+def build_flatten(params: NoParams, ctx: NodeContext) -> Node:
+    """Each example as one vector, (N, d1, d2, ...) -> (N, d1 * d2 * ...), for an affine node to read."""
+    _check_inputs(ctx, "flatten", 1)
+    return Flatten()
+
+
 @hookimpl
 def nnframe_register_nodes() -> list[Component]:
     return [
@@ -166,4 +172,5 @@ def nnframe_register_nodes() -> list[Component]:
         node("tanh", NoParams, build_tanh),
         node("softmax", SoftmaxParams, build_softmax),
         node("dropout", DropoutParams, build_dropout),
+        node("flatten", NoParams, build_flatten),
     ]

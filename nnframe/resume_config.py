@@ -58,10 +58,13 @@ class Change:
 
 
 def _shown(value: Any) -> str:
-    """A value for a message, as the config writes it (``false``, ``null``); a string (a data path, whose end
-    tells most) whole up to a long line."""
+    """A value for a message, as the config writes it (``false``, ``null``, a section as ``{type: sgd, lr: 0.1}``);
+    a string (a data path, whose end tells most) whole up to a long line."""
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (dict, list)):
+        text = _flow_yaml(value)
+        return text if len(text) <= 120 else text[:117] + "..."
     return short_repr(value, 200 if isinstance(value, str) else 40)
 
 
@@ -185,9 +188,14 @@ def first_that_works(candidates: Sequence[list[str]], works: Callable[[list[str]
 
 def as_override(path: FieldPath, value: Any) -> str:
     """``model.0.out=20``: a command-line override setting ``path`` to ``value``, written as YAML."""
+    return f"{'.'.join(map(str, path))}={_flow_yaml(value)}"
+
+
+def _flow_yaml(value: Any) -> str:
+    """``value`` as one line of YAML, as an override or a config's flow style writes it."""
     text = dump_yaml(value, default_flow_style=True, width=float("inf"), sort_keys=False,
                      allow_unicode=True).strip()
-    return f"{'.'.join(map(str, path))}={text.removesuffix(chr(10) + '...').strip()}"
+    return text.removesuffix(chr(10) + "...").strip()
 
 
 def _at(config: Any, path: FieldPath) -> Any:

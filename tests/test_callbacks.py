@@ -173,7 +173,8 @@ def test_a_resumed_run_stops_where_an_uninterrupted_one_stops(tmp_path: Path, sp
 def test_early_stopping_is_added_on_a_resume_by_an_override_and_not_lost_by_a_resume_without_it(
         tmp_path: Path) -> None:
     first = run({**SPIRAL, "callbacks": []}, tmp_path, "train.max_steps=10")
-    with pytest.raises(ConfigError, match=r"callbacks: \[\] in the run, .* now\. To continue the run as it was, "
+    with pytest.raises(ConfigError, match=r"callbacks: \[\] in the run, \[\{type: early_stopping, name: null, "
+                                          r"metric: val/loss, .*\}\] now\. To continue the run as it was, "
                                           r"add: 'callbacks=\[\]'"):
         nnframe.run_experiment(SPIRAL, [], runs_dir=tmp_path / "runs", resume=first["run_dir"], quiet=True)
     notes: list[str] = []

@@ -255,7 +255,13 @@ class Checkpointer:
         """Load the newest valid checkpoint into ``trainer`` (parameters in place), for a resume."""
         self._remove_temporary_files()
         checkpoint = latest_checkpoint(self.directory, self._warn)
-        self.check_model(checkpoint, trainer.model)
+        try:
+            self.check_model(checkpoint, trainer.model)
+        except CheckpointError as exc:
+            cause = _feature_count_change(checkpoint, trainer.model, trainer.dataset)
+            if cause is None:
+                raise
+            raise CheckpointError(f"{cause}; {exc}") from None
         self.data_differs = self.data_differs_from(checkpoint, trainer.dataset)
         _apply(checkpoint, trainer)
         if checkpoint.path.name != f"{BEST}.json":
@@ -486,6 +492,25 @@ def _check_params(saved: dict[str, tuple[int, ...]], current: dict[str, tuple[in
     if extra:
         raise CheckpointError(f"{where} is from a different model: it has parameter(s) {', '.join(extra)} "
                               "that this model lacks")
+
+
+def _feature_count_change(checkpoint: Checkpoint, model: Any, dataset: Any) -> str | None:
+    """Why a resumed model's first parameter has another shape, where the cause is the data: the first axis of
+    the first parameter (an affine's ``W``: ``(D, H)``) follows the number of features, and that number changed;
+    else ``None``."""
+    saved = checkpoint.meta["fingerprint"]["params"]
+    if not saved or not model.params:
+        return None
+    name, saved_shape = saved[0][0], tuple(saved[0][1])
+    shape = model.params[0].shape
+    features = int(np.prod(dataset.x.shape[1:]))
+    if name != model.param_names[0] or len(saved_shape) != len(shape) or not shape:
+        return None
+    if shape[0] != features or saved_shape[0] == features:
+        return None
+    return (f"the data now has {features} features per example, where the run's model was built for "
+            f"{saved_shape[0]}: the data ({dataset.source}) changed since the run started; resume with the data "
+            "the run trained on, or train a new run on this data")
 
 
 def _differences(saved: Any, current: Any, path: str) -> list[str]:

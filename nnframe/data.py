@@ -122,7 +122,7 @@ def validate_dataset(ds: Dataset, where: str) -> Dataset:
     """Check ``ds`` and return it normalised: labels as int64 (a ``(N, 1)`` column of them as ``(N,)``),
     1-D regression targets as ``(N, 1)``.
 
-    Raises DataError for: empty data, non-numeric or non-finite ``x``, ``x``/``y``
+    Raises DataError for: empty data, ``x`` with no features, non-numeric or non-finite ``x``, ``x``/``y``
     of different lengths, labels that are not non-negative integers, rows that
     are not one-hot, labels beyond ``num_classes``, and a validation set that does
     not match the training set.
@@ -252,6 +252,9 @@ def _check_features(value: Any, name: str, prefix: str) -> np.ndarray:
                         f"(a single feature is {name}[:, None])")
     if len(x) == 0:
         raise DataError(f"{prefix}: {name} has no examples (shape {x.shape})")
+    if x.size == 0:
+        raise DataError(f"{prefix}: {name} has no features (shape {x.shape}); each example needs at least one "
+                        "feature, or the model learns only a bias")
     _check_finite(x, name, prefix)
     return x
 

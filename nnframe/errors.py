@@ -137,8 +137,12 @@ def raise_terminated(signum: int, frame: object) -> None:
 
 
 def close_match(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate closest to ``name``, if any is close enough to suggest."""
-    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    """The candidate closest to ``name``, if any is close enough to suggest; one differing only in case first."""
+    candidates = list(candidates)
+    same_letters = [candidate for candidate in candidates if candidate.casefold() == name.casefold()]
+    if same_letters:
+        return same_letters[0]
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 

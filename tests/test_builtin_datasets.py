@@ -226,6 +226,7 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("a,a,label\n1,2,0\n", {}, "the header names column 'a' twice"),
     ("a,,label\n1,2,0\n", {}, "header column 2 has no name"),
     ("label\n0\n1\n", {}, "has only the label column 'label'"),
+    ("id,label\n1,0\n2,1\n", {"drop": ["id"]}, "has only the label column 'label'"),
     ("a,label\n1,0\n2,1.5\n", {}, "dataset {dir}/c.csv: y[1] = 1.5 is not a class index"),
     ("a,label\n1,0\n2,-1\n", {}, "y[1] = -1.0 is negative"),
     ("a,label\nnan,0\n2,1\n", {}, "line 2, column 'a': 'nan' is a missing or infinite value"),
@@ -255,6 +256,47 @@ def test_csv_not_utf8_and_missing(registry, tmp_path):
         _load(registry, "csv", _ctx(tmp_path), path="latin.csv")
     with pytest.raises(DataError, match=r"csv file .*missing.csv \(path 'missing.csv' relative to .*\) not found"):
         _load(registry, "csv", _ctx(tmp_path), path="missing.csv")
+
+
+def _write_zip_of_a_spreadsheet(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+
+
+@pytest.mark.parametrize("name, write, expected", [
+    ("data.npz", lambda p: np.savez(p, x=np.ones((3, 2)), y=np.zeros(3)),
+     "looks like an .npz file (a zip archive of numpy arrays), not CSV text; use type: npz"),
+    ("data.npz", lambda p: np.savez_compressed(p, x=np.ones((3, 2)), y=np.zeros(3)), "looks like an .npz file"),
+    ("data.npy", lambda p: np.save(p, np.ones((3, 2))),
+     "looks like an .npy file (numpy's array format), not CSV text; save x and y with np.savez(path, x=x, y=y) "
+     "and use type: npz"),
+    ("data.xlsx", _write_zip_of_a_spreadsheet, "is a zip archive (as an .npz or an .xlsx file is), not CSV text"),
+], ids=["npz", "compressed npz", "npy", "xlsx"])
+def test_csv_given_a_numpy_file_or_a_zip_says_what_it_is_not_that_it_is_not_utf8(registry, tmp_path, name, write,
+                                                                                   expected):
+    write(tmp_path / name)
+    with pytest.raises(DataError) as info:
+        _load(registry, "csv", _ctx(tmp_path), path=name)
+    assert str(info.value).startswith(f"data: csv file {tmp_path / name} ")
+    assert expected in str(info.value) and "UTF-8" not in str(info.value)
+
+
+def test_validate_a_csv_that_is_an_npz_exits_2_with_one_message(tmp_path):
+    config = _experiment(tmp_path, {"type": "csv", "path": "data.npz"})
+    np.savez(tmp_path / "data.npz", x=np.ones((3, 2)), y=np.zeros(3))
+    result = _validate(config)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {config}: data: csv file {tmp_path / 'data.npz'} looks like an .npz")
+    assert result.stderr.count("error: ") == 1 and "Traceback" not in result.output
+
+
+def test_validate_an_npz_whose_x_has_no_features_exits_2_naming_the_shape(tmp_path):
+    config = _experiment(tmp_path, {"type": "npz", "path": "data.npz"})
+    np.savez(tmp_path / "data.npz", x=np.zeros((4, 0)), y=np.array([0, 1, 0, 1]))
+    result = _validate(config)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"error: {config}: data: dataset {tmp_path / 'data.npz'}: x has no features (shape "
+                             "(4, 0)); each example needs at least one feature, or the model learns only a bias\n")
 
 
 def test_csv_delimiter_must_be_one_character(registry):

@@ -137,6 +137,19 @@ def test_a_single_registered_type_still_gets_unknown_type_and_did_you_mean() -> 
     assert found[0].path == "data.type" and "did you mean 'spiral'?" in found[0].message
 
 
+@pytest.mark.parametrize("change, path, suggestion", [
+    ({"data": {"type": "CSV", "path": "d.csv"}}, "data.type", "csv"),
+    ({"loss": {"type": "MSE"}}, "loss.type", "mse"),
+    ({"optimizer": {"type": "Adam", "lr": 0.1}}, "optimizer.type", "adam"),
+    ({"model.0.type": "AFFINE"}, "model[0].type", "affine"),
+])
+def test_a_type_that_differs_only_in_case_suggests_the_registered_name(change: dict, path: str,
+                                                                       suggestion: str) -> None:
+    (problem,) = problems(change)
+    assert (problem.path, problem.suggestion) == (path, suggestion)
+    assert f"(did you mean {suggestion!r}?)" in problem.message
+
+
 def test_problem_parts_and_text() -> None:
     problem = Problem("model.nodes[2].out", "input should be greater than 0; found -1")
     assert problem.parts == ["model", "nodes", "2", "out"]

@@ -694,6 +694,32 @@ def test_a_resume_on_other_data_of_the_same_size_says_so(tmp_path: Path) -> None
     assert "training data differs" not in moved.stderr
 
 
+def _write_features_csv(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    header = [f"f{i}" for i in range(x.shape[1])] + ["label"]
+    rows = [",".join([*(f"{v:.6f}" for v in features), str(label)]) for features, label in zip(x, y)]
+    path.write_text("\n".join([",".join(header), *rows]) + "\n", encoding="utf-8")
+
+
+def test_a_resume_on_data_with_fewer_features_says_the_data_changed_first(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    _write_features_csv(tmp_path / "data.csv", x, y)
+    config = write_experiment(tmp_path, {**CONFIG, "data": {"type": "csv", "path": "data.csv"}},
+                              model=[{"type": "affine", "out": 16}, {"type": "relu"}, {"type": "affine", "out": 3}],
+                              train={"max_steps": 8, "batch_size": 10})
+    first = nnframe("train", str(config), "--runs-dir", "runs", "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
+    _write_features_csv(tmp_path / "data.csv", x[:, 1:], y)
+    result = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=12", "-q", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "error: the data now has 3 features per example, where the run's model was built for 4: the data "
+        f"({tmp_path / 'data.csv'}) changed since the run started; ")
+    assert "parameter 'affine1/W' has shape (4, 16) in the checkpoint but (3, 16) in this model" in result.stderr
+    assert result.stderr.count("error: ") == 1 and "Traceback" not in result.stderr
+
+
 def test_a_resume_goes_on_past_an_unreadable_summary_and_writes_it_anew(tmp_path: Path) -> None:
     config = write_config(tmp_path, train={"max_steps": 10})
     first = nnframe("train", str(config), "--runs-dir", "runs", cwd=tmp_path)

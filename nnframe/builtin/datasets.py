@@ -121,6 +121,7 @@ class CsvParams(FileParams):
 def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
     """Features and a label column from a CSV file with a header row."""
     path = _resolve(params.path, ctx, "csv")
+    _check_not_numpy(path)
     fast = _numeric_table(path, params.delimiter)
     if fast is not None:
         header, values = fast
@@ -211,18 +212,47 @@ def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
     raise DataError(message + did_you_mean(close_match(resolved.name, siblings)))
 
 
-def _check_zip(path: Path) -> None:
+def _first_bytes(path: Path, kind: str) -> bytes:
+    """The first bytes of a data file, enough for numpy's and zip's signatures."""
     try:
         with path.open("rb") as file:
-            magic = file.read(6)
+            return file.read(6)
     except OSError as exc:
-        raise _unreadable("npz", path, exc) from None
+        raise _unreadable(kind, path, exc) from None
+
+
+def _check_zip(path: Path) -> None:
+    magic = _first_bytes(path, "npz")
     if magic.startswith(_NPY_MAGIC):
         raise DataError(f"npz file {path} holds a single .npy array, not an .npz archive; "
                         "save it with np.savez(path, x=x, y=y)")
     if not magic.startswith(_ZIP_MAGIC):
         raise DataError(f"npz file {path} is not an .npz archive (it does not start with the zip signature); "
                         "save it with np.savez(path, x=x, y=y)")
+
+
+def _check_not_numpy(path: Path) -> None:
+    """Refuse a numpy file, or another zip archive, given as CSV: its signature says what it is, where reading it
+    as text would only say it is not UTF-8."""
+    magic = _first_bytes(path, "csv")
+    if magic.startswith(_NPY_MAGIC):
+        raise DataError(f"csv file {path} looks like an .npy file (numpy's array format), not CSV text; save x "
+                        "and y with np.savez(path, x=x, y=y) and use type: npz")
+    if magic.startswith(_ZIP_MAGIC) and _holds_npy_arrays(path):
+        raise DataError(f"csv file {path} looks like an .npz file (a zip archive of numpy arrays), not CSV text; "
+                        "use type: npz")
+    if magic.startswith(_ZIP_MAGIC):
+        raise DataError(f"csv file {path} is a zip archive (as an .npz or an .xlsx file is), not CSV text; "
+                        "use type: npz for numpy arrays, or save a spreadsheet as CSV")
+
+
+def _holds_npy_arrays(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return bool(names) and all(name.endswith(".npy") for name in names)
 
 
 def _read_array(archive: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:

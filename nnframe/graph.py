@@ -483,10 +483,10 @@ def _named(nodes: Sequence[tuple[str, Node] | Node]) -> list[tuple[str, Any]]:
     entries = list(nodes)
     pairs = [entry if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str) else None
              for entry in entries]
-    nodes = [pair[1] if pair else entry for pair, entry in zip(pairs, entries)]
-    names = sequential_names([type(node).__name__.lower() for node in nodes],
+    bare = [pair[1] if pair else entry for pair, entry in zip(pairs, entries)]
+    names = sequential_names([type(node).__name__.lower() for node in bare],
                              explicit=[pair[0] if pair else None for pair in pairs])
-    return list(zip(names, nodes))
+    return list(zip(names, bare))
 
 
 def _is_chain(arg_slots: list[tuple[int, ...]], output_slot: int) -> bool:

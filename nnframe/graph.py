@@ -448,7 +448,10 @@ class Graph(Node):
         """Every node's output for ``xs``, in topological order: for diagnosing where values go bad.
 
         No node writes over another's output here (the grants hold only inside
-        ``forward`` and ``backward``): each is returned as it was made.
+        ``forward`` and ``backward``): each is returned as it was made. It is a
+        forward pass all the same: each node keeps what its backward needs from
+        this one, so a ``backward`` after it is the backward of ``xs``, not of
+        an earlier ``forward``.
         """
         values = list(xs)
         outputs = {}

@@ -10,6 +10,7 @@ This module sits below config and plugins: it receives nodes already built.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -406,11 +407,25 @@ class Graph(Node):
 
     def _forward_recording(self, xs: tuple[np.ndarray, ...]) -> np.ndarray:
         """Forward that keeps each node's input shapes, until the first backward has checked the nodes."""
+        self._warn_of_wider_inputs(xs)
         values = list(xs)
         for node, args in self._forward_plan:
             values.append(node.forward(*[values[i] for i in args]))
         self._input_shapes = [tuple(np.shape(values[i]) for i in args) for args in self._arg_slots]
         return values[self._output_slot]
+
+    def _warn_of_wider_inputs(self, xs: tuple[np.ndarray, ...]) -> None:
+        """A float64 input into a float32 model is promoted by numpy without a word: every product then runs in
+        float64, at twice the cost, and the gradients are cast back."""
+        dtypes = {p.dtype for p in self.params if p.dtype.kind == "f"}
+        if len(dtypes) != 1:
+            return
+        dtype = dtypes.pop()
+        for name, x in zip(self.inputs, xs):
+            given = getattr(x, "dtype", None)
+            if given is not None and given.kind == "f" and given.itemsize > dtype.itemsize:
+                warnings.warn(f"graph input {name!r} is {given}, while the parameters are {dtype}: numpy computes "
+                              f"in {given} and casts the gradients back; pass x.astype(np.{dtype})", stacklevel=4)
 
     def _first_backward(self, dout: Any) -> Any:
         """Backward with the node-protocol checks: each input gradient's shape, every array kept in place, and

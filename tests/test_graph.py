@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -948,3 +949,15 @@ def test_a_gradient_check_names_a_weight_two_nodes_share() -> None:
                    GraphNode("a", Add(), ("m1", "m2"))])
     with pytest.raises(GradientCheckError, match="m1/W and m2/W are one array.*remove_duplicate"):
         check_gradients(graph, np.random.default_rng(5).standard_normal((4, 3)))
+
+
+def test_a_wider_input_than_the_parameters_is_warned_of_once_it_is_promoted() -> None:
+    rng = np.random.default_rng(6)
+    net = Graph.sequential([Affine(rng.standard_normal((2, 3)).astype(np.float32), np.zeros(3, np.float32))])
+    with pytest.warns(UserWarning, match=r"graph input 'x' is float64, while the parameters are float32.*"
+                                         r"x\.astype\(np\.float32\)"):
+        assert net.forward(np.ones((4, 2))).dtype == np.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.forward(np.ones((4, 2), np.float32))
+        Graph.sequential([Affine(np.ones((2, 3)), np.zeros(3))]).forward(np.ones((4, 2), np.float32))

@@ -19,7 +19,8 @@ from typing import IO
 
 from nnframe.errors import Terminated, UserError, raise_terminated
 
-INSTALL_HINT = "pip install 'nnframe[board]'"
+INSTALL_HINT = ("pip install -e '.[board]' in a clone of nnframe (pip install 'nnframe[board]' where it is "
+                "installed from an index)")
 TERMINATED_EXIT = 143
 RELAY_DRAIN_S = 5.0
 """How long TensorBoard's last output may take to pass on after it exits (a slow reader of ours)."""

@@ -201,7 +201,7 @@ def plugins(
     if as_json:
         typer.echo(json.dumps(plugins_json(manager), indent=2))
     else:
-        table_console().print(plugins_table(manager))
+        print_table(table_console(), plugins_table(manager))
     if manager.clashes:  # listed first, since every other command stops at them
         fail("; ".join(manager.clashes), 2)
 
@@ -292,7 +292,17 @@ def print_whole(table: Any) -> None:
     from rich.console import Console
 
     console, needed = table_console(), narrowest(table)
-    (console if needed <= console.width else Console(width=needed)).print(table)
+    print_table(console if needed <= console.width else Console(width=needed), table)
+
+
+def print_table(console: Any, table: Any) -> None:
+    """Print ``table``; to a pipe or a file without the spaces rich pads each line with to the table's width."""
+    if sys.stdout.isatty():
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    typer.echo("\n".join(line.rstrip() for line in captured.get().split("\n")), nl=False)
 
 
 @app.command()

@@ -189,7 +189,7 @@ def test_missing_tensorboard_names_the_install_command(tmp_path, monkeypatch):
     with pytest.raises(UserError) as info:
         launch_board(tmp_path)
 
-    assert "pip install 'nnframe[board]'" in str(info.value)
+    assert "pip install -e '.[board]' in a clone of nnframe" in str(info.value)
 
 
 def test_missing_logdir_is_a_user_error(tmp_path):

@@ -291,6 +291,7 @@ def test_a_tilde_the_shell_left_alone_is_the_home_directory(tmp_path: Path) -> N
     listed = subprocess.run([NNFRAME, "runs", "~/runs"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env=env)
     assert listed.returncode == 0 and run_dir.name in listed.stdout, listed.stderr
+    assert all(line == line.rstrip() for line in listed.stdout.splitlines())  # a pipe gets no padding
     resumed = subprocess.run([NNFRAME, "train", "~/configs/spiral.yaml", "train.epochs=2", "-q",
                               f"--resume=~/runs/spiral/{run_dir.name}"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)

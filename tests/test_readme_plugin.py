@@ -1,4 +1,5 @@
-"""The plugin README.md walks through, built from the README's own code blocks: installed, listed, checked, trained.
+"""The plugin README.md walks through, and docs/plugins.md goes on with, built from their own code blocks: installed,
+listed, checked, trained.
 
 If the walkthrough stops working as written, this fails: the node and the
 component (steps 1 and 2) become the module the ``pyproject.toml`` of step 3
@@ -26,14 +27,16 @@ from nnframe.testing import check_gradients, check_optimizer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Write a layer plugin"
+GUIDE = README.parent / "docs" / "plugins.md"
 SPIRAL = README.parent / "experiments" / "spiral.yaml"
 
 
 def code_blocks(language: str) -> list[str]:
-    """The fenced ``language`` blocks of the plugin section, dedented, in order."""
+    """The fenced ``language`` blocks of the README's plugin section, then of the plugin guide, dedented, in order."""
     text = README.read_text(encoding="utf-8")
     section = text[text.index(SECTION):]
     section = section[:section.index("\n## ", 1)]
+    section += "\n" + GUIDE.read_text(encoding="utf-8")
     return [textwrap.dedent(block) for block in
             re.findall(rf"^ *```{language}\n(.*?)^ *```$", section, flags=re.MULTILINE | re.DOTALL)]
 

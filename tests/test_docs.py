@@ -1,0 +1,50 @@
+"""README.md and docs/: every relative link reaches a file and a heading, and docs/python.md's own loop runs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_relative_link_reaches_a_file_and_a_heading(page: Path) -> None:
+    links = [link for link in LINK.findall(page.read_text(encoding="utf-8")) if "://" not in link]
+    assert links or page.name != "README.md"
+    for link in links:
+        target, _, anchor = link.partition("#")
+        path = (page.parent / target).resolve() if target else page
+        assert path.exists(), f"{page.name}: {link} reaches no file"
+        if anchor:
+            assert anchor in anchors(path), f"{page.name}: {link} reaches no heading of {path.name}"
+
+
+def test_the_readme_links_every_page_of_the_docs() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"docs/{page.name}" in readme for page in PAGES[1:])
+
+
+def test_the_loop_of_your_own_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    text = (ROOT / "docs" / "python.md").read_text(encoding="utf-8")
+    section = text[text.index("## A loop of your own"):]
+    (block,) = re.findall(r"^```python\n(.*?)^```$", section[:section.index("\n## ", 1)], re.MULTILINE | re.DOTALL)
+    shutil.copytree(ROOT / "experiments", tmp_path / "experiments")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(textwrap.dedent(block), "docs/python.md", "exec"), {})
+    loss, accuracy = re.fullmatch(r"loss ([\d.]+), accuracy ([\d.]+)\n", capsys.readouterr().out).groups()
+    assert float(loss) < 0.3 and float(accuracy) >= 0.9
+    assert (tmp_path / "weights.npz").exists()

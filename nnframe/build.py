@@ -21,7 +21,8 @@ from nnframe.gradients import first_nonfinite
 from nnframe.held_signals import signals_held
 from nnframe.hook_checks import HOOK_PREFIX, IMPL_MARK
 from nnframe.init_from import copy_initial_params
-from nnframe.loss_checks import SHAPE_CHECK_ROWS, check_labels_fit, check_loss_accepts_targets, check_loss_outputs
+from nnframe.loss_checks import (SHAPE_CHECK_ROWS, check_labels_fit, check_loss_accepts_targets, check_loss_outputs,
+                                 measures_errors)
 from nnframe.graph import Graph, GraphNode
 from nnframe.graph_checks import first_shared_param
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
@@ -61,6 +62,8 @@ class Experiment:
     callbacks: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What the build did that a user should hear of (parameters copied from another run)."""
+    error_measures: bool = False
+    """Whether evaluations measure ``rmse`` and ``mae`` (see :func:`~nnframe.loss_checks.measures_errors`)."""
 
     @property
     def settings(self) -> BaseModel:
@@ -341,8 +344,10 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     check_loss_outputs(probe, _from_plugin(plugins.losses, settings.loss.type), output_shape, dataset)
     if hasattr(loss, "validate_targets"):
         loss.validate_targets = False
-    callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification)
-    return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks)
+    errors = not classification and measures_errors(probe, output_shape, dataset)
+    callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification, errors)
+    return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks,
+                      error_measures=errors)
 
 
 def _fits_values(loss: Component) -> bool:
@@ -351,7 +356,7 @@ def _fits_values(loss: Component) -> bool:
 
 
 def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: bool,
-                    classification: bool) -> list[Any]:
+                    classification: bool, error_measures: bool = False) -> list[Any]:
     """The ``callbacks`` section's objects, each named (its ``name``, else its type) and checked as a run will
     register it, so that ``nnframe validate`` names a hook no spec has; an object implementing no hook would be
     registered and never heard from."""
@@ -364,8 +369,8 @@ def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: 
             raise ConfigError(f"callbacks {names[name]} and {i} are both named {name!r}, the key each keeps its "
                               f"state under; give {path} a name of its own ({path}.name)", path=f"{path}.name")
         names[name] = i
-        built = _build_component(plugins.callbacks, entry, path, CallbackContext(name, has_validation,
-                                                                                  classification))
+        context = CallbackContext(name, has_validation, classification, error_measures)
+        built = _build_component(plugins.callbacks, entry, path, context)
         origin = f"field {path}.type: {_from_plugin(plugins.callbacks, entry.type)} built {type(built).__name__}"
         if any(built is earlier for earlier in callbacks):
             raise PluginError(f"{origin}, the very object an earlier entry got; its build() must return a new "

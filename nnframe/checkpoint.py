@@ -51,7 +51,7 @@ from nnframe.generators import generators_in
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
 from nnframe.plugin_state import saved_state
-from nnframe.run import HIGHER_IS_BETTER
+from nnframe.run import ERROR_METRICS, HIGHER_IS_BETTER
 from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
 
 if TYPE_CHECKING:
@@ -102,22 +102,22 @@ class Checkpointer:
     ``after_step`` saves every ``settings.every`` optimizer steps (0: never);
     ``save`` is called at the end and on interruption; ``after_evaluation``
     keeps ``best`` by ``settings.best_metric`` (``val/loss`` in its place for
-    a regression run, which has no accuracy, and ``val/accuracy`` in place of
-    an error measure for a classification run). After each save only the newest
+    a regression run, which has no accuracy, and in place of an error measure
+    a run does not measure, ``val/accuracy`` for a classification run). After each save only the newest
     ``settings.keep`` step checkpoints remain. A state with a non-finite
     parameter or optimizer value is never saved, so the last good checkpoint
     survives a divergence. Warnings go to ``stream`` (standard error by default).
     """
 
     def __init__(self, checkpoints_dir: Path, settings: CheckpointConfig, config: LoadedConfig,
-                 stream: TextIO | None = None, classification: bool = True) -> None:
+                 stream: TextIO | None = None, classification: bool = True, error_measures: bool = False) -> None:
         self.directory = Path(checkpoints_dir)
         self.settings = settings
         self.best_metric = settings.best_metric
         if self.best_metric == "val/accuracy" and not classification:
             self.best_metric = "val/loss"
-        elif self.best_metric in ("val/rmse", "val/mae") and classification:
-            self.best_metric = "val/accuracy"
+        elif self.best_metric in ERROR_METRICS and not error_measures:
+            self.best_metric = "val/accuracy" if classification else "val/loss"
         self.config = config
         self.stream = stream
         self.best_value: float | None = None

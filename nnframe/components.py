@@ -71,12 +71,15 @@ class CallbackContext:
     type), unique among the run's callbacks: the key of its own in
     ``run.state``. ``has_validation`` says whether the data has a validation
     set (without one no evaluation runs), ``classification`` whether the loss
-    gives an accuracy.
+    gives an accuracy, ``error_measures`` whether evaluations measure
+    ``val/rmse`` and ``val/mae`` (a run that measures no accuracy, whose loss
+    predicts values of the targets' size).
     """
 
     name: str
     has_validation: bool
     classification: bool
+    error_measures: bool = False
 
 
 def absolute_path(given: str, base_dir: Path) -> str:

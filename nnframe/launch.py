@@ -29,7 +29,7 @@ from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, T
 from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, differences, first_that_works, overrides_to, resume_changes
-from nnframe.run import RunContext
+from nnframe.run import ERROR_METRICS, RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, planned_steps, stops_the_run
 
@@ -86,7 +86,8 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
     with run_dir.lock():
         run.run_dir = Path(os.path.abspath(run_dir.path))  # plugins see where the run is wherever they chdir
         trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
-                                            classification=experiment.classification)
+                                            classification=experiment.classification,
+                                            error_measures=experiment.error_measures)
         previous: dict[str, Any] = {}
         if resume is None:
             _start(trainer, run_dir, overrides)
@@ -442,9 +443,12 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
     if checkpoint.best_metric == "val/accuracy" and not experiment.classification:
         return ["checkpoint.best_metric is val/accuracy, which a regression run has not; the best checkpoint "
                 "is kept by val/loss"]
-    if checkpoint.best_metric in ("val/rmse", "val/mae") and experiment.classification:
+    if checkpoint.best_metric in ERROR_METRICS and experiment.classification:
         return [f"checkpoint.best_metric is {checkpoint.best_metric}, which a classification run has not (error "
                 "measures are a regression run's); the best checkpoint is kept by val/accuracy"]
+    if checkpoint.best_metric in ERROR_METRICS and not experiment.error_measures:
+        return [f"checkpoint.best_metric is {checkpoint.best_metric}, which this run does not measure: its loss "
+                "makes no predictions of the targets' size (Loss.predictions); the best checkpoint is kept by val/loss"]
     return []
 
 

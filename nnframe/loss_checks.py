@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.data import Dataset, check_labels
+from nnframe.error_measures import ErrorSums
 from nnframe.errors import ConfigError, DataError, PluginError
 
 SHAPE_CHECK_ROWS = 3
@@ -97,3 +98,12 @@ def _described(value: Any) -> str:
     if shape is not None:
         return f"{type(value).__name__} of shape {tuple(shape)}"
     return f"{type(value).__name__} {value!r}"[:120]
+
+
+def measures_errors(loss: Any, output_shape: tuple[int, ...], dataset: Dataset) -> bool:
+    """Whether a run's evaluations can measure ``rmse`` and ``mae``: the loss predicts values of the targets'
+    size (its ``predictions`` gives ``None`` or other sizes for a loss whose scores are no predictions)."""
+    rows = min(SHAPE_CHECK_ROWS, len(dataset.y))
+    scores = np.zeros((rows, *output_shape[1:]), dtype=dataset.x.dtype)
+    with np.errstate(all="ignore"):
+        return ErrorSums().add(loss, scores, dataset.y[:rows])

@@ -42,6 +42,7 @@ ValidationMetric = Literal["val/loss", "val/accuracy", "val/rmse", "val/mae"]
 """What a best checkpoint or an early stopper goes by: ``val/accuracy`` only where the run measures accuracy,
 ``val/rmse`` and ``val/mae`` only where it measures none (see :mod:`nnframe.error_measures`)."""
 HIGHER_IS_BETTER = frozenset({"val/accuracy"})
+ERROR_METRICS = ("val/rmse", "val/mae")
 
 
 @dataclass

@@ -220,7 +220,9 @@ def test_early_stopping_refuses_an_error_measure_for_a_classification_run() -> N
     params = EarlyStoppingParams(metric="val/rmse")
     with pytest.raises(ConfigError, match=r"this classification run measures no val/rmse"):
         early_stopping(params, CallbackContext("early_stopping", has_validation=True, classification=True))
-    assert early_stopping(params, CallbackContext("es", True, False)).metric == "val/rmse"
+    assert early_stopping(params, CallbackContext("es", True, False, error_measures=True)).metric == "val/rmse"
+    with pytest.raises(ConfigError, match=r"this run measures no val/rmse: its loss makes no predictions"):
+        early_stopping(params, CallbackContext("es", True, False))
 
 
 def test_the_command_line_reports_a_wrong_callback_with_the_file_and_exit_2(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+import nnframe
+from nnframe.components import loss as loss_component
 from nnframe.error_measures import ErrorSums, batch_errors
 from nnframe.launch import train as launch_train
 from nnframe.losses import MeanSquaredError, SigmoidWithLoss, SoftmaxWithLoss
@@ -117,3 +119,35 @@ def test_an_error_measure_asked_of_a_classification_run_keeps_the_best_by_accura
                             "are a regression run's); the best checkpoint is kept by val/accuracy"]
     best = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())
     assert best["metric"]["name"] == "val/accuracy"
+
+
+class NoPredictionsLoss(MeanSquaredError):
+    """A regression loss whose scores are no predictions of the targets (a mean and a spread, say)."""
+
+    def predictions(self, x):
+        return None
+
+
+class NoPredictionsPlugin:
+    @nnframe.hookimpl
+    def nnframe_register_losses(self):
+        return [loss_component("no_predictions", nnframe.Params, lambda params: NoPredictionsLoss(),
+                               classification=False)]
+
+
+def test_a_loss_without_predictions_is_refused_for_error_measures_by_name(tmp_path: Path) -> None:
+    plugins = nnframe.get_plugin_manager(plugins=[("no-predictions", NoPredictionsPlugin())])
+    config = yaml.safe_load(regression_config(tmp_path).read_text())
+    config["data"]["path"] = str(tmp_path / "reg.npz")
+    config["loss"] = {"type": "no_predictions"}
+    stopper = "callbacks=[{type: early_stopping, metric: val/rmse}]"
+    with pytest.raises(nnframe.UserError, match=r"callbacks\[0\].*this run measures no val/rmse: its loss makes "
+                                                r"no predictions of the targets' size"):
+        nnframe.prepare_experiment(config, [stopper], plugins=plugins)
+    notes: list[str] = []
+    result = nnframe.run_experiment(config, ["checkpoint.best_metric=val/mae"], runs_dir=tmp_path / "runs",
+                                    quiet=True, plugins=plugins, on_note=notes.append)
+    assert "the best checkpoint is kept by val/loss" in " ".join(notes)
+    best = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())
+    assert best["metric"]["name"] == "val/loss"
+    assert "val/rmse" not in result.summary["metrics"]

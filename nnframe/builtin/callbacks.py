@@ -10,7 +10,7 @@ from nnframe.components import CallbackContext, Component, Params, callback
 from nnframe.errors import ConfigError
 from nnframe.hookspecs import hookimpl
 from nnframe.limits import MAX_COUNT
-from nnframe.run import HIGHER_IS_BETTER, ValidationMetric
+from nnframe.run import ERROR_METRICS, HIGHER_IS_BETTER, ValidationMetric
 
 if TYPE_CHECKING:
     from nnframe.run import EvalMetrics, RunContext
@@ -93,9 +93,12 @@ def early_stopping(params: EarlyStoppingParams, ctx: CallbackContext) -> EarlySt
     if params.metric == "val/accuracy" and not ctx.classification:
         raise ConfigError("early_stopping: this run measures no val/accuracy (a regression loss, or targets that "
                           "are no class labels); watch val/loss, val/rmse or val/mae")
-    if params.metric in ("val/rmse", "val/mae") and ctx.classification:
+    if params.metric in ERROR_METRICS and ctx.classification:
         raise ConfigError(f"early_stopping: this classification run measures no {params.metric} (error measures "
                           "are a regression run's); watch val/loss or val/accuracy")
+    if params.metric in ERROR_METRICS and not ctx.error_measures:
+        raise ConfigError(f"early_stopping: this run measures no {params.metric}: its loss makes no predictions "
+                          "of the targets' size (Loss.predictions); watch val/loss")
     return EarlyStopping(ctx.name, params.metric, params.patience, params.min_delta)
 
 

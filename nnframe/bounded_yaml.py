@@ -166,9 +166,18 @@ def _unclosed_opener(exc: yaml.YAMLError, context: str | None, problem: str, mar
     opener = _OPENERS.get(context or "")
     if opener is None or opened is None or mark is None:
         return ""
-    if opened.line >= mark.line and "end" not in problem:
-        return ""
+    if "end" not in problem and not (opened.line < mark.line and _starts_a_top_level_line(mark)):
+        return ""  # within the brackets, as a missing ',' between items is
     return f"{opener} at {_place(opened)} is not closed: "
+
+
+def _starts_a_top_level_line(mark: Any) -> bool:
+    """Whether YAML gave up on a line that starts at column 0: the next section, which an open bracket ran into."""
+    text = getattr(mark, "buffer", None)
+    if not isinstance(text, str):
+        return False
+    lines = text.split("\n")
+    return mark.line < len(lines) and lines[mark.line][:1] not in ("", " ", "\t")
 
 
 def _place(mark: Any) -> str:

@@ -130,10 +130,15 @@ def test_a_yaml_slip_is_placed_where_it_can_be_fixed(tmp_path: Path, text: str, 
         assert word in message
 
 
-def test_a_missing_comma_on_one_line_is_not_called_unclosed(tmp_path: Path) -> None:
-    message = str(pytest.raises(ConfigError, read_yaml, write(tmp_path, "train: {epochs: 2 batch_size: 3}\n")).value)
+@pytest.mark.parametrize("text, found", [
+    ("train: {epochs: 2 batch_size: 3}\n", "expected ',' or '}', but got ':' at line 1"),
+    ("model: [\n  {type: affine, out: 2}\n  {type: relu}\n]\n", "expected ',' or ']', but got '{' at line 3"),
+    ("data: {type: spiral,\n  classes: 3\n  noise: 0.2}\n", "expected ',' or '}', but got ':' at line 3"),
+])
+def test_a_missing_comma_within_closed_brackets_is_not_called_unclosed(tmp_path: Path, text: str, found: str) -> None:
+    message = str(pytest.raises(ConfigError, read_yaml, write(tmp_path, text)).value)
     assert "not closed" not in message
-    assert "expected ',' or '}', but got ':' at line 1" in message
+    assert found in message
 
 
 def test_a_python_tag_runs_nothing(tmp_path: Path) -> None:

@@ -105,16 +105,16 @@ class Graph(Node):
         self.need_input_grad = need_input_grad
 
     @classmethod
-    def sequential(cls, nodes: Sequence[tuple[str, Node] | Node], input_name: str = "x",
+    def sequential(cls, named_nodes: Sequence[tuple[str, Node] | Node], input_name: str = "x",
                    need_input_grad: bool = True) -> Graph:
         """A chain: each node reads the one before it; the first reads ``input_name``.
 
-        ``nodes`` are ``(name, node)`` pairs, or nodes, which are named as a
-        config names them: ``affine1``, ``sigmoid1``, ``affine2``.
+        ``named_nodes`` are ``(name, node)`` pairs, or nodes, which are named
+        by their class and position: ``affine1``, ``sigmoid1``, ``affine2``.
         """
         graph_nodes = []
         previous = input_name
-        for name, node in _named(nodes):
+        for name, node in _named(named_nodes):
             graph_nodes.append(GraphNode(name, node, (previous,)))
             previous = name
         return cls(graph_nodes, inputs=[input_name], output=previous, need_input_grad=need_input_grad)
@@ -496,10 +496,10 @@ class Graph(Node):
 
 
 def _named(nodes: Sequence[tuple[str, Node] | Node]) -> list[tuple[str, Any]]:
-    """``(name, node)`` for each entry of :meth:`Graph.sequential`; a bare node is named by its class and
-    position, among the names given."""
+    """``(name, node)`` for each entry of :meth:`Graph.sequential` (a pair, as a tuple or a list, or a bare node,
+    named by its class and position among the names given)."""
     entries = list(nodes)
-    pairs = [entry if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str) else None
+    pairs = [entry if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str) else None
              for entry in entries]
     bare = [pair[1] if pair else entry for pair, entry in zip(pairs, entries)]
     names = sequential_names([type(node).__name__.lower() for node in bare],

@@ -920,12 +920,18 @@ def test_check_gradients_refuses_a_bare_gradient_from_a_node_of_two_inputs_as_a_
                for p in result.problems), result.problems
 
 
-def test_sequential_names_bare_nodes_as_a_config_does():
+def test_sequential_names_bare_nodes_by_class_and_position():
     rng = np.random.default_rng(3)
     graph = Graph.sequential([random_affine(rng, 2, 3), Tanh(), ("out", random_affine(rng, 3, 2)),
                               random_affine(rng, 2, 2)])
     assert list(graph.nodes) == ["affine1", "tanh1", "out", "affine3"]
     assert graph.param_names[:2] == ["affine1/W", "affine1/b"]
+
+
+def test_sequential_takes_pairs_as_lists_and_by_its_keyword():
+    rng = np.random.default_rng(3)
+    graph = Graph.sequential(named_nodes=[["first", random_affine(rng, 2, 3)], ["act", Tanh()]])
+    assert list(graph.nodes) == ["first", "act"]
 
 
 def test_a_model_built_from_a_config_skips_its_first_dx() -> None:

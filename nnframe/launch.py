@@ -423,10 +423,10 @@ def _one_class_notes(dataset: Any) -> list[str]:
     if not dataset.classification or not y.size:
         return []
     rows = y.reshape(len(y), -1)
-    classes = np.unique(rows[:, 0] if rows.shape[1] == 1 else np.argmax(rows, axis=1))  # indices, 0/1, one-hot
-    if classes.size > 1:
+    labels = rows[:, 0] if rows.shape[1] == 1 else np.argmax(rows, axis=1)  # indices, 0/1, one-hot
+    if not (labels == labels[0]).all():
         return []
-    return [f"the training labels hold only one class, {int(classes[0])} (all {len(y)} examples): a model "
+    return [f"the training labels hold only one class, {int(labels[0])} (all {len(y)} examples): a model "
             "reaches 100% training accuracy by always answering it, without learning anything; check the label "
             "column, and that the data holds examples of every class"]
 

@@ -58,8 +58,8 @@ def _flatten_hint(dataset: Dataset, scores: np.ndarray) -> str:
     """Examples of several axes (images) keep them through ``affine``, which acts on the last one."""
     if dataset.x.ndim <= 2 or scores.ndim <= 2:
         return ""
-    return (f"; the examples have shape {dataset.x.shape[1:]}, and affine acts on their last axis: put "
-            "{type: flatten} first in the model to read each example as one vector")
+    return (f"; the examples have shape {dataset.x.shape[1:]}, and affine acts on their last axis: if each is "
+            "one vector of features, put {type: flatten} first in the model")
 
 
 def check_loss_outputs(loss: Any, origin: str, output_shape: tuple[int, ...], dataset: Dataset) -> None:

@@ -64,7 +64,7 @@ def _shown(value: Any) -> str:
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, (dict, list)):
         text = _flow_yaml(value)
-        return text if len(text) <= 120 else text[:117] + "..."
+        return text if len(text) <= 120 else text[:max(text.rfind(", ", 0, 115), 20)] + ", ..."
     return short_repr(value, 200 if isinstance(value, str) else 40)
 
 

@@ -498,3 +498,9 @@ def test_regression_targets_far_beyond_unit_scale_get_a_note_naming_mean_and_sca
                      "un-standardize the predictions (multiply by the standard deviation, add the mean)"]
     small = "a,b,price\n1,2,0.2\n3,4,-999\n5,6,0.15\n"  # 999 is below LARGE_INPUT, 1e3
     assert _notes(_validate(_csv_experiment(tmp_path, small, label="price", task="regression"))) == []
+
+
+def test_csv_a_date_is_a_column_to_leave_out_not_a_number_with_separators(registry, tmp_path):
+    path = _write(tmp_path, "c.csv", "a,b,label\n1,2024.01.02,0\n")
+    with pytest.raises(DataError, match=r"'2024\.01\.02' is not a number; every cell must be numeric.*drop: \[b\]"):
+        _load(registry, "csv", _ctx(tmp_path), path=path)

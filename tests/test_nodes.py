@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from nnframe.components import NodeContext
-from nnframe.errors import ConfigError, GraphError
+from nnframe.errors import ConfigError, DataError, GraphError
 from nnframe.nodes import Add, Affine, Dropout, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
 from nnframe.nodes import affine as affine_module
 from nnframe.nodes.affine import column_sums
@@ -522,3 +522,13 @@ def test_indices_gives_whole_float_ids_as_intp() -> None:
 
     got = indices(np.array([[0.0, 3.0], [2.0, 1.0]], dtype=np.float32), 4, Sigmoid())
     assert got.dtype == np.intp and got.tolist() == [[0, 3], [2, 1]]
+
+
+def test_flatten_takes_an_empty_batch_and_refuses_a_single_number() -> None:
+    from nnframe.nodes import Flatten
+
+    flatten = Flatten()
+    assert flatten.forward(np.zeros((0, 2, 3))).shape == (0, 6)
+    assert flatten.backward(np.zeros((0, 6))).shape == (0, 2, 3)
+    with pytest.raises(DataError, match=r"Flatten: the input must be a batch of shape \(N, \.\.\.\)"):
+        flatten.forward(np.float64(3.0))

@@ -32,7 +32,8 @@ MAX_NOISE = 1e6
 MISSING_TOKENS = frozenset({"na", "n/a", "n.a.", "#n/a", "#na", "nan", "null", "none", "nil", "missing", "?", "-",
                             "--"})
 """Cells, compared in lower case, that spreadsheets and pandas write for a missing value."""
-_SEPARATED_NUMBER = re.compile(r"[+-]?\d[\d.,]*")
+_SEPARATED_NUMBER = re.compile(r"[+-]?(\d{1,3}([.,]\d{3})+([.,]\d+)?|\d+,\d+)")
+"""A number written with thousands separators (``1,000``, ``1.000,5``) or a decimal comma (``2,5``)."""
 
 
 class SpiralParams(DatasetParams):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnframe.errors import DataError
 from nnframe.node import Node, backward_before_forward, check_dout
 
 
@@ -20,11 +21,17 @@ class Flatten(Node):
         self.x_shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x_shape = np.shape(x)
-        return np.reshape(x, (self.x_shape[0], -1))
+        shape = np.shape(x)
+        if not shape:
+            raise DataError(f"Flatten: the input must be a batch of shape (N, ...), found a single number {x!r}")
+        self.x_shape = shape
+        return np.reshape(x, self._out_shape())
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.x_shape is None:
             raise backward_before_forward(self)
-        dout = check_dout(self, dout, (self.x_shape[0], int(np.prod(self.x_shape[1:], dtype=np.int64))))
-        return dout.reshape(self.x_shape)
+        return check_dout(self, dout, self._out_shape()).reshape(self.x_shape)
+
+    def _out_shape(self) -> tuple[int, int]:
+        """``(N, D)``, with ``D`` counted, as ``-1`` cannot be for an empty batch."""
+        return self.x_shape[0], int(np.prod(self.x_shape[1:], dtype=np.int64))

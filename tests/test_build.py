@@ -622,7 +622,8 @@ def test_images_need_flatten_before_affine_and_the_error_says_so(tmp_path: Path,
     np.savez(tmp_path / "img.npz", x=rng.standard_normal((20, 1, 4, 4)), y=rng.integers(0, 3, 20))
     data = {"type": "npz", "path": "img.npz"}
     with pytest.raises(ConfigError, match=r"output of shape \(20, 1, 4, 3\).*the examples have shape \(1, 4, 4\), "
-                                          r"and affine acts on their last axis: if each is one vector of features, put \{type: flatten\} first"):
+                                          r"and affine acts on their last axis: if each is one vector of features, "
+                                          r"put \{type: flatten\} first"):
         experiment(tmp_path, plugins, data=data)
     built = experiment(tmp_path, plugins, data=data, model=[{"type": "flatten"}, *SPIRAL["model"]])
     assert [p.shape for p in built.model.params][0] == (16, 10)

@@ -356,7 +356,7 @@ def _fits_values(loss: Component) -> bool:
 
 
 def build_callbacks(entries: list[BaseModel], plugins: Plugins, has_validation: bool,
-                    classification: bool, error_measures: bool = False) -> list[Any]:
+                    classification: bool, error_measures: bool) -> list[Any]:
     """The ``callbacks`` section's objects, each named (its ``name``, else its type) and checked as a run will
     register it, so that ``nnframe validate`` names a hook no spec has; an object implementing no hook would be
     registered and never heard from."""

@@ -51,7 +51,7 @@ from nnframe.generators import generators_in
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
 from nnframe.plugin_state import saved_state
-from nnframe.run import ERROR_METRICS, HIGHER_IS_BETTER
+from nnframe.validation_metrics import HIGHER_IS_BETTER, is_measured, measured_in_its_place
 from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
 
 if TYPE_CHECKING:
@@ -101,9 +101,9 @@ class Checkpointer:
 
     ``after_step`` saves every ``settings.every`` optimizer steps (0: never);
     ``save`` is called at the end and on interruption; ``after_evaluation``
-    keeps ``best`` by ``settings.best_metric`` (``val/loss`` in its place for
-    a regression run, which has no accuracy, and in place of an error measure
-    a run does not measure, ``val/accuracy`` for a classification run). After each save only the newest
+    keeps ``best`` by ``settings.best_metric``, or, where the run does not
+    measure that, by ``val/accuracy`` in a classification run and ``val/loss``
+    in another (see :mod:`nnframe.validation_metrics`). After each save only the newest
     ``settings.keep`` step checkpoints remain. A state with a non-finite
     parameter or optimizer value is never saved, so the last good checkpoint
     survives a divergence. Warnings go to ``stream`` (standard error by default).
@@ -114,10 +114,8 @@ class Checkpointer:
         self.directory = Path(checkpoints_dir)
         self.settings = settings
         self.best_metric = settings.best_metric
-        if self.best_metric == "val/accuracy" and not classification:
-            self.best_metric = "val/loss"
-        elif self.best_metric in ERROR_METRICS and not error_measures:
-            self.best_metric = "val/accuracy" if classification else "val/loss"
+        if self.best_metric and not is_measured(self.best_metric, classification, error_measures):
+            self.best_metric = measured_in_its_place(classification)
         self.config = config
         self.stream = stream
         self.best_value: float | None = None

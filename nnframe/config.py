@@ -19,7 +19,7 @@ from nnframe.components import Component, schedule
 from nnframe.data import DatasetParams
 from nnframe.limits import MAX_COUNT, MAX_SEED
 from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
-from nnframe.run import ValidationMetric
+from nnframe.validation_metrics import ValidationMetric
 from nnframe.schedules import DEFAULT_SCHEDULE, ConstantSchedule
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -29,9 +29,10 @@ from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, T
 from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, differences, first_that_works, overrides_to, resume_changes
-from nnframe.run import ERROR_METRICS, RunContext
+from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
-from nnframe.train import Interrupted, Trainer, planned_steps, stops_the_run
+from nnframe.train import Interrupted, Trainer, labels, planned_steps, stops_the_run
+from nnframe.validation_metrics import ERROR_METRICS
 
 
 @dataclass
@@ -417,16 +418,13 @@ def _target_scale_notes(dataset: Any) -> list[str]:
 def _one_class_notes(dataset: Any) -> list[str]:
     """A note when every training label is the same class, which a model reaches 100% accuracy on by always
     answering it."""
-    import numpy as np
-
     y = dataset.y
     if not dataset.classification or not y.size:
         return []
-    rows = y.reshape(len(y), -1)
-    labels = rows[:, 0] if rows.shape[1] == 1 else np.argmax(rows, axis=1)  # indices, 0/1, one-hot
-    if not (labels == labels[0]).all():
+    classes = labels(y)
+    if not (classes == classes[0]).all():
         return []
-    return [f"the training labels hold only one class, {int(labels[0])} (all {len(y)} examples): a model "
+    return [f"the training labels hold only one class, {int(classes[0])} (all {len(y)} examples): a model "
             "reaches 100% training accuracy by always answering it, without learning anything; check the label "
             "column, and that the data holds examples of every class"]
 

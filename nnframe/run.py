@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pluggy
 
 from nnframe.errors import PluginError
 from nnframe.hook_checks import hook_problems
 from nnframe.plugin_distributions import distribution_of
+from nnframe.validation_metrics import ValidationMetric
 
 
 @dataclass
@@ -36,13 +37,6 @@ class StepMetrics:
     skipped: bool = False
     rmse: float | None = None
     mae: float | None = None
-
-
-ValidationMetric = Literal["val/loss", "val/accuracy", "val/rmse", "val/mae"]
-"""What a best checkpoint or an early stopper goes by: ``val/accuracy`` only where the run measures accuracy,
-``val/rmse`` and ``val/mae`` only where it measures none (see :mod:`nnframe.error_measures`)."""
-HIGHER_IS_BETTER = frozenset({"val/accuracy"})
-ERROR_METRICS = ("val/rmse", "val/mae")
 
 
 @dataclass

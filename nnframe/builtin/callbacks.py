@@ -10,7 +10,7 @@ from nnframe.components import CallbackContext, Component, Params, callback
 from nnframe.errors import ConfigError
 from nnframe.hookspecs import hookimpl
 from nnframe.limits import MAX_COUNT
-from nnframe.run import ERROR_METRICS, HIGHER_IS_BETTER, ValidationMetric
+from nnframe.validation_metrics import HIGHER_IS_BETTER, ValidationMetric, is_measured
 
 if TYPE_CHECKING:
     from nnframe.run import EvalMetrics, RunContext
@@ -90,16 +90,22 @@ def early_stopping(params: EarlyStoppingParams, ctx: CallbackContext) -> EarlySt
     if not ctx.has_validation:
         raise ConfigError(f"early_stopping watches {params.metric}, but the data has no validation set, so no "
                           "evaluation runs; set data.val_fraction (or give the dataset its own validation arrays)")
-    if params.metric == "val/accuracy" and not ctx.classification:
-        raise ConfigError("early_stopping: this run measures no val/accuracy (a regression loss, or targets that "
-                          "are no class labels); watch val/loss, val/rmse or val/mae")
-    if params.metric in ERROR_METRICS and ctx.classification:
-        raise ConfigError(f"early_stopping: this classification run measures no {params.metric} (error measures "
-                          "are a regression run's); watch val/loss or val/accuracy")
-    if params.metric in ERROR_METRICS and not ctx.error_measures:
-        raise ConfigError(f"early_stopping: this run measures no {params.metric}: its loss makes no predictions "
-                          "of the targets' size (Loss.predictions); watch val/loss")
+    if not is_measured(params.metric, ctx.classification, ctx.error_measures):
+        raise ConfigError(f"early_stopping: {_not_measured(params.metric, ctx)}")
     return EarlyStopping(ctx.name, params.metric, params.patience, params.min_delta)
+
+
+def _not_measured(metric: str, ctx: CallbackContext) -> str:
+    """Why the run measures no ``metric``, and what to watch instead."""
+    if metric == "val/accuracy":
+        instead = "val/loss, val/rmse or val/mae" if ctx.error_measures else "val/loss"
+        return (f"this run measures no val/accuracy (a regression loss, or targets that are no class labels); "
+                f"watch {instead}")
+    if ctx.classification:
+        return (f"this classification run measures no {metric} (error measures are a regression run's); watch "
+                "val/loss or val/accuracy")
+    return (f"this run measures no {metric}: its loss makes no predictions of the targets' size "
+            "(Loss.predictions); watch val/loss")
 
 
 @hookimpl

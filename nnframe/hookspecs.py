@@ -118,7 +118,8 @@ def nnframe_step_end(run: RunContext, metrics: StepMetrics) -> None:
     implementation runs on every step, so a logger implements
     :func:`nnframe_log_metrics` instead. ``metrics.logged`` is true on the
     steps that fall on ``log.every`` and on the run's last step; only on
-    those are ``accuracy`` and ``grad_norms`` filled in.
+    those are ``accuracy`` (or, in a run that measures none, ``rmse`` and
+    ``mae``) and ``grad_norms`` filled in.
     """
 
 
@@ -126,7 +127,8 @@ def nnframe_step_end(run: RunContext, metrics: StepMetrics) -> None:
 def nnframe_log_metrics(run: RunContext, metrics: StepMetrics) -> None:
     """Called on the steps that fall on ``log.every`` and on the last step, right after :func:`nnframe_step_end`.
 
-    ``metrics`` is the same object, with ``accuracy`` (for classification) and,
+    ``metrics`` is the same object, with ``accuracy`` (for classification; ``rmse``
+    and ``mae`` of the batch in a run that measures no accuracy) and,
     when ``log.grad_norms`` is on, ``grad_norms`` filled in: the global norm and
     one per ``"<node>/<param>"``, taken before clipping and before the update.
     This is the hook loggers implement: it costs nothing on the other steps.
@@ -137,7 +139,7 @@ def nnframe_log_metrics(run: RunContext, metrics: StepMetrics) -> None:
 
 @hookspec
 def nnframe_evaluation_end(run: RunContext, metrics: EvalMetrics) -> None:
-    """Called after each evaluation on the validation set, with its loss and accuracy.
+    """Called after each evaluation on the validation set, with its loss and accuracy (or ``rmse`` and ``mae``).
 
     Evaluations come every ``train.eval_every`` steps (without it, at each
     epoch's end) and once more after a run's last step where that is off

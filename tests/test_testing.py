@@ -186,6 +186,26 @@ def test_missing_input_gradient_fails_unless_need_dx_is_off():
     assert set(check_gradients(node, rng.standard_normal((4, 3))).errors) == {"W"}
 
 
+def test_a_node_without_param_names_has_its_parameters_named_as_its_repr_and_a_graph_name_them():
+    class Unnamed(Node):
+        def __init__(self, w):
+            super().__init__()
+            self.params, self.grads = [w], [np.zeros_like(w)]
+
+        def forward(self, x):
+            self.x = x
+            return x * self.params[0]
+
+        def backward(self, dout):
+            self.grads[0][...] = (dout * self.x).sum(axis=0)
+            return dout * self.params[0]
+
+    rng = np.random.default_rng(5)
+    node = Unnamed(rng.standard_normal(3))
+    assert set(check_gradients(node, rng.standard_normal((4, 3))).errors) == {"input0", "p0"}
+    assert repr(node) == "Unnamed(p0(3,))"
+
+
 class ReplacingAffine(Affine):
     """Broken on purpose: backward puts new arrays into ``grads`` instead of writing into the old ones.
 

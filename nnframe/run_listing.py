@@ -86,22 +86,21 @@ class RunRecord:
             ended = "failed" if run_dir.released() else "running?"
             return cls(run_dir.name, path, _started_from_dir_name(path.name), training or ended,
                        _newest_checkpoint_step(run_dir.checkpoints))
-        metrics = [_final_metric(summary, tag) for tag in FINAL_METRICS]
+        metrics = {tag.replace("/", "_"): _final_metric(summary, tag) for tag in FINAL_METRICS}
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
         steps = _int_or_none(summary.get("steps"))
         if training in ("killed", "failed"):  # its checkpoints may have gone past the summary it started from
             steps = max((step for step in (steps, _newest_checkpoint_step(run_dir.checkpoints)) if step is not None),
                         default=None)
-        return cls(run_dir.name, path, _started(summary, path), status, steps, *metrics,
+        return cls(run_dir.name, path, _started(summary, path), status, steps, **metrics,
                    skipped_steps=_int_or_none(summary.get("skipped_steps")),
                    stopped_early=training is None and isinstance(summary.get("stopped_early"), dict))
 
     @property
     def metrics(self) -> tuple[float | None, ...]:
-        """The final metrics, in the order of ``FINAL_METRICS``."""
-        return (self.train_loss, self.train_accuracy, self.val_loss, self.val_accuracy, self.train_rmse,
-                self.train_mae, self.val_rmse, self.val_mae)
+        """The final metrics, in the order of ``FINAL_METRICS`` (``"train/loss"`` is the field ``train_loss``)."""
+        return tuple(getattr(self, tag.replace("/", "_")) for tag in FINAL_METRICS)
 
     def sort_key(self) -> tuple[datetime, int, str]:
         match = RUN_DIR_NAME.match(self.path.name)

@@ -166,8 +166,8 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
                                      analytic_params):
         _compare(name, analytic, partial(numerical_gradient, lambda _: scalar(), param), result)
     restore()
-    shared = first_shared_param(_param_names(obj), getattr(obj, "params", [])) if params else None
-    if shared and not result.ok:
+    shared = first_shared_param(_param_names(obj), getattr(obj, "params", [])) if params and not result.ok else None
+    if shared:
         result.problems.append(f"{shared[0]} and {shared[1]} are one array: each holds the gradient of its own "
                                "use, and the check compares it with the model's, their sum (sum them, as the book's "
                                "remove_duplicate does, or check each node on its own)")

@@ -48,3 +48,17 @@ def test_the_loop_of_your_own_runs_as_written(tmp_path: Path, monkeypatch: pytes
     loss, accuracy = re.fullmatch(r"loss ([\d.]+), accuracy ([\d.]+)\n", capsys.readouterr().out).groups()
     assert float(loss) < 0.3 and float(accuracy) >= 0.9
     assert (tmp_path / "weights.npz").exists()
+
+
+def test_the_readmes_experiments_from_python_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Experiments from Python"):]
+    block = re.findall(r"^```python\n(.*?)^```$", section[:section.index("\n## ", 1)], re.MULTILINE | re.DOTALL)[0]
+    shutil.copytree(ROOT / "experiments", tmp_path / "experiments")
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(block, "README.md", "exec"), names)
+    assert names["scores"].shape == (len(names["x"]), 3)
+    assert str(names["result"].run_dir) in capsys.readouterr().out
+    assert names["result"].summary["steps"] == 300

@@ -49,9 +49,17 @@ def check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[in
             with np.errstate(all="ignore"):  # a huge target may overflow a square; the run will say so if it matters
                 loss.forward(scores, targets)
         except DataError as exc:
+            hint = _flatten_hint(dataset, scores) or _width_hint(dataset, targets, scores)
             raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
-                              f"with a model output of shape {scores.shape}: {exc}{_flatten_hint(dataset, scores)}",
-                              path="loss") from None
+                              f"with a model output of shape {scores.shape}: {exc}{hint}", path="loss") from None
+
+
+def _width_hint(dataset: Dataset, targets: np.ndarray, scores: np.ndarray) -> str:
+    """Regression targets of several values per example, and a model that gives another number of them."""
+    if dataset.classification or targets.ndim != 2 or scores.ndim != 2 or targets.shape[1] == scores.shape[1]:
+        return ""
+    return (f"; the targets hold {targets.shape[1]} values per example and the model gives {scores.shape[1]}: set "
+            f"the last node's out to {targets.shape[1]}")
 
 
 def _flatten_hint(dataset: Dataset, scores: np.ndarray) -> str:

@@ -628,3 +628,14 @@ def test_images_need_flatten_before_affine_and_the_error_says_so(tmp_path: Path,
     built = experiment(tmp_path, plugins, data=data, model=[{"type": "flatten"}, *SPIRAL["model"]])
     assert [p.shape for p in built.model.params][0] == (16, 10)
     assert built.model.forward(built.dataset.x[:5]).shape == (5, 3)
+
+
+def test_regression_targets_of_two_values_name_the_out_the_last_node_needs(tmp_path: Path, plugins: Any) -> None:
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    np.savez(tmp_path / "two.npz", x=x, y=x[:, :2])
+    data = {"type": "npz", "path": "two.npz", "task": "regression"}
+    regression = {"data": data, "loss": {"type": "mse"}, "model": [{"type": "affine", "out": 1}]}
+    with pytest.raises(ConfigError, match=r"the targets hold 2 values per example and the model gives 1: set the "
+                                          r"last node's out to 2"):
+        experiment(tmp_path, plugins, **regression)
+    assert experiment(tmp_path, plugins, **{**regression, "model": [{"type": "affine", "out": 2}]}).model

@@ -51,8 +51,8 @@ from nnframe.generators import generators_in
 from nnframe.gradients import first_nonfinite
 from nnframe.hook_calls import call_each
 from nnframe.plugin_state import saved_state
-from nnframe.validation_metrics import HIGHER_IS_BETTER, is_measured, measured_in_its_place
 from nnframe.tracking import atomic_write_bytes, atomic_write_text, finite_or_null
+from nnframe.validation_metrics import HIGHER_IS_BETTER, is_measured, measured_in_its_place
 
 if TYPE_CHECKING:
     from nnframe.config import CheckpointConfig

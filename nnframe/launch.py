@@ -32,7 +32,7 @@ from nnframe.resume_config import Change, as_override, differences, first_that_w
 from nnframe.run import RunContext
 from nnframe.tracking import RunDirectory, environment_versions
 from nnframe.train import Interrupted, Trainer, labels, planned_steps, stops_the_run
-from nnframe.validation_metrics import ERROR_METRICS
+from nnframe.validation_metrics import is_measured, measured_in_its_place
 
 
 @dataclass
@@ -434,20 +434,20 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
     checkpoint = experiment.settings.checkpoint
     if not checkpoint.best_metric or "best_metric" not in checkpoint.model_fields_set:
         return []
-    written_out = "val/accuracy" if experiment.classification else "val/loss"  # in every run's config.yaml
-    if experiment.dataset.x_val is None and checkpoint.best_metric != written_out:
-        return [f"checkpoint.best_metric is {checkpoint.best_metric}, but the run has no validation set, so no "
+    metric, classification = checkpoint.best_metric, experiment.classification
+    written_out = measured_in_its_place(classification)  # in every run's config.yaml
+    if experiment.dataset.x_val is None and metric != written_out:
+        return [f"checkpoint.best_metric is {metric}, but the run has no validation set, so no "
                 "best checkpoint is kept; set data.val_fraction or give x_val and y_val"]
-    if checkpoint.best_metric == "val/accuracy" and not experiment.classification:
-        return ["checkpoint.best_metric is val/accuracy, which a regression run has not; the best checkpoint "
-                "is kept by val/loss"]
-    if checkpoint.best_metric in ERROR_METRICS and experiment.classification:
-        return [f"checkpoint.best_metric is {checkpoint.best_metric}, which a classification run has not (error "
-                "measures are a regression run's); the best checkpoint is kept by val/accuracy"]
-    if checkpoint.best_metric in ERROR_METRICS and not experiment.error_measures:
-        return [f"checkpoint.best_metric is {checkpoint.best_metric}, which this run does not measure: its loss "
-                "makes no predictions of the targets' size (Loss.predictions); the best checkpoint is kept by val/loss"]
-    return []
+    if is_measured(metric, classification, experiment.error_measures):
+        return []
+    if metric == "val/accuracy":
+        why = "which a regression run has not"
+    elif classification:
+        why = "which a classification run has not (error measures are a regression run's)"
+    else:
+        why = "which this run does not measure: its loss makes no predictions of the targets' size (Loss.predictions)"
+    return [f"checkpoint.best_metric is {metric}, {why}; the best checkpoint is kept by {written_out}"]
 
 
 def _decay_notes(experiment: Experiment) -> list[str]:

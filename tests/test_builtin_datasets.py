@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from nnframe.builtin import csv_table
 from nnframe.builtin import datasets as builtin_datasets
 from nnframe.cli import app
 from nnframe.components import DatasetContext
@@ -342,11 +343,9 @@ def test_a_data_file_the_system_cannot_read_is_a_data_error_naming_it(registry, 
     ("a,label,b\n1.5,0,2\n-3,2,4e1\n,,\n0,1,0.5\n", False),  # a row of empty cells, which the other reader skips
 ])
 def test_csv_read_by_numpy_or_row_by_row_gives_the_same_dataset(registry, tmp_path, text: str, fast: bool):
-    from nnframe.builtin import datasets as builtin
-
     path = tmp_path / "d.csv"
     path.write_bytes(text.encode("utf-8"))
-    assert (builtin._numeric_table(path, ",") is not None) == fast
+    assert (csv_table._numeric_table(path, ",") is not None) == fast
     ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="d.csv", drop=["id"] if "id" in text else [])
     assert ds.x.tolist() == [[1.5, 2.0], [-3.0, 40.0], [0.0, 0.5]] and ds.y.tolist() == [0, 2, 1]
     assert ds.feature_names == ["a", "b"]
@@ -389,7 +388,7 @@ def test_csv_a_cell_that_is_no_number_gets_the_fix_that_fits_it_not_drop(registr
     assert "drop:" not in str(info.value)
 
 
-@pytest.mark.parametrize("token", sorted(builtin_datasets.MISSING_TOKENS))
+@pytest.mark.parametrize("token", sorted(csv_table.MISSING_TOKENS))
 def test_csv_every_missing_value_token_is_named_a_missing_value(registry, tmp_path, token):
     path = _write(tmp_path, "c.csv", f"a,b,label\n1,2,0\n3,{token.upper()},1\n")
     with pytest.raises(DataError, match="line 3, column 'b': '.*' (looks like|is) a missing"):  # NAN: a float

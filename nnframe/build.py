@@ -22,7 +22,7 @@ from nnframe.held_signals import signals_held
 from nnframe.hook_checks import HOOK_PREFIX, IMPL_MARK
 from nnframe.init_from import copy_initial_params
 from nnframe.loss_checks import (SHAPE_CHECK_ROWS, check_labels_fit, check_loss_accepts_targets, check_loss_outputs,
-                                 measures_errors)
+                                 measures_errors, unmeasured_errors_notes)
 from nnframe.graph import Graph, GraphNode
 from nnframe.graph_checks import first_shared_param
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
@@ -328,9 +328,12 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     loss_component = plugins.losses.get(settings.loss.type)
     classification = bool(loss_component.extra.get("classification", True)) and dataset.classification
     if not dataset.classification and not _fits_values(loss_component):
-        raise ConfigError(f"loss {settings.loss.type!r} needs class labels, but dataset {dataset.source} holds "
-                          "regression targets; use a regression loss such as mse, or give the data as classes",
-                          path="loss.type")
+        registered = ("" if plugins.losses.plugin_of(settings.loss.type).dist == "nnframe" else
+                      f" ({_from_plugin(plugins.losses, settings.loss.type)}: a regression loss registers with "
+                      "loss(..., classification=False))")
+        raise ConfigError(f"loss {settings.loss.type!r} needs class labels{registered}, but dataset "
+                          f"{dataset.source} holds regression targets; use a regression loss such as mse, or give "
+                          "the data as classes", path="loss.type")
     if not classification:  # known from the data too (a plugin's regression dataset), not only from the loss
         best_by_loss(settings.checkpoint)
     output_shape = _output_shape(model, dataset)
@@ -346,8 +349,10 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         loss.validate_targets = False
     errors = not classification and measures_errors(probe, output_shape, dataset)
     callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification, errors)
+    notes = [] if classification or errors else unmeasured_errors_notes(probe, settings.loss.type, output_shape,
+                                                                         dataset)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks,
-                      error_measures=errors)
+                      notes=notes, error_measures=errors)
 
 
 def _fits_values(loss: Component) -> bool:

@@ -308,7 +308,8 @@ def _check_class_indices(y: np.ndarray, name: str, prefix: str) -> np.ndarray:
             row = int(np.argmax(bad))
             raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is not a class index; labels must be integers "
                             "0..C-1 (for real-valued targets, set the dataset's task: regression and use a "
-                            "regression loss such as mse)")
+                            "regression loss such as mse; a plugin's dataset returns Dataset(x, y, "
+                            "classification=False))")
     if y.size and y.min() < 0:
         row = int(np.argmax(y < 0))
         raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is negative; labels must be class indices 0..C-1")

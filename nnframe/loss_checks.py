@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.data import Dataset, check_labels
-from nnframe.error_measures import ErrorSums
+from nnframe.error_measures import ErrorSums, predictions_of
 from nnframe.errors import ConfigError, DataError, PluginError
 
 SHAPE_CHECK_ROWS = 3
@@ -49,13 +49,16 @@ def check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[in
             with np.errstate(all="ignore"):  # a huge target may overflow a square; the run will say so if it matters
                 loss.forward(scores, targets)
         except DataError as exc:
-            hint = _flatten_hint(dataset, scores) or _width_hint(dataset, targets, scores)
+            hint = _flatten_hint(dataset, scores) or _width_hint(loss, dataset, targets, scores)
             raise ConfigError(f"loss {loss_type!r} cannot use the targets {name} of dataset {dataset.source} "
                               f"with a model output of shape {scores.shape}: {exc}{hint}", path="loss") from None
 
 
-def _width_hint(dataset: Dataset, targets: np.ndarray, scores: np.ndarray) -> str:
-    """Regression targets of several values per example, and a model that gives another number of them."""
+def _width_hint(loss: Any, dataset: Dataset, targets: np.ndarray, scores: np.ndarray) -> str:
+    """Regression targets of several values per example, and a model that gives another number of them, for
+    nnframe's own losses, whose output is as wide as the targets (a plugin's may want another width)."""
+    if not type(loss).__module__.startswith("nnframe."):
+        return ""
     if dataset.classification or targets.ndim != 2 or scores.ndim != 2 or targets.shape[1] == scores.shape[1]:
         return ""
     return (f"; the targets hold {targets.shape[1]} values per example and the model gives {scores.shape[1]}: set "
@@ -111,7 +114,26 @@ def _described(value: Any) -> str:
 def measures_errors(loss: Any, output_shape: tuple[int, ...], dataset: Dataset) -> bool:
     """Whether a run's evaluations can measure ``rmse`` and ``mae``: the loss predicts values of the targets'
     size (its ``predictions`` gives ``None`` or other sizes for a loss whose scores are no predictions)."""
-    rows = min(SHAPE_CHECK_ROWS, len(dataset.y))
-    scores = np.zeros((rows, *output_shape[1:]), dtype=dataset.x.dtype)
+    scores, targets = _sample(output_shape, dataset)
     with np.errstate(all="ignore"):
-        return ErrorSums().add(loss, scores, dataset.y[:rows])
+        return ErrorSums().add(loss, scores, targets)
+
+
+def unmeasured_errors_notes(loss: Any, loss_type: str, output_shape: tuple[int, ...], dataset: Dataset) -> list[str]:
+    """A note where a regression loss predicts values of another size than the targets, so that the run measures
+    no ``rmse`` or ``mae``: a model one output too wide, whose extra output the loss then broadcasts over. A loss
+    whose ``predictions`` is ``None`` opts out on purpose, without a note."""
+    scores, targets = _sample(output_shape, dataset)
+    with np.errstate(all="ignore"):
+        predictions = predictions_of(loss, scores)
+    if predictions is None:
+        return []
+    return [f"loss {loss_type!r} predicts {np.size(predictions) // len(scores)} value(s) per example from the "
+            f"model's output of shape {tuple(output_shape[1:])} per example, where the targets hold "
+            f"{np.size(targets) // len(targets)}: the run measures no rmse or mae; check the last node's out"]
+
+
+def _sample(output_shape: tuple[int, ...], dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Zero scores of the model's output shape for the first few examples, and their targets."""
+    rows = min(SHAPE_CHECK_ROWS, len(dataset.y))
+    return np.zeros((rows, *output_shape[1:]), dtype=dataset.x.dtype), dataset.y[:rows]

@@ -14,6 +14,7 @@ import yaml
 import nnframe
 from nnframe.components import loss as loss_component
 from nnframe.error_measures import ErrorSums, batch_errors
+from nnframe.errors import DataError
 from nnframe.launch import train as launch_train
 from nnframe.losses import MeanSquaredError, SigmoidWithLoss, SoftmaxWithLoss
 from nnframe.plugins import get_plugin_manager
@@ -151,3 +152,59 @@ def test_a_loss_without_predictions_is_refused_for_error_measures_by_name(tmp_pa
     best = json.loads((result.run_dir / "checkpoints" / "best.json").read_text())
     assert best["metric"]["name"] == "val/loss"
     assert "val/rmse" not in result.summary["metrics"]
+
+
+class MeanColumnLoss(nnframe.Loss):
+    """Half the squared error of the first score column; the second is a spread it does not use here. Refuses
+    scores that are not two columns, as a plugin's loss says what it needs."""
+
+    def forward(self, x, t):
+        if x.shape[-1] != 2:
+            raise DataError(f"MeanColumnLoss: scores need 2 columns per target, found {x.shape}")
+        self.x, self.t = x, t.reshape(len(t))
+        return float(np.mean(0.5 * (x[:, 0] - self.t) ** 2))
+
+    def backward(self, dout=1.0):
+        dx = np.zeros_like(self.x)
+        dx[:, 0] = (self.x[:, 0] - self.t) * dout / len(dx)
+        return dx
+
+
+class MeanColumnPlugin:
+    @nnframe.hookimpl
+    def nnframe_register_losses(self):
+        return [loss_component("mean_column", nnframe.Params, lambda params: MeanColumnLoss(), classification=False)]
+
+
+def test_a_loss_whose_predictions_are_wider_than_the_targets_gets_a_note_not_nnframes_width_advice(
+        tmp_path: Path) -> None:
+    plugins = nnframe.get_plugin_manager(plugins=[("mean-column", MeanColumnPlugin())])
+    config = yaml.safe_load(regression_config(tmp_path).read_text())
+    config["data"]["path"] = str(tmp_path / "reg.npz")
+    config["loss"] = {"type": "mean_column"}
+    with pytest.raises(nnframe.UserError) as caught:
+        nnframe.prepare_experiment(config, ["model.2.out=3"], plugins=plugins)
+    assert "scores need 2 columns per target" in str(caught.value)
+    assert "set the last node's out" not in str(caught.value)
+    result = nnframe.run_experiment(config, ["model.2.out=2"], runs_dir=tmp_path / "runs", quiet=True,
+                                    plugins=plugins)
+    assert any("loss 'mean_column' predicts 2 value(s) per example from the model's output of shape (2,) per "
+               "example, where the targets hold 1: the run measures no rmse or mae" in note for note in result.notes)
+    assert "val/rmse" not in result.summary["metrics"]
+
+
+class ForgotRegressionPlugin:
+    @nnframe.hookimpl
+    def nnframe_register_losses(self):
+        return [loss_component("forgot", nnframe.Params, lambda params: MeanColumnLoss())]
+
+
+def test_a_plugins_loss_registered_for_classes_on_regression_data_is_told_how_to_register(tmp_path: Path) -> None:
+    plugins = nnframe.get_plugin_manager(plugins=[("forgot-plugin", ForgotRegressionPlugin())])
+    config = yaml.safe_load(regression_config(tmp_path).read_text())
+    config["data"]["path"] = str(tmp_path / "reg.npz")
+    config["loss"] = {"type": "forgot"}
+    with pytest.raises(nnframe.UserError, match=r"loss 'forgot' needs class labels \(type 'forgot' from plugin "
+                                                r"'forgot-plugin'.*a regression loss registers with "
+                                                r"loss\(\.\.\., classification=False\)\)"):
+        nnframe.prepare_experiment(config, [], plugins=plugins)

@@ -24,16 +24,15 @@ class ErrorSums:
     absolute: float = 0.0
     count: int = 0
 
-    def add(self, loss: Any, out: np.ndarray, t: np.ndarray) -> bool:
-        """Add a batch's errors; False, adding nothing, where the loss makes no predictions of the targets' size."""
+    def add(self, loss: Any, out: np.ndarray, t: np.ndarray) -> None:
+        """Add a batch's errors; nothing where the loss makes no predictions of the targets' size."""
         predictions = predictions_of(loss, out)
         if predictions is None or np.size(predictions) != np.size(t):
-            return False
+            return
         diff = np.asarray(predictions, dtype=np.float64).reshape(-1) - np.asarray(t, dtype=np.float64).reshape(-1)
         self.squared += float(np.dot(diff, diff))
         self.absolute += float(np.abs(diff).sum())
         self.count += diff.size
-        return True
 
     @property
     def rmse(self) -> float | None:

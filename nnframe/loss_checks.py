@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.data import Dataset, check_labels
-from nnframe.error_measures import ErrorSums, predictions_of
+from nnframe.error_measures import predictions_of
 from nnframe.errors import ConfigError, DataError, PluginError
 
 SHAPE_CHECK_ROWS = 3
@@ -111,26 +111,21 @@ def _described(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:120]
 
 
-def measures_errors(loss: Any, output_shape: tuple[int, ...], dataset: Dataset) -> bool:
-    """Whether a run's evaluations can measure ``rmse`` and ``mae``: the loss predicts values of the targets'
-    size (its ``predictions`` gives ``None`` or other sizes for a loss whose scores are no predictions)."""
-    scores, targets = _sample(output_shape, dataset)
-    with np.errstate(all="ignore"):
-        return ErrorSums().add(loss, scores, targets)
-
-
-def unmeasured_errors_notes(loss: Any, loss_type: str, output_shape: tuple[int, ...], dataset: Dataset) -> list[str]:
-    """A note where a regression loss predicts values of another size than the targets, so that the run measures
-    no ``rmse`` or ``mae``: a model one output too wide, whose extra output the loss then broadcasts over. A loss
-    whose ``predictions`` is ``None`` opts out on purpose, without a note."""
+def error_measures(loss: Any, loss_type: str, output_shape: tuple[int, ...],
+                   dataset: Dataset) -> tuple[bool, list[str]]:
+    """Whether a regression run's evaluations can measure ``rmse`` and ``mae``: the loss predicts values of the
+    targets' size. A loss whose ``predictions`` is ``None`` opts out on purpose; one of another size (a model
+    one output too wide, whose extra output the loss then broadcasts over) gets a note."""
     scores, targets = _sample(output_shape, dataset)
     with np.errstate(all="ignore"):
         predictions = predictions_of(loss, scores)
     if predictions is None:
-        return []
-    return [f"loss {loss_type!r} predicts {np.size(predictions) // len(scores)} value(s) per example from the "
-            f"model's output of shape {tuple(output_shape[1:])} per example, where the targets hold "
-            f"{np.size(targets) // len(targets)}: the run measures no rmse or mae; check the last node's out"]
+        return False, []
+    if np.size(predictions) == np.size(targets):
+        return True, []
+    return False, [f"loss {loss_type!r} predicts {np.size(predictions) // len(scores)} value(s) per example from "
+                   f"the model's output of shape {tuple(output_shape[1:])} per example, where the targets hold "
+                   f"{np.size(targets) // len(targets)}: the run measures no rmse or mae; check the last node's out"]
 
 
 def _sample(output_shape: tuple[int, ...], dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import numpy as np
 from nnframe.errors import DataError
 from nnframe.node import backward_before_forward
 from nnframe.nodes.activations import sigmoid
+from nnframe.nodes.fixed_arrays import row_starts
 from nnframe.nodes.softmax import log_softmax, shifted_exp, softmax
 
 
@@ -106,7 +107,7 @@ class SoftmaxWithLoss(Loss):
         super().__init__()
         self.y: np.ndarray | None = None
         self.t: np.ndarray | None = None
-        self._arange = np.arange(0)
+        self._target_at = np.arange(0)
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
         if x.ndim < 2:
@@ -135,19 +136,13 @@ class SoftmaxWithLoss(Loss):
         if self.validate_targets or t.dtype.kind not in "iu":
             t = _class_indices(t, classes, "SoftmaxWithLoss")
         self.t = t
+        self._target_at = target_at = row_starts(t.size, classes) + t.reshape(-1)
         shifted, e, total = shifted_exp(x)
         e /= total
         self.y = e
-        shifted = shifted.reshape(-1, classes)
         losses = np.log(total).reshape(-1)
-        losses -= shifted[self._rows(len(shifted)), t.ravel()]
-        return float(losses.sum(dtype=np.float64)) / len(losses)
-
-    def _rows(self, n: int) -> np.ndarray:
-        """``arange(n)``, kept between calls: the row index of every target, for fancy indexing."""
-        if len(self._arange) != n:
-            self._arange = np.arange(n)
-        return self._arange
+        losses -= shifted.take(target_at)
+        return float(np.add.reduce(losses, dtype=np.float64)) / len(losses)
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.y is None:
@@ -158,8 +153,7 @@ class SoftmaxWithLoss(Loss):
             dx *= self.t.sum(axis=-1, keepdims=True)
             dx -= self.t
         else:
-            rows = dx.reshape(-1, dx.shape[-1])
-            rows[self._rows(len(rows)), self.t.ravel()] -= 1
+            dx.reshape(-1)[self._target_at] -= 1
         dx *= dout / (dx.size // dx.shape[-1])
         return dx
 

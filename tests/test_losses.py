@@ -9,6 +9,7 @@ import pytest
 
 from nnframe.errors import DataError
 from nnframe.losses import Loss, MeanSquaredError, SigmoidWithLoss, SoftmaxWithLoss
+from nnframe.nodes.softmax import shifted_exp
 from nnframe.plugins import get_plugin_manager
 from nnframe.testing import check_gradients
 
@@ -286,3 +287,38 @@ def test_cross_entropy_refuses_targets_that_would_give_a_negative_loss(loss, tar
     scores = np.random.default_rng(0).standard_normal((3, target.shape[1]))
     with pytest.raises(DataError, match=rf"{type(loss).__name__}: targets .*{words}.*found {found}"):
         loss.forward(scores, target)
+
+
+def shifted_exp_by_numpy_reductions(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return shifted, e, e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_the_row_path_of_shifted_exp_gives_what_numpys_reductions_give(dtype, layout):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((9, 5)) * 30).astype(dtype)
+    x[1] = [np.nan, 2.0, np.nan, 1.0, 0.0]
+    x[2] = [1.0, np.inf, 3.0, np.inf, 0.0]
+    x[3] = -np.inf
+    x[4] = [5.0, 5.0, 5.0, 5.0, 5.0]
+    x[5, 2] = -np.inf
+    x = {"C": x, "F": np.asfortranarray(x), "strided": np.repeat(x, 2, axis=1)[:, ::2]}[layout]
+    with np.errstate(invalid="ignore"):
+        expected = shifted_exp_by_numpy_reductions(x)
+        found = shifted_exp(x)
+    for got, want in zip(found, expected):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
+def test_softmax_cross_entropy_reads_scores_of_any_memory_layout_alike():
+    rng = np.random.default_rng(8)
+    x, t = rng.standard_normal((6, 4)), rng.integers(0, 4, size=6)
+    loss = SoftmaxWithLoss()
+    value, dx = loss.forward(x, t), loss.backward()
+    for other in (np.asfortranarray(x), np.repeat(x, 2, axis=1)[:, ::2]):
+        assert loss.forward(other, t) == value
+        np.testing.assert_array_equal(loss.backward(), dx)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from nnframe.components import NodeContext
 from nnframe.errors import ConfigError, DataError, GraphError
 from nnframe.nodes import Add, Affine, Dropout, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
-from nnframe.nodes import affine as affine_module
+from nnframe.nodes import fixed_arrays
 from nnframe.nodes.affine import column_sums
 from nnframe.plugins import get_plugin_manager
 from nnframe.testing import check_gradients
@@ -334,7 +334,7 @@ def test_the_ones_shared_by_every_bias_gradient_are_read_only():
     values = np.ones((7, 3))
     column_sums(values, np.empty(3))
     with pytest.raises(ValueError, match="read-only"):
-        affine_module._ones(7, values.dtype)[0] = 2.0
+        fixed_arrays.ones(7, values.dtype)[0] = 2.0
 
 
 def test_an_affine_of_float32_parameters_trains_on_float64_data():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from nnframe.arrays import zeros_like
 from nnframe.node import Node, backward_before_forward, check_dout, weight
+from nnframe.nodes.fixed_arrays import ones
 from nnframe.nodes.matmul import as_rows, product_error
 
 
@@ -69,13 +68,7 @@ def column_sums(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     ``out`` (float64 rows into a float32 gradient) numpy's sum casts instead.
     """
     try:
-        return np.dot(_ones(len(rows), rows.dtype), rows, out=out)
+        return np.dot(ones(len(rows), rows.dtype), rows, out=out)
     except ValueError:
         return np.add.reduce(rows, axis=0, out=out)
 
-
-@lru_cache(maxsize=32)
-def _ones(count: int, dtype: np.dtype) -> np.ndarray:
-    ones = np.ones(count, dtype)
-    ones.flags.writeable = False
-    return ones

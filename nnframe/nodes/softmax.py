@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnframe.node import Node, backward_before_forward, check_dout
+from nnframe.nodes.fixed_arrays import ones, row_starts
 
 
 def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -15,9 +16,27 @@ def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, 
     are the correct limit, and numpy ignores underflow unless told otherwise,
     so no ``np.errstate`` is paid for on this hot path.
     """
+    if x.ndim == 2 and axis in (-1, 1) and x.shape[1] and x.dtype.kind == "f":
+        return _shifted_exp_rows(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     e = np.exp(shifted)
     return shifted, e, e.sum(axis=axis, keepdims=True)
+
+
+def _shifted_exp_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`shifted_exp` along the rows of a 2-D ``x``, with the same values and the same NaN and inf.
+
+    numpy reduces along a short last axis one row at a time: on spiral's
+    30x3 scores ``max`` took 1.6 us and ``sum`` 1.1. ``argmax`` has a fast
+    path along the last axis, so each row's maximum is taken at its
+    ``argmax`` (the first NaN where there is one, as ``max`` gives NaN), and
+    the sums are a BLAS product with a column of ones: 0.6 and 0.5 us.
+    """
+    rows, width = x.shape
+    peaks = x.take(row_starts(rows, width) + x.argmax(axis=1))
+    shifted = x - peaks.reshape(rows, 1)
+    e = np.exp(shifted)
+    return shifted, e, np.dot(e, ones((width, 1), e.dtype))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -66,6 +66,18 @@ class Dataset:
         train_rows, val_rows = self.split_rows
         return name.removesuffix("_val"), int((val_rows if name.endswith("_val") else train_rows)[row])
 
+    def summary(self) -> str:
+        """``240 training and 60 validation examples of 2 features, 3 classes``: said when a run starts, so that
+        data read other than meant (a label column taken for a feature, a header taken for a row) shows at once."""
+        examples = f"{self.n_train} training and {self.n_val} validation" if self.n_val else f"{self.n_train} training"
+        shape = self.x.shape[1:]
+        features = _count(shape[0], "feature") if len(shape) == 1 else "shape " + "x".join(map(str, shape))
+        if self.classification:
+            task = _count(self.num_classes, "class") if self.num_classes is not None else "classes"
+        else:
+            task = _count(self.y.shape[1] if self.y.ndim > 1 else 1, "target")
+        return f"{examples} examples of {features}, {task}"
+
     def __repr__(self) -> str:
         task = f"classes={self.num_classes}" if self.classification else "regression"
         return (f"Dataset(source={self.source!r}, x={_describe(self.x)}, y={_describe(self.y)}, "
@@ -228,6 +240,11 @@ def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
 
 def _prefix(ds: Dataset, where: str) -> str:
     return f"{where}: dataset {ds.source}" if where else f"dataset {ds.source}"
+
+
+def _count(number: int, noun: str) -> str:
+    plural = noun + ("es" if noun.endswith("s") else "s")
+    return f"{number} {noun if number == 1 else plural}"
 
 
 def _describe(array: Any) -> str:

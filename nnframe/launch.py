@@ -104,7 +104,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 note(text)
         for text in config_notes(experiment):
             note(text)
-        progress = make_progress(trainer.total_steps, quiet, stream, str(run_dir.path))
+        progress = make_progress(trainer.total_steps, quiet, stream, str(run_dir.path), experiment.dataset.summary())
         if progress is not None:
             run.register(progress)
         run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),

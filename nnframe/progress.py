@@ -29,9 +29,9 @@ class PlainProgress:
     step comes right after it and replaces any earlier one of the stretch.
     """
 
-    def __init__(self, total_steps: int, stream: TextIO | None = None, where: str = "") -> None:
+    def __init__(self, total_steps: int, stream: TextIO | None = None, where: str = "", data: str = "") -> None:
         self.total_steps = total_steps
-        self.where = where
+        self.where, self.data = where, data
         self.stream: TextIO | None = stream or sys.stdout
         self.every = max(1, -(-total_steps // PLAIN_LINES))
         self._started = time.perf_counter()
@@ -44,7 +44,7 @@ class PlainProgress:
     def nnframe_run_start(self, run: RunContext) -> None:
         self._started = self._lined_at = time.perf_counter()
         self._first_step = run.step
-        self._print(f"{start_text(run, self.where)}: {self.total_steps} steps")
+        self._print(start_text(run, self.where, self.total_steps, self.data))
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
@@ -91,11 +91,13 @@ class PlainProgress:
             self._print(f"step {metrics.step}  {validation_text(metrics)}")
 
 
-def start_text(run: RunContext, where: str) -> str:
-    """``training spiral in runs/spiral/20261127-021202``, or ``resuming ... from step 40``: named at the start,
-    so that a run in the background can be found before it ends."""
+def start_text(run: RunContext, where: str, total_steps: int, data: str = "") -> str:
+    """``training spiral in runs/spiral/20261127-021202: 3000 steps on 300 training examples of ...``, or
+    ``resuming ... from step 40: ...``: the run directory named at the start, so that a run in the background can
+    be found before it ends, and the data as read (see :meth:`~nnframe.data.Dataset.summary`)."""
     place = f" in {where}" if where else ""
-    return f"resuming {run.name}{place} from step {run.step}" if run.resumed else f"training {run.name}{place}"
+    head = f"resuming {run.name}{place} from step {run.step}" if run.resumed else f"training {run.name}{place}"
+    return f"{head}: {total_steps} steps" + (f" on {data}" if data else "")
 
 
 def validation_text(metrics: EvalMetrics) -> str:
@@ -110,7 +112,7 @@ def validation_text(metrics: EvalMetrics) -> str:
 class RichProgress:
     """A live bar for terminals: epoch, step, loss, the latest validation, steps/s and time remaining."""
 
-    def __init__(self, total_steps: int, console: Any = None, where: str = "") -> None:
+    def __init__(self, total_steps: int, console: Any = None, where: str = "", data: str = "") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.total_steps = total_steps
@@ -121,7 +123,7 @@ class RichProgress:
             TimeRemainingColumn(), transient=False, console=console,
         )
         self.task: Any = None
-        self.where = where
+        self.where, self.data = where, data
         self._started = time.perf_counter()
         self._first_step = 0
         self._last_refresh = 0.0
@@ -132,7 +134,8 @@ class RichProgress:
         self._started = time.perf_counter()
         self._first_step = run.step
         if self.where:
-            self.progress.console.print(start_text(run, self.where), markup=False, highlight=False)
+            self.progress.console.print(start_text(run, self.where, self.total_steps, self.data), markup=False,
+                                        highlight=False)
         self.progress.start()
         self.task = self.progress.add_task(run.name, total=self.total_steps, completed=run.step,
                                            epoch=run.epoch, loss="-", rate="-", validation="")
@@ -170,10 +173,12 @@ class RichProgress:
                              loss=format_metric(metrics.loss), rate=f"{rate:.0f}")
 
 
-def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None, where: str = "") -> object | None:
+def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None, where: str = "",
+                  data: str = "") -> object | None:
     """The display for this terminal: rich on a TTY, plain lines otherwise, nothing when quiet.
 
-    ``where`` is the run directory as the user gave it, named when the run starts.
+    ``where`` is the run directory as the user gave it, and ``data`` what the run trains on, both named when the
+    run starts.
     """
     if quiet:
         return None
@@ -181,5 +186,5 @@ def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None, w
     if stream is None:  # no stdout at all (closed when the process started): nothing to show
         return None
     if stream.isatty():
-        return RichProgress(total_steps, where=where)
-    return PlainProgress(total_steps, stream, where)
+        return RichProgress(total_steps, where=where, data=data)
+    return PlainProgress(total_steps, stream, where, data)

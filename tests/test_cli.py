@@ -75,7 +75,9 @@ def test_train_through_the_console_script(tmp_path: Path) -> None:
     done = console("train", SPIRAL, "train.epochs=3", "--runs-dir", runs)
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = check_run_dir(done.stdout, runs)
-    assert done.stdout.startswith(f"training spiral in {run_dir}: 30 steps\n")  # findable while it trains
+    # findable while it trains, and what it trains on
+    assert done.stdout.startswith(f"training spiral in {run_dir}: 30 steps on 300 training examples of 2 features, "
+                                  "3 classes\n")
     # the run's config.yaml is the resolved config: validating it prints it back unchanged
     again = invoke("validate", run_dir / "config.yaml")
     assert again.exit_code == 0, again.output

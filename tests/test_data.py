@@ -36,6 +36,17 @@ def test_dataset_sizes_and_repr():
 
 
 @pytest.mark.parametrize("ds, expected", [
+    (_ds(x_val=X4[:3], y_val=Y4[:3], num_classes=3), "4 training and 3 validation examples of 2 features, 3 classes"),
+    (_ds(x=X4[:, :1], num_classes=1), "4 training examples of 1 feature, 1 class"),
+    (_ds(x=np.zeros((4, 1, 3, 2)), num_classes=5), "4 training examples of shape 1x3x2, 5 classes"),
+    (_ds(y=X4, classification=False), "4 training examples of 2 features, 2 targets"),
+    (_ds(y=Y4.astype(float), classification=False), "4 training examples of 2 features, 1 target"),
+])
+def test_a_dataset_summary_says_what_a_run_trains_on(ds, expected):
+    assert ds.summary() == expected
+
+
+@pytest.mark.parametrize("ds, expected", [
     # two bad values; the first in row-major order is x[2, 0] = inf
     (_ds(x=_nan_x()), "x has 2 NaN or infinite value(s); the first is x[2, 0] = inf (example 2)"),
     (_ds(y=Y4[:3]), "x has 4 examples but y has 3"),

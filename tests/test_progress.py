@@ -59,16 +59,17 @@ def test_rich_progress_draws_a_bar_with_epoch_loss_and_rate():
     assert "loss 0.0200" in output and "steps/s" in output
 
 
-def test_both_displays_name_the_run_directory_when_the_run_starts():
+def test_both_displays_name_the_run_directory_and_the_data_when_the_run_starts():
     from rich.console import Console
 
+    data = "4 training examples of 2 features, 3 classes"
     stream = io.StringIO()
-    drive(PlainProgress(20, stream, where="runs/demo/1"), 20)
-    assert stream.getvalue().startswith("training demo in runs/demo/1: 20 steps\n")
+    drive(PlainProgress(20, stream, where="runs/demo/1", data=data), 20)
+    assert stream.getvalue().startswith(f"training demo in runs/demo/1: 20 steps on {data}\n")
     display = RichProgress(20, console=Console(file=FakeTerminal(), force_terminal=True, width=120),
-                           where="runs/[demo]/1")
+                           where="runs/[demo]/1", data=data)
     drive(display, 20)
-    assert display.progress.console.file.getvalue().startswith("training demo in runs/[demo]/1\n")
+    assert display.progress.console.file.getvalue().startswith(f"training demo in runs/[demo]/1: 20 steps on {data}\n")
 
 
 def test_a_huge_loss_is_shown_in_scientific_notation_not_as_a_page_of_digits():

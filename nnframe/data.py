@@ -10,6 +10,7 @@ naming the dataset's source and what is wrong.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -50,6 +51,9 @@ class Dataset:
     feature_names: list[str] | None = None
     """The names of ``x``'s columns, in order, where the data has them (a CSV file's header): new rows for a
     trained model must come in this order."""
+    row_origin: Callable[[int], str] | None = None
+    """Where row ``i`` of ``x`` and ``y`` as built came from, in words (a CSV file's ``line 154``), for messages
+    that name a row; an empty string where it cannot tell."""
 
     @property
     def n_train(self) -> int:
@@ -65,6 +69,11 @@ class Dataset:
             return name, row
         train_rows, val_rows = self.split_rows
         return name.removesuffix("_val"), int((val_rows if name.endswith("_val") else train_rows)[row])
+
+    def row_name(self, name: str, row: int) -> str:
+        """``y[150] (line 154)``: array ``name``'s ``row`` as the build returned it, and where the data has it."""
+        name, row = self.row_as_built(name, row)
+        return _at(name, row, self.row_origin if name in ("x", "y") else None)
 
     def summary(self) -> str:
         """``240 training and 60 validation examples of 2 features, 3 classes``: said when a run starts, so that
@@ -140,8 +149,8 @@ def validate_dataset(ds: Dataset, where: str) -> Dataset:
     not match the training set.
     """
     prefix = _prefix(ds, where)
-    x = _check_features(ds.x, "x", prefix)
-    y = _check_targets(ds.y, "y", x, ds.classification, prefix)
+    x = _check_features(ds.x, "x", prefix, ds.row_origin)
+    y = _check_targets(ds.y, "y", x, ds.classification, prefix, ds.row_origin)
     x_val = y_val = None
     if (ds.x_val is None) != (ds.y_val is None):
         present, missing = ("x_val", "y_val") if ds.y_val is None else ("y_val", "x_val")
@@ -159,12 +168,14 @@ def validate_dataset(ds: Dataset, where: str) -> Dataset:
     return replace(ds, x=x, y=y, x_val=x_val, y_val=y_val, num_classes=num_classes)
 
 
-def check_labels(y: np.ndarray, num_outputs: int, where: str, name: str = "y") -> None:
+def check_labels(y: np.ndarray, num_outputs: int, where: str, name: str = "y",
+                 origin: Callable[[int], str] | None = None) -> None:
     """Check targets against the model's output width ``num_outputs``.
 
     Class indices must lie in ``0..num_outputs-1``; a model with one output is a
     binary classifier and takes labels 0 and 1. One-hot or float targets must be
-    ``num_outputs`` wide. Call it for ``y`` and for ``y_val``.
+    ``num_outputs`` wide. Call it for ``y`` and for ``y_val``; ``origin`` says where
+    a row came from (a :class:`Dataset`'s ``row_origin``).
     """
     if y.ndim == 1 and y.dtype.kind in "biu":
         limit = 2 if num_outputs == 1 else num_outputs
@@ -177,7 +188,7 @@ def check_labels(y: np.ndarray, num_outputs: int, where: str, name: str = "y") -
             fix = ("the labels run 1..{0} and class 0 never occurs: subtract 1 from them, so that they run "
                    "0..{1}".format(num_outputs, num_outputs - 1) if starts_at_one else
                    f"set the last node's out to at least {int(y.max()) + 1} or fix the labels")
-            raise DataError(f"{where}: {name}[{row}] is class {int(y[row])}, but {expected}; {fix}")
+            raise DataError(f"{where}: {_at(name, row, origin)} is class {int(y[row])}, but {expected}; {fix}")
         return
     width = y.shape[1] if y.ndim == 2 else 1
     if width != num_outputs:
@@ -225,8 +236,7 @@ def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
             out = array.astype(to, copy=False)
         if out is not array and out.dtype.kind == "f" and not np.isfinite(out).all():
             row = int(np.argmax(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
-            name, row = ds.row_as_built(name, row)
-            raise DataError(f"{_prefix(ds, where)}: {name}[{row}] holds a value beyond the range of {to} "
+            raise DataError(f"{_prefix(ds, where)}: {ds.row_name(name, row)} holds a value beyond the range of {to} "
                             f"(the largest magnitude is {float(np.abs(array).max()):.3g}); scale the data "
                             "or train in float64 (train.dtype: float64)")
         return out
@@ -240,6 +250,12 @@ def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
 
 def _prefix(ds: Dataset, where: str) -> str:
     return f"{where}: dataset {ds.source}" if where else f"dataset {ds.source}"
+
+
+def _at(name: str, row: int, origin: Callable[[int], str] | None) -> str:
+    """``y[150]``, and where the data has that row: ``y[150] (line 154)``."""
+    where = origin(row) if origin is not None else ""
+    return f"{name}[{row}] ({where})" if where else f"{name}[{row}]"
 
 
 def _count(number: int, noun: str) -> str:
@@ -260,7 +276,7 @@ def _as_array(value: Any, name: str, prefix: str) -> np.ndarray:
         raise DataError(f"{prefix}: {name} cannot be made into an array: {exc}") from None
 
 
-def _check_features(value: Any, name: str, prefix: str) -> np.ndarray:
+def _check_features(value: Any, name: str, prefix: str, origin: Callable[[int], str] | None = None) -> np.ndarray:
     x = _as_array(value, name, prefix)
     if x.dtype.kind not in _NUMERIC_KINDS:
         raise DataError(f"{prefix}: {name} has dtype {x.dtype}; expected numbers (float or int)")
@@ -272,11 +288,11 @@ def _check_features(value: Any, name: str, prefix: str) -> np.ndarray:
     if x.size == 0:
         raise DataError(f"{prefix}: {name} has no features (shape {x.shape}); each example needs at least one "
                         "feature, or the model learns only a bias")
-    _check_finite(x, name, prefix)
+    _check_finite(x, name, prefix, origin)
     return x
 
 
-def _check_finite(x: np.ndarray, name: str, prefix: str) -> None:
+def _check_finite(x: np.ndarray, name: str, prefix: str, origin: Callable[[int], str] | None = None) -> None:
     """Refuse NaN and infinity, naming the first. A finite sum (in float64, so no finite data overflows it) is
     the common case, and asks for no array the size of ``x``."""
     if x.dtype.kind != "f":
@@ -288,11 +304,14 @@ def _check_finite(x: np.ndarray, name: str, prefix: str) -> None:
     count = int(np.count_nonzero(bad))
     if count:
         first = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = origin(first[0]) if origin is not None else ""
         raise DataError(f"{prefix}: {name} has {count} NaN or infinite value(s); the first is "
-                        f"{name}[{', '.join(map(str, first))}] = {x[first]} (example {first[0]})")
+                        f"{name}[{', '.join(map(str, first))}] = {x[first]} (example {first[0]}"
+                        f"{', ' + where if where else ''})")
 
 
-def _check_targets(value: Any, name: str, x: np.ndarray, classification: bool, prefix: str) -> np.ndarray:
+def _check_targets(value: Any, name: str, x: np.ndarray, classification: bool, prefix: str,
+                   origin: Callable[[int], str] | None = None) -> np.ndarray:
     y = _as_array(value, name, prefix)
     x_name = "x_val" if name == "y_val" else "x"
     if y.ndim == 0 or len(y) != len(x):
@@ -305,12 +324,12 @@ def _check_targets(value: Any, name: str, x: np.ndarray, classification: bool, p
         expected = "integer class indices 0..C-1" if classification else "numbers"
         raise DataError(f"{prefix}: {name} has dtype {y.dtype} (first value {first!r}); expected {expected}")
     if not classification:
-        _check_finite(y, name, prefix)
+        _check_finite(y, name, prefix, origin)
         return y.reshape(-1, 1) if y.ndim == 1 else y
     if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):  # a column of labels is the labels
-        return _check_class_indices(y.reshape(-1), name, prefix)
+        return _check_class_indices(y.reshape(-1), name, prefix, origin)
     if y.ndim == 2:
-        return _check_one_hot(y, name, prefix)
+        return _check_one_hot(y, name, prefix, origin)
     raise DataError(f"{prefix}: {name} has shape {y.shape}; expected (N,) class indices or (N, C) one-hot rows")
 
 
@@ -318,26 +337,27 @@ MAX_CLASS_INDEX = 2**31 - 1
 """Larger float labels are no class of any model here, and would not survive the cast to int64 intact."""
 
 
-def _check_class_indices(y: np.ndarray, name: str, prefix: str) -> np.ndarray:
+def _check_class_indices(y: np.ndarray, name: str, prefix: str, origin: Callable[[int], str] | None) -> np.ndarray:
     if y.dtype.kind == "f":
         bad = ~np.isfinite(y) | (y != np.round(y)) | (np.abs(y) > MAX_CLASS_INDEX)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is not a class index; labels must be integers "
-                            "0..C-1 (for real-valued targets, set the dataset's task: regression and use a "
+            raise DataError(f"{prefix}: {_at(name, row, origin)} = {y[row]} is not a class index; labels must be "
+                            "integers 0..C-1 (for real-valued targets, set the dataset's task: regression and use a "
                             "regression loss such as mse; a plugin's dataset returns Dataset(x, y, "
                             "classification=False))")
     if y.size and y.min() < 0:
         row = int(np.argmax(y < 0))
-        raise DataError(f"{prefix}: {name}[{row}] = {y[row]} is negative; labels must be class indices 0..C-1")
+        raise DataError(f"{prefix}: {_at(name, row, origin)} = {y[row]} is negative; labels must be class indices "
+                        "0..C-1")
     return y.astype(np.int64, copy=False)
 
 
-def _check_one_hot(y: np.ndarray, name: str, prefix: str) -> np.ndarray:
+def _check_one_hot(y: np.ndarray, name: str, prefix: str, origin: Callable[[int], str] | None) -> np.ndarray:
     bad = ~((y == 0) | (y == 1)).all(axis=1) | (y.sum(axis=1) != 1)
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"{prefix}: {name}[{row}] = {y[row].tolist()} is not one-hot "
+        raise DataError(f"{prefix}: {_at(name, row, origin)} = {y[row].tolist()} is not one-hot "
                         "(exactly one 1, the rest 0); for soft or real-valued targets use a regression dataset")
     return y.astype(np.int64, copy=False) if y.dtype.kind in "biu" else y
 

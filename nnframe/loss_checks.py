@@ -27,9 +27,9 @@ def check_labels_fit(output_shape: tuple[int, ...], dataset: Dataset) -> None:
         train_rows, val_rows = dataset.split_rows
         labels = np.empty((len(train_rows) + len(val_rows), *dataset.y.shape[1:]), dtype=dataset.y.dtype)
         labels[train_rows], labels[val_rows] = dataset.y, dataset.y_val
-        check_labels(labels, output_shape[-1], where)
+        check_labels(labels, output_shape[-1], where, origin=dataset.row_origin)
         return
-    check_labels(dataset.y, output_shape[-1], where)
+    check_labels(dataset.y, output_shape[-1], where, origin=dataset.row_origin)
     if dataset.y_val is not None:
         check_labels(dataset.y_val, output_shape[-1], where, name="y_val")
 

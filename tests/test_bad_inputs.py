@@ -230,9 +230,9 @@ CASES: dict[str, Case] = {
     "npz whose header claims 2.8 PiB": Case(huge_npz, ["data.npz", "array 'x' does not fit in memory", "corrupt"]),
     "csv with nan": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,nan,1\n4,5,2\n"),
                          ["data.csv", "line 3, column 'b': 'nan' is a missing"]),
-    "csv float label": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,4,1.5\n4,5,2\n"), ["data.csv", "y[1] = 1.5"]),
+    "csv float label": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,4,1.5\n4,5,2\n"), ["data.csv", "y[1] (line 3) = 1.5"]),
     "csv label too large for any class": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,4,1e30\n4,5,2\n"),
-                                              ["data.csv", "y[1] = 1e+30 is not a class index"]),
+                                              ["data.csv", "y[1] (line 3) = 1e+30 is not a class index"]),
     "csv string label": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,4,cat\n"), ["data.csv", "line 3", "'cat'"]),
     "csv short row": Case(lambda t: csv(t, "a,b,label\n1,2,0\n3,4\n"), ["data.csv", "line 3", "2 cells"]),
 }

@@ -228,8 +228,8 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("a,,label\n1,2,0\n", {}, "header column 2 has no name"),
     ("label\n0\n1\n", {}, "has only the label column 'label'"),
     ("id,label\n1,0\n2,1\n", {"drop": ["id"]}, "has only the label column 'label'"),
-    ("a,label\n1,0\n2,1.5\n", {}, "dataset {dir}/c.csv: y[1] = 1.5 is not a class index"),
-    ("a,label\n1,0\n2,-1\n", {}, "y[1] = -1.0 is negative"),
+    ("a,label\n1,0\n2,1.5\n", {}, "dataset {dir}/c.csv: y[1] (line 3) = 1.5 is not a class index"),
+    ("a,label\n1,0\n2,-1\n", {}, "y[1] (line 3) = -1.0 is negative"),
     ("a,label\nnan,0\n2,1\n", {}, "line 2, column 'a': 'nan' is a missing or infinite value"),
     ("a,label\n1,0\n2,-Infinity\n", {}, "line 3, column 'label': '-Infinity' is a missing or infinite value"),
     ("id,a,label\nx1,1,0\nx2,2,1\n", {"drop": ["idd"]}, "has no column 'idd' to drop; columns present: id, a, "
@@ -452,6 +452,30 @@ def test_validate_a_csv_of_string_labels_exits_2_with_one_message(tmp_path):
     assert result.stderr.startswith(f"error: {config}: data: csv file ") and result.stderr.count("error: ") == 1
     assert "'cat' is not a number; labels must be numbers" in result.stderr and "drop:" not in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("label, val_fraction, expected", [
+    ("1.5", 0.0, "y[3] (line 8) = 1.5 is not a class index"),
+    ("-1", 0.0, "y[3] (line 8) = -1.0 is negative"),
+    ("7", 0.0, "y[3] (line 8) is class 7, but the model outputs 2 values"),
+    ("7", 0.25, "y[3] (line 8) is class 7, but the model outputs 2 values"),  # named as in the file, not the split
+])
+def test_a_bad_label_in_a_csv_names_the_line_it_is_on(tmp_path, label, val_fraction, expected):
+    rows = ["1,2,0", "3,4,1", "", "5,6,1", f"7,8,{label}", "9,1,0", "2,3,1", "4,5,0", "6,7,1"]
+    config = _csv_experiment(tmp_path, "\n\na,b,label\n" + "\n".join(rows) + "\n", val_fraction=val_fraction)
+    result = _validate(config)
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr
+
+
+def test_a_row_of_a_csv_changed_since_it_was_read_is_named_without_a_line(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
+    lines = csv_table.RowLines(path, builtin_datasets.CsvParams(path="data.csv"))
+    path.write_text("a\n", encoding="utf-8")  # no label column now: the reader refuses the file
+    assert lines(1) == ""
+    path.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
+    assert csv_table.RowLines(path, builtin_datasets.CsvParams(path="data.csv"))(1) == "line 3"
 
 
 def _notes(result) -> list[str]:

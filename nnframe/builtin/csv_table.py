@@ -38,6 +38,24 @@ def read_csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray
     return header, _to_numbers(rows, lines, header, path, params)
 
 
+class RowLines:
+    """``line 154``: the line of the file that data row ``i`` ends on, as a :class:`~nnframe.data.Dataset`'s
+    ``row_origin``. The file is read again, row by row, only when a message names a row; ``""`` where it can no
+    longer be read as it was."""
+
+    def __init__(self, path: Path, params: CsvParams) -> None:
+        self.path, self.params = path, params
+        self._lines: list[int] | None = None
+
+    def __call__(self, row: int) -> str:
+        if self._lines is None:
+            try:
+                self._lines = _read_csv(self.path, self.params)[2]
+            except DataError:
+                self._lines = []
+        return f"line {self._lines[row]}" if 0 <= row < len(self._lines) else ""
+
+
 MISSING_TOKENS = frozenset({"na", "n/a", "n.a.", "#n/a", "#na", "nan", "null", "none", "nil", "missing", "?", "-",
                             "--"})
 """Cells, compared in lower case, that spreadsheets and pandas write for a missing value."""

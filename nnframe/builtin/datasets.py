@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from nnframe.builtin.csv_table import read_csv_table
+from nnframe.builtin.csv_table import RowLines, read_csv_table
 from nnframe.builtin.file_messages import missing_message, unreadable
 from nnframe.components import Component, DatasetContext, dataset
 from nnframe.data import Dataset, DatasetParams
@@ -122,7 +122,7 @@ def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
     label = header.index(params.label)
     x = np.delete(values, label, axis=1)
     return Dataset(x, values[:, label], source=str(path), classification=params.task == "classification",
-                   feature_names=[name for name in header if name != params.label])
+                   feature_names=[name for name in header if name != params.label], row_origin=RowLines(path, params))
 
 
 @hookimpl

@@ -54,6 +54,8 @@ class Dataset:
     row_origin: Callable[[int], str] | None = None
     """Where row ``i`` of ``x`` and ``y`` as built came from, in words (a CSV file's ``line 154``), for messages
     that name a row; an empty string where it cannot tell."""
+    val_row_origin: Callable[[int], str] | None = None
+    """The same for the rows of ``x_val`` and ``y_val`` that the build returned (``line 12 of val.csv``)."""
 
     @property
     def n_train(self) -> int:
@@ -73,7 +75,7 @@ class Dataset:
     def row_name(self, name: str, row: int) -> str:
         """``y[150] (line 154)``: array ``name``'s ``row`` as the build returned it, and where the data has it."""
         name, row = self.row_as_built(name, row)
-        return _at(name, row, self.row_origin if name in ("x", "y") else None)
+        return _at(name, row, self.row_origin if name in ("x", "y") else self.val_row_origin)
 
     def summary(self) -> str:
         """``240 training and 60 validation examples of 2 features, 3 classes``: said when a run starts, so that
@@ -156,11 +158,11 @@ def validate_dataset(ds: Dataset, where: str) -> Dataset:
         present, missing = ("x_val", "y_val") if ds.y_val is None else ("y_val", "x_val")
         raise DataError(f"{prefix}: has {present} but no {missing}; give both or neither")
     if ds.x_val is not None:
-        x_val = _check_features(ds.x_val, "x_val", prefix)
+        x_val = _check_features(ds.x_val, "x_val", prefix, ds.val_row_origin)
         if x_val.shape[1:] != x.shape[1:]:
             raise DataError(f"{prefix}: x_val examples have shape {x_val.shape[1:]}, "
                             f"but x examples have shape {x.shape[1:]}")
-        y_val = _check_targets(ds.y_val, "y_val", x_val, ds.classification, prefix)
+        y_val = _check_targets(ds.y_val, "y_val", x_val, ds.classification, prefix, ds.val_row_origin)
         if y_val.shape[1:] != y.shape[1:]:
             raise DataError(f"{prefix}: y_val has shape {y_val.shape}, which does not match y's {y.shape} "
                             "(one has class indices and the other one-hot rows, or the widths differ)")

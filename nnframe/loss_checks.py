@@ -31,7 +31,7 @@ def check_labels_fit(output_shape: tuple[int, ...], dataset: Dataset) -> None:
         return
     check_labels(dataset.y, output_shape[-1], where, origin=dataset.row_origin)
     if dataset.y_val is not None:
-        check_labels(dataset.y_val, output_shape[-1], where, name="y_val")
+        check_labels(dataset.y_val, output_shape[-1], where, name="y_val", origin=dataset.val_row_origin)
 
 
 def check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[int, ...], dataset: Dataset) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -466,6 +467,40 @@ def test_a_bad_label_in_a_csv_names_the_line_it_is_on(tmp_path, label, val_fract
     result = _validate(config)
     assert result.exit_code == 2, result.output
     assert expected in result.stderr
+
+
+def test_a_csv_val_path_is_the_validation_set_with_its_columns_in_the_training_files_order(registry, tmp_path):
+    _write(tmp_path, "train.csv", "id,a,b,label\nx,1,2,0\ny,3,4,1\nz,5,6,2\n")
+    _write(tmp_path, "val.csv", "label,b,id,a\n1,20,w,10\n")
+    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="train.csv", val_path="val.csv", drop=["id"])
+    assert (ds.x.tolist(), ds.y.tolist()) == ([[1, 2], [3, 4], [5, 6]], [0, 1, 2])
+    assert (ds.x_val.tolist(), ds.y_val.tolist(), ds.feature_names) == ([[10, 20]], [1], ["a", "b"])
+
+
+@pytest.mark.parametrize("val_text, params, expected", [
+    ("a,label\n1,0\n", {}, "csv file {dir}/val.csv (val_path) must have the columns of {dir}/train.csv (it lacks 'b')"),
+    ("a,b,c,label\n1,2,3,0\n", {}, "(it has 'c' too)"),
+    ("a,b,label\n1,2,0\n", {"val_fraction": 0.2}, "val_path 'val.csv' is the validation set, and val_fraction is 0.2"),
+    ("a,b,label\n1,2,0\n1,2,-1\n", {}, "y_val[1] (line 3 of val.csv) = -1.0 is negative"),
+])
+def test_a_csv_val_path_that_does_not_fit_is_refused(registry, tmp_path, val_text, params, expected):
+    _write(tmp_path, "train.csv", "a,b,label\n1,2,0\n3,4,1\n5,6,1\n7,8,0\n9,1,1\n")
+    _write(tmp_path, "val.csv", val_text)
+    with pytest.raises(DataError) as caught:
+        _load(registry, "csv", _ctx(tmp_path), path="train.csv", val_path="val.csv", **params)
+    assert expected.format(dir=tmp_path) in str(caught.value)
+
+
+def test_a_run_on_a_csv_val_path_evaluates_on_it_and_keeps_its_path_absolute(tmp_path):
+    _write(tmp_path, "val.csv", "a,b,label\n1,2,0\n3,4,1\n")
+    config = _csv_experiment(tmp_path, "a,b,label\n1,2,0\n3,4,1\n5,6,1\n7,8,0\n", val_path="val.csv")
+    result = CliRunner().invoke(app, ["train", str(config), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "4 training and 2 validation examples of 2 features, 2 classes" in result.stdout
+    run_dir = next((tmp_path / "runs" / "data").iterdir())
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["data"]["val_path"] == str(tmp_path / "val.csv")
+    assert "val/accuracy" in json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["metrics"]
 
 
 def test_a_row_of_a_csv_changed_since_it_was_read_is_named_without_a_line(tmp_path):

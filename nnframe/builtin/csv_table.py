@@ -40,11 +40,11 @@ def read_csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray
 
 class RowLines:
     """``line 154``: the line of the file that data row ``i`` ends on, as a :class:`~nnframe.data.Dataset`'s
-    ``row_origin``. The file is read again, row by row, only when a message names a row; ``""`` where it can no
-    longer be read as it was."""
+    ``row_origin`` (``line 12 of val.csv`` with ``name_file``). The file is read again, row by row, only when a
+    message names a row; ``""`` where it can no longer be read as it was."""
 
-    def __init__(self, path: Path, params: CsvParams) -> None:
-        self.path, self.params = path, params
+    def __init__(self, path: Path, params: CsvParams, name_file: bool = False) -> None:
+        self.path, self.params, self.name_file = path, params, name_file
         self._lines: list[int] | None = None
 
     def __call__(self, row: int) -> str:
@@ -53,7 +53,9 @@ class RowLines:
                 self._lines = _read_csv(self.path, self.params)[2]
             except DataError:
                 self._lines = []
-        return f"line {self._lines[row]}" if 0 <= row < len(self._lines) else ""
+        if not 0 <= row < len(self._lines):
+            return ""
+        return f"line {self._lines[row]} of {self.path.name}" if self.name_file else f"line {self._lines[row]}"
 
 
 MISSING_TOKENS = frozenset({"na", "n/a", "n.a.", "#n/a", "#na", "nan", "null", "none", "nil", "missing", "?", "-",

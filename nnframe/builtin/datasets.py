@@ -99,10 +99,14 @@ def build_npz(params: NpzParams, ctx: DatasetContext) -> Dataset:
 class CsvParams(FileParams):
     """A CSV file with a header row: one label column, every other column a numeric feature."""
 
+    relative_paths = ("path", "val_path")
+
     label: str = Field("label", description="name of the label (target) column")
     delimiter: str = Field(",", description="the one character between cells")
     drop: list[str] = Field(default_factory=list, description="columns that are neither features nor the label, "
                                                               "such as an id; left out")
+    val_path: str | None = Field(None, description="a second CSV file with the same columns, kept as the "
+                                                   "validation set (val_fraction then stays 0)")
 
     @field_validator("delimiter")
     @classmethod
@@ -113,16 +117,46 @@ class CsvParams(FileParams):
 
 
 def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
-    """Features and a label column from a CSV file with a header row."""
+    """Features and a label column from a CSV file with a header row, and from a second one for validation."""
     path = _resolve(params.path, ctx, "csv")
+    header, values = _csv_table(path, params)
+    x_val = y_val = val_lines = None
+    if params.val_path is not None:
+        if params.val_fraction > 0:
+            raise DataError(f"csv dataset: val_path {params.val_path!r} is the validation set, and val_fraction is "
+                            f"{params.val_fraction}; give one of them")
+        val_path = _resolve(params.val_path, ctx, "csv")
+        val_values = _in_columns(*_csv_table(val_path, params), header, val_path, path)
+        x_val, y_val = _features_and_label(val_values, header, params.label)
+        val_lines = RowLines(val_path, params, name_file=True)
+    x, y = _features_and_label(values, header, params.label)
+    return Dataset(x, y, x_val, y_val, source=str(path), classification=params.task == "classification",
+                   feature_names=[name for name in header if name != params.label], row_origin=RowLines(path, params),
+                   val_row_origin=val_lines)
+
+
+def _csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray]:
     _check_not_numpy(path)
     header, values = read_csv_table(path, params)
     if len(header) < 2:
         raise DataError(f"csv file {path} has only the label column {params.label!r}; it needs feature columns")
-    label = header.index(params.label)
-    x = np.delete(values, label, axis=1)
-    return Dataset(x, values[:, label], source=str(path), classification=params.task == "classification",
-                   feature_names=[name for name in header if name != params.label], row_origin=RowLines(path, params))
+    return header, values
+
+
+def _in_columns(header: list[str], values: np.ndarray, columns: list[str], path: Path, train: Path) -> np.ndarray:
+    """``values`` with its columns in the order ``columns`` names them: a validation file must have the training
+    file's columns, in any order."""
+    missing, extra = [c for c in columns if c not in header], [c for c in header if c not in columns]
+    if missing or extra:
+        found = "; ".join(part for part in (f"it lacks {', '.join(map(repr, missing))}" if missing else "",
+                                            f"it has {', '.join(map(repr, extra))} too" if extra else "") if part)
+        raise DataError(f"csv file {path} (val_path) must have the columns of {train} ({found})")
+    return values[:, [header.index(c) for c in columns]]
+
+
+def _features_and_label(values: np.ndarray, header: list[str], label: str) -> tuple[np.ndarray, np.ndarray]:
+    column = header.index(label)
+    return np.delete(values, column, axis=1), values[:, column]
 
 
 @hookimpl

@@ -80,14 +80,16 @@ class Dataset:
     def summary(self) -> str:
         """``240 training and 60 validation examples of 2 features, 3 classes``: said when a run starts, so that
         data read other than meant (a label column taken for a feature, a header taken for a row) shows at once."""
-        examples = f"{self.n_train} training and {self.n_val} validation" if self.n_val else f"{self.n_train} training"
-        shape = self.x.shape[1:]
-        features = _count(shape[0], "feature") if len(shape) == 1 else "shape " + "x".join(map(str, shape))
+        examples = (f"{self.n_train} training and {_count(self.n_val, 'validation example')}" if self.n_val
+                    else _count(self.n_train, "training example"))
+        features = _count(self.x.shape[1], "feature") if self.x.ndim == 2 else f"shape {_shape(self.x.shape[1:])}"
         if self.classification:
             task = _count(self.num_classes, "class") if self.num_classes is not None else "classes"
+        elif self.y.ndim > 2:
+            task = f"targets of shape {_shape(self.y.shape[1:])}"
         else:
-            task = _count(self.y.shape[1] if self.y.ndim > 1 else 1, "target")
-        return f"{examples} examples of {features}, {task}"
+            task = _count(self.y.shape[1] if self.y.ndim == 2 else 1, "target")
+        return f"{examples} of {features}, {task}"
 
     def __repr__(self) -> str:
         task = f"classes={self.num_classes}" if self.classification else "regression"
@@ -256,8 +258,23 @@ def _prefix(ds: Dataset, where: str) -> str:
 
 def _at(name: str, row: int, origin: Callable[[int], str] | None) -> str:
     """``y[150]``, and where the data has that row: ``y[150] (line 154)``."""
-    where = origin(row) if origin is not None else ""
+    where = _origin(row, origin)
     return f"{name}[{row}] ({where})" if where else f"{name}[{row}]"
+
+
+def _origin(row: int, origin: Callable[[int], str] | None) -> str:
+    """Where ``row`` came from, or ``""``: a dataset's ``row_origin`` that fails leaves the message it adds to
+    as it was."""
+    if origin is None:
+        return ""
+    try:
+        return str(origin(row) or "")
+    except Exception:
+        return ""
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
 
 
 def _count(number: int, noun: str) -> str:
@@ -306,7 +323,7 @@ def _check_finite(x: np.ndarray, name: str, prefix: str, origin: Callable[[int],
     count = int(np.count_nonzero(bad))
     if count:
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = origin(first[0]) if origin is not None else ""
+        where = _origin(first[0], origin)
         raise DataError(f"{prefix}: {name} has {count} NaN or infinite value(s); the first is "
                         f"{name}[{', '.join(map(str, first))}] = {x[first]} (example {first[0]}"
                         f"{', ' + where if where else ''})")

@@ -364,7 +364,8 @@ def config_notes(experiment: Experiment) -> list[str]:
     notes += _one_class_notes(experiment.dataset) + _target_scale_notes(experiment.dataset)
     if settings.train.eval_every and experiment.dataset.x_val is None:
         notes.append(f"train.eval_every is {settings.train.eval_every}, but the run has no validation set, so "
-                     "nothing is evaluated; set data.val_fraction or give x_val and y_val")
+                     "nothing is evaluated; set data.val_fraction, a csv dataset's data.val_path, or give x_val and "
+                     "y_val")
     return notes
 
 
@@ -437,8 +438,8 @@ def _checkpoint_notes(experiment: Experiment) -> list[str]:
     metric, classification = checkpoint.best_metric, experiment.classification
     written_out = measured_in_its_place(classification)  # in every run's config.yaml
     if experiment.dataset.x_val is None and metric != written_out:
-        return [f"checkpoint.best_metric is {metric}, but the run has no validation set, so no "
-                "best checkpoint is kept; set data.val_fraction or give x_val and y_val"]
+        return [f"checkpoint.best_metric is {metric}, but the run has no validation set, so no best checkpoint "
+                "is kept; set data.val_fraction, a csv dataset's data.val_path, or give x_val and y_val"]
     if is_measured(metric, classification, experiment.error_measures):
         return []
     if metric == "val/accuracy":

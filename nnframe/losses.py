@@ -29,7 +29,9 @@ class Loss:
     ``validate_targets`` checks the range of class-index targets on every
     call; building an experiment turns it off once every target of the
     dataset has been through the loss against the model's output shape,
-    since the check costs as much as a tenth of a small model's step.
+    since the check costs as much as a tenth of a small model's step. With it
+    off, a class index out of range is not caught: it may read another row's
+    score.
     """
 
     def __init__(self) -> None:
@@ -136,7 +138,7 @@ class SoftmaxWithLoss(Loss):
         if self.validate_targets or t.dtype.kind not in "iu":
             t = _class_indices(t, classes, "SoftmaxWithLoss")
         self.t = t
-        self._target_at = target_at = row_starts(t.size, classes) + t.reshape(-1)
+        self._target_at = target_at = row_starts(t.size, classes) + t.reshape(-1).astype(np.intp, copy=False)
         shifted, e, total = shifted_exp(x)
         e /= total
         self.y = e

@@ -9,6 +9,7 @@ at too.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Ex
                                       initial_params=False)
     except DataError as exc:
         if "not found" in str(exc) and not overrides:
-            exc.args = (f"{exc}; where the data moved, give load_run overrides=['data.path=...'] with the absolute "
+            fields = ", ".join(f"'data.{name}=...'" for name in _missing_data_files(run) or ["path"])
+            exc.args = (f"{exc}; where the data moved, give load_run overrides=[{fields}] with the absolute "
                         "path it has now",)
         raise
     except UserError as exc:
@@ -85,6 +87,15 @@ def _experiment(run: RunDirectory, overrides: list[str], plugins: Plugins) -> Ex
         raise
     experiment.loss.validate_targets = True
     return experiment
+
+
+def _missing_data_files(run: RunDirectory) -> list[str]:
+    """The dataset's fields that name a file no longer there (``config.yaml`` holds data paths absolute)."""
+    data = run.read_config().get("data")
+    if not isinstance(data, dict):
+        return []
+    return [name for name, value in data.items()
+            if isinstance(value, str) and os.path.isabs(value) and not os.path.exists(value)]
 
 
 def _summary(run: RunDirectory) -> dict[str, Any]:

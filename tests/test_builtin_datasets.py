@@ -481,7 +481,9 @@ def test_a_csv_val_path_is_the_validation_set_with_its_columns_in_the_training_f
     ("a,label\n1,0\n", {}, "csv file {dir}/val.csv (val_path) must have the columns of {dir}/train.csv (it lacks 'b')"),
     ("a,b,c,label\n1,2,3,0\n", {}, "(it has 'c' too)"),
     ("a,b,label\n1,2,0\n", {"val_fraction": 0.2}, "val_path 'val.csv' is the validation set, and val_fraction is 0.2"),
-    ("a,b,label\n1,2,0\n1,2,-1\n", {}, "y_val[1] (line 3 of val.csv) = -1.0 is negative"),
+    ("a,b,label\n1,2,0\n1,2,-1\n", {}, "y_val[1] (line 3 of {dir}/val.csv) = -1.0 is negative"),
+    ("id,a,b,label\nx,1,2,0\n", {}, "(it has 'id' too)"),  # not the advice to drop it, which would fail train.csv
+    ("a;b;label\n1;2;0\n", {}, "(it lacks 'a', 'b', 'label'; it has 'a;b;label' too)"),
 ])
 def test_a_csv_val_path_that_does_not_fit_is_refused(registry, tmp_path, val_text, params, expected):
     _write(tmp_path, "train.csv", "a,b,label\n1,2,0\n3,4,1\n5,6,1\n7,8,0\n9,1,1\n")
@@ -503,14 +505,20 @@ def test_a_run_on_a_csv_val_path_evaluates_on_it_and_keeps_its_path_absolute(tmp
     assert "val/accuracy" in json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["metrics"]
 
 
-def test_a_row_of_a_csv_changed_since_it_was_read_is_named_without_a_line(tmp_path):
+def test_a_csv_val_path_to_the_training_file_is_refused(registry, tmp_path):
+    _write(tmp_path, "train.csv", "a,b,label\n1,2,0\n3,4,1\n")
+    with pytest.raises(DataError, match="val_path './train.csv' is the training file"):
+        _load(registry, "csv", _ctx(tmp_path), path="train.csv", val_path="./train.csv")
+
+
+def test_a_row_of_a_csv_is_named_by_its_line_until_the_file_no_longer_has_it(tmp_path):
     path = tmp_path / "data.csv"
-    path.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
-    lines = csv_table.RowLines(path, builtin_datasets.CsvParams(path="data.csv"))
-    path.write_text("a\n", encoding="utf-8")  # no label column now: the reader refuses the file
+    path.write_text('\na,label\n1,0\n\n"2\n",1\n3,0\n', encoding="utf-8")
+    lines = csv_table.RowLines(path, ",")
+    assert [lines(row) for row in range(4)] == ["line 3", "line 6", "line 7", ""]  # a quoted cell's row ends at 6
+    assert csv_table.RowLines(path, ",", name_file=True)(0) == f"line 3 of {path}"
+    path.write_text("a\n", encoding="utf-8")
     assert lines(1) == ""
-    path.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
-    assert csv_table.RowLines(path, builtin_datasets.CsvParams(path="data.csv"))(1) == "line 3"
 
 
 def _notes(result) -> list[str]:

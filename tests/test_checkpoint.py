@@ -440,7 +440,8 @@ def test_a_best_metric_without_a_validation_set_is_named_in_a_note(tmp_path: Pat
                         checkpoint={"best_metric": "val/loss"})
     result = launch_train(path, [], get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)
     assert result.notes == ["checkpoint.best_metric is val/loss, but the run has no validation set, so no best "
-                            "checkpoint is kept; set data.val_fraction or give x_val and y_val"]
+                            "checkpoint is kept; set data.val_fraction, a csv dataset's data.val_path, or give "
+                            "x_val and y_val"]
     assert not (result.run_dir / "checkpoints" / "best.json").exists()
     quiet = launch_train(write_config(tmp_path, data={**CONFIG["data"], "val_fraction": 0.0}, checkpoint={}), [],
                          get_plugin_manager(), runs_dir=tmp_path / "runs", quiet=True)

@@ -553,7 +553,7 @@ def test_evaluations_asked_for_without_a_validation_set_get_a_note() -> None:
     done = console("validate", SPIRAL, "train.eval_every=50")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("note: train.eval_every is 50, but the run has no validation set, so nothing is "
-                           "evaluated; set data.val_fraction or give x_val and y_val\n")
+                           "evaluated; set data.val_fraction, a csv dataset's data.val_path, or give x_val and y_val\n")
     assert console("validate", SPIRAL, "train.eval_every=50", "data.val_fraction=0.2").stderr == ""
 
 

@@ -41,9 +41,19 @@ def test_dataset_sizes_and_repr():
     (_ds(x=np.zeros((4, 1, 3, 2)), num_classes=5), "4 training examples of shape 1x3x2, 5 classes"),
     (_ds(y=X4, classification=False), "4 training examples of 2 features, 2 targets"),
     (_ds(y=Y4.astype(float), classification=False), "4 training examples of 2 features, 1 target"),
+    (_ds(x=X4[:1], y=Y4[:1], num_classes=1), "1 training example of 2 features, 1 class"),
+    (_ds(y=np.zeros((4, 2, 3)), classification=False), "4 training examples of 2 features, targets of shape 2x3"),
 ])
 def test_a_dataset_summary_says_what_a_run_trains_on(ds, expected):
     assert ds.summary() == expected
+
+
+def test_a_row_origin_that_fails_leaves_the_message_as_it_was():
+    def broken(row):
+        raise IndexError(row)
+
+    with pytest.raises(DataError, match=r"y\[3\] = -1 is negative"):
+        validate_dataset(_ds(y=np.array([0, 1, 2, -1]), row_origin=broken), "data")
 
 
 @pytest.mark.parametrize("ds, expected", [

@@ -322,3 +322,12 @@ def test_softmax_cross_entropy_reads_scores_of_any_memory_layout_alike():
     for other in (np.asfortranarray(x), np.repeat(x, 2, axis=1)[:, ::2]):
         assert loss.forward(other, t) == value
         np.testing.assert_array_equal(loss.backward(), dx)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint64, np.int32, np.int64])
+def test_softmax_cross_entropy_takes_class_indices_of_any_integer_type(dtype):
+    x, t = np.random.default_rng(9).standard_normal((3, 4)), np.array([0, 3, 2])
+    loss = SoftmaxWithLoss()
+    expected, dx = loss.forward(x, t), loss.backward()
+    assert loss.forward(x, t.astype(dtype)) == expected
+    np.testing.assert_array_equal(loss.backward(), dx)

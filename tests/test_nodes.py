@@ -337,6 +337,15 @@ def test_the_ones_shared_by_every_bias_gradient_are_read_only():
         fixed_arrays.ones(7, values.dtype)[0] = 2.0
 
 
+def test_the_shared_arrays_of_a_whole_dataset_are_not_kept():
+    kept = dict(fixed_arrays._kept)
+    big = fixed_arrays.row_starts(fixed_arrays.KEPT_SIZE_LIMIT + 1, 3)
+    assert big[-1] == 3 * fixed_arrays.KEPT_SIZE_LIMIT and not big.flags.writeable
+    assert fixed_arrays._kept == kept
+    small = fixed_arrays.row_starts(5, 3)
+    assert small is fixed_arrays.row_starts(5, 3) and small.tolist() == [0, 3, 6, 9, 12]
+
+
 def test_an_affine_of_float32_parameters_trains_on_float64_data():
     rng = np.random.default_rng(0)
     node = Affine(rng.standard_normal((4, 3)).astype(np.float32), np.zeros(3, np.float32))

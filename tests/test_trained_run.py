@@ -151,6 +151,19 @@ def test_data_that_moved_is_found_through_overrides_and_the_error_says_how(tmp_p
     assert all(np.array_equal(a, b) for a, b in zip(loaded.model.params, result.model.params))
 
 
+def test_a_validation_file_that_moved_is_named_in_the_override_to_give(tmp_path: Path) -> None:
+    rows = "\n".join(f"{i % 5},{i % 3},{i % 2}" for i in range(20))
+    (tmp_path / "train.csv").write_text(f"a,b,label\n{rows}\n", encoding="utf-8")
+    (tmp_path / "val.csv").write_text(f"a,b,label\n{rows}\n", encoding="utf-8")
+    data = {"type": "csv", "path": "train.csv", "val_path": "val.csv"}
+    config = write_experiment(tmp_path, {**CONFIG, "data": data}, train={"max_steps": 4})
+    result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)
+    (tmp_path / "val.csv").rename(tmp_path / "held_out.csv")
+    with pytest.raises(DataError, match=r"give load_run overrides=\['data.val_path=...'\] with the absolute path"):
+        nnframe.load_run(result.run_dir)
+    assert nnframe.load_run(result.run_dir, "latest", [f"data.val_path={tmp_path / 'held_out.csv'}"]).step == 4
+
+
 def test_loading_writes_nothing_and_tells_what_it_could_not_trust(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((40, 2)), rng.integers(0, 3, 40)

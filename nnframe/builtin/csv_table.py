@@ -40,22 +40,44 @@ def read_csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray
 
 class RowLines:
     """``line 154``: the line of the file that data row ``i`` ends on, as a :class:`~nnframe.data.Dataset`'s
-    ``row_origin`` (``line 12 of val.csv`` with ``name_file``). The file is read again, row by row, only when a
-    message names a row; ``""`` where it can no longer be read as it was."""
+    ``row_origin`` (``line 12 of /data/val.csv`` with ``name_file``). The file is read again, up to that row and
+    holding none of it, only when a message names a row; ``""`` where it can no longer be read so far."""
 
-    def __init__(self, path: Path, params: CsvParams, name_file: bool = False) -> None:
-        self.path, self.params, self.name_file = path, params, name_file
-        self._lines: list[int] | None = None
+    def __init__(self, path: Path, delimiter: str, name_file: bool = False) -> None:
+        self.path, self.delimiter, self.name_file = path, delimiter, name_file
 
     def __call__(self, row: int) -> str:
-        if self._lines is None:
-            try:
-                self._lines = _read_csv(self.path, self.params)[2]
-            except DataError:
-                self._lines = []
-        if not 0 <= row < len(self._lines):
+        line = self._line_of(row)
+        if line is None:
             return ""
-        return f"line {self._lines[row]} of {self.path.name}" if self.name_file else f"line {self._lines[row]}"
+        return f"line {line} of {self.path}" if self.name_file else f"line {line}"
+
+    def _line_of(self, row: int) -> int | None:
+        if row < 0:
+            return None
+        try:
+            with self.path.open(newline="", encoding="utf-8-sig") as file:
+                reader = csv.reader(file, delimiter=self.delimiter)
+                if not _header(reader):
+                    return None
+                for cells in reader:
+                    if not _blank(cells):
+                        if row == 0:
+                            return reader.line_num
+                        row -= 1
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return None
+        return None
+
+
+def read_header(path: Path, delimiter: str) -> list[str]:
+    """The header row's names, or ``[]`` where the file has none or cannot be read as text (the table's reader
+    then says why)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            return _header(csv.reader(file, delimiter=delimiter))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 MISSING_TOKENS = frozenset({"na", "n/a", "n.a.", "#n/a", "#na", "nan", "null", "none", "nil", "missing", "?", "-",

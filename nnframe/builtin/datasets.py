@@ -7,6 +7,7 @@ arrays from files, with relative paths resolved against the config's directory
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -14,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from nnframe.builtin.csv_table import RowLines, read_csv_table
+from nnframe.builtin.csv_table import RowLines, read_csv_table, read_header
 from nnframe.builtin.file_messages import missing_message, unreadable
 from nnframe.components import Component, DatasetContext, dataset
 from nnframe.data import Dataset, DatasetParams
@@ -122,17 +123,32 @@ def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
     header, values = _csv_table(path, params)
     x_val = y_val = val_lines = None
     if params.val_path is not None:
-        if params.val_fraction > 0:
-            raise DataError(f"csv dataset: val_path {params.val_path!r} is the validation set, and val_fraction is "
-                            f"{params.val_fraction}; give one of them")
-        val_path = _resolve(params.val_path, ctx, "csv")
-        val_values = _in_columns(*_csv_table(val_path, params), header, val_path, path)
-        x_val, y_val = _features_and_label(val_values, header, params.label)
-        val_lines = RowLines(val_path, params, name_file=True)
+        val_path = _val_file(params, ctx, path, header)
+        val_header, val_values = _csv_table(val_path, params)
+        _same_columns(val_header, header, val_path, path)
+        x_val, y_val = _features_and_label(val_values[:, [val_header.index(c) for c in header]], header, params.label)
+        val_lines = RowLines(val_path, params.delimiter, name_file=True)
     x, y = _features_and_label(values, header, params.label)
     return Dataset(x, y, x_val, y_val, source=str(path), classification=params.task == "classification",
-                   feature_names=[name for name in header if name != params.label], row_origin=RowLines(path, params),
-                   val_row_origin=val_lines)
+                   feature_names=[name for name in header if name != params.label],
+                   row_origin=RowLines(path, params.delimiter), val_row_origin=val_lines)
+
+
+def _val_file(params: CsvParams, ctx: DatasetContext, path: Path, header: list[str]) -> Path:
+    """The validation file, refused beside a ``val_fraction``, where it is the training file, and where its header
+    names other columns than the training file's (before its cells are read, whose advice would be for both)."""
+    if params.val_fraction > 0:
+        raise DataError(f"csv dataset: val_path {params.val_path!r} is the validation set, and val_fraction is "
+                        f"{params.val_fraction}; give one of them")
+    val_path = _resolve(params.val_path, ctx, "csv")
+    if os.path.samefile(val_path, path):
+        raise DataError(f"csv dataset: val_path {params.val_path!r} is the training file {path}; a validation set "
+                        "holds other examples (the run measures the training set at its end anyway)")
+    _check_not_numpy(val_path)
+    val_header = read_header(val_path, params.delimiter)
+    if val_header:
+        _same_columns([name for name in val_header if name not in params.drop], header, val_path, path)
+    return val_path
 
 
 def _csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray]:
@@ -143,15 +159,13 @@ def _csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray]:
     return header, values
 
 
-def _in_columns(header: list[str], values: np.ndarray, columns: list[str], path: Path, train: Path) -> np.ndarray:
-    """``values`` with its columns in the order ``columns`` names them: a validation file must have the training
-    file's columns, in any order."""
-    missing, extra = [c for c in columns if c not in header], [c for c in header if c not in columns]
+def _same_columns(found: list[str], columns: list[str], path: Path, train: Path) -> None:
+    """A validation file must have the training file's columns, in any order."""
+    missing, extra = [c for c in columns if c not in found], [c for c in found if c not in columns]
     if missing or extra:
-        found = "; ".join(part for part in (f"it lacks {', '.join(map(repr, missing))}" if missing else "",
-                                            f"it has {', '.join(map(repr, extra))} too" if extra else "") if part)
-        raise DataError(f"csv file {path} (val_path) must have the columns of {train} ({found})")
-    return values[:, [header.index(c) for c in columns]]
+        parts = [f"it lacks {', '.join(map(repr, missing))}"] if missing else []
+        parts += [f"it has {', '.join(map(repr, extra))} too"] if extra else []
+        raise DataError(f"csv file {path} (val_path) must have the columns of {train} ({'; '.join(parts)})")
 
 
 def _features_and_label(values: np.ndarray, header: list[str], label: str) -> tuple[np.ndarray, np.ndarray]:

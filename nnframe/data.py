@@ -55,7 +55,7 @@ class Dataset:
     """Where row ``i`` of ``x`` and ``y`` as built came from, in words (a CSV file's ``line 154``), for messages
     that name a row; an empty string where it cannot tell."""
     val_row_origin: Callable[[int], str] | None = None
-    """The same for the rows of ``x_val`` and ``y_val`` that the build returned (``line 12 of val.csv``)."""
+    """The same for the rows of ``x_val`` and ``y_val`` that the build returned (``line 12 of /data/val.csv``)."""
 
     @property
     def n_train(self) -> int:

@@ -310,7 +310,7 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         with np.errstate(all="ignore"):  # a value that overflows is named by the dataset's checks
             dataset = load_dataset(data_component, component_params(data_component, settings.data),
                                    DatasetContext(config.base_dir, streams.data, dtype),
-                                   val_fraction=settings.data.val_fraction)
+                                   val_fraction=settings.data.val_fraction, standardize=settings.data.standardize)
     except UserError:
         raise
     except (ValueError, OSError) as exc:  # a bad value or an unreadable file: the data, as a loss's ValueError is

@@ -209,9 +209,12 @@ class ConfigModels:
 
     @cached_property
     def data(self) -> Any:
-        """Every dataset takes ``val_fraction``, also one whose params do not subclass ``DatasetParams``."""
-        val_fraction = {"val_fraction": (float, DatasetParams.model_fields["val_fraction"])}
-        arms = [_arm(component, "Data", {} if "val_fraction" in component.params.model_fields else val_fraction)
+        """Every dataset takes ``val_fraction`` and ``standardize``, also one whose params do not subclass
+        ``DatasetParams``."""
+        shared = {"val_fraction": (float, DatasetParams.model_fields["val_fraction"]),
+                  "standardize": (bool, DatasetParams.model_fields["standardize"])}
+        arms = [_arm(component, "Data", {name: field for name, field in shared.items()
+                                         if name not in component.params.model_fields})
                 for component in self.plugins.datasets]
         return _union(arms, "dataset")
 

@@ -56,6 +56,12 @@ class Dataset:
     that name a row; an empty string where it cannot tell."""
     val_row_origin: Callable[[int], str] | None = None
     """The same for the rows of ``x_val`` and ``y_val`` that the build returned (``line 12 of /data/val.csv``)."""
+    x_mean: np.ndarray | None = None
+    """With ``standardize``, each input feature's mean over the training examples, subtracted from ``x`` and
+    ``x_val`` (float64, the shape of one example); ``None`` where the inputs are as read."""
+    x_scale: np.ndarray | None = None
+    """With ``standardize``, each input feature's standard deviation (1 where it is 0), which ``x`` and ``x_val``
+    were divided by."""
 
     @property
     def n_train(self) -> int:
@@ -77,12 +83,22 @@ class Dataset:
         name, row = self.row_as_built(name, row)
         return _at(name, row, self.row_origin if name in ("x", "y") else self.val_row_origin)
 
+    def scale_inputs(self, x: Any) -> np.ndarray:
+        """New examples scaled as the training inputs were (``data.standardize``), in their dtype; as given where
+        the inputs were not scaled."""
+        x = np.asarray(x)
+        if self.x_mean is None or self.x_scale is None:
+            return x
+        return ((x - self.x_mean) / self.x_scale).astype(self.x.dtype, copy=False)
+
     def summary(self) -> str:
         """``240 training and 60 validation examples of 2 features, 3 classes``: said when a run starts, so that
         data read other than meant (a label column taken for a feature, a header taken for a row) shows at once."""
         examples = (f"{self.n_train} training and {_count(self.n_val, 'validation example')}" if self.n_val
                     else _count(self.n_train, "training example"))
         features = _count(self.x.shape[1], "feature") if self.x.ndim == 2 else f"shape {_shape(self.x.shape[1:])}"
+        if self.x_mean is not None:
+            features += " (standardized)"
         if self.classification:
             task = _count(self.num_classes, "class") if self.num_classes is not None else "classes"
         elif self.y.ndim > 2:
@@ -108,6 +124,9 @@ class DatasetParams(Params):
 
     val_fraction: float = Field(0.0, ge=0.0, lt=1.0,
                                 description="fraction of the examples held out for validation")
+    standardize: bool = Field(False, description="scale each input feature to mean 0 and standard deviation 1 "
+                                                 "with the training examples' figures, which the validation "
+                                                 "examples take too")
 
     relative_paths: ClassVar[tuple[str, ...]] = ()
     """Fields holding file paths relative to the config file's directory. The resolved config (``config.yaml``
@@ -115,17 +134,22 @@ class DatasetParams(Params):
 
 
 def load_dataset(component: Component, params: Params, ctx: DatasetContext, where: str = "data",
-                 val_fraction: float | None = None) -> Dataset:
-    """Build a dataset component, validate it, split off ``val_fraction`` and cast to ``ctx.dtype``.
+                 val_fraction: float | None = None, standardize: bool | None = None) -> Dataset:
+    """Build a dataset component, validate it, split off ``val_fraction``, standardize the inputs where asked and
+    cast to ``ctx.dtype``.
 
-    ``val_fraction`` is the config's (every dataset section takes it); by
-    default ``params.val_fraction``, or 0 where the params have none. A dataset
-    that brings its own validation set (``x_val``) is not split again: a
-    ``build`` whose params take ``val_fraction`` has used it or refused it, and
-    for one whose params do not, a non-zero ``val_fraction`` is refused here.
+    ``val_fraction`` and ``standardize`` are the config's (every dataset
+    section takes them); by default the params', or 0 and off where the params
+    have none. A dataset that brings its own validation set (``x_val``) is not
+    split again: a ``build`` whose params take ``val_fraction`` has used it or
+    refused it, and for one whose params do not, a non-zero ``val_fraction`` is
+    refused here. One that brings its inputs standardized (``x_mean`` set, as
+    :func:`standardized` does) is not standardized again.
     """
     if val_fraction is None:
         val_fraction = getattr(params, "val_fraction", 0.0)
+    if standardize is None:
+        standardize = getattr(params, "standardize", False)
     try:
         ds = component.build(params, ctx)
     except DataError as exc:
@@ -140,6 +164,8 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
     ds = validate_dataset(ds, where)
     if ds.x_val is None or "val_fraction" not in type(params).model_fields:  # such a build never saw it
         ds = split_validation(ds, val_fraction, ctx.rng, where)
+    if standardize and ds.x_mean is None:
+        ds = standardized(ds)
     return cast(ds, ctx.dtype, where)
 
 
@@ -223,6 +249,20 @@ def split_validation(ds: Dataset, fraction: float, rng: np.random.Generator, whe
     order = rng.permutation(n)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     return replace(ds, x=ds.x[train], y=ds.y[train], x_val=ds.x[val], y_val=ds.y[val], split_rows=(train, val))
+
+
+def standardized(ds: Dataset) -> Dataset:
+    """``x`` and ``x_val`` with each feature (each position of an example) less its mean over ``x``, divided by
+    its standard deviation there; a constant feature is divided by 1. Computed in float64, from the training
+    examples alone, so that the validation set measures what new data would."""
+    mean = np.mean(ds.x, axis=0, dtype=np.float64)
+    scale = np.std(ds.x, axis=0, dtype=np.float64)
+    scale[scale == 0] = 1.0
+
+    def scaled(x: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None else (x - mean) / scale
+
+    return replace(ds, x=scaled(ds.x), x_val=scaled(ds.x_val), x_mean=mean, x_scale=scale)
 
 
 def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:

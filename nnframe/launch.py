@@ -393,7 +393,7 @@ def _scale_notes(dataset: Any) -> list[str]:
         return []
     shown = ", ".join(f"x[:, {i}] up to {largest[i]:.3g}" for i in large[:3]) + (", ..." if large.size > 3 else "")
     return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}); such inputs usually train "
-            "poorly: standardize them (subtract each feature's mean, divide by its standard deviation)"]
+            "poorly: standardize them (data.standardize: true)"]
 
 
 def _target_scale_notes(dataset: Any) -> list[str]:

@@ -361,6 +361,10 @@ def test_a_plugin_dataset_without_datasetparams_takes_val_fraction(site, tmp_pat
     assert experiment.dataset.n_val == n_val
     assert experiment.dataset.n_train == 40 - n_val
     assert experiment.config.resolved["data"]["val_fraction"] == (val_fraction or 0.0)
+    assert experiment.config.resolved["data"]["standardize"] is False
+    standardized = prepare(path, ["data.standardize=true"], get_plugin_manager()).dataset
+    np.testing.assert_allclose(standardized.x.mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(standardized.x.std(axis=0), 1.0, atol=1e-5)
 
 
 def test_a_check_of_a_whole_section_names_the_overrides_within_it(tmp_path: Path, plugins: Any) -> None:
@@ -432,7 +436,7 @@ def test_relative_paths_naming_no_field_is_a_broken_plugin_with_the_likely_name(
     plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("shards-plugin", ShardsPlugin())])
     (broken,) = plugins.broken
     assert broken.error == ("dataset 'misspelt': relative_paths names 'pth', which is not one of its parameters "
-                            "(val_fraction, path) (did you mean 'path'?)")
+                            "(val_fraction, standardize, path) (did you mean 'path'?)")
     assert "misspelt" not in plugins.datasets and "shards" in plugins.datasets
 
 

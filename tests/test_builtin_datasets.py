@@ -566,6 +566,16 @@ def test_regression_targets_far_beyond_unit_scale_get_a_note_naming_mean_and_sca
     assert _notes(_validate(_csv_experiment(tmp_path, small, label="price", task="regression"))) == []
 
 
+def test_inputs_far_beyond_unit_scale_get_a_note_that_data_standardize_answers(tmp_path):
+    incomes = "income,rooms,label\n52000,3,0\n31000,2,1\n78000,4,0\n"
+    config = _csv_experiment(tmp_path, incomes)
+    assert _notes(_validate(config)) == ["note: 1 input feature(s) reach far beyond unit scale (x[:, 0] up to "
+                                         "7.8e+04); such inputs usually train poorly: standardize them "
+                                         "(data.standardize: true)"]
+    result = CliRunner().invoke(app, ["validate", str(config), "data.standardize=true"])
+    assert _notes(result) == []
+
+
 def test_csv_a_date_is_a_column_to_leave_out_not_a_number_with_separators(registry, tmp_path):
     path = _write(tmp_path, "c.csv", "a,b,label\n1,2024.01.02,0\n")
     with pytest.raises(DataError, match=r"'2024\.01\.02' is not a number; every cell must be numeric.*drop: \[b\]"):

@@ -10,7 +10,7 @@ import pytest
 
 from nnframe.components import DatasetContext, Params, dataset
 from nnframe.data import (Dataset, DatasetParams, cast, check_labels, load_dataset, split_validation,
-                          validate_dataset)
+                          standardized, validate_dataset)
 from nnframe.errors import DataError, PluginError
 
 X4 = np.arange(8, dtype=np.float64).reshape(4, 2)
@@ -46,6 +46,21 @@ def test_dataset_sizes_and_repr():
 ])
 def test_a_dataset_summary_says_what_a_run_trains_on(ds, expected):
     assert ds.summary() == expected
+
+
+def test_standardized_inputs_take_the_training_examples_figures_alone():
+    x = np.array([[1.0, 5.0, 100.0], [3.0, 5.0, 300.0], [5.0, 5.0, 200.0]])
+    x_val = np.array([[7.0, 6.0, 200.0]])
+    ds = standardized(Dataset(x, np.array([0, 1, 0]), x_val, np.array([1]), num_classes=2))
+    np.testing.assert_allclose(ds.x_mean, [3.0, 5.0, 200.0])
+    np.testing.assert_allclose(ds.x_scale, [np.sqrt(8 / 3), 1.0, np.sqrt(20000 / 3)])  # a constant column: 1
+    np.testing.assert_allclose(ds.x.mean(axis=0), 0.0, atol=1e-15)
+    np.testing.assert_allclose(ds.x.std(axis=0), [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(ds.x_val, [[4 / np.sqrt(8 / 3), 1.0, 0.0]])
+    np.testing.assert_allclose(ds.scale_inputs([[3.0, 5.0, 200.0], [7.0, 6.0, 200.0]]), [[0, 0, 0], ds.x_val[0]])
+    assert ds.summary() == "3 training and 1 validation example of 3 features (standardized), 2 classes"
+    raw = Dataset(x, np.array([0, 1, 0]), num_classes=2)
+    assert raw.scale_inputs(x) is x and (raw.x_mean, raw.x_scale) == (None, None)
 
 
 def test_a_row_origin_that_fails_leaves_the_message_as_it_was():

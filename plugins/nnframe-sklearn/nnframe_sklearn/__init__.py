@@ -6,7 +6,7 @@ nnframe finds the components through the ``nnframe`` entry point declared in
 
 from __future__ import annotations
 
-from nnframe_sklearn.datasets import prepare, standardize, stratified_split
+from nnframe_sklearn.datasets import prepare, stratified_split
 
-__all__ = ["prepare", "standardize", "stratified_split"]
+__all__ = ["prepare", "stratified_split"]
 __version__ = "0.1.0"

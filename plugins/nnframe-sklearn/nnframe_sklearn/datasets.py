@@ -14,17 +14,17 @@ import numpy as np
 from pydantic import Field
 
 from nnframe import DatasetContext
-from nnframe.data import Dataset, DatasetParams
+from nnframe.data import Dataset, DatasetParams, cast, standardized
 from nnframe.errors import DataError
 
 
 class SklearnParams(DatasetParams):
     """Parameters every scikit-learn dataset takes.
 
-    ``standardize`` rescales each feature to zero mean and unit variance, with
-    the mean and standard deviation of the training part only, so nothing of
-    the validation part leaks into training. A feature that is constant on the
-    training part is only centred.
+    ``standardize`` (nnframe's, on by default here) rescales each feature to
+    zero mean and unit variance, with the mean and standard deviation of the
+    training part only, so nothing of the validation part leaks into training.
+    A feature that is constant on the training part is only centred.
     """
 
     standardize: bool = Field(True, description="scale each feature to mean 0, std 1 (training part's statistics)")
@@ -72,20 +72,15 @@ def build_breast_cancer(params: SklearnParams, ctx: DatasetContext) -> Dataset:
 
 
 def prepare(x: np.ndarray, y: np.ndarray, params: SklearnParams, ctx: DatasetContext, source: str) -> Dataset:
-    """Split (when ``val_fraction > 0``), standardize on the training part, cast to ``ctx.dtype``."""
+    """Split (when ``val_fraction > 0``), standardize on the training part with nnframe's
+    :func:`~nnframe.data.standardized` (which nnframe then does not repeat), cast to ``ctx.dtype``."""
     num_classes = int(y.max()) + 1
     if params.val_fraction > 0:
         train, val = stratified_split(y, val_size(len(y), params.val_fraction, source), ctx.rng)
-        x_train, y_train, x_val, y_val = x[train], y[train], x[val], y[val]
+        ds = Dataset(x[train], y[train], x[val], y[val], num_classes=num_classes, source=source)
     else:
-        x_train, y_train, x_val, y_val = x, y, None, None
-    if params.standardize:
-        x_train, x_val = standardize(x_train, x_val)
-    return Dataset(
-        x=x_train.astype(ctx.dtype), y=y_train,
-        x_val=None if x_val is None else x_val.astype(ctx.dtype), y_val=y_val,
-        num_classes=num_classes, source=source,
-    )
+        ds = Dataset(x, y, num_classes=num_classes, source=source)
+    return cast(standardized(ds) if params.standardize else ds, ctx.dtype)
 
 
 def val_size(n: int, val_fraction: float, source: str) -> int:
@@ -118,12 +113,3 @@ def allocate(counts: np.ndarray, total: int) -> np.ndarray:
     order = np.argsort(-(quotas - shares), kind="stable")
     shares[order[: total - shares.sum()]] += 1
     return shares
-
-
-def standardize(x_train: np.ndarray, x_val: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(x - mean) / std`` with the statistics of ``x_train`` alone, applied to both parts."""
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0] = 1.0
-    scaled_val = None if x_val is None else (x_val - mean) / std
-    return (x_train - mean) / std, scaled_val

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from nnframe import DatasetContext
 from nnframe.data import Dataset, load_dataset
 from nnframe.errors import DataError
-from nnframe_sklearn.datasets import allocate, standardize
+from nnframe_sklearn.datasets import allocate
 
 # name: (examples, features, examples per class)
 DATASETS = {
@@ -117,13 +117,14 @@ def test_training_part_has_zero_mean_and_unit_std(nnframe_plugins, name):
     assert np.isfinite(ds.x_val).all()
 
 
-def test_standardize_keeps_constant_features_finite():
-    # column 0: mean 2, std 1; column 1 constant 5 -> std taken as 1, only centred
-    x_train = np.array([[1.0, 5.0], [3.0, 5.0]])
-    x_val = np.array([[4.0, 6.0]])
-    train, val = standardize(x_train, x_val)
-    assert train.tolist() == [[-1.0, 0.0], [1.0, 0.0]]
-    assert val.tolist() == [[2.0, 1.0]]  # (4 - 2) / 1, (6 - 5) / 1
+def test_the_scaling_is_kept_for_new_rows_and_not_done_twice(nnframe_plugins):
+    component = nnframe_plugins.datasets.get("wine")
+    params = component.params.model_validate({"val_fraction": 0.2})
+    raw = build(nnframe_plugins, "wine", seed=5, dtype="float64", val_fraction=0.2, standardize=False)
+    loaded = load_dataset(component, params, context(seed=5, dtype="float64"))
+    np.testing.assert_allclose(loaded.x_mean, raw.x.mean(axis=0))
+    np.testing.assert_allclose(loaded.x, (raw.x - raw.x.mean(axis=0)) / raw.x.std(axis=0))
+    np.testing.assert_allclose(loaded.scale_inputs(raw.x_val), loaded.x_val)
 
 
 @pytest.mark.parametrize("scale_pixels, expected_max", [(True, 1.0), (False, 16.0)])

@@ -101,12 +101,14 @@ def start_text(run: RunContext, where: str, total_steps: int, data: str = "") ->
 
 
 def validation_text(metrics: EvalMetrics) -> str:
-    """``val/loss 0.1234  val/accuracy 0.9500`` (the accuracy where there is one, else the RMSE where there is
-    one)."""
+    """``val/loss 0.1234  val/accuracy 0.9500`` (the accuracy where there is one, else the RMSE and MAE where
+    they were measured: either may be what a best checkpoint or an early stop watches)."""
     if metrics.accuracy is not None:
         return f"val/loss {format_metric(metrics.loss)}  val/accuracy {metrics.accuracy:.4f}"
-    rmse = f"  val/rmse {format_metric(metrics.rmse)}" if metrics.rmse is not None else ""
-    return f"val/loss {format_metric(metrics.loss)}{rmse}"
+    errors = "".join(f"  val/{name} {format_metric(value)}" for name, value in (("rmse", metrics.rmse),
+                                                                              ("mae", metrics.mae))
+                     if value is not None)
+    return f"val/loss {format_metric(metrics.loss)}{errors}"
 
 
 class RichProgress:

@@ -187,5 +187,6 @@ def test_no_stdout_at_all_shows_no_progress(monkeypatch):
 
 def test_a_validation_shows_the_accuracy_or_else_the_rmse() -> None:
     assert validation_text(EvalMetrics(4, 0, 0.5, 0.75)) == "val/loss 0.5000  val/accuracy 0.7500"
-    assert validation_text(EvalMetrics(4, 0, 0.5, None, rmse=1.0, mae=0.8)) == "val/loss 0.5000  val/rmse 1.0000"
+    assert validation_text(EvalMetrics(4, 0, 0.5, None, rmse=1.0, mae=0.8)) == ("val/loss 0.5000  val/rmse 1.0000  "
+                                                                               "val/mae 0.8000")
     assert validation_text(EvalMetrics(4, 0, 0.5, None)) == "val/loss 0.5000"

@@ -38,6 +38,8 @@ from nnframe.checkpoint_files import (
     PARAMS,
     STEP_FILE,
     VERSION,
+    X_MEAN,
+    X_SCALE,
     Checkpoint,
     checkpoint_label,
     fingerprint_hash,
@@ -218,6 +220,8 @@ class Checkpointer:
         arrays.update({OPTIMIZER + key: value for key, value in trainer.optimizer.state_dict().items()})
         batches = trainer.batches.state_dict()
         arrays[ORDER] = batches.pop("order")
+        if trainer.dataset.x_mean is not None:
+            arrays[X_MEAN], arrays[X_SCALE] = trainer.dataset.x_mean, trainer.dataset.x_scale
         identity = fingerprint(self.config, model)
         meta = {
             "format": FORMAT, "version": VERSION, "arrays": "", "sha256": "",

@@ -52,6 +52,9 @@ VERSION = 1
 PARAMS = "params/"
 OPTIMIZER = "optimizer/"
 ORDER = "batches/order"
+X_MEAN, X_SCALE = "data/x_mean", "data/x_scale"
+"""The figures a run standardized its inputs with (``data.standardize``), kept so that a resume or ``load_run`` on
+data that changed since scales it as the run was trained."""
 BEST = "best"
 LATEST = "latest"
 STEP_FILE = re.compile(r"^step-(\d{8,})\.(json|npz)$")
@@ -87,6 +90,13 @@ class Checkpoint:
     def params(self) -> dict[str, np.ndarray]:
         """The parameters by name, e.g. ``{"affine1/W": ...}``."""
         return {key[len(PARAMS):]: value for key, value in self.arrays.items() if key.startswith(PARAMS)}
+
+    @property
+    def scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The run's input standardization, ``(mean, scale)``; ``None`` for inputs trained on as read."""
+        if X_MEAN not in self.arrays or X_SCALE not in self.arrays:
+            return None
+        return self.arrays[X_MEAN], self.arrays[X_SCALE]
 
     @property
     def optimizer_state(self) -> dict[str, np.ndarray]:

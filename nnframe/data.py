@@ -60,8 +60,8 @@ class Dataset:
     """With ``standardize``, each input feature's mean over the training examples, subtracted from ``x`` and
     ``x_val`` (float64, the shape of one example); ``None`` where the inputs are as read."""
     x_scale: np.ndarray | None = None
-    """With ``standardize``, each input feature's standard deviation (1 where it is 0), which ``x`` and ``x_val``
-    were divided by."""
+    """With ``standardize``, each input feature's standard deviation (its largest magnitude where it is
+    constant), which ``x`` and ``x_val`` were divided by."""
 
     @property
     def n_train(self) -> int:
@@ -84,12 +84,16 @@ class Dataset:
         return _at(name, row, self.row_origin if name in ("x", "y") else self.val_row_origin)
 
     def scale_inputs(self, x: Any) -> np.ndarray:
-        """New examples scaled as the training inputs were (``data.standardize``), in their dtype; as given where
-        the inputs were not scaled."""
+        """New examples as the model takes them: scaled as the training inputs were (``data.standardize``),
+        computed in float64, in the training inputs' dtype. Give them in float64 where they are large: a float32
+        copy of values near 1e9 has lost what tells them apart."""
         x = np.asarray(x)
+        if x.shape[1:] != self.x.shape[1:]:
+            raise ValueError(f"scale_inputs: examples of shape {x.shape[1:]}, but the training examples have "
+                             f"shape {self.x.shape[1:]}")
         if self.x_mean is None or self.x_scale is None:
-            return x
-        return ((x - self.x_mean) / self.x_scale).astype(self.x.dtype, copy=False)
+            return x.astype(self.x.dtype, copy=False)
+        return ((x.astype(np.float64) - self.x_mean) / self.x_scale).astype(self.x.dtype, copy=False)
 
     def summary(self) -> str:
         """``240 training and 60 validation examples of 2 features, 3 classes``: said when a run starts, so that
@@ -143,8 +147,8 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
     have none. A dataset that brings its own validation set (``x_val``) is not
     split again: a ``build`` whose params take ``val_fraction`` has used it or
     refused it, and for one whose params do not, a non-zero ``val_fraction`` is
-    refused here. One that brings its inputs standardized (``x_mean`` set, as
-    :func:`standardized` does) is not standardized again.
+    refused here. A dataset returns its inputs as read: standardizing is
+    nnframe's, after the split, from the training part.
     """
     if val_fraction is None:
         val_fraction = getattr(params, "val_fraction", 0.0)
@@ -164,7 +168,7 @@ def load_dataset(component: Component, params: Params, ctx: DatasetContext, wher
     ds = validate_dataset(ds, where)
     if ds.x_val is None or "val_fraction" not in type(params).model_fields:  # such a build never saw it
         ds = split_validation(ds, val_fraction, ctx.rng, where)
-    if standardize and ds.x_mean is None:
+    if standardize:
         ds = standardized(ds)
     return cast(ds, ctx.dtype, where)
 
@@ -253,16 +257,62 @@ def split_validation(ds: Dataset, fraction: float, rng: np.random.Generator, whe
 
 def standardized(ds: Dataset) -> Dataset:
     """``x`` and ``x_val`` with each feature (each position of an example) less its mean over ``x``, divided by
-    its standard deviation there; a constant feature is divided by 1. Computed in float64, from the training
-    examples alone, so that the validation set measures what new data would."""
-    mean = np.mean(ds.x, axis=0, dtype=np.float64)
-    scale = np.std(ds.x, axis=0, dtype=np.float64)
-    scale[scale == 0] = 1.0
+    its standard deviation there, from the training examples alone, so that the validation set measures what new
+    data would.
+
+    The figures are taken in float64 on the values divided by each feature's largest magnitude, so that no
+    finite value overflows them. A feature constant on the training examples, to within the rounding of its
+    variance (a repeated 0.1 read from text has a standard deviation of 1e-17, not 0; the bound is
+    scikit-learn's), is divided by its magnitude instead, so that validation values that differ from it stay
+    in proportion.
+    """
+    magnitude = np.max(np.abs(ds.x), axis=0).astype(np.float64)
+    magnitude[magnitude == 0] = 1.0
+    unit = ds.x / magnitude
+    mean, variance = unit.mean(axis=0), unit.var(axis=0)
+    n, eps = len(unit), np.finfo(np.float64).eps
+    constant = variance <= n * eps * variance + (n * mean * eps) ** 2
+    spread = np.where(constant, 1.0, np.sqrt(variance))
+    unit -= mean
+    unit /= spread
 
     def scaled(x: np.ndarray | None) -> np.ndarray | None:
-        return None if x is None else (x - mean) / scale
+        return None if x is None else (x / magnitude - mean) / spread
 
-    return replace(ds, x=scaled(ds.x), x_val=scaled(ds.x_val), x_mean=mean, x_scale=scale)
+    return replace(ds, x=unit, x_val=scaled(ds.x_val), x_mean=mean * magnitude, x_scale=spread * magnitude)
+
+
+def rescaled(ds: Dataset, mean: np.ndarray, scale: np.ndarray) -> Dataset:
+    """A standardized ``ds`` with its inputs scaled by other figures instead (a run's own, where its data has
+    changed since it trained), in float64 and back to their dtype."""
+    if ds.x_mean is None or ds.x_scale is None:
+        raise ValueError("rescaled: the dataset is not standardized")
+
+    def again(x: np.ndarray | None) -> np.ndarray | None:
+        if x is None:
+            return None
+        return ((x.astype(np.float64) * ds.x_scale + ds.x_mean - mean) / scale).astype(x.dtype, copy=False)
+
+    return replace(ds, x=again(ds.x), x_val=again(ds.x_val), x_mean=mean, x_scale=scale)
+
+
+def as_trained(ds: Dataset, scaling: tuple[np.ndarray, np.ndarray] | None) -> tuple[Dataset, str | None]:
+    """``ds`` with its inputs scaled as a run trained on them (``scaling``, from its checkpoint), and a note where
+    that changed them: the figures of data that changed since are not the model's. A run trained on inputs
+    otherwise standardized, or not, is refused."""
+    if scaling is None and ds.x_mean is None:
+        return ds, None
+    if scaling is None or ds.x_mean is None:
+        trained, now = ("standardized inputs", "true") if scaling is not None else ("its inputs as read", "false")
+        raise DataError(f"data: the run was trained on {trained}; set data.standardize: {now} to go on with it")
+    mean, scale = (np.asarray(figures, dtype=np.float64) for figures in scaling)
+    if mean.shape != ds.x_mean.shape:
+        raise DataError(f"data: the run standardized examples of shape {mean.shape}, but they have shape "
+                        f"{ds.x_mean.shape} now")
+    if np.array_equal(mean, ds.x_mean) and np.array_equal(scale, ds.x_scale):
+        return ds, None
+    return rescaled(ds, mean, scale), ("the data's standardization figures are not the run's (it changed since "
+                                       "the run trained): its inputs are scaled with the run's own")
 
 
 def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:

@@ -25,6 +25,7 @@ from nnframe.config import ConfigModels, InitFrom
 from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
+from nnframe.data import as_trained
 from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, Terminated, UserError, mention
 from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
@@ -274,6 +275,10 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
     from nnframe.checkpoint import stop_to_restore
 
     checkpoint = trainer.checkpointer.restore(trainer)
+    dataset, changed = as_trained(trainer.dataset, checkpoint.scaling)
+    if changed is not None:
+        trainer.dataset = trainer.experiment.dataset = dataset
+        note(changed)
     steps = summary.get("steps") if summary is not None else None
     recorded = unreadable or (isinstance(steps, int) and steps >= checkpoint.step)
     run.stop_reason = stop_to_restore(checkpoint, recorded)

@@ -20,6 +20,7 @@ from nnframe.build import build_experiment
 from nnframe.checkpoint import Checkpointer, load_params
 from nnframe.checkpoint_files import checkpoint_of
 from nnframe.config_loader import load_not_to_train
+from nnframe.data import as_trained
 from nnframe.errors import DataError, UserError
 from nnframe.launch import missing_plugins
 from nnframe.tracking import RunDirectory
@@ -64,6 +65,9 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
     if checker.data_differs_from(saved, experiment.dataset):
         _warn(f"the data of run {str(run.path)!r} is not what it trained on (its digest differs, its size is the "
               "same): experiment.dataset holds the data as it is now")
+    experiment.dataset, changed = as_trained(experiment.dataset, saved.scaling)
+    if changed is not None:
+        _warn(f"run {str(run.path)!r}: {changed}, which dataset.scale_inputs also uses")
     load_params(saved, model)
     model.eval()
     return TrainedRun(Path(run_dir), experiment, saved.step, saved.path, _summary(run))

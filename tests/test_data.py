@@ -9,8 +9,8 @@ import pydantic
 import pytest
 
 from nnframe.components import DatasetContext, Params, dataset
-from nnframe.data import (Dataset, DatasetParams, cast, check_labels, load_dataset, split_validation,
-                          standardized, validate_dataset)
+from nnframe.data import (Dataset, DatasetParams, as_trained, cast, check_labels, load_dataset, rescaled,
+                          split_validation, standardized, validate_dataset)
 from nnframe.errors import DataError, PluginError
 
 X4 = np.arange(8, dtype=np.float64).reshape(4, 2)
@@ -53,14 +53,47 @@ def test_standardized_inputs_take_the_training_examples_figures_alone():
     x_val = np.array([[7.0, 6.0, 200.0]])
     ds = standardized(Dataset(x, np.array([0, 1, 0]), x_val, np.array([1]), num_classes=2))
     np.testing.assert_allclose(ds.x_mean, [3.0, 5.0, 200.0])
-    np.testing.assert_allclose(ds.x_scale, [np.sqrt(8 / 3), 1.0, np.sqrt(20000 / 3)])  # a constant column: 1
+    np.testing.assert_allclose(ds.x_scale, [np.sqrt(8 / 3), 5.0, np.sqrt(20000 / 3)])  # constant: its magnitude
     np.testing.assert_allclose(ds.x.mean(axis=0), 0.0, atol=1e-15)
     np.testing.assert_allclose(ds.x.std(axis=0), [1.0, 0.0, 1.0])
-    np.testing.assert_allclose(ds.x_val, [[4 / np.sqrt(8 / 3), 1.0, 0.0]])
+    np.testing.assert_allclose(ds.x_val, [[4 / np.sqrt(8 / 3), 0.2, 0.0]])
     np.testing.assert_allclose(ds.scale_inputs([[3.0, 5.0, 200.0], [7.0, 6.0, 200.0]]), [[0, 0, 0], ds.x_val[0]])
     assert ds.summary() == "3 training and 1 validation example of 3 features (standardized), 2 classes"
     raw = Dataset(x, np.array([0, 1, 0]), num_classes=2)
     assert raw.scale_inputs(x) is x and (raw.x_mean, raw.x_scale) == (None, None)
+    with pytest.raises(ValueError, match=r"examples of shape \(1,\), but the training examples have shape \(3,\)"):
+        ds.scale_inputs([[50000.0]])
+
+
+def test_standardizing_is_safe_at_the_edges_of_float64():
+    x = np.column_stack([np.full(10, 0.1),  # a repeated 0.1 has a standard deviation of 1e-17 in float64
+                         np.linspace(-1e200, 1e200, 10),  # squares that overflow
+                         np.linspace(1.5e308, 1.7e308, 10)])  # a sum that overflows
+    ds = standardized(Dataset(x, np.zeros(10, int), np.array([[0.2, 0.0, 1.6e308]]), np.zeros(1, int)))
+    assert np.isfinite(ds.x).all() and np.isfinite(ds.x_mean).all() and np.isfinite(ds.x_scale).all()
+    np.testing.assert_allclose(ds.x.std(axis=0), [0.0, 1.0, 1.0])
+    np.testing.assert_allclose(ds.x_val, [[1.0, 0.0, 0.0]], atol=1e-12)  # 0.2 is twice the constant 0.1
+
+
+def test_a_dataset_is_scaled_as_its_run_was_trained():
+    raw = Dataset(np.array([[1.0], [3.0]]), np.array([0, 1]), num_classes=2)
+    scaled = standardized(raw)
+    figures = (scaled.x_mean, scaled.x_scale)
+    assert as_trained(raw, None) == (raw, None) and as_trained(scaled, figures) == (scaled, None)
+    with pytest.raises(DataError, match="trained on standardized inputs; set data.standardize: true"):
+        as_trained(raw, figures)
+    with pytest.raises(DataError, match="trained on its inputs as read; set data.standardize: false"):
+        as_trained(scaled, None)
+    again, note = as_trained(scaled, (np.array([0.0]), np.array([2.0])))
+    np.testing.assert_allclose(again.x, [[0.5], [1.5]])
+    assert "not the run's" in note
+
+
+def test_a_standardized_dataset_takes_other_figures_through_its_own():
+    ds = standardized(Dataset(np.array([[1.0], [3.0]]), np.array([0, 1]), num_classes=2))
+    again = rescaled(ds, np.array([0.0]), np.array([2.0]))
+    np.testing.assert_allclose(again.x, [[0.5], [1.5]])
+    assert (again.x_mean.tolist(), again.x_scale.tolist()) == ([0.0], [2.0])
 
 
 def test_a_row_origin_that_fails_leaves_the_message_as_it_was():

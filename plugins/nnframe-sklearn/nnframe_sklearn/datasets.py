@@ -1,11 +1,12 @@
-"""scikit-learn's bundled datasets, split and scaled for nnframe.
+"""scikit-learn's bundled datasets for nnframe, split with every class in proportion.
 
 The data ship inside scikit-learn, so nothing is downloaded. Each build
-splits off the validation part itself (stratified, drawn from ``ctx.rng``)
-because the feature scaling must be fitted on the training part alone; the
-returned :class:`nnframe.data.Dataset` has ``x_val`` set, and nnframe leaves a
-dataset that brings its own validation part alone instead of splitting it
-again from ``val_fraction``.
+splits off the validation part itself (stratified, drawn from ``ctx.rng``);
+the returned :class:`nnframe.data.Dataset` has ``x_val`` set, and nnframe
+leaves a dataset that brings its own validation part alone instead of
+splitting it again from ``val_fraction``. nnframe then standardizes the
+features with the training part's figures (``standardize``, on by default
+here) and casts them to the run's dtype.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from nnframe import DatasetContext
-from nnframe.data import Dataset, DatasetParams, cast, standardized
+from nnframe.data import Dataset, DatasetParams
 from nnframe.errors import DataError
 
 
@@ -24,7 +25,6 @@ class SklearnParams(DatasetParams):
     ``standardize`` (nnframe's, on by default here) rescales each feature to
     zero mean and unit variance, with the mean and standard deviation of the
     training part only, so nothing of the validation part leaks into training.
-    A feature that is constant on the training part is only centred.
     """
 
     standardize: bool = Field(True, description="scale each feature to mean 0, std 1 (training part's statistics)")
@@ -72,15 +72,13 @@ def build_breast_cancer(params: SklearnParams, ctx: DatasetContext) -> Dataset:
 
 
 def prepare(x: np.ndarray, y: np.ndarray, params: SklearnParams, ctx: DatasetContext, source: str) -> Dataset:
-    """Split (when ``val_fraction > 0``), standardize on the training part with nnframe's
-    :func:`~nnframe.data.standardized` (which nnframe then does not repeat), cast to ``ctx.dtype``."""
+    """The examples in float64, split (when ``val_fraction > 0``, stratified). nnframe then standardizes them
+    with the training part's figures (``standardize``, on by default here) and casts them to the run's dtype."""
     num_classes = int(y.max()) + 1
     if params.val_fraction > 0:
         train, val = stratified_split(y, val_size(len(y), params.val_fraction, source), ctx.rng)
-        ds = Dataset(x[train], y[train], x[val], y[val], num_classes=num_classes, source=source)
-    else:
-        ds = Dataset(x, y, num_classes=num_classes, source=source)
-    return cast(standardized(ds) if params.standardize else ds, ctx.dtype)
+        return Dataset(x[train], y[train], x[val], y[val], num_classes=num_classes, source=source)
+    return Dataset(x, y, num_classes=num_classes, source=source)
 
 
 def val_size(n: int, val_fraction: float, source: str) -> int:

@@ -330,8 +330,9 @@ def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
             out = array.astype(to, copy=False)
         if out is not array and out.dtype.kind == "f" and not np.isfinite(out).all():
             row = int(np.argmax(~np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
+            fix = "standardize the inputs (data.standardize: true)" if name.startswith("x") else "scale the targets"
             raise DataError(f"{_prefix(ds, where)}: {ds.row_name(name, row)} holds a value beyond the range of {to} "
-                            f"(the largest magnitude is {float(np.abs(array).max()):.3g}); scale the data "
+                            f"(the largest magnitude is {float(np.abs(array).max()):.3g}); {fix} "
                             "or train in float64 (train.dtype: float64)")
         return out
 

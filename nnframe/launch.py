@@ -417,8 +417,8 @@ def _target_scale_notes(dataset: Any) -> list[str]:
                       for j, i in enumerate(large[:3])) + (", ..." if large.size > 3 else "")
     return [f"{large.size} regression target(s) reach far beyond unit scale ({shown}); a model predicts near 0 "
             "at first and such targets usually train poorly: standardize them (subtract each target's mean, "
-            "divide by its standard deviation), and un-standardize the predictions (multiply by the standard "
-            "deviation, add the mean)"]
+            "divide by its standard deviation; data.standardize scales the inputs only), and un-standardize the "
+            "predictions (multiply by the standard deviation, add the mean)"]
 
 
 def _one_class_notes(dataset: Any) -> list[str]:

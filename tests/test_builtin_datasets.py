@@ -560,8 +560,9 @@ def test_regression_targets_far_beyond_unit_scale_get_a_note_naming_mean_and_sca
     # mean (200000 + 250000 + 150000) / 3 = 2e5; standard deviation sqrt((0 + 50000² + 50000²) / 3) = 40825
     assert notes == ["note: 1 regression target(s) reach far beyond unit scale (y[:, 0] mean 2e+05, standard "
                      "deviation 4.08e+04); a model predicts near 0 at first and such targets usually train poorly: "
-                     "standardize them (subtract each target's mean, divide by its standard deviation), and "
-                     "un-standardize the predictions (multiply by the standard deviation, add the mean)"]
+                     "standardize them (subtract each target's mean, divide by its standard deviation; "
+                     "data.standardize scales the inputs only), and un-standardize the predictions (multiply by the "
+                     "standard deviation, add the mean)"]
     small = "a,b,price\n1,2,0.2\n3,4,-999\n5,6,0.15\n"  # 999 is below LARGE_INPUT, 1e3
     assert _notes(_validate(_csv_experiment(tmp_path, small, label="price", task="regression"))) == []
 

@@ -256,9 +256,11 @@ def test_a_value_beyond_the_training_dtype_is_a_data_error_not_an_overflow(recwa
     x = X4.astype(np.float64)
     x[2, 1] = 1e39
     with pytest.raises(DataError, match=r"^data: dataset t: x\[2\] holds a value beyond the range of float32 "
-                                        r"\(the largest magnitude is 1e\+39\); scale the data or train in float64"):
+                                        r"\(the largest magnitude is 1e\+39\); standardize the inputs "
+                                        r"\(data.standardize: true\) or train in float64"):
         cast(Dataset(x, Y4, source="t"), "float32")
-    with pytest.raises(DataError, match=r"y_val\[1\] holds a value beyond the range of float32"):
+    with pytest.raises(DataError, match=r"y_val\[1\] holds a value beyond the range of float32 .*; scale the "
+                                        r"targets or train in float64"):
         cast(Dataset(X4, Y4, X4[:2], np.array([1.0, -3e38 * 10]), source="t"), "float32")
     assert cast(Dataset(x, Y4, source="t"), "float64").x[2, 1] == 1e39
     assert not recwarn.list  # numpy's overflow warning stays inside

@@ -269,11 +269,13 @@ def standardized(ds: Dataset) -> Dataset:
     magnitude = np.max(np.abs(ds.x), axis=0).astype(np.float64)
     magnitude[magnitude == 0] = 1.0
     unit = ds.x / magnitude
-    mean, variance = unit.mean(axis=0), unit.var(axis=0)
+    mean = unit.mean(axis=0)
+    unit -= mean
+    centred = unit.reshape(len(unit), -1)
+    variance = (np.einsum("ij,ij->j", centred, centred) / len(unit)).reshape(mean.shape)  # no square of x kept
     n, eps = len(unit), np.finfo(np.float64).eps
     constant = variance <= n * eps * variance + (n * mean * eps) ** 2
     spread = np.where(constant, 1.0, np.sqrt(variance))
-    unit -= mean
     unit /= spread
 
     def scaled(x: np.ndarray | None) -> np.ndarray | None:

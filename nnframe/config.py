@@ -16,7 +16,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       model_validator)
 
 from nnframe.components import Component, schedule
-from nnframe.data import DatasetParams
+from nnframe.data import shared_fields
 from nnframe.limits import MAX_COUNT, MAX_SEED
 from nnframe.plugins import AUTOLOAD_OFF_ENV, Plugins, Registry, env_flag
 from nnframe.validation_metrics import ValidationMetric
@@ -211,11 +211,7 @@ class ConfigModels:
     def data(self) -> Any:
         """Every dataset takes ``val_fraction`` and ``standardize``, also one whose params do not subclass
         ``DatasetParams``."""
-        shared = {"val_fraction": (float, DatasetParams.model_fields["val_fraction"]),
-                  "standardize": (bool, DatasetParams.model_fields["standardize"])}
-        arms = [_arm(component, "Data", {name: field for name, field in shared.items()
-                                         if name not in component.params.model_fields})
-                for component in self.plugins.datasets]
+        arms = [_arm(component, "Data", shared_fields(component.params)) for component in self.plugins.datasets]
         return _union(arms, "dataset")
 
     @cached_property

@@ -137,6 +137,13 @@ class DatasetParams(Params):
     in the run directory) holds them made absolute, so that it trains and resumes from wherever it lies."""
 
 
+def shared_fields(params: type[Params]) -> dict[str, Any]:
+    """The :class:`DatasetParams` fields that every dataset section takes, ``val_fraction`` and ``standardize``,
+    which ``params`` (a plugin's, which need not subclass it) lacks, as ``{name: (type, FieldInfo)}``."""
+    return {name: (DatasetParams.model_fields[name].annotation, DatasetParams.model_fields[name])
+            for name in ("val_fraction", "standardize") if name not in params.model_fields}
+
+
 def load_dataset(component: Component, params: Params, ctx: DatasetContext, where: str = "data",
                  val_fraction: float | None = None, standardize: bool | None = None) -> Dataset:
     """Build a dataset component, validate it, split off ``val_fraction``, standardize the inputs where asked and

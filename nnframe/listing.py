@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nnframe.components import KINDS
+from nnframe.data import shared_fields
 from nnframe.plugins import Plugins
 
 
@@ -25,7 +26,7 @@ def component_rows(plugins: Plugins) -> list[dict[str, Any]]:
             rows.append({
                 "kind": kind,
                 "name": component.name,
-                "params": [name for name in component.params.model_fields if name != "type"],  # a schedule's own
+                "params": _params_of(kind, component.params),
                 "summary": component.summary(),
                 "plugin": origin.name,
                 "distribution": origin.dist,
@@ -33,6 +34,13 @@ def component_rows(plugins: Plugins) -> list[dict[str, Any]]:
                 "clash": component.name in clashing,
             })
     return rows
+
+
+def _params_of(kind: str, params: type[Any]) -> list[str]:
+    """A component's parameters as its config section takes them: a dataset's with ``val_fraction`` and
+    ``standardize``, which every dataset takes; a schedule's ``type`` left out."""
+    shared = list(shared_fields(params)) if kind == "dataset" else []
+    return shared + [name for name in params.model_fields if name != "type"]
 
 
 def plugin_rows(plugins: Plugins) -> list[dict[str, Any]]:

@@ -170,3 +170,16 @@ def test_a_plugin_without_components_is_listed_with_its_hooks(site: Site) -> Non
     assert rows["tensorboard"]["hooks"] == ["nnframe_configure_run"]
     line = next(line for line in render(plugins_table(plugins)).splitlines() if "│ notify " in line)
     assert "nnframe-notify 1.0" in line and "run_end" in line
+
+
+def test_a_dataset_lists_the_fields_every_dataset_section_takes():
+    from nnframe import Params
+    from nnframe.listing import _params_of
+
+    class OwnParams(Params):
+        """A plugin dataset's params that do not subclass DatasetParams."""
+
+        n: int = 3
+
+    assert _params_of("dataset", OwnParams) == ["val_fraction", "standardize", "n"]
+    assert _params_of("loss", OwnParams) == ["n"]

@@ -124,8 +124,7 @@ def build_csv(params: CsvParams, ctx: DatasetContext) -> Dataset:
     x_val = y_val = val_lines = None
     if params.val_path is not None:
         val_path = _val_file(params, ctx, path, header)
-        val_header, val_values = _csv_table(val_path, params)
-        _same_columns(val_header, header, val_path, path)
+        val_header, val_values = _csv_table(val_path, params)  # its columns are the training file's: _val_file
         x_val, y_val = _features_and_label(val_values[:, [val_header.index(c) for c in header]], header, params.label)
         val_lines = RowLines(val_path, params.delimiter, name_file=True)
     x, y = _features_and_label(values, header, params.label)

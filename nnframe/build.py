@@ -28,7 +28,7 @@ from nnframe.graph_checks import first_shared_param
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
 from nnframe.optimizer_base import Optimizer
-from nnframe.plugins import Plugins
+from nnframe.plugins import Plugins, plugin_origin
 from nnframe.run import run_plugin_problem
 from nnframe.tracking import os_error_reason
 from nnframe.train import planned_steps
@@ -272,10 +272,11 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray], origin
     except MemoryError as exc:
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not fit in memory: {exc}",
                           path=spec.path) from None
-    except (ValueError, TypeError, IndexError) as exc:
+    except (ValueError, TypeError, IndexError) as exc:  # mostly a config's shapes; a plugin's line is named
         shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+        where = plugin_origin(exc)
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
-                          f"{shapes}: {exc}", path=spec.path) from None
+                          f"{shapes}: {exc}{f' {where}' if where else ''}", path=spec.path) from None
     except Exception as exc:
         exc.add_note(f"(raised in the forward of node {spec.name!r}, {origin})")
         raise

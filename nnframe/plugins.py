@@ -13,22 +13,21 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
 
 import pluggy
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
 from nnframe.errors import PluginError, UnknownComponentError, close_match, did_you_mean
 from nnframe.held_signals import signals_held
 from nnframe.hook_checks import hook_problems
-from nnframe.plugin_distributions import GROUP, plugin_packages
+from nnframe.plugin_distributions import GROUP, SELF_DIST, plugin_packages
 
-"""nnframe's own distribution, whose built-in components register through the same entry points."""
 LOCAL = "(local)"
 """The distribution of plugins registered in the process itself (a notebook's), from no installed package."""
 AUTOLOAD_OFF_ENV = "NNFRAME_DISABLE_PLUGIN_AUTOLOAD"
@@ -91,7 +90,7 @@ class Registry:
             first, plugin, name = self.entries[later.component.name].plugin, later.plugin, later.component.name
             described.append(f"two plugins register the {self.kind} {name!r}: {first.dist} {first.version} "
                              f"(plugin {first.name!r}) and {plugin.dist} {plugin.version} (plugin {plugin.name!r}); "
-                             "uninstall one of them")
+                             + _clash_remedy(self.kind, name, first, plugin))
         return described
 
     def get(self, name: str) -> Component:
@@ -120,6 +119,14 @@ class Registry:
             self.shadowed.append(Registered(component, plugin))
             return
         self.entries[component.name] = Registered(component, plugin)
+
+
+def _clash_remedy(kind: Kind, name: str, first: PluginInfo, later: PluginInfo) -> str:
+    """Uninstalling nnframe is no remedy: a plugin that takes a built-in name must take another."""
+    other = [info.dist for info in (first, later) if info.dist != SELF_DIST]
+    if len(other) == 1:
+        return f"{name!r} is one of nnframe's own, so {other[0]} must register its {kind} under another name"
+    return "uninstall one of them"
 
 
 class Plugins:
@@ -171,12 +178,16 @@ class Plugins:
             try:
                 plugin = ep.load()
             except (Exception, SystemExit) as exc:
-                self._record_broken(PluginInfo(ep.name, dist, version), f"import failed: {type(exc).__name__}: {exc}")
+                self._record_broken(PluginInfo(ep.name, dist, version),
+                                    f"import failed: {type(exc).__name__}: {exc}{_import_failure_site(exc, ep.module)}")
                 continue
             if self.pm.is_registered(plugin):
                 continue
-            self.register(plugin, name=ep.name if ep.name not in self.infos else f"{dist}:{ep.name}",
-                          dist=dist, version=version)
+            name = ep.name if ep.name not in self.infos else f"{dist}:{ep.name}"
+            if self.register(plugin, name=name, dist=dist, version=version) and not self.pm.get_hookcallers(plugin):
+                self.pm.unregister(plugin)
+                del self.infos[name]
+                self._record_broken(PluginInfo(ep.name, dist, version), _no_hooks(ep))
 
     def registry(self, kind: Kind) -> Registry:
         return self.build_registries()[kind]
@@ -242,8 +253,17 @@ class Plugins:
 
     def _call_register_hook(self, impl: pluggy.HookImpl, hook_name: str, info: PluginInfo) -> Iterable:
         try:
-            return list(impl.function() or [])
+            returned = impl.function()
         except Exception as exc:
+            self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+            return []
+        problem = _not_a_list(returned, hook_name)
+        if problem:
+            self._record_broken(info, problem)
+            return []
+        try:
+            return list(returned or [])
+        except Exception as exc:  # a generator that raises part-way
             self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
             return []
 
@@ -277,12 +297,30 @@ BUILD_ARGUMENTS: dict[Kind, tuple[str, ...]] = {
 """What nnframe passes each kind's ``build``, positionally."""
 
 
+def _not_a_list(returned: object, hook_name: str) -> str | None:
+    """A registration hook returns a list of components (or nothing); one component alone is the usual slip."""
+    if isinstance(returned, Component):
+        return (f"{hook_name} returned the {returned.kind} {returned.name!r} itself, not a list of components; "
+                f"return [{returned.kind}(...)]")
+    if returned is None or (isinstance(returned, Iterable) and not isinstance(returned, (str, bytes, Mapping))):
+        return None
+    return f"{hook_name} returned {returned!r}, not a list of components"
+
+
+PARAMS_BASE: dict[Kind, str] = {"optimizer": "nnframe.OptimizerParams", "schedule": "nnframe.Schedule"}
+"""The class a kind's params subclass, where it is more than ``nnframe.Params``."""
+
+
 def _component_problem(component: object, kind: Kind, hook_name: str) -> str | None:
     if not isinstance(component, Component) or component.kind != kind:
         return f"{hook_name} returned {component!r}, not a {kind} Component"
     if not isinstance(component.name, str) or not COMPONENT_NAME.fullmatch(component.name):
         return (f"{kind} name {component.name!r} is not letters, digits and underscores from a letter: configs "
                 "give it as a type, and node names and TensorBoard tags are made from it")
+    if not (isinstance(component.params, type) and issubclass(component.params, BaseModel)):
+        base = PARAMS_BASE.get(kind, "nnframe.Params")
+        return (f"{kind} {component.name!r}: its params are {component.params!r}, not a class of settings; give a "
+                f"subclass of {base}" + ("" if kind in PARAMS_BASE else f" ({base} itself for a {kind} without any)"))
     taken = [field for field in RESERVED_FIELDS[kind] if field in component.params.model_fields]
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
@@ -391,6 +429,17 @@ def plugin_origin(exc: BaseException, group: str = GROUP) -> str | None:
     under ``group`` names the distribution, other than nnframe itself.
     """
     packages = plugin_packages(group)
+    found = innermost_frame_in(exc, packages)
+    if found is None:
+        return None
+    module, line = found
+    dist, version = packages[module.split(".")[0]]
+    return f"(raised in {module}, line {line}, of the plugin distribution {dist} {version})"
+
+
+def innermost_frame_in(exc: BaseException, packages: Iterable[str]) -> tuple[str, int] | None:
+    """``(module, line)`` of the innermost frame of ``exc``'s traceback in one of the top-level ``packages``."""
+    tops = set(packages)
     frames = []
     tb = exc.__traceback__
     while tb is not None:
@@ -398,7 +447,25 @@ def plugin_origin(exc: BaseException, group: str = GROUP) -> str | None:
         tb = tb.tb_next
     for tb in reversed(frames):
         module = tb.tb_frame.f_globals.get("__name__", "")
-        if module.split(".")[0] in packages:
-            dist, version = packages[module.split(".")[0]]
-            return f"(raised in {module}, line {tb.tb_lineno}, of the plugin distribution {dist} {version})"
+        if module.split(".")[0] in tops:
+            return module, tb.tb_lineno
     return None
+
+
+def _import_failure_site(exc: BaseException, module: str) -> str:
+    """`` (raised in my_plugin.nodes, line 12)``: where in the plugin's own package its import failed.
+
+    A ``SyntaxError`` names its file and line itself; a failure with no frame
+    of the package in its traceback (a missing module) says enough alone.
+    """
+    if isinstance(exc, SyntaxError):
+        return ""
+    found = innermost_frame_in(exc, [module.split(".")[0]])
+    return f" (raised in {found[0]}, line {found[1]})" if found else ""
+
+
+def _no_hooks(ep: metadata.EntryPoint) -> str:
+    """A plugin that implements no hook does nothing; most often its entry point names a function, not its module."""
+    hint = (f"; an entry point names the module that holds the @nnframe.hookimpl functions: {ep.module!r}, not "
+            f"{ep.value!r}" if ep.attr else "; mark its hook functions with @nnframe.hookimpl")
+    return f"implements no nnframe hook, so it adds nothing{hint}"

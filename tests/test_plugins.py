@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -176,6 +178,36 @@ BROKEN_CASES = {
     "hook without its mark": (
         {"nnframe_faulty": "def nnframe_register_nodes():\n    return []\n"}, "nnframe_faulty",
         ["defines nnframe_register_nodes without @nnframe.hookimpl, so nnframe never calls it"]),
+    "params that are no class of settings": (
+        {"nnframe_faulty": node_plugin("scale").replace("node('scale', ScaleParams,", "node('scale', None,")},
+        "nnframe_faulty", ["node 'scale': its params are None, not a class of settings; give a subclass of "
+                           "nnframe.Params (nnframe.Params itself for a node without any)"]),
+    "params given as an instance": (
+        {"nnframe_faulty": node_plugin("scale").replace("node('scale', ScaleParams,", "node('scale', ScaleParams(),")},
+        "nnframe_faulty", ["node 'scale': its params are ScaleParams(factor=2.0), not a class of settings"]),
+    "optimizer params that are no class": (
+        {"nnframe_faulty": component_plugin("optimizer", "lion").replace("EmptyParams, build", "dict, build")},
+        "nnframe_faulty", ["optimizer 'lion': its params are <class 'dict'>, not a class of settings; give a "
+                           "subclass of nnframe.OptimizerParams"]),
+    "hook returns one component, not a list": (
+        {"nnframe_faulty": node_plugin("scale").replace("return [node('scale', ScaleParams, build_scale)]",
+                                                        "return node('scale', ScaleParams, build_scale)")},
+        "nnframe_faulty", ["nnframe_register_nodes returned the node 'scale' itself, not a list of components; "
+                           "return [node(...)]"]),
+    "hook returns something that is no list": (
+        {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n"
+                           "    return 42\n"}, "nnframe_faulty",
+        ["nnframe_register_losses returned 42, not a list of components"]),
+    "entry point naming the hook, not its module": (
+        {"nnframe_faulty": node_plugin("scale")}, "nnframe_faulty:nnframe_register_nodes",
+        ["implements no nnframe hook, so it adds nothing; an entry point names the module that holds the "
+         "@nnframe.hookimpl functions: 'nnframe_faulty', not 'nnframe_faulty:nnframe_register_nodes'"]),
+    "module without hooks": (
+        {"nnframe_faulty": "def register_nodes():\n    return []\n"}, "nnframe_faulty",
+        ["implements no nnframe hook, so it adds nothing; mark its hook functions with @nnframe.hookimpl"]),
+    "import error on a line of the plugin": (
+        {"nnframe_faulty": "import numpy as np\n\nTABLE = np.zeroes(3)\n"}, "nnframe_faulty",
+        ["import failed: AttributeError", "zeroes", "(raised in nnframe_faulty, line 3)"]),
     "hook argument not in the spec": (
         {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_step_end(run, metric):\n"
                            "    pass\n"}, "nnframe_faulty",
@@ -274,6 +306,29 @@ def test_console_script_survives_a_broken_plugin(site: Site, tmp_path: Path, cas
     assert json.loads(summary.read_text())["steps"] == 20
 
 
+def test_a_plugin_nodes_shape_error_names_its_line(site: Site, tmp_path: Path) -> None:
+    """A numpy error in a node's forward on the sample batch is mostly a config's shapes (exit 2), but may be
+    the plugin's own bug: its line is named, nnframe's own nodes' never."""
+    source = node_plugin("scale").replace("return x * self.factor", "return x * self.factor * np.ones(3)")
+    site.add("nnframe-bcast", {"nnframe_bcast": "import numpy as np\n" + source})
+    line = next(number for number, text in enumerate(("import numpy as np\n" + source).splitlines(), start=1)
+                if "np.ones(3)" in text)
+    config = write_config(tmp_path, model=[{"type": "scale"}, {"type": "affine", "out": 3}])
+    trained = nnframe_cli(site, "train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q")
+    assert trained.returncode == 2, trained.stderr
+    assert "node 'scale1' (scale) does not accept inputs of shape (" in trained.stderr
+    assert trained.stderr.rstrip().endswith(
+        f"(raised in nnframe_bcast, line {line}, of the plugin distribution nnframe-bcast 1.0)"), trained.stderr
+    assert "Traceback" not in trained.stderr
+    graph = {"nodes": [{"name": "h", "type": "affine", "out": 4, "inputs": ["x"]},
+                       {"name": "y", "type": "add", "inputs": ["h", "x"]}], "output": "y"}
+    builtin = nnframe_cli(site, "train", str(write_config(tmp_path, model=graph)), "-q",
+                          "--runs-dir", str(tmp_path / "runs"))
+    assert builtin.returncode == 2, builtin.stderr
+    assert "node 'y' (add) does not accept inputs of shape" in builtin.stderr
+    assert builtin.stderr.rstrip().endswith("must be equal or 1 in one of them"), builtin.stderr
+
+
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_console_script_strict_mode_exits_2_naming_the_plugin(site: Site, tmp_path: Path, how: str) -> None:
     add_faulty(site, "import error")
@@ -307,6 +362,8 @@ def test_a_plugin_reusing_a_builtin_name_is_an_error_naming_nnframe(site: Site) 
     message = str(caught.value)
     assert "'affine'" in message
     assert f"nnframe {nnframe.__version__}" in message and "nnframe-gamma 0.5" in message
+    assert message.endswith("'affine' is one of nnframe's own, so nnframe-gamma must register its node under "
+                            "another name")
 
 
 def test_one_name_in_two_kinds_is_not_a_collision(site: Site) -> None:
@@ -538,3 +595,17 @@ def test_a_plugin_in_a_group_named_like_nnframes_is_pointed_out_by_nnframe_plugi
     assert listed.returncode == 0, listed.stderr
     assert ("warning: nnframe-misgrouped 0.2 declares entry points in the group 'nnframe.plugins', which nnframe "
             "does not read; plugins go under [project.entry-points.nnframe]") in listed.stderr
+
+
+def test_a_misspelled_group_is_pointed_out_once(site: Site, tmp_path: Path) -> None:
+    info = site.add("nnframe-typo", {"nnframe_typo": node_plugin("scale")}, version="0.4", group="nnfrane")
+    egg_info = tmp_path / "nnframe_typo.egg-info"  # what building it leaves in its source folder
+    egg_info.mkdir()
+    (egg_info / "PKG-INFO").write_text((info / "METADATA").read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copy(info / "entry_points.txt", egg_info)
+    twice = os.pathsep.join([str(site.root), str(tmp_path)])  # one install found twice on the path
+    listed = nnframe_cli(site, "plugins", env={"PYTHONPATH": twice})
+    assert listed.returncode == 0, listed.stderr
+    warning = ("warning: nnframe-typo 0.4 declares entry points in the group 'nnfrane', which nnframe does not "
+               "read; plugins go under [project.entry-points.nnframe]")
+    assert listed.stderr.count(warning) == 1, listed.stderr

@@ -334,3 +334,51 @@ def test_a_parameter_the_output_does_not_depend_on_is_noted_by_the_check_and_the
     printed = CliRunner().invoke(app, ["gradcheck", str(path)])
     assert printed.exit_code == 0
     assert "note: the model's output does not depend on reads_a_copy1/W on this batch" in printed.stdout
+
+
+class ForgetfulScale(Node):
+    """y = x * s, s one per feature, initialised at 1; its backward forgets ``* s`` in dx."""
+
+    param_names = ("s",)
+
+    def __init__(self, width: int, dtype: Any) -> None:
+        super().__init__()
+        self.params, self.grads = [np.ones(width, dtype)], [np.zeros(width, dtype)]
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params[0]
+
+    def backward(self, dout):
+        self.grads[0][...] = (dout * self.x).sum(axis=0)
+        return dout
+
+
+class ScalePlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("forgetful_scale", Params, lambda params, ctx: ForgetfulScale(ctx.in_features, ctx.dtype))]
+
+
+def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(tmp_path: Path) -> None:
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("scale-plugin", ScalePlugin())])
+    model = [{"type": "affine", "out": 4}, {"type": "forgetful_scale"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
+    report = check_experiment(tiny_config(tmp_path, model), [], plugins)
+    assert not report.ok
+    assert report.errors["forgetful_scale1/dx[affine1]"] > 1e-2 and report.errors["affine2/W"] < 1e-6
+    blamed, moved = report.problems
+    assert blamed.startswith("node 'forgetful_scale1' (test_gradcheck.ForgetfulScale) returns a wrong gradient for "
+                             "its input 'affine1'")
+    assert moved.startswith("input/x has relative error ")
+    assert moved.endswith(" with the parameters moved off their initial values and agrees at them: a gradient "
+                          "that leaves out a parameter initialised at 1 or 0 (a scale, a bias) passes there")
+
+
+def test_the_moved_check_puts_the_initial_parameters_back(builtins: Any) -> None:
+    from nnframe.gradcheck import _moved_params
+
+    model = Graph([GraphNode("a", Affine(np.full((3, 2), 0.5), np.zeros(2)), ["x"])], ["x"], "a")
+    before = [p.copy() for p in model.params]
+    with _moved_params(model):
+        assert all(np.abs(p - b).min() > 0 for p, b in zip(model.params, before))
+    assert all(np.array_equal(p, b) for p, b in zip(model.params, before))

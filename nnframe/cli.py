@@ -345,6 +345,9 @@ def main() -> None:
     except Terminated:  # before a command's own handling began (while the arguments were read)
         typer.echo("error: interrupted by SIGTERM", err=True)
         raise SystemExit(143) from None
+    except KeyboardInterrupt:  # likewise, and while typer builds the commands
+        typer.echo("error: interrupted", err=True)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -311,6 +311,23 @@ def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int
                        latest_checkpoint(straight_dir / "checkpoints").arrays)
 
 
+def test_ctrl_c_while_typer_builds_the_commands_stops_with_130_and_no_traceback(tmp_path: Path) -> None:
+    script = (
+        "import os, signal, sys\n"
+        "import typer.main\n"
+        "real = typer.main.get_command\n"
+        "def get_command(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(*args, **kwargs)\n"
+        "typer.main.get_command = get_command\n"
+        "from nnframe.cli import main\n"
+        "sys.argv = ['nnframe', '--help']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
+
+
 def test_sigterm_while_starting_up_stops_with_143_and_a_message(tmp_path: Path) -> None:
     """Before training installs its own handler (here while the config is built), SIGTERM is a clean stop."""
     config = write_config(tmp_path)

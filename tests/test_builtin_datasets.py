@@ -408,6 +408,8 @@ def test_csv_every_missing_value_token_is_named_a_missing_value(registry, tmp_pa
     ("1,2,0\n3,4,1\n", "columns present: 1, 2, 0; every name in the header is a number: the file seems to have no "
                        "header row, and nnframe needs one"),
     ("1.5,-2,0\nx,4,1\n", "every name in the header is a number: the file seems to have no header row"),
+    ("0,1,0\n3,4,1\n", "the header names column '0' twice; every name in the header is a number: the file seems "
+                       "to have no header row, and nnframe needs one"),
 ])
 def test_csv_a_first_line_that_is_no_header_is_named(registry, tmp_path, text, expected):
     path = _write(tmp_path, "c.csv", text)

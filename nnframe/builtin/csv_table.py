@@ -215,7 +215,7 @@ def _check_header(header: list[str], path: Path) -> None:
             pandas = " (pandas writes its index there: save with to_csv(index=False))" if column == 1 else ""
             raise DataError(f"csv file {path}: header column {column} has no name{pandas}")
         if name in seen:
-            raise DataError(f"csv file {path}: the header names column {name!r} twice")
+            raise DataError(f"csv file {path}: the header names column {name!r} twice{_no_header_hint(header)}")
         seen.add(name)
 
 

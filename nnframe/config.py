@@ -124,9 +124,16 @@ def _union(arms: list[type[BaseModel]], kind: str) -> Any:
 def _model_form(value: Any) -> str | None:
     if isinstance(value, list):
         return SEQUENTIAL_TAG
+    if single_node(value):  # neither form: its own error says to put it in a list
+        return None
     if isinstance(value, (dict, BaseModel)):
         return GRAPH_TAG
     return None
+
+
+def single_node(value: Any) -> bool:
+    """``model: {type: affine, out: 3}``: one node written where a list of them (or a graph) goes."""
+    return isinstance(value, dict) and "type" in value and "nodes" not in value
 
 
 def _best_metric_for_regression(losses: Registry) -> Any:

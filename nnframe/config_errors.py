@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from nnframe.config import NAME_PATTERN
+from nnframe.config import MODEL_FORM_ERROR, NAME_PATTERN, single_node
 from nnframe.errors import close_match, did_you_mean, short_repr, unknown_name_message
 
 _MISSING = object()
@@ -162,6 +162,8 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
         message = _lower_first(error["msg"].removeprefix("Value error, "))
     if found is not _MISSING and kind != "value_error":
         message += f"; found {short_repr(found)}"
+    if kind == MODEL_FORM_ERROR and single_node(found):
+        message += f"; one node is still a list: model: [{{type: {found['type']}, ...}}]"
     suggestion = None
     if kind == "literal_error" and isinstance(found, str):
         suggestion = close_match(found, _expected_names(error["ctx"]["expected"]))

@@ -87,6 +87,8 @@ DELETE = object()
     ({"model.1": "sigmoid"}, "model[1]", ["expected a mapping", "found 'sigmoid'"]),
     ({"train": 5}, "train", ["expected a mapping", "found 5"]),
     ({"model": 3}, "model", ["list of nodes (sequential form)", "(graph form)", "found 3"]),
+    ({"model": {"type": "affine", "out": 3}}, "model", ["list of nodes (sequential form)",
+                                                         "one node is still a list: model: [{type: affine, ...}]"]),
     ({"model": []}, "model", ["at least 1 entry"]),
     ({"model.0": {"out": 3}}, "model[0].type", ["missing required key 'type'"]),
     ({"name": "no/slash"}, "name", ["letters, digits", "found 'no/slash'"]),

@@ -22,7 +22,7 @@ from nnframe.held_signals import signals_held
 from nnframe.hook_checks import HOOK_PREFIX, IMPL_MARK
 from nnframe.init_from import copy_initial_params
 from nnframe.loss_checks import (SHAPE_CHECK_ROWS, check_labels_fit, check_loss_accepts_targets, check_loss_outputs,
-                                 error_measures)
+                                 error_measures, unused_scores_notes)
 from nnframe.graph import Graph, GraphNode
 from nnframe.graph_checks import first_shared_param
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
@@ -348,8 +348,8 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
     check_loss_outputs(probe, _from_plugin(plugins.losses, settings.loss.type), output_shape, dataset)
     if hasattr(loss, "validate_targets"):
         loss.validate_targets = False
-    errors, notes = (False, []) if classification else error_measures(probe, settings.loss.type, output_shape,
-                                                                       dataset)
+    errors, notes = ((False, unused_scores_notes(output_shape, dataset)) if classification
+                     else error_measures(probe, settings.loss.type, output_shape, dataset))
     callbacks = build_callbacks(settings.callbacks, plugins, dataset.x_val is not None, classification, errors)
     return Experiment(config, dataset, model, loss, classification, optimizer, streams, dtype, callbacks,
                       notes=notes, error_measures=errors)

@@ -34,6 +34,20 @@ def check_labels_fit(output_shape: tuple[int, ...], dataset: Dataset) -> None:
         check_labels(dataset.y_val, output_shape[-1], where, name="y_val", origin=dataset.val_row_origin)
 
 
+def unused_scores_notes(output_shape: tuple[int, ...], dataset: Dataset) -> list[str]:
+    """A model wider than its classes trains, its extra scores never a target: a note, not an error, as a class
+    may be missing from the data at hand."""
+    labels = [y for y in (dataset.y, dataset.y_val) if y is not None and y.size]
+    if len(output_shape) != 2 or not labels or any(y.ndim != 1 or y.dtype.kind not in "iu" for y in labels):
+        return []
+    top, width = max(int(y.max()) for y in labels), output_shape[-1]
+    if width <= top + 1:
+        return []
+    unused = "the last one never meets" if width == top + 2 else f"the last {width - top - 1} never meet"
+    return [f"the model gives {width} scores per example, but the class labels of dataset {dataset.source} run "
+            f"from 0 to {top}: {unused} a target (out: {top + 1} in the last layer fits these classes)"]
+
+
 def check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[int, ...], dataset: Dataset) -> None:
     """Every target through the loss once, against scores of the model's output shape, before any run starts.
 

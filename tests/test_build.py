@@ -235,6 +235,20 @@ def test_labels_beyond_the_output_width_are_a_data_error_naming_the_file(tmp_pat
                                         "but the model outputs 2 values")
 
 
+@pytest.mark.parametrize("out, note", [
+    (3, None),
+    (4, "the model gives 4 scores per example, but the class labels of dataset spiral run from 0 to 2: the last one "
+        "never meets a target (out: 3 in the last layer fits these classes)"),
+    (6, "the model gives 6 scores per example, but the class labels of dataset spiral run from 0 to 2: the last 3 "
+        "never meet a target (out: 3 in the last layer fits these classes)"),
+])
+def test_an_output_wider_than_the_classes_trains_with_a_note(tmp_path: Path, plugins: Any, out: int,
+                                                              note: str | None) -> None:
+    built = experiment(tmp_path, plugins, model=[{"type": "affine", "out": 10}, {"type": "sigmoid"},
+                                                 {"type": "affine", "out": out}])
+    assert built.notes == ([note] if note else [])
+
+
 def test_a_dataset_smaller_than_one_batch_is_refused_before_training(tmp_path: Path, plugins: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         experiment(tmp_path, plugins, train={"epochs": 1, "batch_size": 31})

@@ -121,20 +121,21 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 
 def _overrides(run_dir: RunDirectory) -> tuple[str, ...]:
-    """The overrides in effect, from ``overrides.yaml``, in the order last given: each field's last value, at the
-    start or at a resume (which repeats the start's), a section's dropping those of its fields given before it;
-    none where the file is damaged."""
+    """The overrides in effect: the last start's or resume's, from ``overrides.yaml`` (a resume resolves the config
+    file with its own overrides alone, so one that leaves out the start's runs without them), each field's last
+    value in the order given, a section's dropping those of its fields given before it; none where the file is
+    damaged."""
     try:
         entries = run_dir.read_overrides()
     except (UserError, OSError):
         return ()
+    given = entries[-1].get("overrides") if entries and isinstance(entries[-1], dict) else None
     latest: dict[str, str] = {}
-    for entry in entries:
-        for item in entry.get("overrides") if isinstance(entry.get("overrides"), list) else []:
-            key = str(item).partition("=")[0].strip()
-            for earlier in [k for k in latest if k == key or k.startswith(f"{key}.")]:  # a section replaces its fields
-                del latest[earlier]
-            latest[key] = str(item)
+    for item in given if isinstance(given, list) else []:
+        key = str(item).partition("=")[0].strip()
+        for earlier in [k for k in latest if k == key or k.startswith(f"{key}.")]:  # a section replaces its fields
+            del latest[earlier]
+        latest[key] = str(item)
     return tuple(latest.values())
 
 

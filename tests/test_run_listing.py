@@ -237,6 +237,8 @@ def test_a_sweeps_runs_are_told_apart_by_their_overrides(tmp_path):
     first.write_overrides(["optimizer={type: momentum, lr: 0.5}", "train.epochs=40", "optimizer.momentum=0.8"])
     assert list_runs(tmp_path)[1].overrides == ("optimizer={type: momentum, lr: 0.5}", "train.epochs=40",
                                                "optimizer.momentum=0.8")  # optimizer.lr=0.3 is replaced
+    first.write_overrides(["train.epochs=50"])  # a resume that leaves the others out runs without them
+    assert list_runs(tmp_path)[1].overrides == ("train.epochs=50",)
 
 
 def test_overrides_with_brackets_are_shown_as_given_not_read_as_markup(tmp_path):

@@ -148,7 +148,8 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
     if kind == "missing":
         return Problem(path, "missing required field", kind)
     if kind == "invalid_key":
-        return Problem(format_path(kept[:-1]), f"key {error.get('input')!r} is not a name; keys must be strings", kind)
+        return Problem(format_path(kept[:-1]), f"key {error.get('input')!r} is not a name; keys must be strings"
+                       + _split_number_hint(error.get("input"), _value_at(data, kept)), kind)
     found = error.get("input", _MISSING)
     if kind in _MAPPING_KINDS:
         message = "expected a mapping of keys to values"
@@ -195,6 +196,24 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     where = f"{path}.type" if path != "(top level)" else "type"
     message += "; a plugin may be missing (see `nnframe plugins`)"
     return Problem(where, message, UNKNOWN_TYPE, suggestion)
+
+
+def _split_number_hint(key: Any, value: Any) -> str:
+    """``{lr: 1,5}`` is ``{lr: 1, 5: null}`` in YAML: a decimal comma inside a flow mapping."""
+    if isinstance(key, (int, float)) and not isinstance(key, bool) and value is None:
+        return ("; inside { } a ',' separates entries, so a decimal comma splits a number in two (1,5 reads as 1 "
+                "and a key 5): write 1.5")
+    return ""
+
+
+def _value_at(data: Any, parts: Sequence[Any]) -> Any:
+    """The value at ``parts`` in the raw config, or None where the path leads nowhere."""
+    for part in parts:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _lower_first(text: str) -> str:

@@ -90,6 +90,9 @@ DELETE = object()
     ({"model": {"type": "affine", "out": 3}}, "model", ["list of nodes (sequential form)",
                                                          "one node is still a list: model: [{type: affine, ...}]"]),
     ({"model": []}, "model", ["at least 1 entry"]),
+    ({"optimizer": {"type": "sgd", "lr": 1, 5: None}}, "optimizer",  # the YAML of {type: sgd, lr: 1,5}
+     ["key 5 is not a name; keys must be strings; inside { } a ',' separates entries, so a decimal comma splits"]),
+    ({"optimizer": {"type": "sgd", "lr": 1, 5: "x"}}, "optimizer", ["key 5 is not a name; keys must be strings"]),
     ({"model.0": {"out": 3}}, "model[0].type", ["missing required key 'type'"]),
     ({"name": "no/slash"}, "name", ["letters, digits", "found 'no/slash'"]),
     ({"optimizer.schedule": {"type": "cosin"}}, "optimizer.schedule.type", ["did you mean 'cosine'?"]),

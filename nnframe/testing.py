@@ -28,6 +28,7 @@ Installed as the pytest plugin ``nnframe``, this module provides the fixtures
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,9 +67,10 @@ class GradCheckResult:
 
     @property
     def worst(self) -> tuple[str, float] | None:
+        """The largest error, a NaN above any (``max`` alone passes over a NaN that is not first)."""
         if not self.errors:
             return None
-        name = max(self.errors, key=lambda key: self.errors[key])
+        name = max(self.errors, key=lambda key: (math.isnan(self.errors[key]), self.errors[key]))
         return name, self.errors[name]
 
     @property

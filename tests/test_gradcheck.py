@@ -382,3 +382,42 @@ def test_the_moved_check_puts_the_initial_parameters_back(builtins: Any) -> None
     with _moved_params(model):
         assert all(np.abs(p - b).min() > 0 for p, b in zip(model.params, before))
     assert all(np.array_equal(p, b) for p, b in zip(model.params, before))
+
+
+class BoundedScale(Node):
+    """y = x * f(s) with a correct backward, for an ``f`` defined on part of the line only."""
+
+    param_names = ("s",)
+    FORMS = {"sqrt": (0.01, np.sqrt, lambda s: 0.5 / np.sqrt(s)),  # a variance: positive
+             "log1m": (0.9, lambda s: np.log(1 - s), lambda s: -1 / (1 - s))}  # below 1: off it, NaN
+
+    def __init__(self, form: str, width: int, dtype: Any) -> None:
+        super().__init__()
+        start, self.f, self.df = self.FORMS[form]
+        self.params, self.grads = [np.full(width, start, dtype)], [np.zeros(width, dtype)]
+
+    def forward(self, x):
+        self.x = x
+        return x * self.f(self.params[0])
+
+    def backward(self, dout):
+        self.grads[0][...] = (dout * self.x).sum(axis=0) * self.df(self.params[0])
+        return dout * self.f(self.params[0])
+
+
+class BoundedPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node(f"{form}_scale", Params, lambda params, ctx, form=form: BoundedScale(form, ctx.in_features,
+                                                                                         ctx.dtype))
+                for form in BoundedScale.FORMS]
+
+
+@pytest.mark.parametrize("form", BoundedScale.FORMS)
+def test_a_right_gradient_of_a_parameter_with_a_domain_passes_off_its_initial_values(tmp_path: Path,
+                                                                                    form: str) -> None:
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("bounded-plugin", BoundedPlugin())])
+    model = [{"type": "affine", "out": 8}, {"type": f"{form}_scale"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
+    with np.errstate(all="ignore"):  # log1m: 8 features, so some s is moved beyond 1
+        report = check_experiment(tiny_config(tmp_path, model), [], plugins)
+    assert report.ok, (report.problems, report.errors)

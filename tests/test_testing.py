@@ -454,3 +454,8 @@ def test_an_input_flagged_as_indices_is_left_out_and_the_others_are_checked():
 
     with pytest.raises(GradientCheckError, match="backward returned no gradient for input1 although need_dx is True"):
         check_gradients(Unflagged(), h, idx)
+
+
+def test_a_nan_error_is_the_worst_wherever_it_stands() -> None:
+    result = GradCheckResult({"W": 1e-9, "b": float("nan"), "x": 2e-9})
+    assert result.worst_name == "b" and not result.ok

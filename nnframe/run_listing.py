@@ -121,22 +121,37 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 
 def _overrides(run_dir: RunDirectory) -> tuple[str, ...]:
-    """The overrides in effect: the last start's or resume's, from ``overrides.yaml`` (a resume resolves the config
-    file with its own overrides alone, so one that leaves out the start's runs without them), each field's last
-    value in the order given, a section's dropping those of its fields given before it; none where the file is
-    damaged."""
+    """The overrides in effect, from ``overrides.yaml``: the last start's or resume's (a resume reads the config
+    file with its own alone, so one that leaves out the start's runs without them), but ``train.init_from``'s from
+    the start, which a resume keeps; each field's last value in the order given, a section's dropping those of its
+    fields given before it; none where the file is damaged."""
     try:
         entries = run_dir.read_overrides()
     except (UserError, OSError):
         return ()
-    given = entries[-1].get("overrides") if entries and isinstance(entries[-1], dict) else None
+    first, last = (_given(entries[0]), _given(entries[-1])) if entries else ([], [])
+    kept = [item for item in last if not _sets_init_from(item)] + [item for item in first if _sets_init_from(item)]
     latest: dict[str, str] = {}
-    for item in given if isinstance(given, list) else []:
-        key = str(item).partition("=")[0].strip()
+    for item in kept:
+        key = _key(item)
         for earlier in [k for k in latest if k == key or k.startswith(f"{key}.")]:  # a section replaces its fields
             del latest[earlier]
-        latest[key] = str(item)
+        latest[key] = item
     return tuple(latest.values())
+
+
+def _given(entry: Any) -> list[str]:
+    given = entry.get("overrides") if isinstance(entry, dict) else None
+    return [str(item) for item in given] if isinstance(given, list) else []
+
+
+def _key(item: str) -> str:
+    return item.partition("=")[0].strip()
+
+
+def _sets_init_from(item: str) -> bool:
+    """``train.init_from=...`` or one of its fields: a run's start, which a resume keeps (see ``launch``)."""
+    return _key(item) == "train.init_from" or _key(item).startswith("train.init_from.")
 
 
 def list_runs(runs_dir: Path) -> list[RunRecord]:

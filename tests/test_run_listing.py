@@ -241,6 +241,13 @@ def test_a_sweeps_runs_are_told_apart_by_their_overrides(tmp_path):
     assert list_runs(tmp_path)[1].overrides == ("train.epochs=50",)
 
 
+def test_a_fine_tuned_runs_init_from_stays_listed_through_a_resume_that_leaves_it_out(tmp_path):
+    run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
+    run.write_overrides(["train.init_from={run: runs/spiral/a}", "optimizer.lr=0.1"])
+    run.write_overrides(["train.epochs=40", "train.init_from={run: runs/spiral/b}"])  # kept from the start
+    assert list_runs(tmp_path)[0].overrides == ("train.epochs=40", "train.init_from={run: runs/spiral/a}")
+
+
 def test_overrides_with_brackets_are_shown_as_given_not_read_as_markup(tmp_path):
     run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
     run.write_overrides(["data.drop=[id]", "name=[bold]x"])

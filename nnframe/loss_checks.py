@@ -35,17 +35,15 @@ def check_labels_fit(output_shape: tuple[int, ...], dataset: Dataset) -> None:
 
 
 def unused_scores_notes(output_shape: tuple[int, ...], dataset: Dataset) -> list[str]:
-    """A model wider than its classes trains, its extra scores never a target: a note, not an error, as a class
-    may be missing from the data at hand."""
-    labels = [y for y in (dataset.y, dataset.y_val) if y is not None and y.size]
-    if len(output_shape) != 2 or not labels or any(y.ndim != 1 or y.dtype.kind not in "iu" for y in labels):
+    """A model wider than its classes trains, its extra scores never a target: a note, not an error. The classes
+    are the dataset's, as it declares them or as its labels show (a data set with one class has a note of its
+    own)."""
+    classes, width = dataset.num_classes, output_shape[-1] if output_shape else 0
+    if len(output_shape) != 2 or dataset.y.ndim != 1 or classes is None or classes < 2 or width <= classes:
         return []
-    top, width = max(int(y.max()) for y in labels), output_shape[-1]
-    if width <= top + 1:
-        return []
-    unused = "the last one never meets" if width == top + 2 else f"the last {width - top - 1} never meet"
-    return [f"the model gives {width} scores per example, but the class labels of dataset {dataset.source} run "
-            f"from 0 to {top}: {unused} a target (out: {top + 1} in the last layer fits these classes)"]
+    unused = "the last one never meets" if width == classes + 1 else f"the last {width - classes} never meet"
+    return [f"the model gives {width} scores per example, but dataset {dataset.source} has {classes} classes: "
+            f"{unused} a target (out: {classes} in the last layer fits them)"]
 
 
 def check_loss_accepts_targets(loss: Any, loss_type: str, output_shape: tuple[int, ...], dataset: Dataset) -> None:

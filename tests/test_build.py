@@ -237,16 +237,33 @@ def test_labels_beyond_the_output_width_are_a_data_error_naming_the_file(tmp_pat
 
 @pytest.mark.parametrize("out, note", [
     (3, None),
-    (4, "the model gives 4 scores per example, but the class labels of dataset spiral run from 0 to 2: the last one "
-        "never meets a target (out: 3 in the last layer fits these classes)"),
-    (6, "the model gives 6 scores per example, but the class labels of dataset spiral run from 0 to 2: the last 3 "
-        "never meet a target (out: 3 in the last layer fits these classes)"),
+    (4, "the model gives 4 scores per example, but dataset spiral has 3 classes: the last one never meets a target "
+        "(out: 3 in the last layer fits them)"),
+    (6, "the model gives 6 scores per example, but dataset spiral has 3 classes: the last 3 never meet a target "
+        "(out: 3 in the last layer fits them)"),
 ])
 def test_an_output_wider_than_the_classes_trains_with_a_note(tmp_path: Path, plugins: Any, out: int,
                                                               note: str | None) -> None:
     built = experiment(tmp_path, plugins, model=[{"type": "affine", "out": 10}, {"type": "sigmoid"},
                                                  {"type": "affine", "out": out}])
     assert built.notes == ([note] if note else [])
+
+
+class DeclaredClasses:
+    """Labels 0..2 of a dataset that declares a fourth class, and one whose labels hold one class of two."""
+
+    @hookimpl
+    def nnframe_register_datasets(self) -> list:
+        x = np.random.default_rng(0).standard_normal((60, 2))
+        return [dataset("four", Params, lambda params, ctx: Dataset(x, np.repeat(np.arange(3), 20), num_classes=4)),
+                dataset("zeros", Params, lambda params, ctx: Dataset(x, np.zeros(60, np.int64), num_classes=2))]
+
+
+@pytest.mark.parametrize("data, out", [("four", 4), ("zeros", 2)])
+def test_an_output_as_wide_as_the_declared_classes_has_no_note(tmp_path: Path, data: str, out: int) -> None:
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("declared", DeclaredClasses())])
+    built = experiment(tmp_path, plugins, data={"type": data}, model=[{"type": "affine", "out": out}])
+    assert not [note for note in built.notes if "scores per example" in note]
 
 
 def test_a_dataset_smaller_than_one_batch_is_refused_before_training(tmp_path: Path, plugins: Any) -> None:

@@ -149,7 +149,7 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
         return Problem(path, "missing required field", kind)
     if kind == "invalid_key":
         return Problem(format_path(kept[:-1]), f"key {error.get('input')!r} is not a name; keys must be strings"
-                       + _split_number_hint(error.get("input"), _value_at(data, kept)), kind)
+                       + _split_number_hint(error.get("input"), _value_at(data, kept[:-1])), kind)
     found = error.get("input", _MISSING)
     if kind in _MAPPING_KINDS:
         message = "expected a mapping of keys to values"
@@ -198,12 +198,18 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     return Problem(where, message, UNKNOWN_TYPE, suggestion)
 
 
-def _split_number_hint(key: Any, value: Any) -> str:
-    """``{lr: 1,5}`` is ``{lr: 1, 5: null}`` in YAML: a decimal comma inside a flow mapping."""
-    if isinstance(key, (int, float)) and not isinstance(key, bool) and value is None:
-        return ("; inside { } a ',' separates entries, so a decimal comma splits a number in two (1,5 reads as 1 "
-                "and a key 5): write 1.5")
-    return ""
+def _split_number_hint(key: Any, mapping: Any) -> str:
+    """``{lr: 1,5}`` is ``{lr: 1, 5: null}`` in YAML: a decimal comma inside a flow mapping splits the number."""
+    if not (isinstance(key, int) and not isinstance(key, bool) and isinstance(mapping, dict) and key in mapping
+            and mapping[key] is None):
+        return ""
+    keys = list(mapping)
+    before = keys[keys.index(key) - 1] if keys.index(key) else None
+    number = mapping.get(before) if before is not None else None
+    if not isinstance(number, int) or isinstance(number, bool):
+        return ""
+    return (f"; if {before}: {number},{key} was meant as one number, write it with a point: inside {{ }} a ',' "
+            "separates entries")
 
 
 def _value_at(data: Any, parts: Sequence[Any]) -> Any:

@@ -91,8 +91,8 @@ DELETE = object()
                                                          "one node is still a list: model: [{type: affine, ...}]"]),
     ({"model": []}, "model", ["at least 1 entry"]),
     ({"optimizer": {"type": "sgd", "lr": 1, 5: None}}, "optimizer",  # the YAML of {type: sgd, lr: 1,5}
-     ["key 5 is not a name; keys must be strings; inside { } a ',' separates entries, so a decimal comma splits"]),
-    ({"optimizer": {"type": "sgd", "lr": 1, 5: "x"}}, "optimizer", ["key 5 is not a name; keys must be strings"]),
+     ["key 5 is not a name; keys must be strings; if lr: 1,5 was meant as one number, write it with a point: "
+      "inside { } a ',' separates entries"]),
     ({"model.0": {"out": 3}}, "model[0].type", ["missing required key 'type'"]),
     ({"name": "no/slash"}, "name", ["letters, digits", "found 'no/slash'"]),
     ({"optimizer.schedule": {"type": "cosin"}}, "optimizer.schedule.type", ["did you mean 'cosine'?"]),
@@ -103,6 +103,13 @@ def test_each_error_is_one_problem_with_path_expected_and_found(change: dict, pa
     assert found[0].path == path
     for word in words:
         assert word in found[0].message
+
+
+@pytest.mark.parametrize("optimizer", [{"type": "sgd", "lr": 1, 5: "x"}, {5: None, "type": "sgd", "lr": 1},
+                                       {"type": "sgd", 5: None, "lr": 1}])
+def test_a_number_key_is_not_taken_for_a_decimal_comma_without_a_number_before_it(optimizer: dict) -> None:
+    [found] = problems({"optimizer": optimizer})
+    assert found.message == "key 5 is not a name; keys must be strings"
 
 
 def test_a_misspelt_section_is_one_problem_not_also_a_missing_one() -> None:

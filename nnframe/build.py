@@ -28,7 +28,7 @@ from nnframe.graph_checks import first_shared_param
 from nnframe.model_layout import ModelLayout, NodeSpec, layout_problems, model_layout
 from nnframe.node import Node
 from nnframe.optimizer_base import Optimizer
-from nnframe.plugins import Plugins, plugin_origin
+from nnframe.plugins import Plugins, innermost_frame_in, plugin_origin
 from nnframe.run import run_plugin_problem
 from nnframe.tracking import os_error_reason
 from nnframe.train import planned_steps
@@ -274,7 +274,7 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray], origin
                           path=spec.path) from None
     except (ValueError, TypeError, IndexError) as exc:  # mostly a config's shapes; a plugin's line is named
         shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
-        where = plugin_origin(exc)
+        where = plugin_origin(exc) or _raised_in_node_code(exc, node)
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
                           f"{shapes}: {exc}{f' {where}' if where else ''}", path=spec.path) from None
     except Exception as exc:
@@ -282,6 +282,14 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray], origin
         raise
     finally:
         node.training = True
+
+
+def _raised_in_node_code(exc: BaseException, node: Node) -> str | None:
+    """``(raised in my_notebook_module, line 12)`` for a node of a plugin registered in the process, whose code no
+    installed distribution names; None for nnframe's own nodes."""
+    package = type(node).__module__.split(".")[0]
+    found = None if package == "nnframe" else innermost_frame_in(exc, [package])
+    return f"(raised in {found[0]}, line {found[1]})" if found else None
 
 
 def build_experiment(config: LoadedConfig, plugins: Plugins, initial_params: bool = True) -> Experiment:

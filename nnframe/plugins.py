@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -25,7 +26,7 @@ from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
 from nnframe.errors import PluginError, UnknownComponentError, close_match, did_you_mean
 from nnframe.held_signals import signals_held
-from nnframe.hook_checks import hook_problems
+from nnframe.hook_checks import IMPL_MARK, hook_problems
 from nnframe.plugin_distributions import GROUP, SELF_DIST, plugin_packages
 
 LOCAL = "(local)"
@@ -88,8 +89,8 @@ class Registry:
         described = []
         for later in self.shadowed:
             first, plugin, name = self.entries[later.component.name].plugin, later.plugin, later.component.name
-            described.append(f"two plugins register the {self.kind} {name!r}: {first.dist} {first.version} "
-                             f"(plugin {first.name!r}) and {plugin.dist} {plugin.version} (plugin {plugin.name!r}); "
+            described.append(f"two plugins register the {self.kind} {name!r}: {_dist(first)} (plugin {first.name!r}) "
+                             f"and {_dist(plugin)} (plugin {plugin.name!r}); "
                              + _clash_remedy(self.kind, name, first, plugin))
         return described
 
@@ -122,11 +123,23 @@ class Registry:
 
 
 def _clash_remedy(kind: Kind, name: str, first: PluginInfo, later: PluginInfo) -> str:
-    """Uninstalling nnframe is no remedy: a plugin that takes a built-in name must take another."""
-    other = [info.dist for info in (first, later) if info.dist != SELF_DIST]
+    """Uninstalling nnframe is no remedy: a plugin that takes a built-in name must take another; nor is it for a
+    plugin registered in the process, which is no installed distribution."""
+    other = [info for info in (first, later) if info.dist != SELF_DIST]
     if len(other) == 1:
-        return f"{name!r} is one of nnframe's own, so {other[0]} must register its {kind} under another name"
+        return (f"{name!r} is one of nnframe's own, so {_who(other[0])} must register its {kind} under another "
+                "name")
+    if any(info.dist == LOCAL for info in other):
+        return "register one of them under another name"
     return "uninstall one of them"
+
+
+def _dist(info: PluginInfo) -> str:
+    return f"{info.dist} {info.version}".strip()
+
+
+def _who(info: PluginInfo) -> str:
+    return f"plugin {info.name!r}" if info.dist == LOCAL else info.dist
 
 
 class Plugins:
@@ -466,6 +479,10 @@ def _import_failure_site(exc: BaseException, module: str) -> str:
 
 def _no_hooks(ep: metadata.EntryPoint) -> str:
     """A plugin that implements no hook does nothing; most often its entry point names a function, not its module."""
-    hint = (f"; an entry point names the module that holds the @nnframe.hookimpl functions: {ep.module!r}, not "
-            f"{ep.value!r}" if ep.attr else "; mark its hook functions with @nnframe.hookimpl")
+    module = sys.modules.get(ep.module)
+    if ep.attr and any(getattr(getattr(module, name, None), IMPL_MARK, None) for name in dir(module)):
+        hint = (f"; an entry point names the module that holds the @nnframe.hookimpl functions: {ep.module!r}, not "
+                f"{ep.value!r}")
+    else:
+        hint = "; mark its hook functions with @nnframe.hookimpl"
     return f"implements no nnframe hook, so it adds nothing{hint}"

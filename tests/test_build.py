@@ -249,6 +249,31 @@ def test_an_output_wider_than_the_classes_trains_with_a_note(tmp_path: Path, plu
     assert built.notes == ([note] if note else [])
 
 
+class Misbroadcast(Node):
+    """A node of a plugin defined in the process whose forward has a bug numpy reports as shapes."""
+
+    def forward(self, x):
+        return x * np.ones(3)
+
+    def backward(self, dout):
+        return dout
+
+
+class MisbroadcastPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("misbroadcast", Params, lambda params, ctx: Misbroadcast())]
+
+
+def test_a_shape_error_in_the_forward_of_a_plugin_of_the_process_names_its_line(tmp_path: Path) -> None:
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("local", MisbroadcastPlugin())])
+    with pytest.raises(ConfigError) as caught:
+        experiment(tmp_path, plugins, model=[{"type": "misbroadcast"}, {"type": "affine", "out": 3}])
+    line = Misbroadcast.forward.__code__.co_firstlineno + 1
+    assert str(caught.value).endswith(f"(raised in {__name__}, line {line})")
+    assert "does not accept inputs of shape (2, 2)" in str(caught.value)
+
+
 class DeclaredClasses:
     """Labels 0..2 of a dataset that declares a fourth class, and one whose labels hold one class of two."""
 

@@ -25,10 +25,11 @@ from fixtures.console import NNFRAME
 from fixtures.distributions import Site
 from fixtures.sources import component_plugin, MISSPELLED_HOOK, RAISING_HOOK, node_plugin
 from nnframe.cli import app
-from nnframe.components import KINDS, Params, loss
+from nnframe.components import KINDS, Params, loss, node
 from nnframe.config import ConfigModels
 from nnframe.config_loader import load_experiment
 from nnframe.errors import ConfigError, PluginError, UnknownComponentError
+from nnframe.hookspecs import hookimpl
 from nnframe.plugins import get_plugin_manager
 
 BUILTIN_NAMES = {
@@ -202,6 +203,9 @@ BROKEN_CASES = {
         {"nnframe_faulty": node_plugin("scale")}, "nnframe_faulty:nnframe_register_nodes",
         ["implements no nnframe hook, so it adds nothing; an entry point names the module that holds the "
          "@nnframe.hookimpl functions: 'nnframe_faulty', not 'nnframe_faulty:nnframe_register_nodes'"]),
+    "entry point naming an object of a module without hooks": (
+        {"nnframe_faulty": "REGISTRY = {'nodes': []}\n"}, "nnframe_faulty:REGISTRY",
+        ["implements no nnframe hook, so it adds nothing; mark its hook functions with @nnframe.hookimpl"]),
     "module without hooks": (
         {"nnframe_faulty": "def register_nodes():\n    return []\n"}, "nnframe_faulty",
         ["implements no nnframe hook, so it adds nothing; mark its hook functions with @nnframe.hookimpl"]),
@@ -364,6 +368,21 @@ def test_a_plugin_reusing_a_builtin_name_is_an_error_naming_nnframe(site: Site) 
     assert f"nnframe {nnframe.__version__}" in message and "nnframe-gamma 0.5" in message
     assert message.endswith("'affine' is one of nnframe's own, so nnframe-gamma must register its node under "
                             "another name")
+
+
+class LocalScale:
+    """A plugin defined in the process (a notebook's), registering node ``scale``."""
+
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("scale", Params, lambda params, ctx: None)]
+
+
+def test_a_clash_between_plugins_of_the_process_says_to_rename_one() -> None:
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(autoload=False, plugins=[("first", LocalScale()), ("second", LocalScale())])
+    assert str(caught.value) == ("two plugins register the node 'scale': (local) (plugin 'first') and (local) "
+                                 "(plugin 'second'); register one of them under another name")
 
 
 def test_one_name_in_two_kinds_is_not_a_collision(site: Site) -> None:

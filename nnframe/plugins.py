@@ -480,7 +480,8 @@ def _import_failure_site(exc: BaseException, module: str) -> str:
 def _no_hooks(ep: metadata.EntryPoint) -> str:
     """A plugin that implements no hook does nothing; most often its entry point names a function, not its module."""
     module = sys.modules.get(ep.module)
-    if ep.attr and any(getattr(getattr(module, name, None), IMPL_MARK, None) for name in dir(module)):
+    if ep.attr and module is not None and any(getattr(getattr(module, name, None), IMPL_MARK, None)
+                                              for name in dir(module)):
         hint = (f"; an entry point names the module that holds the @nnframe.hookimpl functions: {ep.module!r}, not "
                 f"{ep.value!r}")
     else:

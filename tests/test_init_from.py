@@ -51,8 +51,10 @@ def test_a_model_that_does_not_fit_is_refused_unless_not_strict(source: Path) ->
     notes: list[str] = []
     result = nnframe.run_experiment(CONFIG, [*wider, "train.init_from.strict=false", "train.max_steps=1"],
                                     runs_dir=source.parent.parent, quiet=True, on_note=notes.append)
-    assert notes[0] == f"parameters from checkpoint 'latest' (step 30) of run '{source}': 2 of 4"
-    assert notes[1].startswith("train.init_from is not strict, and its shapes differ: affine2/W (6, 3)")
+    wide, *copied = notes  # the 4 scores for 3 classes are a note of their own
+    assert wide.startswith("the model gives 4 scores per example, but dataset spiral has 3 classes")
+    assert copied[0] == f"parameters from checkpoint 'latest' (step 30) of run '{source}': 2 of 4"
+    assert copied[1].startswith("train.init_from is not strict, and its shapes differ: affine2/W (6, 3)")
     assert result.summary["status"] == "completed"
 
 

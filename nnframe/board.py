@@ -6,6 +6,7 @@ writes event files with tensorboardX alone, so nnframe does not need it.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import signal
 import socket
@@ -33,6 +34,9 @@ def launch_board(logdir: Path, host: str = "127.0.0.1", port: int = 6006) -> int
     """
     logdir = Path(logdir)
     _require_tensorboard()
+    if logdir.exists() and not logdir.is_dir():
+        raise UserError(f"{str(logdir)!r} is a file, not a runs directory; name the directory that holds the runs "
+                        "(`runs` by default), or one run's directory")
     if not logdir.is_dir():
         raise UserError(f"runs directory {str(logdir)!r} does not exist; "
                         "train a run first (`nnframe train CONFIG`) or name the directory to show")
@@ -104,8 +108,9 @@ def _require_free_port(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            raise UserError(f"cannot start TensorBoard on {host}:{port}: {exc.strerror}; "
-                            "choose another port with --port") from exc
+            remedy = ("choose another port with --port" if exc.errno in (errno.EADDRINUSE, errno.EACCES)
+                      else "choose another address with --host (127.0.0.1 for this machine alone, 0.0.0.0 for all)")
+            raise UserError(f"cannot start TensorBoard on {host}:{port}: {exc.strerror}; {remedy}") from exc
 
 
 def _stop(process: subprocess.Popen) -> int:

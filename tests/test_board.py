@@ -197,6 +197,21 @@ def test_missing_logdir_is_a_user_error(tmp_path):
         launch_board(tmp_path / "runs")
 
 
+def test_a_file_named_as_the_runs_directory_is_said_to_be_a_file(tmp_path):
+    config = tmp_path / "spiral.yaml"
+    config.write_text("name: spiral\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"'.*spiral.yaml' is a file, not a runs directory; name the directory"):
+        launch_board(config)
+
+
+def test_an_address_of_no_interface_here_points_at_host_not_port(tmp_path):
+    with pytest.raises(UserError) as info:
+        launch_board(tmp_path, host="192.0.2.1", port=6123)  # TEST-NET-1: never this machine's
+    assert str(info.value).startswith("cannot start TensorBoard on 192.0.2.1:6123: ")
+    assert str(info.value).endswith("choose another address with --host (127.0.0.1 for this machine alone, "
+                                    "0.0.0.0 for all)")
+
+
 def test_port_in_use_is_a_user_error(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -215,6 +215,7 @@ class Trainer:
                 except SystemExit as exc:  # from a plugin's nnframe_checkpoint, once the checkpoint is written
                     self._hold_exit(exc)
             if self._stop_signal is not None:
+                self._log_stopped_step()  # the curves reach the step the run is saved at, as a plugin's stop's do
                 raise Interrupted(self._stop_signal)
             if self._exit is not None and self.step < self.total_steps and self.run.stop_reason is None:
                 raise self._exit  # a run that ends with this step ends first, and is raised from after its summary
@@ -287,8 +288,8 @@ class Trainer:
             self._exit = exc
 
     def _log_stopped_step(self) -> None:
-        """Log the step a plugin's stop ended the run at, off the ``log.every`` grid, so that every curve, and
-        the HParams tab's last values, reach the run's end. Its gradients are still there, clipped where the step
+        """Log the step a plugin's stop or a Ctrl-C or SIGTERM ended the run at, off the ``log.every`` grid, so that
+        every curve, and the HParams tab's last values, reach the run's end. Its gradients are still there, clipped where the step
         clipped them, so their norms are scaled back to the step's own, before clipping."""
         metrics, batch = self.last_step, self._last_batch
         if metrics is None or metrics.logged or batch is None:

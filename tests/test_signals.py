@@ -104,6 +104,24 @@ def test_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path: Path, sign
                        latest_checkpoint(straight_dir / "checkpoints").arrays)
 
 
+def test_the_curves_of_an_interrupted_run_reach_its_last_step_and_join_the_resumes(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
+
+    config = write_config(tmp_path, log={"every": 5, "tensorboard": True})
+    with pytest.raises(Interrupted):
+        run_in_process(config, tmp_path / "runs", SignalAt(step=13))
+    run_dir = only_run(tmp_path / "runs")
+
+    def steps(tag: str) -> list[int]:
+        events = EventAccumulator(str(run_dir), size_guidance={SCALARS: 0})
+        events.Reload()
+        return [event.step for event in events.Scalars(tag)]
+
+    assert steps("train/loss") == [5, 10, 13] and steps("grad_norm/global") == [5, 10, 13]
+    run_in_process(config, tmp_path / "runs", SignalAt(), resume=run_dir)
+    assert steps("train/loss") == [5, 10, 13, 15, 20, 25, 30, 35, 40]
+
+
 class TermDuringSave:
     """Sends this process SIGTERM as the Ctrl-C's checkpoint is being saved, as a pool's terminate() does."""
 

@@ -46,7 +46,7 @@ class TensorBoardLogger:
 
     Scalars (step = optimizer step): ``train/loss``, ``train/accuracy``,
     ``train/lr``, ``grad_norm/global`` and ``grad_norm/<node>/<param>`` on the
-    steps that fall on ``log.every`` and on the last step; ``val/loss`` and
+    steps that fall on ``log.every`` and on the last step (an interrupted run's too); ``val/loss`` and
     ``val/accuracy`` after each evaluation; ``final/train/loss`` and
     ``final/train/accuracy``, over the whole training set, at the last step of a
     completed run. A run that measures no accuracy has ``rmse`` and ``mae`` in

@@ -76,9 +76,13 @@ def load_run(run_dir: str | os.PathLike[str], checkpoint: str | int = "latest", 
 
 
 def _plugins(plugins: Plugins | None) -> Plugins:
-    if plugins is not None:
+    from nnframe.plugins import Plugins, get_plugin_manager
+
+    if isinstance(plugins, Plugins):
         return plugins
-    from nnframe.plugins import get_plugin_manager
+    if plugins is not None:
+        raise TypeError(f"plugins= takes a plugin manager, nnframe.get_plugin_manager(plugins=[(name, plugin)]); "
+                        f"found {type(plugins).__name__}")
 
     manager = get_plugin_manager()
     for broken in manager.broken:

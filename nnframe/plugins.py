@@ -62,7 +62,7 @@ class BrokenPlugin:
     error: str
 
     def describe(self) -> str:
-        return f"plugin {self.name!r} from {self.dist} {self.version}: {self.error}"
+        return f"plugin {self.name!r} from {f'{self.dist} {self.version}'.strip()}: {self.error}"
 
 
 @dataclass(frozen=True)
@@ -427,10 +427,35 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
     manager = Plugins(strict=strict, allow_clashes=allow_clashes)
     if autoload:
         manager.load_entry_points()
-    for name, plugin in plugins:
+    for entry in plugins:
+        name, plugin = _named_plugin(entry)
         manager.register(plugin, name=name)
     manager.build_registries()
+    given = [broken.describe() for broken in manager.broken if broken.dist == LOCAL]
+    if given:  # asked for by name in this process: not left out with a warning, as a broken installed one is
+        raise PluginError("; ".join(given))
     return manager
+
+
+def _named_plugin(entry: object) -> tuple[str, object]:
+    """A ``(name, plugin)`` pair of ``get_plugin_manager(plugins=...)``, its plugin an object or a module."""
+    if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)):
+        raise TypeError(f"plugins are (name, plugin) pairs, such as [('mine', Mine())]; found {entry!r}")
+    name, plugin = entry
+    if isinstance(plugin, type) and any(_takes_self(getattr(plugin, attr, None)) for attr in dir(plugin)):
+        raise TypeError(f"plugin {name!r} is the class {plugin.__name__}, whose hooks are methods: register an "
+                        f"instance, ({name!r}, {plugin.__name__}())")
+    return name, plugin
+
+
+def _takes_self(function: object) -> bool:
+    if getattr(function, IMPL_MARK, None) is None:
+        return False
+    try:
+        first = next(iter(inspect.signature(function).parameters), None)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return first == "self"
 
 
 def plugin_origin(exc: BaseException, group: str = GROUP) -> str | None:

@@ -261,6 +261,45 @@ def test_a_broken_registration_hook_is_reported_once_however_often_registries_re
     assert len(broken_of(plugins, "nnframe-faulty")) == 1
 
 
+class LocalScale:
+    """A plugin defined in the process (a notebook's), registering node ``scale``."""
+
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("scale", Params, lambda params, ctx: None)]
+
+
+class MisspelledLogger:
+    @hookimpl
+    def nnframe_step_edn(self, run, metrics) -> None:
+        pass
+
+
+def test_a_broken_plugin_given_in_the_process_is_an_error_not_left_out() -> None:
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(plugins=[("logger", MisspelledLogger())])
+    assert str(caught.value) == ("plugin 'logger' from (local): implements unknown hook 'nnframe_step_edn' (did you "
+                                 "mean 'nnframe_step_end'?)")
+
+
+@pytest.mark.parametrize("entry, words", [
+    (MisspelledLogger(), "plugins are (name, plugin) pairs, such as [('mine', Mine())]; found <"),
+    (("logger",), "plugins are (name, plugin) pairs"),
+    (("logger", LocalScale), "plugin 'logger' is the class LocalScale, whose hooks are methods: register an "
+                             "instance, ('logger', LocalScale())"),
+])
+def test_a_plugin_given_in_the_wrong_shape_is_a_type_error_saying_how(entry: object, words: str) -> None:
+    with pytest.raises(TypeError) as caught:
+        get_plugin_manager(autoload=False, plugins=[entry])
+    assert str(caught.value).startswith(words)
+
+
+def test_run_experiment_takes_a_plugin_manager_not_a_list(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"^plugins= takes a plugin manager, nnframe.get_plugin_manager\(plugins="
+                                        r"\[\(name, plugin\)\]\); found list$"):
+        nnframe.run_experiment(write_config(tmp_path), plugins=[("scale", LocalScale())])
+
+
 def test_misspelled_hook_in_a_local_plugin_is_reported() -> None:
     class Logger:
         @nnframe.hookimpl
@@ -368,14 +407,6 @@ def test_a_plugin_reusing_a_builtin_name_is_an_error_naming_nnframe(site: Site) 
     assert f"nnframe {nnframe.__version__}" in message and "nnframe-gamma 0.5" in message
     assert message.endswith("'affine' is one of nnframe's own, so nnframe-gamma must register its node under "
                             "another name")
-
-
-class LocalScale:
-    """A plugin defined in the process (a notebook's), registering node ``scale``."""
-
-    @hookimpl
-    def nnframe_register_nodes(self) -> list:
-        return [node("scale", Params, lambda params, ctx: None)]
 
 
 def test_a_clash_between_plugins_of_the_process_says_to_rename_one() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import operator
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
@@ -116,8 +116,19 @@ class Optimizer:
 
     @property
     def weight_decay(self) -> float:
-        """Read-only: the scratch for the decayed gradients is allocated by :meth:`bind` only when it is on."""
         return self.config.weight_decay
+
+    @weight_decay.setter
+    def weight_decay(self, value: Any) -> None:
+        """Checked as in a config. Turning a coupled decay on or off after the first update is refused: the scratch
+        for the decayed gradients is allocated by :meth:`bind` only when it is on."""
+        config = _validate(self.params_model, {**self.config.model_dump(), "weight_decay": value}, self.name)
+        if self.names is not None and not self.decoupled_weight_decay and (config.weight_decay > 0) != (
+                self.config.weight_decay > 0):
+            raise NNFrameError(f"{self.name}: weight_decay can be turned on or off only before the first update, "
+                               "which sizes the optimizer's scratch by it; make a new optimizer, or give it from the "
+                               "start")
+        self.config = config
 
     @property
     def _coupled_decay(self) -> float:
@@ -128,6 +139,10 @@ class Optimizer:
 
     def bind(self, names: list[str], params: list[np.ndarray]) -> None:
         """Allocate state and scratch for ``params``, keyed by ``names`` (same order as ``update``)."""
+        if isinstance(params, Mapping):
+            raise NNFrameError(f"{self.name}: the parameters are a dict; an update takes lists of arrays, the "
+                               "gradients in the same order: update(list(params.values()), "
+                               "[grads[key] for key in params])")
         names = list(names)
         if len(names) != len(params):
             raise NNFrameError(f"{self.name}.bind: {len(names)} names for {len(params)} parameters")
@@ -459,6 +474,9 @@ def _check_arrays(owner: str, names: list[str], params: Sequence[Any]) -> None:
         if not isinstance(p, np.ndarray):
             raise NNFrameError(f"{owner}: parameter {name!r} is a {type(p).__name__}, not a numpy array that an "
                                "update can change in place")
+        if not np.issubdtype(p.dtype, np.floating):
+            raise NNFrameError(f"{owner}: parameter {name!r} holds {p.dtype}, which an update cannot change by a "
+                               "fraction of a step; make it float32 or float64")
     by_base: dict[int, list[tuple[str, np.ndarray]]] = {}
     for name, p in zip(names, params):
         same_base = by_base.setdefault(id(p if p.base is None else p.base), [])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import tracemalloc
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -686,11 +687,34 @@ def test_a_rule_that_does_not_declare_parallel_blocks_updates_in_one_part(part_c
     assert np.array_equal(param, np.full(30, 0.5))
 
 
-def test_weight_decay_cannot_be_switched_on_after_construction() -> None:
+def test_weight_decay_is_set_on_the_object_checked_and_switched_only_before_the_first_update() -> None:
     optimizer = SGD(lr=0.1)
-    with pytest.raises(AttributeError):
-        optimizer.weight_decay = 0.1  # type: ignore[misc]
-    assert optimizer.weight_decay == 0.0
+    optimizer.weight_decay = 0.1  # before the first update: it sizes the scratch when bound
+    p = np.ones(3)
+    optimizer.update([p], [np.ones(3)])
+    np.testing.assert_allclose(p, 1 - 0.1 * (1 + 0.1))
+    optimizer.weight_decay = 0.2  # on, as it was
+    optimizer.update([p], [np.ones(3)])
+    np.testing.assert_allclose(p, 0.89 - 0.1 * (1 + 0.2 * 0.89))
+    with pytest.raises(NNFrameError, match="weight_decay can be turned on or off only before the first update"):
+        optimizer.weight_decay = 0.0
+    with pytest.raises(ConfigError, match="weight_decay"):
+        optimizer.weight_decay = -1.0
+    assert optimizer.weight_decay == 0.2
+    decoupled = AdamW(lr=0.1)
+    decoupled.update([np.ones(3)], [np.ones(3)])
+    decoupled.weight_decay = 0.0  # AdamW's decay needs no scratch
+    assert decoupled.config.weight_decay == 0.0
+
+
+@pytest.mark.parametrize("params, grads, words", [
+    ({"W": np.ones(3)}, {"W": np.ones(3)}, "the parameters are a dict; an update takes lists of arrays"),
+    ([np.ones(3, dtype=np.int64)], [np.ones(3)], "parameter '0' holds int64, which an update cannot change by a "
+                                                "fraction of a step; make it float32 or float64"),
+])
+def test_the_books_slips_in_an_update_by_hand_are_named(params: Any, grads: Any, words: str) -> None:
+    with pytest.raises(NNFrameError, match=re.escape(words)):
+        Adam(lr=0.1).update(params, grads)
 
 
 def test_a_plugins_params_that_redeclare_lr_keep_its_bounds():
@@ -822,8 +846,8 @@ def test_a_rules_fields_set_on_the_object_as_the_book_does_take_effect_or_are_re
     adam = Adam(lr=0.1)
     adam.beta1 = 0.5
     assert adam.config.beta1 == adam.beta1 == 0.5
-    with pytest.raises(AttributeError):
-        adam.weight_decay = 0.1  # its scratch is allocated when bound: fixed at construction
+    adam.weight_decay = 0.1
+    assert adam.config.weight_decay == adam.weight_decay == 0.1
 
 
 def test_a_refused_update_moves_nothing_and_counts_no_step():

@@ -95,6 +95,9 @@ def _source(config: Config) -> Path | Mapping[str, Any]:
         return config
     if not isinstance(config, (str, os.PathLike)):
         raise TypeError(f"a config is a YAML file's path or its content as a mapping; found {type(config).__name__}")
+    if isinstance(config, str) and "\n" in config:
+        raise TypeError("a config is a YAML file's path or its content as a mapping; this string holds lines, as "
+                        "YAML text does: give yaml.safe_load(text)")
     return Path(config).expanduser()
 
 

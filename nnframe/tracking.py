@@ -178,6 +178,10 @@ class RunDirectory:
     def open(cls, path: Path, for_writing: bool = True) -> RunDirectory:
         """Reopen an existing run directory, to resume it (or, not ``for_writing``, to read it: nothing is made)."""
         path = Path(path)
+        if path.parent.name == CHECKPOINTS_DIR and (path.parent.parent / CONFIG_FILE).is_file():
+            raise UserError(f"{str(path)!r} is a checkpoint of the run {str(path.parent.parent)!r}: name the run, "
+                            "and the checkpoint apart (load_run(run, checkpoint=...), train.init_from.checkpoint "
+                            "in a config)")
         if not path.is_dir():
             problem = "is not a directory" if path.exists() else "does not exist"
             raise UserError(f"run directory {str(path)!r} {problem}; expected one made by "

@@ -104,6 +104,21 @@ def test_a_run_without_a_best_or_any_checkpoint_says_so(tmp_path: Path) -> None:
         nnframe.load_run(tmp_path / "runs" / "elsewhere")
 
 
+def test_a_checkpoint_file_given_for_the_run_is_named_as_one(trained) -> None:
+    checkpoint = trained.run_dir / "checkpoints" / "step-00000030.json"
+    with pytest.raises(UserError) as caught:
+        nnframe.load_run(checkpoint)
+    assert str(caught.value) == (f"{str(checkpoint)!r} is a checkpoint of the run {str(trained.run_dir)!r}: name "
+                                 "the run, and the checkpoint apart (load_run(run, checkpoint=...), "
+                                 "train.init_from.checkpoint in a config)")
+
+
+def test_yaml_text_given_for_a_config_says_to_load_it(tmp_path: Path) -> None:
+    text = write_experiment(tmp_path, CONFIG).read_text(encoding="utf-8")
+    with pytest.raises(TypeError, match=r"this string holds lines, as YAML text does: give yaml.safe_load\(text\)$"):
+        nnframe.prepare_experiment(text)
+
+
 def test_a_config_yaml_edited_to_another_model_is_refused(tmp_path: Path) -> None:
     config = write_experiment(tmp_path, CONFIG, train={"max_steps": 10})
     result = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True)

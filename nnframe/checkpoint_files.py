@@ -264,7 +264,8 @@ def checkpoint_of(directory: Path, which: str | int, warn: Any = None) -> Checkp
     if which == LATEST:
         if not directory.is_dir() or not candidates(directory):
             raise CheckpointError(f"run {str(directory.parent)!r} has no checkpoint yet: it stopped before its first, "
-                                  "or is still training towards it (with checkpoint.every: 0, the run's end)")
+                                  "or is still training towards it (a run with checkpoint.every: 0 saves only at "
+                                  "its end)")
         return latest_checkpoint(directory, warn)
     if which == BEST:
         return _read(directory / f"{BEST}.json", directory, "it has no best checkpoint (checkpoint.best_metric was "

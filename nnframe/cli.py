@@ -32,7 +32,10 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 """The storage failing a write (full, over a limit, read-only, broken): the disk, not the code, is at fault, so no
-traceback. A permission or a path problem can also be a bug, and keeps its traceback."""
+traceback."""
+PLACE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR})
+"""A file that may not be written or read where it is (permissions, a path too long, a directory where a file
+goes): no traceback where the error names the file, which says where to look; a bug shows by that name too."""
 TABLE_WIDTH = 1000
 """Columns a table may take when the output is not a terminal."""
 
@@ -91,7 +94,7 @@ def reports_errors(command: F) -> F:
                 typer.echo(f"note: {note}", err=True)
             raise
         except OSError as exc:
-            if exc.errno not in STORAGE_ERRNOS:
+            if exc.errno not in STORAGE_ERRNOS and not (exc.errno in PLACE_ERRNOS and exc.filename):
                 _note_plugin_origin(exc)
                 raise
             where = f": {exc.filename}" if exc.filename else ""

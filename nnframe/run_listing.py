@@ -178,7 +178,12 @@ def _run_dirs(runs_dir: Path) -> list[Path]:
 
 
 def _is_run(path: Path) -> bool:
-    return (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()
+    """A directory with a config or summary; one that cannot be read is a run where it is named like one, listed
+    with what can be told of it."""
+    try:
+        return (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()
+    except OSError:
+        return RUN_DIR_NAME.fullmatch(path.name) is not None
 
 
 def _subdirectories(directory: Path) -> list[Path]:

@@ -39,7 +39,7 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
     except ImportError:
         yield
         return
-    with open(run_path / LOCK_FILE, "a+", encoding="utf-8") as file:
+    with open(run_path / LOCK_FILE, "a+", encoding="utf-8", errors="replace") as file:  # damaged: read as it is
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -268,6 +268,9 @@ class RunDirectory:
     def read_config(self) -> dict[str, Any]:
         try:
             loaded = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"cannot read {str(self.config_path)!r}: it is not UTF-8 text, as nnframe writes it; the "
+                            "file was damaged or replaced: restore it") from None
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"cannot read {str(self.config_path)!r}: {exc}") from exc
         if not isinstance(loaded, dict):

@@ -478,12 +478,19 @@ def test_reports_errors_maps_errors_to_exit_codes(error: BaseException, code: in
     (KeyboardInterrupt(), 130, "interrupted"),
     (Terminated(), 143, "interrupted by SIGTERM"),
     (OSError(errno.ENOSPC, "No space left on device", "summary.json"), 1, "No space left on device: summary.json"),
+    (PermissionError(errno.EACCES, "Permission denied", "runs/a/.step.tmp"), 1, "Permission denied: runs/a/.step.tmp"),
 ])
 def test_an_interruption_or_a_full_disk_names_what_the_run_noted_on_it(error: BaseException, code: int, message: str,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     error.add_note("(a plugin's nnframe_run_end failed too: RuntimeError('x'))")
     assert exit_code_reporting(error) == code
     assert capsys.readouterr().err == f"error: {message} (a plugin's nnframe_run_end failed too: RuntimeError('x'))\n"
+
+
+def test_a_permission_error_without_a_file_keeps_its_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing to say where to look: it may be a bug."""
+    with pytest.raises(PermissionError):
+        exit_code_reporting(PermissionError(errno.EACCES, "Permission denied"))
 
 
 def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:

@@ -406,6 +406,19 @@ def test_a_damaged_overrides_yaml_refuses_the_resume_before_anything_is_replaced
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3
 
 
+def test_a_config_yaml_that_is_not_text_refuses_the_resume_in_one_message(tmp_path: Path) -> None:
+    config = write_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 0, "best_metric": None})
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    (run_dir / ".lock").write_bytes(b"\xff\xfe garbage")  # a damaged lock is read as it is
+    result = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=4", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (run_dir / "config.yaml").write_bytes(b"name: \xe9\xff\x00\n")
+    result = nnframe("train", str(config), "--resume", str(run_dir), "train.max_steps=5", "-q", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"error: cannot read {str(run_dir / 'config.yaml')!r}: it is not UTF-8 text, as nnframe "
+                             "writes it; the file was damaged or replaced: restore it\n")
+
+
 @pytest.mark.parametrize("damage", [b'{"wall_time_s": null, "started": 5}', b'{"wall_time_s": "abc"}'])
 def test_resume_survives_a_damaged_summary(tmp_path: Path, damage: bytes) -> None:
     config = write_config(tmp_path, train={"max_steps": 3}, checkpoint={"every": 0, "best_metric": None})

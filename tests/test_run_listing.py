@@ -253,3 +253,19 @@ def test_overrides_with_brackets_are_shown_as_given_not_read_as_markup(tmp_path)
     run.write_overrides(["data.drop=[id]", "name=[bold]x"])
     shown = render(format_runs_table(list_runs(tmp_path)))
     assert "data.drop=[id] name=[bold]x" in shown
+
+
+def test_a_run_directory_that_cannot_be_read_is_listed_not_fatal(tmp_path, monkeypatch):
+    readable = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
+    locked = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
+    real_exists = Path.exists
+
+    def exists(path: Path, *args, **kwargs) -> bool:  # as chmod 000 makes it for a user other than root
+        if locked.path in path.parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_exists(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    records = list_runs(tmp_path)
+    assert [record.path for record in records] == [locked.path, readable.path]
+    assert records[1].status == "completed"

@@ -33,9 +33,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 """The storage failing a write (full, over a limit, read-only, broken): the disk, not the code, is at fault, so no
 traceback."""
-PLACE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR})
-"""A file that may not be written or read where it is (permissions, a path too long, a directory where a file
-goes): no traceback where the error names the file, which says where to look; a bug shows by that name too."""
+PLACE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENAMETOOLONG})
+"""A file that may not be written or read where it is (permissions, a path too long): no traceback where the error
+names the file, which says where to look, and was not raised in a plugin's code, whose bug it may be."""
 TABLE_WIDTH = 1000
 """Columns a table may take when the output is not a terminal."""
 
@@ -94,7 +94,8 @@ def reports_errors(command: F) -> F:
                 typer.echo(f"note: {note}", err=True)
             raise
         except OSError as exc:
-            if exc.errno not in STORAGE_ERRNOS and not (exc.errno in PLACE_ERRNOS and exc.filename):
+            if exc.errno not in STORAGE_ERRNOS and not (exc.errno in PLACE_ERRNOS and exc.filename
+                                                        and not _from_plugin(exc)):
                 _note_plugin_origin(exc)
                 raise
             where = f": {exc.filename}" if exc.filename else ""
@@ -109,6 +110,15 @@ def reports_errors(command: F) -> F:
 def _with_notes(message: str, exc: BaseException) -> str:
     """``message`` and the notes the run added to ``exc`` (a plugin's hook failing while the run stopped)."""
     return " ".join([message, *getattr(exc, "__notes__", [])])
+
+
+def _from_plugin(exc: BaseException) -> bool:
+    from nnframe.plugins import plugin_origin
+
+    try:
+        return plugin_origin(exc) is not None
+    except Exception:
+        return False
 
 
 def _note_plugin_origin(exc: Exception) -> None:

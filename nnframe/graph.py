@@ -133,14 +133,6 @@ class Graph(Node):
                 self.grads.append(grad)
         self._named_params = list(zip(self.param_names, self.params, self.grads))
 
-    def __setstate__(self, state: dict) -> None:
-        """A copy (``copy.deepcopy``, a pickle to another process) copies each view of the buffers on its own;
-        its parameters are tiled into buffers of its own again, with their values."""
-        self.__dict__.update(state)
-        if self.flat_params is not None:
-            self.flat_params = self.flat_grads = None
-            self.flatten_params()
-
     def flatten_params(self) -> bool:
         """Move the parameters into one buffer, ``flat_params``, and the gradients into ``flat_grads``.
 

@@ -120,14 +120,14 @@ class Optimizer:
 
     @weight_decay.setter
     def weight_decay(self, value: Any) -> None:
-        """Checked as in a config. Turning a coupled decay on or off after the first update is refused: the scratch
-        for the decayed gradients is allocated by :meth:`bind` only when it is on."""
+        """Checked as in a config. Turning a coupled decay on or off once bound is refused: the scratch for the
+        decayed gradients is allocated by :meth:`bind` only when it is on."""
         config = _validate(self.params_model, {**self.config.model_dump(), "weight_decay": value}, self.name)
         if self.names is not None and not self.decoupled_weight_decay and (config.weight_decay > 0) != (
                 self.config.weight_decay > 0):
-            raise NNFrameError(f"{self.name}: weight_decay can be turned on or off only before the first update, "
-                               "which sizes the optimizer's scratch by it; make a new optimizer, or give it from the "
-                               "start")
+            raise NNFrameError(f"{self.name}: weight_decay can be turned on or off only before the optimizer is "
+                               "bound to its parameters (by its first update, or a run's start), which sizes its "
+                               "scratch by it; make a new optimizer, or give it from the start")
         self.config = config
 
     @property

@@ -163,6 +163,11 @@ class Plugins:
     def register(self, plugin: object, name: str, dist: str = LOCAL, version: str = "") -> bool:
         """Register one plugin module or object; returns False (and records why) if it is broken."""
         info = PluginInfo(name, dist, version)
+        if self.pm.has_plugin(name):
+            taken = self.infos.get(name)
+            self._record_broken(info, f"the name {name!r} is taken by the plugin of "
+                                      f"{_dist(taken) if taken else 'another'}; register this one under another")
+            return False
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects malformed hook implementations
@@ -439,7 +444,7 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
 
 def _named_plugin(entry: object) -> tuple[str, object]:
     """A ``(name, plugin)`` pair of ``get_plugin_manager(plugins=...)``, its plugin an object or a module."""
-    if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)):
+    if not (isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str)):
         raise TypeError(f"plugins are (name, plugin) pairs, such as [('mine', Mine())]; found {entry!r}")
     name, plugin = entry
     if isinstance(plugin, type) and any(_takes_self(getattr(plugin, attr, None)) for attr in dir(plugin)):

@@ -181,9 +181,18 @@ def _is_run(path: Path) -> bool:
     """A directory with a config or summary; one that cannot be read is a run where it is named like one, listed
     with what can be told of it."""
     try:
-        return (path / CONFIG_FILE).exists() or (path / SUMMARY_FILE).exists()
+        return any(_present(path / name) for name in (CONFIG_FILE, SUMMARY_FILE))
     except OSError:
         return RUN_DIR_NAME.fullmatch(path.name) is not None
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists; an ``OSError`` other than its absence (permissions) is raised, not taken for it."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
 
 
 def _subdirectories(directory: Path) -> list[Path]:

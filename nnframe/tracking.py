@@ -179,9 +179,9 @@ class RunDirectory:
         """Reopen an existing run directory, to resume it (or, not ``for_writing``, to read it: nothing is made)."""
         path = Path(path)
         if path.parent.name == CHECKPOINTS_DIR and (path.parent.parent / CONFIG_FILE).is_file():
-            raise UserError(f"{str(path)!r} is a checkpoint of the run {str(path.parent.parent)!r}: name the run, "
-                            "and the checkpoint apart (load_run(run, checkpoint=...), train.init_from.checkpoint "
-                            "in a config)")
+            raise UserError(f"{str(path)!r} is a checkpoint of the run {str(path.parent.parent)!r}: name the run "
+                            "itself; a resume goes on from its newest checkpoint, and load_run and "
+                            "train.init_from take the checkpoint apart (checkpoint=...)")
         if not path.is_dir():
             problem = "is not a directory" if path.exists() else "does not exist"
             raise UserError(f"run directory {str(path)!r} {problem}; expected one made by "

@@ -215,8 +215,7 @@ class Trainer:
                 except SystemExit as exc:  # from a plugin's nnframe_checkpoint, once the checkpoint is written
                     self._hold_exit(exc)
             if self._stop_signal is not None:
-                self._log_stopped_step()  # the curves reach the step the run is saved at, as a plugin's stop's do
-                raise Interrupted(self._stop_signal)
+                raise self._interrupted()
             if self._exit is not None and self.step < self.total_steps and self.run.stop_reason is None:
                 raise self._exit  # a run that ends with this step ends first, and is raised from after its summary
         self.ended = True
@@ -286,6 +285,16 @@ class Trainer:
             raise exc
         if self._exit is None:
             self._exit = exc
+
+    def _interrupted(self) -> Interrupted:
+        """The stop of a Ctrl-C or SIGTERM, its step logged first so that the curves reach the step the run is saved
+        at; a logger failing there is named in the stop, which still saves the run."""
+        interrupted = Interrupted(self._stop_signal)
+        try:
+            self._log_stopped_step()
+        except (Exception, SystemExit) as exc:
+            mention(interrupted, f"logging the step it stopped at failed: {exc!r}")
+        return interrupted
 
     def _log_stopped_step(self) -> None:
         """Log the step a plugin's stop or a Ctrl-C or SIGTERM ended the run at, off the ``log.every`` grid, so that

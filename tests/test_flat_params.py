@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import collections
-import copy
 import functools
-import pickle
 
 import numpy as np
 import pytest
@@ -43,21 +41,6 @@ def test_flatten_keeps_the_values_and_makes_every_array_a_view_of_one_buffer() -
     assert graph.params[0] is nodes[0].params[0]
     assert buffer_of(graph.params) is graph.flat_params
     assert buffer_of(graph.grads) is graph.flat_grads
-
-
-@pytest.mark.parametrize("copied", [copy.deepcopy, lambda graph: pickle.loads(pickle.dumps(graph))],
-                         ids=["deepcopy", "pickle"])
-def test_a_copy_of_a_model_tiles_its_own_buffers_again(copied) -> None:
-    graph = model()
-    graph.flatten_params()
-    copy_ = copied(graph)
-    assert buffer_of(copy_.params) is copy_.flat_params and buffer_of(copy_.grads) is copy_.flat_grads
-    assert [p.base is copy_.flat_params for p in copy_.params] == [True] * 4
-    assert not np.shares_memory(copy_.flat_params, graph.flat_params)
-    assert all(np.array_equal(a, b) for a, b in zip(copy_.params, graph.params))
-    assert copy_.params[0] is copy_.nodes["affine1"].params[0]
-    Adam(lr=0.1).update(copy_.params, copy_.grads)  # on the one-buffer path, and the copy's own
-    assert np.array_equal(graph.params[0], model().params[0])
 
 
 def test_the_buffers_are_made_by_nnframe_arrays(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -696,7 +696,7 @@ def test_weight_decay_is_set_on_the_object_checked_and_switched_only_before_the_
     optimizer.weight_decay = 0.2  # on, as it was
     optimizer.update([p], [np.ones(3)])
     np.testing.assert_allclose(p, 0.89 - 0.1 * (1 + 0.2 * 0.89))
-    with pytest.raises(NNFrameError, match="weight_decay can be turned on or off only before the first update"):
+    with pytest.raises(NNFrameError, match="weight_decay can be turned on or off only before the optimizer is bound"):
         optimizer.weight_decay = 0.0
     with pytest.raises(ConfigError, match="weight_decay"):
         optimizer.weight_decay = -1.0

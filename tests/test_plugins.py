@@ -294,6 +294,17 @@ def test_a_plugin_given_in_the_wrong_shape_is_a_type_error_saying_how(entry: obj
     assert str(caught.value).startswith(words)
 
 
+def test_a_plugin_of_the_process_named_as_an_installed_one_is_told_to_take_another_name() -> None:
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(plugins=[("nodes", LocalScale())])
+    assert str(caught.value) == (f"plugin 'nodes' from (local): the name 'nodes' is taken by the plugin of nnframe "
+                                 f"{nnframe.__version__}; register this one under another")
+
+
+def test_a_plugin_given_as_a_list_pair_is_taken() -> None:
+    assert "scale" in get_plugin_manager(autoload=False, plugins=[["scale", LocalScale()]]).nodes
+
+
 def test_run_experiment_takes_a_plugin_manager_not_a_list(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"^plugins= takes a plugin manager, nnframe.get_plugin_manager\(plugins="
                                         r"\[\(name, plugin\)\]\); found list$"):

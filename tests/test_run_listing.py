@@ -258,14 +258,14 @@ def test_overrides_with_brackets_are_shown_as_given_not_read_as_markup(tmp_path)
 def test_a_run_directory_that_cannot_be_read_is_listed_not_fatal(tmp_path, monkeypatch):
     readable = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 9, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
     locked = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0), completed(300, 0.2, 0.9, 0.3, 0.8))
-    real_exists = Path.exists
+    real_stat = os.stat
 
-    def exists(path: Path, *args, **kwargs) -> bool:  # as chmod 000 makes it for a user other than root
-        if locked.path in path.parents:
+    def stat(path, *args, **kwargs):  # as chmod 000 makes it for a user other than root
+        if locked.path in Path(path).parents:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_exists(path, *args, **kwargs)
+        return real_stat(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "exists", exists)
+    monkeypatch.setattr(os, "stat", stat)
     records = list_runs(tmp_path)
     assert [record.path for record in records] == [locked.path, readable.path]
     assert records[1].status == "completed"

@@ -122,6 +122,25 @@ def test_the_curves_of_an_interrupted_run_reach_its_last_step_and_join_the_resum
     assert steps("train/loss") == [5, 10, 13, 15, 20, 25, 30, 35, 40]
 
 
+class FailsToLogStep13:
+    @hookimpl
+    def nnframe_log_metrics(self, run, metrics) -> None:
+        if metrics.step == 13:
+            raise OSError(28, "No space left on device", "events.out.tfevents")
+
+
+def test_a_logger_failing_on_the_stopped_step_leaves_the_stop_and_its_checkpoint(tmp_path: Path) -> None:
+    plugins = get_plugin_manager()
+    plugins.pm.register(SignalAt(step=13))
+    plugins.pm.register(FailsToLogStep13())
+    config = write_config(tmp_path, log={"every": 5, "tensorboard": False})
+    with pytest.raises(Interrupted) as caught:
+        launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert str(caught.value).startswith("interrupted by SIGINT (logging the step it stopped at failed: OSError(28, "
+                                        "'No space left on device')); the run is in ")
+    assert_saved_at_13(tmp_path / "runs")
+
+
 class TermDuringSave:
     """Sends this process SIGTERM as the Ctrl-C's checkpoint is being saved, as a pool's terminate() does."""
 

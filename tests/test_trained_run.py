@@ -109,8 +109,8 @@ def test_a_checkpoint_file_given_for_the_run_is_named_as_one(trained) -> None:
     with pytest.raises(UserError) as caught:
         nnframe.load_run(checkpoint)
     assert str(caught.value) == (f"{str(checkpoint)!r} is a checkpoint of the run {str(trained.run_dir)!r}: name "
-                                 "the run, and the checkpoint apart (load_run(run, checkpoint=...), "
-                                 "train.init_from.checkpoint in a config)")
+                                 "the run itself; a resume goes on from its newest checkpoint, and load_run and "
+                                 "train.init_from take the checkpoint apart (checkpoint=...)")
 
 
 def test_yaml_text_given_for_a_config_says_to_load_it(tmp_path: Path) -> None:

@@ -298,8 +298,8 @@ class Trainer:
 
     def _log_stopped_step(self) -> None:
         """Log the step a plugin's stop or a Ctrl-C or SIGTERM ended the run at, off the ``log.every`` grid, so that
-        every curve, and the HParams tab's last values, reach the run's end. Its gradients are still there, clipped where the step
-        clipped them, so their norms are scaled back to the step's own, before clipping."""
+        every curve, and the HParams tab's last values, reach the run's end. Its gradients are still there, clipped
+        where the step clipped them, so their norms are scaled back to the step's own, before clipping."""
         metrics, batch = self.last_step, self._last_batch
         if metrics is None or metrics.logged or batch is None:
             return

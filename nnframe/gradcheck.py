@@ -17,8 +17,6 @@ problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,8 @@ from nnframe.errors import ConfigError
 from nnframe.graph import Graph
 from nnframe.graph_checks import described
 from nnframe.plugins import Plugins
-from nnframe.testing import DEFAULT_RTOL, GradCheckResult, check_gradients
+from nnframe.testing import (DEFAULT_RTOL, MOVED_NOTE, MOVED_SLACK, GradCheckResult, check_gradients,
+                             moved_params)
 
 
 def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, batch: int = 4,
@@ -53,13 +52,12 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     model.need_input_grad = True
     result, node_errors, node_problems = _model_check(model, x, tolerance)
     if result.ok:
-        with _moved_params(model):
+        with moved_params(model):
             moved, moved_errors, moved_problems = _model_check(model, x, tolerance * MOVED_SLACK)
         if not moved.ok and all(math.isfinite(error) for error in moved.errors.values()):
             bound = tolerance * MOVED_SLACK  # errors below it are the rounding the second look allows
             node_errors = {name: e for name, e in moved_errors.items() if e > bound}
-            node_problems = [*moved_problems,
-                             _moved_note(_input_name(moved.worst_name or "", model.inputs), moved.worst_error)]
+            node_problems = [*moved_problems, MOVED_NOTE]
             wrong = {name: e for name, e in moved.errors.items() if e > bound}
             result = GradCheckResult({**result.errors, **wrong}, tolerance, moved.problems,
                                      zero=[n for n in result.zero if n in moved.zero])
@@ -73,48 +71,12 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
                            zero=[_input_name(name, model.inputs) for name in result.zero])
 
 
-MOVED_SLACK = 100.0
-"""How many tolerances an error off the initial parameters may reach: that check looks for a term left out, which
-is off by far more, not for the rounding of values that were not chosen to difference well (a deep net's
-first layer behind weights of 0.01 came to 1.2 tolerances there)."""
-
-
-def _moved_note(name: str, error: float) -> str:
-    return (f"{name} has relative error {error:.3e} with the parameters moved off their "
-            "initial values and agrees at them: a gradient that leaves out a parameter initialised at 1 or 0 (a "
-            "scale, a bias) passes there")
-
-
 def _model_check(model: Graph, x: np.ndarray, tolerance: float) -> tuple[GradCheckResult, dict[str, float], list[str]]:
     """The whole model's check and, when it fails, each node's input gradients on their own."""
-    result = check_gradients(model, x, rtol=tolerance, raise_on_failure=False)
+    result = check_gradients(model, x, rtol=tolerance, raise_on_failure=False, moved=False)
     if result.ok:
         return result, {}, []
     return result, *_node_input_gradients(model, x, tolerance)
-
-
-@contextmanager
-def _moved_params(model: Graph) -> Iterator[None]:
-    """Every parameter moved off its initial value, then put back.
-
-    Initial values hide wrong gradients: with a scale at 1, ``dx = dy``
-    passes for ``dx = dy * s``; with a bias at 0, a term in ``b`` is left out
-    unseen. Each value is multiplied by ``exp(0.5 z)``, which keeps its sign
-    (a variance stays positive), and a zero becomes ``0.05 z``; a model that
-    still leaves its domain (non-finite errors) is judged at its initial
-    values alone.
-    """
-    rng = np.random.default_rng(0)
-    kept = [p.copy() for p in model.params]
-    try:
-        for p in model.params:
-            if np.issubdtype(p.dtype, np.floating) and p.size:
-                noise = rng.standard_normal(p.shape)
-                np.copyto(p, np.where(p == 0, 0.05 * noise, p * np.exp(0.5 * noise)))
-        yield
-    finally:
-        for p, value in zip(model.params, kept):
-            p[...] = value
 
 
 def _node_input_gradients(model: Graph, x: np.ndarray, tolerance: float) -> tuple[dict[str, float], list[str]]:

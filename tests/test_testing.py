@@ -459,3 +459,30 @@ def test_an_input_flagged_as_indices_is_left_out_and_the_others_are_checked():
 def test_a_nan_error_is_the_worst_wherever_it_stands() -> None:
     result = GradCheckResult({"W": 1e-9, "b": float("nan"), "x": 2e-9})
     assert result.worst_name == "b" and not result.ok
+
+
+class ForgetsItsScale(Node):
+    """y = x * gamma, gamma initialised at 1; the backward forgets ``* gamma`` in dx, right only at gamma = 1."""
+
+    param_names = ("gamma",)
+
+    def __init__(self, gamma: np.ndarray) -> None:
+        super().__init__()
+        self.params, self.grads = [gamma], [np.zeros_like(gamma)]
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params[0]
+
+    def backward(self, dout):
+        self.grads[0][...] = (dout * self.x).sum(axis=0)
+        return dout
+
+
+def test_a_gradient_right_only_at_a_scale_of_one_fails_off_it(gradcheck):
+    node, x = ForgetsItsScale(np.ones(4)), np.random.default_rng(0).standard_normal((5, 4))
+    with pytest.raises(GradientCheckError, match="the gradients agree at the initial parameters and not with the "
+                                                 "parameters moved off them"):
+        gradcheck(node, x)
+    assert check_gradients(node, x, moved=False).ok  # at gamma = 1 alone it passes
+    assert np.array_equal(node.params[0], np.ones(4))  # put back

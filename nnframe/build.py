@@ -275,8 +275,12 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray], origin
     except (ValueError, TypeError, IndexError) as exc:  # mostly a config's shapes; a plugin's line is named
         shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
         where = plugin_origin(exc) or _raised_in_node_code(exc, node)
+        if where:  # the shapes a config gave it, or a bug in its code: both are said
+            raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) failed on inputs of shape {shapes}: "
+                              f"{str(exc).strip()} {where}; either the config gives it shapes it does not take, or "
+                              "its forward has a bug there", path=spec.path) from None
         raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
-                          f"{shapes}: {exc}{f' {where}' if where else ''}", path=spec.path) from None
+                          f"{shapes}: {exc}", path=spec.path) from None
     except Exception as exc:
         exc.add_note(f"(raised in the forward of node {spec.name!r}, {origin})")
         raise

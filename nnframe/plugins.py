@@ -498,11 +498,12 @@ def innermost_frame_in(exc: BaseException, packages: Iterable[str]) -> tuple[str
 def _import_failure_site(exc: BaseException, module: str) -> str:
     """`` (raised in my_plugin.nodes, line 12)``: where in the plugin's own package its import failed.
 
-    A ``SyntaxError`` names its file and line itself; a failure with no frame
-    of the package in its traceback (a missing module) says enough alone.
+    A ``SyntaxError`` names its line and its file's name itself, to which its
+    path is added; a failure with no frame of the package in its traceback (a
+    missing module) says enough alone.
     """
     if isinstance(exc, SyntaxError):
-        return ""
+        return f" (in {exc.filename})" if exc.filename else ""
     found = innermost_frame_in(exc, [module.split(".")[0]])
     return f" (raised in {found[0]}, line {found[1]})" if found else ""
 

@@ -425,7 +425,18 @@ if "pytest" in sys.modules:
 
     @pytest.fixture
     def nnframe_plugins() -> Any:
-        """A fresh nnframe plugin manager (entry points loaded) for this test."""
-        from nnframe.plugins import get_plugin_manager
+        """A fresh nnframe plugin manager (entry points loaded) for this test (see :func:`plugins_for_a_test`)."""
+        return plugins_for_a_test()
 
-        return get_plugin_manager()
+
+def plugins_for_a_test() -> Any:
+    """A fresh plugin manager, entry points loaded; each plugin it left out, broken, is a warning, which pytest
+    shows, since a test would otherwise meet only a missing name (a ``KeyError`` from ``plugin_of``)."""
+    import warnings
+
+    from nnframe.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    for broken in manager.broken:
+        warnings.warn(f"nnframe: {broken.describe()}", stacklevel=2)
+    return manager

@@ -270,8 +270,9 @@ def test_a_shape_error_in_the_forward_of_a_plugin_of_the_process_names_its_line(
     with pytest.raises(ConfigError) as caught:
         experiment(tmp_path, plugins, model=[{"type": "misbroadcast"}, {"type": "affine", "out": 3}])
     line = Misbroadcast.forward.__code__.co_firstlineno + 1
-    assert str(caught.value).endswith(f"(raised in {__name__}, line {line})")
-    assert "does not accept inputs of shape (2, 2)" in str(caught.value)
+    assert str(caught.value).endswith(f"(2,2) (3,) (raised in {__name__}, line {line}); either the config gives it "
+                                      "shapes it does not take, or its forward has a bug there")
+    assert "node 'misbroadcast1' (misbroadcast) failed on inputs of shape (2, 2)" in str(caught.value)
 
 
 class DeclaredClasses:

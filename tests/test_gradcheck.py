@@ -373,6 +373,17 @@ def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(t
                      "backward that leaves out a parameter initialised at 1 or 0 (a scale, a bias) passes there")
 
 
+def test_every_node_with_a_wrong_input_gradient_is_named_the_nearest_the_output_first(site: Site,
+                                                                                   tmp_path: Path) -> None:
+    site.add("nnframe-broken", {"nnframe_broken": BROKEN_PLUGIN})
+    model = [{"type": "affine", "out": 5}, {"type": "forgetful_triple"}, {"type": "tanh"},
+             {"type": "forgetful_triple"}, {"type": "affine", "out": 3}]
+    report = check_experiment(tiny_config(tmp_path, model), [], get_plugin_manager())
+    assert [problem.split(" returns")[0] for problem in report.problems] == [
+        "node 'forgetful_triple2' (nnframe_broken.ForgetfulTriple)", "node 'forgetful_triple1' "
+                                                                    "(nnframe_broken.ForgetfulTriple)"]
+
+
 def test_the_moved_check_puts_the_initial_parameters_back(builtins: Any) -> None:
     from nnframe.testing import moved_params
 

@@ -141,7 +141,7 @@ BROKEN_CASES = {
         ["import failed", "ModuleNotFoundError", "nnframe_missing_dependency_xyz"]),
     "syntax error": (
         {"nnframe_faulty": "def broken(:\n    pass\n"}, "nnframe_faulty",
-        ["import failed", "SyntaxError"]),
+        ["import failed", "SyntaxError", "nnframe_faulty.py, line 1) (in /", "/nnframe_faulty.py)"]),
     "exit at import": (
         {"nnframe_faulty": "raise SystemExit(3)\n"}, "nnframe_faulty",
         ["import failed", "SystemExit"]),
@@ -370,9 +370,10 @@ def test_a_plugin_nodes_shape_error_names_its_line(site: Site, tmp_path: Path) -
     config = write_config(tmp_path, model=[{"type": "scale"}, {"type": "affine", "out": 3}])
     trained = nnframe_cli(site, "train", str(config), "--runs-dir", str(tmp_path / "runs"), "-q")
     assert trained.returncode == 2, trained.stderr
-    assert "node 'scale1' (scale) does not accept inputs of shape (" in trained.stderr
+    assert "node 'scale1' (scale) failed on inputs of shape (2, 2): operands could not be broadcast" in trained.stderr
     assert trained.stderr.rstrip().endswith(
-        f"(raised in nnframe_bcast, line {line}, of the plugin distribution nnframe-bcast 1.0)"), trained.stderr
+        f" (raised in nnframe_bcast, line {line}, of the plugin distribution nnframe-bcast 1.0); either the config "
+        "gives it shapes it does not take, or its forward has a bug there"), trained.stderr
     assert "Traceback" not in trained.stderr
     graph = {"nodes": [{"name": "h", "type": "affine", "out": 4, "inputs": ["x"]},
                        {"name": "y", "type": "add", "inputs": ["h", "x"]}], "output": "y"}
@@ -656,6 +657,16 @@ def test_a_plugin_in_a_group_named_like_nnframes_is_pointed_out_by_nnframe_plugi
     assert listed.returncode == 0, listed.stderr
     assert ("warning: nnframe-misgrouped 0.2 declares entry points in the group 'nnframe.plugins', which nnframe "
             "does not read; plugins go under [project.entry-points.nnframe]") in listed.stderr
+
+
+def test_the_plugin_fixture_warns_of_each_plugin_it_left_out(site: Site) -> None:
+    from nnframe.testing import plugins_for_a_test
+
+    add_faulty(site, "hook returns one component, not a list")
+    with pytest.warns(UserWarning, match=r"^nnframe: plugin 'faulty' from nnframe-faulty 0.3.1: "
+                                         r"nnframe_register_nodes returned the node 'scale' itself"):
+        plugins = plugins_for_a_test()
+    assert "scale" not in plugins.nodes
 
 
 def test_a_misspelled_group_is_pointed_out_once(site: Site, tmp_path: Path) -> None:

@@ -165,8 +165,9 @@ class Plugins:
         info = PluginInfo(name, dist, version)
         if self.pm.has_plugin(name):
             taken = self.infos.get(name)
-            self._record_broken(info, f"the name {name!r} is taken by the plugin of "
-                                      f"{_dist(taken) if taken else 'another'}; register this one under another")
+            by = ("another plugin given in this process" if taken is None or taken.dist == LOCAL
+                  else f"the plugin of {_dist(taken)}")
+            self._record_broken(info, f"the name {name!r} is taken by {by}; register this one under another")
             return False
         try:
             self.pm.register(plugin, name=name)

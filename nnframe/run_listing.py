@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -190,8 +191,10 @@ def _present(path: Path) -> bool:
     """Whether ``path`` exists; an ``OSError`` other than its absence (permissions) is raised, not taken for it."""
     try:
         os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False
+        raise
     return True
 
 

@@ -369,8 +369,8 @@ def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(t
     blamed, moved = report.problems
     assert blamed.startswith("node 'forgetful_scale1' (test_gradcheck.ForgetfulScale) returns a wrong gradient for "
                              "its input 'affine1'")
-    assert moved == ("the gradients agree at the initial parameters and not with the parameters moved off them: a "
-                     "backward that leaves out a parameter initialised at 1 or 0 (a scale, a bias) passes there")
+    assert moved == ("the gradients agree at the parameters as given and not with the parameters moved off them: a "
+                     "backward that leaves out a parameter at 1 or 0 (a scale, a bias) passes there")
 
 
 def test_every_node_with_a_wrong_input_gradient_is_named_the_nearest_the_output_first(site: Site,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -481,8 +483,58 @@ class ForgetsItsScale(Node):
 
 def test_a_gradient_right_only_at_a_scale_of_one_fails_off_it(gradcheck):
     node, x = ForgetsItsScale(np.ones(4)), np.random.default_rng(0).standard_normal((5, 4))
-    with pytest.raises(GradientCheckError, match="the gradients agree at the initial parameters and not with the "
+    with pytest.raises(GradientCheckError, match="the gradients agree at the parameters as given and not with the "
                                                  "parameters moved off them"):
         gradcheck(node, x)
     assert check_gradients(node, x, moved=False).ok  # at gamma = 1 alone it passes
     assert np.array_equal(node.params[0], np.ones(4))  # put back
+
+
+class OfAProbability(Node):
+    """y = x * f(p) with a right backward, for a p that must stay in [0, 1]: the node checks it, or leaves its
+    domain quietly (NaN) beyond it."""
+
+    param_names = ("p",)
+
+    def __init__(self, p: float, checks: bool) -> None:
+        super().__init__()
+        self.params, self.grads, self.checks = [np.full(3, p)], [np.zeros(3)], checks
+
+    def forward(self, x):
+        p = self.params[0]
+        if self.checks and not ((p >= 0) & (p <= 1)).all():
+            raise ValueError("p must lie in [0, 1]")
+        self.x = x
+        return x * np.arcsin(p)
+
+    def backward(self, dout):
+        p = self.params[0]
+        self.grads[0][...] = (dout * self.x).sum(axis=0) / np.sqrt(1 - p * p)
+        return dout * np.arcsin(p)
+
+
+@pytest.mark.parametrize("checks", [True, False], ids=["raises off its domain", "NaN off its domain"])
+def test_a_right_node_that_leaves_its_domain_off_its_values_is_judged_at_them(checks):
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as plugin projects often run their tests
+        assert check_gradients(OfAProbability(0.9, checks), x).ok
+
+
+def test_the_second_look_checks_the_input_gradient_with_params_false_too():
+    node, x = ForgetsItsScale(np.ones(4)), np.random.default_rng(0).standard_normal((5, 4))
+    assert not check_gradients(node, x, params=False, raise_on_failure=False).ok
+
+
+def test_a_loose_tolerance_keeps_the_second_look():
+    node, x = ForgetsItsScale(np.ones(4)), np.random.default_rng(0).standard_normal((5, 4))
+    assert not check_gradients(node, x, rtol=1e-2, raise_on_failure=False).ok  # an error of about 0.1
+
+
+def test_the_check_leaves_the_gradients_of_the_values_as_given():
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    node, plain = OfAProbability(0.5, False), OfAProbability(0.5, False)  # its gradient depends on p
+    check_gradients(node, x)
+    check_gradients(plain, x, moved=False)
+    assert all(np.array_equal(a, b) for a, b in zip(node.grads, plain.grads))
+    assert all(np.array_equal(a, b) for a, b in zip(node.params, plain.params))

@@ -219,14 +219,20 @@ class Trainer:
             if self._exit is not None and self.step < self.total_steps and self.run.stop_reason is None:
                 raise self._exit  # a run that ends with this step ends first, and is raised from after its summary
         self.ended = True
+        failed_log: Exception | None = None
         if self.run.stop_reason is not None:
-            self._log_stopped_step()
+            try:
+                self._log_stopped_step()
+            except Exception as exc:  # raised once the run is saved, as a Ctrl-C's stop saves it
+                failed_log = exc
         if self.last_eval is None or self.last_eval.step != self.step:
             self.evaluate(scheduled=False)
         try:
             self._save_checkpoint(final=True)
         except SystemExit as exc:  # from a plugin's nnframe_checkpoint, once the checkpoint is written
             self._hold_exit(exc)
+        if failed_log is not None:
+            raise failed_log
 
     def train_step(self) -> StepMetrics:
         """One optimizer step on the next mini-batch."""

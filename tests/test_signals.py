@@ -141,6 +141,25 @@ def test_a_logger_failing_on_the_stopped_step_leaves_the_stop_and_its_checkpoint
     assert_saved_at_13(tmp_path / "runs")
 
 
+class StopsAt13:
+    @hookimpl
+    def nnframe_step_end(self, run, metrics) -> None:
+        if metrics.step == 13:
+            run.stop("enough")
+
+
+def test_a_logger_failing_on_a_plugins_stop_step_fails_the_run_after_saving_it(tmp_path: Path) -> None:
+    plugins = get_plugin_manager()
+    plugins.pm.register(StopsAt13())
+    plugins.pm.register(FailsToLogStep13())
+    config = write_config(tmp_path, log={"every": 5, "tensorboard": False})
+    with pytest.raises(OSError, match="No space left on device"):
+        launch_train(config, [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    run_dir = only_run(tmp_path / "runs")
+    assert latest_checkpoint(run_dir / "checkpoints").step == 13
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("failed", 13)
+
+
 class TermDuringSave:
     """Sends this process SIGTERM as the Ctrl-C's checkpoint is being saved, as a pool's terminate() does."""
 

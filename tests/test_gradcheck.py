@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from fixtures.console import NNFRAME
 from fixtures.distributions import Site
+from fixtures.nodes import ForgetsItsScale
 from nnframe import Node, Params, hookimpl
 from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.cli import app
@@ -336,28 +337,11 @@ def test_a_parameter_the_output_does_not_depend_on_is_noted_by_the_check_and_the
     assert "note: the model's output does not depend on reads_a_copy1/W on this batch" in printed.stdout
 
 
-class ForgetfulScale(Node):
-    """y = x * s, s one per feature, initialised at 1; its backward forgets ``* s`` in dx."""
-
-    param_names = ("s",)
-
-    def __init__(self, width: int, dtype: Any) -> None:
-        super().__init__()
-        self.params, self.grads = [np.ones(width, dtype)], [np.zeros(width, dtype)]
-
-    def forward(self, x):
-        self.x = x
-        return x * self.params[0]
-
-    def backward(self, dout):
-        self.grads[0][...] = (dout * self.x).sum(axis=0)
-        return dout
-
-
 class ScalePlugin:
     @hookimpl
     def nnframe_register_nodes(self) -> list:
-        return [node("forgetful_scale", Params, lambda params, ctx: ForgetfulScale(ctx.in_features, ctx.dtype))]
+        return [node("forgetful_scale", Params,
+                     lambda params, ctx: ForgetsItsScale(np.ones(ctx.in_features, ctx.dtype)))]
 
 
 def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(tmp_path: Path) -> None:
@@ -367,7 +351,7 @@ def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(t
     assert not report.ok
     assert report.errors["forgetful_scale1/dx[affine1]"] > 1e-2 and report.errors["affine2/W"] < 1e-6
     blamed, moved = report.problems
-    assert blamed.startswith("node 'forgetful_scale1' (test_gradcheck.ForgetfulScale) returns a wrong gradient for "
+    assert blamed.startswith("node 'forgetful_scale1' (fixtures.nodes.ForgetsItsScale) returns a wrong gradient for "
                              "its input 'affine1'")
     assert moved == ("the gradients agree at the parameters as given and not with the parameters moved off them: a "
                      "backward that leaves out a parameter at 1 or 0 (a scale, a bias) passes there")

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from fixtures.nodes import ForgetsItsScale
 from nnframe.losses import SoftmaxWithLoss
 from nnframe.node import Node
 from nnframe.nodes import Affine, Dropout, MatMul, ReLU, Sigmoid
@@ -461,24 +462,6 @@ def test_an_input_flagged_as_indices_is_left_out_and_the_others_are_checked():
 def test_a_nan_error_is_the_worst_wherever_it_stands() -> None:
     result = GradCheckResult({"W": 1e-9, "b": float("nan"), "x": 2e-9})
     assert result.worst_name == "b" and not result.ok
-
-
-class ForgetsItsScale(Node):
-    """y = x * gamma, gamma initialised at 1; the backward forgets ``* gamma`` in dx, right only at gamma = 1."""
-
-    param_names = ("gamma",)
-
-    def __init__(self, gamma: np.ndarray) -> None:
-        super().__init__()
-        self.params, self.grads = [gamma], [np.zeros_like(gamma)]
-
-    def forward(self, x):
-        self.x = x
-        return x * self.params[0]
-
-    def backward(self, dout):
-        self.grads[0][...] = (dout * self.x).sum(axis=0)
-        return dout
 
 
 def test_a_gradient_right_only_at_a_scale_of_one_fails_off_it(gradcheck):

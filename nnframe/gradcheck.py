@@ -19,8 +19,7 @@ where a scale at 1 or a bias at 0 no longer hides a backward that leaves it out.
 
 from __future__ import annotations
 
-import math
-import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from nnframe.graph import Graph
 from nnframe.graph_checks import described
 from nnframe.plugins import Plugins
 from nnframe.testing import (DEFAULT_RTOL, MOVED_NOTE, GradCheckResult, check_gradients, moved_bound,
-                             moved_params)
+                             moved_failure, off_its_values)
 
 
 def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, batch: int = 4,
@@ -55,15 +54,13 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     model = experiment.model
     model.need_input_grad = True
     result, node_errors, node_problems = _model_check(model, x, tolerance)
-    moved = _moved_model_check(model, x, tolerance) if result.ok else None
-    if moved is not None and not moved[0].ok:
-        off, moved_errors, moved_problems = moved
-        bound = moved_bound(tolerance)  # errors below it are the rounding the second look allows
-        node_errors = {name: e for name, e in moved_errors.items() if e > bound}
+    moved = off_its_values(model, partial(_model_check, model, x, moved_bound(tolerance))) if result.ok else None
+    failed = moved_failure(result, moved[0]) if moved is not None else None
+    if failed is not None:
+        _, moved_errors, moved_problems = moved
+        node_errors = {name: e for name, e in moved_errors.items() if e > moved_bound(tolerance)}  # not rounding
         node_problems = [*moved_problems, MOVED_NOTE]
-        wrong = {name: e for name, e in off.errors.items() if e > bound}
-        result = GradCheckResult({**result.errors, **wrong}, tolerance, off.problems,
-                                 zero=[n for n in result.zero if n in off.zero])
+        result = failed
     errors = {_input_name(name, model.inputs): error for name, error in result.errors.items()}
     errors.update(node_errors)
     model.eval()
@@ -72,20 +69,6 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     return GradCheckResult(errors, tolerance, [*node_problems, *result.problems,
                                                *(f"loss: {p}" for p in loss_result.problems)],
                            zero=[_input_name(name, model.inputs) for name in result.zero])
-
-
-def _moved_model_check(model: Graph, x: np.ndarray,
-                       tolerance: float) -> tuple[GradCheckResult, dict[str, float], list[str]] | None:
-    """:func:`_model_check` with the parameters moved off their initial values (see
-    :func:`nnframe.testing.moved_params`); None where the model leaves its domain there (it raises, or an error is
-    not finite), which judges it at its initial values alone."""
-    try:
-        with moved_params(model), np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            moved = _model_check(model, x, moved_bound(tolerance))
-    except Exception:
-        return None
-    return moved if all(math.isfinite(error) for error in moved[0].errors.values()) else None
 
 
 def _model_check(model: Graph, x: np.ndarray, tolerance: float) -> tuple[GradCheckResult, dict[str, float], list[str]]:

@@ -35,13 +35,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from nnframe.generators import generators_in
 from nnframe.graph_checks import first_shared_param
 
+T = TypeVar("T")
 DEFAULT_RTOL = 1e-5
 STEPS = (1e-6, 1e-5, 1e-4)
 """Central-difference steps, tried in order until an array's error is within the tolerance."""
@@ -149,12 +150,13 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     theirs. ``moved=False`` leaves that out.
     """
     __tracebackhide__ = True  # pytest shows a failed check at the test's call, not inside this function
-    off = _moved_check(obj, inputs, target, rtol, seed, params) if moved and getattr(obj, "params", None) else None
+    off = (off_its_values(obj, partial(_check_once, obj, inputs, target, moved_bound(rtol), seed, params), seed)
+           if moved and getattr(obj, "params", None) else None)
     result = _check_once(obj, inputs, target, rtol, seed, params)
-    if result.ok and off is not None and not off.ok:
-        wrong = {name: error for name, error in off.errors.items() if error > moved_bound(rtol)}
-        result = GradCheckResult({**result.errors, **wrong}, rtol, [*off.problems, MOVED_NOTE],
-                                 zero=[name for name in result.zero if name in off.zero])
+    failed = moved_failure(result, off)
+    if failed is not None:
+        failed.problems.append(MOVED_NOTE)
+        result = failed
     if raise_on_failure and not result.ok:
         raise GradientCheckError(_failure_message(obj, result))
     return result
@@ -175,16 +177,26 @@ def moved_bound(rtol: float) -> float:
     return max(rtol, min(rtol * MOVED_SLACK, MOVED_CAP))
 
 
-def _moved_check(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int,
-                 params: bool) -> GradCheckResult | None:
-    """The check with the parameters moved, or None where the node leaves its domain there."""
+def off_its_values(obj: Any, check: Callable[[], T], seed: int = 0) -> T | None:
+    """``check()`` with ``obj``'s parameters moved off their values (see :func:`moved_params`), numpy's warnings
+    silenced; None where it raises (a node checking its own domain, a matrix no longer positive definite)."""
     try:
         with moved_params(obj, seed), np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            off = _check_once(obj, inputs, target, moved_bound(rtol), seed, params)
-    except Exception:  # a node checking its own domain, a matrix that is no longer positive definite
+            return check()
+    except Exception:
         return None
-    return off if all(math.isfinite(error) for error in off.errors.values()) else None
+
+
+def moved_failure(result: GradCheckResult, off: GradCheckResult | None) -> GradCheckResult | None:
+    """``result`` (a pass at the values as given) with the errors of ``off`` (the check off them) beyond
+    :func:`moved_bound`, and ``off``'s problems, where ``off`` fails; None where either passes, or where ``off``
+    has an error that is not finite: a node that leaves its domain there is judged at its values alone."""
+    if not result.ok or off is None or off.ok or not all(math.isfinite(e) for e in off.errors.values()):
+        return None
+    wrong = {name: error for name, error in off.errors.items() if error > moved_bound(result.rtol)}
+    return GradCheckResult({**result.errors, **wrong}, result.rtol, list(off.problems),
+                           zero=[name for name in result.zero if name in off.zero])
 
 
 @contextmanager

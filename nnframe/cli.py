@@ -95,7 +95,7 @@ def reports_errors(command: F) -> F:
             raise
         except OSError as exc:
             if exc.errno not in STORAGE_ERRNOS and not (exc.errno in PLACE_ERRNOS and exc.filename
-                                                        and not _from_plugin(exc)):
+                                                        and _origin_of(exc) is None):
                 _note_plugin_origin(exc)
                 raise
             where = f": {exc.filename}" if exc.filename else ""
@@ -112,27 +112,21 @@ def _with_notes(message: str, exc: BaseException) -> str:
     return " ".join([message, *getattr(exc, "__notes__", [])])
 
 
-def _from_plugin(exc: BaseException) -> bool:
+def _origin_of(exc: BaseException) -> str | None:
+    """The plugin code ``exc`` was raised in (see :func:`nnframe.plugins.plugin_origin`); looking it up must never
+    hide the error itself, so its own failure is passed over."""
     from nnframe.plugins import plugin_origin
 
     try:
-        return plugin_origin(exc) is not None
+        return plugin_origin(exc)
     except Exception:
-        return False
+        return None
 
 
 def _note_plugin_origin(exc: Exception) -> None:
-    """A bug's traceback ends with the plugin distribution it came from, unless a note names it already.
-
-    Looking it up must never hide the bug itself, so its own failure is passed over.
-    """
-    from nnframe.plugins import plugin_origin
-
+    """A bug's traceback ends with the plugin distribution it came from, unless a note names it already."""
     if not any(note.startswith("(raised ") for note in getattr(exc, "__notes__", [])):
-        try:
-            origin = plugin_origin(exc)
-        except Exception:
-            return
+        origin = _origin_of(exc)
         if origin is not None:
             exc.add_note(origin)
 

@@ -61,6 +61,11 @@ class ReLU(Node):
 
     Shapes: any ``x`` -> ``y`` of the same shape. Backward: ``dx = dy * [x > 0]``.
     The boolean mask buffer is reused across calls while the shape stays the same.
+    A float ``y`` is ``x.clip(0, inf)``: numpy's ``maximum`` against the scalar
+    0 runs a loop without SIMD, and ``clip`` with both bounds does not (on a
+    256x1000 float32 activation fresh from a matrix product, 23 us against 79;
+    whole mlp-large steps took 0.980 of their time, an in-process A/B of 40
+    rounds).
     Where the model allows it (see :class:`~nnframe.node.Node`), ``y`` is
     written over ``x`` and ``dx`` over ``dy``: whole mlp-large steps, with
     ReLU between Affine nodes, took 0.973-1.000 of the time of new arrays
@@ -77,7 +82,10 @@ class ReLU(Node):
         if self.mask is None or self.mask.shape != x.shape:
             self.mask = np.empty(x.shape, dtype=bool)
         np.greater(x, 0, out=self.mask)
-        return np.maximum(x, 0, out=_written_over(x, self.overwrite_input))
+        out = _written_over(x, self.overwrite_input)
+        if x.dtype.kind == "f":
+            return x.clip(0, np.inf, out=out)
+        return np.maximum(x, 0, out=out)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self.mask is None:

@@ -133,11 +133,21 @@ class Adam(Optimizer):
     At step ``t``: ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``;
     ``m = beta1 * m + (1 - beta1) * g``; ``v = beta2 * v + (1 - beta2) * g**2``;
     ``p -= lr_t * m / (sqrt(v) + eps)``, eps 1e-7 (PyTorch adds its eps after the bias correction: see AdamW).
+
+    The averages are kept as the decayed sums they are a fixed multiple of,
+    ``m_sum = m / (1 - beta1)`` and ``v_sum = v / (1 - beta2)``, whose
+    updates, ``m_sum = beta1 * m_sum + g`` and ``v_sum = beta2 * v_sum + g**2``,
+    take one pass over the arrays fewer each; the factors go into the step's
+    scalars: ``p -= rate * m_sum / (sqrt(v_sum) + eps / sqrt(1 - beta2))``
+    with ``rate = lr_t * (1 - beta1) / sqrt(1 - beta2)``. Ten passes instead of
+    twelve: whole mlp-large steps took 0.984 of their time (an in-process A/B
+    of 40 rounds). Checkpoints keep the sums, so that a resumed run takes the
+    same steps as one never stopped.
     """
 
     params_model = AdamParams
     parallel_blocks = True
-    slots = ("m", "v")
+    slots = ("m_sum", "v_sum")
 
     def _begin_step(self) -> None:
         beta1, beta2, t = self.config.beta1, self.config.beta2, self.step
@@ -150,11 +160,11 @@ class Adam(Optimizer):
     _update_one = one_block_of_update_each
 
     def _update_each(self, blocks: Sequence[tuple[np.ndarray, ...]]) -> None:
-        """The averages in their textbook form, each term computed on its own, over blocks in a loop of its own.
+        """The sums, each term computed on its own, over blocks in a loop of its own.
 
-        ``v = beta2 * (v - g**2) + g**2`` would save a little time but loses
-        about ten bits of a float32 ``v`` while ``g**2`` dwarfs it (the first
-        steps), so it is not used. ``np.square`` is twice as fast as ``g * g``.
+        ``v_sum`` is never written as ``beta2 * (v_sum - g**2) + g**2``, which
+        would lose about ten bits of a float32 sum while ``g**2`` dwarfs it
+        (the first steps). ``np.square`` is twice as fast as ``g * g``.
         The constants are taken once per part, not once per block, and as
         arrays (see :meth:`~nnframe.optimizer_base.PlanPart.scalars`), for the
         parts wait for each other's Python work: with this loop whole
@@ -162,20 +172,35 @@ class Adam(Optimizer):
         views were kept, against 0.985 and 0.974 with the views alone.
         """
         beta1, beta2 = self.config.beta1, self.config.beta2
-        constants = scalars_per_block(blocks, Adam, (beta1, beta2, self._lr_t, self._eps_now(), 1 - beta1, 1 - beta2))
-        for (p, g, tmp, m, v), (beta1, beta2, lr_t, eps, one_minus_beta1, one_minus_beta2) in zip(blocks, constants):
-            m *= beta1
-            np.multiply(g, one_minus_beta1, out=tmp)
-            m += tmp
-            v *= beta2
+        root = math.sqrt(1.0 - beta2)
+        rate, eps = self._lr_t * (1.0 - beta1) / root, self._eps_now() / root
+        constants = scalars_per_block(blocks, Adam, (beta1, beta2, rate, eps))
+        for (p, g, tmp, m_sum, v_sum), (beta1, beta2, rate, eps) in zip(blocks, constants):
+            m_sum *= beta1
+            m_sum += g
+            v_sum *= beta2
             np.square(g, out=tmp)
-            tmp *= one_minus_beta2
-            v += tmp
-            np.sqrt(v, out=tmp)
+            v_sum += tmp
+            np.sqrt(v_sum, out=tmp)
             tmp += eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= lr_t
+            np.divide(m_sum, tmp, out=tmp)
+            tmp *= rate
             p -= tmp
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """:meth:`Optimizer.load_state_dict`; the averages ``<name>.m`` and ``<name>.v`` that checkpoints held
+        before the sums are taken too, as sums."""
+        super().load_state_dict(_sums_from_averages(state, self.config.beta1, self.config.beta2))
+
+
+def _sums_from_averages(state: dict[str, np.ndarray], beta1: float, beta2: float) -> dict[str, np.ndarray]:
+    scales = {"m": 1.0 - beta1, "v": 1.0 - beta2}
+    sums = dict(state)
+    for key in state:
+        name, _, slot = key.rpartition(".")
+        if name and slot in scales and f"{name}.{slot}_sum" not in state:
+            sums[f"{name}.{slot}_sum"] = np.asarray(sums.pop(key)) / scales[slot]
+    return sums
 
 
 class AdamW(Adam):

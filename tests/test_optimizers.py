@@ -192,7 +192,7 @@ def test_adamw_is_pytorchs_decay_first_then_eps_after_the_bias_correction(monkey
             p -= lr * (m_i / (1 - 0.9**t)) / (np.sqrt(v_i / (1 - 0.999**t)) + 1e-6)
     for got, expected in zip(p_adamw, p_torch):
         np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
-    assert sorted(adamw.state_dict()) == ["0.m", "0.v", "1.m", "1.v", "2.m", "2.v", "t"]
+    assert sorted(adamw.state_dict()) == ["0.m_sum", "0.v_sum", "1.m_sum", "1.v_sum", "2.m_sum", "2.v_sum", "t"]
 
 
 def test_adamw_decays_by_default_and_adam_does_not() -> None:
@@ -233,7 +233,7 @@ def test_updates_in_place_without_rebinding(cls: type[Optimizer]) -> None:
 
 
 @pytest.mark.parametrize(("cls", "slots"), [
-    (SGD, []), (Momentum, ["v"]), (Nesterov, ["v"]), (AdaGrad, ["h"]), (RMSprop, ["h"]), (Adam, ["m", "v"]),
+    (SGD, []), (Momentum, ["v"]), (Nesterov, ["v"]), (AdaGrad, ["h"]), (RMSprop, ["h"]), (Adam, ["m_sum", "v_sum"]),
 ], ids=lambda x: x.__name__ if isinstance(x, type) else "")
 def test_state_is_keyed_by_parameter_name(cls: type[Optimizer], slots: list[str]) -> None:
     optimizer = cls()
@@ -303,18 +303,40 @@ def test_load_state_dict_keeps_state_arrays_in_place() -> None:
     optimizer = Adam()
     p = np.ones(2)
     optimizer.bind(["w"], [p])
-    m = optimizer.state["w"]["m"]
-    optimizer.load_state_dict({"w.m": np.array([1.0, 2.0]), "w.v": np.array([3.0, 4.0]), "t": np.array(7)})
-    assert optimizer.state["w"]["m"] is m
-    np.testing.assert_array_equal(m, [1.0, 2.0])
+    m_sum = optimizer.state["w"]["m_sum"]
+    optimizer.load_state_dict({"w.m_sum": np.array([1.0, 2.0]), "w.v_sum": np.array([3.0, 4.0]), "t": np.array(7)})
+    assert optimizer.state["w"]["m_sum"] is m_sum
+    np.testing.assert_array_equal(m_sum, [1.0, 2.0])
     assert optimizer.step == 7
 
 
+def test_adam_keeps_its_averages_as_decayed_sums() -> None:
+    adam, p = Adam(lr=0.1, beta1=0.8, beta2=0.99), np.zeros(3)
+    m, v = np.zeros(3), np.zeros(3)
+    for g in ([1.0, -2.0, 0.5], [0.25, 3.0, -1.0], [-4.0, 0.1, 2.0]):
+        adam.update([p], [np.array(g)])
+        m = 0.8 * m + 0.2 * np.array(g)
+        v = 0.99 * v + 0.01 * np.array(g) ** 2
+    np.testing.assert_allclose(adam.state["0"]["m_sum"] * 0.2, m, rtol=1e-15)
+    np.testing.assert_allclose(adam.state["0"]["v_sum"] * 0.01, v, rtol=1e-14)
+
+
+def test_adam_takes_the_averages_of_a_checkpoint_saved_before_the_sums() -> None:
+    optimizer = Adam(beta1=0.8, beta2=0.99)
+    optimizer.bind(["w"], [np.ones(2)])
+    optimizer.load_state_dict({"w.m": np.array([0.2, 0.4]), "w.v": np.array([0.03, 0.04]), "t": np.array(5)})
+    np.testing.assert_allclose(optimizer.state["w"]["m_sum"], [1.0, 2.0])
+    np.testing.assert_allclose(optimizer.state["w"]["v_sum"], [3.0, 4.0])
+    assert sorted(optimizer.state_dict()) == ["t", "w.m_sum", "w.v_sum"]
+
+
 @pytest.mark.parametrize(("state", "pattern"), [
-    ({"w.m": np.zeros(2), "t": np.array(1)}, r"missing key 'w\.v'"),
-    ({"w.m": np.zeros(2), "w.v": np.zeros(2)}, r"missing key 't'"),
-    ({"w.m": np.zeros(2), "w.v": np.zeros(2), "t": np.array(1), "x.m": np.zeros(2)}, r"unexpected key 'x\.m'"),
-    ({"w.m": np.zeros(2), "w.v": np.zeros((3, 2)), "t": np.array(1)}, r"'w\.v' has shape \(3, 2\).*shape \(2,\)"),
+    ({"w.m_sum": np.zeros(2), "t": np.array(1)}, r"missing key 'w\.v_sum'"),
+    ({"w.m_sum": np.zeros(2), "w.v_sum": np.zeros(2)}, r"missing key 't'"),
+    ({"w.m_sum": np.zeros(2), "w.v_sum": np.zeros(2), "t": np.array(1), "x.m_sum": np.zeros(2)},
+     r"unexpected key 'x\.m_sum'"),
+    ({"w.m_sum": np.zeros(2), "w.v_sum": np.zeros((3, 2)), "t": np.array(1)},
+     r"'w\.v_sum' has shape \(3, 2\).*shape \(2,\)"),
 ])
 def test_load_state_dict_errors_name_the_key(state: dict, pattern: str) -> None:
     optimizer = Adam()
@@ -353,17 +375,18 @@ def test_adam_computes_as_the_textbook_lines_with_python_floats(monkeypatch, gra
         monkeypatch.setenv("NNFRAME_NUM_THREADS", "2")
     rng = np.random.default_rng(4)
     p = rng.standard_normal(40).astype(np.float32)
-    expected, m, v = p.copy(), np.zeros(40, np.float32), np.zeros(40, np.float32)
+    expected, m_sum, v_sum = p.copy(), np.zeros(40, np.float32), np.zeros(40, np.float32)
     adam = Adam(lr=0.01)
     for t in range(1, 4):
         g = (rng.standard_normal(40) * 10.0 ** rng.integers(-6, 3, 40)).astype(grad_dtype)
         adam.update([p], [g])
         lr_t = 0.01 * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
-        m *= 0.9
-        m += np.multiply(g, 1 - 0.9).astype(np.float32)
-        v *= 0.999
-        v += (np.square(g).astype(np.float32) * (1 - 0.999))
-        expected -= m / (np.sqrt(v) + 1e-7) * lr_t
+        rate, eps = lr_t * (1 - 0.9) / math.sqrt(1 - 0.999), 1e-7 / math.sqrt(1 - 0.999)
+        m_sum *= 0.9
+        m_sum += g
+        v_sum *= 0.999
+        v_sum += np.square(g).astype(np.float32)
+        expected -= m_sum / (np.sqrt(v_sum) + eps) * rate
     np.testing.assert_array_equal(p, expected)
 
 

@@ -16,6 +16,7 @@ step-time gap between the two frameworks is their BLAS (OpenBLAS against MKL).
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,6 +124,15 @@ class ProductSequence:
         for name, seconds in zip(self.names, spent):
             self.by_product[name].append(seconds / self.steps)
         return sum(spent) / self.steps
+
+
+def peak_in_rounds(products: Sequence[Product], sequence: ProductSequence, kept: int) -> dict:
+    """The peak rate of a :class:`ProductSequence` timed among a workload's contenders, over its ``kept`` last
+    samples: the best median rate of a product, and each round's best rate, in GFLOP/s."""
+    times = {p.name: sequence.by_product[p.name][-kept:] for p in products}
+    peak = max(p.flops / statistics.median(times[p.name]) for p in products)
+    by_round = [max(p.flops / times[p.name][k] for p in products) / 1e9 for k in range(kept)]
+    return {"peak_gflops": peak / 1e9, "peak_gflops_by_round": by_round}
 
 
 def torch_call(product: Product) -> Callable[[], object]:

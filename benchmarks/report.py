@@ -153,6 +153,15 @@ def _product_table(training: dict | None) -> list[str]:
             *_table(["product", *[LIBRARY_NAMES[lib] for lib in libraries]], rows)]
 
 
+def _peak_line(peak: dict | None, gemm_section: dict | None) -> list[str]:
+    if not peak:
+        return []
+    line = f"peak: {peak['peak_gflops']:.3g} GFLOP/s, the step's products timed in the same rounds as the steps"
+    if gemm_section:
+        line += f" (the GEMM section's, before them: {gemm_section['peak_gflops']:.3g})"
+    return ["", line]
+
+
 def _per_round_ratios(entry: dict) -> list[str]:
     spreads = entry.get("per_round_ratios") or {}
     if not spreads:
@@ -187,6 +196,7 @@ def tables(results: dict) -> str:
         out += ["", f"mlp_large, {w['unit']} ({w['step_gflop']:.3g} GFLOP per step)", ""]
         out += _table(["implementation", "median", "q1", "q3", "GFLOP/s", "% of peak", "CPU share"],
                       _timing_rows(w, ["gflops", "percent_of_peak", "cpu_share"]))
+        out += _peak_line(w.get("peak"), results.get("gemm"))
         out += _logging_ratios(w)
         out += _thread_split_ratio(w, results.get("machine", {}).get("nnframe_threads", "?"))
         out += _products_and_rest(results.get("gemm", {}).get("training_products"), w.get("beyond_products_ms"))

@@ -142,6 +142,10 @@ def test_mlp_large_reports_share_of_gemm_peak_and_memory(tiny):
     assert positive(gemm["peak_gflops"]) and positive(gemm["all_products_ms"])
     workload = results["workloads"]["mlp_large"]
     assert all(positive(entry["percent_of_peak"]) for entry in workload["results"].values())
+    assert "products" not in workload["results"]  # the peak's contender is no implementation
+    by_round = workload["peak"]["peak_gflops_by_round"]
+    assert len(by_round) == len(workload["results"]["nnframe"]["samples"]) and all(map(positive, by_round))
+    assert positive(workload["per_round_ratios"]["nnframe % of peak"]["median"])
     for impl in ("nnframe", "numpy"):
         memory = workload["memory"][impl]
         assert "error" not in memory, memory

@@ -19,9 +19,11 @@ threads (see :mod:`nnframe.threads`). The rules themselves are in
 from __future__ import annotations
 
 import inspect
+import math
 import operator
 import types
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
@@ -184,6 +186,8 @@ class Optimizer:
         Binds on first use with positional names ``"0"``, ``"1"``, ... when
         :meth:`bind` was not called (the book's usage).
         """
+        if not (type(self.lr) is float and 0.0 <= self.lr < math.inf):  # a schedule's rate passes at a comparison
+            self.lr = _checked_lr(self.name, self.lr)
         if self.names is None:
             self.bind([str(i) for i in range(len(params))], params)
         if len(params) != len(self._per_param) or len(grads) != len(params):
@@ -404,6 +408,15 @@ class PlanPart(tuple):
             if length not in by_length:
                 by_length[length] = tuple(np.broadcast_to(row[:, np.newaxis], (count, length)))
         return row, [by_length[len(block[0])] for block in self]
+
+
+def _checked_lr(rule: str, lr: Any) -> float:
+    """A rate set from outside (``optimizer.lr = ...``) as a float: a real number, finite and at least 0 (a
+    schedule may end at 0). The run's schedules give floats already; this is for code that sets it by hand."""
+    value = float(lr) if isinstance(lr, Real) and not isinstance(lr, bool) else math.nan
+    if not 0.0 <= value < math.inf:
+        raise NNFrameError(f"{rule}: lr must be a finite number, at least 0; found {lr!r}")
+    return value
 
 
 def scalars_per_block(blocks: Sequence[tuple[np.ndarray, ...]], key: object,

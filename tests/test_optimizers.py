@@ -450,6 +450,24 @@ def test_lr_set_from_outside_is_used_on_the_next_step() -> None:
     assert p[0] == 0.5
 
 
+@pytest.mark.parametrize("lr", [-0.1, math.nan, math.inf, "0.1", None, True, np.array(0.1)],
+                         ids=["negative", "nan", "inf", "text", "none", "bool", "array"])
+def test_an_lr_set_by_hand_is_checked_at_the_next_update(lr) -> None:
+    optimizer, p = Adam(lr=0.1), np.array([1.0])
+    optimizer.lr = lr
+    with pytest.raises(NNFrameError, match=r"Adam: lr must be a finite number, at least 0; found"):
+        optimizer.update([p], [np.array([1.0])])
+    assert p[0] == 1.0 and optimizer.step == 0
+
+
+@pytest.mark.parametrize("lr", [0, 0.0, np.float32(0.5), np.int64(1)], ids=["zero", "float zero", "f32", "i64"])
+def test_an_lr_set_by_hand_may_be_zero_or_a_numpy_number(lr) -> None:
+    optimizer, p = SGD(lr=0.1), np.array([1.0])
+    optimizer.lr = lr
+    optimizer.update([p], [np.array([1.0])])
+    assert type(optimizer.lr) is float and p[0] == 1.0 - float(lr)
+
+
 @pytest.mark.parametrize(("params_cls", "defaults"), [
     (SGDParams, {"lr": 0.01, "weight_decay": 0.0}),
     (MomentumParams, {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}),

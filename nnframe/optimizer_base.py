@@ -281,7 +281,7 @@ class Optimizer:
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """A flat copy of the state, e.g. ``{"affine1/W.m": ..., "t": array(3)}``, for ``np.savez``."""
+        """A flat copy of the state, e.g. ``{"affine1/W.v": ..., "t": array(3)}``, for ``np.savez``."""
         flat = {f"{name}.{slot}": array.copy() for name, slots in self.state.items() for slot, array in slots.items()}
         flat[STEP_KEY] = np.array(self.step, dtype=np.int64)
         return flat

@@ -142,7 +142,10 @@ class Adam(Optimizer):
     with ``rate = lr_t * (1 - beta1) / sqrt(1 - beta2)``. Ten passes instead of
     twelve: whole mlp-large steps took 0.984 of their time (an in-process A/B
     of 40 rounds). Checkpoints keep the sums, so that a resumed run takes the
-    same steps as one never stopped.
+    same steps as one never stopped. A float32 ``v_sum`` overflows at
+    gradients ``sqrt(1 - beta2)`` times the size at which ``v`` would (about
+    5.8e17 with beta2 = 0.999, against 1.8e19); a parameter whose sum has
+    overflowed stops moving.
     """
 
     params_model = AdamParams
@@ -188,18 +191,30 @@ class Adam(Optimizer):
             p -= tmp
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """:meth:`Optimizer.load_state_dict`; the averages ``<name>.m`` and ``<name>.v`` that checkpoints held
-        before the sums are taken too, as sums."""
-        super().load_state_dict(_sums_from_averages(state, self.config.beta1, self.config.beta2))
+        """:meth:`Optimizer.load_state_dict`; where this rule keeps Adam's sums, the averages ``<name>.m`` and
+        ``<name>.v`` that its checkpoints held before them are taken too, as sums."""
+        if self.names is not None and self._keeps_adams_sums():
+            state = _sums_from_averages(state, self.names, self.config.beta1, self.config.beta2)
+        super().load_state_dict(state)
+
+    def _keeps_adams_sums(self) -> bool:
+        """Whether this rule's slots are Adam's sums: a subclass with slots of its own, or a step of its own,
+        may keep averages named ``m`` and ``v``, which must not be scaled."""
+        cls = type(self)
+        return (cls.slots == Adam.slots and cls._update_one is one_block_of_update_each
+                and cls._update_each is Adam._update_each)
 
 
-def _sums_from_averages(state: dict[str, np.ndarray], beta1: float, beta2: float) -> dict[str, np.ndarray]:
-    scales = {"m": 1.0 - beta1, "v": 1.0 - beta2}
+def _sums_from_averages(state: dict[str, np.ndarray], names: list[str], beta1: float,
+                        beta2: float) -> dict[str, np.ndarray]:
+    """``state`` with each bound parameter's averages ``m`` and ``v`` as the sums ``m_sum`` and ``v_sum``, where
+    it holds the averages and not the sums."""
     sums = dict(state)
-    for key in state:
-        name, _, slot = key.rpartition(".")
-        if name and slot in scales and f"{name}.{slot}_sum" not in state:
-            sums[f"{name}.{slot}_sum"] = np.asarray(sums.pop(key)) / scales[slot]
+    for name in names:
+        for slot, scale in (("m", 1.0 - beta1), ("v", 1.0 - beta2)):
+            average, total = f"{name}.{slot}", f"{name}.{slot}_sum"
+            if average in sums and total not in sums:
+                sums[total] = np.asarray(sums.pop(average)) / scale
     return sums
 
 

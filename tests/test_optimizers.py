@@ -330,6 +330,55 @@ def test_adam_takes_the_averages_of_a_checkpoint_saved_before_the_sums() -> None
     assert sorted(optimizer.state_dict()) == ["t", "w.m_sum", "w.v_sum"]
 
 
+def test_averages_of_another_model_keep_their_names_in_the_error() -> None:
+    optimizer = Adam()
+    optimizer.bind(["w"], [np.ones(2)])
+    with pytest.raises(CheckpointError, match=r"missing keys 'w\.m_sum', 'w\.v_sum'"):
+        optimizer.load_state_dict({"x.m": np.zeros(2), "x.v": np.zeros(2), "t": np.array(1)})
+
+
+class AMSGradLike(Adam):
+    """A plugin's rule on Adam with slots of its own, among them averages named ``m`` and ``v``."""
+
+    slots = ("m", "v", "v_max")
+
+    def _update_each(self, blocks) -> None:
+        for p, g, tmp, m, v, v_max in blocks:
+            m += 0.1 * (g - m)
+            v += 0.001 * (g * g - v)
+            np.maximum(v_max, v, out=v_max)
+            p -= self.lr * m / (np.sqrt(v_max) + 1e-7)
+
+
+class AveragesOnAdamsSlots(Adam):
+    """A plugin's rule that writes its own step on the slots it inherits, keeping averages in them."""
+
+    def _update_each(self, blocks) -> None:
+        for p, g, tmp, m, v in blocks:
+            m += 0.1 * (g - m)
+            v += 0.001 * (g * g - v)
+            p -= self.lr * m / (np.sqrt(v) + 1e-7)
+
+
+def test_a_subclass_with_averages_among_its_slots_loads_its_state_as_saved() -> None:
+    optimizer, p = AMSGradLike(lr=0.1), np.ones(3)
+    optimizer.bind(["w"], [p])
+    optimizer.update([p], [np.array([0.5, -1.0, 2.0])])
+    saved = optimizer.state_dict()
+    resumed = AMSGradLike(lr=0.1)
+    resumed.bind(["w"], [p.copy()])
+    resumed.load_state_dict(dict(saved))
+    for key, array in resumed.state_dict().items():
+        np.testing.assert_array_equal(array, saved[key], err_msg=key)
+
+
+def test_a_subclass_with_a_step_of_its_own_gets_no_averages_scaled_into_sums() -> None:
+    optimizer = AveragesOnAdamsSlots()
+    optimizer.bind(["w"], [np.ones(2)])
+    with pytest.raises(CheckpointError, match=r"missing keys 'w\.m_sum', 'w\.v_sum'"):
+        optimizer.load_state_dict({"w.m": np.ones(2), "w.v": np.ones(2), "t": np.array(1)})
+
+
 @pytest.mark.parametrize(("state", "pattern"), [
     ({"w.m_sum": np.zeros(2), "t": np.array(1)}, r"missing key 'w\.v_sum'"),
     ({"w.m_sum": np.zeros(2), "w.v_sum": np.zeros(2)}, r"missing key 't'"),
@@ -366,7 +415,7 @@ def test_float32_stays_float32_and_arrays_stay_put(cls: type[Optimizer]) -> None
 
 @pytest.mark.parametrize("block", [4, None], ids=["in blocks on two threads", "whole"])
 @pytest.mark.parametrize("grad_dtype", [np.float32, np.float64])
-def test_adam_computes_as_the_textbook_lines_with_python_floats(monkeypatch, grad_dtype, block) -> None:
+def test_adam_computes_as_its_lines_with_python_floats(monkeypatch, grad_dtype, block) -> None:
     """In blocks whose arrays share a dtype Adam's constants are arrays of that dtype: no value may move by a bit."""
     import nnframe.optimizer_base as optimizer_base
 

@@ -23,9 +23,9 @@ import math
 import operator
 import types
 from collections.abc import Mapping, Sequence
-from numbers import Real
 from dataclasses import dataclass
 from functools import partial
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np

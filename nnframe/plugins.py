@@ -5,7 +5,8 @@ path as any third-party plugin. A plugin that fails to import, raises inside a
 registration hook or implements a hook that does not exist is recorded as
 *broken* with its distribution, version and error, and everything else keeps
 working; in strict mode (``NNFRAME_STRICT_PLUGINS=1`` or ``--strict-plugins``)
-it is an error instead.
+they are an error instead, one naming every broken plugin, raised when the
+registries are built.
 """
 
 from __future__ import annotations
@@ -162,6 +163,11 @@ class Plugins:
 
     def register(self, plugin: object, name: str, dist: str = LOCAL, version: str = "") -> bool:
         """Register one plugin module or object; returns False (and records why) if it is broken."""
+        registered = self._register(plugin, name, dist, version)
+        self._raise_if_strict()
+        return registered
+
+    def _register(self, plugin: object, name: str, dist: str, version: str) -> bool:
         info = PluginInfo(name, dist, version)
         if self.pm.has_plugin(name):
             taken = self.infos.get(name)
@@ -186,7 +192,8 @@ class Plugins:
         return True
 
     def load_entry_points(self, group: str = GROUP) -> None:
-        """Import and register every entry point of ``group``, one at a time."""
+        """Import and register every entry point of ``group``, one at a time; in strict mode the broken ones are
+        raised together when the registries are built."""
         seen: set[tuple[str, str]] = set()
         for ep in metadata.entry_points(group=group):
             if (ep.name, ep.value) in seen:
@@ -203,7 +210,7 @@ class Plugins:
             if self.pm.is_registered(plugin):
                 continue
             name = ep.name if ep.name not in self.infos else f"{dist}:{ep.name}"
-            if self.register(plugin, name=name, dist=dist, version=version) and not self.pm.get_hookcallers(plugin):
+            if self._register(plugin, name, dist, version) and not self.pm.get_hookcallers(plugin):
                 self.pm.unregister(plugin)
                 del self.infos[name]
                 self._record_broken(PluginInfo(ep.name, dist, version), _no_hooks(ep))
@@ -220,6 +227,7 @@ class Plugins:
         """
         if self._registries is None:
             self._registries = self._build_registries()
+        self._raise_if_strict()
         if self.clashes and not self.allow_clashes:
             raise PluginError("; ".join(self.clashes))
         return self._registries
@@ -288,10 +296,14 @@ class Plugins:
 
     def _record_broken(self, info: PluginInfo, error: str) -> None:
         broken = BrokenPlugin(info.name, info.dist, info.version, error)
-        if self.strict:
-            raise PluginError(f"{broken.describe()} (strict plugin mode is on)")
         if broken not in self.broken:
             self.broken.append(broken)
+
+    def _raise_if_strict(self) -> None:
+        """In strict mode, every broken plugin found so far in one error: fixing one should not just reveal the
+        next."""
+        if self.strict and self.broken:
+            raise PluginError(f"{'; '.join(broken.describe() for broken in self.broken)} (strict plugin mode is on)")
 
 
 COMPONENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")

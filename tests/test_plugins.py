@@ -252,6 +252,21 @@ def test_strict_mode_makes_a_broken_plugin_fatal(site: Site, monkeypatch: pytest
     assert caught.value.exit_code == 2
 
 
+def test_strict_mode_names_every_broken_plugin_in_one_error(site: Site) -> None:
+    """An import failure and a failing registration hook, in two distributions: both named at once, so fixing one
+    does not just reveal the other."""
+    add_faulty(site, "import error")
+    modules, target, _ = BROKEN_CASES["registration hook raises"]
+    site.add("nnframe-other", {"nnframe_other": modules["nnframe_faulty"]}, entry_points={"other": "nnframe_other"},
+             version="1.2")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(strict=True)
+    message = str(caught.value)
+    assert "plugin 'faulty' from nnframe-faulty 0.3.1: import failed" in message
+    assert "plugin 'other' from nnframe-other 1.2: nnframe_register_nodes raised RuntimeError" in message
+    assert message.endswith("(strict plugin mode is on)") and message.count("strict") == 1
+
+
 def test_a_broken_registration_hook_is_reported_once_however_often_registries_rebuild(site: Site) -> None:
     add_faulty(site, "registration hook raises")
     plugins = get_plugin_manager()

@@ -32,6 +32,7 @@ from nnframe.plugins import Plugins, innermost_frame_in, plugin_origin
 from nnframe.run import run_plugin_problem
 from nnframe.tracking import os_error_reason
 from nnframe.train import planned_steps
+from nnframe.unset_none import unset_nones
 
 @dataclass
 class Streams:
@@ -77,9 +78,12 @@ class Experiment:
 
 
 def component_params(component: Component, entry: BaseModel) -> Params:
-    """The component's own params from a config entry, without the config's extra fields (type, name, ...)."""
+    """The component's own params from a config entry, without the config's extra fields (type, name, ...) and
+    without the fields left at a ``None`` default their type refuses (see :mod:`nnframe.unset_none`)."""
+    unset = unset_nones(entry)
+    values = {key: getattr(entry, key) for key in component.params.model_fields if unset.get(key) is not True}
     with signals_held():
-        return component.params.model_validate({key: getattr(entry, key) for key in component.params.model_fields})
+        return component.params.model_validate(values)
 
 
 def build_model(model_config: Any, plugins: Plugins, sample: np.ndarray | Mapping[str, np.ndarray],

@@ -7,12 +7,10 @@ The file and every override's value are read by :mod:`nnframe.bounded_yaml`
 from __future__ import annotations
 
 import os
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any, Union
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -27,6 +25,7 @@ from nnframe.model_layout import layout_problems, model_layout
 from nnframe.plugins import Plugins
 from nnframe.schedules import DEFAULT_SCHEDULE
 from nnframe.strict_numbers import booleans_for_numbers
+from nnframe.unset_none import unset_nones
 from nnframe.yaml_scalars import dump_yaml
 
 
@@ -67,7 +66,7 @@ class LoadedConfig:
         """The config as plain data, defaults filled in and the dataset's relative paths made absolute."""
         experiment = self.experiment
         with signals_held():
-            resolved = _type_first(experiment.model_dump(mode="json", exclude=_unset_nones(experiment) or None))
+            resolved = _type_first(experiment.model_dump(mode="json", exclude=unset_nones(experiment) or None))
         data = resolved.get("data")
         for name in self.data_path_fields:
             if isinstance(data, dict) and name in data:
@@ -76,40 +75,6 @@ class LoadedConfig:
 
     def to_yaml(self) -> str:
         return dump_yaml(self.resolved, sort_keys=False, allow_unicode=True)
-
-
-def _unset_nones(model: BaseModel) -> dict[str, Any]:
-    """The fields left at a ``None`` default that their own type refuses (a plugin's ``factor: float = None``).
-
-    Written out as ``null``, the resolved config would fail its own
-    validation when trained again; left out, it gets the same default.
-    """
-    exclude: dict[str, Any] = {}
-    for name, spec in type(model).model_fields.items():
-        value = getattr(model, name, None)
-        if value is None:
-            if spec.default is None and not _accepts_none(spec.annotation):
-                exclude[name] = True
-        elif isinstance(value, BaseModel):
-            if inner := _unset_nones(value):
-                exclude[name] = inner
-        elif isinstance(value, (list, tuple)):
-            items = {i: inner for i, item in enumerate(value)
-                     if isinstance(item, BaseModel) and (inner := _unset_nones(item))}
-            if items:
-                exclude[name] = items
-    return exclude
-
-
-def _accepts_none(annotation: Any) -> bool:
-    if annotation in (None, type(None), Any, object):
-        return True
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return _accepts_none(typing.get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        return any(_accepts_none(arg) for arg in typing.get_args(annotation))
-    return False
 
 
 def _type_first(value: Any) -> Any:

@@ -35,6 +35,7 @@ from nnframe import arrays, threads
 from nnframe.errors import CheckpointError, ConfigError, NNFrameError
 from nnframe.flat_params import OneBufferUpdate, buffer_of, view_like
 from nnframe.optimizer_params import OptimizerParams
+from nnframe.unset_none import unset_nones
 
 STEP_KEY = "t"
 BLOCK = 1 << 17
@@ -114,7 +115,7 @@ class Optimizer:
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
-        return cls(**params.model_dump())
+        return cls(**params.model_dump(exclude=unset_nones(params) or None))
 
     @property
     def weight_decay(self) -> float:

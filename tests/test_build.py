@@ -14,7 +14,7 @@ import yaml
 from nnframe.batches import batches_per_epoch
 from nnframe.build import Streams, build_experiment, build_model, component_params
 from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
-from nnframe.components import Params, dataset, loss, node
+from nnframe.components import Params, callback, dataset, loss, node, optimizer
 from nnframe.config import TrainConfig
 from nnframe.config_loader import load_experiment
 from nnframe.data import Dataset, DatasetParams
@@ -23,6 +23,8 @@ from nnframe.hookspecs import hookimpl
 from nnframe.launch import prepare
 from nnframe.losses import SoftmaxWithLoss
 from nnframe.node import Node
+from nnframe.optimizer_params import SGDParams
+from nnframe.optimizers import SGD
 from nnframe.plugins import get_plugin_manager
 from nnframe.train import planned_steps
 
@@ -706,3 +708,77 @@ def test_regression_targets_of_two_values_name_the_out_the_last_node_needs(tmp_p
                                           r"last node's out to 2"):
         experiment(tmp_path, plugins, **regression)
     assert experiment(tmp_path, plugins, **{**regression, "model": [{"type": "affine", "out": 2}]}).model
+
+
+class _UnsetParams(Params):
+    """A plugin author's "unset": a ``None`` default under a type that refuses ``None``."""
+
+    factor: float = None
+
+
+class _UnsetDataParams(DatasetParams):
+    factor: float = None
+
+
+class _UnsetSGDParams(SGDParams):
+    factor: float = None
+
+
+class _UnsetSGD(SGD):
+    params_model = _UnsetSGDParams
+
+
+class _Watcher:
+    @hookimpl
+    def nnframe_run_start(self, run: Any) -> None:
+        """Present so that the callback has a hook."""
+
+
+def test_components_with_a_none_default_their_type_refuses_build_with_it_unset() -> None:
+    """Each kind is built from its section, the field left out of it: the build gets the default, not an error
+    blaming the config."""
+    seen: dict[str, Any] = {}
+
+    def keep(kind: str, made: Any) -> Any:
+        return lambda params, *ctx: seen.setdefault(kind, (params.factor, made(params)))[1]
+
+    x = np.random.default_rng(0).standard_normal((30, 2))
+
+    class Unset:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            return [node("unset_node", _UnsetParams, keep("node", lambda params: nodes.Sigmoid()))]
+
+        @hookimpl
+        def nnframe_register_losses(self) -> list:
+            return [loss("unset_loss", _UnsetParams, keep("loss", lambda params: SoftmaxWithLoss()))]
+
+        @hookimpl
+        def nnframe_register_optimizers(self) -> list:
+            return [optimizer("unset_sgd", _UnsetSGDParams, keep("optimizer", _UnsetSGD.from_params))]
+
+        @hookimpl
+        def nnframe_register_datasets(self) -> list:
+            return [dataset("unset_data", _UnsetDataParams,
+                            keep("dataset", lambda params: Dataset(x, (x[:, 0] > 0).astype(np.int64))))]
+
+        @hookimpl
+        def nnframe_register_callbacks(self) -> list:
+            return [callback("unset_callback", _UnsetParams, keep("callback", lambda params: _Watcher()))]
+
+    plugins = get_plugin_manager(plugins=[("unset", Unset())])
+    config = {"name": "unset", "data": {"type": "unset_data"},
+              "model": [{"type": "affine", "out": 4}, {"type": "unset_node"}, {"type": "affine", "out": 2}],
+              "loss": {"type": "unset_loss"}, "optimizer": {"type": "unset_sgd", "lr": 0.1},
+              "train": {"max_steps": 2, "batch_size": 10}, "callbacks": [{"type": "unset_callback"}]}
+    experiment = prepare(config, [], plugins)
+    assert {kind: factor for kind, (factor, _) in seen.items()} == dict.fromkeys(
+        ["dataset", "node", "loss", "optimizer", "callback"], None)
+    assert type(experiment.optimizer) is _UnsetSGD and experiment.optimizer.factor is None
+    assert "factor" not in experiment.config.resolved["optimizer"]
+
+
+def test_an_optimizer_made_from_params_left_at_an_unset_none_takes_them() -> None:
+    made = _UnsetSGD.from_params(_UnsetSGDParams(lr=0.5))
+    assert (made.lr, made.factor) == (0.5, None)
+    assert _UnsetSGD.from_params(_UnsetSGDParams(lr=0.5, factor=2.0)).factor == 2.0

@@ -266,33 +266,52 @@ class Plugins:
         return {info.dist: info.version for info in self.infos.values()}
 
     def _build_registries(self) -> dict[Kind, Registry]:
-        registries = {kind: Registry(kind) for kind in KINDS}
+        """Every plugin's components by kind. A plugin whose registration hook raises, or returns something that
+        is not a list of components, is left out whole, as one that fails to import: none of its components
+        are registered and none of its hooks run. A component that is faulty itself is left out alone."""
+        offered: list[tuple[Kind, str, Component, str]] = []
+        failed: set[str] = set()
         for kind, hook_name in REGISTER_HOOKS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                info = self.infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, LOCAL, ""))
-                for component in self._call_register_hook(impl, hook_name, info):
-                    problem = _component_problem(component, kind, hook_name)
-                    if problem:
-                        self._record_broken(info, problem)
-                        continue
-                    registries[kind].add(component, info)
+                components = self._call_register_hook(impl, hook_name, self._info(impl.plugin_name))
+                if components is None:
+                    failed.add(impl.plugin_name)
+                else:
+                    offered += [(kind, hook_name, component, impl.plugin_name) for component in components]
+        for name in failed:
+            self.pm.unregister(name=name)
+            self.infos.pop(name, None)
+        registries = {kind: Registry(kind) for kind in KINDS}
+        for kind, hook_name, component, plugin_name in offered:
+            if plugin_name in failed:
+                continue
+            info = self._info(plugin_name)
+            problem = _component_problem(component, kind, hook_name)
+            if problem:
+                self._record_broken(info, problem)
+            else:
+                registries[kind].add(component, info)
         return registries
 
-    def _call_register_hook(self, impl: pluggy.HookImpl, hook_name: str, info: PluginInfo) -> Iterable:
+    def _info(self, plugin_name: str) -> PluginInfo:
+        return self.infos.get(plugin_name, PluginInfo(plugin_name, LOCAL, ""))
+
+    def _call_register_hook(self, impl: pluggy.HookImpl, hook_name: str, info: PluginInfo) -> list | None:
+        """The hook's components, or ``None`` (the plugin recorded as broken) where it fails or returns no list."""
         try:
             returned = impl.function()
         except Exception as exc:
             self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
-            return []
+            return None
         problem = _not_a_list(returned, hook_name)
         if problem:
             self._record_broken(info, problem)
-            return []
+            return None
         try:
             return list(returned or [])
         except Exception as exc:  # a generator that raises part-way
             self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
-            return []
+            return None
 
     def _record_broken(self, info: PluginInfo, error: str) -> None:
         broken = BrokenPlugin(info.name, info.dist, info.version, error)

@@ -276,6 +276,39 @@ def test_a_broken_registration_hook_is_reported_once_however_often_registries_re
     assert len(broken_of(plugins, "nnframe-faulty")) == 1
 
 
+HALF_BROKEN = node_plugin("scale") + '''
+
+@hookimpl
+def nnframe_register_losses():
+    {losses}
+
+
+@hookimpl
+def nnframe_run_start(run):
+    import pathlib
+    pathlib.Path(run.run_dir, "half_broken_ran").write_text("ran")
+'''
+
+
+@pytest.mark.parametrize("losses", ["raise RuntimeError('loss table is corrupt')", "return 'cross_entropy'"])
+def test_a_plugin_whose_registration_hook_fails_is_left_out_whole(site: Site, tmp_path: Path, losses: str) -> None:
+    """Its other components are not registered and its run hooks never run: a plugin reported broken is not
+    half-loaded."""
+    site.add("nnframe-half", {"nnframe_half": HALF_BROKEN.replace("{losses}", losses)}, entry_points={"half": "nnframe_half"}, version="0.2")
+    plugins = get_plugin_manager()
+    [broken] = broken_of(plugins, "nnframe-half")
+    assert "nnframe_register_losses" in broken.error
+    assert "scale" not in plugins.nodes.names() and "half" not in plugins.infos
+    assert plugins.pm.get_plugin("half") is None
+    listed = json.loads(nnframe_cli(site, "plugins", "--json").stdout)
+    assert "nnframe-half" not in {row["distribution"] for row in listed["plugins"]}
+    assert [row["plugin"] for row in listed["broken"] if row["distribution"] == "nnframe-half"] == ["half"]
+    trained = nnframe_cli(site, "train", str(write_config(tmp_path)), "-q", "--runs-dir", str(tmp_path / "runs"))
+    assert trained.returncode == 0, trained.stderr
+    assert "warning: plugin 'half' from nnframe-half 0.2" in trained.stderr
+    assert not list((tmp_path / "runs").rglob("half_broken_ran"))
+
+
 class LocalScale:
     """A plugin defined in the process (a notebook's), registering node ``scale``."""
 

@@ -294,7 +294,8 @@ def nnframe_run_start(run):
 def test_a_plugin_whose_registration_hook_fails_is_left_out_whole(site: Site, tmp_path: Path, losses: str) -> None:
     """Its other components are not registered and its run hooks never run: a plugin reported broken is not
     half-loaded."""
-    site.add("nnframe-half", {"nnframe_half": HALF_BROKEN.replace("{losses}", losses)}, entry_points={"half": "nnframe_half"}, version="0.2")
+    site.add("nnframe-half", {"nnframe_half": HALF_BROKEN.replace("{losses}", losses)},
+             entry_points={"half": "nnframe_half"}, version="0.2")
     plugins = get_plugin_manager()
     [broken] = broken_of(plugins, "nnframe-half")
     assert "nnframe_register_losses" in broken.error

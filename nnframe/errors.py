@@ -168,3 +168,11 @@ def short_repr(value: Any, limit: int = 60) -> str:
     """``repr(value)``, cut to ``limit`` characters with an ellipsis, for quoting found values in messages."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def not_written(owner: object, method: str, base: str) -> NotImplementedError:
+    """The error of a base class's method that every subclass writes (a plugin's node, loss, optimizer or
+    schedule): raised in nnframe's code, it names the subclass and what to write, as no plugin frame can."""
+    cls = type(owner)
+    return NotImplementedError(f"{cls.__module__}.{cls.__qualname__} does not define {method}; a subclass of "
+                               f"{base} must")

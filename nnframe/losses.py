@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe.errors import DataError
+from nnframe.errors import DataError, not_written
 from nnframe.node import backward_before_forward
 from nnframe.nodes.activations import sigmoid
 from nnframe.nodes.fixed_arrays import row_starts
@@ -40,10 +40,10 @@ class Loss:
         self.validate_targets = True
 
     def forward(self, x: np.ndarray, t: np.ndarray) -> float:
-        raise NotImplementedError
+        raise not_written(self, "forward(x, t)", "nnframe.Loss")
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
-        raise NotImplementedError
+        raise not_written(self, "backward(dout)", "nnframe.Loss")
 
     def predictions(self, x: np.ndarray) -> np.ndarray | None:
         """The model's predictions, in the targets' units, from its scores ``x``: what a run that measures no

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nnframe.arrays import is_array
-from nnframe.errors import DataError, GraphError
+from nnframe.errors import DataError, GraphError, not_written
 
 
 class Node:
@@ -59,10 +59,10 @@ class Node:
         self.need_dx = True
 
     def forward(self, *inputs: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        raise not_written(self, "forward(x)", "nnframe.Node")
 
     def backward(self, dout: np.ndarray) -> Any:
-        raise NotImplementedError
+        raise not_written(self, "backward(dout)", "nnframe.Node")
 
     def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` for each parameter; names come from ``param_names``."""

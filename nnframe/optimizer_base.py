@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from nnframe import arrays, threads
-from nnframe.errors import CheckpointError, ConfigError, NNFrameError
+from nnframe.errors import CheckpointError, ConfigError, NNFrameError, not_written
 from nnframe.flat_params import OneBufferUpdate, buffer_of, view_like
 from nnframe.optimizer_params import OptimizerParams
 from nnframe.unset_none import unset_nones
@@ -277,7 +277,8 @@ class Optimizer:
         """Per-step scalars shared by every parameter (Adam's bias correction)."""
 
     def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
-        raise NotImplementedError
+        raise not_written(self, f"_update_one(p, g, tmp{''.join(', ' + slot for slot in self.slots)}), its update rule",
+                          "nnframe.Optimizer")
 
     # ------------------------------------------------------------------ state
 

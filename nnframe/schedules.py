@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from nnframe.components import Params
-from nnframe.errors import ConfigError, PluginError
+from nnframe.errors import ConfigError, PluginError, not_written
 from nnframe.limits import MAX_COUNT
 
 
@@ -69,7 +69,7 @@ class Schedule(Params):
 
     def rate_after_warmup(self, step: int, base_lr: float, total_steps: int | None) -> float:
         """The rate at ``step`` counted from the end of the warm-up; ``total_steps`` is the run's."""
-        raise NotImplementedError
+        raise not_written(self, "rate_after_warmup(step, base_lr, total_steps)", "nnframe.Schedule")
 
 
 DEFAULT_SCHEDULE = "constant"

@@ -15,6 +15,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pydantic
 import pytest
 import yaml
@@ -730,3 +731,46 @@ def test_a_misspelled_group_is_pointed_out_once(site: Site, tmp_path: Path) -> N
     warning = ("warning: nnframe-typo 0.4 declares entry points in the group 'nnfrane', which nnframe does not "
                "read; plugins go under [project.entry-points.nnframe]")
     assert listed.stderr.count(warning) == 1, listed.stderr
+
+
+class _NoRule(nnframe.Optimizer):
+    slots = ("velocity",)
+
+
+class _NoBackward(nnframe.Loss):
+    def forward(self, x, t):
+        return 0.0
+
+
+class _NoForward(nnframe.Node):
+    pass
+
+
+class _NoRate(nnframe.Schedule):
+    pass
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: _NoRule(lr=0.1).update([np.ones(3)], [np.ones(3)]),
+     r"test_plugins\._NoRule does not define _update_one\(p, g, tmp, velocity\), its update rule; a subclass of "
+     r"nnframe\.Optimizer must"),
+    (lambda: _NoBackward().backward(1.0), r"_NoBackward does not define backward\(dout\); a subclass of nnframe.Loss"),
+    (lambda: _NoForward().forward(np.ones(2)), r"_NoForward does not define forward\(x\); a subclass of nnframe.Node"),
+    (lambda: _NoRate().rate_after_warmup(1, 0.1, 10), r"_NoRate does not define rate_after_warmup\(step, base_lr, "
+                                                       r"total_steps\); a subclass of nnframe.Schedule must"),
+])
+def test_a_subclass_missing_the_method_it_must_write_is_told_which(call, message: str) -> None:
+    with pytest.raises(NotImplementedError, match=message):
+        call()
+
+
+def test_a_loss_plugin_without_backward_is_named_at_build() -> None:
+    class Plugin:
+        @nnframe.hookimpl
+        def nnframe_register_losses(self):
+            return [loss("no_backward", nnframe.Params, lambda params: _NoBackward())]
+
+    plugins = get_plugin_manager(plugins=[("no-backward", Plugin())])
+    config = {**TINY_CONFIG, "loss": {"type": "no_backward"}}
+    with pytest.raises(NotImplementedError, match=r"_NoBackward does not define backward\(dout\)"):
+        nnframe.prepare_experiment(config, plugins=plugins)

@@ -125,12 +125,13 @@ class Registry:
 
 def _clash_remedy(kind: Kind, name: str, first: PluginInfo, later: PluginInfo) -> str:
     """Uninstalling nnframe is no remedy: a plugin that takes a built-in name must take another; nor is it for a
-    plugin registered in the process, which is no installed distribution."""
+    plugin registered in the process, which is no installed distribution, nor for two entry points of one
+    distribution."""
     other = [info for info in (first, later) if info.dist != SELF_DIST]
     if len(other) == 1:
         return (f"{name!r} is one of nnframe's own, so {_who(other[0])} must register its {kind} under another "
                 "name")
-    if any(info.dist == LOCAL for info in other):
+    if any(info.dist == LOCAL for info in other) or first.dist == later.dist:
         return "register one of them under another name"
     return "uninstall one of them"
 

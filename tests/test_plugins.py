@@ -460,6 +460,16 @@ def test_two_distributions_registering_one_name_is_an_error_naming_both(site: Si
     assert "nnframe-alpha 1.0" in message and "nnframe-beta 2.0" in message
 
 
+def test_two_entry_points_of_one_distribution_registering_one_name_are_told_to_rename(site: Site) -> None:
+    site.add("nnframe-twice", {"nnframe_first": node_plugin("scale"), "nnframe_second": node_plugin("scale")},
+             entry_points={"first": "nnframe_first", "second": "nnframe_second"}, version="0.1")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager()
+    message = str(caught.value)
+    assert "two plugins register the node 'scale'" in message
+    assert message.endswith("register one of them under another name") and "uninstall" not in message
+
+
 def test_a_plugin_reusing_a_builtin_name_is_an_error_naming_nnframe(site: Site) -> None:
     site.add("nnframe-gamma", {"nnframe_gamma": node_plugin("affine")}, version="0.5")
     with pytest.raises(PluginError) as caught:

@@ -92,8 +92,10 @@ class RunRecord:
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
         steps = _int_or_none(summary.get("steps"))
         if training in ("killed", "failed"):  # its checkpoints may have gone past the summary it started from
-            steps = max((step for step in (steps, _newest_checkpoint_step(run_dir.checkpoints)) if step is not None),
-                        default=None)
+            newest = _newest_checkpoint_step(run_dir.checkpoints)
+            if newest is not None and (steps is None or newest > steps):
+                steps = newest
+                metrics = dict.fromkeys(metrics)  # measured at the summary's step, not at this one
         return cls(run_dir.name, path, _started(summary, path), status, steps, **metrics,
                    skipped_steps=_int_or_none(summary.get("skipped_steps")),
                    stopped_early=training is None and isinstance(summary.get("stopped_early"), dict))

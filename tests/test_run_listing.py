@@ -195,11 +195,15 @@ def test_a_run_without_a_summary_shows_the_step_of_its_newest_checkpoint(tmp_pat
 def test_a_killed_resume_shows_the_step_its_checkpoints_reached_past_its_summary(tmp_path):
     from test_run_lock import ended_process, lock_text
 
-    run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0), {"status": "interrupted", "steps": 454})
-    (run.checkpoints / "step-00001780.json").write_text("{}", encoding="utf-8")
+    summary = {"status": "interrupted", "steps": 454, "metrics": {"train/loss": 0.25, "train/accuracy": 0.9}}
+    run = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0), summary)
     (run.path / ".lock").write_text(lock_text(ended_process(), started="12345"), encoding="utf-8")
     (record,) = list_runs(tmp_path)
+    assert (record.status, record.steps, record.train_loss) == ("killed", 454, 0.25)  # no checkpoint past it
+    (run.checkpoints / "step-00001780.json").write_text("{}", encoding="utf-8")
+    (record,) = list_runs(tmp_path)
     assert (record.status, record.steps) == ("killed", 1780)
+    assert record.metrics == (None,) * len(record.metrics)  # the summary's were measured at step 454
 
 
 def test_a_resume_training_past_an_early_stop_is_not_listed_as_stopped_early(tmp_path):

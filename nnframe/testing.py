@@ -41,6 +41,7 @@ import numpy as np
 
 from nnframe.generators import generators_in
 from nnframe.graph_checks import first_shared_param
+from nnframe.losses import Loss
 
 T = TypeVar("T")
 DEFAULT_RTOL = 1e-5
@@ -150,6 +151,9 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     theirs. ``moved=False`` leaves that out.
     """
     __tracebackhide__ = True  # pytest shows a failed check at the test's call, not inside this function
+    if target is None and isinstance(obj, Loss):
+        raise TypeError(f"check_gradients: {type(obj).__name__} is a loss; give its targets by name, "
+                        "check_gradients(loss, x, target=t)")
     off = (off_its_values(obj, partial(_check_once, obj, inputs, target, moved_bound(rtol), seed, params), seed)
            if moved and getattr(obj, "params", None) else None)
     result = _check_once(obj, inputs, target, rtol, seed, params)

@@ -521,3 +521,11 @@ def test_the_check_leaves_the_gradients_of_the_values_as_given():
     check_gradients(plain, x, moved=False)
     assert all(np.array_equal(a, b) for a, b in zip(node.grads, plain.grads))
     assert all(np.array_equal(a, b) for a, b in zip(node.params, plain.params))
+
+
+def test_a_loss_checked_with_its_targets_given_positionally_is_told_to_name_them() -> None:
+    x, t = np.random.default_rng(0).standard_normal((4, 3)), np.array([0, 1, 2, 0])
+    with pytest.raises(TypeError, match=r"SoftmaxWithLoss is a loss; give its targets by name, "
+                                        r"check_gradients\(loss, x, target=t\)"):
+        check_gradients(SoftmaxWithLoss(), x, t)
+    assert check_gradients(SoftmaxWithLoss(), x, target=t).ok

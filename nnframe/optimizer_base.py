@@ -211,8 +211,9 @@ class Optimizer:
         for p, g, then in zip(params, grads, self._bound):
             if p is not then and not _same_place(p, then):
                 raise NNFrameError(f"{self.name}.update: a parameter of shape {np.shape(p)} that is not the one "
-                                   f"of shape {then.shape} it was bound to, whose state it holds; a new model needs "
-                                   "a new optimizer")
+                                   f"of shape {then.shape} it was bound to, whose state it holds; write new values "
+                                   "into a parameter (p[...] = values) rather than replace it in the list, and give "
+                                   "a new model a new optimizer")
             if getattr(g, "shape", None) != p.shape:
                 raise NNFrameError(f"{self.name}.update: a gradient of shape {np.shape(g)} for a parameter of "
                                    f"shape {p.shape}")

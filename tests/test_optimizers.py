@@ -849,7 +849,9 @@ def test_an_optimizer_reused_for_a_model_of_other_shapes_says_so():
     sgd = SGD(lr=0.1)
     sgd.update([np.ones((2, 10))], [np.ones((2, 10))])
     with pytest.raises(NNFrameError, match=r"SGD.update: a parameter of shape \(2, 20\) that is not the one of "
-                                           r"shape \(2, 10\) it was bound to.*a new model needs a new optimizer"):
+                                           r"shape \(2, 10\) it was bound to.*write new values into a parameter "
+                                           r"\(p\[\.\.\.\] = values\) rather than replace it in the list, and give "
+                                           r"a new model a new optimizer"):
         sgd.update([np.ones((2, 20))], [np.ones((2, 20))])
 
 

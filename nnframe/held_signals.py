@@ -57,10 +57,7 @@ class HeldSignals:
         handler is the default one whatever a Ctrl-C's handler would raise, then each Ctrl-C in turn (a
         training run's second one stops it at once). Without ``default_sigterm_ends_process`` a SIGTERM whose
         handler is the default one raises :class:`~nnframe.errors.Terminated` instead."""
-        previous, self._previous = self._previous, {}
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        caught, self.caught = self.caught, []
+        caught = self.take()
         if signal.SIGTERM in caught:
             if not default_sigterm_ends_process and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
                 raise Terminated
@@ -68,3 +65,11 @@ class HeldSignals:
         for sig in caught:
             if sig != signal.SIGTERM:
                 signal.raise_signal(sig)
+
+    def take(self) -> list[int]:
+        """Restore the handlers and return what was held, undelivered, for a caller that acts on it itself."""
+        previous, self._previous = self._previous, {}
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        caught, self.caught = self.caught, []
+        return caught

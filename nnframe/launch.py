@@ -27,6 +27,7 @@ from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
 from nnframe.data import as_trained
 from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, Terminated, UserError, mention
+from nnframe.held_signals import HeldSignals
 from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
 from nnframe.resume_config import Change, as_override, differences, first_that_works, overrides_to, resume_changes
@@ -84,59 +85,68 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
     run = RunContext(name=settings.name, config=experiment.config.resolved, run_dir=None,
                      plugin_manager=plugins.pm)
     trainer = Trainer(experiment, run)
-    run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
-    with run_dir.lock():
-        run.run_dir = Path(os.path.abspath(run_dir.path))  # plugins see where the run is wherever they chdir
-        trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
-                                            classification=experiment.classification,
-                                            error_measures=experiment.error_measures)
-        previous: dict[str, Any] = {}
-        if resume is None:
-            _start(trainer, run_dir, overrides)
-        else:
-            saved = _data_paths_as_now(run_dir.read_config(), experiment.config)
-            changes, previous = _restore(trainer, run_dir, overrides, plugins, saved, note)
-            if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
-                note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
-                     "or train.max_steps to train it longer")
-                trainer.model.eval()
-                return RunResult(run_dir.path, previous, notes, trainer.model)
-            for text in _record_resume(trainer, run_dir, overrides, changes, saved, plugins):
+    # a new run's directory is made whole before a stop; a second Ctrl-C breaks out of a plugin's run_start
+    held = HeldSignals(sigints=1) if resume is None else None
+    try:
+        run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
+        with run_dir.lock():
+            run.run_dir = Path(os.path.abspath(run_dir.path))  # plugins see where the run is wherever they chdir
+            trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
+                                                classification=experiment.classification,
+                                                error_measures=experiment.error_measures)
+            previous: dict[str, Any] = {}
+            if resume is None:
+                _start(trainer, run_dir, overrides)
+            else:
+                saved = _data_paths_as_now(run_dir.read_config(), experiment.config)
+                changes, previous = _restore(trainer, run_dir, overrides, plugins, saved, note)
+                if trainer.step >= trainer.total_steps and previous.get("status") == "completed":
+                    note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
+                         "or train.max_steps to train it longer")
+                    trainer.model.eval()
+                    return RunResult(run_dir.path, previous, notes, trainer.model)
+                for text in _record_resume(trainer, run_dir, overrides, changes, saved, plugins):
+                    note(text)
+            for text in config_notes(experiment):
                 note(text)
-        for text in config_notes(experiment):
-            note(text)
-        progress = make_progress(trainer.total_steps, quiet, stream, str(run_dir.path), experiment.dataset.summary())
-        if progress is not None:
-            run.register(progress)
-        run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),
-                            "versions": environment_versions(plugins.versions())})
-        ending, resumed_at = None, trainer.step
-        trainer.caller_releases_signals = True
-        try:
-            trainer.fit()
-        except BaseException as exc:
-            ending = exc
-            if isinstance(exc, (Interrupted, NonFiniteError, PluginStateError)):
-                exc.args = (f"{exc}; the run is in {run_dir.path}"
-                            + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
-            elif isinstance(exc, SystemExit):
-                exc.add_note(_exit_note(exc, run.summary.get("status"), trainer.step, run_dir)
-                             + _resume_hint(exc, experiment, overrides, plugins, run_dir, run.summary.get("status")))
-            elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
-                if run.summary.get("status") == "completed":  # it came while plugins closed their files
-                    kept = "it had completed, and its final checkpoint and summary are kept"
-                elif _has_checkpoint(run_dir):
-                    kept = "resume it from its last checkpoint with --resume"
-                else:
-                    kept = "it had no checkpoint here yet"
-                mention(exc, f"the run is in {run_dir.path}; {kept}")
-            raise
-        finally:
+            progress = make_progress(trainer.total_steps, quiet, stream, str(run_dir.path),
+                                     experiment.dataset.summary())
+            if progress is not None:
+                run.register(progress)
+            run.summary.update({"name": settings.name, "run_dir": str(run.run_dir),
+                                "versions": environment_versions(plugins.versions())})
+            ending, resumed_at = None, trainer.step
+            trainer.caller_releases_signals = True
+            trainer.held_signals = held
             try:
-                _record_ending(run_dir, run.summary, ending, _changed_nothing(ending, previous, trainer.step,
-                                                                              resumed_at, run.summary))
+                trainer.fit()
+            except BaseException as exc:
+                ending = exc
+                if isinstance(exc, (Interrupted, NonFiniteError, PluginStateError)):
+                    exc.args = (f"{exc}; the run is in {run_dir.path}"
+                                + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
+                elif isinstance(exc, SystemExit):
+                    exc.add_note(_exit_note(exc, run.summary.get("status"), trainer.step, run_dir)
+                                 + _resume_hint(exc, experiment, overrides, plugins, run_dir,
+                                                run.summary.get("status")))
+                elif isinstance(exc, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: stopped without saving
+                    if run.summary.get("status") == "completed":  # it came while plugins closed their files
+                        kept = "it had completed, and its final checkpoint and summary are kept"
+                    elif _has_checkpoint(run_dir):
+                        kept = "resume it from its last checkpoint with --resume"
+                    else:
+                        kept = "it had no checkpoint here yet"
+                    mention(exc, f"the run is in {run_dir.path}; {kept}")
+                raise
             finally:
-                trainer.release_signals(ending)
+                try:
+                    _record_ending(run_dir, run.summary, ending, _changed_nothing(ending, previous, trainer.step,
+                                                                                  resumed_at, run.summary))
+                finally:
+                    trainer.release_signals(ending)
+    finally:
+        if held is not None:
+            held.release(default_sigterm_ends_process=False)
     stopped = run.summary.get("stopped_early")
     if stopped:
         note(f"stopped early at step {stopped['step']} of {stopped['planned_steps']}: "

@@ -247,18 +247,12 @@ class RunDirectory:
         return run_lock.moved_away(self._where)
 
     def write_config(self, config: str | Mapping[str, Any]) -> bool:
-        """Write ``config.yaml`` once; returns False (and keeps the original) when it already exists."""
-        text = config if isinstance(config, str) else config_yaml(config)
-        try:
-            with names_the_file(self.config_path), open(self.config_path, "x", encoding="utf-8") as file:
-                try:
-                    file.write(text)
-                    file.flush()
-                except OSError:  # a full disk: no half-written config for a resume to stumble on
-                    self.config_path.unlink(missing_ok=True)
-                    raise
-        except FileExistsError:
+        """Write ``config.yaml`` once, whole or not at all (a kill or a full disk leaves no half-written config
+        for a resume to stumble on); returns False (and keeps the original) when it already exists. The run's
+        lock keeps another process from writing it meanwhile."""
+        if self.config_path.exists():
             return False
+        atomic_write_text(self.config_path, config if isinstance(config, str) else config_yaml(config))
         return True
 
     def replace_config(self, config: str | Mapping[str, Any]) -> None:

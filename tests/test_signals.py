@@ -342,6 +342,33 @@ def _wait_for_checkpoint(directory: Path, process: subprocess.Popen) -> None:
 
 
 @SIGNALS
+def test_a_signal_while_the_run_directory_is_made_waits_for_it_then_stops_the_run(tmp_path: Path, monkeypatch,
+                                                                                  signum: int, code: int) -> None:
+    """A Ctrl-C just after the directory appears: it gets its whole config and overrides, then the run stops
+    after its first step, saved and resumable, instead of leaving a directory with no config or half of one."""
+    from nnframe.tracking import RunDirectory
+
+    real_write_config = RunDirectory.write_config
+
+    def signalled_write_config(self, config):
+        os.kill(os.getpid(), signum)
+        return real_write_config(self, config)
+
+    monkeypatch.setattr(RunDirectory, "write_config", signalled_write_config)
+    handler = signal.getsignal(signum)
+    with pytest.raises(Interrupted) as info:
+        run_in_process(write_config(tmp_path), tmp_path / "runs", SignalAt())
+    assert signal.getsignal(signum) is handler
+    assert info.value.exit_code == code
+    run_dir = only_run(tmp_path / "runs")
+    assert f"the run is in {run_dir}; continue it with" in str(info.value)
+    assert (run_dir / "config.yaml").read_text().startswith("name: tiny")
+    assert (run_dir / "overrides.yaml").is_file()
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 1)
+    assert latest_checkpoint(run_dir / "checkpoints").step == 1
+
+
+@SIGNALS
 def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int, code: int) -> None:
     config = write_config(tmp_path, train={"max_steps": 100_000})
     process = subprocess.Popen([NNFRAME, "train", str(config), "--runs-dir", "runs", "-q"], cwd=tmp_path,

@@ -210,26 +210,23 @@ def test_environment_versions_name_python_numpy_nnframe_and_plugins():
 
 
 def test_a_config_the_disk_had_no_room_for_leaves_no_half_file(tmp_path, monkeypatch):
+    """The file is made, then nothing fits in it: neither it nor its temporary stays."""
     import errno
-    import io
 
-    from nnframe import tracking
+    def no_room(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    class FullDisk(io.StringIO):
-        def write(self, text):
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    real_open = open
-
-    def full_open(path, mode="r", **kwargs):
-        if mode == "x":
-            real_open(path, mode, **kwargs).close()  # the file is made, then nothing fits in it
-            return FullDisk()
-        return real_open(path, mode, **kwargs)
-
-    run = tracking.RunDirectory.create(tmp_path, "full")
-    monkeypatch.setattr(tracking, "open", full_open, raising=False)
+    run = RunDirectory.create(tmp_path, "full")
+    monkeypatch.setattr(os, "fsync", no_room)
     with pytest.raises(OSError, match="No space left on device") as caught:
         run.write_config({"name": "full"})
     assert caught.value.filename == str(run.config_path)
     assert not run.config_path.exists()
+    assert sorted(os.listdir(run.path)) == ["checkpoints"]
+
+
+def test_a_config_is_written_once_and_whole(tmp_path):
+    run = RunDirectory.create(tmp_path, "once")
+    assert run.write_config({"name": "first"}) is True
+    assert run.write_config({"name": "second"}) is False
+    assert yaml.safe_load(run.config_path.read_text(encoding="utf-8")) == {"name": "first"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -234,5 +235,35 @@ def format_validation_error(exc: ValidationError, data: Any, root: type[BaseMode
     """
     problems = list(dict.fromkeys(describe_error(error, data, root) for error in exc.errors()))
     misspelt = {(tuple(p.parts[:-1]), p.suggestion) for p in problems if p.kind == "extra_forbidden" and p.suggestion}
-    return [p for p in problems
-            if not (p.kind == "missing" and (tuple(p.parts[:-1]), p.parts[-1]) in misspelt)]
+    return _one_per_value([p for p in problems
+                           if not (p.kind == "missing" and (tuple(p.parts[:-1]), p.parts[-1]) in misspelt)])
+
+
+_ABOUT_KEYS = frozenset({"extra_forbidden", "missing", "union_tag_not_found", "invalid_key", UNKNOWN_TYPE})
+
+
+def _one_per_value(problems: list[Problem]) -> list[Problem]:
+    """The problems of a value that several kinds would take (``'latest'``, ``'best'`` or a step number) as one:
+    pydantic gives one per kind, which read as two contradicting errors. The first suggestion is kept."""
+    merged: list[Problem] = []
+    first_at: dict[str, int] = {}
+    for problem in problems:
+        index = first_at.get(problem.path)
+        if index is None or {merged[index].kind, problem.kind} & _ABOUT_KEYS:
+            first_at.setdefault(problem.path, len(merged))
+            merged.append(problem)
+            continue
+        earlier = merged[index]
+        first, found = _without_found(earlier.message)
+        second, _ = _without_found(problem.message)
+        suggestion = earlier.suggestion or problem.suggestion
+        merged[index] = Problem(problem.path, f"{first}, or {second}{found}" + did_you_mean(suggestion),
+                                earlier.kind, suggestion)
+    return merged
+
+
+def _without_found(message: str) -> tuple[str, str]:
+    """``("input should be ...", "; found 'x'")``: a message without its suggestion, and its quoted value apart."""
+    message = re.sub(r" \(did you mean '[^']*'\?\)$", "", message)
+    at = message.rfind("; found ")
+    return (message, "") if at < 0 else (message[:at], message[at:])

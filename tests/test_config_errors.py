@@ -96,6 +96,11 @@ DELETE = object()
     ({"model.0": {"out": 3}}, "model[0].type", ["missing required key 'type'"]),
     ({"name": "no/slash"}, "name", ["letters, digits", "found 'no/slash'"]),
     ({"optimizer.schedule": {"type": "cosin"}}, "optimizer.schedule.type", ["did you mean 'cosine'?"]),
+    ({"train.init_from": {"run": "r", "checkpoint": "lastest"}}, "train.init_from.checkpoint",
+     ["input should be 'latest' or 'best', or input should be a valid integer",
+      "; found 'lastest' (did you mean 'latest'?)"]),
+    ({"train.init_from": {"run": "r", "checkpoint": -3}}, "train.init_from.checkpoint",
+     ["input should be 'latest' or 'best', or input should be greater than or equal to 0; found -3"]),
 ])
 def test_each_error_is_one_problem_with_path_expected_and_found(change: dict, path: str, words: list[str]) -> None:
     found = problems(change)

@@ -129,6 +129,10 @@ def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
     path, value = parse_override(text)
     target: Any = data
     for depth, key in enumerate(path[:-1]):
+        if isinstance(path[depth + 1], int) and isinstance(target, dict) and _dict_key(target, key) not in target:
+            raise ConfigError(f"override {shown(text)}: {_dotted(path[:depth + 1])} is not in the config, so it has "
+                              f"no entry {path[depth + 1]}; give it whole, as "
+                              f"'{_dotted(path[:depth + 1])}=[{{...}}]'")
         target = _step_into(target, key, text, path[:depth])
         if path[:depth + 1] == list(DEFAULT_SCHEDULE_PATH) and not target:
             target["type"] = DEFAULT_SCHEDULE  # the default a file without a schedule runs under
@@ -212,9 +216,10 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
 
 def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
     """The override that caused ``problem``: it set the problem's field or a field inside it, it
-    introduced the unknown key the problem is about, or it set the ``type`` of a section in which a key is
-    unknown or missing (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing). The
-    last such override wins, as it did when applied."""
+    introduced the unknown key the problem is about, it set the ``type`` of a section in which a key is
+    unknown or missing (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing), or it set
+    another field of the section a field is missing from. The last such override wins, as it did when
+    applied."""
     parts = problem.parts
     for override_path, text in reversed(overrides.items()):
         set_path = [str(part) for part in override_path]
@@ -223,7 +228,8 @@ def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
         section = set_path[:-1]
         retyped = (problem.kind in KEY_KINDS and set_path[-1:] == ["type"] and len(parts) > len(section)
                    and parts[:len(section)] == section)
-        if inside or introduced or retyped:
+        started = problem.kind == "missing" and parts[:-1] == section  # train.init_from.strict=false alone
+        if inside or introduced or retyped or started:
             return f"override {shown(text)}"
     return None
 

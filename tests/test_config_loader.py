@@ -240,6 +240,8 @@ def test_a_field_of_the_default_schedule_can_be_set_without_naming_its_type() ->
     ("model.x.out=3", ["'x' is not an index"]),
     ("name.first=3", ["name is a value ('spiral'), not a section"]),
     ("model.0.out.x=1", ["model.0.out is a value (10)"]),
+    ("callbacks.0.type=early_stopping", ["callbacks is not in the config, so it has no entry 0; give it whole, as "
+                                         "'callbacks=[{...}]'"]),
 ])
 def test_override_paths_that_cannot_exist_are_named(text: str, words: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -256,6 +258,7 @@ def test_override_paths_that_cannot_exist_are_named(text: str, words: list[str])
     (["train.epochs=3", "train.epochs=-1"], "override 'train.epochs=-1'", "train.epochs"),
     (["model.1.type=afine"], "override 'model.1.type=afine'", "model[1].type"),
     (["optimizer.lr=0.5", "data.classes=1"], "override 'data.classes=1'", "data.classes"),
+    (["train.init_from.strict=false"], "override 'train.init_from.strict=false'", "train.init_from.run"),
 ])
 def test_a_bad_override_is_named_in_the_error(tmp_path: Path, plugins: Any, overrides: list[str], origin: str,
                                               path: str) -> None:

@@ -549,8 +549,9 @@ def _overrides_from_file(config_path: Path, config: dict[str, Any], overrides: l
     """Overrides that make the config file resolve to ``config``, the one the run is under now (which earlier
     starts, this one and edits of the file may all have shaped), checked by resolving them.
 
-    One per field that differs from the file alone, else this command's plus
-    those that differ from it, else every section whole, which does not
+    The shorter of one per field that differs from the file alone (a changed
+    ``type`` gives its whole section) and this command's, as typed, plus
+    those that differ from them; else every section whole, which does not
     depend on the file's content.
     """
     resolve = partial(_resolve, config_path, plugins)
@@ -560,6 +561,7 @@ def _overrides_from_file(config_path: Path, config: dict[str, Any], overrides: l
             tries.append([*given, *overrides_to(resolve(given), config)])
         except UserError:
             continue
+    tries.sort(key=lambda candidate: sum(map(len, candidate)))  # stable: the file alone first at a tie
     tries.append([as_override((key,), value) for key, value in config.items()])
     found = first_that_works(tries, lambda candidate: resolve(candidate) == config)
     return tries[-1] if found is None else found

@@ -489,6 +489,15 @@ def test_the_printed_command_sets_a_field_of_a_schedule_the_file_leaves_out(tmp_
     assert resumed.returncode == 0, resumed.stderr
 
 
+def test_the_printed_command_repeats_overrides_as_typed_where_they_are_shorter(tmp_path: Path) -> None:
+    """A changed type resolves to its whole section; the override that changed it says the same in fewer words."""
+    config = write_config(tmp_path, train={"max_steps": 100_000}, checkpoint={"every": 50, "best_metric": None})
+    typed = ["optimizer.type=adam", "model.1.type=relu"]
+    run_dir, stderr = interrupted([str(config), "--runs-dir", "runs", *typed], tmp_path, tmp_path / "runs")
+    command = shlex.split(stderr.split("continue it with: ")[1].strip())
+    assert command[-2:] == typed
+
+
 def test_a_refusals_advice_for_a_schedule_the_file_dropped_resumes_the_run(tmp_path: Path) -> None:
     config = write_config(tmp_path, optimizer={"type": "adam", "lr": 0.02, "schedule": {"type": "constant",
                                                                                         "warmup_steps": 5}},

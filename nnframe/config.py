@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model,
                       model_validator)
+from pydantic.json_schema import GenerateJsonSchema
 
 from nnframe.components import Component, schedule
 from nnframe.data import shared_fields
@@ -265,6 +266,14 @@ class ConfigModels:
         )
 
     def json_schema(self) -> dict[str, Any]:
-        schema = self.experiment.model_json_schema()
+        schema = self.experiment.model_json_schema(schema_generator=EditorJsonSchema)
         schema["title"] = "nnframe experiment"
         return schema
+
+
+class EditorJsonSchema(GenerateJsonSchema):
+    """The JSON Schema an editor checks a config file with, taking what validation takes: a true/false field
+    takes ``0`` and ``1`` and, as YAML 1.2 reads them as words, ``yes``, ``no``, ``on`` and ``off``."""
+
+    def bool_schema(self, schema: Any) -> dict[str, Any]:
+        return {"anyOf": [{"type": "boolean"}, {"enum": [0, 1, "yes", "no", "on", "off"]}]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonschema
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
@@ -167,6 +168,20 @@ def test_json_schema_lists_every_component_including_plugins(models: ConfigModel
     names = set(schema["$defs"])
     assert {"AffineNode", "ScaleNode", "SgdOptimizer", "SpiralData", "SoftmaxCrossEntropyLoss"} <= names
     assert schema["$defs"]["ScaleNode"]["properties"]["factor"]["exclusiveMinimum"] == 0
+
+
+@pytest.mark.parametrize(("shuffle", "valid"), [(True, True), (0, True), (1, True), ("off", True), ("yes", True),
+                                               (2, False), ("maybe", False)])
+def test_the_schema_takes_a_switch_as_validation_does(models: ConfigModels, shuffle: Any, valid: bool) -> None:
+    """An editor checking a file with ``nnframe schema`` flags what validation refuses, and only that."""
+    config = {**SPIRAL, "train": {**SPIRAL["train"], "shuffle": shuffle}}
+    in_schema = jsonschema.Draft202012Validator(models.json_schema()).is_valid(config)
+    try:
+        models.experiment.model_validate(config)
+        validates = True
+    except ValidationError:
+        validates = False
+    assert in_schema == validates == valid
 
 
 def graph(nodes_: list[dict[str, Any]], inputs: list[str] | None = None, output: str = "y") -> Any:

@@ -85,7 +85,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
     run = RunContext(name=settings.name, config=experiment.config.resolved, run_dir=None,
                      plugin_manager=plugins.pm)
     trainer = Trainer(experiment, run)
-    # a new run's directory is made whole before a stop; a second Ctrl-C breaks out of a plugin's run_start
+    # a new run's directory is made whole before a stop, which training then takes; a second Ctrl-C breaks out
     held = HeldSignals(sigints=1) if resume is None else None
     try:
         run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
@@ -145,8 +145,8 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                 finally:
                     trainer.release_signals(ending)
     finally:
-        if held is not None:
-            held.release(default_sigterm_ends_process=False)
+        if held is not None:  # the handlers back; a stop held while an error ended the command goes with it
+            held.take()
     stopped = run.summary.get("stopped_early")
     if stopped:
         note(f"stopped early at step {stopped['step']} of {stopped['planned_steps']}: "

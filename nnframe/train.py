@@ -90,9 +90,8 @@ class Trainer:
         self.caller_releases_signals = False
         """Set by a caller that writes ``summary.json`` after :meth:`fit` and then calls :meth:`release_signals`."""
         self.held_signals: HeldSignals | None = None
-        """SIGINT and SIGTERM a caller holds from before :meth:`fit` (while it makes the run's directory) until
-        :meth:`fit` handles them itself: one that came meanwhile stops the run after its first step, as one
-        during it would."""
+        """SIGINT and SIGTERM a caller holds from before :meth:`fit` (while it makes the run's directory): one
+        that came meanwhile stops the run after its first step, as one during it would."""
         self._log_every = self.settings.log.every
         self._log_grad_norms = self.settings.log.grad_norms
         self._clip = train.clip_grad_norm
@@ -118,11 +117,11 @@ class Trainer:
         status, ending, final = "failed", None, None
         started = time.perf_counter()
         try:
+            requested = self.held_signals.take() if self.held_signals is not None else []
             for callback in self.experiment.callbacks:
                 self.run.register(callback)
             hook.nnframe_configure_run(run=self.run)
             hook.nnframe_run_start(run=self.run)
-            requested = self.held_signals.take() if self.held_signals is not None else []
             with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._stop_signal = self._stop_signal or next(iter(requested), None)
                 self._loop()

@@ -368,6 +368,32 @@ def test_a_signal_while_the_run_directory_is_made_waits_for_it_then_stops_the_ru
     assert latest_checkpoint(run_dir / "checkpoints").step == 1
 
 
+class FailsToStart:
+    @hookimpl
+    def nnframe_run_start(self, run) -> None:
+        raise RuntimeError("the logger's server is down")
+
+
+def test_a_stop_held_while_the_directory_is_made_leaves_a_plugins_failure_to_start_the_error(
+        tmp_path: Path, monkeypatch) -> None:
+    from nnframe.tracking import RunDirectory
+
+    real_write_config = RunDirectory.write_config
+
+    def signalled_write_config(self, config):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_write_config(self, config)
+
+    monkeypatch.setattr(RunDirectory, "write_config", signalled_write_config)
+    plugins = get_plugin_manager()
+    plugins.pm.register(FailsToStart())
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(RuntimeError, match="the logger's server is down"):
+        launch_train(write_config(tmp_path), [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert summary(only_run(tmp_path / "runs"))["status"] == "failed"
+
+
 @SIGNALS
 def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int, code: int) -> None:
     config = write_config(tmp_path, train={"max_steps": 100_000})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Union
 
@@ -123,13 +124,15 @@ def _override_value(text: str, value_text: str) -> Any:
 def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
     """Set one override in ``data`` in place; returns its path. Unknown keys are left to validation.
 
-    A list is indexed by number and must already have that index; a missing
-    section is created, so that validation reports an unknown one by name.
+    A list is indexed by number and must already have that index (a top-level
+    section the file leaves out, indexed, is taken for ``callbacks``, a list);
+    a missing section is created, so that validation reports an unknown one by
+    name.
     """
     path, value = parse_override(text)
     target: Any = data
     for depth, key in enumerate(path[:-1]):
-        if isinstance(path[depth + 1], int) and isinstance(target, dict) and _dict_key(target, key) not in target:
+        if depth == 0 and isinstance(path[1], int) and _dict_key(target, key) not in target:
             raise ConfigError(f"override {shown(text)}: {_dotted(path[:depth + 1])} is not in the config, so it has "
                               f"no entry {path[depth + 1]}; give it whole, as "
                               f"'{_dotted(path[:depth + 1])}=[{{...}}]'")
@@ -138,6 +141,23 @@ def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
             target["type"] = DEFAULT_SCHEDULE  # the default a file without a schedule runs under
     _set(target, path[-1], value, text, path[:-1])
     return path
+
+
+def _section_present(data: Any, text: str) -> bool:
+    """Whether the section an override sets a field of is in ``data`` before it (false for a malformed one,
+    which :func:`apply_override` then names)."""
+    try:
+        path, _ = parse_override(text)
+    except ConfigError:
+        return False
+    for key in path[:-1]:
+        if isinstance(data, dict) and _dict_key(data, key) in data:
+            data = data[_dict_key(data, key)]
+        elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+            data = data[key]
+        else:
+            return False
+    return isinstance(data, (dict, list))
 
 
 def _set(target: Any, key: str | int, value: Any, text: str, parent: list[str | int]) -> None:
@@ -179,33 +199,36 @@ def _dotted(path: list[str | int]) -> str:
 
 
 def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
-                  overrides: dict[tuple, str] | None = None) -> BaseModel:
+                  overrides: dict[tuple, str] | None = None, created: set[tuple] | None = None) -> BaseModel:
     """Validate a raw config mapping, then the model graph it describes.
 
     Every problem becomes one line of a :class:`ConfigError` naming ``source``
     (or the override that caused it), the field path, what was expected and
-    what was found.
+    what was found. ``created`` holds the paths of the overrides that made
+    the section they set a field of.
     """
     root = models.experiment
+    blame = partial(_problems_error, source=source, overrides=overrides or {}, created=created or set())
     try:
         experiment = root.model_validate(data)
     except ValidationError as exc:
-        raise _problems_error(format_validation_error(exc, data, root), source, overrides or {}) from None
+        raise blame(format_validation_error(exc, data, root)) from None
     booleans = [Problem(format_path(path), message, "bool_for_number")
                 for path, message in booleans_for_numbers(experiment, data)]
     if booleans:
-        raise _problems_error(booleans, source, overrides or {})
+        raise blame(booleans)
     layout = [Problem(path, message, "graph") for path, message in layout_problems(model_layout(experiment.model))]
     if layout:
-        raise _problems_error(layout, source, overrides or {})
+        raise blame(layout)
     return experiment
 
 
-def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str]) -> ConfigError:
+def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str],
+                    created: set[tuple]) -> ConfigError:
     model_overrides = [text for path, text in overrides.items() if path and path[0] == "model"]
     if model_overrides:
         source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(shown, model_overrides))})"
-    origins = [_override_for(problem, overrides) or source for problem in problems]
+    origins = [_override_for(problem, overrides, created) or source for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
     if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)
         lines[MAX_PROBLEMS_SHOWN - 1:] = [f"{source}: and {len(lines) - MAX_PROBLEMS_SHOWN + 1} more problems"]
@@ -214,12 +237,12 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     return error
 
 
-def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
+def _override_for(problem: Problem, overrides: dict[tuple, str], created: set[tuple]) -> str | None:
     """The override that caused ``problem``: it set the problem's field or a field inside it, it
     introduced the unknown key the problem is about, it set the ``type`` of a section in which a key is
-    unknown or missing (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing), or it set
-    another field of the section a field is missing from. The last such override wins, as it did when
-    applied."""
+    unknown or missing (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing), or it made
+    the section a field is missing from (``train.init_from.strict=false`` alone). The last such override wins,
+    as it did when applied."""
     parts = problem.parts
     for override_path, text in reversed(overrides.items()):
         set_path = [str(part) for part in override_path]
@@ -228,7 +251,7 @@ def _override_for(problem: Problem, overrides: dict[tuple, str]) -> str | None:
         section = set_path[:-1]
         retyped = (problem.kind in KEY_KINDS and set_path[-1:] == ["type"] and len(parts) > len(section)
                    and parts[:len(section)] == section)
-        started = problem.kind == "missing" and parts[:-1] == section  # train.init_from.strict=false alone
+        started = problem.kind == "missing" and parts[:-1] == section and override_path in created
         if inside or introduced or retyped or started:
             return f"override {shown(text)}"
     return None
@@ -277,7 +300,8 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
     else:
         path, mapping = Path(source), None
         data = read_yaml(path)
+    created = {tuple(parse_override(text)[0]) for text in overrides if not _section_present(data, text)}
     applied = {tuple(apply_override(data, text)): text for text in overrides}
     with signals_held():
-        experiment = validate_data(data, ConfigModels(plugins), str(path), applied)
+        experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created)
     return LoadedConfig(experiment, path, list(overrides), mapping)

@@ -220,8 +220,10 @@ def test_apply_override_sets_values_and_creates_missing_sections() -> None:
     data = spiral_data()
     apply_override(data, "model.0.out=20")
     apply_override(data, "checkpoint.every=5")
+    apply_override(data, "model.0.weights.3=2.0")  # a plugin's mapping keyed by numbers, which the file leaves out
     assert data["model"][0]["out"] == 20
     assert data["checkpoint"] == {"every": 5}
+    assert data["model"][0]["weights"] == {"3": 2.0}
 
 
 def test_a_field_of_the_default_schedule_can_be_set_without_naming_its_type() -> None:
@@ -266,6 +268,14 @@ def test_a_bad_override_is_named_in_the_error(tmp_path: Path, plugins: Any, over
         load_experiment(write(tmp_path, SPIRAL_YAML), overrides, plugins)
     assert str(caught.value).startswith(f"{origin}: field {path}: ")
     assert caught.value.path == path
+
+
+def test_a_field_the_file_leaves_out_of_a_section_is_not_blamed_on_an_override_of_another(tmp_path: Path,
+                                                                                            plugins: Any) -> None:
+    text = SPIRAL_YAML.replace("data: {type: spiral, points_per_class: 10, classes: 3}", "data: {type: npz}")
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, text), ["data.val_fraction=0.1"], plugins)
+    assert str(caught.value).startswith(f"{tmp_path / 'config.yaml'}: field data.path: missing required field")
 
 
 def test_an_error_in_the_file_names_the_file_even_with_overrides(tmp_path: Path, plugins: Any) -> None:

@@ -243,8 +243,8 @@ _ABOUT_KEYS = frozenset({"extra_forbidden", "missing", "union_tag_not_found", "i
 
 
 def _one_per_value(problems: list[Problem]) -> list[Problem]:
-    """The problems of a value that several kinds would take (``'latest'``, ``'best'`` or a step number) as one:
-    pydantic gives one per kind, which read as two contradicting errors. The first suggestion is kept."""
+    """The problems of one value that several kinds would take (``'latest'``, ``'best'`` or a step number) as
+    one: pydantic gives one per kind, which read as two contradicting errors. The first suggestion is kept."""
     merged: list[Problem] = []
     first_at: dict[str, int] = {}
     for problem in problems:
@@ -255,7 +255,10 @@ def _one_per_value(problems: list[Problem]) -> list[Problem]:
             continue
         earlier = merged[index]
         first, found = _without_found(earlier.message)
-        second, _ = _without_found(problem.message)
+        second, found_too = _without_found(problem.message)
+        if found != found_too:  # a mapping's key and its value, both wrong: two problems
+            merged.append(problem)
+            continue
         suggestion = earlier.suggestion or problem.suggestion
         merged[index] = Problem(problem.path, f"{first}, or {second}{found}" + did_you_mean(suggestion),
                                 earlier.kind, suggestion)

@@ -6,11 +6,11 @@ import copy
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.config import ConfigModels
-from nnframe.components import dataset
+from nnframe.components import Params, dataset, node
 from nnframe.config_errors import Problem, field_path, format_path, format_validation_error
 from nnframe.hookspecs import hookimpl
 from nnframe.plugins import get_plugin_manager
@@ -179,3 +179,28 @@ def test_an_unknown_type_of_any_kind_suggests_a_missing_plugin() -> None:
                                 "a plugin may be missing (see `nnframe plugins`)")
     (optimizer,) = problems({"optimizer": {"type": "adma", "lr": 0.1}})
     assert optimizer.message.endswith("; a plugin may be missing (see `nnframe plugins`)")
+
+
+class WeightsParams(Params):
+    """A mapping keyed by numbers, whose key and value can both be wrong."""
+
+    weights: dict[int, float] = Field(default_factory=dict)
+
+
+class Weighted:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("weighted", WeightsParams, lambda params, ctx: None)]
+
+
+def test_a_wrong_key_and_its_wrong_value_at_one_path_stay_two_problems() -> None:
+    root = ConfigModels(get_plugin_manager(autoload=False, plugins=[
+        ("nodes", nodes), ("losses", losses), ("optimizers", optimizers), ("schedules", schedules),
+        ("datasets", datasets), ("weighted", Weighted())])).experiment
+    config = copy.deepcopy(SPIRAL)
+    config["model"] = [{"type": "weighted", "weights": {"a": "b"}}]
+    with pytest.raises(ValidationError) as caught:
+        root.model_validate(config)
+    found = format_validation_error(caught.value, config, root)
+    assert [(p.path, p.message.split("; found ")[1]) for p in found] == [("model[0].weights.a", "'a'"),
+                                                                         ("model[0].weights.a", "'b'")]

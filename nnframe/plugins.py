@@ -163,9 +163,11 @@ class Plugins:
         return f"Plugins({len(self.infos)} plugins, {len(self.broken)} broken, strict={self.strict})"
 
     def register(self, plugin: object, name: str, dist: str = LOCAL, version: str = "") -> bool:
-        """Register one plugin module or object; returns False (and records why) if it is broken."""
+        """Register one plugin module or object; returns False (and records why) if it is broken, which strict mode
+        raises instead."""
         registered = self._register(plugin, name, dist, version)
-        self._raise_if_strict()
+        if not registered:
+            self._raise_if_strict()
         return registered
 
     def _register(self, plugin: object, name: str, dist: str, version: str) -> bool:
@@ -467,7 +469,7 @@ def get_plugin_manager(autoload: bool | None = None, strict: bool | None = None,
         manager.load_entry_points()
     for entry in plugins:
         name, plugin = _named_plugin(entry)
-        manager.register(plugin, name=name)
+        manager._register(plugin, name, LOCAL, "")  # a broken one is raised below, with the others in strict mode
     manager.build_registries()
     given = [broken.describe() for broken in manager.broken if broken.dist == LOCAL]
     if given:  # asked for by name in this process: not left out with a warning, as a broken installed one is

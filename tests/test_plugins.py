@@ -31,7 +31,7 @@ from nnframe.config import ConfigModels
 from nnframe.config_loader import load_experiment
 from nnframe.errors import ConfigError, PluginError, UnknownComponentError
 from nnframe.hookspecs import hookimpl
-from nnframe.plugins import get_plugin_manager
+from nnframe.plugins import Plugins, get_plugin_manager
 
 BUILTIN_NAMES = {
     "node": "matmul affine add mul repeat sum sigmoid relu tanh softmax dropout".split(),
@@ -266,6 +266,23 @@ def test_strict_mode_names_every_broken_plugin_in_one_error(site: Site) -> None:
     assert "plugin 'faulty' from nnframe-faulty 0.3.1: import failed" in message
     assert "plugin 'other' from nnframe-other 1.2: nnframe_register_nodes raised RuntimeError" in message
     assert message.endswith("(strict plugin mode is on)") and message.count("strict") == 1
+
+
+def test_strict_mode_names_every_broken_plugin_with_plugins_given_and_registers_a_good_one_later(
+        site: Site) -> None:
+    add_faulty(site, "import error")
+    modules, _, _ = BROKEN_CASES["registration hook raises"]
+    site.add("nnframe-other", {"nnframe_other": modules["nnframe_faulty"]}, entry_points={"other": "nnframe_other"},
+             version="1.2")
+    with pytest.raises(PluginError) as caught:
+        get_plugin_manager(strict=True, plugins=[("local", LocalScale())])
+    assert "nnframe-faulty 0.3.1: import failed" in str(caught.value)
+    assert "nnframe-other 1.2: nnframe_register_nodes raised" in str(caught.value)
+    plugins = Plugins(strict=True)
+    assert plugins.register(LocalScale(), name="scale") is True
+    with pytest.raises(PluginError, match="the name 'scale' is taken"):
+        plugins.register(LocalScale(), name="scale")
+    assert plugins.register(object(), name="good") is True  # not refused for the broken one before it
 
 
 def test_a_broken_registration_hook_is_reported_once_however_often_registries_rebuild(site: Site) -> None:

@@ -271,9 +271,17 @@ class ConfigModels:
         return schema
 
 
+BOOLEAN_WORDS = ("true", "false", "yes", "no", "on", "off", "t", "f", "y", "n", "1", "0")
+"""The words pydantic takes for a true/false field, in any case; YAML 1.2 reads all but ``true`` and ``false``
+as words."""
+
+
 class EditorJsonSchema(GenerateJsonSchema):
     """The JSON Schema an editor checks a config file with, taking what validation takes: a true/false field
-    takes ``0`` and ``1`` and, as YAML 1.2 reads them as words, ``yes``, ``no``, ``on`` and ``off``."""
+    takes ``0`` and ``1`` and the words of :data:`BOOLEAN_WORDS` in any case (JSON Schema's patterns have no
+    flag for that, so each letter is a class of both cases)."""
 
     def bool_schema(self, schema: Any) -> dict[str, Any]:
-        return {"anyOf": [{"type": "boolean"}, {"enum": [0, 1, "yes", "no", "on", "off"]}]}
+        words = "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+                         for word in BOOLEAN_WORDS)
+        return {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}, {"type": "string", "pattern": f"^({words})$"}]}

@@ -171,7 +171,9 @@ def test_json_schema_lists_every_component_including_plugins(models: ConfigModel
 
 
 @pytest.mark.parametrize(("shuffle", "valid"), [(True, True), (0, True), (1, True), ("off", True), ("yes", True),
-                                               (2, False), ("maybe", False)])
+                                               ("Yes", True), ("ON", True), ("y", True), ("'1'", False),
+                                               ("1", True), (2, False), ("maybe", False), (" yes", False),
+                                               ("yes please", False), (0.5, False)])
 def test_the_schema_takes_a_switch_as_validation_does(models: ConfigModels, shuffle: Any, valid: bool) -> None:
     """An editor checking a file with ``nnframe schema`` flags what validation refuses, and only that."""
     config = {**SPIRAL, "train": {**SPIRAL["train"], "shuffle": shuffle}}

@@ -115,7 +115,7 @@ class Optimizer:
 
     @classmethod
     def from_params(cls, params: OptimizerParams) -> Optimizer:
-        return cls(**params.model_dump(exclude=unset_nones(params) or None))
+        return cls(**_settings(params))
 
     @property
     def weight_decay(self) -> float:
@@ -125,7 +125,7 @@ class Optimizer:
     def weight_decay(self, value: Any) -> None:
         """Checked as in a config. Turning a coupled decay on or off once bound is refused: the scratch for the
         decayed gradients is allocated by :meth:`bind` only when it is on."""
-        config = _validate(self.params_model, {**self.config.model_dump(), "weight_decay": value}, self.name)
+        config = _validate(self.params_model, {**_settings(self.config), "weight_decay": value}, self.name)
         if self.names is not None and not self.decoupled_weight_decay and (config.weight_decay > 0) != (
                 self.config.weight_decay > 0):
             raise NNFrameError(f"{self.name}: weight_decay can be turned on or off only before the optimizer is "
@@ -518,9 +518,15 @@ def _config_field(name: str) -> property:
         return getattr(self.config, name)
 
     def write(self: Optimizer, value: Any) -> None:
-        self.config = _validate(self.params_model, {**self.config.model_dump(), name: value}, type(self).__name__)
+        self.config = _validate(self.params_model, {**_settings(self.config), name: value}, type(self).__name__)
 
     return property(read, write, doc=f"The config's ``{name}``; setting it takes effect from the next update.")
+
+
+def _settings(params: OptimizerParams) -> dict[str, Any]:
+    """The values to validate ``params`` again with: those left at a ``None`` default their type refuses are left
+    out (see :mod:`nnframe.unset_none`)."""
+    return params.model_dump(exclude=unset_nones(params) or None)
 
 
 def _validate(model: type[OptimizerParams], kwargs: dict[str, Any], owner: str) -> OptimizerParams:

@@ -781,4 +781,7 @@ def test_components_with_a_none_default_their_type_refuses_build_with_it_unset()
 def test_an_optimizer_made_from_params_left_at_an_unset_none_takes_them() -> None:
     made = _UnsetSGD.from_params(_UnsetSGDParams(lr=0.5))
     assert (made.lr, made.factor) == (0.5, None)
+    made.weight_decay = 0.0  # each setting is validated again with the others
+    made.factor = 3.0
+    assert (made.weight_decay, made.factor) == (0.0, 3.0)
     assert _UnsetSGD.from_params(_UnsetSGDParams(lr=0.5, factor=2.0)).factor == 2.0

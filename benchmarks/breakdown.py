@@ -56,6 +56,7 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
         loss.forward(scores, ts)
         model.backward(loss.backward(1.0))
         global_norm(whole_grads)
+        trainer.schedule.lr_at(1, trainer.base_lr, trainer.total_steps)
         optimizer.update(params, model.grads)
         session.run.hook.nnframe_step_end(run=session.run, metrics=StepMetrics(1, 0, 1.0, 0.0, False))
 

@@ -3,10 +3,13 @@
 Contenders are measured in turn, one block each per round, so that a slow
 spell of the machine (another process, a frequency change) hits every
 contender alike instead of one whole series; the medians are then compared
-within one run. Each round starts one contender later than the one before
-(``A B C``, ``B C A``, ``C A B``, ...), so none always runs right after the
-same neighbour: with a fixed order, swapping two nnframe spiral sessions
-moved their ratio by 0 to 2.5 % from one run to the next.
+within one run. The rounds' orders follow a Williams design (see
+:func:`round_order`): over ``n`` rounds (``2 n`` for an odd number of
+contenders) each contender runs right after every other the same number of
+times. With a fixed order, swapping two nnframe spiral sessions moved their
+ratio by 0 to 2.5 % from one run to the next; with each round only starting
+one contender later, most pairs kept their order, and a contender followed
+the same neighbour in 12 of 15 rounds.
 
 A round during which other processes kept the machine busy is measured again:
 ``/proc/stat`` gives the CPU time of the whole machine (steal included),
@@ -79,11 +82,11 @@ def interleaved(contenders: dict[str, Measure], repeats: int, warmup: int = 1, p
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     rounds = itertools.count()
     for _ in range(warmup):
-        _round(_rotated(contenders, next(rounds)), pause)
+        _round(_ordered(contenders, next(rounds)), pause)
     retries, kept = repeats, 0
     while kept < repeats:
         before = machine_snapshot()
-        taken = _round(_rotated(contenders, next(rounds)), pause)
+        taken = _round(_ordered(contenders, next(rounds)), pause)
         share = others_share(before, machine_snapshot())
         if share > QUIET_LIMIT and retries > 0:
             retries -= 1
@@ -99,10 +102,25 @@ def interleaved(contenders: dict[str, Measure], repeats: int, warmup: int = 1, p
     return samples
 
 
-def _rotated(contenders: dict[str, Measure], shift: int) -> dict[str, Measure]:
+def _ordered(contenders: dict[str, Measure], k: int) -> dict[str, Measure]:
     names = list(contenders)
-    shift %= len(names) or 1
-    return {name: contenders[name] for name in names[shift:] + names[:shift]}
+    return {names[i]: contenders[names[i]] for i in round_order(len(names), k)}
+
+
+def round_order(n: int, k: int) -> list[int]:
+    """The order of round ``k`` for ``n`` contenders, a row of a Williams design.
+
+    The first row is ``0, 1, n-1, 2, n-2, ...``; row ``r`` adds ``r`` to each
+    (mod ``n``); for odd ``n`` the rows are followed by the same rows
+    reversed. Over a whole cycle every ordered pair of contenders is adjacent
+    equally often, so no contender's block always follows the same other's.
+    """
+    if n < 2:
+        return list(range(n))
+    first = [0] + [(j + 1) // 2 if j % 2 else n - j // 2 for j in range(1, n)]
+    row = k % (n if n % 2 == 0 else 2 * n)
+    order = [(i + row) % n for i in first]
+    return order[::-1] if row >= n else order
 
 
 def _round(contenders: dict[str, Measure], pause: float) -> dict[str, float]:

@@ -22,7 +22,6 @@ run (the learning-rate schedule, the step count).
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -339,16 +338,30 @@ class _DigitsSplits:
         return self._built[seed]
 
 
-def _seeded(name: str, accuracy: dict[str, dict[int, float]], fit_for_seed):
-    """A measure whose ``k``-th call times ``fit_for_seed(k)``, which returns ``(seconds, test accuracy)``."""
-    record = accuracy.setdefault(name, {})
-    seeds = itertools.count()
+def _seeded(name: str, accuracy: dict[str, dict[int, float]], fit_for_seed) -> SeededFits:
+    return SeededFits(accuracy.setdefault(name, {}), fit_for_seed)
 
-    def measure() -> float:
-        seed = next(seeds)
-        seconds, record[seed] = fit_for_seed(seed)
+
+class SeededFits:
+    """A measure whose ``k``-th kept call times ``fit_for_seed(k)``, which returns ``(seconds, test accuracy)``.
+
+    A round that :func:`~benchmarks.timing.interleaved` measures again runs its
+    seed again, so the accuracies stay those of seeds ``0 .. repeats - 1``
+    however busy the machine was.
+    """
+
+    def __init__(self, record: dict[int, float], fit_for_seed) -> None:
+        self.record, self.fit_for_seed, self.next_seed = record, fit_for_seed, 0
+
+    def __call__(self) -> float:
+        seed = self.next_seed
+        seconds, self.record[seed] = self.fit_for_seed(seed)
+        self.next_seed += 1
         return seconds
-    return measure
+
+    def forget_last(self) -> None:
+        self.next_seed -= 1
+        del self.record[self.next_seed]
 
 
 def _timed(fit) -> tuple[float, float]:

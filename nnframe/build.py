@@ -20,7 +20,7 @@ from nnframe.errors import ConfigError, DataError, GraphError, PluginError, User
 from nnframe.gradients import first_nonfinite
 from nnframe.held_signals import signals_held
 from nnframe.hook_checks import HOOK_PREFIX, IMPL_MARK
-from nnframe.init_from import copy_initial_params
+from nnframe.init_from import copy_initial_params, scaled_as_source
 from nnframe.loss_checks import (SHAPE_CHECK_ROWS, check_labels_fit, check_loss_accepts_targets, check_loss_outputs,
                                  error_measures, unused_scores_notes)
 from nnframe.graph import Graph, GraphNode
@@ -311,7 +311,9 @@ def build_experiment(config: LoadedConfig, plugins: Plugins, initial_params: boo
         experiment = _build_experiment(config, plugins)
         init = experiment.settings.train.init_from
         if initial_params and init is not None:
-            experiment.notes += copy_initial_params(init, experiment.model)
+            notes, saved = copy_initial_params(init, experiment.model)
+            experiment.dataset, scaling_notes = scaled_as_source(experiment.dataset, saved.scaling, init.run)
+            experiment.notes += notes + scaling_notes
         return experiment
     except UserError as exc:
         raise _with_origin(exc, config) from None

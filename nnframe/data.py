@@ -321,7 +321,8 @@ def as_trained(ds: Dataset, scaling: tuple[np.ndarray, np.ndarray] | None) -> tu
     if np.array_equal(mean, ds.x_mean) and np.array_equal(scale, ds.x_scale):
         return ds, None
     return rescaled(ds, mean, scale), ("the data's standardization figures are not the run's (it changed since "
-                                       "the run trained): its inputs are scaled with the run's own")
+                                       "the run trained, or the run took its figures from train.init_from's run): "
+                                       "its inputs are scaled with the run's own")
 
 
 def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:

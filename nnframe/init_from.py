@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.checkpoint_files import checkpoint_of
+from nnframe.data import rescaled
 from nnframe.errors import CheckpointError, ConfigError, listed
 from nnframe.gradients import first_nonfinite
 
@@ -23,10 +24,10 @@ SHOWN = 4
 """Names listed in a message before the rest are counted."""
 
 
-def copy_initial_params(init: Any, model: Any) -> list[str]:
+def copy_initial_params(init: Any, model: Any) -> tuple[list[str], Any]:
     """Copy the parameters of ``init``'s checkpoint (a :class:`~nnframe.config.InitFrom`) into ``model``; returns
-    notes. Raises :class:`ConfigError` at ``train.init_from`` where the checkpoint cannot be read or, strict, does
-    not fit."""
+    notes and the checkpoint itself. Raises :class:`ConfigError` at ``train.init_from`` where the checkpoint cannot
+    be read or, strict, does not fit."""
     run_dir = Path(init.run)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{str(run_dir)!r} is not a run directory (it has no config.yaml); expected one made by "
@@ -61,7 +62,30 @@ def copy_initial_params(init: Any, model: Any) -> list[str]:
     if problems:
         notes.append(f"train.init_from is not strict, and {'; '.join(problems)}: the model's other parameters "
                      "keep their initial values")
-    return notes
+    return notes, saved
+
+
+def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:
+    """The new run's data with its inputs standardized as the run its parameters come from standardized its own,
+    and notes: copied weights meet inputs on the scale they were trained on (fine-tuning on a part of the data
+    would otherwise shift every input). Where one run standardized and the other does not, or the inputs' shapes
+    differ, the data stays as it is and a note says so."""
+    if scaling is None and dataset.x_mean is None:
+        return dataset, []
+    if scaling is None or dataset.x_mean is None:
+        there, here = ("standardized", "as read") if scaling is not None else ("as read", "standardized")
+        fix = f"data.standardize: {str(scaling is not None).lower()}"
+        return dataset, [f"train.init_from: run {run!r} trained on inputs {there}, and this run's are {here}, so its "
+                         f"parameters meet inputs on another scale; set {fix} to scale them as it did"]
+    mean, scale = (np.asarray(figures, dtype=np.float64) for figures in scaling)
+    if mean.shape != dataset.x_mean.shape:
+        return dataset, [f"train.init_from: run {run!r} standardized examples of shape {mean.shape}, and this run's "
+                         f"have shape {dataset.x_mean.shape}: they are standardized by this data's own figures"]
+    if np.array_equal(mean, dataset.x_mean) and np.array_equal(scale, dataset.x_scale):
+        return dataset, []
+    return rescaled(dataset, mean, scale), [f"train.init_from: the inputs are standardized with the figures of run "
+                                            f"{run!r}, whose parameters were trained on inputs so scaled (this "
+                                            "data's own differ)"]
 
 
 def _problems(missing: list[str], unexpected: list[str], misshapen: list[str]) -> list[str]:

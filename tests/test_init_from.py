@@ -112,3 +112,50 @@ def test_a_run_whose_init_from_no_longer_validates_is_refused_as_any_such_resume
     with pytest.raises(ConfigError, match=r"cannot resume run .* train.init_from.checkpoint: 'newest' in the run"):
         nnframe.run_experiment(CONFIG, [f"train.init_from.run={source}", "train.max_steps=30"], resume=tuned,
                                quiet=True)
+
+
+def standardized_config(path: Path) -> dict:
+    return {**CONFIG, "name": "scaled", "data": {"type": "npz", "path": str(path), "standardize": True,
+                                                 "val_fraction": 0.25}}
+
+
+def write_data(path: Path, x: np.ndarray) -> Path:
+    np.savez(path, x=x, y=(x[:, 0] + x[:, 1] > 50).astype(np.int64))
+    return path
+
+
+def test_a_fine_tuned_run_standardizes_its_inputs_as_the_run_it_starts_from(tmp_path: Path) -> None:
+    """Fine-tuning on part of the data: the copied weights see each row scaled as the source run scaled it."""
+    x = np.random.default_rng(0).normal(loc=[10.0, 50.0], scale=[2.0, 30.0], size=(200, 2))
+    source_run = nnframe.run_experiment(standardized_config(write_data(tmp_path / "all.npz", x)),
+                                        runs_dir=tmp_path / "runs", quiet=True).run_dir
+    part = write_data(tmp_path / "part.npz", x[x[:, 1] > 50])
+    init = f"train.init_from.run={source_run}"
+    experiment = nnframe.prepare_experiment(standardized_config(part), [init])
+    trained = nnframe.load_run(source_run)
+    np.testing.assert_array_equal(experiment.dataset.x_mean, trained.experiment.dataset.x_mean)
+    np.testing.assert_array_equal(experiment.dataset.x_scale, trained.experiment.dataset.x_scale)
+    rows = experiment.dataset.x[:5].astype(np.float64) * experiment.dataset.x_scale + experiment.dataset.x_mean
+    np.testing.assert_allclose(experiment.model.forward(experiment.dataset.x[:5]),
+                               trained.model.forward(trained.experiment.dataset.scale_inputs(rows)), rtol=1e-12)
+    assert any("standardized with the figures of run" in note for note in experiment.notes)
+    again = nnframe.prepare_experiment(standardized_config(write_data(tmp_path / "same.npz", x)), [init])
+    assert not any("standardiz" in note for note in again.notes)  # the same figures: nothing to say
+    as_read = nnframe.prepare_experiment(standardized_config(part), [init, "data.standardize=false"])
+    assert as_read.dataset.x_mean is None
+    assert any("trained on inputs standardized, and this run's are as read" in note for note in as_read.notes)
+
+
+def test_a_fine_tuned_run_keeps_its_source_runs_scaling_when_resumed_and_loaded(tmp_path: Path) -> None:
+    x = np.random.default_rng(1).normal(loc=[10.0, 50.0], scale=[2.0, 30.0], size=(200, 2))
+    source_run = nnframe.run_experiment(standardized_config(write_data(tmp_path / "all.npz", x)),
+                                        runs_dir=tmp_path / "runs", quiet=True).run_dir
+    config = standardized_config(write_data(tmp_path / "part.npz", x[x[:, 1] > 50]))
+    tuned = nnframe.run_experiment(config, [f"train.init_from.run={source_run}"], runs_dir=tmp_path / "runs",
+                                   quiet=True).run_dir
+    resumed = nnframe.run_experiment(config, ["train.max_steps=40"], resume=tuned, quiet=True)
+    assert resumed.summary["steps"] == 40
+    figures = nnframe.load_run(source_run).experiment.dataset.x_mean
+    with pytest.warns(UserWarning, match="or the run took its figures from train.init_from's run"):
+        loaded = nnframe.load_run(tuned)
+    np.testing.assert_array_equal(loaded.experiment.dataset.x_mean, figures)

@@ -226,9 +226,15 @@ def check_labels(y: np.ndarray, num_outputs: int, where: str, name: str = "y",
                         if num_outputs == 1 else
                         f"the model outputs {num_outputs} values, so class indices run 0..{num_outputs - 1}")
             starts_at_one = num_outputs > 1 and int(y.min()) == 1 and int(y.max()) == num_outputs
-            fix = ("the labels run 1..{0} and class 0 never occurs: subtract 1 from them, so that they run "
-                   "0..{1}".format(num_outputs, num_outputs - 1) if starts_at_one else
-                   f"set the last node's out to at least {int(y.max()) + 1} or fix the labels")
+            classes = int(y.max()) + 1
+            if starts_at_one:
+                fix = (f"the labels run 1..{num_outputs} and class 0 never occurs: subtract 1 from them, so that they "
+                       f"run 0..{num_outputs - 1}")
+            elif num_outputs == 1:  # a binary classifier's loss (sigmoid_cross_entropy) takes no more classes
+                fix = (f"for {classes} classes set the last node's out to {classes}, with softmax_cross_entropy as "
+                       "the loss, or fix the labels")
+            else:
+                fix = f"set the last node's out to at least {classes} or fix the labels"
             raise DataError(f"{where}: {_at(name, row, origin)} is class {int(y[row])}, but {expected}; {fix}")
         return
     width = y.shape[1] if y.ndim == 2 else 1

@@ -167,7 +167,9 @@ def test_validate_regression_targets_become_columns():
 @pytest.mark.parametrize("y, num_outputs, expected", [
     (np.array([0, 2, 3]), 3, "y[2] is class 3, but the model outputs 3 values, so class indices run 0..2; "
                              "set the last node's out to at least 4"),
-    (np.array([0, 1, 2]), 1, "y[2] is class 2, but a model with 1 output is a binary classifier"),
+    (np.array([0, 1, 2]), 1, "y[2] is class 2, but a model with 1 output is a binary classifier and takes labels 0 "
+                             "and 1; for 3 classes set the last node's out to 3, with softmax_cross_entropy as the "
+                             "loss, or fix the labels"),
     (np.array([1, 2, 3]), 3, "y[2] is class 3, but the model outputs 3 values, so class indices run 0..2; the "
                              "labels run 1..3 and class 0 never occurs: subtract 1 from them"),
     (np.eye(4, dtype=np.int64), 3, "y has 4 value(s) per example (shape (4, 4)), but the model outputs 3"),

@@ -218,7 +218,8 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("a,label\n1,0\n2,x\n", {}, "csv file {dir}/c.csv, line 3, column 'label': 'x' is not a number"),
     ("a,b,label\n1,2,0\n3,,1\n", {}, "line 3, column 'b': an empty cell is a missing value; every cell must be a "
                                      "finite number (fill the missing values, or leave out their rows)"),
-    ("a,b,lable\n1,2,0\n", {}, "has no label column 'label'; columns present: a, b, lable (did you mean 'lable'?)"),
+    ("a,b,lable\n1,2,0\n", {}, "has no label column 'label'; columns present: a, b, lable (did you mean 'lable'?); "
+                               "data.label names the label column"),
     ("a;b;label\n1;2;0\n", {}, "no label column 'label'; the header is 'a;b;label', one column: is the delimiter ';'? "
                            "(set delimiter: \";\")"),
     ("a\tb\tlabel\n1\t2\t0\n", {}, "is the delimiter '\\t'? (set delimiter: \"\\t\")"),

@@ -116,7 +116,8 @@ def _check_columns(header: list[str], params: CsvParams, path: Path) -> None:
         missing = f"csv file {path} has no label column {params.label!r}"
         hint = _comment_hint(header) or _delimiter_hint(header, params.delimiter)
         raise DataError(f"{missing}; the header is {params.delimiter.join(header)!r}{hint}" if hint else
-                        missing_message(missing, params.label, header, "columns") + _no_header_hint(header))
+                        missing_message(missing, params.label, header, "columns") + _no_header_hint(header)
+                        + "; data.label names the label column")
     for name in params.drop:
         if name not in header:
             raise DataError(missing_message(f"csv file {path} has no column {name!r} to drop", name, header,

@@ -86,9 +86,10 @@ class Dataset:
     def scale_inputs(self, x: Any) -> np.ndarray:
         """New examples as the model takes them: scaled as the training inputs were (``data.standardize``),
         computed in float64, in the training inputs' dtype. Give them in float64 where they are large: a float32
-        copy of values near 1e9 has lost what tells them apart."""
+        copy of values near 1e9 has lost what tells them apart. One example alone (``x`` of an example's shape)
+        comes back in its own shape."""
         x = np.asarray(x)
-        if x.shape[1:] != self.x.shape[1:]:
+        if x.shape != self.x.shape[1:] and x.shape[1:] != self.x.shape[1:]:
             raise ValueError(f"scale_inputs: examples of shape {x.shape[1:]}, but the training examples have "
                              f"shape {self.x.shape[1:]}")
         if self.x_mean is None or self.x_scale is None:

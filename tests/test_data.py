@@ -58,6 +58,7 @@ def test_standardized_inputs_take_the_training_examples_figures_alone():
     np.testing.assert_allclose(ds.x.std(axis=0), [1.0, 0.0, 1.0])
     np.testing.assert_allclose(ds.x_val, [[4 / np.sqrt(8 / 3), 0.2, 0.0]])
     np.testing.assert_allclose(ds.scale_inputs([[3.0, 5.0, 200.0], [7.0, 6.0, 200.0]]), [[0, 0, 0], ds.x_val[0]])
+    np.testing.assert_allclose(ds.scale_inputs([7.0, 6.0, 200.0]), ds.x_val[0])  # one example, in its own shape
     assert ds.summary() == "3 training and 1 validation example of 3 features (standardized), 2 classes"
     raw = Dataset(x, np.array([0, 1, 0]), num_classes=2)
     assert raw.scale_inputs(x) is x and (raw.x_mean, raw.x_scale) == (None, None)

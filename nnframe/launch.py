@@ -364,8 +364,8 @@ def _seconds(value: Any) -> float:
 
 def config_notes(experiment: Experiment) -> list[str]:
     """What the config asks for that runs but is likely a mistake: a schedule that does not fit the run, a best
-    checkpoint that cannot be kept, a regression loss on class labels, labels of one class, features or targets
-    far from unit scale, evaluations without a validation set."""
+    checkpoint that cannot be kept, a regression loss on class labels, labels of one class, classes only the
+    validation examples hold, features or targets far from unit scale, evaluations without a validation set."""
     settings = experiment.settings
     optimizer = settings.optimizer
     notes = [*experiment.notes, *optimizer.schedule.notes(float(optimizer.lr), experiment.total_steps),
@@ -376,7 +376,8 @@ def config_notes(experiment: Experiment) -> list[str]:
                      "softmax_cross_entropy, for values set the dataset's task: regression")
     if experiment.model.differentiable_input is not False:  # a model of indices (an embedding) reads ids
         notes += _scale_notes(experiment.dataset)
-    notes += _one_class_notes(experiment.dataset) + _target_scale_notes(experiment.dataset)
+    notes += (_one_class_notes(experiment.dataset) + _unseen_class_notes(experiment.dataset)
+              + _target_scale_notes(experiment.dataset))
     if settings.train.eval_every and experiment.dataset.x_val is None:
         notes.append(f"train.eval_every is {settings.train.eval_every}, but the run has no validation set, so "
                      "nothing is evaluated; set data.val_fraction, a csv dataset's data.val_path, or give x_val and "
@@ -443,6 +444,22 @@ def _one_class_notes(dataset: Any) -> list[str]:
     return [f"the training labels hold only one class, {int(classes[0])} (all {len(y)} examples): a model "
             "reaches 100% training accuracy by always answering it, without learning anything; check the label "
             "column, and that the data holds examples of every class"]
+
+
+def _unseen_class_notes(dataset: Any) -> list[str]:
+    """A note naming the classes the validation examples hold and the training examples do not: no step can
+    teach them, so every validation example of theirs counts against the accuracy (a small or imbalanced data
+    set split at random)."""
+    import numpy as np
+
+    if not dataset.classification or dataset.y_val is None or not dataset.y_val.size or not dataset.y.size:
+        return []
+    unseen = np.setdiff1d(labels(dataset.y_val), labels(dataset.y))
+    if not unseen.size:
+        return []
+    shown = ", ".join(str(int(c)) for c in unseen[:5]) + (", ..." if unseen.size > 5 else "")
+    return [f"the validation examples hold class(es) {shown} that no training example holds: no step can teach "
+            "them; with data.val_fraction, another seed or a larger share of the data may bring them into training"]
 
 
 def _checkpoint_notes(experiment: Experiment) -> list[str]:

@@ -546,6 +546,17 @@ def test_one_hot_labels_of_a_single_class_get_the_note_too(tmp_path):
     assert _notes(_validate(_experiment(tmp_path, {"type": "npz", "path": "two.npz"}))) == []
 
 
+def test_classes_only_the_validation_examples_hold_get_a_note(tmp_path):
+    x = np.zeros((6, 2))
+    np.savez(tmp_path / "unseen.npz", x=x, y=np.array([0, 1, 0, 1, 0, 1]), x_val=x[:3], y_val=np.array([0, 2, 3]))
+    config = _experiment(tmp_path, {"type": "npz", "path": "unseen.npz"})
+    config.write_text(config.read_text(encoding="utf-8").replace("out: 2", "out: 4"), encoding="utf-8")
+    notes = _notes(_validate(config))
+    assert len(notes) == 1 and "the validation examples hold class(es) 2, 3 that no training example holds" in notes[0]
+    np.savez(tmp_path / "seen.npz", x=x, y=np.array([0, 1, 0, 1, 0, 1]), x_val=x[:3], y_val=np.array([0, 1, 1]))
+    assert _notes(_validate(_experiment(tmp_path, {"type": "npz", "path": "seen.npz"}))) == []
+
+
 def test_binary_labels_in_one_column_are_told_apart_as_classes():
     """A plugin's dataset may keep 0/1 labels as an (N, 1) column, which argmax would read as one class."""
     from types import SimpleNamespace

@@ -462,7 +462,8 @@ def _check_targets(value: Any, name: str, x: np.ndarray, classification: bool, p
 
 
 MAX_CLASS_INDEX = 2**31 - 1
-"""Larger float labels are no class of any model here, and would not survive the cast to int64 intact."""
+"""Larger labels are no class of any model here; a float one would not survive the cast to int64 intact, nor a
+uint64 one beyond int64's range."""
 
 
 def _check_class_indices(y: np.ndarray, name: str, prefix: str, origin: Callable[[int], str] | None) -> np.ndarray:
@@ -474,6 +475,10 @@ def _check_class_indices(y: np.ndarray, name: str, prefix: str, origin: Callable
                             "integers 0..C-1 (for real-valued targets, set the dataset's task: regression and use a "
                             "regression loss such as mse; a plugin's dataset returns Dataset(x, y, "
                             "classification=False))")
+    elif y.size and y.dtype.kind in "iu" and y.max() > MAX_CLASS_INDEX:  # a uint64 beyond int64 would wrap
+        row = int(np.argmax(y > MAX_CLASS_INDEX))
+        raise DataError(f"{prefix}: {_at(name, row, origin)} = {y[row]} is not a class index of any model here; "
+                        "labels must be class indices 0..C-1")
     if y.size and y.min() < 0:
         row = int(np.argmax(y < 0))
         raise DataError(f"{prefix}: {_at(name, row, origin)} = {y[row]} is negative; labels must be class indices "

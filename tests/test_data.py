@@ -118,6 +118,7 @@ def test_a_row_origin_that_fails_leaves_the_message_as_it_was():
     (_ds(y=np.array([0, 1, np.nan, 2])), "y[2] = nan is not a class index"),
     (_ds(y=np.array(["cat", "dog", "cat", "dog"])), "y has dtype <U3 (first value 'cat')"),
     (_ds(y=np.array([0, -1, 2, 1])), "y[1] = -1 is negative"),
+    (_ds(y=np.array([0, 1, 2**63 + 5, 1], dtype=np.uint64)), "y[2] = 9223372036854775813 is not a class index"),
     (_ds(y=np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [0, 1, 0]])), "y[1] = [1, 1, 0] is not one-hot"),
     (_ds(y=np.array([[1, 0], [0.5, 0.5], [0, 1], [0, 1]])), "y[1] = [0.5, 0.5] is not one-hot"),
     (_ds(y=np.zeros((4, 2, 2))), "y has shape (4, 2, 2); expected (N,) class indices or (N, C) one-hot"),

@@ -9,6 +9,7 @@ naming the dataset's source and what is wrong.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -62,6 +63,10 @@ class Dataset:
     x_scale: np.ndarray | None = None
     """With ``standardize``, each input feature's standard deviation (its largest magnitude where it is
     constant), which ``x`` and ``x_val`` were divided by."""
+    digest_as_built: str | None = None
+    """The digest of ``x`` and ``y`` as the config built them, kept where the inputs were scaled by other figures
+    since (a fine-tuned run's by those of the run it starts from, a resumed run's by its own): a checkpoint
+    records the data the run trains on, which a resume builds again, not the figures it was scaled by."""
 
     @property
     def n_train(self) -> int:
@@ -82,6 +87,10 @@ class Dataset:
         """``y[150] (line 154)``: array ``name``'s ``row`` as the build returned it, and where the data has it."""
         name, row = self.row_as_built(name, row)
         return _at(name, row, self.row_origin if name in ("x", "y") else self.val_row_origin)
+
+    def digest(self) -> str:
+        """:func:`data_digest` of ``x`` and ``y`` as the config built them (see :attr:`digest_as_built`)."""
+        return self.digest_as_built or data_digest(self.x, self.y)
 
     def scale_inputs(self, x: Any) -> np.ndarray:
         """New examples as the model takes them: scaled as the training inputs were (``data.standardize``),
@@ -298,6 +307,15 @@ def standardized(ds: Dataset) -> Dataset:
     return replace(ds, x=unit, x_val=scaled(ds.x_val), x_mean=mean * magnitude, x_scale=spread * magnitude)
 
 
+def data_digest(*arrays: np.ndarray) -> str:
+    """A digest of the arrays' dtypes, shapes and values (BLAKE2b, about 1 GB/s: 0.2 s for MNIST's 188 MB)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
 def rescaled(ds: Dataset, mean: np.ndarray, scale: np.ndarray) -> Dataset:
     """A standardized ``ds`` with its inputs scaled by other figures instead (a run's own, where its data has
     changed since it trained), in float64 and back to their dtype."""
@@ -309,7 +327,7 @@ def rescaled(ds: Dataset, mean: np.ndarray, scale: np.ndarray) -> Dataset:
             return None
         return ((x.astype(np.float64) * ds.x_scale + ds.x_mean - mean) / scale).astype(x.dtype, copy=False)
 
-    return replace(ds, x=again(ds.x), x_val=again(ds.x_val), x_mean=mean, x_scale=scale)
+    return replace(ds, x=again(ds.x), x_val=again(ds.x_val), x_mean=mean, x_scale=scale, digest_as_built=ds.digest())
 
 
 def as_trained(ds: Dataset, scaling: tuple[np.ndarray, np.ndarray] | None) -> tuple[Dataset, str | None]:

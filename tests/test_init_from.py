@@ -155,7 +155,10 @@ def test_a_fine_tuned_run_keeps_its_source_runs_scaling_when_resumed_and_loaded(
                                    quiet=True).run_dir
     resumed = nnframe.run_experiment(config, ["train.max_steps=40"], resume=tuned, quiet=True)
     assert resumed.summary["steps"] == 40
+    assert not any("training data differs" in note for note in resumed.notes)  # its data as built, not as scaled
     figures = nnframe.load_run(source_run).experiment.dataset.x_mean
-    with pytest.warns(UserWarning, match="or the run took its figures from train.init_from's run"):
+    with pytest.warns(UserWarning) as warned:
         loaded = nnframe.load_run(tuned)
+    assert [str(w.message).split(": ", 2)[-1][:60] for w in warned] == [
+        "the data's standardization figures are not the run's (it cha"]
     np.testing.assert_array_equal(loaded.experiment.dataset.x_mean, figures)

@@ -311,9 +311,11 @@ def build_experiment(config: LoadedConfig, plugins: Plugins, initial_params: boo
         experiment = _build_experiment(config, plugins)
         init = experiment.settings.train.init_from
         if initial_params and init is not None:
-            notes, saved = copy_initial_params(init, experiment.model)
-            experiment.dataset, scaling_notes = scaled_as_source(experiment.dataset, saved.scaling, init.run)
-            experiment.notes += notes + scaling_notes
+            notes, saved, copied = copy_initial_params(init, experiment.model)
+            if copied:  # parameters that see the inputs as their run scaled them
+                experiment.dataset, scaling_notes = scaled_as_source(experiment.dataset, saved.scaling, init.run)
+                notes += scaling_notes
+            experiment.notes += notes
         return experiment
     except UserError as exc:
         raise _with_origin(exc, config) from None

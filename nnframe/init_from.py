@@ -24,10 +24,10 @@ SHOWN = 4
 """Names listed in a message before the rest are counted."""
 
 
-def copy_initial_params(init: Any, model: Any) -> tuple[list[str], Any]:
+def copy_initial_params(init: Any, model: Any) -> tuple[list[str], Any, int]:
     """Copy the parameters of ``init``'s checkpoint (a :class:`~nnframe.config.InitFrom`) into ``model``; returns
-    notes and the checkpoint itself. Raises :class:`ConfigError` at ``train.init_from`` where the checkpoint cannot
-    be read or, strict, does not fit."""
+    notes, the checkpoint itself and how many parameters were copied. Raises :class:`ConfigError` at
+    ``train.init_from`` where the checkpoint cannot be read or, strict, does not fit."""
     run_dir = Path(init.run)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{str(run_dir)!r} is not a run directory (it has no config.yaml); expected one made by "
@@ -62,7 +62,7 @@ def copy_initial_params(init: Any, model: Any) -> tuple[list[str], Any]:
     if problems:
         notes.append(f"train.init_from is not strict, and {'; '.join(problems)}: the model's other parameters "
                      "keep their initial values")
-    return notes, saved
+    return notes, saved, copied
 
 
 def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:

@@ -408,6 +408,10 @@ def _scale_notes(dataset: Any) -> list[str]:
     if not large.size:
         return []
     shown = ", ".join(f"x[:, {i}] up to {largest[i]:.3g}" for i in large[:3]) + (", ..." if large.size > 3 else "")
+    if dataset.x_mean is not None:  # standardized by figures other than this data's own
+        return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}) as standardized by the run's "
+                "figures (those of train.init_from's run, or a resumed run's own): this data lies far from the data "
+                "they were taken from"]
     return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}); such inputs usually train "
             "poorly: standardize them (data.standardize: true)"]
 

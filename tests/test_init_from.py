@@ -13,6 +13,7 @@ import yaml
 import nnframe
 from fixtures.console import NNFRAME
 from nnframe.errors import ConfigError
+from nnframe.launch import config_notes
 
 CONFIG = {
     "name": "source",
@@ -162,3 +163,22 @@ def test_a_fine_tuned_run_keeps_its_source_runs_scaling_when_resumed_and_loaded(
     assert [str(w.message).split(": ", 2)[-1][:60] for w in warned] == [
         "the data's standardization figures are not the run's (it cha"]
     np.testing.assert_array_equal(loaded.experiment.dataset.x_mean, figures)
+
+
+def test_inputs_keep_their_own_scaling_where_no_parameter_was_copied_and_far_ones_are_told(tmp_path: Path) -> None:
+    x = np.random.default_rng(2).normal(loc=[10.0, 50.0], scale=[2.0, 30.0], size=(200, 2))
+    source_run = nnframe.run_experiment(standardized_config(write_data(tmp_path / "all.npz", x)),
+                                        runs_dir=tmp_path / "runs", quiet=True).run_dir
+    config = standardized_config(write_data(tmp_path / "part.npz", x[x[:, 1] > 50]))
+    own = nnframe.prepare_experiment(config).dataset.x_mean
+    renamed = {**config, "model": [{"type": "affine", "out": 6, "name": "other"}, {"type": "tanh"},
+                                   {"type": "affine", "out": 3, "name": "head"}]}
+    untouched = nnframe.prepare_experiment(renamed, [f"train.init_from.run={source_run}",
+                                                     "train.init_from.strict=false"])
+    np.testing.assert_array_equal(untouched.dataset.x_mean, own)  # 0 of 4 copied: nothing saw the old scaling
+    far = x * [1000.0, 1.0]
+    experiment = nnframe.prepare_experiment(standardized_config(write_data(tmp_path / "far.npz", far)),
+                                            [f"train.init_from.run={source_run}"])
+    notes = [note for note in config_notes(experiment) if "far beyond unit scale" in note]
+    assert len(notes) == 1 and "this data lies far from the data they were taken from" in notes[0]
+    assert "data.standardize: true" not in notes[0]  # it is on already

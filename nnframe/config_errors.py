@@ -156,6 +156,9 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
         message = "expected a mapping of keys to values"
     elif kind == "list_type":
         message = "expected a list"
+        if isinstance(found, dict) and found and all(str(key).isdigit() for key in found):
+            message += (f"; give the list whole ({path}=[...]): an entry of a list the config leaves out cannot "
+                        "be set")
     elif kind == "too_short":
         message = f"expected at least {error['ctx']['min_length']} entry"
     elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:

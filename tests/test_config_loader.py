@@ -278,6 +278,17 @@ def test_a_field_the_file_leaves_out_of_a_section_is_not_blamed_on_an_override_o
     assert str(caught.value).startswith(f"{tmp_path / 'config.yaml'}: field data.path: missing required field")
 
 
+def test_an_entry_of_a_list_the_file_leaves_out_is_blamed_on_its_override_with_the_whole_list_form(
+        tmp_path: Path, plugins: Any) -> None:
+    (tmp_path / "d.csv").write_text("id,a,label\n1,2,0\n2,3,1\n", encoding="utf-8")
+    text = SPIRAL_YAML.replace("data: {type: spiral, points_per_class: 10, classes: 3}",
+                               "data: {type: csv, path: d.csv}")
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, text), ["data.drop.0=id"], plugins)
+    assert str(caught.value).startswith("override 'data.drop.0=id': field data.drop: expected a list; give the list "
+                                        "whole (data.drop=[...])")
+
+
 def test_an_error_in_the_file_names_the_file_even_with_overrides(tmp_path: Path, plugins: Any) -> None:
     path = write(tmp_path, SPIRAL_YAML.replace("lr: 1.0", "lr: fast"))
     with pytest.raises(ConfigError) as caught:

@@ -408,7 +408,7 @@ def _scale_notes(dataset: Any) -> list[str]:
     if not large.size:
         return []
     shown = ", ".join(f"x[:, {i}] up to {largest[i]:.3g}" for i in large[:3]) + (", ..." if large.size > 3 else "")
-    if dataset.x_mean is not None:  # standardized by figures other than this data's own
+    if dataset.x_mean is not None:  # by other figures: its own keep N examples within sqrt(N - 1) of 0
         return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}) as standardized by the run's "
                 "figures (those of train.init_from's run, or a resumed run's own): this data lies far from the data "
                 "they were taken from"]

@@ -48,7 +48,6 @@ from nnframe.checkpoint_files import (
     read_checkpoint,
     step_name,
 )
-from nnframe.data import data_digest
 from nnframe.errors import CheckpointError, PluginStateError, RunDirectoryGone
 from nnframe.generators import generators_in
 from nnframe.gradients import first_nonfinite
@@ -273,12 +272,10 @@ class Checkpointer:
     def data_differs_from(self, checkpoint: Checkpoint, dataset: Any) -> bool:
         """Whether the training data is other than the run's though as large (a file rewritten in place, a
         dataset drawn from an unseeded generator); other sizes are refused by the batch order's own check.
-        Checkpoints from before the digest was kept tell nothing, and those from before whole-number regression
-        targets were built as floats hold the digest of int64 targets."""
+        Checkpoints from before the digest was kept tell nothing."""
         saved = checkpoint.meta.get("training_data")
         same_size = int(checkpoint.meta.get("batches", {}).get("n", -1)) == dataset.n_train
-        return (saved is not None and same_size and saved != self._digest_of(dataset)
-                and saved != _digest_with_whole_number_targets(dataset))
+        return saved is not None and same_size and saved != self._digest_of(dataset)
 
     def check_model(self, checkpoint: Checkpoint, model: Any, resuming: bool = True) -> None:
         """Refuse a checkpoint of another model: names and shapes first, then dtype, then the whole fingerprint.
@@ -521,14 +518,3 @@ def _differences(saved: Any, current: Any, path: str) -> list[str]:
     if saved != current:
         return [f"{path}: {saved!r} in the checkpoint, {current!r} now"]
     return []
-
-
-def _digest_with_whole_number_targets(dataset: Any) -> str | None:
-    """The digest a checkpoint saved before 2026-11-27 holds for this data where its regression targets are
-    whole numbers, which were kept as int64 then; ``None`` for other data."""
-    y = dataset.y
-    if dataset.classification or y.dtype.kind != "f" or not y.size or not np.isfinite(y).all():
-        return None
-    if not (y == np.round(y)).all() or np.abs(y).max() >= 2.0**63:
-        return None
-    return data_digest(dataset.x, y.astype(np.int64))

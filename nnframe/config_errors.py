@@ -157,8 +157,8 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
     elif kind == "list_type":
         message = "expected a list"
         if isinstance(found, dict) and found and all(str(key).isdigit() for key in found):
-            message += (f"; give the list whole ({path}=[...]): an entry of a list the config leaves out cannot "
-                        "be set")
+            dotted = ".".join(str(part) for part in kept)
+            message += f"; an override gives a list the config leaves out whole, as {dotted}=[...]"
     elif kind == "too_short":
         message = f"expected at least {error['ctx']['min_length']} entry"
     elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:

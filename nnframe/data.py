@@ -351,8 +351,8 @@ def as_trained(ds: Dataset, scaling: tuple[np.ndarray, np.ndarray] | None) -> tu
 
 
 def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
-    """``x`` and a regression run's targets (whole numbers too) in the training ``dtype``; class labels as int64.
-    Copies only if needed.
+    """``x`` and float targets in the training ``dtype``; integer labels, and a regression run's whole-number
+    targets, as int64 (the losses compute in the scores' dtype). Copies only if needed.
 
     A finite value too large for ``dtype`` (1e39 in float32) is a data error
     here, instead of an infinity that would make the first step diverge.
@@ -372,8 +372,8 @@ def cast(ds: Dataset, dtype: np.dtype | str, where: str = "data") -> Dataset:
                             "or train in float64 (train.dtype: float64)")
         return out
 
-    def label_type(y: np.ndarray | None) -> np.dtype:  # a regression run's whole-number targets are values
-        return np.dtype(np.int64) if ds.classification and y is not None and y.dtype.kind in "biu" else dtype
+    def label_type(y: np.ndarray | None) -> np.dtype:
+        return np.dtype(np.int64) if y is not None and y.dtype.kind in "biu" else dtype
 
     return replace(ds, x=converted(ds.x, "x", dtype), y=converted(ds.y, "y", label_type(ds.y)),
                    x_val=converted(ds.x_val, "x_val", dtype), y_val=converted(ds.y_val, "y_val", label_type(ds.y_val)))

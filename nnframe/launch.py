@@ -408,10 +408,14 @@ def _scale_notes(dataset: Any) -> list[str]:
     if not large.size:
         return []
     shown = ", ".join(f"x[:, {i}] up to {largest[i]:.3g}" for i in large[:3]) + (", ..." if large.size > 3 else "")
-    if dataset.x_mean is not None:  # by other figures: its own keep N examples within sqrt(N - 1) of 0
+    if dataset.digest_as_built is not None:  # standardized by other figures than this data's own
         return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}) as standardized by the run's "
                 "figures (those of train.init_from's run, or a resumed run's own): this data lies far from the data "
                 "they were taken from"]
+    if dataset.x_mean is not None:  # by its own: only where a value is rare among millions of examples
+        return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}) even standardized: a value "
+                "rare among the examples (a feature that is nearly always the same) lies thousands of standard "
+                "deviations from the rest"]
     return [f"{large.size} input feature(s) reach far beyond unit scale ({shown}); such inputs usually train "
             "poorly: standardize them (data.standardize: true)"]
 
@@ -421,7 +425,7 @@ def _target_scale_notes(dataset: Any) -> list[str]:
     scale predicts near 0, and training closes little of the distance, where the same targets standardised fit."""
     import numpy as np
 
-    if dataset.classification or not dataset.y.size or dataset.y.dtype.kind != "f":
+    if dataset.classification or not dataset.y.size or dataset.y.dtype.kind not in "fiu":  # whole dollars too
         return []
     y = dataset.y.reshape(len(dataset.y), -1)
     large = _beyond_unit_scale(y)[1]

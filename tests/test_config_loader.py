@@ -285,8 +285,11 @@ def test_an_entry_of_a_list_the_file_leaves_out_is_blamed_on_its_override_with_t
                                "data: {type: csv, path: d.csv}")
     with pytest.raises(ConfigError) as caught:
         load_experiment(write(tmp_path, text), ["data.drop.0=id"], plugins)
-    assert str(caught.value).startswith("override 'data.drop.0=id': field data.drop: expected a list; give the list "
-                                        "whole (data.drop=[...])")
+    assert str(caught.value).startswith("override 'data.drop.0=id': field data.drop: expected a list; an override "
+                                        "gives a list the config leaves out whole, as data.drop=[...]")
+    model = SPIRAL_YAML.replace("  - {type: sigmoid}\n", "  - {type: add}\n")  # a node whose inputs are a list
+    with pytest.raises(ConfigError, match=r"as model\.1\.inputs=\[\.\.\.\]; found \{'0': 'affine1'\}"):
+        load_experiment(write(tmp_path, model), ["model.1.inputs.0=affine1"], plugins)
 
 
 def test_an_error_in_the_file_names_the_file_even_with_overrides(tmp_path: Path, plugins: Any) -> None:

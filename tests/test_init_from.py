@@ -182,3 +182,20 @@ def test_inputs_keep_their_own_scaling_where_no_parameter_was_copied_and_far_one
     notes = [note for note in config_notes(experiment) if "far beyond unit scale" in note]
     assert len(notes) == 1 and "this data lies far from the data they were taken from" in notes[0]
     assert "data.standardize: true" not in notes[0]  # it is on already
+
+
+def test_the_far_input_note_tells_a_runs_own_figures_from_other_ones() -> None:
+    """Standardized by its own figures, an input passes 1e3 only where a value is rare among millions of examples
+    (an indicator set once in two million: 1414 standard deviations); by other figures, the data is far from
+    theirs."""
+    from types import SimpleNamespace
+
+    from nnframe.launch import _scale_notes
+
+    x = np.zeros((10, 1))
+    x[0, 0] = 1414.0
+    own = SimpleNamespace(x=x, x_mean=np.zeros(1), digest_as_built=None)
+    other = SimpleNamespace(x=x, x_mean=np.zeros(1), digest_as_built="0f" * 16)
+    assert "even standardized: a value rare among the examples" in _scale_notes(own)[0]
+    assert "as standardized by the run's figures" in _scale_notes(other)[0]
+    assert "data.standardize: true" in _scale_notes(SimpleNamespace(x=x, x_mean=None, digest_as_built=None))[0]

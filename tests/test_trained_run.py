@@ -6,7 +6,6 @@ import importlib
 import json
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,6 @@ from fixtures.distributions import Site
 from fixtures.experiments import write_experiment
 import nnframe
 from nnframe.checkpoint import read_checkpoint
-from nnframe.checkpoint_files import latest_checkpoint, meta_digest
-from nnframe.data import data_digest
 from nnframe.errors import CheckpointError, DataError, UserError
 
 CONFIG = {
@@ -280,34 +277,3 @@ def test_a_run_trained_with_a_notebooks_components_says_how_to_pass_them_again(t
                                         r"plugins=nnframe.get_plugin_manager"):
         nnframe.load_run(result.run_dir)
     assert nnframe.load_run(result.run_dir, plugins=mine).step == 5
-
-
-
-def with_training_data_digest(meta_path: Path, digest: str) -> None:
-    """Rewrite a checkpoint's recorded data digest, its metadata's own hash made again."""
-    meta = json.loads(meta_path.read_text())
-    meta["training_data"] = digest
-    meta["meta_sha256"] = meta_digest(meta)
-    meta_path.write_text(json.dumps(meta))
-
-
-def test_a_run_saved_when_whole_number_regression_targets_were_kept_as_int64_loads_without_a_data_warning(
-        tmp_path: Path) -> None:
-    """Its checkpoints hold the digest of int64 targets; the same data, built as floats now, is no other data."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((40, 2))
-    np.savez(tmp_path / "data.npz", x=x, y=(x @ [3.0, -2.0] * 2).round().astype(np.int64))
-    config = write_experiment(tmp_path, {**CONFIG, "data": {**NPZ, "task": "regression"},
-                                         "model": [{"type": "affine", "out": 1}], "loss": {"type": "mse"}},
-                              train={"max_steps": 10})
-    run_dir = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
-    meta_path = latest_checkpoint(run_dir / "checkpoints").path.with_suffix(".json")
-    dataset = nnframe.load_run(run_dir).experiment.dataset
-    assert dataset.y.dtype.kind == "f"
-    with_training_data_digest(meta_path, data_digest(dataset.x, dataset.y.astype(np.int64)))  # as saved before
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        nnframe.load_run(run_dir)
-    with_training_data_digest(meta_path, data_digest(dataset.x, dataset.y[::-1].astype(np.int64)))  # other data
-    with pytest.warns(UserWarning, match="its digest differs"):
-        nnframe.load_run(run_dir)

@@ -437,6 +437,24 @@ def test_ctrl_c_while_typer_builds_the_commands_stops_with_130_and_no_traceback(
     assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
 
 
+def test_ctrl_c_while_the_cli_is_imported_stops_with_130_and_no_traceback(tmp_path: Path) -> None:
+    """The installed console script's entry point, with a Ctrl-C while typer loads (the first tenth of a second)."""
+    script = (
+        "import sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'typer':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        "from importlib.metadata import entry_points\n"
+        "(command,) = [ep for ep in entry_points(group='console_scripts') if ep.name == 'nnframe']\n"
+        "sys.argv = ['nnframe', '--help']\n"
+        "command.load()()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
+
+
 def test_sigterm_while_starting_up_stops_with_143_and_a_message(tmp_path: Path) -> None:
     """Before training installs its own handler (here while the config is built), SIGTERM is a clean stop."""
     config = write_config(tmp_path)

@@ -420,37 +420,35 @@ def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int
                        latest_checkpoint(straight_dir / "checkpoints").arrays)
 
 
-def test_ctrl_c_while_typer_builds_the_commands_stops_with_130_and_no_traceback(tmp_path: Path) -> None:
-    script = (
-        "import os, signal, sys\n"
-        "import typer.main\n"
-        "real = typer.main.get_command\n"
-        "def get_command(*args, **kwargs):\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "    return real(*args, **kwargs)\n"
-        "typer.main.get_command = get_command\n"
-        "from nnframe.cli import main\n"
-        "sys.argv = ['nnframe', '--help']\n"
-        "main()\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
+CTRL_C_WHILE_TYPER_BUILDS_THE_COMMANDS = (
+    "import os, signal, sys\n"
+    "import typer.main\n"
+    "real = typer.main.get_command\n"
+    "def get_command(*args, **kwargs):\n"
+    "    os.kill(os.getpid(), signal.SIGINT)\n"
+    "    return real(*args, **kwargs)\n"
+    "typer.main.get_command = get_command\n"
+    "from nnframe.cli import main\n"
+    "sys.argv = ['nnframe', '--help']\n"
+    "main()\n"
+)
+CTRL_C_WHILE_THE_CLI_IS_IMPORTED = (  # through the installed console script's entry point, as typer loads
+    "import sys\n"
+    "class CtrlC:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'typer':\n"
+    "            raise KeyboardInterrupt\n"
+    "sys.meta_path.insert(0, CtrlC())\n"
+    "from importlib.metadata import entry_points\n"
+    "(command,) = [ep for ep in entry_points(group='console_scripts') if ep.name == 'nnframe']\n"
+    "sys.argv = ['nnframe', '--help']\n"
+    "command.load()()\n"
+)
 
 
-def test_ctrl_c_while_the_cli_is_imported_stops_with_130_and_no_traceback(tmp_path: Path) -> None:
-    """The installed console script's entry point, with a Ctrl-C while typer loads (the first tenth of a second)."""
-    script = (
-        "import sys\n"
-        "class CtrlC:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'typer':\n"
-        "            raise KeyboardInterrupt\n"
-        "sys.meta_path.insert(0, CtrlC())\n"
-        "from importlib.metadata import entry_points\n"
-        "(command,) = [ep for ep in entry_points(group='console_scripts') if ep.name == 'nnframe']\n"
-        "sys.argv = ['nnframe', '--help']\n"
-        "command.load()()\n"
-    )
+@pytest.mark.parametrize("script", [CTRL_C_WHILE_TYPER_BUILDS_THE_COMMANDS, CTRL_C_WHILE_THE_CLI_IS_IMPORTED],
+                         ids=["typer builds the commands", "the CLI is imported"])
+def test_ctrl_c_before_a_command_runs_stops_with_130_and_no_traceback(tmp_path: Path, script: str) -> None:
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stderr, result.stdout) == (130, "error: interrupted\n", "")
 

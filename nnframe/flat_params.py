@@ -75,6 +75,26 @@ def buffer_of(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
     return base
 
 
+def seed_copies(memo: dict[int, Any], buffer: np.ndarray, views: Sequence[np.ndarray]) -> bool:
+    """Enter a copy of ``buffer`` and of each of its ``views`` in a ``copy.deepcopy`` memo, the views' copies being
+    views of the buffer's copy; returns whether it did.
+
+    numpy deep-copies a view as an array of its own, so a deep-copied model's
+    arrays would no longer tile its copied buffer, and work on the buffer (the
+    gradient norm, clipping) would miss what its nodes write. Nothing is
+    entered where the deepcopy has already copied one of them (through
+    something that holds them, copied first): their copies are taken as made.
+    """
+    if any(id(array) in memo for array in (buffer, *views)):
+        return False
+    copied = buffer.copy()
+    memo[id(buffer)] = copied
+    for view in views:
+        memo[id(view)] = view_like(copied, buffer, view)
+    memo.setdefault(id(memo), []).extend((buffer, *views))  # as deepcopy keeps what it copied alive
+    return True
+
+
 class OneBufferUpdate:
     """What an optimizer keeps to update, in one go, parameters that tile one buffer.
 
@@ -105,6 +125,20 @@ class OneBufferUpdate:
             self.grads = buffer_of(grads) if same_shapes else None
             self._grads_seen = tuple(grads)
         return self.grads is not None and self.grads.dtype == self.params.dtype
+
+    @property
+    def grads_seen(self) -> tuple[np.ndarray, ...]:
+        """The gradient arrays :meth:`covers` last found tiling ``grads``."""
+        return self._grads_seen
+
+    def still_tiles(self, slot_views: Sequence[Sequence[np.ndarray]]) -> bool:
+        """Whether, in a copy, ``bound`` still tiles ``params`` and each slot's ``slot_views`` its state buffer.
+
+        The gradients are looked at again on the next :meth:`covers`.
+        """
+        self.grads, self._grads_seen = None, ()
+        return buffer_of(self.bound) is self.params and all(
+            buffer_of(views) is buffer for views, buffer in zip(slot_views, self.buffers[1:], strict=True))
 
 
 def view_like(buffer: np.ndarray, base: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ This module sits below config and plugins: it receives nodes already built.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
-from nnframe.flat_params import flatten
+from nnframe.flat_params import buffer_of, flatten, seed_copies
 from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
                                   check_reaches_output, described, fill_unwritten, topological_order, unwritten_part,
                                   validate_graph)
@@ -145,6 +146,29 @@ class Graph(Node):
         self.flat_params, self.flat_grads = buffers
         self._collect_params()
         return True
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Graph:
+        """A copy whose arrays tile copies of ``flat_params`` and ``flat_grads`` as the original's tile them."""
+        for buffer, views in ((self.flat_params, self.params), (self.flat_grads, self.grads)):
+            if buffer is not None:
+                seed_copies(memo, buffer, views)
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        clone.__setstate__(copy.deepcopy(self.__dict__, memo))
+        return clone
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Where its arrays no longer tile its buffers, an unpickled or copied graph drops them.
+
+        pickle, and a deepcopy that reached the arrays before the graph, give
+        every view an array of its own; work over all gradients at once (the
+        norm, clipping) then runs array by array, and so still sees what the
+        nodes write.
+        """
+        self.__dict__.update(state)
+        if self.flat_params is not None and (buffer_of(self.params) is not self.flat_params
+                                             or buffer_of(self.grads) is not self.flat_grads):
+            self.flat_params = self.flat_grads = None
 
     @property
     def stored_grads(self) -> list[np.ndarray]:

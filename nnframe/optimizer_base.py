@@ -18,6 +18,7 @@ threads (see :mod:`nnframe.threads`). The rules themselves are in
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import operator
@@ -33,7 +34,7 @@ from pydantic import ValidationError
 
 from nnframe import arrays, threads
 from nnframe.errors import CheckpointError, ConfigError, NNFrameError, not_written
-from nnframe.flat_params import OneBufferUpdate, buffer_of, view_like
+from nnframe.flat_params import OneBufferUpdate, buffer_of, seed_copies, view_like
 from nnframe.optimizer_params import OptimizerParams
 from nnframe.unset_none import unset_nones
 
@@ -178,6 +179,38 @@ class Optimizer:
         state = {name: {slot: view_like(buffers[slot], flat, p) for slot in self.slots}
                  for name, p in zip(names, params)}
         return state, tuple(buffers.values())
+
+    # ----------------------------------------------------------- copies
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Optimizer:
+        """A copy whose parameters, gradients and state tile copies of the buffers the original's tile (see
+        :func:`~nnframe.flat_params.seed_copies`), so that it still updates them in one go."""
+        flat = self._flat
+        if flat is not None:
+            seed_copies(memo, flat.params, flat.bound)
+            if flat.grads is not None:
+                seed_copies(memo, flat.grads, flat.grads_seen)
+            for views, buffer in zip(self._slot_views(), flat.buffers[1:]):
+                seed_copies(memo, buffer, views)
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the block plans: their views of the arrays would be copied as arrays of their own,
+        which the copy's update would then write into; the copy makes its own."""
+        return {**self.__dict__, "_block_plans": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """An unpickled or copied optimizer whose arrays no longer tile its buffers updates them one by one."""
+        self.__dict__.update(state)
+        if self._flat is not None and not self._flat.still_tiles(self._slot_views()):
+            self._flat = None
+
+    def _slot_views(self) -> list[list[np.ndarray]]:
+        """The state arrays of every parameter, slot by slot."""
+        return [[self.state[name][slot] for name in self.names or ()] for slot in self.slots]
 
     # ----------------------------------------------------------------- update
 

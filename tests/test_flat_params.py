@@ -282,3 +282,63 @@ def test_a_weight_held_in_a_dict_key_is_found() -> None:
     node = KeepsW(np.ones((2, 2)))
     node.W = {Holder(node.params[0]): 0}
     assert flatten([node, *affines()]) is None
+
+
+def _train_a_step(graph: Graph, optimizer: Adam, x: np.ndarray) -> float:
+    """One update on ``x``; returns the gradients' norm as the trainer reads it, over ``stored_grads``."""
+    from nnframe.gradients import global_norm
+
+    graph.backward(np.ones_like(graph.forward(x)))
+    norm = global_norm(graph.stored_grads)
+    optimizer.update(graph.params, graph.grads)
+    return norm
+
+
+def test_a_deep_copy_of_a_model_keeps_its_arrays_in_its_own_copies_of_the_buffers() -> None:
+    """numpy copies a view as an array of its own: the copy's nodes wrote gradients its buffer never saw."""
+    import copy
+
+    graph = model()
+    graph.flatten_params()
+    clone = copy.deepcopy(graph)
+    assert [p.base is clone.flat_params for p in clone.params] == [True] * 4
+    assert [g.base is clone.flat_grads for g in clone.grads] == [True] * 4
+    assert clone.flat_params is not graph.flat_params
+    assert np.array_equal(clone.flat_params, graph.flat_params)
+    x = np.random.default_rng(2).standard_normal((4, 2))
+    clone.backward(np.ones_like(clone.forward(x)))
+    assert np.array_equal(clone.flat_grads, np.concatenate([g.ravel() for g in clone.grads]))
+    assert not np.any(graph.flat_grads)
+
+
+def _large_affines() -> list[Affine]:
+    """More than two of the optimizer's blocks in the first weight, so that it is updated in blocks."""
+    rng = np.random.default_rng(4)
+    return [Affine(rng.standard_normal((700, 400)) * 0.01, np.zeros(400)),
+            Affine(rng.standard_normal((400, 3)) * 0.01, np.zeros(3))]
+
+
+@pytest.mark.parametrize("size", ["small", "in blocks"])
+@pytest.mark.parametrize("order", ["model first", "optimizer first", "pickled"])
+def test_a_copied_model_and_optimizer_train_as_the_originals(order: str, size: str) -> None:
+    """Whichever reaches the arrays first, the copies take the same steps, and the norm over ``stored_grads`` is
+    the norm of what the nodes wrote. A deep copy keeps the buffers; pickle, which copies every view alone, drops
+    them. Before, a copied optimizer went on updating its copy of the old buffer, which no node read, or the
+    copies of its blocks' views."""
+    import copy
+    import pickle
+
+    graph, optimizer = model(_large_affines() if size == "in blocks" else None), Adam(lr=0.1)
+    graph.flatten_params()
+    x = np.random.default_rng(3).standard_normal((4, graph.params[0].shape[0]))
+    _train_a_step(graph, optimizer, x)
+    copies = {"model first": lambda: copy.deepcopy((graph, optimizer)),
+              "optimizer first": lambda: copy.deepcopy((optimizer, graph))[::-1],
+              "pickled": lambda: pickle.loads(pickle.dumps((graph, optimizer)))}
+    clone, clone_optimizer = copies[order]()
+    for _ in range(3):
+        expected = _train_a_step(graph, optimizer, x)
+        assert _train_a_step(clone, clone_optimizer, x) == pytest.approx(expected, rel=1e-12)
+        assert expected > 0
+    assert all(np.allclose(a, b, rtol=1e-12, atol=0) for a, b in zip(graph.params, clone.params))
+    assert (clone.flat_params is not None) == (order != "pickled")

@@ -155,10 +155,9 @@ def _movable(nodes: Sequence[Any], params: list[np.ndarray], grads: list[np.ndar
         return False
     if _any_overlap(arrays):
         return False
-    ids = {id(a) for a in arrays}
     roots = [value for node in nodes for key, value in vars(node).items() if key not in ("params", "grads")]
     own = {id(part) for node in nodes for part in (node, node.params, node.grads)}
-    return not _holds(roots, ids, own)
+    return not _holds(roots, arrays, own)
 
 
 def _any_overlap(arrays: list[np.ndarray]) -> bool:
@@ -166,8 +165,15 @@ def _any_overlap(arrays: list[np.ndarray]) -> bool:
     return any(start + size > next_start for (start, size), (next_start, _) in zip(spans, spans[1:]))
 
 
-def _holds(roots: list[Any], ids: set[int], own: set[int]) -> bool:
-    """Whether anything in ``roots`` is one of the arrays ``ids``, or a view of one, or holds one at any depth.
+def _holds(roots: list[Any], arrays: list[np.ndarray], own: set[int]) -> bool:
+    """Whether anything in ``roots`` is one of ``arrays``, or an array sharing memory with one, or holds one at
+    any depth.
+
+    Memory, not ``base``: numpy gives a view of a view the base of the first
+    (``W.T`` of a ``W`` made by ``reshape`` has ``W``'s base, not ``W``), and
+    an array the node keeps may be the base of its parameters (a ``theta`` of
+    which ``W`` and ``b`` are slices). Either would go on reading the old
+    memory after the move, and the model would never change its outputs.
 
     Containers, objects' attributes (``__slots__`` too), object arrays, and
     what a closure, a ``partial`` or a bound method captured are searched (a
@@ -179,10 +185,11 @@ def _holds(roots: list[Any], ids: set[int], own: set[int]) -> bool:
     are not searched again (a bound method leads back to its node): the move
     rewrites those lists in place.
     """
+    ids = {id(a) for a in arrays}
     stack, seen = list(roots), set(own)
     while stack:
         item = stack.pop()
-        if id(item) in ids or (isinstance(item, np.ndarray) and id(item.base) in ids):
+        if id(item) in ids or (isinstance(item, np.ndarray) and _shares_memory(item, arrays)):
             return True
         if id(item) in seen or isinstance(item, _NOT_SEARCHED):
             continue
@@ -192,6 +199,11 @@ def _holds(roots: list[Any], ids: set[int], own: set[int]) -> bool:
             return True
         stack.extend(held)
     return False
+
+
+def _shares_memory(item: np.ndarray, arrays: list[np.ndarray]) -> bool:
+    """Whether ``item``'s memory overlaps any of ``arrays``'s (their bounds: a strided view counts whole)."""
+    return item.nbytes > 0 and any(np.may_share_memory(item, array) for array in arrays)
 
 
 def _contents(item: Any) -> list[Any]:

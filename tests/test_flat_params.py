@@ -92,6 +92,24 @@ class KeepsTranspose(KeepsW):
         self.cache = {"WT": W.T}
 
 
+class KeepsPacked(Node):
+    """Its weight and bias are slices of one array, ``theta``, which its forward reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = np.ones(6)
+        self.params, self.grads = [self.theta[:4].reshape(2, 2), self.theta[4:]], [np.zeros((2, 2)), np.zeros(2)]
+
+
+class KeepsTransposeOfAView(KeepsW):
+    """Its weight is itself a view (``reshape`` of a 1-D draw), so the transpose's base is the draw, not ``W``."""
+
+    def __init__(self) -> None:
+        super().__init__(np.ones(4).reshape(2, 2))
+        del self.W
+        self.WT = self.params[0].T
+
+
 class TwoLayers(Node):
     """The book's TwoLayerNet as one node: its child layers, in a list of pairs, keep the arrays it lists."""
 
@@ -112,6 +130,8 @@ class Holder:
     pytest.param(lambda: [TwoLayers(), *affines()], id="child layers in a list of pairs"),
     pytest.param(lambda: [KeepsW(np.ones((2, 2))), *affines()], id="a node keeps its weight as self.W"),
     pytest.param(lambda: [KeepsTranspose(np.ones((2, 2))), *affines()], id="a node keeps a view in a dict"),
+    pytest.param(lambda: [KeepsPacked(), *affines()], id="a node keeps the array its parameters are slices of"),
+    pytest.param(lambda: [KeepsTransposeOfAView(), *affines()], id="a node keeps a view of a parameter that is a view"),
     pytest.param(lambda: [*affines(np.float32), *affines(np.float64)], id="two dtypes"),
     pytest.param(lambda: [Affine(np.ones((2, 2), order="F"), np.ones(2))], id="a parameter in Fortran order"),
     pytest.param(lambda: (lambda shared: [Affine(shared, np.ones(2)), Affine(shared, np.ones(2))])(np.ones((2, 2))),

@@ -89,13 +89,14 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
     held = HeldSignals(sigints=1) if resume is None else None
     try:
         run_dir = RunDirectory.open(resume) if resume is not None else RunDirectory.create(runs_dir, settings.name)
-        with run_dir.lock():
+        with run_dir.lock() as holding:
             run.run_dir = Path(os.path.abspath(run_dir.path))  # plugins see where the run is wherever they chdir
             trainer.checkpointer = Checkpointer(run_dir.checkpoints, settings.checkpoint, experiment.config,
                                                 classification=experiment.classification,
                                                 error_measures=experiment.error_measures)
             previous: dict[str, Any] = {}
             if resume is None:
+                run_dir.begin_writing()
                 _start(trainer, run_dir, overrides)
             else:
                 saved = _data_paths_as_now(run_dir.read_config(), experiment.config)
@@ -104,7 +105,9 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                     note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
                          "or train.max_steps to train it longer")
                     trainer.model.eval()
+                    holding.settled = True
                     return RunResult(run_dir.path, previous, notes, trainer.model)
+                run_dir.begin_writing()
                 for text in _record_resume(trainer, run_dir, overrides, changes, saved, plugins):
                     note(text)
             for text in config_notes(experiment):

@@ -3,11 +3,13 @@
 The lock is an advisory ``flock`` on ``.lock``, which the system drops when
 the process ends, however it ends (a SIGKILL included), so no stale lock is
 ever left behind. While held, the file names the process, the machine and
-when the process started; a process that wrote the run's summary empties it
-when it lets go, and one that did not (a refused resume) puts back what it
-found. A listing reads the file instead of probing the lock, which could make
-a starting ``train`` find the run taken, and says ``running`` or ``killed``
-only where it can tell: on the machine that trains the run, since its last
+when the process started, and is dated when the process begins to change
+the run. A process that wrote the run's summary empties it when it lets go,
+as does a resume that found the run as its summary says, and one that did
+not (a refused resume) puts back what it found. A listing reads the file
+instead of probing the lock, which could make a starting ``train`` find the
+run taken, and says ``running`` or ``killed`` only where it can tell: on
+the machine that trains the run, since its last
 boot, with the process's start time known (Linux ``/proc``), and where runs
 are locked at all (not Windows). Anywhere else it says nothing.
 """
@@ -17,8 +19,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -28,16 +32,26 @@ LOCK_FILE = ".lock"
 MOVED_AWAY = "moved away while it trained\n"
 
 
+@dataclass
+class Holding:
+    """What the holder tells the lock before it lets go."""
+
+    settled: bool = False
+    """The run turned out to be as its summary says (a resume with nothing to do): the lock is let go as after a
+    summary, rather than put back as found, which may name a resume killed before it (listed ``killed``)."""
+
+
 @contextmanager
-def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
+def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
     """Hold the run for this process; a second ``train`` or ``--resume`` of it is refused meanwhile.
 
     Where ``fcntl`` is missing (Windows) runs are not locked.
     """
+    holding = Holding()
     try:
         import fcntl
     except ImportError:
-        yield
+        yield holding
         return
     with open(run_path / LOCK_FILE, "a+", encoding="utf-8", errors="replace") as file:  # damaged: read as it is
         try:
@@ -51,16 +65,27 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[None]:
         found = file.read()
         summary_before, locked_before = _mtime(summary_path), _mtime(run_path / LOCK_FILE)
         _replace(file, f"process {os.getpid()}\n{_identity(os.getpid())}")
+        _set_mtime(run_path / LOCK_FILE, locked_before)  # dated anew by begin_writing
         try:
-            yield
+            yield holding
         finally:
             if not run_path.is_dir():  # moved away while it trained: the open file goes with it and says so
                 _replace(file, MOVED_AWAY)
-            elif _mtime(summary_path) != summary_before:
+            elif _mtime(summary_path) != summary_before or holding.settled:
                 _replace(file, "")
             else:  # nothing written (a resume with nothing to do, or stopped before it began): as it was
                 _replace(file, found)
                 _set_mtime(run_path / LOCK_FILE, locked_before)
+
+
+def begin_writing(run_path: Path) -> None:
+    """Date the held lock now, as the holder starts to change the run: a death from here on leaves it ``killed``.
+
+    Until then the lock keeps the date it had, so that a resume killed while
+    it reads the run (one with nothing to do, say) leaves it listed as its
+    summary says; dated when taken, a completed run read ``killed`` for good.
+    """
+    _set_mtime(run_path / LOCK_FILE, time.time())
 
 
 def released(run_path: Path) -> bool:
@@ -83,7 +108,8 @@ def moved_away(run_path: Path) -> bool:
 
 def training_state(run_path: Path, summary_path: Path) -> str | None:
     """``"running"`` while a live process holds the run, ``"killed"`` when the process that held it died
-    without letting go (a SIGKILL), None where that cannot be told (see the module docstring)."""
+    without letting go (a SIGKILL) after it began changing the run (:func:`begin_writing`), None where that
+    cannot be told (see the module docstring) and where the summary is newer than the lock's date."""
     if importlib.util.find_spec("fcntl") is None:  # runs are not locked here
         return None
     try:
@@ -95,13 +121,15 @@ def training_state(run_path: Path, summary_path: Path) -> str | None:
     pid = fields.get("process", "")
     if not pid.isdigit() or fields.get("host") != _host() or fields.get("boot") != _boot_id():
         return None
-    summary_at = _mtime(summary_path)
-    if summary_at is not None and summary_at >= locked_at:
-        return None
     now = _process_start(int(pid))
+    if now is not None and now == fields.get("started"):
+        return "running"
+    summary_at = _mtime(summary_path)
+    if summary_at is not None and summary_at >= locked_at:  # the holder died before it changed the run
+        return None
     if now is None:
         return "killed" if not _alive(int(pid)) or _is_zombie(int(pid)) else None
-    return "running" if now == fields.get("started") else "killed"
+    return "killed"
 
 
 def _identity(pid: int) -> str:

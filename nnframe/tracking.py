@@ -230,9 +230,13 @@ class RunDirectory:
     def summary_path(self) -> Path:
         return self._where / SUMMARY_FILE
 
-    def lock(self) -> AbstractContextManager[None]:
+    def lock(self) -> AbstractContextManager[run_lock.Holding]:
         """Hold the run for this process (see :mod:`nnframe.run_lock`)."""
         return run_lock.hold(self._where, self.summary_path)
+
+    def begin_writing(self) -> None:
+        """See :func:`nnframe.run_lock.begin_writing`."""
+        run_lock.begin_writing(self._where)
 
     def training_state(self) -> str | None:
         """``"running"``, ``"killed"`` or None: see :func:`nnframe.run_lock.training_state`."""

@@ -790,3 +790,32 @@ def test_a_resume_that_fails_before_its_first_step_leaves_the_summary_as_it_was(
         launch_train(config, ["train.max_steps=40"], plugins, resume=run_dir, quiet=True)
     assert (run_dir / "summary.json").read_bytes() == before
     assert [record.status for record in list_runs(tmp_path / "runs")] == ["completed"]
+
+
+@pytest.mark.parametrize("killed_in, listed", [("nnframe.checkpoint:Checkpointer.restore", "completed"),
+                                               ("nnframe.train:Trainer.fit", "killed")])
+def test_a_resume_killed_before_it_changes_the_run_leaves_it_listed_as_its_summary_says(
+        tmp_path: Path, killed_in: str, listed: str) -> None:
+    """A SIGKILL while a resume reads the run (its checkpoint, here) changes nothing, and one while it trains
+    leaves it ``killed``; a resume with nothing to do then settles it. Before, a completed run killed in a no-op
+    resume was listed ``killed`` for good: the next no-op resume put the dead process's lock back as it was."""
+    import sys
+
+    config = write_config(tmp_path)
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    script = (f"import importlib, os, signal\n"
+              f"module, name = {killed_in!r}.split(':')\n"
+              f"owner, method = name.split('.')\n"
+              f"setattr(getattr(importlib.import_module(module), owner), method,\n"
+              f"        lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL))\n"
+              f"from nnframe.launch import train\n"
+              f"from nnframe.plugins import get_plugin_manager\n"
+              f"train({str(config)!r}, ['train.max_steps=90'], get_plugin_manager(), resume={str(run_dir)!r}, "
+              f"quiet=True)\n")
+    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [record.status for record in list_runs(tmp_path / "runs")] == [listed]
+    again = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "nothing changed" in again.stderr
+    assert [record.status for record in list_runs(tmp_path / "runs")] == ["completed"]

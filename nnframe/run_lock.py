@@ -53,7 +53,8 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
     except ImportError:
         yield holding
         return
-    with open(run_path / LOCK_FILE, "a+", encoding="utf-8", errors="replace") as file:  # damaged: read as it is
+    os.close(os.open(run_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666))  # made, if missing, undated anew
+    with open(run_path / LOCK_FILE, "r+", encoding="utf-8", errors="replace") as file:  # r+: see _replace
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -117,7 +118,7 @@ def training_state(run_path: Path, summary_path: Path) -> str | None:
         locked_at = (run_path / LOCK_FILE).stat().st_mtime
     except (OSError, UnicodeDecodeError):
         return None
-    fields = dict(line.split(" ", 1) for line in lines if " " in line)
+    fields = _fields(lines)
     pid = fields.get("process", "")
     if not pid.isdigit() or fields.get("host") != _host() or fields.get("boot") != _boot_id():
         return None
@@ -132,17 +133,32 @@ def training_state(run_path: Path, summary_path: Path) -> str | None:
     return "killed"
 
 
+def _fields(lines: list[str]) -> dict[str, str]:
+    """The lock's ``name value`` lines, the first of each name counting."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if " " in line:
+            name, value = line.split(" ", 1)
+            fields.setdefault(name, value)
+    return fields
+
+
 def _identity(pid: int) -> str:
     return f"host {_host()}\nboot {_boot_id()}\nstarted {_process_start(pid) or '?'}\n"
 
 
 def _replace(file: TextIO, text: str) -> None:
-    """Make ``text`` the lock's content; a write that fails (a full disk) names the lock file."""
+    """Make ``text`` the lock's content; a write that fails (a full disk) names the lock file.
+
+    Written over the old content, then cut to its length: emptied first, a
+    lock killed in between read as let go without a summary (``failed``).
+    What a kill leaves of the old content after it, :func:`_fields` ignores.
+    """
     try:
         file.seek(0)
-        file.truncate()
         file.write(text)
         file.flush()
+        file.truncate()
     except OSError as exc:
         if exc.filename is None:
             exc.filename = file.name

@@ -60,6 +60,10 @@ def names_the_file(path: Path | str) -> Iterator[None]:
         raise
 
 
+TEMPORARY_NAME = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
+"""The name of :func:`atomic_write_bytes`'s temporary file, which a writer killed before its rename leaves."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part.
 
@@ -67,7 +71,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsynced, and the temporary file is renamed over ``path``.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # TEMPORARY_NAME
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with names_the_file(path), os.fdopen(fd, "wb") as file:
@@ -235,8 +239,12 @@ class RunDirectory:
         return run_lock.hold(self._where, self.summary_path)
 
     def begin_writing(self) -> None:
-        """See :func:`nnframe.run_lock.begin_writing`."""
+        """As the holder of the lock begins to change the run: the lock is dated (see
+        :func:`nnframe.run_lock.begin_writing`), and temporary files a killed writer left are removed."""
         run_lock.begin_writing(self._where)
+        for path in self._where.iterdir():
+            if TEMPORARY_NAME.fullmatch(path.name):
+                path.unlink(missing_ok=True)
 
     def training_state(self) -> str | None:
         """``"running"``, ``"killed"`` or None: see :func:`nnframe.run_lock.training_state`."""

@@ -819,3 +819,15 @@ def test_a_resume_killed_before_it_changes_the_run_leaves_it_listed_as_its_summa
     assert again.returncode == 0, again.stderr
     assert "nothing changed" in again.stderr
     assert [record.status for record in list_runs(tmp_path / "runs")] == ["completed"]
+
+
+def test_a_resume_removes_the_temporary_files_a_killed_writer_left_in_the_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    run_dir = run_in_process(config, tmp_path / "runs", ["train.max_steps=14"], LossRecorder())
+    left = [run_dir / ".summary.json.4242.0a1b2c3d.tmp", run_dir / ".overrides.yaml.4242.deadbeef.tmp"]
+    for path in left:
+        path.write_text("half", encoding="utf-8")
+    (run_dir / ".notes.tmp").write_text("the user's", encoding="utf-8")
+    run_in_process(config, tmp_path / "runs", ["train.max_steps=20"], LossRecorder(), resume=run_dir)
+    assert not any(path.exists() for path in left)
+    assert (run_dir / ".notes.tmp").exists()

@@ -149,3 +149,25 @@ def test_a_lock_the_disk_has_no_room_for_names_the_lock_file(tmp_path: Path, mon
         with hold(tmp_path, tmp_path / "summary.json"):
             pass
     assert caught.value.filename == str(tmp_path / LOCK_FILE)
+
+
+def test_a_lock_rewritten_over_a_longer_one_and_killed_before_the_cut_names_its_new_holder(tmp_path: Path) -> None:
+    """A kill between writing and cutting leaves the new lines first and the old one's tail after them: read as
+    the new holder. Emptied first, as before, it read as a run let go without a summary (listed ``failed``)."""
+    lock = tmp_path / LOCK_FILE
+    lock.write_text(lock_text(os.getpid(), started="1") + "started 2\nhost elsewhere\n" * 3)
+
+    class KilledAtTheCut:
+        def __init__(self, file) -> None:
+            self.file = file
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def truncate(self, *args):
+            raise KeyboardInterrupt  # where a SIGKILL would stop it
+
+    with open(lock, "r+", encoding="utf-8") as file, pytest.raises(KeyboardInterrupt):
+        run_lock._replace(KilledAtTheCut(file), lock_text(os.getpid()))
+    assert not run_lock.released(tmp_path)
+    assert training_state(tmp_path, tmp_path / "summary.json") == "running"

@@ -36,6 +36,7 @@ from nnframe.checkpoint_files import (
     OPTIMIZER,
     ORDER,
     PARAMS,
+    STATE,
     STEP_FILE,
     VERSION,
     X_MEAN,
@@ -44,7 +45,9 @@ from nnframe.checkpoint_files import (
     checkpoint_label,
     fingerprint_hash,
     latest_checkpoint,
+    load_state,
     meta_digest,
+    named_state,
     read_checkpoint,
     step_name,
 )
@@ -208,6 +211,7 @@ class Checkpointer:
         """The trainer's state as ``(arrays, metadata)``; the metadata lacks only the arrays file and hash."""
         model = trainer.model
         arrays = {PARAMS + name: p for name, p in zip(model.param_names, model.params)}
+        arrays.update({STATE + name: value for name, value in named_state(model)})
         arrays.update({OPTIMIZER + key: value for key, value in trainer.optimizer.state_dict().items()})
         batches = trainer.batches.state_dict()
         arrays[ORDER] = batches.pop("order")
@@ -433,10 +437,12 @@ def node_generators(model: Any, prefix: str = "nodes/") -> dict[str, np.random.G
 
 
 def load_params(checkpoint: Checkpoint, model: Any) -> None:
-    """Copy the checkpoint's parameters into the model's arrays, in place (the optimizer and loggers hold them)."""
+    """Copy the checkpoint's parameters into the model's arrays, in place (the optimizer and loggers hold them),
+    and the nodes' state (see :func:`load_state`)."""
     saved = checkpoint.params
     for name, param in zip(model.param_names, model.params):
         param[...] = saved[name]
+    load_state(checkpoint.state, model, checkpoint_label(checkpoint.path))
 
 
 def _apply(checkpoint: Checkpoint, trainer: Trainer) -> None:

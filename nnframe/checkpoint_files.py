@@ -52,6 +52,7 @@ VERSION = 1
 PARAMS = "params/"
 OPTIMIZER = "optimizer/"
 ORDER = "batches/order"
+STATE = "state/"
 X_MEAN, X_SCALE = "data/x_mean", "data/x_scale"
 """The figures a run standardized its inputs with (``data.standardize``), kept so that a resume or ``load_run`` on
 data that changed since scales it as the run was trained."""
@@ -90,6 +91,11 @@ class Checkpoint:
     def params(self) -> dict[str, np.ndarray]:
         """The parameters by name, e.g. ``{"affine1/W": ...}``."""
         return {key[len(PARAMS):]: value for key, value in self.arrays.items() if key.startswith(PARAMS)}
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The nodes' state by name (see :attr:`nnframe.Node.state_names`), e.g. ``{"norm1/mean": ...}``."""
+        return {key[len(STATE):]: value for key, value in self.arrays.items() if key.startswith(STATE)}
 
     @property
     def scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -303,3 +309,26 @@ def _best_step(directory: Path) -> int | None:
         return read_meta(best)["step"] if best.is_file() else None
     except CheckpointError:
         return None
+
+
+def named_state(model: Any) -> list[tuple[str, np.ndarray]]:
+    """The model's node state (see :attr:`nnframe.Node.state_names`); none for a model that keeps none."""
+    return model.named_state() if hasattr(model, "named_state") else []
+
+
+def load_state(saved: dict[str, np.ndarray], model: Any, where: str) -> int:
+    """Copy each saved node state into the model's array of that name, in place; returns how many were.
+
+    A state the checkpoint lacks (saved before its node kept it) is left as
+    built; one of another shape is refused, as a parameter is.
+    """
+    copied = 0
+    for name, value in named_state(model):
+        if name not in saved:
+            continue
+        if saved[name].shape != value.shape:
+            raise CheckpointError(f"{where}: state {name!r} has shape {saved[name].shape}, but the model's "
+                                  f"has {value.shape}")
+        value[...] = saved[name]
+        copied += 1
+    return copied

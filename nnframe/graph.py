@@ -133,6 +133,7 @@ class Graph(Node):
                 self.params.append(param)
                 self.grads.append(grad)
         self._named_params = list(zip(self.param_names, self.params, self.grads))
+        self.named_state()  # a state name that is no array is refused where the model is made
 
     def flatten_params(self) -> bool:
         """Move the parameters into one buffer, ``flat_params``, and the gradients into ``flat_grads``.
@@ -181,6 +182,10 @@ class Graph(Node):
     def named_params(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(name, param, grad)`` for every parameter, e.g. ``("affine1/W", W, dW)``."""
         return self._named_params
+
+    def named_state(self) -> list[tuple[str, np.ndarray]]:
+        """``(name, array)`` for every node's state (see :attr:`Node.state_names`), e.g. ``("norm1/mean", mean)``."""
+        return [(f"{name}/{part}", array) for name, node in self.nodes.items() for part, array in node.named_state()]
 
     @property
     def training(self) -> bool:

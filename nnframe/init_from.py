@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe.checkpoint_files import checkpoint_of
+from nnframe.checkpoint_files import checkpoint_label, checkpoint_of, load_state, named_state
 from nnframe.data import rescaled
 from nnframe.errors import CheckpointError, ConfigError, listed
 from nnframe.gradients import first_nonfinite
@@ -58,11 +58,21 @@ def copy_initial_params(init: Any, model: Any) -> tuple[list[str], Any, int]:
     if bad is not None:
         raise ConfigError(f"{source}: parameter {bad} is not finite in {model.params[0].dtype} (beyond the range of "
                           "train.dtype?)", path="train.init_from")
-    notes = [f"parameters from {source}: {copied} of {len(model.params)}"]
+    states = _copy_state(saved, model)
+    notes = [f"parameters from {source}: {copied} of {len(model.params)}"
+             + (f", and {states} node state{'s' if states != 1 else ''} (running statistics)" if states else "")]
     if problems:
         notes.append(f"train.init_from is not strict, and {'; '.join(problems)}: the model's other parameters "
                      "keep their initial values")
     return notes, saved, copied
+
+
+def _copy_state(saved: Any, model: Any) -> int:
+    """The saved node state (see :attr:`nnframe.Node.state_names`) whose name and shape the model's has, copied
+    in place: the statistics the copied parameters were trained with. Returns how many."""
+    fitting = {name: value for name, value in saved.state.items()
+               if any(name == own and value.shape == array.shape for own, array in named_state(model))}
+    return load_state(fitting, model, checkpoint_label(saved.path))
 
 
 def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:

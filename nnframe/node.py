@@ -40,9 +40,15 @@ class Node:
     model's pass both are false. A declaration covers the ``forward`` or
     ``backward`` of the class that makes it, and of its subclasses that keep
     them: a subclass that rewrites one declares again (see :func:`declares`).
+
+    ``state_names`` name the attributes that hold arrays a node updates itself
+    and does not train (a batch norm's running statistics): each checkpoint
+    saves them, and a resume, ``load_run`` and ``train.init_from`` write them
+    back into those same arrays, as they do the parameters.
     """
 
     param_names: tuple[str, ...] = ()
+    state_names: ClassVar[tuple[str, ...]] = ()
     differentiable_input: ClassVar[bool | tuple[bool, ...]] = True
     output_is_fresh: ClassVar[bool] = False
     dx_is_fresh: ClassVar[bool] = False
@@ -68,6 +74,18 @@ class Node:
         """``(name, param, grad)`` for each parameter; names come from ``param_names``."""
         names = self.param_names or tuple(f"p{i}" for i in range(len(self.params)))
         return list(zip(names, self.params, self.grads))
+
+    def named_state(self) -> list[tuple[str, np.ndarray]]:
+        """``(name, array)`` for each of ``state_names``; a name whose attribute is not an array is refused."""
+        found = []
+        for name in self.state_names:
+            value = getattr(self, name, None)
+            if not isinstance(value, np.ndarray):
+                raise GraphError(f"{type(self).__name__}: state_names lists {name!r}, which is "
+                                 f"{'missing' if value is None else f'a {type(value).__name__}'}, not a numpy array; "
+                                 "state is kept in arrays the node writes into in place")
+            found.append((name, value))
+        return found
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name}{tuple(p.shape)}" for name, p, _ in self.named_params())

@@ -1,0 +1,99 @@
+"""Node state (``state_names``): arrays a node updates itself, saved in checkpoints and written back in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nnframe
+from nnframe.components import Params, node
+from nnframe.errors import GraphError
+from nnframe.graph import Graph
+from nnframe.hookspecs import hookimpl
+from nnframe.node import Node
+from nnframe.plugins import get_plugin_manager
+
+CONFIG = {
+    "name": "centered",
+    "seed": 3,
+    "data": {"type": "spiral", "points_per_class": 30, "classes": 3, "val_fraction": 0.2},
+    "model": [{"type": "running_center"}, {"type": "affine", "out": 8}, {"type": "tanh"}, {"type": "affine", "out": 3}],
+    "loss": {"type": "softmax_cross_entropy"},
+    "optimizer": {"type": "adam", "lr": 0.05},
+    "train": {"max_steps": 40, "batch_size": 12},
+    "log": {"tensorboard": False},
+}
+
+
+class RunningCenter(Node):
+    """Subtracts a running mean of its inputs, updated while training and used as it is in evaluation, as a
+    batch norm's statistics are."""
+
+    state_names = ("mean",)
+
+    def __init__(self, width: int, dtype: np.dtype) -> None:
+        super().__init__()
+        self.mean = np.full(width, 5.0, dtype=dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = x - self.mean
+        if self.training:
+            self.mean *= 0.5
+            self.mean += 0.5 * x.mean(axis=0)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout
+
+
+class CenterPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("running_center", Params, lambda params, ctx: RunningCenter(ctx.in_features, ctx.dtype))]
+
+
+def plugins() -> nnframe.plugins.Plugins:
+    return get_plugin_manager(plugins=[("center", CenterPlugin())])
+
+
+def train(tmp_path: Path, overrides: list[str], resume: Path | None = None) -> nnframe.launch.RunResult:
+    return nnframe.run_experiment(CONFIG, overrides, runs_dir=tmp_path / "runs", resume=resume, quiet=True,
+                                  plugins=plugins())
+
+
+def test_a_resumed_run_goes_on_with_the_state_its_checkpoint_saved(tmp_path: Path) -> None:
+    """Before, the running mean started again from its initial value: the resumed run's evaluations differed."""
+    whole = train(tmp_path, [])
+    cut = train(tmp_path, ["train.max_steps=17"])
+    resumed = train(tmp_path, ["train.max_steps=40"], resume=cut.run_dir)
+    assert resumed.summary["metrics"] == whole.summary["metrics"]
+    assert np.array_equal(resumed.model.nodes["running_center1"].mean, whole.model.nodes["running_center1"].mean)
+
+
+def test_a_loaded_run_predicts_with_the_state_it_trained_to(tmp_path: Path) -> None:
+    result = train(tmp_path, [])
+    loaded = nnframe.load_run(result.run_dir, plugins=plugins())
+    x = loaded.experiment.dataset.x
+    assert not np.all(loaded.model.nodes["running_center1"].mean == 5.0)
+    assert np.array_equal(loaded.model.forward(x), result.model.forward(x))
+
+
+def test_fine_tuning_copies_the_state_with_the_parameters(tmp_path: Path) -> None:
+    source = train(tmp_path, [])
+    tuned = nnframe.prepare_experiment(CONFIG, [f"train.init_from.run={source.run_dir}"], plugins=plugins())
+    assert np.array_equal(tuned.model.nodes["running_center1"].mean, source.model.nodes["running_center1"].mean)
+    assert any("and 1 node state (running statistics)" in note for note in tuned.notes), tuned.notes
+
+
+@pytest.mark.parametrize("value, found", [(None, "missing"), ([0.0, 0.0], "a list")])
+def test_a_state_name_that_is_no_array_is_refused_where_the_model_is_made(value, found) -> None:
+    centered = RunningCenter(2, np.dtype(np.float64))
+    if value is None:
+        del centered.mean
+    else:
+        centered.mean = value
+    with pytest.raises(GraphError, match=rf"RunningCenter: state_names lists 'mean', which is {found}, not a numpy "
+                                         "array"):
+        Graph.sequential([centered])

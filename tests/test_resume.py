@@ -831,3 +831,22 @@ def test_a_resume_removes_the_temporary_files_a_killed_writer_left_in_the_run(tm
     run_in_process(config, tmp_path / "runs", ["train.max_steps=20"], LossRecorder(), resume=run_dir)
     assert not any(path.exists() for path in left)
     assert (run_dir / ".notes.tmp").exists()
+
+
+@pytest.mark.parametrize("made, expected", [
+    (["checkpoints"], r"has no config.yaml: its run was killed as it started, before it wrote one, and trained "
+                      r"nothing; start the experiment again without --resume"),
+    ([], r"is not a run directory: it has no config.yaml; expected one made by `nnframe train`"),
+])
+def test_resuming_a_directory_without_its_config_says_what_it_is(tmp_path: Path, made: list[str],
+                                                                  expected: str) -> None:
+    """A SIGKILL between making a run's directory and writing its config leaves one with an empty checkpoints/."""
+    config = write_config(tmp_path)
+    run_dir = tmp_path / "runs" / "tiny" / "20261127-120000"
+    run_dir.mkdir(parents=True)
+    for name in made:
+        (run_dir / name).mkdir()
+    refused = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert re.search(expected, refused.stderr), refused.stderr
+    assert "Traceback" not in refused.stderr

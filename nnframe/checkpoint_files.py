@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from nnframe.errors import CheckpointError
+from nnframe.errors import CheckpointError, listed
 
 FORMAT = "nnframe-checkpoint"
 VERSION = 1
@@ -316,14 +316,20 @@ def named_state(model: Any) -> list[tuple[str, np.ndarray]]:
     return model.named_state() if hasattr(model, "named_state") else []
 
 
-def load_state(saved: dict[str, np.ndarray], model: Any, where: str) -> int:
+def load_state(saved: dict[str, np.ndarray], model: Any, where: str, as_saved: bool = True) -> int:
     """Copy each saved node state into the model's array of that name, in place; returns how many were.
 
-    A state the checkpoint lacks (saved before its node kept it) is left as
-    built; one of another shape is refused, as a parameter is.
+    A state the checkpoint lacks for a node it saved none of (saved before the
+    node kept any) is left as built; one of another shape is refused, as a
+    parameter is. ``as_saved`` refuses a node whose state the checkpoint holds
+    under other names: its ``state_names`` changed, and the state would be
+    left as built without a word.
     """
+    state = named_state(model)
+    if as_saved:
+        _check_state_names(list(saved), [name for name, _ in state], where)
     copied = 0
-    for name, value in named_state(model):
+    for name, value in state:
         if name not in saved:
             continue
         if saved[name].shape != value.shape:
@@ -332,3 +338,19 @@ def load_state(saved: dict[str, np.ndarray], model: Any, where: str) -> int:
         value[...] = saved[name]
         copied += 1
     return copied
+
+
+def _check_state_names(saved: list[str], own: list[str], where: str) -> None:
+    def by_node(names: list[str]) -> dict[str, set[str]]:
+        grouped: dict[str, set[str]] = {}
+        for name in names:
+            node, _, part = name.rpartition("/")
+            grouped.setdefault(node, set()).add(part)
+        return grouped
+
+    saved_by, own_by = by_node(saved), by_node(own)
+    for node in sorted(saved_by.keys() & own_by.keys()):
+        if saved_by[node] != own_by[node]:
+            raise CheckpointError(f"{where}: node {node!r} saved its state as {listed(sorted(saved_by[node]))}, "
+                                  f"but keeps {listed(sorted(own_by[node]))} now: its state_names changed since "
+                                  "the run trained (a plugin's new version?); name them as they were to load it")

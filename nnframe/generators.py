@@ -1,9 +1,11 @@
-"""The numpy random generators an object keeps, wherever it keeps them.
+"""The numpy random generators an object keeps, wherever it keeps them, and the nodes.
 
 A node may hold its generator as ``self.rng``, or inside a helper object, as
 the book's negative sampler does (``self.sampler.rng``). Checkpoints must
 save every one of them, and a gradient check must hold every one still, or a
 resume draws other samples and a check compares two different functions.
+A node made of others (a block holding a graph, or layers of its own) keeps
+theirs state the same way, which checkpoints save too.
 """
 
 from __future__ import annotations
@@ -42,6 +44,25 @@ def generators_in(obj: Any) -> list[tuple[str, np.random.Generator]]:
             below.extend(_children(path, value))
         level = below
     return list(found.values())
+
+
+def objects_in(obj: Any, kind: type, seen: set[int]) -> list[tuple[str, Any]]:
+    """Every instance of ``kind`` reachable from ``obj`` (itself not counted), with its path, as
+    :func:`generators_in` finds generators, but also looking inside those found, for ones they hold in turn.
+    ``seen`` holds the ids of objects already found elsewhere, and gets those found here."""
+    found: list[tuple[str, Any]] = []
+    level: list[tuple[str, Any]] = list(_children("", obj))
+    for _ in range(MAX_DEPTH):
+        below: list[tuple[str, Any]] = []
+        for path, value in level:
+            if id(value) in seen or isinstance(value, LEAVES) or value is obj:
+                continue
+            seen.add(id(value))
+            if isinstance(value, kind):
+                found.append((path, value))
+            below.extend(_children(path, value))
+        level = below
+    return found
 
 
 def _children(path: str, value: Any) -> Iterator[tuple[str, Any]]:

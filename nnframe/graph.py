@@ -20,6 +20,7 @@ import numpy as np
 
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import buffer_of, flatten, seed_copies
+from nnframe.generators import objects_in
 from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
                                   check_reaches_output, described, fill_unwritten, topological_order, unwritten_part,
                                   validate_graph)
@@ -133,7 +134,7 @@ class Graph(Node):
                 self.params.append(param)
                 self.grads.append(grad)
         self._named_params = list(zip(self.param_names, self.params, self.grads))
-        self.named_state()  # a state name that is no array is refused where the model is made
+        self._state_layout = {name: (array.shape, array.dtype) for name, array in self._find_state()}
 
     def flatten_params(self) -> bool:
         """Move the parameters into one buffer, ``flat_params``, and the gradients into ``flat_grads``.
@@ -184,8 +185,33 @@ class Graph(Node):
         return self._named_params
 
     def named_state(self) -> list[tuple[str, np.ndarray]]:
-        """``(name, array)`` for every node's state (see :attr:`Node.state_names`), e.g. ``("norm1/mean", mean)``."""
-        return [(f"{name}/{part}", array) for name, node in self.nodes.items() for part, array in node.named_state()]
+        """``(name, array)`` for every node's state (see :attr:`Node.state_names`), e.g. ``("norm1/mean", mean)``,
+        and for the nodes a node is made of, ``("block1:inner.nodes['norm']/mean", mean)``.
+
+        Each array must keep the shape and dtype it had when the model was
+        built: a checkpoint's state goes back into the arrays of a model built
+        anew, and a node that rebinds its state to another dtype or shape (a
+        float64 mean in a float32 model, a carried batch) could not be resumed
+        as it trained.
+        """
+        found = self._find_state()
+        for name, array in found:
+            built = self._state_layout.get(name)
+            if built is not None and (array.shape, array.dtype) != built:
+                raise GraphError(f"state {name!r} is now {array.dtype} of shape {array.shape}, but was {built[1]} "
+                                 f"of shape {built[0]} when the model was built; a node writes into its state in "
+                                 "place (self.mean[...] = ...), and keeps its size whatever the batch, so that a "
+                                 "checkpoint of it can be put back")
+        return found
+
+    def _find_state(self) -> list[tuple[str, np.ndarray]]:
+        seen = {id(self), *map(id, self.nodes.values())}
+        found = []
+        for name, node in self.nodes.items():  # each node's own state_names: the search finds those inside
+            found += [(f"{name}/{part}", array) for part, array in Node.named_state(node)]
+            for path, inner in objects_in(node, Node, seen):
+                found += [(f"{name}:{path}/{part}", array) for part, array in Node.named_state(inner)]
+        return found
 
     @property
     def training(self) -> bool:

@@ -72,7 +72,7 @@ def _copy_state(saved: Any, model: Any) -> int:
     in place: the statistics the copied parameters were trained with. Returns how many."""
     fitting = {name: value for name, value in saved.state.items()
                if any(name == own and value.shape == array.shape for own, array in named_state(model))}
-    return load_state(fitting, model, checkpoint_label(saved.path))
+    return load_state(fitting, model, checkpoint_label(saved.path), as_saved=False)
 
 
 def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:

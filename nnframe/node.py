@@ -77,6 +77,9 @@ class Node:
 
     def named_state(self) -> list[tuple[str, np.ndarray]]:
         """``(name, array)`` for each of ``state_names``; a name whose attribute is not an array is refused."""
+        if isinstance(self.state_names, str):
+            raise GraphError(f"{type(self).__name__}: state_names is the string {self.state_names!r}, not a tuple of "
+                             f"names; write ({self.state_names!r},), with the comma")
         found = []
         for name in self.state_names:
             value = getattr(self, name, None)

@@ -351,6 +351,7 @@ class Trainer:
         later ones go straight to it."""
         self._update = self.optimizer.update
         checked_update(self.optimizer, self.settings.optimizer.type, self.model.param_names, params, grads)
+        self.model.named_state()  # a node that rebinds its state to another dtype or shape is told at its first step
 
     # ------------------------------------------------------------ evaluation
 

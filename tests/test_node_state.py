@@ -48,14 +48,55 @@ class RunningCenter(Node):
         return dout
 
 
+class CenterBlock(Node):
+    """A node made of others: a graph holding a RunningCenter, whose state the block does not name itself."""
+
+    def __init__(self, width: int, dtype: np.dtype) -> None:
+        super().__init__()
+        self.inner = Graph.sequential([("center", RunningCenter(width, dtype))])
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.inner.training = self.training
+        return self.inner.forward(x)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout
+
+
+class RenamedCenter(RunningCenter):
+    """The same node, its state named otherwise, as a plugin's next version might."""
+
+    state_names = ("average",)
+
+    def __init__(self, width: int, dtype: np.dtype) -> None:
+        super().__init__(width, dtype)
+        self.average = self.mean
+
+
+class RebindsToFloat64(RunningCenter):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = x - self.mean
+        if self.training:
+            self.mean = 0.5 * (self.mean + x.mean(axis=0, dtype=np.float64))
+        return out
+
+
+NODES = {"running_center": RunningCenter, "center_block": CenterBlock, "renamed": RenamedCenter,
+         "rebinds": RebindsToFloat64}
+
+
 class CenterPlugin:
+    def __init__(self, **chosen: type) -> None:
+        self.nodes = {**NODES, **chosen}
+
     @hookimpl
     def nnframe_register_nodes(self) -> list:
-        return [node("running_center", Params, lambda params, ctx: RunningCenter(ctx.in_features, ctx.dtype))]
+        return [node(name, Params, lambda params, ctx, cls=cls: cls(ctx.in_features, ctx.dtype))
+                for name, cls in self.nodes.items()]
 
 
-def plugins() -> nnframe.plugins.Plugins:
-    return get_plugin_manager(plugins=[("center", CenterPlugin())])
+def plugins(**chosen: type) -> nnframe.plugins.Plugins:
+    return get_plugin_manager(plugins=[("center", CenterPlugin(**chosen))])
 
 
 def train(tmp_path: Path, overrides: list[str], resume: Path | None = None) -> nnframe.launch.RunResult:
@@ -97,3 +138,51 @@ def test_a_state_name_that_is_no_array_is_refused_where_the_model_is_made(value,
     with pytest.raises(GraphError, match=rf"RunningCenter: state_names lists 'mean', which is {found}, not a numpy "
                                          "array"):
         Graph.sequential([centered])
+
+
+def test_the_state_of_a_node_inside_another_is_found_saved_and_put_back(tmp_path: Path) -> None:
+    """A block holding a graph names no state of its own; its inner node's was lost on every resume and load."""
+    model = [{"type": "center_block"}, *CONFIG["model"][1:]]
+    result = nnframe.run_experiment({**CONFIG, "model": model}, [], runs_dir=tmp_path / "runs", quiet=True,
+                                    plugins=plugins())
+    (name, mean), = result.model.named_state()
+    assert name == "center_block1:inner.nodes['center']/mean" and not np.all(mean == 5.0)
+    loaded = nnframe.load_run(result.run_dir, plugins=plugins())
+    x = loaded.experiment.dataset.x
+    assert np.array_equal(loaded.model.forward(x), result.model.forward(x))
+
+
+def test_a_node_whose_state_names_changed_since_the_run_is_refused_by_name(tmp_path: Path) -> None:
+    result = train(tmp_path, [])
+    with pytest.raises(nnframe.UserError, match=r"node 'running_center1' saved its state as mean, but keeps average "
+                                                r"now: its state_names changed since the run trained"):
+        nnframe.load_run(result.run_dir, plugins=plugins(running_center=RenamedCenter))
+
+
+def test_a_node_that_rebinds_its_state_to_another_dtype_is_told_at_its_first_step(tmp_path: Path) -> None:
+    """A float64 mean in a float32 run trained on, and its resume and load_run were not what it trained as."""
+    model = [{"type": "rebinds"}, *CONFIG["model"][1:]]
+    with pytest.raises(GraphError, match=r"state 'rebinds1/mean' is now float64 of shape \(2,\), but was float32 "
+                                         r"of shape \(2,\) when the model was built; a node writes into its state "
+                                         r"in place"):
+        nnframe.run_experiment({**CONFIG, "model": model}, ["train.dtype=float32"], runs_dir=tmp_path / "runs",
+                               quiet=True, plugins=plugins())
+
+
+def test_a_state_names_string_is_refused_with_the_comma_it_lacks() -> None:
+    class OneString(RunningCenter):
+        state_names = "mean"
+
+    with pytest.raises(GraphError, match=r"state_names is the string 'mean', not a tuple of names; write \('mean',\)"):
+        Graph.sequential([OneString(2, np.dtype(np.float64))])
+
+
+def test_a_gradient_check_holds_the_state_still_between_passes() -> None:
+    """Each pass moved the running mean the forward reads: a right backward failed the check."""
+    from nnframe.testing import check_gradients
+
+    rng = np.random.default_rng(0)
+    centered = RunningCenter(3, np.dtype(np.float64))
+    before = centered.mean.copy()
+    assert check_gradients(centered, rng.standard_normal((4, 3)), raise_on_failure=False).ok
+    assert np.array_equal(centered.mean, before)

@@ -1,4 +1,4 @@
-"""Example third-party nnframe plugin: LayerNorm, GELU and Swish nodes.
+"""Example third-party nnframe plugin: LayerNorm, BatchNorm, GELU and Swish nodes.
 
 nnframe finds the components through the ``nnframe`` entry point declared in
 ``pyproject.toml`` (``layers = "nnframe_layers.plugin"``); the node classes can
@@ -7,7 +7,7 @@ also be used directly, like nnframe's own ``nnframe.nodes``.
 
 from __future__ import annotations
 
-from nnframe_layers.layers import GELU, LayerNorm, Swish
+from nnframe_layers.layers import GELU, BatchNorm, LayerNorm, Swish
 
-__all__ = ["GELU", "LayerNorm", "Swish"]
+__all__ = ["GELU", "BatchNorm", "LayerNorm", "Swish"]
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@ parameter gradients in place, as the :class:`nnframe.Node` protocol requires.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,6 +22,21 @@ GELU_SATURATED = 10.0
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-z))`` written as ``(1 + tanh(z / 2)) / 2``: no overflow, dtype kept."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def write_scale_shift_grads(grads: list[np.ndarray], dout: np.ndarray, xhat: np.ndarray) -> None:
+    """A normalisation's ``dgamma = sum(dout * xhat)`` and ``dbeta = sum(dout)`` over every axis but the last,
+    written into ``grads``."""
+    width = grads[0].shape[0]
+    grads[0][...] = (dout * xhat).reshape(-1, width).sum(axis=0)
+    grads[1][...] = dout.reshape(-1, width).sum(axis=0)
+
+
+def normalised_dx(g: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray,
+                  mean: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``dx = (g - mean(g) - xhat * mean(g * xhat)) / std`` for ``g = dout * gamma``, ``mean`` taken over the
+    axes the statistics were: a row's features for a layer norm, the batch for a batch norm."""
+    return (g - mean(g) - xhat * mean(g * xhat)) * inv_std
 
 
 class LayerNorm(Node):
@@ -63,20 +79,95 @@ class LayerNorm(Node):
         return gamma * self.xhat + beta
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        gamma, _ = self.params
-        xhat, inv_std = self.xhat, self.inv_std
-        width = gamma.shape[0]
-        self.grads[0][...] = (dout * xhat).reshape(-1, width).sum(axis=0)
-        self.grads[1][...] = dout.reshape(-1, width).sum(axis=0)
+        write_scale_shift_grads(self.grads, dout, self.xhat)
         if not self.need_dx:
             return None
-        g = dout * gamma
-        g_mean = g.mean(axis=-1, keepdims=True)
-        gx_mean = (g * xhat).mean(axis=-1, keepdims=True)
-        return (g - g_mean - xhat * gx_mean) * inv_std
+        return normalised_dx(dout * self.params[0], self.xhat, self.inv_std,
+                             lambda a: a.mean(axis=-1, keepdims=True))
 
     def __repr__(self) -> str:
         return f"LayerNorm(gamma{self.params[0].shape}, beta{self.params[1].shape}, eps={self.eps!r})"
+
+
+class BatchNorm(Node):
+    """Batch normalisation (Ioffe & Szegedy, 2015): ``y = gamma * (x - mu) / sqrt(var + eps) + beta``.
+
+    In training ``mu`` and ``var`` are the mean and (biased) variance of each
+    feature over the batch (every axis but the last), and the running
+    statistics move towards them: ``running = momentum * running + (1 -
+    momentum) * batch``, with the batch's unbiased variance. In evaluation the
+    running statistics stand in for the batch's, so a sample's output does not
+    depend on the others. They are the node's ``state_names``: checkpoints
+    save them, and a resume or ``nnframe.load_run`` puts them back.
+
+    Shapes: ``x: (..., D) -> (..., D)``; ``gamma, beta, running_mean,
+    running_var: (D,)``. Backward in training, with ``xhat = (x - mu) / std``,
+    ``g = dout * gamma`` and means over the batch::
+
+        dgamma = sum(dout * xhat)  dbeta = sum(dout)
+        dx = (g - mean(g) - xhat * mean(g * xhat)) / std
+
+    and in evaluation ``dx = g / std``, the statistics being constants.
+    """
+
+    param_names = ("gamma", "beta")
+    state_names = ("running_mean", "running_var")
+
+    def __init__(self, gamma: np.ndarray, beta: np.ndarray, momentum: float = 0.9, eps: float = 1e-5) -> None:
+        super().__init__()
+        if gamma.ndim != 1 or gamma.shape != beta.shape:
+            raise ValueError(f"BatchNorm needs gamma and beta of one shape (D,); "
+                             f"found gamma{gamma.shape} and beta{beta.shape}")
+        if not 0 <= momentum < 1 or not eps > 0:
+            raise ValueError(f"BatchNorm needs 0 <= momentum < 1 and eps > 0; found {momentum!r} and {eps!r}")
+        self.params = [gamma, beta]
+        self.grads = [np.zeros_like(gamma), np.zeros_like(beta)]
+        self.running_mean = np.zeros_like(gamma)
+        self.running_var = np.ones_like(gamma)
+        self.momentum, self.eps = float(momentum), float(eps)
+        self.xhat: np.ndarray | None = None
+        self.inv_std: np.ndarray | None = None
+        self.batch_statistics = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        gamma, beta = self.params
+        if x.shape[-1] != gamma.shape[0]:
+            raise ValueError(f"BatchNorm over {gamma.shape[0]} features got an input of shape {x.shape}")
+        rows = x.reshape(-1, gamma.shape[0])
+        self.batch_statistics = self.training
+        if self.training:
+            mu = rows.mean(axis=0)
+            xc = x - mu
+            var = (xc * xc).reshape(rows.shape).mean(axis=0)
+            self._update_running(mu, var, len(rows))
+        else:
+            xc = x - self.running_mean
+            var = self.running_var
+        self.inv_std = 1.0 / np.sqrt(var + self.eps)
+        self.xhat = xc * self.inv_std
+        return gamma * self.xhat + beta
+
+    def _update_running(self, mu: np.ndarray, var: np.ndarray, count: int) -> None:
+        keep = self.momentum
+        unbiased = var * (count / (count - 1)) if count > 1 else var
+        self.running_mean *= keep
+        self.running_mean += (1.0 - keep) * mu
+        self.running_var *= keep
+        self.running_var += (1.0 - keep) * unbiased
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        write_scale_shift_grads(self.grads, dout, self.xhat)
+        if not self.need_dx:
+            return None
+        gamma = self.params[0]
+        g = dout * gamma
+        if not self.batch_statistics:
+            return g * self.inv_std
+        return normalised_dx(g, self.xhat, self.inv_std, lambda a: a.reshape(-1, gamma.shape[0]).mean(axis=0))
+
+    def __repr__(self) -> str:
+        return (f"BatchNorm(gamma{self.params[0].shape}, beta{self.params[1].shape}, momentum={self.momentum!r}, "
+                f"eps={self.eps!r})")
 
 
 class GELU(Node):

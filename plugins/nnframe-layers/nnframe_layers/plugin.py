@@ -12,12 +12,20 @@ from pydantic import Field
 
 from nnframe import NodeContext, Params, hookimpl
 from nnframe.components import Component, node
-from nnframe_layers.layers import GELU, LayerNorm, Swish
+from nnframe_layers.layers import GELU, BatchNorm, LayerNorm, Swish
 
 
 class LayerNormParams(Params):
     """``layer_norm``: ``eps`` is added to the variance before the square root."""
 
+    eps: float = Field(1e-5, gt=0)
+
+
+class BatchNormParams(Params):
+    """``batch_norm``: the running statistics keep ``momentum`` of themselves each training step; ``eps`` is
+    added to the variance before the square root."""
+
+    momentum: float = Field(0.9, ge=0, lt=1)
     eps: float = Field(1e-5, gt=0)
 
 
@@ -39,6 +47,14 @@ def build_layer_norm(params: LayerNormParams, ctx: NodeContext) -> LayerNorm:
     return LayerNorm(gamma, beta, eps=params.eps)
 
 
+def build_batch_norm(params: BatchNormParams, ctx: NodeContext) -> BatchNorm:
+    """Batch normalisation over every axis but the last, with learned scale and shift and running statistics."""
+    width = ctx.in_features
+    gamma = np.ones((width,), dtype=ctx.dtype)
+    beta = np.zeros((width,), dtype=ctx.dtype)
+    return BatchNorm(gamma, beta, momentum=params.momentum, eps=params.eps)
+
+
 def build_gelu(params: GELUParams, ctx: NodeContext) -> GELU:
     """GELU activation, tanh approximation."""
     return GELU()
@@ -53,6 +69,7 @@ def build_swish(params: SwishParams, ctx: NodeContext) -> Swish:
 def nnframe_register_nodes() -> list[Component]:
     return [
         node("layer_norm", LayerNormParams, build_layer_norm),
+        node("batch_norm", BatchNormParams, build_batch_norm),
         node("gelu", GELUParams, build_gelu),
         node("swish", SwishParams, build_swish),
     ]

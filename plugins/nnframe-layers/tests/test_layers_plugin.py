@@ -7,9 +7,9 @@ import pytest
 from pydantic import ValidationError
 
 from nnframe import NodeContext
-from nnframe_layers import GELU, LayerNorm, Swish
+from nnframe_layers import GELU, BatchNorm, LayerNorm, Swish
 
-NODE_PARAMS = {"layer_norm": {"eps": 1e-5}, "gelu": {}, "swish": {"beta": 1.5}}
+NODE_PARAMS = {"layer_norm": {"eps": 1e-5}, "batch_norm": {"momentum": 0.8}, "gelu": {}, "swish": {"beta": 1.5}}
 NAMES = sorted(NODE_PARAMS)
 SHAPES = [(1, 4), (5, 3), (2, 3, 6)]
 
@@ -115,7 +115,8 @@ def test_need_dx_off_skips_dx_but_not_parameter_gradients(nnframe_plugins, name)
     node = build(nnframe_plugins, name, (2, 4))
     node.need_dx = False
     node.forward(np.random.default_rng(4).normal(size=(2, 4)))
-    assert node.backward(np.ones((2, 4))) is None
+    dout = np.random.default_rng(5).normal(size=(2, 4))  # not ones: a batch norm's xhat sums to 0 over the batch
+    assert node.backward(dout) is None
     for grad in node.grads:
         assert np.any(grad != 0)
 
@@ -136,6 +137,8 @@ def test_layer_norm_rejects_an_input_of_another_width():
 @pytest.mark.parametrize("name, params", [
     ("layer_norm", {"eps": 0.0}),
     ("layer_norm", {"epsilon": 1e-5}),
+    ("batch_norm", {"momentum": 1.0}),
+    ("batch_norm", {"eps": -1.0}),
     ("gelu", {"approximate": "tanh"}),
     ("swish", {"beta": "steep"}),
 ])
@@ -145,5 +148,48 @@ def test_params_reject_bad_values(nnframe_plugins, name, params):
 
 
 def test_reprs():
+    assert repr(BatchNorm(np.ones(2), np.zeros(2))) == "BatchNorm(gamma(2,), beta(2,), momentum=0.9, eps=1e-05)"
     assert repr(GELU()) == "GELU()"
     assert repr(Swish(beta=2.0)) == "Swish(beta=2.0)"
+
+
+def test_batch_norm_by_hand():
+    """Training: the batch's statistics, the running ones moved towards them; evaluation: the running ones."""
+    node = BatchNorm(np.array([2.0, 1.0]), np.array([0.0, 1.0]), momentum=0.5, eps=1e-5)
+    x = np.array([[1.0, 10.0], [3.0, 10.0]])  # means [2, 10], biased variances [1, 0], unbiased [2, 0]
+    y = node.forward(x)
+    np.testing.assert_allclose(y, [[-2.0 / np.sqrt(1 + 1e-5), 1.0], [2.0 / np.sqrt(1 + 1e-5), 1.0]])
+    np.testing.assert_allclose(node.running_mean, [1.0, 5.0])  # 0.5 * 0 + 0.5 * mean
+    np.testing.assert_allclose(node.running_var, [1.5, 0.5])   # 0.5 * 1 + 0.5 * unbiased variance
+    node.training = False
+    np.testing.assert_allclose(node.forward(np.array([[1.0, 5.0]])), [[0.0, 1.0]])  # (x - running_mean) = 0
+    np.testing.assert_allclose(node.backward(np.ones((1, 2))), [[2.0 / np.sqrt(1.5 + 1e-5), 1.0 / np.sqrt(0.5 + 1e-5)]])
+
+
+def test_batch_norm_gradients_in_evaluation(nnframe_plugins, gradcheck):
+    node = build(nnframe_plugins, "batch_norm", (5, 3))
+    node.running_mean[...], node.running_var[...] = [0.5, -1.0, 2.0], [0.5, 2.0, 1.5]
+    node.training = False
+    gradcheck(node, np.random.default_rng(6).normal(size=(5, 3)))
+
+
+def test_a_batch_norm_run_resumes_and_loads_with_its_running_statistics(tmp_path):
+    """Its running statistics are its state_names: saved in every checkpoint and put back."""
+    import nnframe
+
+    config = {"name": "bn", "seed": 5, "data": {"type": "spiral", "points_per_class": 30, "val_fraction": 0.2},
+              "model": [{"type": "affine", "out": 8}, {"type": "batch_norm"}, {"type": "relu"},
+                        {"type": "affine", "out": 3}],
+              "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "adam", "lr": 0.02},
+              "train": {"max_steps": 30, "batch_size": 12}, "log": {"tensorboard": False}}
+    runs = tmp_path / "runs"
+    whole = nnframe.run_experiment(config, [], runs_dir=runs, quiet=True)
+    cut = nnframe.run_experiment(config, ["train.max_steps=13"], runs_dir=runs, quiet=True)
+    resumed = nnframe.run_experiment(config, [], runs_dir=runs, quiet=True, resume=cut.run_dir)
+    assert resumed.summary["metrics"] == whole.summary["metrics"]
+    norm = whole.model.nodes["batch_norm1"]
+    assert not np.array_equal(norm.running_var, np.ones_like(norm.running_var))
+    loaded = nnframe.load_run(whole.run_dir)
+    assert np.array_equal(loaded.model.nodes["batch_norm1"].running_mean, norm.running_mean)
+    x = loaded.experiment.dataset.x
+    assert np.array_equal(loaded.model.forward(x), whole.model.forward(x))

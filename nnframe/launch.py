@@ -105,7 +105,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                     note(f"the run had already trained all {trainer.step} steps; nothing changed. Raise train.epochs "
                          "or train.max_steps to train it longer")
                     trainer.model.eval()
-                    holding.settled = True
+                    holding.settled = previous.get("steps") == trainer.step  # no killed resume trained past it
                     return RunResult(run_dir.path, previous, notes, trainer.model)
                 run_dir.begin_writing()
                 for text in _record_resume(trainer, run_dir, overrides, changes, saved, plugins):

@@ -3,15 +3,15 @@
 The lock is an advisory ``flock`` on ``.lock``, which the system drops when
 the process ends, however it ends (a SIGKILL included), so no stale lock is
 ever left behind. While held, the file names the process, the machine and
-when the process started, and is dated when the process begins to change
-the run. A process that wrote the run's summary empties it when it lets go,
-as does a resume that found the run as its summary says, and one that did
-not (a refused resume) puts back what it found. A listing reads the file
-instead of probing the lock, which could make a starting ``train`` find the
-run taken, and says ``running`` or ``killed`` only where it can tell: on
-the machine that trains the run, since its last
-boot, with the process's start time known (Linux ``/proc``), and where runs
-are locked at all (not Windows). Anywhere else it says nothing.
+when the process started, and whether it has begun to change the run. A
+process that wrote the run's summary empties it when it lets go, as does a
+resume that found the run as its summary says, and one that did not (a
+refused resume) puts back what it found. A listing reads the file instead
+of probing the lock, which could make a starting ``train`` find the run
+taken, and says ``running`` or ``killed`` only where it can tell: on the
+machine that trains the run, since its last boot, with the process's start
+time known (Linux ``/proc``), and where runs are locked at all (not
+Windows). Anywhere else it says nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from typing import TextIO
 from nnframe.errors import UserError
 
 LOCK_FILE = ".lock"
+READING, WRITING = "reading", "writing"
+"""The holder's phase, in the lock: it reads the run (a resume restoring it), or has begun to change it."""
 MOVED_AWAY = "moved away while it trained\n"
 
 
@@ -65,8 +67,7 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
         file.seek(0)
         found = file.read()
         summary_before, locked_before = _mtime(summary_path), _mtime(run_path / LOCK_FILE)
-        _replace(file, f"process {os.getpid()}\n{_identity(os.getpid())}")
-        _set_mtime(run_path / LOCK_FILE, locked_before)  # dated anew by begin_writing
+        _replace(file, _holder(READING))
         try:
             yield holding
         finally:
@@ -80,13 +81,17 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
 
 
 def begin_writing(run_path: Path) -> None:
-    """Date the held lock now, as the holder starts to change the run: a death from here on leaves it ``killed``.
+    """Mark the held lock as its holder starts to change the run: a death from here on leaves it ``killed``.
 
-    Until then the lock keeps the date it had, so that a resume killed while
-    it reads the run (one with nothing to do, say) leaves it listed as its
-    summary says; dated when taken, a completed run read ``killed`` for good.
+    Until then the lock says its holder only reads the run, so that a resume
+    killed while it reads it (one with nothing to do, say) leaves it listed
+    as its summary says; marked when taken, a completed run read ``killed``.
     """
-    _set_mtime(run_path / LOCK_FILE, time.time())
+    lock = run_path / LOCK_FILE
+    if importlib.util.find_spec("fcntl") is None or not lock.exists():  # runs are not locked here
+        return
+    with open(lock, "r+", encoding="utf-8", errors="replace") as file:
+        _replace(file, _holder(WRITING))
 
 
 def released(run_path: Path) -> bool:
@@ -109,8 +114,9 @@ def moved_away(run_path: Path) -> bool:
 
 def training_state(run_path: Path, summary_path: Path) -> str | None:
     """``"running"`` while a live process holds the run, ``"killed"`` when the process that held it died
-    without letting go (a SIGKILL) after it began changing the run (:func:`begin_writing`), None where that
-    cannot be told (see the module docstring) and where the summary is newer than the lock's date."""
+    without letting go (a SIGKILL) after it began changing the run (:func:`begin_writing`; a lock from before
+    the phase was written counts as changing it), None where that cannot be told (see the module docstring)
+    and where the summary is newer than the lock."""
     if importlib.util.find_spec("fcntl") is None:  # runs are not locked here
         return None
     try:
@@ -125,8 +131,10 @@ def training_state(run_path: Path, summary_path: Path) -> str | None:
     now = _process_start(int(pid))
     if now is not None and now == fields.get("started"):
         return "running"
+    if fields.get("phase") == READING:  # it died before it changed the run
+        return None
     summary_at = _mtime(summary_path)
-    if summary_at is not None and summary_at >= locked_at:  # the holder died before it changed the run
+    if summary_at is not None and summary_at >= locked_at:  # it wrote its summary, and died letting go
         return None
     if now is None:
         return "killed" if not _alive(int(pid)) or _is_zombie(int(pid)) else None
@@ -141,6 +149,10 @@ def _fields(lines: list[str]) -> dict[str, str]:
             name, value = line.split(" ", 1)
             fields.setdefault(name, value)
     return fields
+
+
+def _holder(phase: str) -> str:
+    return f"process {os.getpid()}\n{_identity(os.getpid())}phase {phase}\n"
 
 
 def _identity(pid: int) -> str:

@@ -60,6 +60,17 @@ def names_the_file(path: Path | str) -> Iterator[None]:
         raise
 
 
+def _killed_as_it_started(path: Path) -> bool:
+    """Whether ``path`` holds only what a run makes before its config is written: an empty ``checkpoints/``, a
+    lock, and the config's temporary file."""
+    try:
+        return (all(name in (CHECKPOINTS_DIR, run_lock.LOCK_FILE) or TEMPORARY_NAME.fullmatch(name)
+                    for name in os.listdir(path))
+                and (path / CHECKPOINTS_DIR).is_dir() and not os.listdir(path / CHECKPOINTS_DIR))
+    except OSError:
+        return False
+
+
 TEMPORARY_NAME = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
 """The name of :func:`atomic_write_bytes`'s temporary file, which a writer killed before its rename leaves."""
 
@@ -190,7 +201,7 @@ class RunDirectory:
             problem = "is not a directory" if path.exists() else "does not exist"
             raise UserError(f"run directory {str(path)!r} {problem}; expected one made by "
                             "`nnframe train`; `nnframe runs` lists them")
-        if not (path / CONFIG_FILE).is_file() and (path / CHECKPOINTS_DIR).is_dir():
+        if not (path / CONFIG_FILE).is_file() and _killed_as_it_started(path):
             raise UserError(f"{str(path)!r} has no {CONFIG_FILE}: its run was killed as it started, before it "
                             "wrote one, and trained nothing; start the experiment again without --resume (this "
                             "directory may be deleted)")

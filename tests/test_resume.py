@@ -792,22 +792,39 @@ def test_a_resume_that_fails_before_its_first_step_leaves_the_summary_as_it_was(
     assert [record.status for record in list_runs(tmp_path / "runs")] == ["completed"]
 
 
-@pytest.mark.parametrize("killed_in, listed", [("nnframe.checkpoint:Checkpointer.restore", "completed"),
-                                               ("nnframe.train:Trainer.fit", "killed")])
+KILLS = {
+    "while it reads the run": "from nnframe.checkpoint import Checkpointer as Owner\nname = 'restore'\n"
+                              "def kill(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+    "as it starts to train": "from nnframe.train import Trainer as Owner\nname = 'fit'\n"
+                             "def kill(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGKILL)\n",
+    "past a checkpoint beyond the summary": "from nnframe.train import Trainer as Owner\nname = 'train_step'\n"
+                                            "step = Owner.train_step\n"
+                                            "def kill(self):\n    metrics = step(self)\n"
+                                            "    if self.step == 75:\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+                                            "    return metrics\n",
+}
+
+
+@pytest.mark.parametrize("kill, listed, after_a_resume_with_nothing_to_do", [
+    ("while it reads the run", "completed", "completed"),
+    ("as it starts to train", "killed", "completed"),
+    ("past a checkpoint beyond the summary", "killed", "killed"),
+])
 def test_a_resume_killed_before_it_changes_the_run_leaves_it_listed_as_its_summary_says(
-        tmp_path: Path, killed_in: str, listed: str) -> None:
+        tmp_path: Path, kill: str, listed: str, after_a_resume_with_nothing_to_do: str) -> None:
     """A SIGKILL while a resume reads the run (its checkpoint, here) changes nothing, and one while it trains
-    leaves it ``killed``; a resume with nothing to do then settles it. Before, a completed run killed in a no-op
-    resume was listed ``killed`` for good: the next no-op resume put the dead process's lock back as it was."""
+    leaves it ``killed``; a resume with nothing to do then settles it, unless the killed one had saved steps
+    past the summary. Before, a completed run killed in a no-op resume was listed ``killed`` for good: the next
+    no-op resume put the dead process's lock back as it was. The lock is dated after the summary here, as a
+    slower disk would date it, so that the listing cannot lean on the two falling in one tick."""
+    import os
     import sys
 
     config = write_config(tmp_path)
     run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
-    script = (f"import importlib, os, signal\n"
-              f"module, name = {killed_in!r}.split(':')\n"
-              f"owner, method = name.split('.')\n"
-              f"setattr(getattr(importlib.import_module(module), owner), method,\n"
-              f"        lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL))\n"
+    summary_at = (run_dir / "summary.json").stat().st_mtime
+    os.utime(run_dir / ".lock", (summary_at + 5, summary_at + 5))
+    script = (f"import os, signal\n{KILLS[kill]}setattr(Owner, name, kill)\n"
               f"from nnframe.launch import train\n"
               f"from nnframe.plugins import get_plugin_manager\n"
               f"train({str(config)!r}, ['train.max_steps=90'], get_plugin_manager(), resume={str(run_dir)!r}, "
@@ -818,7 +835,7 @@ def test_a_resume_killed_before_it_changes_the_run_leaves_it_listed_as_its_summa
     again = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "nothing changed" in again.stderr
-    assert [record.status for record in list_runs(tmp_path / "runs")] == ["completed"]
+    assert [record.status for record in list_runs(tmp_path / "runs")] == [after_a_resume_with_nothing_to_do]
 
 
 def test_a_resume_removes_the_temporary_files_a_killed_writer_left_in_the_run(tmp_path: Path) -> None:
@@ -833,10 +850,16 @@ def test_a_resume_removes_the_temporary_files_a_killed_writer_left_in_the_run(tm
     assert (run_dir / ".notes.tmp").exists()
 
 
+NOT_A_RUN = r"is not a run directory: it has no config.yaml; expected one made by `nnframe train`"
+
+
 @pytest.mark.parametrize("made, expected", [
-    (["checkpoints"], r"has no config.yaml: its run was killed as it started, before it wrote one, and trained "
-                      r"nothing; start the experiment again without --resume"),
-    ([], r"is not a run directory: it has no config.yaml; expected one made by `nnframe train`"),
+    (["checkpoints/", ".lock", ".config.yaml.4242.0a1b2c3d.tmp"],
+     r"has no config.yaml: its run was killed as it started, before it wrote one, and trained nothing; start the "
+     r"experiment again without --resume"),
+    ([], NOT_A_RUN),
+    (["checkpoints/", "summary.json"], NOT_A_RUN),  # a run whose config was moved aside: nothing to delete
+    (["checkpoints/step-00000010.json"], NOT_A_RUN),
 ])
 def test_resuming_a_directory_without_its_config_says_what_it_is(tmp_path: Path, made: list[str],
                                                                   expected: str) -> None:
@@ -845,7 +868,11 @@ def test_resuming_a_directory_without_its_config_says_what_it_is(tmp_path: Path,
     run_dir = tmp_path / "runs" / "tiny" / "20261127-120000"
     run_dir.mkdir(parents=True)
     for name in made:
-        (run_dir / name).mkdir()
+        if name.endswith("/"):
+            (run_dir / name).mkdir()
+        else:
+            (run_dir / name).parent.mkdir(exist_ok=True)
+            (run_dir / name).write_text("{}", encoding="utf-8")
     refused = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
     assert refused.returncode == 2
     assert re.search(expected, refused.stderr), refused.stderr

@@ -53,9 +53,13 @@ two noisy estimates differ by more than either differs from the true gradient, w
 could pass a wrong gradient shows as a difference of 0.1 or more."""
 _NORM_FLOOR = 1e-12
 ROUNDING_SHARE = 1e-8
-"""A gradient whose analytic and numerical norms both lie below this share of the largest analytic norm in
-the check is zero up to rounding, and counted as zero rather than compared: a bias just before a batch norm
-has gradient 0, computed as 1e-16 one way and 1e-10 the other, which the relative error reads as 1."""
+"""A gradient is zero up to rounding, and counted as zero rather than compared, where its analytic and
+numerical norms both lie below this share of the largest analytic norm in the check and the numerical one
+shrinks as the step grows, as rounding over the step does (a real gradient stays): a bias just before a
+batch norm has gradient 0, computed as 1e-16 one way and 1e-10 the other, which the relative error reads
+as 1."""
+ROUNDING_SHRINK = 0.1
+"""How much the numerical norm must shrink, from the smallest step to the largest, to be rounding."""
 
 
 class GradientCheckError(AssertionError):
@@ -73,8 +77,8 @@ class GradCheckResult:
     """Arrays whose gradient is zero, numerically too, exactly or up to rounding (see
     :data:`ROUNDING_SHARE`): the result does not depend on them here (a bias just before a batch norm, or a
     node that reads its own copy of a parameter), which a zero error alone would hide."""
-    norms: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
-    """Each array's analytic gradient norm and the smallest numerical one met."""
+    norms: dict[str, tuple[float, float, float]] = field(default_factory=dict, repr=False)
+    """Each array's analytic gradient norm, and its numerical one at the smallest and at the last step taken."""
 
     @property
     def worst(self) -> tuple[str, float] | None:
@@ -242,13 +246,12 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
     generators = _find_generators(obj)
     states = [g.bit_generator.state for g in generators]
     node_state = _find_node_state(obj)
-    kept_state = [array.copy() for array in node_state]
 
     def restore() -> None:
         for generator, state in zip(generators, states):
             generator.bit_generator.state = state
-        for array, value in zip(node_state, kept_state):
-            array[...] = value
+        for owner, attribute, value in node_state:
+            setattr(owner, attribute, value.copy())
 
     kept = (tuple(getattr(obj, "params", [])), tuple(getattr(obj, "grads", [])))
     if target is not None:
@@ -392,7 +395,7 @@ def _compare(name: str, analytic: np.ndarray, numerical: Callable[..., np.ndarra
         result.problems.append(f"gradient of {name} has shape {analytic.shape}, expected {numeric.shape}")
         return
     error = relative_error(analytic, numeric)
-    numeric_norm = float(np.linalg.norm(numeric))
+    first_norm = float(np.linalg.norm(numeric))
     if not analytic.any() and not numeric.any():
         result.zero.append(name)
     for step in STEPS[1:]:
@@ -401,16 +404,17 @@ def _compare(name: str, analytic: np.ndarray, numerical: Callable[..., np.ndarra
         numeric = numerical(eps=step)
         if relative_error(numeric, numerical(eps=2 * step)) <= CONVERGED * result.rtol:
             error = min(error, relative_error(analytic, numeric))
-            numeric_norm = min(numeric_norm, float(np.linalg.norm(numeric)))
     result.errors[name] = error
-    result.norms[name] = (float(np.linalg.norm(analytic)), numeric_norm)
+    result.norms[name] = (float(np.linalg.norm(analytic)), first_norm, float(np.linalg.norm(numeric)))
 
 
 def _zeros_up_to_rounding(result: GradCheckResult) -> None:
     """Count the failed arrays whose gradients are zero up to rounding as zero (see :data:`ROUNDING_SHARE`)."""
-    largest = max((analytic for analytic, _ in result.norms.values()), default=0.0)
-    for name, (analytic, numeric) in result.norms.items():
-        if result.errors[name] > result.rtol and max(analytic, numeric) <= ROUNDING_SHARE * largest:
+    largest = max((analytic for analytic, _, _ in result.norms.values()), default=0.0)
+    for name, (analytic, first, last) in result.norms.items():
+        rounding = last <= ROUNDING_SHRINK * first or last == 0.0
+        if (result.errors[name] > result.rtol and rounding
+                and max(analytic, first) <= ROUNDING_SHARE * largest):
             result.errors[name] = 0.0
             if name not in result.zero:
                 result.zero.append(name)
@@ -462,15 +466,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'nnframe.testing' has no attribute {name!r}")
 
 
-def _find_node_state(obj: Any) -> list[np.ndarray]:
-    """The state arrays of ``obj`` and of every node inside it (see :attr:`nnframe.Node.state_names`), which a
-    forward in training may update: held still, as the generators are, so that every pass computes one function."""
+def _find_node_state(obj: Any) -> list[tuple[Any, str, np.ndarray]]:
+    """``(node, attribute, value)`` for the state of ``obj`` and of every node inside it (see
+    :attr:`nnframe.Node.state_names`), which a forward in training may update: set back before each pass, as
+    the generators are, so that every pass computes one function (anew, for a node that rebinds its state)."""
     from nnframe.node import Node
 
     if not isinstance(obj, Node):
         return []
     owners = [obj, *(inner for _, inner in objects_in(obj, Node, {id(obj)}))]
-    return [array for owner in owners for _, array in Node.named_state(owner)]
+    return [(owner, name, array.copy()) for owner in owners for name, array in Node.named_state(owner)]
 
 
 def _find_generators(obj: Any) -> list[np.random.Generator]:

@@ -551,3 +551,33 @@ def test_a_gradient_zero_up_to_rounding_is_counted_zero_not_failed() -> None:
     result = check_gradients(model, rng.standard_normal((8, 3)), raise_on_failure=False)
     assert result.ok, result.describe()
     assert result.zero == ["affine1/b"] and result.errors["affine1/b"] == 0.0
+
+
+class ForgetsASmallShift(Node):
+    """y = x + s * a; its backward writes 0 for a, whose gradient, s times dout summed, is small but real."""
+
+    param_names = ("a",)
+
+    def __init__(self, width: int, s: float) -> None:
+        super().__init__()
+        self.s = s
+        self.params, self.grads = [np.ones(width)], [np.zeros(width)]
+
+    def forward(self, x):
+        return x + self.s * self.params[0]
+
+    def backward(self, dout):
+        self.grads[0][...] = 0.0
+        return dout
+
+
+@pytest.mark.parametrize("s", [1e-7, 1e-9])
+def test_a_small_gradient_left_out_is_not_taken_for_rounding(s: float) -> None:
+    """The numerical gradient of a real one stays as the step grows; rounding's shrinks with it."""
+    from nnframe.graph import Graph
+
+    rng = np.random.default_rng(0)
+    model = Graph.sequential([Affine(10 * rng.standard_normal((3, 4)), rng.standard_normal(4)),
+                              ForgetsASmallShift(4, s)])
+    result = check_gradients(model, 10 * rng.standard_normal((8, 3)), raise_on_failure=False)
+    assert not result.ok and result.worst_name == "forgetsasmallshift1/a" and result.zero == []

@@ -184,7 +184,8 @@ class Checkpointer:
     def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
         """Save the trainer's state as ``<stem>.json`` and ``arrays_name``; None where a value is not finite."""
         arrays, meta = self.capture(trainer)
-        bad = first_nonfinite([key.removeprefix(PARAMS) for key in arrays], list(arrays.values()))
+        checked = {key: value for key, value in arrays.items() if not key.startswith(STATE)}  # a running max at -inf
+        bad = first_nonfinite([key.removeprefix(PARAMS) for key in checked], list(checked.values()))
         if bad is not None:
             self._warn(f"not saving checkpoint {stem} at step {trainer.step}: {bad} is not finite; "
                        "the last good checkpoint is kept")

@@ -319,11 +319,10 @@ def named_state(model: Any) -> list[tuple[str, np.ndarray]]:
 def load_state(saved: dict[str, np.ndarray], model: Any, where: str, as_saved: bool = True) -> int:
     """Copy each saved node state into the model's array of that name, in place; returns how many were.
 
-    A state the checkpoint lacks for a node it saved none of (saved before the
-    node kept any) is left as built; one of another shape is refused, as a
-    parameter is. ``as_saved`` refuses a node whose state the checkpoint holds
-    under other names: its ``state_names`` changed, and the state would be
-    left as built without a word.
+    A state the checkpoint lacks (saved before its node kept it) is left as
+    built; one of another shape is refused, as a parameter is. ``as_saved``
+    refuses a checkpoint whose state the model keeps under other names (see
+    :func:`_check_state_names`): it would be left as built without a word.
     """
     state = named_state(model)
     if as_saved:
@@ -341,16 +340,11 @@ def load_state(saved: dict[str, np.ndarray], model: Any, where: str, as_saved: b
 
 
 def _check_state_names(saved: list[str], own: list[str], where: str) -> None:
-    def by_node(names: list[str]) -> dict[str, set[str]]:
-        grouped: dict[str, set[str]] = {}
-        for name in names:
-            node, _, part = name.rpartition("/")
-            grouped.setdefault(node, set()).add(part)
-        return grouped
-
-    saved_by, own_by = by_node(saved), by_node(own)
-    for node in sorted(saved_by.keys() & own_by.keys()):
-        if saved_by[node] != own_by[node]:
-            raise CheckpointError(f"{where}: node {node!r} saved its state as {listed(sorted(saved_by[node]))}, "
-                                  f"but keeps {listed(sorted(own_by[node]))} now: its state_names changed since "
-                                  "the run trained (a plugin's new version?); name them as they were to load it")
+    """Refuse a checkpoint whose state has no place in the model while the model keeps state the checkpoint
+    lacks: renamed (a node's ``state_names``, or where a block holds its inner nodes). State only added since
+    keeps its built values, and state only dropped is not needed."""
+    unused, lacking = sorted(set(saved) - set(own)), sorted(set(own) - set(saved))
+    if unused and lacking:
+        raise CheckpointError(f"{where}: its state {listed(unused)} has no place in the model, which keeps "
+                              f"{listed(lacking)} instead: state_names, or the nodes holding them, changed since "
+                              "the run trained (a plugin's new version?); keep their names as they were to load it")

@@ -10,6 +10,7 @@ that was 39.2 against 33.5 µs a step.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import functools
 import operator
@@ -20,6 +21,11 @@ from typing import Any
 import numpy as np
 
 from nnframe.arrays import zeros, zeros_like
+
+try:
+    from numpy.lib.array_utils import byte_bounds as _byte_bounds
+except ImportError:  # numpy 1
+    from numpy import byte_bounds as _byte_bounds
 
 SCAN_LIMIT = 100_000
 _LEAVES = (str, bytes, int, float, complex, bool, type(None), np.generic)
@@ -185,11 +191,11 @@ def _holds(roots: list[Any], arrays: list[np.ndarray], own: set[int]) -> bool:
     are not searched again (a bound method leads back to its node): the move
     rewrites those lists in place.
     """
-    ids = {id(a) for a in arrays}
+    ids, spans = {id(a) for a in arrays}, _Spans(arrays)
     stack, seen = list(roots), set(own)
     while stack:
         item = stack.pop()
-        if id(item) in ids or (isinstance(item, np.ndarray) and _shares_memory(item, arrays)):
+        if id(item) in ids or (isinstance(item, np.ndarray) and spans.overlap(item)):
             return True
         if id(item) in seen or isinstance(item, _NOT_SEARCHED):
             continue
@@ -201,9 +207,27 @@ def _holds(roots: list[Any], arrays: list[np.ndarray], own: set[int]) -> bool:
     return False
 
 
-def _shares_memory(item: np.ndarray, arrays: list[np.ndarray]) -> bool:
-    """Whether ``item``'s memory overlaps any of ``arrays``'s (their bounds: a strided view counts whole)."""
-    return item.nbytes > 0 and any(np.may_share_memory(item, array) for array in arrays)
+class _Spans:
+    """The memory ``arrays`` take, from the lowest byte of each to the highest, to ask whether another array's
+    may overlap it (as ``np.may_share_memory`` asks, by bounds), in a search instead of a pass over them all:
+    a node that keeps thousands of arrays is scanned in as many steps."""
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        merged: list[list[int]] = []
+        for low, high in sorted(_byte_bounds(a) for a in arrays if a.nbytes):
+            if merged and low < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        self.lows = [low for low, _ in merged]
+        self.highs = [high for _, high in merged]
+
+    def overlap(self, item: np.ndarray) -> bool:
+        if not item.nbytes:
+            return False
+        low, high = _byte_bounds(item)
+        i = bisect.bisect_right(self.lows, high - 1) - 1  # the last span starting below item's end
+        return i >= 0 and self.highs[i] > low
 
 
 def _contents(item: Any) -> list[Any]:

@@ -154,9 +154,42 @@ def test_the_state_of_a_node_inside_another_is_found_saved_and_put_back(tmp_path
 
 def test_a_node_whose_state_names_changed_since_the_run_is_refused_by_name(tmp_path: Path) -> None:
     result = train(tmp_path, [])
-    with pytest.raises(nnframe.UserError, match=r"node 'running_center1' saved its state as mean, but keeps average "
-                                                r"now: its state_names changed since the run trained"):
+    with pytest.raises(nnframe.UserError, match=r"its state running_center1/mean has no place in the model, which "
+                                                r"keeps running_center1/average instead: state_names, or the nodes "
+                                                r"holding them, changed since the run trained"):
         nnframe.load_run(result.run_dir, plugins=plugins(running_center=RenamedCenter))
+
+
+def test_state_added_to_a_node_since_the_run_keeps_its_built_value(tmp_path: Path) -> None:
+    """A plugin's next version keeping one more array loads the runs of the one before."""
+
+    class CountsToo(RunningCenter):
+        state_names = ("mean", "seen")
+
+        def __init__(self, width: int, dtype: np.dtype) -> None:
+            super().__init__(width, dtype)
+            self.seen = np.zeros(1)
+
+    result = train(tmp_path, [])
+    loaded = nnframe.load_run(result.run_dir, plugins=plugins(running_center=CountsToo))
+    center = loaded.model.nodes["running_center1"]
+    assert np.array_equal(center.mean, result.model.nodes["running_center1"].mean) and center.seen[0] == 0
+
+
+def test_a_state_that_is_not_finite_is_saved_all_the_same(tmp_path: Path) -> None:
+    """Where parameters must be finite for a checkpoint, state need not be: a running maximum starts at -inf."""
+
+    class StartsAtMinusInfinity(RunningCenter):
+        state_names = ("mean", "highest")
+
+        def __init__(self, width: int, dtype: np.dtype) -> None:
+            super().__init__(width, dtype)
+            self.highest = np.full(width, -np.inf, dtype=dtype)
+
+    result = nnframe.run_experiment(CONFIG, [], runs_dir=tmp_path / "runs", quiet=True,
+                                    plugins=plugins(running_center=StartsAtMinusInfinity))
+    loaded = nnframe.load_run(result.run_dir, plugins=plugins(running_center=StartsAtMinusInfinity))
+    assert loaded.step == 40 and np.all(loaded.model.nodes["running_center1"].highest == -np.inf)
 
 
 def test_a_node_that_rebinds_its_state_to_another_dtype_is_told_at_its_first_step(tmp_path: Path) -> None:
@@ -186,3 +219,19 @@ def test_a_gradient_check_holds_the_state_still_between_passes() -> None:
     before = centered.mean.copy()
     assert check_gradients(centered, rng.standard_normal((4, 3)), raise_on_failure=False).ok
     assert np.array_equal(centered.mean, before)
+
+
+def test_a_gradient_check_holds_still_a_state_the_node_rebinds() -> None:
+    """Put back into the array the node no longer holds, the state moved on between passes."""
+    from nnframe.testing import check_gradients
+
+    class Rebinds(RunningCenter):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            out = x - self.mean
+            if self.training:
+                self.mean = 0.5 * self.mean + 0.5 * x.mean(axis=0)
+            return out
+
+    centered = Rebinds(3, np.dtype(np.float64))
+    assert check_gradients(centered, np.random.default_rng(1).standard_normal((4, 3)), raise_on_failure=False).ok
+    assert np.array_equal(centered.mean, np.full(3, 5.0))

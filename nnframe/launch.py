@@ -96,7 +96,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                                                 error_measures=experiment.error_measures)
             previous: dict[str, Any] = {}
             if resume is None:
-                run_dir.begin_writing()
+                run_dir.begin_writing(holding)
                 _start(trainer, run_dir, overrides)
             else:
                 saved = _data_paths_as_now(run_dir.read_config(), experiment.config)
@@ -107,7 +107,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                     trainer.model.eval()
                     holding.settled = previous.get("steps") == trainer.step  # no killed resume trained past it
                     return RunResult(run_dir.path, previous, notes, trainer.model)
-                run_dir.begin_writing()
+                run_dir.begin_writing(holding)
                 for text in _record_resume(trainer, run_dir, overrides, changes, saved, plugins):
                     note(text)
             for text in config_notes(experiment):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,11 +35,26 @@ MOVED_AWAY = "moved away while it trained\n"
 
 @dataclass
 class Holding:
-    """What the holder tells the lock before it lets go."""
+    """What the holder tells the lock while it holds it: that it begins to change the run, and before it lets
+    go, whether the run is settled."""
 
+    file: TextIO | None = None
     settled: bool = False
     """The run turned out to be as its summary says (a resume with nothing to do): the lock is let go as after a
     summary, rather than put back as found, which may name a resume killed before it (listed ``killed``)."""
+
+    def begin_writing(self) -> None:
+        """Mark the lock as its holder starts to change the run: a death from here on leaves it ``killed``.
+
+        Until then the lock says its holder only reads the run, so that a
+        resume killed while it reads it (one with nothing to do, say) leaves
+        it listed as before; marked when taken, a completed run read
+        ``killed``. Written through the file that holds the lock: closing
+        another descriptor of it would let go of the lock where ``flock`` is
+        emulated by ``fcntl`` locks (NFS).
+        """
+        if self.file is not None:
+            _replace(self.file, _holder(WRITING))
 
 
 @contextmanager
@@ -67,7 +81,9 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
         file.seek(0)
         found = file.read()
         summary_before, locked_before = _mtime(summary_path), _mtime(run_path / LOCK_FILE)
-        _replace(file, _holder(READING))
+        killed_before = _killed_writer(found, summary_before, locked_before)
+        _replace(file, _holder(WRITING if killed_before else READING))  # a death now does not hide the one before
+        holding.file = file
         try:
             yield holding
         finally:
@@ -78,20 +94,6 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
             else:  # nothing written (a resume with nothing to do, or stopped before it began): as it was
                 _replace(file, found)
                 _set_mtime(run_path / LOCK_FILE, locked_before)
-
-
-def begin_writing(run_path: Path) -> None:
-    """Mark the held lock as its holder starts to change the run: a death from here on leaves it ``killed``.
-
-    Until then the lock says its holder only reads the run, so that a resume
-    killed while it reads it (one with nothing to do, say) leaves it listed
-    as its summary says; marked when taken, a completed run read ``killed``.
-    """
-    lock = run_path / LOCK_FILE
-    if importlib.util.find_spec("fcntl") is None or not lock.exists():  # runs are not locked here
-        return
-    with open(lock, "r+", encoding="utf-8", errors="replace") as file:
-        _replace(file, _holder(WRITING))
 
 
 def released(run_path: Path) -> bool:
@@ -114,27 +116,24 @@ def moved_away(run_path: Path) -> bool:
 
 def training_state(run_path: Path, summary_path: Path) -> str | None:
     """``"running"`` while a live process holds the run, ``"killed"`` when the process that held it died
-    without letting go (a SIGKILL) after it began changing the run (:func:`begin_writing`; a lock from before
-    the phase was written counts as changing it), None where that cannot be told (see the module docstring)
-    and where the summary is newer than the lock."""
+    without letting go (a SIGKILL) after it began changing the run (:meth:`Holding.begin_writing`; a lock
+    from before the phase was written counts as changing it), None where that cannot be told (see the module
+    docstring) and where the summary is newer than the lock."""
     if importlib.util.find_spec("fcntl") is None:  # runs are not locked here
         return None
     try:
-        lines = (run_path / LOCK_FILE).read_text(encoding="utf-8").splitlines()
+        text = (run_path / LOCK_FILE).read_text(encoding="utf-8")
         locked_at = (run_path / LOCK_FILE).stat().st_mtime
     except (OSError, UnicodeDecodeError):
         return None
-    fields = _fields(lines)
+    fields = _fields(text.splitlines())
     pid = fields.get("process", "")
     if not pid.isdigit() or fields.get("host") != _host() or fields.get("boot") != _boot_id():
         return None
     now = _process_start(int(pid))
     if now is not None and now == fields.get("started"):
         return "running"
-    if fields.get("phase") == READING:  # it died before it changed the run
-        return None
-    summary_at = _mtime(summary_path)
-    if summary_at is not None and summary_at >= locked_at:  # it wrote its summary, and died letting go
+    if not _killed_writer(text, _mtime(summary_path), locked_at):
         return None
     if now is None:
         return "killed" if not _alive(int(pid)) or _is_zombie(int(pid)) else None
@@ -149,6 +148,15 @@ def _fields(lines: list[str]) -> dict[str, str]:
             name, value = line.split(" ", 1)
             fields.setdefault(name, value)
     return fields
+
+
+def _killed_writer(text: str, summary_at: float | None, locked_at: float | None) -> bool:
+    """Whether a lock's ``text`` names a holder that, were it dead, died changing the run: past its reading
+    (a lock from before the phase was written counts), and before a summary newer than the lock."""
+    fields = _fields(text.splitlines())
+    if "process" not in fields or fields.get("phase") == READING:
+        return False
+    return summary_at is None or locked_at is None or summary_at < locked_at
 
 
 def _holder(phase: str) -> str:

@@ -253,10 +253,10 @@ class RunDirectory:
         """Hold the run for this process (see :mod:`nnframe.run_lock`)."""
         return run_lock.hold(self._where, self.summary_path)
 
-    def begin_writing(self) -> None:
-        """As the holder of the lock begins to change the run: the lock is dated (see
-        :func:`nnframe.run_lock.begin_writing`), and temporary files a killed writer left are removed."""
-        run_lock.begin_writing(self._where)
+    def begin_writing(self, holding: run_lock.Holding) -> None:
+        """As the holder of the lock (``holding``) begins to change the run: the lock says so (see
+        :meth:`nnframe.run_lock.Holding.begin_writing`), and temporary files a killed writer left are removed."""
+        holding.begin_writing()
         for path in self._where.iterdir():
             if TEMPORARY_NAME.fullmatch(path.name):
                 path.unlink(missing_ok=True)

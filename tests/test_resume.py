@@ -805,6 +805,19 @@ KILLS = {
 }
 
 
+def resume_killed(config: Path, run_dir: Path, kill: str) -> None:
+    """A resume to 90 steps, in a process of its own, SIGKILLed where ``KILLS[kill]`` says."""
+    import sys
+
+    script = (f"import os, signal\n{KILLS[kill]}setattr(Owner, name, kill)\n"
+              f"from nnframe.launch import train\n"
+              f"from nnframe.plugins import get_plugin_manager\n"
+              f"train({str(config)!r}, ['train.max_steps=90'], get_plugin_manager(), resume={str(run_dir)!r}, "
+              f"quiet=True)\n")
+    killed = subprocess.run([sys.executable, "-c", script], cwd=run_dir, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
 @pytest.mark.parametrize("kill, listed, after_a_resume_with_nothing_to_do", [
     ("while it reads the run", "completed", "completed"),
     ("as it starts to train", "killed", "completed"),
@@ -818,24 +831,30 @@ def test_a_resume_killed_before_it_changes_the_run_leaves_it_listed_as_its_summa
     no-op resume put the dead process's lock back as it was. The lock is dated after the summary here, as a
     slower disk would date it, so that the listing cannot lean on the two falling in one tick."""
     import os
-    import sys
 
     config = write_config(tmp_path)
     run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
     summary_at = (run_dir / "summary.json").stat().st_mtime
     os.utime(run_dir / ".lock", (summary_at + 5, summary_at + 5))
-    script = (f"import os, signal\n{KILLS[kill]}setattr(Owner, name, kill)\n"
-              f"from nnframe.launch import train\n"
-              f"from nnframe.plugins import get_plugin_manager\n"
-              f"train({str(config)!r}, ['train.max_steps=90'], get_plugin_manager(), resume={str(run_dir)!r}, "
-              f"quiet=True)\n")
-    killed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resume_killed(config, run_dir, kill)
     assert [record.status for record in list_runs(tmp_path / "runs")] == [listed]
     again = nnframe("train", str(config), "--resume", str(run_dir), "-q", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "nothing changed" in again.stderr
     assert [record.status for record in list_runs(tmp_path / "runs")] == [after_a_resume_with_nothing_to_do]
+
+
+@pytest.mark.parametrize("summary", [True, False])
+def test_a_resume_killed_while_it_reads_a_killed_run_leaves_it_killed(tmp_path: Path, summary: bool) -> None:
+    """Its lock, taken over the dead writer's, says it was reading: the kill before must not be lost with it (a
+    run killed before its first summary read ``running?`` after)."""
+    config = write_config(tmp_path)
+    run_dir = run_in_process(config, tmp_path / "runs", [], LossRecorder())
+    if not summary:
+        (run_dir / "summary.json").unlink()
+    resume_killed(config, run_dir, "past a checkpoint beyond the summary")
+    resume_killed(config, run_dir, "while it reads the run")
+    assert [(record.status, record.steps) for record in list_runs(tmp_path / "runs")] == [("killed", 70)]
 
 
 def test_a_resume_removes_the_temporary_files_a_killed_writer_left_in_the_run(tmp_path: Path) -> None:

@@ -60,6 +60,9 @@ batch norm has gradient 0, computed as 1e-16 one way and 1e-10 the other, which 
 as 1."""
 ROUNDING_SHRINK = 0.1
 """How much the numerical norm must shrink, from the smallest step to the largest, to be rounding."""
+ROUNDING_NOISE = 100
+"""Where the difference at the smallest step is exactly 0 (the two sides round alike), rounding is a numerical
+norm at the largest step ``h`` within this many times ``eps * |L| * sqrt(size) / h``, ``L`` the checked scalar."""
 
 
 class GradientCheckError(AssertionError):
@@ -250,8 +253,11 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
     def restore() -> None:
         for generator, state in zip(generators, states):
             generator.bit_generator.state = state
-        for owner, attribute, value in node_state:
-            setattr(owner, attribute, value.copy())
+        for owner, attribute, held, value in node_state:
+            if getattr(owner, attribute, None) is held:
+                held[...] = value  # into the array itself: a view of the node's own buffer stays one
+            else:
+                setattr(owner, attribute, value.copy())
 
     kept = (tuple(getattr(obj, "params", [])), tuple(getattr(obj, "grads", [])))
     if target is not None:
@@ -273,7 +279,9 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
     for name, param, analytic in zip(_param_names(obj), getattr(obj, "params", []) if params else [],
                                      analytic_params):
         _compare(name, analytic, partial(numerical_gradient, lambda _: scalar(), param), result)
-    _zeros_up_to_rounding(result)
+    sizes = {name: np.size(array) for name, array in zip(_param_names(obj), getattr(obj, "params", []))}
+    sizes.update((f"input{i}", np.size(x)) for i, x in enumerate(inputs))
+    _zeros_up_to_rounding(result, abs(scalar()), sizes)
     restore()
     shared = first_shared_param(_param_names(obj), getattr(obj, "params", [])) if params and not result.ok else None
     if shared:
@@ -408,11 +416,14 @@ def _compare(name: str, analytic: np.ndarray, numerical: Callable[..., np.ndarra
     result.norms[name] = (float(np.linalg.norm(analytic)), first_norm, float(np.linalg.norm(numeric)))
 
 
-def _zeros_up_to_rounding(result: GradCheckResult) -> None:
-    """Count the failed arrays whose gradients are zero up to rounding as zero (see :data:`ROUNDING_SHARE`)."""
+def _zeros_up_to_rounding(result: GradCheckResult, level: float, sizes: dict[str, int]) -> None:
+    """Count the failed arrays whose gradients are zero up to rounding as zero (see :data:`ROUNDING_SHARE`);
+    ``level`` is the checked scalar's size, ``sizes`` each array's."""
     largest = max((analytic for analytic, _, _ in result.norms.values()), default=0.0)
     for name, (analytic, first, last) in result.norms.items():
-        rounding = last <= ROUNDING_SHRINK * first or last == 0.0
+        size = sizes.get(name, 1)
+        noise = ROUNDING_NOISE * np.finfo(np.float64).eps * max(level, 1.0) * math.sqrt(size) / STEPS[-1]
+        rounding = last <= ROUNDING_SHRINK * first or (first == 0.0 and last <= noise)
         if (result.errors[name] > result.rtol and rounding
                 and max(analytic, first) <= ROUNDING_SHARE * largest):
             result.errors[name] = 0.0
@@ -466,8 +477,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'nnframe.testing' has no attribute {name!r}")
 
 
-def _find_node_state(obj: Any) -> list[tuple[Any, str, np.ndarray]]:
-    """``(node, attribute, value)`` for the state of ``obj`` and of every node inside it (see
+def _find_node_state(obj: Any) -> list[tuple[Any, str, np.ndarray, np.ndarray]]:
+    """``(node, attribute, array, value)`` for the state of ``obj`` and of every node inside it (see
     :attr:`nnframe.Node.state_names`), which a forward in training may update: set back before each pass, as
     the generators are, so that every pass computes one function (anew, for a node that rebinds its state)."""
     from nnframe.node import Node
@@ -475,7 +486,7 @@ def _find_node_state(obj: Any) -> list[tuple[Any, str, np.ndarray]]:
     if not isinstance(obj, Node):
         return []
     owners = [obj, *(inner for _, inner in objects_in(obj, Node, {id(obj)}))]
-    return [(owner, name, array.copy()) for owner in owners for name, array in Node.named_state(owner)]
+    return [(owner, name, array, array.copy()) for owner in owners for name, array in Node.named_state(owner)]
 
 
 def _find_generators(obj: Any) -> list[np.random.Generator]:

@@ -184,8 +184,10 @@ class Checkpointer:
     def _write(self, stem: str, arrays_name: str, trainer: Trainer, **extra: Any) -> Path | None:
         """Save the trainer's state as ``<stem>.json`` and ``arrays_name``; None where a value is not finite."""
         arrays, meta = self.capture(trainer)
-        checked = {key: value for key, value in arrays.items() if not key.startswith(STATE)}  # a running max at -inf
+        checked = {key: value for key, value in arrays.items() if not key.startswith(STATE)}
         bad = first_nonfinite([key.removeprefix(PARAMS) for key in checked], list(checked.values()))
+        if bad is None and hasattr(trainer.model, "nonfinite_state"):  # a running max at -inf is saved
+            bad = trainer.model.nonfinite_state()
         if bad is not None:
             self._warn(f"not saving checkpoint {stem} at step {trainer.step}: {bad} is not finite; "
                        "the last good checkpoint is kept")

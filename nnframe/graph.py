@@ -134,7 +134,9 @@ class Graph(Node):
                 self.params.append(param)
                 self.grads.append(grad)
         self._named_params = list(zip(self.param_names, self.params, self.grads))
-        self._state_layout = {name: (array.shape, array.dtype) for name, array in self._find_state()}
+        found = self._find_state()
+        self._state_layout = {name: (array.shape, array.dtype) for name, array in found}
+        self._state_finite = {name for name, array in found if _all_finite(array)}
 
     def flatten_params(self) -> bool:
         """Move the parameters into one buffer, ``flat_params``, and the gradients into ``flat_grads``.
@@ -203,6 +205,15 @@ class Graph(Node):
                                  "place (self.mean[...] = ...), and keeps its size whatever the batch, so that a "
                                  "checkpoint of it can be put back")
         return found
+
+    def nonfinite_state(self) -> str | None:
+        """The first state holding a NaN, or an infinity where it held none when the model was built (a
+        running variance blown up), else ``None``; an infinity it started with (a running maximum at -inf)
+        counts as finite."""
+        for name, array in self.named_state():
+            if not _all_finite(array) and (name in self._state_finite or np.isnan(array).any()):
+                return name
+        return None
 
     def _find_state(self) -> list[tuple[str, np.ndarray]]:
         seen = {id(self), *map(id, self.nodes.values())}
@@ -548,6 +559,10 @@ class Graph(Node):
         lines = [f"  {gn.name}: {gn.node!r} <- {', '.join(gn.inputs)}" for gn in self._graph_nodes]
         head = f"Graph(inputs=[{', '.join(self.inputs)}], output={self.output}"
         return head + ",\n" + "\n".join(lines) + "\n)"
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    return not np.issubdtype(array.dtype, np.inexact) or bool(np.isfinite(array).all())
 
 
 def _named(nodes: Sequence[tuple[str, Node] | Node]) -> list[tuple[str, Any]]:

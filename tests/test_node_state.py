@@ -235,3 +235,51 @@ def test_a_gradient_check_holds_still_a_state_the_node_rebinds() -> None:
     centered = Rebinds(3, np.dtype(np.float64))
     assert check_gradients(centered, np.random.default_rng(1).standard_normal((4, 3)), raise_on_failure=False).ok
     assert np.array_equal(centered.mean, np.full(3, 5.0))
+
+
+def test_a_gradient_check_puts_the_state_back_into_the_array_the_node_holds() -> None:
+    """A node whose state is a view of a buffer its forward reads: given a copy in its place, it failed a right
+    backward and went on training a buffer its state no longer showed."""
+    from nnframe.testing import check_gradients
+
+    class ReadsItsBuffer(RunningCenter):
+        def __init__(self, width: int, dtype: np.dtype) -> None:
+            super().__init__(width, dtype)
+            self.buffer = np.full((2, width), 5.0, dtype=dtype)
+            self.mean = self.buffer[0]
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            out = x - self.buffer[0]
+            if self.training:
+                self.buffer[0] = 0.5 * self.buffer[0] + 0.5 * x.mean(axis=0)
+            return out
+
+    centered = ReadsItsBuffer(3, np.dtype(np.float64))
+    assert check_gradients(centered, np.random.default_rng(2).standard_normal((4, 3)), raise_on_failure=False).ok
+    assert centered.mean.base is centered.buffer and np.all(centered.buffer == 5.0)
+
+
+def test_a_state_blown_up_in_training_is_not_saved_over_the_last_good_checkpoint(tmp_path: Path, capsys) -> None:
+    """Finite when built, infinite later: a dead batch norm, as a diverged parameter is, is kept out of every
+    checkpoint after it; the -inf a state starts with is not (see the test above)."""
+    from nnframe.checkpoint import latest_checkpoint
+
+    class BlowsUp(RunningCenter):
+        """Centres on the batch's mean in training, as a batch norm does, and on the running mean otherwise."""
+
+        calls = 0
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            if not self.training:
+                return x - self.mean
+            self.calls += 1
+            self.mean[...] = np.inf if self.calls > 22 else 0.5 * self.mean + 0.5 * x.mean(axis=0)
+            return x - x.mean(axis=0)
+
+        def backward(self, dout: np.ndarray) -> np.ndarray:
+            return dout - dout.mean(axis=0)
+
+    result = nnframe.run_experiment(CONFIG, ["checkpoint.every=5"], runs_dir=tmp_path / "runs", quiet=True,
+                                    plugins=plugins(running_center=BlowsUp))
+    assert latest_checkpoint(result.run_dir / "checkpoints").step == 20
+    assert "running_center1/mean is not finite; the last good checkpoint is kept" in capsys.readouterr().err

@@ -95,7 +95,8 @@ class BatchNorm(Node):
     In training ``mu`` and ``var`` are the mean and (biased) variance of each
     feature over the batch (every axis but the last), and the running
     statistics move towards them: ``running = momentum * running + (1 -
-    momentum) * batch``, with the batch's unbiased variance. In evaluation the
+    momentum) * batch``, with the batch's unbiased variance (a batch of one
+    row leaves them, and itself comes out as ``beta``). In evaluation the
     running statistics stand in for the batch's, so a sample's output does not
     depend on the others. They are the node's ``state_names``: checkpoints
     save them, and a resume or ``nnframe.load_run`` puts them back.
@@ -148,8 +149,12 @@ class BatchNorm(Node):
         return gamma * self.xhat + beta
 
     def _update_running(self, mu: np.ndarray, var: np.ndarray, count: int) -> None:
+        """Move the running statistics towards the batch's; a batch of one row, whose variance says nothing
+        (the last short batch of an epoch), leaves them as they are."""
+        if count < 2:
+            return
         keep = self.momentum
-        unbiased = var * (count / (count - 1)) if count > 1 else var
+        unbiased = var * (count / (count - 1))
         self.running_mean *= keep
         self.running_mean += (1.0 - keep) * mu
         self.running_var *= keep

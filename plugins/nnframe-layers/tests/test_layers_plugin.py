@@ -215,3 +215,13 @@ def test_nnframe_gradcheck_passes_a_model_with_a_batch_norm(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "gradient check passed" in checked.stdout
     assert "does not depend on affine1/b on this batch" in checked.stdout
+
+
+def test_a_batch_of_one_leaves_the_running_statistics():
+    """Its variance says nothing: taken as 0, the running variance decayed towards 0 and evaluation then blew
+    inputs up by about 1 / sqrt(eps)."""
+    node = BatchNorm(np.ones(2), np.array([0.5, -0.5]))
+    for _ in range(20):
+        y = node.forward(np.array([[3.0, -7.0]]))
+    np.testing.assert_array_equal(y, [[0.5, -0.5]])
+    assert node.running_mean.tolist() == [0.0, 0.0] and node.running_var.tolist() == [1.0, 1.0]

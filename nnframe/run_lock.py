@@ -17,6 +17,7 @@ Windows). Anywhere else it says nothing.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -79,10 +80,9 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
             raise UserError(f"run {str(run_path)!r} is being trained by {holder}; wait for it to end, "
                             "or stop it, before resuming this run") from None
         file.seek(0)
-        found = file.read()
-        summary_before, locked_before = _mtime(summary_path), _mtime(run_path / LOCK_FILE)
-        killed_before = _killed_writer(found, summary_before, locked_before)
-        _replace(file, _holder(WRITING if killed_before else READING))  # a death now does not hide the one before
+        summary_before = _mtime(summary_path)
+        found, found_at = _as_left(file.read(), _mtime(run_path / LOCK_FILE))
+        _replace(file, _holder(READING, found, found_at))  # a death while reading leaves what it found telling
         holding.file = file
         try:
             yield holding
@@ -93,25 +93,48 @@ def hold(run_path: Path, summary_path: Path) -> Iterator[Holding]:
                 _replace(file, "")
             else:  # nothing written (a resume with nothing to do, or stopped before it began): as it was
                 _replace(file, found)
-                _set_mtime(run_path / LOCK_FILE, locked_before)
+                _set_mtime(run_path / LOCK_FILE, found_at)
 
 
 def released(run_path: Path) -> bool:
     """Whether a process held the run and let it go (an empty lock file): one that did so without a summary
     ended without saving its state (a full disk)."""
-    try:
-        return (run_path / LOCK_FILE).stat().st_size == 0
-    except OSError:
-        return False
+    text, _ = _read(run_path)
+    return text == ""
 
 
 def moved_away(run_path: Path) -> bool:
     """Whether the process that held the run found its directory moved away when it let go: it stopped, and
     its summary, if any, is from before (see :class:`~nnframe.errors.RunDirectoryGone`)."""
+    text, _ = _read(run_path)
+    return text == MOVED_AWAY
+
+
+def _read(run_path: Path) -> tuple[str | None, float | None]:
+    """The lock's text and date as they tell how the run stands (see :func:`_as_left`); None where unreadable."""
     try:
-        return (run_path / LOCK_FILE).read_text(encoding="utf-8") == MOVED_AWAY
+        text = (run_path / LOCK_FILE).read_text(encoding="utf-8")
+        locked_at = (run_path / LOCK_FILE).stat().st_mtime
     except (OSError, UnicodeDecodeError):
-        return False
+        return None, None
+    return _as_left(text, locked_at)
+
+
+def _as_left(text: str, locked_at: float | None) -> tuple[str, float | None]:
+    """The lock's ``text`` and date, or, where they name a holder that died while it only read the run, those of
+    the lock it found, which it kept (``before``): that holder changed nothing, so whatever the lock told
+    before it (a kill, a failure, a run moved away) still holds."""
+    fields = _fields(text.splitlines())
+    if fields.get("phase") != READING or "before" not in fields or _holder_alive(fields):
+        return text, locked_at
+    try:
+        before = json.loads(fields["before"])
+        before_at = json.loads(fields.get("before_at", "null"))
+    except ValueError:
+        return text, locked_at
+    if not isinstance(before, str) or not isinstance(before_at, (float, int, type(None))):
+        return text, locked_at
+    return before, before_at
 
 
 def training_state(run_path: Path, summary_path: Path) -> str | None:
@@ -121,10 +144,8 @@ def training_state(run_path: Path, summary_path: Path) -> str | None:
     docstring) and where the summary is newer than the lock."""
     if importlib.util.find_spec("fcntl") is None:  # runs are not locked here
         return None
-    try:
-        text = (run_path / LOCK_FILE).read_text(encoding="utf-8")
-        locked_at = (run_path / LOCK_FILE).stat().st_mtime
-    except (OSError, UnicodeDecodeError):
+    text, locked_at = _read(run_path)
+    if text is None:
         return None
     fields = _fields(text.splitlines())
     pid = fields.get("process", "")
@@ -159,8 +180,20 @@ def _killed_writer(text: str, summary_at: float | None, locked_at: float | None)
     return summary_at is None or locked_at is None or summary_at < locked_at
 
 
-def _holder(phase: str) -> str:
-    return f"process {os.getpid()}\n{_identity(os.getpid())}phase {phase}\n"
+def _holder(phase: str, before: str = "", before_at: float | None = None) -> str:
+    """This process's lock; while it only reads the run, with the lock it found and that lock's date."""
+    text = f"process {os.getpid()}\n{_identity(os.getpid())}phase {phase}\n"
+    if phase == READING:
+        text += f"before_at {json.dumps(before_at)}\nbefore {json.dumps(before)}\n"
+    return text
+
+
+def _holder_alive(fields: dict[str, str]) -> bool:
+    """Whether the lock's holder is alive: on this machine, since this boot, with the start it names."""
+    pid = fields.get("process", "")
+    if not pid.isdigit() or fields.get("host") != _host() or fields.get("boot") != _boot_id():
+        return False
+    return _process_start(int(pid)) == fields.get("started")
 
 
 def _identity(pid: int) -> str:

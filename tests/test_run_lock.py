@@ -171,3 +171,38 @@ def test_a_lock_rewritten_over_a_longer_one_and_killed_before_the_cut_names_its_
         run_lock._replace(KilledAtTheCut(file), lock_text(os.getpid()))
     assert not run_lock.released(tmp_path)
     assert training_state(tmp_path, tmp_path / "summary.json") == "running"
+
+
+@pytest.mark.parametrize("before, summary, released, moved, state", [
+    ("", True, True, False, None),                                # let go after its summary
+    ("", False, True, False, None),                               # let go without one: failed
+    (run_lock.MOVED_AWAY, True, False, True, None),               # its directory moved away while it trained
+    ("killed writer", True, False, False, "killed"),
+])
+def test_a_holder_killed_while_it_reads_leaves_the_lock_telling_what_it_found(
+        tmp_path: Path, before: str, summary: bool, released: bool, moved: bool, state: str | None) -> None:
+    """It changed nothing: a failure, a move or a kill before it must not read as anything else after it."""
+    summary_path = tmp_path / "summary.json"
+    if summary:
+        summary_path.write_text("{}")
+        os.utime(summary_path, (1000, 1000))
+    lock = tmp_path / LOCK_FILE
+    lock.write_text(lock_text(ended_process(), started="12345") + "phase writing\n" if before == "killed writer"
+                    else before)
+    os.utime(lock, (2000, 2000))
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                              "from nnframe.run_lock import hold\n"
+                              f"with hold(Path({str(tmp_path)!r}), Path({str(summary_path)!r})):\n"
+                              "    print('held', flush=True)\n    time.sleep(60)\n"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        assert training_state(tmp_path, summary_path) == "running"
+        child.kill()
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert (run_lock.released(tmp_path), run_lock.moved_away(tmp_path)) == (released, moved)
+    assert training_state(tmp_path, summary_path) == state

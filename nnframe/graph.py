@@ -136,7 +136,8 @@ class Graph(Node):
         self._named_params = list(zip(self.param_names, self.params, self.grads))
         found = self._find_state()
         self._state_layout = {name: (array.shape, array.dtype) for name, array in found}
-        self._state_finite = {name for name, array in found if _all_finite(array)}
+        self._state_finite = {name: np.isfinite(array) for name, array in found
+                              if np.issubdtype(array.dtype, np.inexact)}
 
     def flatten_params(self) -> bool:
         """Move the parameters into one buffer, ``flat_params``, and the gradients into ``flat_grads``.
@@ -207,11 +208,14 @@ class Graph(Node):
         return found
 
     def nonfinite_state(self) -> str | None:
-        """The first state holding a NaN, or an infinity where it held none when the model was built (a
-        running variance blown up), else ``None``; an infinity it started with (a running maximum at -inf)
-        counts as finite."""
+        """The first state holding a NaN or an infinity where it held a number when the model was built (a
+        running variance blown up), else ``None``: what it started with that is not finite (a running maximum
+        at -inf, a NaN for "not seen yet") may stay so."""
         for name, array in self.named_state():
-            if not _all_finite(array) and (name in self._state_finite or np.isnan(array).any()):
+            finite_then = self._state_finite.get(name)
+            if finite_then is None or finite_then.shape != array.shape:
+                continue
+            if (finite_then & ~np.isfinite(array)).any():
                 return name
         return None
 
@@ -559,10 +563,6 @@ class Graph(Node):
         lines = [f"  {gn.name}: {gn.node!r} <- {', '.join(gn.inputs)}" for gn in self._graph_nodes]
         head = f"Graph(inputs=[{', '.join(self.inputs)}], output={self.output}"
         return head + ",\n" + "\n".join(lines) + "\n)"
-
-
-def _all_finite(array: np.ndarray) -> bool:
-    return not np.issubdtype(array.dtype, np.inexact) or bool(np.isfinite(array).all())
 
 
 def _named(nodes: Sequence[tuple[str, Node] | Node]) -> list[tuple[str, Any]]:

@@ -425,7 +425,7 @@ def _zeros_up_to_rounding(result: GradCheckResult, level: float, sizes: dict[str
         noise = ROUNDING_NOISE * np.finfo(np.float64).eps * max(level, 1.0) * math.sqrt(size) / STEPS[-1]
         rounding = last <= ROUNDING_SHRINK * first or (first == 0.0 and last <= noise)
         if (result.errors[name] > result.rtol and rounding
-                and max(analytic, first) <= ROUNDING_SHARE * largest):
+                and max(analytic, first, last) <= ROUNDING_SHARE * largest):
             result.errors[name] = 0.0
             if name not in result.zero:
                 result.zero.append(name)

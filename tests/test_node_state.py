@@ -283,3 +283,18 @@ def test_a_state_blown_up_in_training_is_not_saved_over_the_last_good_checkpoint
                                     plugins=plugins(running_center=BlowsUp))
     assert latest_checkpoint(result.run_dir / "checkpoints").step == 20
     assert "running_center1/mean is not finite; the last good checkpoint is kept" in capsys.readouterr().err
+
+
+def test_a_state_that_starts_not_a_number_is_saved(tmp_path: Path) -> None:
+    """A NaN for "not seen yet" that the node keeps: refused, no checkpoint of the run was ever saved."""
+
+    class NotSeenYet(RunningCenter):
+        state_names = ("mean", "first")
+
+        def __init__(self, width: int, dtype: np.dtype) -> None:
+            super().__init__(width, dtype)
+            self.first = np.full(width, np.nan, dtype=dtype)
+
+    result = nnframe.run_experiment(CONFIG, [], runs_dir=tmp_path / "runs", quiet=True,
+                                    plugins=plugins(running_center=NotSeenYet))
+    assert nnframe.load_run(result.run_dir, plugins=plugins(running_center=NotSeenYet)).step == 40

@@ -556,30 +556,32 @@ def test_a_gradient_zero_up_to_rounding_is_counted_zero_not_failed(seed: int) ->
 
 
 class ForgetsASmallShift(Node):
-    """y = x + s * a; its backward writes 0 for a, whose gradient, s times dout summed, is small but real."""
+    """y = x + s * a; its backward writes for a a sum that cancels to rounding (1e-16), where the gradient, s
+    times dout summed, is small but real."""
 
     param_names = ("a",)
 
-    def __init__(self, width: int, s: float) -> None:
+    def __init__(self, width: int, s: float, offset: float = 0.0) -> None:
         super().__init__()
-        self.s = s
+        self.s, self.offset = s, offset
         self.params, self.grads = [np.ones(width)], [np.zeros(width)]
 
     def forward(self, x):
-        return x + self.s * self.params[0]
+        return x + self.offset + self.s * self.params[0]
 
     def backward(self, dout):
-        self.grads[0][...] = 0.0
+        self.grads[0][...] = (dout - dout.mean(axis=0)).sum(axis=0)
         return dout
 
 
-@pytest.mark.parametrize("s", [1e-7, 1e-9])
-def test_a_small_gradient_left_out_is_not_taken_for_rounding(s: float) -> None:
-    """The numerical gradient of a real one stays as the step grows; rounding's shrinks with it."""
+@pytest.mark.parametrize("s, offset", [(1e-7, 0.0), (1e-9, 0.0), (1e-6, 1e5), (1e-5, 1e6)])
+def test_a_small_gradient_left_out_is_not_taken_for_rounding(s: float, offset: float) -> None:
+    """The numerical gradient of a real one stays as the step grows; rounding's shrinks with it. With a large
+    constant in the output the smallest step sees no difference at all, and the largest sees the gradient."""
     from nnframe.graph import Graph
 
     rng = np.random.default_rng(0)
     model = Graph.sequential([Affine(10 * rng.standard_normal((3, 4)), rng.standard_normal(4)),
-                              ForgetsASmallShift(4, s)])
+                              ForgetsASmallShift(4, s, offset)])
     result = check_gradients(model, 10 * rng.standard_normal((8, 3)), raise_on_failure=False)
     assert not result.ok and result.worst_name == "forgetsasmallshift1/a" and result.zero == []

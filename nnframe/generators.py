@@ -5,7 +5,7 @@ the book's negative sampler does (``self.sampler.rng``). Checkpoints must
 save every one of them, and a gradient check must hold every one still, or a
 resume draws other samples and a check compares two different functions.
 A node made of others (a block holding a graph, or layers of its own) keeps
-theirs state the same way, which checkpoints save too.
+their state the same way, which checkpoints save too.
 """
 
 from __future__ import annotations

@@ -102,6 +102,7 @@ class Graph(Node):
         self._input_shapes: list[tuple[tuple[int, ...], ...]] | None = None
         self._out_shape: tuple[int, ...] | None = None
         self._collect_params()
+        self._record_state()
         self._training = True
         self.training = True
         self.need_input_grad = need_input_grad
@@ -134,6 +135,9 @@ class Graph(Node):
                 self.params.append(param)
                 self.grads.append(grad)
         self._named_params = list(zip(self.param_names, self.params, self.grads))
+
+    def _record_state(self) -> None:
+        """The state as the model is built: its layout, which it must keep, and which elements are finite."""
         found = self._find_state()
         self._state_layout = {name: (array.shape, array.dtype) for name, array in found}
         self._state_finite = {name: np.isfinite(array) for name, array in found

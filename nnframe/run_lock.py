@@ -130,11 +130,17 @@ def _as_left(text: str, locked_at: float | None) -> tuple[str, float | None]:
     try:
         before = json.loads(fields["before"])
         before_at = json.loads(fields.get("before_at", "null"))
-    except ValueError:
+    except (ValueError, RecursionError):  # a lock written by hand, or damaged: read as it is
         return text, locked_at
-    if not isinstance(before, str) or not isinstance(before_at, (float, int, type(None))):
+    if not isinstance(before, str) or not _a_date(before_at):
         return text, locked_at
     return before, before_at
+
+
+def _a_date(value: object) -> bool:
+    """Whether ``value`` is a file's date a lock may name: none, or seconds since 1970 before the year 5000."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and 0 <= value < 1e11)
 
 
 def training_state(run_path: Path, summary_path: Path) -> str | None:
@@ -230,7 +236,7 @@ def _set_mtime(path: Path, mtime: float | None) -> None:
     if mtime is not None:
         try:
             os.utime(path, (mtime, mtime))
-        except OSError:
+        except (OSError, ValueError, OverflowError):
             pass
 
 

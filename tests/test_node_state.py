@@ -298,3 +298,19 @@ def test_a_state_that_starts_not_a_number_is_saved(tmp_path: Path) -> None:
     result = nnframe.run_experiment(CONFIG, [], runs_dir=tmp_path / "runs", quiet=True,
                                     plugins=plugins(running_center=NotSeenYet))
     assert nnframe.load_run(result.run_dir, plugins=plugins(running_center=NotSeenYet)).step == 40
+
+
+def test_the_state_as_built_is_kept_through_flattening() -> None:
+    """flatten_params collected the model again and took a NaN already there as how the state started."""
+    centered = RunningCenter(2, np.dtype(np.float64))
+    model = Graph.sequential([("center", centered), ("affine", nnframe_affine(2))])
+    centered.mean[0] = np.nan
+    assert model.nonfinite_state() == "center/mean"
+    assert model.flatten_params()
+    assert model.nonfinite_state() == "center/mean"
+
+
+def nnframe_affine(width: int) -> Node:
+    from nnframe.nodes import Affine
+
+    return Affine(np.ones((width, 2)), np.zeros(2))

@@ -206,3 +206,22 @@ def test_a_holder_killed_while_it_reads_leaves_the_lock_telling_what_it_found(
             child.wait()
     assert (run_lock.released(tmp_path), run_lock.moved_away(tmp_path)) == (released, moved)
     assert training_state(tmp_path, summary_path) == state
+
+
+@pytest.mark.parametrize("before_at, before", [
+    ("NaN", '""'), ("Infinity", '""'), ("1e30", '""'), ("1" + "0" * 40, '""'), ("true", '""'),
+    ("5", "[" * 100_000), ("[" * 100_000, '""'), ("5", "not json"), ("5", "7"),
+])
+def test_a_damaged_reading_lock_is_read_as_it_is_and_let_go_without_a_traceback(
+        tmp_path: Path, before_at: str, before: str) -> None:
+    """A dead reader's lock written by hand or damaged: NaN, a date past any clock, JSON nested past Python's
+    recursion limit raised out of the listing, or out of a resume's letting go over the user's own error."""
+    summary = tmp_path / "summary.json"
+    lock = tmp_path / LOCK_FILE
+    lock.write_text(lock_text(ended_process(), started="12345") + f"phase reading\nbefore_at {before_at}\n"
+                    f"before {before}\n")
+    assert training_state(tmp_path, summary) is None
+    assert not run_lock.released(tmp_path) and not run_lock.moved_away(tmp_path)
+    with hold(tmp_path, summary):
+        pass
+    assert lock.read_text().startswith("process ")

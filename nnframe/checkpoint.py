@@ -187,7 +187,8 @@ class Checkpointer:
         checked = {key: value for key, value in arrays.items() if not key.startswith(STATE)}
         bad = first_nonfinite([key.removeprefix(PARAMS) for key in checked], list(checked.values()))
         if bad is None and hasattr(trainer.model, "nonfinite_state"):  # a running max at -inf is saved
-            bad = trainer.model.nonfinite_state()
+            bad = trainer.model.nonfinite_state([(key[len(STATE):], value) for key, value in arrays.items()
+                                                 if key.startswith(STATE)])
         if bad is not None:
             self._warn(f"not saving checkpoint {stem} at step {trainer.step}: {bad} is not finite; "
                        "the last good checkpoint is kept")

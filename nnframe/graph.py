@@ -211,11 +211,11 @@ class Graph(Node):
                                  "checkpoint of it can be put back")
         return found
 
-    def nonfinite_state(self) -> str | None:
+    def nonfinite_state(self, state: list[tuple[str, np.ndarray]] | None = None) -> str | None:
         """The first state holding a NaN or an infinity where it held a number when the model was built (a
         running variance blown up), else ``None``: what it started with that is not finite (a running maximum
-        at -inf, a NaN for "not seen yet") may stay so."""
-        for name, array in self.named_state():
+        at -inf, a NaN for "not seen yet") may stay so. ``state`` is :meth:`named_state`, where already found."""
+        for name, array in self.named_state() if state is None else state:
             finite_then = self._state_finite.get(name)
             if finite_then is None or finite_then.shape != array.shape:
                 continue

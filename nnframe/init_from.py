@@ -70,8 +70,8 @@ def copy_initial_params(init: Any, model: Any) -> tuple[list[str], Any, int]:
 def _copy_state(saved: Any, model: Any) -> int:
     """The saved node state (see :attr:`nnframe.Node.state_names`) whose name and shape the model's has, copied
     in place: the statistics the copied parameters were trained with. Returns how many."""
-    fitting = {name: value for name, value in saved.state.items()
-               if any(name == own and value.shape == array.shape for own, array in named_state(model))}
+    own = dict(named_state(model))
+    fitting = {name: value for name, value in saved.state.items() if name in own and value.shape == own[name].shape}
     return load_state(fitting, model, checkpoint_label(saved.path), as_saved=False)
 
 

@@ -80,8 +80,9 @@ class GradCheckResult:
     """Arrays whose gradient is zero, numerically too, exactly or up to rounding (see
     :data:`ROUNDING_SHARE`): the result does not depend on them here (a bias just before a batch norm, or a
     node that reads its own copy of a parameter), which a zero error alone would hide."""
-    norms: dict[str, tuple[float, float, float]] = field(default_factory=dict, repr=False)
-    """Each array's analytic gradient norm, and its numerical one at the smallest and at the last step taken."""
+    norms: dict[str, tuple[float, float, float, int]] = field(default_factory=dict, repr=False)
+    """Each array's analytic gradient norm, its numerical one at the smallest and at the last step taken, and
+    its size."""
 
     @property
     def worst(self) -> tuple[str, float] | None:
@@ -279,9 +280,7 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
     for name, param, analytic in zip(_param_names(obj), getattr(obj, "params", []) if params else [],
                                      analytic_params):
         _compare(name, analytic, partial(numerical_gradient, lambda _: scalar(), param), result)
-    sizes = {name: np.size(array) for name, array in zip(_param_names(obj), getattr(obj, "params", []))}
-    sizes.update((f"input{i}", np.size(x)) for i, x in enumerate(inputs))
-    _zeros_up_to_rounding(result, abs(scalar()), sizes)
+    _zeros_up_to_rounding(result, abs(scalar()))
     restore()
     shared = first_shared_param(_param_names(obj), getattr(obj, "params", [])) if params and not result.ok else None
     if shared:
@@ -413,15 +412,14 @@ def _compare(name: str, analytic: np.ndarray, numerical: Callable[..., np.ndarra
         if relative_error(numeric, numerical(eps=2 * step)) <= CONVERGED * result.rtol:
             error = min(error, relative_error(analytic, numeric))
     result.errors[name] = error
-    result.norms[name] = (float(np.linalg.norm(analytic)), first_norm, float(np.linalg.norm(numeric)))
+    result.norms[name] = (float(np.linalg.norm(analytic)), first_norm, float(np.linalg.norm(numeric)), analytic.size)
 
 
-def _zeros_up_to_rounding(result: GradCheckResult, level: float, sizes: dict[str, int]) -> None:
+def _zeros_up_to_rounding(result: GradCheckResult, level: float) -> None:
     """Count the failed arrays whose gradients are zero up to rounding as zero (see :data:`ROUNDING_SHARE`);
-    ``level`` is the checked scalar's size, ``sizes`` each array's."""
-    largest = max((analytic for analytic, _, _ in result.norms.values()), default=0.0)
-    for name, (analytic, first, last) in result.norms.items():
-        size = sizes.get(name, 1)
+    ``level`` is the checked scalar's size."""
+    largest = max((analytic for analytic, *_ in result.norms.values()), default=0.0)
+    for name, (analytic, first, last, size) in result.norms.items():
         noise = ROUNDING_NOISE * np.finfo(np.float64).eps * max(level, 1.0) * math.sqrt(size) / STEPS[-1]
         rounding = last <= ROUNDING_SHRINK * first or (first == 0.0 and last <= noise)
         if (result.errors[name] > result.rtol and rounding

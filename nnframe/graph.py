@@ -204,7 +204,11 @@ class Graph(Node):
         found = self._find_state()
         for name, array in found:
             built = self._state_layout.get(name)
-            if built is not None and (array.shape, array.dtype) != built:
+            if built is None:
+                raise GraphError(f"state {name!r} appeared after the model was built (a node made in a forward?); "
+                                 "a node makes the nodes it is made of, and their state, in its __init__, so that a "
+                                 "checkpoint's state can be put back into them before the first step")
+            if (array.shape, array.dtype) != built:
                 raise GraphError(f"state {name!r} is now {array.dtype} of shape {array.shape}, but was {built[1]} "
                                  f"of shape {built[0]} when the model was built; a node writes into its state in "
                                  "place (self.mean[...] = ...), and keeps its size whatever the batch, so that a "

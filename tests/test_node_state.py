@@ -202,6 +202,29 @@ def test_a_node_that_rebinds_its_state_to_another_dtype_is_told_at_its_first_ste
                                quiet=True, plugins=plugins())
 
 
+def test_a_node_made_at_the_first_training_forward_is_told_at_the_first_step(tmp_path: Path) -> None:
+    """The build's sample forward runs in evaluation mode, so its state was not in the built model; a resume,
+    which writes the checkpoint back before the first step, had nowhere to put it and went on from a fresh
+    running mean, silently."""
+
+    class MadeLazily(CenterBlock):
+        def __init__(self, width: int, dtype: np.dtype) -> None:
+            Node.__init__(self)
+            self.width, self.dtype, self.inner = width, dtype, None
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            if self.inner is None and self.training:
+                self.inner = Graph.sequential([("center", RunningCenter(self.width, self.dtype))])
+            return x if self.inner is None else super().forward(x)
+
+    model = [{"type": "center_block"}, *CONFIG["model"][1:]]
+    with pytest.raises(GraphError, match=r"state \"center_block1:inner.nodes\['center'\]/mean\" appeared after "
+                                         r"the model was built \(a node made in a forward\?\); a node makes the "
+                                         r"nodes it is made of, and their state, in its __init__"):
+        nnframe.run_experiment({**CONFIG, "model": model}, [], runs_dir=tmp_path / "runs", quiet=True,
+                               plugins=plugins(center_block=MadeLazily))
+
+
 def test_a_state_names_string_is_refused_with_the_comma_it_lacks() -> None:
     class OneString(RunningCenter):
         state_names = "mean"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,30 @@ def test_a_node_made_at_the_first_training_forward_is_told_at_the_first_step(tmp
                                          r"nodes it is made of, and their state, in its __init__"):
         nnframe.run_experiment({**CONFIG, "model": model}, [], runs_dir=tmp_path / "runs", quiet=True,
                                plugins=plugins(center_block=MadeLazily))
+
+
+def test_a_node_held_nearer_by_a_later_node_is_found_though_an_earlier_one_reaches_it_at_the_last_depth() -> None:
+    """The first node's search took a helper it reached at the last depth as searched without looking inside,
+    and the second node's search, holding it as an attribute, then skipped it: its state was not saved."""
+    from nnframe.generators import MAX_DEPTH
+
+    class Holder(Node):
+        def __init__(self, held: object) -> None:
+            super().__init__()
+            self.held = held
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        def backward(self, dout: np.ndarray) -> np.ndarray:
+            return dout
+
+    helper = types.SimpleNamespace(center=RunningCenter(2, np.dtype(np.float64)))
+    far: object = helper
+    for _ in range(MAX_DEPTH - 1):
+        far = [far]
+    model = Graph.sequential([("far", Holder(far)), ("near", Holder(helper))])
+    assert [name for name, _ in model.named_state()] == ["near:held.center/mean"]
 
 
 def test_a_state_names_string_is_refused_with_the_comma_it_lacks() -> None:

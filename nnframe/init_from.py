@@ -4,8 +4,9 @@ The parameters are matched by name (``affine1/W``) and copied into the
 model's own arrays, cast to its dtype. Strict (the default), every parameter
 of the model must be in the checkpoint with its shape, and the checkpoint must
 hold no other; otherwise those that match are copied, and a note names the rest.
-Only the parameters come over: the optimizer starts afresh, and so do the
-step count, the batches and the random streams.
+Only the parameters come over, and the nodes' state where name and shape
+match (a note names the rest, strict or not): the optimizer starts afresh,
+and so do the step count, the batches and the random streams.
 """
 
 from __future__ import annotations
@@ -58,21 +59,35 @@ def copy_initial_params(init: Any, model: Any) -> tuple[list[str], Any, int]:
     if bad is not None:
         raise ConfigError(f"{source}: parameter {bad} is not finite in {model.params[0].dtype} (beyond the range of "
                           "train.dtype?)", path="train.init_from")
-    states = _copy_state(saved, model)
+    states, state_note = _copy_state(saved, model)
     notes = [f"parameters from {source}: {copied} of {len(model.params)}"
              + (f", and {states} node state{'s' if states != 1 else ''} (running statistics)" if states else "")]
     if problems:
         notes.append(f"train.init_from is not strict, and {'; '.join(problems)}: the model's other parameters "
                      "keep their initial values")
+    if state_note:
+        notes.append(state_note)
     return notes, saved, copied
 
 
-def _copy_state(saved: Any, model: Any) -> int:
+def _copy_state(saved: Any, model: Any) -> tuple[int, str | None]:
     """The saved node state (see :attr:`nnframe.Node.state_names`) whose name and shape the model's has, copied
-    in place: the statistics the copied parameters were trained with. Returns how many."""
+    in place: the statistics the copied parameters were trained with. Returns how many, and a note naming the
+    model's state that keeps its built values and the checkpoint's that is not used, where there are any."""
     own = dict(named_state(model))
     fitting = {name: value for name, value in saved.state.items() if name in own and value.shape == own[name].shape}
-    return load_state(fitting, model, checkpoint_label(saved.path), as_saved=False)
+    copied = load_state(fitting, model, checkpoint_label(saved.path), as_saved=False)
+    kept = [name for name in own if name not in fitting]
+    unused = [name for name in saved.state if name not in fitting]
+    if not kept and not unused:
+        return copied, None
+    parts = []
+    if kept:
+        parts.append(f"the model's node state {listed(kept, SHOWN)} keeps its built values (the checkpoint has none "
+                     "of that name and shape)")
+    if unused:
+        parts.append(f"the checkpoint's node state {listed(unused, SHOWN)} is not used")
+    return copied, f"train.init_from: {'; '.join(parts)}"
 
 
 def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:

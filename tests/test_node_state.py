@@ -129,6 +129,20 @@ def test_fine_tuning_copies_the_state_with_the_parameters(tmp_path: Path) -> Non
     assert any("and 1 node state (running statistics)" in note for note in tuned.notes), tuned.notes
 
 
+@pytest.mark.parametrize("model, note", [
+    ([{"type": "running_center"}, *CONFIG["model"]],
+     "train.init_from: the model's node state running_center2/mean keeps its built values (the checkpoint has none "
+     "of that name and shape)"),
+    (CONFIG["model"][1:], "train.init_from: the checkpoint's node state running_center1/mean is not used"),
+])
+def test_fine_tuning_names_the_state_it_does_not_copy(tmp_path: Path, model: list, note: str) -> None:
+    """Before, state left as built and state left behind went without a word."""
+    source = train(tmp_path, [])
+    tuned = nnframe.prepare_experiment({**CONFIG, "model": model}, [f"train.init_from.run={source.run_dir}"],
+                                       plugins=plugins())
+    assert note in tuned.notes, tuned.notes
+
+
 @pytest.mark.parametrize("value, found", [(None, "missing"), ([0.0, 0.0], "a list")])
 def test_a_state_name_that_is_no_array_is_refused_where_the_model_is_made(value, found) -> None:
     centered = RunningCenter(2, np.dtype(np.float64))

@@ -555,6 +555,23 @@ def test_a_gradient_zero_up_to_rounding_is_counted_zero_not_failed(seed: int) ->
     assert result.zero == ["affine1/b"] and result.errors["affine1/b"] == 0.0
 
 
+def test_a_relu_kink_within_the_first_step_does_not_fail_a_right_gradient() -> None:
+    """A pre-activation of 3e-7 crosses 0 when its weight moves by 1e-6, which bent that difference to 0.65 of
+    the slope; a step of 1e-7 stays on one side. A backward without the mask still fails."""
+    from nnframe.graph import Graph
+
+    class Unmasked(ReLU):
+        def backward(self, dout):
+            return dout
+
+    x = np.array([[1.0, 0.5], [0.3, -1.0]])
+    weights = np.array([[3e-7, 1.0], [0.0, 2.0]])
+    right = Graph.sequential([Affine(weights.copy(), np.zeros(2)), ReLU()])
+    assert check_gradients(right, x, raise_on_failure=False).ok
+    wrong = Graph.sequential([Affine(weights.copy(), np.zeros(2)), Unmasked()])
+    assert check_gradients(wrong, x, raise_on_failure=False).worst_error > 0.05
+
+
 class ForgetsASmallShift(Node):
     """y = x + s * a; its backward writes for a a sum that cancels to rounding (1e-16), where the gradient, s
     times dout summed, is small but real."""

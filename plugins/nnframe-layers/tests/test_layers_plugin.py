@@ -196,19 +196,25 @@ def test_a_batch_norm_run_resumes_and_loads_with_its_running_statistics(tmp_path
     assert np.array_equal(loaded.model.forward(x), whole.model.forward(x))
 
 
+def batch_norm_config(folder, width, data, seed=0):
+    """A config file of affine(width) -> batch_norm -> relu -> affine(3) on ``data``."""
+    config = {"name": "bn", "seed": seed, "data": data,
+              "model": [{"type": "affine", "out": width}, {"type": "batch_norm"}, {"type": "relu"},
+                        {"type": "affine", "out": 3}],
+              "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
+              "train": {"epochs": 1, "batch_size": 10}}
+    path = folder / "bn.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
 def test_nnframe_gradcheck_passes_a_model_with_a_batch_norm(tmp_path):
     """The bias just before it has gradient 0, computed as 1e-16 one way and 1e-10 the other: noted, not failed."""
     import subprocess
     import sys
     from pathlib import Path
 
-    config = {"name": "bn", "data": {"type": "spiral", "points_per_class": 20},
-              "model": [{"type": "affine", "out": 6}, {"type": "batch_norm"}, {"type": "relu"},
-                        {"type": "affine", "out": 3}],
-              "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
-              "train": {"epochs": 1, "batch_size": 10}}
-    path = tmp_path / "bn.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = batch_norm_config(tmp_path, width=6, data={"type": "spiral", "points_per_class": 20})
     nnframe = Path(sys.executable).with_name("nnframe")
     checked = subprocess.run([str(nnframe), "gradcheck", str(path)], capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -223,13 +229,8 @@ def test_a_relu_after_a_batch_norm_passes_where_a_difference_crosses_its_kink(tm
     from nnframe.gradcheck import check_experiment
     from nnframe.plugins import get_plugin_manager
 
-    config = {"name": "bn", "seed": seed, "data": {"type": "spiral", "points_per_class": 100, "noise": 0.2},
-              "model": [{"type": "affine", "out": 64}, {"type": "batch_norm"}, {"type": "relu"},
-                        {"type": "affine", "out": 3}],
-              "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "adam", "lr": 0.01},
-              "train": {"epochs": 1, "batch_size": 30}}
-    path = tmp_path / "bn.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = batch_norm_config(tmp_path, width=64, data={"type": "spiral", "points_per_class": 100, "noise": 0.2},
+                             seed=seed)
     result = check_experiment(path, [], get_plugin_manager(), batch=8)
     assert result.ok, result.describe()
 

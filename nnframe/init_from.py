@@ -77,17 +77,20 @@ def _copy_state(saved: Any, model: Any) -> tuple[int, str | None]:
     own = dict(named_state(model))
     fitting = {name: value for name, value in saved.state.items() if name in own and value.shape == own[name].shape}
     copied = load_state(fitting, model, checkpoint_label(saved.path), as_saved=False)
-    kept = [name for name in own if name not in fitting]
-    unused = [name for name in saved.state if name not in fitting]
-    if not kept and not unused:
-        return copied, None
+    misshapen = [f"{name} {saved.state[name].shape} against the model's {array.shape}" for name, array in own.items()
+                 if name in saved.state and name not in fitting]
+    kept = [name for name in own if name not in saved.state]
+    unused = [name for name in saved.state if name not in own]
     parts = []
     if kept:
-        parts.append(f"the model's node state {listed(kept, SHOWN)} keeps its built values (the checkpoint has none "
-                     "of that name and shape)")
+        parts.append(f"the model's node state {listed(kept, SHOWN)} is not in the checkpoint")
+    if misshapen:
+        parts.append(f"node state shapes differ: {listed(misshapen, SHOWN)}")
     if unused:
-        parts.append(f"the checkpoint's node state {listed(unused, SHOWN)} is not used")
-    return copied, f"train.init_from: {'; '.join(parts)}"
+        parts.append(f"the checkpoint's node state {listed(unused, SHOWN)} is not in the model")
+    if not parts:
+        return copied, None
+    return copied, f"train.init_from: {'; '.join(parts)}; the model's keeps its built values there"
 
 
 def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:

@@ -129,17 +129,25 @@ def test_fine_tuning_copies_the_state_with_the_parameters(tmp_path: Path) -> Non
     assert any("and 1 node state (running statistics)" in note for note in tuned.notes), tuned.notes
 
 
-@pytest.mark.parametrize("model, note", [
-    ([{"type": "running_center"}, *CONFIG["model"]],
-     "train.init_from: the model's node state running_center2/mean keeps its built values (the checkpoint has none "
-     "of that name and shape)"),
-    (CONFIG["model"][1:], "train.init_from: the checkpoint's node state running_center1/mean is not used"),
+@pytest.mark.parametrize("model, overrides, note", [
+    ([{"type": "running_center"}, *CONFIG["model"]], [],
+     "train.init_from: the model's node state running_center2/mean is not in the checkpoint; the model's keeps its "
+     "built values there"),
+    (CONFIG["model"][1:], [], "train.init_from: the checkpoint's node state running_center1/mean is not in the "
+                              "model; the model's keeps its built values there"),
+    (CONFIG["model"], ["data={type: npz, path: five.npz, val_fraction: 0.2}", "train.init_from.strict=false"],
+     "train.init_from: node state shapes differ: running_center1/mean (2,) against the model's (5,); the model's "
+     "keeps its built values there"),
 ])
-def test_fine_tuning_names_the_state_it_does_not_copy(tmp_path: Path, model: list, note: str) -> None:
+def test_fine_tuning_names_the_state_it_does_not_copy(tmp_path: Path, model: list, overrides: list, note: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, state left as built and state left behind went without a word."""
     source = train(tmp_path, [])
-    tuned = nnframe.prepare_experiment({**CONFIG, "model": model}, [f"train.init_from.run={source.run_dir}"],
-                                       plugins=plugins())
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "five.npz", x=rng.standard_normal((40, 5)), y=rng.integers(0, 3, 40))
+    tuned = nnframe.prepare_experiment({**CONFIG, "model": model}, [f"train.init_from.run={source.run_dir}",
+                                                                   *overrides], plugins=plugins())
     assert note in tuned.notes, tuned.notes
 
 

@@ -48,23 +48,26 @@ def generators_in(obj: Any) -> list[tuple[str, np.random.Generator]]:
 
 def objects_in(obj: Any, kind: type, seen: set[int]) -> list[tuple[str, Any]]:
     """Every instance of ``kind`` reachable from ``obj`` (itself not counted), with its path, as
-    :func:`generators_in` finds generators, but also looking inside those found, for ones they hold in turn.
-    ``seen`` holds the ids of objects already searched elsewhere, and gets those searched and found here (not
-    those reached at the last depth only, whose insides another object, holding them nearer, may reach)."""
+    :func:`generators_in` finds generators, but also looking inside those found, for ones they hold in turn:
+    the depth counts afresh inside each one found, as it does from ``obj``.
+
+    ``seen`` holds the ids of objects already searched elsewhere, and gets those searched and found here, but
+    not those reached at the last depth only, whose insides another object, holding them nearer, may reach.
+    """
     found: list[tuple[str, Any]] = []
-    level: list[tuple[str, Any]] = list(_children("", obj))
-    for depth in range(1, MAX_DEPTH + 1):
-        below: list[tuple[str, Any]] = []
-        for path, value in level:
+    level = [(path, child, 1) for path, child in _children("", obj)]
+    while level:
+        below: list[tuple[str, Any, int]] = []
+        for path, value, depth in level:
             if id(value) in seen or isinstance(value, LEAVES) or value is obj:
                 continue
             if isinstance(value, kind):
                 found.append((path, value))
+                depth = 0
             elif depth == MAX_DEPTH:
-                continue  # not looked inside, so not taken as searched: another object may reach it sooner
+                continue
             seen.add(id(value))
-            if depth < MAX_DEPTH:
-                below.extend(_children(path, value))
+            below.extend((child_path, child, depth + 1) for child_path, child in _children(path, value))
         level = below
     return found
 

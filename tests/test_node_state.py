@@ -248,28 +248,44 @@ def test_a_node_made_at_the_first_training_forward_is_told_at_the_first_step(tmp
                                plugins=plugins(center_block=MadeLazily))
 
 
-def test_a_node_held_nearer_by_a_later_node_is_found_though_an_earlier_one_reaches_it_at_the_last_depth() -> None:
+class Holder(Node):
+    """Holds any object, to place a helper or a node at a chosen depth from a graph's node."""
+
+    def __init__(self, held: object) -> None:
+        super().__init__()
+        self.held = held
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout
+
+
+def nested(held: object, levels: int) -> object:
+    for _ in range(levels):
+        held = [held]
+    return held
+
+
+def test_a_helper_held_nearer_by_a_later_node_is_found_though_an_earlier_one_reaches_it_at_the_last_depth() -> None:
     """The first node's search took a helper it reached at the last depth as searched without looking inside,
     and the second node's search, holding it as an attribute, then skipped it: its state was not saved."""
     from nnframe.generators import MAX_DEPTH
 
-    class Holder(Node):
-        def __init__(self, held: object) -> None:
-            super().__init__()
-            self.held = held
-
-        def forward(self, x: np.ndarray) -> np.ndarray:
-            return x
-
-        def backward(self, dout: np.ndarray) -> np.ndarray:
-            return dout
-
     helper = types.SimpleNamespace(center=RunningCenter(2, np.dtype(np.float64)))
-    far: object = helper
-    for _ in range(MAX_DEPTH - 1):
-        far = [far]
-    model = Graph.sequential([("far", Holder(far)), ("near", Holder(helper))])
+    model = Graph.sequential([("far", Holder(nested(helper, MAX_DEPTH - 1))), ("near", Holder(helper))])
     assert [name for name, _ in model.named_state()] == ["near:held.center/mean"]
+
+
+def test_the_nodes_inside_a_node_found_at_the_last_depth_are_found() -> None:
+    """A block reached at the last depth was found, and what it holds was not looked at: the running mean of the
+    graph inside it was neither saved nor held still by a gradient check. The depth counts afresh inside it."""
+    from nnframe.generators import MAX_DEPTH
+
+    block = CenterBlock(2, np.dtype(np.float64))
+    far = Graph.sequential([("far", Holder(nested(block, MAX_DEPTH - 1))), ("near", Holder(block))])
+    assert [name for name, _ in far.named_state()] == [f"far:held{'[0]' * (MAX_DEPTH - 1)}.inner.nodes['center']/mean"]
 
 
 def test_a_state_names_string_is_refused_with_the_comma_it_lacks() -> None:

@@ -137,8 +137,17 @@ class Graph(Node):
         self._named_params = list(zip(self.param_names, self.params, self.grads))
 
     def _record_state(self) -> None:
-        """The state as the model is built: its layout, which it must keep, and which elements are finite."""
-        found = self._find_state()
+        """The state as the model is built: the node and attribute holding each array under its name, which it
+        keeps, its layout, which it must keep, and which elements are finite.
+
+        The name is the path a search first finds the node at, and a forward
+        that sets an attribute (a node that keeps the branch it took, ahead of
+        its list of branches) may shorten that path: a name found afresh at
+        each checkpoint would then change, and a resume would put one branch's
+        statistics into the other.
+        """
+        self._state_holders = self._find_state()
+        found = [(name, getattr(node, attribute)) for name, node, attribute in self._state_holders]
         self._state_layout = {name: (array.shape, array.dtype) for name, array in found}
         self._state_finite = {name: np.isfinite(array) for name, array in found
                               if np.issubdtype(array.dtype, np.inexact)}
@@ -201,13 +210,10 @@ class Graph(Node):
         float64 mean in a float32 model, a carried batch) could not be resumed
         as it trained.
         """
-        found = self._find_state()
+        self._check_state_holders()
+        found = [(name, getattr(node, attribute)) for name, node, attribute in self._state_holders]
         for name, array in found:
-            built = self._state_layout.get(name)
-            if built is None:
-                raise GraphError(f"state {name!r} appeared after the model was built (a node made in a forward?); "
-                                 "a node makes the nodes it is made of, and their state, in its __init__, so that a "
-                                 "checkpoint's state can be put back into them before the first step")
+            built = self._state_layout[name]
             if (array.shape, array.dtype) != built:
                 raise GraphError(f"state {name!r} is now {array.dtype} of shape {array.shape}, but was {built[1]} "
                                  f"of shape {built[0]} when the model was built; a node writes into its state in "
@@ -227,13 +233,30 @@ class Graph(Node):
                 return name
         return None
 
-    def _find_state(self) -> list[tuple[str, np.ndarray]]:
+    def _check_state_holders(self) -> None:
+        """Refuse state that a node made after the build, or that the model no longer reaches: a checkpoint's
+        state is put back into the arrays the built model holds, before the first step."""
+        built = {(id(node), attribute): name for name, node, attribute in self._state_holders}
+        now = {(id(node), attribute): name for name, node, attribute in self._find_state()}
+        appeared = [name for key, name in now.items() if key not in built]
+        if appeared:
+            raise GraphError(f"state {appeared[0]!r} appeared after the model was built (a node made in a forward?); "
+                             "a node makes the nodes it is made of, and their state, in its __init__, so that a "
+                             "checkpoint's state can be put back into them before the first step")
+        gone = [name for key, name in built.items() if key not in now]
+        if gone:
+            raise GraphError(f"state {gone[0]!r} is no longer held by the model (a forward dropped or replaced "
+                             "the node that held it?); a node keeps the nodes it is made of, so that a checkpoint's "
+                             "state can be put back into them")
+
+    def _find_state(self) -> list[tuple[str, Node, str]]:
+        """``(name, node, attribute)`` for every state, named by the path a search finds its node at."""
         seen = {id(self), *map(id, self.nodes.values())}
         found = []
         for name, node in self.nodes.items():  # each node's own state_names: the search finds those inside
-            found += [(f"{name}/{part}", array) for part, array in Node.named_state(node)]
+            found += [(f"{name}/{part}", node, part) for part, _ in Node.named_state(node)]
             for path, inner in objects_in(node, Node, seen):
-                found += [(f"{name}:{path}/{part}", array) for part, array in Node.named_state(inner)]
+                found += [(f"{name}:{path}/{part}", inner, part) for part, _ in Node.named_state(inner)]
         return found
 
     @property

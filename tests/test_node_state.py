@@ -288,6 +288,58 @@ def test_the_nodes_inside_a_node_found_at_the_last_depth_are_found() -> None:
     assert [name for name, _ in far.named_state()] == [f"far:held{'[0]' * (MAX_DEPTH - 1)}.inner.nodes['center']/mean"]
 
 
+class RouterByMode(Node):
+    """Two running centers, one for training and one for evaluation; it keeps the one it took, for backward, in
+    an attribute set ahead of the list, which a search that names by the shortest path then reaches first."""
+
+    def __init__(self, width: int, dtype: np.dtype) -> None:
+        super().__init__()
+        self.chosen: RunningCenter | None = None
+        self.branches = [RunningCenter(width, dtype), RunningCenter(width, dtype)]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.chosen = self.branches[0 if self.training else 1]
+        self.chosen.training = self.training
+        return self.chosen.forward(x)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.chosen.backward(dout)
+
+
+def test_state_keeps_the_name_it_was_built_with_when_a_forward_shortens_its_path() -> None:
+    """Named afresh at each checkpoint, the training branch's mean was saved as router:chosen/mean after a
+    training step and the evaluation branch's after an evaluation; a resume put one into the other."""
+    model = Graph.sequential([("router", RouterByMode(2, np.dtype(np.float64)))])
+    built = {name: id(array) for name, array in model.named_state()}
+    for training in (True, False):
+        model.training = training
+        model.forward(np.ones((3, 2)))
+        assert {name: id(array) for name, array in model.named_state()} == built
+
+
+def test_state_whose_node_a_forward_replaced_is_refused() -> None:
+    class Replaces(CenterBlock):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.inner = Graph.sequential([("center", RunningCenter(2, np.dtype(np.float64)))])
+            return super().forward(x)
+
+    class Drops(CenterBlock):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            out = super().forward(x)
+            self.inner = None
+            return out
+
+    replaced = Graph.sequential([("block", Replaces(2, np.dtype(np.float64)))])
+    replaced.forward(np.ones((3, 2)))
+    with pytest.raises(GraphError, match=r"state \"block:inner.nodes\['center'\]/mean\" appeared after the model"):
+        replaced.named_state()
+    dropped = Graph.sequential([("block", Drops(2, np.dtype(np.float64)))])
+    dropped.forward(np.ones((3, 2)))
+    with pytest.raises(GraphError, match=r"state \"block:inner.nodes\['center'\]/mean\" is no longer held by the "
+                                         r"model \(a forward dropped or replaced the node that held it\?\)"):
+        dropped.named_state()
+
+
 def test_a_state_names_string_is_refused_with_the_comma_it_lacks() -> None:
     class OneString(RunningCenter):
         state_names = "mean"

@@ -222,10 +222,10 @@ def test_nnframe_gradcheck_passes_a_model_with_a_batch_norm(tmp_path):
     assert "does not depend on affine1/b on this batch" in checked.stdout
 
 
-@pytest.mark.parametrize("seed", [15, 19, 22])
+@pytest.mark.parametrize("seed", [15, 22, 144])
 def test_a_relu_after_a_batch_norm_passes_where_a_difference_crosses_its_kink(tmp_path, seed):
     """Dividing by a small spread over 8 rows, the batch norm moves a ReLU's input across 0 within a step of 1e-6:
-    these seeds failed a right model (affine1/W at 2e-4 to 0.017, batch_norm1/beta at 3e-3)."""
+    these seeds failed a right model (affine1/W at 2e-4 and 0.017, input/x at 3e-3)."""
     from nnframe.gradcheck import check_experiment
     from nnframe.plugins import get_plugin_manager
 

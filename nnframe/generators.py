@@ -30,14 +30,14 @@ def generators_in(obj: Any) -> list[tuple[str, np.random.Generator]]:
     the path it was first found at (``rng``, ``sampler.rng``, ``layers[0].rng``); breadth first, so the shortest
     path names a generator held twice."""
     found: dict[int, tuple[str, np.random.Generator]] = {}
-    seen: set[int] = set()
+    seen: dict[int, Any] = {}  # the objects themselves, so that a temporary's id is not reused meanwhile
     level: list[tuple[str, Any]] = [("", obj)]
     for _ in range(MAX_DEPTH + 1):
         below: list[tuple[str, Any]] = []
         for path, value in level:
             if id(value) in seen or isinstance(value, LEAVES):
                 continue
-            seen.add(id(value))
+            seen[id(value)] = value
             if isinstance(value, np.random.Generator):
                 found.setdefault(id(value), (path, value))
                 continue
@@ -46,28 +46,42 @@ def generators_in(obj: Any) -> list[tuple[str, np.random.Generator]]:
     return list(found.values())
 
 
-def objects_in(obj: Any, kind: type, seen: set[int]) -> list[tuple[str, Any]]:
+Searched = dict[int, tuple[int, Any]]
+"""What searches by :func:`objects_in` have looked into, by id: the depth left when each object was searched, and
+the object itself, held so that its id is not reused meanwhile (a temporary's: the list ``named_nodes()`` makes)."""
+
+
+def searched(*objects: Any) -> Searched:
+    """A :data:`Searched` in which ``objects`` count as searched to the full depth: a search skips them."""
+    return {id(obj): (MAX_DEPTH, obj) for obj in objects}
+
+
+def objects_in(obj: Any, kind: type, seen: Searched) -> list[tuple[str, Any]]:
     """Every instance of ``kind`` reachable from ``obj`` (itself not counted), with its path, as
     :func:`generators_in` finds generators, but also looking inside those found, for ones they hold in turn:
     the depth counts afresh inside each one found, as it does from ``obj``.
 
-    ``seen`` holds the ids of objects already searched elsewhere, and gets those searched and found here, but
-    not those reached at the last depth only, whose insides another object, holding them nearer, may reach.
+    ``seen`` is shared by the searches of one model: an object already searched is searched again only where
+    it is reached with more depth left, so that a helper that one path reaches deep, and another near, is
+    looked into as far as the nearer allows, whichever comes first; an instance of ``kind`` is found once.
     """
     found: list[tuple[str, Any]] = []
     level = [(path, child, 1) for path, child in _children("", obj)]
     while level:
         below: list[tuple[str, Any, int]] = []
         for path, value, depth in level:
-            if id(value) in seen or isinstance(value, LEAVES) or value is obj:
+            if isinstance(value, LEAVES) or value is obj:
                 continue
-            if isinstance(value, kind):
+            fresh = isinstance(value, kind)
+            left = MAX_DEPTH if fresh else MAX_DEPTH - depth
+            before = seen.get(id(value))
+            if before is not None and before[0] >= left:
+                continue
+            if fresh:
                 found.append((path, value))
-                depth = 0
-            elif depth == MAX_DEPTH:
-                continue
-            seen.add(id(value))
-            below.extend((child_path, child, depth + 1) for child_path, child in _children(path, value))
+            seen[id(value)] = (left, value)
+            if left:
+                below.extend((child_path, child, MAX_DEPTH - left + 1) for child_path, child in _children(path, value))
         level = below
     return found
 
@@ -86,4 +100,4 @@ def _children(path: str, value: Any) -> Iterator[tuple[str, Any]]:
             yield (f"{path}.{name}" if path else name), child
         named = getattr(value, "named_nodes", None)
         if callable(named):
-            yield f"{path}.named_nodes()", named()
+            yield (f"{path}.named_nodes()" if path else "named_nodes()"), named()

@@ -20,7 +20,7 @@ import numpy as np
 
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import buffer_of, flatten, seed_copies
-from nnframe.generators import objects_in
+from nnframe.generators import objects_in, searched
 from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
                                   check_reaches_output, described, fill_unwritten, topological_order, unwritten_part,
                                   validate_graph)
@@ -251,7 +251,7 @@ class Graph(Node):
 
     def _find_state(self) -> list[tuple[str, Node, str]]:
         """``(name, node, attribute)`` for every state, named by the path a search finds its node at."""
-        seen = {id(self), *map(id, self.nodes.values())}
+        seen = searched(self, *self.nodes.values())
         found = []
         for name, node in self.nodes.items():  # each node's own state_names: the search finds those inside
             found += [(f"{name}/{part}", node, part) for part, _ in Node.named_state(node)]

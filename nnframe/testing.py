@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from nnframe.generators import generators_in, objects_in
+from nnframe.generators import generators_in, objects_in, searched
 from nnframe.graph_checks import first_shared_param
 from nnframe.losses import Loss
 
@@ -507,7 +507,7 @@ def _find_node_state(obj: Any) -> list[tuple[Any, str, np.ndarray, np.ndarray]]:
 
     if not isinstance(obj, Node):
         return []
-    owners = [obj, *(inner for _, inner in objects_in(obj, Node, {id(obj)}))]
+    owners = [obj, *(inner for _, inner in objects_in(obj, Node, searched(obj)))]
     return [(owner, name, array, array.copy()) for owner in owners for name, array in Node.named_state(owner)]
 
 

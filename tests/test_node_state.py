@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import types
 from pathlib import Path
 
@@ -286,6 +287,49 @@ def test_the_nodes_inside_a_node_found_at_the_last_depth_are_found() -> None:
     block = CenterBlock(2, np.dtype(np.float64))
     far = Graph.sequential([("far", Holder(nested(block, MAX_DEPTH - 1))), ("near", Holder(block))])
     assert [name for name, _ in far.named_state()] == [f"far:held{'[0]' * (MAX_DEPTH - 1)}.inner.nodes['center']/mean"]
+
+
+def test_a_helper_reached_deep_first_and_near_later_is_looked_into_as_far_as_the_nearer_allows() -> None:
+    """Reached one level short of the last, the helper was taken as searched with only its children looked at:
+    the node two levels inside it was lost, whichever held it nearer, and, inside one search, whether it was
+    found depended on the order of the attributes."""
+    from nnframe.generators import MAX_DEPTH, objects_in, searched
+
+    def boxed() -> types.SimpleNamespace:
+        return types.SimpleNamespace(inside=types.SimpleNamespace(inside=RunningCenter(2, np.dtype(np.float64))))
+
+    helper = boxed()
+    model = Graph.sequential([("far", Holder(nested(helper, MAX_DEPTH - 2))), ("near", Holder(helper))])
+    assert [name for name, _ in model.named_state()] == ["near:held.inside.inside/mean"]
+    helper = boxed()
+    inner = Holder(nested(helper, MAX_DEPTH - 4))  # the helper at the same level of the search as by far
+    held = {"inner": inner, "far": nested(helper, MAX_DEPTH - 3)}
+    for order in (("far", "inner"), ("inner", "far")):
+        outer = Holder({name: held[name] for name in order})
+        found = [path for path, _ in objects_in(outer, Node, searched(outer))]
+        assert found == ["held['inner']", f"held['inner'].held{'[0]' * (MAX_DEPTH - 4)}.inside.inside"], order
+
+
+def test_every_node_named_through_a_list_that_named_nodes_makes_is_found() -> None:
+    """The search kept the id of each list a block's named_nodes() made; freed, the next block's list could take
+    that id and be skipped as searched, and its running mean was not saved."""
+
+    class Block(Node):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden = collections.deque([RunningCenter(2, np.dtype(np.float64))])
+
+        def named_nodes(self) -> list[tuple[str, Node]]:
+            return [("center", self.hidden[0])]
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            return x
+
+        def backward(self, dout: np.ndarray) -> np.ndarray:
+            return dout
+
+    model = Graph.sequential([(f"block{i}", Block()) for i in range(4)])
+    assert [name for name, _ in model.named_state()] == [f"block{i}:named_nodes()[0][1]/mean" for i in range(4)]
 
 
 class RouterByMode(Node):

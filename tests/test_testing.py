@@ -592,15 +592,26 @@ class ScaleShiftLeavesOutTheShift(Node):
         return dout * self.params[0]
 
 
-@pytest.mark.parametrize("offset, b, seed, moved", [(1e6, 0.0, 28, True), (1e5, 0.0, 116, True),
-                                                    (1e4, 1e-4, 0, False), (1e4, 1e-4, 16, False)])
-def test_a_step_shorter_than_the_first_does_not_pass_a_wrong_gradient_on_its_rounding(offset, b, seed, moved):
-    """With a large constant in the output, a difference over 1e-7 or 1e-8 is a few rounding units, which may
-    agree with the one over twice the step and lie near the wrong gradient: counted, they passed these (errors
-    of 1.3e-5 at the parameters as given, 0.005 and 0.001 moved off them)."""
+class CancelsALargeValue(ScaleShiftLeavesOutTheShift):
+    """y = ((x + b) s + offset) - offset: the output is small, and the rounding of the large value is in it."""
+
+    def forward(self, x):
+        return super().forward(x) - self.offset
+
+
+@pytest.mark.parametrize("node, offset, b, seed, moved", [
+    (ScaleShiftLeavesOutTheShift, 1e6, 0.0, 28, True), (ScaleShiftLeavesOutTheShift, 1e5, 0.0, 116, True),
+    (ScaleShiftLeavesOutTheShift, 1e4, 1e-4, 0, False), (ScaleShiftLeavesOutTheShift, 1e4, 1e-4, 16, False),
+    (CancelsALargeValue, 1e6, 0.0, 27, True), (CancelsALargeValue, 1e6, 0.0, 43, True),
+    (CancelsALargeValue, 1e6, 0.0, 183, True), (CancelsALargeValue, 1e6, 1e-3, 4, False),
+    (CancelsALargeValue, 1e5, 1e-3, 27, False), (CancelsALargeValue, 1e7, 1e-3, 112, False),
+])
+def test_a_step_shorter_than_the_first_does_not_pass_a_wrong_gradient_on_its_rounding(node, offset, b, seed, moved):
+    """Carrying a large value, a difference over 1e-7 or 1e-8 is a few rounding units, which may agree with the
+    one over twice the step and lie near the wrong gradient: counted, they passed these (errors up to 1.1e-4 at
+    the parameters as given, 0.005 moved off them), also where the output is small and the value cancels."""
     x = np.random.default_rng(1000 + seed).standard_normal((4, 3))
-    result = check_gradients(ScaleShiftLeavesOutTheShift(offset, b), x, seed=seed, raise_on_failure=False,
-                             moved=moved)
+    result = check_gradients(node(offset, b), x, seed=seed, raise_on_failure=False, moved=moved)
     assert not result.ok and result.worst_name == "s", result.describe()
 
 

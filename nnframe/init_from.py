@@ -90,7 +90,8 @@ def _copy_state(saved: Any, model: Any) -> tuple[int, str | None]:
         parts.append(f"the checkpoint's node state {listed(unused, SHOWN)} is not in the model")
     if not parts:
         return copied, None
-    return copied, f"train.init_from: {'; '.join(parts)}; the model's keeps its built values there"
+    kept_note = "; the model's keeps its built values there" if kept or misshapen else ""
+    return copied, f"train.init_from: {'; '.join(parts)}{kept_note}"
 
 
 def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:

@@ -615,6 +615,18 @@ def test_a_step_shorter_than_the_first_does_not_pass_a_wrong_gradient_on_its_rou
     assert not result.ok and result.worst_name == "s", result.describe()
 
 
+@pytest.mark.parametrize("offset, b, size, seed, moved", [(1e6, 1e-3, 1, 89, False), (1e7, 1e-3, 1, 232, False),
+                                                          (1e6, 0.0, 2, 0, True), (1e7, 0.0, 2, 356, True)])
+def test_differences_of_whole_rounding_units_over_a_step_and_twice_it_do_not_pass_a_wrong_gradient(
+        offset, b, size, seed, moved):
+    """On one or two inputs each difference of the cancelled value is a whole number of its rounding units, n
+    over a step and 2n over twice it: the two agreed exactly, off the gradient, and passed one 24 tolerances off
+    (0.0035 moved off the values). A step of 1.37 times the short one breaks the tie."""
+    x = np.random.default_rng(1000 + seed).standard_normal(size)
+    result = check_gradients(CancelsALargeValue(offset, b), x, seed=seed, raise_on_failure=False, moved=moved)
+    assert not result.ok and result.worst_name == "s", result.describe()
+
+
 class ForgetsASmallShift(Node):
     """y = x + s * a; its backward writes for a a sum that cancels to rounding (1e-16), where the gradient, s
     times dout summed, is small but real."""

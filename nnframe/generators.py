@@ -100,4 +100,4 @@ def _children(path: str, value: Any) -> Iterator[tuple[str, Any]]:
             yield (f"{path}.{name}" if path else name), child
         named = getattr(value, "named_nodes", None)
         if callable(named):
-            yield (f"{path}.named_nodes()" if path else "named_nodes()"), named()
+            yield f"{path}.named_nodes()", named()

@@ -83,15 +83,13 @@ def _copy_state(saved: Any, model: Any) -> tuple[int, str | None]:
     unused = [name for name in saved.state if name not in own]
     parts = []
     if kept:
-        parts.append(f"the model's node state {listed(kept, SHOWN)} is not in the checkpoint")
+        parts.append(f"the model's node state {listed(kept, SHOWN)} is not in the checkpoint, and keeps its built "
+                     "values")
     if misshapen:
-        parts.append(f"node state shapes differ: {listed(misshapen, SHOWN)}")
+        parts.append(f"node state shapes differ, and the model's keeps its built values: {listed(misshapen, SHOWN)}")
     if unused:
         parts.append(f"the checkpoint's node state {listed(unused, SHOWN)} is not in the model")
-    if not parts:
-        return copied, None
-    kept_note = "; the model's keeps its built values there" if kept or misshapen else ""
-    return copied, f"train.init_from: {'; '.join(parts)}{kept_note}"
+    return copied, f"train.init_from: {'; '.join(parts)}" if parts else None
 
 
 def scaled_as_source(dataset: Any, scaling: tuple[np.ndarray, np.ndarray] | None, run: str) -> tuple[Any, list[str]]:

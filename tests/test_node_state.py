@@ -132,13 +132,13 @@ def test_fine_tuning_copies_the_state_with_the_parameters(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("model, overrides, note", [
     ([{"type": "running_center"}, *CONFIG["model"]], [],
-     "train.init_from: the model's node state running_center2/mean is not in the checkpoint; the model's keeps its "
-     "built values there"),
+     "train.init_from: the model's node state running_center2/mean is not in the checkpoint, and keeps its built "
+     "values"),
     (CONFIG["model"][1:], [], "train.init_from: the checkpoint's node state running_center1/mean is not in the "
                               "model"),
     (CONFIG["model"], ["data={type: npz, path: five.npz, val_fraction: 0.2}", "train.init_from.strict=false"],
-     "train.init_from: node state shapes differ: running_center1/mean (2,) against the model's (5,); the model's "
-     "keeps its built values there"),
+     "train.init_from: node state shapes differ, and the model's keeps its built values: running_center1/mean (2,) "
+     "against the model's (5,)"),
 ])
 def test_fine_tuning_names_the_state_it_does_not_copy(tmp_path: Path, model: list, overrides: list, note: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -329,7 +329,7 @@ def test_every_node_named_through_a_list_that_named_nodes_makes_is_found() -> No
             return dout
 
     model = Graph.sequential([(f"block{i}", Block()) for i in range(4)])
-    assert [name for name, _ in model.named_state()] == [f"block{i}:named_nodes()[0][1]/mean" for i in range(4)]
+    assert [name for name, _ in model.named_state()] == [f"block{i}:.named_nodes()[0][1]/mean" for i in range(4)]
 
 
 class RouterByMode(Node):

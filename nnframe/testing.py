@@ -60,10 +60,11 @@ tolerance: clear of the rounding there they agree to far less (4e-11 at 1e-7 and
 model whose kink they stepped short of), while rounding that a large value inside
 the model carries (``(x + C) - C``, which ``|L|`` does not show) makes them agree within the tolerance only by
 chance, and then, both off the gradient, one passed a wrong gradient (10 times the tolerance off) near it."""
-SHORTER_ODD = 1.37
+SHORTER_ODD = math.sqrt(2.0)
 """A third step, as a multiple of a shorter one, whose differences must agree too: where a large value inside the
 model rounds each difference to a whole number of its units, those over a step and over twice it are ``n`` and
-``2n`` units, and agree exactly, both off the gradient; over a step no whole multiple of it they do not."""
+``2n`` units, and agree exactly, both off the gradient. Over a step of no rational ratio to it they cannot agree
+exactly (over 1.37 times it, ``n`` a multiple of 100 would)."""
 CONVERGED = 10
 """Differences over a step and over twice it have converged where they agree within this many tolerances:
 two noisy estimates differ by more than either differs from the true gradient, while a truncation that

@@ -621,7 +621,7 @@ def test_differences_of_whole_rounding_units_over_a_step_and_twice_it_do_not_pas
         offset, b, size, seed, moved):
     """On one or two inputs each difference of the cancelled value is a whole number of its rounding units, n
     over a step and 2n over twice it: the two agreed exactly, off the gradient, and passed one 24 tolerances off
-    (0.0035 moved off the values). A step of 1.37 times the short one breaks the tie."""
+    (0.0035 moved off the values). A step of sqrt(2) times the short one breaks the tie."""
     x = np.random.default_rng(1000 + seed).standard_normal(size)
     result = check_gradients(CancelsALargeValue(offset, b), x, seed=seed, raise_on_failure=False, moved=moved)
     assert not result.ok and result.worst_name == "s", result.describe()

@@ -236,6 +236,8 @@ def gradcheck(
         typer.echo(f"note: the model's output does not depend on {', '.join(report.zero)} on this batch (their "
                    "gradients are zero, numerically too, up to rounding), as a bias just before a batch norm's is; "
                    "a node that reads its own copy of a parameter would look like this too")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
     typer.echo(f"worst: {report.worst_name} {report.worst_error:.3e} (tolerance {tolerance:g})")
     if not report.ok:
         reason = report.problems[0] if report.problems else (

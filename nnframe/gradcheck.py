@@ -31,7 +31,7 @@ from nnframe.graph import Graph
 from nnframe.graph_checks import described
 from nnframe.plugins import Plugins
 from nnframe.testing import (DEFAULT_RTOL, MOVED_NOTE, GradCheckResult, check_gradients, moved_bound,
-                             moved_failure, off_its_values)
+                             moved_failure, moved_params, off_its_values)
 
 
 def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, batch: int = 4,
@@ -53,14 +53,8 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     x = experiment.dataset.x[rows]
     model = experiment.model
     model.need_input_grad = True
-    result, node_errors, node_problems = _model_check(model, x, tolerance)
-    moved = off_its_values(model, partial(_model_check, model, x, moved_bound(tolerance))) if result.ok else None
-    failed = moved_failure(result, moved[0]) if moved is not None else None
-    if failed is not None:
-        _, moved_errors, moved_problems = moved
-        node_errors = {name: e for name, e in moved_errors.items() if e > moved_bound(tolerance)}  # not rounding
-        node_problems = [*moved_problems, MOVED_NOTE]
-        result = failed
+    result, node_errors, node_problems = _model_and_moved_check(model, x, tolerance)
+    notes = [KINK_NOTE] if not result.ok and _passes_nearby(model, x, tolerance) else []
     errors = {_input_name(name, model.inputs): error for name, error in result.errors.items()}
     errors.update(node_errors)
     model.eval()
@@ -68,7 +62,44 @@ def check_experiment(config_path: Path, overrides: list[str], plugins: Plugins, 
     errors.update({f"loss/{name.replace('input0', 'input')}": e for name, e in loss_result.errors.items()})
     return GradCheckResult(errors, tolerance, [*node_problems, *result.problems,
                                                *(f"loss: {p}" for p in loss_result.problems)],
-                           zero=[_input_name(name, model.inputs) for name in result.zero])
+                           zero=[_input_name(name, model.inputs) for name in result.zero], notes=notes)
+
+
+NEARBY_SEEDS = (1, 2, 3)
+NEARBY_PASSES = 2
+NEARBY_SPREAD = 1e-3
+KINK_NOTE = ("every gradient agrees at two of three points with the parameters moved off these by about 0.1%: the "
+             "differences here likely cross a kink (a ReLU or a max at 0), whose slope a right backward takes from "
+             "one side; check at other values (another seed, or --batch)")
+
+
+def _model_and_moved_check(model: Graph, x: np.ndarray,
+                           tolerance: float) -> tuple[GradCheckResult, dict[str, float], list[str]]:
+    """:func:`_model_check` at the parameters as given and, where it passes, with them moved off their values (see
+    :func:`nnframe.testing.moved_params`)."""
+    result, node_errors, node_problems = _model_check(model, x, tolerance)
+    moved = off_its_values(model, partial(_model_check, model, x, moved_bound(tolerance))) if result.ok else None
+    failed = moved_failure(result, moved[0]) if moved is not None else None
+    if failed is None:
+        return result, node_errors, node_problems
+    _, moved_errors, moved_problems = moved
+    node_errors = {name: e for name, e in moved_errors.items() if e > moved_bound(tolerance)}  # not rounding
+    return failed, node_errors, [*moved_problems, MOVED_NOTE]
+
+
+def _passes_nearby(model: Graph, x: np.ndarray, tolerance: float) -> bool:
+    """Whether the whole check passes with the parameters moved off their values by about 0.1%, at two of three
+    points: a model that fails where it stands and not around it has met a kink of a ReLU or a max, which a step
+    of 1e-6 crosses within 1e-6 of it (behind a batch norm over 8 rows, at about one point in twenty), while a
+    wrong backward fails at every point. The failure stands; a note says so."""
+    passes = 0
+    for seed in NEARBY_SEEDS:
+        try:
+            with moved_params(model, seed, spread=NEARBY_SPREAD), np.errstate(all="ignore"):
+                passes += _model_and_moved_check(model, x, tolerance)[0].ok
+        except Exception:  # a node that leaves its domain there: that point says nothing
+            pass
+    return passes >= NEARBY_PASSES
 
 
 def _model_check(model: Graph, x: np.ndarray, tolerance: float) -> tuple[GradCheckResult, dict[str, float], list[str]]:

@@ -155,6 +155,7 @@ def test_a_broken_plugin_node_fails_by_name(site: Site, tmp_path: Path) -> None:
     # dW is doubled: |2n - n| / (|2n| + |n|) = 1/3
     assert report.worst_error == pytest.approx(1 / 3, rel=1e-4)
     assert report.errors["affine1/W"] < 1e-6
+    assert report.notes == []  # wrong at every point: no kink is blamed
 
 
 def test_a_wrong_input_gradient_is_blamed_on_its_node_not_on_the_parameters_before_it(site: Site,
@@ -170,6 +171,7 @@ def test_a_wrong_input_gradient_is_blamed_on_its_node_not_on_the_parameters_befo
     assert report.problems == ["node 'forgetful_triple1' (nnframe_broken.ForgetfulTriple) returns a wrong gradient "
                                "for its input 'tanh1' (relative error 5.000e-01); the errors of the nodes before it "
                                "may follow from it"]
+    assert report.notes == []
     result = subprocess.run([NNFRAME, "gradcheck", str(tiny_config(tmp_path, model))], capture_output=True,
                             text=True, timeout=120, env=site.env())
     assert result.returncode == 1
@@ -355,6 +357,7 @@ def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(t
                              "its input 'affine1'")
     assert moved == ("the gradients agree at the parameters as given and not with the parameters moved off them: a "
                      "backward that leaves out a parameter at 1 or 0 (a scale, a bias) passes there")
+    assert report.notes == []  # 0.1% off a scale of 1, the factor left out is still seen
 
 
 def test_every_node_with_a_wrong_input_gradient_is_named_the_nearest_the_output_first(site: Site,

@@ -223,16 +223,25 @@ def test_nnframe_gradcheck_passes_a_model_with_a_batch_norm(tmp_path):
 
 
 @pytest.mark.parametrize("seed", [15, 22, 144])
-def test_a_relu_after_a_batch_norm_passes_where_a_difference_crosses_its_kink(tmp_path, seed):
+def test_a_relu_kink_that_fails_a_batch_norm_model_is_noted(tmp_path, seed):
     """Dividing by a small spread over 8 rows, the batch norm moves a ReLU's input across 0 within a step of 1e-6:
-    these seeds failed a right model (affine1/W at 2e-4 and 0.017, input/x at 3e-3)."""
-    from nnframe.gradcheck import check_experiment
+    these seeds fail a right model (affine1/W at 2e-4 and 0.017, input/x at 3e-3), which nothing said; the failure
+    stands, with a note that the model passes around these values."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nnframe.gradcheck import KINK_NOTE, check_experiment
     from nnframe.plugins import get_plugin_manager
 
     path = batch_norm_config(tmp_path, width=64, data={"type": "spiral", "points_per_class": 100, "noise": 0.2},
                              seed=seed)
     result = check_experiment(path, [], get_plugin_manager(), batch=8)
-    assert result.ok, result.describe()
+    assert not result.ok and result.notes == [KINK_NOTE], result.describe()
+    nnframe = Path(sys.executable).with_name("nnframe")
+    checked = subprocess.run([str(nnframe), "gradcheck", str(path), "--batch", "8"], capture_output=True, text=True,
+                             timeout=120)
+    assert checked.returncode == 1 and f"note: {KINK_NOTE}" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_a_batch_of_one_leaves_the_running_statistics():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -358,6 +359,35 @@ def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(t
     assert moved == ("the gradients agree at the parameters as given and not with the parameters moved off them: a "
                      "backward that leaves out a parameter at 1 or 0 (a scale, a bias) passes there")
     assert report.notes == []  # 0.1% off a scale of 1, the factor left out is still seen
+
+
+class LockedTriple(Node):
+    """y = 3x; its backward forgets the 3, and it holds a lock, which no copy can take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def forward(self, x):
+        return 3 * x
+
+    def backward(self, dout):
+        return dout
+
+
+class LockPlugin:
+    @hookimpl
+    def nnframe_register_nodes(self) -> list:
+        return [node("locked_triple", Params, lambda params, ctx: LockedTriple())]
+
+
+def test_a_failing_model_that_does_not_copy_is_checked_all_the_same(tmp_path: Path) -> None:
+    """The checks around a failure run on a copy of the model; a node that holds a lock is checked in place."""
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("lock-plugin", LockPlugin())])
+    model = [{"type": "affine", "out": 4}, {"type": "locked_triple"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
+    report = check_experiment(tiny_config(tmp_path, model), [], plugins)
+    assert not report.ok and report.notes == []
+    assert report.problems[0].startswith("node 'locked_triple1' (test_gradcheck.LockedTriple) returns a wrong gradient")
 
 
 def test_every_node_with_a_wrong_input_gradient_is_named_the_nearest_the_output_first(site: Site,

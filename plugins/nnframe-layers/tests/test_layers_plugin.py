@@ -242,6 +242,7 @@ def test_a_relu_kink_that_fails_a_batch_norm_model_is_noted(tmp_path, seed):
     checked = subprocess.run([str(nnframe), "gradcheck", str(path), "--batch", "8"], capture_output=True, text=True,
                              timeout=120)
     assert checked.returncode == 1 and f"note: {KINK_NOTE}" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.stderr.rstrip().endswith("(but it passes around these values: see the note on a kink)")
 
 
 def test_the_checks_around_a_failure_leave_the_running_statistics_as_they_were(tmp_path):

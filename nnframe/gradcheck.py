@@ -121,6 +121,18 @@ def _passes_around(model: Graph, x: np.ndarray, tolerance: float, moved: bool) -
     return passes >= NEARBY_PASSES
 
 
+def _traced(model: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
+    """``model.trace(x)`` on a copy, whose running statistics it moves; on the model itself where the copy cannot
+    be made, or fails (a node that drops an open file when copied)."""
+    copied = _copy(model)
+    if copied is not None:
+        try:
+            return copied.trace(x)
+        except Exception:
+            pass
+    return model.trace(x)
+
+
 def _copy(model: Graph) -> Graph | None:
     """A deep copy of ``model``, to run checks on that move its running statistics and generators; None where a
     node holds what does not copy (a lock, an open file)."""
@@ -146,7 +158,7 @@ def _node_input_gradients(model: Graph, x: np.ndarray, tolerance: float) -> tupl
     of ``h`` and ``h``), moved by about 1e-3: exactly on a kink, central
     differences disagree with any one-sided derivative.
     """
-    values = {model.inputs[0]: x, **(_copy(model) or model).trace(x)}  # a trace moves running statistics
+    values = {model.inputs[0]: x, **_traced(model, x)}
     jitter = np.random.default_rng(0)
     errors: dict[str, float] = {}
     wrong: list[str] = []

@@ -390,6 +390,37 @@ def test_a_failing_model_that_does_not_copy_is_checked_all_the_same(tmp_path: Pa
     assert report.problems[0].startswith("node 'locked_triple1' (test_gradcheck.LockedTriple) returns a wrong gradient")
 
 
+class LoggedTriple(LockedTriple):
+    """y = 3x, writing each batch's length to a log file it drops when copied (files do not pickle); its backward
+    forgets the 3."""
+
+    def __init__(self, log: Path) -> None:
+        Node.__init__(self)
+        self.log = log.open("a", encoding="utf-8")
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "log": None}
+
+    def forward(self, x):
+        self.log.write(f"{len(x)}\n")
+        return 3 * x
+
+
+def test_a_failing_model_whose_copy_does_not_run_is_checked_all_the_same(tmp_path: Path) -> None:
+    """Its copy raised in the trace that names the node with a wrong input gradient, which ended the check."""
+
+    class LogPlugin:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            return [node("logged_triple", Params, lambda params, ctx: LoggedTriple(tmp_path / "batches.log"))]
+
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("log-plugin", LogPlugin())])
+    model = [{"type": "affine", "out": 4}, {"type": "logged_triple"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
+    report = check_experiment(tiny_config(tmp_path, model), [], plugins)
+    assert not report.ok and report.notes == []
+    assert report.problems[0].startswith("node 'logged_triple1' (test_gradcheck.LoggedTriple) returns a wrong gradient")
+
+
 def test_every_node_with_a_wrong_input_gradient_is_named_the_nearest_the_output_first(site: Site,
                                                                                    tmp_path: Path) -> None:
     site.add("nnframe-broken", {"nnframe_broken": BROKEN_PLUGIN})

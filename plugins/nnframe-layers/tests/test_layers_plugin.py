@@ -242,7 +242,25 @@ def test_a_relu_kink_that_fails_a_batch_norm_model_is_noted(tmp_path, seed):
     checked = subprocess.run([str(nnframe), "gradcheck", str(path), "--batch", "8"], capture_output=True, text=True,
                              timeout=120)
     assert checked.returncode == 1 and f"note: {KINK_NOTE}" in checked.stdout, checked.stdout + checked.stderr
-    assert checked.stderr.rstrip().endswith("(but it passes around these values: see the note on a kink)")
+    assert checked.stderr.rstrip().endswith("(but the model passes around the values it failed at: see the note on "
+                                            "a kink)")
+
+
+def test_a_wrong_loss_gradient_with_a_kink_in_the_model_is_not_blamed_on_the_kink(tmp_path, monkeypatch):
+    """The note is about the model; a loss gradient 1% off failed with '(but it passes around these values ...)'."""
+    from typer.testing import CliRunner
+
+    from nnframe.cli import app
+    from nnframe.gradcheck import KINK_NOTE
+    from nnframe.losses import SoftmaxWithLoss
+
+    right = SoftmaxWithLoss.backward
+    monkeypatch.setattr(SoftmaxWithLoss, "backward", lambda self, dout=1.0: 1.01 * right(self, dout))
+    path = batch_norm_config(tmp_path, width=64, data={"type": "spiral", "points_per_class": 100, "noise": 0.2},
+                             seed=15)
+    checked = CliRunner().invoke(app, ["gradcheck", str(path), "--batch", "8"])
+    assert checked.exit_code == 1 and f"note: {KINK_NOTE}" in checked.output, checked.output
+    assert "loss/input" in checked.output.splitlines()[-1] and "passes around" not in checked.output.splitlines()[-1]
 
 
 def test_the_checks_around_a_failure_leave_the_running_statistics_as_they_were(tmp_path):

@@ -154,16 +154,16 @@ def training_state(run_path: Path, summary_path: Path) -> str | None:
     if text is None:
         return None
     fields = _fields(text.splitlines())
-    pid = fields.get("process", "")
-    if not pid.isdigit() or fields.get("host") != _host() or fields.get("boot") != _boot_id():
+    pid = _local_pid(fields)
+    if pid is None:
         return None
-    now = _process_start(int(pid))
+    now = _process_start(pid)
     if now is not None and now == fields.get("started"):
         return "running"
-    if not _killed_writer(text, _mtime(summary_path), locked_at):
+    if not _killed_writer(fields, _mtime(summary_path), locked_at):
         return None
     if now is None:
-        return "killed" if not _alive(int(pid)) or _is_zombie(int(pid)) else None
+        return "killed" if not _alive(pid) or _is_zombie(pid) else None
     return "killed"
 
 
@@ -177,10 +177,9 @@ def _fields(lines: list[str]) -> dict[str, str]:
     return fields
 
 
-def _killed_writer(text: str, summary_at: float | None, locked_at: float | None) -> bool:
-    """Whether a lock's ``text`` names a holder that, were it dead, died changing the run: past its reading
+def _killed_writer(fields: dict[str, str], summary_at: float | None, locked_at: float | None) -> bool:
+    """Whether a lock's ``fields`` name a holder that, were it dead, died changing the run: past its reading
     (a lock from before the phase was written counts), and before a summary newer than the lock."""
-    fields = _fields(text.splitlines())
     if "process" not in fields or fields.get("phase") == READING:
         return False
     return summary_at is None or locked_at is None or summary_at < locked_at
@@ -196,10 +195,17 @@ def _holder(phase: str, before: str = "", before_at: float | None = None) -> str
 
 def _holder_alive(fields: dict[str, str]) -> bool:
     """Whether the lock's holder is alive: on this machine, since this boot, with the start it names."""
+    pid = _local_pid(fields)
+    return pid is not None and _process_start(pid) == fields.get("started")
+
+
+def _local_pid(fields: dict[str, str]) -> int | None:
+    """The lock's holder, where the lock was written on this machine since its last boot: only there can a
+    process be looked up by its number."""
     pid = fields.get("process", "")
     if not pid.isdigit() or fields.get("host") != _host() or fields.get("boot") != _boot_id():
-        return False
-    return _process_start(int(pid)) == fields.get("started")
+        return None
+    return int(pid)
 
 
 def _identity(pid: int) -> str:

@@ -201,11 +201,11 @@ class RunDirectory:
             problem = "is not a directory" if path.exists() else "does not exist"
             raise UserError(f"run directory {str(path)!r} {problem}; expected one made by "
                             "`nnframe train`; `nnframe runs` lists them")
-        if not (path / CONFIG_FILE).is_file() and _killed_as_it_started(path):
-            raise UserError(f"{str(path)!r} has no {CONFIG_FILE}: its run was killed as it started, before it "
-                            "wrote one, and trained nothing; start the experiment again without --resume (this "
-                            "directory may be deleted)")
         if not (path / CONFIG_FILE).is_file():
+            if _killed_as_it_started(path):
+                raise UserError(f"{str(path)!r} has no {CONFIG_FILE}: its run was killed as it started, before it "
+                                "wrote one, and trained nothing; start the experiment again without --resume (this "
+                                "directory may be deleted)")
             raise UserError(f"{str(path)!r} is not a run directory: it has no {CONFIG_FILE}; expected one "
                             "made by `nnframe train`; `nnframe runs` lists them")
         checkpoints = path / CHECKPOINTS_DIR

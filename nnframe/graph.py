@@ -147,7 +147,7 @@ class Graph(Node):
         statistics into the other.
         """
         self._state_holders = self._find_state()
-        found = [(name, getattr(node, attribute)) for name, node, attribute in self._state_holders]
+        found = self._held_state()
         self._state_layout = {name: (array.shape, array.dtype) for name, array in found}
         self._state_finite = {name: np.isfinite(array) for name, array in found
                               if np.issubdtype(array.dtype, np.inexact)}
@@ -211,7 +211,7 @@ class Graph(Node):
         as it trained.
         """
         self._check_state_holders()
-        found = [(name, getattr(node, attribute)) for name, node, attribute in self._state_holders]
+        found = self._held_state()
         for name, array in found:
             built = self._state_layout[name]
             if (array.shape, array.dtype) != built:
@@ -232,6 +232,10 @@ class Graph(Node):
             if (finite_then & ~np.isfinite(array)).any():
                 return name
         return None
+
+    def _held_state(self) -> list[tuple[str, np.ndarray]]:
+        """Each state under the name it was built with, as its node holds it now."""
+        return [(name, getattr(node, attribute)) for name, node, attribute in self._state_holders]
 
     def _check_state_holders(self) -> None:
         """Refuse state that a node made after the build, or that the model no longer reaches: a checkpoint's

@@ -39,20 +39,19 @@ class SwishParams(Params):
     beta: float = 1.0
 
 
+def scale_and_shift(ctx: NodeContext) -> tuple[np.ndarray, np.ndarray]:
+    """A normalisation's ``gamma`` (ones) and ``beta`` (zeros), one per input feature, in the model's dtype."""
+    return np.ones((ctx.in_features,), dtype=ctx.dtype), np.zeros((ctx.in_features,), dtype=ctx.dtype)
+
+
 def build_layer_norm(params: LayerNormParams, ctx: NodeContext) -> LayerNorm:
     """Layer normalisation over the last axis, with learned scale and shift."""
-    width = ctx.in_features
-    gamma = np.ones((width,), dtype=ctx.dtype)
-    beta = np.zeros((width,), dtype=ctx.dtype)
-    return LayerNorm(gamma, beta, eps=params.eps)
+    return LayerNorm(*scale_and_shift(ctx), eps=params.eps)
 
 
 def build_batch_norm(params: BatchNormParams, ctx: NodeContext) -> BatchNorm:
     """Batch normalisation over every axis but the last, with learned scale and shift and running statistics."""
-    width = ctx.in_features
-    gamma = np.ones((width,), dtype=ctx.dtype)
-    beta = np.zeros((width,), dtype=ctx.dtype)
-    return BatchNorm(gamma, beta, momentum=params.momentum, eps=params.eps)
+    return BatchNorm(*scale_and_shift(ctx), momentum=params.momentum, eps=params.eps)
 
 
 def build_gelu(params: GELUParams, ctx: NodeContext) -> GELU:

@@ -315,11 +315,20 @@ class ReadsACopy(Node):
         return dout @ self.copy.T
 
 
-class CopyPlugin:
+class OneNodePlugin:
+    """A plugin of this process that registers one node type, without params, made by ``build(ctx)``."""
+
+    def __init__(self, name: str, build: Any) -> None:
+        self.name, self.build = name, build
+
     @hookimpl
     def nnframe_register_nodes(self) -> list:
-        return [node("reads_a_copy", Params,
-                     lambda params, ctx: ReadsACopy(ctx.rng.standard_normal((ctx.in_features, 4)).astype(ctx.dtype)))]
+        return [node(self.name, Params, lambda params, ctx: self.build(ctx))]
+
+
+def with_node(name: str, build: Any) -> Any:
+    """The built-in components and a plugin for the node ``name`` (see :class:`OneNodePlugin`)."""
+    return get_plugin_manager(autoload=False, plugins=[*BUILTINS, (f"{name}-plugin", OneNodePlugin(name, build))])
 
 
 def test_a_parameter_the_output_does_not_depend_on_is_noted_by_the_check_and_the_command(
@@ -328,7 +337,8 @@ def test_a_parameter_the_output_does_not_depend_on_is_noted_by_the_check_and_the
     config["model"] = [{"type": "reads_a_copy"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
     path = tmp_path / "copy.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("copy-plugin", CopyPlugin())])
+    plugins = with_node("reads_a_copy",
+                        lambda ctx: ReadsACopy(ctx.rng.standard_normal((ctx.in_features, 4)).astype(ctx.dtype)))
     report = check_experiment(path, [], plugins)
     assert report.ok and report.zero == ["reads_a_copy1/W"]
 
@@ -340,15 +350,8 @@ def test_a_parameter_the_output_does_not_depend_on_is_noted_by_the_check_and_the
     assert "note: the model's output does not depend on reads_a_copy1/W on this batch" in printed.stdout
 
 
-class ScalePlugin:
-    @hookimpl
-    def nnframe_register_nodes(self) -> list:
-        return [node("forgetful_scale", Params,
-                     lambda params, ctx: ForgetsItsScale(np.ones(ctx.in_features, ctx.dtype)))]
-
-
 def test_a_gradient_right_only_at_the_initial_parameters_fails_with_them_moved(tmp_path: Path) -> None:
-    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("scale-plugin", ScalePlugin())])
+    plugins = with_node("forgetful_scale", lambda ctx: ForgetsItsScale(np.ones(ctx.in_features, ctx.dtype)))
     model = [{"type": "affine", "out": 4}, {"type": "forgetful_scale"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
     report = check_experiment(tiny_config(tmp_path, model), [], plugins)
     assert not report.ok
@@ -375,15 +378,9 @@ class LockedTriple(Node):
         return dout
 
 
-class LockPlugin:
-    @hookimpl
-    def nnframe_register_nodes(self) -> list:
-        return [node("locked_triple", Params, lambda params, ctx: LockedTriple())]
-
-
 def test_a_failing_model_that_does_not_copy_is_checked_all_the_same(tmp_path: Path) -> None:
     """The checks around a failure run on a copy of the model; a node that holds a lock is checked in place."""
-    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("lock-plugin", LockPlugin())])
+    plugins = with_node("locked_triple", lambda ctx: LockedTriple())
     model = [{"type": "affine", "out": 4}, {"type": "locked_triple"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
     report = check_experiment(tiny_config(tmp_path, model), [], plugins)
     assert not report.ok and report.notes == []
@@ -408,13 +405,7 @@ class LoggedTriple(LockedTriple):
 
 def test_a_failing_model_whose_copy_does_not_run_is_checked_all_the_same(tmp_path: Path) -> None:
     """Its copy raised in the trace that names the node with a wrong input gradient, which ended the check."""
-
-    class LogPlugin:
-        @hookimpl
-        def nnframe_register_nodes(self) -> list:
-            return [node("logged_triple", Params, lambda params, ctx: LoggedTriple(tmp_path / "batches.log"))]
-
-    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("log-plugin", LogPlugin())])
+    plugins = with_node("logged_triple", lambda ctx: LoggedTriple(tmp_path / "batches.log"))
     model = [{"type": "affine", "out": 4}, {"type": "logged_triple"}, {"type": "tanh"}, {"type": "affine", "out": 3}]
     report = check_experiment(tiny_config(tmp_path, model), [], plugins)
     assert not report.ok and report.notes == []

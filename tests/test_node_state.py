@@ -314,21 +314,14 @@ def test_every_node_named_through_a_list_that_named_nodes_makes_is_found() -> No
     """The search kept the id of each list a block's named_nodes() made; freed, the next block's list could take
     that id and be skipped as searched, and its running mean was not saved."""
 
-    class Block(Node):
-        def __init__(self) -> None:
-            super().__init__()
-            self.hidden = collections.deque([RunningCenter(2, np.dtype(np.float64))])
+    class Block(Holder):
+        """Holds its node where the search does not look (a deque), and names it through named_nodes()."""
 
         def named_nodes(self) -> list[tuple[str, Node]]:
-            return [("center", self.hidden[0])]
+            return [("center", self.held[0])]
 
-        def forward(self, x: np.ndarray) -> np.ndarray:
-            return x
-
-        def backward(self, dout: np.ndarray) -> np.ndarray:
-            return dout
-
-    model = Graph.sequential([(f"block{i}", Block()) for i in range(4)])
+    model = Graph.sequential([(f"block{i}", Block(collections.deque([RunningCenter(2, np.dtype(np.float64))])))
+                              for i in range(4)])
     assert [name for name, _ in model.named_state()] == [f"block{i}:.named_nodes()[0][1]/mean" for i in range(4)]
 
 

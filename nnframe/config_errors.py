@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nnframe.config import MODEL_FORM_ERROR, NAME_PATTERN, single_node
-from nnframe.errors import close_match, did_you_mean, short_repr, unknown_name_message
+from nnframe.errors import MISSING_PLUGIN, close_match, did_you_mean, short_repr, unknown_name_message
 
 _MISSING = object()
 KEY_KINDS = ("missing", "extra_forbidden")
@@ -198,7 +198,7 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     suggestion = close_match(str(name), tags)
     message = unknown_name_message("type", str(name), tags)
     where = f"{path}.type" if path != "(top level)" else "type"
-    message += "; a plugin may be missing (see `nnframe plugins`)"
+    message += MISSING_PLUGIN
     return Problem(where, message, UNKNOWN_TYPE, suggestion)
 
 

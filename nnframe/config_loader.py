@@ -20,10 +20,10 @@ from nnframe.bounded_yaml import read_yaml, read_yaml_value
 from nnframe.components import absolute_paths
 from nnframe.config import ConfigModels
 from nnframe.config_errors import KEY_KINDS, UNKNOWN_TYPE, Problem, format_path, format_validation_error
-from nnframe.errors import ConfigError, short_repr
+from nnframe.errors import MISSING_PLUGIN, ConfigError, short_repr
 from nnframe.held_signals import signals_held
 from nnframe.model_layout import layout_problems, model_layout
-from nnframe.plugins import Plugins
+from nnframe.plugins import BrokenPlugin, Plugins
 from nnframe.schedules import DEFAULT_SCHEDULE
 from nnframe.strict_numbers import booleans_for_numbers
 from nnframe.unset_none import unset_nones
@@ -305,5 +305,18 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
     created = {tuple(parse_override(text)[0]) for text in overrides if not _section_present(data, text)}
     applied = {tuple(apply_override(data, text)): text for text in overrides}
     with signals_held():
-        experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created)
+        try:
+            experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created)
+        except ConfigError as exc:
+            if exc.unknown_type and plugins.broken:
+                exc.args = (str(exc).replace(MISSING_PLUGIN, f"; {_may_register_it(plugins.broken)}"),)
+            raise
     return LoadedConfig(experiment, path, list(overrides), mapping)
+
+
+def _may_register_it(broken: list[BrokenPlugin]) -> str:
+    """The plugins that failed to load, named under an unknown type: the warning about them is easily passed
+    over, and the usual cause of an unknown type, a plugin not installed, would send the user the wrong way."""
+    named = ", ".join(f"{plugin.name!r} from {f'{plugin.dist} {plugin.version}'.strip()}" for plugin in broken)
+    which, whose = ("a plugin", "its") if len(broken) == 1 else ("plugins", "their")
+    return f"{which} that failed to load may register it: {named} (see `nnframe plugins` for {whose} error)"

@@ -100,6 +100,11 @@ class NodeProtocolError(PluginError):
     """A node breaks the node protocol: unmatched params, grads and names, replaced arrays, misshapen gradients."""
 
 
+MISSING_PLUGIN = "; a plugin may be missing (see `nnframe plugins`)"
+"""How a message about an unknown component type ends, unless plugins failed to load (see
+:func:`nnframe.config_loader.load_experiment`)."""
+
+
 class UnknownComponentError(UserError):
     """A config names a component that no loaded plugin registers."""
 
@@ -110,7 +115,7 @@ class UnknownComponentError(UserError):
         self.name = name
         self.available = sorted(available)
         super().__init__(unknown_name_message(f"{kind} type", name, self.available)
-                         + "; a plugin may be missing (see `nnframe plugins`)")
+                         + MISSING_PLUGIN)
 
 
 class CheckpointError(UserError):

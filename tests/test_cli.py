@@ -337,6 +337,23 @@ def test_a_bug_in_a_plugin_is_an_internal_error_exit_1_with_its_traceback(site: 
     assert "(raised in the forward of node 'scale1', type 'scale' from plugin 'buggy' (nnframe-buggy" in done.stderr
 
 
+def test_an_unknown_type_names_the_plugin_that_failed_to_load(site: Site, tmp_path: Path) -> None:
+    broken = "import not_installed_here\n" + node_plugin("scale")
+    site.add("nnframe-scale", {"nnframe_scale": broken}, entry_points={"scale": "nnframe_scale"}, version="0.2.0")
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["model"].insert(1, {"type": "scale"})
+    path = tmp_path / "scaled.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    for command in (["train", path, "--runs-dir", tmp_path / "runs"], ["validate", path], ["gradcheck", path]):
+        done = console(*command, env=site.env())
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        error = done.stderr[done.stderr.index("error: "):]
+        assert "field model[1].type: unknown type 'scale'" in error
+        assert "a plugin that failed to load may register it: 'scale' from nnframe-scale 0.2.0" in error
+        assert "No module named 'not_installed_here'" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 EXITS = """
 import os
 import sys

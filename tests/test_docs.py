@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from fixtures.console import NNFRAME
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -62,3 +66,20 @@ def test_the_readmes_experiments_from_python_run_as_written(tmp_path: Path, monk
     assert names["scores"].shape == (len(names["x"]), 3)
     assert str(names["result"].run_dir) in capsys.readouterr().out
     assert names["result"].summary["steps"] == 300
+
+
+def test_the_readmes_error_examples_are_what_the_cli_prints(tmp_path: Path) -> None:
+    """The README wraps each message to fit the page; the CLI prints it on one line."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("Here `bad.yaml` is"):]
+    (block,) = re.findall(r"^```text\n(.*?)^```$", section[:section.index("\n## ")], re.MULTILINE | re.DOTALL)
+    spiral = (ROOT / "experiments" / "spiral.yaml").read_text(encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text(spiral.replace("type: affine", "type: afine", 1), encoding="utf-8")
+    shutil.copytree(ROOT / "experiments", tmp_path / "experiments")
+    examples = re.findall(r"^\$ (nnframe .*)\n((?:(?!\$ ).*\n?)+)", block, re.MULTILINE)
+    assert len(examples) == 2
+    for command, shown in examples:
+        done = subprocess.run([NNFRAME, *shlex.split(command)[1:]], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 2
+        assert done.stderr == " ".join(shown.split("\n")).strip() + "\n"

@@ -179,3 +179,34 @@ def test_the_readme_schedule_registers_and_sets_the_rate_of_every_step(site: Sit
     expected = [(1, 0.5), (2, 1.0)] + [(step, 0.99 ** (step - 3)) for step in range(3, 11)]
     assert [step for step, _ in rates] == [step for step, _ in expected]
     assert [rate for _, rate in rates] == pytest.approx([rate for _, rate in expected], rel=1e-6)
+
+
+def test_the_guides_logger_writes_each_logged_step_once_across_a_kill_and_a_resume(site: Site, tmp_path: Path) -> None:
+    """A run killed after its checkpoint at step 60 left lines beyond it, the last one cut short; the resume
+    keeps the lines up to the checkpoint and logs the rest again."""
+    (code,) = [block for block in code_blocks("python") if "class CsvLog" in block]
+    site.add("my-csv-log", {"my_csv_log": code}, entry_points={"csv_log": "my_csv_log"}, version="0.1")
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["train"].update(epochs=None, max_steps=60)
+    config["log"].update(every=10, tensorboard=False)
+    path = tmp_path / "logged.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def train(*args: str) -> None:
+        done = subprocess.run([NNFRAME, "train", str(path), "-q", "--runs-dir", "runs", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env=site.env())
+        assert done.returncode == 0, done.stderr
+
+    train()
+    (run_dir,) = (tmp_path / "runs" / "spiral").iterdir()
+    table = run_dir / "metrics.csv"
+    first = table.read_text().splitlines()
+    assert first[0] == "step,loss,accuracy" and [int(line.split(",")[0]) for line in first[1:]] == [10, 20, 30,
+                                                                                                      40, 50, 60]
+    with table.open("a") as killed:
+        killed.write("70,0.5,0.5\n8")
+    train("--resume", str(run_dir), "train.max_steps=90")
+    lines = table.read_text().splitlines()
+    assert lines[:7] == first
+    assert [int(line.split(",")[0]) for line in lines[7:]] == [70, 80, 90]
+    assert all(float(line.split(",")[1]) > 0 and 0 <= float(line.split(",")[2]) <= 1 for line in lines[1:])

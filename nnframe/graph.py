@@ -404,8 +404,10 @@ class Graph(Node):
                 out = self._forward_slots(xs)
             self._out_shape = getattr(out, "shape", ())  # np.shape would cost 0.15 us a step
             return out
-        except Exception as exc:
-            self._note_failing_node(exc, "forward")
+        except BaseException as exc:
+            self._out_shape = None  # the nodes hold two passes' inputs now: a backward would mix them
+            if isinstance(exc, Exception):
+                self._note_failing_node(exc, "forward")
             raise
         finally:
             for node, _ in self._input_overwrites:

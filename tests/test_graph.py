@@ -647,6 +647,23 @@ def test_a_gradient_of_another_shape_than_the_output_is_refused_on_every_backwar
         model.backward(np.ones((4, 3)))
 
 
+@pytest.mark.parametrize("passes", [0, 2])
+def test_a_backward_after_a_failed_forward_is_refused(passes: int) -> None:
+    """The nodes before the failing one hold the failed pass's inputs and the others the last good pass's: a
+    backward would mix the two into gradients that look right."""
+    model = Graph([GraphNode("h", Affine(np.ones((3, 4)), np.zeros(4)), "x1"), GraphNode("s", Add(), ("h", "x2"))],
+                  inputs=["x1", "x2"])
+    for _ in range(passes):
+        model.backward(model.forward(np.ones((5, 3)), np.ones((5, 4))))
+    with pytest.raises(ValueError):
+        model.forward(np.ones((5, 3)), np.ones((5, 7)))
+    with pytest.raises(GraphError, match="backward was called before forward"):
+        model.backward(np.ones((5, 4)))
+    model.forward(np.ones((5, 3)), np.ones((5, 4)))
+    model.backward(np.ones((5, 4)))
+    assert np.array_equal(model.grads[0], np.full((3, 4), 5.0))
+
+
 class NoSuperInit(Node):
     def __init__(self) -> None:  # forgets super().__init__()
         self.factor = 2.0

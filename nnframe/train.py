@@ -25,7 +25,7 @@ from nnframe.errors import NNFrameError, NonFiniteError, PluginStateError, Termi
 from nnframe.first_update import checked_update
 from nnframe.gradients import CLIP_EPS, clip_grad_norm, global_norm, norms_of
 from nnframe.held_signals import HeldSignals
-from nnframe.hook_calls import call_each, call_holding_exit
+from nnframe.hook_calls import HoldingExit, call_each, call_holding_exit
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ class Trainer:
         self._log_every = self.settings.log.every
         self._log_grad_norms = self.settings.log.grad_norms
         self._clip = train.clip_grad_norm
-        self._step_end = run.plugin_manager.hook.nnframe_step_end
-        self._log_metrics = run.plugin_manager.hook.nnframe_log_metrics
+        self._step_end = HoldingExit(run.plugin_manager.hook.nnframe_step_end)
+        self._log_metrics = HoldingExit(run.plugin_manager.hook.nnframe_log_metrics)
         self.optimizer.bind(self.model.param_names, self.model.params)
         self._whole_grads = self.model.stored_grads
         self._grad_norms = norms_of(self.model.param_names, self.model.grads)
@@ -281,10 +281,10 @@ class Trainer:
         self._mid_step = False
         self.last_step = metrics
         self._last_batch = (out, t, total_norm)
-        if self._step_end.get_hookimpls():
-            self._hold_exit(call_holding_exit(self._step_end, run=self.run, metrics=metrics))
+        if self._step_end.caller.get_hookimpls():
+            self._hold_exit(self._step_end(self.run, metrics))
         if logged:
-            self._hold_exit(call_holding_exit(self._log_metrics, run=self.run, metrics=metrics))
+            self._hold_exit(self._log_metrics(self.run, metrics))
         return metrics
 
     def _hold_exit(self, exc: SystemExit | None) -> None:
@@ -319,7 +319,7 @@ class Trainer:
         if self._log_grad_norms:  # a skipped step's gradients were left as they were
             metrics.grad_norms = self._norms_before_clipping(total_norm, clipped=not metrics.skipped)
         self._measure_batch(metrics, out, t)
-        self._hold_exit(call_holding_exit(self._log_metrics, run=self.run, metrics=metrics))
+        self._hold_exit(self._log_metrics(self.run, metrics))
 
     def _norms_before_clipping(self, total_norm: float, clipped: bool) -> dict[str, float]:
         norms = self._grad_norms()
@@ -337,7 +337,7 @@ class Trainer:
             metrics.grad_norms = self._grad_norms()
         if metrics.accuracy is None and metrics.rmse is None:
             self._measure_batch(metrics, out, t)
-        self._log_metrics(run=self.run, metrics=metrics)
+        self._log_metrics.caller(run=self.run, metrics=metrics)
 
     def _measure_batch(self, metrics: StepMetrics, out: np.ndarray, t: np.ndarray) -> None:
         """A logged step's accuracy, or, in a run that measures none, its error measures, on the batch."""

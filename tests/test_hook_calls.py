@@ -1,11 +1,12 @@
-"""call_each and call_holding_exit: every implementation of a hook runs, in pluggy's order, and no error is lost."""
+"""call_each, call_holding_exit and HoldingExit: every implementation of a hook runs, in pluggy's order, and no error is
+lost."""
 
 from __future__ import annotations
 
 import pluggy
 import pytest
 
-from nnframe.hook_calls import call_each, call_holding_exit
+from nnframe.hook_calls import HoldingExit, call_each, call_holding_exit
 from nnframe.hookspecs import hookimpl
 from nnframe.plugins import get_plugin_manager
 
@@ -92,3 +93,63 @@ def test_a_sys_exit_in_a_hook_with_a_wrapper_is_held_too() -> None:
     pm.register(Wrapper(calls), name="w")
     held = call_holding_exit(pm.hook.nnframe_run_end, run=None, status="completed", summary={})
     assert held is not None and held.code == 0 and calls == ["before", "a", "after"]
+
+
+class Steps:
+    """Records its step_end with the metrics it was given; raises when given an error. ``argnames`` picks the
+    arguments it takes, as a hook implementation may take fewer than the spec, in any order."""
+
+    def __init__(self, name: str, calls: list[tuple], error: BaseException | None = None,
+                 takes: str = "run, metrics") -> None:
+        self.name, self.calls, self.error = name, calls, error
+        namespace: dict = {}
+        exec(f"def nnframe_step_end({takes}):\n    return record({takes})", {"record": self.record}, namespace)
+        self.nnframe_step_end = hookimpl(namespace["nnframe_step_end"])
+
+    def record(self, *arguments: object) -> None:
+        self.calls.append((self.name, *arguments))
+        if self.error is not None:
+            raise self.error
+
+
+def test_holding_exit_follows_the_plugins_registered_and_unregistered_between_its_calls() -> None:
+    calls: list[tuple] = []
+    pm = get_plugin_manager(autoload=False).pm
+    step_end = HoldingExit(pm.hook.nnframe_step_end)
+    assert step_end("run", 1) is None and calls == []
+    a = Steps("a", calls)
+    pm.register(a, name="a")
+    pm.register(Steps("b", calls, takes="metrics, run"), name="b")
+    pm.register(Steps("c", calls, takes="metrics"), name="c")
+    assert step_end("run", 2) is None
+    assert calls == [("c", 2), ("b", 2, "run"), ("a", "run", 2)]  # pluggy's order, each with what it takes
+    pm.unregister(a)
+    pm.register(Steps("d", calls, SystemExit(0)), name="d")
+    pm.register(Steps("e", calls, SystemExit(4), takes="run"), name="e")
+    calls.clear()
+    held = step_end("run", 3)
+    assert calls == [("e", "run"), ("d", "run", 3), ("c", 3), ("b", 3, "run")] and held.code == 4
+    pm.register(Steps("f", calls, KeyError("f")), name="f")
+    with pytest.raises(KeyError):
+        step_end("run", 4)
+
+
+def test_holding_exit_calls_a_hook_with_a_wrapper_through_pluggy() -> None:
+    calls: list = []
+
+    class StepWrapper:
+        @hookimpl(wrapper=True)
+        def nnframe_step_end(self, run, metrics):
+            calls.append("before")
+            try:
+                return (yield)
+            finally:
+                calls.append("after")
+
+    pm = get_plugin_manager(autoload=False).pm
+    pm.register(Steps("a", calls, SystemExit(0)), name="a")
+    step_end = HoldingExit(pm.hook.nnframe_step_end)
+    assert step_end("run", 1).code == 0 and calls == [("a", "run", 1)]
+    calls.clear()
+    pm.register(StepWrapper(), name="w")
+    assert step_end("run", 2).code == 0 and calls == ["before", ("a", "run", 2), "after"]

@@ -17,6 +17,8 @@ and ``_`` may group digits (``10_000``).
 from __future__ import annotations
 
 import stat
+import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     once aliases are expanded, recursive aliases and duplicate keys are refused.
     """
     text = _read_text(path)
-    loader = _BoundedLoader(text)
+    loader = _loader(text, lambda problem: ConfigError(f"not valid YAML: {problem}", file=str(path)))
     try:
         node = loader.get_single_node()
         if node is None:
@@ -73,7 +75,7 @@ def unshared(value: Any) -> Any:
 def read_yaml_value(text: str, source: str) -> Any:
     """One YAML value given on the command line (``source`` names it, e.g. ``override 'a=1'``), under the
     same limits as a file; ``None`` for an empty document."""
-    loader = _BoundedLoader(text)
+    loader = _loader(text, lambda problem: ConfigError(f"{source}: the value is not valid YAML: {problem}"))
     try:
         node = loader.get_single_node()
         if node is None:
@@ -105,6 +107,22 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 use_yaml12_scalars(_BoundedLoader)
+
+
+def _loader(text: str, error: Callable[[str], ConfigError]) -> _BoundedLoader:
+    """A loader of ``text``, or ``error`` of a character YAML refuses, which PyYAML names by its code and offset
+    alone (``unacceptable character #x000c``, a stray form feed, or ``#xdce9``, a byte of a command line that
+    is not UTF-8)."""
+    try:
+        return _BoundedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        line = text.count("\n", 0, exc.position) + 1
+        where = f"at line {line}, column {exc.position - text.rfind(chr(10), 0, exc.position)}"
+        if 0xDC80 <= code <= 0xDCFF:  # Python's stand-in for such a byte
+            raise error(f"the byte 0x{code - 0xDC00:02X} {where} is not UTF-8 text") from None
+        kind = "control character" if unicodedata.category(chr(code)) == "Cc" else "character"
+        raise error(f"the {kind} U+{code:04X} {where} is not allowed") from None
 
 
 def _kind_of(value: Any) -> str:

@@ -104,6 +104,10 @@ def test_merge_keys_are_plain_yaml_and_allowed(tmp_path: Path) -> None:
     ("a: 1\n---\nb: 2\n", ["not valid YAML", "single document"]),
     (b"\x00\x01binary\xff", ["binary data"]),
     (b"name: caf\xe9\n", ["not UTF-8", "byte 9"]),
+    ("name: spiral\n\x0ctrain: {epochs: 1}\n", ["not valid YAML: the control character U+000C at line 2, column 1"]),
+    ("name: spiral\nseed: 1\x1b\n", ["the control character U+001B at line 2, column 8 is not allowed"]),
+    ("name: a\u0080b\n", ["the control character U+0080 at line 1, column 8"]),
+    ("name: a\ufffe\n", ["the character U+FFFE at line 1, column 8 is not allowed"]),
 ])
 def test_hostile_or_broken_yaml_is_one_config_error_naming_the_file(tmp_path: Path, text: str | bytes,
                                                                     words: list[str]) -> None:
@@ -203,6 +207,8 @@ def test_parse_override_reads_the_value_as_yaml(text: str, path: list[Any], valu
     ("optimizer..lr=3", ["empty part"]),
     ("train.epochs=[1", ["not valid YAML", "the '[' at line 1, column 1 is not closed"]),
     ("train.epochs=!!python/object/apply:os.system [ls]", ["not allowed"]),
+    ("optimizer.lr=\x01", ["not valid YAML: the control character U+0001 at line 1, column 1 is not allowed"]),
+    ("name=caf\udce9", ["not valid YAML: the byte 0xE9 at line 1, column 4 is not UTF-8 text"]),
 ])
 def test_malformed_overrides_are_named(text: str, words: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:

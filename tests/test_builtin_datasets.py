@@ -307,6 +307,13 @@ def test_csv_delimiter_must_be_one_character(registry):
         registry.get("csv").params(path="a.csv", delimiter=";;")
 
 
+@pytest.mark.parametrize("delimiter", ["\n", "\r", '"'])
+def test_csv_delimiter_cannot_be_a_line_break_or_the_quote(registry, delimiter: str) -> None:
+    """numpy's reader refuses them with a TypeError, which reached the user as an internal error."""
+    with pytest.raises(pydantic.ValidationError, match="delimiter cannot be a line break or the quote character"):
+        registry.get("csv").params(path="a.csv", delimiter=delimiter)
+
+
 def test_the_resolved_data_path_names_the_file_the_dataset_read_through_links(tmp_path: Path) -> None:
     from nnframe.components import absolute_path
 

@@ -114,6 +114,8 @@ class CsvParams(FileParams):
     def _one_character(cls, value: str) -> str:
         if len(value) != 1:
             raise ValueError(f"delimiter must be one character; found {value!r}")
+        if value in "\r\n\"":  # a line break ends a row, and the quote encloses a cell that holds a delimiter
+            raise ValueError(f"delimiter cannot be a line break or the quote character '\"'; found {value!r}")
         return value
 
 

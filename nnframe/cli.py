@@ -250,12 +250,17 @@ def gradcheck(
 
 
 def _lies_in(run_dir: Path, runs_dir: Path) -> bool:
-    """Whether ``run_dir`` is ``<runs_dir>/<name>/<timestamp>`` (links kept); a missing run is left to the resume."""
+    """Whether ``run_dir`` is ``<runs_dir>/<name>/<timestamp>`` (links kept); what is no run (a mistyped path, a
+    file) is left to the resume, which names that problem."""
+    from nnframe.tracking import CONFIG_FILE
+
+    if not (run_dir / CONFIG_FILE).is_file():
+        return True
     parent = Path(os.path.abspath(run_dir)).parent.parent
     try:
         return os.path.samefile(parent, runs_dir)
     except OSError:
-        return not run_dir.exists() or parent == Path(os.path.abspath(runs_dir))
+        return parent == Path(os.path.abspath(runs_dir))
 
 
 def table_console() -> Any:

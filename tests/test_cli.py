@@ -512,6 +512,7 @@ def test_a_permission_error_without_a_file_keeps_its_traceback(capsys: pytest.Ca
 
 def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:
     (tmp_path / "runs" / "spiral" / "x").mkdir(parents=True)
+    (tmp_path / "runs" / "spiral" / "x" / "config.yaml").write_text("name: spiral\n", encoding="utf-8")
     (tmp_path / "other").mkdir()
     done = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "x", "--runs-dir", tmp_path / "other")
     assert done.returncode == 2
@@ -519,11 +520,23 @@ def test_runs_dir_with_resume_must_be_the_runs_own(tmp_path: Path) -> None:
                            f"{tmp_path / 'runs' / 'spiral' / 'x'} lies; a resume stays in the run's directory, so "
                            "leave --runs-dir out\n")
     same = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "x", "--runs-dir", tmp_path / "runs")
-    assert same.returncode == 2 and "it has no config.yaml" in same.stderr  # past the check, to the run itself
+    assert same.returncode == 2 and "cannot resume run" in same.stderr  # past the check, to the run itself
     (tmp_path / "disk" / "run1").mkdir(parents=True)
+    (tmp_path / "disk" / "run1" / "config.yaml").write_text("name: spiral\n", encoding="utf-8")
     (tmp_path / "runs" / "spiral" / "y").symlink_to(tmp_path / "disk" / "run1")
     linked = console("train", SPIRAL, "--resume", tmp_path / "runs" / "spiral" / "y", "--runs-dir", tmp_path / "runs")
-    assert linked.returncode == 2 and "it has no config.yaml" in linked.stderr  # a linked run lies where its link is
+    assert linked.returncode == 2 and "cannot resume run" in linked.stderr  # a linked run lies where its link is
+
+
+@pytest.mark.parametrize("given", ["mistyped", "a file", "no run"])
+def test_a_resume_of_no_run_says_so_whatever_runs_dir_says(tmp_path: Path, given: str) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "a file").write_text("", encoding="utf-8")
+    (tmp_path / "no run").mkdir()
+    done = console("train", SPIRAL, "--resume", tmp_path / given, "--runs-dir", tmp_path / "runs")
+    problem = {"mistyped": "does not exist", "a file": "is not a directory", "no run": "has no config.yaml"}[given]
+    assert done.returncode == 2 and problem in done.stderr and "--runs-dir" not in done.stderr, done.stderr
+
 
 
 def test_a_reader_that_quit_changes_no_outcome(tmp_path: Path) -> None:

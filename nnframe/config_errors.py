@@ -144,8 +144,7 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
         return _unknown_type(format_path(kept[:-1]) if kept[:-1] else "(top level)",
                              {"ctx": {"expected_tags": error["ctx"]["expected"], "tag": error.get("input")}})
     if kind == "union_tag_not_found":
-        return Problem(f"{path}.type" if kept else "type", "missing required key 'type' (which component this is)",
-                       kind)
+        return _missing_type(f"{path}.type" if kept else "type", error.get("input"))
     if kind == "missing":
         return Problem(path, "missing required field", kind)
     if kind == "invalid_key":
@@ -200,6 +199,17 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     where = f"{path}.type" if path != "(top level)" else "type"
     message += MISSING_PLUGIN
     return Problem(where, message, UNKNOWN_TYPE, suggestion)
+
+
+def _missing_type(where: str, given: Any) -> Problem:
+    """A component without ``type``; a key spelt close to it (``tyoe``, ``Type``) is named, as an unknown key
+    elsewhere is, since pydantic reports only the missing tag."""
+    message = "missing required key 'type' (which component this is)"
+    keys = [key for key in given if isinstance(key, str)] if isinstance(given, dict) else []
+    misspelt = [key for key in keys if close_match(key, ["type"])]
+    if misspelt:
+        message += f"; found the unknown key {misspelt[0]!r}{did_you_mean('type')}"
+    return Problem(where, message, "union_tag_not_found", "type" if misspelt else None)
 
 
 def _split_number_hint(key: Any, mapping: Any) -> str:

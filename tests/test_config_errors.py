@@ -167,6 +167,18 @@ def test_a_type_that_differs_only_in_case_suggests_the_registered_name(change: d
     assert f"(did you mean {suggestion!r}?)" in problem.message
 
 
+@pytest.mark.parametrize("change, path, key", [
+    ({"model.0": {"tyoe": "affine", "out": 3}}, "model[0].type", "tyoe"),
+    ({"optimizer": {"Type": "sgd", "lr": 0.1}}, "optimizer.type", "Type"),
+    ({"data": {"typ": "spiral"}}, "data.type", "typ"),
+])
+def test_a_misspelt_type_key_is_named_under_the_missing_type(change: dict, path: str, key: str) -> None:
+    (problem,) = problems(change)
+    assert (problem.path, problem.suggestion) == (path, "type")
+    assert problem.message == (f"missing required key 'type' (which component this is); found the unknown key "
+                               f"{key!r} (did you mean 'type'?)")
+
+
 def test_problem_parts_and_text() -> None:
     problem = Problem("model.nodes[2].out", "input should be greater than 0; found -1")
     assert problem.parts == ["model", "nodes", "2", "out"]

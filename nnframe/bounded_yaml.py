@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from nnframe.errors import ConfigError, short_repr
+from nnframe.errors import ConfigError, close_match, did_you_mean, short_repr
 from nnframe.yaml_scalars import use_yaml12_scalars
 
 MAX_CONFIG_BYTES = 1_000_000
@@ -141,7 +141,7 @@ def _read_text(path: Path) -> str:
         with path.open("rb") as file:
             raw = file.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError("no such file", file=str(path)) from None
+        raise ConfigError("no such file" + _instead(path), file=str(path)) from None
     except PermissionError:
         raise ConfigError("cannot be read (permission denied)", file=str(path)) from None
     except OSError as exc:
@@ -154,6 +154,18 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"is not UTF-8 text (byte {exc.start}); expected a YAML text file", file=str(path)) from None
+
+
+def _instead(path: Path) -> str:
+    """What the user may have meant by a config that does not exist: an override put first, or a file of its
+    folder spelt close to it."""
+    if "=" in path.name:
+        return "; the config file comes first, then the overrides: CONFIG path=value ..."
+    try:
+        siblings = [entry.name for entry in path.parent.iterdir() if entry.suffix in (".yaml", ".yml")]
+    except OSError:
+        return ""
+    return did_you_mean(close_match(path.name, siblings))
 
 
 _OPENERS = {"while parsing a flow mapping": "the '{'", "while parsing a flow sequence": "the '['",

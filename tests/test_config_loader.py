@@ -174,6 +174,21 @@ def test_paths_that_are_not_readable_config_files(tmp_path: Path, make: Any, wor
         assert word in str(caught.value)
 
 
+@pytest.mark.parametrize("given, told", [
+    ("spirl.yaml", "no such file (did you mean 'spiral.yaml'?)"),
+    ("Spiral.yml", "no such file (did you mean 'spiral.yaml'?)"),
+    ("optimizer.lr=0.1", "no such file; the config file comes first, then the overrides: CONFIG path=value ..."),
+    ("zzz.yaml", "no such file"),
+    ("gone/spiral.yaml", "no such file"),
+])
+def test_a_config_that_does_not_exist_is_told_what_was_likely_meant(tmp_path: Path, given: str, told: str) -> None:
+    write(tmp_path, SPIRAL_YAML, "spiral.yaml")
+    (tmp_path / "spiral.csv").write_text("", encoding="utf-8")  # only configs are suggested
+    with pytest.raises(ConfigError) as caught:
+        read_yaml(tmp_path / given)
+    assert str(caught.value) == f"{tmp_path / given}: {told}"
+
+
 def test_permission_denied_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # tests run as root, for whom chmod 000 does not stop a read; make open() fail as it would for a user
     path = write(tmp_path, SPIRAL_YAML)

@@ -237,11 +237,9 @@ def _failing_path(exc: UserError) -> list[str]:
 def _overrides_within(exc: UserError, overrides: list[str]) -> str:
     """`` (with override 'loss.type=mse')``: the overrides of fields inside a section an error is about as a
     whole, which may be behind it though none alone can be blamed."""
-    failing = _failing_path(exc)
-    if not failing:
-        return ""
+    failing = [path_parts(section) for section in exc.sections] or [_failing_path(exc)]
     within = [text for text in overrides
-              if [str(part) for part in parse_override(text)[0]][:len(failing)] == failing]
+              if any(part and [str(key) for key in parse_override(text)[0]][:len(part)] == part for part in failing)]
     if not within:
         return ""
     return f" (with override{'s' if len(within) > 1 else ''} {', '.join(shown(text) for text in within)})"
@@ -359,7 +357,11 @@ def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:
         best_by_loss(settings.checkpoint)
     output_shape = _output_shape(model, dataset)
     if classification:
-        check_labels_fit(output_shape, dataset)
+        try:
+            check_labels_fit(output_shape, dataset)
+        except DataError as exc:
+            exc.sections = ("data", "model")  # the labels against the model's last node: either may be at fault
+            raise
     optimizer = _build_component(plugins.optimizers, settings.optimizer, "optimizer")
     _check_built(optimizer, Optimizer, plugins.optimizers, settings.optimizer.type, "optimizer")
     loss = _build_component(plugins.losses, settings.loss, "loss")

@@ -241,9 +241,9 @@ def _override_for(problem: Problem, overrides: dict[tuple, str], created: set[tu
     """The override that caused ``problem``: it set the problem's field or a field inside it, it
     introduced the unknown key the problem is about, it set the ``type`` of a section in which a key is
     unknown or missing (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing), or it made
-    the section a field is missing from (``train.init_from.strict=false`` alone) or the mapping found where a list
-    belongs (``data.drop.0=id`` where the file has no ``drop``). The last such override wins, as it did when
-    applied."""
+    the section a field is missing from (``train.init_from.strict=false`` alone) or the value at the problem's
+    field (``data.drop.0=id`` makes a mapping where a list belongs, ``train.clip_grad_norm.x=1`` one where a
+    number does, where the file has neither). The last such override wins, as it did when applied."""
     parts = problem.parts
     for override_path, text in reversed(overrides.items()):
         set_path = [str(part) for part in override_path]
@@ -253,7 +253,7 @@ def _override_for(problem: Problem, overrides: dict[tuple, str], created: set[tu
         retyped = (problem.kind in KEY_KINDS and set_path[-1:] == ["type"] and len(parts) > len(section)
                    and parts[:len(section)] == section)
         started = problem.kind == "missing" and parts[:-1] == section and override_path in created
-        made = problem.kind == "list_type" and set_path[:len(parts)] == parts and override_path in created
+        made = len(set_path) > len(parts) and set_path[:len(parts)] == parts and override_path in created
         if inside or introduced or retyped or started or made:
             return f"override {shown(text)}"
     return None

@@ -59,9 +59,15 @@ class RunDirectoryGone(NNFrameError):
 
 
 class UserError(NNFrameError):
-    """Bad input from the user: config, data, arguments or files. Exit code 2."""
+    """Bad input from the user: config, data, arguments or files. Exit code 2.
+
+    ``sections`` names the config sections an error found while building is about, where it is about more
+    than the one its message starts with (the labels against the model's last node: ``("data", "model")``), so
+    that the overrides of any of them are named with it.
+    """
 
     exit_code = 2
+    sections: tuple[str, ...] = ()
 
 
 class ConfigError(UserError):

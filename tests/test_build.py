@@ -426,6 +426,20 @@ def test_a_plugin_dataset_without_datasetparams_takes_val_fraction(site, tmp_pat
     np.testing.assert_allclose(standardized.x.std(axis=0), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("overrides, named", [
+    (["model.2.out=2", "optimizer.lr=0.5"], "(with override 'model.2.out=2')"),
+    (["data.classes=5"], "(with override 'data.classes=5')"),
+    (["model.2.out=2", "data.noise=0.1"], "(with overrides 'model.2.out=2', 'data.noise=0.1')"),
+])
+def test_labels_that_do_not_fit_the_model_name_the_overrides_of_either(tmp_path: Path, plugins: Any,
+                                                                        overrides: list[str], named: str) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(SPIRAL, sort_keys=False), encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        build_experiment(load_experiment(path, overrides, plugins), plugins)
+    assert str(caught.value).startswith(f"{path} {named}: data: dataset spiral: y[")
+
+
 def test_a_check_of_a_whole_section_names_the_overrides_within_it(tmp_path: Path, plugins: Any) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(SPIRAL, sort_keys=False), encoding="utf-8")

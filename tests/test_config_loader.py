@@ -300,6 +300,11 @@ def test_an_entry_of_a_list_the_file_leaves_out_is_blamed_on_its_override_with_t
         load_experiment(write(tmp_path, text), ["data.drop.0=id"], plugins)
     assert str(caught.value).startswith("override 'data.drop.0=id': field data.drop: expected a list; an override "
                                         "gives a list the config leaves out whole, as data.drop=[...]")
+    for override, path in [("train.clip_grad_norm.x=1", "train.clip_grad_norm"),
+                           ("optimizer.schedule.warmup_steps.x=1", "optimizer.schedule.warmup_steps")]:
+        with pytest.raises(ConfigError) as caught:  # a mapping where a number belongs
+            load_experiment(write(tmp_path, SPIRAL_YAML), [override], plugins)
+        assert str(caught.value).startswith(f"override '{override}': field {path}: input should be a valid ")
     model = SPIRAL_YAML.replace("  - {type: sigmoid}\n", "  - {type: add}\n")  # a node whose inputs are a list
     with pytest.raises(ConfigError, match=r"as model\.1\.inputs=\[\.\.\.\]; found \{'0': 'affine1'\}"):
         load_experiment(write(tmp_path, model), ["model.1.inputs.0=affine1"], plugins)

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from nnframe.builtin.tensorboard import TensorBoardLogger, flatten_config
 from nnframe.components import Params, loss
+from nnframe.event_file import import_tensorboardx
 from nnframe.hookspecs import hookimpl
 from nnframe.losses import SoftmaxWithLoss
 from nnframe.plugins import get_plugin_manager
@@ -276,6 +278,18 @@ def test_resume_continues_the_steps_without_duplicates(plugins, run_dir):
     # the config the run continues under, at the step it resumed from
     assert [event.step for event in events.Tensors("config/text_summary")] == [0, 20]
     assert len(list(run_dir.glob("*tfevents*"))) == 2
+
+
+def test_the_files_of_many_resumes_in_one_second_are_read_in_the_order_written(plugins, run_dir, monkeypatch):
+    """TensorBoard reads a run's files in the order of their names, and files started in one second differ only
+    by their number: file 10 read before file 9 had 9's purge of the steps from 91 on hide all that 10 logged."""
+    tbx = import_tensorboardx()
+    monkeypatch.setattr(tbx.event_file_writer, "time", SimpleNamespace(time=lambda: 1795813409.25))
+    drive(plugins, run_dir, Drive(stop=10, status="interrupted"))
+    for start in range(10, 120, 10):
+        drive(get_plugin_manager(), run_dir, Drive(start=start, stop=start + 10, status="interrupted"))
+    assert len({path.name.split(".")[3] for path in run_dir.glob("*tfevents*")}) == 1  # one second
+    assert [step for step, _ in points(read_events(run_dir), "train/loss")] == list(range(10, 130, 10))
 
 
 # --------------------------------------------------------------------------

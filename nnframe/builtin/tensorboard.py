@@ -60,7 +60,8 @@ class TensorBoardLogger:
     On a resume the writer starts with ``purge_step = run.step + 1``, so points
     a crashed run logged after its last checkpoint are hidden, and every writer
     gets its own event file (tensorboardX names files by the second, and a
-    second writer in the same second would otherwise truncate the first file).
+    second writer in the same second would otherwise truncate the first file), numbered with six digits, since
+    TensorBoard reads a run's files in the order of their names.
     """
 
     def __init__(self, run: RunContext) -> None:
@@ -75,7 +76,7 @@ class TensorBoardLogger:
     def nnframe_run_start(self, run: RunContext) -> None:
         earlier_files = _count_event_files(self.logdir)
         self.writer = EventFile(self.logdir, purge_step=run.step + 1 if run.resumed else None,
-                                suffix=f".{earlier_files}")
+                                suffix=f".{earlier_files:06d}")  # read in name order: .000010 after .000009
         self.writer.text("config", f"```yaml\n{config_yaml(run.config)}```", step=run.step)
         if not run.resumed or not earlier_files:  # a run begun with log.tensorboard off starts its log here
             self.writer.session_start(flatten_config(run.config))

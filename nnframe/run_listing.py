@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nnframe.errors import UserError
+from nnframe.errors import CheckpointError, UserError
 from nnframe.formatting import format_metric
 from nnframe.tracking import (CONFIG_FILE, FINAL_METRICS, RUN_DIR_NAME, SUMMARY_FILE, TIMESTAMP_FORMAT, RunDirectory,
                               run_identity)
@@ -241,14 +241,21 @@ def _started_from_dir_name(dir_name: str) -> datetime | None:
 
 
 def _newest_checkpoint_step(directory: Path) -> int | None:
-    """The step of the newest ``step-<step>.json`` in ``directory`` (by its name alone), None where there is none."""
-    from nnframe.checkpoint_files import STEP_FILE  # numpy with it: only for runs without a summary
+    """The step of the newest checkpoint in ``directory``, where a resume goes on from: the newest
+    ``step-<step>.json`` by its name alone, or ``best.json`` by the step it records where that is newer (a run
+    saving no scheduled checkpoints has only it); None where there is none."""
+    from nnframe.checkpoint_files import BEST, STEP_FILE, read_meta  # numpy with it: only for runs without a summary
 
     try:
         names = [entry.name for entry in os.scandir(directory)]
     except OSError:
         return None
     steps = [int(match.group(1)) for match in map(STEP_FILE.match, names) if match and match.group(2) == "json"]
+    if f"{BEST}.json" in names:
+        try:
+            steps.append(read_meta(directory / f"{BEST}.json")["step"])
+        except CheckpointError:  # a resume skips it too
+            pass
     return max(steps, default=None)
 
 

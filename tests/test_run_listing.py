@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -190,6 +191,27 @@ def test_a_run_without_a_summary_shows_the_step_of_its_newest_checkpoint(tmp_pat
         (run.checkpoints / name).write_text("{}", encoding="utf-8")
     (record,) = list_runs(tmp_path)
     assert record.steps == 40  # step 80's arrays without their metadata are no checkpoint
+
+
+def best_meta(step: int) -> str:
+    """A ``best.json`` as a checkpoint writes it, as far as a resume reads it to pick the newest."""
+    return json.dumps({"format": "nnframe-checkpoint", "version": 1, "arrays": f"best-{step:08d}.npz", "sha256": "0",
+                       "step": step, "epoch": 1, "skipped_steps": 0, "config_hash": "0", "fingerprint": {"params": []},
+                       "batches": {}, "rngs": {}})
+
+
+@pytest.mark.parametrize("best, shown", [(120, 120), (20, 40)])
+def test_a_best_checkpoint_newer_than_the_step_files_gives_the_step(tmp_path, best: int, shown: int) -> None:
+    """A resume goes on from the newest of them, best.json included (the only one where checkpoint.every is 0)."""
+    from test_run_lock import ended_process, lock_text
+
+    killed = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 10, 0, 0), None)
+    resumed = make_run(tmp_path, "spiral", datetime(2026, 11, 26, 11, 0, 0), {"status": "interrupted", "steps": 30})
+    (resumed.path / ".lock").write_text(lock_text(ended_process(), started="12345"), encoding="utf-8")
+    for run in (killed, resumed):
+        (run.checkpoints / "step-00000040.json").write_text("{}", encoding="utf-8")
+        (run.checkpoints / "best.json").write_text(best_meta(best), encoding="utf-8")
+    assert [record.steps for record in list_runs(tmp_path)] == [shown, shown]
 
 
 def test_a_killed_resume_shows_the_step_its_checkpoints_reached_past_its_summary(tmp_path):

@@ -116,7 +116,7 @@ def _loader(text: str, error: Callable[[str], ConfigError]) -> _BoundedLoader:
     try:
         return _BoundedLoader(text)
     except yaml.reader.ReaderError as exc:
-        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         line = text.count("\n", 0, exc.position) + 1
         where = f"at line {line}, column {exc.position - text.rfind(chr(10), 0, exc.position)}"
         if 0xDC80 <= code <= 0xDCFF:  # Python's stand-in for such a byte

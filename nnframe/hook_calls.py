@@ -55,7 +55,7 @@ class HoldingExit:
     def __init__(self, caller: pluggy.HookCaller) -> None:
         self.caller = caller
         self._known: list[pluggy.HookImpl] | None = None
-        self._calls: list[tuple[Any, list[str]]] | None = None
+        self._calls: list[tuple[Any, tuple[str, ...]]] | None = None
 
     def __call__(self, run: Any, metrics: Any) -> SystemExit | None:
         implementations = self.caller.get_hookimpls()
@@ -76,7 +76,7 @@ class HoldingExit:
         return held
 
 
-def _holding_exit(caller: pluggy.HookCaller, calls: list[tuple[Any, list[str]]] | None,
+def _holding_exit(caller: pluggy.HookCaller, calls: list[tuple[Any, tuple[str, ...]]] | None,
                   kwargs: dict[str, Any]) -> SystemExit | None:
     if calls is None:
         try:
@@ -98,7 +98,7 @@ def _kept(held: SystemExit | None, exc: SystemExit) -> SystemExit:
     return exc if held is None or (held.code in (0, None) and exc.code not in (0, None)) else held
 
 
-def _calls_of(implementations: list[pluggy.HookImpl] | None) -> list[tuple[Any, list[str]]] | None:
+def _calls_of(implementations: list[pluggy.HookImpl] | None) -> list[tuple[Any, tuple[str, ...]]] | None:
     return None if implementations is None else [(impl.function, impl.argnames) for impl in implementations]
 
 

@@ -310,6 +310,10 @@ class Optimizer:
     def _begin_step(self) -> None:
         """Per-step scalars shared by every parameter (Adam's bias correction)."""
 
+    def _reconfigured(self, before: OptimizerParams) -> None:
+        """Called after a field of the config was set on the object (``optimizer.beta2 = 0.99``), with the config
+        before: a rule whose state depends on its settings (Adam's sums) brings it to the new ones."""
+
     def _update_one(self, p: np.ndarray, g: np.ndarray, tmp: np.ndarray, *state: np.ndarray) -> None:
         raise not_written(self, f"_update_one(p, g, tmp{''.join(', ' + slot for slot in self.slots)}), its update rule",
                           "nnframe.Optimizer")
@@ -551,7 +555,9 @@ def _config_field(name: str) -> property:
         return getattr(self.config, name)
 
     def write(self: Optimizer, value: Any) -> None:
+        before = self.config
         self.config = _validate(self.params_model, {**_settings(self.config), name: value}, type(self).__name__)
+        self._reconfigured(before)
 
     return property(read, write, doc=f"The config's ``{name}``; setting it takes effect from the next update.")
 

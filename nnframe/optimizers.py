@@ -23,6 +23,7 @@ from nnframe.optimizer_params import (
     AdamWParams,
     MomentumParams,
     NesterovParams,
+    OptimizerParams,
     RMSpropParams,
     SGDParams,
 )
@@ -31,6 +32,8 @@ __all__ = ["EPS", "SGD", "AdaGrad", "Adam", "AdamW", "Momentum", "Nesterov", "Op
 
 EPS = BOOK_EPS
 """The epsilon of the book's rules (AdaGrad, RMSprop, Adam), their ``eps`` field's default."""
+BETA1_KEY, BETA2_KEY = "beta1", "beta2"
+"""Adam's state keys for the betas its sums were taken with (a parameter's keys all hold a dot)."""
 
 
 class SGD(Optimizer):
@@ -190,12 +193,40 @@ class Adam(Optimizer):
             tmp *= rate
             p -= tmp
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """:meth:`Optimizer.state_dict`, with the betas the sums were taken with, where this rule keeps Adam's
+        sums: a resume under other betas brings the sums to them (see :meth:`_reconfigured`)."""
+        state = super().state_dict()
+        if self._keeps_adams_sums():
+            state[BETA1_KEY], state[BETA2_KEY] = np.float64(self.config.beta1), np.float64(self.config.beta2)
+        return state
+
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """:meth:`Optimizer.load_state_dict`; where this rule keeps Adam's sums, the averages ``<name>.m`` and
-        ``<name>.v`` that its checkpoints held before them are taken too, as sums."""
+        ``<name>.v`` that its checkpoints held before them are taken too, as sums, and sums taken with other
+        betas than this optimizer's are brought to its own (a checkpoint without its betas has its sums taken
+        as they are)."""
+        if self.names is None or not self._keeps_adams_sums():
+            super().load_state_dict(state)
+            return
+        state = dict(state)
+        summed_with = (float(state.pop(BETA1_KEY, self.config.beta1)), float(state.pop(BETA2_KEY, self.config.beta2)))
+        super().load_state_dict(_sums_from_averages(state, self.names, self.config.beta1, self.config.beta2))
+        self._rescale_sums(*summed_with)
+
+    def _reconfigured(self, before: OptimizerParams) -> None:
+        """A beta set on the object changes how the averages decay from the next update, not their values: the
+        sums, ``m / (1 - beta1)`` and ``v / (1 - beta2)``, were read with the new betas otherwise (100 times too
+        large a ``v`` from ``beta2 = 0.9`` after 0.999)."""
         if self.names is not None and self._keeps_adams_sums():
-            state = _sums_from_averages(state, self.names, self.config.beta1, self.config.beta2)
-        super().load_state_dict(state)
+            self._rescale_sums(before.beta1, before.beta2)
+
+    def _rescale_sums(self, beta1: float, beta2: float) -> None:
+        """The sums taken with ``beta1`` and ``beta2`` as the same averages' sums under this optimizer's betas."""
+        for slot, then, now in (("m_sum", beta1, self.config.beta1), ("v_sum", beta2, self.config.beta2)):
+            if then != now:
+                for arrays in self.state.values():
+                    arrays[slot] *= (1.0 - then) / (1.0 - now)
 
     def _keeps_adams_sums(self) -> bool:
         """Whether this rule's slots are Adam's sums: a subclass with slots of its own, or a step of its own,

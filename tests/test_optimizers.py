@@ -192,7 +192,8 @@ def test_adamw_is_pytorchs_decay_first_then_eps_after_the_bias_correction(monkey
             p -= lr * (m_i / (1 - 0.9**t)) / (np.sqrt(v_i / (1 - 0.999**t)) + 1e-6)
     for got, expected in zip(p_adamw, p_torch):
         np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-15)
-    assert sorted(adamw.state_dict()) == ["0.m_sum", "0.v_sum", "1.m_sum", "1.v_sum", "2.m_sum", "2.v_sum", "t"]
+    assert sorted(adamw.state_dict()) == ["0.m_sum", "0.v_sum", "1.m_sum", "1.v_sum", "2.m_sum", "2.v_sum", "beta1",
+                                          "beta2", "t"]
 
 
 def test_adamw_decays_by_default_and_adam_does_not() -> None:
@@ -242,6 +243,8 @@ def test_state_is_keyed_by_parameter_name(cls: type[Optimizer], slots: list[str]
     optimizer.update([W, b], [np.ones((2, 3)), np.ones(3)])
     assert list(optimizer.state) == ["affine1/W", "affine1/b"]
     expected_keys = {f"{name}.{slot}" for name in ("affine1/W", "affine1/b") for slot in slots} | {"t"}
+    if cls is Adam:  # the betas its sums were taken with
+        expected_keys |= {"beta1", "beta2"}
     state = optimizer.state_dict()
     assert set(state) == expected_keys
     assert int(state["t"]) == 1
@@ -321,13 +324,57 @@ def test_adam_keeps_its_averages_as_decayed_sums() -> None:
     np.testing.assert_allclose(adam.state["0"]["v_sum"] * 0.01, v, rtol=1e-14)
 
 
-def test_adam_takes_the_averages_of_a_checkpoint_saved_before_the_sums() -> None:
+def book_adam(grads: list[np.ndarray], betas: list[tuple[float, float]], lr: float, eps: float,
+              after_correction: bool) -> np.ndarray:
+    """Adam as the book writes it, its averages carried from step to step whatever the betas of the step; eps
+    after the bias correction, as PyTorch's AdamW (without its decay) has it, where ``after_correction``."""
+    p, m, v = np.zeros_like(grads[0]), np.zeros_like(grads[0]), np.zeros_like(grads[0])
+    for t, (g, (beta1, beta2)) in enumerate(zip(grads, betas), start=1):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        if after_correction:
+            p = p - lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+        else:
+            p = p - lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (np.sqrt(v) + eps)
+    return p
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW], ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("how", ["set on the object", "loaded from a state saved under other betas"])
+def test_adams_averages_carry_over_betas_changed_mid_run(cls: type[Adam], how: str) -> None:
+    """Its sums are ``m / (1 - beta1)`` and ``v / (1 - beta2)``: read under new betas, they made v 100 times too
+    large after beta2 went from 0.999 to 0.9."""
+    grads = [step[0].astype(np.float64) for step in _grad_stream(7, [(5,)], 20)]
+    p = np.zeros(5)
+    first = cls(lr=0.01, weight_decay=0.0)
+    first.bind(["w"], [p])
+    for g in grads[:8]:
+        first.update([p], [g])
+    if how == "set on the object":
+        first.beta1, first.beta2 = 0.5, 0.9
+        second = first
+    else:
+        second = cls(lr=0.01, beta1=0.5, beta2=0.9, weight_decay=0.0)
+        p = p.copy()
+        second.bind(["w"], [p])
+        second.load_state_dict(first.state_dict())
+    for g in grads[8:]:
+        second.update([p], [g])
+    expected = book_adam(grads, [(0.9, 0.999)] * 8 + [(0.5, 0.9)] * 12, 0.01, second.config.eps, cls is AdamW)
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("saved", [
+    {"w.m_sum": np.array([1.0, 2.0]), "w.v_sum": np.array([3.0, 4.0])},  # before the betas were saved with them
+    {"w.m": np.array([0.2, 0.4]), "w.v": np.array([0.03, 0.04])},  # before the sums: averages
+], ids=["sums without their betas", "averages"])
+def test_adam_takes_the_state_of_its_older_checkpoints(saved: dict) -> None:
     optimizer = Adam(beta1=0.8, beta2=0.99)
     optimizer.bind(["w"], [np.ones(2)])
-    optimizer.load_state_dict({"w.m": np.array([0.2, 0.4]), "w.v": np.array([0.03, 0.04]), "t": np.array(5)})
-    np.testing.assert_allclose(optimizer.state["w"]["m_sum"], [1.0, 2.0])
-    np.testing.assert_allclose(optimizer.state["w"]["v_sum"], [3.0, 4.0])
-    assert sorted(optimizer.state_dict()) == ["t", "w.m_sum", "w.v_sum"]
+    optimizer.load_state_dict({**saved, "t": np.array(5)})
+    np.testing.assert_allclose(optimizer.state["w"]["m_sum"], [1.0, 2.0], rtol=1e-15)
+    np.testing.assert_allclose(optimizer.state["w"]["v_sum"], [3.0, 4.0], rtol=1e-15)
+    assert sorted(optimizer.state_dict()) == ["beta1", "beta2", "t", "w.m_sum", "w.v_sum"]
 
 
 def test_averages_of_another_model_keep_their_names_in_the_error() -> None:
@@ -365,6 +412,9 @@ def test_a_subclass_with_averages_among_its_slots_loads_its_state_as_saved() -> 
     optimizer.bind(["w"], [p])
     optimizer.update([p], [np.array([0.5, -1.0, 2.0])])
     saved = optimizer.state_dict()
+    assert sorted(saved) == ["t", "w.m", "w.v", "w.v_max"]  # no betas: its slots are not Adam's sums
+    optimizer.beta2 = 0.9
+    np.testing.assert_array_equal(optimizer.state["w"]["v"], saved["w.v"])
     resumed = AMSGradLike(lr=0.1)
     resumed.bind(["w"], [p.copy()])
     resumed.load_state_dict(dict(saved))

@@ -494,11 +494,11 @@ class Measures(NamedTuple):
     mae: float | None = None
 
     def tagged(self, prefix: str) -> dict[str, float | None]:
-        """``{"train/loss": ..., "train/accuracy": ...}``, with ``rmse`` and ``mae`` where they were measured."""
-        tagged = {f"{prefix}/loss": self.loss, f"{prefix}/accuracy": self.accuracy}
+        """``{"train/loss": ..., "train/accuracy": ...}``, with ``rmse`` and ``mae`` in the accuracy's place where
+        they were measured."""
         if self.rmse is not None:
-            tagged.update({f"{prefix}/rmse": self.rmse, f"{prefix}/mae": self.mae})
-        return tagged
+            return {f"{prefix}/loss": self.loss, f"{prefix}/rmse": self.rmse, f"{prefix}/mae": self.mae}
+        return {f"{prefix}/loss": self.loss, f"{prefix}/accuracy": self.accuracy}
 
 
 def labels(t: np.ndarray) -> np.ndarray:

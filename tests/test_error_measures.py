@@ -72,6 +72,7 @@ def test_a_regression_run_logs_summarises_and_lists_its_error_measures(tmp_path:
     result = launch_train(regression_config(tmp_path), [], get_plugin_manager(), runs_dir=tmp_path / "runs",
                           quiet=True)
     metrics = json.loads((result.run_dir / "summary.json").read_text())["metrics"]
+    assert sorted(metrics) == ["train/loss", "train/mae", "train/rmse", "val/loss", "val/mae", "val/rmse"]
     for part in ("train", "val"):  # mse is half the squared error: rmse = sqrt(2 * loss) for one output
         assert metrics[f"{part}/rmse"] == pytest.approx(math.sqrt(2 * metrics[f"{part}/loss"]), rel=1e-12)
         assert 0 < metrics[f"{part}/mae"] <= metrics[f"{part}/rmse"]

@@ -62,10 +62,11 @@ def load_trained_run(run_dir: Path, checkpoint: str | int, overrides: list[str],
     model = experiment.model
     checker = Checkpointer(run.checkpoints, experiment.settings.checkpoint, experiment.config)
     checker.check_model(saved, model, resuming=False)
-    if checker.data_differs_from(saved, experiment.dataset):
+    built = experiment.dataset
+    experiment.dataset, changed = as_trained(built, saved.scaling)  # refuses standardize turned over, first
+    if checker.data_differs_from(saved, built):
         _warn(f"the data of run {str(run.path)!r} is not what it trained on (its digest differs, its size is the "
               "same): experiment.dataset holds the data as it is now")
-    experiment.dataset, changed = as_trained(experiment.dataset, saved.scaling)
     if changed is not None:
         _warn(f"run {str(run.path)!r}: {changed}, which dataset.scale_inputs also uses")
     load_params(saved, model)

@@ -55,6 +55,14 @@ def test_load_run_scales_data_that_changed_with_the_runs_own_figures(standardize
     np.testing.assert_allclose(after.scale_inputs(raw_val), before.x_val, rtol=1e-6)
 
 
+def test_load_run_with_standardize_turned_off_is_refused_without_a_word_on_the_data(standardized_run, recwarn):
+    """The data has not changed: only its digest, taken of the inputs as scaled, differs."""
+    _, _, result = standardized_run
+    with pytest.raises(DataError, match="trained on standardized inputs; set data.standardize: true"):
+        nnframe.load_run(result.run_dir, overrides=["data.standardize=false"])
+    assert [str(warning.message) for warning in recwarn] == []
+
+
 def test_a_resume_that_turns_standardize_off_is_refused(standardized_run):
     _, config, result = standardized_run
     with pytest.raises(DataError, match="trained on standardized inputs; set data.standardize: true"):

@@ -223,7 +223,7 @@ class MeanSquaredError(Loss):
         if not x.size:
             raise _empty_batch(x, "MeanSquaredError")
         t = _same_shape_target(x, np.asarray(t), "MeanSquaredError")
-        self.diff = np.subtract(x, t, dtype=x.dtype)
+        self.diff = np.subtract(x, t, dtype=x.dtype if x.dtype.kind == "f" else np.float64)  # whole-number scores too
         squares = np.square(self.diff).reshape(len(x), -1).sum(axis=1)
         return 0.5 * _batch_mean(squares)
 

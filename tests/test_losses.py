@@ -176,6 +176,13 @@ def test_mse_hand_worked():
     np.testing.assert_allclose(loss.backward(), x / 2)
 
 
+def test_mse_takes_whole_number_scores_as_the_other_losses_do():
+    loss = MeanSquaredError()
+    assert loss.forward(np.array([[1, 2], [3, 4]]), np.array([[0.5, 0.0], [0.0, 0.0]])) == pytest.approx(7.3125)
+    np.testing.assert_allclose(loss.backward(), [[0.25, 1.0], [1.5, 2.0]])
+    assert loss.backward().dtype == np.float64
+
+
 @pytest.mark.parametrize("loss", [SigmoidWithLoss(), MeanSquaredError()], ids=repr)
 def test_column_scores_accept_flat_targets(loss):
     x, t = np.array([[0.3], [-1.2], [2.0]]), np.array([1.0, 0.0, 1.0])

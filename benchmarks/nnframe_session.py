@@ -2,7 +2,8 @@
 
 A :class:`Session` owns one built experiment, a :class:`~nnframe.run.RunContext`
 whose run directory is a fresh temporary folder (so the TensorBoard plugin
-writes real event files there), and the :class:`~nnframe.train.Trainer`.
+writes real event files there, and the checkpointer its checkpoints), and the
+:class:`~nnframe.train.Trainer`.
 ``start()`` fires the run-start hooks exactly as ``Trainer.fit`` does, after
 which ``train_step()`` can be timed call by call; ``fit()`` runs the whole
 training through ``Trainer.fit`` instead.
@@ -14,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nnframe.checkpoint import Checkpointer
 from nnframe.launch import prepare
 from nnframe.plugins import get_plugin_manager
 from nnframe.run import RunContext
@@ -44,7 +46,17 @@ class Session:
         self.run = RunContext(name=self.experiment.settings.name, config=self.experiment.config.resolved,
                               run_dir=Path(self._tmp.name) if self._tmp else None, plugin_manager=self.plugins.pm)
         self.trainer = Trainer(self.experiment, self.run)
+        if self._tmp is not None:
+            self.trainer.checkpointer = self._checkpointer(Path(self._tmp.name) / "checkpoints")
         self._started = False
+
+    def _checkpointer(self, directory: Path) -> Checkpointer:
+        """The checkpoints ``nnframe train`` saves, on the config's schedule: ``fit()`` writes the best one after
+        an evaluation that improves it, as the command does (``train_step()`` alone saves none)."""
+        directory.mkdir()
+        experiment = self.experiment
+        return Checkpointer(directory, experiment.settings.checkpoint, experiment.config,
+                            classification=experiment.classification, error_measures=experiment.error_measures)
 
     def start(self) -> Session:
         """Fire ``nnframe_configure_run`` and ``nnframe_run_start`` (the TensorBoard writer opens)."""

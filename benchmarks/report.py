@@ -49,12 +49,12 @@ TARGETS = [
            lambda r: _w("spiral")(r)["ratios"]["log_every_10/log_off"], "<=", 1.05),
     Target("mlp_large: nnframe step / PyTorch step", lambda r: _w("mlp_large")(r)["ratios"]["nnframe/torch"],
            "<=", 1.0),
-    Target("mlp_large: nnframe % of measured GEMM peak",
+    Target("mlp_large: nnframe % of measured GEMM peak (FLOPs of the issue's nine products)",
            lambda r: _w("mlp_large")(r)["results"]["nnframe"]["percent_of_peak"], ">=", 80.0),
     Target("mlp_large: logging every 10 steps with grad norms / logging off",
            lambda r: _w("mlp_large")(r)["ratios"]["log_every_10/log_off"], "<=", 1.05),
-    Target("mlp_large: peak memory nnframe / numpy (tracemalloc step peak)",
-           lambda r: _w("mlp_large")(r)["ratios"]["memory nnframe/numpy (step peak)"], "<=", 1.2),
+    Target("mlp_large: peak memory nnframe / numpy (tracemalloc, every step, the first included)",
+           lambda r: _w("mlp_large")(r)["ratios"]["memory nnframe/numpy (train peak)"], "<=", 1.2),
     Target("mlp_large: nnframe memory growth over the steps (MiB)",
            lambda r: _w("mlp_large")(r)["memory"]["nnframe"]["growth_mb"], "<=", 0.1),
     Target("digits: nnframe whole training / scikit-learn", lambda r: _w("digits")(r)["ratios"]["nnframe/sklearn"],
@@ -119,9 +119,9 @@ def _timing_rows(workload: dict, extra: list[str]) -> list[list[Any]]:
 
 def _logging_ratios(entry: dict) -> list[str]:
     ratios = entry["ratios"]
-    return ["", f"logging every 10 steps with grad norms / logging off: {_number(ratios['log_every_10/log_off'])}; "
-                f"grad norms and TensorBoard on every step / logging off: "
-                f"{_number(ratios['log_every_step/log_off'])}"]
+    return ["", f"logging every 10 steps with grad norms / logging off: {_number(ratios['log_every_10/log_off'])} "
+                f"(the target's reading: the logged steps' gradient norms); grad norms and TensorBoard on every "
+                f"step / logging off: {_number(ratios['log_every_step/log_off'])} (shown, not a target)"]
 
 
 def _thread_split_ratio(entry: dict, threads: int | str) -> list[str]:
@@ -193,9 +193,11 @@ def tables(results: dict) -> str:
         out += _rounds(work["spiral"])
     if "mlp_large" in work:
         w = work["mlp_large"]
-        out += ["", f"mlp_large, {w['unit']} ({w['step_gflop']:.3g} GFLOP per step)", ""]
-        out += _table(["implementation", "median", "q1", "q3", "GFLOP/s", "% of peak", "CPU share"],
-                      _timing_rows(w, ["gflops", "percent_of_peak", "cpu_share"]))
+        out += ["", f"mlp_large, {w['unit']} ({w['step_gflop']:.3g} GFLOP per step in the issue's nine products, "
+                f"{w['run_gflop']:.3g} in the eight a step runs)", ""]
+        out += _table(["implementation", "median", "q1", "q3", "GFLOP/s (nine)", "% of peak (nine)",
+                       "% of peak (eight)", "CPU share"],
+                      _timing_rows(w, ["gflops", "percent_of_peak", "percent_of_peak_products_run", "cpu_share"]))
         out += _peak_line(w.get("peak"), results.get("gemm"))
         out += _logging_ratios(w)
         out += _thread_split_ratio(w, results.get("machine", {}).get("nnframe_threads", "?"))
@@ -203,10 +205,11 @@ def tables(results: dict) -> str:
         out += _per_round_ratios(w)
         out += _rounds(w)
         out += ["", "mlp_large memory (MiB; tracemalloc for numpy code, VmHWM for the process)", ""]
-        rows = [[impl, m.get("build_peak_mb"), m.get("resident_mb"), m.get("step_peak_mb"), m.get("growth_mb"),
-                 m.get("rss_after_imports_mb"), m.get("max_rss_mb")] for impl, m in w["memory"].items()]
-        out += _table(["implementation", "build peak", "resident", "step peak", "growth", "RSS after imports",
-                       "max RSS"], rows)
+        rows = [[impl, m.get("build_peak_mb"), m.get("first_step_peak_mb"), m.get("resident_mb"),
+                 m.get("step_peak_mb"), m.get("growth_mb"), m.get("rss_after_imports_mb"), m.get("max_rss_mb")]
+                for impl, m in w["memory"].items()]
+        out += _table(["implementation", "build peak", "first step peak", "resident", "later steps' peak", "growth",
+                       "RSS after imports", "max RSS"], rows)
     if "digits" in work:
         w = work["digits"]
         out += ["", f"digits, {w['unit']} ({w['epochs']} epochs), test accuracy on {w['test_examples']} held out "

@@ -218,19 +218,22 @@ def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[s
                   for impl in ("nnframe", "numpy", *(["torch"] if with_torch else []))}
     results = _results(samples, 1e3, blocks)
     flops = gemm.step_flops(mlp_large.BATCH, mlp_large.SIZES)
+    run = gemm.run_flops(mlp_large.BATCH, mlp_large.SIZES)
     for entry in results.values():
         entry["gflops"] = flops / (entry["median"] / 1e3) / 1e9
         entry["percent_of_peak"] = 100 * entry["gflops"] / peak["peak_gflops"]
+        entry["percent_of_peak_products_run"] = entry["percent_of_peak"] * run / flops
         entry["percent_of_gemm_section_peak"] = 100 * entry["gflops"] / gemm_result["peak_gflops"]
         entry["vs_all_products"] = entry["median"] / gemm_result["all_products_ms"]
     ratios = _step_ratios(results)
-    ratios["memory nnframe/numpy (step peak)"] = ratio(memory["nnframe"].get("step_peak_mb"),
-                                                       memory["numpy"].get("step_peak_mb"))
+    for measure in ("train_peak", "step_peak"):
+        ratios[f"memory nnframe/numpy ({measure.replace('_', ' ')})"] = ratio(memory["nnframe"].get(f"{measure}_mb"),
+                                                                            memory["numpy"].get(f"{measure}_mb"))
     per_round = _per_round_ratios(results)
     per_round["nnframe % of peak"] = summarize([100 * flops / step / 1e9 / rate for step, rate in
                                                 zip(samples["nnframe"], peak["peak_gflops_by_round"], strict=True)])
     return {"unit": "ms/step", "block_steps": size.mlp_block, "examples": size.mlp_examples,
-            "step_gflop": flops / 1e9, "results": results, "ratios": ratios, "peak": peak,
+            "step_gflop": flops / 1e9, "run_gflop": run / 1e9, "results": results, "ratios": ratios, "peak": peak,
             "beyond_products_ms": _beyond_products(results, gemm_result.get("training_products", {})),
             "per_round_ratios": per_round, "rounds": rounds.as_dict(), "memory": memory}
 

@@ -75,12 +75,57 @@ def test_every_implementation_has_a_positive_median(tiny, workload):
         assert len(entry["samples"]) == entry["n"] >= 1, name
 
 
+STEP_RATIO_MEDIANS = {  # each ratio a target reads: which medians it divides, in which order
+    "nnframe/numpy": ("nnframe", "numpy"),
+    "torch/nnframe": ("torch", "nnframe"),
+    "nnframe/torch": ("nnframe", "torch"),
+    "log_every_step/log_off": ("nnframe_log_every_step", "nnframe_log_off"),
+    "log_every_10/log_off": ("nnframe", "nnframe_log_off"),
+}
+
+
 @pytest.mark.parametrize("workload", STEP_WORKLOADS)
-def test_step_ratios_are_computed_in_the_run(tiny, workload):
+def test_step_ratios_divide_the_runs_own_medians(tiny, workload):
     results, _ = tiny
-    ratios = results["workloads"][workload]["ratios"]
-    for key in ("nnframe/numpy", "log_every_step/log_off", "log_every_10/log_off"):
-        assert positive(ratios[key]), key
+    work = results["workloads"][workload]
+    for key, (top, bottom) in STEP_RATIO_MEDIANS.items():
+        if top in work["results"] and bottom in work["results"]:
+            expected = work["results"][top]["median"] / work["results"][bottom]["median"]
+            assert work["ratios"][key] == pytest.approx(expected, rel=1e-12), key
+    assert {"nnframe/numpy", "log_every_step/log_off", "log_every_10/log_off"} <= set(work["ratios"])
+
+
+def test_the_timed_nnframe_sessions_write_tensorboard_events(tiny):
+    """The step as configured logs to real event files: one per session, none turned off."""
+    results, _ = tiny
+    assert results["workloads"]["spiral"]["nnframe_event_files"] >= 1
+
+
+def test_the_targets_are_the_issues(bench):
+    """Each target's value, comparison and bound, as the performance issue sets them: a loosened bound or a
+    swapped ratio fails here, whatever the timings."""
+    targets = {target.name: (target.op, target.bound) for target in bench("report").TARGETS}
+    bounds = {
+        "spiral: nnframe step / hand-written numpy step": ("<=", 1.25),
+        "spiral: PyTorch step / nnframe step": (">=", 4.0),
+        "spiral: logging every 10 steps with grad norms / logging off": ("<=", 1.05),
+        "mlp_large: nnframe step / PyTorch step": ("<=", 1.0),
+        "mlp_large: nnframe % of measured GEMM peak (FLOPs of the issue's nine products)": (">=", 80.0),
+        "mlp_large: logging every 10 steps with grad norms / logging off": ("<=", 1.05),
+        "mlp_large: peak memory nnframe / numpy (tracemalloc, every step, the first included)": ("<=", 1.2),
+        "digits: nnframe whole training / scikit-learn": ("<", 1.0),
+        "digits: nnframe test accuracy >= 0.97": (">=", 0.97),
+        "process: nnframe train experiments/spiral.yaml (s)": ("<=", 1.0),
+        "process: nnframe --help (s)": ("<=", 0.5),
+    }
+    assert {name: targets[name] for name in bounds} == bounds
+    reads = {target.name: target.read for target in bench("report").TARGETS}
+    sample = {"workloads": {"spiral": {"ratios": {"nnframe/numpy": 1.0, "torch/nnframe": 2.0,
+                                                  "log_every_10/log_off": 3.0}},
+                            "mlp_large": {"ratios": {"nnframe/torch": 4.0, "log_every_10/log_off": 5.0,
+                                                     "memory nnframe/numpy (train peak)": 6.0}}}}
+    assert [reads[name](sample) for name in list(bounds)[:3]] == [1.0, 2.0, 3.0]
+    assert [reads[name](sample) for name in (list(bounds)[3], *list(bounds)[5:7])] == [4.0, 5.0, 6.0]
 
 
 def test_mlp_large_compares_the_threaded_update_with_one_part(tiny):
@@ -152,8 +197,15 @@ def test_mlp_large_reports_share_of_gemm_peak_and_memory(tiny):
         memory = workload["memory"][impl]
         assert "error" not in memory, memory
         assert memory["step_peak_mb"] >= memory["resident_mb"] > 0
+        assert memory["train_peak_mb"] == max(memory["first_step_peak_mb"], memory["step_peak_mb"])
         assert math.isfinite(memory["growth_mb"])
         assert positive(memory["max_rss_mb"])
+    memory = workload["memory"]
+    assert workload["ratios"]["memory nnframe/numpy (train peak)"] == pytest.approx(
+        memory["nnframe"]["train_peak_mb"] / memory["numpy"]["train_peak_mb"], rel=1e-12)
+    assert workload["run_gflop"] / workload["step_gflop"] == pytest.approx(2_354_176_000 / 2_755_584_000)
+    for entry in workload["results"].values():  # the same step in the eight products it runs
+        assert entry["percent_of_peak_products_run"] == pytest.approx(entry["percent_of_peak"] * 2_354_176 / 2_755_584)
 
 
 def test_mlp_large_compares_a_training_steps_products_in_numpy_and_pytorch(tiny):
@@ -321,6 +373,8 @@ def test_summaries(bench, samples, median, q1, q3):
 def test_step_flops_of_mlp_large(bench):
     # 6 * 256 * (784*1000 + 1000*1000 + 1000*10) = 6 * 256 * 1_794_000
     assert bench("gemm").step_flops(256, (784, 1000, 1000, 10)) == 2_755_584_000
+    # less the first layer's input gradient, 2 * 256 * 784 * 1000
+    assert bench("gemm").run_flops(256, (784, 1000, 1000, 10)) == 2_354_176_000
 
 
 def test_a_target_with_a_missing_value_is_not_judged(bench):
@@ -395,3 +449,13 @@ def test_a_rest_of_the_step_below_zero_is_called_what_it_is(bench):
 def test_a_tiny_run_says_its_targets_are_no_measurement(tiny):
     _, printed = tiny
     assert "size tiny: a check that the command works" in printed.split("targets", 1)[1]
+
+
+def test_a_fitted_session_saves_the_checkpoints_the_command_would(bench):
+    """Digits times whole trainings through the session: as ``nnframe train``, it keeps the best checkpoint."""
+    session_module = bench("nnframe_session")
+    config = ROOT / "benchmarks" / "configs" / "digits.yaml"
+    with session_module.Session(config, ["train.epochs=2"]) as session:
+        session.fit()
+        saved = sorted(path.name for path in (session.run.run_dir / "checkpoints").iterdir())
+    assert "best.json" in saved and any(name.startswith("step-") and name.endswith(".npz") for name in saved)

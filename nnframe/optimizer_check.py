@@ -2,7 +2,8 @@
 
 :func:`check_optimizer` runs the rule a few steps on made-up parameters and
 gradients and raises :class:`OptimizerCheckError` naming the first broken
-promise: the parameters change in place; a resume from ``state_dict`` goes on
+promise: the parameters change in place, and so does the state in the rule's
+``slots`` (a slot left all zeros is named); a resume from ``state_dict`` goes on
 exactly as an uninterrupted run (all the state a rule carries between steps
 lives in its ``slots``); and the parameters of a model built from a config,
 views of one buffer that an element-wise rule updates in one go (a large one in
@@ -67,6 +68,8 @@ def _run(make: Callable[[], Optimizer], layout: Callable[[list[np.ndarray]], lis
                                       "parameters; write into each one in place (p -= tmp)")
         if before is not None and optimizer.updates_every_step:
             _require_moved(optimizer, params, before)
+    if resume_after is None and optimizer.updates_every_step:
+        _require_slots_written(optimizer, len(grads))
     return [p.copy() for p in params]
 
 
@@ -96,6 +99,19 @@ def _require_moved(optimizer: Optimizer, params: list[np.ndarray], before: list[
                                   "though every gradient is non-zero; write into p in place (p -= tmp), where "
                                   "p = p - tmp only rebinds a name (a rule that updates only every few steps sets "
                                   "updates_every_step = False)")
+
+
+def _require_slots_written(optimizer: Optimizer, steps: int) -> None:
+    """A slot still all zeros after every update, for every parameter: ``m = beta * m + g`` in the rule rebinds
+    the name and leaves the slot as made, so the rule trains on without its state (a momentum rule as plain SGD),
+    and a resume, which restores the same zeros, cannot tell."""
+    unwritten = [slot for slot in optimizer.slots
+                 if optimizer.state and all(not np.any(arrays[slot]) for arrays in optimizer.state.values())]
+    if unwritten:
+        raise OptimizerCheckError(f"{type(optimizer).__name__} left its slot {unwritten[0]!r} all zeros through "
+                                  f"{steps} updates with non-zero gradients; write into it in place "
+                                  f"({unwritten[0]}[...] = ..., {unwritten[0]} *= beta; {unwritten[0]} += g), where "
+                                  f"{unwritten[0]} = ... only rebinds a name")
 
 
 def _require_equal(found: list[np.ndarray], expected: list[np.ndarray], how: str, fix: str) -> None:

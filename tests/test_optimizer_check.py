@@ -44,6 +44,18 @@ class Rebinds(nnframe.Optimizer):
         p = p - self.lr * g  # noqa: F841
 
 
+class RebindsItsSlot(nnframe.Optimizer):
+    """Broken on purpose: momentum whose average is a new array each step, so the slot stays as made and the
+    rule trains as plain SGD."""
+
+    slots = ("m",)
+
+    def _update_one(self, p, g, tmp, m):
+        m = 0.9 * m + g
+        np.multiply(m, self.lr, out=tmp)
+        p -= tmp
+
+
 class ReplacesItsParameters(nnframe.Optimizer):
     def update(self, params, grads):
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -58,6 +70,8 @@ class ReplacesItsParameters(nnframe.Optimizer):
              r"norm sets elementwise = False"),
     (Rebinds, r"Rebinds's first update left layer/W, layer/b, big/W unchanged though every gradient is non-zero"),
     (ReplacesItsParameters, r"ReplacesItsParameters.update replaced an array in the list of parameters"),
+    (RebindsItsSlot, r"RebindsItsSlot left its slot 'm' all zeros through 6 updates with non-zero gradients; write "
+                     r"into it in place"),
 ])
 def test_a_broken_rule_is_named_with_the_fix(cls: type, message: str) -> None:
     with pytest.raises(OptimizerCheckError, match=message):

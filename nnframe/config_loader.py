@@ -143,21 +143,22 @@ def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
     return path
 
 
-def _section_present(data: Any, text: str) -> bool:
-    """Whether the section an override sets a field of is in ``data`` before it (false for a malformed one,
-    which :func:`apply_override` then names)."""
+def _made_from(data: Any, text: str) -> int | None:
+    """Where in its path an override starts to make what ``data`` lacks: the index of the first key of the section
+    it sets a field of that is not there, or ``None`` where that section is there whole (a malformed override,
+    which :func:`apply_override` then names, makes it all)."""
     try:
         path, _ = parse_override(text)
     except ConfigError:
-        return False
-    for key in path[:-1]:
+        return 0
+    for depth, key in enumerate(path[:-1]):
         if isinstance(data, dict) and _dict_key(data, key) in data:
             data = data[_dict_key(data, key)]
         elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
             data = data[key]
         else:
-            return False
-    return isinstance(data, (dict, list))
+            return depth
+    return None if isinstance(data, (dict, list)) else len(path) - 1
 
 
 def _set(target: Any, key: str | int, value: Any, text: str, parent: list[str | int]) -> None:
@@ -199,16 +200,17 @@ def _dotted(path: list[str | int]) -> str:
 
 
 def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
-                  overrides: dict[tuple, str] | None = None, created: set[tuple] | None = None) -> BaseModel:
+                  overrides: dict[tuple, str] | None = None, created: dict[tuple, int] | None = None) -> BaseModel:
     """Validate a raw config mapping, then the model graph it describes.
 
     Every problem becomes one line of a :class:`ConfigError` naming ``source``
     (or the override that caused it), the field path, what was expected and
     what was found. ``created`` holds the paths of the overrides that made
-    the section they set a field of.
+    the section they set a field of, each with the index in its path of the
+    first key it made.
     """
     root = models.experiment
-    blame = partial(_problems_error, source=source, overrides=overrides or {}, created=created or set())
+    blame = partial(_problems_error, source=source, overrides=overrides or {}, created=created or {})
     try:
         experiment = root.model_validate(data)
     except ValidationError as exc:
@@ -224,7 +226,7 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
 
 
 def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str],
-                    created: set[tuple]) -> ConfigError:
+                    created: dict[tuple, int]) -> ConfigError:
     model_overrides = [text for path, text in overrides.items() if path and path[0] == "model"]
     if model_overrides:
         source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(shown, model_overrides))})"
@@ -237,7 +239,7 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     return error
 
 
-def _override_for(problem: Problem, overrides: dict[tuple, str], created: set[tuple]) -> str | None:
+def _override_for(problem: Problem, overrides: dict[tuple, str], created: dict[tuple, int]) -> str | None:
     """The override that caused ``problem``: it set the problem's field or a field inside it, it
     introduced the unknown key the problem is about, it set the ``type`` of a section in which a key is
     unknown or missing (``data.type=npz`` leaves ``points_per_class`` unknown and ``path`` missing), or it made
@@ -253,7 +255,8 @@ def _override_for(problem: Problem, overrides: dict[tuple, str], created: set[tu
         retyped = (problem.kind in KEY_KINDS and set_path[-1:] == ["type"] and len(parts) > len(section)
                    and parts[:len(section)] == section)
         started = problem.kind == "missing" and parts[:-1] == section and override_path in created
-        made = len(set_path) > len(parts) and set_path[:len(parts)] == parts and override_path in created
+        made = (override_path in created and len(set_path) > len(parts) > created[override_path]
+                and set_path[:len(parts)] == parts)
         if inside or introduced or retyped or started or made:
             return f"override {shown(text)}"
     return None
@@ -302,7 +305,8 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
     else:
         path, mapping = Path(source), None
         data = read_yaml(path)
-    created = {tuple(parse_override(text)[0]) for text in overrides if not _section_present(data, text)}
+    created = {tuple(parse_override(text)[0]): depth for text in overrides
+               if (depth := _made_from(data, text)) is not None}
     applied = {tuple(apply_override(data, text)): text for text in overrides}
     with signals_held():
         try:

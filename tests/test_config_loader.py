@@ -305,6 +305,10 @@ def test_an_entry_of_a_list_the_file_leaves_out_is_blamed_on_its_override_with_t
         with pytest.raises(ConfigError) as caught:  # a mapping where a number belongs
             load_experiment(write(tmp_path, SPIRAL_YAML), [override], plugins)
         assert str(caught.value).startswith(f"override '{override}': field {path}: input should be a valid ")
+    no_length = write(tmp_path, SPIRAL_YAML.replace("epochs: 3, ", ""))
+    with pytest.raises(ConfigError) as caught:  # a section the override made inside the file's wrong one
+        load_experiment(no_length, ["train.init_from.run=/tmp/x"], plugins)
+    assert str(caught.value).startswith(f"{no_length}: field train: expected train.epochs or train.max_steps")
     model = SPIRAL_YAML.replace("  - {type: sigmoid}\n", "  - {type: add}\n")  # a node whose inputs are a list
     with pytest.raises(ConfigError, match=r"as model\.1\.inputs=\[\.\.\.\]; found \{'0': 'affine1'\}"):
         load_experiment(write(tmp_path, model), ["model.1.inputs.0=affine1"], plugins)

@@ -78,6 +78,26 @@ def test_a_broken_rule_is_named_with_the_fix(cls: type, message: str) -> None:
         check_optimizer(lambda: cls(lr=0.1))
 
 
+class LateAverage(nnframe.Optimizer):
+    """SGD that starts a running average of its parameters at step 100 (stochastic weight averaging): right, with
+    a slot that stays zero through the check's steps."""
+
+    slots = ("avg",)
+
+    def _update_one(self, p, g, tmp, avg):
+        np.multiply(g, self.lr, out=tmp)
+        p -= tmp
+        if self.step >= 100:
+            avg += (p - avg) / (self.step - 99)
+
+
+def test_a_slot_a_rule_rightly_leaves_zero_is_named_as_idle() -> None:
+    with pytest.raises(OptimizerCheckError, match=r"left its slot 'avg' all zeros .* is named in "
+                                                  r"check_optimizer\(\.\.\., idle_slots=\('avg',\)\)"):
+        check_optimizer(lambda: LateAverage(lr=0.1))
+    check_optimizer(lambda: LateAverage(lr=0.1), idle_slots=("avg",))
+
+
 def test_a_rule_that_reads_the_norm_passes_given_each_parameter_whole() -> None:
     check_optimizer(lambda: ByNormWhole(lr=0.1))
 

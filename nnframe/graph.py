@@ -26,6 +26,10 @@ from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, ch
                                   validate_graph)
 from nnframe.node import Node, declares, differentiable_inputs, index_input_hint
 
+FAILED_FORWARD = ("failed",)
+"""What a graph keeps for its output's shape after a forward (or a trace) that failed: no gradient's shape is
+it, so the next backward is checked, and refused."""
+
 
 @dataclass(frozen=True)
 class GraphNode:
@@ -405,7 +409,7 @@ class Graph(Node):
             self._out_shape = getattr(out, "shape", ())  # np.shape would cost 0.15 us a step
             return out
         except BaseException as exc:
-            self._out_shape = None  # the nodes hold two passes' inputs now: a backward would mix them
+            self._out_shape = FAILED_FORWARD
             if isinstance(exc, Exception):
                 self._note_failing_node(exc, "forward")
             raise
@@ -442,6 +446,9 @@ class Graph(Node):
         if self._out_shape is None:
             raise GraphError("backward was called before forward: run forward first, the nodes keep what backward "
                              "needs")
+        if self._out_shape is FAILED_FORWARD:
+            raise GraphError("backward was called after a forward that failed: the nodes before the failing one "
+                             "hold that pass's inputs and the others an earlier one's; run forward again first")
         if np.shape(dout) != self._out_shape:
             raise GraphError(f"the gradient given to backward has shape {np.shape(dout)}, but the graph's output "
                              f"has shape {self._out_shape}")
@@ -577,9 +584,14 @@ class Graph(Node):
         """
         values = list(xs)
         outputs = {}
-        for (node, args), name in zip(self._forward_plan, self.nodes):
-            values.append(node.forward(*[values[i] for i in args]))
-            outputs[name] = values[-1]
+        try:
+            for (node, args), name in zip(self._forward_plan, self.nodes):
+                values.append(node.forward(*[values[i] for i in args]))
+                outputs[name] = values[-1]
+        except BaseException:
+            self._out_shape = FAILED_FORWARD
+            raise
+        self._out_shape = getattr(outputs[self.output], "shape", ())
         return outputs
 
     def _backward_chain(self, dout: Any) -> Any:

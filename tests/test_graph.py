@@ -647,6 +647,14 @@ def test_a_gradient_of_another_shape_than_the_output_is_refused_on_every_backwar
         model.backward(np.ones((4, 3)))
 
 
+def test_a_backward_after_a_trace_is_that_traces() -> None:
+    model = Graph([GraphNode("h", Affine(np.ones((3, 4)), np.zeros(4)), "x")])
+    model.backward(model.forward(np.ones((5, 3))))  # the first backward checks the nodes against the first pass
+    model.trace(np.full((2, 3), 7.0))
+    model.backward(np.ones((2, 4)))  # the trace's output shape, not the forward's
+    assert np.array_equal(model.grads[0], np.full((3, 4), 14.0))
+
+
 @pytest.mark.parametrize("passes", [0, 2])
 def test_a_backward_after_a_failed_forward_is_refused(passes: int) -> None:
     """The nodes before the failing one hold the failed pass's inputs and the others the last good pass's: a
@@ -655,10 +663,11 @@ def test_a_backward_after_a_failed_forward_is_refused(passes: int) -> None:
                   inputs=["x1", "x2"])
     for _ in range(passes):
         model.backward(model.forward(np.ones((5, 3)), np.ones((5, 4))))
-    with pytest.raises(ValueError):
-        model.forward(np.ones((5, 3)), np.ones((5, 7)))
-    with pytest.raises(GraphError, match="backward was called before forward"):
-        model.backward(np.ones((5, 4)))
+    for failing in (model.forward, model.trace):
+        with pytest.raises(ValueError):
+            failing(np.ones((5, 3)), np.ones((5, 7)))
+        with pytest.raises(GraphError, match="backward was called after a forward that failed"):
+            model.backward(np.ones((5, 4)))
     model.forward(np.ones((5, 3)), np.ones((5, 4)))
     model.backward(np.ones((5, 4)))
     assert np.array_equal(model.grads[0], np.full((3, 4), 5.0))

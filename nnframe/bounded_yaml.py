@@ -16,6 +16,7 @@ and ``_`` may group digits (``10_000``).
 
 from __future__ import annotations
 
+import re
 import stat
 import unicodedata
 from collections.abc import Callable
@@ -27,6 +28,8 @@ import yaml
 from nnframe.errors import ConfigError, close_match, did_you_mean, short_repr
 from nnframe.yaml_scalars import use_yaml12_scalars
 
+YAML_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+"""The line breaks YAML counts lines by (PyYAML's ``Reader``)."""
 MAX_CONFIG_BYTES = 1_000_000
 MAX_EXPANDED_NODES = 100_000
 MAX_DEPTH = 32
@@ -117,8 +120,8 @@ def _loader(text: str, error: Callable[[str], ConfigError]) -> _BoundedLoader:
         return _BoundedLoader(text)
     except yaml.reader.ReaderError as exc:
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        line = text.count("\n", 0, exc.position) + 1
-        where = f"at line {line}, column {exc.position - text.rfind(chr(10), 0, exc.position)}"
+        lines = YAML_LINE_BREAK.split(text[:exc.position])
+        where = f"at line {len(lines)}, column {len(lines[-1]) + 1}"
         if 0xDC80 <= code <= 0xDCFF:  # Python's stand-in for such a byte
             raise error(f"the byte 0x{code - 0xDC00:02X} {where} is not UTF-8 text") from None
         kind = "control character" if unicodedata.category(chr(code)) == "Cc" else "character"

@@ -108,6 +108,7 @@ def test_merge_keys_are_plain_yaml_and_allowed(tmp_path: Path) -> None:
     ("name: spiral\nseed: 1\x1b\n", ["the control character U+001B at line 2, column 8 is not allowed"]),
     ("name: a\u0080b\n", ["the control character U+0080 at line 1, column 8"]),
     ("name: a\ufffe\n", ["the character U+FFFE at line 1, column 8 is not allowed"]),
+    ("name: a\rseed: 1\r\ntrain: {\x01}\r\n", ["the control character U+0001 at line 3, column 9"]),  # CR, CRLF
 ])
 def test_hostile_or_broken_yaml_is_one_config_error_naming_the_file(tmp_path: Path, text: str | bytes,
                                                                     words: list[str]) -> None:

@@ -66,6 +66,13 @@ class HeldSignals:
             if sig != signal.SIGTERM:
                 signal.raise_signal(sig)
 
+    def hand_over(self) -> tuple[list[int], dict[int, Any]]:
+        """What was held and the handlers in place before, leaving whatever handler the caller has set since:
+        for a caller that sets its own first, so that no signal falls between the two (see ``Trainer.fit``)."""
+        previous, self._previous = self._previous, {}
+        caught, self.caught = self.caught, []
+        return caught, previous
+
     def take(self) -> list[int]:
         """Restore the handlers and return what was held, undelivered, for a caller that acts on it itself."""
         previous, self._previous = self._previous, {}

@@ -117,13 +117,11 @@ class Trainer:
         status, ending, final = "failed", None, None
         started = time.perf_counter()
         try:
-            requested = self.held_signals.take() if self.held_signals is not None else []
             for callback in self.experiment.callbacks:
                 self.run.register(callback)
             hook.nnframe_configure_run(run=self.run)
             hook.nnframe_run_start(run=self.run)
             with self._signals(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                self._stop_signal = self._stop_signal or next(iter(requested), None)
                 self._loop()
                 final = self.measure(self.dataset.x, self.dataset.y)  # a Ctrl-C here waits for it, as for a step
             status = "completed"
@@ -406,7 +404,10 @@ class Trainer:
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM finish the current step, then stop; a second SIGINT exits at once."""
+        """SIGINT/SIGTERM finish the current step, then stop; a second SIGINT exits at once. The signals the
+        caller's :attr:`held_signals` holds (from the making of the run's directory through the run-start
+        hooks) are taken over once this handler is set, so that none falls between the two, and the first
+        stops the run after its first step."""
         def request_stop(signum: int, frame: Any) -> None:
             if self._stop_signal is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt
@@ -416,6 +417,11 @@ class Trainer:
             previous = {sig: signal.signal(sig, request_stop) for sig in EXIT_CODES}
         except ValueError:  # not the main thread: leave signals alone
             previous = None
+        if self.held_signals is not None:
+            requested, before_held = self.held_signals.hand_over()
+            if previous is not None:
+                previous.update(before_held)
+            self._stop_signal = self._stop_signal or next(iter(requested), None)
         if previous is None:  # yielded outside the except, so that no error of the run has that one as context
             yield
             return

@@ -368,6 +368,33 @@ def test_a_signal_while_the_run_directory_is_made_waits_for_it_then_stops_the_ru
     assert latest_checkpoint(run_dir / "checkpoints").step == 1
 
 
+class SignalsAsItStarts:
+    """Sends this process ``signum`` from ``nnframe_configure_run`` or ``nnframe_run_start``, between the making of
+    the run's directory and its first step."""
+
+    def __init__(self, hook: str, signum: int) -> None:
+        self.signum = signum
+        setattr(self, hook, hookimpl(lambda run: os.kill(os.getpid(), self.signum), specname=hook))
+
+
+@SIGNALS
+@pytest.mark.parametrize("hook", ["nnframe_configure_run", "nnframe_run_start"])
+def test_a_signal_while_the_run_starts_stops_it_after_its_first_step(tmp_path: Path, signum: int, code: int,
+                                                                      hook: str) -> None:
+    """The handlers of the directory's making were put back before the run-start hooks ran: a signal there ended
+    the run with no checkpoint and a summary of 0 steps."""
+    plugins = get_plugin_manager()
+    plugins.pm.register(SignalsAsItStarts(hook, signum))
+    handler = signal.getsignal(signum)
+    with pytest.raises(Interrupted) as info:
+        launch_train(write_config(tmp_path), [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert signal.getsignal(signum) is handler and info.value.exit_code == code
+    run_dir = only_run(tmp_path / "runs")
+    assert f"the run is in {run_dir}; continue it with" in str(info.value)
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 1)
+    assert latest_checkpoint(run_dir / "checkpoints").step == 1
+
+
 class FailsToStart:
     @hookimpl
     def nnframe_run_start(self, run) -> None:

@@ -111,19 +111,25 @@ def validation_text(metrics: EvalMetrics) -> str:
     return f"val/loss {format_metric(metrics.loss)}{errors}"
 
 
+DETAILS = "epoch {task.fields[epoch]}  loss {task.fields[loss]}{task.fields[validation]}  {task.fields[rate]} steps/s"
+"""What the live bar shows beside the step count."""
+
+
 class RichProgress:
     """A live bar for terminals: epoch, step, loss, the latest validation, steps/s and time remaining."""
 
     def __init__(self, total_steps: int, console: Any = None, where: str = "", data: str = "") -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.table import Column
 
         self.total_steps = total_steps
+        self.bar = BarColumn()
+        self.details = TextColumn(DETAILS, table_column=Column(no_wrap=True, overflow="ellipsis"))
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("epoch {task.fields[epoch]}  loss {task.fields[loss]}{task.fields[validation]}  "
-                       "{task.fields[rate]} steps/s"),
+            TextColumn("[bold]{task.description}"), self.bar, MofNCompleteColumn(), self.details,
             TimeRemainingColumn(), transient=False, console=console,
         )
+        self.name = ""
         self.task: Any = None
         self.where, self.data = where, data
         self._started = time.perf_counter()
@@ -138,9 +144,11 @@ class RichProgress:
         if self.where:
             self.progress.console.print(start_text(run, self.where, self.total_steps, self.data), markup=False,
                                         highlight=False)
+        self.name = run.name
         self.progress.start()
         self.task = self.progress.add_task(run.name, total=self.total_steps, completed=run.step,
                                            epoch=run.epoch, loss="-", rate="-", validation="")
+        self._fit_to_width()
 
     @hookimpl
     def nnframe_evaluation_end(self, run: RunContext, metrics: EvalMetrics) -> None:
@@ -148,6 +156,7 @@ class RichProgress:
         if self.task is not None:
             self._show_step(time.perf_counter())
             self.progress.update(self.task, validation=f"  {validation_text(metrics)}")
+            self._fit_to_width()
 
     @hookimpl
     def nnframe_step_end(self, run: RunContext, metrics: StepMetrics) -> None:
@@ -173,6 +182,19 @@ class RichProgress:
         rate = (metrics.step - self._first_step) / max(now - self._started, 1e-9)
         self.progress.update(self.task, completed=metrics.step, epoch=metrics.epoch,
                              loss=format_metric(metrics.loss), rate=f"{rate:.0f}")
+        self._fit_to_width()
+
+    def _fit_to_width(self) -> None:
+        """The bar and the details sized to the terminal as it is now: the details whole where they fit beside a
+        bar of 10, else cut short with an ellipsis, and the bar the rest, up to 40. Left to rich, the long
+        details kept their width and the bar, the step count and the time remaining were cut instead (at 80
+        columns all three went)."""
+        (task,) = self.progress.tasks
+        fixed = len(self.name) + 2 * len(str(self.total_steps)) + 1 + len("-:--:--") + 4  # the columns' gaps
+        available = max(self.progress.console.width - fixed, 0)
+        details = len(DETAILS.format(task=task))
+        self.bar.bar_width = max(10, min(40, available - details - 1))
+        self.details.get_table_column().max_width = max(available - self.bar.bar_width - 1, 1)
 
 
 def make_progress(total_steps: int, quiet: bool, stream: TextIO | None = None, where: str = "",

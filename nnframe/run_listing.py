@@ -53,13 +53,17 @@ class RunRecord:
     """A run that measures no accuracy has these error measures (see :mod:`nnframe.error_measures`)."""
     skipped_steps: int | None = None
     stopped_early: bool = False
+    saved: bool = True
+    """False for a run a second Ctrl-C ended at once: ``steps`` is then its newest checkpoint's, where a resume
+    goes on from, and the final metrics, measured later, are left out."""
     overrides: tuple[str, ...] = ()
     """The command-line overrides in effect (see :func:`_overrides`): what sets a sweep's runs apart."""
 
     @property
     def status_text(self) -> str:
-        """The status as the table shows it: ``completed (386 skipped) (stopped early)``."""
-        text = self.status
+        """The status as the table shows it: ``completed (386 skipped) (stopped early)``, ``interrupted (not
+        saved)``."""
+        text = self.status + ("" if self.saved else " (not saved)")
         if self.skipped_steps:  # train.on_nonfinite: skip_step dropped these updates; most skips learn little
             text += f" ({self.skipped_steps} skipped)"
         return text + (" (stopped early)" if self.stopped_early else "")
@@ -96,9 +100,12 @@ class RunRecord:
             if newest is not None and (steps is None or newest > steps):
                 steps = newest
                 metrics = dict.fromkeys(metrics)  # measured at the summary's step, not at this one
+        saved = training is not None or summary.get("saved") is not False
+        if not saved:  # stopped at once, its last steps unsaved: a resume goes on from its newest checkpoint
+            steps, metrics = _newest_checkpoint_step(run_dir.checkpoints), dict.fromkeys(metrics)
         return cls(run_dir.name, path, _started(summary, path), status, steps, **metrics,
                    skipped_steps=_int_or_none(summary.get("skipped_steps")),
-                   stopped_early=training is None and isinstance(summary.get("stopped_early"), dict))
+                   stopped_early=training is None and isinstance(summary.get("stopped_early"), dict), saved=saved)
 
     @property
     def metrics(self) -> tuple[float | None, ...]:
@@ -116,7 +123,7 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     the final metrics by tag (``null`` where there is none), for scripts."""
     return [{"run": record.run, "name": record.name, "path": os.path.abspath(record.path),
              "started": record.started.isoformat() if record.started else None, "status": record.status,
-             "steps": record.steps, "skipped_steps": record.skipped_steps, "stopped_early": record.stopped_early,
+             "saved": record.saved, "steps": record.steps, "skipped_steps": record.skipped_steps, "stopped_early": record.stopped_early,
              "overrides": list(record.overrides),
              "metrics": {tag: value if value is not None and math.isfinite(value) else None
                          for tag, value in zip(FINAL_METRICS, record.metrics)}}

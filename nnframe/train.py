@@ -146,6 +146,8 @@ class Trainer:
             raise
         finally:
             self.run.summary.update(self._summary(status, time.perf_counter() - started, final))
+            if isinstance(ending, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: the step it came in unsaved
+                self.run.summary["saved"] = False
             try:
                 call_each(hook.nnframe_run_end, run=self.run, status=status, summary=self.run.summary)
             except (Exception, SystemExit) as hook_error:

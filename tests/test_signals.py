@@ -20,6 +20,7 @@ from nnframe.errors import raise_terminated
 from nnframe.hookspecs import hookimpl
 from nnframe.launch import train as launch_train
 from nnframe.plugins import get_plugin_manager
+from nnframe.run_listing import list_runs
 from nnframe.train import Interrupted
 
 CONFIG = {
@@ -325,8 +326,10 @@ def test_second_sigint_stops_at_once_without_saving(tmp_path: Path) -> None:
         run_in_process(config, tmp_path / "runs", SignalAt(step=5, times=2))
     run_dir = only_run(tmp_path / "runs")
     assert caught.value.__notes__ == [f"(the run is in {run_dir}; resume it from its last checkpoint with --resume)"]
-    assert summary(run_dir)["status"] == "interrupted"
+    assert (summary(run_dir)["status"], summary(run_dir)["saved"]) == ("interrupted", False)
     assert latest_checkpoint(run_dir / "checkpoints").step == 4  # step 5 stopped mid-way: not saved
+    (record,) = list_runs(tmp_path / "runs")
+    assert (record.status_text, record.steps, record.train_loss) == ("interrupted (not saved)", 4, None)
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -123,7 +123,8 @@ def runs_json(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     the final metrics by tag (``null`` where there is none), for scripts."""
     return [{"run": record.run, "name": record.name, "path": os.path.abspath(record.path),
              "started": record.started.isoformat() if record.started else None, "status": record.status,
-             "saved": record.saved, "steps": record.steps, "skipped_steps": record.skipped_steps, "stopped_early": record.stopped_early,
+             "saved": record.saved, "steps": record.steps, "skipped_steps": record.skipped_steps,
+             "stopped_early": record.stopped_early,
              "overrides": list(record.overrides),
              "metrics": {tag: value if value is not None and math.isfinite(value) else None
                          for tag, value in zip(FINAL_METRICS, record.metrics)}}

@@ -68,10 +68,10 @@ class HeldSignals:
 
     def hand_over(self) -> tuple[list[int], dict[int, Any]]:
         """What was held and the handlers in place before, leaving whatever handler the caller has set since:
-        for a caller that sets its own first, so that no signal falls between the two (see ``Trainer.fit``)."""
-        previous, self._previous = self._previous, {}
+        for a caller that sets its own first, so that no signal falls between the two (see ``Trainer.fit``).
+        :meth:`take` still puts those handlers back, for a plugin that saved this one and set it again."""
         caught, self.caught = self.caught, []
-        return caught, previous
+        return caught, dict(self._previous)
 
     def take(self) -> list[int]:
         """Restore the handlers and return what was held, undelivered, for a caller that acts on it itself."""

@@ -95,17 +95,17 @@ class RunRecord:
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
         steps = _int_or_none(summary.get("steps"))
+        if summary.get("saved") is False:  # stopped at once: a resume goes on from its newest checkpoint
+            steps, metrics = _newest_checkpoint_step(run_dir.checkpoints), dict.fromkeys(metrics)
         if training in ("killed", "failed"):  # its checkpoints may have gone past the summary it started from
             newest = _newest_checkpoint_step(run_dir.checkpoints)
             if newest is not None and (steps is None or newest > steps):
                 steps = newest
                 metrics = dict.fromkeys(metrics)  # measured at the summary's step, not at this one
-        saved = training is not None or summary.get("saved") is not False
-        if not saved:  # stopped at once, its last steps unsaved: a resume goes on from its newest checkpoint
-            steps, metrics = _newest_checkpoint_step(run_dir.checkpoints), dict.fromkeys(metrics)
         return cls(run_dir.name, path, _started(summary, path), status, steps, **metrics,
                    skipped_steps=_int_or_none(summary.get("skipped_steps")),
-                   stopped_early=training is None and isinstance(summary.get("stopped_early"), dict), saved=saved)
+                   stopped_early=training is None and isinstance(summary.get("stopped_early"), dict),
+                   saved=training is not None or summary.get("saved") is not False)
 
     @property
     def metrics(self) -> tuple[float | None, ...]:

@@ -330,6 +330,11 @@ def test_second_sigint_stops_at_once_without_saving(tmp_path: Path) -> None:
     assert latest_checkpoint(run_dir / "checkpoints").step == 4  # step 5 stopped mid-way: not saved
     (record,) = list_runs(tmp_path / "runs")
     assert (record.status_text, record.steps, record.train_loss) == ("interrupted (not saved)", 4, None)
+    from test_run_lock import ended_process, lock_text
+
+    (run_dir / ".lock").write_text(lock_text(ended_process(), started="12345"), encoding="utf-8")
+    (record,) = list_runs(tmp_path / "runs")  # a resume of it, killed before its first checkpoint
+    assert (record.status_text, record.steps, record.train_loss) == ("killed", 4, None)
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -396,6 +401,28 @@ def test_a_signal_while_the_run_starts_stops_it_after_its_first_step(tmp_path: P
     assert f"the run is in {run_dir}; continue it with" in str(info.value)
     assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 1)
     assert latest_checkpoint(run_dir / "checkpoints").step == 1
+
+
+class KeepsItsOwnHandler:
+    """Sets a SIGINT handler of its own while the run starts and puts back the one it found when the run ends, as
+    a plugin with a server of its own may."""
+
+    @hookimpl
+    def nnframe_run_start(self, run) -> None:
+        self.found = signal.signal(signal.SIGINT, lambda signum, frame: None)
+
+    @hookimpl
+    def nnframe_run_end(self, run, status, summary) -> None:
+        signal.signal(signal.SIGINT, self.found)
+
+
+def test_the_handlers_from_before_the_run_are_back_after_a_plugin_put_back_the_one_it_found(tmp_path: Path) -> None:
+    """It found the one that holds the signals while the run starts, which was no longer listening."""
+    plugins = get_plugin_manager()
+    plugins.pm.register(KeepsItsOwnHandler())
+    handler = signal.getsignal(signal.SIGINT)
+    launch_train(write_config(tmp_path), [], plugins, runs_dir=tmp_path / "runs", quiet=True)
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 class FailsToStart:

@@ -125,10 +125,11 @@ class RichProgress:
         self.total_steps = total_steps
         self.bar = BarColumn()
         self.details = TextColumn(DETAILS, table_column=Column(no_wrap=True, overflow="ellipsis"))
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), self.bar, MofNCompleteColumn(), self.details,
-            TimeRemainingColumn(), transient=False, console=console,
-        )
+        self.description = TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True,
+                                                                                      overflow="ellipsis"))
+        self.remaining = TimeRemainingColumn()
+        self.progress = Progress(self.description, self.bar, MofNCompleteColumn(), self.details, self.remaining,
+                                 transient=False, console=console)
         self.name = ""
         self.task: Any = None
         self.where, self.data = where, data
@@ -186,12 +187,15 @@ class RichProgress:
 
     def _fit_to_width(self) -> None:
         """The bar and the details sized to the terminal as it is now: the details whole where they fit beside a
-        bar of 10, else cut short with an ellipsis, and the bar the rest, up to 40. Left to rich, the long
-        details kept their width and the bar, the step count and the time remaining were cut instead (at 80
-        columns all three went)."""
+        bar of 10, else cut short with an ellipsis, and the bar the rest, up to 40; the run's name at most a
+        quarter of the width. Left to rich, the long details kept their width and the bar, the step count and the
+        time remaining were cut instead (at 80 columns all three went)."""
         (task,) = self.progress.tasks
-        fixed = len(self.name) + 2 * len(str(self.total_steps)) + 1 + len("-:--:--") + 4  # the columns' gaps
-        available = max(self.progress.console.width - fixed, 0)
+        width = self.progress.console.width
+        name = min(len(self.name), max(8, width // 4))  # a long run name is cut short too
+        self.description.get_table_column().max_width = name
+        fixed = name + 2 * len(str(self.total_steps)) + 1 + len(self.remaining.render(task)) + 4  # with the gaps
+        available = max(width - fixed, 0)
         details = len(DETAILS.format(task=task))
         self.bar.bar_width = max(10, min(40, available - details - 1))
         self.details.get_table_column().max_width = max(available - self.bar.bar_width - 1, 1)

@@ -59,15 +59,17 @@ def test_rich_progress_draws_a_bar_with_epoch_loss_and_rate():
     assert "loss 0.0200" in output and "steps/s" in output
 
 
+@pytest.mark.parametrize("name", ["spiral", "n" * 100])
 @pytest.mark.parametrize("width", [60, 80, 100])
-def test_a_narrow_terminal_cuts_the_details_short_and_keeps_the_bar_and_the_count(width: int) -> None:
-    """Left to rich, the details kept their width and the bar, the step count and the time remaining were cut."""
+def test_a_narrow_terminal_cuts_the_details_short_and_keeps_the_bar_and_the_count(width: int, name: str) -> None:
+    """Left to rich, the details kept their width and the bar, the step count and the time remaining were cut;
+    a long run name is cut short too."""
     import re
 
     from rich.console import Console
 
     display = RichProgress(100000, console=Console(file=FakeTerminal(), force_terminal=True, width=width))
-    run = RunContext(name="spiral", config={}, run_dir=None, plugin_manager=get_plugin_manager(autoload=False).pm)
+    run = RunContext(name=name, config={}, run_dir=None, plugin_manager=get_plugin_manager(autoload=False).pm)
     display.nnframe_run_start(run)
     run.step = 51666
     display.nnframe_step_end(run, StepMetrics(51666, 30, 0.6731, 0.1))
@@ -75,7 +77,7 @@ def test_a_narrow_terminal_cuts_the_details_short_and_keeps_the_bar_and_the_coun
     display.nnframe_run_end(run, "interrupted", {})
     frame = display.progress.console.file.getvalue()
     last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame).replace("\r", "\n").strip().splitlines()[-1]
-    assert last.startswith("spiral ━") and "51666/100000 epoch 30" in last and len(last) <= width
+    assert re.match(r"(spiral|n+…) ━", last) and "51666/100000 epoch 30" in last and len(last) <= width
     assert re.search(r"(…|steps/s) \S+$", last), last  # the details end in an ellipsis or whole, then the time
 
 

@@ -39,8 +39,7 @@ def check_optimizer(make: Callable[[], Optimizer], dtype: np.dtype | type = np.f
     rng = np.random.default_rng(seed)
     start = [rng.standard_normal(shape).astype(dtype) for shape in SHAPES]
     grads = [[0.1 * rng.standard_normal(shape).astype(dtype) for shape in SHAPES] for _ in range(steps)]
-    straight = _run(make, _separate, start, grads)
-    _require_slots_written(make, start, grads, idle_slots)
+    straight = _run(make, _separate, start, grads, idle_slots=idle_slots)
     for split in range(1, steps):
         resumed = _run(make, _separate, start, grads, resume_after=split)
         _require_equal(resumed, straight, f"resumed from its state_dict after step {split}",
@@ -53,9 +52,11 @@ def check_optimizer(make: Callable[[], Optimizer], dtype: np.dtype | type = np.f
 
 
 def _run(make: Callable[[], Optimizer], layout: Callable[[list[np.ndarray]], list[np.ndarray]],
-         start: list[np.ndarray], grads: list[list[np.ndarray]], resume_after: int | None = None) -> list[np.ndarray]:
+         start: list[np.ndarray], grads: list[list[np.ndarray]], resume_after: int | None = None,
+         idle_slots: tuple[str, ...] | None = None) -> list[np.ndarray]:
     """The parameters after every step of ``grads`` from ``start``, parameters and gradients laid out by
-    ``layout``, the optimizer replaced by one resumed from its state before step ``resume_after``."""
+    ``layout``, the optimizer replaced by one resumed from its state before step ``resume_after``; with
+    ``idle_slots``, its other slots checked to have been written."""
     params = layout(start)
     optimizer = _made(make)
     optimizer.bind(list(NAMES), params)
@@ -70,6 +71,8 @@ def _run(make: Callable[[], Optimizer], layout: Callable[[list[np.ndarray]], lis
                                       "parameters; write into each one in place (p -= tmp)")
         if before is not None and optimizer.updates_every_step:
             _require_moved(optimizer, params, before)
+    if idle_slots is not None and optimizer.updates_every_step:
+        _require_slots_written(optimizer, len(grads), idle_slots)
     return [p.copy() for p in params]
 
 
@@ -101,23 +104,15 @@ def _require_moved(optimizer: Optimizer, params: list[np.ndarray], before: list[
                                   "updates_every_step = False)")
 
 
-def _require_slots_written(make: Callable[[], Optimizer], start: list[np.ndarray], grads: list[list[np.ndarray]],
-                           idle: tuple[str, ...]) -> None:
+def _require_slots_written(optimizer: Optimizer, steps: int, idle: tuple[str, ...]) -> None:
     """A slot still all zeros after every update, for every parameter: ``m = beta * m + g`` in the rule rebinds
     the name and leaves the slot as made, so the rule trains on without its state (a momentum rule as plain SGD),
     and a resume, which restores the same zeros, cannot tell."""
-    params = _separate(start)
-    optimizer = _made(make)
-    if not optimizer.updates_every_step:
-        return
-    optimizer.bind(list(NAMES), params)
-    for step_grads in grads:
-        optimizer.update(params, _separate(step_grads))
     unwritten = [slot for slot in optimizer.slots if slot not in idle
                  and all(not np.any(arrays[slot]) for arrays in optimizer.state.values())]
     if unwritten:
         slot = unwritten[0]
-        raise OptimizerCheckError(f"{type(optimizer).__name__} left its slot {slot!r} all zeros through {len(grads)} "
+        raise OptimizerCheckError(f"{type(optimizer).__name__} left its slot {slot!r} all zeros through {steps} "
                                   f"updates with non-zero gradients; write into it in place ({slot}[...] = ..., "
                                   f"{slot} *= beta; {slot} += g), where {slot} = ... only rebinds a name (a slot the "
                                   f"rule rightly leaves zero so long is named in check_optimizer(..., "

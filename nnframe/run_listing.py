@@ -95,11 +95,10 @@ class RunRecord:
         recorded = summary.get("status")
         status = training or (recorded if isinstance(recorded, str) and recorded else "unknown")
         steps = _int_or_none(summary.get("steps"))
-        if summary.get("saved") is False:  # stopped at once: a resume goes on from its newest checkpoint
-            steps, metrics = _newest_checkpoint_step(run_dir.checkpoints), dict.fromkeys(metrics)
-        if training in ("killed", "failed"):  # its checkpoints may have gone past the summary it started from
+        unsaved = summary.get("saved") is False  # stopped at once: a resume goes on from its newest checkpoint
+        if unsaved or training in ("killed", "failed"):  # a killed or failed run's may have gone past its summary
             newest = _newest_checkpoint_step(run_dir.checkpoints)
-            if newest is not None and (steps is None or newest > steps):
+            if unsaved or (newest is not None and (steps is None or newest > steps)):
                 steps = newest
                 metrics = dict.fromkeys(metrics)  # measured at the summary's step, not at this one
         return cls(run_dir.name, path, _started(summary, path), status, steps, **metrics,

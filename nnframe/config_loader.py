@@ -321,6 +321,6 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
 def _may_register_it(broken: list[BrokenPlugin]) -> str:
     """The plugins that failed to load, named under an unknown type: the warning about them is easily passed
     over, and the usual cause of an unknown type, a plugin not installed, would send the user the wrong way."""
-    named = ", ".join(f"{plugin.name!r} from {f'{plugin.dist} {plugin.version}'.strip()}" for plugin in broken)
+    named = ", ".join(plugin.origin for plugin in broken)
     which, whose = ("a plugin", "its") if len(broken) == 1 else ("plugins", "their")
     return f"{which} that failed to load may register it: {named} (see `nnframe plugins` for {whose} error)"

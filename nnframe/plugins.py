@@ -62,8 +62,13 @@ class BrokenPlugin:
     version: str
     error: str
 
+    @property
+    def origin(self) -> str:
+        """``'scale' from nnframe-scale 0.2.0``."""
+        return f"{self.name!r} from {f'{self.dist} {self.version}'.strip()}"
+
     def describe(self) -> str:
-        return f"plugin {self.name!r} from {f'{self.dist} {self.version}'.strip()}: {self.error}"
+        return f"plugin {self.origin}: {self.error}"
 
 
 @dataclass(frozen=True)

@@ -183,8 +183,25 @@ def _run_dirs(runs_dir: Path) -> list[Path]:
     if _is_run(runs_dir):
         return [runs_dir]
     children = _subdirectories(runs_dir)
-    return [path for name_dir in children for path in _subdirectories(name_dir) if _is_run(path)] + [
-        path for path in children if _is_run(path)]
+    return _once_each([path for name_dir in children for path in _subdirectories(name_dir) if _is_run(path)] + [
+        path for path in children if _is_run(path)])
+
+
+def _once_each(paths: list[Path]) -> list[Path]:
+    """``paths`` with each directory once: a link to a run beside it (``latest``) is left out for the run's own
+    name, whatever the order of the folder."""
+    kept: dict[Path, Path] = {}
+    for path in sorted(paths, key=Path.is_symlink):
+        kept.setdefault(_real(path), path)
+    chosen = set(map(id, kept.values()))
+    return [path for path in paths if id(path) in chosen]
+
+
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def _is_run(path: Path) -> bool:

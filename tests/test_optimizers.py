@@ -610,7 +610,7 @@ def test_builtin_plugin_registers_every_optimizer(name: str, cls: type[Optimizer
     optimizer = component.build(params_cls(lr=0.5))
     assert type(optimizer) is cls
     assert optimizer.lr == 0.5
-    assert component.summary()
+    assert component.summary().endswith("."), component.summary()  # a first sentence over two lines, whole
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])

@@ -24,4 +24,5 @@ def nnframe_register_optimizers() -> list[Component]:
 
 
 def _summary(cls: type[opt.Optimizer]) -> str:
-    return (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
+    """The class docstring, whose first paragraph :meth:`Component.summary` shows, without reST's literal marks."""
+    return (cls.__doc__ or "").replace("``", "")

@@ -211,9 +211,11 @@ class Plugins:
             version = ep.dist.version if ep.dist else ""
             try:
                 plugin = ep.load()
-            except (Exception, SystemExit) as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit, and pytest's Skipped from an importorskip, as any error
                 self._record_broken(PluginInfo(ep.name, dist, version),
-                                    f"import failed: {type(exc).__name__}: {exc}{_import_failure_site(exc, ep.module)}")
+                                    f"import failed: {type(exc).__name__}: {exc}{_failure_site(exc, ep.module)}")
                 continue
             if self.pm.is_registered(plugin):
                 continue
@@ -308,17 +310,16 @@ class Plugins:
         """The hook's components, or ``None`` (the plugin recorded as broken) where it fails or returns no list."""
         try:
             returned = impl.function()
-        except Exception as exc:
-            self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
-            return None
-        problem = _not_a_list(returned, hook_name)
-        if problem:
-            self._record_broken(info, problem)
-            return None
-        try:
-            return list(returned or [])
-        except Exception as exc:  # a generator that raises part-way
-            self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+            problem = _not_a_list(returned, hook_name)
+            if problem:
+                self._record_broken(info, problem)
+                return None
+            return list(returned or [])  # a generator may raise part-way
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            site = _failure_site(exc, getattr(impl.function, "__module__", None) or "")
+            self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}{site}")
             return None
 
     def _record_broken(self, info: PluginInfo, error: str) -> None:
@@ -535,8 +536,9 @@ def innermost_frame_in(exc: BaseException, packages: Iterable[str]) -> tuple[str
     return None
 
 
-def _import_failure_site(exc: BaseException, module: str) -> str:
-    """`` (raised in my_plugin.nodes, line 12)``: where in the plugin's own package its import failed.
+def _failure_site(exc: BaseException, module: str) -> str:
+    """`` (raised in my_plugin.nodes, line 12)``: where in the plugin's own package its import, or a registration
+    hook, failed.
 
     A ``SyntaxError`` names its line and its file's name itself, to which its
     path is added; a failure with no frame of the package in its traceback (a

@@ -34,7 +34,7 @@ FAULTY_ROW = {
     "plugin": "faulty",
     "distribution": "nnframe-faulty",
     "version": "0.3.1",
-    "error": "nnframe_register_nodes raised RuntimeError: layer table is corrupt",
+    "error": "nnframe_register_nodes raised RuntimeError: layer table is corrupt (raised in nnframe_faulty, line 7)",
 }
 
 

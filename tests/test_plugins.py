@@ -146,12 +146,22 @@ BROKEN_CASES = {
     "exit at import": (
         {"nnframe_faulty": "raise SystemExit(3)\n"}, "nnframe_faulty",
         ["import failed", "SystemExit"]),
+    "skip at import": (  # a BaseException, as a missing optional dependency's pytest.importorskip raises
+        {"nnframe_faulty": "import pytest\n\npytest.importorskip('nnframe_missing_dependency_xyz')\n"},
+        "nnframe_faulty",
+        ["import failed: Skipped", "nnframe_missing_dependency_xyz", "(raised in nnframe_faulty, line 3)"]),
+    "BaseException at import": (
+        {"nnframe_faulty": "class NoBackend(BaseException):\n    pass\n\n\nraise NoBackend('no GPU backend')\n"},
+        "nnframe_faulty", ["import failed: NoBackend: no GPU backend (raised in nnframe_faulty, line 5)"]),
+    "registration hook that exits": (
+        {"nnframe_faulty": RAISING_HOOK.replace('raise RuntimeError("layer table is corrupt")', "raise SystemExit(4)")},
+        "nnframe_faulty", ["nnframe_register_nodes raised SystemExit: 4 (raised in nnframe_faulty, line 7)"]),
     "missing attribute": (
         {"nnframe_faulty": "PLUGIN = None\n"}, "nnframe_faulty:plugin_object",
         ["import failed", "AttributeError", "plugin_object"]),
     "registration hook raises": (
         {"nnframe_faulty": RAISING_HOOK}, "nnframe_faulty",
-        ["nnframe_register_nodes raised RuntimeError", "layer table is corrupt"]),
+        ["nnframe_register_nodes raised RuntimeError", "layer table is corrupt (raised in nnframe_faulty, line 7)"]),
     "registration hook returns a non-component": (
         {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n"
                            "    return ['cross_entropy']\n"}, "nnframe_faulty",

@@ -7,6 +7,7 @@ The file and every override's value are read by :mod:`nnframe.bounded_yaml`
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -313,14 +314,27 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
             experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created)
         except ConfigError as exc:
             if exc.unknown_type and plugins.broken:
-                exc.args = (str(exc).replace(MISSING_PLUGIN, f"; {_may_register_it(plugins.broken)}"),)
+                exc.args = ("\n".join(_why_unknown(line, plugins) for line in str(exc).split("\n")),)
             raise
     return LoadedConfig(experiment, path, list(overrides), mapping)
 
 
+UNKNOWN_TYPE_NAME = re.compile(r"unknown type ('[^']*'|\"[^\"]*\")")
+
+
+def _why_unknown(line: str, plugins: Plugins) -> str:
+    """A line about an unknown type, with why a plugin's component of that name was left out, or else the
+    plugins that failed to load: the warning about them is easily passed over, and the usual cause of an unknown
+    type, a plugin not installed, would send the user the wrong way."""
+    if MISSING_PLUGIN not in line:
+        return line
+    named = UNKNOWN_TYPE_NAME.search(line)
+    left_out = plugins.left_out.get(named.group(1)[1:-1]) if named else None
+    return line.replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(plugins.broken)}")
+
+
 def _may_register_it(broken: list[BrokenPlugin]) -> str:
-    """The plugins that failed to load, named under an unknown type: the warning about them is easily passed
-    over, and the usual cause of an unknown type, a plugin not installed, would send the user the wrong way."""
-    named = ", ".join(plugin.origin for plugin in broken)
-    which, whose = ("a plugin", "its") if len(broken) == 1 else ("plugins", "their")
-    return f"{which} that failed to load may register it: {named} (see `nnframe plugins` for {whose} error)"
+    origins = list(dict.fromkeys(plugin.origin for plugin in broken))
+    which, whose = ("a plugin", "its") if len(origins) == 1 else ("plugins", "their")
+    return (f"{which} that failed to load may register it: {', '.join(origins)} "
+            f"(see `nnframe plugins` for {whose} error)")

@@ -162,6 +162,7 @@ class Plugins:
         self.allow_clashes = allow_clashes
         self.infos: dict[str, PluginInfo] = {}
         self.broken: list[BrokenPlugin] = []
+        self.left_out: dict[str, str] = {}  # why each component a plugin offered was left out, by its name
         self._registries: dict[Kind, Registry] | None = None
 
     def __repr__(self) -> str:
@@ -299,6 +300,10 @@ class Plugins:
             problem = _component_problem(component, kind, hook_name)
             if problem:
                 self._record_broken(info, problem)
+                if isinstance(component, Component) and isinstance(component.name, str):
+                    self.left_out[component.name] = (f"the {component.kind} {component.name!r} of plugin "
+                                                     f"{BrokenPlugin(info.name, info.dist, info.version, '').origin} "
+                                                     f"was left out: {problem}")
             else:
                 registries[kind].add(component, info)
         return registries

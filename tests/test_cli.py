@@ -354,6 +354,25 @@ def test_an_unknown_type_names_the_plugin_that_failed_to_load(site: Site, tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+
+def test_an_unknown_type_that_a_plugin_offered_says_why_it_was_left_out(site: Site, tmp_path: Path) -> None:
+    offered = node_plugin("scale").replace("    factor: float = 2.0", "    factor: float = 2.0\n    inputs: int = 1")
+    offered = offered.replace("return [node('scale', ScaleParams, build_scale)]",
+                              "return [node(name, ScaleParams, build_scale) for name in ('scale', 'shift', 'tilt')]")
+    site.add("nnframe-scale", {"nnframe_scale": offered}, entry_points={"scale": "nnframe_scale"}, version="0.2.0")
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["model"][1:1] = [{"type": "scale"}, {"type": "stretch"}]
+    path = tmp_path / "scaled.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = console("validate", path, env=site.env())
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    first, second = done.stderr[done.stderr.index("error: "):].splitlines()[:2]
+    assert "field model[1].type: unknown type 'scale'; available: " in first
+    assert ("; the node 'scale' of plugin 'scale' from nnframe-scale 0.2.0 was left out: node 'scale' declares the "
+            "parameter(s) 'inputs', which nnframe reserves in a node section; rename them") in first
+    assert second.endswith("a plugin that failed to load may register it: 'scale' from nnframe-scale 0.2.0 (see "
+                           "`nnframe plugins` for its error)")  # each of its three components left out, named once
+
 EXITS = """
 import os
 import sys

@@ -9,6 +9,7 @@ are reported with the hook names they were probably meant to be.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pluggy
@@ -33,6 +34,29 @@ def hook_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     problems = [f"implements unknown hook {name!r}{did_you_mean(close_match(name, known))}" for name in unknown]
     problems += [f"defines {name} without @nnframe.hookimpl, so nnframe never calls it; mark it"
                  for name in unmarked_hooks(plugin)]
+    return problems + methods_without_self(pm, plugin)
+
+
+def methods_without_self(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hook methods whose first parameter is one of the hook's arguments, not ``self``.
+
+    pluggy binds the object to that parameter and calls the method with the
+    rest, so ``def nnframe_run_start(run)`` gets the object as ``run``, and
+    fails on the first use of it, or runs on in silence.
+    """
+    problems = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        method = getattr(plugin, caller.name, None)
+        if caller.spec is None or not inspect.ismethod(method) or method.__self__ is not plugin:
+            continue
+        try:
+            first = next(iter(inspect.signature(method.__func__).parameters), None)
+        except (TypeError, ValueError):
+            continue
+        if first in caller.spec.argnames:
+            problems.append(f"implements {caller.name} with {first!r} first, where a method takes self, so it "
+                            f"would get the object itself as {first!r}; write "
+                            f"def {caller.name}(self, {', '.join(caller.spec.argnames)})")
     return problems
 
 

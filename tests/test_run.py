@@ -51,7 +51,23 @@ class Unmarked:
         pass
 
 
+class WithoutSelf:
+    @hookimpl
+    def nnframe_run_start(run):  # noqa: N805  (the mistake itself)
+        pass
+
+
+class NamedOtherwise:
+    """A first parameter named otherwise than ``self`` is the object all the same, and is accepted."""
+
+    @hookimpl
+    def nnframe_run_start(this, run):  # noqa: N805
+        pass
+
+
 @pytest.mark.parametrize(("plugin", "message"), [
+    (WithoutSelf(), "run plugin test_run.WithoutSelf implements nnframe_run_start with 'run' first, where a method "
+                    "takes self, so it would get the object itself as 'run'; write def nnframe_run_start(self, run)"),
     (Misspelled(), "run plugin test_run.Misspelled implements unknown hook 'nnframe_step_ned' "
                    "(did you mean 'nnframe_step_end'?)"),
     (WrongArgument(), "run plugin test_run.WrongArgument: Plugin 'test_run.WrongArgument@"),
@@ -64,6 +80,12 @@ def test_a_per_run_plugin_with_a_broken_hook_is_refused_by_name(plugin: object, 
         run.register(plugin)
     assert str(caught.value).startswith(message)
     assert not run.plugin_manager.get_plugins()
+
+
+def test_a_hook_method_whose_first_parameter_is_named_otherwise_than_self_is_registered() -> None:
+    run = make_run()
+    run.register(NamedOtherwise())
+    assert run.plugin_manager.get_plugins()
 
 
 @pytest.mark.parametrize("reason", [None, ""])

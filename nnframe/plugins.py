@@ -22,6 +22,7 @@ from types import ModuleType
 
 import pluggy
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
@@ -389,7 +390,8 @@ def _component_problem(component: object, kind: Kind, hook_name: str) -> str | N
     if taken:
         return (f"{kind} {component.name!r} declares the parameter(s) {', '.join(map(repr, taken))}, which "
                 f"nnframe reserves in a {kind} section; rename them")
-    return (_schedule_problem(component) or _default_problem(component) or _build_problem(component)
+    return (_schedule_problem(component) or _default_problem(component) or _unwritable_problem(component)
+            or _build_problem(component)
             or _path_fields_problem(component))
 
 
@@ -440,6 +442,61 @@ def _default_problem(component: Component) -> str | None:
     except Exception:  # a model validator that needs the required fields: the config will be judged as a whole
         return None
     return None
+
+
+UNWRITABLE_SCHEMAS = frozenset({"is-instance", "is-subclass", "callable"})
+"""pydantic's core schemas of values that no YAML gives: an arbitrary class's instances, classes, functions."""
+WRITABLE_HINT = "; parameters are what a YAML config holds: numbers, strings, booleans, and lists and mappings of them"
+
+
+def _unwritable_problem(component: Component) -> str | None:
+    """Params that a config cannot give, or a run's ``config.yaml`` hold (a numpy array, a function), fail every
+    config that uses the component, or ``nnframe schema``, with a serializer's traceback that names neither.
+
+    Found in pydantic's core schema, which is built already: a JSON schema
+    for each component took 30 ms of every command's start.
+    """
+    model, where = component.params, f"{component.kind} {component.name!r}"
+    for key, spec in model.model_fields.items():
+        if spec.is_required() or spec.default_factory is not None:
+            continue
+        try:
+            to_jsonable_python(spec.default)
+        except PydanticSerializationError as exc:
+            return f"{where}: the default of its parameter {key!r} cannot be written to a config: {exc}{WRITABLE_HINT}"
+    fields = _core_fields(model.__pydantic_core_schema__)
+    for key, schema in fields.items():
+        if _schema_types(schema) & UNWRITABLE_SCHEMAS:
+            annotation = model.model_fields[key].annotation
+            return (f"{where}: its parameter {key!r} ({getattr(annotation, '__name__', annotation)}) takes values "
+                    f"that no config can give{WRITABLE_HINT}")
+    if not fields and _schema_types(model.__pydantic_core_schema__) & UNWRITABLE_SCHEMAS:
+        return f"{where}: its params take values that no config can give{WRITABLE_HINT}"
+    return None
+
+
+def _core_fields(schema: object) -> dict[str, object]:
+    """The field schemas of a model's core schema, by name (empty where its shape is not the usual one)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "model-fields" and isinstance(schema.get("fields"), dict):
+            return schema["fields"]
+        return _core_fields(schema.get("schema"))
+    return {}
+
+
+def _schema_types(schema: object) -> set[str]:
+    """Every ``type`` in a core schema, its nested ones and definitions included."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("type"), str):
+                found.add(item["type"])
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found
 
 
 def _build_problem(component: Component) -> str | None:

@@ -181,6 +181,14 @@ BROKEN_CASES = {
         {"nnframe_faulty": node_plugin("scale").replace("factor: float = 2.0", "factor: int = 0.01")},
         "nnframe_faulty", ["node 'scale': the default of its parameter 'factor', 0.01, fails the parameter's "
                            "own validation: input should be a valid integer"]),
+    "default that no config can hold": (
+        {"nnframe_faulty": node_plugin("scale").replace("factor: float = 2.0", "factor: object = print")},
+        "nnframe_faulty", ["node 'scale': the default of its parameter 'factor' cannot be written to a config: "
+                           "Unable to serialize unknown type: <class 'builtin_function_or_method'>; parameters are "
+                           "what a YAML config holds"]),
+    "parameter that no config can give": (
+        {"nnframe_faulty": node_plugin("scale").replace("factor: float = 2.0", "factor: type")},
+        "nnframe_faulty", ["node 'scale': its parameter 'factor' (type) takes values that no config can give"]),
     "name with a space": (
         {"nnframe_faulty": node_plugin("my_scale").replace("'my_scale'", "'My Scale'")}, "nnframe_faulty",
         ["node name 'My Scale' is not letters, digits and underscores from a letter: configs give it"]),

@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from nnframe.arrays import is_array
 from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import buffer_of, flatten, seed_copies
 from nnframe.generators import objects_in, searched
-from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient, check_node_arrays,
-                                  check_reaches_output, described, fill_unwritten, topological_order, unwritten_part,
-                                  validate_graph)
+from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient,
+                                  check_inputs_unchanged, check_node_arrays, check_reaches_output, described,
+                                  fill_unwritten, topological_order, unwritten_part, validate_graph)
 from nnframe.node import Node, declares, differentiable_inputs, index_input_hint
 
 FAILED_FORWARD = ("failed",)
@@ -520,11 +521,19 @@ class Graph(Node):
         raise KeyError(unknown_name_message("node", name, self.nodes))
 
     def _forward_recording(self, xs: tuple[np.ndarray, ...]) -> np.ndarray:
-        """Forward that keeps each node's input shapes, until the first backward has checked the nodes."""
+        """Forward that keeps each node's input shapes, until the first backward has checked the nodes, and
+        checks that each node leaves its inputs as they were, unless allowed to write over them (a copy of one
+        node's inputs at a time)."""
         self._warn_of_wider_inputs(xs)
         values = list(xs)
-        for node, args in self._forward_plan:
-            values.append(node.forward(*[values[i] for i in args]))
+        slot_names = [*self.inputs, *self.nodes]
+        for (node, args), name in zip(self._forward_plan, self.nodes):
+            given = [values[i] for i in args]
+            kept = None if getattr(node, "overwrite_input", False) else [
+                x.copy() if is_array(x) else None for x in given]
+            values.append(node.forward(*given))
+            if kept is not None:
+                check_inputs_unchanged(name, node, [slot_names[i] for i in args], given, kept)
         self._input_shapes = [tuple(np.shape(values[i]) for i in args) for args in self._arg_slots]
         return values[self._output_slot]
 

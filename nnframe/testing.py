@@ -27,6 +27,7 @@ Installed as the pytest plugin ``nnframe``, this module provides the fixtures
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import warnings
@@ -171,11 +172,17 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     raises, or an error is not finite) is judged at its values alone, and the
     check ends on a pass at its values, so its gradients and caches are
     theirs. ``moved=False`` leaves that out.
+
+    Each pass starts with a forward on other inputs (see
+    :func:`_forward_elsewhere`), so a backward that reads what an earlier
+    forward kept fails, and an input that a forward or backward changed
+    fails the check, put back as it was.
     """
     __tracebackhide__ = True  # pytest shows a failed check at the test's call, not inside this function
     if target is None and isinstance(obj, Loss):
         raise TypeError(f"check_gradients: {type(obj).__name__} is a loss; give its targets by name, "
                         "check_gradients(loss, x, target=t)")
+    as_given = _copy_of(obj)
     off = (off_its_values(obj, partial(_check_once, obj, inputs, target, moved_bound(rtol), seed, params), seed)
            if moved and getattr(obj, "params", None) else None)
     result = _check_once(obj, inputs, target, rtol, seed, params)
@@ -183,9 +190,20 @@ def check_gradients(obj: Any, *inputs: np.ndarray, target: Any = None, rtol: flo
     if failed is not None:
         failed.problems.append(MOVED_NOTE)
         result = failed
+    if not result.ok and not result.problems and as_given is not None and _passes_first(as_given, inputs, target,
+                                                                                        rtol, seed, params):
+        result.problems.append(STALE_NOTE)
     if raise_on_failure and not result.ok:
         raise GradientCheckError(_failure_message(obj, result))
     return result
+
+
+STALE_NOTE = ("the gradients agree when the check's forward is the first this object runs, and not after a "
+              "forward on other inputs: its backward reads something kept from an earlier forward; keep what "
+              "backward needs on every forward")
+ELSEWHERE_STREAM = 0x656C73
+"""Mixed into the seed of the other inputs of the forward a check runs first (see :func:`_forward_elsewhere`)."""
+ELSEWHERE_SPREAD = 0.25
 
 
 MOVED_SLACK = 100.0
@@ -250,7 +268,10 @@ def moved_params(obj: Any, seed: int = 0, spread: float = 0.5) -> Iterator[None]
             array[...] = value
 
 
-def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, params: bool) -> GradCheckResult:
+def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, params: bool,
+                elsewhere: bool = True) -> GradCheckResult:
+    """One check at the parameters as they are; ``elsewhere`` runs a forward on other inputs first (see
+    :func:`_forward_elsewhere`)."""
     _require_float64(obj, inputs)
     rng = np.random.default_rng([PROJECTION_STREAM, seed])
     generators = _find_generators(obj)
@@ -267,11 +288,17 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
                 setattr(owner, attribute, value.copy())
 
     kept = (tuple(getattr(obj, "params", [])), tuple(getattr(obj, "grads", [])))
+    if elsewhere:
+        _forward_elsewhere(obj, inputs, target, seed, restore)
+    given = [x.copy() for x in inputs]
     if target is not None:
         scalar, analytic_inputs, again = _loss_pass(obj, inputs, target, rng, restore)
     else:
         scalar, returned, again = _node_pass(obj, inputs, rng, restore)
         analytic_inputs = returned if isinstance(returned, (tuple, list)) else (returned,)
+    written = _written_inputs(obj, inputs, given)
+    if written:
+        return GradCheckResult({}, rtol, written)
     duck_loss = target is not None and not (hasattr(obj, "params") or hasattr(obj, "grads"))
     result = GradCheckResult({}, rtol, [] if duck_loss else _protocol_problems(obj, *kept))
     if target is None and len(inputs) > 1 and len(analytic_inputs) != len(inputs):
@@ -294,6 +321,56 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
                                "use, and the check compares it with the model's, their sum (sum them, as the book's "
                                "remove_duplicate does, or check each node on its own)")
     return result
+
+
+def _copy_of(obj: Any) -> Any:
+    """A deep copy of ``obj`` as it is before a check, or None where it has none."""
+    try:
+        return copy.deepcopy(obj)
+    except Exception:
+        return None
+
+
+def _passes_first(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, params: bool) -> bool:
+    """Whether a fresh ``obj`` passes where the check's forward is the first it runs."""
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _check_once(obj, inputs, target, rtol, seed, params, elsewhere=False).ok
+    except Exception:
+        return False
+
+
+def _forward_elsewhere(obj: Any, inputs: tuple, target: Any, seed: int, restore: Callable[[], None]) -> None:
+    """A forward on other inputs, before the check's own: a node that keeps its input only on its first forward
+    (``if self.x is None``) passes a check whose forward is its first, and is wrong from its second batch on.
+
+    Each float input is multiplied by ``exp(ELSEWHERE_SPREAD * z)``, which
+    keeps its signs and zeros; a node that refuses them (a domain of its own)
+    is checked without this forward.
+    """
+    rng = np.random.default_rng([ELSEWHERE_STREAM, seed])
+    other = [x * np.exp(ELSEWHERE_SPREAD * rng.standard_normal(x.shape)) if _is_float(x) else x for x in inputs]
+    restore()
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj.forward(*other) if target is None else obj.forward(other[0], target)
+    except Exception:
+        pass
+
+
+def _written_inputs(obj: Any, inputs: tuple, given: list[np.ndarray]) -> list[str]:
+    """The inputs a forward and backward changed, put back as they were: a graph keeps a node's input for the
+    other nodes that read it, whose backward would then differentiate at the changed values."""
+    problems = []
+    for i, (x, before) in enumerate(zip(inputs, given)):
+        if not np.array_equal(x, before, equal_nan=x.dtype.kind in "fc"):
+            np.copyto(x, before)
+            problems.append(f"{type(obj).__name__} wrote into its input{i}: a node never changes the arrays it is "
+                            "given, which other nodes read too; write to an array of its own (a node that can "
+                            "compute in place sets can_overwrite and writes only where overwrite_input allows it)")
+    return problems
 
 
 Pass = tuple[Callable[[], float], Any, Callable[[], None]]

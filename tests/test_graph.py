@@ -542,6 +542,10 @@ class Gain(Node):
         self.x = x
         if self.mistake == "replaces its parameter":
             self.params[0] = self.params[0].copy()
+        if self.mistake == "writes into its input":
+            self.x = x.copy()
+            x *= self.params[0]
+            return x
         return x * self.params[0]
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -586,6 +590,17 @@ def test_the_first_backward_catches_a_node_that_breaks_the_protocol(mistake: str
     model.forward(np.ones((4, 2)))
     with pytest.raises(NodeProtocolError, match=message):
         model.backward(np.ones((4, 3)))
+
+
+def test_the_first_forward_catches_a_node_that_writes_into_its_input_and_later_ones_pay_nothing() -> None:
+    model = gain_model("writes into its input")
+    with pytest.raises(NodeProtocolError, match=r"node 'gain1' \(test_graph.Gain\) wrote into its input 'affine1' in "
+                                                r"forward: a node never changes the arrays it is given"):
+        model.forward(np.ones((4, 2)))
+    model = gain_model()
+    model.forward(np.ones((4, 2)))
+    model.backward(np.ones((4, 3)))
+    assert model._protocol_checked  # the fast walk from here on, which copies nothing
 
 
 def test_a_node_that_keeps_the_protocol_passes_and_only_the_first_backward_is_checked(

@@ -417,6 +417,62 @@ class ReadsItsInputForDout(Node):
         return self.x * self.x
 
 
+class KeepsItsFirstInput(Node):
+    """y = x * s, whose backward reads the input of its first forward only."""
+
+    param_names = ("s",)
+
+    def __init__(self, s: np.ndarray) -> None:
+        super().__init__()
+        self.params, self.grads, self.x = [s], [np.zeros_like(s)], None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if self.x is None:
+            self.x = x.copy()
+        return x * self.params[0]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads[0][...] = (dout * self.x).sum(axis=0)
+        return dout * self.params[0]
+
+
+def test_a_node_that_keeps_its_first_input_fails_and_is_told_so() -> None:
+    rng = np.random.default_rng(3)
+    with pytest.raises(GradientCheckError, match="its backward reads something kept from an earlier forward"):
+        check_gradients(KeepsItsFirstInput(rng.standard_normal(3)), rng.standard_normal((5, 3)))
+
+
+class WritesIntoItsInput(Node):
+    """tanh computed in place in the array it is given."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = np.tanh(x, out=x)
+        return self.y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * (1 - self.y**2)
+
+
+def test_a_node_that_writes_into_its_input_fails_and_the_input_is_put_back() -> None:
+    x = np.random.default_rng(4).standard_normal((4, 3))
+    given = x.copy()
+    with pytest.raises(GradientCheckError, match="WritesIntoItsInput wrote into its input0: a node never changes"):
+        check_gradients(WritesIntoItsInput(), x)
+    assert np.array_equal(x, given)
+
+
+def test_a_node_whose_domain_refuses_the_other_inputs_is_checked_at_its_own() -> None:
+    """The forward on other inputs that comes first keeps signs and zeros; a node refusing it is checked all the
+    same."""
+    class UnitInterval(Sigmoid):
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            if np.any((x <= 0) | (x >= 1)):
+                raise ValueError("defined on (0, 1) only")
+            return super().forward(x)
+
+    assert check_gradients(UnitInterval(), np.full((4, 3), 0.97)).ok  # 0.97 * exp(0.25 z) leaves it at z > 0.12
+
+
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_the_projection_is_no_stream_a_test_draws_its_input_from(seed: int) -> None:
     """A test's ``default_rng(seed)`` input was the check's ``dout`` at the same seed."""

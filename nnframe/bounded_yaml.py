@@ -16,6 +16,7 @@ and ``_`` may group digits (``10_000``).
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import unicodedata
@@ -164,8 +165,11 @@ def _instead(path: Path) -> str:
     folder spelt close to it."""
     if "=" in path.name:
         return "; the config file comes first, then the overrides: CONFIG path=value ..."
+    if path.is_symlink():
+        return f": it is a link to {os.readlink(path)!r}, which does not exist"
     try:
-        siblings = [entry.name for entry in path.parent.iterdir() if entry.suffix in (".yaml", ".yml")]
+        siblings = [entry.name for entry in path.parent.iterdir()
+                    if entry.suffix in (".yaml", ".yml") and entry.name != path.name]
     except OSError:
         return ""
     return did_you_mean(close_match(path.name, siblings))

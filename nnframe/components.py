@@ -8,6 +8,7 @@ declaration validates config sections, feeds ``nnframe schema`` and the
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ def absolute_path(given: str, base_dir: Path) -> str:
 
     Not normalised: the system resolves ``..`` after following links, as the dataset's read does.
     """
-    return str(Path(base_dir) / Path(given).expanduser())
+    return str(Path(base_dir) / os.path.expanduser(given))  # Path.expanduser raises for ~name of no user
 
 
 def absolute_paths(given: Any, base_dir: Path) -> Any:

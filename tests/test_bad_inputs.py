@@ -224,6 +224,13 @@ CASES: dict[str, Case] = {
         ["config.yaml", "field loss.type", "needs class labels", "regression targets"]),
     "npz path missing": Case(lambda t: config(t, data={"type": "npz", "path": "missing.npz"}),
                              ["missing.npz", "not found"]),
+    "npz path at the home of no user": Case(lambda t: config(t, data={"type": "npz", "path": "~nnframe_nouser/x.npz"}),
+                                            ["config.yaml", "not found: no home directory is known for "
+                                             "'~nnframe_nouser'"]),
+    "npz path missing, a file of another kind close to it": Case(
+        lambda t: ((t / "training_examples.yaml").write_text("", encoding="utf-8"),
+                   config(t, data={"type": "npz", "path": "training_examples.npz"}))[1],
+        ["training_examples.npz", "not found\n"]),
     "npz path a link to itself": Case(lambda t: ((t / "data.npz").symlink_to("data.npz"),
                                                  config(t, data={"type": "npz", "path": "data.npz"}))[1],
                                       ["data.npz", "a link that leads nowhere"]),

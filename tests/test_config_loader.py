@@ -181,10 +181,12 @@ def test_paths_that_are_not_readable_config_files(tmp_path: Path, make: Any, wor
     ("optimizer.lr=0.1", "no such file; the config file comes first, then the overrides: CONFIG path=value ..."),
     ("zzz.yaml", "no such file"),
     ("gone/spiral.yaml", "no such file"),
+    ("spiral2.yaml", "no such file: it is a link to 'elsewhere/spiral.yaml', which does not exist"),
 ])
 def test_a_config_that_does_not_exist_is_told_what_was_likely_meant(tmp_path: Path, given: str, told: str) -> None:
     write(tmp_path, SPIRAL_YAML, "spiral.yaml")
     (tmp_path / "spiral.csv").write_text("", encoding="utf-8")  # only configs are suggested
+    (tmp_path / "spiral2.yaml").symlink_to("elsewhere/spiral.yaml")  # not suggested for itself, nor for spirl.yaml
     with pytest.raises(ConfigError) as caught:
         read_yaml(tmp_path / given)
     assert str(caught.value) == f"{tmp_path / given}: {told}"

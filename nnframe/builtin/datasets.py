@@ -183,20 +183,26 @@ def nnframe_register_datasets() -> list[Component]:
     ]
 
 
+CONFIG_SUFFIXES = (".yaml", ".yml")
+"""Configs, which live beside their data, are never suggested for a data file (``mlp.npz``: not ``mlp.yaml``)."""
+
+
 def _resolve(path: str, ctx: DatasetContext, kind: str) -> Path:
-    given = Path(path).expanduser()
+    expanded = os.path.expanduser(path)
     resolved = ctx.path(path)
     if resolved.is_file():
         return resolved
-    where = "" if given.is_absolute() else f" (path {path!r} relative to {ctx.base_dir})"
+    where = "" if os.path.isabs(expanded) else f" (path {path!r} relative to {ctx.base_dir})"
     if resolved.is_dir():
         problem = "is a directory, not a file"
     elif resolved.is_symlink() and not resolved.exists():
         problem = "is a link that leads nowhere (to a missing file, or in a loop)"
+    elif path.startswith("~") and expanded == path:
+        problem = f"not found: no home directory is known for {path.split('/')[0]!r}"
     else:
         problem = "is not a regular file" if resolved.exists() else "not found"
     message = f"{kind} file {resolved}{where} {problem}"
-    siblings = ([p.name for p in resolved.parent.iterdir() if p.is_file()]
+    siblings = ([p.name for p in resolved.parent.iterdir() if p.is_file() and p.suffix not in CONFIG_SUFFIXES]
                 if resolved.parent.is_dir() and not resolved.exists() else [])
     raise DataError(message + did_you_mean(close_match(resolved.name, siblings)))
 

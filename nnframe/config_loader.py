@@ -113,7 +113,19 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     if not path_text.strip() or any(not part.strip() for part in parts):
         raise ConfigError(f"override {shown(text)} has an empty path or an empty part in it; e.g. optimizer.lr=0.1")
     value = _override_value(text, value_text)
-    return [int(part) if part.strip().isdigit() else part.strip() for part in parts], value
+    return [_index_or_key(text, part.strip()) for part in parts], value
+
+
+MAX_INDEX_DIGITS = 18
+
+
+def _index_or_key(text: str, part: str) -> str | int:
+    """A list index where ``part`` is ASCII digits (``²`` and other scripts' digits are keys, as YAML reads them)."""
+    if not (part.isascii() and part.isdigit()):
+        return part
+    if len(part) > MAX_INDEX_DIGITS:
+        raise ConfigError(f"override {shown(text)}: an index of {len(part)} digits is beyond any list")
+    return int(part)
 
 
 def _override_value(text: str, value_text: str) -> Any:

@@ -264,6 +264,9 @@ def test_a_field_of_the_default_schedule_can_be_set_without_naming_its_type() ->
     ("model.5.out=3", ["model is a list of 3 entries (indices 0..2)", "5 is not an index"]),
     ("model.3=3", ["3 is not an index"]),
     ("model.x.out=3", ["'x' is not an index"]),
+    ("model.².out=3", ["'²' is not an index"]),  # a digit to str.isdigit, not to int()
+    ("model.٢.out=3", ["'٢' is not an index"]),  # a digit to int(), not to YAML
+    ("model.1234567890123456789.out=3", ["an index of 19 digits is beyond any list"]),
     ("name.first=3", ["name is a value ('spiral'), not a section"]),
     ("model.0.out.x=1", ["model.0.out is a value (10)"]),
     ("callbacks.0.type=early_stopping", ["callbacks is not in the config, so it has no entry 0; give it whole, as "

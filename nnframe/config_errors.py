@@ -147,9 +147,10 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
         return _missing_type(f"{path}.type" if kept else "type", error.get("input"))
     if kind == "missing":
         return Problem(path, "missing required field", kind)
-    if kind == "invalid_key":
-        return Problem(format_path(kept[:-1]), f"key {error.get('input')!r} is not a name; keys must be strings"
-                       + _split_number_hint(error.get("input"), _value_at(data, kept[:-1])), kind)
+    if kind == "invalid_key":  # the loc ends with the key as text, which is no key of the data (None, 'None')
+        path, kept = field_path(data, error["loc"][:-1])
+        return Problem(path, f"key {error.get('input')!r} is not a name; keys must be strings"
+                       + _split_number_hint(error.get("input"), _value_at(data, kept)), kind)
     found = error.get("input", _MISSING)
     if kind in _MAPPING_KINDS:
         message = "expected a mapping of keys to values"

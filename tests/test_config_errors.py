@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 from typing import Any
 
 import pytest
@@ -93,6 +94,9 @@ DELETE = object()
     ({"optimizer": {"type": "sgd", "lr": 1, 5: None}}, "optimizer",  # the YAML of {type: sgd, lr: 1,5}
      ["key 5 is not a name; keys must be strings; if lr: 1,5 was meant as one number, write it with a point: "
       "inside { } a ',' separates entries"]),
+    ({"model.1": {"type": "sigmoid", None: 1}}, "model[1]", ["key None is not a name; keys must be strings"]),
+    ({"train": {"epochs": 2, datetime.date(2020, 1, 1): 5}}, "train",  # YAML's 2020-01-01: 5
+     ["key datetime.date(2020, 1, 1) is not a name"]),
     ({"model.0": {"out": 3}}, "model[0].type", ["missing required key 'type'"]),
     ({"name": "no/slash"}, "name", ["letters, digits", "found 'no/slash'"]),
     ({"optimizer.schedule": {"type": "cosin"}}, "optimizer.schedule.type", ["did you mean 'cosine'?"]),

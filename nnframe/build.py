@@ -278,11 +278,14 @@ def _sample_forward(node: Node, spec: NodeSpec, inputs: list[np.ndarray], origin
         shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
         where = plugin_origin(exc) or _raised_in_node_code(exc, node)
         if where:  # the shapes a config gave it, or a bug in its code: both are said
-            raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) failed on inputs of shape {shapes}: "
-                              f"{str(exc).strip()} {where}; either the config gives it shapes it does not take, or "
-                              "its forward has a bug there", path=spec.path) from None
-        raise ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
-                          f"{shapes}: {exc}", path=spec.path) from None
+            error = ConfigError(f"node {spec.name!r} ({spec.entry.type}) failed on inputs of shape {shapes}: "
+                                f"{str(exc).strip()} {where}; either the config gives it shapes it does not take, "
+                                "or its forward has a bug there", path=spec.path)
+        else:
+            error = ConfigError(f"node {spec.name!r} ({spec.entry.type}) does not accept inputs of shape "
+                                f"{shapes}: {exc}", path=spec.path)
+        error.sections = ("model",)  # its inputs' shapes come from the nodes before it: an override of one is named
+        raise error from None
     except Exception as exc:
         exc.add_note(f"(raised in the forward of node {spec.name!r}, {origin})")
         raise
@@ -448,9 +451,11 @@ def _check_single_input(layout: ModelLayout) -> None:
 
 def _check_batch_size(train: BaseModel, dataset: Dataset) -> None:
     if dataset.n_train < train.batch_size:
-        raise ConfigError(f"{train.batch_size} is more than the {dataset.n_train} training examples of dataset "
-                          f"{dataset.source}; lower batch_size to at most {dataset.n_train} or use more data",
-                          path="train.batch_size")
+        error = ConfigError(f"{train.batch_size} is more than the {dataset.n_train} training examples of dataset "
+                            f"{dataset.source}; lower batch_size to at most {dataset.n_train} or use more data",
+                            path="train.batch_size")
+        error.sections = ("train.batch_size", "data")
+        raise error
 
 
 def _check_schedule(settings: BaseModel, total_steps: int) -> None:

@@ -243,13 +243,27 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     model_overrides = [text for path, text in overrides.items() if path and path[0] == "model"]
     if model_overrides:
         source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(shown, model_overrides))})"
-    origins = [_override_for(problem, overrides, created) or source for problem in problems]
+    origins = [_override_for(problem, overrides, created) or source + _overrides_inside(problem, overrides)
+               for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
     if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)
         lines[MAX_PROBLEMS_SHOWN - 1:] = [f"{source}: and {len(lines) - MAX_PROBLEMS_SHOWN + 1} more problems"]
     error = ConfigError("\n".join(lines), unknown_type=any(problem.kind == UNKNOWN_TYPE for problem in problems))
     error.file, error.path = source, problems[0].path
     return error
+
+
+def _overrides_inside(problem: Problem, overrides: dict[tuple, str]) -> str:
+    """`` (with override 'train.epochs=null')``: the overrides of fields inside a section a problem is about as a
+    whole (a rule across its fields) that the problem names, which may be behind it though none alone can be
+    blamed; the model's are named for every problem already."""
+    parts = problem.parts
+    inside = [text for path, text in overrides.items() if parts and parts[0] != "model" and len(path) > len(parts)
+              and [str(part) for part in path[:len(parts)]] == parts
+              and re.search(rf"\b{re.escape(str(path[len(parts)]))}\b", problem.message)]
+    if not inside:
+        return ""
+    return f" (with override{'s' if len(inside) > 1 else ''} {', '.join(map(shown, inside))})"
 
 
 def _override_for(problem: Problem, overrides: dict[tuple, str], created: dict[tuple, int]) -> str | None:

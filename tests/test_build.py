@@ -440,6 +440,33 @@ def test_labels_that_do_not_fit_the_model_name_the_overrides_of_either(tmp_path:
     assert str(caught.value).startswith(f"{path} {named}: data: dataset spiral: y[")
 
 
+@pytest.mark.parametrize("overrides, origin", [
+    (["data.points_per_class=2", "optimizer.lr=0.5"], "{path} (with override 'data.points_per_class=2')"),
+    (["data.points_per_class=2", "train.batch_size=10"], "override 'train.batch_size=10'"),
+])
+def test_a_batch_larger_than_the_data_names_an_override_of_either(tmp_path: Path, plugins: Any,
+                                                                 overrides: list[str], origin: str) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(SPIRAL, sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        build_experiment(load_experiment(path, overrides, plugins), plugins)
+    assert str(caught.value).startswith(f"{origin.format(path=path)}: field train.batch_size: 10 is more than the 6 ")
+
+
+def test_a_node_refusing_its_inputs_names_the_model_overrides_that_shaped_them(tmp_path: Path, plugins: Any) -> None:
+    nodes = [{"name": "h", "type": "affine", "out": 10, "inputs": ["x"]},
+             {"name": "h2", "type": "affine", "out": 10, "inputs": ["x"]},
+             {"name": "m", "type": "mul", "inputs": ["h", "h2"]},
+             {"name": "y", "type": "affine", "out": 3, "inputs": ["m"]}]
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({**SPIRAL, "model": {"inputs": ["x"], "nodes": nodes, "output": "y"}},
+                                   sort_keys=False), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        build_experiment(load_experiment(path, ["model.nodes.1.out=7"], plugins), plugins)
+    assert str(caught.value).startswith(f"{path} (with override 'model.nodes.1.out=7'): field model.nodes[2]: node "
+                                        "'m' (mul) does not accept inputs of shape (2, 10), (2, 7)")
+
+
 def test_a_check_of_a_whole_section_names_the_overrides_within_it(tmp_path: Path, plugins: Any) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(SPIRAL, sort_keys=False), encoding="utf-8")

@@ -320,6 +320,14 @@ def test_an_entry_of_a_list_the_file_leaves_out_is_blamed_on_its_override_with_t
         load_experiment(write(tmp_path, model), ["model.1.inputs.0=affine1"], plugins)
 
 
+def test_a_rule_across_a_sections_fields_names_the_overrides_inside_it(tmp_path: Path, plugins: Any) -> None:
+    path = write(tmp_path, SPIRAL_YAML)
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path, ["train.epochs=null", "train.shuffle=false", "optimizer.lr=0.5"], plugins)
+    assert str(caught.value).startswith(f"{path} (with override 'train.epochs=null'): field train: expected "
+                                        "train.epochs or train.max_steps")
+
+
 def test_an_error_in_the_file_names_the_file_even_with_overrides(tmp_path: Path, plugins: Any) -> None:
     path = write(tmp_path, SPIRAL_YAML.replace("lr: 1.0", "lr: fast"))
     with pytest.raises(ConfigError) as caught:

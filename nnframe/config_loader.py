@@ -145,7 +145,7 @@ def apply_override(data: dict[str, Any], text: str) -> list[str | int]:
     path, value = parse_override(text)
     target: Any = data
     for depth, key in enumerate(path[:-1]):
-        if depth == 0 and isinstance(path[1], int) and _dict_key(target, key) not in target:
+        if depth == 0 and isinstance(path[1], int) and target.get(_dict_key(target, key)) is None:  # or empty
             raise ConfigError(f"override {shown(text)}: {_dotted(path[:depth + 1])} is not in the config, so it has "
                               f"no entry {path[depth + 1]}; give it whole, as "
                               f"'{_dotted(path[:depth + 1])}=[{{...}}]'")

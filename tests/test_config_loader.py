@@ -280,6 +280,12 @@ def test_override_paths_that_cannot_exist_are_named(text: str, words: list[str])
         assert word in str(caught.value)
 
 
+def test_an_entry_of_a_list_left_empty_in_the_file_asks_for_the_whole_list() -> None:
+    with pytest.raises(ConfigError, match=r"model is not in the config, so it has no entry 0; give it whole, as "
+                                          r"'model=\[\{\.\.\.\}\]'"):
+        apply_override({**spiral_data(), "model": None}, "model.0={type: affine, out: 3}")  # `model:` and no more
+
+
 @pytest.mark.parametrize("overrides, origin, path", [
     (["optimizer.lrr=0.1"], "override 'optimizer.lrr=0.1'", "optimizer.lrr"),
     (["foo.bar=1"], "override 'foo.bar=1'", "foo"),

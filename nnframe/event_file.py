@@ -11,15 +11,16 @@ append to a buffered file, and flush on evaluations, on a timer and at the end.
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnframe.tracking import names_the_file
+from nnframe.tracking import atomic_write_bytes, names_the_file
 
 FLUSH_SECS = 10.0
 
@@ -54,6 +55,81 @@ def import_tensorboardx() -> Any:
     import tensorboardX.summary
 
     return tensorboardX
+
+
+EVENT_FILE_MARK = ".tfevents."
+"""In the name of every event file, and in no other file of a run directory: what TensorBoard reads."""
+RUN_END_TAGS = ("final/", "_hparams_/session_end_info")
+"""The prefixes of the tags a completed run ends with, which a resume that trains it further takes back."""
+
+
+def trim_for_resume(logdir: Path, purge_step: int) -> None:
+    """Take out of a run's event files what its resume from step ``purge_step - 1`` logs again or makes untrue.
+
+    The points a killed run logged after its last checkpoint, whose steps the
+    resume logs again, at the old values; and a completed run's ``final/``
+    points and HParams session end, made at a step that is no longer its
+    last. TensorBoard is told of the first by the ``SessionLog.START`` at
+    ``purge_step`` in the resume's file, but its server reads a run's first
+    such event as the run's start, and its fast loader none: both drew the
+    killed run's points, and the curve went back at the resume. A file is
+    written again only where something goes, atomically, and a record cut
+    short by a kill goes with it.
+    """
+    for path in sorted(Path(logdir).glob(f"*{EVENT_FILE_MARK}*")):
+        if not path.is_file():
+            continue
+        with names_the_file(path):
+            raw = path.read_bytes()
+        records = list(_records(raw))
+        kept = [kept_record for record in records if (kept_record := _kept(record, purge_step)) is not None]
+        if kept != records or sum(12 + len(record) + 4 for record in records) != len(raw):
+            atomic_write_bytes(path, b"".join(_framed(record) for record in kept), stem="trimmed-events")
+
+
+def _records(raw: bytes) -> Iterator[bytes]:
+    """The records of a TFRecord file's bytes, up to the first that is cut short or does not check."""
+    from tensorboardX.record_writer import masked_crc32c
+
+    position = 0
+    while position + 12 <= len(raw):
+        header = raw[position:position + 8]
+        (length,) = struct.unpack("<Q", header)
+        end = position + 12 + length + 4
+        if end > len(raw) or struct.unpack("<I", raw[position + 8:position + 12])[0] != masked_crc32c(header):
+            return
+        data = raw[position + 12:end - 4]
+        if struct.unpack("<I", raw[end - 4:end])[0] != masked_crc32c(data):
+            return
+        yield data
+        position = end
+
+
+def _framed(data: bytes) -> bytes:
+    from tensorboardX.record_writer import masked_crc32c
+
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
+
+
+def _kept(record: bytes, purge_step: int) -> bytes | None:
+    """``record`` as it stays after a resume from ``purge_step - 1``: None where it goes, the same bytes where
+    nothing of it goes, else the event without its values of a run's end."""
+    event = import_tensorboardx().proto.event_pb2.Event.FromString(record)
+    if event.HasField("file_version"):
+        return record
+    if event.step >= purge_step:
+        return None
+    if not event.HasField("summary"):
+        return record
+    values = [value for value in event.summary.value if not value.tag.startswith(RUN_END_TAGS)]
+    if len(values) == len(event.summary.value):
+        return record
+    if not values:
+        return None
+    del event.summary.value[:]
+    event.summary.value.extend(values)
+    return event.SerializeToString()
 
 
 class EventFile:

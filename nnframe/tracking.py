@@ -75,14 +75,16 @@ TEMPORARY_NAME = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
 """The name of :func:`atomic_write_bytes`'s temporary file, which a writer killed before its rename leaves."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, stem: str | None = None) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part.
 
     The bytes go to a temporary file in the same directory, are flushed and
-    fsynced, and the temporary file is renamed over ``path``.
+    fsynced, and the temporary file is renamed over ``path``. ``stem`` names
+    the temporary file in place of ``path``'s name (one a reader of the
+    folder must not take for a file of its own).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # TEMPORARY_NAME
+    tmp = path.with_name(f".{stem or path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # TEMPORARY_NAME
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with names_the_file(path), os.fdopen(fd, "wb") as file:

@@ -280,6 +280,50 @@ def test_resume_continues_the_steps_without_duplicates(plugins, run_dir):
     assert len(list(run_dir.glob("*tfevents*"))) == 2
 
 
+def server_points(run_dir: Path, tag: str) -> list[int]:
+    """The steps of ``tag`` as TensorBoard's server loads them (its Python loader, which reads a run's first
+    ``SessionLog.START`` as its start, not as a restart)."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    multiplexer = EventMultiplexer(tensor_size_guidance={"scalars": 0})
+    multiplexer.AddRunsFromDirectory(str(run_dir))
+    multiplexer.Reload()
+    (run,) = multiplexer.Runs()
+    return [event.step for event in multiplexer.Tensors(run, tag)]
+
+
+def test_a_resume_takes_the_points_a_killed_run_logged_after_its_checkpoint_out_of_its_files(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=30, fail_after=30, status="failed"))
+    # the last checkpoint was at step 20; the resume logs every 20 steps, so no point of its own replaces 30's
+    drive(get_plugin_manager(), run_dir, Drive(start=20, stop=40, offset=100.0, config=make_config(every=20)))
+    assert [step for step, _ in points(read_events(run_dir), "train/loss")] == [10, 20, 40]
+    assert server_points(run_dir, "train/loss") == [10, 20, 40]
+    assert server_points(run_dir, "val/loss") == [10, 20, 30, 40]  # 30 once, the resume's
+    first = sorted(run_dir.glob("*tfevents*"))[0]
+    assert [event.step for event in EventAccumulator(str(first)).Reload().Scalars("train/loss")] == [10, 20]
+
+
+def test_a_record_a_kill_cut_short_goes_at_the_resume(plugins, run_dir):
+    drive(plugins, run_dir, Drive(stop=30, fail_after=30, status="failed"))
+    (first,) = run_dir.glob("*tfevents*")
+    first.write_bytes(first.read_bytes()[:-7])
+    drive(get_plugin_manager(), run_dir, Drive(start=20, stop=40, offset=100.0))
+    assert [step for step, _ in points(read_events(run_dir), "train/loss")] == [10, 20, 30, 40]
+    assert not [path for path in run_dir.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_a_completed_run_trained_further_ends_once_at_its_new_last_step(tmp_path: Path) -> None:
+    import nnframe
+
+    spiral = Path(__file__).resolve().parents[1] / "experiments" / "spiral.yaml"
+    first = nnframe.run_experiment(spiral, ["train.epochs=3"], runs_dir=tmp_path, quiet=True)
+    again = nnframe.run_experiment(spiral, ["train.epochs=6"], runs_dir=tmp_path, resume=first.run_dir, quiet=True)
+    assert server_points(again.run_dir, "final/train/loss") == [again.summary["steps"]] == [60]
+    files = sorted(again.run_dir.glob("*tfevents*"))
+    tags = [sorted(EventAccumulator(str(path)).Reload().PluginTagToContent("hparams")) for path in files]
+    assert tags == [["_hparams_/session_start_info"], ["_hparams_/session_end_info"]]
+
+
 def test_the_files_of_many_resumes_in_one_second_are_read_in_the_order_written(plugins, run_dir, monkeypatch):
     """TensorBoard reads a run's files in the order of their names, and files started in one second differ only
     by their number: file 10 read before file 9 had 9's purge of the steps from 91 on hide all that 10 logged."""

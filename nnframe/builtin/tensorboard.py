@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnframe.event_file import FLUSH_SECS, EventFile
+from nnframe.event_file import EVENT_FILE_MARK, FLUSH_SECS, EventFile, trim_for_resume
 from nnframe.hookspecs import hookimpl
 from nnframe.tracking import config_yaml
 
@@ -52,13 +52,14 @@ class TensorBoardLogger:
     completed run. A run that measures no accuracy has ``rmse`` and ``mae`` in
     its place in each (see :mod:`nnframe.error_measures`). Histograms ``weights/<name>`` and
     ``grads/<name>`` every ``log.histograms_every`` steps (0 turns them off).
-    The resolved config is the text ``config``, at step 0 and again at each
+    The resolved config is the text ``config`` (tag ``config/text_summary``), at step 0 and again at each
     resume. The HParams tab gets the flattened config when a run starts and a
     session end when it completes; TensorBoard takes its metric columns from
     the scalar tags, each run's value being its last logged point.
 
-    On a resume the writer starts with ``purge_step = run.step + 1``, so points
-    a crashed run logged after its last checkpoint are hidden, and every writer
+    On a resume the points a killed run logged after its last checkpoint, and a completed run's end, are taken
+    out of its earlier files (see :func:`~nnframe.event_file.trim_for_resume`), the writer starts with
+    ``purge_step = run.step + 1`` for readers that act on it, and every writer
     gets its own event file (tensorboardX names files by the second, and a
     second writer in the same second would otherwise truncate the first file), numbered with six digits, since
     TensorBoard reads a run's files in the order of their names.
@@ -74,6 +75,8 @@ class TensorBoardLogger:
 
     @hookimpl
     def nnframe_run_start(self, run: RunContext) -> None:
+        if run.resumed:
+            trim_for_resume(self.logdir, run.step + 1)
         earlier_files = _count_event_files(self.logdir)
         self.writer = EventFile(self.logdir, purge_step=run.step + 1 if run.resumed else None,
                                 suffix=f".{earlier_files:06d}")  # read in name order: .000010 after .000009
@@ -242,4 +245,4 @@ def _hparam_value(value: Any) -> str | bool | int | float:
 def _count_event_files(logdir: Any) -> int:
     if not os.path.isdir(logdir):
         return 0
-    return sum(1 for name in os.listdir(logdir) if ".tfevents." in name)
+    return sum(1 for name in os.listdir(logdir) if EVENT_FILE_MARK in name)

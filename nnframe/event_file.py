@@ -219,6 +219,11 @@ class EventFile:
         Without one it gathers every run's hyperparameters and scalar tags.
         """
         _, start, _ = self._summaries.hparams(dict(hparams), {})
+        hparams_pb2 = import_tensorboardx().proto.plugin_hparams_pb2
+        plugin_data = start.value[0].metadata.plugin_data
+        content = hparams_pb2.HParamsPluginData.FromString(plugin_data.content)
+        content.session_start_info.start_time_secs = time.time()  # tensorboardX leaves it 0: the HParams tab's time
+        plugin_data.content = content.SerializeToString()
         self.summary(start, 0)
 
     def session_end(self) -> None:
@@ -226,7 +231,8 @@ class EventFile:
         tbx = import_tensorboardx()
         hparams_pb2, status = tbx.proto.plugin_hparams_pb2, tbx.proto.api_pb2.Status
         content = hparams_pb2.HParamsPluginData(
-            session_end_info=hparams_pb2.SessionEndInfo(status=status.Value("STATUS_SUCCESS")), version=0)
+            session_end_info=hparams_pb2.SessionEndInfo(status=status.Value("STATUS_SUCCESS"),
+                                                        end_time_secs=time.time()), version=0)
         metadata = tbx.proto.summary_pb2.SummaryMetadata(plugin_data=tbx.proto.summary_pb2.SummaryMetadata.PluginData(
             plugin_name="hparams", content=content.SerializeToString()))
         self.summary(self._Summary(value=[self._Summary.Value(tag="_hparams_/session_end_info", metadata=metadata)]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,9 +377,13 @@ def hparams_content(run_dir: Path) -> dict:
 
 
 def test_hparams_hold_the_flat_config_and_no_experiment_summary(plugins, run_dir):
+    started = time.time()
     drive(plugins, run_dir, Drive(stop=20))
 
     content = hparams_content(run_dir)
+    start = content["_hparams_/session_start_info"].session_start_info.start_time_secs
+    end = content["_hparams_/session_end_info"].session_end_info.end_time_secs
+    assert started <= start <= end <= time.time()  # the HParams tab's start and end times
     # without an experiment summary TensorBoard takes the columns from every run: the config's
     # hyperparameters and the scalar tags as metrics
     assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}

@@ -11,12 +11,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from nnframe.config import MODEL_FORM_ERROR, NAME_PATTERN, single_node
+from nnframe.config import COMPONENT_NAME_PATTERN, MODEL_FORM_ERROR, NAME_PATTERN, single_node
 from nnframe.errors import MISSING_PLUGIN, close_match, did_you_mean, short_repr, unknown_name_message
 
 _MISSING = object()
 KEY_KINDS = ("missing", "extra_forbidden")
 """Problems about a key rather than a value: required and absent, or present and unknown."""
+NAME_RULES = {
+    NAME_PATTERN: "expected a name of ASCII letters, digits, '_', '.' and '-' that starts with a letter or digit",
+    COMPONENT_NAME_PATTERN: "expected a name of ASCII letters, digits and '_' that starts with a letter",
+}
+"""What each name pattern of the config asks for, in words."""
 _MAPPING_KINDS = ("dict_type", "model_type", "model_attributes_type")
 UNKNOWN_TYPE = "union_tag_invalid"
 """The kind of a :class:`Problem` that names a component type no loaded plugin registers."""
@@ -161,8 +166,10 @@ def describe_error(error: dict[str, Any], data: Any, root: type[BaseModel]) -> P
             message += f"; an override gives a list the config leaves out whole, as {dotted}=[...]"
     elif kind == "too_short":
         message = f"expected at least {error['ctx']['min_length']} entry"
-    elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:
-        message = "expected a name of letters, digits, '_', '.' and '-' that starts with a letter or digit"
+    elif kind == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") in NAME_RULES:
+        message = NAME_RULES[error["ctx"]["pattern"]]
+    elif kind == "int_parsing_size":
+        message = "expected a whole number; this one is larger than any setting takes"
     else:
         message = _lower_first(error["msg"].removeprefix("Value error, "))
     if found is not _MISSING and kind != "value_error":

@@ -99,6 +99,9 @@ DELETE = object()
      ["key datetime.date(2020, 1, 1) is not a name"]),
     ({"model.0": {"out": 3}}, "model[0].type", ["missing required key 'type'"]),
     ({"name": "no/slash"}, "name", ["letters, digits", "found 'no/slash'"]),
+    ({"name": "café"}, "name", ["expected a name of ASCII letters, digits"]),
+    ({"train.epochs": 1e100}, "train.epochs", ["expected a whole number; this one is larger than any setting takes; "
+                                               "found 1e+100"]),
     ({"optimizer.schedule": {"type": "cosin"}}, "optimizer.schedule.type", ["did you mean 'cosine'?"]),
     ({"train.init_from": {"run": "r", "checkpoint": "lastest"}}, "train.init_from.checkpoint",
      ["input should be 'latest' or 'best', or input should be a valid integer",

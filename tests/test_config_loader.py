@@ -334,6 +334,14 @@ def test_a_rule_across_a_sections_fields_names_the_overrides_inside_it(tmp_path:
                                         "train.epochs or train.max_steps")
 
 
+def test_a_callbacks_name_is_asked_for_in_words(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, SPIRAL_YAML), ["callbacks=[{type: early_stopping, name: stop-early}]"],
+                        get_plugin_manager())
+    assert str(caught.value).endswith("field callbacks[0].name: expected a name of ASCII letters, digits and '_' "
+                                      "that starts with a letter; found 'stop-early'")
+
+
 def test_an_error_in_the_file_names_the_file_even_with_overrides(tmp_path: Path, plugins: Any) -> None:
     path = write(tmp_path, SPIRAL_YAML.replace("lr: 1.0", "lr: fast"))
     with pytest.raises(ConfigError) as caught:

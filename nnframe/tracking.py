@@ -294,7 +294,13 @@ class RunDirectory:
         except UnicodeDecodeError:
             raise UserError(f"cannot read {str(self.config_path)!r}: it is not UTF-8 text, as nnframe writes it; the "
                             "file was damaged or replaced: restore it") from None
-        except (OSError, yaml.YAMLError) as exc:
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UserError(f"cannot read {str(self.config_path)!r}: it is not YAML as nnframe writes it ({problem}"
+                            f"{where}); the file was damaged or edited: restore it") from None
+        except OSError as exc:
             raise UserError(f"cannot read {str(self.config_path)!r}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise UserError(f"{str(self.config_path)!r}: expected a mapping, found {type(loaded).__name__}")

@@ -113,6 +113,16 @@ def test_config_is_replaced_atomically_when_a_resume_changes_it(tmp_path):
     assert sorted(os.listdir(run.path)) == ["checkpoints", "config.yaml"]
 
 
+def test_a_damaged_config_is_one_line_naming_the_file_and_where_yaml_gave_up(tmp_path):
+    run = RunDirectory.create(tmp_path, "spiral", now=NOW)
+    run.write_config("name: spiral\nseed: [1\n")
+    with pytest.raises(UserError) as caught:
+        run.read_config()
+    assert str(caught.value) == (f"cannot read {str(run.config_path)!r}: it is not YAML as nnframe writes it "
+                                 "(expected ',' or ']', but got '<stream end>' at line 3, column 1); the file was "
+                                 "damaged or edited: restore it")
+
+
 def test_config_is_written_once_and_never_overwritten(tmp_path):
     run = RunDirectory.create(tmp_path, "spiral", now=NOW)
 

@@ -22,11 +22,11 @@ from types import ModuleType
 
 import pluggy
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from pydantic_core import PydanticSerializationError
 
 from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
-from nnframe.errors import PluginError, UnknownComponentError, close_match, did_you_mean
+from nnframe.errors import PluginError, Terminated, UnknownComponentError, close_match, did_you_mean
 from nnframe.held_signals import signals_held
 from nnframe.hook_checks import IMPL_MARK, hook_problems
 from nnframe.plugin_distributions import GROUP, SELF_DIST, plugin_packages
@@ -213,7 +213,7 @@ class Plugins:
             version = ep.dist.version if ep.dist else ""
             try:
                 plugin = ep.load()
-            except KeyboardInterrupt:
+            except STOPS:
                 raise
             except BaseException as exc:  # SystemExit, and pytest's Skipped from an importorskip, as any error
                 self._record_broken(PluginInfo(ep.name, dist, version),
@@ -321,7 +321,7 @@ class Plugins:
                 self._record_broken(info, problem)
                 return None
             return list(returned or [])  # a generator may raise part-way
-        except KeyboardInterrupt:
+        except STOPS:
             raise
         except BaseException as exc:
             site = _failure_site(exc, getattr(impl.function, "__module__", None) or "")
@@ -340,6 +340,9 @@ class Plugins:
             raise PluginError(f"{'; '.join(broken.describe() for broken in self.broken)} (strict plugin mode is on)")
 
 
+STOPS = (KeyboardInterrupt, Terminated, GeneratorExit)
+"""What a plugin's import or registration passes on: Ctrl-C and SIGTERM stop the command; any other exception,
+``BaseException`` too, is the plugin's failure."""
 COMPONENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 RESERVED_FIELDS: dict[Kind, tuple[str, ...]] = {
@@ -445,7 +448,9 @@ def _default_problem(component: Component) -> str | None:
 
 
 UNWRITABLE_SCHEMAS = frozenset({"is-instance", "is-subclass", "callable"})
-"""pydantic's core schemas of values that no YAML gives: an arbitrary class's instances, classes, functions."""
+"""pydantic's core schemas of values that no YAML gives: an arbitrary class's instances, classes, functions.
+Only as a field's own schema: a ``Path`` or a ``Sequence`` holds one inside, for the values it takes as they are."""
+WRAPPING_SCHEMAS = frozenset({"default", "nullable", "custom-error"})
 WRITABLE_HINT = "; parameters are what a YAML config holds: numbers, strings, booleans, and lists and mappings of them"
 
 
@@ -453,25 +458,31 @@ def _unwritable_problem(component: Component) -> str | None:
     """Params that a config cannot give, or a run's ``config.yaml`` hold (a numpy array, a function), fail every
     config that uses the component, or ``nnframe schema``, with a serializer's traceback that names neither.
 
-    Found in pydantic's core schema, which is built already: a JSON schema
-    for each component took 30 ms of every command's start.
+    The defaults are written as the model writes them (its serializers
+    included), and the fields' types read from pydantic's core schema, which
+    is built already: a JSON schema for each component took 30 ms of every
+    command's start.
     """
     model, where = component.params, f"{component.kind} {component.name!r}"
-    for key, spec in model.model_fields.items():
-        if spec.is_required() or spec.default_factory is not None:
-            continue
+    defaults = {key for key, spec in model.model_fields.items() if not spec.is_required()}
+    if defaults:
         try:
-            to_jsonable_python(spec.default)
-        except PydanticSerializationError as exc:
-            return f"{where}: the default of its parameter {key!r} cannot be written to a config: {exc}{WRITABLE_HINT}"
-    fields = _core_fields(model.__pydantic_core_schema__)
-    for key, schema in fields.items():
-        if _schema_types(schema) & UNWRITABLE_SCHEMAS:
+            made = model.model_construct()
+        except Exception:  # a default factory that needs the other fields: the config will be judged as a whole
+            made = None
+        for key in sorted(defaults) if made is not None else ():
+            try:
+                made.model_dump(mode="json", include={key})
+            except PydanticSerializationError as exc:
+                return (f"{where}: the default of its parameter {key!r} cannot be written to a config: {exc}"
+                        f"{WRITABLE_HINT}")
+            except Exception:  # a serializer of the whole model, which needs the fields a config gives
+                break
+    for key, field_schema in _core_fields(model.__pydantic_core_schema__).items():
+        if _own_schema_type(field_schema) in UNWRITABLE_SCHEMAS:
             annotation = model.model_fields[key].annotation
-            return (f"{where}: its parameter {key!r} ({getattr(annotation, '__name__', annotation)}) takes values "
-                    f"that no config can give{WRITABLE_HINT}")
-    if not fields and _schema_types(model.__pydantic_core_schema__) & UNWRITABLE_SCHEMAS:
-        return f"{where}: its params take values that no config can give{WRITABLE_HINT}"
+            named = annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+            return f"{where}: its parameter {key!r} ({named}) takes values that no config can give{WRITABLE_HINT}"
     return None
 
 
@@ -484,19 +495,12 @@ def _core_fields(schema: object) -> dict[str, object]:
     return {}
 
 
-def _schema_types(schema: object) -> set[str]:
-    """Every ``type`` in a core schema, its nested ones and definitions included."""
-    found: set[str] = set()
-    stack = [schema]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if isinstance(item.get("type"), str):
-                found.add(item["type"])
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return found
+def _own_schema_type(field_schema: object) -> str | None:
+    """The type of a field's core schema below its default, ``None`` and error wrappings."""
+    schema = field_schema.get("schema") if isinstance(field_schema, dict) else None
+    while isinstance(schema, dict) and schema.get("type") in WRAPPING_SCHEMAS:
+        schema = schema.get("schema")
+    return schema.get("type") if isinstance(schema, dict) else None
 
 
 def _build_problem(component: Component) -> str | None:

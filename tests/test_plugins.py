@@ -243,6 +243,45 @@ def add_faulty(site: Site, case: str) -> None:
     site.add(FAULTY[0], modules, entry_points={"faulty": target}, version=FAULTY[1])
 
 
+def test_params_that_a_config_gives_through_a_conversion_are_accepted() -> None:
+    """A ``Path``, a ``Sequence`` or an array read from a list and written back as one hold an instance check
+    inside their schema, for values given as they are; a config gives them all the same."""
+    import numpy as np
+    from pathlib import Path
+    from typing import Annotated, Optional, Sequence
+
+    from pydantic import BeforeValidator, ConfigDict, PlainSerializer
+
+    from nnframe import Params, hookimpl
+    from nnframe.components import node
+
+    class Converted(Params):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        cache: Optional[Path] = None
+        sizes: Sequence[int] = (1, 2)
+        table: Annotated[np.ndarray, BeforeValidator(np.asarray), PlainSerializer(lambda a: a.tolist())] = np.zeros(2)
+
+    class Plugin:
+        @hookimpl
+        def nnframe_register_nodes(self):
+            return [node("converted", Converted, lambda params, ctx: None)]
+
+    assert "converted" in get_plugin_manager(plugins=[("mine", Plugin())]).nodes
+
+
+@pytest.mark.parametrize("where", ["import", "registration"])
+@pytest.mark.parametrize("stop", ["KeyboardInterrupt()", "nnframe.errors.Terminated()"])
+def test_ctrl_c_or_sigterm_while_a_plugin_loads_stops_the_command(site: Site, where: str, stop: str) -> None:
+    """A SIGTERM at start-up is ``Terminated``, a ``BaseException``: taken for the plugin's failure, the run trained
+    on to exit 0."""
+    raising = f"import nnframe.errors\n\nraise {stop}\n" if where == "import" else RAISING_HOOK.replace(
+        'raise RuntimeError("layer table is corrupt")', f"import nnframe.errors\n    raise {stop}")
+    site.add(FAULTY[0], {"nnframe_faulty": raising}, entry_points={"faulty": "nnframe_faulty"}, version=FAULTY[1])
+    with pytest.raises(BaseException) as caught:
+        get_plugin_manager().build_registries()
+    assert type(caught.value).__name__ == stop.split(".")[-1].removesuffix("()")
+
+
 @pytest.mark.parametrize("case", BROKEN_CASES)
 def test_broken_plugin_is_reported_and_everything_else_works(site: Site, case: str) -> None:
     add_faulty(site, case)

@@ -14,7 +14,7 @@ import os
 import struct
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,31 +60,61 @@ def import_tensorboardx() -> Any:
 EVENT_FILE_MARK = ".tfevents."
 """In the name of every event file, and in no other file of a run directory: what TensorBoard reads."""
 RUN_END_TAGS = ("final/", "_hparams_/session_end_info")
-"""The prefixes of the tags a completed run ends with, which a resume that trains it further takes back."""
+"""The prefixes of the tags a completed run ends with, which a later leg's end replaces."""
 
 
 def trim_for_resume(logdir: Path, purge_step: int) -> None:
-    """Take out of a run's event files what its resume from step ``purge_step - 1`` logs again or makes untrue.
+    """Take out of a run's event files the points its resume from step ``purge_step - 1`` logs again.
 
-    The points a killed run logged after its last checkpoint, whose steps the
-    resume logs again, at the old values; and a completed run's ``final/``
-    points and HParams session end, made at a step that is no longer its
-    last. TensorBoard is told of the first by the ``SessionLog.START`` at
+    They are what a killed run logged after its last checkpoint, at the old
+    values. TensorBoard is told of them by the ``SessionLog.START`` at
     ``purge_step`` in the resume's file, but its server reads a run's first
-    such event as the run's start, and its fast loader none: both drew the
-    killed run's points, and the curve went back at the resume. A file is
-    written again only where something goes, atomically, and a record cut
-    short by a kill goes with it.
+    such event as the run's start, and its fast loader reads none: both drew
+    the killed run's points, and the curve went back at the resume. A record
+    cut short by a kill goes too.
     """
+    _rewrite_each(logdir, lambda event, record: None if event.step >= purge_step else record, keep=None)
+
+
+def drop_earlier_ends(logdir: Path, current: Path) -> None:
+    """Take a completed run's ``final/`` points and HParams session end out of its files other than ``current``,
+    which holds those of the run's new end: a completed run trained further ends again at its new last step.
+    Called once the new end is on disk, so that a kill at any moment leaves the run an end."""
+    _rewrite_each(logdir, _without_run_end, keep=current)
+
+
+def _rewrite_each(logdir: Path, change: Callable[[Any, bytes], bytes | None], keep: Path | None) -> None:
+    """Each event file of ``logdir`` but ``keep`` with ``change(event, record)`` for each record but the file's
+    version (the record as it stays, None to drop it), written again atomically where something changed."""
+    event_class = import_tensorboardx().proto.event_pb2.Event  # first: it keeps torch and boto3 out
     for path in sorted(Path(logdir).glob(f"*{EVENT_FILE_MARK}*")):
-        if not path.is_file():
+        if not path.is_file() or (keep is not None and path.name == keep.name):
             continue
         with names_the_file(path):
             raw = path.read_bytes()
         records = list(_records(raw))
-        kept = [kept_record for record in records if (kept_record := _kept(record, purge_step)) is not None]
-        if kept != records or sum(12 + len(record) + 4 for record in records) != len(raw):
+        kept = []
+        for record in records:
+            event = event_class.FromString(record)
+            changed = record if event.HasField("file_version") else change(event, record)
+            if changed is not None:
+                kept.append(changed)
+        if kept != records or _file_length(records) != len(raw):
             atomic_write_bytes(path, b"".join(_framed(record) for record in kept), stem="trimmed-events")
+
+
+def _without_run_end(event: Any, record: bytes) -> bytes | None:
+    """``record`` without the values of a run's end; None where it held nothing else."""
+    if not event.HasField("summary"):
+        return record
+    values = [value for value in event.summary.value if not value.tag.startswith(RUN_END_TAGS)]
+    if len(values) == len(event.summary.value):
+        return record
+    if not values:
+        return None
+    del event.summary.value[:]
+    event.summary.value.extend(values)
+    return event.SerializeToString()
 
 
 def _records(raw: bytes) -> Iterator[bytes]:
@@ -105,31 +135,16 @@ def _records(raw: bytes) -> Iterator[bytes]:
         position = end
 
 
+def _file_length(records: Iterable[bytes]) -> int:
+    """The length of a file of ``records``: each has a length, its checksum, the data and the data's checksum."""
+    return sum(12 + len(record) + 4 for record in records)
+
+
 def _framed(data: bytes) -> bytes:
     from tensorboardX.record_writer import masked_crc32c
 
     header = struct.pack("<Q", len(data))
     return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
-
-
-def _kept(record: bytes, purge_step: int) -> bytes | None:
-    """``record`` as it stays after a resume from ``purge_step - 1``: None where it goes, the same bytes where
-    nothing of it goes, else the event without its values of a run's end."""
-    event = import_tensorboardx().proto.event_pb2.Event.FromString(record)
-    if event.HasField("file_version"):
-        return record
-    if event.step >= purge_step:
-        return None
-    if not event.HasField("summary"):
-        return record
-    values = [value for value in event.summary.value if not value.tag.startswith(RUN_END_TAGS)]
-    if len(values) == len(event.summary.value):
-        return record
-    if not values:
-        return None
-    del event.summary.value[:]
-    event.summary.value.extend(values)
-    return event.SerializeToString()
 
 
 class EventFile:

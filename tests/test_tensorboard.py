@@ -23,7 +23,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from nnframe.builtin.tensorboard import TensorBoardLogger, flatten_config
 from nnframe.components import Params, loss
-from nnframe.event_file import import_tensorboardx
+from nnframe.event_file import EventFile, _file_length, _records, import_tensorboardx
 from nnframe.hookspecs import hookimpl
 from nnframe.losses import SoftmaxWithLoss
 from nnframe.plugins import get_plugin_manager
@@ -310,7 +310,27 @@ def test_a_record_a_kill_cut_short_goes_at_the_resume(plugins, run_dir):
     first.write_bytes(first.read_bytes()[:-7])
     drive(get_plugin_manager(), run_dir, Drive(start=20, stop=40, offset=100.0))
     assert [step for step, _ in points(read_events(run_dir), "train/loss")] == [10, 20, 30, 40]
+    raw = first.read_bytes()
+    assert _file_length(_records(raw)) == len(raw)  # whole records: the next writer appends after one
     assert not [path for path in run_dir.iterdir() if path.name.endswith(".tmp")]
+
+
+def test_a_completed_run_keeps_its_end_until_a_leg_that_trains_it_further_ends(plugins, run_dir):
+    def session_ends() -> list[int]:
+        ends = []
+        for i, path in enumerate(sorted(run_dir.glob("*tfevents*"))):
+            try:
+                tags = EventAccumulator(str(path)).Reload().PluginTagToContent("hparams")
+            except KeyError:  # a file without HParams data
+                continue
+            ends += [i] if "_hparams_/session_end_info" in tags else []
+        return ends
+
+    drive(plugins, run_dir, Drive(stop=30))
+    drive(get_plugin_manager(), run_dir, Drive(start=30, stop=50, fail_after=40, status="failed"))  # killed
+    assert session_ends() == [0]
+    drive(get_plugin_manager(), run_dir, Drive(start=30, stop=50))
+    assert session_ends() == [2]
 
 
 def test_a_completed_run_trained_further_ends_once_at_its_new_last_step(tmp_path: Path) -> None:
@@ -562,10 +582,14 @@ def test_tensorboardx_loads_without_importing_torch_or_boto3(tmp_path):
     # stand-ins that leave a mark when imported, so the test does not depend on what is installed
     for name in ("torch", "boto3"):
         (tmp_path / f"{name}.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'a').write('{name} ')\n")
-    code = "from nnframe.event_file import import_tensorboardx; import_tensorboardx()"
+    logged = EventFile(tmp_path / "run")  # a file for a resume's trim to read, in a process of its own
+    logged.scalars({"train/loss": 1.0}, 5)
+    logged.close()
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    assert not (tmp_path / "imported").exists()
+    for code in ("from nnframe.event_file import import_tensorboardx; import_tensorboardx()",
+                 f"from nnframe.event_file import trim_for_resume; trim_for_resume({str(tmp_path / 'run')!r}, 1)"):
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        assert not (tmp_path / "imported").exists(), code
     subprocess.run([sys.executable, "-c", "import torch, boto3"], env=env, check=True)
     assert (tmp_path / "imported").read_text() == "torch boto3 "
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nnframe.event_file import EVENT_FILE_MARK, FLUSH_SECS, EventFile, trim_for_resume
+from nnframe.event_file import EVENT_FILE_MARK, FLUSH_SECS, EventFile, drop_earlier_ends, trim_for_resume
 from nnframe.hookspecs import hookimpl
 from nnframe.tracking import config_yaml
 
@@ -57,8 +57,9 @@ class TensorBoardLogger:
     session end when it completes; TensorBoard takes its metric columns from
     the scalar tags, each run's value being its last logged point.
 
-    On a resume the points a killed run logged after its last checkpoint, and a completed run's end, are taken
-    out of its earlier files (see :func:`~nnframe.event_file.trim_for_resume`), the writer starts with
+    On a resume the points a killed run logged after its last checkpoint are taken out of its earlier files
+    (see :func:`~nnframe.event_file.trim_for_resume`), and so is a completed run's end once it has ended again
+    (:func:`~nnframe.event_file.drop_earlier_ends`); the writer starts with
     ``purge_step = run.step + 1`` for readers that act on it, and every writer
     gets its own event file (tensorboardX names files by the second, and a
     second writer in the same second would otherwise truncate the first file), numbered with six digits, since
@@ -121,14 +122,19 @@ class TensorBoardLogger:
         """
         if self.writer is None:
             return
+        ended = False
         try:
             self._write_pending()
             if status == "completed":
                 self._scalars({f"final/{tag}": summary.get("metrics", {}).get(tag) for tag in FINAL_TAGS}, run.step)
                 self.writer.session_end()
+                ended = True
         finally:
+            path = self.writer.path
             self.writer.close()
             self.writer = None
+        if ended and run.resumed:  # a completed run trained further: its end is this one, now on disk
+            drop_earlier_ends(self.logdir, path)
 
     def _write_pending(self) -> None:
         """Write the kept training metrics, oldest first, each as one event.

@@ -104,6 +104,7 @@ class Graph(Node):
         self.flat_params: np.ndarray | None = None
         self.flat_grads: np.ndarray | None = None
         self._protocol_checked = False
+        self._inputs_checked = False
         self._input_shapes: list[tuple[tuple[int, ...], ...]] | None = None
         self._out_shape: tuple[int, ...] | None = None
         self._collect_params()
@@ -522,18 +523,20 @@ class Graph(Node):
 
     def _forward_recording(self, xs: tuple[np.ndarray, ...]) -> np.ndarray:
         """Forward that keeps each node's input shapes, until the first backward has checked the nodes, and
-        checks that each node leaves its inputs as they were, unless allowed to write over them (a copy of one
-        node's inputs at a time)."""
+        checks, on the first, that each node leaves its inputs as they were, unless allowed to write over them
+        (a copy of one node's inputs at a time): a model that only predicts runs this walk on every call."""
         self._warn_of_wider_inputs(xs)
         values = list(xs)
         slot_names = [*self.inputs, *self.nodes]
+        checking = not getattr(self, "_inputs_checked", False)
         for (node, args), name in zip(self._forward_plan, self.nodes):
             given = [values[i] for i in args]
-            kept = None if getattr(node, "overwrite_input", False) else [
+            kept = None if not checking or getattr(node, "overwrite_input", False) else [
                 x.copy() if is_array(x) else None for x in given]
             values.append(node.forward(*given))
             if kept is not None:
                 check_inputs_unchanged(name, node, [slot_names[i] for i in args], given, kept)
+        self._inputs_checked = True
         self._input_shapes = [tuple(np.shape(values[i]) for i in args) for args in self._arg_slots]
         return values[self._output_slot]
 

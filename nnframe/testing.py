@@ -288,9 +288,9 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
                 setattr(owner, attribute, value.copy())
 
     kept = (tuple(getattr(obj, "params", [])), tuple(getattr(obj, "grads", [])))
+    given = [x.copy() for x in inputs]  # before any forward: one that writes into an index input writes it again
     if elsewhere:
         _forward_elsewhere(obj, inputs, target, seed, restore)
-    given = [x.copy() for x in inputs]
     if target is not None:
         scalar, analytic_inputs, again = _loss_pass(obj, inputs, target, rng, restore)
     else:

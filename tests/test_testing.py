@@ -461,6 +461,31 @@ def test_a_node_that_writes_into_its_input_fails_and_the_input_is_put_back() -> 
     assert np.array_equal(x, given)
 
 
+class WrapsItsIndices(Node):
+    """An embedding that wraps its indices into range in the array it is given."""
+
+    differentiable_input = False
+
+    def __init__(self, W: np.ndarray) -> None:
+        super().__init__()
+        self.params, self.grads = [W], [np.zeros_like(W)]
+
+    def forward(self, idx: np.ndarray) -> np.ndarray:
+        self.idx = np.remainder(idx, len(self.params[0]), out=idx)
+        return self.params[0][idx]
+
+    def backward(self, dout: np.ndarray) -> None:
+        self.grads[0][...] = 0
+        np.add.at(self.grads[0], self.idx, dout)
+
+
+def test_a_node_that_writes_into_its_index_input_fails_and_the_input_is_put_back() -> None:
+    idx = np.array([0, 7, 9, 2])
+    with pytest.raises(GradientCheckError, match="WrapsItsIndices wrote into its input0"):
+        check_gradients(WrapsItsIndices(np.random.default_rng(0).standard_normal((6, 3))), idx)
+    assert idx.tolist() == [0, 7, 9, 2]
+
+
 def test_a_node_whose_domain_refuses_the_other_inputs_is_checked_at_its_own() -> None:
     """The forward on other inputs that comes first keeps signs and zeros; a node refusing it is checked all the
     same."""

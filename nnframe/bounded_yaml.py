@@ -166,7 +166,7 @@ def _instead(path: Path) -> str:
     if "=" in path.name:
         return "; the config file comes first, then the overrides: CONFIG path=value ..."
     if path.is_symlink():
-        return f": it is a link to {os.readlink(path)!r}, which does not exist"
+        return f": it is a link to {os.readlink(path)!r}, which leads nowhere"
     try:
         siblings = [entry.name for entry in path.parent.iterdir()
                     if entry.suffix in (".yaml", ".yml") and entry.name != path.name]

@@ -345,17 +345,21 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
     return LoadedConfig(experiment, path, list(overrides), mapping)
 
 
-UNKNOWN_TYPE_NAME = re.compile(r"unknown type ('[^']*'|\"[^\"]*\")")
+UNKNOWN_TYPE_LINE = re.compile(r"field ([\w.\[\]]*?)\.?type: unknown type ('[^']*'|\"[^\"]*\")")
+SECTION_KINDS = (("optimizer.schedule", "schedule"), ("model", "node"), ("loss", "loss"), ("optimizer", "optimizer"),
+                 ("data", "dataset"), ("callbacks", "callback"))
+"""The kind of component a section's ``type`` names, by the start of its field path."""
 
 
 def _why_unknown(line: str, plugins: Plugins) -> str:
-    """A line about an unknown type, with why a plugin's component of that name was left out, or else the
-    plugins that failed to load: the warning about them is easily passed over, and the usual cause of an unknown
-    type, a plugin not installed, would send the user the wrong way."""
+    """A line about an unknown type, with why a plugin's component of that kind and name was left out, or else
+    the plugins that failed to load: the warning about them is easily passed over, and the usual cause of an
+    unknown type, a plugin not installed, would send the user the wrong way."""
     if MISSING_PLUGIN not in line:
         return line
-    named = UNKNOWN_TYPE_NAME.search(line)
-    left_out = plugins.left_out.get(named.group(1)[1:-1]) if named else None
+    found = UNKNOWN_TYPE_LINE.search(line)
+    kind = next((kind for start, kind in SECTION_KINDS if found and found.group(1).startswith(start)), None)
+    left_out = plugins.left_out.get((kind, found.group(2)[1:-1])) if found and kind else None
     return line.replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(plugins.broken)}")
 
 

@@ -163,7 +163,7 @@ class Plugins:
         self.allow_clashes = allow_clashes
         self.infos: dict[str, PluginInfo] = {}
         self.broken: list[BrokenPlugin] = []
-        self.left_out: dict[str, str] = {}  # why each component a plugin offered was left out, by its name
+        self.left_out: dict[tuple[Kind, str], str] = {}  # why each component a plugin offered was left out
         self._registries: dict[Kind, Registry] | None = None
 
     def __repr__(self) -> str:
@@ -302,7 +302,7 @@ class Plugins:
             if problem:
                 self._record_broken(info, problem)
                 if isinstance(component, Component) and isinstance(component.name, str):
-                    self.left_out[component.name] = (f"the {component.kind} {component.name!r} of plugin "
+                    self.left_out[component.kind, component.name] = (f"the {component.kind} {component.name!r} of plugin "
                                                      f"{BrokenPlugin(info.name, info.dist, info.version, '').origin} "
                                                      f"was left out: {problem}")
             else:

@@ -188,10 +188,10 @@ def _run_dirs(runs_dir: Path) -> list[Path]:
 
 
 def _once_each(paths: list[Path]) -> list[Path]:
-    """``paths`` with each directory once: a link to a run beside it (``latest``) is left out for the run's own
-    name, whatever the order of the folder."""
+    """``paths`` with each directory once: a link to a run beside it (``latest``), or to its experiment's folder,
+    is left out for the run's own name, whatever the order of the folder."""
     kept: dict[Path, Path] = {}
-    for path in sorted(paths, key=Path.is_symlink):
+    for path in sorted(paths, key=lambda path: path.is_symlink() + path.parent.is_symlink()):
         kept.setdefault(_real(path), path)
     chosen = set(map(id, kept.values()))
     return [path for path in paths if id(path) in chosen]

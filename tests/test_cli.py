@@ -372,6 +372,10 @@ def test_an_unknown_type_that_a_plugin_offered_says_why_it_was_left_out(site: Si
             "parameter(s) 'inputs', which nnframe reserves in a node section; rename them") in first
     assert second.endswith("a plugin that failed to load may register it: 'scale' from nnframe-scale 0.2.0 (see "
                            "`nnframe plugins` for its error)")  # each of its three components left out, named once
+    done = console("validate", path, "model.1={type: sigmoid}", "model.2={type: sigmoid}", "loss={type: scale}",
+                   env=site.env())
+    assert "field loss.type: unknown type 'scale'" in done.stderr
+    assert "was left out" not in done.stderr  # a node of that name is no loss
 
 EXITS = """
 import os

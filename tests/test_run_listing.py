@@ -185,12 +185,18 @@ def test_one_experiments_folder_or_one_run_lists_those_runs(tmp_path, monkeypatc
     assert {r.run for r in list_runs(tmp_path / "linked_runs")} == {f"mlp/{first.path.name}", f"mlp/{second.path.name}"}
 
 
-def test_a_link_to_a_run_beside_it_is_not_listed_again(tmp_path):
+def test_a_link_to_a_run_beside_it_is_not_listed_again(tmp_path, monkeypatch):
+    from nnframe import run_listing
+
+    real = run_listing._subdirectories
+    monkeypatch.setattr(run_listing, "_subdirectories", lambda folder: sorted(real(folder)))  # links met first
     run = make_run(tmp_path, "spiral", datetime(2026, 1, 2, 3, 4, 5), completed(10, 0.5, 0.8, 0.6, 0.7))
     (tmp_path / "spiral" / "latest").symlink_to(run.path.name)  # one link named after the run, one before it
     (tmp_path / "spiral" / "0-first").symlink_to(run.path)
     assert [r.run for r in list_runs(tmp_path)] == [f"spiral/{run.path.name}"]
     assert [r.run for r in list_runs(tmp_path / "spiral" / "latest")] == [f"spiral/{run.path.name}"]
+    (tmp_path / "0-spiral").symlink_to(tmp_path / "spiral")  # the experiment's folder linked, met before it
+    assert [r.run for r in list_runs(tmp_path)] == [f"spiral/{run.path.name}"]
 
 
 def test_a_run_without_a_summary_shows_the_step_of_its_newest_checkpoint(tmp_path):

@@ -302,9 +302,9 @@ class Plugins:
             if problem:
                 self._record_broken(info, problem)
                 if isinstance(component, Component) and isinstance(component.name, str):
-                    self.left_out[component.kind, component.name] = (f"the {component.kind} {component.name!r} of plugin "
-                                                     f"{BrokenPlugin(info.name, info.dist, info.version, '').origin} "
-                                                     f"was left out: {problem}")
+                    origin = BrokenPlugin(info.name, info.dist, info.version, "").origin
+                    self.left_out[component.kind, component.name] = (
+                        f"the {component.kind} {component.name!r} of plugin {origin} was left out: {problem}")
             else:
                 registries[kind].add(component, info)
         return registries

@@ -107,6 +107,7 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
                     trainer.model.eval()
                     holding.settled = previous.get("steps") == trainer.step  # no killed resume trained past it
                     return RunResult(run_dir.path, previous, notes, trainer.model)
+                held = HeldSignals(sigints=1)  # from here the resume is recorded: a stop is taken after a step
                 run_dir.begin_writing(holding)
                 for text in _record_resume(trainer, run_dir, overrides, changes, saved, plugins):
                     note(text)

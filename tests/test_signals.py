@@ -376,6 +376,30 @@ def test_a_signal_while_the_run_directory_is_made_waits_for_it_then_stops_the_ru
     assert latest_checkpoint(run_dir / "checkpoints").step == 1
 
 
+@SIGNALS
+def test_a_signal_while_a_resume_records_its_changes_stops_it_after_its_first_step(tmp_path: Path, monkeypatch,
+                                                                                 signum: int, code: int) -> None:
+    """A stop after the resume wrote its overrides entry, and before its first step, left the run's config.yaml
+    changed by a resume that trained nothing, and the plain resume after it refused."""
+    from nnframe.tracking import RunDirectory
+
+    config = write_config(tmp_path)
+    run_dir = run_in_process(config, tmp_path / "runs", SignalAt(), overrides=("train.max_steps=4",))
+    real_replace_config = RunDirectory.replace_config
+
+    def signalled_replace_config(self, config):
+        os.kill(os.getpid(), signum)
+        return real_replace_config(self, config)
+
+    monkeypatch.setattr(RunDirectory, "replace_config", signalled_replace_config)
+    with pytest.raises(Interrupted) as info:
+        run_in_process(config, tmp_path / "runs", SignalAt(), resume=run_dir, overrides=("optimizer.lr=0.5",))
+    assert info.value.exit_code == code and f"the run is in {run_dir}" in str(info.value)
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 5)  # a step at the new rate
+    assert latest_checkpoint(run_dir / "checkpoints").step == 5
+    assert "lr: 0.5" in (run_dir / "config.yaml").read_text()
+
+
 class SignalsAsItStarts:
     """Sends this process ``signum`` from ``nnframe_configure_run`` or ``nnframe_run_start``, between the making of
     the run's directory and its first step."""

@@ -127,8 +127,8 @@ def train(config: ConfigSource, overrides: list[str], plugins: Plugins, runs_dir
             except BaseException as exc:
                 ending = exc
                 if isinstance(exc, (Interrupted, NonFiniteError, PluginStateError)):
-                    exc.args = (f"{exc}; the run is in {run_dir.path}"
-                                + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
+                    exc.args = (f"{exc}; the run is in {run_dir.path}",)  # first: a Ctrl-C may cut the hint short
+                    exc.args = (exc.args[0] + _resume_hint(exc, experiment, overrides, plugins, run_dir),)
                 elif isinstance(exc, SystemExit):
                     exc.add_note(_exit_note(exc, run.summary.get("status"), trainer.step, run_dir)
                                  + _resume_hint(exc, experiment, overrides, plugins, run_dir,

@@ -400,6 +400,22 @@ def test_a_signal_while_a_resume_records_its_changes_stops_it_after_its_first_st
     assert "lr: 0.5" in (run_dir / "config.yaml").read_text()
 
 
+def test_a_ctrl_c_while_the_resume_command_is_made_leaves_the_message_naming_the_run(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    from nnframe import launch
+
+    def cut_short(*args: Any) -> str:
+        raise KeyboardInterrupt  # the third Ctrl-C, held by nothing: the hint re-reads configs, which takes a while
+
+    monkeypatch.setattr(launch, "_resume_hint", cut_short)
+    with pytest.raises(BaseException) as info:
+        run_in_process(write_config(tmp_path), tmp_path / "runs", SignalAt(step=3))
+    run_dir = only_run(tmp_path / "runs")
+    stop = info.value if isinstance(info.value, Interrupted) else info.value.__context__
+    assert isinstance(stop, Interrupted) and f"the run is in {run_dir}" in str(stop)
+    assert summary(run_dir)["status"] == "interrupted"
+
+
 class SignalsAsItStarts:
     """Sends this process ``signum`` from ``nnframe_configure_run`` or ``nnframe_run_start``, between the making of
     the run's directory and its first step."""

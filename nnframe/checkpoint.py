@@ -125,6 +125,11 @@ class Checkpointer:
 
     # ---------------------------------------------------------------- saving
 
+    @property
+    def saved_step(self) -> int | None:
+        """The step of the newest checkpoint of the run: written by this process, or resumed from."""
+        return self._saved_step
+
     def after_step(self, trainer: Trainer) -> None:
         """Save when the step falls on ``checkpoint.every``; about once a second, make sure the run directory
         is still where it was, so that a run whose directory was moved stops then, not at its next save."""

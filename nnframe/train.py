@@ -146,8 +146,8 @@ class Trainer:
             raise
         finally:
             self.run.summary.update(self._summary(status, time.perf_counter() - started, final))
-            if isinstance(ending, (KeyboardInterrupt, Terminated)):  # a second Ctrl-C: the step it came in unsaved
-                self.run.summary["saved"] = False
+            if isinstance(ending, (KeyboardInterrupt, Terminated)) or self._ended_unsaved(status):
+                self.run.summary["saved"] = False  # a resume goes on from the newest checkpoint, before this step
             try:
                 call_each(hook.nnframe_run_end, run=self.run, status=status, summary=self.run.summary)
             except (Exception, SystemExit) as hook_error:
@@ -162,6 +162,12 @@ class Trainer:
         if self._exit is not None:  # held through the run's last step: it completed, then this goes on
             raise self._exit
         return self.run.summary
+
+    def _ended_unsaved(self, status: str) -> bool:
+        """Whether a run that failed, or was stopped and could not save, ended past its newest checkpoint (a second
+        Ctrl-C's run is unsaved whatever its status)."""
+        saved_step = getattr(self.checkpointer, "saved_step", self.step)
+        return status in ("failed", "interrupted") and saved_step != self.step
 
     def release_signals(self, ending: BaseException | None = None) -> None:
         """Deliver the SIGINT and SIGTERM held since a Ctrl-C or SIGTERM stopped the run, once its checkpoint,

@@ -416,6 +416,30 @@ def test_a_ctrl_c_while_the_resume_command_is_made_leaves_the_message_naming_the
     assert summary(run_dir)["status"] == "interrupted"
 
 
+def test_a_run_whose_checkpoint_could_not_be_written_is_listed_at_its_newest_one(tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """A periodic save refused by the disk failed the run at step 6: its summary said 6 steps, saved, where a
+    resume goes on from step 4."""
+    import errno
+
+    from nnframe.checkpoint import Checkpointer
+
+    real_write = Checkpointer._write
+
+    def refused_at_6(self, stem, *args, **kwargs):
+        if stem.endswith("00000006"):
+            raise PermissionError(errno.EACCES, "Permission denied", stem)
+        return real_write(self, stem, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpointer, "_write", refused_at_6)
+    with pytest.raises(PermissionError):
+        run_in_process(write_config(tmp_path), tmp_path / "runs", SignalAt())
+    run_dir = only_run(tmp_path / "runs")
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"], summary(run_dir)["saved"]) == ("failed", 6, False)
+    (record,) = list_runs(tmp_path / "runs")
+    assert (record.status_text, record.steps) == ("failed (not saved)", 4)
+
+
 class SignalsAsItStarts:
     """Sends this process ``signum`` from ``nnframe_configure_run`` or ``nnframe_run_start``, between the making of
     the run's directory and its first step."""

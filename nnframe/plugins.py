@@ -472,7 +472,7 @@ def _unwritable_problem(component: Component) -> str | None:
             made = None
         for key in sorted(defaults) if made is not None else ():
             try:
-                made.model_dump(mode="json", include={key})
+                made.model_dump(mode="json", include={key}, warnings=False)  # a default its validator converts
             except PydanticSerializationError as exc:
                 return (f"{where}: the default of its parameter {key!r} cannot be written to a config: {exc}"
                         f"{WRITABLE_HINT}")

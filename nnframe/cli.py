@@ -19,8 +19,29 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+class _HelpWithoutType:
+    """typer shows a flag's type, ``<bool>``, unless it has a metavar: the help option's read as if it took a
+    value."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Group(_HelpWithoutType, TyperGroup):
+    """The ``nnframe`` group, its help option shown without a type."""
+
+
+class Command(_HelpWithoutType, TyperCommand):
+    """An ``nnframe`` subcommand, its help option shown without a type."""
+
 
 app = typer.Typer(
+    cls=Group,
     name="nnframe",
     help="Train numpy neural networks from YAML experiments, with plugins and TensorBoard.",
     no_args_is_help=True,
@@ -140,7 +161,7 @@ def plugin_manager(strict: bool = False, allow_clashes: bool = False) -> Any:
     return plugins
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def train(
     config: ConfigArg,
@@ -170,7 +191,7 @@ def train(
             typer.echo(f"{name}: {format_metric(value)}")
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def validate(config: ConfigArg, overrides: OverridesArg = None, strict_plugins: StrictOption = False) -> None:
     """Check a config (and its data) and print it fully resolved, with the notes training would print."""
@@ -182,7 +203,7 @@ def validate(config: ConfigArg, overrides: OverridesArg = None, strict_plugins: 
     typer.echo(experiment.config.to_yaml(), nl=False)
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def schema(strict_plugins: StrictOption = False) -> None:
     """Print the JSON Schema of experiment configs, plugin components included."""
@@ -191,7 +212,7 @@ def schema(strict_plugins: StrictOption = False) -> None:
     typer.echo(json.dumps(ConfigModels(plugin_manager(strict_plugins)).json_schema(), indent=2))
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def plugins(
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
@@ -213,7 +234,7 @@ def plugins(
         fail("; ".join(manager.clashes), 2)
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def gradcheck(
     config: ConfigArg,
@@ -272,7 +293,7 @@ def table_console() -> Any:
     return Console(width=TABLE_WIDTH if unbounded else None)
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def runs(
     runs_dir: RunsDirArg = Path("runs"),
@@ -322,7 +343,7 @@ def print_table(console: Any, table: Any) -> None:
     typer.echo("\n".join(line.rstrip() for line in captured.get().split("\n")), nl=False)
 
 
-@app.command()
+@app.command(cls=Command)
 @reports_errors
 def board(
     runs_dir: RunsDirArg = Path("runs"),

@@ -647,7 +647,8 @@ def test_version_and_the_short_help_option() -> None:
     assert console("--version").stdout == f"nnframe {nnframe.__version__}\n"
     short = console("train", "-h")
     assert short.returncode == 0 and "--runs-dir" in short.stdout
-    assert "<bool>" not in short.stdout.split("--help")[0]  # a flag takes no value
+    for command in (["train", "-h"], ["-h"], ["runs", "--help"]):  # a flag takes no value, the help option too
+        assert "<bool>" not in console(*command).stdout, command
 
 
 @pytest.mark.parametrize("args", [["train", str(SPIRAL), "--runs-dir", ""], ["train", str(SPIRAL), "--resume", " "],

@@ -241,8 +241,10 @@ class EventFile:
         plugin_data.content = content.SerializeToString()
         self.summary(start, 0)
 
-    def session_end(self) -> None:
-        """The HParams plugin's session end, status success: TensorBoard keeps the first it finds in a run."""
+    def session_end(self, step: int) -> None:
+        """The HParams plugin's session end, status success: TensorBoard keeps the first it finds in a run. At
+        the run's last ``step``, so that a resume from an earlier checkpoint takes it out with the points after
+        that checkpoint (:func:`trim_for_resume`)."""
         tbx = import_tensorboardx()
         hparams_pb2, status = tbx.proto.plugin_hparams_pb2, tbx.proto.api_pb2.Status
         content = hparams_pb2.HParamsPluginData(
@@ -251,7 +253,7 @@ class EventFile:
         metadata = tbx.proto.summary_pb2.SummaryMetadata(plugin_data=tbx.proto.summary_pb2.SummaryMetadata.PluginData(
             plugin_name="hparams", content=content.SerializeToString()))
         self.summary(self._Summary(value=[self._Summary.Value(tag="_hparams_/session_end_info", metadata=metadata)]),
-                     None)
+                     step)
 
     def summaries(self, summaries: Iterable[Any], step: int | None = None) -> None:
         for summary in summaries:

@@ -104,7 +104,7 @@ class Graph(Node):
         self.flat_params: np.ndarray | None = None
         self.flat_grads: np.ndarray | None = None
         self._protocol_checked = False
-        self._inputs_checked = False
+        self._inputs_checked: set[bool] = set()  # the modes (training or not) whose first forward was checked
         self._input_shapes: list[tuple[tuple[int, ...], ...]] | None = None
         self._out_shape: tuple[int, ...] | None = None
         self._collect_params()
@@ -528,7 +528,8 @@ class Graph(Node):
         self._warn_of_wider_inputs(xs)
         values = list(xs)
         slot_names = [*self.inputs, *self.nodes]
-        checking = not getattr(self, "_inputs_checked", False)
+        checked = getattr(self, "_inputs_checked", set())
+        checking = self._training not in checked  # once in each mode: a node may write in place in training only
         for (node, args), name in zip(self._forward_plan, self.nodes):
             given = [values[i] for i in args]
             kept = None if not checking or getattr(node, "overwrite_input", False) else [
@@ -536,7 +537,7 @@ class Graph(Node):
             values.append(node.forward(*given))
             if kept is not None:
                 check_inputs_unchanged(name, node, [slot_names[i] for i in args], given, kept)
-        self._inputs_checked = True
+        self._inputs_checked = checked | {self._training}
         self._input_shapes = [tuple(np.shape(values[i]) for i in args) for args in self._arg_slots]
         return values[self._output_slot]
 

@@ -542,7 +542,8 @@ class Gain(Node):
         self.x = x
         if self.mistake == "replaces its parameter":
             self.params[0] = self.params[0].copy()
-        if self.mistake == "writes into its input":
+        if self.mistake == "writes into its input" or (self.mistake == "writes into its input in training"
+                                                       and self.training):
             self.x = x.copy()
             x *= self.params[0]
             return x
@@ -606,6 +607,16 @@ def test_the_first_forward_catches_a_node_that_writes_into_its_input_and_later_o
     assert not copied
     model.backward(np.ones((4, 3)))
     assert model._protocol_checked  # the fast walk from here on, which copies nothing
+
+
+def test_a_node_that_writes_into_its_input_in_training_only_is_caught_after_an_eval_forward() -> None:
+    """A model's build runs its first forward in eval mode, which checked nothing that training does."""
+    model = gain_model("writes into its input in training")
+    model.eval()
+    model.forward(np.ones((4, 2)))
+    model.train()
+    with pytest.raises(NodeProtocolError, match="wrote into its input 'affine1'"):
+        model.forward(np.ones((4, 2)))
 
 
 def test_a_node_that_keeps_the_protocol_passes_and_only_the_first_backward_is_checked(

@@ -331,6 +331,9 @@ def test_a_completed_run_keeps_its_end_until_a_leg_that_trains_it_further_ends(p
     assert session_ends() == [0]
     drive(get_plugin_manager(), run_dir, Drive(start=30, stop=50))
     assert session_ends() == [2]
+    # resumed from step 20 (the newer checkpoints damaged): the end at 50 is no longer the run's
+    drive(get_plugin_manager(), run_dir, Drive(start=20, stop=50, fail_after=40, status="failed"))
+    assert session_ends() == []
 
 
 def test_a_completed_run_trained_further_ends_once_at_its_new_last_step(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ class TensorBoardLogger:
             self._write_pending()
             if status == "completed":
                 self._scalars({f"final/{tag}": summary.get("metrics", {}).get(tag) for tag in FINAL_TAGS}, run.step)
-                self.writer.session_end()
+                self.writer.session_end(run.step)
                 ended = True
         finally:
             path = self.writer.path

@@ -165,9 +165,10 @@ class Trainer:
 
     def _ended_unsaved(self, status: str) -> bool:
         """Whether a run that failed, or was stopped and could not save, ended past its newest checkpoint (a second
-        Ctrl-C's run is unsaved whatever its status)."""
+        Ctrl-C's run is unsaved whatever its status; one that trained no step has nothing to lose, and a diverged
+        one's steps are where it diverged)."""
         saved_step = getattr(self.checkpointer, "saved_step", self.step)
-        return status in ("failed", "interrupted") and saved_step != self.step
+        return status in ("failed", "interrupted") and self.step > (saved_step or 0)
 
     def release_signals(self, ending: BaseException | None = None) -> None:
         """Deliver the SIGINT and SIGTERM held since a Ctrl-C or SIGTERM stopped the run, once its checkpoint,
@@ -214,6 +215,8 @@ class Trainer:
         gradient is reported once, by :meth:`_nonfinite`, naming the step and the parameter."""
         train = self.settings.train
         eval_every = train.eval_every
+        if self._stop_signal is not None and self.step >= self.total_steps:  # held while a resume that only
+            raise self._interrupted()  # evaluates started: stopped before that, as a training run after its step
         while self.step < self.total_steps and self.run.stop_reason is None:
             epoch_before = self.batches.epoch
             self.train_step()

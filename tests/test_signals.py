@@ -440,6 +440,40 @@ def test_a_run_whose_checkpoint_could_not_be_written_is_listed_at_its_newest_one
     assert (record.status_text, record.steps) == ("failed (not saved)", 4)
 
 
+def test_a_signal_while_a_resume_that_only_evaluates_records_its_changes_stops_it(tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    from nnframe.tracking import RunDirectory
+
+    config = write_config(tmp_path)
+    with pytest.raises(Interrupted):
+        run_in_process(config, tmp_path / "runs", SignalAt(step=6))
+    run_dir = only_run(tmp_path / "runs")
+    real_write_overrides = RunDirectory.write_overrides
+
+    def signalled(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_write_overrides(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunDirectory, "write_overrides", signalled)
+    with pytest.raises(Interrupted):  # it had run its evaluation and completed, the Ctrl-C lost
+        run_in_process(config, tmp_path / "runs", SignalAt(), resume=run_dir, overrides=("train.max_steps=4",))
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 6)
+
+
+def test_a_run_that_fails_before_its_first_step_has_lost_nothing(tmp_path: Path) -> None:
+    class FailsToStart:
+        @hookimpl
+        def nnframe_run_start(self, run) -> None:
+            raise RuntimeError("no connection to the tracker")
+
+    with pytest.raises(RuntimeError):
+        run_in_process(write_config(tmp_path), tmp_path / "runs", FailsToStart())  # type: ignore[arg-type]
+    run_dir = only_run(tmp_path / "runs")
+    assert "saved" not in summary(run_dir)
+    (record,) = list_runs(tmp_path / "runs")
+    assert (record.status_text, record.steps) == ("failed", 0)
+
+
 class SignalsAsItStarts:
     """Sends this process ``signum`` from ``nnframe_configure_run`` or ``nnframe_run_start``, between the making of
     the run's directory and its first step."""

@@ -239,21 +239,31 @@ def candidates(directory: Path, warn: Any = None) -> list[Path]:
     return [path for _, _, path in sorted(found, key=lambda item: (-item[0], item[1]))]
 
 
+RELISTS = 5
+"""How often the newest checkpoint is looked for again where the one being read was pruned meanwhile."""
+
+
 def latest_checkpoint(directory: Path, warn: Any = None) -> Checkpoint:
     """The newest checkpoint that is complete and valid; a broken newer one is skipped through ``warn``."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{str(directory)!r} does not exist; expected the checkpoints/ directory of a run")
-    problems = []
-    for path in candidates(directory, warn):
-        try:
-            checkpoint = read_checkpoint(path)
-        except CheckpointError as exc:
-            problems.append(str(exc))
-            continue
-        for problem in problems if warn is not None else ():
-            warn(f"skipping {problem}; using the older {path.name} (step {checkpoint.step})")
-        return checkpoint
+    for _ in range(RELISTS):
+        problems, pruned = [], False
+        for path in candidates(directory, warn):
+            try:
+                checkpoint = read_checkpoint(path)
+            except CheckpointError as exc:
+                if not path.exists():  # pruned, as it was read, by the run still training: a newer one is there
+                    pruned = True
+                    break
+                problems.append(str(exc))
+                continue
+            for problem in problems if warn is not None else ():
+                warn(f"skipping {problem}; using the older {path.name} (step {checkpoint.step})")
+            return checkpoint
+        if not pruned:
+            break
     if not problems:
         raise CheckpointError(f"no checkpoint in {str(directory)!r}: the run stopped before its first checkpoint; "
                               "start it again without --resume, or save more often with checkpoint.every")

@@ -6,6 +6,7 @@ import importlib
 import json
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,33 @@ def test_the_newest_checkpoint_gives_the_model_training_left(trained) -> None:
     x = loaded.experiment.dataset.x_val
     assert np.array_equal(loaded.model.forward(x), trained.model.forward(x))  # dropout is off in both
     assert all(np.array_equal(a, b) for a, b in zip(loaded.model.params, trained.model.params))
+
+
+def test_a_checkpoint_pruned_as_it_is_read_sends_the_load_to_the_newer_one(tmp_path: Path, monkeypatch) -> None:
+    """A run still training with checkpoint.keep 1 prunes the checkpoint a load has listed, once it has saved a
+    newer one: the load took the older best checkpoint, with a warning that the newest was damaged."""
+    from nnframe import checkpoint_files
+
+    config = write_experiment(tmp_path, CONFIG)
+    run_dir = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    checkpoints = run_dir / "checkpoints"
+    real_candidates, real_read = checkpoint_files.candidates, checkpoint_files.read_checkpoint
+    listed_before_30 = [path for path in real_candidates(checkpoints)  # as it stood while step 20 was the newest
+                        if path.name in ("step-00000020.json", "step-00000010.json")]
+    listings = iter([listed_before_30] * 2)  # as checkpoint_of and latest_checkpoint listed it, before step 30
+    monkeypatch.setattr(checkpoint_files, "candidates",
+                        lambda directory, warn=None: next(listings, None) or real_candidates(directory, warn))
+
+    def pruned_as_read(path: Path):
+        if path.name == "step-00000020.json":
+            path.unlink()
+            raise CheckpointError(f"{path}: cannot read its arrays file: No such file or directory")
+        return real_read(path)
+
+    monkeypatch.setattr(checkpoint_files, "read_checkpoint", pruned_as_read)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert nnframe.load_run(run_dir).step == 30
 
 
 def test_the_best_checkpoint_and_one_of_a_step_are_loaded_as_saved(trained) -> None:

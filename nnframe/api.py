@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 Config = str | os.PathLike[str] | Mapping[str, Any]
 
 
-def run_experiment(config: Config, overrides: Sequence[str] | None = (), *, runs_dir: str | os.PathLike[str] = "runs",
+def run_experiment(config: Config, overrides: Sequence[str] | None = (), *,
+                   runs_dir: str | os.PathLike[str] | None = None,
                    resume: str | os.PathLike[str] | None = None, quiet: bool = False,
                    on_note: Callable[[str], None] | None = None, plugins: Plugins | None = None) -> RunResult:
-    """Train an experiment into a new run directory (or go on with the run in ``resume``), as ``nnframe train``.
+    """Train an experiment into a new run directory under ``runs_dir`` (``runs`` by default), or go on with the
+    run in ``resume`` (where ``runs_dir``, if given, must be the one it lies in), as ``nnframe train``.
 
     Returns the :class:`~nnframe.launch.RunResult`: ``run_dir``, ``summary``
     (what ``summary.json`` holds), ``notes`` and the trained ``model``. Each
@@ -36,10 +38,19 @@ def run_experiment(config: Config, overrides: Sequence[str] | None = (), *, runs
     in the notebook; by default the installed plugins are loaded, as for the
     command line, and one that fails to load is named in a warning.
     """
+    from nnframe.errors import UserError
     from nnframe.launch import train
+    from nnframe.tracking import lies_in
 
-    return train(_source(config), _overrides(overrides), _plugins(plugins), runs_dir=Path(runs_dir).expanduser(),
-                 resume=None if resume is None else Path(resume).expanduser(), quiet=quiet, on_note=on_note)
+    if on_note is not None and not callable(on_note):
+        raise TypeError(f"on_note takes a function of one note (a str), such as print; found {on_note!r}")
+    resume_dir = None if resume is None else Path(resume).expanduser()
+    if resume_dir is not None and runs_dir is not None and not lies_in(resume_dir, Path(runs_dir).expanduser()):
+        raise UserError(f"runs_dir {str(runs_dir)!r} is not where run {str(resume_dir)!r} lies; a resume stays in "
+                        "the run's directory, so leave runs_dir out")
+    return train(_source(config), _overrides(overrides), _plugins(plugins),
+                 runs_dir=Path("runs" if runs_dir is None else runs_dir).expanduser(), resume=resume_dir, quiet=quiet,
+                 on_note=on_note)
 
 
 def prepare_experiment(config: Config, overrides: Sequence[str] | None = (), *,
@@ -110,4 +121,12 @@ def _overrides(overrides: Sequence[str] | None) -> list[str]:
     if isinstance(overrides, Mapping):
         raise TypeError("overrides are a list of 'key=value' strings, not a mapping; give "
                         "[f'{key}={value}' for key, value in overrides.items()], or put the values in the config")
-    return list(overrides)
+    try:
+        given = list(overrides)
+    except TypeError:
+        raise TypeError(f"overrides are a list of 'key=value' strings; found {type(overrides).__name__} "
+                        f"{overrides!r}") from None
+    for item in given:
+        if not isinstance(item, str):
+            raise TypeError(f"overrides are 'key=value' strings; found {type(item).__name__} {item!r} among them")
+    return given

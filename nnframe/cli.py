@@ -177,7 +177,9 @@ def train(
     """Train an experiment and log it to a new run directory."""
     from nnframe.launch import train as run_training
 
-    if resume is not None and runs_dir is not None and not _lies_in(resume, runs_dir):
+    from nnframe.tracking import lies_in
+
+    if resume is not None and runs_dir is not None and not lies_in(resume, runs_dir):
         fail(f"--runs-dir {runs_dir} is not where run {resume} lies; a resume stays in the run's directory, so "
              "leave --runs-dir out", 2)
     runs_dir = Path("runs") if runs_dir is None else runs_dir
@@ -268,20 +270,6 @@ def gradcheck(
                   if KINK_NOTE in report.notes and loss_ok else "")
         fail(f"gradient check failed: {reason}{around}", 1)
     typer.echo("gradient check passed")
-
-
-def _lies_in(run_dir: Path, runs_dir: Path) -> bool:
-    """Whether ``run_dir`` is ``<runs_dir>/<name>/<timestamp>`` (links kept); what is no run (a mistyped path, a
-    file) is left to the resume, which names that problem."""
-    from nnframe.tracking import CONFIG_FILE
-
-    if not (run_dir / CONFIG_FILE).is_file():
-        return True
-    parent = Path(os.path.abspath(run_dir)).parent.parent
-    try:
-        return os.path.samefile(parent, runs_dir)
-    except OSError:
-        return parent == Path(os.path.abspath(runs_dir))
 
 
 def table_console() -> Any:

@@ -406,3 +406,15 @@ def environment_versions(plugin_versions: Mapping[str, str]) -> dict[str, Any]:
         "nnframe": __version__,
         "plugins": dict(sorted(plugin_versions.items())),
     }
+
+
+def lies_in(run_dir: Path, runs_dir: Path) -> bool:
+    """Whether ``run_dir`` is ``<runs_dir>/<name>/<timestamp>`` (links kept); what is no run (a mistyped path, a
+    file) is left to the resume, which names that problem."""
+    if not (Path(run_dir) / CONFIG_FILE).is_file():
+        return True
+    parent = Path(os.path.abspath(run_dir)).parent.parent
+    try:
+        return os.path.samefile(parent, runs_dir)
+    except OSError:
+        return parent == Path(os.path.abspath(runs_dir))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import yaml
 from fixtures.console import NNFRAME
 from fixtures.distributions import Site
 import nnframe
-from nnframe.errors import ConfigError, GraphError
+from nnframe.errors import ConfigError, GraphError, UserError
 from nnframe.hookspecs import hookimpl
 from nnframe.losses import SoftmaxWithLoss
 from nnframe.plugins import get_plugin_manager
@@ -88,7 +89,10 @@ def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
     done = subprocess.run([NNFRAME, *shlex.split(command)[1:], "train.epochs=20"], capture_output=True, text=True,
                           timeout=120, cwd="/")
     assert done.returncode == 0, done.stderr
-    again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, quiet=True)
+    with pytest.raises(UserError, match=r"runs_dir 'elsewhere' is not where run .* lies; a resume stays in the "
+                                        r"run's directory, so leave runs_dir out"):
+        nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, runs_dir="elsewhere", quiet=True)
+    again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, runs_dir="runs", quiet=True)
     assert again.summary["steps"] == 300
     assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes
 
@@ -288,6 +292,13 @@ def test_mistaken_arguments_are_named(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="not a mapping"):
         nnframe.prepare_experiment(SPIRAL, {"train.epochs": 3})
     assert nnframe.prepare_experiment(SPIRAL, None).settings.train.epochs == 300
+    for overrides, found in [(["train.epochs=3", None], "NoneType None among them"), ([0.1], "float 0.1 among them"),
+                             ([Path("a=b")], "PosixPath('a=b') among them"), (5, "found int 5")]:
+        with pytest.raises(TypeError, match=re.escape(found)):
+            nnframe.prepare_experiment(SPIRAL, overrides)
+    with pytest.raises(TypeError, match="on_note takes a function of one note"):
+        nnframe.run_experiment(SPIRAL, ["train.epochs=1"], runs_dir=tmp_path, on_note="print")
+    assert not (tmp_path / "spiral").exists()
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "data.npz", x=rng.standard_normal((40, 2)), y=rng.integers(0, 3, 40))
     experiment = nnframe.prepare_experiment({**spiral(), "data": {"type": "npz", "path": tmp_path / "data.npz"}})

@@ -167,6 +167,27 @@ def test_batch_norm_by_hand():
     np.testing.assert_allclose(node.backward(np.ones((1, 2))), [[2.0 / np.sqrt(1.5 + 1e-5), 1.0 / np.sqrt(0.5 + 1e-5)]])
 
 
+def test_the_running_statistics_keep_momentum_of_themselves():
+    """At momentum 0.5 either convention gives the same; at 0.9 the running mean moves a tenth of the way."""
+    node = BatchNorm(np.ones(1), np.zeros(1), momentum=0.9)
+    node.forward(np.array([[0.0], [10.0]]))
+    np.testing.assert_allclose(node.running_mean, [0.5])  # 0.9 * 0 + 0.1 * 5
+    np.testing.assert_allclose(node.running_var, [1.0 * 0.9 + 0.1 * 50.0])
+
+
+@pytest.mark.parametrize(("name", "params", "held"), [
+    ("batch_norm", {"momentum": 0.7, "eps": 0.01}, {"momentum": 0.7, "eps": 0.01}),
+    ("layer_norm", {"eps": 0.02}, {"eps": 0.02}),
+    ("swish", {"beta": 2.5}, {"beta": 2.5}),
+])
+def test_a_configs_parameters_reach_the_node(nnframe_plugins, name: str, params: dict, held: dict):
+    component = nnframe_plugins.nodes.get(name)
+    ctx = NodeContext(name=f"{name}1", input_shapes=[(4, 3)], dtype=np.dtype("float64"),
+                      rng=np.random.default_rng(0))
+    node = component.build(component.params.model_validate(params), ctx)
+    assert {key: getattr(node, key) for key in held} == held
+
+
 def test_batch_norm_gradients_in_evaluation(nnframe_plugins, gradcheck):
     node = build(nnframe_plugins, "batch_norm", (5, 3))
     node.running_mean[...], node.running_var[...] = [0.5, -1.0, 2.0], [0.5, 2.0, 1.5]

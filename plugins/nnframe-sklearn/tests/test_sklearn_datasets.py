@@ -55,6 +55,21 @@ def test_whole_dataset_has_its_shapes_classes_and_dtypes(nnframe_plugins, name, 
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_each_row_keeps_its_values_and_its_label_through_the_split(nnframe_plugins, name):
+    """The rows, training and validation alike, are scikit-learn's own rows with their own labels."""
+    from sklearn import datasets
+
+    x, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    if name == "digits":
+        x = x / 16.0  # scale_pixels, on by default
+    ds = build(nnframe_plugins, name, dtype="float64", val_fraction=0.2, standardize=False)
+    rows = {row.tobytes(): label for row, label in zip(np.asarray(x, dtype=np.float64), y)}
+    for part_x, part_y in ((ds.x, ds.y), (ds.x_val, ds.y_val)):
+        assert all(rows.get(row.tobytes(), -1) == label for row, label in zip(part_x, part_y))
+    assert len(ds.x) + len(ds.x_val) == len(x)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_split_sizes_and_stratification(nnframe_plugins, name):
     examples, _, per_class = DATASETS[name]
     ds = build(nnframe_plugins, name, val_fraction=0.2)

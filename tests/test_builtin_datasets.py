@@ -237,6 +237,7 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("id,a,label\nx1,1,0\nx2,2,1\n", {"drop": ["idd"]}, "has no column 'idd' to drop; columns present: id, a, "
                                                          "label (did you mean 'id'?)"),
     ("id,a,label\n1,1,0\n2,2,1\n", {"drop": ["label"]}, "drop names the label column 'label'"),
+    ("id,a,label\nx1,1,0\nx2,2,1,9\n", {"drop": ["id"]}, "line 3: 4 cells, but the header has 3 columns"),
     ("name,a,label\nSmith,1,0\n", {}, "line 2, column 'name': 'Smith' is not a number; every cell must be numeric "
                                      "(labels as class indices 0..C-1); a column that is no feature, such as a name "
                                      "or an id, is left out with drop: [name]"),
@@ -348,14 +349,15 @@ def test_a_data_file_the_system_cannot_read_is_a_data_error_naming_it(registry, 
 @pytest.mark.parametrize("text, fast", [
     ("\ufeffa,label,b\r\n1.5,0,2\r\n\r\n-3,2,4e1\r\n0,1,\"0.5\"\r\n", True),  # Excel's BOM and CRLF, a quoted number
     ("a, label ,b\n1.5,0,2\n-3, 2 ,4e1\n0,1,0.5\n", True),
-    ("id,a,label,b\nx1,1.5,0,2\nx2,-3,2,4e1\nx3,0,1,0.5\n", False),  # a column of words: dropped, read row by row
+    ("id,a,label,b\nx1,1.5,0,2\n\"x,2\",-3,2,4e1\nx3,0,1,0.5\n", True),  # a column of words, dropped, read as 0
     ("a,label,b\n1.5,0,2\n-3,2,4e1\n,,\n0,1,0.5\n", False),  # a row of empty cells, which the other reader skips
 ])
 def test_csv_read_by_numpy_or_row_by_row_gives_the_same_dataset(registry, tmp_path, text: str, fast: bool):
     path = tmp_path / "d.csv"
     path.write_bytes(text.encode("utf-8"))
-    assert (csv_table._numeric_table(path, ",") is not None) == fast
-    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="d.csv", drop=["id"] if "id" in text else [])
+    drop = ["id"] if "id" in text else []
+    assert (csv_table._numeric_table(path, ",", drop) is not None) == fast
+    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="d.csv", drop=drop)
     assert ds.x.tolist() == [[1.5, 2.0], [-3.0, 40.0], [0.0, 0.5]] and ds.y.tolist() == [0, 2, 1]
     assert ds.feature_names == ["a", "b"]
 

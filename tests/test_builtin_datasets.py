@@ -238,6 +238,8 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
                                                          "label (did you mean 'id'?)"),
     ("id,a,label\n1,1,0\n2,2,1\n", {"drop": ["label"]}, "drop names the label column 'label'"),
     ("id,a,label\nx1,1,0\nx2,2,1,9\n", {"drop": ["id"]}, "line 3: 4 cells, but the header has 3 columns"),
+    ("a,label\n1,0\n2\0,1\n", {}, "line 3, column 'a': '2\\x00' is not a number"),  # numpy read it as 2
+    ("id,a,label\nx1,1,0\nx2,2\0,1\n", {"drop": ["id"]}, "line 3, column 'a': '2\\x00' is not a number"),
     ("name,a,label\nSmith,1,0\n", {}, "line 2, column 'name': 'Smith' is not a number; every cell must be numeric "
                                      "(labels as class indices 0..C-1); a column that is no feature, such as a name "
                                      "or an id, is left out with drop: [name]"),

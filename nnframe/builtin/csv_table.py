@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 def read_csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray]:
     """The header and every cell as float64, without the columns ``params.drop`` names."""
-    fast = _numeric_table(path, params.delimiter, params.drop)
+    nul = _holds_nul(path)  # numpy reads "1\0" as 1, in its parser and in its strings: float() names the cell
+    fast = None if nul else _numeric_table(path, params.delimiter, params.drop)
     if fast is not None:
         header, values = fast
         _check_columns(header, params, path)
@@ -35,7 +36,7 @@ def read_csv_table(path: Path, params: CsvParams) -> tuple[list[str], np.ndarray
         return [header[i] for i in kept], values[:, kept]
     header, rows, lines = _read_csv(path, params)
     header, rows = _without_columns(header, rows, params.drop)
-    return header, _to_numbers(rows, lines, header, path, params)
+    return header, _to_numbers(rows, lines, header, path, params, by_cell=nul)
 
 
 class RowLines:
@@ -114,6 +115,12 @@ def _numeric_table(path: Path, delimiter: str, drop: Iterable[str] = ()) -> tupl
         return None
     _check_header(header, path)
     return header, values
+
+
+def _holds_nul(path: Path, chunk: int = 1 << 20) -> bool:
+    """Whether the file has a NUL byte, read a chunk at a time."""
+    with path.open("rb") as file:
+        return any(b"\0" in block for block in iter(lambda: file.read(chunk), b""))
 
 
 def _ignored(cell: str) -> float:
@@ -232,13 +239,13 @@ def _check_header(header: list[str], path: Path) -> None:
 
 
 def _to_numbers(rows: list[list[str]], lines: list[int], header: list[str], path: Path,
-                params: CsvParams) -> np.ndarray:
-    """All cells as float64; a cell that is not a number is reported with its line and column."""
+                params: CsvParams, by_cell: bool = False) -> np.ndarray:
+    """All cells as float64; a cell that is not a number is reported with its line and column. ``by_cell`` reads
+    each with ``float()`` at once."""
     if not rows:
         raise DataError(f"csv file {path} has a header but no data rows")
-    try:
-        values = np.array(rows, dtype=np.str_).astype(np.float64)
-    except ValueError:
+    values = None if by_cell else _all_at_once(rows)
+    if values is None:
         values = np.array([_row_numbers(row, line, header, path, params) for row, line in zip(rows, lines)])
     finite = np.isfinite(values)
     if not finite.all():
@@ -247,6 +254,14 @@ def _to_numbers(rows: list[list[str]], lines: list[int], header: list[str], path
                         "a missing or infinite value; every cell must be a finite number (fill the missing values, "
                         "or leave out their rows)")
     return values
+
+
+def _all_at_once(rows: list[list[str]]) -> np.ndarray | None:
+    """Every cell as float64 through numpy's strings, fast; None where one is no number."""
+    try:
+        return np.array(rows, dtype=np.str_).astype(np.float64)
+    except ValueError:
+        return None
 
 
 def _row_numbers(row: list[str], line: int, header: list[str], path: Path, params: CsvParams) -> list[float]:

@@ -223,6 +223,11 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
                            "(set delimiter: \";\")"),
     ("a\tb\tlabel\n1\t2\t0\n", {}, "is the delimiter '\\t'? (set delimiter: \"\\t\")"),
     ("a,b,label\n1,2,0\n1,2\n", {}, "line 3: 2 cells, but the header has 3 columns"),
+    ("a,b,label\n1,2,0\n\"1,2,0\n1,2,0\n", {}, "the row of lines 3-4 (a '\"' opened there is closed only on "
+                                                   "line 4, or never): 1 cells, but the header has 3 columns"),
+    ("a,b,label\n1,2,0\n\"1,2,0\n" + "1,2,0\n" * 30000, {}, "a cell from line 3 on runs past 131072 characters: a "
+                                                             "'\"' that opens a quoted cell there, or before, is "
+                                                             "never closed"),
     ("", {}, "is empty; it needs a header row"),
     ("\n \n,,\n", {}, "is empty; it needs a header row"),
     ("a,label\n", {}, "has a header but no data rows"),

@@ -165,6 +165,7 @@ def _delimiter_hint(header: list[str], delimiter: str) -> str:
 def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, non-blank rows and each row's line number; the header is checked against ``params`` before any
     row is read (a wrong delimiter is named as such), and row lengths against the header."""
+    ended = 0
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file, delimiter=params.delimiter)
@@ -174,12 +175,14 @@ def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]]
             _check_header(header, path)
             _check_columns(header, params, path)
             rows, lines = [], []
+            ended = reader.line_num  # the line the last row read ended on
             for row in reader:
+                started, ended = ended + 1, reader.line_num
                 if _blank(row):
                     continue
                 if len(row) != len(header):
                     comment = _comment_hint(header)
-                    raise DataError(f"csv file {path}, line {reader.line_num}: {len(row)} cells, but the header "
+                    raise DataError(f"csv file {path}, {_lines(started, ended)}: {len(row)} cells, but the header "
                                     f"has {len(header)} columns"
                                     + (f"; the header is {params.delimiter.join(header)!r}{comment}" if comment
                                        else ""))
@@ -188,10 +191,20 @@ def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]]
     except UnicodeDecodeError as exc:
         raise DataError(f"csv file {path} is not UTF-8 text: {exc}") from None
     except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise DataError(f"csv file {path}: a cell from line {ended + 1} on runs past {csv.field_size_limit()} "
+                            "characters: a '\"' that opens a quoted cell there, or before, is never closed") from None
         raise DataError(f"csv file {path}: {exc}") from None
     except OSError as exc:
         raise unreadable("csv", path, exc) from None
     return header, rows, lines
+
+
+def _lines(started: int, ended: int) -> str:
+    """``line 12``, or, for a row a quoted cell carried over several lines, where it started and ended."""
+    if started >= ended:
+        return f"line {ended}"
+    return f"the row of lines {started}-{ended} (a '\"' opened there is closed only on line {ended}, or never)"
 
 
 def _header(reader: Iterable[list[str]]) -> list[str]:

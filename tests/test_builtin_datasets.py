@@ -262,9 +262,14 @@ def test_csv_errors(registry, tmp_path, text, params, expected):
 
 
 def test_csv_not_utf8_and_missing(registry, tmp_path):
-    (tmp_path / "latin.csv").write_bytes("a,label\n\xe9,0\n".encode("latin-1"))
-    with pytest.raises(DataError, match="latin.csv is not UTF-8 text"):
+    (tmp_path / "latin.csv").write_bytes(("a,label\n" + "1,0\n" * 3000 + "\xe9,0\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.csv is not UTF-8 text: line 3002 holds the byte 0xE9 \(at byte "
+                                        r"12008 of the file\); save it as UTF-8"):  # not the decoder's chunk's byte
         _load(registry, "csv", _ctx(tmp_path), path="latin.csv")
+    (tmp_path / "excel.txt").write_bytes("a\tlabel\n1\t0\n".encode("utf-16"))
+    with pytest.raises(DataError, match=r"excel.txt is UTF-16 text \(as Excel saves \"Unicode Text\"\); save it as "
+                                        r"\"CSV UTF-8\""):
+        _load(registry, "csv", _ctx(tmp_path), path="excel.txt", delimiter="\t")
     with pytest.raises(DataError, match=r"csv file .*missing.csv \(path 'missing.csv' relative to .*\) not found"):
         _load(registry, "csv", _ctx(tmp_path), path="missing.csv")
 

@@ -188,8 +188,8 @@ def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]]
                                        else ""))
                 rows.append(row)
                 lines.append(reader.line_num)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"csv file {path} is not UTF-8 text: {exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"csv file {path} {_not_utf8(path)}") from None
     except csv.Error as exc:
         if "field limit" in str(exc):
             raise DataError(f"csv file {path}: a cell from line {ended + 1} on runs past {csv.field_size_limit()} "
@@ -198,6 +198,27 @@ def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]]
     except OSError as exc:
         raise unreadable("csv", path, exc) from None
     return header, rows, lines
+
+
+UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _not_utf8(path: Path) -> str:
+    """Where the file stops being UTF-8: its line and the byte there, or that it is UTF-16 (Excel's "Unicode
+    Text"). Python's decoder counts its position within the chunk it was given, not the file."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return "is not UTF-8 text"
+    if raw.startswith(UTF16_MARKS):
+        return "is UTF-16 text (as Excel saves \"Unicode Text\"); save it as \"CSV UTF-8\""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return (f"is not UTF-8 text: line {line} holds the byte 0x{raw[exc.start]:02X} (at byte {exc.start} of the "
+                "file); save it as UTF-8")
+    return "is not UTF-8 text"
 
 
 def _lines(started: int, ended: int) -> str:

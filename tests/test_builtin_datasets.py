@@ -261,6 +261,19 @@ def test_csv_errors(registry, tmp_path, text, params, expected):
         assert "did you mean" not in str(info.value)
 
 
+def test_csv_columns_named_by_numbers_as_pandas_writes_them(registry, tmp_path):
+    _write(tmp_path, "frame.csv", "0,1,2\n1.5,2,0\n3,4,1\n")
+    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="frame.csv", label=2, drop=[0])
+    assert (ds.feature_names, ds.x.tolist(), ds.y.tolist()) == (["1"], [[2.0], [4.0]], [0, 1])
+
+
+def test_csv_a_tab_written_where_yaml_reads_no_escape_is_told_how_to_write_it():
+    from nnframe.builtin.datasets import CsvParams
+
+    with pytest.raises(pydantic.ValidationError, match=r'write "\\t" in double quotes'):
+        CsvParams(path="d.csv", delimiter="\\t")
+
+
 def test_csv_not_utf8_and_missing(registry, tmp_path):
     (tmp_path / "latin.csv").write_bytes(("a,label\n" + "1,0\n" * 3000 + "\xe9,0\n").encode("latin-1"))
     with pytest.raises(DataError, match=r"latin.csv is not UTF-8 text: line 3002 holds the byte 0xE9 \(at byte "

@@ -109,9 +109,25 @@ class CsvParams(FileParams):
     val_path: str | None = Field(None, description="a second CSV file with the same columns, kept as the "
                                                    "validation set (val_fraction then stays 0)")
 
+    @field_validator("label", mode="before")
+    @classmethod
+    def _number_as_name(cls, value: object) -> object:
+        """A header pandas writes for a frame without column names is ``0,1,2``: ``label: 4`` names column 4."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("drop", mode="before")
+    @classmethod
+    def _numbers_as_names(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [cls._number_as_name(item) for item in value]
+        return value
+
     @field_validator("delimiter")
     @classmethod
     def _one_character(cls, value: str) -> str:
+        if value == "\\t":  # '\t' in single quotes or none: YAML reads escapes in double quotes only
+            raise ValueError(f"delimiter must be one character; found {value!r}, a backslash and a letter: write "
+                             f"\"{value}\" in double quotes, where YAML reads it as one character")
         if len(value) != 1:
             raise ValueError(f"delimiter must be one character; found {value!r}")
         if value in "\r\n\"":  # a line break ends a row, and the quote encloses a cell that holds a delimiter

@@ -267,6 +267,15 @@ def test_csv_columns_named_by_numbers_as_pandas_writes_them(registry, tmp_path):
     assert (ds.feature_names, ds.x.tolist(), ds.y.tolist()) == (["1"], [[2.0], [4.0]], [0, 1])
 
 
+def test_csv_a_column_name_matches_in_either_unicode_form(registry, tmp_path):
+    import unicodedata
+
+    _write(tmp_path, "mac.csv", unicodedata.normalize("NFD", "a,Espèce\n1,0\n2,1\n"))
+    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="mac.csv",
+               label=unicodedata.normalize("NFC", "Espèce"))
+    assert ds.y.tolist() == [0, 1]
+
+
 def test_csv_a_tab_written_where_yaml_reads_no_escape_is_told_how_to_write_it():
     from nnframe.builtin.datasets import CsvParams
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import unicodedata
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -229,11 +230,17 @@ def _lines(started: int, ended: int) -> str:
 
 
 def _header(reader: Iterable[list[str]]) -> list[str]:
-    """The first non-blank row of a ``csv.reader``, its names stripped; ``[]`` where every line is blank."""
+    """The first non-blank row of a ``csv.reader``, its names stripped and in Unicode's composed form (see
+    :func:`column_name`); ``[]`` where every line is blank."""
     for row in reader:
         if not _blank(row):
-            return [name.strip() for name in row]
+            return [column_name(name) for name in row]
     return []
+
+
+def column_name(name: str) -> str:
+    """``name`` stripped, its letters composed (NFC): ``Espèce`` typed, and written decomposed by a Mac, match."""
+    return unicodedata.normalize("NFC", name.strip())
 
 
 def _blank(row: list[str]) -> bool:

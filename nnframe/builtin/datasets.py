@@ -8,6 +8,7 @@ arrays from files, with relative paths resolved against the config's directory
 from __future__ import annotations
 
 import os
+import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Literal
@@ -112,8 +113,11 @@ class CsvParams(FileParams):
     @field_validator("label", mode="before")
     @classmethod
     def _number_as_name(cls, value: object) -> object:
-        """A header pandas writes for a frame without column names is ``0,1,2``: ``label: 4`` names column 4."""
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        """A header pandas writes for a frame without column names is ``0,1,2``: ``label: 4`` names column 4. A
+        name is matched as :func:`~nnframe.builtin.csv_table.column_name` reads the header's."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
     @field_validator("drop", mode="before")
     @classmethod

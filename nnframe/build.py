@@ -209,7 +209,7 @@ def _located(exc: UserError, where: str, path: str | None = None) -> UserError:
     """``exc`` with ``where`` (a file, a field path) in front of its message; its type is kept.
 
     ``path``, the field path, is kept on the error where it has none, so that
-    :func:`_with_origin` can tell whether an override set that field.
+    :func:`with_origin` can tell whether an override set that field.
     """
     exc.args = (f"{where}: {exc}",)
     if path and not getattr(exc, "path", None):
@@ -217,7 +217,7 @@ def _located(exc: UserError, where: str, path: str | None = None) -> UserError:
     return exc
 
 
-def _with_origin(exc: UserError, config: LoadedConfig) -> UserError:
+def with_origin(exc: UserError, config: LoadedConfig) -> UserError:
     """``exc`` with where its value came from in front: the override that set the field, else the file."""
     if getattr(exc, "file", None):
         return exc
@@ -319,7 +319,7 @@ def build_experiment(config: LoadedConfig, plugins: Plugins, initial_params: boo
             experiment.notes += notes
         return experiment
     except UserError as exc:
-        raise _with_origin(exc, config) from None
+        raise with_origin(exc, config) from None
 
 
 def _build_experiment(config: LoadedConfig, plugins: Plugins) -> Experiment:

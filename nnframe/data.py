@@ -338,7 +338,9 @@ def as_trained(ds: Dataset, scaling: tuple[np.ndarray, np.ndarray] | None) -> tu
         return ds, None
     if scaling is None or ds.x_mean is None:
         trained, now = ("standardized inputs", "true") if scaling is not None else ("its inputs as read", "false")
-        raise DataError(f"data: the run was trained on {trained}; set data.standardize: {now} to go on with it")
+        error = DataError(f"data: the run was trained on {trained}; set data.standardize: {now} to go on with it")
+        error.path = "data.standardize"  # type: ignore[attr-defined]  (the override that set it is named)
+        raise error
     mean, scale = (np.asarray(figures, dtype=np.float64) for figures in scaling)
     if mean.shape != ds.x_mean.shape:
         raise DataError(f"data: the run standardized examples of shape {mean.shape}, but they have shape "

@@ -19,14 +19,15 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter, ValidationError
 
-from nnframe.build import Experiment, build_experiment
+from nnframe.build import Experiment, build_experiment, with_origin
 from nnframe.components import absolute_paths
 from nnframe.config import ConfigModels, InitFrom
 from nnframe.config_errors import format_path
 from nnframe.config_loader import ConfigSource, LoadedConfig, load_experiment
 from nnframe.checkpoint_files import candidates
 from nnframe.data import as_trained
-from nnframe.errors import NonFiniteError, PluginStateError, RunDirectoryGone, Terminated, UserError, mention
+from nnframe.errors import (DataError, NonFiniteError, PluginStateError, RunDirectoryGone, Terminated, UserError,
+                            mention)
 from nnframe.held_signals import HeldSignals
 from nnframe.plugins import LOCAL, Plugins
 from nnframe.progress import make_progress
@@ -289,7 +290,10 @@ def _restore(trainer: Trainer, run_dir: RunDirectory, overrides: list[str], plug
     from nnframe.checkpoint import stop_to_restore
 
     checkpoint = trainer.checkpointer.restore(trainer)
-    dataset, changed = as_trained(trainer.dataset, checkpoint.scaling)
+    try:
+        dataset, changed = as_trained(trainer.dataset, checkpoint.scaling)
+    except DataError as exc:
+        raise with_origin(exc, config) from None
     if changed is not None:
         trainer.dataset = trainer.experiment.dataset = dataset
         note(changed)

@@ -65,7 +65,8 @@ def test_load_run_with_standardize_turned_off_is_refused_without_a_word_on_the_d
 
 def test_a_resume_that_turns_standardize_off_is_refused(standardized_run):
     _, config, result = standardized_run
-    with pytest.raises(DataError, match="trained on standardized inputs; set data.standardize: true"):
+    with pytest.raises(DataError, match=r"^override 'data.standardize=false': data: the run was trained on "
+                                        r"standardized inputs; set data.standardize: true"):
         nnframe.run_experiment(config, ["data.standardize=false", "train.epochs=6"], resume=result.run_dir,
                                quiet=True)
     resumed = nnframe.run_experiment(config, ["train.epochs=6"], resume=result.run_dir, quiet=True)

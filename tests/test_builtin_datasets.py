@@ -232,6 +232,10 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("\n \n,,\n", {}, "is empty; it needs a header row"),
     ("a,label\n", {}, "has a header but no data rows"),
     ("a,a,label\n1,2,0\n", {}, "the header names column 'a' twice"),
+    ("sep=;\na;label\n1;0\n", {}, "its first line is Excel's note of the delimiter, not a header: delete that line "
+                                  "and set delimiter: \";\""),
+    ("sep=;\na;label\n1;0\n", {"delimiter": ";"}, "its first line is Excel's note of the delimiter, not a header: "
+                                                   "delete that line"),
     ("a,,label\n1,2,0\n", {}, "header column 2 has no name"),
     ("label\n0\n1\n", {}, "has only the label column 'label'"),
     ("id,label\n1,0\n2,1\n", {"drop": ["id"]}, "has only the label column 'label'"),

@@ -268,7 +268,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
+EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.?)", re.IGNORECASE)
+"""A first line ``sep=;`` that Excel writes to name the delimiter, which is no header (split by that delimiter,
+``sep=`` and an empty cell)."""
+
+
 def _check_header(header: list[str], path: Path) -> None:
+    excel = EXCEL_SEPARATOR_LINE.fullmatch("".join(header)) if len(header) <= 2 else None
+    if excel:
+        named = excel.group(1)
+        then = f" and set delimiter: {json.dumps(named)}" if named else ""
+        raise DataError(f"csv file {path}: its first line is Excel's note of the delimiter, not a header: delete "
+                        f"that line{then}")
     seen: set[str] = set()
     for column, name in enumerate(header, start=1):
         if not name:

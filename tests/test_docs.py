@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +84,54 @@ def test_the_readmes_error_examples_are_what_the_cli_prints(tmp_path: Path) -> N
                               timeout=120)
         assert done.returncode == 2
         assert done.stderr == " ".join(shown.split("\n")).strip() + "\n"
+
+
+DEFAULTS_RESERVED = ("type", "name", "inputs", "schedule")
+"""Keys the config reads itself, which no component's row lists."""
+
+
+def _shown(value: Any) -> str:
+    """A default as the table shows it."""
+    if value is None:
+        return "null (unset)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return str(value)
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def _fields(model: Any) -> str:
+    parts = []
+    for key, field in model.model_fields.items():
+        if key in DEFAULTS_RESERVED:
+            continue
+        if field.is_required():
+            parts.append(f"`{key}` (required)")
+        else:
+            default = field.default_factory() if field.default_factory is not None else field.default
+            parts.append(f"`{key}` {_shown(default)}")
+    return ", ".join(parts) or "none"
+
+
+def _default_rows() -> list[str]:
+    from nnframe.config import CheckpointConfig, LogConfig, TrainConfig
+    from nnframe.plugins import get_plugin_manager
+
+    rows = [f"| `{name}` | {_fields(model)} |" for name, model in
+            (("train", TrainConfig), ("log", LogConfig), ("checkpoint", CheckpointConfig))]
+    plugins = get_plugin_manager()
+    for kind, section in (("datasets", "data"), ("nodes", "model"), ("losses", "loss"), ("optimizers", "optimizer"),
+                          ("schedules", "optimizer.schedule"), ("callbacks", "callbacks")):
+        registry = getattr(plugins, kind)
+        rows += [f"| {section} `{component.name}` | {_fields(component.params)} |" for component in registry
+                 if registry.plugin_of(component.name).dist == "nnframe"]
+    return rows
+
+
+def test_the_table_of_defaults_is_the_configs_own() -> None:
+    """Each row of docs/experiments.md's *Every default*, as the models of the config and the built-in components
+    give their defaults: a default changed in the code and not in the table fails here."""
+    page = (ROOT / "docs" / "experiments.md").read_text(encoding="utf-8")
+    missing = [row for row in _default_rows() if row not in page]
+    assert not missing, "\n".join(missing)

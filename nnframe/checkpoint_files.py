@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -248,14 +249,14 @@ def latest_checkpoint(directory: Path, warn: Any = None) -> Checkpoint:
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{str(directory)!r} does not exist; expected the checkpoints/ directory of a run")
-    for _ in range(RELISTS):
+    for relisting in range(RELISTS):
         problems, pruned = [], False
-        for path in candidates(directory, warn):
+        for path in candidates(directory, warn if relisting == 0 else None):
             try:
                 checkpoint = read_checkpoint(path)
             except CheckpointError as exc:
-                if not path.exists():  # pruned, as it was read, by the run still training: a newer one is there
-                    pruned = True
+                if not os.path.lexists(path) and relisting < RELISTS - 1:  # pruned as it was read, by the run still
+                    pruned = True  # training: a newer one is there (a link to nothing stays, damaged)
                     break
                 problems.append(str(exc))
                 continue

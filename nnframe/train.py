@@ -215,8 +215,9 @@ class Trainer:
         gradient is reported once, by :meth:`_nonfinite`, naming the step and the parameter."""
         train = self.settings.train
         eval_every = train.eval_every
-        if self._stop_signal is not None and self.step >= self.total_steps:  # held while a resume that only
-            raise self._interrupted()  # evaluates started: stopped before that, as a training run after its step
+        steps_left = self.step < self.total_steps and self.run.stop_reason is None
+        if self._stop_signal is not None and not steps_left:  # held while a resume that only evaluates, or carries
+            raise self._interrupted()  # out a stop, started: stopped before that, as a training run after its step
         while self.step < self.total_steps and self.run.stop_reason is None:
             epoch_before = self.batches.epoch
             self.train_step()

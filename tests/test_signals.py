@@ -460,6 +460,34 @@ def test_a_signal_while_a_resume_that_only_evaluates_records_its_changes_stops_i
     assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 6)
 
 
+def test_a_signal_while_a_resume_that_carries_out_a_stop_starts_stops_it(tmp_path: Path, monkeypatch) -> None:
+    """A checkpoint saved by a Ctrl-C in the step a plugin asked to stop holds that stop, which its resume carries
+    out without a step: the Ctrl-C held while it started was handed to a loop that did not run."""
+    from nnframe.tracking import RunDirectory
+
+    class StopsAndIsInterrupted:
+        @hookimpl
+        def nnframe_step_end(self, run, metrics) -> None:
+            if metrics.step == 6:
+                run.stop("enough")
+                os.kill(os.getpid(), signal.SIGINT)
+
+    config = write_config(tmp_path)
+    with pytest.raises(Interrupted):
+        run_in_process(config, tmp_path / "runs", StopsAndIsInterrupted())  # type: ignore[arg-type]
+    run_dir = only_run(tmp_path / "runs")
+    real_write_overrides = RunDirectory.write_overrides
+
+    def signalled(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_write_overrides(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunDirectory, "write_overrides", signalled)
+    with pytest.raises(Interrupted):
+        run_in_process(config, tmp_path / "runs", SignalAt(), resume=run_dir, overrides=("train.max_steps=39",))
+    assert summary(run_dir)["status"] == "interrupted"
+
+
 def test_a_run_that_fails_before_its_first_step_has_lost_nothing(tmp_path: Path) -> None:
     class FailsToStart:
         @hookimpl

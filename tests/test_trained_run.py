@@ -88,6 +88,18 @@ def test_a_checkpoint_pruned_as_it_is_read_sends_the_load_to_the_newer_one(tmp_p
         assert nnframe.load_run(run_dir).step == 30
 
 
+def test_a_newest_checkpoint_that_is_a_link_to_nothing_is_skipped_as_damaged(tmp_path: Path) -> None:
+    """It is listed on every look and never exists: taken for one pruned as it was read, it was looked for again
+    until the run seemed to have no checkpoint at all."""
+    config = write_experiment(tmp_path, CONFIG)
+    run_dir = nnframe.run_experiment(config, runs_dir=tmp_path / "runs", quiet=True).run_dir
+    newest = run_dir / "checkpoints" / "step-00000030.json"
+    newest.unlink()
+    newest.symlink_to("gone.json")
+    with pytest.warns(UserWarning, match="skipping .*step-00000030.json"):
+        assert nnframe.load_run(run_dir).step == 24  # the best checkpoint, at step 24, is the newest valid one
+
+
 def test_the_best_checkpoint_and_one_of_a_step_are_loaded_as_saved(trained) -> None:
     best = nnframe.load_run(trained.run_dir, "best")
     meta = json.loads((trained.run_dir / "checkpoints" / "best.json").read_text())

@@ -225,9 +225,9 @@ def test_csv_delimiter_label_name_regression_and_split(registry, tmp_path):
     ("a,b,label\n1,2,0\n1,2\n", {}, "line 3: 2 cells, but the header has 3 columns"),
     ("a,b,label\n1,2,0\n\"1,2,0\n1,2,0\n", {}, "the row of lines 3-4 (a '\"' opened there is closed only on "
                                                    "line 4, or never): 1 cells, but the header has 3 columns"),
-    ("a,b,label\n1,2,0\n\"1,2,0\n" + "1,2,0\n" * 30000, {}, "a cell from line 3 on runs past 131072 characters: a "
-                                                             "'\"' that opens a quoted cell there, or before, is "
-                                                             "never closed"),
+    ("a,b,label\n1,2,0\n\"1,2,0\n" + "1,2,0\n" * 30000, {}, "the row of lines 3-30003 (a '\"' opened there is "
+                                                             "closed only on line 30003, or never): 1 cells"),
+    ("id,x,label\n\"" + "x" * 200_000 + "\",1,0\nb,,1\n", {"drop": ["id"]}, "line 3, column 'x': an empty cell"),
     ("", {}, "is empty; it needs a header row"),
     ("\n \n,,\n", {}, "is empty; it needs a header row"),
     ("a,label\n", {}, "has a header but no data rows"),
@@ -292,6 +292,9 @@ def test_csv_not_utf8_and_missing(registry, tmp_path):
     with pytest.raises(DataError, match=r"latin.csv is not UTF-8 text: line 3002 holds the byte 0xE9 \(at byte "
                                         r"12008 of the file\); save it as UTF-8"):  # not the decoder's chunk's byte
         _load(registry, "csv", _ctx(tmp_path), path="latin.csv")
+    (tmp_path / "mac.csv").write_bytes(b"x,label\r1,0\r2,1\r3\xe9,0\r")  # Excel's "CSV (Macintosh)"
+    with pytest.raises(DataError, match="mac.csv is not UTF-8 text: line 4 holds the byte 0xE9"):
+        _load(registry, "csv", _ctx(tmp_path), path="mac.csv")
     (tmp_path / "excel.txt").write_bytes("a\tlabel\n1\t0\n".encode("utf-16"))
     with pytest.raises(DataError, match=r"excel.txt is UTF-16 text \(as Excel saves \"Unicode Text\"\); save it as "
                                         r"\"CSV UTF-8\""):

@@ -166,7 +166,7 @@ def _delimiter_hint(header: list[str], delimiter: str) -> str:
 def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, non-blank rows and each row's line number; the header is checked against ``params`` before any
     row is read (a wrong delimiter is named as such), and row lengths against the header."""
-    ended = 0
+    limit = csv.field_size_limit(CELL_LIMIT)  # a long text cell to drop, or a quote never closed: both read whole
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file, delimiter=params.delimiter)
@@ -192,15 +192,20 @@ def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]]
     except UnicodeDecodeError:
         raise DataError(f"csv file {path} {_not_utf8(path)}") from None
     except csv.Error as exc:
-        if "field limit" in str(exc):
-            raise DataError(f"csv file {path}: a cell from line {ended + 1} on runs past {csv.field_size_limit()} "
-                            "characters: a '\"' that opens a quoted cell there, or before, is never closed") from None
         raise DataError(f"csv file {path}: {exc}") from None
     except OSError as exc:
         raise unreadable("csv", path, exc) from None
+    finally:
+        csv.field_size_limit(limit)
     return header, rows, lines
 
 
+CELL_LIMIT = 2**31 - 1
+"""The longest cell the row-by-row reader takes: csv's own limit, 131072 characters, refused a long text cell in
+a column to drop, and a quote never closed came out as "field larger than field limit" with no line; read
+whole, its row spans the lines from the quote on, which the message names."""
+LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+"""What ends a line for the csv reader: Excel's "CSV (Macintosh)" ends them with a carriage return alone."""
 UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
 
 
@@ -216,7 +221,7 @@ def _not_utf8(path: Path) -> str:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        line = len(LINE_BREAK.findall(raw, 0, exc.start)) + 1
         return (f"is not UTF-8 text: line {line} holds the byte 0x{raw[exc.start]:02X} (at byte {exc.start} of the "
                 "file); save it as UTF-8")
     return "is not UTF-8 text"

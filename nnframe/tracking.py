@@ -413,8 +413,12 @@ def lies_in(run_dir: Path, runs_dir: Path) -> bool:
     file) is left to the resume, which names that problem."""
     if not (Path(run_dir) / CONFIG_FILE).is_file():
         return True
-    parent = Path(os.path.abspath(run_dir)).parent.parent
-    try:
-        return os.path.samefile(parent, runs_dir)
-    except OSError:
-        return parent == Path(os.path.abspath(runs_dir))
+    for seen in (os.path.abspath(run_dir), os.path.realpath(run_dir)):  # as given, or through links (latest)
+        parent = Path(seen).parent.parent
+        try:
+            if os.path.samefile(parent, runs_dir):
+                return True
+        except OSError:
+            if parent == Path(os.path.abspath(runs_dir)):
+                return True
+    return False

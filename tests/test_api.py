@@ -92,7 +92,9 @@ def test_an_interrupted_mapping_run_resumes_from_python_or_the_command_it_names(
     with pytest.raises(UserError, match=r"runs_dir 'elsewhere' is not where run .* lies; a resume stays in the "
                                         r"run's directory, so leave runs_dir out"):
         nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, runs_dir="elsewhere", quiet=True)
-    again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=run_dir, runs_dir="runs", quiet=True)
+    (tmp_path / "latest").symlink_to(run_dir)  # a link to the run lies where the run does
+    again = nnframe.run_experiment(spiral(), ["train.epochs=30"], resume=tmp_path / "latest", runs_dir="runs",
+                                   quiet=True)
     assert again.summary["steps"] == 300
     assert "resumed with train.epochs: 20 in the run, 30 now" in again.notes
 

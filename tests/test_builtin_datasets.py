@@ -267,8 +267,9 @@ def test_csv_errors(registry, tmp_path, text, params, expected):
 
 def test_csv_columns_named_by_numbers_as_pandas_writes_them(registry, tmp_path):
     _write(tmp_path, "frame.csv", "0,1,2\n1.5,2,0\n3,4,1\n")
-    ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="frame.csv", label=2, drop=[0])
-    assert (ds.feature_names, ds.x.tolist(), ds.y.tolist()) == (["1"], [[2.0], [4.0]], [0, 1])
+    for label, drop in ((2, [0]), (np.int64(2), (np.int64(0),))):  # numpy's too, as df.columns[-1] gives
+        ds = _load(registry, "csv", _ctx(tmp_path, dtype=np.float64), path="frame.csv", label=label, drop=drop)
+        assert (ds.feature_names, ds.x.tolist(), ds.y.tolist()) == (["1"], [[2.0], [4.0]], [0, 1])
 
 
 def test_csv_a_column_name_matches_in_either_unicode_form(registry, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import unicodedata
 import zipfile
+from numbers import Integral
 from pathlib import Path
 from typing import Literal
 
@@ -115,14 +116,14 @@ class CsvParams(FileParams):
     def _number_as_name(cls, value: object) -> object:
         """A header pandas writes for a frame without column names is ``0,1,2``: ``label: 4`` names column 4. A
         name is matched as :func:`~nnframe.builtin.csv_table.column_name` reads the header's."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
+        if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)):  # numpy's too: df.columns[-1]
+            return str(int(value))
         return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
 
     @field_validator("drop", mode="before")
     @classmethod
     def _numbers_as_names(cls, value: object) -> object:
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):
             return [cls._number_as_name(item) for item in value]
         return value
 
@@ -131,7 +132,8 @@ class CsvParams(FileParams):
     def _one_character(cls, value: str) -> str:
         if value == "\\t":  # '\t' in single quotes or none: YAML reads escapes in double quotes only
             raise ValueError(f"delimiter must be one character; found {value!r}, a backslash and a letter: write "
-                             f"\"{value}\" in double quotes, where YAML reads it as one character")
+                             f"\"{value}\" in double quotes, where YAML reads it as one character (in an override, "
+                             f"quoted for the shell too: 'data.delimiter=\"{value}\"')")
         if len(value) != 1:
             raise ValueError(f"delimiter must be one character; found {value!r}")
         if value in "\r\n\"":  # a line break ends a row, and the quote encloses a cell that holds a delimiter

@@ -231,7 +231,7 @@ def candidates(directory: Path, warn: Any = None) -> list[Path]:
         if match and match.group(2) == "json":
             found.append((int(match.group(1)), 0, path))
     best = Path(directory) / f"{BEST}.json"
-    if best.exists():
+    if os.path.lexists(best):  # a link to nothing is damaged, and said so
         try:
             found.append((read_meta(best)["step"], 1, best))
         except CheckpointError as exc:

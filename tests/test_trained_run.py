@@ -98,6 +98,12 @@ def test_a_newest_checkpoint_that_is_a_link_to_nothing_is_skipped_as_damaged(tmp
     newest.symlink_to("gone.json")
     with pytest.warns(UserWarning, match="skipping .*step-00000030.json"):
         assert nnframe.load_run(run_dir).step == 24  # the best checkpoint, at step 24, is the newest valid one
+    best = run_dir / "checkpoints" / "best.json"
+    best.unlink()
+    best.symlink_to("gone-too.json")
+    with pytest.warns(UserWarning) as warned:
+        assert nnframe.load_run(run_dir).step == 20
+    assert any("best.json" in str(warning.message) for warning in warned)  # named, not passed over
 
 
 def test_the_best_checkpoint_and_one_of_a_step_are_loaded_as_saved(trained) -> None:

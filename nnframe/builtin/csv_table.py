@@ -166,7 +166,7 @@ def _delimiter_hint(header: list[str], delimiter: str) -> str:
 def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]], list[int]]:
     """Header, non-blank rows and each row's line number; the header is checked against ``params`` before any
     row is read (a wrong delimiter is named as such), and row lengths against the header."""
-    limit = csv.field_size_limit(CELL_LIMIT)  # a long text cell to drop, or a quote never closed: both read whole
+    ended = 0
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file, delimiter=params.delimiter)
@@ -192,18 +192,16 @@ def _read_csv(path: Path, params: CsvParams) -> tuple[list[str], list[list[str]]
     except UnicodeDecodeError:
         raise DataError(f"csv file {path} {_not_utf8(path)}") from None
     except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise DataError(f"csv file {path}: a cell from line {ended + 1} on runs past {csv.field_size_limit()} "
+                            "characters: a '\"' that opens a quoted cell there, or before, is never closed (or "
+                            "the cell is that long)") from None
         raise DataError(f"csv file {path}: {exc}") from None
     except OSError as exc:
         raise unreadable("csv", path, exc) from None
-    finally:
-        csv.field_size_limit(limit)
     return header, rows, lines
 
 
-CELL_LIMIT = 2**31 - 1
-"""The longest cell the row-by-row reader takes: csv's own limit, 131072 characters, refused a long text cell in
-a column to drop, and a quote never closed came out as "field larger than field limit" with no line; read
-whole, its row spans the lines from the quote on, which the message names."""
 LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 """What ends a line for the csv reader: Excel's "CSV (Macintosh)" ends them with a carriage return alone."""
 UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")

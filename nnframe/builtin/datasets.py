@@ -123,7 +123,7 @@ class CsvParams(FileParams):
     @field_validator("drop", mode="before")
     @classmethod
     def _numbers_as_names(cls, value: object) -> object:
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):  # what pydantic takes as a list
             return [cls._number_as_name(item) for item in value]
         return value
 

@@ -429,12 +429,18 @@ def _added_gradients(obj: Any, first: list[np.ndarray]) -> list[str]:
     """
     problems = []
     for name, before, now in zip(_param_names(obj), first, getattr(obj, "grads", [])):
-        scale, now_scale = float(np.max(np.abs(before), initial=0.0)), float(np.max(np.abs(now), initial=0.0))
-        if not np.allclose(now, before, rtol=1e-9, atol=1e-12 * scale):
+        scale, now_scale = _largest(before), _largest(now)
+        if not np.allclose(now, before, rtol=1e-9, atol=1e-12 * scale, equal_nan=True):  # a NaN is the same NaN
             problems.append(f"parameter {name!r} has another gradient after a second forward and backward on the "
                             f"same data (first |g| max {scale:.4g}, now {now_scale:.4g}): backward must write each "
                             "parameter gradient over the old one (grads[i][...] = ...), not add to it")
     return problems
+
+
+def _largest(values: np.ndarray) -> float:
+    """The largest magnitude among the finite values (0 where there is none)."""
+    values = np.asarray(values)
+    return float(np.max(np.abs(values[np.isfinite(values)]), initial=0.0))
 
 
 def _protocol_problems(obj: Any, params: tuple, grads: tuple) -> list[str]:

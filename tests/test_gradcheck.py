@@ -297,6 +297,65 @@ def test_a_model_that_starts_with_an_index_input_is_checked_without_it(tmp_path:
     assert not any(name.startswith("embedding1/dx") for name in report.errors)
 
 
+class StrictEmbedding(Embedding):
+    """An embedding that refuses indices that are not whole, as ``nnframe.node.indices`` does."""
+
+    def forward(self, x):
+        from nnframe.node import indices
+
+        self.index = indices(x, len(self.params[0]), self)
+        return self.params[0][self.index].reshape(len(x), -1)
+
+
+class Arcsin(Node):
+    """arcsin, refusing |x| >= 1."""
+
+    def forward(self, x):
+        if np.any(np.abs(x) >= 1):
+            raise ValueError("arcsin: |x| must be < 1")
+        self.x = x
+        return np.arcsin(x)
+
+    def backward(self, dout):
+        return dout / np.sqrt(1 - self.x**2)
+
+
+class DropsItsFactor(Node):
+    """y = 3x, whose backward forgets the 3."""
+
+    def forward(self, x):
+        return 3 * x
+
+    def backward(self, dout):
+        return dout
+
+
+@pytest.mark.parametrize("first", ["strict_embedding", "arcsin"])
+def test_a_correct_node_that_refuses_moved_inputs_leaves_the_wrong_node_named(tmp_path: Path, first: str) -> None:
+    """When the model fails, each node is checked alone at its inputs moved by about 1e-3: an index moved so
+    is no index, and a value at 0.9995 leaves arcsin's domain; the command ended on that node's refusal."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, (40, 3)).astype(float) if first == "strict_embedding" else np.full((40, 3), 0.9995)
+    np.savez(tmp_path / "d.npz", x=x, y=rng.integers(0, 2, 40))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "c", "data": {"type": "npz", "path": "d.npz"},
+        "model": [{"type": first}, {"type": "forgetful"}, {"type": "affine", "out": 2}],
+        "loss": {"type": "softmax_cross_entropy"}, "optimizer": {"type": "sgd", "lr": 0.1},
+        "train": {"epochs": 1, "batch_size": 10}}), encoding="utf-8")
+
+    class Plugin:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            table = lambda params, ctx: StrictEmbedding(ctx.rng.standard_normal((10, 4)))  # noqa: E731
+            return [node("strict_embedding", Params, table), node("arcsin", Params, lambda params, ctx: Arcsin()),
+                    node("forgetful", Params, lambda params, ctx: DropsItsFactor())]
+
+    report = check_experiment(config, [], get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("p", Plugin())]))
+    assert not report.ok
+    assert any("node 'forgetful1'" in problem and "returns a wrong gradient" in problem for problem in report.problems)
+
+
 class ReadsACopy(Node):
     """Reads a copy of its weight taken when built, so the model's output does not depend on the parameter."""
 

@@ -486,6 +486,30 @@ def test_a_node_that_writes_into_its_index_input_fails_and_the_input_is_put_back
     assert idx.tolist() == [0, 7, 9, 2]
 
 
+def test_a_nan_gradient_is_not_taken_for_one_added_to() -> None:
+    """allclose without equal_nan, and a NaN scale, read any NaN in a gradient as a backward that adds."""
+    class Gain(Node):
+        param_names = ("s",)
+
+        def __init__(self, s: np.ndarray) -> None:
+            super().__init__()
+            self.params, self.grads = [s], [np.zeros_like(s)]
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.x = x
+            return x * self.params[0]
+
+        def backward(self, dout: np.ndarray) -> np.ndarray:
+            self.grads[0][...] = (dout * self.x).sum(axis=0)
+            return dout * self.params[0]
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3))
+    x[0, 0] = np.nan
+    result = check_gradients(Gain(rng.standard_normal(3)), x, raise_on_failure=False)
+    assert not any("not add to it" in problem for problem in result.problems)
+
+
 def test_a_node_whose_domain_refuses_the_other_inputs_is_checked_at_its_own() -> None:
     """The forward on other inputs that comes first keeps signs and zeros; a node refusing it is checked all the
     same."""

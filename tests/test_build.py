@@ -426,31 +426,30 @@ def test_a_plugin_dataset_without_datasetparams_takes_val_fraction(site, tmp_pat
     np.testing.assert_allclose(standardized.x.std(axis=0), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("overrides, named", [
-    (["model.2.out=2", "optimizer.lr=0.5"], "(with override 'model.2.out=2')"),
-    (["data.classes=5"], "(with override 'data.classes=5')"),
-    (["model.2.out=2", "data.noise=0.1"], "(with overrides 'model.2.out=2', 'data.noise=0.1')"),
-])
-def test_labels_that_do_not_fit_the_model_name_the_overrides_of_either(tmp_path: Path, plugins: Any,
-                                                                        overrides: list[str], named: str) -> None:
-    path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump(SPIRAL, sort_keys=False), encoding="utf-8")
-    with pytest.raises(DataError) as caught:
-        build_experiment(load_experiment(path, overrides, plugins), plugins)
-    assert str(caught.value).startswith(f"{path} {named}: data: dataset spiral: y[")
+LABELS_AGAINST_WIDTH = "data: dataset spiral: y["
+BATCH_AGAINST_DATA = "field train.batch_size: 10 is more than the 6 "
 
 
-@pytest.mark.parametrize("overrides, origin", [
-    (["data.points_per_class=2", "optimizer.lr=0.5"], "{path} (with override 'data.points_per_class=2')"),
-    (["data.points_per_class=2", "train.batch_size=10"], "override 'train.batch_size=10'"),
+@pytest.mark.parametrize("overrides, error, expected", [
+    (["model.2.out=2", "optimizer.lr=0.5"], DataError,
+     f"{{path}} (with override 'model.2.out=2'): {LABELS_AGAINST_WIDTH}"),
+    (["data.classes=5"], DataError, f"{{path}} (with override 'data.classes=5'): {LABELS_AGAINST_WIDTH}"),
+    (["model.2.out=2", "data.noise=0.1"], DataError,
+     f"{{path}} (with overrides 'model.2.out=2', 'data.noise=0.1'): {LABELS_AGAINST_WIDTH}"),
+    (["data.points_per_class=2", "optimizer.lr=0.5"], ConfigError,
+     f"{{path}} (with override 'data.points_per_class=2'): {BATCH_AGAINST_DATA}"),
+    (["data.points_per_class=2", "train.batch_size=10"], ConfigError,
+     f"override 'train.batch_size=10': {BATCH_AGAINST_DATA}"),
 ])
-def test_a_batch_larger_than_the_data_names_an_override_of_either(tmp_path: Path, plugins: Any,
-                                                                 overrides: list[str], origin: str) -> None:
+def test_an_error_over_values_of_two_sections_names_the_overrides_of_either(tmp_path: Path, plugins: Any,
+                                                                            overrides: list[str], error: type,
+                                                                            expected: str) -> None:
+    """Labels against the model's width, the batch against the data's size: either section may be at fault."""
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(SPIRAL, sort_keys=False), encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(error) as caught:
         build_experiment(load_experiment(path, overrides, plugins), plugins)
-    assert str(caught.value).startswith(f"{origin.format(path=path)}: field train.batch_size: 10 is more than the 6 ")
+    assert str(caught.value).startswith(expected.format(path=path))
 
 
 def test_a_node_refusing_its_inputs_names_the_model_overrides_that_shaped_them(tmp_path: Path, plugins: Any) -> None:

@@ -73,6 +73,19 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def signals_as_it_starts(monkeypatch: pytest.MonkeyPatch, method: str, signum: int = signal.SIGINT) -> None:
+    """Sends this process ``signum`` as ``RunDirectory.<method>`` starts, then lets it run."""
+    from nnframe.tracking import RunDirectory
+
+    real = getattr(RunDirectory, method)
+
+    def signalled(self, *args, **kwargs):
+        os.kill(os.getpid(), signum)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunDirectory, method, signalled)
+
+
 def assert_saved_at_13(runs_dir: Path) -> None:
     """The run stopped at step 13 has its checkpoint of that step and a summary that says so."""
     run_dir = only_run(runs_dir)
@@ -381,17 +394,9 @@ def test_a_signal_while_a_resume_records_its_changes_stops_it_after_its_first_st
                                                                                  signum: int, code: int) -> None:
     """A stop after the resume wrote its overrides entry, and before its first step, left the run's config.yaml
     changed by a resume that trained nothing, and the plain resume after it refused."""
-    from nnframe.tracking import RunDirectory
-
     config = write_config(tmp_path)
     run_dir = run_in_process(config, tmp_path / "runs", SignalAt(), overrides=("train.max_steps=4",))
-    real_replace_config = RunDirectory.replace_config
-
-    def signalled_replace_config(self, config):
-        os.kill(os.getpid(), signum)
-        return real_replace_config(self, config)
-
-    monkeypatch.setattr(RunDirectory, "replace_config", signalled_replace_config)
+    signals_as_it_starts(monkeypatch, "replace_config", signum)
     with pytest.raises(Interrupted) as info:
         run_in_process(config, tmp_path / "runs", SignalAt(), resume=run_dir, overrides=("optimizer.lr=0.5",))
     assert info.value.exit_code == code and f"the run is in {run_dir}" in str(info.value)
@@ -442,19 +447,11 @@ def test_a_run_whose_checkpoint_could_not_be_written_is_listed_at_its_newest_one
 
 def test_a_signal_while_a_resume_that_only_evaluates_records_its_changes_stops_it(tmp_path: Path,
                                                                                 monkeypatch) -> None:
-    from nnframe.tracking import RunDirectory
-
     config = write_config(tmp_path)
     with pytest.raises(Interrupted):
         run_in_process(config, tmp_path / "runs", SignalAt(step=6))
     run_dir = only_run(tmp_path / "runs")
-    real_write_overrides = RunDirectory.write_overrides
-
-    def signalled(self, *args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
-        return real_write_overrides(self, *args, **kwargs)
-
-    monkeypatch.setattr(RunDirectory, "write_overrides", signalled)
+    signals_as_it_starts(monkeypatch, "write_overrides")
     with pytest.raises(Interrupted):  # it had run its evaluation and completed, the Ctrl-C lost
         run_in_process(config, tmp_path / "runs", SignalAt(), resume=run_dir, overrides=("train.max_steps=4",))
     assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("interrupted", 6)
@@ -463,8 +460,6 @@ def test_a_signal_while_a_resume_that_only_evaluates_records_its_changes_stops_i
 def test_a_signal_while_a_resume_that_carries_out_a_stop_starts_stops_it(tmp_path: Path, monkeypatch) -> None:
     """A checkpoint saved by a Ctrl-C in the step a plugin asked to stop holds that stop, which its resume carries
     out without a step: the Ctrl-C held while it started was handed to a loop that did not run."""
-    from nnframe.tracking import RunDirectory
-
     class StopsAndIsInterrupted:
         @hookimpl
         def nnframe_step_end(self, run, metrics) -> None:
@@ -476,13 +471,7 @@ def test_a_signal_while_a_resume_that_carries_out_a_stop_starts_stops_it(tmp_pat
     with pytest.raises(Interrupted):
         run_in_process(config, tmp_path / "runs", StopsAndIsInterrupted())  # type: ignore[arg-type]
     run_dir = only_run(tmp_path / "runs")
-    real_write_overrides = RunDirectory.write_overrides
-
-    def signalled(self, *args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
-        return real_write_overrides(self, *args, **kwargs)
-
-    monkeypatch.setattr(RunDirectory, "write_overrides", signalled)
+    signals_as_it_starts(monkeypatch, "write_overrides")
     with pytest.raises(Interrupted):
         run_in_process(config, tmp_path / "runs", SignalAt(), resume=run_dir, overrides=("train.max_steps=39",))
     assert summary(run_dir)["status"] == "interrupted"

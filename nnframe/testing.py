@@ -306,6 +306,8 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
                                f"{len(inputs)} inputs, so it must return a tuple of {len(inputs)} gradients (None "
                                "for an input that takes none), as a graph requires")
     analytic_params = [np.array(g, dtype=np.float64) for g in getattr(obj, "grads", [])]
+    if _varies(scalar):
+        return GradCheckResult({}, rtol, [*result.problems, RANDOM_NOTE])
     if params and analytic_params:
         again()
         result.problems += _added_gradients(obj, analytic_params)
@@ -321,6 +323,18 @@ def _check_once(obj: Any, inputs: tuple, target: Any, rtol: float, seed: int, pa
                                "use, and the check compares it with the model's, their sum (sum them, as the book's "
                                "remove_duplicate does, or check each node on its own)")
     return result
+
+
+RANDOM_NOTE = ("its forward gives another result for the same inputs each time: it draws from a random generator "
+               "the check cannot find and put back, one made on its first forward or numpy's global one; keep a "
+               "numpy Generator on the node from when it is built (self.rng = ctx.rng in a plugin's build), which "
+               "the check finds and restores before each forward")
+
+
+def _varies(scalar: Callable[[], float]) -> bool:
+    """Whether two forwards on the same inputs, the generators and state put back, give different results."""
+    first, second = scalar(), scalar()
+    return not (math.isclose(first, second, rel_tol=1e-12, abs_tol=0.0) or (math.isnan(first) and math.isnan(second)))
 
 
 def _copy_of(obj: Any) -> Any:

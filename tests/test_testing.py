@@ -486,6 +486,24 @@ def test_a_node_that_writes_into_its_index_input_fails_and_the_input_is_put_back
     assert idx.tolist() == [0, 7, 9, 2]
 
 
+class LazyDropout(Node):
+    """Dropout whose Generator is made on its first forward, where no check finds it before."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "rng"):
+            self.rng = np.random.default_rng()
+        self.mask = self.rng.random(x.shape) > 0.5
+        return x * self.mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * self.mask
+
+
+def test_a_forward_that_draws_from_a_generator_the_check_cannot_find_is_told_so() -> None:
+    with pytest.raises(GradientCheckError, match="its forward gives another result for the same inputs each time"):
+        check_gradients(LazyDropout(), np.random.default_rng(2).standard_normal((4, 3)))
+
+
 def test_a_nan_gradient_is_not_taken_for_one_added_to() -> None:
     """allclose without equal_nan, and a NaN scale, read any NaN in a gradient as a backward that adds."""
     class Gain(Node):

@@ -31,13 +31,15 @@ UNKNOWN_TYPE = "union_tag_invalid"
 class Problem:
     """One thing wrong with a config: where (``model[2].out``), what, and the pydantic error kind.
 
-    ``suggestion`` is the close match offered for an unknown key or type name.
+    ``suggestion`` is the close match offered for an unknown key or type name, and ``subject`` the type name an
+    unknown type's problem is about.
     """
 
     path: str
     message: str
     kind: str = "value_error"
     suggestion: str | None = None
+    subject: str | None = None
 
     @property
     def parts(self) -> list[str]:
@@ -206,7 +208,7 @@ def _unknown_type(path: str, error: dict[str, Any]) -> Problem:
     message = unknown_name_message("type", str(name), tags)
     where = f"{path}.type" if path != "(top level)" else "type"
     message += MISSING_PLUGIN
-    return Problem(where, message, UNKNOWN_TYPE, suggestion)
+    return Problem(where, message, UNKNOWN_TYPE, suggestion, str(name))
 
 
 def _missing_type(where: str, given: Any) -> Problem:

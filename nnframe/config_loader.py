@@ -246,10 +246,14 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     origins = [_override_for(problem, overrides, created) or source + _overrides_inside(problem, overrides)
                for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
+    listed = len(lines)
     if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)
-        lines[MAX_PROBLEMS_SHOWN - 1:] = [f"{source}: and {len(lines) - MAX_PROBLEMS_SHOWN + 1} more problems"]
+        listed = MAX_PROBLEMS_SHOWN - 1
+        lines[listed:] = [f"{source}: and {len(lines) - listed} more problems"]
     error = ConfigError("\n".join(lines), unknown_type=any(problem.kind == UNKNOWN_TYPE for problem in problems))
     error.file, error.path = source, problems[0].path
+    error.unknown_types = [(i, problem.path, problem.subject) for i, problem in enumerate(problems[:listed])
+                           if problem.kind == UNKNOWN_TYPE]  # (line, field path, type name): see _why_unknown
     return error
 
 
@@ -340,27 +344,26 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
             experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created)
         except ConfigError as exc:
             if exc.unknown_type and plugins.broken:
-                exc.args = ("\n".join(_why_unknown(line, plugins) for line in str(exc).split("\n")),)
+                exc.args = (_why_unknown(str(exc), exc.unknown_types, plugins),)
             raise
     return LoadedConfig(experiment, path, list(overrides), mapping)
 
 
-UNKNOWN_TYPE_LINE = re.compile(r"field ([\w.\[\]]*?)\.?type: unknown type ('[^']*'|\"[^\"]*\")")
 SECTION_KINDS = (("optimizer.schedule", "schedule"), ("model", "node"), ("loss", "loss"), ("optimizer", "optimizer"),
                  ("data", "dataset"), ("callbacks", "callback"))
 """The kind of component a section's ``type`` names, by the start of its field path."""
 
 
-def _why_unknown(line: str, plugins: Plugins) -> str:
-    """A line about an unknown type, with why a plugin's component of that kind and name was left out, or else
-    the plugins that failed to load: the warning about them is easily passed over, and the usual cause of an
-    unknown type, a plugin not installed, would send the user the wrong way."""
-    if MISSING_PLUGIN not in line:
-        return line
-    found = UNKNOWN_TYPE_LINE.search(line)
-    kind = next((kind for start, kind in SECTION_KINDS if found and found.group(1).startswith(start)), None)
-    left_out = plugins.left_out.get((kind, found.group(2)[1:-1])) if found and kind else None
-    return line.replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(plugins.broken)}")
+def _why_unknown(message: str, unknown_types: list[tuple[int, str, str]], plugins: Plugins) -> str:
+    """A message's lines about unknown types, each with why a plugin's component of that kind and name was left
+    out, or else the plugins that failed to load: the warning about them is easily passed over, and the usual
+    cause of an unknown type, a plugin not installed, would send the user the wrong way."""
+    lines = message.split("\n")
+    for i, path, name in unknown_types:
+        kind = next((kind for start, kind in SECTION_KINDS if path.startswith(start)), None)
+        left_out = plugins.left_out.get((kind, name)) if kind else None
+        lines[i] = lines[i].replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(plugins.broken)}")
+    return "\n".join(lines)
 
 
 def _may_register_it(broken: list[BrokenPlugin]) -> str:

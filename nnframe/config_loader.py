@@ -252,8 +252,8 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
         lines[listed:] = [f"{source}: and {len(lines) - listed} more problems"]
     error = ConfigError("\n".join(lines), unknown_type=any(problem.kind == UNKNOWN_TYPE for problem in problems))
     error.file, error.path = source, problems[0].path
-    error.unknown_types = [(i, problem.path, problem.subject) for i, problem in enumerate(problems[:listed])
-                           if problem.kind == UNKNOWN_TYPE]  # (line, field path, type name): see _why_unknown
+    error.unknown_types = [(line, problem.path, problem.subject) for line, problem in zip(lines[:listed], problems)
+                           if problem.kind == UNKNOWN_TYPE]  # (its text, field path, type name): see _why_unknown
     return error
 
 
@@ -354,16 +354,17 @@ SECTION_KINDS = (("optimizer.schedule", "schedule"), ("model", "node"), ("loss",
 """The kind of component a section's ``type`` names, by the start of its field path."""
 
 
-def _why_unknown(message: str, unknown_types: list[tuple[int, str, str]], plugins: Plugins) -> str:
-    """A message's lines about unknown types, each with why a plugin's component of that kind and name was left
-    out, or else the plugins that failed to load: the warning about them is easily passed over, and the usual
-    cause of an unknown type, a plugin not installed, would send the user the wrong way."""
-    lines = message.split("\n")
-    for i, path, name in unknown_types:
+def _why_unknown(message: str, unknown_types: list[tuple[str, str, str]], plugins: Plugins) -> str:
+    """A message's problems about unknown types, each with why a plugin's component of that kind and name was
+    left out, or else the plugins that failed to load: the warning about them is easily passed over, and the usual
+    cause of an unknown type, a plugin not installed, would send the user the wrong way. Each problem is found by
+    its text, which may run over several lines."""
+    for text, path, name in unknown_types:
         kind = next((kind for start, kind in SECTION_KINDS if path.startswith(start)), None)
         left_out = plugins.left_out.get((kind, name)) if kind else None
-        lines[i] = lines[i].replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(plugins.broken)}")
-    return "\n".join(lines)
+        told = text.replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(plugins.broken)}")
+        message = message.replace(text, told, 1)
+    return message
 
 
 def _may_register_it(broken: list[BrokenPlugin]) -> str:

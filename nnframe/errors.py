@@ -82,8 +82,8 @@ class ConfigError(UserError):
         self.file = file
         self.path = path
         self.unknown_type = unknown_type
-        self.unknown_types: list[tuple[int, str, str]] = []
-        """``(line of the message, field path, type name)`` of each unknown type it names."""
+        self.unknown_types: list[tuple[str, str, str]] = []
+        """``(its problem's text in the message, field path, type name)`` of each unknown type it names."""
         where = [part for part in (file, f"field {path}" if path else None) if part]
         super().__init__(": ".join([*where, message]))
 

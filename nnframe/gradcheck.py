@@ -171,7 +171,12 @@ def _node_input_gradients(model: Graph, x: np.ndarray, tolerance: float) -> tupl
         inputs = [jittered if differentiated else values[source].copy()  # an index stays whole
                   for jittered, differentiated, source in zip(moved, takes, sources)]
         result = _alone(node, inputs, [values[source].copy() for source in sources], tolerance)
-        for key, error in result.errors.items() if result is not None else ():
+        if isinstance(result, Exception):
+            wrong.append(f"{described(name, node)} could not be checked on its own, at the values that reach it "
+                         f"or near them ({type(result).__name__}: {result}); its gradients are unknown")
+            continue
+        wrong += [f"{described(name, node)}: {problem}" for problem in result.problems]
+        for key, error in result.errors.items():
             k = int(key.removeprefix("input"))
             source = sources[k] if sources.count(sources[k]) == 1 else f"{sources[k]}, argument {k}"
             errors[f"{name}/dx[{source}]"] = error
@@ -181,18 +186,21 @@ def _node_input_gradients(model: Graph, x: np.ndarray, tolerance: float) -> tupl
     return errors, wrong[::-1]  # each checked on its own inputs, so each is wrong itself; the nearest the output first
 
 
-def _alone(node: Any, moved: list[np.ndarray], exact: list[np.ndarray], tolerance: float) -> GradCheckResult | None:
+def _alone(node: Any, moved: list[np.ndarray], exact: list[np.ndarray],
+           tolerance: float) -> GradCheckResult | Exception:
     """``node``'s input gradients checked alone at the values moved off kinks, else (a node that refuses them: a
-    domain's edge) at the values themselves, else None: a correct node's refusal is not the model's failure."""
+    domain's edge) at the values themselves; where it refuses both, what it raised, which the model's report names
+    rather than ending on it."""
+    refused: Exception = RuntimeError("not checked")
     for inputs in (moved, exact):
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return check_gradients(node, *inputs, rtol=tolerance, raise_on_failure=False, params=False,
                                        moved=False)
-        except Exception:
-            continue
-    return None
+        except Exception as exc:
+            refused = exc
+    return refused
 
 
 def _off_kinks(value: np.ndarray, rng: np.random.Generator) -> np.ndarray:

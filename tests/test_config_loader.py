@@ -334,6 +334,24 @@ def test_a_rule_across_a_sections_fields_names_the_overrides_inside_it(tmp_path:
                                         "train.epochs or train.max_steps")
 
 
+def test_why_a_type_was_left_out_goes_to_its_own_problem_when_another_runs_over_two_lines() -> None:
+    from types import SimpleNamespace
+
+    from nnframe.config_loader import _why_unknown
+    from nnframe.errors import MISSING_PLUGIN
+    from nnframe.plugins import BrokenPlugin
+
+    node_line = f"c.yaml: field model[1].type: unknown type 'foo'; available: affine{MISSING_PLUGIN}"
+    loss_line = f"c.yaml: field loss.type: unknown type 'lfoo'; available: mse{MISSING_PLUGIN}"
+    message = "\n".join(["c.yaml: field model[0].width: width must be at least 1;\n  e.g. width: 4", node_line,
+                         loss_line])
+    plugins = SimpleNamespace(left_out={("node", "foo"): "NODE LEFT OUT", ("loss", "lfoo"): "LOSS LEFT OUT"},
+                              broken=[BrokenPlugin("p", "d", "1", "e")])
+    told = _why_unknown(message, [(node_line, "model[1].type", "foo"), (loss_line, "loss.type", "lfoo")], plugins)
+    assert told.split("\n")[2:] == [node_line.replace(MISSING_PLUGIN, "; NODE LEFT OUT"),
+                                    loss_line.replace(MISSING_PLUGIN, "; LOSS LEFT OUT")]
+
+
 def test_a_callbacks_name_is_asked_for_in_words(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_experiment(write(tmp_path, SPIRAL_YAML), ["callbacks=[{type: early_stopping, name: stop-early}]"],

@@ -356,6 +356,52 @@ def test_a_correct_node_that_refuses_moved_inputs_leaves_the_wrong_node_named(tm
     assert any("node 'forgetful1'" in problem and "returns a wrong gradient" in problem for problem in report.problems)
 
 
+class Jitters(Node):
+    """y = x * (1 + u), u drawn from numpy's global generator, which no check puts back."""
+
+    def forward(self, x):
+        self.scale = 1 + np.random.random(x.shape)
+        return x * self.scale
+
+    def backward(self, dout):
+        return dout * self.scale
+
+
+class PowerOneAndAHalf(Node):
+    """x ** 1.5 on x >= 0, refusing negatives; its backward forgets the 1.5."""
+
+    def forward(self, x):
+        if np.any(x < 0):
+            raise ValueError("x ** 1.5 needs x >= 0")
+        self.x = x
+        return x ** 1.5
+
+    def backward(self, dout):
+        return dout * self.x ** 0.5
+
+
+@pytest.mark.parametrize(("middle", "named"), [
+    ("jitters", "node 'jitters1' (test_gradcheck.Jitters): its forward gives another result for the same inputs"),
+    ("power", "node 'power1' (test_gradcheck.PowerOneAndAHalf) could not be checked on its own, at the values that "
+              "reach it or near them (ValueError: x ** 1.5 needs x >= 0); its gradients are unknown"),
+])
+def test_a_node_the_per_node_check_cannot_judge_is_named_with_why(tmp_path: Path, middle: str, named: str) -> None:
+    """A random forward, or a node that refuses its inputs moved and as they are (ReLU's zeros, a step below 0):
+    the model failed and no node was named."""
+    model = [{"type": "affine", "out": 4}, {"type": "relu"}, {"type": middle}, {"type": "affine", "out": 3}]
+
+    class Plugin:
+        @hookimpl
+        def nnframe_register_nodes(self) -> list:
+            return [node("jitters", Params, lambda params, ctx: Jitters()),
+                    node("power", Params, lambda params, ctx: PowerOneAndAHalf())]
+
+    plugins = get_plugin_manager(autoload=False, plugins=[*BUILTINS, ("p", Plugin())])
+    report = check_experiment(tiny_config(tmp_path, model), [], plugins)
+    assert not report.ok
+    assert any(problem.startswith(named) for problem in report.problems), report.problems
+
+
 class ReadsACopy(Node):
     """Reads a copy of its weight taken when built, so the model's output does not depend on the parameter."""
 

@@ -9,6 +9,7 @@ JSON Schema and the listings, and plugins extend the schema by registering.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cached_property, partial
 from typing import Annotated, Any, Literal, Union
 
@@ -115,9 +116,9 @@ def _arm(component: Component, suffix: str, extra_fields: dict[str, Any]) -> typ
     return arm
 
 
-def _union(arms: list[type[BaseModel]], kind: str) -> Any:
+def _union(arms: list[type[BaseModel]], kind: str, left_out: Mapping[tuple[str, str], str] | None = None) -> Any:
     if not arms:
-        return Annotated[dict, AfterValidator(_nothing_registered(kind)),
+        return Annotated[dict, AfterValidator(_nothing_registered(kind, left_out or {})),
                          Field(description=f"no {kind} types are registered")]
     return Annotated[Union[tuple(arms)], Field(discriminator="type")]  # one arm too: a wrong type says only that
 
@@ -164,11 +165,12 @@ def best_by_loss(checkpoint: CheckpointConfig) -> None:
         checkpoint.model_fields_set.discard("best_metric")
 
 
-def _nothing_registered(kind: str) -> Any:
+def _nothing_registered(kind: str, left_out: Mapping[tuple[str, str], str]) -> Any:
     def refuse(value: dict) -> dict:
         why = (f"{AUTOLOAD_OFF_ENV} is set, which leaves out nnframe's own components too, as they load through "
                "the same entry points" if env_flag(AUTOLOAD_OFF_ENV)
-               else "a plugin may be missing or broken (see `nnframe plugins`)")
+               else left_out.get((kind, str(value.get("type"))))
+               or "a plugin may be missing or broken (see `nnframe plugins`)")
         raise ValueError(f"no {kind} types are registered, so {value.get('type')!r} cannot be used; {why}")
     return refuse
 
@@ -191,11 +193,11 @@ class ConfigModels:
                        Field(None, min_length=1, description="Names of the values this node consumes (graph form); "
                                                              "by default the node before it.")),
         }
-        return _union(self._arms(self.plugins.nodes, "Node", extra), "node")
+        return _union(self._arms(self.plugins.nodes, "Node", extra), "node", self.plugins.left_out)
 
     @cached_property
     def loss(self) -> Any:
-        return _union(self._arms(self.plugins.losses, "Loss", {}), "loss")
+        return _union(self._arms(self.plugins.losses, "Loss", {}), "loss", self.plugins.left_out)
 
     @cached_property
     def _schedule_arms(self) -> dict[str, type[BaseModel]]:
@@ -207,26 +209,26 @@ class ConfigModels:
 
     @cached_property
     def schedule(self) -> Any:
-        return _union(list(self._schedule_arms.values()), "schedule")
+        return _union(list(self._schedule_arms.values()), "schedule", self.plugins.left_out)
 
     @cached_property
     def optimizer(self) -> Any:
         default = partial(self._schedule_arms[DEFAULT_SCHEDULE], type=DEFAULT_SCHEDULE)  # serialises as it validates
         extra = {"schedule": (self.schedule, Field(default_factory=default, description="Learning-rate schedule."))}
-        return _union(self._arms(self.plugins.optimizers, "Optimizer", extra), "optimizer")
+        return _union(self._arms(self.plugins.optimizers, "Optimizer", extra), "optimizer", self.plugins.left_out)
 
     @cached_property
     def data(self) -> Any:
         """Every dataset takes ``val_fraction`` and ``standardize``, also one whose params do not subclass
         ``DatasetParams``."""
         arms = [_arm(component, "Data", shared_fields(component.params)) for component in self.plugins.datasets]
-        return _union(arms, "dataset")
+        return _union(arms, "dataset", self.plugins.left_out)
 
     @cached_property
     def callback(self) -> Any:
         extra = {"name": (str | None, Field(None, pattern=COMPONENT_NAME_PATTERN,
                                             description="Its key in run.state; by default its type."))}
-        return _union(self._arms(self.plugins.callbacks, "Callback", extra), "callback")
+        return _union(self._arms(self.plugins.callbacks, "Callback", extra), "callback", self.plugins.left_out)
 
     @cached_property
     def graph(self) -> type[BaseModel]:

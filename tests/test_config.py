@@ -255,3 +255,13 @@ def test_a_cycle_is_reported_from_the_first_listed_node_in_data_flow_order() -> 
 def test_graph_inputs_must_not_be_empty(models: ConfigModels) -> None:
     config = with_change(["model"], {"inputs": [], "nodes": SPIRAL["model"], "output": "affine2"})
     assert ("model", "graph form", "inputs") in error_locs(models, config)
+
+
+def test_a_kind_with_no_type_registered_says_why_a_plugins_component_of_that_name_was_left_out() -> None:
+    from nnframe.config import _nothing_registered
+
+    refuse = _nothing_registered("callback", {("callback", "cfoo"): "the callback 'cfoo' of plugin 'p' was left out"})
+    with pytest.raises(ValueError, match="so 'cfoo' cannot be used; the callback 'cfoo' of plugin 'p' was left out"):
+        refuse({"type": "cfoo"})
+    with pytest.raises(ValueError, match="so 'other' cannot be used; a plugin may be missing or broken"):
+        refuse({"type": "other"})

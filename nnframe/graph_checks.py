@@ -225,20 +225,29 @@ def check_gradients_written(name: str, node: Any, index: int) -> None:
                             "is no parameter: leave it out of params)")
 
 
-def check_inputs_unchanged(name: str, node: object, input_names: Sequence[str], inputs: Sequence[object],
-                           before: Sequence[object]) -> None:
-    """``node``'s forward left the arrays it was given as they were (``before``, copies of ``inputs``).
+INPUT_WRITTEN = ("a node never changes the arrays it is given, which other nodes keep for their backward; write to "
+                 "an array of its own (a node that can compute in place sets can_overwrite and writes only where "
+                 "overwrite_input allows it)")
+
+
+def changed_inputs(inputs: Sequence[object], before: Sequence[object]) -> list[int]:
+    """The positions of the arrays of ``inputs`` that differ from ``before``, their copies (a NaN equal to a NaN).
 
     The value a node reads is kept by its maker and by every other reader
     for their backward, so a write into it makes them differentiate at
     values that are not theirs, which only a wrong result shows.
     """
-    for input_name, x, old in zip(input_names, inputs, before):
-        if is_array(old) and not np.array_equal(x, old, equal_nan=old.dtype.kind in "fc"):
-            raise NodeProtocolError(
-                f"{described(name, node)} wrote into its input {input_name!r} in forward: a node never changes the "
-                "arrays it is given, which other nodes keep for their backward; write to an array of its own (a "
-                "node that can compute in place sets can_overwrite and writes only where overwrite_input allows it)")
+    return [i for i, (x, old) in enumerate(zip(inputs, before))
+            if is_array(old) and not np.array_equal(x, old, equal_nan=old.dtype.kind in "fc")]
+
+
+def check_inputs_unchanged(name: str, node: object, input_names: Sequence[str], inputs: Sequence[object],
+                           before: Sequence[object]) -> None:
+    """``node``'s forward left the arrays it was given as they were (``before``, copies of ``inputs``)."""
+    written = changed_inputs(inputs, before)
+    if written:
+        raise NodeProtocolError(f"{described(name, node)} wrote into its input {input_names[written[0]]!r} in "
+                                f"forward: {INPUT_WRITTEN}")
 
 
 def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:

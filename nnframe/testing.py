@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from nnframe.generators import generators_in, objects_in, searched
-from nnframe.graph_checks import first_shared_param
+from nnframe.graph_checks import INPUT_WRITTEN, changed_inputs, first_shared_param
 from nnframe.losses import Loss
 
 T = TypeVar("T")
@@ -377,14 +377,10 @@ def _forward_elsewhere(obj: Any, inputs: tuple, target: Any, seed: int, restore:
 def _written_inputs(obj: Any, inputs: tuple, given: list[np.ndarray]) -> list[str]:
     """The inputs a forward and backward changed, put back as they were: a graph keeps a node's input for the
     other nodes that read it, whose backward would then differentiate at the changed values."""
-    problems = []
-    for i, (x, before) in enumerate(zip(inputs, given)):
-        if not np.array_equal(x, before, equal_nan=x.dtype.kind in "fc"):
-            np.copyto(x, before)
-            problems.append(f"{type(obj).__name__} wrote into its input{i}: a node never changes the arrays it is "
-                            "given, which other nodes read too; write to an array of its own (a node that can "
-                            "compute in place sets can_overwrite and writes only where overwrite_input allows it)")
-    return problems
+    written = changed_inputs(inputs, given)
+    for i in written:
+        np.copyto(inputs[i], given[i])
+    return [f"{type(obj).__name__} wrote into its input{i}: {INPUT_WRITTEN}" for i in written]
 
 
 Pass = tuple[Callable[[], float], Any, Callable[[], None]]

@@ -116,9 +116,9 @@ def _arm(component: Component, suffix: str, extra_fields: dict[str, Any]) -> typ
     return arm
 
 
-def _union(arms: list[type[BaseModel]], kind: str, left_out: Mapping[tuple[str, str], str] | None = None) -> Any:
+def _union(arms: list[type[BaseModel]], kind: str, left_out: Mapping[tuple[str, str], str]) -> Any:
     if not arms:
-        return Annotated[dict, AfterValidator(_nothing_registered(kind, left_out or {})),
+        return Annotated[dict, AfterValidator(_nothing_registered(kind, left_out)),
                          Field(description=f"no {kind} types are registered")]
     return Annotated[Union[tuple(arms)], Field(discriminator="type")]  # one arm too: a wrong type says only that
 

@@ -53,6 +53,11 @@ class PluginInfo:
     dist: str
     version: str
 
+    @property
+    def origin(self) -> str:
+        """``'scale' from nnframe-scale 0.2.0``."""
+        return f"{self.name!r} from {f'{self.dist} {self.version}'.strip()}"
+
 
 @dataclass(frozen=True)
 class BrokenPlugin:
@@ -66,7 +71,7 @@ class BrokenPlugin:
     @property
     def origin(self) -> str:
         """``'scale' from nnframe-scale 0.2.0``."""
-        return f"{self.name!r} from {f'{self.dist} {self.version}'.strip()}"
+        return PluginInfo(self.name, self.dist, self.version).origin
 
     def describe(self) -> str:
         return f"plugin {self.origin}: {self.error}"
@@ -302,9 +307,8 @@ class Plugins:
             if problem:
                 self._record_broken(info, problem)
                 if isinstance(component, Component) and isinstance(component.name, str):
-                    origin = BrokenPlugin(info.name, info.dist, info.version, "").origin
                     self.left_out[component.kind, component.name] = (
-                        f"the {component.kind} {component.name!r} of plugin {origin} was left out: {problem}")
+                        f"the {component.kind} {component.name!r} of plugin {info.origin} was left out: {problem}")
             else:
                 registries[kind].add(component, info)
         return registries

@@ -14,7 +14,7 @@ from nnframe.batches import batches_per_epoch
 from nnframe.components import CallbackContext, Component, DatasetContext, NodeContext, Params
 from nnframe.config import best_by_loss
 from nnframe.config_errors import path_parts
-from nnframe.config_loader import LoadedConfig, parse_override, shown
+from nnframe.config_loader import LoadedConfig, parse_override, shown, with_overrides
 from nnframe.data import Dataset, load_dataset
 from nnframe.errors import ConfigError, DataError, GraphError, PluginError, UserError
 from nnframe.gradients import first_nonfinite
@@ -238,11 +238,8 @@ def _overrides_within(exc: UserError, overrides: list[str]) -> str:
     """`` (with override 'loss.type=mse')``: the overrides of fields inside a section an error is about as a
     whole, which may be behind it though none alone can be blamed."""
     failing = [path_parts(section) for section in exc.sections] or [_failing_path(exc)]
-    within = [text for text in overrides
-              if any(part and [str(key) for key in parse_override(text)[0]][:len(part)] == part for part in failing)]
-    if not within:
-        return ""
-    return f" (with override{'s' if len(within) > 1 else ''} {', '.join(shown(text) for text in within)})"
+    return with_overrides([text for text in overrides if any(
+        part and [str(key) for key in parse_override(text)[0]][:len(part)] == part for part in failing)])
 
 
 def _override_behind(exc: UserError, overrides: list[str]) -> str | None:

@@ -240,9 +240,7 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
 
 def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str],
                     created: dict[tuple, int]) -> ConfigError:
-    model_overrides = [text for path, text in overrides.items() if path and path[0] == "model"]
-    if model_overrides:
-        source += f" (with override{'s' if len(model_overrides) > 1 else ''} {', '.join(map(shown, model_overrides))})"
+    source += with_overrides([text for path, text in overrides.items() if path and path[0] == "model"])
     origins = [_override_for(problem, overrides, created) or source + _overrides_inside(problem, overrides)
                for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
@@ -265,9 +263,15 @@ def _overrides_inside(problem: Problem, overrides: dict[tuple, str]) -> str:
     inside = [text for path, text in overrides.items() if parts and parts[0] != "model" and len(path) > len(parts)
               and [str(part) for part in path[:len(parts)]] == parts
               and re.search(rf"\b{re.escape(str(path[len(parts)]))}\b", problem.message)]
-    if not inside:
+    return with_overrides(inside)
+
+
+def with_overrides(texts: list[str]) -> str:
+    """`` (with overrides 'a=1', 'b=2')`` after a file blamed for a problem ``texts`` may be behind; ``""`` for
+    none."""
+    if not texts:
         return ""
-    return f" (with override{'s' if len(inside) > 1 else ''} {', '.join(map(shown, inside))})"
+    return f" (with override{'s' if len(texts) > 1 else ''} {', '.join(map(shown, texts))})"
 
 
 def _override_for(problem: Problem, overrides: dict[tuple, str], created: dict[tuple, int]) -> str | None:

@@ -23,8 +23,8 @@ from nnframe.errors import GraphError, NNFrameError, unknown_name_message
 from nnframe.flat_params import buffer_of, flatten, seed_copies
 from nnframe.generators import objects_in, searched
 from nnframe.graph_checks import (check_arrays_kept, check_gradients_written, check_input_gradient,
-                                  check_inputs_unchanged, check_node_arrays, check_reaches_output, described,
-                                  fill_unwritten, topological_order, unwritten_part, validate_graph)
+                                  check_inputs_unchanged, check_kept_apart, check_node_arrays, check_reaches_output,
+                                  described, fill_unwritten, topological_order, unwritten_part, validate_graph)
 from nnframe.node import Node, declares, differentiable_inputs, index_input_hint
 
 FAILED_FORWARD = ("failed",)
@@ -494,6 +494,11 @@ class Graph(Node):
                 raise NNFrameError(f"node {name!r} received no gradient: a node reading it "
                                    "returned None for that input although need_dx was set")
             grads[slot] = None
+            if shapes is not None and getattr(node, "overwrite_dout", False) and slot != self._output_slot:
+                reader = next(k for k, reads in enumerate(self._arg_slots) if slot in reads)
+                reader_name = self._slot_names[len(self.inputs) + reader]
+                check_kept_apart(reader_name, self._forward_plan[reader][0], upstream, "input gradient", "dx_is_fresh",
+                                 name)
             result = node.backward(upstream)
             if len(args) == 1:
                 result = (result,)
@@ -532,6 +537,10 @@ class Graph(Node):
         checking = self._training not in checked  # once in each mode: a node may write in place in training only
         for (node, args), name in zip(self._forward_plan, self.nodes):
             given = [values[i] for i in args]
+            if checking and getattr(node, "overwrite_input", False):
+                maker = args[0] - len(self.inputs)
+                check_kept_apart(slot_names[args[0]], self._forward_plan[maker][0], given[0], "output",
+                                 "output_is_fresh", name)
             kept = None if not checking or getattr(node, "overwrite_input", False) else [
                 x.copy() if is_array(x) else None for x in given]
             values.append(node.forward(*given))

@@ -250,6 +250,39 @@ def check_inputs_unchanged(name: str, node: object, input_names: Sequence[str], 
                                 f"forward: {INPUT_WRITTEN}")
 
 
+def check_kept_apart(name: str, node: object, value: object, what: str, flag: str, writer: str) -> None:
+    """``node``, which declares ``flag``, keeps no array that shares elements with ``value``, its ``what``, which
+    node ``writer`` is about to write over in place.
+
+    A wrong declaration breaks no shape and raises nothing: the node's
+    backward reads the values written over it, and the gradients are wrong.
+    """
+    where = _holder_of(node, value)
+    if where is not None:
+        raise NodeProtocolError(f"{described(name, node)} sets {flag}, but keeps its {what} in self.{where}, and "
+                                f"node {writer!r} writes over that {what} in place, so this node's backward would "
+                                f"read changed values; {flag} is only for a new array a node neither keeps nor "
+                                f"returns again: leave {flag} False, or keep a copy")
+
+
+def _holder_of(node: object, value: object) -> str | None:
+    """The attribute of ``node`` (an array, or one in a list, tuple or dict it holds) sharing elements with
+    ``value``."""
+    if not is_array(value):
+        return None
+    for attr, held in getattr(node, "__dict__", {}).items():
+        if isinstance(held, dict):
+            items = held.items()
+        elif isinstance(held, (list, tuple)):
+            items = enumerate(held)
+        else:
+            items = [(None, held)]
+        for key, array in items:
+            if is_array(array) and _overlap(array, value):
+                return attr if key is None else f"{attr}[{key!r}]"
+    return None
+
+
 def check_input_gradient(name: str, node: object, input_name: str, dx: object, shape: tuple[int, ...]) -> None:
     """A gradient returned by ``backward`` has the shape of the input it belongs to."""
     if isinstance(dx, (tuple, list)) and (not shape or len(dx) != shape[0]

@@ -37,9 +37,12 @@ class Node:
     ``overwrite_input`` (may ``forward`` write over its one input?) and
     ``overwrite_dout`` (may ``backward`` write over ``dout``?), true only
     where the array is fresh and this node alone reads it. Outside a
-    model's pass both are false. A declaration covers the ``forward`` or
-    ``backward`` of the class that makes it, and of its subclasses that keep
-    them: a subclass that rewrites one declares again (see :func:`declares`).
+    model's pass both are false. A model's first training pass refuses a
+    node that declares an array fresh yet keeps it (in an attribute, or a
+    list, tuple or dict one holds) where another node writes over it. A
+    declaration covers the ``forward`` or ``backward`` of the class that
+    makes it, and of its subclasses that keep them: a subclass that
+    rewrites one declares again (see :func:`declares`).
 
     ``state_names`` name the attributes that hold arrays a node updates itself
     and does not train (a batch norm's running statistics): each checkpoint

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nnframe.errors import NodeProtocolError
 from nnframe.graph import Graph, GraphNode
 from nnframe.nodes import Add, Affine, ReLU, Sigmoid
 from nnframe.testing import check_gradients
@@ -198,3 +199,57 @@ def test_a_product_of_two_vectors_is_a_scalar_relu_leaves_as_it_was_made():
     model = Graph.sequential([("matmul", MatMul(np.array([1.0, -2.0, 0.5]))), ("relu", ReLU())])
     assert model.forward(np.array([1.0, 1.0, 2.0])) == 0.0
     assert model.forward(np.array([4.0, 1.0, 2.0])) == 3.0
+
+
+class KeptExp(Sigmoid):
+    """``y = exp(x)``, kept for its backward, yet declared fresh: a node that writes over ``y`` changes its dx."""
+
+    output_is_fresh = True
+
+    def forward(self, x):
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * self.out
+
+
+class KeptDx(Sigmoid):
+    """``y = 2 x``, whose backward keeps the ``dx`` it returns (in a list), yet declares it fresh."""
+
+    dx_is_fresh = True
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dout):
+        self.history = [2 * dout]
+        return self.history[0]
+
+
+def test_a_node_that_keeps_an_output_it_declares_fresh_is_named_at_the_first_forward():
+    model = Graph.sequential([("affine1", affine(np.random.default_rng(0), 4, 3)), ("exp1", KeptExp()),
+                              ("relu1", ReLU())])
+    with pytest.raises(NodeProtocolError) as caught:
+        model.forward(np.random.default_rng(1).standard_normal((5, 4)))
+    message = str(caught.value)
+    assert "node 'exp1'" in message and "output_is_fresh" in message and "self.out" in message
+    assert "'relu1' writes over that output" in message
+
+
+def test_a_node_that_keeps_an_input_gradient_it_declares_fresh_is_named_at_the_first_backward():
+    model = Graph.sequential([("affine1", affine(np.random.default_rng(0), 4, 3)), ("relu1", ReLU()),
+                              ("double1", KeptDx())])
+    model.forward(np.random.default_rng(1).standard_normal((5, 4)))
+    with pytest.raises(NodeProtocolError) as caught:
+        model.backward(np.ones((5, 3)))
+    message = str(caught.value)
+    assert "node 'double1'" in message and "dx_is_fresh" in message and "self.history[0]" in message
+    assert "'relu1' writes over that input gradient" in message
+
+
+def test_a_node_that_keeps_its_declared_fresh_output_is_fine_where_nothing_writes_over_it():
+    model = Graph.sequential([("affine1", affine(np.random.default_rng(0), 4, 3)), ("exp1", KeptExp()),
+                              ("affine2", affine(np.random.default_rng(2), 3, 2))])
+    model.forward(np.random.default_rng(1).standard_normal((5, 4)))
+    model.backward(np.ones((5, 2)))

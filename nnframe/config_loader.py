@@ -240,10 +240,12 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
 
 def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str],
                     created: dict[tuple, int]) -> ConfigError:
+    file = source
     source += with_overrides([text for path, text in overrides.items() if path and path[0] == "model"])
     origins = [_override_for(problem, overrides, created) or source + _overrides_inside(problem, overrides)
                for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
+    problems, lines = _leftovers_merged(problems, lines, overrides, file)
     listed = len(lines)
     if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)
         listed = MAX_PROBLEMS_SHOWN - 1
@@ -253,6 +255,47 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     error.unknown_types = [(line, problem.path, problem.subject) for line, problem in zip(lines[:listed], problems)
                            if problem.kind == UNKNOWN_TYPE]  # (its text, field path, type name): see _why_unknown
     return error
+
+
+def _leftovers_merged(problems: list[Problem], lines: list[str], overrides: dict[tuple, str],
+                      source: str) -> tuple[list[Problem], list[str]]:
+    """The unknown keys an override of a section's ``type`` leaves behind from the file (``data.type=npz`` on
+    spiral's ``points_per_class``, ``classes``, ``noise``) as one line for the section, which says to give the
+    section whole; a close match to a key of the old type would only mislead."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, problem in enumerate(problems):
+        retyping = _retyping_override(problem, overrides)
+        if retyping is not None:
+            groups.setdefault(retyping, []).append(i)
+    if not groups:
+        return problems, lines
+    replaced: dict[int, str] = {}
+    for (text, section), indices in groups.items():
+        keys = ", ".join(repr(problems[i].parts[-1]) for i in indices)
+        takes = re.search(r"expected one of: (.*?)(?: \(did you mean|$)", problems[indices[0]].message)
+        path, new_type = parse_override(text)
+        whole = f"{_dotted(path[:-1])}={{type: {new_type}, ...}}"
+        replaced[indices[0]] = (f"override {shown(text)}: {section} in {source} still holds {keys}, which type "
+                                f"{new_type!r} does not take{f' (it takes {takes.group(1)})' if takes else ''}; give "
+                                f"the section whole instead, e.g. {shown(whole)}")
+        replaced.update({i: "" for i in indices[1:]})
+    kept = [i for i in range(len(problems)) if replaced.get(i, None) != ""]
+    return [problems[i] for i in kept], [replaced.get(i, lines[i]) for i in kept]
+
+
+def _retyping_override(problem: Problem, overrides: dict[tuple, str]) -> tuple[str, str] | None:
+    """``(override text, section)`` where ``problem`` is a key unknown in a section whose ``type`` the last
+    override that touches it set."""
+    if problem.kind != "extra_forbidden" or len(problem.parts) < 2:
+        return None
+    parts = problem.parts
+    for override_path, text in reversed(overrides.items()):
+        set_path = [str(part) for part in override_path]
+        if parts[:len(set_path)] == set_path or set_path[:len(parts)] == parts:
+            return None  # the override set the unknown key itself
+        if set_path[-1:] == ["type"] and set_path[:-1] == parts[:-1]:
+            return text, problem.path[:-len(parts[-1]) - 1]
+    return None
 
 
 def _overrides_inside(problem: Problem, overrides: dict[tuple, str]) -> str:

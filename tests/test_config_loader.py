@@ -481,9 +481,26 @@ def test_an_override_of_an_aliased_node_changes_that_node_only(tmp_path: Path, p
 def test_an_override_of_a_sections_type_is_blamed_for_the_fields_it_left_wrong(tmp_path: Path, plugins: Any) -> None:
     with pytest.raises(ConfigError) as caught:
         load_experiment(write(tmp_path, SPIRAL_YAML), ["data.type=npz"], plugins)
+    path = tmp_path / "config.yaml"
+    assert str(caught.value).splitlines() == [
+        "override 'data.type=npz': field data.path: missing required field",
+        f"override 'data.type=npz': data in {path} still holds 'points_per_class', 'classes', which type "
+        "'npz' does not take (it takes path, standardize, task, type, val_fraction); give the section whole "
+        "instead, e.g. 'data={type: npz, ...}'"]
+
+
+def test_keys_a_retyped_node_keeps_from_the_file_are_one_line_without_a_misleading_close_match(
+        tmp_path: Path, plugins: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        text = SPIRAL_YAML.replace("{type: affine, out: 10}", "{type: affine, out: 10, init: he}")
+        load_experiment(write(tmp_path, text), ["model.0.type=sigmoid", "model.0.outt=3"], plugins)
     lines = str(caught.value).splitlines()
-    assert lines[0] == "override 'data.type=npz': field data.path: missing required field"
-    assert all(line.startswith("override 'data.type=npz': field data.") for line in lines)
+    assert len(lines) == 2 and "did you mean" not in lines[0]
+    assert lines[0].startswith("override 'model.0.type=sigmoid': model[0] in ")
+    assert "still holds 'out', 'init', which type 'sigmoid' does not take" in lines[0]
+    assert lines[0].endswith("give the section whole instead, e.g. 'model.0={type: sigmoid, ...}'")
+    assert lines[1] == ("override 'model.0.outt=3': field model[0].outt: unknown key 'outt'; expected one of: inputs, "
+                        "name, type")
 
 
 @pytest.mark.parametrize(("keys", "last"), [(4, "key3"), (5, "and 2 more problems"), (30, "and 27 more problems")])

@@ -52,7 +52,7 @@ def test_the_loop_of_your_own_runs_as_written(tmp_path: Path, monkeypatch: pytes
     exec(compile(textwrap.dedent(block), "docs/python.md", "exec"), {})
     loss, accuracy = re.fullmatch(r"loss ([\d.]+), accuracy ([\d.]+)\n", capsys.readouterr().out).groups()
     assert float(loss) < 0.3 and float(accuracy) >= 0.9
-    assert (tmp_path / "weights.npz").exists()
+    assert (tmp_path / "runs" / "weights.npz").exists()
 
 
 def test_the_readmes_experiments_from_python_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -362,10 +362,12 @@ def _options(
 
 def main() -> None:
     from nnframe.errors import Terminated, raise_terminated
+    from nnframe.held_signals import not_ignored
     from nnframe.output_streams import guard_output_streams
 
     guard_output_streams()
-    signal.signal(signal.SIGTERM, raise_terminated)  # outside training, which finishes its step and saves first
+    if not_ignored((signal.SIGTERM,)):  # outside training, which finishes its step and saves first
+        signal.signal(signal.SIGTERM, raise_terminated)
     try:
         app()
     except Terminated:  # before a command's own handling began (while the arguments were read)

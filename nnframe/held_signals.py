@@ -20,6 +20,13 @@ from nnframe.errors import Terminated
 HELD = (signal.SIGINT, signal.SIGTERM)
 
 
+def not_ignored(signals: tuple[int, ...]) -> list[int]:
+    """The signals of ``signals`` this process does not ignore: one ignored since it started, as a shell
+    starts a background job with Ctrl-C ignored, stays ignored, as Python itself leaves an inherited
+    ignore of SIGINT alone."""
+    return [sig for sig in signals if signal.getsignal(sig) != signal.SIG_IGN]
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """Run the block with SIGINT and SIGTERM recorded, not handled; then deliver them in the order they came."""
@@ -45,7 +52,7 @@ class HeldSignals:
         self.sigints = sigints
         self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._record) for sig in HELD}
+            self._previous = {sig: signal.signal(sig, self._record) for sig in not_ignored(HELD)}
 
     def _record(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGINT and self.sigints is not None and self.caught.count(signal.SIGINT) >= self.sigints:

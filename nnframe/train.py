@@ -24,7 +24,7 @@ from nnframe.error_measures import ErrorSums, batch_errors
 from nnframe.errors import NNFrameError, NonFiniteError, PluginStateError, Terminated, mention
 from nnframe.first_update import checked_update
 from nnframe.gradients import CLIP_EPS, clip_grad_norm, global_norm, norms_of
-from nnframe.held_signals import HeldSignals
+from nnframe.held_signals import HeldSignals, not_ignored
 from nnframe.hook_calls import HoldingExit, call_each, call_holding_exit
 from nnframe.run import EvalMetrics, RunContext, StepMetrics
 
@@ -426,7 +426,7 @@ class Trainer:
             self._stop_signal = signum
 
         try:
-            previous = {sig: signal.signal(sig, request_stop) for sig in EXIT_CODES}
+            previous = {sig: signal.signal(sig, request_stop) for sig in not_ignored(tuple(EXIT_CODES))}
         except ValueError:  # not the main thread: leave signals alone
             previous = None
         if self.held_signals is not None:

@@ -118,6 +118,18 @@ def test_signal_finishes_the_step_saves_and_resumes_exactly(tmp_path: Path, sign
                        latest_checkpoint(straight_dir / "checkpoints").arrays)
 
 
+@SIGNALS
+def test_a_signal_the_process_ignores_stays_ignored_in_training(tmp_path: Path, signum: int, code: int) -> None:
+    """A shell starts a background job (``nnframe train ... &``) with Ctrl-C ignored: the run keeps that."""
+    before = signal.signal(signum, signal.SIG_IGN)
+    try:
+        run_dir = run_in_process(write_config(tmp_path), tmp_path / "runs", SignalAt(step=3, signum=signum, times=2))
+        assert signal.getsignal(signum) is signal.SIG_IGN
+    finally:
+        signal.signal(signum, before)
+    assert (summary(run_dir)["status"], summary(run_dir)["steps"]) == ("completed", 40)
+
+
 def test_the_curves_of_an_interrupted_run_reach_its_last_step_and_join_the_resumes(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 

@@ -44,7 +44,7 @@ def measure(size_name: str, rounds: int) -> dict[str, Any]:
         sessions = [Session(config, [*workloads.LONG_RUN, *extra]).start()]
         try:
             name, yardstick = _yardstick(config, extra, data, sessions)
-            contenders = {"nnframe": per_step(sessions[0].trainer.train_step, size.mlp_block, size.mlp_settle),
+            contenders = {"nnframe": per_step(sessions[0].step, size.mlp_block, size.mlp_settle),
                           name: per_step(yardstick, size.mlp_block, size.mlp_settle)}
             samples = interleaved(contenders, rounds, size.warmup, size.pause)
         finally:
@@ -66,7 +66,7 @@ def _yardstick(config: Path, extra: list[str], data: Path, sessions: list) -> tu
         import torch
     except ImportError:
         sessions.append(workloads.one_thread_session(config, extra))
-        return "nnframe in one part", sessions[-1].trainer.train_step
+        return "nnframe in one part", sessions[-1].step
     torch.set_num_threads(machine.numpy_blas_threads())
     return "PyTorch", mlp_large.torch_trainer(data).train_step
 

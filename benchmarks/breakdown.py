@@ -7,8 +7,10 @@ update, the step-end hook, and the extra work of a logged step), then the
 same phases of the hand-written reference, and the whole steps of both.
 The per-step phases are also run back to back in one loop ("in sequence"):
 that minus their sum is what they cost each other (caches, fresh batches),
-and the whole step minus the sequence is ``train_step``'s own bookkeeping.
-Medians of interleaved repetitions, microseconds per call.
+and the whole step minus the sequence is ``train_step``'s own bookkeeping
+(the sessions have the progress display a pipe gets, whose step-end hook
+``train_step`` calls); ``fit_step``, a turn of ``fit``'s loop, adds the
+loop's checks. Medians of interleaved repetitions, microseconds per call.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def main() -> None:
         phases.update(reference_phases(reference))
         phases["WHOLE nnframe train_step (logging off)"] = log_off.trainer.train_step
         phases["WHOLE nnframe train_step (as configured)"] = configured.trainer.train_step
+        phases["WHOLE nnframe fit_step (as configured)"] = configured.step
         phases["WHOLE reference train_step"] = reference.train_step
         samples = interleaved({name: per_step(call, calls) for name, call in phases.items()}, args.repeats)
         for session in (configured, log_off, logger):
@@ -159,6 +162,9 @@ def print_table(medians: dict[str, float]) -> None:
     print(f"{parts:12.2f} us  sum of the per-step phases, each timed alone")
     print(f"{sequence - parts:12.2f} us  what the phases cost each other (sequence minus sum)")
     print(f"{whole - sequence:12.2f} us  train_step's own bookkeeping (whole step, logging off, minus sequence)")
+    loop = medians["WHOLE nnframe fit_step (as configured)"] - medians["WHOLE nnframe train_step (as configured)"]
+    print(f"{loop:12.2f} us  fit's loop around a step (fit_step minus train_step, as configured): the evaluation, "
+          "checkpoint and stop checks")
 
 
 if __name__ == "__main__":

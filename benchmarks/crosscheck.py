@@ -1,4 +1,5 @@
-"""Correctness cross-check: nnframe and the hand-written reference give the same spiral loss curve.
+"""Correctness cross-check: nnframe and the hand-written reference give the same loss curves, on spiral (sigmoid,
+SGD) and on digits (ReLU, Adam), both in float64.
 
 Both start from nnframe's built initial weights (copied into the reference)
 and see the same mini-batches: the indices come from a
@@ -16,14 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.handwritten.net import MultiLayerNet
-from benchmarks.handwritten.optimizer import SGD
+from benchmarks.handwritten.optimizer import SGD, Adam
 from benchmarks.handwritten.trainer import Trainer as ReferenceTrainer
 
 TOLERANCE = 1e-12
 
 
-def loss_curves(config: Path, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(nnframe, reference)`` losses of the first ``steps`` steps of the spiral config (SGD, sigmoid)."""
+def loss_curves(config: Path, steps: int, overrides: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(nnframe, reference)`` losses of the first ``steps`` steps of a config of Affine layers with one kind of
+    activation between them and SGD or Adam (the spiral config: sigmoid, SGD; digits: ReLU, Adam)."""
     from nnframe.batches import BatchIterator
     from nnframe.launch import prepare
     from nnframe.plugins import get_plugin_manager
@@ -31,11 +33,13 @@ def loss_curves(config: Path, steps: int) -> tuple[np.ndarray, np.ndarray]:
     from nnframe.train import Trainer
 
     plugins = get_plugin_manager()
-    experiment = prepare(Path(config), [], plugins)
+    experiment = prepare(Path(config), list(overrides or []), plugins)
     settings = experiment.settings
     shuffle = copy.deepcopy(experiment.streams.shuffle)
-    reference = reference_trainer(experiment.model.params, experiment.dataset, settings.optimizer.lr,
-                                  settings.train.batch_size)
+    activation = next(node["type"] for node in experiment.config.resolved["model"] if node["type"] != "affine")
+    optimizer = {"sgd": SGD, "adam": Adam}[settings.optimizer.type](lr=settings.optimizer.lr)
+    reference = reference_trainer(experiment.model.params, experiment.dataset, optimizer, settings.train.batch_size,
+                                  activation)
     run = RunContext(name=settings.name, config=experiment.config.resolved, run_dir=None, plugin_manager=plugins.pm)
     trainer = Trainer(experiment, run)
     ours = np.array([trainer.train_step().loss for _ in range(steps)])
@@ -45,19 +49,30 @@ def loss_curves(config: Path, steps: int) -> tuple[np.ndarray, np.ndarray]:
     return ours, theirs
 
 
-def reference_trainer(params: list[np.ndarray], dataset, lr: float, batch_size: int) -> ReferenceTrainer:
+def reference_trainer(params: list[np.ndarray], dataset, optimizer: SGD | Adam, batch_size: int,
+                      activation: str = "sigmoid") -> ReferenceTrainer:
     """The book's net with ``params`` (``W1, b1, W2, b2, ...``) copied in, on the same data."""
     weights = params[0::2]
     sizes = [W.shape[0] for W in weights] + [weights[-1].shape[1]]
-    model = MultiLayerNet(sizes, "sigmoid", dtype=params[0].dtype)
+    model = MultiLayerNet(sizes, activation, dtype=params[0].dtype)
     for mine, theirs in zip(model.params, params, strict=True):
         mine[...] = theirs
-    return ReferenceTrainer(model, SGD(lr=lr), dataset.x, dataset.y, batch_size)
+    return ReferenceTrainer(model, optimizer, dataset.x, dataset.y, batch_size)
 
 
-def compare(config: Path, steps: int) -> dict:
-    """The cross-check's result for the report."""
-    ours, theirs = loss_curves(config, steps)
+CHECKS = {"spiral": ("spiral.yaml", []), "digits_float64": ("digits.yaml", ["train.dtype=float64"])}
+"""Each check's config in ``benchmarks/configs`` and overrides: spiral's sigmoid and SGD as the book runs them, and
+digits' ReLU and Adam, which mlp_large and digits time in float32, here in float64 to compare to rounding."""
+
+
+def compare_all(configs: Path, steps: int) -> dict[str, dict]:
+    """:func:`compare` for each of :data:`CHECKS`."""
+    return {name: compare(configs / config, steps, overrides) for name, (config, overrides) in CHECKS.items()}
+
+
+def compare(config: Path, steps: int, overrides: list[str] | None = None) -> dict:
+    """One cross-check's result for the report."""
+    ours, theirs = loss_curves(config, steps, overrides)
     difference = np.abs(ours - theirs)
     return {
         "steps": steps,

@@ -135,11 +135,14 @@ class ProductSequence:
 
 def peak_in_rounds(products: Sequence[Product], sequence: ProductSequence, kept: int) -> dict:
     """The peak rate of a :class:`ProductSequence` timed among a workload's contenders, over its ``kept`` last
-    samples: the best median rate of a product, and each round's best rate, in GFLOP/s."""
+    samples: the best median rate of a product, and each round's best rate, in GFLOP/s; and each round's time
+    of the products a training step runs (the nine less the first layer's input gradient), in seconds."""
     times = {p.name: sequence.by_product[p.name][-kept:] for p in products}
     peak = max(p.flops / statistics.median(times[p.name]) for p in products)
     by_round = [max(p.flops / times[p.name][k] for p in products) / 1e9 for k in range(kept)]
-    return {"peak_gflops": peak / 1e9, "peak_gflops_by_round": by_round}
+    run = [p for p in products if not p.skipped_in_training]
+    products_run = [sum(times[p.name][k] for p in run) for k in range(kept)]
+    return {"peak_gflops": peak / 1e9, "peak_gflops_by_round": by_round, "products_run_s_by_round": products_run}
 
 
 def torch_call(product: Product) -> Callable[[], object]:

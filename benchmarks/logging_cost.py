@@ -41,7 +41,7 @@ class StepTimes:
     """A measure for :func:`~benchmarks.timing.interleaved`: times each step of a block, keeps them all."""
 
     def __init__(self, session: Session) -> None:
-        self.step = session.trainer.train_step
+        self.step = session.step
         self.blocks: list[np.ndarray] = []
 
     def __call__(self) -> float:

@@ -49,7 +49,8 @@ def max_rss_mb() -> float:
 
 
 def build(impl: str, config: Path, data: Path) -> Any:
-    """A started trainer with ``train_step()`` for ``impl``."""
+    """A started trainer for ``impl``: nnframe's :class:`~benchmarks.nnframe_session.Session` steps with
+    ``step()``, the others with ``train_step()``."""
     if impl == "nnframe":
         from benchmarks.nnframe_session import Session
 
@@ -87,14 +88,15 @@ def measure(impl: str, config: Path, data: Path, steps: int, threads: int) -> di
     if traced:
         result["build_peak_mb"] = tracemalloc.get_traced_memory()[1] / MB
         tracemalloc.reset_peak()
-    trainer.train_step()
+    step = trainer.step if impl == "nnframe" else trainer.train_step
+    step()
     if traced:
         current, peak = tracemalloc.get_traced_memory()
         result["first_step_peak_mb"], result["resident_mb"] = peak / MB, current / MB
         tracemalloc.reset_peak()
     middle = None
     for k in range(2, steps + 1):
-        trainer.train_step()
+        step()
         if traced and k == steps // 2 + 1:
             middle = tracemalloc.get_traced_memory()[0]
     if traced:

@@ -4,13 +4,16 @@ A :class:`Session` owns one built experiment, a :class:`~nnframe.run.RunContext`
 whose run directory is a fresh temporary folder (so the TensorBoard plugin
 writes real event files there, and the checkpointer its checkpoints), and the
 :class:`~nnframe.train.Trainer`.
-``start()`` fires the run-start hooks exactly as ``Trainer.fit`` does, after
-which ``train_step()`` can be timed call by call; ``fit()`` runs the whole
-training through ``Trainer.fit`` instead.
+``start()`` registers what ``nnframe train`` and ``Trainer.fit`` register
+(the config's callbacks, the progress display a pipe gets, here writing to
+``os.devnull``) and fires the run-start hooks as ``Trainer.fit`` does, after
+which :meth:`Session.step`, one turn of ``fit``'s loop, can be timed call by
+call; ``fit()`` runs the whole training through ``Trainer.fit`` instead.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 from nnframe.checkpoint import Checkpointer
 from nnframe.launch import prepare
 from nnframe.plugins import get_plugin_manager
+from nnframe.progress import make_progress
 from nnframe.run import RunContext
 from nnframe.train import Trainer
 
@@ -48,6 +52,11 @@ class Session:
         self.trainer = Trainer(self.experiment, self.run)
         if self._tmp is not None:
             self.trainer.checkpointer = self._checkpointer(Path(self._tmp.name) / "checkpoints")
+        self._null = open(os.devnull, "w")  # noqa: SIM115  (closed in close())
+        self.progress = make_progress(self.trainer.total_steps, False, self._null, self._tmp.name if self._tmp else "",
+                                      self.experiment.dataset.summary())
+        self.run.register(self.progress)
+        self.step = self.trainer.fit_step
         self._started = False
 
     def _checkpointer(self, directory: Path) -> Checkpointer:
@@ -59,14 +68,14 @@ class Session:
                             classification=experiment.classification, error_measures=experiment.error_measures)
 
     def start(self) -> Session:
-        """Fire ``nnframe_configure_run`` and ``nnframe_run_start`` (the TensorBoard writer opens)."""
+        """Register the config's callbacks and fire ``nnframe_configure_run`` and ``nnframe_run_start`` (the
+        TensorBoard writer opens), as ``Trainer.fit`` does before its loop."""
+        for callback in self.experiment.callbacks:
+            self.run.register(callback)
         self.run.hook.nnframe_configure_run(run=self.run)
         self.run.hook.nnframe_run_start(run=self.run)
         self._started = True
         return self
-
-    def train_step(self) -> float:
-        return self.trainer.train_step().loss
 
     def fit(self) -> dict[str, Any]:
         """The whole training through ``Trainer.fit``; returns its summary."""
@@ -81,6 +90,7 @@ class Session:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+        self._null.close()
 
     def event_files(self) -> list[str]:
         if self._tmp is None:

@@ -1,9 +1,10 @@
 """Profile nnframe's Trainer step: ``python -m benchmarks.profile_step spiral|mlp_large [--steps N] [--log ...]``.
 
 Builds the benchmark config exactly as the runner does (temporary run
-directory, TensorBoard on), warms up, then runs ``trainer.train_step()``
-``--steps`` times under cProfile and prints the functions by own time and by
-cumulative time. Per-call figures are in microseconds per training step.
+directory, TensorBoard on, the progress display a pipe gets), warms up,
+then runs ``trainer.fit_step()`` (one turn of ``fit``'s loop) ``--steps``
+times under cProfile and prints the functions by own time and by cumulative
+time. Per-call figures are in microseconds per training step.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     steps = args.steps or (3000 if args.workload == "spiral" else 30)
     with tempfile.TemporaryDirectory() as tmp, session(args.workload, args.log, Path(tmp)) as run:
-        step = run.trainer.train_step
+        step = run.step
         for _ in range(max(10, steps // 10)):
             step()
         started = time.perf_counter()

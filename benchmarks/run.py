@@ -110,7 +110,7 @@ def measure(args: argparse.Namespace, threads: int) -> dict[str, Any]:
                                                               with_torch, size.warmup)
     if "cross_check" in args.only:
         log("cross-check")
-        results["cross_check"] = crosscheck.compare(workloads.CONFIGS / "spiral.yaml", size.cross_check_steps)
+        results["cross_check"] = crosscheck.compare_all(workloads.CONFIGS, size.cross_check_steps)
     results["seconds"] = time.perf_counter() - started
     results["machine"] = machine.describe(threads)
     results["targets"] = report.check_targets(results)

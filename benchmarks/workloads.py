@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,7 +106,7 @@ SIZES = {
                  mlp_settle=0, mlp_examples=512, memory_steps=3, digits_repeats=1, digits_epochs=1,
                  process_repeats=1, process_epochs=2, cross_check_steps=100, gemm_repeats=2),
     "full": Size("full", warmup=1, pause=0.3, spiral_repeats=15, spiral_block=1000, mlp_repeats=15, mlp_block=10,
-                 mlp_settle=5, mlp_examples=2048, memory_steps=20, digits_repeats=5, digits_epochs=67,
+                 mlp_settle=5, mlp_examples=2048, memory_steps=200, digits_repeats=5, digits_epochs=67,
                  process_repeats=5, process_epochs=None, cross_check_steps=3000, gemm_repeats=15),
 }
 
@@ -184,7 +185,7 @@ def spiral(size: Size, with_torch: bool) -> dict[str, Any]:
     data = sessions["nnframe"].experiment.dataset
     rng = np.random.default_rng(1984)
     reference = ReferenceTrainer(TwoLayerNet(2, 10, 3, rng=rng), SGD(lr=1.0), data.x, data.y, 30, rng)
-    contenders = {name: per_step(s.trainer.train_step, size.spiral_block) for name, s in sessions.items()}
+    contenders = {name: per_step(s.step, size.spiral_block) for name, s in sessions.items()}
     contenders["numpy"] = per_step(reference.train_step, size.spiral_block)
     if with_torch:
         from benchmarks.pytorch.models import trainer
@@ -226,7 +227,7 @@ def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[s
         entry["percent_of_gemm_section_peak"] = 100 * entry["gflops"] / gemm_result["peak_gflops"]
         entry["vs_all_products"] = entry["median"] / gemm_result["all_products_ms"]
     ratios = _step_ratios(results)
-    for measure in ("train_peak", "step_peak"):
+    for measure in ("train_peak", "step_peak", "max_rss", "rss_added"):
         ratios[f"memory nnframe/numpy ({measure.replace('_', ' ')})"] = ratio(memory["nnframe"].get(f"{measure}_mb"),
                                                                             memory["numpy"].get(f"{measure}_mb"))
     per_round = _per_round_ratios(results)
@@ -235,6 +236,7 @@ def mlp(size: Size, with_torch: bool, threads: int, gemm_result: dict) -> dict[s
     return {"unit": "ms/step", "block_steps": size.mlp_block, "examples": size.mlp_examples,
             "step_gflop": flops / 1e9, "run_gflop": run / 1e9, "results": results, "ratios": ratios, "peak": peak,
             "beyond_products_ms": _beyond_products(results, gemm_result.get("training_products", {})),
+            "beyond_products_in_rounds_ms": _beyond_products_in_rounds(samples, peak["products_run_s_by_round"]),
             "per_round_ratios": per_round, "rounds": rounds.as_dict(), "memory": memory}
 
 
@@ -244,6 +246,15 @@ def _beyond_products(results: dict[str, dict], training_products: dict) -> dict[
     return {impl: results[impl]["median"] - libraries[library]["median"]
             for impl, library in (("nnframe", "numpy"), ("torch", "torch"))
             if "median" in results.get(impl, {}) and library in libraries}
+
+
+def _beyond_products_in_rounds(samples: dict[str, list[float]], products_run: list[float]) -> dict[str, float]:
+    """nnframe's step less numpy's products of a step timed in the same round, the median over the rounds: unlike
+    :func:`_beyond_products`, whose products ran in a section of their own before the steps."""
+    steps = samples.get("nnframe", [])
+    if len(steps) != len(products_run) or not steps:
+        return {}
+    return {"nnframe": 1e3 * statistics.median(step - products for step, products in zip(steps, products_run))}
 
 
 def _mlp_steps(config: Path, data: Path, size: Size, with_torch: bool, pause: float,
@@ -259,7 +270,7 @@ def _mlp_steps(config: Path, data: Path, size: Size, with_torch: bool, pause: fl
     sessions = _sessions(config, [f"data.path={data}"])
     sessions["nnframe_one_thread"] = one_thread_session(config, [f"data.path={data}"])
     block, settle = size.mlp_block, size.mlp_settle
-    contenders: dict[str, Any] = {name: per_step(s.trainer.train_step, block, settle)
+    contenders: dict[str, Any] = {name: per_step(s.step, block, settle)
                                   for name, s in sessions.items()}
     contenders["numpy"] = per_step(mlp_large.handwritten_trainer(data).train_step, block, settle)
     if with_torch:
@@ -374,9 +385,16 @@ def _timed(fit) -> tuple[float, float]:
 
 
 def _nnframe_fit(config: Path, overrides: list[str], accuracy: dict[str, dict[int, float]]):
+    """Timed from the config file on, as ``nnframe train`` runs: reading and checking it, loading and splitting
+    the data, building the model and the trainer, then ``fit``; removing the run directory is not timed."""
     def fit_for_seed(seed: int) -> tuple[float, float]:
-        with Session(config, [*overrides, f"seed={seed}"]) as session:
-            return _timed(lambda: session.fit()["metrics"]["val/accuracy"])
+        started = time.perf_counter()
+        session = Session(config, [*overrides, f"seed={seed}"])
+        try:
+            test_accuracy = session.fit()["metrics"]["val/accuracy"]
+            return time.perf_counter() - started, test_accuracy
+        finally:
+            session.close()
     return _seeded("nnframe", accuracy, fit_for_seed)
 
 
@@ -384,14 +402,13 @@ def _numpy_fit(splits: _DigitsSplits, epochs: int, accuracy: dict[str, dict[int,
     """The reference with the config's initial scales (Glorot: sqrt(2 / (fan_in + fan_out)))."""
     def fit_for_seed(seed: int) -> tuple[float, float]:
         data = splits(seed)
-        width = data.x.shape[1]
-        rng = np.random.default_rng(seed)
-        stds = [math.sqrt(2 / (width + 100)), math.sqrt(2 / (100 + 10))]
-        model = MultiLayerNet([width, 100, 10], "relu", stds, rng, np.float32)
-        trainer = ReferenceTrainer(model, Adam(lr=0.001), data.x, data.y, 32, rng)
 
-        def fit() -> float:
-            trainer.fit(epochs)
+        def fit() -> float:  # the net's construction included, as nnframe's and scikit-learn's fits include theirs
+            width = data.x.shape[1]
+            rng = np.random.default_rng(seed)
+            stds = [math.sqrt(2 / (width + 100)), math.sqrt(2 / (100 + 10))]
+            model = MultiLayerNet([width, 100, 10], "relu", stds, rng, np.float32)
+            ReferenceTrainer(model, Adam(lr=0.001), data.x, data.y, 32, rng).fit(epochs)
             return model.accuracy(data.x_val, data.y_val)
         return _timed(fit)
     return _seeded("numpy", accuracy, fit_for_seed)
@@ -402,9 +419,9 @@ def _torch_fit(splits: _DigitsSplits, epochs: int, accuracy: dict[str, dict[int,
 
     def fit_for_seed(seed: int) -> tuple[float, float]:
         data = splits(seed)
-        run = trainer([data.x.shape[1], 100, 10], "relu", "float32", "adam", 0.001, data.x, data.y, 32, seed=seed)
 
         def fit() -> float:
+            run = trainer([data.x.shape[1], 100, 10], "relu", "float32", "adam", 0.001, data.x, data.y, 32, seed=seed)
             run.fit(epochs)
             return run.accuracy(data.x_val, data.y_val)
         return _timed(fit)

@@ -213,26 +213,11 @@ class Trainer:
     def _loop(self) -> None:
         """Steps until done. numpy's overflow warnings are silenced: a non-finite loss or
         gradient is reported once, by :meth:`_nonfinite`, naming the step and the parameter."""
-        train = self.settings.train
-        eval_every = train.eval_every
         steps_left = self.step < self.total_steps and self.run.stop_reason is None
         if self._stop_signal is not None and not steps_left:  # held while a resume that only evaluates, or carries
             raise self._interrupted()  # out a stop, started: stopped before that, as a training run after its step
         while self.step < self.total_steps and self.run.stop_reason is None:
-            epoch_before = self.batches.epoch
-            self.train_step()
-            epoch_done = self.batches.epoch != epoch_before
-            if (eval_every and self.step % eval_every == 0) or (not eval_every and epoch_done):
-                self.evaluate()
-            if self.checkpointer is not None:
-                try:
-                    self.checkpointer.after_step(self)
-                except SystemExit as exc:  # from a plugin's nnframe_checkpoint, once the checkpoint is written
-                    self._hold_exit(exc)
-            if self._stop_signal is not None:
-                raise self._interrupted()
-            if self._exit is not None and self.step < self.total_steps and self.run.stop_reason is None:
-                raise self._exit  # a run that ends with this step ends first, and is raised from after its summary
+            self.fit_step()
         self.ended = True
         failed_log: Exception | None = None
         if self.run.stop_reason is not None:
@@ -248,6 +233,25 @@ class Trainer:
             self._hold_exit(exc)
         if failed_log is not None:
             raise failed_log
+
+    def fit_step(self) -> None:
+        """One turn of :meth:`fit`'s loop: :meth:`train_step`, then the evaluation and the checkpoint due at
+        its step, and the stop a signal or a hook asked for: what each step of a run costs, where it is timed."""
+        eval_every = self.settings.train.eval_every
+        epoch_before = self.batches.epoch
+        self.train_step()
+        epoch_done = self.batches.epoch != epoch_before
+        if (eval_every and self.step % eval_every == 0) or (not eval_every and epoch_done):
+            self.evaluate()
+        if self.checkpointer is not None:
+            try:
+                self.checkpointer.after_step(self)
+            except SystemExit as exc:  # from a plugin's nnframe_checkpoint, once the checkpoint is written
+                self._hold_exit(exc)
+        if self._stop_signal is not None:
+            raise self._interrupted()
+        if self._exit is not None and self.step < self.total_steps and self.run.stop_reason is None:
+            raise self._exit  # a run that ends with this step ends first, and is raised from after its summary
 
     def train_step(self) -> StepMetrics:
         """One optimizer step on the next mini-batch."""

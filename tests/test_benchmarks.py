@@ -119,13 +119,29 @@ def test_the_targets_are_the_issues(bench):
         "process: nnframe --help (s)": ("<=", 0.5),
     }
     assert {name: targets[name] for name in bounds} == bounds
+    assert targets["mlp_large: nnframe memory growth over the steps (MiB)"] == ("<=", 0.1)
+    assert targets["cross-check: loss curves equal to 1e-12 (spiral: sigmoid, SGD; digits: ReLU, Adam; float64)"] == (
+        "==", True)
     reads = {target.name: target.read for target in bench("report").TARGETS}
     sample = {"workloads": {"spiral": {"ratios": {"nnframe/numpy": 1.0, "torch/nnframe": 2.0,
                                                   "log_every_10/log_off": 3.0}},
                             "mlp_large": {"ratios": {"nnframe/torch": 4.0, "log_every_10/log_off": 5.0,
-                                                     "memory nnframe/numpy (train peak)": 6.0}}}}
-    assert [reads[name](sample) for name in list(bounds)[:3]] == [1.0, 2.0, 3.0]
-    assert [reads[name](sample) for name in (list(bounds)[3], *list(bounds)[5:7])] == [4.0, 5.0, 6.0]
+                                                     "memory nnframe/numpy (train peak)": 6.0},
+                                          "results": {"nnframe": {"percent_of_peak": 7.0}},
+                                          "memory": {"nnframe": {"growth_mb": 8.0}}},
+                            "digits": {"ratios": {"nnframe/sklearn": 9.0},
+                                       "results": {"nnframe": {"accuracy": 10.0}, "sklearn": {"accuracy": 11.0}}},
+                            "processes": {"results": {"nnframe_train_spiral": {"median": 12.0},
+                                                      "nnframe_help": {"median": 13.0}}}},
+              "cross_check": {"spiral": {"allclose": True}, "digits_float64": {"allclose": False}}}
+    expected = dict(zip(bounds, [1.0, 2.0, 3.0, 4.0, 7.0, 5.0, 6.0, 9.0, 10.0, 12.0, 13.0]))
+    assert {name: reads[name](sample) for name in bounds} == expected
+    assert reads["mlp_large: nnframe memory growth over the steps (MiB)"](sample) == 8.0
+    assert reads["cross-check: loss curves equal to 1e-12 (spiral: sigmoid, SGD; digits: ReLU, Adam; float64)"](
+        sample) is False
+    scikit_learns = next(t for t in bench("report").TARGETS
+                         if t.name == "digits: nnframe test accuracy >= scikit-learn's")
+    assert (scikit_learns.read(sample), scikit_learns.op, scikit_learns.bound(sample)) == (10.0, ">=", 11.0)
 
 
 def test_mlp_large_compares_the_threaded_update_with_one_part(tiny):
@@ -268,7 +284,8 @@ def test_targets_and_table_are_reported(tiny):
             assert target["met"] is None, target
         else:
             assert target["met"] == compare[target["op"]](target["value"], target["target"]), target
-    assert results["cross_check"]["allclose"] is True
+    assert set(results["cross_check"]) == {"spiral", "digits_float64"}
+    assert all(check["allclose"] is True for check in results["cross_check"].values())
     assert "| target |" in stdout and "mlp_large" in stdout
     unread = [t["name"] for t in results["targets"] if t["value"] is None and "PyTorch" not in t["name"]]
     assert not unread  # a target whose value went missing reads "-" and is never met nor missed
@@ -291,13 +308,34 @@ def test_nnframe_and_the_handwritten_reference_give_the_same_spiral_loss_curve(b
     assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
-def test_the_cross_check_notices_a_different_learning_rate(bench, monkeypatch):
+def test_nnframe_and_the_handwritten_reference_give_the_same_relu_adam_loss_curve(bench):
+    digits = ROOT / "benchmarks" / "configs" / "digits.yaml"
+    ours, theirs = bench("crosscheck").loss_curves(digits, steps=300, overrides=["train.dtype=float64"])
+    assert ours.shape == theirs.shape == (300,)
+    assert ours[-1] < 0.2 * ours[0]
+    assert np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config, overrides", [(SPIRAL, []), (ROOT / "benchmarks" / "configs" / "digits.yaml",
+                                                              ["train.dtype=float64"])])
+def test_the_cross_check_notices_a_different_learning_rate(bench, monkeypatch, config, overrides):
     crosscheck = bench("crosscheck")
     make = crosscheck.reference_trainer
-    monkeypatch.setattr(crosscheck, "reference_trainer",
-                        lambda params, dataset, lr, batch_size: make(params, dataset, lr * (1 + 1e-9), batch_size))
-    ours, theirs = crosscheck.loss_curves(SPIRAL, steps=50)
+
+    def slightly_off(params, dataset, optimizer, batch_size, activation):
+        optimizer.lr *= 1 + 1e-9
+        return make(params, dataset, optimizer, batch_size, activation)
+    monkeypatch.setattr(crosscheck, "reference_trainer", slightly_off)
+    ours, theirs = crosscheck.loss_curves(config, steps=50, overrides=overrides)
     assert not np.allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_a_cross_check_that_fails_fails_its_target(bench):
+    passed = {"allclose": True}
+    target = next(t for t in bench("report").TARGETS if t.name.startswith("cross-check"))
+    assert target.check({"cross_check": {"spiral": passed, "digits_float64": passed}})["met"] is True
+    assert target.check({"cross_check": {"spiral": passed, "digits_float64": {"allclose": False}}})["met"] is False
+    assert target.check({"cross_check": {}})["met"] is False
 
 
 def test_interleaving_takes_the_contenders_in_turn_in_balanced_orders(bench, monkeypatch):
@@ -307,7 +345,8 @@ def test_interleaving_takes_the_contenders_in_turn_in_balanced_orders(bench, mon
     values = {"A": 1.0, "B": 2.0, "C": 3.0}
     contenders = {name: (lambda name=name: calls.append(name) or values[name]) for name in "ABC"}
     samples = timing.interleaved(contenders, repeats=5, warmup=1)
-    assert "".join(calls) == "ABC" + "BCA" + "CAB" + "CBA" + "ACB" + "BAC"  # a warm-up round, then five
+    # the warm-up round takes the cycle's last row, so that the five kept rounds begin the cycle
+    assert "".join(calls) == "BAC" + "ABC" + "BCA" + "CAB" + "CBA" + "ACB"
     assert samples == {"A": [1.0] * 5, "B": [2.0] * 5, "C": [3.0] * 5}
     assert list(samples) == ["A", "B", "C"]
 
@@ -385,7 +424,7 @@ def test_a_target_with_a_missing_value_is_not_judged(bench):
 
 def test_logging_cost_files_each_step_by_its_position_in_the_logging_period(bench):
     logging_cost = bench("logging_cost")
-    session = types.SimpleNamespace(trainer=types.SimpleNamespace(train_step=lambda: None))
+    session = types.SimpleNamespace(step=lambda: None)
     measure = logging_cost.StepTimes(session)
     period = logging_cost.PERIOD
     measure.blocks = [np.tile(np.arange(period) * 1e-6, logging_cost.BLOCK // period)] * 2
@@ -459,3 +498,45 @@ def test_a_fitted_session_saves_the_checkpoints_the_command_would(bench):
         session.fit()
         saved = sorted(path.name for path in (session.run.run_dir / "checkpoints").iterdir())
     assert "best.json" in saved and any(name.startswith("step-") and name.endswith(".npz") for name in saved)
+
+
+def test_a_timed_step_is_a_turn_of_fits_loop_with_what_nnframe_train_registers(bench):
+    """The runner times ``Session.step``: ``Trainer.fit_step``, whose loop checks and progress display every step of
+    ``nnframe train`` pays for, with the config's callbacks registered, as ``fit`` registers them."""
+    from nnframe.progress import PlainProgress
+
+    session_module = bench("nnframe_session")
+    overrides = ["train.epochs=3", "data.val_fraction=0.2", "callbacks=[{type: early_stopping, patience: 100}]"]
+    with session_module.Session(SPIRAL, overrides) as session:
+        session.start()
+        assert session.step.__func__ is type(session.trainer).fit_step
+        registered = session.run.plugin_manager.get_plugins()
+        assert any(isinstance(plugin, PlainProgress) for plugin in registered)
+        assert all(callback in registered for callback in session.experiment.callbacks)
+        assert session.experiment.callbacks
+        steps_per_epoch = session.trainer.batches.batches_per_epoch
+        for _ in range(steps_per_epoch):  # an epoch: its end is evaluated, as in fit's loop
+            session.step()
+        assert session.trainer.last_eval is not None and session.trainer.last_eval.step == steps_per_epoch
+
+
+def test_the_share_of_the_peak_and_the_rest_of_the_step_are_the_runs_own(tiny):
+    """Recomputed from the run's own figures: a share over another peak, or another count of FLOPs, fails."""
+    results, _ = tiny
+    work = results["workloads"]["mlp_large"]
+    for name, entry in work["results"].items():
+        rate = 2_755_584_000 / (entry["median"] / 1e3) / 1e9
+        assert entry["percent_of_peak"] == pytest.approx(100 * rate / work["peak"]["peak_gflops"], rel=1e-12), name
+    steps, products = work["results"]["nnframe"]["samples"], work["peak"]["products_run_s_by_round"]
+    rest = sorted(1e3 * (step / 1e3 - run) for step, run in zip(steps, products, strict=True))
+    middle = len(rest) // 2
+    median = rest[middle] if len(rest) % 2 else (rest[middle - 1] + rest[middle]) / 2
+    assert work["beyond_products_in_rounds_ms"]["nnframe"] == pytest.approx(median, rel=1e-9, abs=1e-12)
+
+
+def test_digits_ratios_divide_the_runs_own_medians(tiny):
+    results, _ = tiny
+    work = results["workloads"]["digits"]
+    medians = {name: entry["median"] for name, entry in work["results"].items()}
+    assert work["ratios"]["nnframe/sklearn"] == pytest.approx(medians["nnframe"] / medians["sklearn"], rel=1e-12)
+    assert work["ratios"]["nnframe/numpy"] == pytest.approx(medians["nnframe"] / medians["numpy"], rel=1e-12)

@@ -1,18 +1,19 @@
-"""What is wrong with a plugin's hook implementations, found when it is registered.
+"""What is wrong with a plugin's hook implementations, found before it is registered.
 
 pluggy registers every function carrying the ``nnframe`` hookimpl mark and
 ignores the rest, so two mistakes would pass in silence: a marked function
 whose name is no hook (``nnframe_step_ned``), which nothing calls, and a
 function named like a hook but left unmarked, which pluggy never sees. Both
-are reported with the hook names they were probably meant to be.
+are reported with the hook names they were probably meant to be. An argument
+the hook does not give (``metric`` for ``metrics``) pluggy refuses, in a
+message of its own that names neither the right arguments nor a close match,
+and only after the first such function; here every problem is listed at once.
 """
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
-
-import pluggy
 
 from nnframe import hookspecs
 from nnframe.errors import close_match, did_you_mean
@@ -27,37 +28,58 @@ def hook_names() -> list[str]:
     return [name for name in dir(hookspecs) if name.startswith(HOOK_PREFIX)]
 
 
-def hook_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    """Unknown hook names among ``plugin``'s registered implementations, and hook-named functions left unmarked."""
+def hook_problems(plugin: object) -> list[str]:
+    """Everything wrong with ``plugin``'s hook implementations: marked functions that name no hook, take an
+    argument their hook does not give, or, as methods, lack ``self``; and hook-named functions left unmarked."""
     known = hook_names()
-    unknown = [caller.name for caller in pm.get_hookcallers(plugin) or [] if not caller.has_spec()]
-    problems = [f"implements unknown hook {name!r}{did_you_mean(close_match(name, known))}" for name in unknown]
+    problems = []
+    for function, hook in marked_functions(plugin):
+        if hook not in known:
+            problems.append(f"implements unknown hook {hook!r}{did_you_mean(close_match(hook, known))}")
+        else:
+            problems += _argument_problems(plugin, function, hook, hook_arguments(hook))
     problems += [f"defines {name} without @nnframe.hookimpl, so nnframe never calls it; mark it"
                  for name in unmarked_hooks(plugin)]
-    return problems + methods_without_self(pm, plugin)
-
-
-def methods_without_self(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    """Hook methods whose first parameter is one of the hook's arguments, not ``self``.
-
-    pluggy binds the object to that parameter and calls the method with the
-    rest, so ``def nnframe_run_start(run)`` gets the object as ``run``, and
-    fails on the first use of it, or runs on in silence.
-    """
-    problems = []
-    for caller in pm.get_hookcallers(plugin) or []:
-        method = getattr(plugin, caller.name, None)
-        if caller.spec is None or not inspect.ismethod(method) or method.__self__ is not plugin:
-            continue
-        try:
-            first = next(iter(inspect.signature(method.__func__).parameters), None)
-        except (TypeError, ValueError):
-            continue
-        if first in caller.spec.argnames:
-            problems.append(f"implements {caller.name} with {first!r} first, where a method takes self, so it "
-                            f"would get the object itself as {first!r}; write "
-                            f"def {caller.name}(self, {', '.join(caller.spec.argnames)})")
     return problems
+
+
+def marked_functions(plugin: object) -> list[tuple[Any, str]]:
+    """``(function, hook name)`` for every function of ``plugin`` with the hookimpl mark, as pluggy finds them
+    (the hook name is the mark's ``specname`` where one is given)."""
+    found = []
+    for name in dir(plugin):
+        try:
+            value: Any = getattr(plugin, name, None)
+        except Exception:  # a property that fails: pluggy passes over it too
+            continue
+        marks = getattr(value, IMPL_MARK, None) if callable(value) else None
+        if isinstance(marks, dict):
+            found.append((value, marks.get("specname") or name))
+    return found
+
+
+def hook_arguments(hook: str) -> list[str]:
+    """The arguments nnframe calls ``hook`` with, in the order of its spec."""
+    return list(inspect.signature(getattr(hookspecs, hook)).parameters)
+
+
+def _argument_problems(plugin: object, function: Any, hook: str, given: list[str]) -> list[str]:
+    """A method whose first parameter is one of the hook's arguments, not ``self`` (pluggy would bind the object
+    to it: ``def nnframe_run_start(run)`` gets the object as ``run``), or an argument the hook does not give."""
+    wanted = ", ".join(given)
+    try:
+        if inspect.ismethod(function) and function.__self__ is plugin:
+            first = next(iter(inspect.signature(function.__func__).parameters), None)
+            if first in given:
+                return [f"implements {hook} with {first!r} first, where a method takes self, so it would get the "
+                        f"object itself as {first!r}; write def {hook}(self, {wanted})"]
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin or a callable object: nothing to read
+        return []
+    required = [p.name for p in parameters if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [f"implements {hook} with the argument {name!r}, which the hook does not give"
+            f"{did_you_mean(close_match(name, given))}; it gives ({wanted})" for name in required if name not in given]
 
 
 def unmarked_hooks(plugin: object) -> list[str]:

@@ -190,17 +190,16 @@ class Plugins:
                   else f"the plugin of {_dist(taken)}")
             self._record_broken(info, f"the name {name!r} is taken by {by}; register this one under another")
             return False
+        problems = hook_problems(plugin)
+        if problems:
+            self._record_broken(info, "; ".join(problems))
+            return False
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects malformed hook implementations
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
             self._record_broken(info, f"{type(exc).__name__}: {exc}")
-            return False
-        problems = hook_problems(self.pm, plugin)
-        if problems:
-            self.pm.unregister(plugin)
-            self._record_broken(info, "; ".join(problems))
             return False
         self.infos[name] = info
         self._registries = None

@@ -147,16 +147,15 @@ def _register_checked(pm: pluggy.PluginManager, plugin: object) -> str | None:
     who = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
     if pm.is_registered(plugin):
         return ": it is registered already (as a plugin, or for this run); give each use an object of its own"
+    problems = hook_problems(plugin)
+    if problems:
+        return f" {'; '.join(problems)}; see nnframe/hookspecs.py for the hooks and their arguments"
     try:
         pm.register(plugin, name=f"{who}@{id(plugin):x}")
     except pluggy.PluginValidationError as exc:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
         return f": {exc}; see nnframe/hookspecs.py for each hook's arguments"
-    problems = hook_problems(pm, plugin)
-    if problems:
-        pm.unregister(plugin)
-        return f" {'; '.join(problems)}; see nnframe/hookspecs.py for the hook names"
     return None
 
 

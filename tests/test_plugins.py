@@ -235,7 +235,8 @@ BROKEN_CASES = {
     "hook argument not in the spec": (
         {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_step_end(run, metric):\n"
                            "    pass\n"}, "nnframe_faulty",
-        ["PluginValidationError", "metric"]),
+        ["implements nnframe_step_end with the argument 'metric', which the hook does not give (did you mean "
+         "'metrics'?); it gives (run, metrics)"]),
 }
 
 

@@ -46,6 +46,14 @@ class WrongArgument:
         pass
 
 
+class WrongArgumentAndName(WrongArgument):
+    """Two mistakes: both are named at once."""
+
+    @hookimpl
+    def nnframe_run_strat(self, run):
+        pass
+
+
 class Unmarked:
     def nnframe_step_end(self, run, metrics):
         pass
@@ -70,7 +78,13 @@ class NamedOtherwise:
                     "takes self, so it would get the object itself as 'run'; write def nnframe_run_start(self, run)"),
     (Misspelled(), "run plugin test_run.Misspelled implements unknown hook 'nnframe_step_ned' "
                    "(did you mean 'nnframe_step_end'?)"),
-    (WrongArgument(), "run plugin test_run.WrongArgument: Plugin 'test_run.WrongArgument@"),
+    (WrongArgument(), "run plugin test_run.WrongArgument implements nnframe_log_metrics with the argument 'metric', "
+                      "which the hook does not give (did you mean 'metrics'?); it gives (run, metrics); see "
+                      "nnframe/hookspecs.py"),
+    (WrongArgumentAndName(), "run plugin test_run.WrongArgumentAndName implements nnframe_log_metrics with the "
+                             "argument 'metric', which the hook does not give (did you mean 'metrics'?); it gives "
+                             "(run, metrics); implements unknown hook 'nnframe_run_strat' (did you mean "
+                             "'nnframe_run_start'?)"),
     (Unmarked(), "run plugin test_run.Unmarked defines nnframe_step_end without @nnframe.hookimpl, "
                  "so nnframe never calls it"),
 ])

@@ -187,8 +187,10 @@ def check_arrays_kept(name: str, node: object, params: tuple, grads: tuple) -> N
         replaced = [i for i, (a, b) in enumerate(zip(now, then)) if a is not b]
         if len(now) != len(then) or replaced:
             i = replaced[0] if replaced else min(len(now), len(then))
+            names = getattr(node, "param_names", ()) or ()
+            called = f"{kind}[{i}] ({names[i]})" if i < len(names) else f"{kind}[{i}]"
             raise NodeProtocolError(
-                f"{described(name, node)} replaced {kind}[{i}] with a new array (or changed the list) instead of "
+                f"{described(name, node)} replaced {called} with a new array (or changed the list) instead of "
                 f"writing into it: the optimizer, the norms and the checkpoints would not see it. Write in place, "
                 f"e.g. self.{kind}[{i}][...] = value")
 

@@ -221,7 +221,8 @@ class Plugins:
                 raise
             except BaseException as exc:  # SystemExit, and pytest's Skipped from an importorskip, as any error
                 self._record_broken(PluginInfo(ep.name, dist, version),
-                                    f"import failed: {type(exc).__name__}: {exc}{_failure_site(exc, ep.module)}")
+                                    f"import failed: {type(exc).__name__}: {exc}{_failure_site(exc, ep.module)}"
+                                    f"{_entry_point_hint(exc, ep)}")
                 continue
             if self.pm.is_registered(plugin):
                 continue
@@ -617,6 +618,17 @@ def _failure_site(exc: BaseException, module: str) -> str:
         return f" (in {exc.filename})" if exc.filename else ""
     found = innermost_frame_in(exc, [module.split(".")[0]])
     return f" (raised in {found[0]}, line {found[1]})" if found else ""
+
+
+def _entry_point_hint(exc: BaseException, ep: metadata.EntryPoint) -> str:
+    """Where the module missing is the entry point's own (or a package above it), not one it imports: the entry
+    point names a module that is not there, which a missing dependency would not explain."""
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if not missing or not (ep.module == missing or ep.module.startswith(f"{missing}.")):
+        return ""
+    return (f"; the entry point {ep.name} = {ep.value!r} names that module: fix it under "
+            f"[project.entry-points.{ep.group}] in the plugin's pyproject.toml, then install the plugin again "
+            f"(pip install -e for one of your own)")
 
 
 def _no_hooks(ep: metadata.EntryPoint) -> str:

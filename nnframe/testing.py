@@ -535,10 +535,14 @@ def _zeros_up_to_rounding(result: GradCheckResult, level: float) -> None:
 
 
 def _failure_message(obj: Any, result: GradCheckResult) -> str:
+    """The problems found, then the worst relative error where it is above the tolerance: a worst error within it,
+    or none where nothing was compared, would point at an array that is not what failed."""
+    problems = "; ".join(result.problems)
     name, error = result.worst or ("(none)", 0.0)
-    problems = "".join(f"{problem}; " for problem in result.problems)
-    return (f"gradient check of {obj!r} failed: {problems}worst is {name!r} with relative error "
-            f"{error:.3g} (rtol {result.rtol:g}); {result.describe()}")
+    if problems and (result.worst is None or error <= result.rtol):
+        return f"gradient check of {obj!r} failed: {problems}"
+    return (f"gradient check of {obj!r} failed: {problems + '; ' if problems else ''}worst is {name!r} with relative "
+            f"error {error:.3g} (rtol {result.rtol:g}); {result.describe()}")
 
 
 def _param_names(obj: Any) -> list[str]:

@@ -579,9 +579,9 @@ def test_a_node_whose_arrays_disagree_is_refused_when_the_graph_is_made(mistake:
 
 
 @pytest.mark.parametrize(("mistake", "message"), [
-    ("replaces its gradient", r"node 'gain1' \(test_graph.Gain\) replaced grads\[0\] with a new array"),
-    ("replaces its gradient list", r"replaced grads\[0\] with a new array \(or changed the list\)"),
-    ("replaces its parameter", r"replaced params\[0\] with a new array"),
+    ("replaces its gradient", r"node 'gain1' \(test_graph.Gain\) replaced grads\[0\] \(s\) with a new array"),
+    ("replaces its gradient list", r"replaced grads\[0\] \(s\) with a new array \(or changed the list\)"),
+    ("replaces its parameter", r"replaced params\[0\] \(s\) with a new array"),
     ("misshapen input gradient", r"node 'gain1' \(test_graph.Gain\) returned a gradient of shape \(4,\) for its "
                                  r"input 'affine1' of shape \(4, 3\)"),
 ])

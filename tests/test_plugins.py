@@ -219,6 +219,11 @@ BROKEN_CASES = {
         {"nnframe_faulty": "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n"
                            "    return 42\n"}, "nnframe_faulty",
         ["nnframe_register_losses returned 42, not a list of components"]),
+    "entry point naming a module that is not there": (
+        {"nnframe_faulty": node_plugin("scale")}, "nnframe_faulty.nodes",
+        ["import failed: ModuleNotFoundError: No module named 'nnframe_faulty.nodes'",
+         "; the entry point faulty = 'nnframe_faulty.nodes' names that module: fix it under "
+         "[project.entry-points.nnframe] in the plugin's pyproject.toml, then install the plugin again"]),
     "entry point naming the hook, not its module": (
         {"nnframe_faulty": node_plugin("scale")}, "nnframe_faulty:nnframe_register_nodes",
         ["implements no nnframe hook, so it adds nothing; an entry point names the module that holds the "
@@ -294,6 +299,13 @@ def test_broken_plugin_is_reported_and_everything_else_works(site: Site, case: s
         assert fragment in broken.error
     assert broken.describe().startswith("plugin 'faulty' from nnframe-faulty 0.3.1: ")
     assert_builtins_present(plugins)
+
+
+def test_a_plugin_missing_a_module_it_imports_is_not_told_to_fix_its_entry_point(site: Site) -> None:
+    site.add(FAULTY[0], {"nnframe_faulty": "import nnframe_faulty_dependency\n"},
+             entry_points={"faulty": "nnframe_faulty"}, version=FAULTY[1])
+    [broken] = broken_of(get_plugin_manager(), "nnframe-faulty")
+    assert "No module named 'nnframe_faulty_dependency'" in broken.error and "entry point" not in broken.error
 
 
 @pytest.mark.parametrize("case", BROKEN_CASES)

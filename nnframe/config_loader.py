@@ -409,8 +409,10 @@ def _why_unknown(message: str, unknown_types: list[tuple[str, str, str]], plugin
     for text, path, name in unknown_types:
         kind = next((kind for start, kind in SECTION_KINDS if path.startswith(start)), None)
         left_out = plugins.left_out.get((kind, name)) if kind else None
-        told = text.replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(plugins.broken)}")
-        message = message.replace(text, told, 1)
+        suspects = [plugin for plugin in plugins.broken if kind is None or plugin.may_register(kind)]
+        if left_out or suspects:
+            told = text.replace(MISSING_PLUGIN, f"; {left_out or _may_register_it(suspects)}")
+            message = message.replace(text, told, 1)
     return message
 
 

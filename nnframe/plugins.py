@@ -28,7 +28,7 @@ from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
 from nnframe.errors import PluginError, Terminated, UnknownComponentError, close_match, did_you_mean
 from nnframe.held_signals import signals_held
-from nnframe.hook_checks import IMPL_MARK, hook_problems
+from nnframe.hook_checks import IMPL_MARK, hook_problems, marked_functions
 from nnframe.plugin_distributions import GROUP, SELF_DIST, plugin_packages
 
 LOCAL = "(local)"
@@ -61,12 +61,19 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class BrokenPlugin:
-    """A plugin that could not be used, and why."""
+    """A plugin that could not be used, and why; ``kinds`` are the kinds of component it has registration hooks
+    for, where its hooks could be read (not where its import failed)."""
 
     name: str
     dist: str
     version: str
     error: str
+    kinds: frozenset[str] | None = None
+
+    def may_register(self, kind: str) -> bool:
+        """Whether this plugin could have registered a component of ``kind`` (it has its hook, or it could not
+        be read)."""
+        return self.kinds is None or kind in self.kinds
 
     @property
     def origin(self) -> str:
@@ -188,18 +195,18 @@ class Plugins:
             taken = self.infos.get(name)
             by = ("another plugin given in this process" if taken is None or taken.dist == LOCAL
                   else f"the plugin of {_dist(taken)}")
-            self._record_broken(info, f"the name {name!r} is taken by {by}; register this one under another")
+            self._record_broken(info, f"the name {name!r} is taken by {by}; register this one under another", plugin)
             return False
         problems = hook_problems(plugin)
         if problems:
-            self._record_broken(info, "; ".join(problems))
+            self._record_broken(info, "; ".join(problems), plugin)
             return False
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # pluggy rejects malformed hook implementations
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
-            self._record_broken(info, f"{type(exc).__name__}: {exc}")
+            self._record_broken(info, f"{type(exc).__name__}: {exc}", plugin)
             return False
         self.infos[name] = info
         self._registries = None
@@ -332,8 +339,13 @@ class Plugins:
             self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}{site}")
             return None
 
-    def _record_broken(self, info: PluginInfo, error: str) -> None:
-        broken = BrokenPlugin(info.name, info.dist, info.version, error)
+    def _record_broken(self, info: PluginInfo, error: str, plugin: object = None) -> None:
+        """Record a plugin left out; ``plugin``, where given, is read for the kinds it has registration hooks
+        for, so that an unknown type of another kind does not send the user to it."""
+        kinds = None if plugin is None else frozenset(
+            kind for kind, hook_name in REGISTER_HOOKS.items()
+            if any(hook == hook_name for _, hook in marked_functions(plugin)))
+        broken = BrokenPlugin(info.name, info.dist, info.version, error, kinds)
         if broken not in self.broken:
             self.broken.append(broken)
 

@@ -355,6 +355,28 @@ def test_an_unknown_type_names_the_plugin_that_failed_to_load(site: Site, tmp_pa
 
 
 
+def test_an_unknown_type_names_only_the_failed_plugins_that_register_its_kind(site: Site, tmp_path: Path) -> None:
+    """Of two plugins left out for a wrong hook argument, the one with a node hook may hold the node; the
+    logger cannot."""
+    wrong_argument = "\n@hookimpl\ndef nnframe_run_start(runn):\n    pass\n"
+    site.add("nnframe-scale", {"nnframe_scale": node_plugin("scale") + wrong_argument},
+             entry_points={"scale": "nnframe_scale"}, version="0.2.0")
+    logger = "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_log_metrics(run, metric):\n    pass\n"
+    site.add("nnframe-logbug", {"nnframe_logbug": logger}, entry_points={"logbug": "nnframe_logbug"}, version="1.0")
+    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
+    config["model"].insert(1, {"type": "scale"})
+    path = tmp_path / "scaled.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = console("validate", path, env=site.env())
+    error = done.stderr[done.stderr.index("error: "):]
+    assert done.returncode == 2
+    assert "a plugin that failed to load may register it: 'scale' from nnframe-scale 0.2.0" in error
+    assert "logbug" not in error
+    done = console("validate", path, "model.1={type: sigmoid}", "loss={type: cross}", env=site.env())
+    error = done.stderr[done.stderr.index("error: "):]
+    assert "unknown type 'cross'" in error and "failed to load may register it" not in error
+
+
 def test_an_unknown_type_that_a_plugin_offered_says_why_it_was_left_out(site: Site, tmp_path: Path) -> None:
     offered = node_plugin("scale").replace("    factor: float = 2.0", "    factor: float = 2.0\n    inputs: int = 1")
     offered = offered.replace("return [node('scale', ScaleParams, build_scale)]",

@@ -50,9 +50,9 @@ def marked_functions(plugin: object) -> list[tuple[Any, str]]:
     for name in dir(plugin):
         try:
             value: Any = getattr(plugin, name, None)
-        except Exception:  # a property that fails: pluggy passes over it too
+            marks = getattr(value, IMPL_MARK, None) if callable(value) else None
+        except Exception:  # a property, or a lazy module's attribute, that fails: nothing to read
             continue
-        marks = getattr(value, IMPL_MARK, None) if callable(value) else None
         if isinstance(marks, dict):
             found.append((value, marks.get("specname") or name))
     return found
@@ -78,6 +78,8 @@ def _argument_problems(plugin: object, function: Any, hook: str, given: list[str
         return []
     required = [p.name for p in parameters if p.default is p.empty
                 and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if required[:1] == ["self"] and "." in getattr(function, "__qualname__", ""):
+        required = required[1:]  # a function of a class registered as the plugin: pluggy passes self over too
     return [f"implements {hook} with the argument {name!r}, which the hook does not give"
             f"{did_you_mean(close_match(name, given))}; it gives ({wanted})" for name in required if name not in given]
 

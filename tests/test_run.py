@@ -96,6 +96,26 @@ def test_a_per_run_plugin_with_a_broken_hook_is_refused_by_name(plugin: object, 
     assert not run.plugin_manager.get_plugins()
 
 
+def test_a_class_given_as_the_plugin_and_a_static_hook_are_read_as_pluggy_reads_them() -> None:
+    """pluggy passes over ``self`` of a class's function, and a static method has none."""
+    from nnframe.hook_checks import hook_problems
+
+    class AsClass:
+        @hookimpl
+        def nnframe_step_end(self, run, metrics):
+            pass
+
+        @staticmethod
+        @hookimpl
+        def nnframe_run_start(run):
+            pass
+
+    assert hook_problems(AsClass) == hook_problems(AsClass()) == []
+    run = make_run()
+    run.register(AsClass())
+    assert run.plugin_manager.get_plugins()
+
+
 def test_a_hook_method_whose_first_parameter_is_named_otherwise_than_self_is_registered() -> None:
     run = make_run()
     run.register(NamedOtherwise())

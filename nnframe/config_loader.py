@@ -213,17 +213,20 @@ def _dotted(path: list[str | int]) -> str:
 
 
 def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
-                  overrides: dict[tuple, str] | None = None, created: dict[tuple, int] | None = None) -> BaseModel:
+                  overrides: dict[tuple, str] | None = None, created: dict[tuple, int] | None = None,
+                  types_before: dict[str, Any] | None = None) -> BaseModel:
     """Validate a raw config mapping, then the model graph it describes.
 
     Every problem becomes one line of a :class:`ConfigError` naming ``source``
     (or the override that caused it), the field path, what was expected and
     what was found. ``created`` holds the paths of the overrides that made
     the section they set a field of, each with the index in its path of the
-    first key it made.
+    first key it made; ``types_before`` the value each override of a ``type``
+    replaced (see :func:`_type_before`).
     """
     root = models.experiment
-    blame = partial(_problems_error, source=source, overrides=overrides or {}, created=created or {})
+    blame = partial(_problems_error, source=source, overrides=overrides or {}, created=created or {},
+                    types_before=types_before or {})
     try:
         experiment = root.model_validate(data)
     except ValidationError as exc:
@@ -239,13 +242,13 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
 
 
 def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str],
-                    created: dict[tuple, int]) -> ConfigError:
+                    created: dict[tuple, int], types_before: dict[str, Any]) -> ConfigError:
     file = source
     source += with_overrides([text for path, text in overrides.items() if path and path[0] == "model"])
     origins = [_override_for(problem, overrides, created) or source + _overrides_inside(problem, overrides)
                for problem in problems]
     lines = [f"{origin}: {problem}" for origin, problem in zip(origins, problems)]
-    problems, lines = _leftovers_merged(problems, lines, overrides, file)
+    problems, lines = _leftovers_merged(problems, lines, overrides, file, types_before)
     listed = len(lines)
     if len(lines) > MAX_PROBLEMS_SHOWN:  # a file that is no experiment at all (validate /etc/passwd)
         listed = MAX_PROBLEMS_SHOWN - 1
@@ -257,14 +260,14 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
     return error
 
 
-def _leftovers_merged(problems: list[Problem], lines: list[str], overrides: dict[tuple, str],
-                      source: str) -> tuple[list[Problem], list[str]]:
-    """The unknown keys an override of a section's ``type`` leaves behind from the file (``data.type=npz`` on
-    spiral's ``points_per_class``, ``classes``, ``noise``) as one line for the section, which says to give the
-    section whole; a close match to a key of the old type would only mislead."""
+def _leftovers_merged(problems: list[Problem], lines: list[str], overrides: dict[tuple, str], source: str,
+                      types_before: dict[str, Any]) -> tuple[list[Problem], list[str]]:
+    """The unknown keys an override that changes a section's ``type`` leaves behind (``data.type=npz`` on
+    spiral's ``points_per_class``, ``classes``, ``noise``) as one line for the section, naming where they came
+    from and saying to give the section whole; a close match to a key of the old type would only mislead."""
     groups: dict[tuple[str, str], list[int]] = {}
     for i, problem in enumerate(problems):
-        retyping = _retyping_override(problem, overrides)
+        retyping = _retyping_override(problem, overrides, types_before)
         if retyping is not None:
             groups.setdefault(retyping, []).append(i)
     if not groups:
@@ -272,10 +275,11 @@ def _leftovers_merged(problems: list[Problem], lines: list[str], overrides: dict
     replaced: dict[int, str] = {}
     for (text, section), indices in groups.items():
         keys = ", ".join(repr(problems[i].parts[-1]) for i in indices)
+        origins = ", ".join(dict.fromkeys(_origin_of(problems[i], text, overrides, source) for i in indices))
         takes = re.search(r"expected one of: (.*?)(?: \(did you mean|$)", problems[indices[0]].message)
         path, new_type = parse_override(text)
         whole = f"{_dotted(path[:-1])}={{type: {new_type}, ...}}"
-        replaced[indices[0]] = (f"override {shown(text)}: {section} in {source} still holds {keys}, which type "
+        replaced[indices[0]] = (f"override {shown(text)}: {section} still holds {keys} from {origins}, which type "
                                 f"{new_type!r} does not take{f' (it takes {takes.group(1)})' if takes else ''}; give "
                                 f"the section whole instead, e.g. {shown(whole)}")
         replaced.update({i: "" for i in indices[1:]})
@@ -283,9 +287,10 @@ def _leftovers_merged(problems: list[Problem], lines: list[str], overrides: dict
     return [problems[i] for i in kept], [replaced.get(i, lines[i]) for i in kept]
 
 
-def _retyping_override(problem: Problem, overrides: dict[tuple, str]) -> tuple[str, str] | None:
+def _retyping_override(problem: Problem, overrides: dict[tuple, str],
+                       types_before: dict[str, Any]) -> tuple[str, str] | None:
     """``(override text, section)`` where ``problem`` is a key unknown in a section whose ``type`` the last
-    override that touches it set."""
+    override that touches it changed (not set to the type it had, nor set where there was none)."""
     if problem.kind != "extra_forbidden" or len(problem.parts) < 2:
         return None
     parts = problem.parts
@@ -294,8 +299,45 @@ def _retyping_override(problem: Problem, overrides: dict[tuple, str]) -> tuple[s
         if parts[:len(set_path)] == set_path or set_path[:len(parts)] == parts:
             return None  # the override set the unknown key itself
         if set_path[-1:] == ["type"] and set_path[:-1] == parts[:-1]:
+            before = types_before.get(text, _NONE)
+            if before is _NONE or before == parse_override(text)[1]:
+                return None
             return text, problem.path[:-len(parts[-1]) - 1]
     return None
+
+
+def _origin_of(problem: Problem, retyping: str, overrides: dict[tuple, str], source: str) -> str:
+    """Where a key left behind by ``retyping`` came from: the last override before it that set the key or a
+    section holding it, else the file."""
+    texts = list(overrides.values())
+    earlier = set(texts[:texts.index(retyping)]) if retyping in texts else set()
+    for override_path, text in reversed(overrides.items()):
+        if text in earlier and problem.parts[:len(override_path)] == [str(part) for part in override_path]:
+            return f"override {shown(text)}"
+    return source
+
+
+_NONE = object()
+"""No value: what :func:`_type_before` gives where an override sets no ``type`` or finds none to replace."""
+
+
+def _type_before(data: Any, text: str) -> Any:
+    """The value an override of a ``type`` is about to replace in ``data``, or :data:`_NONE`."""
+    try:
+        path, _ = parse_override(text)
+    except ConfigError:
+        return _NONE
+    if path[-1:] != ["type"]:
+        return _NONE
+    target = data
+    for key in path:
+        if isinstance(target, Mapping) and _dict_key(target, key) in target:
+            target = target[_dict_key(target, key)]
+        elif isinstance(target, list) and isinstance(key, int) and -len(target) <= key < len(target):
+            target = target[key]
+        else:
+            return _NONE
+    return target
 
 
 def _overrides_inside(problem: Problem, overrides: dict[tuple, str]) -> str:
@@ -385,10 +427,13 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
         data = read_yaml(path)
     created = {tuple(parse_override(text)[0]): depth for text in overrides
                if (depth := _made_from(data, text)) is not None}
-    applied = {tuple(apply_override(data, text)): text for text in overrides}
+    applied, types_before = {}, {}
+    for text in overrides:
+        types_before[text] = _type_before(data, text)
+        applied[tuple(apply_override(data, text))] = text
     with signals_held():
         try:
-            experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created)
+            experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created, types_before)
         except ConfigError as exc:
             if exc.unknown_type and plugins.broken:
                 exc.args = (_why_unknown(str(exc), exc.unknown_types, plugins),)

@@ -484,9 +484,27 @@ def test_an_override_of_a_sections_type_is_blamed_for_the_fields_it_left_wrong(t
     path = tmp_path / "config.yaml"
     assert str(caught.value).splitlines() == [
         "override 'data.type=npz': field data.path: missing required field",
-        f"override 'data.type=npz': data in {path} still holds 'points_per_class', 'classes', which type "
+        f"override 'data.type=npz': data still holds 'points_per_class', 'classes' from {path}, which type "
         "'npz' does not take (it takes path, standardize, task, type, val_fraction); give the section whole "
         "instead, e.g. 'data={type: npz, ...}'"]
+
+
+def test_keys_an_earlier_override_gave_a_retyped_section_are_blamed_on_it(tmp_path: Path, plugins: Any) -> None:
+    given = "data={type: spiral, classes: 3, noise: 0.1}"
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, SPIRAL_YAML), [given, "data.type=npz", "data.path=x.npz"], plugins)
+    assert str(caught.value).startswith(f"override 'data.type=npz': data still holds 'classes', 'noise' from "
+                                        f"override '{given}', which type 'npz' does not take")
+
+
+def test_an_override_that_sets_the_type_a_section_has_leaves_a_typo_of_the_file_its_close_match(
+        tmp_path: Path, plugins: Any) -> None:
+    text = SPIRAL_YAML.replace("{type: sgd, lr: 1.0}", "{type: sgd, lrr: 1.0}")
+    assert text != SPIRAL_YAML
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, text), ["optimizer.type=sgd"], plugins)
+    assert "unknown key 'lrr'" in str(caught.value) and "(did you mean 'lr'?)" in str(caught.value)
+    assert "still holds" not in str(caught.value)
 
 
 def test_keys_a_retyped_node_keeps_from_the_file_are_one_line_without_a_misleading_close_match(
@@ -496,8 +514,8 @@ def test_keys_a_retyped_node_keeps_from_the_file_are_one_line_without_a_misleadi
         load_experiment(write(tmp_path, text), ["model.0.type=sigmoid", "model.0.outt=3"], plugins)
     lines = str(caught.value).splitlines()
     assert len(lines) == 2 and "did you mean" not in lines[0]
-    assert lines[0].startswith("override 'model.0.type=sigmoid': model[0] in ")
-    assert "still holds 'out', 'init', which type 'sigmoid' does not take" in lines[0]
+    assert lines[0].startswith("override 'model.0.type=sigmoid': model[0] still holds 'out', 'init' from ")
+    assert "which type 'sigmoid' does not take" in lines[0]
     assert lines[0].endswith("give the section whole instead, e.g. 'model.0={type: sigmoid, ...}'")
     assert lines[1] == ("override 'model.0.outt=3': field model[0].outt: unknown key 'outt'; expected one of: inputs, "
                         "name, type")

@@ -32,8 +32,13 @@ def hook_problems(plugin: object) -> list[str]:
     """Everything wrong with ``plugin``'s hook implementations: marked functions that name no hook, take an
     argument their hook does not give, or, as methods, lack ``self``; and hook-named functions left unmarked."""
     known = hook_names()
+    marked = marked_functions(plugin)
+    methods = [hook for function, hook in marked if _first_parameter(function) == "self"]
+    if isinstance(plugin, type) and methods:
+        return [f"is the class {plugin.__qualname__}, whose hooks ({', '.join(methods)}) are methods that nothing "
+                f"would give self: register an instance, {plugin.__qualname__}()"]
     problems = []
-    for function, hook in marked_functions(plugin):
+    for function, hook in marked:
         if hook not in known:
             problems.append(f"implements unknown hook {hook!r}{did_you_mean(close_match(hook, known))}")
         else:
@@ -45,17 +50,25 @@ def hook_problems(plugin: object) -> list[str]:
 
 def marked_functions(plugin: object) -> list[tuple[Any, str]]:
     """``(function, hook name)`` for every function of ``plugin`` with the hookimpl mark, as pluggy finds them
-    (the hook name is the mark's ``specname`` where one is given)."""
+    (routines only: a marked callable object is passed over; the hook name is the mark's ``specname`` where one
+    is given)."""
     found = []
     for name in dir(plugin):
         try:
             value: Any = getattr(plugin, name, None)
-            marks = getattr(value, IMPL_MARK, None) if callable(value) else None
+            marks = getattr(value, IMPL_MARK, None) if inspect.isroutine(value) else None
         except Exception:  # a property, or a lazy module's attribute, that fails: nothing to read
             continue
         if isinstance(marks, dict):
             found.append((value, marks.get("specname") or name))
     return found
+
+
+def _first_parameter(function: Any) -> str | None:
+    try:
+        return next(iter(inspect.signature(function).parameters), None)
+    except (TypeError, ValueError):
+        return None
 
 
 def hook_arguments(hook: str) -> list[str]:

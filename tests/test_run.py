@@ -96,8 +96,8 @@ def test_a_per_run_plugin_with_a_broken_hook_is_refused_by_name(plugin: object, 
     assert not run.plugin_manager.get_plugins()
 
 
-def test_a_class_given_as_the_plugin_and_a_static_hook_are_read_as_pluggy_reads_them() -> None:
-    """pluggy passes over ``self`` of a class's function, and a static method has none."""
+def test_a_class_whose_hooks_are_methods_is_refused_and_its_instance_registered() -> None:
+    """Given the class, pluggy would call its methods without self, and the first step would fail."""
     from nnframe.hook_checks import hook_problems
 
     class AsClass:
@@ -110,10 +110,35 @@ def test_a_class_given_as_the_plugin_and_a_static_hook_are_read_as_pluggy_reads_
         def nnframe_run_start(run):
             pass
 
-    assert hook_problems(AsClass) == hook_problems(AsClass()) == []
+    class Static:
+        @staticmethod
+        @hookimpl
+        def nnframe_run_start(run):
+            pass
+
+    assert hook_problems(AsClass) == ["is the class test_a_class_whose_hooks_are_methods_is_refused_and_its_instance_"
+                                      "registered.<locals>.AsClass, whose hooks (nnframe_step_end) are methods that "
+                                      "nothing would give self: register an instance, test_a_class_whose_hooks_are_"
+                                      "methods_is_refused_and_its_instance_registered.<locals>.AsClass()"]
+    assert hook_problems(AsClass()) == hook_problems(Static) == []
     run = make_run()
+    with pytest.raises(PluginError, match="register an instance"):
+        run.register(AsClass)
     run.register(AsClass())
     assert run.plugin_manager.get_plugins()
+
+
+def test_a_marked_callable_object_is_passed_over_as_pluggy_passes_it_over() -> None:
+    from nnframe.hook_checks import hook_problems
+
+    class Callable:
+        def __call__(self, zzz):
+            pass
+
+    class Holder:
+        nnframe_step_end = hookimpl(Callable())
+
+    assert hook_problems(Holder()) == []
 
 
 def test_a_hook_method_whose_first_parameter_is_named_otherwise_than_self_is_registered() -> None:

@@ -312,7 +312,7 @@ class Plugins:
             info = self._info(plugin_name)
             problem = _component_problem(component, kind, hook_name)
             if problem:
-                self._record_broken(info, problem)
+                self._record_broken(info, problem, self.pm.get_plugin(plugin_name))
                 if isinstance(component, Component) and isinstance(component.name, str):
                     self.left_out[component.kind, component.name] = (
                         f"the {component.kind} {component.name!r} of plugin {info.origin} was left out: {problem}")
@@ -329,14 +329,14 @@ class Plugins:
             returned = impl.function()
             problem = _not_a_list(returned, hook_name)
             if problem:
-                self._record_broken(info, problem)
+                self._record_broken(info, problem, impl.plugin)
                 return None
             return list(returned or [])  # a generator may raise part-way
         except STOPS:
             raise
         except BaseException as exc:
             site = _failure_site(exc, getattr(impl.function, "__module__", None) or "")
-            self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}{site}")
+            self._record_broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}{site}", impl.plugin)
             return None
 
     def _record_broken(self, info: PluginInfo, error: str, plugin: object = None) -> None:

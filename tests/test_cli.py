@@ -363,6 +363,8 @@ def test_an_unknown_type_names_only_the_failed_plugins_that_register_its_kind(si
              entry_points={"scale": "nnframe_scale"}, version="0.2.0")
     logger = "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_log_metrics(run, metric):\n    pass\n"
     site.add("nnframe-logbug", {"nnframe_logbug": logger}, entry_points={"logbug": "nnframe_logbug"}, version="1.0")
+    losses = "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n    raise ValueError('x')\n"
+    site.add("nnframe-lossbug", {"nnframe_lossbug": losses}, entry_points={"lossbug": "nnframe_lossbug"})
     config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
     config["model"].insert(1, {"type": "scale"})
     path = tmp_path / "scaled.yaml"
@@ -371,10 +373,11 @@ def test_an_unknown_type_names_only_the_failed_plugins_that_register_its_kind(si
     error = done.stderr[done.stderr.index("error: "):]
     assert done.returncode == 2
     assert "a plugin that failed to load may register it: 'scale' from nnframe-scale 0.2.0" in error
-    assert "logbug" not in error
+    assert "logbug" not in error and "lossbug" not in error
     done = console("validate", path, "model.1={type: sigmoid}", "loss={type: cross}", env=site.env())
     error = done.stderr[done.stderr.index("error: "):]
-    assert "unknown type 'cross'" in error and "failed to load may register it" not in error
+    assert "unknown type 'cross'" in error and "may register it: 'lossbug' from nnframe-lossbug" in error
+    assert "logbug" not in error and "'scale'" not in error
 
 
 def test_an_unknown_type_that_a_plugin_offered_says_why_it_was_left_out(site: Site, tmp_path: Path) -> None:

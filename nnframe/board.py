@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from nnframe.errors import Terminated, UserError, raise_terminated
+from nnframe.held_signals import not_ignored
 
 INSTALL_HINT = ("pip install -e '.[board]' in a clone of nnframe (pip install 'nnframe[board]' where it is "
                 "installed from an index)")
@@ -76,6 +77,9 @@ def _relay(output: IO[bytes]) -> None:
 def _sigterm_raises() -> Iterator[None]:
     """SIGTERM while TensorBoard runs raises :class:`~nnframe.errors.Terminated`, so that it is stopped too
     instead of being left behind (also where the CLI's own handler is not installed)."""
+    if not not_ignored((signal.SIGTERM,)):  # ignored since the process started: it stays so
+        yield
+        return
     try:
         previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread: signals stay as they are

@@ -21,9 +21,9 @@ HELD = (signal.SIGINT, signal.SIGTERM)
 
 
 def not_ignored(signals: tuple[int, ...]) -> list[int]:
-    """The signals of ``signals`` this process does not ignore: one ignored since it started, as a shell
-    starts a background job with Ctrl-C ignored, stays ignored, as Python itself leaves an inherited
-    ignore of SIGINT alone."""
+    """The signals of ``signals`` this process does not ignore: one ignored since it started, as a script's
+    background job starts with Ctrl-C ignored, stays ignored, as Python itself leaves an inherited ignore of
+    SIGINT alone."""
     return [sig for sig in signals if signal.getsignal(sig) != signal.SIG_IGN]
 
 

@@ -579,6 +579,22 @@ def test_a_stop_held_while_the_directory_is_made_leaves_a_plugins_failure_to_sta
 
 
 @SIGNALS
+def test_the_cli_keeps_a_signal_it_was_started_ignoring(tmp_path: Path, signum: int, code: int) -> None:
+    """``nnframe train ... &`` in a script starts with Ctrl-C ignored: the command runs to its end."""
+    config = write_config(tmp_path, train={"max_steps": 3000})
+
+    def ignored() -> None:
+        signal.signal(signum, signal.SIG_IGN)
+    process = subprocess.Popen([NNFRAME, "train", str(config), "--runs-dir", "runs", "-q"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignored)
+    _wait_for_checkpoint(tmp_path / "runs", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert summary(only_run(tmp_path / "runs"))["steps"] == 3000
+
+
+@SIGNALS
 def test_cli_exit_code_summary_checkpoint_and_resume(tmp_path: Path, signum: int, code: int) -> None:
     config = write_config(tmp_path, train={"max_steps": 100_000})
     process = subprocess.Popen([NNFRAME, "train", str(config), "--runs-dir", "runs", "-q"], cwd=tmp_path,

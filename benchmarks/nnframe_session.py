@@ -78,15 +78,18 @@ class Session:
         return self
 
     def fit(self) -> dict[str, Any]:
-        """The whole training through ``Trainer.fit``; returns its summary."""
+        """The whole training through ``Trainer.fit``, which starts the run itself; returns its summary."""
+        if self._started:
+            raise RuntimeError("Session.fit() starts the run itself, with its callbacks: call it on a session that "
+                               "start() has not started")
         return self.trainer.fit()
 
     def close(self) -> None:
         """End the run (the writer flushes and closes) and remove the run directory."""
         if self._started:
             self.run.hook.nnframe_run_end(run=self.run, status="completed", summary=self.run.summary)
-            self.run.unregister_all()
             self._started = False
+        self.run.unregister_all()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -80,8 +80,8 @@ def interleaved(contenders: dict[str, Measure], repeats: int, warmup: int = 1, p
     """
     log = log if log is not None else RoundLog()
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for k in range(warmup):  # the last rows of the cycle, so that the kept rounds begin it
-        _round(_ordered(contenders, -1 - k), pause)
+    for k in range(warmup, 0, -1):  # the last rows of the cycle, in order, so that the kept rounds begin it
+        _round(_ordered(contenders, -k), pause)
     rounds = itertools.count()
     retries, kept = repeats, 0
     while kept < repeats:

@@ -298,7 +298,8 @@ class RegistersABrokenLogger:
 def test_a_run_whose_plugins_fail_to_configure_ends_as_failed(tmp_path):
     trainer, recorder = make_trainer(write_config(tmp_path, TINY))
     trainer.run.plugin_manager.register(RegistersABrokenLogger())
-    with pytest.raises(PluginError, match=r"run plugin test_train.RegistersABrokenLogger.Logger: "):
+    with pytest.raises(PluginError, match=r"run plugin test_train.RegistersABrokenLogger.Logger implements "
+                                          r"nnframe_log_metrics with the argument .metric."):
         trainer.fit()
     assert (trainer.run.summary["status"], recorder.ends) == ("failed", ["failed"])
 

@@ -429,8 +429,10 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
                if (depth := _made_from(data, text)) is not None}
     applied, types_before = {}, {}
     for text in overrides:
-        types_before[text] = _type_before(data, text)
-        applied[tuple(apply_override(data, text))] = text
+        types_before.setdefault(text, _type_before(data, text))  # an override given twice finds its own type
+        where = tuple(apply_override(data, text))
+        applied.pop(where, None)  # the last override of a path takes its place in the order they were applied
+        applied[where] = text
     with signals_held():
         try:
             experiment = validate_data(data, ConfigModels(plugins), str(path), applied, created, types_before)

@@ -497,6 +497,21 @@ def test_keys_an_earlier_override_gave_a_retyped_section_are_blamed_on_it(tmp_pa
                                         f"override '{given}', which type 'npz' does not take")
 
 
+@pytest.mark.parametrize("overrides, keys, origin", [
+    (["data.type=npz", "data.type=npz"], "'points_per_class', 'classes'", None),
+    (["data.type=csv", "data={type: spiral, classes: 3, noise: 0.1}", "data.type=npz"], "'classes', 'noise'",
+     "override 'data={type: spiral, classes: 3, noise: 0.1}'"),
+])
+def test_a_retyping_override_is_found_given_twice_or_after_its_section_was_given_whole(
+        tmp_path: Path, plugins: Any, overrides: list[str], keys: str, origin: str | None) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, SPIRAL_YAML), [*overrides, "data.path=x.npz"], plugins)
+    assert str(caught.value).splitlines() == [
+        f"override 'data.type=npz': data still holds {keys} from {origin or tmp_path / 'config.yaml'}, which type "
+        "'npz' does not take (it takes path, standardize, task, type, val_fraction); give the section whole "
+        "instead, e.g. 'data={type: npz, ...}'"]
+
+
 def test_an_override_that_sets_the_type_a_section_has_leaves_a_typo_of_the_file_its_close_match(
         tmp_path: Path, plugins: Any) -> None:
     text = SPIRAL_YAML.replace("{type: sgd, lr: 1.0}", "{type: sgd, lrr: 1.0}")

@@ -28,7 +28,7 @@ from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
 from nnframe.errors import PluginError, Terminated, UnknownComponentError, close_match, did_you_mean
 from nnframe.held_signals import signals_held
-from nnframe.hook_checks import IMPL_MARK, hook_problems, marked_functions
+from nnframe.hook_checks import IMPL_MARK, hook_problems, marked_functions, unmarked_hooks
 from nnframe.plugin_distributions import GROUP, SELF_DIST, plugin_packages
 
 LOCAL = "(local)"
@@ -343,8 +343,7 @@ class Plugins:
         """Record a plugin left out; ``plugin``, where given, is read for the kinds it has registration hooks
         for, so that an unknown type of another kind does not send the user to it."""
         kinds = None if plugin is None else frozenset(
-            kind for kind, hook_name in REGISTER_HOOKS.items()
-            if any(hook == hook_name for _, hook in marked_functions(plugin)))
+            kind for kind, hook_name in REGISTER_HOOKS.items() if hook_name in _registering_hooks(plugin))
         broken = BrokenPlugin(info.name, info.dist, info.version, error, kinds)
         if broken not in self.broken:
             self.broken.append(broken)
@@ -630,6 +629,13 @@ def _failure_site(exc: BaseException, module: str) -> str:
         return f" (in {exc.filename})" if exc.filename else ""
     found = innermost_frame_in(exc, [module.split(".")[0]])
     return f" (raised in {found[0]}, line {found[1]})" if found else ""
+
+
+def _registering_hooks(plugin: object) -> set[str]:
+    """The registration hooks ``plugin`` has or meant to have: its marked functions' hooks and its unmarked
+    hook-named functions, each read as the registration hook it is closest to (``nnframe_register_node``)."""
+    names = [hook for _, hook in marked_functions(plugin)] + unmarked_hooks(plugin)
+    return {close_match(name, list(REGISTER_HOOKS.values())) or name for name in names}
 
 
 def _entry_point_hint(exc: BaseException, ep: metadata.EntryPoint) -> str:

@@ -365,6 +365,8 @@ def test_an_unknown_type_names_only_the_failed_plugins_that_register_its_kind(si
     site.add("nnframe-logbug", {"nnframe_logbug": logger}, entry_points={"logbug": "nnframe_logbug"}, version="1.0")
     losses = "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n    raise ValueError('x')\n"
     site.add("nnframe-lossbug", {"nnframe_lossbug": losses}, entry_points={"lossbug": "nnframe_lossbug"})
+    misspelled = node_plugin("typo").replace("def nnframe_register_nodes", "def nnframe_register_node")
+    site.add("nnframe-typo", {"nnframe_typo": misspelled}, entry_points={"typo": "nnframe_typo"})
     config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
     config["model"].insert(1, {"type": "scale"})
     path = tmp_path / "scaled.yaml"
@@ -372,7 +374,8 @@ def test_an_unknown_type_names_only_the_failed_plugins_that_register_its_kind(si
     done = console("validate", path, env=site.env())
     error = done.stderr[done.stderr.index("error: "):]
     assert done.returncode == 2
-    assert "a plugin that failed to load may register it: 'scale' from nnframe-scale 0.2.0" in error
+    assert "plugins that failed to load may register it: " in error
+    assert "'scale' from nnframe-scale 0.2.0" in error and "'typo' from nnframe-typo" in error  # a misspelt hook
     assert "logbug" not in error and "lossbug" not in error
     done = console("validate", path, "model.1={type: sigmoid}", "loss={type: cross}", env=site.env())
     error = done.stderr[done.stderr.index("error: "):]

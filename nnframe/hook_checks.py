@@ -89,12 +89,17 @@ def _argument_problems(plugin: object, function: Any, hook: str, given: list[str
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):  # a builtin or a callable object: nothing to read
         return []
-    required = [p.name for p in parameters if p.default is p.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p.name for p in positional if p.default is p.empty]
     if required[:1] == ["self"] and "." in getattr(function, "__qualname__", ""):
         required = required[1:]  # a function of a class registered as the plugin: pluggy passes self over too
-    return [f"implements {hook} with the argument {name!r}, which the hook does not give"
-            f"{did_you_mean(close_match(name, given))}; it gives ({wanted})" for name in required if name not in given]
+    problems = [f"implements {hook} with the argument {name!r}, which the hook does not give"
+                f"{did_you_mean(close_match(name, given))}; it gives ({wanted})" for name in required
+                if name not in given]
+    defaulted = [p.name for p in positional if p.default is not p.empty
+                 and (p.name in given or close_match(p.name, given))]
+    return problems + [f"implements {hook} with a default for {name!r}, and pluggy never passes an argument that "
+                       f"has a default (it keeps the default); remove the default" for name in defaulted]
 
 
 def unmarked_hooks(plugin: object) -> list[str]:

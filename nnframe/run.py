@@ -115,7 +115,7 @@ class RunContext:
         A hook implementation whose name is not a hook (``nnframe_step_ned``)
         would never be called, so it is refused here.
         """
-        who = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+        who = _named(plugin)
         problem = _register_checked(self.plugin_manager, plugin)
         if problem:
             raise PluginError(f"run plugin {_with_distribution(who)}{problem}")
@@ -144,7 +144,7 @@ def run_plugin_problem(pm: pluggy.PluginManager, plugin: object) -> str | None:
 
 def _register_checked(pm: pluggy.PluginManager, plugin: object) -> str | None:
     """Register ``plugin``, or return why not (to follow its name in a message) and leave it unregistered."""
-    who = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    who = _named(plugin)
     if pm.is_registered(plugin):
         return ": it is registered already (as a plugin, or for this run); give each use an object of its own"
     problems = hook_problems(plugin)
@@ -156,7 +156,25 @@ def _register_checked(pm: pluggy.PluginManager, plugin: object) -> str | None:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
         return f": {exc}; see nnframe/hookspecs.py for each hook's arguments"
+    except Exception as exc:  # an attribute that fails as pluggy reads the object's (a property)
+        if pm.is_registered(plugin):
+            pm.unregister(plugin)
+        return f": reading its attributes raised {type(exc).__name__}: {exc}{_raised_at(exc)}"
     return None
+
+
+def _named(plugin: object) -> str:
+    """``my_package.logger.CsvLogger``: the class of an object, or the class given itself."""
+    cls = plugin if isinstance(plugin, type) else type(plugin)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _raised_at(exc: BaseException) -> str:
+    """`` (raised in my_package/logger.py, line 12)``: the innermost frame of the traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" (raised in {tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno})" if tb is not None else ""
 
 
 def _with_distribution(who: str) -> str:

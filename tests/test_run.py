@@ -54,6 +54,24 @@ class WrongArgumentAndName(WrongArgument):
         pass
 
 
+class DefaultedArgument:
+    """``metric=None`` is never given: pluggy passes no argument that has a default."""
+
+    @hookimpl
+    def nnframe_step_end(self, run, metric=None):
+        pass
+
+
+class FailingProperty:
+    @property
+    def writer(self):
+        return self._writer
+
+    @hookimpl
+    def nnframe_step_end(self, run, metrics):
+        pass
+
+
 class Unmarked:
     def nnframe_step_end(self, run, metrics):
         pass
@@ -85,6 +103,11 @@ class NamedOtherwise:
                              "argument 'metric', which the hook does not give (did you mean 'metrics'?); it gives "
                              "(run, metrics); implements unknown hook 'nnframe_run_strat' (did you mean "
                              "'nnframe_run_start'?)"),
+    (DefaultedArgument(), "run plugin test_run.DefaultedArgument implements nnframe_step_end with a default for "
+                          "'metric', and pluggy never passes an argument that has a default (it keeps the default); "
+                          "remove the default"),
+    (FailingProperty(), "run plugin test_run.FailingProperty: reading its attributes raised AttributeError: "
+                        "'FailingProperty' object has no attribute '_writer' (raised in "),
     (Unmarked(), "run plugin test_run.Unmarked defines nnframe_step_end without @nnframe.hookimpl, "
                  "so nnframe never calls it"),
 ])
@@ -122,7 +145,9 @@ def test_a_class_whose_hooks_are_methods_is_refused_and_its_instance_registered(
                                       "methods_is_refused_and_its_instance_registered.<locals>.AsClass()"]
     assert hook_problems(AsClass()) == hook_problems(Static) == []
     run = make_run()
-    with pytest.raises(PluginError, match="register an instance"):
+    with pytest.raises(PluginError, match=r"^run plugin test_run\.test_a_class_whose_hooks_are_methods_is_refused_"
+                                          r"and_its_instance_registered\.<locals>\.AsClass is the class .* register "
+                                          r"an instance"):
         run.register(AsClass)
     run.register(AsClass())
     assert run.plugin_manager.get_plugins()

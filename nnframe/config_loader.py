@@ -214,7 +214,7 @@ def _dotted(path: list[str | int]) -> str:
 
 def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
                   overrides: dict[tuple, str] | None = None, created: dict[tuple, int] | None = None,
-                  types_before: dict[str, Any] | None = None) -> BaseModel:
+                  types_before: dict[tuple[str, ...], Any] | None = None) -> BaseModel:
     """Validate a raw config mapping, then the model graph it describes.
 
     Every problem becomes one line of a :class:`ConfigError` naming ``source``
@@ -222,7 +222,7 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
     what was found. ``created`` holds the paths of the overrides that made
     the section they set a field of, each with the index in its path of the
     first key it made; ``types_before`` the value each override of a ``type``
-    replaced (see :func:`_type_before`).
+    replaced, by path (see :func:`_note_type_before`).
     """
     root = models.experiment
     blame = partial(_problems_error, source=source, overrides=overrides or {}, created=created or {},
@@ -242,7 +242,7 @@ def validate_data(data: dict[str, Any], models: ConfigModels, source: str,
 
 
 def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple, str],
-                    created: dict[tuple, int], types_before: dict[str, Any]) -> ConfigError:
+                    created: dict[tuple, int], types_before: dict[tuple[str, ...], Any]) -> ConfigError:
     file = source
     source += with_overrides([text for path, text in overrides.items() if path and path[0] == "model"])
     origins = [_override_for(problem, overrides, created) or source + _overrides_inside(problem, overrides)
@@ -261,7 +261,7 @@ def _problems_error(problems: list[Problem], source: str, overrides: dict[tuple,
 
 
 def _leftovers_merged(problems: list[Problem], lines: list[str], overrides: dict[tuple, str], source: str,
-                      types_before: dict[str, Any]) -> tuple[list[Problem], list[str]]:
+                      types_before: dict[tuple[str, ...], Any]) -> tuple[list[Problem], list[str]]:
     """The unknown keys an override that changes a section's ``type`` leaves behind (``data.type=npz`` on
     spiral's ``points_per_class``, ``classes``, ``noise``) as one line for the section, naming where they came
     from and saying to give the section whole; a close match to a key of the old type would only mislead."""
@@ -288,7 +288,7 @@ def _leftovers_merged(problems: list[Problem], lines: list[str], overrides: dict
 
 
 def _retyping_override(problem: Problem, overrides: dict[tuple, str],
-                       types_before: dict[str, Any]) -> tuple[str, str] | None:
+                       types_before: dict[tuple[str, ...], Any]) -> tuple[str, str] | None:
     """``(override text, section)`` where ``problem`` is a key unknown in a section whose ``type`` the last
     override that touches it changed (not set to the type it had, nor set where there was none)."""
     if problem.kind != "extra_forbidden" or len(problem.parts) < 2:
@@ -299,7 +299,7 @@ def _retyping_override(problem: Problem, overrides: dict[tuple, str],
         if parts[:len(set_path)] == set_path or set_path[:len(parts)] == parts:
             return None  # the override set the unknown key itself
         if set_path[-1:] == ["type"] and set_path[:-1] == parts[:-1]:
-            before = types_before.get(text, _NONE)
+            before = types_before.get(tuple(set_path), _NONE)
             if before is _NONE or before == parse_override(text)[1]:
                 return None
             return text, problem.path[:-len(parts[-1]) - 1]
@@ -318,17 +318,26 @@ def _origin_of(problem: Problem, retyping: str, overrides: dict[tuple, str], sou
 
 
 _NONE = object()
-"""No value: what :func:`_type_before` gives where an override sets no ``type`` or finds none to replace."""
+"""No value: where an override of a ``type`` finds none to replace."""
 
 
-def _type_before(data: Any, text: str) -> Any:
-    """The value an override of a ``type`` is about to replace in ``data``, or :data:`_NONE`."""
+def _note_type_before(types_before: dict[tuple[str, ...], Any], data: Any, text: str) -> None:
+    """Before ``text`` is applied to ``data``: the ``type`` it replaces, by path, the first time since the section
+    was last given whole (an override of a section, or of one above it, forgets what was noted inside it)."""
     try:
         path, _ = parse_override(text)
-    except ConfigError:
-        return _NONE
-    if path[-1:] != ["type"]:
-        return _NONE
+    except ConfigError:  # applying it names the mistake
+        return
+    key = tuple(str(part) for part in path)
+    if key[-1:] == ("type",):
+        types_before.setdefault(key, _value_at(data, path))
+        return
+    for noted in [noted for noted in types_before if noted[:len(key)] == key]:
+        del types_before[noted]
+
+
+def _value_at(data: Any, path: list[str | int]) -> Any:
+    """The value at ``path`` in ``data``, or :data:`_NONE`."""
     target = data
     for key in path:
         if isinstance(target, Mapping) and _dict_key(target, key) in target:
@@ -429,7 +438,7 @@ def load_experiment(source: ConfigSource, overrides: list[str] | tuple[str, ...]
                if (depth := _made_from(data, text)) is not None}
     applied, types_before = {}, {}
     for text in overrides:
-        types_before.setdefault(text, _type_before(data, text))  # an override given twice finds its own type
+        _note_type_before(types_before, data, text)
         where = tuple(apply_override(data, text))
         applied.pop(where, None)  # the last override of a path takes its place in the order they were applied
         applied[where] = text

@@ -14,7 +14,7 @@ from nnframe import Params, hookimpl
 from nnframe.bounded_yaml import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED_NODES, read_yaml
 from nnframe.builtin import datasets, losses, nodes, optimizers, schedules
 from nnframe.components import node
-from nnframe.config_loader import apply_override, load_experiment, parse_override
+from nnframe.config_loader import apply_override, load_experiment, parse_override, shown
 from nnframe.errors import ConfigError
 from nnframe.plugins import get_plugin_manager
 
@@ -499,6 +499,7 @@ def test_keys_an_earlier_override_gave_a_retyped_section_are_blamed_on_it(tmp_pa
 
 @pytest.mark.parametrize("overrides, keys, origin", [
     (["data.type=npz", "data.type=npz"], "'points_per_class', 'classes'", None),
+    (["data.type=npz", "data.type='npz'"], "'points_per_class', 'classes'", None),
     (["data.type=csv", "data={type: spiral, classes: 3, noise: 0.1}", "data.type=npz"], "'classes', 'noise'",
      "override 'data={type: spiral, classes: 3, noise: 0.1}'"),
 ])
@@ -507,9 +508,17 @@ def test_a_retyping_override_is_found_given_twice_or_after_its_section_was_given
     with pytest.raises(ConfigError) as caught:
         load_experiment(write(tmp_path, SPIRAL_YAML), [*overrides, "data.path=x.npz"], plugins)
     assert str(caught.value).splitlines() == [
-        f"override 'data.type=npz': data still holds {keys} from {origin or tmp_path / 'config.yaml'}, which type "
-        "'npz' does not take (it takes path, standardize, task, type, val_fraction); give the section whole "
+        f"override {shown(overrides[-1])}: data still holds {keys} from {origin or tmp_path / 'config.yaml'}, which "
+        "type 'npz' does not take (it takes path, standardize, task, type, val_fraction); give the section whole "
         "instead, e.g. 'data={type: npz, ...}'"]
+
+
+def test_a_type_override_after_its_section_was_given_whole_with_that_type_changes_nothing(
+        tmp_path: Path, plugins: Any) -> None:
+    overrides = ["data.type=npz", "data={type: npz, path: x.npz, classes: 3}", "data.type=npz"]
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(write(tmp_path, SPIRAL_YAML), overrides, plugins)
+    assert "still holds" not in str(caught.value) and "unknown key 'classes'" in str(caught.value)
 
 
 def test_an_override_that_sets_the_type_a_section_has_leaves_a_typo_of_the_file_its_close_match(

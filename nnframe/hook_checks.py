@@ -96,8 +96,7 @@ def _argument_problems(plugin: object, function: Any, hook: str, given: list[str
     problems = [f"implements {hook} with the argument {name!r}, which the hook does not give"
                 f"{did_you_mean(close_match(name, given))}; it gives ({wanted})" for name in required
                 if name not in given]
-    defaulted = [p.name for p in positional if p.default is not p.empty
-                 and (p.name in given or close_match(p.name, given))]
+    defaulted = [p.name for p in positional if p.default is not p.empty and p.name in given]
     return problems + [f"implements {hook} with a default for {name!r}, and pluggy never passes an argument that "
                        f"has a default (it keeps the default); remove the default" for name in defaulted]
 
@@ -107,7 +106,11 @@ def unmarked_hooks(plugin: object) -> list[str]:
     names = []
     for name in dir(plugin):
         if name.startswith(HOOK_PREFIX):
-            value: Any = getattr(plugin, name, None)
-            if callable(value) and getattr(value, IMPL_MARK, None) is None:
+            try:
+                value: Any = getattr(plugin, name, None)
+                marked = getattr(value, IMPL_MARK, None) is not None
+            except Exception:  # a property that fails: nothing to read
+                continue
+            if callable(value) and not marked:
                 names.append(name)
     return names

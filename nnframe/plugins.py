@@ -28,7 +28,7 @@ from nnframe import hookspecs
 from nnframe.components import KINDS, Component, Kind
 from nnframe.errors import PluginError, Terminated, UnknownComponentError, close_match, did_you_mean
 from nnframe.held_signals import signals_held
-from nnframe.hook_checks import IMPL_MARK, hook_problems, marked_functions, unmarked_hooks
+from nnframe.hook_checks import IMPL_MARK, hook_names, hook_problems, marked_functions, unmarked_hooks
 from nnframe.plugin_distributions import GROUP, SELF_DIST, plugin_packages
 
 LOCAL = "(local)"
@@ -632,10 +632,11 @@ def _failure_site(exc: BaseException, module: str) -> str:
 
 
 def _registering_hooks(plugin: object) -> set[str]:
-    """The registration hooks ``plugin`` has or meant to have: its marked functions' hooks and its unmarked
-    hook-named functions, each read as the registration hook it is closest to (``nnframe_register_node``)."""
+    """The hooks ``plugin`` has or meant to have: its marked functions' hooks and its unmarked hook-named
+    functions, a name that is no hook read as the hook it is closest to (``nnframe_register_node``)."""
+    known = hook_names()
     names = [hook for _, hook in marked_functions(plugin)] + unmarked_hooks(plugin)
-    return {close_match(name, list(REGISTER_HOOKS.values())) or name for name in names}
+    return {name if name in known else close_match(name, known) or name for name in names}
 
 
 def _entry_point_hint(exc: BaseException, ep: metadata.EntryPoint) -> str:

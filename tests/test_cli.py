@@ -363,7 +363,8 @@ def test_an_unknown_type_names_only_the_failed_plugins_that_register_its_kind(si
              entry_points={"scale": "nnframe_scale"}, version="0.2.0")
     logger = "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_log_metrics(run, metric):\n    pass\n"
     site.add("nnframe-logbug", {"nnframe_logbug": logger}, entry_points={"logbug": "nnframe_logbug"}, version="1.0")
-    losses = "from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n    raise ValueError('x')\n"
+    losses = ("from nnframe import hookimpl\n\n@hookimpl\ndef nnframe_register_losses():\n    raise ValueError('x')\n"
+              "\n@hookimpl\ndef nnframe_run_end(run, status, summary):\n    pass\n")  # a hook near node's in name
     site.add("nnframe-lossbug", {"nnframe_lossbug": losses}, entry_points={"lossbug": "nnframe_lossbug"})
     misspelled = node_plugin("typo").replace("def nnframe_register_nodes", "def nnframe_register_node")
     site.add("nnframe-typo", {"nnframe_typo": misspelled}, entry_points={"typo": "nnframe_typo"})

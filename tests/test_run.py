@@ -55,10 +55,22 @@ class WrongArgumentAndName(WrongArgument):
 
 
 class DefaultedArgument:
-    """``metric=None`` is never given: pluggy passes no argument that has a default."""
+    """``metrics=None`` is never given: pluggy passes no argument that has a default."""
 
     @hookimpl
-    def nnframe_step_end(self, run, metric=None):
+    def nnframe_step_end(self, run, metrics=None):
+        pass
+
+
+class ExtraParameters:
+    """Parameters with defaults that are no hook argument are the plugin's own business, however they are named."""
+
+    @hookimpl
+    def nnframe_run_start(self, run, rng=None):
+        pass
+
+    @hookimpl
+    def nnframe_run_end(self, run, status, summary, stats=None):
         pass
 
 
@@ -104,7 +116,7 @@ class NamedOtherwise:
                              "(run, metrics); implements unknown hook 'nnframe_run_strat' (did you mean "
                              "'nnframe_run_start'?)"),
     (DefaultedArgument(), "run plugin test_run.DefaultedArgument implements nnframe_step_end with a default for "
-                          "'metric', and pluggy never passes an argument that has a default (it keeps the default); "
+                          "'metrics', and pluggy never passes an argument that has a default (it keeps the default); "
                           "remove the default"),
     (FailingProperty(), "run plugin test_run.FailingProperty: reading its attributes raised AttributeError: "
                         "'FailingProperty' object has no attribute '_writer' (raised in "),
@@ -164,6 +176,26 @@ def test_a_marked_callable_object_is_passed_over_as_pluggy_passes_it_over() -> N
         nnframe_step_end = hookimpl(Callable())
 
     assert hook_problems(Holder()) == []
+
+
+def test_a_hook_with_parameters_of_its_own_that_have_defaults_is_registered() -> None:
+    run = make_run()
+    run.register(ExtraParameters())
+    assert run.plugin_manager.get_plugins()
+
+
+def test_a_hook_named_attribute_that_fails_as_it_is_read_is_named_not_raised() -> None:
+    class Failing:
+        @property
+        def nnframe_writer(self):
+            raise RuntimeError("boom")
+
+        @hookimpl
+        def nnframe_run_start(self, run):
+            pass
+
+    with pytest.raises(PluginError, match=r"reading its attributes raised RuntimeError: boom"):
+        make_run().register(Failing())
 
 
 def test_a_hook_method_whose_first_parameter_is_named_otherwise_than_self_is_registered() -> None:

@@ -80,12 +80,12 @@ def _argument_problems(plugin: object, function: Any, hook: str, given: list[str
     """A method whose first parameter is one of the hook's arguments, not ``self`` (pluggy would bind the object
     to it: ``def nnframe_run_start(run)`` gets the object as ``run``), or an argument the hook does not give."""
     wanted = ", ".join(given)
+    if inspect.ismethod(function) and function.__self__ is plugin:
+        first = _first_parameter(function.__func__)
+        if first in given:
+            return [f"implements {hook} with {first!r} first, where a method takes self, so it would get the "
+                    f"object itself as {first!r}; write def {hook}(self, {wanted})"]
     try:
-        if inspect.ismethod(function) and function.__self__ is plugin:
-            first = next(iter(inspect.signature(function.__func__).parameters), None)
-            if first in given:
-                return [f"implements {hook} with {first!r} first, where a method takes self, so it would get the "
-                        f"object itself as {first!r}; write def {hook}(self, {wanted})"]
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):  # a builtin or a callable object: nothing to read
         return []

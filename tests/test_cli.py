@@ -327,10 +327,7 @@ def test_summary_records_versions_wall_time_and_start(tmp_path: Path) -> None:
 def test_a_bug_in_a_plugin_is_an_internal_error_exit_1_with_its_traceback(site: Site, tmp_path: Path) -> None:
     buggy = node_plugin("scale").replace("return x * self.factor", "raise ZeroDivisionError('a bug in the plugin')")
     site.add("nnframe-buggy", {"nnframe_buggy": buggy}, entry_points={"buggy": "nnframe_buggy"})
-    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
-    config["model"].insert(1, {"type": "scale"})
-    path = tmp_path / "buggy.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = spiral_with(tmp_path, lambda config: config["model"].insert(1, {"type": "scale"}))
     done = console("train", path, "--runs-dir", tmp_path / "runs", env=site.env())
     assert done.returncode == 1
     assert "ZeroDivisionError: a bug in the plugin" in done.stderr and "Traceback" in done.stderr
@@ -340,10 +337,7 @@ def test_a_bug_in_a_plugin_is_an_internal_error_exit_1_with_its_traceback(site: 
 def test_an_unknown_type_names_the_plugin_that_failed_to_load(site: Site, tmp_path: Path) -> None:
     broken = "import not_installed_here\n" + node_plugin("scale")
     site.add("nnframe-scale", {"nnframe_scale": broken}, entry_points={"scale": "nnframe_scale"}, version="0.2.0")
-    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
-    config["model"].insert(1, {"type": "scale"})
-    path = tmp_path / "scaled.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = spiral_with(tmp_path, lambda config: config["model"].insert(1, {"type": "scale"}))
     for command in (["train", path, "--runs-dir", tmp_path / "runs"], ["validate", path], ["gradcheck", path]):
         done = console(*command, env=site.env())
         assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -368,10 +362,7 @@ def test_an_unknown_type_names_only_the_failed_plugins_that_register_its_kind(si
     site.add("nnframe-lossbug", {"nnframe_lossbug": losses}, entry_points={"lossbug": "nnframe_lossbug"})
     misspelled = node_plugin("typo").replace("def nnframe_register_nodes", "def nnframe_register_node")
     site.add("nnframe-typo", {"nnframe_typo": misspelled}, entry_points={"typo": "nnframe_typo"})
-    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
-    config["model"].insert(1, {"type": "scale"})
-    path = tmp_path / "scaled.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = spiral_with(tmp_path, lambda config: config["model"].insert(1, {"type": "scale"}))
     done = console("validate", path, env=site.env())
     error = done.stderr[done.stderr.index("error: "):]
     assert done.returncode == 2
@@ -389,10 +380,9 @@ def test_an_unknown_type_that_a_plugin_offered_says_why_it_was_left_out(site: Si
     offered = offered.replace("return [node('scale', ScaleParams, build_scale)]",
                               "return [node(name, ScaleParams, build_scale) for name in ('scale', 'shift', 'tilt')]")
     site.add("nnframe-scale", {"nnframe_scale": offered}, entry_points={"scale": "nnframe_scale"}, version="0.2.0")
-    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
-    config["model"][1:1] = [{"type": "scale"}, {"type": "stretch"}]
-    path = tmp_path / "scaled.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    def scale_and_stretch(config: dict) -> None:
+        config["model"][1:1] = [{"type": "scale"}, {"type": "stretch"}]
+    path = spiral_with(tmp_path, scale_and_stretch)
     done = console("validate", path, env=site.env())
     assert done.returncode == 2 and "Traceback" not in done.stderr
     first, second = done.stderr[done.stderr.index("error: "):].splitlines()[:2]
@@ -442,10 +432,7 @@ def test_a_plugins_sys_exit_keeps_its_code_and_says_what_became_of_the_run(site:
 def test_a_bug_in_a_plugins_build_names_the_plugin_under_its_traceback(site: Site, tmp_path: Path) -> None:
     buggy = node_plugin("scale").replace("return Scale(params.factor)", "return Scale(params.factr)")
     site.add("nnframe-buggy", {"nnframe_buggy": buggy}, entry_points={"buggy": "nnframe_buggy"}, version="0.2")
-    config = yaml.safe_load(SPIRAL.read_text(encoding="utf-8"))
-    config["model"].insert(1, {"type": "scale"})
-    path = tmp_path / "buggy.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    path = spiral_with(tmp_path, lambda config: config["model"].insert(1, {"type": "scale"}))
     done = console("validate", path, env=site.env())
     assert done.returncode == 1
     assert "AttributeError: 'ScaleParams' object has no attribute 'factr'" in done.stderr

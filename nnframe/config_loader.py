@@ -342,7 +342,7 @@ def _value_at(data: Any, path: list[str | int]) -> Any:
     for key in path:
         if isinstance(target, Mapping) and _dict_key(target, key) in target:
             target = target[_dict_key(target, key)]
-        elif isinstance(target, list) and isinstance(key, int) and -len(target) <= key < len(target):
+        elif isinstance(target, list) and isinstance(key, int) and 0 <= key < len(target):
             target = target[key]
         else:
             return _NONE

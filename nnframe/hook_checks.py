@@ -96,7 +96,10 @@ def _argument_problems(plugin: object, function: Any, hook: str, given: list[str
     problems = [f"implements {hook} with the argument {name!r}, which the hook does not give"
                 f"{did_you_mean(close_match(name, given))}; it gives ({wanted})" for name in required
                 if name not in given]
-    defaulted = [p.name for p in positional if p.default is not p.empty and p.name in given]
+    taken = {p.name for p in positional}
+    untaken = [name for name in given if name not in taken]
+    defaulted = [p.name for p in positional if p.default is not p.empty
+                 and (p.name in given or close_match(p.name, untaken))]  # metric=None for metrics
     return problems + [f"implements {hook} with a default for {name!r}, and pluggy never passes an argument that "
                        f"has a default (it keeps the default); remove the default" for name in defaulted]
 

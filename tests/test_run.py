@@ -62,6 +62,14 @@ class DefaultedArgument:
         pass
 
 
+class MisspeltDefaultedArgument:
+    """``metric=None`` for ``metrics``: never given either, and the hook's own ``metrics`` is not taken."""
+
+    @hookimpl
+    def nnframe_step_end(self, run, metric=None):
+        pass
+
+
 class ExtraParameters:
     """Parameters with defaults that are no hook argument are the plugin's own business, however they are named."""
 
@@ -118,6 +126,8 @@ class NamedOtherwise:
     (DefaultedArgument(), "run plugin test_run.DefaultedArgument implements nnframe_step_end with a default for "
                           "'metrics', and pluggy never passes an argument that has a default (it keeps the default); "
                           "remove the default"),
+    (MisspeltDefaultedArgument(), "run plugin test_run.MisspeltDefaultedArgument implements nnframe_step_end with a "
+                                  "default for 'metric', and pluggy never passes"),
     (FailingProperty(), "run plugin test_run.FailingProperty: reading its attributes raised AttributeError: "
                         "'FailingProperty' object has no attribute '_writer' (raised in "),
     (Unmarked(), "run plugin test_run.Unmarked defines nnframe_step_end without @nnframe.hookimpl, "

@@ -164,14 +164,23 @@ def _made_from(data: Any, text: str) -> int | None:
         path, _ = parse_override(text)
     except ConfigError:
         return 0
-    for depth, key in enumerate(path[:-1]):
+    depth, section = _reach(data, path[:-1])
+    if depth < len(path) - 1:
+        return depth
+    return None if isinstance(section, (dict, list)) else len(path) - 1
+
+
+def _reach(data: Any, path: list[str | int]) -> tuple[int, Any]:
+    """How many keys of ``path`` lead somewhere in ``data`` (a mapping's key, a list's index), and the value
+    reached there."""
+    for depth, key in enumerate(path):
         if isinstance(data, dict) and _dict_key(data, key) in data:
             data = data[_dict_key(data, key)]
         elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
             data = data[key]
         else:
-            return depth
-    return None if isinstance(data, (dict, list)) else len(path) - 1
+            return depth, data
+    return len(path), data
 
 
 def _set(target: Any, key: str | int, value: Any, text: str, parent: list[str | int]) -> None:
@@ -338,15 +347,8 @@ def _note_type_before(types_before: dict[tuple[str, ...], Any], data: Any, text:
 
 def _value_at(data: Any, path: list[str | int]) -> Any:
     """The value at ``path`` in ``data``, or :data:`_NONE`."""
-    target = data
-    for key in path:
-        if isinstance(target, Mapping) and _dict_key(target, key) in target:
-            target = target[_dict_key(target, key)]
-        elif isinstance(target, list) and isinstance(key, int) and 0 <= key < len(target):
-            target = target[key]
-        else:
-            return _NONE
-    return target
+    depth, value = _reach(data, path)
+    return value if depth == len(path) else _NONE
 
 
 def _overrides_inside(problem: Problem, overrides: dict[tuple, str]) -> str:

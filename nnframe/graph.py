@@ -532,7 +532,7 @@ class Graph(Node):
         (a copy of one node's inputs at a time): a model that only predicts runs this walk on every call."""
         self._warn_of_wider_inputs(xs)
         values = list(xs)
-        slot_names = [*self.inputs, *self.nodes]
+        slot_names = self._slot_names
         checked = getattr(self, "_inputs_checked", set())
         checking = self._training not in checked  # once in each mode: a node may write in place in training only
         for (node, args), name in zip(self._forward_plan, self.nodes):

@@ -41,7 +41,7 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
     trainer = session.trainer
     model, loss, optimizer, data = trainer.model, trainer.loss, trainer.optimizer, trainer.dataset
     index = trainer.batches.next_batch()
-    x, t = data.x[index], data.y[index]
+    x, t = data.x.take(index, axis=0), data.y[index]
     out = model.forward(x)
     loss.forward(out, t)
     dout = loss.backward(1.0)
@@ -53,7 +53,7 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
 
     def in_sequence() -> None:
         batch = trainer.batches.next_batch()
-        xs, ts = data.x[batch], data.y[batch]
+        xs, ts = data.x.take(batch, axis=0), data.y[batch]
         scores = model.forward(xs)
         loss.forward(scores, ts)
         model.backward(loss.backward(1.0))
@@ -64,7 +64,7 @@ def nnframe_phases(session: Session) -> dict[str, Callable[[], object]]:
 
     return {
         "batches.next_batch()": trainer.batches.next_batch,
-        "x[index], y[index]": lambda: (data.x[index], data.y[index]),
+        "x.take(index, axis=0), y[index]": lambda: (data.x.take(index, axis=0), data.y[index]),
         "model.forward(x)": lambda: model.forward(x),
         "loss.forward(out, t)": lambda: loss.forward(out, t),
         "loss.backward(1.0)": lambda: loss.backward(1.0),

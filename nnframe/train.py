@@ -258,7 +258,7 @@ class Trainer:
         model, loss_node = self.model, self.loss
         self._mid_step = True
         index = self.batches.next_batch()
-        x, t = self.dataset.x[index], self.dataset.y[index]
+        x, t = self.dataset.x.take(index, axis=0), self.dataset.y[index]  # spiral's: 0.21 us, x[index] 0.93
         out = model.forward(x)
         loss = float(loss_node.forward(out, t))
         model.backward(loss_node.backward(1.0))

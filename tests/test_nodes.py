@@ -14,6 +14,7 @@ from nnframe.errors import ConfigError, DataError, GraphError
 from nnframe.nodes import Add, Affine, Dropout, MatMul, Mul, ReLU, Repeat, Sigmoid, Softmax, Sum, Tanh
 from nnframe.nodes import fixed_arrays
 from nnframe.nodes.affine import column_sums
+from nnframe.nodes.matmul import product, product_into
 from nnframe.plugins import get_plugin_manager
 from nnframe.testing import check_gradients
 
@@ -337,13 +338,37 @@ def test_the_ones_shared_by_every_bias_gradient_are_read_only():
         fixed_arrays.ones(7, values.dtype)[0] = 2.0
 
 
-def test_the_shared_arrays_of_a_whole_dataset_are_not_kept():
+def test_the_shared_arrays_of_a_whole_dataset_are_not_kept(monkeypatch):
+    monkeypatch.setattr(fixed_arrays, "_kept", {})  # earlier tests' shapes may have filled it
     kept = dict(fixed_arrays._kept)
     big = fixed_arrays.row_starts(fixed_arrays.KEPT_SIZE_LIMIT + 1, 3)
     assert big[-1] == 3 * fixed_arrays.KEPT_SIZE_LIMIT and not big.flags.writeable
     assert fixed_arrays._kept == kept
     small = fixed_arrays.row_starts(5, 3)
     assert small is fixed_arrays.row_starts(5, 3) and small.tolist() == [0, 3, 6, 9, 12]
+
+
+@pytest.mark.parametrize("x_shape", [(30, 2), (1, 2), (4, 3, 2), (2,)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_nodes_product_is_matmuls_to_the_bit(x_shape, dtype):
+    rng = np.random.default_rng(1)
+    x, W = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal((2, 10)).astype(dtype)
+    got = product(x, W)
+    assert got.dtype == (x @ W).dtype and got.shape == (x @ W).shape
+    np.testing.assert_array_equal(got, x @ W)
+    np.testing.assert_array_equal(product(x, W[:, 0]), x @ W[:, 0])
+
+
+@pytest.mark.parametrize(("out_dtype", "strided"), [(np.float64, False), (np.float32, False), (np.float64, True)])
+def test_a_product_into_an_array_numpys_dot_refuses_still_lands_there(out_dtype, strided):
+    rng = np.random.default_rng(2)
+    x, rows = rng.standard_normal((30, 4)), rng.standard_normal((30, 3))
+    target = np.zeros((4, 6), out_dtype)
+    out = target[:, ::2] if strided else target[:, :3].copy()
+    assert product_into(x.T, rows, out) is out
+    np.testing.assert_allclose(out, np.matmul(x.T, rows).astype(out_dtype), rtol=1e-6 if out_dtype == np.float32 else 0)
+    if strided:
+        assert not target[:, 1::2].any()
 
 
 def test_an_affine_of_float32_parameters_trains_on_float64_data():

@@ -18,12 +18,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     (1e-8 at x = -20 and exactly 0 from about -37 in float64; from about -17
     in float32). A form exact there, ``exp(-logaddexp(0, -x))``, took twice
     as long on spiral's batch and seven times as long on a 256x1000 one.
+    The constants are floats: numpy converts an int operand on a slower path
+    (``out += 1`` 0.59 us on spiral's 30x10, ``out += 1.0`` 0.49).
     """
     out = np.multiply(x, 0.5)
     if type(out) is not np.ndarray:  # a number, or a 0-d array, in: numpy gives a scalar, which has no out=
         out = np.asarray(out)
     np.tanh(out, out=out)
-    out += 1
+    out += 1.0
     out *= 0.5
     return out
 
@@ -47,7 +49,7 @@ class Sigmoid(Node):
         if self.out is None:
             raise backward_before_forward(self)
         dout = check_dout(self, dout, self.out.shape)
-        dx = 1 - self.out
+        dx = 1.0 - self.out
         dx *= self.out
         dx *= dout
         return dx
@@ -121,7 +123,7 @@ class Tanh(Node):
             raise backward_before_forward(self)
         dout = check_dout(self, dout, self.out.shape)
         dx = np.square(self.out)
-        dx = np.subtract(1, dx, out=_written_over(dx, True))  # a 0-d output squares to a scalar
+        dx = np.subtract(1.0, dx, out=_written_over(dx, True))  # a 0-d output squares to a scalar
         dx *= dout
         return dx
 

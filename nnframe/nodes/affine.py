@@ -7,7 +7,7 @@ import numpy as np
 from nnframe.arrays import zeros_like
 from nnframe.node import Node, backward_before_forward, check_dout, weight
 from nnframe.nodes.fixed_arrays import ones
-from nnframe.nodes.matmul import as_rows, product_error
+from nnframe.nodes.matmul import as_rows, product, product_error, product_into
 
 
 class Affine(Node):
@@ -35,7 +35,7 @@ class Affine(Node):
     def forward(self, x: np.ndarray) -> np.ndarray:
         W, b = self.params
         try:
-            out = x @ W
+            out = product(x, W)
         except ValueError as exc:
             raise product_error("Affine", x, W, exc) from None
         out += b
@@ -52,11 +52,11 @@ class Affine(Node):
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)
-        np.matmul(x.T, rows, out=self.grads[0])
+        product_into(x.T, rows, self.grads[0])
         column_sums(rows, self.grads[1])
         if not self.need_dx:
             return None
-        return dout @ W.T
+        return product(dout, W.T)
 
 
 def column_sums(rows: np.ndarray, out: np.ndarray) -> np.ndarray:

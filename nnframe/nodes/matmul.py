@@ -19,6 +19,26 @@ def product_error(node: str, x: np.ndarray, W: np.ndarray, error: ValueError) ->
     return error
 
 
+def product(x: Any, W: np.ndarray) -> np.ndarray:
+    """``x @ W``, through ``np.dot`` where both are matrices: the same BLAS product and the same values, without
+    matmul's gufunc set-up, which costs more than the arithmetic on a small batch (spiral's 30x2 by 2x10 0.53 us
+    against 0.79; mlp-large's are the same either way). ``np.dot`` of higher-dimensional arrays is no BLAS
+    product, so those keep ``@``."""
+    if type(x) is np.ndarray and x.ndim == 2 and W.ndim == 2:
+        return np.dot(x, W)
+    return x @ W
+
+
+def product_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` for matrices, through ``np.dot`` as :func:`product` is (0.49 us against 0.82
+    on spiral's ``dW``); ``np.dot`` takes only a C-ordered ``out`` of the product's own dtype, so another
+    (a float32 gradient of float64 rows) goes to matmul, which casts."""
+    try:
+        return np.dot(a, b, out=out)
+    except ValueError:
+        return np.matmul(a, b, out=out)
+
+
 def as_rows(array: np.ndarray, width: int) -> np.ndarray:
     """``array`` with its leading axes folded into one: ``(..., width) -> (M, width)``."""
     return array.reshape(-1, width)
@@ -50,7 +70,7 @@ class MatMul(Node):
     def forward(self, x: np.ndarray) -> np.ndarray:
         (W,) = self.params
         try:
-            out = x @ W
+            out = product(x, W)
         except ValueError as exc:
             raise product_error("MatMul", x, W, exc) from None
         self.x, self.out_shape = x, out.shape
@@ -68,10 +88,10 @@ class MatMul(Node):
         if x.ndim != 2:
             D, H = W.shape
             x, rows = as_rows(x, D), as_rows(dout, H)
-        np.matmul(x.T, rows, out=self.grads[0])
+        product_into(x.T, rows, self.grads[0])
         if not self.need_dx:
             return None
-        return dout @ W.T
+        return product(dout, W.T)
 
     def _backward_of_a_dot(self, w: np.ndarray, x: np.ndarray, dout: Any) -> np.ndarray | None:
         """A vector ``w``: ``y = x w`` is one dot product per row of ``x``, so ``dw = xᵀ dy`` and ``dx = dy wᵀ``

@@ -344,3 +344,15 @@ def test_float32_losses_are_summed_in_float64():
     scores = np.array([[0.0, -1e8], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], np.float32)
     loss = SoftmaxWithLoss().forward(scores, np.array([1, 0, 0, 0]))
     assert abs(loss - (1e8 + 3 * np.log(2)) / 4) < 0.01  # a float32 sum stays at 1e8: 0.52 less
+
+
+def test_a_long_batchs_loss_does_not_depend_on_how_many_threads_blas_runs():
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((60000, 3)), rng.integers(0, 3, 60000)
+    with threadpool_limits(1):
+        one = SoftmaxWithLoss().forward(x, t)
+    with threadpool_limits(2):
+        two = SoftmaxWithLoss().forward(x, t)
+    assert one == two

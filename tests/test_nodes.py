@@ -359,6 +359,29 @@ def test_the_nodes_product_is_matmuls_to_the_bit(x_shape, dtype):
     np.testing.assert_array_equal(product(x, W[:, 0]), x @ W[:, 0])
 
 
+def test_the_nodes_product_of_strided_operands_is_a_product():
+    rng = np.random.default_rng(3)
+    data, W = rng.standard_normal((20, 50)), rng.standard_normal((50, 1))
+    np.testing.assert_allclose(product(data[::2], W), data[::2] @ W, rtol=1e-14)
+    np.testing.assert_allclose(product(data[:1, ::-1], W), data[:1, ::-1] @ W, rtol=1e-14)
+
+
+@pytest.mark.parametrize("operands", ["strings", "masked W", "times"])
+def test_the_nodes_product_fails_where_matmul_fails(operands):
+    W = np.ones((2, 3))
+    x = np.ones((4, 2))
+    if operands == "strings":
+        x = np.array([["a", "b"]] * 4)
+    elif operands == "masked W":
+        W = np.ma.masked_array(W, mask=[[True, False, False], [False, False, False]])
+    else:
+        x = np.ones((4, 2), "m8[s]")
+    with pytest.raises(Exception) as expected:
+        x @ W
+    with pytest.raises(type(expected.value)):
+        product(x, W)
+
+
 @pytest.mark.parametrize(("out_dtype", "strided"), [(np.float64, False), (np.float32, False), (np.float64, True)])
 def test_a_product_into_an_array_numpys_dot_refuses_still_lands_there(out_dtype, strided):
     rng = np.random.default_rng(2)

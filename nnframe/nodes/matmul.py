@@ -19,16 +19,24 @@ def product_error(node: str, x: np.ndarray, W: np.ndarray, error: ValueError) ->
     return error
 
 
+DOT_PRODUCT_LIMIT = 1 << 18
+"""Multiply-adds up to which :func:`product` calls ``np.dot``. Below it ``np.dot`` was never slower than matmul in
+the shapes tried (spiral's, digits', up to 10**6), and its quicker dispatch is worth having (spiral's 30x2 by
+2x10 0.53 us against 0.79). Above it the dispatch is lost in the product, and ``np.dot`` has cliffs that matmul
+has not: 256x10 by 10x1000 (mlp-large's last input gradient) took 31 us against 22 in float32, its weight
+gradients ran 1-2.5 % slower, and on the Intel Xeon whole mlp-large steps lost 1.6-2.4 % (benchmarks/README.md,
+*The bias gradient as 1ᵀ dy*)."""
+
+
 def product(x: Any, W: np.ndarray) -> np.ndarray:
-    """``x @ W``, through ``np.dot`` where both are plain matrices of one dtype, as a training step's are: the same
-    BLAS product without matmul's gufunc set-up, which costs more than the arithmetic on a small batch (spiral's
-    30x2 by 2x10 0.53 us against 0.79; mlp-large's are the same either way). The values are matmul's to the bit
-    for contiguous operands, as a batch is; a strided matrix-vector product (an output width of 1) may differ in
-    its last bit, where matmul runs a loop of its own. The rest keep ``@``: ``np.dot`` of higher-dimensional
-    arrays is no BLAS product, it multiplies a masked array's hidden values, and it turns dtypes matmul refuses
-    (strings, times) into other errors or objects. Comparing the dtypes' identity costs 0.02 us where their kinds
-    cost 0.1."""
-    if type(x) is np.ndarray and type(W) is np.ndarray and x.ndim == W.ndim == 2 and x.dtype is W.dtype:
+    """``x @ W``, through ``np.dot`` for a small product of plain matrices of one dtype, as a small model's
+    training step has (:data:`DOT_PRODUCT_LIMIT`). The values are matmul's to the bit for contiguous operands, as a
+    batch is; a strided matrix-vector product (an output width of 1) may differ in its last bit, where matmul runs
+    a loop of its own. The rest keep ``@``: ``np.dot`` of higher-dimensional arrays is no BLAS product, it
+    multiplies a masked array's hidden values, and it turns dtypes matmul refuses (strings, times) into other
+    errors or objects. Comparing the dtypes' identity costs 0.02 us where their kinds cost 0.1."""
+    if (type(x) is np.ndarray and type(W) is np.ndarray and x.ndim == W.ndim == 2 and x.dtype is W.dtype
+            and x.size * W.shape[1] <= DOT_PRODUCT_LIMIT):
         return np.dot(x, W)
     return x @ W
 
@@ -37,7 +45,8 @@ def product_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b, out=out)``, through ``np.dot`` where :func:`product` would (0.49 us against 0.82 on
     spiral's ``dW``); ``np.dot`` takes only a C-ordered ``out`` of the product's own dtype, and refuses another (a
     float32 gradient of float64 rows) before writing anything, which then goes to matmul, which casts."""
-    if type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 2 and a.dtype is b.dtype:
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 2 and a.dtype is b.dtype
+            and a.size * b.shape[1] <= DOT_PRODUCT_LIMIT):
         try:
             return np.dot(a, b, out=out)
         except ValueError:

@@ -156,7 +156,7 @@ class SoftmaxWithLoss(Loss):
         shifted, e, total = shifted_exp(x)
         e /= total
         self.y = e
-        losses = np.log(total, out=total).ravel()
+        losses = np.log(total[..., 0]).ravel()  # each sample's sum, once
         losses -= shifted.take(target_at)
         return _mean_of_terms(losses)
 

@@ -20,9 +20,9 @@ def product_error(node: str, x: np.ndarray, W: np.ndarray, error: ValueError) ->
 
 
 DOT_PRODUCT_LIMIT = 1 << 18
-"""Multiply-adds up to which :func:`product` calls ``np.dot``. Below it ``np.dot`` was never slower than matmul in
-the shapes tried (spiral's, digits', up to 10**6), and its quicker dispatch is worth having (spiral's 30x2 by
-2x10 0.53 us against 0.79). Above it the dispatch is lost in the product, and ``np.dot`` has cliffs that matmul
+"""Multiply-adds up to which :func:`product` calls ``np.dot``. Below it ``np.dot`` was the faster in every shape
+tried (spiral's and digits'), by its quicker dispatch (spiral's 30x2 by 2x10 0.53 us against 0.79). From about
+10**6 on the dispatch is lost in the product, ``np.dot`` was as often the slower, and it has cliffs that matmul
 has not: 256x10 by 10x1000 (mlp-large's last input gradient) took 31 us against 22 in float32, its weight
 gradients ran 1-2.5 % slower, and on the Intel Xeon whole mlp-large steps lost 1.6-2.4 % (benchmarks/README.md,
 *The bias gradient as 1ᵀ dy*)."""

@@ -9,7 +9,7 @@ import pytest
 
 from nnframe.errors import DataError
 from nnframe.losses import Loss, MeanSquaredError, SigmoidWithLoss, SoftmaxWithLoss
-from nnframe.nodes.softmax import SHORT_ROW, shifted_exp
+from nnframe.nodes.softmax import REPEATED_SUM_ROWS, SHORT_ROW, shifted_exp, softmax
 from nnframe.plugins import get_plugin_manager
 from nnframe.testing import check_gradients
 
@@ -322,6 +322,30 @@ def test_the_row_path_of_shifted_exp_gives_what_numpys_reductions_give(dtype, la
     for got, want in zip(found, (*expected[:2], np.broadcast_to(want_sums, sums.shape))):
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 30, REPEATED_SUM_ROWS, REPEATED_SUM_ROWS + 1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_batchs_short_rows_get_each_sum_repeated_to_the_bit(rows, dtype):
+    rng = np.random.default_rng(rows)
+    for width in (2, 5, SHORT_ROW):
+        x = rng.standard_normal((rows, width)).astype(dtype)
+        sums = shifted_exp(x)[2]
+        if 1 < rows <= REPEATED_SUM_ROWS:  # one row goes to BLAS's gemv, whose columns may round apart
+            assert sums.shape == x.shape and (sums == sums[:, :1]).all()
+        else:
+            assert sums.shape == (rows, 1)
+
+
+def test_a_long_batchs_softmax_does_not_depend_on_how_many_threads_blas_runs():
+    from threadpoolctl import threadpool_limits
+
+    x = (np.random.default_rng(0).standard_normal((20000, SHORT_ROW)) * 3).astype(np.float32)
+    with threadpool_limits(1):
+        one = softmax(x)
+    with threadpool_limits(2):
+        two = softmax(x)
+    np.testing.assert_array_equal(one, two)
 
 
 def test_softmax_cross_entropy_reads_scores_of_any_memory_layout_alike():

@@ -31,10 +31,11 @@ gradients ran 1-2.5 % slower, and on the Intel Xeon whole mlp-large steps lost 1
 def product(x: Any, W: np.ndarray) -> np.ndarray:
     """``x @ W``, through ``np.dot`` for a small product of plain matrices of one dtype, as a small model's
     training step has (:data:`DOT_PRODUCT_LIMIT`). The values are matmul's to the bit for contiguous operands, as a
-    batch is; a strided matrix-vector product (an output width of 1) may differ in its last bit, where matmul runs
-    a loop of its own. The rest keep ``@``: ``np.dot`` of higher-dimensional arrays is no BLAS product, it
-    multiplies a masked array's hidden values, and it turns dtypes matmul refuses (strings, times) into other
-    errors or objects. Comparing the dtypes' identity costs 0.02 us where their kinds cost 0.1."""
+    batch is; a strided matrix-vector product (an output width of 1) may round differently, where matmul runs a
+    loop of its own that sums in another order. The rest keep ``@``: ``np.dot`` of higher-dimensional arrays is
+    no BLAS product, it multiplies a masked array's hidden values, and it turns dtypes matmul refuses (strings,
+    times) into other errors or objects. Comparing the dtypes' identity costs 0.02 us where their kinds cost
+    0.1."""
     if (type(x) is np.ndarray and type(W) is np.ndarray and x.ndim == W.ndim == 2 and x.dtype is W.dtype
             and x.size * W.shape[1] <= DOT_PRODUCT_LIMIT):
         return np.dot(x, W)

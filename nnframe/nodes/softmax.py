@@ -10,6 +10,11 @@ from nnframe.nodes.fixed_arrays import ones, row_starts
 
 SHORT_ROW = 8
 """Rows up to this width get their sums repeated along the row (see :func:`_shifted_exp_rows`)."""
+REPEATED_SUM_ROWS = 1024
+"""Batches of at most this many rows (and at least two) get the repeated sums: numpy gives one row's product to
+BLAS's matrix-vector product, whose columns may round apart by one unit, and OpenBLAS may split a long one between
+threads, whose rounding then depends on how many there are (20,000 float32 rows 8 wide read differently with one
+thread and two)."""
 
 
 def shifted_exp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,17 +40,19 @@ def _shifted_exp_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     30x3 scores ``max`` took 1.6 us and ``sum`` 1.1. ``argmax`` has a fast
     path along the last axis, so each row's maximum is taken at its
     ``argmax`` (the first NaN where there is one, as ``max`` gives NaN), and
-    the sums are a BLAS product with ones: 0.6 and 0.5 us. Up to
-    :data:`SHORT_ROW` wide, the ones are a square, so that each row's sum
-    comes repeated along the row, at the cost of one column: dividing ``e``
-    by it then needs no broadcast, whose set-up per row cost more than the
-    division (0.35 against 0.85 us on spiral's scores).
+    the sums are a BLAS product with ones: 0.6 and 0.5 us. For a batch's
+    rows up to :data:`SHORT_ROW` wide (see :data:`REPEATED_SUM_ROWS`), the
+    ones are a square, so that each row's sum comes repeated along the row,
+    at the cost of one column: dividing ``e`` by it then needs no broadcast,
+    whose set-up per row cost more than the division (0.35 against 0.85 us
+    on spiral's scores).
     """
     rows, width = x.shape
     peaks = x.take(row_starts(rows, width) + x.argmax(axis=1))
     shifted = x - peaks.reshape(rows, 1)
     e = np.exp(shifted)
-    return shifted, e, np.dot(e, ones((width, width if width <= SHORT_ROW else 1), e.dtype))
+    repeated = width <= SHORT_ROW and 1 < rows <= REPEATED_SUM_ROWS
+    return shifted, e, np.dot(e, ones((width, width if repeated else 1), e.dtype))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -45,7 +45,8 @@ def product(x: Any, W: np.ndarray) -> np.ndarray:
 def product_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b, out=out)``, through ``np.dot`` where :func:`product` would (0.49 us against 0.82 on
     spiral's ``dW``); ``np.dot`` takes only a C-ordered ``out`` of the product's own dtype, and refuses another (a
-    float32 gradient of float64 rows) before writing anything, which then goes to matmul, which casts."""
+    float32 gradient of float64 rows) before writing anything, which then goes to matmul, which casts. The test
+    is :func:`product`'s, written out again: as a function of its own it cost 0.07 us a product."""
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == b.ndim == 2 and a.dtype is b.dtype
             and a.size * b.shape[1] <= DOT_PRODUCT_LIMIT):
         try:

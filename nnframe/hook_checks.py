@@ -13,6 +13,7 @@ and only after the first such function; here every problem is listed at once.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 from nnframe import hookspecs
@@ -52,16 +53,20 @@ def marked_functions(plugin: object) -> list[tuple[Any, str]]:
     """``(function, hook name)`` for every function of ``plugin`` with the hookimpl mark, as pluggy finds them
     (routines only: a marked callable object is passed over; the hook name is the mark's ``specname`` where one
     is given)."""
-    found = []
+    return [(value, mark.get("specname") or name) for name, value, mark in _attributes(plugin)
+            if inspect.isroutine(value) and isinstance(mark, dict)]
+
+
+def _attributes(plugin: object) -> Iterator[tuple[str, Any, Any]]:
+    """``(name, value, hookimpl mark or None)`` for each attribute of ``plugin`` that can be read; a property, or a
+    lazy module's attribute, that fails as it is read is passed over."""
     for name in dir(plugin):
         try:
             value: Any = getattr(plugin, name, None)
-            marks = getattr(value, IMPL_MARK, None) if inspect.isroutine(value) else None
-        except Exception:  # a property, or a lazy module's attribute, that fails: nothing to read
+            mark = getattr(value, IMPL_MARK, None)
+        except Exception:
             continue
-        if isinstance(marks, dict):
-            found.append((value, marks.get("specname") or name))
-    return found
+        yield name, value, mark
 
 
 def _first_parameter(function: Any) -> str | None:
@@ -106,14 +111,5 @@ def _argument_problems(plugin: object, function: Any, hook: str, given: list[str
 
 def unmarked_hooks(plugin: object) -> list[str]:
     """Functions of ``plugin`` named ``nnframe_*`` that carry no hookimpl mark."""
-    names = []
-    for name in dir(plugin):
-        if name.startswith(HOOK_PREFIX):
-            try:
-                value: Any = getattr(plugin, name, None)
-                marked = getattr(value, IMPL_MARK, None) is not None
-            except Exception:  # a property that fails: nothing to read
-                continue
-            if callable(value) and not marked:
-                names.append(name)
-    return names
+    return [name for name, value, mark in _attributes(plugin)
+            if name.startswith(HOOK_PREFIX) and callable(value) and mark is None]
